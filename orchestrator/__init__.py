@@ -1,0 +1,1 @@
+"""serverfree: SAN server-free image backup."""
