@@ -17,6 +17,9 @@ COMMAND_MODULES = [
     "orchestrator.cli.xcopy_cmd",
     "orchestrator.cli.sense_cmd",
     "orchestrator.cli.demo_cmd",
+    "orchestrator.cli.datamover_cmd",
+    "orchestrator.cli.paths_cmd",
+    "orchestrator.cli.image_cmd",
 ]
 
 _DSMC_OPTION = re.compile(r"^-([a-z][a-z0-9_.]+)(=.*)?$", re.IGNORECASE)

@@ -1,0 +1,360 @@
+"""The backup catalogue: SQLite, transactional, crash-safe.
+
+Nodes own filespaces (volumes); a filespace has image objects (full =
+mode selective, or incremental linked to their base), each with its extents
+and where they lie on the pool.  An object is written in two steps: a
+*pending* row reserves its pool slot (never listed, never restorable), and a
+single transaction adds every extent and flips it to *active* once all data
+is on the pool and verified.  A crash at any point therefore leaves either no
+visible object or a complete one; pending leftovers are swept to *abandoned*.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+from orchestrator.ops import (AbandonObject, BeginObject, CatalogueDone, CommitObject, ObjectStarted,
+                              StoredPiece)
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS nodes (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE);
+CREATE TABLE IF NOT EXISTS filespaces (
+    id INTEGER PRIMARY KEY, node_id INTEGER NOT NULL REFERENCES nodes(id),
+    name TEXT NOT NULL, UNIQUE (node_id, name));
+CREATE TABLE IF NOT EXISTS pool_volumes (
+    id INTEGER PRIMARY KEY, pool TEXT NOT NULL, name TEXT NOT NULL UNIQUE, device TEXT NOT NULL,
+    capacity INTEGER NOT NULL CHECK (capacity >= 0), next_offset INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS objects (
+    id INTEGER PRIMARY KEY,
+    filespace_id INTEGER NOT NULL REFERENCES filespaces(id),
+    mode TEXT NOT NULL CHECK (mode IN ('selective', 'incremental')),
+    image_type TEXT NOT NULL,
+    management_class TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'inactive', 'abandoned')),
+    base_id INTEGER REFERENCES objects(id),
+    pool_volume_id INTEGER NOT NULL REFERENCES pool_volumes(id),
+    pool_offset INTEGER NOT NULL,
+    image_size INTEGER NOT NULL,
+    volume_size INTEGER NOT NULL,
+    file_system TEXT NOT NULL,
+    path_used TEXT,
+    compressed INTEGER NOT NULL DEFAULT 0,
+    stored_size INTEGER,
+    started TEXT NOT NULL,
+    backup_date TEXT,
+    note TEXT);
+CREATE INDEX IF NOT EXISTS objects_fs ON objects(filespace_id, state);
+CREATE TABLE IF NOT EXISTS extents (
+    object_id INTEGER NOT NULL REFERENCES objects(id), idx INTEGER NOT NULL,
+    image_offset INTEGER NOT NULL, volume_offset INTEGER NOT NULL, length INTEGER NOT NULL,
+    compressed INTEGER NOT NULL, stored_length INTEGER NOT NULL,
+    PRIMARY KEY (object_id, idx));
+CREATE TABLE IF NOT EXISTS digests (
+    object_id INTEGER NOT NULL REFERENCES objects(id), chunk INTEGER NOT NULL, digest TEXT NOT NULL,
+    PRIMARY KEY (object_id, chunk));
+"""
+
+VISIBLE = ("active", "inactive")
+
+
+class CatalogueError(LookupError):
+    """A catalogue request that cannot be honoured (unknown object, no pool space, ...)."""
+
+
+@dataclass
+class ObjectRecord:
+    """One image object as queries return it."""
+
+    id: int
+    node: str
+    filespace: str
+    mode: str
+    image_type: str
+    management_class: str
+    state: str
+    base_id: int | None
+    pool: str
+    pool_volume: str
+    pool_device: str
+    pool_offset: int
+    image_size: int
+    volume_size: int
+    file_system: str
+    path_used: str | None
+    compressed: bool
+    stored_size: int | None
+    backup_date: str | None
+    pieces: list[StoredPiece] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "pieces"}
+        d["extents"] = [[p.volume_offset, p.length] for p in self.pieces]
+        return d
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Catalogue:
+    """SQLite catalogue; every mutating call is one transaction."""
+
+    def __init__(self, path: str | Path = ":memory:", clock: Callable[[], datetime] = _now):
+        self.path = str(path)
+        self.clock = clock
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA foreign_keys = ON")
+        if self.path != ":memory:":
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Catalogue":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions -----------------------------------------------------------------
+    def _tx(self):
+        return _Transaction(self.db)
+
+    def _stamp(self) -> str:
+        return self.clock().astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+    # -- pool volumes ------------------------------------------------------------------
+    def add_pool_volume(self, pool: str, name: str, device: str, capacity: int) -> None:
+        """Register (or resize) a pool volume: a LUN or file the pool writes objects to."""
+        if capacity < 0:
+            raise ValueError(f"pool volume {name}: capacity {capacity} is negative")
+        with self._tx():
+            row = self.db.execute("SELECT id, next_offset FROM pool_volumes WHERE name=?",
+                                  (name,)).fetchone()
+            if row:
+                if capacity < row["next_offset"]:
+                    raise ValueError(f"pool volume {name}: capacity {capacity} is below the "
+                                     f"{row['next_offset']} bytes already used")
+                self.db.execute("UPDATE pool_volumes SET pool=?, device=?, capacity=? WHERE id=?",
+                                (pool, device, capacity, row["id"]))
+            else:
+                self.db.execute("INSERT INTO pool_volumes(pool, name, device, capacity) VALUES (?,?,?,?)",
+                                (pool, name, device, capacity))
+
+    def _filespace_id(self, node: str, filespace: str, create: bool) -> int | None:
+        row = self.db.execute("SELECT id FROM nodes WHERE name=?", (node,)).fetchone()
+        if row is None:
+            if not create:
+                return None
+            node_id = self.db.execute("INSERT INTO nodes(name) VALUES (?)", (node,)).lastrowid
+        else:
+            node_id = row["id"]
+        row = self.db.execute("SELECT id FROM filespaces WHERE node_id=? AND name=?",
+                              (node_id, filespace)).fetchone()
+        if row is None:
+            if not create:
+                return None
+            return self.db.execute("INSERT INTO filespaces(node_id, name) VALUES (?,?)",
+                                   (node_id, filespace)).lastrowid
+        return row["id"]
+
+    # -- writing objects ---------------------------------------------------------------
+    def begin_object(self, op: BeginObject, align: int = 4096) -> ObjectStarted:
+        """Create a pending object and reserve its pool slot (aligned for block copies)."""
+        if op.mode not in ("selective", "incremental"):
+            raise ValueError(f"mode must be selective or incremental, got {op.mode!r}")
+        with self._tx():
+            fs_id = self._filespace_id(op.node, op.filespace, create=True)
+            if op.base_object_id is not None:
+                base = self.db.execute("SELECT filespace_id, state, mode FROM objects WHERE id=?",
+                                       (op.base_object_id,)).fetchone()
+                if base is None or base["state"] not in VISIBLE or base["filespace_id"] != fs_id \
+                        or base["mode"] != "selective":
+                    raise CatalogueError(f"base object {op.base_object_id} is not a restorable full "
+                                         f"image of {op.node}:{op.filespace}")
+            sql = "SELECT * FROM pool_volumes WHERE (?='' OR pool=?) ORDER BY id"
+            for vol in self.db.execute(sql, (op.pool, op.pool)).fetchall():
+                start = -(-vol["next_offset"] // align) * align
+                if start + op.image_size <= vol["capacity"]:
+                    break
+            else:
+                raise CatalogueError(f"no pool volume{' in pool ' + op.pool if op.pool else ''} has "
+                                     f"{op.image_size} bytes free for {op.node}:{op.filespace}")
+            self.db.execute("UPDATE pool_volumes SET next_offset=? WHERE id=?",
+                            (start + op.image_size, vol["id"]))
+            oid = self.db.execute(
+                "INSERT INTO objects(filespace_id, mode, image_type, management_class, state, base_id,"
+                " pool_volume_id, pool_offset, image_size, volume_size, file_system, started)"
+                " VALUES (?,?,?,?, 'pending', ?,?,?,?,?,?,?)",
+                (fs_id, op.mode, op.image_type, op.management_class, op.base_object_id, vol["id"], start,
+                 op.image_size, op.volume_size, op.file_system, self._stamp())).lastrowid
+        log.info("object %d pending on %s at %d (%d bytes)", oid, vol["name"], start, op.image_size)
+        return ObjectStarted(oid, vol["name"], vol["device"], start)
+
+    def commit_object(self, op: CommitObject,
+                      _hook: Callable[[int], None] | None = None) -> CatalogueDone:
+        """Record every extent and make the object restorable, in one transaction."""
+        pieces = sorted(op.pieces, key=lambda p: p.image_offset)
+        with self._tx():
+            obj = self.db.execute("SELECT * FROM objects WHERE id=?", (op.object_id,)).fetchone()
+            if obj is None:
+                raise CatalogueError(f"object {op.object_id} does not exist")
+            if obj["state"] != "pending":
+                raise CatalogueError(f"object {op.object_id} is {obj['state']}, not pending")
+            pos = 0
+            for p in pieces:
+                if p.image_offset != pos or p.length <= 0 or p.stored > p.length:
+                    raise CatalogueError(f"object {op.object_id}: extent at image offset "
+                                         f"{p.image_offset} leaves a gap or overlap at {pos}")
+                pos += p.length
+            if pos != obj["image_size"]:
+                raise CatalogueError(f"object {op.object_id}: extents cover {pos} of "
+                                     f"{obj['image_size']} image bytes; not all data is on the pool")
+            for i, p in enumerate(pieces):
+                self.db.execute("INSERT INTO extents VALUES (?,?,?,?,?,?,?)",
+                                (op.object_id, i, p.image_offset, p.volume_offset, p.length,
+                                 int(p.compressed), p.stored))
+                if _hook:
+                    _hook(i)
+            self.db.executemany("INSERT INTO digests VALUES (?,?,?)",
+                                [(op.object_id, c, d) for c, d in op.digests])
+            if obj["mode"] == "selective":
+                # a new full image makes the previous generation (full + incrementals) inactive
+                self.db.execute("UPDATE objects SET state='inactive' WHERE filespace_id=? AND "
+                                "state='active'", (obj["filespace_id"],))
+            self.db.execute("UPDATE objects SET state='active', path_used=?, compressed=?, stored_size=?,"
+                            " backup_date=? WHERE id=?",
+                            (op.path_used, int(op.compressed), sum(p.stored for p in pieces),
+                             self._stamp(), op.object_id))
+        log.info("object %d committed (%d extents, path %s)", op.object_id, len(pieces), op.path_used)
+        return CatalogueDone(op.object_id)
+
+    def abandon_object(self, op: AbandonObject) -> CatalogueDone:
+        with self._tx():
+            n = self.db.execute("UPDATE objects SET state='abandoned', note=? WHERE id=? AND state='pending'",
+                                (op.reason[:500], op.object_id)).rowcount
+        if not n:
+            log.warning("object %d was not pending; nothing abandoned", op.object_id)
+        return CatalogueDone(op.object_id)
+
+    def sweep_pending(self) -> int:
+        """Mark pending leftovers of crashed jobs abandoned; returns how many."""
+        with self._tx():
+            return self.db.execute("UPDATE objects SET state='abandoned', note='job did not finish' "
+                                   "WHERE state='pending'").rowcount
+
+    def execute(self, op: BeginObject | CommitObject | AbandonObject) -> ObjectStarted | CatalogueDone:
+        """Carry out a job's catalogue operation (every driver delegates here)."""
+        if isinstance(op, BeginObject):
+            return self.begin_object(op)
+        if isinstance(op, CommitObject):
+            return self.commit_object(op)
+        if isinstance(op, AbandonObject):
+            return self.abandon_object(op)
+        raise TypeError(f"not a catalogue operation: {type(op).__name__}")
+
+    # -- reading -----------------------------------------------------------------------
+    _SELECT = ("SELECT o.*, n.name AS node, f.name AS filespace, v.pool AS pool, v.name AS pool_volume,"
+               " v.device AS pool_device FROM objects o JOIN filespaces f ON f.id = o.filespace_id"
+               " JOIN nodes n ON n.id = f.node_id JOIN pool_volumes v ON v.id = o.pool_volume_id")
+
+    def _record(self, row: sqlite3.Row, with_pieces: bool) -> ObjectRecord:
+        rec = ObjectRecord(
+            id=row["id"], node=row["node"], filespace=row["filespace"], mode=row["mode"],
+            image_type=row["image_type"], management_class=row["management_class"], state=row["state"],
+            base_id=row["base_id"], pool=row["pool"], pool_volume=row["pool_volume"],
+            pool_device=row["pool_device"], pool_offset=row["pool_offset"],
+            image_size=row["image_size"], volume_size=row["volume_size"],
+            file_system=row["file_system"], path_used=row["path_used"],
+            compressed=bool(row["compressed"]), stored_size=row["stored_size"],
+            backup_date=row["backup_date"])
+        if with_pieces:
+            rec.pieces = [StoredPiece(r["image_offset"], r["volume_offset"], r["length"],
+                                      bool(r["compressed"]), r["stored_length"])
+                          for r in self.db.execute("SELECT * FROM extents WHERE object_id=? ORDER BY idx",
+                                                   (rec.id,))]
+        return rec
+
+    def query(self, node: str | None = None, filespace: str | None = None, *,
+              inactive: bool = False, with_pieces: bool = False) -> list[ObjectRecord]:
+        """Restorable objects (active; with ``inactive`` also older versions), oldest first."""
+        states = VISIBLE if inactive else ("active",)
+        sql = self._SELECT + f" WHERE o.state IN ({','.join('?' * len(states))})"
+        args: list = list(states)
+        if node is not None:
+            sql += " AND n.name = ? COLLATE NOCASE"
+            args.append(node)
+        if filespace is not None:
+            sql += " AND f.name = ?"
+            args.append(filespace)
+        sql += " ORDER BY o.backup_date, o.id"
+        return [self._record(r, with_pieces) for r in self.db.execute(sql, args).fetchall()]
+
+    def get(self, object_id: int, *, with_pieces: bool = True) -> ObjectRecord:
+        row = self.db.execute(self._SELECT + " WHERE o.id=?", (object_id,)).fetchone()
+        if row is None:
+            raise CatalogueError(f"object {object_id} does not exist")
+        return self._record(row, with_pieces)
+
+    def restore_chain(self, node: str, filespace: str, *, pitdate: datetime | None = None,
+                      incremental: bool = False) -> list[ObjectRecord]:
+        """The full image to restore and, with ``incremental``, its incrementals in order.
+
+        Without ``pitdate`` the active generation is used; with it, the newest
+        full image backed up at or before that time and its incrementals up to it.
+        """
+        objs = self.query(node, filespace, inactive=pitdate is not None, with_pieces=True)
+        if pitdate is not None:
+            limit = pitdate.astimezone(timezone.utc).isoformat(timespec="microseconds")
+            objs = [o for o in objs if o.backup_date and o.backup_date <= limit]
+        fulls = [o for o in objs if o.mode == "selective"]
+        if not fulls:
+            when = f" at or before {pitdate.isoformat()}" if pitdate else ""
+            raise CatalogueError(f"no restorable image of {node}:{filespace}{when}")
+        base = fulls[-1]
+        chain = [base]
+        if incremental:
+            chain += [o for o in objs if o.mode == "incremental" and o.base_id == base.id]
+        return chain
+
+    def digests(self, chain: Iterable[ObjectRecord]) -> dict[int, str]:
+        """Chunk digests of the volume as the chain restores it (later objects win)."""
+        view: dict[int, str] = {}
+        for o in chain:
+            for r in self.db.execute("SELECT chunk, digest FROM digests WHERE object_id=?", (o.id,)):
+                view[r["chunk"]] = r["digest"]
+        return view
+
+    def states(self) -> dict[int, str]:
+        """Every object's state (for tests and diagnostics)."""
+        return {r["id"]: r["state"] for r in self.db.execute("SELECT id, state FROM objects")}
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")

@@ -1,0 +1,79 @@
+"""`serverfree image analyze VOLUME`: what an image backup of a volume would move.
+
+Shows the file system, cluster size, used clusters, the extents and bytes each
+data path would copy (each path has its own default imagegapsize), and whether
+the volume may go server-free and, if not, why.  ``--json`` adds the extent
+lists for machines.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from orchestrator.options import load_options
+from orchestrator.options.values import format_size
+from orchestrator.volume import VolumeReport, analyze_volume
+
+_PATH_LABELS = {"serverfree": "server-free", "lanfree": "LAN-free", "lan": "LAN"}
+
+
+def register(sub) -> None:  # type: ignore[no-untyped-def]
+    image = sub.add_parser("image", help="image backup tools (analyze a volume)")
+    image_sub = image.add_subparsers(dest="image_command", metavar="ACTION")
+    image_sub.required = True
+    p = image_sub.add_parser(
+        "analyze", help="show what an image backup of VOLUME would move",
+        description="Read VOLUME (an image file or block device) and show its file system, used clusters "
+                    "and the extents each data path would copy.  dsmc spelling works: -imagegapsize=64k.")
+    p.add_argument("volume", metavar="VOLUME", help="volume image file or block device")
+    p.add_argument("--imagegapsize", metavar="N",
+                   help="gap size for every path (k/m/g units, bare number = KB); default per path")
+    p.add_argument("--options", "--optfile", dest="options", metavar="DSM.OPT",
+                   help="dsm.opt-style options file (include.image, exclude.image, enableserverfree ...)")
+    p.add_argument("--json", action="store_true", help="print the report, extents included, as JSON")
+    p.set_defaults(func=run)
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit} ({n} bytes)"
+    return f"{n} bytes"
+
+
+def render(report: VolumeReport) -> str:
+    """The human-readable report."""
+    lines = [
+        f"volume        {report.volume}  {_bytes(report.size)}",
+        f"file system   {report.filesystem.label}"
+        + (f", cluster size {report.cluster_size} bytes" if report.cluster_size else ""),
+    ]
+    if report.used_clusters is not None and report.total_clusters:
+        pct = 100.0 * report.used_clusters / report.total_clusters
+        lines.append(f"used clusters {report.used_clusters} of {report.total_clusters} ({pct:.1f} %), "
+                     f"{_bytes(report.used_bytes)}")
+    lines.append(f"mgmt class    {report.mgmtclass}")
+    lines.append("")
+    lines.append(f"{'path':<12} {'imagegapsize':>12} {'extents':>9}  bytes to move")
+    for plan in report.paths:
+        lines.append(f"{_PATH_LABELS[plan.path]:<12} {format_size(plan.imagegapsize):>12} "
+                     f"{plan.extent_count:>9}  {_bytes(plan.bytes_to_move)}")
+    lines.append("")
+    verdict = report.eligibility
+    lines.append("server-free eligible: " + ("yes" if verdict.serverfree else "no"))
+    lines.extend(f"  why not: {reason}" for reason in verdict.reasons)
+    lines.extend(f"  note: {note}" for note in verdict.notes)
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = load_options(args.options, {"imagegapsize": args.imagegapsize})
+    volume_options = options.for_volume(args.volume)
+    _, report = analyze_volume(args.volume, volume_options, with_extents=args.json)
+    if args.json:
+        print(json.dumps(report.model_dump(mode="json"), indent=2))
+    else:
+        print(render(report))
+    return 0

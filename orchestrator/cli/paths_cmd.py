@@ -1,0 +1,54 @@
+"""`serverfree paths`: can each volume go server-free, LAN-free or over the LAN -- and why not.
+
+Exit status 0 only when every volume of the domain has a server-free path,
+1 when some volume lacks one, 2 for bad input (the CLI's error handler).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("paths", help="verify server-free, LAN-free and LAN paths of every volume",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("topology", type=Path, help="topology file (YAML or JSON)")
+    p.add_argument("--macro", type=Path, action="append", default=[],
+                   help="TSM administrator macro (DEFINE DATAMOVER/PATH/DISK/...) merged into the topology")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--svg", type=Path, metavar="FILE", help="draw the fabric with the chosen paths to FILE")
+    p.add_argument("--fail", action="append", default=[], metavar="COMPONENT",
+                   help="treat COMPONENT (switch, ISL/link, port, mover, drive, ...) as down; repeatable")
+    p.add_argument("--no-redundancy", action="store_true", help="skip disjoint-path and single-point analysis")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from topology.graph import SanState
+    from topology.load import load_topology
+    from topology.render_text import format_report
+    from topology.verify import verify
+
+    topo = load_topology(args.topology, check=not args.macro)
+    if args.macro:
+        from topology.tsm_macro import merge_macros
+
+        topo = merge_macros(topo, args.macro, fabric_file=f"{args.topology} + {' + '.join(map(str, args.macro))}")
+    state = SanState.build(topo, set(args.fail))
+    report = verify(topo, state=state, redundancy=not args.no_redundancy)
+    if args.svg:
+        from topology.svg import render_svg
+
+        args.svg.write_text(render_svg(state, report), encoding="utf-8")
+        log.info("wrote %s", args.svg)
+    if args.json:
+        out = report.model_dump(mode="json")
+        out["all_server_free"] = report.all_server_free
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_report(report))
+    return 0 if report.all_server_free else 1

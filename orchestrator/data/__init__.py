@@ -1,0 +1,1 @@
+"""Data files shipped with the orchestrator (the bundled NTFS sample image)."""

@@ -1,0 +1,109 @@
+"""The image backup job: a generator yielding operations (see :mod:`orchestrator.ops`).
+
+Order of events: presnapshotcmd, snapshot (imagetype snapshot), postsnapshotcmd,
+incremental scan (mode incremental), pending catalogue object, data movement
+with failover, verification on the pool, snapshot release (a cache that ran
+out fails the job: never a silently inconsistent image), commit.  Any failure
+after the pending object exists abandons it, so nothing half-written is ever
+listed or restored.
+"""
+from __future__ import annotations
+
+import logging
+
+from orchestrator.job_digest import changed_pieces
+from orchestrator.job_move import Endpoints, JobFailed, MoveState, move
+from orchestrator.job_report import JobReport
+from orchestrator.job_spec import BackupSpec, DeviceSpec
+from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, DigestResult,
+                              DigestVolume, Job, ObjectStarted, PathKind, ReleaseSnapshot, RunCommand,
+                              SnapshotReleased, SnapshotResult, TakeSnapshot, VerifyPool, VerifyResult,
+                              pieces_from_extents)
+
+log = logging.getLogger(__name__)
+
+
+def backup_job(spec: BackupSpec) -> Job:
+    """Back up one volume; returns a :class:`JobReport` (as the generator's return value)."""
+    paths = spec.paths
+    report = JobReport("backup", spec.node, spec.filespace, start_path=paths.start.value,
+                       reasons=list(paths.reasons))
+    state = MoveState(paths.start, list(paths.movers))
+    source = spec.source
+    snapshot = ""
+    object_id: int | None = None
+    try:
+        if spec.presnapshotcmd:
+            r: CommandResult = yield RunCommand(spec.presnapshotcmd, "pre")
+            if r.returncode != 0:
+                raise JobFailed(f"presnapshotcmd exited with {r.returncode}; no data was moved "
+                                f"({r.output.strip()[:200]})")
+        if spec.image_type == "snapshot":
+            s: SnapshotResult = yield TakeSnapshot(spec.filespace, source.name, spec.snapshot_cache_size,
+                                                   spec.snapshot_cache_location,
+                                                   spec.snapshot_fsidle_retries, spec.snapshot_fsidle_wait)
+            if not s.ok:
+                raise JobFailed(f"snapshot of {spec.filespace} failed: {s.reason}")
+            snapshot = s.snapshot
+            designator = getattr(s, "designator", "")
+            source = DeviceSpec(name=s.snapshot, designator=designator, block_size=spec.source.block_size)
+            if state.path == PathKind.SERVER_FREE and not designator:
+                # a host-side copy-on-write snapshot is invisible to the data mover
+                reason = "the snapshot lives on the client; a data mover cannot read it"
+                report.reasons.append(reason)
+                state.path = PathKind.LAN_FREE if paths.lan_free else PathKind.LAN
+                report.start_path = state.path.value
+        if spec.postsnapshotcmd:
+            r = yield RunCommand(spec.postsnapshotcmd, "post")
+            if r.returncode != 0:
+                report.warnings.append(f"postsnapshotcmd exited with {r.returncode}")
+
+        pieces = pieces_from_extents(spec.extents)
+        base_id = None
+        if spec.mode == "incremental":
+            d: DigestResult = yield DigestVolume(source.name, pieces, spec.chunk_size, spec.volume_offset)
+            if d.failure is not None:
+                raise JobFailed(f"incremental scan failed: {d.failure.describe()}")
+            pieces = changed_pieces(pieces, dict(d.digests), spec.base_digests, spec.chunk_size)
+            base_id = spec.base_object_id
+        image_size = sum(p.length for p in pieces)
+        report.image_size = image_size
+
+        started: ObjectStarted = yield BeginObject(
+            spec.node, spec.filespace, spec.mode, spec.image_type, image_size, spec.volume_size,
+            spec.file_system, base_id, spec.management_class, spec.pool)
+        object_id = started.object_id
+        report.object_id = object_id
+
+        ends = Endpoints("backup", source, spec.volume_offset, started.pool_volume, started.pool_device,
+                         started.pool_offset, compress=spec.compression and paths.start != PathKind.SERVER_FREE)
+        if spec.compression and paths.start == PathKind.SERVER_FREE:
+            report.warnings.append("compression yes is not applied: server-free data (and data after a "
+                                   "server-free failover) stays uncompressed for a server-free restore")
+        stored = yield from move(ends, state, paths, report, pieces)
+
+        lan_only = not paths.lan_free and PathKind.SERVER_FREE.value not in report.bytes_by_path
+        v: VerifyResult = yield VerifyPool(source.name, started.pool_device, started.pool_offset,
+                                           tuple(stored), spec.chunk_size, spec.volume_offset,
+                                           paths.server if lan_only else "")
+        if not v.ok:
+            raise JobFailed(f"verification on the pool failed: {v.message}")
+        if snapshot:
+            rel: SnapshotReleased = yield ReleaseSnapshot(spec.filespace, snapshot)
+            snapshot = ""
+            if rel.cache_exhausted:
+                raise JobFailed(f"snapshot cache exhausted ({rel.cache_used_bytes} bytes used, "
+                                f"snapshotcachesize {spec.snapshot_cache_size}%); the image would be "
+                                "inconsistent and is discarded")
+        report.compressed = any(p.compressed for p in stored)
+        report.stored_size = sum(p.stored for p in stored)
+        yield CommitObject(object_id, tuple(stored), report.path_used, report.compressed, v.digests)
+        report.outcome = "completed"
+    except JobFailed as exc:
+        report.outcome, report.message = "failed", str(exc)
+        log.error("backup of %s:%s failed: %s", spec.node, spec.filespace, exc)
+        if snapshot:
+            yield ReleaseSnapshot(spec.filespace, snapshot)
+        if object_id is not None:
+            yield AbandonObject(object_id, str(exc))
+    return report

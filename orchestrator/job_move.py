@@ -1,0 +1,232 @@
+"""Moving image pieces with failover: server-free (each mover in order) -> LAN-free -> LAN.
+
+Shared by backup (volume -> pool) and restore (pool -> volume).  Progress is
+tracked as the image offset up to which data is known at the destination:
+whole batches, whole lists, and the segments COPY STATUS / FAILED SEGMENT
+DETAILS vouch for; LAN transfers count acknowledged pieces.  Every image byte
+has one fixed place at the destination, so resuming from that offset on
+another path never writes a byte twice into the final image nor skips one.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Generator, Literal, Sequence
+
+from orchestrator.job_report import FailoverEvent, JobReport
+from orchestrator.job_spec import DeviceSpec, PathPlan
+from orchestrator.ops import (CopyBatches, CopyResult, LanFreeRead, LanFreeWrite, LanReceive, LanSend,
+                              OperatingParametersResult, PathKind, Piece, ReadOperatingParameters,
+                              StoredPiece, TransferResult)
+from orchestrator.plan import CscdRef, PlanError, default_encoder, image_position, plan_batches
+
+log = logging.getLogger(__name__)
+
+AnyPiece = Piece | StoredPiece
+
+
+class JobFailed(Exception):
+    """No path is left to move the remaining data."""
+
+
+@dataclass
+class MoveState:
+    """Where the job stands on the failover ladder; shared by every move of one job."""
+
+    path: PathKind
+    movers: list[str]
+    server_free_failed: bool = False
+    pending_reason: str = ""  # reason of the failure that emptied the mover list
+
+
+@dataclass
+class Endpoints:
+    direction: Literal["backup", "restore"]
+    client: DeviceSpec  # backup: the volume's LUN (or snapshot); restore: the destination LUN
+    client_base: int  # byte offset of the volume on that LUN
+    pool_volume: str
+    pool_device: str
+    pool_offset: int
+    compress: bool = False  # backup only: compress on LAN(-free)
+
+
+def _stored(p: AnyPiece) -> StoredPiece:
+    return p if isinstance(p, StoredPiece) else StoredPiece(p.image_offset, p.volume_offset, p.length)
+
+
+def remaining(pieces: Sequence[AnyPiece], pos: int, max_piece: int = 0) -> list[AnyPiece]:
+    """Pieces (or their tails) at image offsets >= ``pos``; uncompressed ones split to ``max_piece``."""
+    out: list[AnyPiece] = []
+    for p in pieces:
+        end = p.image_offset + p.length
+        if end <= pos:
+            continue
+        compressed = isinstance(p, StoredPiece) and p.compressed
+        if p.image_offset < pos:
+            if compressed:
+                raise JobFailed(f"compressed piece at image offset {p.image_offset} was half moved")
+            d = pos - p.image_offset
+            p = Piece(pos, p.volume_offset + d, p.length - d)
+        if compressed or not max_piece or p.length <= max_piece:
+            out.append(p)
+            continue
+        for o in range(0, p.length, max_piece):
+            out.append(Piece(p.image_offset + o, p.volume_offset + o, min(max_piece, p.length - o)))
+    return out
+
+
+def _next_path(current: PathKind, paths: PathPlan) -> PathKind | None:
+    if current == PathKind.SERVER_FREE and paths.lan_free:
+        return PathKind.LAN_FREE
+    if current in (PathKind.SERVER_FREE, PathKind.LAN_FREE) and paths.lan:
+        return PathKind.LAN
+    return None
+
+
+def _step_down(state: MoveState, paths: PathPlan, report: JobReport, reason: str, pos: int,
+               mover: str = "") -> None:
+    nxt = _next_path(state.path, paths)
+    to = nxt.value if nxt else "none"
+    report.failovers.append(FailoverEvent(state.path.value, to, reason, pos, mover))
+    log.warning("%s failover %s -> %s at image byte %d: %s", report.kind, state.path.value, to, pos, reason)
+    if state.path == PathKind.SERVER_FREE:
+        state.server_free_failed = True
+    if nxt is None:
+        raise JobFailed(f"{state.path.value} path failed and no other path is available: {reason}")
+    state.path = nxt
+
+
+def move(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport,
+         pieces: Sequence[AnyPiece], *, server_free_ok: bool = True,
+         ) -> Generator[object, object, list[StoredPiece]]:
+    """Move ``pieces`` to the destination, failing over as needed; returns what was moved."""
+    moved: list[StoredPiece] = []
+    if not pieces:
+        return moved
+    pos = pieces[0].image_offset
+    end = pieces[-1].image_offset + pieces[-1].length
+    while pos < end:
+        rest = remaining(pieces, pos)
+        if state.path == PathKind.SERVER_FREE and server_free_ok:
+            pos = yield from _server_free(ends, state, paths, report, rest, moved)
+            continue
+        path = state.path if state.path != PathKind.SERVER_FREE else (
+            PathKind.LAN_FREE if paths.lan_free else PathKind.LAN)
+        pos = yield from _lan(ends, state, path, paths, report, remaining(pieces, pos, paths.max_lan_piece),
+                              moved)
+    return moved
+
+
+def _cscds(ends: Endpoints, paths: PathPlan) -> tuple[CscdRef, CscdRef, int, int]:
+    client = ends.client
+    pool_desig = paths.pool_designators.get(ends.pool_device, "")
+    if not client.designator:
+        raise PlanError(f"{client.name} has no VPD 83h designator to name it in a target descriptor")
+    if not pool_desig:
+        raise PlanError(f"pool device {ends.pool_device} has no designator for a target descriptor")
+    c = CscdRef(client.name, client.designator, client.block_size)
+    p = CscdRef(ends.pool_device, pool_desig, client.block_size)
+    if ends.direction == "backup":
+        return c, p, ends.client_base, ends.pool_offset
+    return p, c, ends.pool_offset, ends.client_base
+
+
+def _server_free(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport,
+                 rest: list[AnyPiece], moved: list[StoredPiece]) -> Generator[object, object, int]:
+    pos = rest[0].image_offset
+    if not state.movers:
+        _step_down(state, paths, report, "no data mover is left to try", pos)
+    while state.movers:
+        mover = state.movers[0]
+        reason = ""
+        r: OperatingParametersResult = yield ReadOperatingParameters(mover)  # type: ignore[misc]
+        if r.failure is not None or r.limits is None:
+            reason = f"operating parameters unavailable: {r.failure.describe() if r.failure else 'no data'}"
+        else:
+            try:
+                src, dst, sbase, dbase = _cscds(ends, paths)
+                batches = plan_batches(rest, direction=ends.direction, src=src, dst=dst, src_base=sbase,
+                                       dst_base=dbase, limits=r.limits, batch_bytes=paths.batch_mb << 20,
+                                       mover=mover, encoder=default_encoder())
+            except PlanError as exc:
+                reason = str(exc)
+            else:
+                first = ends.client.name if ends.direction == "backup" else ends.pool_device
+                second = ends.pool_device if ends.direction == "backup" else ends.client.name
+                cr: CopyResult = yield CopyBatches(mover, first, second, batches)  # type: ignore[misc]
+                report.elapsed += cr.elapsed
+                if cr.ok:
+                    new = batches[-1].image_end
+                else:
+                    new = image_position(batches, cr.batches_done, cr.lists_done, cr.segments_done)
+                moved.extend(_stored(p) for p in _cut(rest, pos, new))
+                report.add_bytes(PathKind.SERVER_FREE.value, new - pos)
+                if mover not in report.movers_used and new > pos:
+                    report.movers_used.append(mover)
+                pos = new
+                rest = remaining(rest, pos)
+                if cr.ok:
+                    return pos
+                reason = cr.failure.describe() if cr.failure else "copy failed"
+        state.movers.pop(0)
+        if state.movers:
+            report.failovers.append(FailoverEvent(PathKind.SERVER_FREE.value, PathKind.SERVER_FREE.value,
+                                                  reason, pos, mover))
+            log.warning("mover %s failed, trying %s: %s", mover, state.movers[0], reason)
+        else:
+            _step_down(state, paths, report, reason, pos, mover)
+    return pos
+
+
+def _cut(pieces: Sequence[AnyPiece], lo: int, hi: int) -> list[AnyPiece]:
+    out = []
+    for p in remaining(pieces, lo):
+        if p.image_offset >= hi:
+            break
+        if p.image_offset + p.length > hi:
+            p = Piece(p.image_offset, p.volume_offset, hi - p.image_offset)
+        out.append(p)
+    return out
+
+
+def _lan(ends: Endpoints, state: MoveState, path: PathKind, paths: PathPlan, report: JobReport,
+         rest: list[AnyPiece], moved: list[StoredPiece]) -> Generator[object, object, int]:
+    pos = rest[0].image_offset
+    # after a failover from server-free the data goes uncompressed (a later server-free restore)
+    compress = ends.compress and not state.server_free_failed
+    if ends.direction == "backup":
+        plain = tuple(Piece(p.image_offset, p.volume_offset, p.length) for p in rest)
+        if path == PathKind.LAN_FREE:
+            op: object = LanFreeWrite(ends.client.name, ends.pool_device, ends.pool_offset, plain, compress,
+                                      ends.client_base)
+        else:
+            op = LanSend(paths.server, ends.client.name, ends.pool_volume, ends.pool_offset, plain, compress,
+                         ends.client_base)
+    else:
+        stored = tuple(_stored(p) for p in rest)
+        if path == PathKind.LAN_FREE:
+            op = LanFreeRead(ends.pool_device, ends.pool_offset, ends.client.name, ends.client_base, stored)
+        else:
+            op = LanReceive(paths.server, ends.pool_volume, ends.pool_offset, ends.client.name,
+                            ends.client_base, stored)
+    r: TransferResult = yield op  # type: ignore[misc]
+    report.elapsed += r.elapsed
+    done = max(0, min(r.pieces_done, len(rest)))
+    for i in range(done):
+        got = r.stored[i] if ends.direction == "backup" and i < len(r.stored) else _stored(rest[i])
+        if (got.image_offset, got.length) != (rest[i].image_offset, rest[i].length):
+            raise JobFailed(f"driver acknowledged image offset {got.image_offset} for the piece at "
+                            f"{rest[i].image_offset}")
+        moved.append(got)
+    if done:
+        new = rest[done - 1].image_offset + rest[done - 1].length
+        report.add_bytes(path.value, new - pos)
+        pos = new
+    if r.failure is not None:
+        state.path = path
+        _step_down(state, paths, report, r.failure.describe(), pos)
+    elif done < len(rest):
+        state.path = path
+        _step_down(state, paths, report, f"{path.value} transfer stopped after {done} of {len(rest)} "
+                   "pieces without an error", pos)
+    return pos

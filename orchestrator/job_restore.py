@@ -1,0 +1,60 @@
+"""The image restore job: pool -> volume, the backup's path in reverse.
+
+The full image is applied first, then (with ``-incremental``) each image
+incremental in order, as the seed describes.  Its caveats are reported, not
+hidden: ``-deletefiles`` is ignored after image + image incremental (the server
+knows no deleted files, so files deleted later may reappear), and a
+destination too small for the volume is refused before any byte moves.
+Uncompressed data can go server-free (EXTENDED COPY pool -> disk); compressed
+pieces need the client to decompress and go LAN-free or LAN.
+"""
+from __future__ import annotations
+
+import logging
+
+from orchestrator.job_move import Endpoints, JobFailed, MoveState, move
+from orchestrator.job_report import JobReport
+from orchestrator.job_spec import RestoreSpec
+from orchestrator.ops import Job, PathKind
+
+log = logging.getLogger(__name__)
+
+
+def restore_job(spec: RestoreSpec) -> Job:
+    """Restore a volume from its catalogue chain; returns a :class:`JobReport`."""
+    paths = spec.paths
+    report = JobReport("restore", spec.node, spec.filespace, start_path=paths.start.value,
+                       reasons=list(paths.reasons), object_id=spec.chain[0].object_id)
+    state = MoveState(paths.start, list(paths.movers))
+    try:
+        needed = max(spec.chain[0].volume_size,
+                     max((p.volume_offset + p.length for o in spec.chain for p in o.pieces), default=0))
+        if spec.destination_size < needed:
+            raise JobFailed(f"out of space: {spec.destination.name} offers {spec.destination_size} bytes, "
+                            f"the image needs {needed}")
+        if spec.deletefiles:
+            report.warnings.append("-deletefiles ignored: after image + image incremental the server is "
+                                   "not aware of deleted files; deleted files may reappear")
+        if len(spec.chain) > 1 and not spec.incremental:
+            raise JobFailed("the chain holds incrementals but -incremental was not given")
+        if spec.incremental and len(spec.chain) > 1:
+            report.warnings.append("incremental restore may bring back files deleted after the full image "
+                                   "and may run out of space on a volume near capacity")
+        for obj in spec.chain:
+            ends = Endpoints("restore", spec.destination, spec.destination_offset, obj.pool_volume,
+                             obj.pool_device, obj.pool_offset)
+            plain = [p for p in obj.pieces if not p.compressed]
+            packed = [p for p in obj.pieces if p.compressed]
+            report.image_size += sum(p.length for p in obj.pieces)
+            if plain:
+                yield from move(ends, state, paths, report, plain)
+            if packed:
+                if state.path == PathKind.SERVER_FREE:
+                    report.warnings.append(f"object {obj.object_id}: {len(packed)} compressed pieces cannot "
+                                           "go server-free; the client restores them")
+                yield from move(ends, state, paths, report, packed, server_free_ok=False)
+        report.outcome = "completed"
+    except JobFailed as exc:
+        report.outcome, report.message = "failed", str(exc)
+        log.error("restore of %s:%s failed: %s", spec.node, spec.filespace, exc)
+    return report

@@ -1,0 +1,143 @@
+"""What a backup or restore job is asked to do (pydantic: the boundary into the job core).
+
+The CLI (or the simulator, or a scenario runner) composes a spec from the
+options, the volume analysis, the topology verdict and the catalogue; the job
+itself only reads the spec, so it cannot tell where the facts came from.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from orchestrator.ops import PathKind, StoredPiece
+from orchestrator.plan import DEFAULT_BATCH_MB, MAX_BATCH_MB, MIN_BATCH_MB
+
+MIB = 1 << 20
+
+
+class DeviceSpec(BaseModel):
+    """A LUN as the job names it: a driver-resolvable name, its designator and block size."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    designator: str = ""  # hex VPD 83h designator (needed for server-free)
+    block_size: int = Field(512, gt=0)
+
+    @field_validator("designator")
+    @classmethod
+    def _hex(cls, v: str) -> str:
+        v = v.lower().removeprefix("naa.").removeprefix("0x").replace(":", "")
+        if v and (len(v) % 2 or any(c not in "0123456789abcdef" for c in v)):
+            raise ValueError(f"designator {v!r} is not an even number of hex digits")
+        return v
+
+
+class PathPlan(BaseModel):
+    """Which paths the job may use, in failover order, and why it starts where it does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: PathKind = PathKind.LAN
+    reasons: list[str] = Field(default_factory=list)  # why server-free (or LAN-free) is not used
+    movers: list[str] = Field(default_factory=list)  # server-free data movers in configured order
+    lan_free: bool = False  # a verified client -> pool device path exists
+    lan: bool = True  # the backup server is reachable over the LAN
+    server: str = ""  # LAN server address (host:port) as the driver understands it
+    pool_designators: dict[str, str] = Field(default_factory=dict)  # pool device -> designator hex
+    batch_mb: int = Field(DEFAULT_BATCH_MB, ge=MIN_BATCH_MB, le=MAX_BATCH_MB)
+    max_lan_piece: int = Field(8 * MIB, gt=0)  # LAN(-free) resumption granularity
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PathPlan":
+        if self.start == PathKind.SERVER_FREE and not self.movers:
+            raise ValueError("server-free start needs at least one data mover")
+        return self
+
+
+class BackupSpec(BaseModel):
+    """One image backup of one volume."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: str = Field(min_length=1)
+    filespace: str = Field(min_length=1)
+    source: DeviceSpec
+    volume_offset: int = Field(0, ge=0)  # byte offset of the volume on the source LUN
+    volume_size: int = Field(gt=0)
+    file_system: str = "raw"
+    extents: list[tuple[int, int]]
+    mode: Literal["selective", "incremental"] = "selective"
+    image_type: Literal["static", "snapshot", "dynamic"] = "static"
+    management_class: str = "DEFAULT"
+    pool: str = ""
+    compression: bool = False
+    presnapshotcmd: str = ""
+    postsnapshotcmd: str = ""
+    snapshot_cache_size: int = Field(100, ge=1, le=100)
+    snapshot_cache_location: str = ""
+    snapshot_fsidle_retries: int = Field(2, ge=0)
+    snapshot_fsidle_wait: float = Field(1.0, ge=0)
+    chunk_size: int = Field(MIB, gt=0)  # digest grid for image incrementals
+    base_object_id: int | None = None
+    base_digests: dict[int, str] = Field(default_factory=dict)
+    paths: PathPlan = Field(default_factory=PathPlan)
+
+    @model_validator(mode="after")
+    def _check(self) -> "BackupSpec":
+        prev = -1
+        for i, (off, length) in enumerate(self.extents):
+            if off < 0 or length <= 0 or off < prev:
+                raise ValueError(f"extents[{i}] = ({off}, {length}) is empty, negative or out of order")
+            prev = off + length
+            if prev > self.volume_size:
+                raise ValueError(f"extents[{i}] ends at {prev}, past the volume size {self.volume_size}")
+        if self.mode == "incremental" and self.base_object_id is None:
+            raise ValueError("mode incremental needs the base (full) image object; none was given")
+        return self
+
+
+class ObjectSpec(BaseModel):
+    """One catalogue object to restore (a full image or an incremental)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    object_id: int
+    mode: Literal["selective", "incremental"] = "selective"
+    pool_volume: str
+    pool_device: str
+    pool_offset: int = Field(ge=0)
+    volume_size: int = Field(gt=0)
+    pieces: list[StoredPiece]
+
+
+class RestoreSpec(BaseModel):
+    """Restore of a volume: the base image and optionally its incrementals, in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: str
+    filespace: str
+    chain: list[ObjectSpec] = Field(min_length=1)
+    destination: DeviceSpec
+    destination_offset: int = Field(0, ge=0)
+    destination_size: int = Field(gt=0)
+    incremental: bool = False
+    deletefiles: bool = False
+    paths: PathPlan = Field(default_factory=PathPlan)
+
+    @model_validator(mode="after")
+    def _chain(self) -> "RestoreSpec":
+        if self.chain[0].mode != "selective":
+            raise ValueError("a restore chain must start with a full (selective) image")
+        if any(o.mode != "incremental" for o in self.chain[1:]):
+            raise ValueError("only incremental objects may follow the full image in a restore chain")
+        return self
+
+
+def object_spec(record) -> ObjectSpec:
+    """Build an ObjectSpec from a :class:`orchestrator.catalogue.ObjectRecord`."""
+    return ObjectSpec(object_id=record.id, mode=record.mode, pool_volume=record.pool_volume,
+                      pool_device=record.pool_device, pool_offset=record.pool_offset,
+                      volume_size=record.volume_size, pieces=list(record.pieces))

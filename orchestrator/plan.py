@@ -1,0 +1,190 @@
+"""Planning: image pieces -> EXTENDED COPY parameter lists -> batches.
+
+The planner respects what the data mover said about itself (RECEIVE COPY
+RESULTS, OPERATING PARAMETERS) -- it never assumes a limit -- and groups the
+lists into batches of the server's batch size (TSM's SET SERVERFREE
+BATCHSIZE: default 80 MB, 10..1000 MB), the unit of progress and resumption.
+Segments are block->block (02h) between two identification (E4h) target
+descriptors naming the LUNs by their VPD 83h designators.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from math import lcm
+from typing import Callable, Iterable, Literal
+
+from orchestrator.ops import Batch, CopySegment, MoverLimits, ParameterListPlan, Piece
+
+log = logging.getLogger(__name__)
+
+MIB = 1 << 20
+DEFAULT_BATCH_MB = 80
+MIN_BATCH_MB = 10
+MAX_BATCH_MB = 1000
+CSCD_BYTES = 32  # an E4h identification target descriptor
+SEGMENT_02H_BYTES = 28  # a block->block segment descriptor
+MAX_02H_BLOCKS = 0xFFFF  # NUMBER OF BLOCKS is 16 bits in a 02h segment
+SEG_BLOCK_TO_BLOCK = 0x02
+CSCD_IDENTIFICATION = 0xE4
+
+
+class PlanError(ValueError):
+    """The extents cannot be expressed within the mover's operating parameters."""
+
+
+def batch_size_bytes(megabytes: int = DEFAULT_BATCH_MB) -> int:
+    """Validate a SET SERVERFREE BATCHSIZE value (MB) and return it in bytes."""
+    if not isinstance(megabytes, int) or isinstance(megabytes, bool):
+        raise PlanError(f"batch size must be a whole number of MB, got {megabytes!r}")
+    if not MIN_BATCH_MB <= megabytes <= MAX_BATCH_MB:
+        raise PlanError(f"batch size {megabytes} MB is outside {MIN_BATCH_MB}-{MAX_BATCH_MB} MB "
+                        "(SET SERVERFREE BATCHSIZE)")
+    return megabytes * MIB
+
+
+@dataclass(frozen=True)
+class CscdRef:
+    """A LUN as a target descriptor names it: its NAA designator (hex) and block size."""
+
+    name: str
+    designator: str  # hex of the VPD 83h designator, e.g. "6001405..."
+    block_size: int = 512
+    pdt: int = 0
+
+
+Encoder = Callable[[tuple[CopySegment, ...], CscdRef, CscdRef, int], bytes]
+
+
+def default_encoder() -> Encoder | None:
+    """The scsi.xcopy codec when it is importable (the planner stays usable without it)."""
+    try:
+        import scsi.xcopy  # noqa: F401
+    except ImportError:  # pragma: no cover - depends on scsi.xcopy being present
+        return None
+    return encode_block_list
+
+
+def encode_block_list(segments: tuple[CopySegment, ...], src: CscdRef, dst: CscdRef,
+                      list_id: int) -> bytes:
+    """Encode one LID1 list: CSCD 0 = source, CSCD 1 = destination, 02h segments.
+
+    LIST ID USAGE 00b keeps COPY STATUS and FAILED SEGMENT DETAILS retrievable,
+    which is how a failed batch tells the job which segment it stopped at.
+    """
+    from scsi.xcopy import BlockToBlock, Header, IdentificationCscd, ParameterList
+
+    cscds = tuple(IdentificationCscd(designator=ref.designator, pdt=ref.pdt, block_length=ref.block_size)
+                  for ref in (src, dst))
+    segs = tuple(BlockToBlock(src=0, dst=1, block_count=s.blocks, src_lba=s.src_lba, dst_lba=s.dst_lba)
+                 for s in segments)
+    return ParameterList(header=Header(list_id=list_id, list_id_usage=0), cscds=cscds,
+                         segments=segs).encode()
+
+
+def check_mover(limits: MoverLimits, mover: str = "data mover") -> int:
+    """Segments one list may carry with two E4h descriptors; PlanError if the mover cannot do 02h/E4h."""
+    codes = set(limits.implemented_codes)
+    if codes and SEG_BLOCK_TO_BLOCK not in codes:
+        raise PlanError(f"{mover} does not implement block->block segments (02h); implemented codes: "
+                        + ", ".join(f"{c:02X}h" for c in sorted(codes)))
+    if codes and CSCD_IDENTIFICATION not in codes:
+        raise PlanError(f"{mover} does not implement identification target descriptors (E4h)")
+    if limits.max_target_count < 2:
+        raise PlanError(f"{mover} accepts {limits.max_target_count} target descriptor(s); a copy needs 2")
+    room = (limits.max_descriptor_list_length - 2 * CSCD_BYTES) // SEGMENT_02H_BYTES
+    per_list = min(limits.max_segment_count, room)
+    if per_list < 1:
+        raise PlanError(f"{mover}: maximum descriptor list length {limits.max_descriptor_list_length} "
+                        f"leaves no room for a segment after two target descriptors")
+    return per_list
+
+
+def plan_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "restore"],
+                 src: CscdRef, dst: CscdRef, src_base: int, dst_base: int,
+                 limits: MoverLimits, batch_bytes: int = DEFAULT_BATCH_MB * MIB,
+                 mover: str = "data mover", encoder: Encoder | None = None,
+                 first_list_id: int = 1) -> tuple[Batch, ...]:
+    """Cut ``pieces`` into 02h segments, lists and batches.
+
+    Backup reads ``src_base + volume_offset`` and writes ``dst_base +
+    image_offset``; restore the reverse.  Bases and lengths must be
+    block aligned (both LUNs must share a block size, as common movers demand).
+    """
+    if src.block_size != dst.block_size:
+        raise PlanError(f"block sizes differ: {src.name} has {src.block_size}, {dst.name} has "
+                        f"{dst.block_size}; block->block copies need equal block sizes")
+    bs = src.block_size
+    per_list = check_mover(limits, mover)
+    unit = lcm(bs, 1 << limits.data_segment_granularity)
+    max_seg = MAX_02H_BLOCKS * bs
+    if limits.max_segment_length:
+        max_seg = min(max_seg, limits.max_segment_length)
+    max_seg = min(max_seg, batch_bytes) // unit * unit
+    if max_seg <= 0:
+        raise PlanError(f"{mover}: maximum segment length {limits.max_segment_length} is below the "
+                        f"copy unit of {unit} bytes (block size {bs}, granularity 2^"
+                        f"{limits.data_segment_granularity})")
+
+    batches: list[Batch] = []
+    cur_segments: list[CopySegment] = []
+    cur_bytes = 0
+    list_id = first_list_id
+
+    def close_batch() -> None:
+        nonlocal cur_segments, cur_bytes, list_id
+        if not cur_segments:
+            return
+        lists = []
+        for i in range(0, len(cur_segments), per_list):
+            segs = tuple(cur_segments[i:i + per_list])
+            data = encoder(segs, src, dst, list_id) if encoder else b""
+            lists.append(ParameterListPlan(segs, data, list_id))
+            list_id = list_id % 255 + 1
+        batches.append(Batch(len(batches), tuple(lists)))
+        cur_segments, cur_bytes = [], 0
+
+    for p in pieces:
+        if direction == "backup":
+            s0, d0 = src_base + p.volume_offset, dst_base + p.image_offset
+        else:
+            s0, d0 = src_base + p.image_offset, dst_base + p.volume_offset
+        for what, value in (("source offset", s0), ("destination offset", d0), ("length", p.length)):
+            if value % unit:
+                raise PlanError(f"piece at image offset {p.image_offset}: {what} {value} is not a "
+                                f"multiple of the copy unit {unit} (block size {bs})")
+        done = 0
+        while done < p.length:
+            room = batch_bytes - cur_bytes
+            if room < unit:
+                close_batch()
+                room = batch_bytes
+            n = min(p.length - done, max_seg, room // unit * unit)
+            cur_segments.append(CopySegment((s0 + done) // bs, (d0 + done) // bs, n // bs,
+                                            p.image_offset + done, n))
+            cur_bytes += n
+            done += n
+    close_batch()
+    log.debug("planned %d batches for %s via %s", len(batches), direction, mover)
+    return tuple(batches)
+
+
+def image_position(batches: tuple[Batch, ...], batch: int, lists_done: int = 0,
+                   segments_done: int | None = None) -> int:
+    """Image offset up to which data is known on the destination.
+
+    Everything before batch ``batch`` is complete; within it, ``lists_done``
+    lists are complete and, of the next list, ``segments_done`` segments.
+    """
+    if batch >= len(batches):
+        return batches[-1].image_end if batches else 0
+    b = batches[batch]
+    pos = b.image_start
+    for pl in b.lists[:lists_done]:
+        pos = pl.image_end
+    if lists_done < len(b.lists) and segments_done:
+        segs = b.lists[lists_done].segments
+        k = min(segments_done, len(segs))
+        if k:
+            pos = segs[k - 1].image_offset + segs[k - 1].length
+    return pos

@@ -1,0 +1,369 @@
+"""pyscsi device for iSCSI targets, on libiscsi through cffi.
+
+One :class:`LibiscsiDevice` is one iSCSI session to one LUN.  Every command,
+including the synchronous :meth:`LibiscsiDevice.execute` that pyscsi calls, goes
+through libiscsi's asynchronous API driven by our own poll loop, so timeouts,
+lost connections and several outstanding commands are handled in one place.
+
+Memory: each command's ``scsi_task`` is freed with ``scsi_free_scsi_task``
+once libiscsi has called back for it (never earlier: libiscsi still holds it);
+destroying the context calls back every task still in flight as CANCELLED, so
+nothing is left behind.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+from scsi.devices import libiscsi_ffi as L
+from scsi.devices.base import PyscsiDevice, apply_result, command_buffers
+from scsi.devices.errors import DeviceConnectionError, DeviceError, DeviceLoginError, DeviceTimeout
+from scsi.devices.iscsi_url import ChapCredentials, IscsiUrl, parse_iscsi_url
+from scsi.devices.libiscsi_completion import Pending, on_complete
+from scsi.result import ScsiResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INITIATOR = "iqn.2026-11.org.serverfree:initiator"
+_DIGESTS = {"none": L.ISCSI_HEADER_DIGEST_NONE, "crc32c": L.ISCSI_HEADER_DIGEST_CRC32C,
+            "none,crc32c": L.ISCSI_HEADER_DIGEST_NONE_CRC32C,
+            "crc32c,none": L.ISCSI_HEADER_DIGEST_CRC32C_NONE}
+
+
+def _chap(value: ChapCredentials | tuple[str, str] | None) -> ChapCredentials | None:
+    if value is None or isinstance(value, ChapCredentials):
+        return value
+    user, secret = value
+    return ChapCredentials(username=user, secret=secret)
+
+
+@dataclass
+class CommandOutcome:
+    """How one command of :meth:`LibiscsiDevice.execute_many` ended."""
+
+    cmd: Any
+    datain_len: int = 0
+    error: BaseException | None = None  # DeviceCheckCondition, DeviceError, ...
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def raise_for_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def _portal_problem(u: IscsiUrl, timeout: float) -> str | None:
+    """libiscsi's words for an unreachable portal are cryptic; say it plainly."""
+    try:
+        with socket.create_connection((u.host, u.port), timeout=min(timeout, 5.0)):
+            return None
+    except OSError as exc:
+        return f"cannot reach portal {u.portal}: {exc.strerror or exc}"
+
+
+class LibiscsiDevice(PyscsiDevice):
+    """A pyscsi device for ``iscsi://host[:port]/target-iqn/lun``.
+
+    ``chap`` is the initiator's CHAP account (one-way CHAP); ``mutual_chap``
+    adds the account the target must prove (bidirectional CHAP).  ``timeout``
+    (seconds) bounds login and each command.
+    """
+
+    def __init__(self, url: str, *, initiator_iqn: str = DEFAULT_INITIATOR,
+                 chap: ChapCredentials | tuple[str, str] | None = None,
+                 mutual_chap: ChapCredentials | tuple[str, str] | None = None,
+                 timeout: float = 30.0, header_digest: str = "none,crc32c") -> None:
+        super().__init__()
+        self._ctx = L.ffi.NULL
+        self._lock = threading.RLock()
+        self.url: IscsiUrl = parse_iscsi_url(url)
+        self.initiator_iqn = initiator_iqn
+        self.chap = _chap(chap) or self.url.chap
+        self.mutual_chap = _chap(mutual_chap)
+        if self.mutual_chap is not None and self.chap is None:
+            raise ValueError("mutual CHAP needs the initiator's own CHAP account too (chap=...)")
+        if header_digest not in _DIGESTS:
+            raise ValueError(f"header_digest must be one of {sorted(_DIGESTS)}, not {header_digest!r}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout}")
+        self.timeout = float(timeout)
+        self._lib = L.lib()
+        self._inflight: dict[int, Pending] = {}
+        self._tags = itertools.count(1)
+        self._poller = select.poll()
+        self._polled_fd = -1
+        self._broken: str | None = None
+        self.max_inflight = 0  # most commands seen in flight at once (for tests and tuning)
+        self._connect(header_digest)
+
+    # -- session ----------------------------------------------------------------------
+    def _error_text(self) -> str:
+        if self._ctx == L.ffi.NULL:
+            return "no context"
+        return L.ffi.string(self._lib.iscsi_get_error(self._ctx)).decode(errors="replace")
+
+    def _connect(self, header_digest: str) -> None:
+        lib, u = self._lib, self.url
+        ctx = lib.iscsi_create_context(self.initiator_iqn.encode())
+        if ctx == L.ffi.NULL:
+            raise DeviceConnectionError(f"libiscsi could not create a context for initiator {self.initiator_iqn!r}")
+        self._ctx = ctx
+        try:
+            checks = [
+                ("target name", lib.iscsi_set_targetname(ctx, u.target.encode())),
+                ("session type", lib.iscsi_set_session_type(ctx, L.ISCSI_SESSION_NORMAL)),
+                ("header digest", lib.iscsi_set_header_digest(ctx, _DIGESTS[header_digest])),
+                ("timeout", lib.iscsi_set_timeout(ctx, max(1, int(self.timeout + 0.999)))),
+            ]
+            if self.chap is not None:
+                checks.append(("CHAP account", lib.iscsi_set_initiator_username_pwd(
+                    ctx, self.chap.username.encode(), self.chap.secret.encode())))
+            if self.mutual_chap is not None:
+                checks.append(("mutual CHAP account", lib.iscsi_set_target_username_pwd(
+                    ctx, self.mutual_chap.username.encode(), self.mutual_chap.secret.encode())))
+            for what, rc in checks:
+                if rc != 0:
+                    raise DeviceConnectionError(f"{u.display()}: setting {what} failed: {self._error_text()}")
+            # A lost session must surface as an error, not as endless silent reconnects.
+            lib.iscsi_set_noautoreconnect(ctx, 1)
+            if lib.iscsi_full_connect_sync(ctx, u.portal.encode(), u.lun) != 0:
+                text = self._error_text().strip()
+                lowered = text.lower()
+                cls = DeviceLoginError if "log in" in lowered or "auth" in lowered else DeviceConnectionError
+                if cls is DeviceConnectionError:
+                    text = _portal_problem(u, self.timeout) or text
+                raise cls(f"{u.display()} as {self.initiator_iqn}"
+                          f"{' with CHAP user ' + self.chap.username if self.chap else ''}: {text}")
+        except BaseException:
+            self._destroy()
+            raise
+        log.info("logged in to %s as %s", u.display(), self.initiator_iqn)
+
+    def _destroy(self) -> None:
+        if self._ctx != L.ffi.NULL:
+            ctx, self._ctx = self._ctx, L.ffi.NULL
+            # destroy calls back every task still in flight with CANCELLED
+            self._lib.iscsi_destroy_context(ctx)
+            self._reap()
+
+    def close(self) -> None:
+        """Log out (best effort) and free the session; idempotent."""
+        with self._lock:
+            if self._ctx == L.ffi.NULL:
+                return
+            if self._broken is None and self._lib.iscsi_is_logged_in(self._ctx):
+                if self._lib.iscsi_logout_sync(self._ctx) != 0:
+                    log.debug("logout from %s failed: %s", self.url.display(), self._error_text())
+            self._destroy()
+
+    def __del__(self) -> None:
+        if getattr(self, "_ctx", None) is None:
+            return  # __init__ failed before a context existed
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    @property
+    def connected(self) -> bool:
+        return self._ctx != L.ffi.NULL and self._broken is None
+
+    # -- submit / poll -----------------------------------------------------------------
+    def submit(self, cmd: Any) -> Pending:
+        """Queue one pyscsi command; complete it with :meth:`wait`."""
+        cdb, dataout, datain_len = command_buffers(cmd)
+        with self._lock:
+            self._check_usable()
+            if dataout and datain_len:
+                raise ValueError(f"{cmd!r}: bidirectional commands are not supported")
+            if dataout:
+                direction, xfer = L.SCSI_XFER_WRITE, len(dataout)
+            elif datain_len:
+                direction, xfer = L.SCSI_XFER_READ, datain_len
+            else:
+                direction, xfer = L.SCSI_XFER_NONE, 0
+            cdb_buf = L.ffi.new("unsigned char[]", cdb)
+            task = self._lib.scsi_create_task(len(cdb), cdb_buf, direction, xfer)
+            if task == L.ffi.NULL:
+                raise MemoryError("scsi_create_task failed")
+            pending = Pending(next(self._tags), cmd, cdb, time.monotonic() + self.timeout)
+            pending.task = task
+            handle = L.ffi.new_handle(pending)
+            data_ptr = L.ffi.NULL
+            pending.keep += [cdb_buf, handle]
+            if dataout:
+                out = L.ffi.new("unsigned char[]", dataout)
+                data_ptr = L.ffi.new("struct iscsi_data *", {"size": len(dataout), "data": out})
+                pending.keep += [out, data_ptr]
+            self._inflight[pending.tag] = pending
+            self.max_inflight = max(self.max_inflight, len(self._inflight))
+            rc = self._lib.iscsi_scsi_command_async(self._ctx, self.url.lun, task, on_complete,
+                                                   data_ptr, handle)
+            if rc != 0:
+                del self._inflight[pending.tag]
+                self._lib.scsi_free_scsi_task(task)
+                pending.task = None
+                raise DeviceConnectionError(f"{self.url.display()}: cannot queue command: {self._error_text()}")
+            return pending
+
+    def wait(self, pendings: Iterable[Pending] | Pending, *, any_one: bool = False) -> None:
+        """Drive the session until the given commands (or ``any_one`` of them) completed."""
+        items = [pendings] if isinstance(pendings, Pending) else list(pendings)
+        with self._lock:
+            while True:
+                done = [p for p in items if p.done]
+                if (any_one and done) or len(done) == len(items):
+                    return
+                self._service_once()
+
+    def _check_usable(self) -> None:
+        if self._ctx == L.ffi.NULL:
+            raise DeviceConnectionError(f"{self.url.display()}: device is closed")
+        if self._broken is not None:
+            raise DeviceConnectionError(f"{self.url.display()}: session lost earlier: {self._broken}")
+
+    def _service_once(self) -> None:
+        lib, ctx = self._lib, self._ctx
+        if ctx == L.ffi.NULL:
+            raise DeviceConnectionError(f"{self.url.display()}: device is closed")
+        now = time.monotonic()
+        first_deadline = min((p.deadline for p in self._inflight.values()), default=now + 1.0)
+        if first_deadline <= now:
+            self._expire(now)
+            return
+        fd = lib.iscsi_get_fd(ctx)
+        events = lib.iscsi_which_events(ctx)
+        wait_ms = int(min(first_deadline - now, 1.0) * 1000) + 1
+        if fd < 0 or events == 0:  # libiscsi asks us to come back later
+            time.sleep(min(wait_ms, 100) / 1000)
+            revents = 0
+        else:
+            if fd != self._polled_fd:
+                if self._polled_fd >= 0:
+                    try:
+                        self._poller.unregister(self._polled_fd)
+                    except KeyError:
+                        pass
+                self._polled_fd = fd
+            self._poller.register(fd, events)
+            # A freshly queued PDU can usually be written at once: look without blocking
+            # first, so a command costs one blocking poll (for its answer), not two.
+            ready = self._poller.poll(0 if events & select.POLLOUT else wait_ms)
+            if not ready and events & select.POLLOUT:
+                ready = self._poller.poll(wait_ms)
+            revents = ready[0][1] if ready else 0
+        rc = lib.iscsi_service(ctx, revents)
+        # With auto-reconnect off, libiscsi answers a dropped connection by
+        # cancelling the tasks in flight (we cancel only in _expire / close).
+        dropped = any(p.libiscsi_status == L.SCSI_STATUS_CANCELLED for p in self._inflight.values())
+        if rc < 0 or dropped:
+            detail = self._error_text().strip() if rc < 0 else ""
+            self._fail_session("the target closed the connection or it broke"
+                               + (f" (libiscsi: {detail})" if detail else ""))
+        self._reap()
+
+    def _expire(self, now: float) -> None:
+        """Cancel commands past their deadline (the task is freed on its callback)."""
+        for p in list(self._inflight.values()):
+            if p.deadline <= now and not p.done:
+                self._lib.iscsi_scsi_cancel_task(self._ctx, p.task)
+                p.libiscsi_status = L.SCSI_STATUS_TIMEOUT
+        self._reap()
+
+    def _fail_session(self, reason: str) -> None:
+        log.warning("session to %s lost: %s", self.url.display(), reason)
+        self._broken = reason.strip()
+        self._lib.iscsi_scsi_cancel_all_tasks(self._ctx)
+        self._reap()
+
+    def _reap(self) -> None:
+        """Free the tasks libiscsi has called back for (outside the callback)."""
+        for tag, p in list(self._inflight.items()):
+            if p.libiscsi_status is None and not p.done:
+                continue
+            del self._inflight[tag]
+            if p.task is not None:
+                self._lib.scsi_free_scsi_task(p.task)
+                p.task = None
+            p.keep.clear()
+            if not p.done:
+                p.error = self._transport_error(p)
+
+    def _transport_error(self, p: Pending) -> DeviceError:
+        what = f"{self.url.display()}: opcode {p.cdb[0]:02X}h"
+        if p.libiscsi_status == L.SCSI_STATUS_TIMEOUT:
+            return DeviceTimeout(f"{what}: no answer within {self.timeout:g} s")
+        if self._broken is not None:
+            return DeviceConnectionError(f"{what}: connection lost: {self._broken}")
+        if p.libiscsi_status == L.SCSI_STATUS_CANCELLED:
+            return DeviceConnectionError(f"{what}: cancelled (session closed)")
+        if p.libiscsi_status == L.SCSI_STATUS_ERROR:
+            return DeviceConnectionError(f"{what}: transport error: {p.transport_error or 'unknown'}")
+        return DeviceError(f"{what}: libiscsi returned unknown status {p.libiscsi_status:#x}")
+
+    # -- pyscsi interface ---------------------------------------------------------------
+    def run(self, cdb: bytes, dataout: bytes, datain_len: int) -> ScsiResult:
+        raise NotImplementedError("LibiscsiDevice executes pyscsi command objects")
+
+    def _finish(self, p: Pending) -> int:
+        if p.error is not None:
+            raise p.error
+        assert p.result is not None
+        return apply_result(p.cmd, p.result)
+
+    def execute(self, cmd: Any) -> int:
+        """Execute one pyscsi command and wait for it (what ``SCSI(dev)`` calls)."""
+        p = self.submit(cmd)
+        self.wait(p)
+        return self._finish(p)
+
+    def execute_many(self, cmds: Iterable[Any], max_outstanding: int = 16) -> list[CommandOutcome]:
+        """Run commands with up to ``max_outstanding`` in flight on this session.
+
+        Returns one :class:`CommandOutcome` per command, in order; a failing
+        command does not stop the others (unless the session itself is lost).
+        """
+        if max_outstanding < 1:
+            raise ValueError(f"max_outstanding must be >= 1, not {max_outstanding}")
+        outcomes: list[CommandOutcome] = []
+        window: list[tuple[int, Pending]] = []
+        source: Iterator[Any] = iter(cmds)
+        exhausted = False
+        index = 0
+        while True:
+            while not exhausted and len(window) < max_outstanding:
+                try:
+                    cmd = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                outcomes.append(CommandOutcome(cmd))
+                try:
+                    window.append((index, self.submit(cmd)))
+                except (DeviceError, ConnectionError) as exc:
+                    outcomes[index].error = exc
+                index += 1
+            if not window:
+                return outcomes
+            self.wait([p for _, p in window], any_one=True)
+            still = []
+            for i, p in window:
+                if p.done:
+                    try:
+                        outcomes[i].datain_len = self._finish(p)
+                    except Exception as exc:  # noqa: BLE001 - reported per command
+                        outcomes[i].error = exc
+                else:
+                    still.append((i, p))
+            window = still
+
+    def __repr__(self) -> str:
+        return f"LibiscsiDevice({self.url.display()!r})"

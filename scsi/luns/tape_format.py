@@ -1,0 +1,108 @@
+"""On-disk format of an emulated tape: a header, then length-prefixed entries.
+
+File = 32-byte header, then entries in tape order.  Each entry is a 12-byte
+entry header (kind, length, CRC-32 of the data) followed by ``length`` data
+bytes; a filemark is an entry of kind 'F' with no data.  Writing only ever
+appends (or truncates first, as overwriting the middle of a tape erases what
+followed), so a crash leaves at worst a torn last entry, which opening reports
+with its byte offset instead of guessing.
+"""
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass
+
+from scsi.layout import Field, Layout, LayoutError, raw, reserved
+
+MAGIC = b"SFTAPE1\n"
+VERSION = 1
+RECORD = 0x52  # 'R'
+FILEMARK = 0x46  # 'F'
+
+TAPE_HEADER = Layout("tape header", 32, [
+    raw("magic", 0, 8),
+    Field("version", 8, size=2),
+    reserved(10, 2),
+    Field("capacity", 12, size=8, doc="bytes of data the medium holds; 0 = unlimited"),
+    reserved(20, 12),
+])
+
+ENTRY_HEADER = Layout("tape entry", 12, [
+    Field("kind", 0),
+    reserved(1, 3),
+    Field("length", 4, size=4),
+    Field("crc32", 8, size=4),
+])
+
+
+class TapeFormatError(ValueError):
+    """A tape file that is not in this format or is damaged, with where."""
+
+    def __init__(self, path: str, offset: int, message: str):
+        super().__init__(f"tape file {path}: byte {offset}: {message}")
+        self.path = path
+        self.offset = offset
+
+
+@dataclass(frozen=True)
+class Entry:
+    offset: int  # of the entry header in the file
+    kind: int
+    length: int
+    crc32: int
+
+    @property
+    def data_offset(self) -> int:
+        return self.offset + ENTRY_HEADER.size
+
+    @property
+    def end(self) -> int:
+        return self.data_offset + self.length
+
+
+def new_header(capacity: int = 0) -> bytes:
+    return TAPE_HEADER.encode(magic=MAGIC, version=VERSION, capacity=capacity)
+
+
+def encode_entry(kind: int, data: bytes = b"") -> bytes:
+    return ENTRY_HEADER.encode(kind=kind, length=len(data), crc32=zlib.crc32(data)) + data
+
+
+def scan(fd: int, path: str) -> tuple[int, list[Entry]]:
+    """Read the header and index every entry; raise TapeFormatError on damage."""
+    size = os.fstat(fd).st_size
+    head = os.pread(fd, TAPE_HEADER.size, 0)
+    if len(head) < TAPE_HEADER.size:
+        raise TapeFormatError(path, len(head), f"file is {size} bytes, shorter than the "
+                              f"{TAPE_HEADER.size}-byte tape header")
+    try:
+        h = TAPE_HEADER.decode(head)
+    except LayoutError as e:
+        raise TapeFormatError(path, e.offset or 0, e.message) from e
+    if h["magic"] != MAGIC:
+        raise TapeFormatError(path, 0, f"magic {h['magic']!r} is not {MAGIC!r}: not an emulated tape")
+    if h["version"] != VERSION:
+        raise TapeFormatError(path, 8, f"format version {h['version']} is not supported (only {VERSION})")
+    entries: list[Entry] = []
+    pos = TAPE_HEADER.size
+    while pos < size:
+        raw_head = os.pread(fd, ENTRY_HEADER.size, pos)
+        if len(raw_head) < ENTRY_HEADER.size:
+            raise TapeFormatError(path, pos, f"entry {len(entries)} header is torn "
+                                  f"({len(raw_head)} of {ENTRY_HEADER.size} bytes)")
+        try:
+            e = ENTRY_HEADER.unpack_from(raw_head, 0, pos=pos)
+        except LayoutError as err:
+            raise TapeFormatError(path, err.offset or pos, f"entry {len(entries)}: {err.message}") from err
+        if e["kind"] not in (RECORD, FILEMARK):
+            raise TapeFormatError(path, pos, f"entry {len(entries)} has unknown kind {e['kind']:#04x}")
+        if e["kind"] == FILEMARK and e["length"]:
+            raise TapeFormatError(path, pos + 4, f"filemark entry {len(entries)} claims {e['length']} data bytes")
+        entry = Entry(pos, e["kind"], e["length"], e["crc32"])
+        if entry.end > size:
+            raise TapeFormatError(path, pos + 4, f"entry {len(entries)} claims {entry.length} bytes but "
+                                  f"only {size - entry.data_offset} remain")
+        entries.append(entry)
+        pos = entry.end
+    return h["capacity"], entries

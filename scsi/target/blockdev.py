@@ -1,0 +1,242 @@
+"""SCSI command emulation for one block LUN (SBC-3 subset that libiscsi and qemu issue).
+
+:class:`BlockLunDevice` implements :class:`scsi.result.CommandHandler` over a
+:class:`scsi.luns.base.BlockLun`.  It is synchronous and thread-safe for
+concurrent calls (the LUN uses pread/pwrite), so the iSCSI layer runs it in a
+thread pool and never blocks its event loop on file I/O.  EXTENDED COPY and
+RECEIVE COPY RESULTS go to the copy manager when the LUN accepts them.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+from scsi.luns.base import BlockLun, LunError
+from scsi.result import CommandHandler, Nexus, ScsiResult, Status
+from scsi.sense import SenseKey, sense_for
+from scsi.target import cdbs, errors, inquiry, modes, opcodes, reservations
+from scsi.target.provisioning import MAX_UNMAP_BLOCKS, MAX_UNMAP_DESCRIPTORS, Provisioning
+from scsi.target.cdbs import (INQUIRY_CDB, READ_CAPACITY_10_CDB, READ_CAPACITY_16_CDB, READ_WRITE_10,
+                              READ_WRITE_16, REQUEST_SENSE_CDB, SYNC_CACHE_10, SYNC_CACHE_16)
+from scsi.target.errors import CheckCondition
+from scsi.layout import Field, Layout, bits, flag
+
+log = logging.getLogger(__name__)
+
+READ_CAPACITY_10_DATA = Layout("READ CAPACITY(10) data", 8, [
+    Field("last_lba", 0, size=4), Field("block_length", 4, size=4),
+])
+READ_CAPACITY_16_DATA = Layout("READ CAPACITY(16) data", 32, [
+    Field("last_lba", 0, size=8), Field("block_length", 8, size=4), bits("p_type", 12, 1, 3),
+    flag("prot_en", 12, 0), bits("p_i_exponent", 13, 4, 4), bits("lbppbe", 13, 0, 4),
+    flag("lbpme", 14, 7), flag("lbprz", 14, 6), bits("lowest_aligned_hi", 14, 0, 6),
+    Field("lowest_aligned_lo", 15),
+])
+
+DEFAULT_MAX_TRANSFER = 16 * 1024 * 1024  # bytes per READ/WRITE command
+
+
+class BlockLunDevice:
+    """One block LUN as a SCSI device: INQUIRY/VPD, capacity, I/O, mode pages, opcodes."""
+
+    def __init__(self, lun: BlockLun, *, copy_manager: CommandHandler | None = None,
+                 accepts_xcopy: bool = False, vendor: str = "SRVFREE", product: str = "DATAMOVER LUN",
+                 max_transfer_bytes: int = DEFAULT_MAX_TRANSFER, thin: bool = True):
+        self.lun = lun
+        self.copy_manager = copy_manager if accepts_xcopy else None
+        self.max_transfer_blocks = max(1, max_transfer_bytes // lun.block_size)
+        self.identity = inquiry.Identity(
+            pdt=int(lun.pdt), vendor=vendor, product=product, serial=lun.serial,
+            designators=tuple((d.code_set, d.association, d.type, d.value) for d in lun.designators()),
+            tpc=self.copy_manager is not None)
+        self.thin = Provisioning.for_lun(lun) if thin else None
+        self.table = (opcodes.BLOCK_COMMANDS + (opcodes.THIN_COMMANDS if self.thin else ())
+                      + (opcodes.XCOPY_COMMANDS if self.copy_manager else ()))
+        self.counters: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    # -- dispatch -------------------------------------------------------------------
+    def execute(self, nexus: Nexus, cdb: bytes, data_out: bytes, data_in_len: int) -> ScsiResult:
+        if not cdb:
+            return errors.invalid_byte(0, message="empty CDB").result()
+        op = cdb[0]
+        length = cdbs.cdb_length(op)
+        try:
+            if length is None or len(cdb) < length:
+                raise errors.invalid_opcode(op)
+            if cdb[length - 1] & 0x04:  # NACA in the CONTROL byte: ACA is not supported
+                raise errors.invalid_byte(length - 1, 2, "NACA is not supported")
+            if op in (cdbs.EXTENDED_COPY, cdbs.RECEIVE_COPY_RESULTS) and self.copy_manager is not None:
+                self._count("xcopy" if op == cdbs.EXTENDED_COPY else "receive_copy_results")
+                return self.copy_manager.execute(nexus, cdb, data_out, data_in_len)
+            handler = self._HANDLERS.get(op)
+            if handler is None:
+                raise errors.invalid_opcode(op)
+            return handler(self, cdb, data_out)
+        except CheckCondition as e:
+            log.debug("LUN %s: CDB %s -> CHECK CONDITION: %s", self.lun.name, cdb[:16].hex(), e)
+            return e.result()
+        except LunError as e:
+            log.warning("LUN %s: %s", self.lun.name, e.message)
+            return ScsiResult(status=e.status or Status.CHECK_CONDITION, sense=e.sense)
+
+    def _count(self, what: str, n: int = 1) -> None:
+        with self._lock:
+            self.counters[what] += n
+
+    # -- simple commands --------------------------------------------------------------
+    def _test_unit_ready(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        self.lun.test_unit_ready()
+        return ScsiResult()
+
+    def _request_sense(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        c = REQUEST_SENSE_CDB.decode(cdb[:6], strict=False)
+        data = sense_for(SenseKey.NO_SENSE, 0, 0).encode("descriptor" if c["desc"] else "fixed")
+        return ScsiResult(data=data[:c["allocation_length"]])
+
+    def _inquiry(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        c = INQUIRY_CDB.decode(cdb[:6], strict=False)
+        if c["obsolete"]:
+            raise errors.invalid_field(INQUIRY_CDB, "obsolete", "CMDDT is not supported")
+        if not c["evpd"]:
+            if c["page_code"]:
+                raise errors.invalid_field(INQUIRY_CDB, "page_code", "PAGE CODE set without EVPD")
+            data = inquiry.standard_inquiry(self.identity)
+        else:
+            data = self.vpd(c["page_code"])
+        return ScsiResult(data=data[:c["allocation_length"]])
+
+    def vpd_pages(self) -> dict[int, bytes]:
+        pdt = self.identity.pdt
+        pages = {
+            0x80: inquiry.unit_serial(self.identity),
+            0x83: inquiry.device_identification(self.identity),
+            0xB0: inquiry.block_limits(pdt, self.max_transfer_blocks,
+                                       min(self.max_transfer_blocks, (1 << 20) // self.lun.block_size),
+                                       unmap_blocks=MAX_UNMAP_BLOCKS if self.thin else 0,
+                                       unmap_descriptors=MAX_UNMAP_DESCRIPTORS if self.thin else 0),
+            0xB1: inquiry.block_characteristics(pdt),
+        }
+        if self.thin is not None:
+            pages[0xB2] = self.thin.vpd_b2(pdt)
+        vpd_8f = getattr(self.copy_manager, "vpd_8f", None)
+        if vpd_8f is not None:
+            page = vpd_8f()
+            pages[0x8F] = page if len(page) >= 4 and page[1] == 0x8F else inquiry.vpd_page(pdt, 0x8F, page)
+        pages[0x00] = inquiry.supported_pages(pdt, [0x00, *pages])
+        return pages
+
+    def vpd(self, page_code: int) -> bytes:
+        page = self.vpd_pages().get(page_code)
+        if page is None:
+            raise errors.invalid_field(INQUIRY_CDB, "page_code", f"VPD page {page_code:#04x} is not supported")
+        return page
+
+    def _read_capacity_10(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        last = min(self.lun.num_blocks - 1, 0xFFFFFFFF)
+        return ScsiResult(data=READ_CAPACITY_10_DATA.encode(last_lba=last, block_length=self.lun.block_size))
+
+    def _service_action_in(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        c = READ_CAPACITY_16_CDB.decode(cdb[:16], strict=False)
+        if c["service_action"] == cdbs.SA_GET_LBA_STATUS and self.thin is not None:
+            return ScsiResult(data=self.thin.get_lba_status(cdb))
+        if c["service_action"] != cdbs.SA_READ_CAPACITY_16:
+            raise errors.invalid_field(READ_CAPACITY_16_CDB, "service_action")
+        thin = int(self.thin is not None)
+        data = READ_CAPACITY_16_DATA.encode(last_lba=self.lun.num_blocks - 1, block_length=self.lun.block_size,
+                                            lbpme=thin, lbprz=thin)
+        return ScsiResult(data=data[:c["allocation_length"]])
+
+    def _maintenance_in(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        c = cdbs.RSOC_CDB.decode(cdb[:12], strict=False)
+        if c["service_action"] != cdbs.SA_REPORT_SUPPORTED_OPCODES:
+            raise errors.invalid_field(cdbs.RSOC_CDB, "service_action")
+        data = opcodes.report_supported_opcodes(cdb, self.table)
+        return ScsiResult(data=data[:c["allocation_length"]])
+
+    def _mode_sense(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        ten = cdb[0] == cdbs.MODE_SENSE_10
+        data = modes.mode_sense(cdb, ten=ten, num_blocks=self.lun.num_blocks, block_size=self.lun.block_size,
+                                read_only=self.lun.read_only)
+        alloc = int.from_bytes(cdb[7:9], "big") if ten else cdb[4]
+        return ScsiResult(data=data[:alloc])
+
+    # -- I/O ----------------------------------------------------------------------------------
+    def _rw_fields(self, cdb: bytes) -> tuple[Layout, dict]:
+        layout = READ_WRITE_16 if cdb[0] in (cdbs.READ_16, cdbs.WRITE_16) else READ_WRITE_10
+        c = layout.decode(cdb[:layout.size], strict=False)
+        if c["protect"]:
+            raise errors.invalid_field(layout, "protect", "protection information is not supported")
+        lba, count = c["lba"], c["transfer_length"]
+        if lba + count > self.lun.num_blocks:
+            raise errors.lba_out_of_range(lba, count, self.lun.num_blocks)
+        if count > self.max_transfer_blocks:
+            raise errors.invalid_field(layout, "transfer_length",
+                                       f"{count} blocks exceed the {self.max_transfer_blocks}-block limit")
+        return layout, c
+
+    def _read(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        _, c = self._rw_fields(cdb)
+        if c["transfer_length"] == 0:
+            return ScsiResult()
+        data = self.lun.read(c["lba"], c["transfer_length"])
+        self._count("read_bytes", len(data))
+        return ScsiResult(data=data)
+
+    def _write(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        layout, c = self._rw_fields(cdb)
+        if self.lun.read_only:
+            raise errors.write_protected()
+        count = c["transfer_length"]
+        if count == 0:
+            return ScsiResult()
+        need = count * self.lun.block_size
+        if len(data_out) < need:
+            raise errors.invalid_field(layout, "transfer_length",
+                                       f"{need} bytes announced, only {len(data_out)} sent")
+        self.lun.write(c["lba"], bytes(data_out[:need]) if len(data_out) != need else data_out)
+        if c["fua"]:
+            self.lun.flush()
+        self._count("write_bytes", need)
+        return ScsiResult()
+
+    def _synchronize_cache(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        layout = SYNC_CACHE_16 if cdb[0] == cdbs.SYNCHRONIZE_CACHE_16 else SYNC_CACHE_10
+        c = layout.decode(cdb[:layout.size], strict=False)
+        if c["lba"] + c["blocks"] > self.lun.num_blocks:
+            raise errors.lba_out_of_range(c["lba"], c["blocks"], self.lun.num_blocks)
+        self.lun.flush()
+        return ScsiResult()
+
+    def _unmap(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        if self.thin is None:
+            raise errors.invalid_opcode(cdb[0])
+        self.thin.unmap(cdb, data_out)
+        return ScsiResult()
+
+    def _persistent_reserve_in(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        return ScsiResult(data=reservations.persistent_reserve_in(cdb))
+
+    def close(self) -> None:
+        if self.thin is not None:
+            self.thin.close()
+
+    _HANDLERS = {
+        cdbs.UNMAP: _unmap,
+        cdbs.PERSISTENT_RESERVE_IN: _persistent_reserve_in,
+        cdbs.TEST_UNIT_READY: _test_unit_ready,
+        cdbs.REQUEST_SENSE: _request_sense,
+        cdbs.INQUIRY: _inquiry,
+        cdbs.MODE_SENSE_6: _mode_sense,
+        cdbs.MODE_SENSE_10: _mode_sense,
+        cdbs.READ_CAPACITY_10: _read_capacity_10,
+        cdbs.SERVICE_ACTION_IN_16: _service_action_in,
+        cdbs.MAINTENANCE_IN: _maintenance_in,
+        cdbs.READ_10: _read,
+        cdbs.READ_16: _read,
+        cdbs.WRITE_10: _write,
+        cdbs.WRITE_16: _write,
+        cdbs.SYNCHRONIZE_CACHE_10: _synchronize_cache,
+        cdbs.SYNCHRONIZE_CACHE_16: _synchronize_cache,
+    }

@@ -1,0 +1,97 @@
+"""CDB layouts the LUN emulation decodes (SPC-4 / SBC-3), each declared once."""
+from __future__ import annotations
+
+from scsi.layout import Field, Layout, bits, flag
+
+TEST_UNIT_READY = 0x00
+REQUEST_SENSE = 0x03
+INQUIRY = 0x12
+MODE_SENSE_6 = 0x1A
+READ_CAPACITY_10 = 0x25
+READ_10 = 0x28
+WRITE_10 = 0x2A
+SYNCHRONIZE_CACHE_10 = 0x35
+UNMAP = 0x42
+MODE_SENSE_10 = 0x5A
+PERSISTENT_RESERVE_IN = 0x5E
+EXTENDED_COPY = 0x83
+RECEIVE_COPY_RESULTS = 0x84
+READ_16 = 0x88
+WRITE_16 = 0x8A
+SYNCHRONIZE_CACHE_16 = 0x91
+SERVICE_ACTION_IN_16 = 0x9E
+REPORT_LUNS = 0xA0
+MAINTENANCE_IN = 0xA3
+
+SA_READ_CAPACITY_16 = 0x10
+SA_GET_LBA_STATUS = 0x12
+SA_REPORT_SUPPORTED_OPCODES = 0x0C
+
+CDB_LENGTH = {0: 6, 1: 10, 2: 10, 4: 16, 5: 12}  # by opcode group (byte 0 bits 7-5)
+
+
+def cdb_length(opcode: int) -> int | None:
+    return CDB_LENGTH.get(opcode >> 5)
+
+
+INQUIRY_CDB = Layout("INQUIRY", 6, [
+    Field("opcode", 0), bits("obsolete", 1, 1, 1), flag("evpd", 1, 0), bits("reserved1", 1, 2, 6),
+    Field("page_code", 2), Field("allocation_length", 3, size=2), Field("control", 5),
+])
+
+REQUEST_SENSE_CDB = Layout("REQUEST SENSE", 6, [
+    Field("opcode", 0), flag("desc", 1, 0), Field("allocation_length", 4), Field("control", 5),
+])
+
+READ_WRITE_10 = Layout("READ/WRITE(10)", 10, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), flag("fua", 1, 3),
+    flag("rarc", 1, 2), flag("fua_nv", 1, 1), Field("lba", 2, size=4), bits("group", 6, 0, 5),
+    Field("transfer_length", 7, size=2), Field("control", 9),
+])
+
+READ_WRITE_16 = Layout("READ/WRITE(16)", 16, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), flag("fua", 1, 3),
+    flag("rarc", 1, 2), flag("fua_nv", 1, 1), flag("dld2", 1, 0), Field("lba", 2, size=8),
+    Field("transfer_length", 10, size=4), bits("group", 14, 0, 5), Field("control", 15),
+])
+
+SYNC_CACHE_10 = Layout("SYNCHRONIZE CACHE(10)", 10, [
+    Field("opcode", 0), flag("immed", 1, 1), Field("lba", 2, size=4), bits("group", 6, 0, 5),
+    Field("blocks", 7, size=2), Field("control", 9),
+])
+
+SYNC_CACHE_16 = Layout("SYNCHRONIZE CACHE(16)", 16, [
+    Field("opcode", 0), flag("immed", 1, 1), Field("lba", 2, size=8), Field("blocks", 10, size=4),
+    bits("group", 14, 0, 5), Field("control", 15),
+])
+
+READ_CAPACITY_10_CDB = Layout("READ CAPACITY(10)", 10, [
+    Field("opcode", 0), Field("lba", 2, size=4), flag("pmi", 8, 0), Field("control", 9),
+])
+
+READ_CAPACITY_16_CDB = Layout("READ CAPACITY(16)", 16, [
+    Field("opcode", 0), bits("service_action", 1, 0, 5), Field("lba", 2, size=8),
+    Field("allocation_length", 10, size=4), flag("pmi", 14, 0), Field("control", 15),
+])
+
+MODE_SENSE_6_CDB = Layout("MODE SENSE(6)", 6, [
+    Field("opcode", 0), flag("dbd", 1, 3), bits("pc", 2, 6, 2), bits("page_code", 2, 0, 6),
+    Field("subpage_code", 3), Field("allocation_length", 4), Field("control", 5),
+])
+
+MODE_SENSE_10_CDB = Layout("MODE SENSE(10)", 10, [
+    Field("opcode", 0), flag("llbaa", 1, 4), flag("dbd", 1, 3), bits("pc", 2, 6, 2),
+    bits("page_code", 2, 0, 6), Field("subpage_code", 3), Field("allocation_length", 7, size=2),
+    Field("control", 9),
+])
+
+REPORT_LUNS_CDB = Layout("REPORT LUNS", 12, [
+    Field("opcode", 0), Field("select_report", 2), Field("allocation_length", 6, size=4),
+    Field("control", 11),
+])
+
+RSOC_CDB = Layout("REPORT SUPPORTED OPERATION CODES", 12, [
+    Field("opcode", 0), bits("service_action", 1, 0, 5), flag("rctd", 2, 7), bits("options", 2, 0, 3),
+    Field("requested_opcode", 3), Field("requested_sa", 4, size=2),
+    Field("allocation_length", 6, size=4), Field("control", 11),
+])

@@ -1,0 +1,189 @@
+"""The data mover's target configuration (YAML, validated with pydantic before anything listens).
+
+Example::
+
+    portal: 127.0.0.1:3260
+    target: iqn.2026-11.org.serverfree:dm1
+    chap: {username: alice, secret: alicesecret12}        # optional, target-wide
+    luns:
+      - {id: 0, path: /srv/client.img}
+      - {id: 1, path: /srv/pool.img, serial: POOL0001, accepts_xcopy: true}
+    acl:
+      - {initiator: iqn.2026-11.org.serverfree:client, luns: [0]}
+      - {initiator: "*", luns: all}
+"""
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+IQN_RE = re.compile(r"^(iqn\.\d{4}-\d{2}(\.[A-Za-z0-9-]+)+(:[^\s]+)?|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16,32})$")
+
+
+def check_iscsi_name(name: str, what: str) -> str:
+    if len(name) > 223 or not IQN_RE.match(name):
+        raise ValueError(f"{what} {name!r} is not an iSCSI name (iqn.YYYY-MM.reversed.domain[:id], "
+                         f"eui.<16 hex> or naa.<hex>)")
+    return name.lower() if name.startswith("iqn.") else name
+
+
+def parse_portal(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port)."""
+    m = re.match(r"^\[([0-9A-Fa-f:.]+)\]:(\d+)$", text) or re.match(r"^([^:\s]+):(\d+)$", text)
+    if not m:
+        raise ValueError(f"portal {text!r} is not HOST:PORT")
+    port = int(m.group(2))
+    if not 0 <= port <= 65535:
+        raise ValueError(f"portal {text!r}: port {port} outside 0..65535")
+    return m.group(1), port
+
+
+class ChapConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1)
+    secret: str = Field(min_length=1, max_length=255)
+    mutual_username: str | None = None
+    mutual_secret: str | None = None
+
+    @model_validator(mode="after")
+    def _mutual_pair(self) -> "ChapConfig":
+        if (self.mutual_username is None) != (self.mutual_secret is None):
+            raise ValueError("mutual CHAP needs both mutual_username and mutual_secret")
+        if self.mutual_secret is not None and self.mutual_secret == self.secret:
+            raise ValueError("the mutual secret must differ from the initiator's secret (RFC 7143 12.1.3)")
+        return self
+
+
+class LunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int = Field(ge=0, le=16383)
+    path: Path
+    kind: Literal["block"] = "block"
+    block_size: int = 512
+    serial: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
+    read_only: bool = False
+    accepts_xcopy: bool = True
+
+    @field_validator("block_size")
+    @classmethod
+    def _power_of_two(cls, v: int) -> int:
+        if v < 512 or v > 65536 or v & (v - 1):
+            raise ValueError(f"block_size {v} must be a power of two between 512 and 65536")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, v: Path) -> Path:
+        try:
+            st = os.stat(v)
+        except OSError as e:
+            raise ValueError(f"{v}: {e.strerror}") from None
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            raise ValueError(f"{v} is neither a regular file nor a block device")
+        return v
+
+
+class AclEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    initiator: str
+    luns: list[int] | Literal["all"] = "all"
+    chap: ChapConfig | None = None
+
+    @field_validator("initiator")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return v if v == "*" else check_iscsi_name(v, "initiator")
+
+
+class TargetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    portal: str = "127.0.0.1:3260"
+    target: str
+    alias: str = ""
+    chap: ChapConfig | None = None
+    luns: list[LunConfig] = Field(min_length=1)
+    acl: list[AclEntry] = Field(default_factory=lambda: [AclEntry(initiator="*")])
+    io_threads: int = Field(default=8, ge=1, le=256)
+
+    @field_validator("portal")
+    @classmethod
+    def _portal(cls, v: str) -> str:
+        parse_portal(v)
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        return check_iscsi_name(v, "target")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TargetConfig":
+        ids = [lun.id for lun in self.luns]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"LUN id(s) {dup} configured more than once")
+        seen: set[str] = set()
+        for n, entry in enumerate(self.acl):
+            if entry.initiator in seen:
+                raise ValueError(f"acl.{n}: initiator {entry.initiator} listed twice")
+            seen.add(entry.initiator)
+            if entry.luns != "all":
+                missing = sorted(set(entry.luns) - set(ids))
+                if missing:
+                    raise ValueError(f"acl.{n} ({entry.initiator}): LUN(s) {missing} are not configured")
+        return self
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return parse_portal(self.portal)
+
+    def acl_entry(self, initiator: str) -> AclEntry | None:
+        name = initiator.lower() if initiator.startswith("iqn.") else initiator
+        for entry in self.acl:
+            if entry.initiator == name:
+                return entry
+        return next((e for e in self.acl if e.initiator == "*"), None)
+
+
+def format_validation_error(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        value = e.get("input")
+        shown = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
+        lines.append(f"{source}: {where}: {e['msg']}{shown}")
+    return "; ".join(lines)
+
+
+def load_config(path: str | os.PathLike[str]) -> TargetConfig:
+    """Read and validate a YAML config; LUN paths are relative to the file. Raises ValueError."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ValueError(f"{p}: {e.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{p}{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{p}: expected a mapping with portal, target, luns, acl")
+    for lun in raw.get("luns") or []:
+        if isinstance(lun, dict) and isinstance(lun.get("path"), str) and not os.path.isabs(lun["path"]):
+            lun["path"] = str(p.parent / lun["path"])
+    return parse_config(raw, str(p))
+
+
+def parse_config(raw: dict, source: str = "config") -> TargetConfig:
+    try:
+        return TargetConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ValueError(format_validation_error(source, e)) from None

@@ -1,0 +1,64 @@
+"""CDBs of EXTENDED COPY (83h) and RECEIVE COPY RESULTS (84h), reference 1.1 and 4.1.
+
+Declared once; the pyscsi command classes encode with them and the copy
+manager decodes incoming CDBs with them (a bad CDB byte -> 24h/00h with C/D=1).
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+from scsi.layout import Field, Layout, LayoutError, bits, reserved
+
+EXTENDED_COPY_OPCODE = 0x83
+RECEIVE_COPY_RESULTS_OPCODE = 0x84
+
+
+class RcrServiceAction(IntEnum):
+    COPY_STATUS = 0x00
+    RECEIVE_DATA = 0x01
+    OPERATING_PARAMETERS = 0x03
+    FAILED_SEGMENT_DETAILS = 0x04
+
+
+EXTENDED_COPY_CDB = Layout("EXTENDED COPY CDB", 16, [
+    Field("opcode", 0, const=EXTENDED_COPY_OPCODE),
+    reserved(1, bit=5, width=3), bits("service_action", 1, 0, 5),
+    reserved(2, 8),
+    Field("parameter_list_length", 10, size=4),
+    reserved(14),
+    Field("control", 15),
+])
+
+RECEIVE_COPY_RESULTS_CDB = Layout("RECEIVE COPY RESULTS CDB", 16, [
+    Field("opcode", 0, const=RECEIVE_COPY_RESULTS_OPCODE),
+    reserved(1, bit=5, width=3), bits("service_action", 1, 0, 5),
+    Field("list_id", 2),
+    reserved(3, 7),
+    Field("allocation_length", 10, size=4),
+    reserved(14),
+    Field("control", 15),
+])
+
+
+def pyscsi_bits(layout: Layout) -> dict[str, Any]:
+    """The same layout as a pyscsi ``_cdb_bits``/``_datain_bits`` dict ([mask, offset] or ('b', offset, n))."""
+    out: dict[str, Any] = {}
+    for f in layout.fields:
+        if f.reserved:
+            continue
+        if f.kind == "bytes":
+            out[f.name] = ("b", f.offset, f.size)
+        elif f.bit is not None:
+            out[f.name] = [f.max_value << f.bit, f.offset]
+        else:
+            out[f.name] = [f.max_value, f.offset]
+    return out
+
+
+def decode_cdb(layout: Layout, cdb: bytes) -> dict[str, Any]:
+    """Decode a CDB strictly; errors carry the CDB byte/bit for an INVALID FIELD IN CDB pointer."""
+    if len(cdb) != layout.size:
+        raise LayoutError(f"CDB is {len(cdb)} bytes, expected {layout.size}", field="opcode", offset=0,
+                          layout=layout.name)
+    return layout.decode(cdb)

@@ -1,0 +1,118 @@
+"""Device models: how each SAN component turns bytes into resource work.
+
+Each device owns one resource of the flow network and says, for a given
+transfer, what weight the transfer carries on it (work per byte):
+
+* a disk LUN pays a positioning time per extent, so a fragmented read costs
+  more disk time per byte than a sequential one (``weight > 1``);
+* a tape drive writes ``1 / compression`` native bytes per byte and must be
+  fed at its slowest streaming speed, or it shoe-shines (:class:`Streaming`);
+* a data mover pays a command handshake per EXTENDED COPY and limits how many
+  copies run at once;
+* a CPU is charged CPU seconds per byte according to the data path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import simpy
+
+from simulator.calibration import MiB, Calibration
+from simulator.flows import Resource, Streaming
+
+
+@dataclass(eq=False)
+class DiskLun:
+    name: str
+    resource: Resource
+    positioning_s: float
+    ready: bool = True
+    sense: bytes = b""  # what the LUN answers while not ready
+
+    def weight(self, nbytes: float, extents: int) -> float:
+        """Disk work per byte read: 1 + the positioning time expressed in bytes not transferred."""
+        if nbytes <= 0:
+            return 1.0
+        return 1.0 + max(extents, 1) * self.positioning_s * self.resource.nominal / nbytes
+
+
+@dataclass(eq=False)
+class DataMover:
+    name: str
+    resource: Resource
+    slots: simpy.Resource
+    buffer: float
+    command_s: float
+    state: str = "ok"  # "ok", "hung", "resetting"
+    hang_since: float = 0.0
+
+    def weight(self, nbytes: float, commands: int) -> float:
+        """Mover work per byte: 1 + the EXTENDED COPY handshakes expressed in bytes."""
+        if nbytes <= 0:
+            return 1.0
+        return 1.0 + commands * self.command_s * self.resource.nominal / nbytes
+
+
+@dataclass(eq=False)
+class TapeDrive:
+    name: str
+    resource: Resource  # capacity in native bytes/s
+    compression: float
+    min_streaming: float  # native bytes/s
+    buffer: float
+    reposition_s: float
+    mount: simpy.Resource  # one writing session at a time
+    failed: bool = False
+    sense: bytes = b""  # what the drive answers while failed
+
+    @property
+    def weight(self) -> float:
+        return 1.0 / self.compression
+
+    def streaming(self, upstream_buffer: float = 0.0) -> Streaming:
+        """Feed requirement in *flow* bytes/s; upstream buffers (the mover's) add to the drive's."""
+        return Streaming(min_rate=self.min_streaming * self.compression, buffer=self.buffer + upstream_buffer,
+                         reposition_s=self.reposition_s, device=self.name)
+
+
+@dataclass(eq=False)
+class Host:
+    """A client, the backup server or a storage-agent host: CPU and a LAN port."""
+
+    name: str
+    cpu: Resource  # CPU seconds per second
+    nic: Resource | None = None
+    online: bool = True
+
+
+@dataclass(eq=False)
+class StorageAgent:
+    name: str
+    resource: Resource
+    host: str
+    up: bool = True
+
+
+@dataclass(eq=False)
+class Lan:
+    name: str
+    resource: Resource
+    up: bool = True
+
+
+@dataclass
+class Components:
+    """Every device of a simulated SAN, by name."""
+
+    disks: dict[str, DiskLun] = field(default_factory=dict)
+    movers: dict[str, DataMover] = field(default_factory=dict)
+    drives: dict[str, TapeDrive] = field(default_factory=dict)
+    hosts: dict[str, Host] = field(default_factory=dict)
+    agents: dict[str, StorageAgent] = field(default_factory=dict)
+    lans: dict[str, Lan] = field(default_factory=dict)
+
+
+def tape_drive(env: simpy.Environment, name: str, resource: Resource, cal: Calibration) -> TapeDrive:
+    native = resource.nominal
+    return TapeDrive(name, resource, cal.tape_compression, native * cal.tape_min_streaming_fraction,
+                     cal.tape_buffer_mib * MiB, cal.tape_reposition_s, simpy.Resource(env, capacity=1))

@@ -1,0 +1,204 @@
+"""Fluid mode: one orchestrator data operation = one flow, with analytic failure positions.
+
+``copy`` runs a server-free copy (many batches of EXTENDED COPY parameter
+lists) as a single flow disk -> mover -> drive.  When a fault stops the flow,
+the copy layout says which batch, list and segment were in flight, and the
+fault says what the orchestrator sees: COPY ABORTED with the segment number
+and the failing device's sense forwarded, a timeout, or a lost connection --
+the same :class:`orchestrator.ops.CopyResult` the real driver returns.
+``transfer`` does the same for LAN-free and LAN transfers
+(:class:`orchestrator.ops.TransferResult`).
+
+Both are simpy process generators: ``result = yield env.process(copy(...))``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Generator, Sequence
+
+import numpy as np
+import simpy
+
+from orchestrator.ops import (CopyBatches, CopyResult, Failure, LanFreeWrite, LanSend, Piece, StoredPiece,
+                              TransferResult)
+from scsi.asc import COPY_TARGET_DEVICE_NOT_REACHABLE, POWER_ON_RESET, THIRD_PARTY_DEVICE_FAILURE
+from scsi.result import Status
+from scsi.sense import SenseKey, copy_aborted, sense_for
+from simulator.copy_layout import CopyLayout, Position, layout_from_batches
+from simulator.faults import FaultHit
+from simulator.san import SimSAN
+
+log = logging.getLogger(__name__)
+
+Proc = Generator[simpy.Event, object, object]
+
+
+def copy_failure(hit: FaultHit | None, pos: Position, mover: str, reason: str = "") -> tuple[Failure, bool]:
+    """What the initiator sees when a copy stops; second item: is the segment number known."""
+    if hit is None:
+        return Failure("error", reason or "copy stopped", device=mover), False
+    if hit.timeout:
+        return Failure("timeout", f"EXTENDED COPY timed out: data mover does not answer ({hit.describe()})",
+                       device=mover, status=Status.TASK_ABORTED), False
+    if hit.reset:
+        sense = sense_for(SenseKey.UNIT_ATTENTION, *POWER_ON_RESET).encode()
+        return Failure("sense", f"data mover was reset, copy lost ({hit.describe()})", device=mover,
+                       sense=sense, status=Status.CHECK_CONDITION), False
+    seg = min(pos.segment_in_list, 0xFFFF)
+    if hit.role in ("source", "destination"):
+        area = (int(Status.CHECK_CONDITION), hit.device_sense)
+        sense = copy_aborted(*THIRD_PARTY_DEVICE_FAILURE, segment=seg,
+                             **{hit.role: area}).encode()
+        msg = f"copy {hit.role} {hit.target} failed ({hit.describe()})"
+    else:
+        sense = copy_aborted(*COPY_TARGET_DEVICE_NOT_REACHABLE, segment=seg).encode()
+        msg = f"copy target not reachable ({hit.describe()})"
+    return Failure("sense", msg, device=mover, sense=sense, status=Status.CHECK_CONDITION), True
+
+
+def _refusal(san: SimSAN, mover: str, source: str, destination: str) -> FaultHit | None:
+    """A fault already in place when the copy starts: the mover answers at once (or never)."""
+    mv = san.mover(mover)
+    if mv.state == "hung":
+        return FaultHit("mover_hang", mover, "mover", timeout=True)
+    if mv.state == "resetting":
+        return FaultHit("mover_reset", mover, "mover", reset=True)
+    src = san.disk(source)
+    if not src.ready:
+        return FaultHit("lun_not_ready", source, "source", src.sense)
+    if destination in san.dev.drives and san.dev.drives[destination].failed:
+        d = san.dev.drives[destination]
+        return FaultHit("tape_error", destination, "destination", d.sense)
+    if destination in san.dev.disks and not san.dev.disks[destination].ready:
+        d = san.dev.disks[destination]
+        return FaultHit("lun_not_ready", destination, "destination", d.sense)
+    if not san.route_is_up(source, mover):
+        return FaultHit("path_down", f"{source}->{mover}", "link")
+    if not san.route_is_up(mover, destination):
+        return FaultHit("path_down", f"{mover}->{destination}", "link")
+    return None
+
+
+def copy(san: SimSAN, mover: str, source: str, destination: str, layout: CopyLayout, *,
+         job: str = "", label: str = "") -> Proc:
+    """Copy ``layout.total`` bytes server-free; returns a :class:`CopyResult` (batches from the first sent)."""
+    env = san.env
+    t0 = env.now
+    mv = san.mover(mover)
+    slot = mv.slots.request()
+    yield slot
+    try:
+        hit = _refusal(san, mover, source, destination)
+        if hit is not None:
+            if hit.timeout:
+                yield env.timeout(san.cal.scsi_timeout_s)
+            failure, known = copy_failure(hit, Position(0, 0, 0, 0), mover)
+            san.timeline.event(env.now, "copy-failed", job or mover, mover=mover, batch=0, why=failure.message)
+            return CopyResult(0, failure, 0, 0 if known else None, env.now - t0)
+        path, streaming = san.server_free_path(source, mover, destination, layout.total,
+                                               extents=layout.extents, commands=layout.n_lists)
+        flow = san.start_flow(layout.total, path, streaming=streaming, job=job,
+                              label=label or f"server-free:{mover}->{destination}",
+                              meta={"source": source, "kind": "copy", "mover": mover})
+        end = yield flow.finished
+    finally:
+        mv.slots.release(slot)
+    if end.ok:
+        return CopyResult(layout.n_batches, None, 0, None, env.now - t0)
+    pos = layout.locate(end.bytes_done)
+    failure, known = copy_failure(end.cause, pos, mover, end.reason)
+    san.timeline.event(env.now, "copy-failed", job or mover, mover=mover, batch=pos.batch,
+                       list=pos.list_in_batch, segment=pos.segment_in_list, why=failure.message)
+    return CopyResult(pos.batch, failure, pos.list_in_batch, pos.segment_in_list if known else None,
+                      env.now - t0)
+
+
+def copy_batches(san: SimSAN, op: CopyBatches, *, job: str = "") -> Proc:
+    """Fluid execution of the orchestrator's :class:`CopyBatches` (sends ``batches[first_batch:]``)."""
+    layout = layout_from_batches(op.batches[op.first_batch:])
+    return (yield from copy(san, op.mover, op.source, op.destination, layout, job=job))
+
+
+# --------------------------------------------------------------------------- LAN-free / LAN
+def _extents(pieces: Sequence[Piece]) -> int:
+    n, prev = 0, None
+    for p in pieces:
+        if p.volume_offset != prev:
+            n += 1
+        prev = p.volume_offset + p.length
+    return max(n, 1)
+
+
+def _transfer_failure(hit: FaultHit | None, reason: str, device: str) -> Failure:
+    if hit is None:
+        return Failure("error", reason or "transfer stopped", device=device)
+    if hit.role in ("source", "destination") and hit.device_sense:
+        return Failure("sense", f"{hit.target} failed ({hit.describe()})", device=hit.target,
+                       sense=hit.device_sense, status=Status.CHECK_CONDITION)
+    return Failure("lost-connection", f"connection lost ({hit.describe()})", device=hit.target)
+
+
+def transfer(san: SimSAN, op: LanFreeWrite | LanSend, *, client: str | None = None, job: str = "") -> Proc:
+    """LAN-free write or LAN send of ``op.pieces``; returns a :class:`TransferResult`."""
+    env = san.env
+    t0 = env.now
+    pieces = tuple(op.pieces)
+    lengths = np.fromiter((p.length for p in pieces), dtype=np.int64, count=len(pieces))
+    total = float(lengths.sum())
+    client = client or san.owners.get(op.source)
+    if client is None:
+        raise LookupError(f"{type(op).__name__}: no client owns {op.source}; give client=")
+    if isinstance(op, LanFreeWrite):
+        kind, dest = "lan-free", op.pool_device
+        agent = san.agent_of.get(client)
+        refusal = _transfer_refusal(san, op.source, dest, agent=agent, client=client)
+        path, streaming = (None, None) if refusal else san.lan_free_path(
+            client, op.source, dest, total, extents=_extents(pieces), agent=agent)
+    else:
+        kind, dest = "lan", _server_drive(san, op)
+        refusal = _transfer_refusal(san, op.source, dest, lan=True, client=client)
+        path, streaming = (None, None) if refusal else san.lan_path(
+            client, op.source, dest, total, extents=_extents(pieces))
+    if refusal is not None:
+        failure = _transfer_failure(refusal, "", dest)
+        san.timeline.event(env.now, "transfer-failed", job or client, path=kind, why=failure.message)
+        return TransferResult(0, (), failure, env.now - t0)
+    flow = san.start_flow(total, path, streaming=streaming, job=job, label=f"{kind}:{client}->{dest}",
+                          meta={"source": op.source, "kind": kind})
+    end = yield flow.finished
+    done = int(np.searchsorted(np.cumsum(lengths), end.bytes_done + 1e-6, side="right"))
+    stored = tuple(StoredPiece(p.image_offset, p.volume_offset, p.length, compressed=op.compress)
+                   for p in pieces[:done])
+    if end.ok:
+        return TransferResult(len(pieces), stored, None, env.now - t0)
+    failure = _transfer_failure(end.cause, end.reason, dest)
+    san.timeline.event(env.now, "transfer-failed", job or client, path=kind, pieces_done=done, why=failure.message)
+    return TransferResult(done, stored, failure, env.now - t0)
+
+
+def _server_drive(san: SimSAN, op: LanSend) -> str:
+    """The device the server writes a LAN send to: the pool volume when it is a device, else any drive."""
+    if op.pool_volume in san.dev.drives or op.pool_volume in san.dev.disks:
+        return op.pool_volume
+    if not san.dev.drives:
+        raise LookupError(f"LanSend to {op.pool_volume}: the simulated SAN has no drive or pool LUN of that name")
+    return sorted(san.dev.drives)[0]
+
+
+def _transfer_refusal(san: SimSAN, source: str, dest: str, *, agent: str | None = None, lan: bool = False,
+                      client: str = "") -> FaultHit | None:
+    src = san.disk(source)
+    if not src.ready:
+        return FaultHit("lun_not_ready", source, "source", src.sense)
+    if dest in san.dev.drives and san.dev.drives[dest].failed:
+        return FaultHit("tape_error", dest, "destination", san.dev.drives[dest].sense)
+    if agent is not None and not san.agent(agent).up:
+        return FaultHit("agent_down", agent, "agent")
+    if lan and not san.lan().up:
+        return FaultHit("lan_down", san.lan().name, "lan")
+    if not san.route_is_up(source, client):
+        return FaultHit("path_down", f"{source}->{client}", "link")
+    writer = san.server if lan else client
+    if writer is not None and san.has_route(writer, dest) and not san.route_is_up(writer, dest):
+        return FaultHit("path_down", f"{writer}->{dest}", "link")
+    return None

@@ -1,0 +1,121 @@
+"""Build a :class:`SimSAN` from a topology model (``topology.load_topology``).
+
+Every cable and ISL becomes a full-duplex link at its line rate; arrays' LUNs
+become disk LUNs (named ``ARRAY:NUMBER``), data movers, tape drives, hosts,
+the LAN and storage agents become devices with the topology's own figures
+(throughput, concurrency, native rate, array rate) and the calibration's for
+the rest.  Routes are the shortest cabled paths between two devices' ports
+that the active zoning allows, one alternative per port pair (so a dual
+fabric gives two); components the topology marks offline start broken.
+"""
+from __future__ import annotations
+
+import logging
+from itertools import islice
+
+import networkx as nx
+
+from simulator.calibration import Calibration
+from simulator.san import SimSAN
+from topology.graph import SanState, build_graph, fabric_view, server_host
+from topology.index import TopologyIndex, normalise_endpoint, split_switch_port
+from topology.model import Role, Topology
+
+log = logging.getLogger(__name__)
+
+MAX_ALTERNATIVES = 4  # per port pair, when a fabric has parallel ISLs
+
+
+def san_from_topology(topo: Topology, calibration: Calibration | None = None, *,
+                      record_rates: bool = True) -> SimSAN:
+    cal = calibration or Calibration()
+    san = SimSAN(cal, record_rates=record_rates)
+    ix = TopologyIndex.build(topo)
+    graph = build_graph(topo, ix)
+    state = SanState.build(topo, graph=graph, index=ix)
+    fabric = fabric_view(graph)
+    zoning = bool(state.port_zones)
+
+    ends: dict[str, tuple[str, str]] = {}
+    for link in topo.links:
+        a, b = normalise_endpoint(link.a), normalise_endpoint(link.b)
+        kind = "isl" if split_switch_port(a) and split_switch_port(b) else "link"
+        san.add_link(link.name, cal.fc_bytes_s(link.speed_gbit), kind)
+        ends[link.name] = (a, b)
+        for end in (a, b):
+            if split_switch_port(end) or end in ix.port_owner:
+                san.aliases.setdefault(end, link.name)
+        if not link.online:
+            for r in san.links[link.name]:
+                san.net.set_capacity(r, 0.0)
+
+    server = server_host(topo)
+    ports: dict[str, list[str]] = {}
+    for h in topo.hosts:
+        san.add_host(h.name, nic_gbit=h.lan_speed_gbit if h.lan_address else None, server=h.name == server)
+        ports[h.name] = [p.wwpn for p in h.hba_ports]
+    san.add_lan(topo.lan.name, topo.lan.speed_gbit)
+    if not topo.lan.online:
+        san.lan().up = False
+        san.net.set_capacity(san.lan().resource, 0.0)
+    owners = {}
+    for v in topo.volumes:
+        ref = ix.resolve_lun(v.lun)
+        owners[f"{ref.array}:{ref.number}"] = v.client
+    for a in topo.arrays:
+        for lun in a.luns:
+            name = f"{a.name}:{lun.number}"
+            san.add_disk(name, a.read_mb_s, owner=owners.get(name))
+            ports[name] = [p.wwpn for p in a.ports]
+            if not a.online:
+                san.disk(name).ready = False
+    for m in topo.datamovers:
+        mv = san.add_mover(m.name, m.throughput_mb_s, m.concurrency)
+        ports[m.name] = [p.wwpn for p in m.ports]
+        if not m.online:
+            mv.state = "hung"
+            san.net.set_capacity(mv.resource, 0.0)
+    for lib in topo.libraries:
+        for d in lib.drives:
+            drv = san.add_drive(d.name, d.native_mb_s)
+            ports[d.name] = [d.wwpn]
+            if not (d.online and lib.online):
+                drv.failed = True
+    for agent in topo.storage_agents:
+        san.add_agent(agent.name, agent.host, serves=agent.clients or [agent.host])
+
+    def add_routes(src: str, dst: str) -> None:
+        for pa in ports.get(src, []):
+            for pb in ports.get(dst, []):
+                if pa not in fabric or pb not in fabric or (zoning and not state.zoned(pa, pb)):
+                    continue
+                try:
+                    paths = list(islice(nx.all_shortest_paths(fabric, pa, pb), MAX_ALTERNATIVES))
+                except nx.NetworkXNoPath:
+                    continue
+                for nodes in paths:
+                    hops = []
+                    for i, n in enumerate(nodes):
+                        if n in ends:
+                            hops.append((n, nodes[i - 1] == ends[n][0]))
+                    san.add_route(src, dst, hops)
+
+    disks = [n for n in ports if n in san.dev.disks]
+    targets = list(san.dev.drives) + disks
+    for disk in disks:
+        for mover in san.dev.movers:
+            add_routes(disk, mover)
+        owner = san.owners.get(disk)
+        if owner:
+            add_routes(disk, owner)
+    for mover in san.dev.movers:
+        for t in targets:
+            add_routes(mover, t)
+    writers = {h.name for h in topo.hosts if Role.client in h.roles or Role.storage_agent in h.roles}
+    if server:
+        writers.add(server)
+    for w in sorted(writers):
+        for t in targets:
+            add_routes(w, t)
+    log.info("simulated SAN %s: %d links, %d routes", topo.name, len(san.links), len(san.routes))
+    return san

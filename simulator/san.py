@@ -1,0 +1,328 @@
+"""The simulated SAN: devices, links and routes on one flow network.
+
+:class:`SimSAN` is built either by hand (tests, benchmarks) or from a topology
+file (:mod:`simulator.from_topology`).  It knows how to turn a data path --
+server-free (disk -> mover -> drive), LAN-free (client reads its disk and
+writes the drive through its storage agent) or LAN (client -> LAN -> server
+-> drive) -- into a list of (resource, weight) pairs, and keeps per-job byte
+counts so that faults can strike "after N bytes" or "at P %" of a job.
+
+FC links are full duplex: each link is two resources, ``NAME>`` and ``NAME<``.
+A route between two devices may have alternatives (one per fabric); a new
+flow takes the alternative that is up and least used, like a multipath driver.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import simpy
+
+from simulator.calibration import MB, MiB, Calibration
+from simulator.devices import (Components, DataMover, DiskLun, Host, Lan, StorageAgent, TapeDrive,
+                               tape_drive)
+from simulator.flows import CountingEnvironment, Flow, FlowNetwork, Resource, Streaming
+from simulator.timeline import Timeline
+
+log = logging.getLogger(__name__)
+
+Path = list[tuple[Resource, float]]
+
+
+@dataclass
+class JobProgress:
+    """Bytes a job has moved over all its flows (for job-relative fault triggers)."""
+
+    total: float
+    done: float = 0.0
+    running: list[Flow] = field(default_factory=list)
+    watchers: list[tuple[float, Callable[[], Any]]] = field(default_factory=list)  # (job bytes, action)
+
+
+class SimSAN:
+    """Devices + links + routes + jobs on a :class:`FlowNetwork` in a simpy environment."""
+
+    def __init__(self, calibration: Calibration | None = None, *, env: simpy.Environment | None = None,
+                 record_rates: bool = True):
+        self.cal = calibration or Calibration()
+        self.env = env or CountingEnvironment()
+        self.timeline = Timeline(record_rates=record_rates)
+        self.net = FlowNetwork(self.env, self.timeline)
+        self.dev = Components()
+        self.links: dict[str, tuple[Resource, Resource]] = {}
+        self.link_kind: dict[str, str] = {}
+        self.aliases: dict[str, str] = {}  # switch port -> link name
+        self.routes: dict[tuple[str, str], list[list[tuple[str, bool]]]] = {}
+        self._route_res: dict[tuple[str, str], list[tuple[Resource, ...]]] = {}
+        # Optional: computes a pair's routes on first use (large worlds need not list them all).
+        self.route_factory: Callable[[str, str], list[list[tuple[str, bool]]]] | None = None
+        self.jobs: dict[str, JobProgress] = {}
+        self.server: str | None = None
+        self._route_use: dict[int, int] = {}  # flows per resource, for route choice
+        self.job_listeners: list[Callable[[str, JobProgress], Any]] = []
+        self.owners: dict[str, str] = {}  # client disk LUN -> client host
+        self.agent_of: dict[str, str] = {}  # client host -> its storage agent
+
+    # -- building -------------------------------------------------------------------
+    def add_link(self, name: str, bytes_s: float, kind: str = "link") -> None:
+        """A full-duplex FC link or ISL of ``bytes_s`` payload bytes/s in each direction."""
+        if name in self.links:
+            raise ValueError(f"link {name!r} is defined twice")
+        self.links[name] = (self.net.add_resource(f"{name}>", bytes_s, kind),
+                            self.net.add_resource(f"{name}<", bytes_s, kind))
+        self.link_kind[name] = kind
+
+    def add_disk(self, name: str, mb_s: float | None = None, *, owner: str | None = None) -> DiskLun:
+        """A disk LUN (a client volume's LUN when ``owner`` names the client, else a disk-pool LUN)."""
+        res = self.net.add_resource(f"disk:{name}", (mb_s or self.cal.disk_mb_s) * MB, "disk")
+        lun = DiskLun(name, res, self.cal.disk_positioning_ms / 1000)
+        self.dev.disks[name] = lun
+        if owner is not None:
+            self.owners[name] = owner
+        return lun
+
+    def add_mover(self, name: str, mb_s: float | None = None, concurrency: int | None = None) -> DataMover:
+        res = self.net.add_resource(f"mover:{name}", (mb_s or self.cal.mover_mb_s) * MB, "mover")
+        mover = DataMover(name, res, simpy.Resource(self.env, concurrency or self.cal.mover_concurrency),
+                          self.cal.mover_buffer_mib * MiB, self.cal.mover_command_ms / 1000)
+        self.dev.movers[name] = mover
+        return mover
+
+    def add_drive(self, name: str, native_mb_s: float | None = None) -> TapeDrive:
+        res = self.net.add_resource(f"drive:{name}", (native_mb_s or self.cal.tape_native_mb_s) * MB, "drive")
+        drive = tape_drive(self.env, name, res, self.cal)
+        self.dev.drives[name] = drive
+        return drive
+
+    def add_host(self, name: str, *, cores: float | None = None, nic_gbit: float | None = None,
+                 server: bool = False) -> Host:
+        cpu = self.net.add_resource(f"cpu:{name}", cores or self.cal.host_cpu_cores, "cpu")
+        nic = self.net.add_resource(f"nic:{name}", self.cal.lan_bytes_s(nic_gbit), "nic") if nic_gbit else None
+        host = Host(name, cpu, nic)
+        self.dev.hosts[name] = host
+        if server:
+            self.server = name
+        return host
+
+    def add_lan(self, name: str = "LAN", gbit: float = 1.0) -> Lan:
+        lan = Lan(name, self.net.add_resource(f"lan:{name}", self.cal.lan_bytes_s(gbit), "lan"))
+        self.dev.lans[name] = lan
+        return lan
+
+    def add_agent(self, name: str, host: str, mb_s: float | None = None, *,
+                  serves: Iterable[str] = ()) -> StorageAgent:
+        """A storage agent on ``host``; clients listed in ``serves`` use it for LAN-free."""
+        agent = StorageAgent(name, self.net.add_resource(f"agent:{name}", (mb_s or self.cal.storage_agent_mb_s)
+                                                         * MB, "agent"), host)
+        self.dev.agents[name] = agent
+        for client in serves:
+            self.agent_of[client] = name
+        return agent
+
+    def add_route(self, a: str, b: str, links: Iterable[str | tuple[str, bool]]) -> None:
+        """One alternative route from device ``a`` to device ``b`` (``(link, forward)`` or a link name)."""
+        hops = [(h, True) if isinstance(h, str) else (h[0], bool(h[1])) for h in links]
+        try:
+            res = tuple(self.links[name][0 if fwd else 1] for name, fwd in hops)
+        except KeyError as exc:
+            raise LookupError(f"route {a} -> {b}: no link named {exc.args[0]!r}") from None
+        self.routes.setdefault((a, b), []).append(hops)
+        self._route_res.setdefault((a, b), []).append(res)
+
+    def alias(self, name: str, link: str) -> None:
+        """Let faults name a link by another name (a switch port, a WWPN)."""
+        if link not in self.links:
+            raise LookupError(f"alias {name!r}: no link named {link!r}")
+        self.aliases[name] = link
+
+    # -- lookup ---------------------------------------------------------------------
+    def link(self, name: str) -> tuple[Resource, Resource]:
+        key = self.aliases.get(name, name)
+        try:
+            return self.links[key]
+        except KeyError:
+            raise LookupError(f"no link, ISL or switch port named {name!r} in the simulated SAN") from None
+
+    def _get(self, table: dict[str, Any], name: str, what: str) -> Any:
+        try:
+            return table[name]
+        except KeyError:
+            known = ", ".join(sorted(table)[:8]) or "none"
+            raise LookupError(f"no {what} named {name!r} in the simulated SAN (known: {known})") from None
+
+    def disk(self, name: str) -> DiskLun:
+        return self._get(self.dev.disks, name, "disk LUN")
+
+    def mover(self, name: str) -> DataMover:
+        return self._get(self.dev.movers, name, "data mover")
+
+    def drive(self, name: str) -> TapeDrive:
+        return self._get(self.dev.drives, name, "tape drive")
+
+    def host(self, name: str) -> Host:
+        return self._get(self.dev.hosts, name, "host")
+
+    def agent(self, name: str) -> StorageAgent:
+        return self._get(self.dev.agents, name, "storage agent")
+
+    def lan(self, name: str | None = None) -> Lan:
+        if name is None:
+            if not self.dev.lans:
+                raise LookupError("the simulated SAN has no LAN")
+            return next(iter(self.dev.lans.values()))
+        return self._get(self.dev.lans, name, "LAN")
+
+    def _options(self, a: str, b: str) -> list[tuple[Resource, ...]]:
+        opts = self._route_res.get((a, b))
+        if opts is None and self.route_factory is not None:
+            for hops in self.route_factory(a, b) or []:
+                self.add_route(a, b, hops)
+            opts = self._route_res.setdefault((a, b), [])
+        return opts or []
+
+    def route(self, a: str, b: str) -> tuple[Resource, ...]:
+        """Resources of the best live route from ``a`` to ``b`` (fewest flows, then declaration order)."""
+        options = self._options(a, b)
+        if not options:
+            raise LookupError(f"no route from {a} to {b} in the simulated SAN")
+        best: tuple[Resource, ...] | None = None
+        best_load = 0
+        for res in options:
+            if any(r.capacity <= 0 for r in res):
+                continue
+            load = max((self._route_use.get(r.index, 0) for r in res), default=0)
+            if best is None or load < best_load:
+                best, best_load = res, load
+        # every alternative has a dead hop: take the first, the flow will stall or be failed
+        return options[0] if best is None else best
+
+    def has_route(self, a: str, b: str) -> bool:
+        return bool(self._options(a, b))
+
+    def route_is_up(self, a: str, b: str) -> bool:
+        return any(all(r.capacity > 0 for r in res) for res in self._options(a, b))
+
+    # -- paths ----------------------------------------------------------------------
+    def _destination(self, name: str, upstream_buffer: float) -> tuple[Path, Streaming | None]:
+        if name in self.dev.drives:
+            d = self.dev.drives[name]
+            return [(d.resource, d.weight)], d.streaming(upstream_buffer)
+        lun = self.disk(name)  # a disk-pool LUN: written sequentially
+        return [(lun.resource, 1.0)], None
+
+    def _cpu(self, host: str | None, path: str) -> Path:
+        if host is None or host not in self.dev.hosts:
+            return []
+        per = (self.cal.server_cpu_ms_per_mib if host == self.server else self.cal.client_cpu_ms_per_mib)
+        w = per.per_byte(path)
+        return [(self.dev.hosts[host].cpu, w)] if w > 0 else []
+
+    def server_free_path(self, source: str, mover: str, destination: str, nbytes: float, *,
+                         extents: int = 1, commands: int = 1) -> tuple[Path, Streaming | None]:
+        """disk -> fabric -> mover -> fabric -> drive (or disk pool); the server only issues commands."""
+        src = self.disk(source)
+        mv = self.mover(mover)
+        path: Path = [(src.resource, src.weight(nbytes, extents))]
+        path += [(r, 1.0) for r in self.route(source, mover)]
+        path.append((mv.resource, mv.weight(nbytes, commands)))
+        path += [(r, 1.0) for r in self.route(mover, destination)]
+        dest, streaming = self._destination(destination, mv.buffer)
+        path += dest
+        path += self._cpu(self.server, "server-free")
+        return path, streaming
+
+    def lan_free_path(self, client: str, source: str, destination: str, nbytes: float, *,
+                      extents: int = 1, agent: str | None = None) -> tuple[Path, Streaming | None]:
+        """The client reads its disk and writes the drive through its storage agent."""
+        src = self.disk(source)
+        path: Path = [(src.resource, src.weight(nbytes, extents))]
+        path += [(r, 1.0) for r in self.route(source, client)]
+        if agent is not None:
+            path.append((self.agent(agent).resource, 1.0))
+        path += self._cpu(client, "lan-free")
+        path += [(r, 1.0) for r in self.route(client, destination)]
+        dest, streaming = self._destination(destination, 0.0)
+        return path + dest, streaming
+
+    def lan_path(self, client: str, source: str, destination: str, nbytes: float, *,
+                 extents: int = 1, lan: str | None = None) -> tuple[Path, Streaming | None]:
+        """client disk -> client CPU/NIC -> LAN -> server NIC/CPU -> fabric -> drive."""
+        if self.server is None:
+            raise LookupError("the simulated SAN has no backup server host")
+        src = self.disk(source)
+        path: Path = [(src.resource, src.weight(nbytes, extents))]
+        path += [(r, 1.0) for r in self.route(source, client)]
+        path += self._cpu(client, "lan")
+        for h in (client, self.server):
+            nic = self.host(h).nic
+            if nic is not None:
+                path.append((nic, 1.0))
+        path.append((self.lan(lan).resource, 1.0))
+        path += self._cpu(self.server, "lan")
+        path += [(r, 1.0) for r in self.route(self.server, destination)]
+        dest, streaming = self._destination(destination, 0.0)
+        return path + dest, streaming
+
+    # -- jobs and flows ---------------------------------------------------------------
+    def register_job(self, job: str, total_bytes: float) -> JobProgress:
+        """Declare a job's size (percent triggers need it); listeners learn of it."""
+        prog = self.jobs.get(job)
+        if prog is None:
+            prog = self.jobs[job] = JobProgress(float(total_bytes))
+        else:
+            prog.total = float(total_bytes)
+        for listener in list(self.job_listeners):
+            listener(job, prog)
+        return prog
+
+    def watch_job(self, job: str, at_bytes: float, action: Callable[[], Any]) -> None:
+        """Run ``action`` when the job has moved ``at_bytes`` bytes (over any of its flows)."""
+        prog = self.jobs.setdefault(job, JobProgress(0.0))
+        if at_bytes <= prog.done:
+            action()
+            return
+        prog.watchers.append((at_bytes, action))
+        for flow in prog.running:
+            self._arm(prog, flow)
+
+    def _arm(self, prog: JobProgress, flow: Flow) -> None:
+        base = flow.meta["job_base"]
+        armed = flow.meta.setdefault("armed", set())
+        for at, action in list(prog.watchers):
+            if base < at <= base + flow.total and id(action) not in armed:
+                armed.add(id(action))
+                self.net.add_mark(flow, at - base, lambda _f, a=action, at=at: self._fire(prog, at, a))
+
+    def _fire(self, prog: JobProgress, at: float, action: Callable[[], Any]) -> None:
+        if (at, action) in prog.watchers:
+            prog.watchers.remove((at, action))
+            action()
+
+    def start_flow(self, nbytes: float, path: Path, *, streaming: Streaming | None = None, label: str = "",
+                   job: str = "", meta: dict[str, Any] | None = None) -> Flow:
+        """Start a flow for ``job``; job-relative fault triggers inside it are armed as byte marks."""
+        prog = self.jobs.setdefault(job, JobProgress(0.0)) if job else None
+        m = dict(meta or {})
+        m["job_base"] = prog.done if prog else 0.0
+        flow = self.net.start(nbytes, path, label=label, job=job, streaming=streaming, meta=m)
+        for r, _ in path:
+            self._route_use[r.index] = self._route_use.get(r.index, 0) + 1
+        flow.finished.callbacks.append(lambda ev, f=flow: self._flow_ended(f, ev.value))
+        if prog is not None and flow.id in self.net.active:
+            prog.running.append(flow)
+            if prog.watchers:
+                self._arm(prog, flow)
+        return flow
+
+    def _flow_ended(self, flow: Flow, end: Any) -> None:
+        for r, _ in flow.path:
+            self._route_use[r.index] -= 1
+        prog = self.jobs.get(flow.job) if flow.job else None
+        if prog is not None:
+            prog.done += end.bytes_done
+            if flow in prog.running:
+                prog.running.remove(flow)
+
+    def run(self, until: float | None = None) -> None:
+        self.env.run(until=until)

@@ -1,0 +1,140 @@
+"""Volume fixtures: real NTFS images made with ntfs-3g's tools, the bundled image, FAT images."""
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestrator.volume.samples import (
+    SAMPLE_SIZES,
+    NtfsSample,
+    bundled_ntfs_image,
+    make_ntfs_image,
+    ntfs_tools_available,
+    sample_files,
+)
+
+@pytest.fixture(scope="session")
+def ntfs_sample(tmp_path_factory: pytest.TempPathFactory) -> NtfsSample:
+    """A 32 MiB NTFS volume, 4 KiB clusters, with gaps and a fragmented file."""
+    if not ntfs_tools_available():
+        pytest.skip("ntfs-3g tools (mkntfs, ntfscp, ntfstruncate) absent")
+    return make_ntfs_image(tmp_path_factory.mktemp("ntfs") / "vol.img")
+
+
+@pytest.fixture(scope="session")
+def ntfs_sample_small_clusters(tmp_path_factory: pytest.TempPathFactory) -> NtfsSample:
+    """A 16 MiB NTFS volume with 1 KiB clusters (cluster size must come from the boot sector)."""
+    if not ntfs_tools_available():
+        pytest.skip("ntfs-3g tools (mkntfs, ntfscp, ntfstruncate) absent")
+    return make_ntfs_image(tmp_path_factory.mktemp("ntfs1k") / "vol.img", size=16 * 1024 * 1024,
+                           cluster_size=1024, files=sample_files(9, SAMPLE_SIZES[:12]), empty_every=2,
+                           late_file=3_000_000)
+
+
+@pytest.fixture(scope="session")
+def bundled_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bundled_ntfs_image(tmp_path_factory.mktemp("bundled") / "ntfs-small.img")
+
+
+class Ntfs3g:
+    """ntfs-3g's tools as outside judges of a volume."""
+
+    @staticmethod
+    def run(*cmd: str) -> bytes:
+        """Run a tool; fail the test with its output when it fails."""
+        done = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+        assert done.returncode == 0, f"{' '.join(cmd)} exited {done.returncode}: {done.stderr!r} {done.stdout[:500]!r}"
+        return done.stdout
+
+    def free_clusters(self, image: Path) -> tuple[int, int]:
+        """(clusters in the volume, free clusters) as ntfsinfo -m reports them."""
+        out = self.run("ntfsinfo", "-m", str(image)).decode()
+        total = free = None
+        for line in out.splitlines():
+            line = line.strip()
+            if line.startswith("Volume Size in Clusters:"):
+                total = int(line.split(":")[1])
+            elif line.startswith("Free Clusters:"):
+                free = int(line.split(":")[1].split()[0])
+        assert total is not None and free is not None, out
+        return total, free
+
+    def check(self, image: Path) -> None:
+        """ntfsfix -n: would ntfs-3g mount this volume without repairs?"""
+        self.run("ntfsfix", "-n", str(image))
+
+    def cat(self, image: Path, name: str) -> bytes:
+        return self.run("ntfscat", str(image), name)
+
+
+@pytest.fixture(scope="session")
+def ntfs3g() -> Ntfs3g:
+    if not all(shutil.which(t) for t in ("ntfsinfo", "ntfsfix", "ntfscat")):
+        pytest.skip("ntfs-3g tools (ntfsinfo, ntfsfix, ntfscat) absent")
+    return Ntfs3g()
+
+
+def _copy_extents(src: Path, dst: Path, extents) -> Path:  # type: ignore[no-untyped-def]
+    """Write only ``extents`` of ``src`` onto a zeroed image of the same size."""
+    size = src.stat().st_size
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        fout.truncate(size)
+        for start, length in extents.tolist():
+            fin.seek(start)
+            fout.seek(start)
+            fout.write(fin.read(length))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def copy_extents():  # type: ignore[no-untyped-def]
+    return _copy_extents
+
+
+# --- FAT images, built field by field (no mkfs.fat needed) -------------------------------------
+
+_FAT_GEOMETRY = {
+    # kind: (sectors, sectors per cluster, reserved sectors, root entries)
+    "fat12": (2048, 1, 1, 224),
+    "fat16": (32768, 4, 1, 512),
+    "fat32": (69632, 1, 32, 0),
+}
+
+
+def make_fat_image(path: Path, kind: str) -> Path:
+    """A freshly formatted, empty FAT12/16/32 volume (sparse file)."""
+    sectors, spc, reserved, root_entries = _FAT_GEOMETRY[kind]
+    entry_bits = {"fat12": 12, "fat16": 16, "fat32": 32}[kind]
+    clusters_estimate = sectors // spc
+    fat_sectors = (clusters_estimate * entry_bits // 8 + 511) // 512 + 1
+    boot = bytearray(512)
+    boot[0:3] = b"\xeb\x3c\x90"
+    boot[3:11] = b"MSWIN4.1"
+    struct.pack_into("<HBHBHHBHHHII", boot, 11, 512, spc, reserved, 2, root_entries,
+                     sectors if sectors < 65536 and kind != "fat32" else 0, 0xF8,
+                     0 if kind == "fat32" else fat_sectors, 32, 2, 0, sectors if kind == "fat32" else 0)
+    if kind == "fat32":
+        struct.pack_into("<IHHIHH12sBBBI11s8s", boot, 36, fat_sectors, 0, 0, 2, 1, 6, b"", 0x80, 0, 0x29,
+                         0x1234ABCD, b"NO NAME    ", b"FAT32   ")
+    else:
+        struct.pack_into("<BBBI11s8s", boot, 36, 0x80, 0, 0x29, 0x1234ABCD, b"NO NAME    ",
+                         f"{kind.upper():<8}".encode())
+    boot[510:512] = b"\x55\xaa"
+    first_fat = {"fat12": b"\xf8\xff\xff", "fat16": b"\xf8\xff\xff\xff",
+                 "fat32": struct.pack("<III", 0x0FFFFFF8, 0x0FFFFFFF, 0x0FFFFFFF)}[kind]
+    with open(path, "wb") as fh:
+        fh.truncate(sectors * 512)
+        fh.write(boot)
+        for copy in range(2):
+            fh.seek((reserved + copy * fat_sectors) * 512)
+            fh.write(first_fat)
+    return path
+
+
+@pytest.fixture
+def fat_image(tmp_path: Path):  # type: ignore[no-untyped-def]
+    return lambda kind: make_fat_image(tmp_path / f"{kind}.img", kind)

@@ -1,0 +1,216 @@
+"""Session behaviour seen from a raw initiator: R2T/Data-Out, Data-In, sequence numbers, TMF, NOP."""
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+
+import pytest
+
+from scsi.iscsi.harness import ThreadedTarget
+from scsi.iscsi.initiator import Initiator, InitiatorError
+from scsi.iscsi.pdu import NO_TAG, Op, make
+from scsi.sense import Sense
+from scsi.target.build import build_target
+from scsi.target.config import parse_config
+
+TARGET = "iqn.2026-11.org.serverfree:dm-session"
+BLOCKS = 8192
+
+
+def read16(lba: int, n: int) -> bytes:
+    return bytes([0x88, 0]) + struct.pack(">QI", lba, n) + b"\0\0"
+
+
+def write16(lba: int, n: int) -> bytes:
+    return bytes([0x8A, 0]) + struct.pack(">QI", lba, n) + b"\0\0"
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sess")
+    paths = []
+    for name in ("a.img", "b.img"):
+        with open(d / name, "wb") as f:
+            f.truncate(BLOCKS * 512)
+        paths.append(str(d / name))
+    built = build_target(parse_config({"target": TARGET, "luns": [{"id": 0, "path": paths[0]},
+                                                                  {"id": 1, "path": paths[1]}]}))
+    t = ThreadedTarget([built.node]).start()
+    yield t
+    t.stop()
+    built.close()
+
+
+def session(target, **ops) -> Initiator:
+    async def go():
+        ini = Initiator("127.0.0.1", target.port)
+        await ini.connect()
+        await ini.login(TARGET, operational={k: str(v) for k, v in ops.items()})
+        return ini
+    return target.run(go())
+
+
+def test_large_write_uses_r2t_and_reads_back_over_many_data_in(target):
+    ini = session(target, MaxRecvDataSegmentLength=4096)
+    data = os.urandom(1 << 20)  # > FirstBurstLength and > MaxBurstLength: several R2Ts
+
+    async def go():
+        w = await ini.command(write16(16, len(data) // 512), write_data=data)
+        r = await ini.command(read16(16, len(data) // 512), read_len=len(data))
+        await ini.logout()
+        await ini.close()
+        return w, r
+    w, r = target.run(go())
+    assert w.status == 0 and w.r2ts >= 4
+    assert r.status == 0 and r.data == data
+
+
+def test_initial_r2t_without_immediate_data(target):
+    ini = session(target, InitialR2T="Yes", ImmediateData="No")
+    assert ini.initial_r2t and not ini.immediate_data
+    data = os.urandom(8192)
+
+    async def go():
+        w = await ini.command(write16(0, 16), write_data=data)
+        r = await ini.command(read16(0, 16), read_len=len(data))
+        await ini.close()
+        return w, r
+    w, r = target.run(go())
+    assert w.status == 0 and w.r2ts == 1 and r.data == data
+
+
+def test_check_condition_carries_sense_and_underflow_residual(target):
+    ini = session(target)
+
+    async def go():
+        bad = await ini.command(read16(BLOCKS - 1, 2), read_len=1024)
+        inq = await ini.command(bytes([0x12, 0, 0, 0, 255, 0]), read_len=255)
+        await ini.close()
+        return bad, inq
+    bad, inq = target.run(go())
+    s = Sense.decode(bad.sense)
+    assert bad.status == 2 and (int(s.key), s.asc, s.ascq) == (5, 0x21, 0)
+    assert inq.status == 0 and inq.residual == 255 - len(inq.data) and len(inq.data) == 74
+
+
+def test_nop_echo_and_sequence_numbers(target):
+    ini = session(target)
+
+    async def go():
+        p = await ini.nop(b"ping-data")
+        await ini.close()
+        return p
+    p = target.run(go())
+    assert p.opcode == Op.NOP_IN and p.data == b"ping-data" and p["ttt"] == NO_TAG
+    assert p["expcmdsn"] == ini.cmdsn and p["maxcmdsn"] == ini.cmdsn + 63
+
+
+async def _pending_write(ini: Initiator, lun: int = 0) -> int:
+    """Start a write whose data the target must ask for, and wait for its R2T."""
+    pdu, itt = ini.scsi_pdu(write16(0, 8), lun=lun, write_data=b"\1" * 4096, immediate_data=False)
+    await ini.send(pdu)
+    r2t = await ini.recv()
+    assert r2t.opcode == Op.R2T and r2t["itt"] == itt
+    return itt
+
+
+def test_abort_task_drops_the_pending_write(target):
+    ini = session(target)
+
+    async def go():
+        itt = await _pending_write(ini)
+        response = await ini.task_management(1, rtt=itt, refcmdsn=ini.cmdsn - 1)
+        nop = await ini.nop(b"after")  # the aborted task must not answer before this
+        unknown = await ini.task_management(1, rtt=0x7777, refcmdsn=ini.cmdsn + 5)
+        await ini.close()
+        return response, nop, unknown
+    response, nop, unknown = target.run(go())
+    assert response == 0 and nop.opcode == Op.NOP_IN and nop.data == b"after"
+    assert unknown == 1  # task does not exist
+
+
+def test_lun_reset_aborts_tasks_of_every_session_on_that_lun(target):
+    a, b = session(target), session(target)
+
+    async def go():
+        itt_a = await _pending_write(a, lun=1)
+        reset = await b.task_management(5, lun=1)
+        missing = await b.task_management(5, lun=9)
+        nop = await a.nop(b"still here")
+        await a.close()
+        await b.close()
+        return reset, missing, nop
+    reset, missing, nop = target.run(go())
+    assert reset == 0 and missing == 2 and nop.data == b"still here"
+
+
+def test_a_stalled_session_does_not_hold_up_another(target):
+    a, b = session(target), session(target)
+    data = os.urandom(4096)
+
+    async def go():
+        pdu, itt = a.scsi_pdu(write16(0, 8), write_data=data, immediate_data=False)
+        await a.send(pdu)
+        r2t = await a.recv()  # A's write now waits for its Data-Out
+        r = await b.command(read16(100, 8), read_len=4096)  # B is served meanwhile
+        await a.data_out(itt, r2t["ttt"], data, 0, 4096)
+        done = await a.finish(itt, data)
+        check = await a.command(read16(0, 8), read_len=4096)
+        await a.close()
+        await b.close()
+        return r, done, check
+    r, done, check = target.run(go())
+    assert r.status == 0 and done.status == 0 and check.data == data
+
+
+def test_out_of_order_cmdsn_is_held_and_duplicates_dropped(target):
+    ini = session(target)
+
+    async def go():
+        first, itt1 = ini.scsi_pdu(bytes(6))  # TEST UNIT READY, CmdSN n
+        second, itt2 = ini.scsi_pdu(bytes(6))  # CmdSN n+1
+        await ini.send(second)  # arrives first: held until n arrives
+        await ini.send(first)
+        got = {(await ini.recv())["itt"], (await ini.recv())["itt"]}
+        dup = make(Op.SCSI_CMD, final=1, lun=bytes(8), itt=0x999, edtl=0, cmdsn=first["cmdsn"],
+                   expstatsn=ini.expstatsn, cdb=bytes(16))
+        await ini.send(dup)  # CmdSN already used: silently dropped
+        nop = await ini.nop(b"x")
+        await ini.close()
+        return got, {itt1, itt2}, nop
+    got, want, nop = target.run(go())
+    assert got == want and nop.opcode == Op.NOP_IN
+
+
+def test_discovery_session_sendtargets_and_unknown_target_login(target):
+    async def go():
+        ini = Initiator("127.0.0.1", target.port)
+        await ini.connect()
+        await ini.login(None)
+        answer = await ini.text([("SendTargets", "All")])
+        await ini.close()
+        bad = Initiator("127.0.0.1", target.port)
+        await bad.connect()
+        try:
+            await bad.login("iqn.2026-11.org.serverfree:nope")
+        except InitiatorError:
+            pass
+        await bad.close()
+        return answer, bad.login_status
+    answer, status = target.run(go())
+    assert ("TargetName", TARGET) in answer
+    assert ("TargetAddress", f"127.0.0.1:{target.port},1") in answer
+    assert status == 0x0203
+
+
+def test_logout_closes_the_connection(target):
+    ini = session(target)
+
+    async def go():
+        resp = await ini.logout()
+        eof = await ini.reader.read(1)
+        await ini.close()
+        return resp, eof
+    resp, eof = target.run(go())
+    assert resp == 0 and eof == b""

@@ -1,0 +1,188 @@
+"""The one networkx graph of a topology, and the live view of it under failures.
+
+Nodes (attribute ``kind``):
+  ``port`` (an N_port, id = WWPN), ``swport`` (``SW1/3``), ``switch``, ``link``
+  (every cable and ISL is a node, so a link can fail like any component),
+  ``host``, ``array``, ``mover``, ``drive``, ``library``, ``lan``.
+Fabric connectivity only runs through port/swport/switch/link nodes, so a host
+with HBAs on two fabrics does not join them. Owners hang off their ports.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from topology.index import TopologyIndex, normalise_endpoint, split_switch_port
+from topology.model import Role, Topology
+from topology.wwn import parse_wwpn
+
+FABRIC_KINDS = frozenset({"port", "swport", "switch", "link"})
+
+
+def build_graph(topo: Topology, ix: TopologyIndex | None = None) -> nx.Graph:
+    """Every component of the topology as a node; ``online`` and ``kind`` as attributes."""
+    ix = ix or TopologyIndex.build(topo)
+    g = nx.Graph(name=topo.name)
+    g.add_node(topo.lan.name, kind="lan", online=topo.lan.online, speed_gbit=topo.lan.speed_gbit)
+    for h in topo.hosts:
+        g.add_node(h.name, kind="host", online=h.online, roles=[r.value for r in h.roles])
+        if h.lan_address:
+            g.add_edge(h.name, topo.lan.name)
+        for p in h.hba_ports:
+            g.add_node(p.wwpn, kind="port", online=p.online, owner=h.name)
+            g.add_edge(h.name, p.wwpn)
+    for a in topo.arrays:
+        g.add_node(a.name, kind="array", online=a.online)
+        for p in a.ports:
+            g.add_node(p.wwpn, kind="port", online=p.online, owner=a.name)
+            g.add_edge(a.name, p.wwpn)
+    for m in topo.datamovers:
+        g.add_node(m.name, kind="mover", online=m.online)
+        for p in m.ports:
+            g.add_node(p.wwpn, kind="port", online=p.online, owner=m.name)
+            g.add_edge(m.name, p.wwpn)
+    for lib in topo.libraries:
+        g.add_node(lib.name, kind="library", online=lib.online)
+        for d in lib.drives:
+            g.add_node(d.name, kind="drive", online=d.online)
+            g.add_node(d.wwpn, kind="port", online=True, owner=d.name)
+            g.add_edge(lib.name, d.name)
+            g.add_edge(d.name, d.wwpn)
+    for s in topo.switches:
+        g.add_node(s.name, kind="switch", online=s.online)
+    for link in topo.links:
+        a, b = normalise_endpoint(link.a), normalise_endpoint(link.b)
+        isl = bool(split_switch_port(a) and split_switch_port(b))
+        g.add_node(link.name, kind="link", online=link.online, speed_gbit=link.speed_gbit, isl=isl)
+        for end in (a, b):
+            sp = split_switch_port(end)
+            if sp:
+                g.add_node(end, kind="swport", online=True, owner=sp[0])
+                g.add_edge(end, sp[0])
+            g.add_edge(link.name, end)
+    return g
+
+
+def fabric_view(g: nx.Graph, down: set[str] = frozenset()) -> nx.Graph:
+    """The fabric part of ``g`` without the nodes in ``down``."""
+    return nx.subgraph_view(g, filter_node=lambda n: g.nodes[n]["kind"] in FABRIC_KINDS and n not in down)
+
+
+@dataclass
+class SanState:
+    """A topology's graph with a set of components down (failed on purpose, or offline)."""
+
+    topology: Topology
+    index: TopologyIndex
+    graph: nx.Graph
+    failed: set[str]
+    down: set[str] = field(default_factory=set)
+    component_of: dict[str, int] = field(default_factory=dict)
+    port_zones: dict[str, set[str]] = field(default_factory=dict)
+    cause: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, topo: Topology, failed: set[str] | frozenset[str] | tuple = (),
+              graph: nx.Graph | None = None, index: TopologyIndex | None = None) -> "SanState":
+        ix = index or TopologyIndex.build(topo)
+        g = graph if graph is not None else build_graph(topo, ix)
+        resolved = {resolve_component(g, name) for name in failed}
+        down = set(resolved)
+        down.update(n for n, attrs in g.nodes(data=True) if not attrs.get("online", True))
+        # An owner that is down takes its ports with it; a library takes its drives.
+        cause: dict[str, str] = {}
+        for n in sorted(down, key=lambda x: g.nodes[x]["kind"] != "library"):
+            kind = g.nodes[n]["kind"]
+            if kind in ("host", "array", "mover", "drive", "library"):
+                for m in g.neighbors(n):
+                    if g.nodes[m]["kind"] in ("port", "drive") and m not in down:
+                        down.add(m)
+                        cause[m] = n
+                        if g.nodes[m]["kind"] == "drive":
+                            for x in g.neighbors(m):
+                                if g.nodes[x]["kind"] == "port" and x not in down:
+                                    down.add(x)
+                                    cause[x] = n
+        state = cls(topology=topo, index=ix, graph=g, failed=resolved, down=down)
+        state.cause = cause
+        fabric = fabric_view(g, down)
+        for i, comp in enumerate(nx.connected_components(fabric)):
+            for n in comp:
+                state.component_of[n] = i
+        state.port_zones = zone_membership(topo, ix)
+        return state
+
+    def connected(self, a: str, b: str) -> bool:
+        ca = self.component_of.get(a)
+        return ca is not None and ca == self.component_of.get(b)
+
+    def zoned(self, a: str, b: str) -> bool:
+        return bool(self.port_zones.get(a, set()) & self.port_zones.get(b, set()))
+
+    def down_between(self, a: str, b: str) -> list[str]:
+        """Components that are down on the shortest cabled route from ``a`` to ``b`` ([] if none cabled)."""
+        try:
+            path = nx.shortest_path(fabric_view(self.graph), a, b)
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            return []
+        return [n for n in path if n in self.down]
+
+    def why(self, node: str) -> str:
+        """``failed`` (on request), ``offline`` (in the file) or ``down (library LIB1 is failed)``."""
+        if node in self.failed:
+            return "failed"
+        if node in self.cause:
+            c = self.cause[node]
+            return f"down ({self.graph.nodes[c]['kind']} {c} is {self.why(c)})"
+        return "offline"
+
+    def describe_down(self, node: str) -> str:
+        kind = self.graph.nodes[node]["kind"]
+        why = self.why(node)
+        if kind == "link":
+            label = "ISL" if self.graph.nodes[node].get("isl") else "link"
+        else:
+            label = {"port": "port", "swport": "switch port", "switch": "switch"}.get(kind, kind)
+        return f"{label} {node} is {why}"
+
+
+def resolve_component(g: nx.Graph, name: str) -> str:
+    """Map a ``--fail`` argument to a graph node (WWPNs in any spelling); LookupError otherwise."""
+    if name in g:
+        return name
+    try:
+        wwpn = parse_wwpn(name)
+    except ValueError:
+        wwpn = None
+    if wwpn and wwpn in g:
+        return wwpn
+    raise LookupError(f"unknown component {name!r}: not a switch, link, port, host, array, data mover, "
+                      f"library, drive or LAN of this topology")
+
+
+def zone_membership(topo: Topology, ix: TopologyIndex) -> dict[str, set[str]]:
+    """WWPN -> names of the active zones it is a member of (switch-port members resolved)."""
+    active = {z for zs in topo.zonesets if zs.name in topo.active_zonesets for z in zs.zones}
+    out: dict[str, set[str]] = {}
+    for z in topo.zones:
+        if z.name not in active:
+            continue
+        for member in z.members:
+            wwpn = member_wwpn(member, ix)
+            if wwpn:
+                out.setdefault(wwpn, set()).add(z.name)
+    return out
+
+
+def member_wwpn(member: str, ix: TopologyIndex) -> str | None:
+    node = normalise_endpoint(member)
+    if split_switch_port(node):
+        return ix.switch_port_peer.get(node)
+    return node
+
+
+def server_host(topo: Topology) -> str | None:
+    if topo.server:
+        return topo.server
+    return next((h.name for h in topo.hosts if Role.server in h.roles), None)

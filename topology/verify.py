@@ -1,0 +1,337 @@
+"""Verdicts per volume: can it go server-free, LAN-free, over the LAN -- and if not, why.
+
+Rules are checked in a fixed order so the *first* broken one is reported:
+server-free: client up, file system NTFS/raw, destination pool NONBLOCK with
+devices, the volume's array up, then for each data mover (in order) mover up,
+mover reads the LUN (hop), mover writes a pool device (hop), and -- when the
+server has DEFINE PATH entries -- a defined, online path mover->disk and
+mover->drive. With several movers, the one that got furthest is reported.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from topology.graph import SanState, server_host
+from topology.hops import End, check_hop
+from topology.index import LunRef
+from topology.model import DataFormat, FileSystem, StoragePool, Topology, Volume
+from topology.report import DomainReport, Problem, Route, VolumeVerdict
+
+log = logging.getLogger(__name__)
+
+SERVER_FREE_FILESYSTEMS = frozenset({FileSystem.NTFS, FileSystem.RAW})
+
+
+@dataclass
+class Device:
+    kind: str  # "drive" | "lun"
+    name: str
+    ends: list[End]
+    lun: LunRef | None = None
+    owners: list[str] = field(default_factory=list)  # drive, library / array: whatever it needs up
+
+
+@dataclass
+class MoverLegs:
+    """Everything one mover can do for a volume: read pairs x write pairs are all working routes."""
+
+    mover: str
+    read: list[tuple[str, str]]  # (mover port, array port)
+    write: list[tuple[str, str, str]]  # (mover port, device port, device name)
+
+    def first_route(self) -> Route:
+        (m_in, a_port), (m_out, d_port, device) = self.read[0], self.write[0]
+        return Route(array_port=a_port, mover_in=m_in, mover=self.mover, mover_out=m_out,
+                     device_port=d_port, device=device)
+
+
+@dataclass
+class ServerFreeResult:
+    problem: Problem | None
+    legs: list[MoverLegs]
+
+
+def verify(topology: Topology, failed: Iterable[str] = (), *, redundancy: bool = True,
+           state: SanState | None = None) -> DomainReport:
+    """Verdict for every volume of the domain with ``failed`` components down.
+
+    ``failed`` names switches, links/ISLs, ports (WWPN or SWITCH/PORT), hosts,
+    arrays, data movers, libraries, drives or the LAN; unknown names raise
+    LookupError. With ``redundancy`` each verdict also carries the number of
+    disjoint server-free paths and its single points of failure.
+    """
+    state = state or SanState.build(topology, set(failed))
+    ctx = _Context(state)
+    verdicts = [ctx.verdict(v, want_routes=redundancy) for v in topology.volumes]
+    if redundancy:
+        from topology.redundancy import annotate_redundancy
+
+        annotate_redundancy(state, verdicts, ctx.legs, ctx.client_pairs)
+    return DomainReport(topology=topology.name, failed=sorted(state.failed), volumes=verdicts,
+                        warnings=list(topology.warnings))
+
+
+class _Context:
+    def __init__(self, state: SanState) -> None:
+        self.state = state
+        self.ix = state.index
+        self.topo = state.topology
+        self.movers = self.topo.movers_in_order()
+        self.pool_for_class = {mc.name: mc.destination for mc in self.topo.mgmtclasses}
+        self._devices: dict[str, list[Device]] = {}
+        self.legs: dict[str, list[MoverLegs]] = {}
+        self._mask_sigs: dict[tuple[str, int], tuple] = {}
+        self._read_cache: dict[tuple, object] = {}
+        self._write_cache: dict[tuple, object] = {}
+        self._client_disk: dict[str, Problem | None] = {}
+        self.client_pairs: dict[str, list[tuple[str, str]]] = {}
+
+    # -- helpers ---------------------------------------------------------
+    def why(self, node: str) -> str:
+        return self.state.why(node)
+
+    def devices(self, pool: StoragePool) -> list[Device]:
+        if pool.name not in self._devices:
+            out = []
+            for kind, name, ports in self.ix.pool_devices(pool):
+                if kind == "drive":
+                    lib = self.ix.drive_library[name]
+                    out.append(Device(kind, name, [End(p, f"drive {name}", name) for p in ports],
+                                      owners=[lib, name]))
+                else:
+                    lun = self.ix.resolve_lun(name)
+                    out.append(Device(kind, name, [End(p, f"array {lun.array}", lun.array) for p in ports],
+                                      lun=lun, owners=[lun.array]))
+            self._devices[pool.name] = out
+        return self._devices[pool.name]
+
+    def owner_down(self, device: Device) -> Problem | None:
+        for owner in device.owners:
+            if owner in self.state.down:
+                kind = self.state.graph.nodes[owner]["kind"]
+                what = f"{kind} {owner}" if owner == device.name else \
+                    f"{kind} {owner} of {'drive' if device.kind == 'drive' else 'disk-pool LUN'} {device.name}"
+                return Problem(rule="component-down", message=f"{what} is {self.why(owner)}",
+                               objects=[owner, device.name])
+        return None
+
+    def client_disk(self, vol: Volume, lun: LunRef) -> Problem | None:
+        """The client itself must see its volume's LUN (it reads the file system and its bitmap)."""
+        if vol.id not in self._client_disk:
+            ends = [End(p.wwpn, f"array {lun.array}", lun.array) for p in self.ix.arrays[lun.array].ports]
+            hop = check_hop(self.state, self.client_ends(vol.client), ends, lun, want_all=True)
+            self.client_pairs[vol.id] = [(c.wwpn, a.wwpn) for c, a in hop.pairs]
+            problem = None
+            if not hop.ok:
+                problem = Problem(rule="client-disk", message=f"client {vol.client} cannot read volume "
+                                  f"{vol.mount}: {hop.problem.message}", objects=hop.problem.objects)
+            self._client_disk[vol.id] = problem
+        return self._client_disk[vol.id]
+
+    def client_ends(self, client: str) -> list[End]:
+        return [End(p.wwpn, f"client {client}", client) for p in self.ix.hosts[client].hba_ports]
+
+    # -- verdict ---------------------------------------------------------
+    def verdict(self, vol: Volume, want_routes: bool) -> VolumeVerdict:
+        lun = self.ix.resolve_lun(vol.lun)
+        pool = self.ix.pools[self.pool_for_class[vol.mgmtclass]]
+        sf = self.server_free(vol, lun, pool, want_routes)
+        lanfree_problem, lanfree_device = self.lan_free(vol, lun, pool)
+        lan_problem = self.lan(vol, lun)
+        reasons = {}
+        if sf.problem:
+            reasons["server-free"] = sf.problem
+        if lanfree_problem:
+            reasons["lan-free"] = lanfree_problem
+        if lan_problem:
+            reasons["lan"] = lan_problem
+        verdict = VolumeVerdict(volume=vol.id, client=vol.client, mount=vol.mount,
+                                filesystem=vol.filesystem.value, lun=lun.label, pool=pool.name,
+                                server_free=sf.problem is None, lan_free=lanfree_problem is None,
+                                lan=lan_problem is None, path=None, reasons=reasons)
+        if sf.problem is None:
+            route = sf.legs[0].first_route()
+            verdict.path, verdict.route = "server-free", route
+            verdict.components = [lun.label, route.mover, route.device]
+        elif lanfree_problem is None:
+            verdict.path = "lan-free"
+            verdict.components = [lun.label, vol.client, lanfree_device or ""]
+        elif lan_problem is None:
+            verdict.path = "lan"
+            verdict.components = [lun.label, vol.client, self.topo.lan.name, server_host(self.topo) or ""]
+        self.legs[vol.id] = sf.legs
+        return verdict
+
+    def client_problem(self, vol: Volume) -> Problem | None:
+        if vol.client in self.state.down:
+            return Problem(rule="component-down", message=f"client {vol.client} is {self.why(vol.client)}",
+                           objects=[vol.client])
+        return None
+
+    def server_free(self, vol: Volume, lun: LunRef, pool: StoragePool, want_routes: bool) -> ServerFreeResult:
+        def fail(rule: str, message: str, objects: list[str]) -> ServerFreeResult:
+            return ServerFreeResult(Problem(rule=rule, message=message, objects=objects), [])
+
+        if (p := self.client_problem(vol)) is not None:
+            return ServerFreeResult(p, [])
+        if vol.filesystem not in SERVER_FREE_FILESYSTEMS:
+            return fail("filesystem", f"volume {vol.id} has file system {vol.filesystem.value}; server-free "
+                        f"image backup takes only NTFS or raw volumes", [vol.id])
+        if (p := self.client_disk(vol, lun)) is not None:
+            return ServerFreeResult(p, [])
+        if pool.dataformat is not DataFormat.NONBLOCK:
+            return fail("pool-not-nonblock", f"management class {vol.mgmtclass} sends volume {vol.id} to "
+                        f"storage pool {pool.name}, whose data format is {pool.dataformat.value}, not NONBLOCK",
+                        [vol.mgmtclass, pool.name])
+        devices = self.devices(pool)
+        if not devices:
+            return fail("pool-no-devices", f"storage pool {pool.name} has no drives or disk LUNs", [pool.name])
+        if lun.array in self.state.down:
+            return fail("component-down", f"array {lun.array} holding LUN {lun.label} is {self.why(lun.array)}",
+                        [lun.array, f"{lun.array}:{lun.number}"])
+        if not self.movers:
+            return fail("no-mover", "no data mover is defined", [])
+        live_devices, device_problem = [], None
+        for d in devices:
+            p = self.owner_down(d)
+            if p is None:
+                live_devices.append(d)
+            elif device_problem is None:
+                device_problem = p
+        if not live_devices:
+            return ServerFreeResult(device_problem, [])
+        array_ends = [End(p.wwpn, f"array {lun.array}", lun.array) for p in self.ix.arrays[lun.array].ports]
+        best: tuple[float, Problem] | None = None
+        legs: list[MoverLegs] = []
+        for mover in self.movers:
+            problem, score, found = self._through_mover(vol, lun, mover, array_ends, live_devices, want_routes)
+            if found is not None:
+                legs.append(found)
+                if not want_routes:
+                    break
+            elif best is None or score > best[0]:
+                best = (score, problem)
+        if legs:
+            return ServerFreeResult(None, legs)
+        assert best is not None
+        return ServerFreeResult(best[1], [])
+
+    def _mask_signature(self, lun: LunRef) -> tuple:
+        """Who sees this LUN through which array ports: LUNs with equal signatures read alike."""
+        key = (lun.array, lun.number)
+        if key not in self._mask_sigs:
+            sig = []
+            for init in sorted(self.ix.presented.get(key, ())):
+                targets = self.ix.masking[(lun.array, init)][lun.number]
+                sig.append((init, None if targets is None else tuple(sorted(targets))))
+            self._mask_sigs[key] = tuple(sig)
+        return self._mask_sigs[key]
+
+    def _through_mover(self, vol, lun, mover, array_ends, devices, want_routes):
+        """(problem, score, None) or (None, 0, MoverLegs) for one data mover."""
+        if mover.name in self.state.down:
+            return (Problem(rule="component-down", message=f"data mover {mover.name} is {self.why(mover.name)}",
+                            objects=[mover.name]), 0.0, None)
+        ends = [End(p.wwpn, f"data mover {mover.name}", mover.name) for p in mover.ports]
+        read_key = (mover.name, lun.array, self._mask_signature(lun), want_routes)
+        read = self._read_cache.get(read_key)
+        if read is None:
+            read = check_hop(self.state, ends, array_ends, lun, want_all=want_routes)
+            if read.ok:  # failures name the LUN, so only successes are shared between volumes
+                self._read_cache[read_key] = read
+        if not read.ok:
+            return read.problem, 1 + read.score / 10, None
+        best_write = None
+        write_pairs: list[tuple[str, str, str]] = []
+        for d in devices:
+            write_key = (mover.name, d.name, want_routes)
+            write = self._write_cache.get(write_key)
+            if write is None:
+                write = self._write_cache[write_key] = check_hop(self.state, ends, d.ends, d.lun,
+                                                                  want_all=want_routes)
+            if not write.ok:
+                if best_write is None or write.score > best_write[0]:
+                    best_write = (write.score, write.problem)
+                continue
+            tsm = self._tsm_paths(vol, lun, mover.name, d)
+            if tsm is not None:
+                best_write = (10, tsm)
+                continue
+            write_pairs.extend((m_out.wwpn, d_port.wwpn, d.name) for m_out, d_port in write.pairs)
+            if not want_routes:
+                break
+        if write_pairs:
+            return None, 0.0, MoverLegs(mover.name, [(m.wwpn, a.wwpn) for m, a in read.pairs], write_pairs)
+        return best_write[1], 2 + best_write[0] / 10, None
+
+    def _tsm_paths(self, vol: Volume, lun: LunRef, mover: str, device: Device) -> Problem | None:
+        """When the server has DEFINE PATH entries, the mover needs an online one to disk and device."""
+        paths = self.topo.tsm_paths
+        if not paths:
+            return None
+        disks = {d.name for d in self.topo.tsm_disks
+                 if d.node == vol.client and (d.naa == lun.naa or (d.naa is None and d.serial
+                                              and d.serial == self.ix.luns[(lun.array, lun.number)].serial))}
+        mine = [p for p in paths if p.srctype == "DATAMOVER" and p.source == mover]
+        if not any(p.desttype == "DISK" and p.destination in disks and p.online for p in mine):
+            return Problem(rule="no-server-path",
+                           message=f"the server has no online DEFINE PATH from data mover {mover} to the disk "
+                                   f"of volume {vol.id} (LUN {lun.label})", objects=[mover, lun.label])
+        if device.kind == "drive" and not any(p.desttype == "DRIVE" and p.destination == device.name
+                                              and p.online for p in mine):
+            return Problem(rule="no-server-path",
+                           message=f"the server has no online DEFINE PATH from data mover {mover} to drive "
+                                   f"{device.name}", objects=[mover, device.name])
+        return None
+
+    def lan_free(self, vol: Volume, lun: LunRef, pool: StoragePool) -> tuple[Problem | None, str | None]:
+        if (p := self.client_problem(vol) or self.client_disk(vol, lun)) is not None:
+            return p, None
+        agents = [a for a in self.topo.storage_agents if vol.client in a.clients]
+        if not agents:
+            return Problem(rule="no-storage-agent", message=f"no storage agent serves client {vol.client}",
+                           objects=[vol.client]), None
+        live = [a for a in agents if a.name not in self.state.down and a.online and a.host not in self.state.down]
+        if not live:
+            a = agents[0]
+            what = a.name if (a.name in self.state.down or not a.online) else f"{a.name} host {a.host}"
+            return Problem(rule="component-down", message=f"storage agent {what} is "
+                           f"{self.why(a.name if a.name in self.state.down else a.host)}",
+                           objects=[a.name, a.host]), None
+        devices = self.devices(pool)
+        if not devices:
+            return Problem(rule="pool-no-devices", message=f"storage pool {pool.name} has no drives or disk LUNs",
+                           objects=[pool.name]), None
+        best = None
+        for d in devices:
+            p = self.owner_down(d)
+            if p is not None:
+                best = best or (-1, p)
+                continue
+            hop = check_hop(self.state, self.client_ends(vol.client), d.ends, d.lun)
+            if hop.ok:
+                return None, d.name
+            if best is None or hop.score > best[0]:
+                best = (hop.score, hop.problem)
+        return best[1], None
+
+    def lan(self, vol: Volume, lun: LunRef) -> Problem | None:
+        if (p := self.client_problem(vol) or self.client_disk(vol, lun)) is not None:
+            return p
+        lan = self.topo.lan.name
+        if lan in self.state.down:
+            return Problem(rule="component-down", message=f"LAN {lan} is {self.why(lan)}", objects=[lan])
+        if not self.ix.hosts[vol.client].lan_address:
+            return Problem(rule="no-lan-address", message=f"client {vol.client} has no LAN address",
+                           objects=[vol.client])
+        server = server_host(self.topo)
+        if server is None:
+            return Problem(rule="no-server", message="no backup server is defined", objects=[])
+        if server in self.state.down:
+            return Problem(rule="component-down", message=f"server {server} is {self.why(server)}",
+                           objects=[server])
+        if not self.ix.hosts[server].lan_address:
+            return Problem(rule="no-lan-address", message=f"server {server} has no LAN address", objects=[server])
+        return None
