@@ -1,9 +1,9 @@
 """Chunk digests of an image's view of the volume (used by verification and image incrementals).
 
 A chunk is ``[c * chunk_size, (c + 1) * chunk_size)`` of the volume.  Its
-digest covers the bytes of the image's pieces inside it, each prefixed by its
-position and length, so the volume side (DigestVolume) and the pool side
-(VerifyPool) compute the same value for the same data.  Drivers supply the
+digest covers the bytes of the image's pieces inside it and where they lie,
+so the volume side (DigestVolume) and the pool side (VerifyPool) compute the
+same value for the same data, however the pieces were cut.  Drivers supply the
 reading; this module only does arithmetic, so every driver agrees.
 """
 from __future__ import annotations
@@ -28,21 +28,59 @@ def split_by_chunk(pieces: Iterable, chunk_size: int) -> Iterable[tuple[int, Pie
             off, img, left = off + n, img + n, left - n
 
 
+class ChunkDigester:
+    """SHA-256 per volume chunk, independent of how the data is split into calls.
+
+    Each chunk's digest covers its contiguous runs (offset and length within
+    the chunk) and their bytes, so pieces cut differently by different paths
+    (server-free extents, LAN pieces) digest the same.  Data must arrive in
+    increasing volume order within a chunk.
+    """
+
+    def __init__(self, chunk_size: int):
+        if chunk_size <= 0:
+            raise ValueError(f"chunk size {chunk_size} must be positive")
+        self.chunk_size = chunk_size
+        self._chunks: dict[int, tuple[list[list[int]], "hashlib._Hash"]] = {}
+
+    def update(self, volume_offset: int, data: bytes) -> None:
+        cs, pos = self.chunk_size, 0
+        while pos < len(data):
+            off = volume_offset + pos
+            chunk = off // cs
+            n = min(len(data) - pos, (chunk + 1) * cs - off)
+            runs, h = self._chunks.setdefault(chunk, ([], hashlib.sha256()))
+            rel = off - chunk * cs
+            if runs and runs[-1][0] + runs[-1][1] == rel:
+                runs[-1][1] += n
+            elif runs and runs[-1][0] + runs[-1][1] > rel:
+                raise ValueError(f"volume offset {off} arrives out of order in chunk {chunk}")
+            else:
+                runs.append([rel, n])
+            h.update(data[pos:pos + n])
+            pos += n
+
+    def digests(self) -> tuple[tuple[int, str], ...]:
+        out = []
+        for chunk, (runs, h) in sorted(self._chunks.items()):
+            head = b"".join(struct.pack(">QQ", s, n) for s, n in runs)
+            out.append((chunk, hashlib.sha256(head + h.digest()).hexdigest()))
+        return tuple(out)
+
+
 def chunk_digests(pieces: Iterable, read: Callable[[Piece], bytes],
                   chunk_size: int) -> tuple[tuple[int, str], ...]:
-    """SHA-256 per chunk of the pieces' bytes; ``read(piece)`` returns a sub-piece's data."""
-    hashers: dict[int, "hashlib._Hash"] = {}
-    for chunk, sub in split_by_chunk(pieces, chunk_size):
-        h = hashers.setdefault(chunk, hashlib.sha256())
-        h.update(struct.pack(">QQ", sub.volume_offset - chunk * chunk_size, sub.length))
-        for o in range(0, sub.length, READ_STEP):
-            part = Piece(sub.image_offset + o, sub.volume_offset + o, min(READ_STEP, sub.length - o))
+    """Chunk digests of the pieces' bytes; ``read(piece)`` returns a sub-piece's data."""
+    d = ChunkDigester(chunk_size)
+    for p in pieces:
+        for o in range(0, p.length, READ_STEP):
+            part = Piece(p.image_offset + o, p.volume_offset + o, min(READ_STEP, p.length - o))
             data = read(part)
             if len(data) != part.length:
                 raise OSError(f"short read at volume offset {part.volume_offset}: {len(data)} of "
                               f"{part.length} bytes")
-            h.update(data)
-    return tuple((c, h.hexdigest()) for c, h in sorted(hashers.items()))
+            d.update(part.volume_offset, data)
+    return d.digests()
 
 
 def changed_pieces(pieces: Iterable, current: dict[int, str], previous: dict[int, str],

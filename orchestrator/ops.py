@@ -113,9 +113,10 @@ class MoverLimits:
                     return v
             return default
 
-        codes = first("implemented_descriptor_codes", "implemented_codes", "descriptor_codes", default=())
+        codes = first("implemented_descriptors", "implemented_descriptor_codes", "implemented_codes",
+                      default=())
         return cls(
-            max_target_count=int(first("max_target_count", "maximum_target_count",
+            max_target_count=int(first("max_cscd_count", "max_target_count", "maximum_target_count",
                                        "max_cscd_descriptor_count", "maximum_cscd_descriptor_count",
                                        default=2)),
             max_segment_count=int(first("max_segment_count", "maximum_segment_count",

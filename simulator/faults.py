@@ -250,11 +250,13 @@ class FaultInjector:
 
 
 def random_faults(seed: int, count: int, san: SimSAN, horizon_s: float, *,
-                  jobs: list[str] | None = None) -> list[FaultSpec]:
+                  jobs: list[str] | None = None,
+                  duration_range: tuple[float, float] = (0.02, 0.2)) -> list[FaultSpec]:
     """A reproducible fault schedule over the SAN's components (same seed, same list).
 
-    Faults are spread uniformly over ``[0, horizon_s)``; when ``jobs`` are
-    given, every fifth fault strikes at a percentage of a random job instead.
+    Faults are spread uniformly over ``[0, horizon_s)`` and last a uniform
+    fraction ``duration_range`` of it; when ``jobs`` are given, every fifth
+    fault strikes at a percentage of a random job instead.
     """
     rng = np.random.default_rng(seed)
     menu: list[tuple[str, list[str]]] = [
@@ -274,7 +276,7 @@ def random_faults(seed: int, count: int, san: SimSAN, horizon_s: float, *,
     for i in range(count):
         kind, targets = menu[int(rng.integers(len(menu)))]
         target = targets[int(rng.integers(len(targets)))]
-        duration = float(rng.uniform(0.02, 0.2) * horizon_s)
+        duration = float(rng.uniform(*duration_range) * horizon_s)
         if jobs and i % 5 == 4:
             trigger = {"at_percent": float(rng.uniform(1, 99)), "job": jobs[int(rng.integers(len(jobs)))]}
         else:

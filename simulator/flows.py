@@ -299,7 +299,13 @@ class FlowNetwork:
         remap = np.empty(len(self._capacity), dtype=np.intp)
         remap[self._used] = np.arange(len(self._used))
         self._ri = remap[ri]
-        self._streamers = [i for i, f in enumerate(self._order) if f.streaming is not None]
+        self._streamers = any(f.streaming is not None for f in self._order)
+        if self._streamers:
+            st = [f.streaming for f in self._order]
+            self._smin = np.array([x.min_rate if x else 0.0 for x in st])
+            self._sbuf = np.array([x.buffer if x else 1.0 for x in st])
+            self._srep = np.array([x.reposition_s if x else 0.0 for x in st])
+            self._sstate = np.array([f.shoeshine for f in self._order], dtype=bool)
         self._compiled = True
 
     def _reallocate(self, _ev: Any = None) -> None:
@@ -327,19 +333,15 @@ class FlowNetwork:
 
     def _apply_streaming(self, rate: np.ndarray, capacity: np.ndarray) -> np.ndarray:
         """Second pass: starved streaming devices fall into start/stop and slow further."""
-        caps = self._caps.copy()
-        changed = False
-        now = self.env.now
-        for i in self._streamers:
-            f = self._order[i]
-            s = f.streaming
-            starved = 0 < rate[i] < s.min_rate * (1 - 1e-9)
-            if starved:
-                caps[i] = min(caps[i], float(s.degraded(np.array(rate[i]))))
-                changed = True
-            if starved != f.shoeshine:
+        starved = (rate > 0) & (rate < self._smin * (1 - 1e-9))
+        flips = np.flatnonzero(starved != self._sstate)
+        if len(flips):
+            now = self.env.now
+            for i in flips:
+                f = self._order[i]
+                s = f.streaming
                 done = float(self._done[i])
-                if starved:
+                if starved[i]:
                     f._shoeshine_from = done
                     self.timeline.event(now, "shoeshine", s.device or f.label, flow=f.id, job=f.job,
                                         feed=float(rate[i]), min_rate=s.min_rate)
@@ -348,9 +350,13 @@ class FlowNetwork:
                 else:
                     f.stop_start_cycles += (done - f._shoeshine_from) / s.buffer
                     self.timeline.event(now, "streaming", s.device or f.label, flow=f.id, job=f.job)
-                f.shoeshine = starved
-        if not changed:
+                f.shoeshine = bool(starved[i])
+            self._sstate = starved
+        if not starved.any():
             return rate
+        # effective rate of a starved feed x: x / (1 + x * reposition / buffer)  (see Streaming)
+        degraded = rate / (1.0 + rate * self._srep / self._sbuf)
+        caps = np.where(starved, np.minimum(self._caps, degraded), self._caps)
         return max_min_rates(self._fi, self._ri, self._wi, capacity, len(self._order), caps)
 
     def _schedule(self) -> None:

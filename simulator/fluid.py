@@ -138,33 +138,38 @@ def _transfer_failure(hit: FaultHit | None, reason: str, device: str) -> Failure
     return Failure("lost-connection", f"connection lost ({hit.describe()})", device=hit.target)
 
 
-def transfer(san: SimSAN, op: LanFreeWrite | LanSend, *, client: str | None = None, job: str = "") -> Proc:
-    """LAN-free write or LAN send of ``op.pieces``; returns a :class:`TransferResult`."""
+def transfer(san: SimSAN, op: LanFreeWrite | LanSend, *, client: str | None = None, job: str = "",
+             source: str | None = None, destination: str | None = None) -> Proc:
+    """LAN-free write or LAN send of ``op.pieces``; returns a :class:`TransferResult`.
+
+    ``source``/``destination`` override the SAN device names (a snapshot's disk, a pool volume's device).
+    """
     env = san.env
     t0 = env.now
     pieces = tuple(op.pieces)
     lengths = np.fromiter((p.length for p in pieces), dtype=np.int64, count=len(pieces))
     total = float(lengths.sum())
-    client = client or san.owners.get(op.source)
+    src = source or op.source
+    client = client or san.owners.get(src)
     if client is None:
-        raise LookupError(f"{type(op).__name__}: no client owns {op.source}; give client=")
+        raise LookupError(f"{type(op).__name__}: no client owns {src}; give client=")
     if isinstance(op, LanFreeWrite):
-        kind, dest = "lan-free", op.pool_device
+        kind, dest = "lan-free", destination or op.pool_device
         agent = san.agent_of.get(client)
-        refusal = _transfer_refusal(san, op.source, dest, agent=agent, client=client)
+        refusal = _transfer_refusal(san, src, dest, agent=agent, client=client)
         path, streaming = (None, None) if refusal else san.lan_free_path(
-            client, op.source, dest, total, extents=_extents(pieces), agent=agent)
+            client, src, dest, total, extents=_extents(pieces), agent=agent)
     else:
-        kind, dest = "lan", _server_drive(san, op)
-        refusal = _transfer_refusal(san, op.source, dest, lan=True, client=client)
+        kind, dest = "lan", destination or _server_drive(san, op)
+        refusal = _transfer_refusal(san, src, dest, lan=True, client=client)
         path, streaming = (None, None) if refusal else san.lan_path(
-            client, op.source, dest, total, extents=_extents(pieces))
+            client, src, dest, total, extents=_extents(pieces))
     if refusal is not None:
         failure = _transfer_failure(refusal, "", dest)
         san.timeline.event(env.now, "transfer-failed", job or client, path=kind, why=failure.message)
         return TransferResult(0, (), failure, env.now - t0)
     flow = san.start_flow(total, path, streaming=streaming, job=job, label=f"{kind}:{client}->{dest}",
-                          meta={"source": op.source, "kind": kind})
+                          meta={"source": src, "kind": kind})
     end = yield flow.finished
     done = int(np.searchsorted(np.cumsum(lengths), end.bytes_done + 1e-6, side="right"))
     stored = tuple(StoredPiece(p.image_offset, p.volume_offset, p.length, compressed=op.compress)

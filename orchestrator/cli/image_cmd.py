@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from orchestrator.options import load_options
+from orchestrator.options import add_option_arguments, options_from_args
 from orchestrator.options.values import format_size
 from orchestrator.volume import VolumeReport, analyze_volume
 
@@ -26,11 +26,8 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
         description="Read VOLUME (an image file or block device) and show its file system, used clusters "
                     "and the extents each data path would copy.  dsmc spelling works: -imagegapsize=64k.")
     p.add_argument("volume", metavar="VOLUME", help="volume image file or block device")
-    p.add_argument("--imagegapsize", metavar="N",
-                   help="gap size for every path (k/m/g units, bare number = KB); default per path")
-    p.add_argument("--options", "--optfile", dest="options", metavar="DSM.OPT",
-                   help="dsm.opt-style options file (include.image, exclude.image, enableserverfree ...)")
     p.add_argument("--json", action="store_true", help="print the report, extents included, as JSON")
+    add_option_arguments(p)  # --options FILE, --imagegapsize N (k/m/g; default per path), --compression ...
     p.set_defaults(func=run)
 
 
@@ -69,11 +66,11 @@ def render(report: VolumeReport) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = load_options(args.options, {"imagegapsize": args.imagegapsize})
+    options = options_from_args(args)
     volume_options = options.for_volume(args.volume)
     _, report = analyze_volume(args.volume, volume_options, with_extents=args.json)
     if args.json:
-        print(json.dumps(report.model_dump(mode="json"), indent=2))
+        print(json.dumps(report.model_dump(mode="json"), separators=(",", ":")))  # one line: extents can be millions
     else:
         print(render(report))
     return 0

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 import zlib
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Literal
 
 from orchestrator.catalogue import Catalogue
-from orchestrator.job_digest import chunk_digests
+from orchestrator.job_digest import ChunkDigester, chunk_digests
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, CopyBatches,
                               CopyResult, DigestResult, DigestVolume, Failure, LanFreeRead, LanFreeWrite,
                               LanReceive, LanSend, MoverLimits, Operation, OperatingParametersResult,
@@ -209,17 +208,10 @@ class MemoryDriver:
                     bytes(src[base + p.volume_offset:base + p.volume_offset + p.length]):
                 return VerifyResult(False, f"pool data at image offset {p.image_offset} differs from the "
                                            "volume")
-        ordered = sorted(op.pieces, key=lambda q: q.image_offset)
-        starts = [q.image_offset for q in ordered]
-
-        def read(sub: Piece) -> bytes:
-            # sub-pieces lie inside one stored piece; decompress that piece and cut
-            owner = ordered[bisect_right(starts, sub.image_offset) - 1]
-            data = self.read_stored(op.pool_device, op.pool_offset, owner)
-            o = sub.image_offset - owner.image_offset
-            return data[o:o + sub.length]
-
-        return VerifyResult(True, "", chunk_digests(op.pieces, read, op.chunk_size))
+        digester = ChunkDigester(op.chunk_size)
+        for p in op.pieces:
+            digester.update(p.volume_offset, self.read_stored(op.pool_device, op.pool_offset, p))
+        return VerifyResult(True, "", digester.digests())
 
     def _DigestVolume(self, op: DigestVolume) -> DigestResult:
         src, base = self._dev(op.source), op.source_offset

@@ -1,4 +1,5 @@
 """Client options in dsm.opt style, with command-line overrides and per-volume resolution."""
+from orchestrator.options.arguments import OVERRIDABLE, add_option_arguments, options_from_args
 from orchestrator.options.model import (
     DATA_PATHS,
     DEFAULT_GAPSIZE_LAN,
@@ -16,5 +17,6 @@ from orchestrator.options.values import format_size, parse_size, parse_wait
 __all__ = [
     "DATA_PATHS", "DEFAULT_GAPSIZE_LAN", "DEFAULT_GAPSIZE_SERVERFREE", "ClientOptions", "DataPath",
     "ImageRule", "ImageType", "KNOWN_OPTIONS", "Mode", "OptionsError", "VolumeOptions",
-    "format_size", "load_options", "parse_options", "parse_size", "parse_wait",
+    "OVERRIDABLE", "add_option_arguments", "format_size", "load_options", "options_from_args", "parse_options",
+    "parse_size", "parse_wait",
 ]

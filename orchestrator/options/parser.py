@@ -66,6 +66,7 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "presnapshotcmd": ("presnapshotcmd", _text),
     "postsnapshotcmd": ("postsnapshotcmd", _text),
     "catalog": ("catalog", _text),
+    "catalogue": ("catalog", _text),
     "tcpserveraddress": ("tcpserveraddress", _text),
     "tcpport": ("tcpport", lambda v: parse_int(v, 1, 65535)),
     "nodename": ("nodename", _text),

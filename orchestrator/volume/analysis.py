@@ -15,7 +15,7 @@ from orchestrator.options.model import DATA_PATHS, VolumeOptions
 from orchestrator.volume.extents import total_bytes
 from orchestrator.volume.filesystem import FileSystem
 from orchestrator.volume.layout import VolumeLayout, read_layout
-from orchestrator.volume.source import VolumeReader
+from orchestrator.volume.source import BlockDevice, VolumeReader
 
 SEED_FS_RULE = ("server-free image backup is only available for NTFS and raw volumes; "
                 "FAT and FAT32 file systems are not supported (seed: Backup Image)")
@@ -95,8 +95,8 @@ def report_for(layout: VolumeLayout, options: VolumeOptions, *, with_extents: bo
     )
 
 
-def analyze_volume(source: str | Path | VolumeReader, options: VolumeOptions | None = None, *,
-                   name: str | None = None, with_extents: bool = False) -> tuple[VolumeLayout, VolumeReport]:
+def analyze_volume(source: str | Path | VolumeReader | BlockDevice, options: VolumeOptions | None = None,
+                   *, name: str | None = None, with_extents: bool = False) -> tuple[VolumeLayout, VolumeReport]:
     """Read a volume once and report what each data path would move."""
     layout = read_layout(source, name)
     opts = options or VolumeOptions(volume=layout.name)

@@ -31,13 +31,13 @@ def _as_bytes(bitmap: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray
 
 
 def _bit_tables() -> tuple[np.ndarray, np.ndarray]:
-    """Per byte value: how many bits are set, and the position of the k-th set bit."""
+    """Per byte value: how many bits are set, and (row r) the position of its r-th set bit."""
     unpacked = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
     counts = unpacked.sum(axis=1).astype(np.int64)
-    nth = np.zeros((256, 8), dtype=np.int64)
+    nth = np.zeros((8, 256), dtype=np.int64)
     for value in range(256):
         where = np.flatnonzero(unpacked[value])
-        nth[value, : where.size] = where
+        nth[: where.size, value] = where
     return counts, nth
 
 
@@ -49,7 +49,9 @@ def _boundaries(chunk: np.ndarray, carry: int) -> tuple[np.ndarray, int]:
 
     ``chunk`` is uint8 with a length that is a multiple of 8; ``carry`` is the
     last bit of the previous chunk.  Returns the positions and the new carry.
-    Only bytes holding a boundary are expanded, through per-byte lookup tables.
+    Only bytes holding a boundary are expanded: the first boundary of every
+    such byte in one table lookup, the (rarer) second, third ... in further
+    rounds over ever fewer bytes, each written straight to its sorted slot.
     """
     words = chunk.view("<u8")
     before = words << np.uint64(1)
@@ -62,10 +64,17 @@ def _boundaries(chunk: np.ndarray, carry: int) -> tuple[np.ndarray, int]:
         return np.zeros(0, dtype=np.int64), new_carry
     values = changed[hot]
     counts = _POPCOUNT[values]
-    firsts = np.cumsum(counts) - counts
-    rank = np.arange(int(firsts[-1] + counts[-1]), dtype=np.int64) - np.repeat(firsts, counts)
-    positions = np.repeat(hot.astype(np.int64) * 8, counts) + _NTH_SET_BIT[np.repeat(values, counts), rank]
-    return positions, new_carry
+    slots = np.cumsum(counts) - counts  # where each byte's first boundary goes in the output
+    out = np.empty(int(slots[-1] + counts[-1]), dtype=np.int64)
+    base = hot * 8
+    rank = 0
+    while True:
+        out[slots + rank] = base + _NTH_SET_BIT[rank][values]
+        rank += 1
+        more = counts > rank
+        if rank == 8 or not more.any():
+            return out, new_carry
+        base, values, slots, counts = base[more], values[more], slots[more], counts[more]
 
 
 def used_runs(bitmap: bytes | bytearray | memoryview | np.ndarray, nbits: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from orchestrator.volume.extents import add_extent, coalesce, count_set_bits, us
 from orchestrator.volume.fat import read_fat_info
 from orchestrator.volume.filesystem import FileSystem, sniff_boot_sector
 from orchestrator.volume.ntfs import read_ntfs_allocation
-from orchestrator.volume.source import FileVolume, VolumeError, VolumeReader, open_volume
+from orchestrator.volume.source import BlockDevice, FileVolume, VolumeError, VolumeReader, open_volume
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class VolumeLayout:
         return out
 
 
-def read_layout(source: str | Path | VolumeReader, name: str | None = None) -> VolumeLayout:
+def read_layout(source: str | Path | VolumeReader | BlockDevice, name: str | None = None) -> VolumeLayout:
     """Detect the file system and, for NTFS, the used clusters.  Raises VolumeError on damage."""
     reader = open_volume(source)
     label = name or getattr(reader, "name", None) or str(source)

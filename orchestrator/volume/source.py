@@ -1,14 +1,15 @@
-"""Where a volume's bytes come from: an image file, a block device, or any reader.
+"""Where a volume's bytes come from: an image file, a block device, a LUN, or any reader.
 
-Analysis needs only ``read(offset, length) -> bytes`` and ``size``, so a LUN
-read through pyscsi (READ(16) in a small adapter) can be analysed exactly like
-an image file.  `ReaderStream` turns such a reader into the seekable binary
+Analysis needs only ``read(offset, length) -> bytes`` and ``size``;
+`LunVolume` provides that over a block LUN (``read(lba, count)``), so a LUN
+read through pyscsi is analysed exactly like an image file.  `ReaderStream` turns such a reader into the seekable binary
 file object that parsers like dissect.ntfs expect.
 """
 from __future__ import annotations
 
 import io
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -71,6 +72,68 @@ class FileVolume:
         self.close()
 
 
+@runtime_checkable
+class BlockDevice(Protocol):
+    """A block LUN as scsi.luns.BlockLun shows it: ``read(lba, count)`` of whole blocks."""
+
+    @property
+    def block_size(self) -> int: ...
+
+    @property
+    def num_blocks(self) -> int: ...
+
+    def read(self, lba: int, count: int) -> bytes: ...
+
+
+class LunVolume:
+    """Byte-addressed reads over a block LUN (e.g. ``scsi.luns.remote.RemoteLun``: READ(16) via pyscsi).
+
+    Parsers read many small, unaligned pieces; they are served from an LRU
+    cache of 64 KiB pages so each page crosses the SAN once.
+    """
+
+    PAGE_BYTES = 64 * 1024
+
+    def __init__(self, lun: BlockDevice, name: str | None = None, cache_pages: int = 64):
+        if lun.block_size <= 0:
+            raise VolumeError(f"{name or lun!r}: block size {lun.block_size} is not positive")
+        self.lun = lun
+        self.name = name or getattr(lun, "name", repr(lun))
+        self._page_blocks = max(1, self.PAGE_BYTES // lun.block_size)
+        self._page_bytes = self._page_blocks * lun.block_size
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cache_pages = max(1, cache_pages)
+
+    @property
+    def size(self) -> int:
+        return self.lun.block_size * self.lun.num_blocks
+
+    def _page(self, index: int) -> bytes:
+        page = self._cache.get(index)
+        if page is None:
+            lba = index * self._page_blocks
+            page = self.lun.read(lba, min(self._page_blocks, self.lun.num_blocks - lba))
+            self._cache[index] = page
+            if len(self._cache) > self._cache_pages:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(index)
+        return page
+
+    def read(self, offset: int, length: int) -> bytes:
+        end = min(offset + length, self.size)
+        parts = []
+        pos = max(offset, 0)
+        while pos < end:
+            index, inner = divmod(pos, self._page_bytes)
+            piece = self._page(index)[inner:inner + end - pos]
+            if not piece:
+                break
+            parts.append(piece)
+            pos += len(piece)
+        return b"".join(parts)
+
+
 class ReaderStream(io.RawIOBase):
     """A read-only, seekable file object over a `VolumeReader`."""
 
@@ -111,13 +174,16 @@ class ReaderStream(io.RawIOBase):
         return data
 
 
-def open_volume(source: str | Path | VolumeReader) -> VolumeReader:
-    """A reader for a path (image file or block device) or an existing reader."""
+def open_volume(source: str | Path | VolumeReader | BlockDevice) -> VolumeReader:
+    """A reader for a path (image file or block device), a block LUN, or an existing reader."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
             raise VolumeError(f"{path}: no such volume image or device")
         return FileVolume(path)
+    if isinstance(source, BlockDevice):
+        return LunVolume(source)
     if isinstance(source, VolumeReader):
         return source
-    raise TypeError(f"cannot read a volume from {type(source).__name__}: need a path or read(offset, length) + size")
+    raise TypeError(f"cannot read a volume from {type(source).__name__}: need a path, a block LUN "
+                    "(block_size, num_blocks, read(lba, count)) or read(offset, length) + size")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Generator, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Generator, Iterable, Mapping, Protocol, Sequence, Union
 
 from scsi import asc as A
 from scsi.copymgr import answers, vpd
@@ -33,7 +33,7 @@ from scsi.copymgr.resolve import FcAddress, Resolver
 from scsi.layout import LayoutError
 from scsi.luns.base import Lun
 from scsi.result import Nexus, ScsiResult, Status
-from scsi.sense import illegal_request
+from scsi.sense import illegal_request, sense_for
 from scsi.xcopy import DecodeLimits, ParameterList, ParameterListError
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 BLOCK_SEGMENTS = (0x02, 0x07, 0x0A)
 STREAM_SEGMENTS = (0x00, 0x01, 0x03, 0x06, 0x10)
 HELD_BLOCK, HELD_STREAM = (0x0D,), (0x0B, 0x0C, 0x0E, 0x0F)
+
+
+AclFunction = Callable[[str], Union[Iterable[str], None]]
 
 
 class Driver(Protocol):
@@ -89,17 +92,20 @@ class CopyManager:
     """A software copy manager over ``luns`` (name -> LUN).
 
     ``acl`` maps an initiator name (or "*") to the LUN names it may copy
-    between; ``None`` lets every initiator reach every LUN.  ``fc_map``
-    addresses LUNs by FC port name/ID for E0h/E1h descriptors.
+    between, or is a function initiator -> LUN names (None: all); ``None``
+    lets every initiator reach every LUN.  ``fc_map`` addresses LUNs by FC
+    port name/ID for E0h/E1h descriptors.
     """
 
-    def __init__(self, luns: Mapping[str, Lun], *, acl: Mapping[str, Iterable[str]] | None = None,
+    def __init__(self, luns: Mapping[str, Lun], *,
+                 acl: Mapping[str, Iterable[str]] | AclFunction | None = None,
                  limits: CopyLimits | None = None, fc_map: Iterable[FcMapEntry] = (),
                  driver: Driver | None = None, name: str = "copy manager"):
         self.luns = dict(luns)
         self.name = name
         self.limits = limits or CopyLimits()
-        self.acl = None if acl is None else {k: frozenset(v) for k, v in acl.items()}
+        self.acl_function: AclFunction | None = acl if callable(acl) else None
+        self.acl = None if acl is None or callable(acl) else {k: frozenset(v) for k, v in acl.items()}
         if self.acl is not None:
             for who, names in self.acl.items():
                 unknown = sorted(set(names) - set(self.luns))
@@ -154,8 +160,30 @@ class CopyManager:
                             allow_trailing=True)
 
     # -- access control ---------------------------------------------------------------------
+    @classmethod
+    def for_target(cls, cfg: Any, luns: Mapping[int, Lun],
+                   acl: Callable[[str], Iterable[int] | None], **kw: Any) -> "CopyManager":
+        """A manager for an iSCSI target's LUNs (numbered), its ACL giving LUN numbers (None: all)."""
+        names = {n: lun.name for n, lun in luns.items()}
+
+        def reach(initiator: str) -> list[str] | None:
+            numbers = acl(initiator)
+            return None if numbers is None else [names[n] for n in numbers if n in names]
+
+        return cls({lun.name: lun for lun in luns.values()}, acl=reach,
+                   name=f"copy manager of {getattr(cfg, 'target', 'target')}", **kw)
+
     def reachable(self, initiator: str) -> dict[str, Lun]:
         """LUNs ``initiator`` may name in a descriptor."""
+        if self.acl_function is not None:
+            for key in dict.fromkeys((initiator, initiator.split(",")[0])):
+                names = self.acl_function(key)
+                if names is None:
+                    return dict(self.luns)
+                found = {n: self.luns[n] for n in names if n in self.luns}
+                if found:
+                    return found
+            return {}
         if self.acl is None:
             return dict(self.luns)
         for key in (initiator, initiator.split(",")[0], "*"):
@@ -179,6 +207,9 @@ class CopyManager:
             return _check(illegal_request(*A.INVALID_COMMAND_OPERATION_CODE, field=0, in_cdb=True))
         except CopyError as e:
             return _check(e.sense)
+        except Exception:  # never let a bug take the target down with it
+            log.exception("copy manager: internal error on CDB %s", bytes(cdb[:16]).hex())
+            return _check(sense_for(0x4, *A.INTERNAL_TARGET_FAILURE))
 
     def drive(self, job: CopyJob) -> ScsiResult:
         """Run a prepared job to completion with this manager's driver."""
@@ -186,7 +217,12 @@ class CopyManager:
         try:
             batch = next(gen)
             while True:
-                batch = gen.send(self.driver.run_batch(batch))
+                try:
+                    results = self.driver.run_batch(batch)
+                except Exception as e:  # a broken driver fails the copy, not the target
+                    log.exception("copy manager driver failed on a batch of %d requests", len(batch))
+                    results = [IoResult(error=e) for _ in batch]
+                batch = gen.send(results)
         except StopIteration as stop:
             return stop.value
 
@@ -302,31 +338,10 @@ class CopyManager:
     # -- VPD 8Fh --------------------------------------------------------------------------------
     def vpd_8f(self, pdt: int = 0) -> bytes:
         """The third-party copy VPD page describing this copy manager."""
-        L = self.limits
-        commands = bytes([EXTENDED_COPY, 1, 0x00, RECEIVE_COPY_RESULTS, len(RCR_SERVICE_ACTIONS),
-                          *RCR_SERVICE_ACTIONS])
-        descs = [
-            vpd.tpc_descriptor(vpd.SUPPORTED_COMMANDS, vpd.counted_list(commands)),
-            vpd.tpc_descriptor(vpd.PARAMETER_DATA_TYPE, vpd.PARAMETER_DATA.encode(
-                max_cscds=L.max_cscds, max_segments=L.max_segments,
-                max_descriptor_list_length=L.max_descriptor_list_length,
-                max_inline_length=self.max_inline_length)),
-            vpd.tpc_descriptor(vpd.SUPPORTED_DESCRIPTORS,
-                               vpd.counted_list(bytes(self.implemented_descriptor_codes))),
-            vpd.tpc_descriptor(vpd.SUPPORTED_CSCD_IDS_TYPE, vpd.SUPPORTED_CSCD_IDS.encode(list_length=0)),
-            vpd.tpc_descriptor(vpd.GENERAL_COPY_TYPE, vpd.GENERAL_COPY.encode(
-                total_concurrent_copies=L.total_concurrent_copies,
-                max_identified_concurrent_copies=L.max_concurrent_copies,
-                max_segment_length=L.max_segment_length, data_segment_granularity=L.data_segment_granularity,
-                inline_data_granularity=L.inline_data_granularity)),
-        ]
-        if self.has_streams:
-            descs.append(vpd.tpc_descriptor(vpd.STREAM_COPY_TYPE,
-                                            vpd.STREAM_COPY.encode(max_stream_transfer=L.max_stream_transfer)))
-        if L.held_data_limit:
-            descs.append(vpd.tpc_descriptor(vpd.HELD_DATA_TYPE, vpd.HELD_DATA.encode(
-                held_data_limit=L.held_data_limit, held_data_granularity=L.held_data_granularity)))
-        return vpd.page(descs, pdt)
+        return vpd.third_party_copy_page(self.limits, self.implemented_descriptor_codes,
+                                         commands={EXTENDED_COPY: (0x00,), RECEIVE_COPY_RESULTS: RCR_SERVICE_ACTIONS},
+                                         max_inline_length=self.max_inline_length, streams=self.has_streams,
+                                         pdt=pdt)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def forget_nexus(self, it: tuple[str, str]) -> None:

@@ -7,6 +7,9 @@ is a 4-byte header (type, length) and a body padded to a multiple of 4.
 """
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
+from scsi.copymgr.config import CopyLimits
 from scsi.layout import Field, Layout, bits, reserved
 
 VPD_8F_HEADER = Layout("VPD 8Fh header", 4, [
@@ -51,3 +54,29 @@ def counted_list(items: bytes) -> bytes:
 def page(descriptors: list[bytes], pdt: int = 0) -> bytes:
     body = b"".join(descriptors)
     return VPD_8F_HEADER.encode(pdt=pdt, page_length=len(body)) + body
+
+
+def third_party_copy_page(limits: CopyLimits, codes: Sequence[int], *, commands: Mapping[int, Sequence[int]],
+                          max_inline_length: int, streams: bool, pdt: int = 0) -> bytes:
+    """VPD 8Fh for a copy manager with these limits and implemented descriptor ``codes``."""
+    L = limits
+    supported = b"".join(bytes([op, len(sas), *sas]) for op, sas in commands.items())
+    descs = [
+        tpc_descriptor(SUPPORTED_COMMANDS, counted_list(supported)),
+        tpc_descriptor(PARAMETER_DATA_TYPE, PARAMETER_DATA.encode(
+            max_cscds=L.max_cscds, max_segments=L.max_segments,
+            max_descriptor_list_length=L.max_descriptor_list_length, max_inline_length=max_inline_length)),
+        tpc_descriptor(SUPPORTED_DESCRIPTORS, counted_list(bytes(codes))),
+        tpc_descriptor(SUPPORTED_CSCD_IDS_TYPE, SUPPORTED_CSCD_IDS.encode(list_length=0)),
+        tpc_descriptor(GENERAL_COPY_TYPE, GENERAL_COPY.encode(
+            total_concurrent_copies=L.total_concurrent_copies,
+            max_identified_concurrent_copies=L.max_concurrent_copies,
+            max_segment_length=L.max_segment_length, data_segment_granularity=L.data_segment_granularity,
+            inline_data_granularity=L.inline_data_granularity)),
+    ]
+    if streams:
+        descs.append(tpc_descriptor(STREAM_COPY_TYPE, STREAM_COPY.encode(max_stream_transfer=L.max_stream_transfer)))
+    if L.held_data_limit:
+        descs.append(tpc_descriptor(HELD_DATA_TYPE, HELD_DATA.encode(
+            held_data_limit=L.held_data_limit, held_data_granularity=L.held_data_granularity)))
+    return page(descs, pdt)

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 LOGIN_TIMEOUT = 30.0
 MAX_EDTL = 64 * 1024 * 1024
+MAX_TASKS = 2 * CMD_WINDOW  # per connection
+MAX_PENDING_WRITE_BYTES = 256 * 1024 * 1024  # write buffers held per connection
 
 
 class TmfResponse:
@@ -291,6 +293,12 @@ class Connection:
                     read=bool(pdu["read"]), write=bool(pdu["write"]), cmdsn=pdu["cmdsn"])
         if edtl > MAX_EDTL:
             await self._respond(task, ScsiResult(status=Status.CHECK_CONDITION, sense=_sense_invalid_cdb()))
+            return
+        pending = sum(t.edtl for t in self.tasks.values() if t.write)
+        if len(self.tasks) >= MAX_TASKS or (task.write and pending + edtl > MAX_PENDING_WRITE_BYTES):
+            log.info("connection %s: task set full (%d tasks, %d write bytes pending)", self.peer,
+                     len(self.tasks), pending)
+            await self._respond(task, ScsiResult(status=Status.TASK_SET_FULL))
             return
         if task.write:
             task.buffer = bytearray(edtl)

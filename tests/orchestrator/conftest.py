@@ -17,6 +17,7 @@ from orchestrator.volume.samples import (
     sample_files,
 )
 
+
 @pytest.fixture(scope="session")
 def ntfs_sample(tmp_path_factory: pytest.TempPathFactory) -> NtfsSample:
     """A 32 MiB NTFS volume, 4 KiB clusters, with gaps and a fragmented file."""

@@ -82,7 +82,8 @@ def test_fat_volume_is_refused_for_server_free(serverfree, fat_image, tmp_path: 
     (["--options", "{missing}"], "No such file or directory"),
     (["--options", "{bad}"], "dsm.opt:2: compression: 'sometimes' is not yes or no"),
 ])
-def test_bad_input_is_one_clear_line(serverfree, bundled_image: Path, tmp_path: Path, args, message):  # type: ignore[no-untyped-def]
+def test_bad_input_is_one_clear_line(serverfree, bundled_image: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                     args, message):
     bad = tmp_path / "dsm.opt"
     bad.write_text("* opts\ncompression sometimes\n")
     args = [a.format(missing=tmp_path / "none.opt", bad=bad) for a in args]

@@ -203,3 +203,25 @@ def test_model_rejects_values_outside_ranges_directly():
         ClientOptions(unknown_field=1)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="volume name is empty"):
         ClientOptions().for_volume("  ")
+
+
+def test_argparse_helpers_accept_dsmc_spelling(tmp_path: Path):
+    import argparse
+
+    from orchestrator.cli import normalise_dsmc_args
+    from orchestrator.options import add_option_arguments, options_from_args
+
+    opt = tmp_path / "dsm.opt"
+    opt.write_text("mode incremental\ncatalogue /tmp/c.sqlite\n")
+    parser = argparse.ArgumentParser()
+    add_option_arguments(parser)
+    args = parser.parse_args(normalise_dsmc_args([f"-optfile={opt}", "-imagegapsize=64k", "--compression", "yes"]))
+    opts = options_from_args(args)
+    assert opts.imagegapsize == 64 * 1024 and opts.compression and opts.mode is Mode.INCREMENTAL
+    assert opts.catalog == "/tmp/c.sqlite"
+    assert opts.source_of("compression") == "command line" and opts.source_of("mode") == f"{opt}:1"
+    bad = parser.parse_args(["--tcpport", "http"])
+    with pytest.raises(OptionsError, match="command line: tcpport: 'http' is not a whole number"):
+        options_from_args(bad)
+    with pytest.raises(ValueError, match="not command-line options"):
+        add_option_arguments(argparse.ArgumentParser(), ("include.image",))

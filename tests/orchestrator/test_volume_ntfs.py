@@ -12,12 +12,11 @@ from orchestrator.volume import FileSystem, read_layout
 from orchestrator.volume.samples import bundled_manifest, ntfs_tools_available
 from orchestrator.volume.source import FileVolume
 
-
 needs_ntfs_tools = pytest.mark.skipif(not ntfs_tools_available(), reason="ntfs-3g tools (mkntfs, ntfscp ...) absent")
 
 
-def _restore_and_check(ntfs3g, copy_extents, image: Path, extents, files: dict[str, str],  # type: ignore[no-untyped-def]
-                       tmp_path: Path) -> None:
+def _restore_and_check(ntfs3g, copy_extents, image: Path, extents,  # type: ignore[no-untyped-def]
+                       files: dict[str, str], tmp_path: Path) -> None:
     """Copy only the extents onto zeros, then let ntfs-3g judge the result."""
     restored = copy_extents(image, tmp_path / "restored.img", extents)
     ntfs3g.check(restored)

@@ -101,3 +101,19 @@ def test_real_process_decode_and_error():
     assert ok.returncode == 0 and "108 bytes" in ok.stdout
     bad = subprocess.run([str(exe), "xcopy", "decode", "--hex", "0102"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "1Ah/00h" in bad.stderr
+    piped = subprocess.run([str(exe), "xcopy", "decode", "--json"], input=TAPE.read_text(), capture_output=True,
+                           text=True, timeout=60)
+    assert piped.returncode == 0 and json.loads(piped.stdout)["header"]["list_id"] == 7
+
+
+@pytest.mark.parametrize("stem, expected_hex", [
+    ("qemu_lio", QEMU_HEX),
+    ("tape_mover", "07010040000000000000002400000000"
+                   "e00000000005000000000000" "50060b0000c26200" "0000000000000000" "00000200"
+                   "e00100000000000000000000" "210000e08b050504" "0000000000000000" "00000000"
+                   "00000014000000010001000000000080" "0000000000001000"
+                   "100000080000000100000001"),
+])
+def test_bundled_json_samples_encode_to_the_hand_written_bytes(capsys, stem, expected_hex):
+    rc, out, _ = run(capsys, "xcopy", "encode", str(ROOT / "scenarios" / "samples" / f"{stem}.json"))
+    assert rc == 0 and out.strip() == expected_hex

@@ -118,3 +118,13 @@ def test_initiator_name_with_session_suffix_matches_its_acl(site):
 def test_acl_naming_unknown_lun_is_a_config_error():
     with pytest.raises(ValueError, match="unknown LUN"):
         CopyManager({"A": MemoryBlockLun("A", num_blocks=8)}, acl={"iqn.x": ["A", "Z"]})
+
+
+def test_for_target_maps_lun_numbers_and_acl_function():
+    a, b = MemoryBlockLun("lun0", num_blocks=8), MemoryBlockLun("lun1", num_blocks=8)
+    allowed = {ALICE.initiator: frozenset({0}), BOB.initiator: None}
+    m = CopyManager.for_target(object(), {0: a, 1: b}, lambda who: allowed.get(who, frozenset()))
+    assert set(m.reachable(ALICE.initiator)) == {"lun0"}
+    assert set(m.reachable(BOB.initiator)) == {"lun0", "lun1"}
+    assert m.reachable("iqn.nobody") == {}
+    m.close()

@@ -106,27 +106,35 @@ def test_nop_echo_and_sequence_numbers(target):
     assert p["expcmdsn"] == ini.cmdsn and p["maxcmdsn"] == ini.cmdsn + 63
 
 
-async def _pending_write(ini: Initiator, lun: int = 0) -> int:
+async def _pending_write(ini: Initiator, lun: int = 0) -> tuple[int, int]:
     """Start a write whose data the target must ask for, and wait for its R2T."""
     pdu, itt = ini.scsi_pdu(write16(0, 8), lun=lun, write_data=b"\1" * 4096, immediate_data=False)
     await ini.send(pdu)
     r2t = await ini.recv()
     assert r2t.opcode == Op.R2T and r2t["itt"] == itt
-    return itt
+    return itt, r2t["ttt"]
+
+
+async def _late_data_is_rejected(ini: Initiator, itt: int, ttt: int) -> bool:
+    """Data-Out for an aborted task: the target no longer knows it and rejects the PDU."""
+    await ini.data_out(itt, ttt, b"\1" * 4096, 0, 4096)
+    p = await ini.recv()
+    return p.opcode == Op.REJECT and p["reason"] == 0x09 and p.data[16:20] == itt.to_bytes(4, "big")
 
 
 def test_abort_task_drops_the_pending_write(target):
     ini = session(target)
 
     async def go():
-        itt = await _pending_write(ini)
+        itt, ttt = await _pending_write(ini)
         response = await ini.task_management(1, rtt=itt, refcmdsn=ini.cmdsn - 1)
+        rejected = await _late_data_is_rejected(ini, itt, ttt)
         nop = await ini.nop(b"after")  # the aborted task must not answer before this
         unknown = await ini.task_management(1, rtt=0x7777, refcmdsn=ini.cmdsn + 5)
         await ini.close()
-        return response, nop, unknown
-    response, nop, unknown = target.run(go())
-    assert response == 0 and nop.opcode == Op.NOP_IN and nop.data == b"after"
+        return response, rejected, nop, unknown
+    response, rejected, nop, unknown = target.run(go())
+    assert response == 0 and rejected and nop.opcode == Op.NOP_IN and nop.data == b"after"
     assert unknown == 1  # task does not exist
 
 
@@ -134,15 +142,19 @@ def test_lun_reset_aborts_tasks_of_every_session_on_that_lun(target):
     a, b = session(target), session(target)
 
     async def go():
-        itt_a = await _pending_write(a, lun=1)
+        itt_a, ttt_a = await _pending_write(a, lun=1)
+        itt_0, ttt_0 = await _pending_write(a, lun=0)
         reset = await b.task_management(5, lun=1)
         missing = await b.task_management(5, lun=9)
+        rejected = await _late_data_is_rejected(a, itt_a, ttt_a)
+        await a.data_out(itt_0, ttt_0, b"\2" * 4096, 0, 4096)  # LUN 0's task survived the reset
+        other = await a.finish(itt_0)
         nop = await a.nop(b"still here")
         await a.close()
         await b.close()
-        return reset, missing, nop
-    reset, missing, nop = target.run(go())
-    assert reset == 0 and missing == 2 and nop.data == b"still here"
+        return reset, missing, rejected, other, nop
+    reset, missing, rejected, other, nop = target.run(go())
+    assert reset == 0 and missing == 2 and rejected and other.status == 0 and nop.data == b"still here"
 
 
 def test_a_stalled_session_does_not_hold_up_another(target):

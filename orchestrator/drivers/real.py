@@ -1,0 +1,357 @@
+"""The real driver: a job's operations carried out with pyscsi devices and real sockets.
+
+* data movers get EXTENDED COPY parameter lists (one command per list) and are
+  asked RECEIVE COPY RESULTS for their OPERATING PARAMETERS, and after a
+  failure for COPY STATUS and FAILED SEGMENT DETAILS, which tell the job how
+  far the failing list got;
+* disks and pool devices are read and written with READ(16)/WRITE(16) for the
+  LAN-free path, verification and incremental scans;
+* the LAN path streams to :mod:`orchestrator.lanserver` over TCP.
+
+Devices are pyscsi devices (``LibiscsiDevice`` for iscsi:// URLs, SG_IO, or
+``InProcessDevice`` around a handler) looked up by the names the job uses.
+Transport failures become :class:`~orchestrator.ops.Failure` objects of kind
+"timeout" / "lost-connection" / "sense", so the job can fail over.
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from orchestrator.catalogue import Catalogue
+from orchestrator.job_digest import ChunkDigester, chunk_digests
+from orchestrator.lanserver import LanClient, LanProtocolError, LanRemoteError
+from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, CopyBatches,
+                              CopyResult, DigestResult, DigestVolume, Failure, LanFreeRead, LanFreeWrite,
+                              LanReceive, LanSend, MoverLimits, Operation, OperatingParametersResult, Piece,
+                              ReadOperatingParameters, ReleaseSnapshot, Result, RunCommand, SnapshotReleased,
+                              SnapshotResult, StoredPiece, TakeSnapshot, TransferResult, VerifyPool,
+                              VerifyResult)
+
+log = logging.getLogger(__name__)
+
+IO_CHUNK = 1 << 20
+
+
+def failure_from(exc: BaseException, what: str, device: str = "") -> Failure:
+    """Classify an exception from a device or socket the way failover needs it."""
+    from scsi.devices.errors import DeviceConnectionError, DeviceStatusError, DeviceTimeout
+
+    sense = getattr(exc, "sense", None)
+    if isinstance(sense, (bytes, bytearray)) and sense:
+        return Failure("sense", what, device, bytes(sense), getattr(exc, "status", 2))
+    if isinstance(exc, (DeviceTimeout, TimeoutError)):
+        return Failure("timeout", f"{what}: {exc}", device)
+    if isinstance(exc, (DeviceConnectionError, ConnectionError, EOFError, LanProtocolError)):
+        return Failure("lost-connection", f"{what}: {exc}", device)
+    if isinstance(exc, DeviceStatusError):
+        return Failure("error", f"{what}: {exc}", device, status=exc.status)
+    return Failure("error", f"{what}: {exc}", device)
+
+
+class _Raw:
+    """Just enough of pyscsi's ``SCSI`` for scsi.commands helpers, without its start-up INQUIRY."""
+
+    def __init__(self, device: Any):
+        self.device = device
+
+    def execute(self, cmd: Any) -> None:
+        self.device.execute(cmd)
+
+
+class BlockIO:
+    """Byte-addressed reads and writes on a pyscsi block device (read-modify-write at the edges)."""
+
+    def __init__(self, device: Any, name: str):
+        from pyscsi.pyscsi.scsi import SCSI
+
+        from scsi.designators import read_block_length
+
+        self.name = name
+        self.scsi = SCSI(device)
+        self.block_size = read_block_length(self.scsi)
+        self.scsi.blocksize = self.block_size
+
+    def _read_blocks(self, lba: int, count: int) -> bytes:
+        out = bytearray()
+        step = max(1, IO_CHUNK // self.block_size)
+        for at in range(lba, lba + count, step):
+            n = min(step, lba + count - at)
+            out += bytes(self.scsi.read16(at, n).datain)
+        return bytes(out)
+
+    def read(self, offset: int, length: int) -> bytes:
+        bs = self.block_size
+        first, end = offset // bs, -(-(offset + length) // bs)
+        data = self._read_blocks(first, end - first)
+        skip = offset - first * bs
+        return data[skip:skip + length]
+
+    def write(self, offset: int, data: bytes) -> None:
+        bs = self.block_size
+        head = offset % bs
+        tail = (-(offset + len(data))) % bs
+        if head or tail:  # widen to whole blocks
+            first = offset - head
+            blocks = bytearray(self.read(first, head + len(data) + tail))
+            blocks[head:head + len(data)] = data
+            offset, data = first, bytes(blocks)
+        step = max(1, IO_CHUNK // bs) * bs
+        for o in range(0, len(data), step):
+            part = data[o:o + step]
+            self.scsi.write16((offset + o) // bs, len(part) // bs, part)
+
+
+@dataclass
+class RealDriver:
+    """Executes job operations.
+
+    ``movers``: data mover name -> pyscsi device that accepts EXTENDED COPY.
+    ``devices``: disk / pool device name -> pyscsi block device.
+    ``snapshots``: optional provider ``(TakeSnapshot) -> SnapshotResult`` (no
+    copy-on-write snapshot is built in: without one, imagetype snapshot fails
+    clearly and imagetype static is the way).
+    """
+
+    catalogue: Catalogue
+    movers: Mapping[str, Any]
+    devices: Mapping[str, Any]
+    snapshots: Callable[[TakeSnapshot], SnapshotResult] | None = None
+    command_timeout: float = 600.0
+    lan_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        self._io: dict[str, BlockIO] = {}
+
+    def io(self, name: str) -> BlockIO:
+        if name not in self._io:
+            if name not in self.devices:
+                raise LookupError(f"no device named {name!r} is configured "
+                                  f"(known: {', '.join(sorted(self.devices)) or 'none'})")
+            self._io[name] = BlockIO(self.devices[name], name)
+        return self._io[name]
+
+    def execute(self, op: Operation) -> Result:
+        if isinstance(op, (BeginObject, CommitObject, AbandonObject)):
+            return self.catalogue.execute(op)
+        return getattr(self, "_" + type(op).__name__)(op)
+
+    # -- client-side commands and snapshots --------------------------------------------------
+    def _RunCommand(self, op: RunCommand) -> CommandResult:
+        try:
+            r = subprocess.run(op.command, shell=True, capture_output=True, text=True,
+                               timeout=self.command_timeout)
+        except subprocess.TimeoutExpired:
+            return CommandResult(124, f"{op.phase}snapshotcmd timed out after {self.command_timeout} s")
+        return CommandResult(r.returncode, (r.stdout + r.stderr)[-2000:])
+
+    def _TakeSnapshot(self, op: TakeSnapshot) -> SnapshotResult:
+        if self.snapshots is None:
+            return SnapshotResult(False, reason="no copy-on-write snapshot provider is configured on this "
+                                                "client; use imagetype static")
+        return self.snapshots(op)
+
+    def _ReleaseSnapshot(self, op: ReleaseSnapshot) -> SnapshotReleased:
+        release = getattr(self.snapshots, "release", None)
+        return release(op) if release else SnapshotReleased()
+
+    # -- data movers ---------------------------------------------------------------------------
+    def _mover(self, name: str) -> _Raw:
+        if name not in self.movers:
+            raise LookupError(f"no data mover named {name!r} is configured")
+        return _Raw(self.movers[name])
+
+    def _ReadOperatingParameters(self, op: ReadOperatingParameters) -> OperatingParametersResult:
+        from scsi.commands import operating_parameters
+
+        try:
+            return OperatingParametersResult(MoverLimits.from_operating_parameters(
+                operating_parameters(self._mover(op.mover))))
+        except Exception as exc:  # any device trouble: the job tries the next mover
+            return OperatingParametersResult(failure=failure_from(exc, "RECEIVE COPY RESULTS (03h) failed",
+                                                                  op.mover))
+
+    def _CopyBatches(self, op: CopyBatches) -> CopyResult:
+        from scsi.commands import extended_copy
+
+        t0 = time.monotonic()
+        try:
+            mover = self._mover(op.mover)
+        except LookupError as exc:
+            return CopyResult(0, Failure("lost-connection", str(exc), op.mover))
+        for bi, batch in enumerate(op.batches[op.first_batch:]):
+            for li, plist in enumerate(batch.lists):
+                if not plist.data:
+                    return CopyResult(bi, Failure("error", "parameter list was not encoded", op.mover), li, 0)
+                try:
+                    extended_copy(mover, plist.data)
+                except Exception as exc:
+                    failure = failure_from(exc, f"EXTENDED COPY list {plist.list_id} failed", op.mover)
+                    done = None
+                    if failure.kind == "sense":
+                        done, details = self._progress(mover, plist.list_id, failure.sense)
+                        if details:
+                            failure = Failure("sense", failure.message, op.mover, details, failure.status)
+                    return CopyResult(bi, failure, li, done, time.monotonic() - t0)
+        return CopyResult(len(op.batches) - op.first_batch, elapsed=time.monotonic() - t0)
+
+    @staticmethod
+    def _progress(mover: _Raw, list_id: int, sense: bytes) -> tuple[int | None, bytes]:
+        """Segments known done in a failed list, and the FAILED SEGMENT DETAILS sense."""
+        from scsi.commands import copy_status, failed_segment_details
+        from scsi.sense import Sense
+
+        done: int | None = None
+        details = b""
+        try:
+            # COPY ABORTED carries the failing segment's number in COMMAND-SPECIFIC bytes 2-3
+            s = Sense.decode(sense)
+            seg = getattr(s, "segment_number", None)
+            if seg is None and getattr(s, "command_specific", None) is not None:
+                seg = int(s.command_specific) & 0xFFFF
+            if int(getattr(s, "key", 0)) == 0x0A and seg is not None:
+                done = seg
+        except Exception:
+            pass
+        try:
+            st = copy_status(mover, list_id)
+            # SEGMENTS PROCESSED may count the failing one: trust one less, never more
+            by_status = max(0, int(st.segments_processed) - 1)
+            done = by_status if done is None else min(done, int(st.segments_processed))
+        except Exception as exc:
+            log.info("COPY STATUS for list %d unavailable: %s", list_id, exc)
+        try:
+            fsd = failed_segment_details(mover, list_id)
+            details = bytes.fromhex(fsd.sense_data) if fsd.sense_data else b""
+        except Exception as exc:
+            log.info("FAILED SEGMENT DETAILS for list %d unavailable: %s", list_id, exc)
+        return done, details
+
+    # -- LAN-free and LAN ------------------------------------------------------------------------
+    def _pieces(self, pieces, read: Callable[[Any], bytes], write: Callable[[Any, bytes], None],
+                compress: bool, what: str, device: str, finish: Callable[[], None] | None = None
+                ) -> TransferResult:
+        t0 = time.monotonic()
+        stored: list[StoredPiece] = []
+        try:
+            for p in pieces:
+                data = read(p)
+                if compress:
+                    packed = zlib.compress(data, 6)
+                    if len(packed) < len(data):
+                        write(p, packed)
+                        stored.append(StoredPiece(p.image_offset, p.volume_offset, p.length, True, len(packed)))
+                        continue
+                write(p, data)
+                stored.append(StoredPiece(p.image_offset, p.volume_offset, p.length))
+            if finish:
+                finish()
+        except Exception as exc:
+            # pieces written before a failed final sync are not trusted
+            n = len(stored) if not finish or len(stored) < len(pieces) else 0
+            return TransferResult(n, tuple(stored[:n]), failure_from(exc, what, device),
+                                  time.monotonic() - t0)
+        return TransferResult(len(stored), tuple(stored), elapsed=time.monotonic() - t0)
+
+    def _LanFreeWrite(self, op: LanFreeWrite) -> TransferResult:
+        try:
+            src, pool = self.io(op.source), self.io(op.pool_device)
+        except Exception as exc:
+            return TransferResult(0, failure=failure_from(exc, "LAN-free devices unavailable", op.pool_device))
+        return self._pieces(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
+                            lambda p, d: pool.write(op.pool_offset + p.image_offset, d), op.compress,
+                            "LAN-free write failed", op.pool_device)
+
+    def _LanSend(self, op: LanSend) -> TransferResult:
+        try:
+            src = self.io(op.source)
+            client = LanClient(op.server, op.pool_volume, op.pool_offset, timeout=self.lan_timeout)
+        except Exception as exc:
+            return TransferResult(0, failure=failure_from(exc, "cannot reach the backup server", op.server))
+        try:
+            return self._pieces(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
+                                lambda p, d: client.put(p.image_offset, p.length, d, len(d) < p.length),
+                                op.compress, "LAN transfer failed", op.server, client.sync)
+        finally:
+            client.close()
+
+    def _restore(self, pieces, read_stored: Callable[[StoredPiece], bytes], dest: BlockIO, base: int,
+                 what: str, device: str) -> TransferResult:
+        def read(p: StoredPiece) -> bytes:
+            data = read_stored(p)
+            return zlib.decompress(data) if p.compressed else data
+
+        return self._pieces(pieces, read, lambda p, d: dest.write(base + p.volume_offset, d), False, what,
+                            device)
+
+    def _LanFreeRead(self, op: LanFreeRead) -> TransferResult:
+        try:
+            pool, dest = self.io(op.pool_device), self.io(op.destination)
+        except Exception as exc:
+            return TransferResult(0, failure=failure_from(exc, "LAN-free devices unavailable", op.pool_device))
+        return self._restore(op.pieces, lambda p: pool.read(op.pool_offset + p.image_offset, p.stored), dest,
+                             op.destination_offset, "LAN-free restore failed", op.pool_device)
+
+    def _LanReceive(self, op: LanReceive) -> TransferResult:
+        try:
+            dest = self.io(op.destination)
+            client = LanClient(op.server, op.pool_volume, op.pool_offset, "read", self.lan_timeout)
+        except Exception as exc:
+            return TransferResult(0, failure=failure_from(exc, "cannot reach the backup server", op.server))
+        try:
+            return self._restore(op.pieces, lambda p: client.get(p.image_offset, p.length, p.stored,
+                                                                 p.compressed),
+                                 dest, op.destination_offset, "LAN restore failed", op.server)
+        finally:
+            client.close()
+
+    # -- verification and scans -------------------------------------------------------------------
+    def _VerifyPool(self, op: VerifyPool) -> VerifyResult:
+        try:
+            src = self.io(op.source)
+            if op.server:
+                pool_volume = self._pool_volume_of(op.pool_device)
+                client = LanClient(op.server, pool_volume, op.pool_offset, "read", self.lan_timeout)
+                fetch = lambda p: client.get(p.image_offset, p.length, p.stored, p.compressed)  # noqa: E731
+            else:
+                pool, client = self.io(op.pool_device), None
+                fetch = lambda p: pool.read(op.pool_offset + p.image_offset, p.stored)  # noqa: E731
+        except Exception as exc:
+            return VerifyResult(False, f"cannot read the pool back: {exc}")
+        try:
+            digester = ChunkDigester(op.chunk_size)
+            for p in op.pieces:
+                steps = [(0, p.length)] if p.compressed else [
+                    (o, min(IO_CHUNK, p.length - o)) for o in range(0, p.length, IO_CHUNK)]
+                whole = zlib.decompress(fetch(p)) if p.compressed else None
+                for o, n in steps:
+                    data = whole if whole is not None else fetch(
+                        StoredPiece(p.image_offset + o, p.volume_offset + o, n))
+                    if data != src.read(op.source_offset + p.volume_offset + o, n):
+                        return VerifyResult(False, f"pool data at image offset {p.image_offset + o} differs "
+                                                   "from the volume")
+                    digester.update(p.volume_offset + o, data)
+            return VerifyResult(True, "", digester.digests())
+        except Exception as exc:
+            return VerifyResult(False, f"reading the pool back failed: {exc}")
+        finally:
+            if client is not None:
+                client.close()
+
+    def _pool_volume_of(self, device: str) -> str:
+        row = self.catalogue.db.execute("SELECT name FROM pool_volumes WHERE device=?", (device,)).fetchone()
+        if row is None:
+            raise LookupError(f"pool device {device!r} holds no catalogued pool volume")
+        return row["name"]
+
+    def _DigestVolume(self, op: DigestVolume) -> DigestResult:
+        try:
+            src = self.io(op.source)
+            return DigestResult(chunk_digests(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset,
+                                                                            p.length), op.chunk_size))
+        except Exception as exc:
+            return DigestResult((), failure_from(exc, "reading the volume failed", op.source))

@@ -1,0 +1,300 @@
+"""The backup server's LAN data path: a TCP stream from the client, the server writes the pool.
+
+When neither server-free nor LAN-free works, the client streams the image
+pieces to this server process, which writes them at their fixed place on a
+pool volume (a file or block device it owns) and acknowledges each one; for
+restores (and verification) it reads them back.  One frame layout, declared
+once with :mod:`scsi.layout`, carries every message::
+
+    magic "SFL1" | op | flags (bit 0 compressed) | reserved(2) | image offset (8)
+    | length (8, raw bytes of the piece) | payload length (4) | payload
+
+Ops: OPEN (payload: JSON {"pool_volume", "pool_offset", "mode"}), PUT (a
+piece; payload = stored bytes), GET (ask for a piece; payload = its stored
+length as 8 bytes; the answer is a PUT-shaped DATA frame), SYNC (fsync, ends a write session).
+Answers: ACK, DATA, ERROR (payload: a UTF-8 message naming what was wrong).
+Malformed input gets an ERROR naming the field and the connection is closed;
+the server itself never dies of a bad client.
+
+Run it: ``python -m orchestrator.lanserver --listen 127.0.0.1:0 --volume VOL1=/path/pool.img``
+(prints ``listening HOST:PORT`` once ready).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import socketserver
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from scsi.layout import Field, Layout, LayoutError, flag, raw, reserved
+
+log = logging.getLogger(__name__)
+
+FRAME = Layout("LAN frame", 28, [
+    raw("magic", 0, 4),
+    Field("op", 4),
+    reserved(5, bit=1, width=7),
+    flag("compressed", 5, 0),
+    reserved(6, 2),
+    Field("image_offset", 8, size=8),
+    Field("length", 16, size=8),
+    Field("payload_length", 24, size=4),
+])
+MAGIC = b"SFL1"
+OP_OPEN, OP_PUT, OP_GET, OP_SYNC = 1, 2, 3, 4
+OP_ACK, OP_DATA, OP_ERROR = 0x81, 0x82, 0x8F
+OP_NAMES = {OP_OPEN: "OPEN", OP_PUT: "PUT", OP_GET: "GET", OP_SYNC: "SYNC", OP_ACK: "ACK", OP_DATA: "DATA",
+            OP_ERROR: "ERROR"}
+MAX_PAYLOAD = 64 << 20
+
+
+class LanProtocolError(ValueError):
+    """A frame that breaks the protocol (what and where)."""
+
+
+class LanRemoteError(OSError):
+    """The other side answered ERROR."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    op: int
+    image_offset: int = 0
+    length: int = 0
+    compressed: bool = False
+    payload: bytes = b""
+
+    def encode(self) -> bytes:
+        return FRAME.encode(magic=MAGIC, op=self.op, compressed=int(self.compressed),
+                            image_offset=self.image_offset, length=self.length,
+                            payload_length=len(self.payload)) + self.payload
+
+
+def _recv_exact(sock: socket.socket, n: int, what: str) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            if not buf and what == "frame header":
+                raise EOFError("connection closed")
+            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes of the {what}")
+        buf += chunk
+    return bytes(buf)
+
+
+def read_frame(sock: socket.socket) -> Frame:
+    head = _recv_exact(sock, FRAME.size, "frame header")
+    try:
+        v = FRAME.decode(head)
+    except LayoutError as err:
+        raise LanProtocolError(str(err)) from None
+    if v["magic"] != MAGIC:
+        raise LanProtocolError(f"LAN frame.magic at byte 0: expected {MAGIC!r}, found {v['magic']!r}")
+    if v["op"] not in OP_NAMES:
+        raise LanProtocolError(f"LAN frame.op at byte 4: unknown operation {v['op']:#04x}")
+    if v["payload_length"] > MAX_PAYLOAD:
+        raise LanProtocolError(f"LAN frame.payload_length at byte 24: {v['payload_length']} exceeds "
+                               f"{MAX_PAYLOAD}")
+    payload = _recv_exact(sock, v["payload_length"], "payload")
+    return Frame(v["op"], v["image_offset"], v["length"], bool(v["compressed"]), payload)
+
+
+# ------------------------------------------------------------------------------------- server
+class _Handler(socketserver.BaseRequestHandler):
+    server: "LanServer._Tcp"
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        fd: int | None = None
+        base = 0
+        size = 0
+        try:
+            while True:
+                try:
+                    f = read_frame(sock)
+                except EOFError:
+                    return
+                if f.op == OP_OPEN:
+                    if fd is not None:
+                        raise LanProtocolError("OPEN sent twice on one connection")
+                    fd, base, size = self.server.owner.open_volume(f.payload)
+                    sock.sendall(Frame(OP_ACK).encode())
+                    continue
+                if fd is None:
+                    raise LanProtocolError(f"{OP_NAMES[f.op]} before OPEN")
+                if f.op == OP_PUT:
+                    stored = len(f.payload)
+                    if stored > f.length or (not f.compressed and stored != f.length):
+                        raise LanProtocolError(f"PUT at image offset {f.image_offset}: payload of {stored} "
+                                               f"bytes does not fit a piece of {f.length}")
+                    self._check_range(base, size, f)
+                    os.pwrite(fd, f.payload, base + f.image_offset)
+                    sock.sendall(Frame(OP_ACK, f.image_offset, f.length).encode())
+                elif f.op == OP_GET:
+                    self._check_range(base, size, f)
+                    stored = int.from_bytes(f.payload[:8], "big") if f.payload else f.length
+                    data = os.pread(fd, stored, base + f.image_offset)
+                    sock.sendall(Frame(OP_DATA, f.image_offset, f.length, f.compressed, data).encode())
+                elif f.op == OP_SYNC:
+                    os.fsync(fd)
+                    sock.sendall(Frame(OP_ACK).encode())
+                else:
+                    raise LanProtocolError(f"{OP_NAMES[f.op]} is an answer, not a request")
+        except (LanProtocolError, LookupError, OSError, ValueError) as exc:
+            log.warning("LAN client %s: %s", self.client_address, exc)
+            try:
+                sock.sendall(Frame(OP_ERROR, payload=str(exc).encode()[:4096]).encode())
+            except OSError:
+                pass
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    @staticmethod
+    def _check_range(base: int, size: int, f: Frame) -> None:
+        if f.image_offset + f.length > size - base:
+            raise LanProtocolError(f"piece at image offset {f.image_offset} ({f.length} bytes) runs past "
+                                   f"the end of the pool volume")
+
+
+class LanServer:
+    """A threaded TCP server writing pool volumes; ``start()`` in a thread or ``serve_forever()``."""
+
+    class _Tcp(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+        owner: "LanServer"
+
+    def __init__(self, volumes: dict[str, str | Path], host: str = "127.0.0.1", port: int = 0):
+        self.volumes = {k: Path(v) for k, v in volumes.items()}
+        self._tcp = self._Tcp((host, port), _Handler)
+        self._tcp.owner = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        host, port = self._tcp.server_address[:2]
+        return f"{host}:{port}"
+
+    def open_volume(self, payload: bytes) -> tuple[int, int, int]:
+        try:
+            req = json.loads(payload.decode())
+            name, offset, mode = req["pool_volume"], int(req["pool_offset"]), req.get("mode", "write")
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise LanProtocolError(f"OPEN payload is not a JSON object with pool_volume and pool_offset: "
+                                   f"{exc}") from None
+        if name not in self.volumes:
+            raise LookupError(f"pool volume {name!r} is not served here (known: "
+                              f"{', '.join(sorted(self.volumes)) or 'none'})")
+        if offset < 0 or mode not in ("read", "write"):
+            raise LanProtocolError(f"OPEN: bad pool_offset {offset} or mode {mode!r}")
+        path = self.volumes[name]
+        fd = os.open(path, os.O_RDWR if mode == "write" else os.O_RDONLY)
+        size = os.lseek(fd, 0, os.SEEK_END)
+        return fd, offset, size
+
+    def start(self) -> "LanServer":
+        self._thread = threading.Thread(target=self._tcp.serve_forever, name="lanserver", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._tcp.serve_forever()
+
+    def close(self) -> None:
+        self._tcp.shutdown()
+        self._tcp.server_close()
+        if self._thread:
+            self._thread.join(5)
+
+    def __enter__(self) -> "LanServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ------------------------------------------------------------------------------------- client
+class LanClient:
+    """The client end of one session (write or read) with the backup server."""
+
+    def __init__(self, address: str, pool_volume: str, pool_offset: int, mode: str = "write",
+                 timeout: float = 30.0):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"LAN server address {address!r} is not HOST:PORT")
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self._call(Frame(OP_OPEN, payload=json.dumps(
+            {"pool_volume": pool_volume, "pool_offset": pool_offset, "mode": mode}).encode()), OP_ACK)
+
+    def _call(self, frame: Frame, expect: int) -> Frame:
+        self.sock.sendall(frame.encode())
+        reply = read_frame(self.sock)
+        if reply.op == OP_ERROR:
+            raise LanRemoteError(f"backup server: {reply.payload.decode(errors='replace')}")
+        if reply.op != expect:
+            raise LanProtocolError(f"expected {OP_NAMES[expect]}, got {OP_NAMES.get(reply.op, reply.op)}")
+        return reply
+
+    def put(self, image_offset: int, length: int, payload: bytes, compressed: bool = False) -> None:
+        ack = self._call(Frame(OP_PUT, image_offset, length, compressed, payload), OP_ACK)
+        if ack.image_offset != image_offset:
+            raise LanProtocolError(f"ACK for image offset {ack.image_offset}, sent {image_offset}")
+
+    def get(self, image_offset: int, length: int, stored: int, compressed: bool = False) -> bytes:
+        reply = self._call(Frame(OP_GET, image_offset, length, compressed, stored.to_bytes(8, "big")),
+                           OP_DATA)
+        if len(reply.payload) != stored:
+            raise LanProtocolError(f"DATA for image offset {image_offset}: {len(reply.payload)} of {stored} "
+                                   "bytes")
+        return reply.payload
+
+    def sync(self) -> None:
+        self._call(Frame(OP_SYNC), OP_ACK)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "LanClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m orchestrator.lanserver",
+                                 description="serverfree backup server: LAN data path to the pool")
+    ap.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0 = any free port)")
+    ap.add_argument("--volume", action="append", default=[], metavar="NAME=PATH",
+                    help="pool volume served (file or block device); repeatable")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    vols = {}
+    for v in args.volume:
+        name, sep, path = v.partition("=")
+        if not sep or not name or not Path(path).exists():
+            print(f"lanserver: error: --volume {v!r} must be NAME=PATH of an existing file", file=sys.stderr)
+            return 2
+        vols[name] = path
+    host, _, port = args.listen.rpartition(":")
+    if not port.isdigit():
+        print(f"lanserver: error: --listen {args.listen!r} is not HOST:PORT", file=sys.stderr)
+        return 2
+    server = LanServer(vols, host or "127.0.0.1", int(port))
+    print(f"listening {server.address}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

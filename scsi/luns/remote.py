@@ -1,0 +1,154 @@
+"""A block LUN reached through pyscsi: an ``iscsi://`` URL, ``/dev/sg*``, or an in-process handler.
+
+Reads and writes travel as READ(16)/WRITE(16); the identity comes from the
+device itself (standard INQUIRY for the device type, READ CAPACITY(16) for the
+geometry, VPD 83h for the designators an E4h descriptor is matched against).
+Several sessions may be opened so that the engine's outstanding requests
+really overlap (one libiscsi context serves one request at a time here).
+A CHECK CONDITION becomes :class:`LunError` carrying the device's own sense.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from pyscsi.pyscsi.scsi import SCSI
+from pyscsi.pyscsi.scsi_cdb_inquiry import Inquiry
+from pyscsi.pyscsi.scsi_cdb_read16 import Read16
+from pyscsi.pyscsi.scsi_cdb_testunitready import TestUnitReady
+from pyscsi.pyscsi.scsi_cdb_write16 import Write16
+from pyscsi.pyscsi.scsi_enum_command import sbc
+
+from scsi.designators import choose_lu_designator, parse_vpd83, read_block_length, read_vpd83
+from scsi.devices import DeviceCheckCondition, open_device
+from scsi.luns.base import BlockLun, Designator, LunError
+from scsi.sense import Sense, SenseError
+
+log = logging.getLogger(__name__)
+
+
+def _lun_error(name: str, what: str, err: DeviceCheckCondition) -> LunError:
+    try:
+        s = Sense.decode(err.sense)
+        key, asc, ascq, info = int(s.key), s.asc, s.ascq, s.information
+    except SenseError:
+        key, asc, ascq, info = 0x4, 0x44, 0x00, None  # unreadable sense: report a target failure
+    return LunError(f"LUN {name}: {what}: {err}", key=key, asc=asc, ascq=ascq, information=info,
+                    sense=err.sense, status=getattr(err, "status", 0x02))
+
+
+class RemoteLun(BlockLun):
+    """A block LUN on another SCSI target, reached through pyscsi device backends."""
+
+    def __init__(self, name: str, target: Any, *, sessions: int = 1,
+                 opener: Callable[..., Any] = open_device, **device_opts: Any):
+        if sessions < 1:
+            raise ValueError(f"LUN {name}: sessions must be at least 1")
+        self._pool: queue.Queue = queue.Queue()
+        self._all: list[Any] = []
+        self.target = target
+        try:
+            for _ in range(sessions):
+                dev = opener(target, **device_opts)
+                self._all.append(dev)
+                self._pool.put(SCSI(dev))
+            probe = self._pool.get()
+            try:
+                pdt, designators, block_size, blocks = self._identify(probe)
+            finally:
+                self._pool.put(probe)
+        except DeviceCheckCondition as e:
+            self.close()
+            raise ValueError(f"LUN {name}: {target} refused identification: {e}") from e
+        except Exception:
+            self.close()
+            raise
+        if pdt != 0x00:
+            self.close()
+            raise ValueError(f"LUN {name}: {target} is device type {pdt:02X}h, only block devices (00h) "
+                             "are supported remotely")
+        self._designators = designators
+        naa = next((d.value for d in designators if d.type == 3 and len(d.value) in (8, 16)), None)
+        serial = next((d.value.hex() for d in designators), str(target))
+        super().__init__(name, serial=serial, naa=naa)
+        self._block_size, self._num_blocks = block_size, blocks
+
+    @staticmethod
+    def _identify(scsi: SCSI) -> tuple[int, list[Designator], int, int]:
+        inq = Inquiry(sbc.INQUIRY, alloclen=96)
+        scsi.execute(inq)
+        pdt = inq.datain[0] & 0x1F
+        records = parse_vpd83(read_vpd83(scsi))
+        lu = [r for r in records if r.association == 0]
+        if not lu:
+            raise ValueError("VPD 83h lists no logical-unit designator")
+        first = choose_lu_designator(lu)
+        ordered = [first] + [r for r in lu if r is not first]
+        designators = [Designator(r.code_set, r.association, r.designator_type, bytes.fromhex(r.designator))
+                       for r in ordered]
+        from pyscsi.pyscsi.scsi_cdb_readcapacity16 import ReadCapacity16
+        from pyscsi.utils.converter import get_opcode
+        rc = ReadCapacity16(next(get_opcode(sbc, "9E")), alloclen=32)
+        scsi.execute(rc)
+        rc.unmarshall()
+        return pdt, designators, int(rc.result["block_length"]), int(rc.result["returned_lba"]) + 1
+
+    def designators(self) -> list[Designator]:
+        return list(self._designators)
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    @property
+    def num_blocks(self) -> int:
+        return self._num_blocks
+
+    @contextmanager
+    def _session(self) -> Iterator[SCSI]:
+        if not self._all:
+            raise LunError(f"LUN {self.name} is closed", key=0x2, asc=0x3A, ascq=0x00)
+        scsi = self._pool.get()
+        try:
+            yield scsi
+        finally:
+            self._pool.put(scsi)
+
+    def read(self, lba: int, count: int) -> bytes:
+        self.check_range(lba, count)
+        with self._session() as scsi:
+            cmd = Read16(sbc.READ_16, self._block_size, lba, count)
+            try:
+                scsi.execute(cmd)
+            except DeviceCheckCondition as e:
+                raise _lun_error(self.name, f"READ(16) of {count} blocks at LBA {lba}", e) from None
+            return bytes(cmd.datain)
+
+    def write(self, lba: int, data: bytes) -> None:
+        if len(data) % self._block_size:
+            raise ValueError(f"LUN {self.name}: {len(data)} bytes is not a whole number of blocks")
+        count = len(data) // self._block_size
+        self.check_range(lba, count)
+        with self._session() as scsi:
+            cmd = Write16(sbc.WRITE_16, self._block_size, lba, count, bytes(data))
+            try:
+                scsi.execute(cmd)
+            except DeviceCheckCondition as e:
+                raise _lun_error(self.name, f"WRITE(16) of {count} blocks at LBA {lba}", e) from None
+
+    def test_unit_ready(self) -> None:
+        with self._session() as scsi:
+            try:
+                scsi.execute(TestUnitReady(sbc.TEST_UNIT_READY))
+            except DeviceCheckCondition as e:
+                raise _lun_error(self.name, "TEST UNIT READY", e) from None
+
+    def close(self) -> None:
+        devs, self._all = self._all, []
+        for dev in devs:
+            try:
+                dev.close()
+            except Exception:  # closing must not mask the error that led here
+                log.debug("closing %r failed", dev, exc_info=True)

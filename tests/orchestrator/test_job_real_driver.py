@@ -1,0 +1,156 @@
+"""The real driver end to end in-process: pyscsi InProcessDevices, the copy manager engine, the LAN server.
+
+Every byte goes through the same code as production: parameter lists encoded
+by the planner, decoded and executed by scsi.copymgr, READ/WRITE(16) through
+pyscsi into the target's block LUN emulation, a TCP stream to the LAN server.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from orchestrator.catalogue import Catalogue
+from orchestrator.drivers.real import RealDriver
+from orchestrator.job import (BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec,
+                              restore_job, run_job)
+from orchestrator.lanserver import LanServer
+from orchestrator.ops import PathKind, TakeSnapshot
+from scsi.copymgr import CopyLimits, CopyManager
+from scsi.devices import InProcessDevice
+from scsi.luns.base import LunError
+from scsi.luns.file import FileBlockLun
+from scsi.luns.memory import MemoryBlockLun
+from scsi.target.blockdev import BlockLunDevice
+
+KIB, MIB = 1024, 1 << 20
+VOL_SIZE = 6 * MIB
+EXTENTS = [(0, 512 * KIB), (MIB, 2 * MIB), (4 * MIB, 4 * KIB), (5 * MIB, MIB)]
+IMAGE = sum(n for _, n in EXTENTS)
+
+
+class FlakyPool(FileBlockLun):
+    """A pool LUN that fails one write once ``budget`` bytes have been written."""
+
+    budget: int | None = None
+
+    def write(self, lba: int, data: bytes) -> None:
+        if self.budget is not None:
+            if len(data) > self.budget:
+                self.budget = None
+                raise LunError(f"LUN {self.name}: drive not ready", key=0x2, asc=0x04, ascq=0x00)
+            self.budget -= len(data)
+        super().write(lba, data)
+
+
+@pytest.fixture
+def san(tmp_path):
+    pool_file = tmp_path / "pool.img"
+    pool_file.write_bytes(bytes(32 * MIB))
+    disk = MemoryBlockLun("disk0", num_blocks=VOL_SIZE // 512, serial="disk0-serial")
+    disk.write(0, random.Random(3).randbytes(VOL_SIZE))
+    dest = MemoryBlockLun("disk1", num_blocks=VOL_SIZE // 512, serial="disk1-serial")
+    pool = FlakyPool("pool0", pool_file, serial="pool0-serial")
+    luns = {"disk0": disk, "disk1": dest, "pool0": pool}
+    cm = CopyManager(luns, limits=CopyLimits(max_segments=8, max_segment_length=MIB, chunk_bytes=256 * KIB))
+    cat = Catalogue(tmp_path / "cat.db")
+    cat.add_pool_volume("POOL1", "VOL1", "pool0", 32 * MIB)
+    server = LanServer({"VOL1": pool_file}).start()
+    drv = RealDriver(cat, movers={"DM1": InProcessDevice(cm)},
+                     devices={n: InProcessDevice(BlockLunDevice(l)) for n, l in luns.items()})
+    yield drv, luns, cm, server
+    server.close()
+    cm_close = getattr(cm, "close", None)
+    if cm_close:
+        cm_close()
+    pool.close()
+    cat.close()
+
+
+def dev(lun) -> DeviceSpec:
+    return DeviceSpec(name=lun.name, designator=lun.naa.hex(), block_size=lun.block_size)
+
+
+def plan(luns, server, start=PathKind.SERVER_FREE, movers=("DM1",)):
+    return PathPlan(start=start, movers=list(movers), lan_free=True, lan=True, server=server.address,
+                    pool_designators={"pool0": luns["pool0"].naa.hex()}, batch_mb=10, max_lan_piece=MIB)
+
+
+def used(lun) -> bytes:
+    return b"".join(lun.read(o // 512, n // 512) for o, n in EXTENTS)
+
+
+def backup(drv, luns, server, **kw):
+    kw.setdefault("paths", plan(luns, server))
+    spec = BackupSpec(node="N1", filespace="F:", source=dev(luns["disk0"]), volume_size=VOL_SIZE,
+                      file_system="ntfs", extents=EXTENTS, **kw)
+    return run_job(backup_job(spec), drv.execute)
+
+
+def restore(drv, luns, server, **kw):
+    chain = drv.catalogue.restore_chain("N1", "F:")
+    kw.setdefault("paths", plan(luns, server))
+    spec = RestoreSpec(node="N1", filespace="F:", chain=[object_spec(o) for o in chain],
+                       destination=dev(luns["disk1"]), destination_size=VOL_SIZE, **kw)
+    return run_job(restore_job(spec), drv.execute)
+
+
+def test_server_free_through_the_copy_manager_and_back(san):
+    drv, luns, cm, server = san
+    report = backup(drv, luns, server)
+    assert report.ok, report.summary()
+    assert report.path_used == "server-free"
+    assert cm.counters["completed"] >= 1 and cm.counters["failed"] == 0
+    (obj,) = drv.catalogue.query()
+    pool = luns["pool0"]
+    assert pool.read(obj.pool_offset // 512, IMAGE // 512) == used(luns["disk0"])
+    r = restore(drv, luns, server)
+    assert r.ok and r.path_used == "server-free"
+    assert used(luns["disk1"]) == used(luns["disk0"])
+
+
+def test_copy_aborted_from_the_mover_fails_over_to_lan_free(san):
+    drv, luns, cm, server = san
+    luns["pool0"].budget = 2 * MIB + 256 * KIB  # the pool LUN fails inside the copy
+    report = backup(drv, luns, server, compression=True)
+    assert report.ok, report.summary()
+    (f,) = report.failovers
+    assert (f.from_path, f.to_path) == ("server-free", "lan-free")
+    assert "COPY ABORTED" in f.reason  # the mover's own sense, decoded
+    assert 0 < f.image_offset <= 2 * MIB + 256 * KIB
+    assert sum(report.bytes_by_path.values()) == IMAGE and not report.compressed
+    assert cm.counters["failed"] == 1
+    r = restore(drv, luns, server)
+    assert r.ok and used(luns["disk1"]) == used(luns["disk0"])
+
+
+def test_lan_path_with_compression_through_the_backup_server(san):
+    drv, luns, cm, server = san
+    luns["disk0"].write(0, bytes(512 * KIB))  # compressible first extent
+    report = backup(drv, luns, server, compression=True,
+                    paths=plan(luns, server, PathKind.LAN, movers=()).model_copy(update={"lan_free": False}))
+    assert report.ok and report.path_used == "lan" and report.compressed, report.summary()
+    assert cm.counters["copies"] == 0
+    r = restore(drv, luns, server, paths=plan(luns, server, PathKind.LAN, movers=()))
+    assert r.ok and r.path_used == "lan"
+    assert used(luns["disk1"]) == used(luns["disk0"])
+
+
+def test_unknown_mover_then_lan_server_down(san):
+    drv, luns, cm, server = san
+    paths = plan(luns, server, movers=("DM9", "DM1"))
+    report = backup(drv, luns, server, paths=paths)
+    assert report.ok and report.movers_used == ["DM1"]
+    assert "DM9" in report.failovers[0].reason or report.failovers[0].mover == "DM9"
+    server.close()
+    bad = PathPlan(start=PathKind.LAN, lan=True, server=server.address)
+    failed = backup(drv, luns, server, paths=bad)
+    assert not failed.ok and "cannot reach the backup server" in failed.message
+
+
+def test_snapshot_without_provider_fails_clearly(san):
+    drv, luns, cm, server = san
+    report = backup(drv, luns, server, image_type="snapshot")
+    assert not report.ok and "no copy-on-write snapshot provider" in report.message
+    assert drv._TakeSnapshot(TakeSnapshot("F:", "disk0", 100, "", 0, 0)).ok is False

@@ -1,0 +1,115 @@
+"""The LAN backup server: frames, pool writes at fixed places, errors, robustness."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import zlib
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from orchestrator.lanserver import (FRAME, MAGIC, OP_PUT, Frame, LanClient, LanRemoteError, LanServer,
+                                    read_frame)
+
+
+@pytest.fixture
+def server(tmp_path):
+    pool = tmp_path / "pool.img"
+    pool.write_bytes(bytes(1 << 20))
+    with LanServer({"VOL1": pool}) as srv:
+        yield srv, pool
+
+
+def test_frame_header_is_byte_exact():
+    f = Frame(OP_PUT, image_offset=0x1122, length=0x200, compressed=True, payload=b"ab")
+    # magic | op 02 | flags 01 | reserved | offset | length | payload length | payload
+    assert f.encode() == (b"SFL1" + bytes([2, 1, 0, 0]) + (0x1122).to_bytes(8, "big")
+                          + (0x200).to_bytes(8, "big") + (2).to_bytes(4, "big") + b"ab")
+    assert FRAME.size == 28
+
+
+def test_put_get_sync_round_trip_at_fixed_places(server):
+    srv, pool = server
+    data = os.urandom(8192)
+    packed = zlib.compress(bytes(4096))
+    with LanClient(srv.address, "VOL1", 65536) as c:
+        c.put(0, 8192, data)
+        c.put(8192, 4096, packed, compressed=True)
+        c.sync()
+    raw = pool.read_bytes()
+    assert raw[65536:65536 + 8192] == data
+    assert raw[65536 + 8192:65536 + 8192 + len(packed)] == packed
+    with LanClient(srv.address, "VOL1", 65536, mode="read") as c:
+        assert c.get(0, 8192, 8192) == data
+        assert zlib.decompress(c.get(8192, 4096, len(packed), compressed=True)) == bytes(4096)
+
+
+def test_errors_name_what_is_wrong(server):
+    srv, _ = server
+    with pytest.raises(LanRemoteError, match="pool volume 'NOPE' is not served here"):
+        LanClient(srv.address, "NOPE", 0)
+    with LanClient(srv.address, "VOL1", (1 << 20) - 4096) as c:
+        with pytest.raises(LanRemoteError, match="runs past the end of the pool volume"):
+            c.put(0, 8192, bytes(8192))
+    with LanClient(srv.address, "VOL1", 0) as c:
+        with pytest.raises(LanRemoteError, match="does not fit a piece of 100"):
+            c.put(0, 100, bytes(50))
+    with pytest.raises(ValueError, match="not HOST:PORT"):
+        LanClient("localhost", "VOL1", 0)
+
+
+def raw_exchange(address: str, data: bytes) -> bytes:
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+def test_bad_magic_and_unknown_op_get_an_error_frame(server):
+    srv, _ = server
+    reply = raw_exchange(srv.address, b"XXXX" + bytes(24))
+    assert reply[4] == 0x8F and b"LAN frame.magic at byte 0" in reply
+    reply = raw_exchange(srv.address, MAGIC + bytes([0x33]) + bytes(23))
+    assert b"LAN frame.op at byte 4: unknown operation 0x33" in reply
+    reply = raw_exchange(srv.address, Frame(OP_PUT, 0, 4, payload=b"abcd").encode())
+    assert b"PUT before OPEN" in reply
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=200), st.booleans())
+def test_fuzzed_streams_never_kill_the_server(server, junk, with_magic):
+    srv, _ = server
+    raw_exchange(srv.address, (MAGIC + junk) if with_magic else junk)
+    with LanClient(srv.address, "VOL1", 0) as c:  # still serving
+        c.put(0, 512, bytes(512))
+
+
+def test_runs_as_a_process_and_stops_by_pid(tmp_path):
+    pool = tmp_path / "p.img"
+    pool.write_bytes(bytes(65536))
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.lanserver", "--listen", "127.0.0.1:0",
+                             "--volume", f"VOL1={pool}"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("listening 127.0.0.1:")
+        with LanClient(line.split()[1], "VOL1", 0) as c:
+            c.put(512, 512, b"z" * 512)
+            c.sync()
+        assert pool.read_bytes()[512:1024] == b"z" * 512
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+        proc.stdout.close()
+
+
+def test_process_refuses_bad_arguments(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "orchestrator.lanserver", "--volume", "VOL1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "must be NAME=PATH" in r.stderr
