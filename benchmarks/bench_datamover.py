@@ -8,7 +8,7 @@ data path measured here is the mover's.  In the same run ``qemu-img convert
 -n`` copies between the same two LUNs.  Destination contents are verified
 after each copy.  The LAST line is ``datamover_vs_qemu_ratio=X`` (target >= 0.8).
 
-    .venv/bin/python benchmarks/bench_datamover.py [--size 1G] [--sessions 4] [--depth 8]
+    .venv/bin/python benchmarks/bench_datamover.py [--size 1G] [--sessions 8] [--depth 16] [--chunk 512K]
 """
 from __future__ import annotations
 
@@ -59,11 +59,11 @@ def clear(path: Path, size: int) -> None:
         f.truncate(size)
 
 
-def mover_copy(src_url: str, dst_url: str, size: int, sessions: int, depth: int) -> float:
+def mover_copy(src_url: str, dst_url: str, size: int, sessions: int, depth: int, chunk: int = 1 << 20) -> float:
     src = RemoteLun("client", src_url, sessions=sessions)
     dst = RemoteLun("pool", dst_url, sessions=sessions)
     try:
-        limits = CopyLimits(chunk_bytes=1 << 20, io_depth=depth, io_workers=2 * sessions + 2)
+        limits = CopyLimits(chunk_bytes=chunk, io_depth=depth, io_workers=2 * sessions + 2)
         m = CopyManager({"client": src, "pool": dst}, limits=limits)
         blocks = size // src.block_size
         per = 65535 - 65535 % 2048  # 02h counts blocks in 16 bits
@@ -94,8 +94,9 @@ def qemu_copy(src_url: str, dst_url: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="1G", help="bytes to copy (default 1G)")
-    ap.add_argument("--sessions", type=int, default=4, help="iSCSI sessions per LUN for the mover")
-    ap.add_argument("--depth", type=int, default=8, help="1 MiB chunks in flight per copy")
+    ap.add_argument("--sessions", type=int, default=8, help="iSCSI sessions per LUN for the mover")
+    ap.add_argument("--depth", type=int, default=16, help="chunks in flight per copy")
+    ap.add_argument("--chunk", default="512K", help="bytes per read/write request")
     args = ap.parse_args(argv)
     size = parse_size(args.size)
     reason = tgtd_missing_reason()
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         src_path, dst_path = target.luns[1], target.luns[2]
         fill(src_path, size)
         want = digest(src_path, size)
-        mover_s = mover_copy(target.url(1), target.url(2), size, args.sessions, args.depth)
+        mover_s = mover_copy(target.url(1), target.url(2), size, args.sessions, args.depth, parse_size(args.chunk))
         if digest(dst_path, size) != want:
             raise SystemExit("mover copy is not byte-identical")
         clear(dst_path, size)
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("qemu-img copy is not byte-identical")
     mib = size / (1 << 20)
     mover_rate, qemu_rate = mib / mover_s, mib / qemu_s
-    print(f"size_mib={mib:.0f} sessions={args.sessions} depth={args.depth}")
+    print(f"size_mib={mib:.0f} sessions={args.sessions} depth={args.depth} chunk={args.chunk}")
     print(f"datamover_mib_s={mover_rate:.1f} ({mover_s:.2f} s)")
     print(f"qemu_img_convert_mib_s={qemu_rate:.1f} ({qemu_s:.2f} s)")
     print(f"datamover_vs_qemu_ratio={mover_rate / qemu_rate:.2f}")

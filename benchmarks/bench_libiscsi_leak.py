@@ -27,19 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "fixtu
 
 from tgtd import Tgtd  # noqa: E402
 
+from scsi.devices import RawCommand  # noqa: E402
 from scsi.devices.iscsi import LibiscsiDevice  # noqa: E402
 
 BLOCK = 512
 LUN_BYTES = 64 << 20
-
-
-class RawCommand:
-    """cdb/dataout/datain: the attributes a pyscsi device reads (no pyscsi build cost per command)."""
-
-    def __init__(self, cdb: bytes, datain_len: int = 0) -> None:
-        self.cdb = bytearray(cdb)
-        self.dataout = bytearray()
-        self.datain = bytearray(datain_len)
 
 
 def rss_kib() -> int:
@@ -71,7 +63,7 @@ def main() -> int:
         url = daemon.new_target("bench", {1: LUN_BYTES}).url(1)
         peer_before = peer_iops(url, args.peer_seconds)
         with LibiscsiDevice(url) as dev:
-            cmd = RawCommand(bytes([0x88, 0]) + bytes(8) + (1).to_bytes(4, "big") + bytes(2), BLOCK)
+            cmd = RawCommand(bytes([0x88, 0]) + bytes(8) + (1).to_bytes(4, "big") + bytes(2), datain_len=BLOCK)
             for i in range(10_000):  # warm-up
                 dev.execute(cmd)
             gc.collect()

@@ -3,11 +3,10 @@
 Server-free needs (the seed page and DESIGN.md): enableserverfree yes, an NTFS
 or raw volume (never FAT/FAT32), a management class whose destination pool
 is non-blocked, and a verified path disk -> data mover -> pool device (the
-topology verdict).  Server-free data is never compressed or encrypted: with
-compression yes the job still goes server-free and stores the data
-uncompressed, as the seed says; a requested encryption cannot be honoured by
-a data mover, so such a volume starts LAN-free or LAN (encryption is not
-silently dropped).  Otherwise the job starts LAN-free, else LAN, and every
+topology verdict).  Server-free data is never compressed or encrypted: as the
+seed says, TSM goes server-free anyway and simply does not compress or
+encrypt that data; the decision carries a note saying so, which the job
+report repeats.  Otherwise the job starts LAN-free, else LAN, and every
 reason is reported.
 """
 from __future__ import annotations
@@ -28,6 +27,7 @@ class NoPathError(ValueError):
 class Eligibility(BaseModel):
     start: PathKind
     reasons: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
     movers: list[str] = Field(default_factory=list)
     lan_free: bool = False
     lan: bool = True
@@ -61,8 +61,6 @@ def decide(*, enableserverfree: bool, file_system: str, encryption: bool = False
         reasons.append("enableserverfree is no")
     if fs not in SERVER_FREE_FILE_SYSTEMS:
         reasons.append(f"file system {fs.upper()} is not supported server-free (NTFS and raw volumes only)")
-    if encryption:
-        reasons.append("encryption is requested and a data mover cannot encrypt")
     if pool_nonblocked is False:
         reasons.append("the destination storage pool is not NONBLOCK")
     if verdict is None:
@@ -89,4 +87,7 @@ def decide(*, enableserverfree: bool, file_system: str, encryption: bool = False
         why = "; ".join(reasons + ([f"LAN-free: {_problem(verdict, 'lan-free')}",
                                     f"LAN: {_problem(verdict, 'lan')}"] if verdict is not None else []))
         raise NoPathError(f"no path can move this volume: {why}")
-    return Eligibility(start=start, reasons=reasons, movers=mover_list, lan_free=lan_free, lan=lan)
+    notes = []
+    if encryption and start == PathKind.SERVER_FREE:
+        notes.append("encryptkey is set, but server-free image data is never encrypted (seed)")
+    return Eligibility(start=start, reasons=reasons, notes=notes, movers=mover_list, lan_free=lan_free, lan=lan)

@@ -27,7 +27,7 @@ def backup_job(spec: BackupSpec) -> Job:
     """Back up one volume; returns a :class:`JobReport` (as the generator's return value)."""
     paths = spec.paths
     report = JobReport("backup", spec.node, spec.filespace, start_path=paths.start.value,
-                       reasons=list(paths.reasons))
+                       reasons=list(paths.reasons), warnings=list(paths.notes))
     state = MoveState(paths.start, list(paths.movers))
     source = spec.source
     snapshot = ""

@@ -41,6 +41,7 @@ class PathPlan(BaseModel):
 
     start: PathKind = PathKind.LAN
     reasons: list[str] = Field(default_factory=list)  # why server-free (or LAN-free) is not used
+    notes: list[str] = Field(default_factory=list)  # caveats the report repeats (e.g. no encryption)
     movers: list[str] = Field(default_factory=list)  # server-free data movers in configured order
     lan_free: bool = False  # a verified client -> pool device path exists
     lan: bool = True  # the backup server is reachable over the LAN

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from math import lcm
 from typing import Callable, Iterable, Literal
 
@@ -71,15 +72,39 @@ def encode_block_list(segments: tuple[CopySegment, ...], src: CscdRef, dst: Cscd
 
     LIST ID USAGE 00b keeps COPY STATUS and FAILED SEGMENT DETAILS retrievable,
     which is how a failed batch tells the job which segment it stopped at.
+    The bytes come from scsi.xcopy's declarations; the two descriptors are
+    encoded once per pair of LUNs, segments straight from their layout table.
     """
-    from scsi.xcopy import BlockToBlock, Header, IdentificationCscd, ParameterList
+    from scsi.xcopy import Header
 
-    cscds = tuple(IdentificationCscd(designator=ref.designator, pdt=ref.pdt, block_length=ref.block_size)
-                  for ref in (src, dst))
-    segs = tuple(BlockToBlock(src=0, dst=1, block_count=s.blocks, src_lba=s.src_lba, dst_lba=s.dst_lba)
-                 for s in segments)
-    return ParameterList(header=Header(list_id=list_id, list_id_usage=0), cscds=cscds,
-                         segments=segs).encode()
+    cscds = _cscd_bytes(src, dst)
+    template, fields = _segment_template()
+    out = bytearray()
+    for s in segments:
+        seg = bytearray(template)
+        for (at, size), value in zip(fields, (s.blocks, s.src_lba, s.dst_lba)):
+            if value >= 1 << (8 * size):
+                raise PlanError(f"segment value {value} does not fit {size} bytes at descriptor byte {at}")
+            seg[at:at + size] = value.to_bytes(size, "big")
+        out += seg
+    return Header(list_id=list_id, list_id_usage=0).encode(len(cscds), len(out), 0) + cscds + bytes(out)
+
+
+@lru_cache(maxsize=1)
+def _segment_template() -> tuple[bytes, tuple[tuple[int, int], ...]]:
+    """A 02h descriptor (CSCD 0 -> 1) and where its count and LBAs go, from scsi.xcopy's layout table."""
+    from scsi.xcopy.segments import BLOCK_BLOCK_LAYOUT as L
+
+    template = L.encode(type_code=SEG_BLOCK_TO_BLOCK, src=0, dst=1, block_count=0, src_lba=0, dst_lba=0)
+    return template, tuple((L.field(n).offset, L.field(n).size) for n in ("block_count", "src_lba", "dst_lba"))
+
+
+@lru_cache(maxsize=64)
+def _cscd_bytes(src: CscdRef, dst: CscdRef) -> bytes:
+    from scsi.xcopy import IdentificationCscd
+
+    return b"".join(IdentificationCscd(designator=ref.designator, pdt=ref.pdt, block_length=ref.block_size).encode()
+                    for ref in (src, dst))
 
 
 def check_mover(limits: MoverLimits, mover: str = "data mover") -> int:

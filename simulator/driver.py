@@ -18,16 +18,20 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import replace
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, Mapping
 
 import simpy
 
 from orchestrator.ops import (AbandonObject, Batch, BeginObject, CatalogueDone, CommandResult, CommitObject,
-                              CopyBatches, CopyResult, DigestResult, DigestVolume, Failure,
-                              LanFreeWrite, LanSend, MoverLimits, ObjectStarted, Operation,
+                              CopyBatches, CopyResult, DigestResult, DigestVolume, Failure, LanFreeRead,
+                              LanFreeWrite, LanReceive, LanSend, MoverLimits, ObjectStarted, Operation,
                               OperatingParametersResult, ReadOperatingParameters, ReleaseSnapshot, Result,
                               RunCommand, SnapshotReleased, SnapshotResult, TakeSnapshot, TransferResult,
                               VerifyPool, VerifyResult)
+from scsi.copymgr.cdb import extended_copy_cdb
+from scsi.copymgr.client import Client
+from scsi.result import Nexus, ScsiResult, Status
+from scsi.sense import Sense, SenseError
 from simulator.fluid import copy_batches, transfer
 from simulator.san import SimSAN
 
@@ -74,21 +78,28 @@ class SimDriver:
     """Executes job operations in simulated time; ``process(job)`` returns the job's simpy process."""
 
     def __init__(self, san: SimSAN, backend: Execute | None = None, *,
-                 devices: dict[str, str] | None = None, pool_devices: Callable[[str], str] | None = None):
+                 devices: dict[str, str] | None = None, pool_devices: Callable[[str], str] | None = None,
+                 drive_pool: Any = None, exact: Mapping[str, Any] | None = None):
         self.san = san
         self.backend: Execute = backend or TimingBackend(next(iter(san.dev.drives), "")).execute
         self.devices = dict(devices or {})  # job device name -> SAN device name (snapshots, aliases)
         self.pool_devices = pool_devices  # pool volume -> device, for LAN sends
+        self.drive_pool = drive_pool  # a simulator.synthetic.DrivePool: a drive is mounted per object
+        self._mounted: dict[str, str] = {}
+        self.exact = dict(exact or {})  # mover name -> simulator.exact.ExactMover (exact mode)
         self.ops = 0
 
     def _dev(self, name: str) -> str:
         return self.devices.get(name, name)
 
-    def process(self, job: Generator[Operation, Result, Any], *, name: str, client: str | None = None
-                ) -> simpy.Process:
-        return self.san.env.process(self._run(job, name, client))
+    def process(self, job: Generator[Operation, Result, Any], *, name: str, client: str | None = None,
+                start: float = 0.0) -> simpy.Process:
+        """Run ``job`` from simulated time ``start``; the process's value is the job's report."""
+        return self.san.env.process(self._run(job, name, client, start))
 
-    def _run(self, job, name: str, client: str | None):
+    def _run(self, job, name: str, client: str | None, start: float = 0.0):
+        if start > 0:
+            yield self.san.env.timeout(start)
         try:
             op = next(job)
             while True:
@@ -103,9 +114,20 @@ class SimDriver:
         san = self.san
         if isinstance(op, BeginObject):
             san.register_job(name, op.image_size)
+            if self.drive_pool is not None:
+                drive = yield from self.drive_pool.acquire()
+                if san.cal.tape_mount_s:
+                    yield san.env.timeout(san.cal.tape_mount_s)
+                self._mounted[name] = drive
+                started = self.backend(op)
+                return replace(started, pool_device=drive) if isinstance(started, ObjectStarted) else started
+        if isinstance(op, (CommitObject, AbandonObject)) and name in self._mounted:
+            self.drive_pool.release(self._mounted.pop(name))
         if isinstance(op, CopyBatches):
+            if op.mover in self.exact:
+                return (yield from self._copy_exact(op, name))
             return (yield from self._copy(op, name))
-        if isinstance(op, (LanFreeWrite, LanSend)):
+        if isinstance(op, (LanFreeWrite, LanSend, LanFreeRead, LanReceive)):
             return (yield from self._transfer(op, name, client))
         if isinstance(op, ReadOperatingParameters):
             mover = san.dev.movers.get(op.mover)
@@ -116,6 +138,9 @@ class SimDriver:
             if mover is not None and mover.state == "resetting":
                 return OperatingParametersResult(failure=Failure("lost-connection", "data mover is resetting",
                                                                  op.mover))
+            if op.mover in self.exact:  # ask the engine itself (RECEIVE COPY RESULTS, OPERATING PARAMETERS)
+                params = Client(self.exact[op.mover].manager, Nexus(f"sim:{name}", op.mover)).operating_parameters()
+                return OperatingParametersResult(MoverLimits.from_operating_parameters(params))
         if isinstance(op, VerifyPool):
             yield from self._read_back(op, name)
         return self.backend(op)
@@ -143,14 +168,49 @@ class SimDriver:
                 return real
         return res
 
-    def _transfer(self, op: LanFreeWrite | LanSend, name: str, client: str | None):
-        dest = None
+    def _copy_exact(self, op: CopyBatches, name: str):
+        """Each parameter list as a real EXTENDED COPY into the shared engine, timed by the flow model."""
+        env, mover = self.san.env, self.exact[op.mover]
+        t0 = env.now
+        nexus = Nexus(f"sim:{name}", op.mover)
+        sent = op.batches[op.first_batch:]
+        for bi, batch in enumerate(sent):
+            for li, plist in enumerate(batch.lists):
+                if not plist.data:
+                    raise ValueError(f"exact mode on {op.mover}: parameter list {plist.list_id} of batch "
+                                     f"{batch.index} is not encoded (the planner needs scsi.xcopy)")
+                if self.san.mover(op.mover).state == "hung":
+                    yield env.timeout(self.san.cal.scsi_timeout_s)
+                    r = None
+                else:
+                    r = yield from mover.extended_copy(nexus, extended_copy_cdb(len(plist.data)), plist.data,
+                                                       job=name)
+                if r is None:  # the mover never answered (hung): the initiator's timeout fires
+                    return CopyResult(bi, Failure("timeout", "EXTENDED COPY timed out: data mover does not answer",
+                                                  op.mover, status=Status.TASK_ABORTED), li, None, env.now - t0)
+                if not r.ok:
+                    segment = None
+                    if r.sense:
+                        try:
+                            segment = Sense.decode(r.sense).segment
+                        except SenseError:
+                            segment = None
+                    failure = Failure("sense" if r.sense else "error", "EXTENDED COPY failed", op.mover,
+                                      r.sense, int(r.status))
+                    return CopyResult(bi, failure, li, segment, env.now - t0)
+        return CopyResult(len(sent), None, 0, None, env.now - t0)
+
+    def _transfer(self, op: Any, name: str, client: str | None):
         if isinstance(op, LanFreeWrite):
-            dest = self._dev(op.pool_device)
-        elif self.pool_devices is not None:
-            dest = self._dev(self.pool_devices(op.pool_volume))
-        res: TransferResult = yield from transfer(self.san, op, client=client, job=name,
-                                                  source=self._dev(op.source), destination=dest)
+            src, dest = self._dev(op.source), self._dev(op.pool_device)
+        elif isinstance(op, LanSend):
+            src, dest = self._dev(op.source), self._mounted.get(name) or self._pool_device(op.pool_volume)
+        elif isinstance(op, LanFreeRead):
+            src, dest = self._dev(op.pool_device), self._dev(op.destination)
+        else:
+            src, dest = self._mounted.get(name) or self._pool_device(op.pool_volume), self._dev(op.destination)
+        res: TransferResult = yield from transfer(self.san, op, client=client, job=name, source=src,
+                                                  destination=dest)
         if res.pieces_done == 0:
             return res
         real = self.backend(op if res.ok else replace(op, pieces=op.pieces[:res.pieces_done]))
@@ -159,6 +219,18 @@ class SimDriver:
         if real.failure is not None:
             return real
         return TransferResult(res.pieces_done, real.stored or res.stored, res.failure, res.elapsed)
+
+    def _pool_device(self, volume: str) -> str | None:
+        """The device behind a pool volume: ``pool_devices``, else the backend's catalogue if it has one."""
+        if self.pool_devices is not None:
+            return self._dev(self.pool_devices(volume))
+        lookup = getattr(getattr(self.backend, "__self__", None), "catalogue_device", None)
+        if lookup is not None:
+            try:
+                return self._dev(lookup(volume))
+            except LookupError:
+                return None
+        return None
 
     def _read_back(self, op: VerifyPool, name: str):
         """Verification reads the object back from the pool device: time on that device."""

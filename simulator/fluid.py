@@ -14,13 +14,13 @@ Both are simpy process generators: ``result = yield env.process(copy(...))``.
 from __future__ import annotations
 
 import logging
-from typing import Generator, Sequence
+from typing import Generator, Sequence, Union
 
 import numpy as np
 import simpy
 
-from orchestrator.ops import (CopyBatches, CopyResult, Failure, LanFreeWrite, LanSend, Piece, StoredPiece,
-                              TransferResult)
+from orchestrator.ops import (CopyBatches, CopyResult, Failure, LanFreeRead, LanFreeWrite, LanReceive, LanSend,
+                              Piece, StoredPiece, TransferResult)
 from scsi.asc import COPY_TARGET_DEVICE_NOT_REACHABLE, POWER_ON_RESET, THIRD_PARTY_DEVICE_FAILURE
 from scsi.result import Status
 from scsi.sense import SenseKey, copy_aborted, sense_for
@@ -138,42 +138,52 @@ def _transfer_failure(hit: FaultHit | None, reason: str, device: str) -> Failure
     return Failure("lost-connection", f"connection lost ({hit.describe()})", device=hit.target)
 
 
-def transfer(san: SimSAN, op: LanFreeWrite | LanSend, *, client: str | None = None, job: str = "",
-             source: str | None = None, destination: str | None = None) -> Proc:
-    """LAN-free write or LAN send of ``op.pieces``; returns a :class:`TransferResult`.
+Transfer = Union[LanFreeWrite, LanSend, LanFreeRead, LanReceive]
 
-    ``source``/``destination`` override the SAN device names (a snapshot's disk, a pool volume's device).
+
+def transfer(san: SimSAN, op: Transfer, *, client: str | None = None, job: str = "",
+             source: str | None = None, destination: str | None = None) -> Proc:
+    """A LAN-free or LAN transfer, backup or restore, of ``op.pieces``; returns a :class:`TransferResult`.
+
+    ``source``/``destination`` override the SAN device names (a snapshot's disk, a pool volume's
+    device).  Restores move each piece's stored (possibly compressed) size.
     """
     env = san.env
     t0 = env.now
     pieces = tuple(op.pieces)
-    lengths = np.fromiter((p.length for p in pieces), dtype=np.int64, count=len(pieces))
+    lengths = np.fromiter((getattr(p, "stored", p.length) for p in pieces), dtype=np.int64, count=len(pieces))
     total = float(lengths.sum())
-    src = source or op.source
-    client = client or san.owners.get(src)
-    if client is None:
-        raise LookupError(f"{type(op).__name__}: no client owns {src}; give client=")
-    if isinstance(op, LanFreeWrite):
-        kind, dest = "lan-free", destination or op.pool_device
-        agent = san.agent_of.get(client)
-        refusal = _transfer_refusal(san, src, dest, agent=agent, client=client)
-        path, streaming = (None, None) if refusal else san.lan_free_path(
-            client, src, dest, total, extents=_extents(pieces), agent=agent)
+    restore = isinstance(op, (LanFreeRead, LanReceive))
+    lan = isinstance(op, (LanSend, LanReceive))
+    if restore:
+        src = source or (op.pool_device if isinstance(op, LanFreeRead) else _pool_device(san, op.pool_volume))
+        dest = destination or op.destination
+        client = client or san.owners.get(dest)
     else:
-        kind, dest = "lan", destination or _server_drive(san, op)
-        refusal = _transfer_refusal(san, src, dest, lan=True, client=client)
-        path, streaming = (None, None) if refusal else san.lan_path(
-            client, src, dest, total, extents=_extents(pieces))
+        src = source or op.source
+        dest = destination or (op.pool_device if isinstance(op, LanFreeWrite) else _pool_device(san, op.pool_volume))
+        client = client or san.owners.get(src)
+    if client is None:
+        raise LookupError(f"{type(op).__name__}: no client owns {dest if restore else src}; give client=")
+    kind = "lan" if lan else "lan-free"
+    agent = None if lan else san.agent_of.get(client)
+    refusal = _transfer_refusal(san, src, dest, client=client, agent=agent, lan=lan, restore=restore)
     if refusal is not None:
         failure = _transfer_failure(refusal, "", dest)
         san.timeline.event(env.now, "transfer-failed", job or client, path=kind, why=failure.message)
         return TransferResult(0, (), failure, env.now - t0)
-    flow = san.start_flow(total, path, streaming=streaming, job=job, label=f"{kind}:{client}->{dest}",
+    if lan:
+        path, streaming = san.lan_path(client, src, dest, total, extents=_extents(pieces), restore=restore)
+    else:
+        path, streaming = san.lan_free_path(client, src, dest, total, extents=_extents(pieces), agent=agent)
+    flow = san.start_flow(total, path, streaming=streaming, job=job, label=f"{kind}:{src}->{dest}",
                           meta={"source": src, "kind": kind})
     end = yield flow.finished
     done = int(np.searchsorted(np.cumsum(lengths), end.bytes_done + 1e-6, side="right"))
-    stored = tuple(StoredPiece(p.image_offset, p.volume_offset, p.length, compressed=op.compress)
-                   for p in pieces[:done])
+    stored: tuple[StoredPiece, ...] = ()
+    if not restore:
+        stored = tuple(StoredPiece(p.image_offset, p.volume_offset, p.length, compressed=op.compress)
+                       for p in pieces[:done])
     if end.ok:
         return TransferResult(len(pieces), stored, None, env.now - t0)
     failure = _transfer_failure(end.cause, end.reason, dest)
@@ -181,29 +191,35 @@ def transfer(san: SimSAN, op: LanFreeWrite | LanSend, *, client: str | None = No
     return TransferResult(done, stored, failure, env.now - t0)
 
 
-def _server_drive(san: SimSAN, op: LanSend) -> str:
-    """The device the server writes a LAN send to: the pool volume when it is a device, else any drive."""
-    if op.pool_volume in san.dev.drives or op.pool_volume in san.dev.disks:
-        return op.pool_volume
+def _pool_device(san: SimSAN, pool_volume: str) -> str:
+    """The device behind a pool volume: the volume itself when it is a device, else the first drive."""
+    if pool_volume in san.dev.drives or pool_volume in san.dev.disks:
+        return pool_volume
     if not san.dev.drives:
-        raise LookupError(f"LanSend to {op.pool_volume}: the simulated SAN has no drive or pool LUN of that name")
+        raise LookupError(f"pool volume {pool_volume}: the simulated SAN has no drive or pool LUN of that name")
     return sorted(san.dev.drives)[0]
 
 
-def _transfer_refusal(san: SimSAN, source: str, dest: str, *, agent: str | None = None, lan: bool = False,
-                      client: str = "") -> FaultHit | None:
-    src = san.disk(source)
-    if not src.ready:
-        return FaultHit("lun_not_ready", source, "source", src.sense)
-    if dest in san.dev.drives and san.dev.drives[dest].failed:
-        return FaultHit("tape_error", dest, "destination", san.dev.drives[dest].sense)
+def _device_refusal(san: SimSAN, name: str, role: str) -> FaultHit | None:
+    if name in san.dev.drives and san.dev.drives[name].failed:
+        return FaultHit("tape_error", name, role, san.dev.drives[name].sense)
+    if name in san.dev.disks and not san.dev.disks[name].ready:
+        return FaultHit("lun_not_ready", name, role, san.dev.disks[name].sense)
+    return None
+
+
+def _transfer_refusal(san: SimSAN, source: str, dest: str, *, client: str, agent: str | None = None,
+                      lan: bool = False, restore: bool = False) -> FaultHit | None:
+    """A fault already in place when the transfer starts: the first I/O fails at once."""
+    hit = _device_refusal(san, source, "source") or _device_refusal(san, dest, "destination")
+    if hit is not None:
+        return hit
     if agent is not None and not san.agent(agent).up:
         return FaultHit("agent_down", agent, "agent")
     if lan and not san.lan().up:
         return FaultHit("lan_down", san.lan().name, "lan")
-    if not san.route_is_up(source, client):
-        return FaultHit("path_down", f"{source}->{client}", "link")
-    writer = san.server if lan else client
-    if writer is not None and san.has_route(writer, dest) and not san.route_is_up(writer, dest):
-        return FaultHit("path_down", f"{writer}->{dest}", "link")
+    hosts = (san.server, client) if (lan and restore) else (client, san.server) if lan else (client, client)
+    for a, b in ((source, hosts[0]), (hosts[1], dest)):
+        if a is not None and san.has_route(a, b) and not san.route_is_up(a, b):
+            return FaultHit("path_down", f"{a}->{b}", "link")
     return None

@@ -175,11 +175,22 @@ class SimSAN:
 
     def _options(self, a: str, b: str) -> list[tuple[Resource, ...]]:
         opts = self._route_res.get((a, b))
-        if opts is None and self.route_factory is not None:
+        if opts is None:
+            if self.route_factory is not None:
+                for hops in self.route_factory(a, b) or []:
+                    self.add_route(a, b, hops)
+            if (a, b) not in self._route_res and self._options_known(b, a):
+                # links are full duplex: b -> a backwards, on the opposite direction of each link
+                for hops in self.routes[(b, a)]:
+                    self.add_route(a, b, [(name, not fwd) for name, fwd in reversed(hops)])
+            opts = self._route_res.setdefault((a, b), [])
+        return opts
+
+    def _options_known(self, a: str, b: str) -> bool:
+        if (a, b) not in self._route_res and self.route_factory is not None:
             for hops in self.route_factory(a, b) or []:
                 self.add_route(a, b, hops)
-            opts = self._route_res.setdefault((a, b), [])
-        return opts or []
+        return bool(self._route_res.get((a, b)))
 
     def route(self, a: str, b: str) -> tuple[Resource, ...]:
         """Resources of the best live route from ``a`` to ``b`` (fewest flows, then declaration order)."""
@@ -204,12 +215,22 @@ class SimSAN:
         return any(all(r.capacity > 0 for r in res) for res in self._options(a, b))
 
     # -- paths ----------------------------------------------------------------------
-    def _destination(self, name: str, upstream_buffer: float) -> tuple[Path, Streaming | None]:
+    def _source(self, name: str, nbytes: float, extents: int) -> tuple[Path, Streaming | None]:
+        """Read terms: a disk pays positioning per extent; a tape drive reads ``1/compression`` per byte."""
+        if name in self.dev.drives:
+            d = self.dev.drives[name]
+            return [(d.resource, d.weight)], d.streaming()
+        src = self.disk(name)
+        return [(src.resource, src.weight(nbytes, extents))], None
+
+    def _destination(self, name: str, upstream_buffer: float, nbytes: float = 0.0,
+                     extents: int = 1) -> tuple[Path, Streaming | None]:
+        """Write terms: a drive (streaming, compression) or a disk (a pool LUN, or a restore target)."""
         if name in self.dev.drives:
             d = self.dev.drives[name]
             return [(d.resource, d.weight)], d.streaming(upstream_buffer)
-        lun = self.disk(name)  # a disk-pool LUN: written sequentially
-        return [(lun.resource, 1.0)], None
+        lun = self.disk(name)
+        return [(lun.resource, lun.weight(nbytes, extents))], None
 
     def _cpu(self, host: str | None, path: str) -> Path:
         if host is None or host not in self.dev.hosts:
@@ -218,51 +239,55 @@ class SimSAN:
         w = per.per_byte(path)
         return [(self.dev.hosts[host].cpu, w)] if w > 0 else []
 
+    def _links(self, a: str, b: str) -> Path:
+        return [(r, 1.0) for r in self.route(a, b)]
+
     def server_free_path(self, source: str, mover: str, destination: str, nbytes: float, *,
                          extents: int = 1, commands: int = 1) -> tuple[Path, Streaming | None]:
-        """disk -> fabric -> mover -> fabric -> drive (or disk pool); the server only issues commands."""
-        src = self.disk(source)
+        """source -> fabric -> mover -> fabric -> destination; the server only issues commands.
+
+        Backup reads a client disk and writes a drive or pool LUN; restore the reverse.
+        """
         mv = self.mover(mover)
-        path: Path = [(src.resource, src.weight(nbytes, extents))]
-        path += [(r, 1.0) for r in self.route(source, mover)]
+        path, s_in = self._source(source, nbytes, 1 if source in self.dev.drives else extents)
+        path += self._links(source, mover)
         path.append((mv.resource, mv.weight(nbytes, commands)))
-        path += [(r, 1.0) for r in self.route(mover, destination)]
-        dest, streaming = self._destination(destination, mv.buffer)
+        path += self._links(mover, destination)
+        dest, s_out = self._destination(destination, mv.buffer, nbytes, extents if s_in else 1)
         path += dest
         path += self._cpu(self.server, "server-free")
-        return path, streaming
+        return path, s_out or s_in
 
     def lan_free_path(self, client: str, source: str, destination: str, nbytes: float, *,
                       extents: int = 1, agent: str | None = None) -> tuple[Path, Streaming | None]:
-        """The client reads its disk and writes the drive through its storage agent."""
-        src = self.disk(source)
-        path: Path = [(src.resource, src.weight(nbytes, extents))]
-        path += [(r, 1.0) for r in self.route(source, client)]
+        """The client moves the data itself over its HBA (through its storage agent), either way."""
+        path, s_in = self._source(source, nbytes, extents)
+        path += self._links(source, client)
         if agent is not None:
             path.append((self.agent(agent).resource, 1.0))
         path += self._cpu(client, "lan-free")
-        path += [(r, 1.0) for r in self.route(client, destination)]
-        dest, streaming = self._destination(destination, 0.0)
-        return path + dest, streaming
+        path += self._links(client, destination)
+        dest, s_out = self._destination(destination, 0.0, nbytes, extents if s_in else 1)
+        return path + dest, s_out or s_in
 
     def lan_path(self, client: str, source: str, destination: str, nbytes: float, *,
-                 extents: int = 1, lan: str | None = None) -> tuple[Path, Streaming | None]:
-        """client disk -> client CPU/NIC -> LAN -> server NIC/CPU -> fabric -> drive."""
+                 extents: int = 1, lan: str | None = None, restore: bool = False) -> tuple[Path, Streaming | None]:
+        """client disk -> client CPU/NIC -> LAN -> server NIC/CPU -> fabric -> drive (``restore``: reversed)."""
         if self.server is None:
             raise LookupError("the simulated SAN has no backup server host")
-        src = self.disk(source)
-        path: Path = [(src.resource, src.weight(nbytes, extents))]
-        path += [(r, 1.0) for r in self.route(source, client)]
-        path += self._cpu(client, "lan")
-        for h in (client, self.server):
+        sender, receiver = (self.server, client) if restore else (client, self.server)
+        path, s_in = self._source(source, nbytes, extents)
+        path += self._links(source, sender)
+        path += self._cpu(sender, "lan")
+        for h in (sender, receiver):
             nic = self.host(h).nic
             if nic is not None:
                 path.append((nic, 1.0))
         path.append((self.lan(lan).resource, 1.0))
-        path += self._cpu(self.server, "lan")
-        path += [(r, 1.0) for r in self.route(self.server, destination)]
-        dest, streaming = self._destination(destination, 0.0)
-        return path + dest, streaming
+        path += self._cpu(receiver, "lan")
+        path += self._links(receiver, destination)
+        dest, s_out = self._destination(destination, 0.0, nbytes, extents if s_in else 1)
+        return path + dest, s_out or s_in
 
     # -- jobs and flows ---------------------------------------------------------------
     def register_job(self, job: str, total_bytes: float) -> JobProgress:

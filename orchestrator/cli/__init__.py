@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "orchestrator.cli.datamover_cmd",
     "orchestrator.cli.paths_cmd",
     "orchestrator.cli.image_cmd",
+    "orchestrator.cli.backup_cmd", "orchestrator.cli.restore_cmd", "orchestrator.cli.query_cmd",
+    "orchestrator.cli.sim_cmd",
 ]
 
 _DSMC_OPTION = re.compile(r"^-([a-z][a-z0-9_.]+)(=.*)?$", re.IGNORECASE)

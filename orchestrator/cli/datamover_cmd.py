@@ -4,7 +4,9 @@
     serverfree datamover serve --portal 127.0.0.1:3260 --iqn IQN --lun A.img --lun B.img
 
 Everything is validated and every LUN opened before the portal listens, so a
-bad config is one clear error line and nothing half-started.
+bad config is one clear error line and nothing half-started.  SIGTERM/SIGINT
+stop it and log the counters (commands, bytes per LUN, EXTENDED COPY results);
+SIGUSR1 logs them while it keeps running.
 """
 from __future__ import annotations
 
@@ -44,29 +46,14 @@ def config_from_args(args):
     return parse_config(raw, "command line")
 
 
-def make_copy_manager(cfg, luns, acl):
-    """The copy manager for these LUNs, or None while scsi.copymgr offers no CopyManager."""
-    try:
-        from scsi.copymgr import CopyManager  # type: ignore[attr-defined]
-    except ImportError:
-        log.warning("scsi.copymgr.CopyManager is not available: EXTENDED COPY is answered as unsupported")
-        return None
-    factory = getattr(CopyManager, "for_target", None)
-    if factory is None:
-        log.warning("CopyManager has no for_target(); EXTENDED COPY disabled")
-        return None
-    return factory(cfg, luns, acl)
-
-
 async def serve(cfg, *, ready=None) -> None:
     from scsi.iscsi.server import IscsiServer
-    from scsi.target.build import acl_function, build_target, open_luns
+    from scsi.target.build import build_target, open_luns
 
     luns = open_luns(cfg)
     built = None
     try:
-        copy_manager = make_copy_manager(cfg, luns, acl_function(cfg))
-        built = build_target(cfg, luns=luns, copy_manager=copy_manager)
+        built = build_target(cfg, luns=luns, with_copy_manager=True)
         host, port = cfg.host_port
         server = IscsiServer([built.node], host, port, io_threads=cfg.io_threads)
         await server.start()
@@ -81,11 +68,13 @@ async def serve(cfg, *, ready=None) -> None:
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):
                 pass
+        try:  # kill -USR1 PID: log the counters without stopping
+            loop.add_signal_handler(signal.SIGUSR1, lambda: log.warning(
+                "counters: %s", {**server.counters, **built.counters()}))
+        except (NotImplementedError, RuntimeError, AttributeError):
+            pass
         await stop.wait()
-        counters = {**server.counters, **built.scsi.counters}
-        for n, device in built.devices.items():
-            counters.update({f"lun{n}.{k}": v for k, v in device.counters.items()})
-        log.warning("stopping; counters: %s", counters)
+        log.warning("stopping; counters: %s", {**server.counters, **built.counters()})
         await server.close()
     finally:
         if built is not None:

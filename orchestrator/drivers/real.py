@@ -69,12 +69,24 @@ class BlockIO:
     def __init__(self, device: Any, name: str):
         from pyscsi.pyscsi.scsi import SCSI
 
-        from scsi.designators import read_block_length
+        from pyscsi.pyscsi.scsi_cdb_readcapacity16 import ReadCapacity16
+        from pyscsi.pyscsi.scsi_enum_command import sbc
+        from pyscsi.utils.converter import get_opcode
 
         self.name = name
         self.scsi = SCSI(device)
-        self.block_size = read_block_length(self.scsi)
+        cmd = ReadCapacity16(next(get_opcode(sbc, "9E")), alloclen=32)
+        self.scsi.execute(cmd)
+        cmd.unmarshall()
+        self.block_size = int(cmd.result["block_length"])
+        self.size = (int(cmd.result["returned_lba"]) + 1) * self.block_size
         self.scsi.blocksize = self.block_size
+
+    def designator(self) -> str:
+        """The LU designator (hex) a target descriptor names this device by (VPD 83h)."""
+        from scsi.designators import choose_lu_designator, parse_vpd83, read_vpd83
+
+        return choose_lu_designator(parse_vpd83(read_vpd83(self.scsi))).designator
 
     def _read_blocks(self, lba: int, count: int) -> bytes:
         out = bytearray()

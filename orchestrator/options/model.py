@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import socket
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -27,7 +27,7 @@ DataPath = Literal["serverfree", "lanfree", "lan"]
 DATA_PATHS: tuple[str, ...] = ("serverfree", "lanfree", "lan")
 
 
-class ImageType(str, Enum):
+class ImageType(StrEnum):
     """Offline (``static``, volume locked), online (``snapshot``, copy-on-write) or ``dynamic`` (neither)."""
 
     STATIC = "static"
@@ -35,7 +35,7 @@ class ImageType(str, Enum):
     DYNAMIC = "dynamic"
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """``selective`` = full image; ``incremental`` = files changed since the last full image [C: SEED]."""
 
     SELECTIVE = "selective"

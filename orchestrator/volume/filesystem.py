@@ -7,7 +7,7 @@ block for block.
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from orchestrator.volume.source import VolumeReader
 
@@ -16,7 +16,7 @@ NTFS_OEM = b"NTFS    "
 EXFAT_OEM = b"EXFAT   "
 
 
-class FileSystem(str, Enum):
+class FileSystem(StrEnum):
     NTFS = "ntfs"
     FAT12 = "fat12"
     FAT16 = "fat16"

@@ -78,6 +78,11 @@ class CopyJob:
             if isinstance(e, CopyAborted):
                 log.warning("EXTENDED COPY list id %d from %s aborted: %s", self.plist.header.list_id,
                             self.nexus.initiator, e)
+        except GeneratorExit:  # the driver gave up on the job (task aborted, simulation ended)
+            self.result = _check(CopyAborted.make(A.THIRD_PARTY_TEMPORARY_INITIATOR_ERROR,
+                                                  "copy abandoned by its driver", segment=None).sense)
+            m._finish(self)
+            raise
         except Exception as e:  # a bug must not kill the target: report it as the mover's failure
             log.exception("EXTENDED COPY list id %d: internal error", self.plist.header.list_id)
             self.result = _check(CopyAborted.make(A.THIRD_PARTY_TEMPORARY_INITIATOR_ERROR,

@@ -118,6 +118,10 @@ class Sink:
         return self.capacity is not None and self.accepted >= self.capacity
 
     def feed(self, data: bytes, chunk: int) -> list[tuple[IoRequest, int]]:
+        if not self.buffer and len(data) % self.unit == 0 and (
+                self.capacity is None or self.accepted + len(data) <= self.capacity):
+            self.accepted += len(data)  # the common case: whole units, no copy
+            return self.emit(data, chunk) if data else []
         self.buffer += data
         usable = len(self.buffer) - len(self.buffer) % self.unit
         if self.capacity is not None:
@@ -149,7 +153,7 @@ class BlockSink(Sink):
         per = max(self.unit, chunk - chunk % self.unit)
         out: list[tuple[IoRequest, int]] = []
         for i in range(0, len(data), per):
-            piece = data[i:i + per]
+            piece = data if len(data) <= per else data[i:i + per]
             out.append((BlockWrite(self.lun, self.lba, piece), len(piece)))
             self.lba += len(piece) // self.unit
         return out

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from scsi.devices.base import PyscsiDevice
+from scsi.devices.base import PyscsiDevice, RawCommand
 from scsi.devices.errors import (DeviceCheckCondition, DeviceConnectionError, DeviceError, DeviceLoginError,
                                  DeviceStatusError, DeviceTimeout)
 from scsi.devices.inprocess import InProcessDevice
 from scsi.devices.iscsi_url import ChapCredentials, IscsiUrl, parse_iscsi_url
 
-__all__ = ["open_device", "PyscsiDevice", "InProcessDevice", "LibiscsiDevice", "SgioDevice",
+__all__ = ["open_device", "PyscsiDevice", "RawCommand", "InProcessDevice", "LibiscsiDevice", "SgioDevice",
            "DeviceCheckCondition", "DeviceConnectionError", "DeviceError", "DeviceLoginError",
            "DeviceStatusError", "DeviceTimeout", "ChapCredentials", "IscsiUrl", "parse_iscsi_url"]
 

@@ -19,6 +19,23 @@ from scsi.result import ScsiResult, Status
 log = logging.getLogger(__name__)
 
 
+class RawCommand:
+    """A command from raw bytes: the attributes a device reads from a pyscsi command.
+
+    Lets callers that already hold a CDB (benchmarks, the copy manager's remote
+    LUNs) use any backend without pyscsi's per-command building cost.
+    """
+
+    def __init__(self, cdb: bytes, dataout: bytes = b"", datain_len: int = 0) -> None:
+        self.cdb = bytearray(cdb)
+        self.dataout = bytearray(dataout)
+        self.datain = bytearray(datain_len)
+        self.sense: bytearray | None = None
+
+    def __repr__(self) -> str:
+        return f"RawCommand(opcode {self.cdb[0]:02X}h)" if self.cdb else "RawCommand(empty)"
+
+
 def command_buffers(cmd: Any) -> tuple[bytes, bytes, int]:
     """(cdb, data-out, data-in allocation length) of a pyscsi command object."""
     cdb = bytes(cmd.cdb)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from scsi.devices import libiscsi_ffi as L
-from scsi.devices.base import PyscsiDevice, apply_result, command_buffers
+from scsi.devices.base import PyscsiDevice, RawCommand, apply_result, command_buffers
 from scsi.devices.errors import DeviceConnectionError, DeviceError, DeviceLoginError, DeviceTimeout
 from scsi.devices.iscsi_url import ChapCredentials, IscsiUrl, parse_iscsi_url
 from scsi.devices.libiscsi_completion import Pending, on_complete
@@ -311,7 +311,13 @@ class LibiscsiDevice(PyscsiDevice):
 
     # -- pyscsi interface ---------------------------------------------------------------
     def run(self, cdb: bytes, dataout: bytes, datain_len: int) -> ScsiResult:
-        raise NotImplementedError("LibiscsiDevice executes pyscsi command objects")
+        """One command from raw bytes; CHECK CONDITION comes back in the result, not raised."""
+        p = self.submit(RawCommand(cdb, dataout, datain_len))
+        self.wait(p)
+        if p.error is not None:
+            raise p.error
+        assert p.result is not None
+        return p.result
 
     def _finish(self, p: Pending) -> int:
         if p.error is not None:

@@ -22,3 +22,5 @@ class TargetNode:
     chap_for: Callable[[str], ChapSecrets | None] = lambda initiator: None
     alias: str = ""
     lun_exists: Callable[[int], bool] = field(default=lambda lun: True)
+    # Called after the initiator's last session with this node logged out (I_T nexus gone).
+    session_closed: Callable[[str], None] = field(default=lambda initiator: None)

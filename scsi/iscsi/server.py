@@ -27,13 +27,15 @@ log = logging.getLogger(__name__)
 
 class IscsiServer:
     def __init__(self, nodes: Iterable[TargetNode], host: str = "127.0.0.1", port: int = 3260, *,
-                 limits: TargetLimits | None = None, tpgt: int = 1, io_threads: int = 8):
+                 limits: TargetLimits | None = None, tpgt: int = 1, io_threads: int = 8,
+                 copy_threads: int = 8):
         self.nodes = {n.name: n for n in nodes}
         self.host = host
         self.port = port
         self.limits = limits or TargetLimits()
         self.tpgt = tpgt
         self.executor = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="iscsi-io")
+        self.copy_executor = ThreadPoolExecutor(max_workers=copy_threads, thread_name_prefix="iscsi-xcopy")
         self.sessions: dict[tuple[str, bytes], Connection] = {}
         self.connections: set[Connection] = set()
         self.counters: Counter[str] = Counter()
@@ -68,6 +70,7 @@ class IscsiServer:
         if self._handlers:
             await asyncio.gather(*self._handlers, return_exceptions=True)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.copy_executor.shutdown(wait=False, cancel_futures=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(self, reader, writer)

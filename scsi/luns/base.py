@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import IntEnum
 
+from scsi.luns.identity import naa6_from_serial
 from scsi.sense import sense_for
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,6 @@ class Lun(ABC):
     read_only: bool = False
 
     def __init__(self, name: str, *, serial: str, naa: bytes | None = None):
-        from scsi.luns.identity import naa6_from_serial
         if not name:
             raise ValueError("a LUN needs a name")
         self.name = name

@@ -19,6 +19,7 @@ from pyscsi.pyscsi.scsi_cdb_inquiry import Inquiry
 from pyscsi.pyscsi.scsi_cdb_read16 import Read16
 from pyscsi.pyscsi.scsi_cdb_testunitready import TestUnitReady
 from pyscsi.pyscsi.scsi_cdb_write16 import Write16
+from pyscsi.pyscsi.scsi_command import SCSICommand
 from pyscsi.pyscsi.scsi_enum_command import sbc
 
 from scsi.designators import choose_lu_designator, parse_vpd83, read_block_length, read_vpd83
@@ -27,6 +28,16 @@ from scsi.luns.base import BlockLun, Designator, LunError
 from scsi.sense import Sense, SenseError
 
 log = logging.getLogger(__name__)
+
+
+class SynchronizeCache10(SCSICommand):
+    """SYNCHRONIZE CACHE(10) for the whole LU (pyscsi has no class for it); no data either way."""
+
+    _cdb_bits: dict = {"opcode": [0xFF, 0]}
+
+    def __init__(self) -> None:
+        SCSICommand.__init__(self, sbc.SYNCHRONIZE_CACHE_10, 0, 0)  # pyscsi's metaclass breaks super()
+        self.cdb = bytearray([0x35]) + bytearray(9)
 
 
 def _lun_error(name: str, what: str, err: DeviceCheckCondition) -> LunError:
@@ -137,6 +148,16 @@ class RemoteLun(BlockLun):
                 scsi.execute(cmd)
             except DeviceCheckCondition as e:
                 raise _lun_error(self.name, f"WRITE(16) of {count} blocks at LBA {lba}", e) from None
+
+    def flush(self) -> None:
+        """SYNCHRONIZE CACHE so the copy is on the device's medium when the command ends."""
+        with self._session() as scsi:
+            try:
+                scsi.execute(SynchronizeCache10())
+            except DeviceCheckCondition as e:
+                if e.sense_key == 0x5 and e.asc == 0x20:  # not implemented: nothing to flush
+                    return
+                raise _lun_error(self.name, "SYNCHRONIZE CACHE(10)", e) from None
 
     def test_unit_ready(self) -> None:
         with self._session() as scsi:

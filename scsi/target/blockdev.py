@@ -17,7 +17,7 @@ from scsi.result import CommandHandler, Nexus, ScsiResult, Status
 from scsi.sense import SenseKey, sense_for
 from scsi.target import cdbs, errors, inquiry, modes, opcodes, reservations
 from scsi.target.provisioning import MAX_UNMAP_BLOCKS, MAX_UNMAP_DESCRIPTORS, Provisioning
-from scsi.target.cdbs import (INQUIRY_CDB, READ_CAPACITY_10_CDB, READ_CAPACITY_16_CDB, READ_WRITE_10,
+from scsi.target.cdbs import (INQUIRY_CDB, READ_CAPACITY_16_CDB, READ_WRITE_10,
                               READ_WRITE_16, REQUEST_SENSE_CDB, SYNC_CACHE_10, SYNC_CACHE_16)
 from scsi.target.errors import CheckCondition
 from scsi.layout import Field, Layout, bits, flag
@@ -122,7 +122,10 @@ class BlockLunDevice:
             pages[0xB2] = self.thin.vpd_b2(pdt)
         vpd_8f = getattr(self.copy_manager, "vpd_8f", None)
         if vpd_8f is not None:
-            page = vpd_8f()
+            try:
+                page = vpd_8f(pdt)
+            except TypeError:
+                page = vpd_8f()
             pages[0x8F] = page if len(page) >= 4 and page[1] == 0x8F else inquiry.vpd_page(pdt, 0x8F, page)
         pages[0x00] = inquiry.supported_pages(pdt, [0x00, *pages])
         return pages

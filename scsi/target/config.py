@@ -64,7 +64,7 @@ class LunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: int = Field(ge=0, le=16383)
     path: Path
-    kind: Literal["block"] = "block"
+    kind: Literal["block", "tape"] = "block"
     block_size: int = 512
     serial: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
     read_only: bool = False
@@ -77,16 +77,24 @@ class LunConfig(BaseModel):
             raise ValueError(f"block_size {v} must be a power of two between 512 and 65536")
         return v
 
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, v: Path) -> Path:
+    create: bool = False  # tape only: start an empty tape file when it does not exist
+
+    @model_validator(mode="after")
+    def _exists(self) -> "LunConfig":
+        v = self.path
+        if self.create and self.kind != "tape":
+            raise ValueError("create: true is only for tape LUNs")
+        if self.create and not v.exists():
+            if not v.parent.is_dir():
+                raise ValueError(f"path {v}: directory {v.parent} does not exist")
+            return self
         try:
             st = os.stat(v)
         except OSError as e:
-            raise ValueError(f"{v}: {e.strerror}") from None
-        if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-            raise ValueError(f"{v} is neither a regular file nor a block device")
-        return v
+            raise ValueError(f"path {v}: {e.strerror}") from None
+        if not (stat.S_ISREG(st.st_mode) or (stat.S_ISBLK(st.st_mode) and self.kind == "block")):
+            raise ValueError(f"path {v} is neither a regular file nor a block device")
+        return self
 
 
 class AclEntry(BaseModel):

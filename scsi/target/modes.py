@@ -49,8 +49,14 @@ def _page(code: int, changeable: bool) -> bytes:
     return layout.encode({} if changeable else values, page_code=code, page_length=layout.size - 2)
 
 
-def mode_sense(cdb: bytes, *, ten: bool, num_blocks: int, block_size: int, read_only: bool) -> bytes:
-    """The full MODE SENSE answer for ``cdb`` (the caller trims it to the allocation length)."""
+def mode_sense(cdb: bytes, *, ten: bool, num_blocks: int, block_size: int, read_only: bool,
+               pages: tuple[int, ...] | None = None) -> bytes:
+    """The full MODE SENSE answer for ``cdb`` (the caller trims it to the allocation length).
+
+    ``pages`` limits the served pages (a tape has no Caching page).  Byte 2 bit 4
+    is DPOFUA for a disk and, for a tape, the low bit of BUFFERED MODE (001b).
+    """
+    served = sorted(PAGES if pages is None else set(pages) & set(PAGES))
     layout = MODE_SENSE_10_CDB if ten else MODE_SENSE_6_CDB
     c = layout.decode(cdb[:layout.size], strict=False)
     if c["pc"] == 3:
@@ -59,8 +65,8 @@ def mode_sense(cdb: bytes, *, ten: bool, num_blocks: int, block_size: int, read_
     if code == ALL_PAGES:
         if sub not in (0x00, 0xFF):
             raise errors.invalid_field(layout, "subpage_code")
-        codes = sorted(PAGES)
-    elif code in PAGES:
+        codes = served
+    elif code in served:
         if sub != 0:
             raise errors.invalid_field(layout, "subpage_code")
         codes = [code]

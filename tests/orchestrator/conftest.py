@@ -64,6 +64,14 @@ class Ntfs3g:
         assert total is not None and free is not None, out
         return total, free
 
+    def ntfscluster_free(self, image: Path) -> int:
+        """Free clusters as ntfscluster -i counts them (its own scan of the volume)."""
+        out = self.run("ntfscluster", "-i", str(image)).decode()
+        for line in out.splitlines():
+            if line.startswith("clusters of free space"):
+                return int(line.split(":")[1])
+        raise AssertionError(f"ntfscluster printed no free-space figure: {out}")
+
     def check(self, image: Path) -> None:
         """ntfsfix -n: would ntfs-3g mount this volume without repairs?"""
         self.run("ntfsfix", "-n", str(image))
@@ -74,8 +82,8 @@ class Ntfs3g:
 
 @pytest.fixture(scope="session")
 def ntfs3g() -> Ntfs3g:
-    if not all(shutil.which(t) for t in ("ntfsinfo", "ntfsfix", "ntfscat")):
-        pytest.skip("ntfs-3g tools (ntfsinfo, ntfsfix, ntfscat) absent")
+    if not all(shutil.which(t) for t in ("ntfsinfo", "ntfscluster", "ntfsfix", "ntfscat")):
+        pytest.skip("ntfs-3g tools (ntfsinfo, ntfscluster, ntfsfix, ntfscat) absent")
     return Ntfs3g()
 
 

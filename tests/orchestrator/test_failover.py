@@ -169,7 +169,7 @@ def test_restore_fails_over_and_stays_byte_identical(tmp_path):
     assert used(drv.devices["disk1"]) == used(drv.devices["disk0"])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, IMAGE - 1), st.sampled_from(["sense", "timeout", "lost-connection"]),
        st.one_of(st.none(), st.integers(0, IMAGE - 1)), st.booleans())
 def test_any_fault_position_loses_and_doubles_nothing(tmp_path, at, kind, lanfree_at, compression):

@@ -10,7 +10,7 @@ from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.memory import MemoryDriver
 from orchestrator.job import (BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec,
                               restore_job, run_job)
-from orchestrator.ops import BeginObject, CopyBatches, LanSend, MoverLimits, PathKind
+from orchestrator.ops import BeginObject, CopyBatches, LanFreeWrite, LanSend, MoverLimits, PathKind
 
 KIB, MIB = 1024, 1 << 20
 VOL_OFF = MIB  # the volume starts 1 MiB into its LUN
@@ -205,3 +205,17 @@ def test_copy_batches_carry_the_mover_and_devices(world):
     cb = next(o for o in ops if isinstance(o, CopyBatches))
     assert (cb.mover, cb.source, cb.destination) == ("DM1", "disk0", "pool0")
     assert all(b.nbytes <= 10 * MIB for b in cb.batches)
+
+
+def test_job_abandoned_mid_flight_leaves_nothing_restorable(world):
+    """A client that dies in the middle (the generator is simply dropped) leaves only a pending row."""
+    job = backup_job(backup_spec(paths=paths(PathKind.LAN_FREE)))
+    op = next(job)
+    while not isinstance(op, LanFreeWrite):
+        op = job.send(world.execute(op))
+    job.close()  # the process is gone: no verify, no commit
+    assert world.catalogue.query(inactive=True) == []
+    assert list(world.catalogue.states().values()) == ["pending"]
+    assert world.catalogue.sweep_pending() == 1
+    with pytest.raises(LookupError, match="no restorable image"):
+        world.catalogue.restore_chain("NODE1", "\\\\node1\\c$")

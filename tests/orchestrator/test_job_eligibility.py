@@ -33,7 +33,6 @@ def test_all_rules_met_starts_server_free_with_route_mover():
     (dict(enableserverfree=False), "enableserverfree is no"),
     (dict(file_system="fat32"), "file system FAT32 is not supported server-free"),
     (dict(file_system="fat"), "NTFS and raw volumes only"),
-    (dict(encryption=True), "a data mover cannot encrypt"),
     (dict(pool_nonblocked=False), "not NONBLOCK"),
     (dict(verdict=None), "no SAN topology"),
     (dict(verdict=verdict(sf=False)), "LUN L1 is not masked to data mover DM1"),
@@ -46,10 +45,12 @@ def test_each_broken_rule_demotes_to_lan_free_and_says_why(kw, reason):
     assert any(reason in r for r in e.reasons), e.reasons
 
 
-def test_compression_does_not_block_server_free():
-    # the seed: server-free data is simply not compressed
-    e = decide(enableserverfree=True, file_system="ntfs", verdict=verdict())
-    assert e.server_free
+def test_encryption_does_not_block_server_free_but_is_noted():
+    # the seed: TSM will not compress or encrypt data during server-free image backup
+    e = decide(enableserverfree=True, file_system="ntfs", verdict=verdict(), encryption=True)
+    assert e.server_free and e.notes == ["encryptkey is set, but server-free image data is never encrypted (seed)"]
+    e = decide(enableserverfree=False, file_system="ntfs", verdict=verdict(), encryption=True)
+    assert not e.server_free and e.notes == []
 
 
 def test_lan_when_no_lan_free_and_no_path_at_all():
@@ -57,3 +58,23 @@ def test_lan_when_no_lan_free_and_no_path_at_all():
     assert e.start == PathKind.LAN and "LAN-free: no storage agent on client C1" in e.reasons
     with pytest.raises(NoPathError, match="no path can move this volume: .*LAN is down"):
         decide(enableserverfree=True, file_system="ntfs", verdict=verdict(sf=False, lf=False, lan=False))
+
+
+def test_site_topology_gives_verdict_and_movers(tmp_path):
+    """The CLI's composition: a topology file verifies the path and lists the movers that serve it."""
+    from pathlib import Path
+
+    from orchestrator.cli.backup_cmd import topology_verdict
+    from orchestrator.drivers.site import SiteConfig
+
+    topo = Path(__file__).resolve().parents[2] / "scenarios" / "topologies"
+    site = SiteConfig(topology=str(topo / "small.yaml"), devices={"d": "x.img"}, movers={"DM1": "inprocess"},
+                      pool={"volumes": [{"name": "V", "device": "d", "capacity": "1m"}]},
+                      volumes={"H:": {"device": "d", "topology_volume": "CLIENT1:H:"}})
+    verdict, movers = topology_verdict(site, "H:", "CLIENT1:H:")
+    e = decide(enableserverfree=True, file_system="ntfs", verdict=verdict, movers=movers)
+    assert e.server_free and e.movers == ["DM1"]
+    bad = site.model_copy(update={"topology": str(topo / "mistake-lun-not-masked.yaml")})
+    verdict, movers = topology_verdict(bad, "H:", "CLIENT1:H:")
+    e = decide(enableserverfree=True, file_system="ntfs", verdict=verdict, movers=movers)
+    assert not e.server_free and any("mask" in r.lower() for r in e.reasons), e.reasons

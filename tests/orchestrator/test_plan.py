@@ -165,3 +165,35 @@ def test_plan_property_no_byte_lost_or_doubled(gaps_lengths, batch_mb, seg_count
         assert src == p.volume_offset + (img - p.image_offset)
         img += n
     assert expect  # pieces were produced
+
+
+def test_encoded_list_is_byte_exact_to_the_reference_example():
+    """Reference 1.5 (qemu/LIO shape), written out by hand, with LIST ID USAGE 00b so results are kept."""
+    from orchestrator.ops import CopySegment
+    from orchestrator.plan import encode_block_list
+
+    a = CscdRef("A", "6001405aaaaaaaaaaaaaaaaaaaaaaaaa", 512)
+    b = CscdRef("B", "6001405bbbbbbbbbbbbbbbbbbbbbbbbb", 512)
+    data = encode_block_list((CopySegment(0, 4096, 128, 0, 128 * 512),), a, b, 1)
+    expect = bytes.fromhex(
+        "01 00 0040 00000000 0000001C 00000000"                      # header: id 1, T=64, S=28, I=0
+        "E4000000 01030010 6001405aaaaaaaaaaaaaaaaaaaaaaaaa 00000000 00000200"  # CSCD 0
+        "E4000000 01030010 6001405bbbbbbbbbbbbbbbbbbbbbbbbb 00000000 00000200"  # CSCD 1
+        "02000018 00000001 00000080 0000000000000000 0000000000001000")         # 02h segment
+    assert data == expect and len(data) == 108
+    from scsi.xcopy import ParameterList
+    pl = ParameterList.decode(data)
+    assert pl.segments[0].dst_lba == 4096 and pl.cscds[1].designator == b.designator
+
+
+def test_planned_lists_carry_encoded_bytes_when_asked():
+    from orchestrator.plan import default_encoder
+    from scsi.xcopy import ParameterList
+
+    pieces = pieces_from_extents([(0, 3 * MIB)])
+    batches = plan_batches(pieces, direction="backup", src=SRC, dst=DST, src_base=0, dst_base=1 << 20,
+                           limits=ROOMY, encoder=default_encoder())
+    pl = batches[0].lists[0]
+    decoded = ParameterList.decode(pl.data)
+    assert [s.block_count for s in decoded.segments] == [s.blocks for s in pl.segments]
+    assert decoded.segments[0].dst_lba == 2048 and decoded.header.list_id == pl.list_id

@@ -60,7 +60,7 @@ def test_missing_path_and_directory(tmp_path: Path):
         read_layout(tmp_path / "nothing.img")
     with pytest.raises(VolumeError, match="is a directory"):
         read_layout(tmp_path)
-    with pytest.raises(TypeError, match="need a path or read"):
+    with pytest.raises(TypeError, match="need a path, a block LUN"):
         open_volume(42)  # type: ignore[arg-type]
 
 

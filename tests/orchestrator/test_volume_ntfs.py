@@ -34,6 +34,7 @@ def test_used_clusters_agree_with_ntfsinfo(ntfs3g, ntfs_sample, ntfs_sample_smal
         assert layout.cluster_size == cluster
         assert layout.total_clusters == total
         assert layout.used_clusters == total - free
+        assert layout.used_clusters == total - ntfs3g.ntfscluster_free(sample.path)
         assert int(layout.runs[:, 1].sum()) == layout.used_clusters
 
 

@@ -206,3 +206,17 @@ def test_device_failure_mid_copy_reports_segment_and_exact_progress():
     assert details.command_status == 0x02 and bytes.fromhex(details.sense_data) == r.sense
     assert c.failed_segment_details(9).sense_data == ""  # handed out once
     m.close()
+
+
+def test_limits_and_fc_map_are_validated():
+    from pydantic import ValidationError
+
+    from scsi.copymgr import FcMapEntry
+    with pytest.raises(ValidationError, match="max_descriptor_list_length 1024 is below"):
+        CopyLimits(max_cscds=64, max_descriptor_list_length=1024)
+    with pytest.raises(ValidationError, match="not 8 bytes of hex"):
+        FcMapEntry(lun="a", wwpn="21:00:zz")
+    with pytest.raises(ValidationError, match="needs a wwpn or a port_id"):
+        FcMapEntry(lun="a")
+    with pytest.raises(ValueError, match="FC map names unknown LUN"):
+        CopyManager({"a": MemoryBlockLun("a", num_blocks=8)}, fc_map=[FcMapEntry(lun="zz", port_id=1)])

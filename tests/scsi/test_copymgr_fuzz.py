@@ -5,7 +5,9 @@ manager sits inside a network-facing target.
 """
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,6 +29,7 @@ NEXUS = Nexus("iqn.fuzz", "iqn.mover")
 @functools.lru_cache(maxsize=1)
 def world():
     tmp = Path(tempfile.mkdtemp(prefix="copymgr-fuzz-"))
+    atexit.register(shutil.rmtree, tmp, True)
     a = MemoryBlockLun("a", num_blocks=64)
     b = MemoryBlockLun("b", block_size=4096, num_blocks=8)
     t = TapeLun("t", tmp / "t.tape", create=True, capacity=1 << 20)
@@ -34,6 +37,8 @@ def world():
         t.write(bytes([i]) * 700)
     m = CopyManager({"a": a, "b": b, "t": t},
                     limits=CopyLimits(chunk_bytes=8192, io_depth=2, io_workers=2, max_segment_length=1 << 20))
+    atexit.register(m.close)
+    atexit.register(t.close)
     A, B, T = cscd_for_lun(a), cscd_for_lun(b), cscd_for_lun(t)
     seeds = [
         ParameterList(header=Header(list_id=1), cscds=(A, B),

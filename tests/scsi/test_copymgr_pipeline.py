@@ -71,3 +71,17 @@ def test_prepare_hands_the_generator_to_any_driver():
         result = stop.value
     assert result.ok and seen >= 2 and b.read(8, 8) == b"\x77" * 4096
     m.close()
+
+
+def test_abandoned_job_is_recorded_as_failed():
+    a, b = MemoryBlockLun("a", num_blocks=64), MemoryBlockLun("b", num_blocks=64)
+    m = CopyManager({"a": a, "b": b}, limits=CopyLimits(chunk_bytes=4096, io_depth=1))
+    pl = ParameterList(header=Header(list_id=6), cscds=(cscd_for_lun(a), cscd_for_lun(b)),
+                       segments=(BlockToBlock(src=0, dst=1, block_count=32, src_lba=0, dst_lba=0),))
+    raw = pl.encode()
+    job = m.prepare(Nexus("iqn.sim"), extended_copy_cdb(len(raw)), raw)
+    gen = job.run()
+    next(gen)
+    gen.close()
+    assert not job.result.ok and m.records.running_count() == 0
+    m.close()

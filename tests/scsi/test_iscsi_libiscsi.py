@@ -35,7 +35,8 @@ def target(tmp_path_factory):
     d = tmp_path_factory.mktemp("luns")
     builts = [
         build_target(parse_config({"target": OPEN, "luns": [{"id": 0, "path": _sparse(d / "a.img")},
-                                                            {"id": 1, "path": _sparse(d / "b.img")}]})),
+                                                            {"id": 1, "path": _sparse(d / "b.img")}]}),
+                     with_copy_manager=True),
         build_target(parse_config({"target": CHAP, "chap": {"username": "alice", "secret": "alicesecret12"},
                                    "luns": [{"id": 0, "path": _sparse(d / "c.img", 1 << 20)}]})),
         build_target(parse_config({"target": MUTUAL, "chap": {
@@ -44,6 +45,7 @@ def target(tmp_path_factory):
     ]
     t = ThreadedTarget([b.node for b in builts]).start()
     t.dir = d
+    t.built = builts[0]
     yield t
     t.stop()
     for b in builts:
@@ -76,14 +78,14 @@ def test_iscsi_inq_standard_and_device_identification(target):
 @needs
 @pytest.mark.skipif(shutil.which("iscsi-test-cu") is None, reason="iscsi-test-cu is not installed")
 def test_libiscsi_conformance_suite_has_no_failures_and_no_skips(target):
-    tests = ("SCSI.Inquiry,SCSI.TestUnitReady,SCSI.ReadCapacity10,SCSI.ReadCapacity16,SCSI.Read10,"
-             "SCSI.Read16,SCSI.Write10,SCSI.Write16,SCSI.ReportSupportedOpcodes")
-    r = _run("iscsi-test-cu", "-t", tests, "--dataloss", target.url(OPEN, 0), timeout=280)
+    tests = ("SCSI.ExtendedCopy,SCSI.ReceiveCopyResults,SCSI.Inquiry,SCSI.TestUnitReady,SCSI.ReadCapacity10,"
+             "SCSI.ReadCapacity16,SCSI.Read10,SCSI.Read16,SCSI.Write10,SCSI.Write16,SCSI.ReportSupportedOpcodes")
+    r = _run("iscsi-test-cu", "-t", tests, "--dataloss", target.url(OPEN, 1), timeout=280)
     out = r.stdout + r.stderr
     m = re.search(r"tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out)
     assert m, out[-2000:]
     total, ran, passed, failed = map(int, m.groups())
-    assert failed == 0 and passed == ran == total and total >= 39, out[-3000:]
+    assert failed == 0 and passed == ran == total and total >= 47, out[-3000:]
     assert "[SKIPPED]" not in out, [l for l in out.splitlines() if "SKIPPED" in l][:5]
     assert "FAILED" not in out
 
@@ -99,6 +101,25 @@ def test_qemu_img_convert_into_and_out_of_a_lun_is_byte_identical(target, tmp_pa
     out = tmp_path / "out.raw"
     r = _run("qemu-img", "convert", "-f", "raw", "-O", "raw", target.url(OPEN, 1), str(out))
     assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == payload
+
+
+@needs
+@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is not installed")
+def test_qemu_img_copy_offload_goes_through_extended_copy(target, tmp_path):
+    src = tmp_path / "src.raw"
+    payload = os.urandom(SIZE)  # no zero runs: qemu would write those itself instead of copying
+    src.write_bytes(payload)
+    assert _run("qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", str(src), target.url(OPEN, 0)).returncode == 0
+    before = target.built.counters()
+    r = _run("qemu-img", "convert", "-C", "-n", "-f", "raw", "-O", "raw", target.url(OPEN, 0), target.url(OPEN, 1))
+    assert r.returncode == 0, r.stderr
+    after = target.built.counters()
+    assert after["xcopy.completed"] > before.get("xcopy.completed", 0)
+    assert after["xcopy.bytes"] - before.get("xcopy.bytes", 0) >= len(payload)
+    assert after.get("lun1.write_bytes", 0) == before.get("lun1.write_bytes", 0)  # no WRITE went to LUN 1
+    out = tmp_path / "out.raw"
+    assert _run("qemu-img", "convert", "-f", "raw", "-O", "raw", target.url(OPEN, 1), str(out)).returncode == 0
     assert out.read_bytes() == payload
 
 

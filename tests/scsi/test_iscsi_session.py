@@ -1,7 +1,6 @@
 """Session behaviour seen from a raw initiator: R2T/Data-Out, Data-In, sequence numbers, TMF, NOP."""
 from __future__ import annotations
 
-import asyncio
 import os
 import struct
 
@@ -226,3 +225,26 @@ def test_logout_closes_the_connection(target):
         return resp, eof
     resp, eof = target.run(go())
     assert resp == 0 and eof == b""
+
+
+def test_unsolicited_data_out_then_r2t_for_the_rest(target):
+    ini = session(target)  # InitialR2T=No, FirstBurstLength=65536
+    data = os.urandom(3 * 65536)
+
+    async def go():
+        itt = ini.next_itt()
+        await ini.send(make(Op.SCSI_CMD, final=0, write=1, attr=1, lun=bytes(8), itt=itt, edtl=len(data),
+                            cmdsn=ini.cmdsn, expstatsn=ini.expstatsn, cdb=write16(200, len(data) // 512)))
+        ini.cmdsn += 1
+        for n, off in enumerate(range(0, 65536, 16384)):  # unsolicited burst, no R2T
+            await ini.send(make(Op.DATA_OUT, data[off:off + 16384], final=int(off + 16384 == 65536), itt=itt,
+                                ttt=NO_TAG, datasn=n, buffer_offset=off, expstatsn=ini.expstatsn))
+        r2t = await ini.recv()
+        await ini.data_out(itt, r2t["ttt"], data, r2t["buffer_offset"], r2t["desired_length"])
+        rest = await ini.finish(itt, data)
+        back = await ini.command(read16(200, len(data) // 512), read_len=len(data))
+        await ini.close()
+        return r2t, rest, back
+    r2t, rest, back = target.run(go())
+    assert r2t.opcode == Op.R2T and r2t["buffer_offset"] == 65536 and r2t["r2tsn"] == 0
+    assert rest.status == 0 and back.data == data

@@ -40,6 +40,7 @@ def test_read_write_and_device_sense(remote):
     s = Sense.decode(ei.value.sense)  # the device's own bytes, untouched
     assert (s.key, s.asc) == (SenseKey.ILLEGAL_REQUEST, 0x21)
     lun.test_unit_ready()
+    lun.flush()  # SYNCHRONIZE CACHE(10) accepted by the device
 
 
 def test_closed_remote_lun_is_not_ready(remote):

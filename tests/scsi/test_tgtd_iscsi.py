@@ -272,3 +272,27 @@ def test_closed_device_refuses(dev):
     dev.close()  # idempotent
     with pytest.raises(DeviceConnectionError, match="closed"):
         dev.execute(tur())
+
+
+def test_killed_target_daemon_is_a_connection_error(tmp_path):
+    from tests.fixtures.tgtd import Tgtd
+
+    daemon = Tgtd(tmp_path).start()
+    try:
+        d = LibiscsiDevice(daemon.new_target("doomed", {1: "1M"}).url(1), timeout=5)
+        d.execute(tur())
+        os.kill(daemon.proc.pid, signal.SIGKILL)
+        daemon.proc.wait(timeout=10)
+        with pytest.raises(DeviceConnectionError, match="connection lost"):
+            d.execute(tur())
+        d.close()
+    finally:
+        daemon.stop()
+
+
+def test_run_raw_bytes_returns_sense_instead_of_raising(dev):
+    cdb = bytes([0x88, 0]) + NBLOCKS.to_bytes(8, "big") + (1).to_bytes(4, "big") + bytes(2)
+    result = dev.run(cdb, b"", BLOCK)
+    assert result.status == 0x02 and result.sense[12:14] == b"\x21\x00"
+    good = dev.run(cdb[:2] + (0).to_bytes(8, "big") + cdb[10:], b"", BLOCK)
+    assert good.ok and len(good.data) == BLOCK

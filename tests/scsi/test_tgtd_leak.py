@@ -12,22 +12,12 @@ import gc
 
 import pytest
 
-from scsi.devices import DeviceCheckCondition
+from scsi.devices import DeviceCheckCondition, RawCommand
 from scsi.devices.iscsi import LibiscsiDevice
 
 BLOCK = 512
 NBLOCKS = (4 << 20) // BLOCK
 BOUND_KIB = 4096
-
-
-class RawCommand:
-    """The three attributes a pyscsi device reads, without pyscsi's per-command cost."""
-
-    def __init__(self, cdb: bytes, dataout: bytes = b"", datain_len: int = 0) -> None:
-        self.cdb = bytearray(cdb)
-        self.dataout = bytearray(dataout)
-        self.datain = bytearray(datain_len)
-        self.sense = None
 
 
 def rw16(op: int, lba: int) -> bytes:

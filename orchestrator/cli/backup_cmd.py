@@ -1,0 +1,160 @@
+"""`serverfree backup image VOLUME`: an image backup, server-free when the rules allow.
+
+Composes the client options (dsm.opt + dsmc-style overrides), the site file
+(which names are which devices), the volume analysis (extents), the topology
+verdict (verified paths, data movers in order) and the catalogue into a
+BackupSpec, then runs the sans-I/O job with the real driver.  Exit status:
+0 completed, 1 the job failed (the report says why), 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from types import SimpleNamespace
+from typing import Any
+
+from orchestrator.catalogue import Catalogue
+from orchestrator.drivers.real import RealDriver
+from orchestrator.drivers.site import OpenSite, SiteConfig, load_site
+from orchestrator.eligibility import decide
+from orchestrator.job import BackupSpec, DeviceSpec, JobReport, PathPlan, backup_job, run_job
+from orchestrator.ops import Operation, PathKind
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:  # type: ignore[no-untyped-def]
+    from orchestrator.options import add_option_arguments
+
+    p = sub.add_parser("backup", help="image backup (server-free, LAN-free or LAN)")
+    what = p.add_subparsers(dest="backup_command", metavar="WHAT")
+    what.required = True
+    img = what.add_parser("image", help="back up a volume image",
+                          description="Back up VOLUME as an image.  dsmc spelling works: -mode=incremental.")
+    img.add_argument("volume", metavar="VOLUME", help="volume name as the site file lists it (e.g. E:)")
+    img.add_argument("--site", required=True, metavar="SITE.YAML", help="devices, movers, pool and volumes")
+    img.add_argument("--json", action="store_true", help="print the job report as JSON")
+    add_option_arguments(img)
+    img.set_defaults(func=run)
+
+
+# -- composition helpers shared with restore ---------------------------------------------------
+def open_catalogue(site: SiteConfig, options: Any) -> Catalogue:
+    cat = Catalogue(site.catalogue or options.catalog)
+    for v in site.pool.volumes:
+        cat.add_pool_volume(site.pool.name, v.name, v.device, v.capacity)
+    return cat
+
+
+def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None) -> tuple[Any, list[str] | None]:
+    """(verdict, movers in order) from the site's topology; (None, None) without one."""
+    if site.topology is None:
+        if site.verified_without_topology:
+            verdict = SimpleNamespace(server_free=bool(site.movers), lan_free=site.lan_free,
+                                      lan=bool(site.lan_server), reasons={}, route=None)
+            return verdict, list(site.movers)
+        return None, None
+    from topology.load import load_topology
+    from topology.verify import verify
+
+    topo = load_topology(site.path(site.topology))
+    vid = topology_volume or volume
+    verdict = verify(topo, redundancy=False).volume(vid)
+    movers: list[str] = []
+    if verdict.server_free:
+        names = [m.name for m in topo.movers_in_order()]
+        for name in names:
+            others = [n for n in names if n != name]
+            if verify(topo, failed=others, redundancy=False).volume(vid).server_free:
+                movers.append(name)
+    return verdict, [m for m in movers if m in site.movers]
+
+
+class DeviceVolume:
+    """A volume read through a BlockIO at an offset (what volume analysis reads)."""
+
+    def __init__(self, io: Any, offset: int, size: int):
+        self.io, self.offset, self._size = io, offset, size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.io.read(self.offset + offset, length)
+
+
+def progress_printer(quiet: bool):
+    """Wrap a driver's execute with one line per data-moving operation on stderr."""
+    def wrap(execute):
+        def run(op: Operation):
+            result = execute(op)
+            if not quiet:
+                name = type(op).__name__
+                if name in ("CopyBatches", "LanFreeWrite", "LanSend", "LanFreeRead", "LanReceive"):
+                    failure = getattr(result, "failure", None)
+                    print(f"  {name} {getattr(op, 'mover', '') or ''} "
+                          f"{'failed: ' + failure.describe() if failure else 'done'}", file=sys.stderr)
+            return result
+        return run
+    return wrap
+
+
+def print_report(report: JobReport, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(report.as_dict(), default=str))
+    else:
+        print(report.summary())
+    return 0 if report.ok else 1
+
+
+# -- backup ------------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.options import options_from_args
+    from orchestrator.volume import read_layout
+
+    options = options_from_args(args)
+    vopts = options.for_volume(args.volume)
+    if vopts.excluded:
+        raise ValueError(f"volume {args.volume} is excluded from image backup by exclude.image at "
+                         f"{vopts.excluded_by}")
+    site = load_site(args.site)
+    vsite = site.volume(args.volume)
+    with OpenSite(site) as opened, open_catalogue(site, options) as cat:
+        driver = RealDriver(cat, opened.movers, opened.devices)
+        io = driver.io(vsite.device)
+        size = vsite.size or (io.size - vsite.offset)
+        layout = read_layout(DeviceVolume(io, vsite.offset, size), args.volume)
+        fs = vsite.filesystem or layout.filesystem.value
+        verdict, movers = topology_verdict(site, args.volume, vsite.topology_volume)
+        elig = decide(enableserverfree=vopts.enableserverfree, file_system=fs, encryption=vopts.encrypted,
+                      verdict=verdict, movers=movers, pool_nonblocked=site.pool.nonblocked,
+                      lan_available=bool(site.lan_server))
+        gap = vopts.gap_size("serverfree" if elig.server_free else
+                             "lanfree" if elig.start == PathKind.LAN_FREE else "lan")
+        extents = [(int(a), int(b)) for a, b in layout.extents(gap).tolist()]
+        pool_desig = {v.device: driver.io(v.device).designator() for v in site.pool.volumes} \
+            if elig.server_free else {}
+        source = DeviceSpec(name=vsite.device, designator=io.designator() if elig.server_free else "",
+                            block_size=io.block_size)
+        base_id, digests = None, {}
+        if str(vopts.mode) == "incremental":
+            chain = cat.restore_chain(options.node, args.volume, incremental=True)
+            base_id, digests = chain[0].id, cat.digests(chain)
+        paths = PathPlan(start=elig.start, reasons=elig.reasons, notes=elig.notes, movers=elig.movers,
+                         lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=site.lan_server,
+                         pool_designators=pool_desig, batch_mb=options.serverfreebatchsize)
+        spec = BackupSpec(node=options.node, filespace=args.volume, source=source, volume_offset=vsite.offset,
+                          volume_size=size, file_system=fs, extents=extents, mode=str(vopts.mode),
+                          image_type=str(vopts.imagetype), management_class=vopts.mgmtclass,
+                          pool=site.pool.name, compression=vopts.compression,
+                          presnapshotcmd=vopts.presnapshotcmd or "", postsnapshotcmd=vopts.postsnapshotcmd or "",
+                          snapshot_cache_size=vopts.snapshotcachesize,
+                          snapshot_cache_location=vopts.snapshotcachelocation or "",
+                          snapshot_fsidle_retries=vopts.snapshotfsidleretries,
+                          snapshot_fsidle_wait=vopts.snapshotfsidlewait, base_object_id=base_id,
+                          base_digests=digests, paths=paths)
+        report = run_job(backup_job(spec), progress_printer(args.json)(driver.execute))
+    return print_report(report, args.json)

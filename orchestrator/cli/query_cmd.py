@@ -1,0 +1,65 @@
+"""`serverfree query backup [VOLUME] [-inactive] [--json]`: the catalogue's image objects, dsmc style."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from orchestrator.catalogue import Catalogue, ObjectRecord
+
+
+def register(sub) -> None:  # type: ignore[no-untyped-def]
+    from orchestrator.options import add_option_arguments
+
+    p = sub.add_parser("query", help="query the backup catalogue")
+    what = p.add_subparsers(dest="query_command", metavar="WHAT")
+    what.required = True
+    q = what.add_parser("backup", help="list image backups (like dsmc query backup -image)")
+    q.add_argument("volume", metavar="VOLUME", nargs="?", help="only this filespace")
+    q.add_argument("--inactive", action="store_true", help="also list inactive versions")
+    q.add_argument("--node", help="node name (default: nodename option, else the host name)")
+    q.add_argument("--catalogue", help="catalogue file (default: the catalog option)")
+    q.add_argument("--json", action="store_true", help="one JSON object per image, in a list")
+    add_option_arguments(q, ("catalog", "nodename"))
+    q.set_defaults(func=run)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:,.2f} {unit}"
+    return f"{n} B"
+
+
+def render(objs: list[ObjectRecord]) -> str:
+    head = (f"{'Size':>12} {'Stored':>12}  {'FSType':<6} {'Backup Date':<19}  {'Mgmt Class':<10} A/I "
+            f"{'Type':<11} {'Path':<21} Image Name")
+    lines = [head, "-" * len(head)]
+    for o in objs:
+        date = (o.backup_date or "")[:19].replace("T", " ")
+        kind = "FULL" if o.mode == "selective" else f"INCR of {o.base_id}"
+        lines.append(f"{_size(o.image_size):>12} {_size(o.stored_size):>12}  {o.file_system.upper():<6} "
+                     f"{date:<19}  {o.management_class:<10} {'A' if o.active else 'I':>3} {kind:<11} "
+                     f"{(o.path_used or '') + (' c' if o.compressed else ''):<21} {o.node}:{o.filespace}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.options import options_from_args
+
+    options = options_from_args(args)
+    path = args.catalogue or options.catalog
+    if path != ":memory:" and not Path(path).exists():
+        raise FileNotFoundError(f"catalogue {path} does not exist (no backup has been made with it)")
+    node = args.node or options.node
+    with Catalogue(path) as cat:
+        objs = cat.query(node, args.volume, inactive=args.inactive, with_pieces=args.json)
+    if args.json:
+        print(json.dumps([o.as_dict() for o in objs]))
+    elif not objs:
+        print(f"no image backups of {node}{':' + args.volume if args.volume else ''} found")
+    else:
+        print(render(objs))
+    return 0

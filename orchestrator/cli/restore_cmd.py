@@ -1,0 +1,89 @@
+"""`serverfree restore image VOLUME [DEST] [-incremental] [-deletefiles] [-pitdate=...]`.
+
+Restores the active full image of VOLUME (or the one in force at -pitdate)
+onto DEST (a device name from the site file; default: the volume's own
+device), server-free when the path allows, else LAN-free or LAN.  With
+-incremental the image incrementals follow the full image in order;
+-deletefiles is accepted and, as the seed says, ignored after image + image
+incremental.  Exit status: 0 completed, 1 failed, 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+
+from orchestrator.cli.backup_cmd import open_catalogue, print_report, progress_printer, topology_verdict
+from orchestrator.drivers.real import RealDriver
+from orchestrator.drivers.site import OpenSite, load_site
+from orchestrator.eligibility import decide
+from orchestrator.job import DeviceSpec, PathPlan, RestoreSpec, object_spec, restore_job, run_job
+from orchestrator.ops import PathKind
+
+
+def register(sub) -> None:  # type: ignore[no-untyped-def]
+    from orchestrator.options import add_option_arguments
+
+    p = sub.add_parser("restore", help="restore an image (server-free, LAN-free or LAN)")
+    what = p.add_subparsers(dest="restore_command", metavar="WHAT")
+    what.required = True
+    img = what.add_parser("image", help="restore a volume image",
+                          description="Restore VOLUME's image onto DEST.  dsmc spelling works: -incremental.")
+    img.add_argument("volume", metavar="VOLUME")
+    img.add_argument("dest", metavar="DEST", nargs="?", help="destination device name (default: the volume's)")
+    img.add_argument("--site", required=True, metavar="SITE.YAML")
+    img.add_argument("--incremental", "--incre", action="store_true", help="apply image incrementals too")
+    img.add_argument("--deletefiles", "--del", action="store_true",
+                     help="accepted; ignored after image + image incremental (seed)")
+    img.add_argument("--pitdate", metavar="DATE", help="point in time (ISO date, e.g. 2026-11-30T10:00)")
+    img.add_argument("--json", action="store_true", help="print the job report as JSON")
+    add_option_arguments(img)
+    img.set_defaults(func=run)
+
+
+def parse_pitdate(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"-pitdate {text!r} is not an ISO date such as 2026-11-30 or 2026-11-30T10:00") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if len(text) == 10:  # a bare date means the end of that day
+        when = when.replace(hour=23, minute=59, second=59, microsecond=999999)
+    return when
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.options import options_from_args
+
+    options = options_from_args(args)
+    pit = parse_pitdate(args.pitdate)
+    site = load_site(args.site)
+    vsite = site.volume(args.volume)
+    dest_name = args.dest or vsite.device
+    if dest_name not in site.devices:
+        raise LookupError(f"destination {dest_name!r} is not a device in the site file")
+    with OpenSite(site) as opened, open_catalogue(site, options) as cat:
+        chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental)
+        driver = RealDriver(cat, opened.movers, opened.devices)
+        io = driver.io(dest_name)
+        verdict, movers = topology_verdict(site, args.volume, vsite.topology_volume)
+        elig = decide(enableserverfree=options.enableserverfree, file_system=chain[0].file_system,
+                      verdict=verdict, movers=movers, pool_nonblocked=site.pool.nonblocked,
+                      lan_available=bool(site.lan_server))
+        sf = elig.server_free
+        pool_desig = {o.pool_device: driver.io(o.pool_device).designator() for o in chain} if sf else {}
+        paths = PathPlan(start=elig.start, reasons=elig.reasons, movers=elig.movers,
+                         lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=site.lan_server,
+                         pool_designators=pool_desig, batch_mb=options.serverfreebatchsize)
+        offset = vsite.offset if dest_name == vsite.device else 0
+        spec = RestoreSpec(node=options.node, filespace=args.volume, chain=[object_spec(o) for o in chain],
+                           destination=DeviceSpec(name=dest_name, designator=io.designator() if sf else "",
+                                                  block_size=io.block_size),
+                           destination_offset=offset, destination_size=io.size - offset,
+                           incremental=args.incremental, deletefiles=args.deletefiles, paths=paths)
+        report = run_job(restore_job(spec), progress_printer(args.json)(driver.execute))
+    if elig.start != PathKind.SERVER_FREE and not args.json:
+        pass  # the reasons are part of the summary already
+    return print_report(report, args.json)

@@ -1,0 +1,231 @@
+"""Exact mode: the shared copy manager engine running on simulated LUNs in simulated time.
+
+:class:`ExactMover` is a simulated data mover.  It owns a real
+:class:`scsi.copymgr.manager.CopyManager` -- the same engine the iSCSI target
+serves -- over LUNs that may carry real bytes (sparse memory, a file, or a
+caller's bytearray) or none (:class:`NullBlockLun`, for timing runs).  Its
+``execute`` is a :class:`scsi.result.CommandHandler`, so
+``scsi.devices.inprocess.InProcessDevice(mover)`` is a pyscsi device for it.
+
+An EXTENDED COPY sent through :meth:`ExactMover.extended_copy` (a simpy
+process) is prepared by the engine, and every batch of I/O the engine yields
+crosses the simulated SAN as flows: reads over disk -> fabric -> mover,
+writes over mover -> fabric -> destination.  A fault that stops a flow fails
+that request the way the device would (its own sense, or a transport error),
+and the engine turns it into COPY ABORTED exactly as on the real mover.
+Events here grow with the engine's I/O chunks: exact mode is for correctness
+scenarios; capacity runs use the fluid mode.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Generator, Mapping, Sequence
+
+import simpy
+
+from scsi import asc as A
+from scsi.copymgr.config import CopyLimits
+from scsi.copymgr.io import (BlockRead, BlockWrite, IoRequest, IoResult, StreamRead, StreamWrite, perform)
+from scsi.copymgr.manager import CopyManager
+from scsi.luns.base import BlockLun, Lun, LunError, not_ready
+from scsi.result import Nexus, ScsiResult, Status
+from scsi.sense import Sense, SenseKey, SenseError, sense_for
+from simulator.faults import FaultHit
+from simulator.san import Path, SimSAN
+
+log = logging.getLogger(__name__)
+
+
+class NullBlockLun(BlockLun):
+    """A LUN that carries no bytes: reads return zeros, writes are dropped (timing runs)."""
+
+    def __init__(self, name: str, *, num_blocks: int, block_size: int = 512, naa: bytes | None = None):
+        super().__init__(name, serial=f"null-{name}", naa=naa)
+        self._bs, self._nb = block_size, num_blocks
+
+    @property
+    def block_size(self) -> int:
+        return self._bs
+
+    @property
+    def num_blocks(self) -> int:
+        return self._nb
+
+    def read(self, lba: int, count: int) -> bytes:
+        self.check_range(lba, count)
+        return bytes(count * self._bs)
+
+    def write(self, lba: int, data: bytes) -> None:
+        self.check_range(lba, len(data) // self._bs)
+
+
+class BytearrayLun(BlockLun):
+    """A block LUN over a caller's bytearray (shares bytes with, e.g., the orchestrator's memory driver)."""
+
+    def __init__(self, name: str, buf: bytearray, *, block_size: int = 512, naa: bytes | None = None):
+        super().__init__(name, serial=f"buf-{name}", naa=naa)
+        self.buf, self._bs = buf, block_size
+
+    @property
+    def block_size(self) -> int:
+        return self._bs
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.buf) // self._bs
+
+    def read(self, lba: int, count: int) -> bytes:
+        self.check_range(lba, count)
+        return bytes(self.buf[lba * self._bs:(lba + count) * self._bs])
+
+    def write(self, lba: int, data: bytes) -> None:
+        self.check_range(lba, len(data) // self._bs)
+        self.buf[lba * self._bs:lba * self._bs + len(data)] = data
+
+
+def _bytes(req: IoRequest) -> int:
+    if isinstance(req, BlockRead):
+        return req.count * req.lun.block_size
+    if isinstance(req, BlockWrite):
+        return len(req.data)
+    if isinstance(req, StreamWrite):
+        return sum(len(r) for r in req.records)
+    if isinstance(req, StreamRead):
+        return req.length * req.reads * (req.block_size if req.fixed else 1)
+    return 0
+
+
+def _transport_error(what: str) -> LunError:
+    return LunError(f"{what}: lost the path to the device", key=SenseKey.ABORTED_COMMAND,
+                    asc=A.LUN_COMMUNICATION_FAILURE[0], ascq=A.LUN_COMMUNICATION_FAILURE[1])
+
+
+def _device_error(name: str, sense: bytes) -> LunError:
+    try:
+        s = Sense.decode(sense)
+        return LunError(f"{name} failed: {s}", key=int(s.key), asc=s.asc, ascq=s.ascq, sense=sense)
+    except SenseError:
+        return LunError(f"{name} failed", key=SenseKey.HARDWARE_ERROR, asc=A.INTERNAL_TARGET_FAILURE[0],
+                        ascq=A.INTERNAL_TARGET_FAILURE[1])
+
+
+class _InlineDriver:
+    """Synchronous I/O for commands run outside simulated time (``execute``)."""
+
+    def run_batch(self, batch: Sequence[IoRequest]) -> list[IoResult]:
+        out = []
+        for req in batch:
+            try:
+                out.append(IoResult(value=perform(req)))
+            except Exception as e:  # the engine maps LUN errors to sense
+                out.append(IoResult(error=e))
+        return out
+
+
+class ExactMover:
+    """A simulated data mover: the copy manager engine over ``luns`` (SAN device name -> LUN)."""
+
+    def __init__(self, san: SimSAN, mover: str, luns: Mapping[str, Lun], *, limits: CopyLimits | None = None):
+        san.mover(mover)
+        for name in luns:
+            if name not in san.dev.disks and name not in san.dev.drives:
+                raise LookupError(f"exact mover {mover}: LUN {name!r} is no disk or drive of the simulated SAN")
+        self.san, self.name = san, mover
+        self.luns = dict(luns)
+        self.manager = CopyManager(self.luns, limits=limits, driver=_InlineDriver(), name=mover)
+        self._names = {id(lun): name for name, lun in self.luns.items()}
+        self._no_answer = False
+
+    # -- CommandHandler: instantaneous commands (RECEIVE COPY RESULTS, untimed copies) ----------
+    def execute(self, nexus: Nexus, cdb: bytes, data_out: bytes, data_in_len: int) -> ScsiResult:
+        return self.manager.execute(nexus, cdb, data_out, data_in_len)
+
+    # -- timed EXTENDED COPY ----------------------------------------------------------------------
+    def extended_copy(self, nexus: Nexus, cdb: bytes, data_out: bytes, *, job: str = ""
+                      ) -> Generator[simpy.Event, object, ScsiResult | None]:
+        """Run one EXTENDED COPY in simulated time; its ScsiResult (sense as the engine made it),
+        or None when the mover hung and never answered."""
+        mv = self.san.mover(self.name)
+        if mv.state == "resetting":
+            return ScsiResult(Status.CHECK_CONDITION, sense=sense_for(SenseKey.UNIT_ATTENTION,
+                                                                      *A.POWER_ON_RESET).encode())
+        prepared = self.manager.prepare(nexus, cdb, data_out)
+        if isinstance(prepared, ScsiResult):
+            return prepared
+        gen = prepared.run()
+        self._no_answer = False
+        try:
+            batch = next(gen)
+            while True:
+                results = yield from self._run_batch(batch, job)
+                batch = gen.send(results)
+        except StopIteration as stop:
+            result: ScsiResult = stop.value
+        if self._no_answer:  # the mover hung during the copy: the initiator hears nothing
+            return None
+        if self.san.mover(self.name).state == "resetting":  # reset during the copy: the copy is lost
+            return ScsiResult(Status.CHECK_CONDITION, sense=sense_for(SenseKey.UNIT_ATTENTION,
+                                                                      *A.POWER_ON_RESET).encode())
+        return result
+
+    def _refusal(self, req: IoRequest, name: str, reading: bool) -> LunError | None:
+        san = self.san
+        if name in san.dev.disks and not san.dev.disks[name].ready:
+            return not_ready(name, "logical unit not ready (simulated fault)")
+        if name in san.dev.drives and san.dev.drives[name].failed:
+            return _device_error(name, san.dev.drives[name].sense)
+        a, b = (name, self.name) if reading else (self.name, name)
+        if not san.route_is_up(a, b):
+            return _transport_error(f"{a} -> {b}")
+        return None
+
+    def _path(self, name: str, nbytes: int, reading: bool) -> Path:
+        san = self.san
+        mv = san.mover(self.name)
+        if reading:
+            disk = san.disk(name)
+            return ([(disk.resource, disk.weight(nbytes, 1))] + [(r, 1.0) for r in san.route(name, self.name)]
+                    + [(mv.resource, 1.0)])
+        dest, _ = san._destination(name, mv.buffer)
+        return [(r, 1.0) for r in san.route(self.name, name)] + dest
+
+    def _run_batch(self, batch: Sequence[IoRequest], job: str):
+        errors: dict[int, LunError] = {}
+        flows = {}
+        for i, req in enumerate(batch):
+            name = self._names.get(id(req.lun))
+            nbytes = _bytes(req)
+            if name is None or nbytes == 0:
+                continue
+            reading = isinstance(req, (BlockRead, StreamRead))
+            err = self._refusal(req, name, reading)
+            if err is not None:
+                errors[i] = err
+                continue
+            flows[i] = (name, self.san.start_flow(nbytes, self._path(name, nbytes, reading), job=job,
+                                                  label=f"exact:{self.name}", meta={
+                                                      "kind": "exact", "source": name if reading else ""}))
+        if flows:
+            yield self.san.env.all_of([f.finished for _, f in flows.values()])
+        out: list[IoResult] = []
+        for i, req in enumerate(batch):
+            if i in errors:
+                out.append(IoResult(error=errors[i]))
+                continue
+            if i in flows:
+                name, flow = flows[i]
+                end = flow.finished.value
+                if not end.ok:
+                    hit = end.cause
+                    if isinstance(hit, FaultHit) and hit.timeout:
+                        self._no_answer = True
+                    if isinstance(hit, FaultHit) and hit.device_sense:
+                        out.append(IoResult(error=_device_error(hit.target, hit.device_sense)))
+                    else:
+                        out.append(IoResult(error=_transport_error(f"{name} ({end.reason})")))
+                    continue
+            try:
+                out.append(IoResult(value=perform(req)))
+            except Exception as e:  # the engine maps LUN errors to sense
+                out.append(IoResult(error=e))
+        return out

@@ -1,0 +1,120 @@
+"""`serverfree backup image`, `restore image`, `query backup` end to end on files and an in-process mover."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.lanserver import LanServer
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def site(tmp_path):
+    from orchestrator.volume.samples import bundled_ntfs_image
+
+    vol = bundled_ntfs_image(tmp_path / "vol.img")
+    size = vol.stat().st_size
+    (tmp_path / "dest.img").write_bytes(bytes(size))
+    (tmp_path / "pool.img").write_bytes(bytes(4 * size + 8 * MIB))
+    server = LanServer({"VOL1": tmp_path / "pool.img"}).start()
+    (tmp_path / "site.yaml").write_text(textwrap.dedent(f"""
+        lan_server: {server.address}
+        verified_without_topology: true
+        devices: {{disk0: vol.img, disk1: dest.img, pool0: pool.img}}
+        movers: {{DM1: inprocess}}
+        pool: {{name: POOL1, volumes: [{{name: VOL1, device: pool0, capacity: {4 * size + 8 * MIB}}}]}}
+        volumes: {{"E:": {{device: disk0}}}}
+    """))
+    (tmp_path / "dsm.opt").write_text(textwrap.dedent(f"""
+        * client options for the test
+        nodename NODE1
+        enableserverfree yes
+        imagetype static
+        catalog {tmp_path / 'cat.db'}
+    """))
+    yield tmp_path
+    server.close()
+
+
+def cli(tmp, *args):
+    return main([*args, "--options", str(tmp / "dsm.opt")])
+
+
+def used_equal(tmp) -> bool:
+    """Every byte of the used extents restored (the bundled image's free space is zeros anyway)."""
+    return (tmp / "vol.img").read_bytes() == (tmp / "dest.img").read_bytes()
+
+
+def test_server_free_backup_query_and_restore(site, capsys):
+    assert cli(site, "backup", "image", "E:", "--site", str(site / "site.yaml")) == 0
+    out = capsys.readouterr().out
+    assert "backup NODE1:E: completed" in out and "path: server-free" in out
+    assert cli(site, "query", "backup", "E:") == 0
+    listing = capsys.readouterr().out
+    assert "NTFS" in listing and "server-free" in listing and "NODE1:E:" in listing
+    assert cli(site, "query", "backup", "--json") == 0
+    (obj,) = json.loads(capsys.readouterr().out)
+    assert obj["path_used"] == "server-free" and obj["state"] == "active" and obj["extents"]
+    assert cli(site, "restore", "image", "E:", "disk1", "--site", str(site / "site.yaml"), "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["outcome"] == "completed" and report["path_used"] == "server-free"
+    assert used_equal(site)
+
+
+def test_dsmc_spelling_lan_free_start_and_incremental(site, capsys):
+    s = str(site / "site.yaml")
+    assert cli(site, "backup", "image", "E:", "--site", s, "-enableserverfree=no") == 0
+    out = capsys.readouterr().out
+    assert "path: lan-free" in out and "not server-free: enableserverfree is no" in out
+    # change the last 4 KiB of the largest used extent (file data), then an image incremental
+    from orchestrator.volume import read_layout
+
+    ext = read_layout(str(site / "vol.img")).extents(32 * 1024).tolist()
+    start, length = max(ext, key=lambda e: e[1])
+    at = start + length - 4096
+    with open(site / "vol.img", "r+b") as f:
+        f.seek(at)
+        data = f.read(4096)
+        f.seek(at)
+        f.write(bytes(b ^ 0xFF for b in data))
+    # same path and gap size as the base, so unchanged chunks digest the same
+    assert cli(site, "backup", "image", "E:", "--site", s, "-mode=incremental", "-enableserverfree=no",
+               "--json") == 0
+    inc = json.loads(capsys.readouterr().out)
+    assert inc["outcome"] == "completed" and 0 < inc["image_size"] <= 1 << 20
+    assert cli(site, "restore", "image", "E:", "disk1", "--site", s, "-incremental", "-deletefiles") == 0
+    out = capsys.readouterr().out
+    assert "-deletefiles ignored" in out
+    restored = (site / "dest.img").read_bytes()
+    assert restored[at:at + 4096] == (site / "vol.img").read_bytes()[at:at + 4096]
+    assert used_equal(site)
+
+
+def test_bad_input_is_one_clear_line(site, capsys):
+    (site / "bad.yaml").write_text("devices: {disk0: vol.img}\npool: {volumes: []}\nvolumes: {}\n")
+    assert cli(site, "backup", "image", "E:", "--site", str(site / "bad.yaml")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("serverfree: error: ") and "bad.yaml: pool.volumes" in err
+    assert cli(site, "restore", "image", "E:", "--site", str(site / "site.yaml"), "-pitdate=yesterday") == 2
+    assert "-pitdate 'yesterday' is not an ISO date" in capsys.readouterr().err
+    assert cli(site, "restore", "image", "E:", "--site", str(site / "site.yaml")) == 2
+    assert "no restorable image of NODE1:E:" in capsys.readouterr().err
+    assert main(["query", "backup", "--catalogue", str(site / "none.db")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_console_script_runs_a_backup(site):
+    exe = Path(sys.executable).with_name("serverfree")
+    r = subprocess.run([str(exe), "backup", "image", "E:", "--site", str(site / "site.yaml"), "--options",
+                        str(site / "dsm.opt"), "-compression=yes", "-enableserverfree=no"],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 0, r.stderr
+    assert "compressed" in r.stdout and "path: lan-free" in r.stdout

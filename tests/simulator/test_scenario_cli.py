@@ -1,0 +1,47 @@
+"""`serverfree sim run`: a scenario file through the real orchestrator job, plots on request, bad input."""
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from simulator.scenario import extents_for
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_sim_run_fails_over_and_writes_outputs(tmp_path, capsys):
+    rc = main(["sim", "run", str(DATA / "dual-fabric-faults.yaml"), "--json",
+               "--timeline", str(tmp_path / "t.json"), "--gantt", str(tmp_path / "g.png")])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    (job,) = out["jobs"]
+    assert job["outcome"] == "completed" and job["path"] == "server-free+lan-free"
+    assert "COPY TARGET DEVICE NOT REACHABLE" in job["failovers"][0]
+    # 30 s at the 60 MB/s drive, in whole 80 MiB batches, went server-free; the rest LAN-free
+    assert job["bytes_by_path"]["server-free"] == 5 * 80 * 2**20
+    assert out["cpu_seconds"]["CLIENT1"] > 0 and out["simulated_seconds"] < 1000
+    assert (tmp_path / "g.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "t.json").read_text())["events"][0]["kind"] == "fault"
+
+
+def test_bad_scenario_is_one_clear_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("topology: x.yaml\nbackups: []\n")
+    assert main(["sim", "run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("serverfree: error:") and "backups" in err and err.count("\n") == 1
+
+
+def test_unknown_volume_is_named(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text(f"topology: {DATA.parent.parent.parent / 'scenarios/topologies/dual-fabric.yaml'}\n"
+                 "backups: [{volume: 'NOPE:X:'}]\n")
+    assert main(["sim", "run", str(f)]) == 2
+    assert "backup of NOPE:X:: no such volume" in capsys.readouterr().err
+
+
+def test_extents_are_block_aligned_and_spread():
+    ext = extents_for(10 * 2**20, 4, 0.5)
+    assert len(ext) == 4 and all(o % 512 == 0 and n % 512 == 0 for o, n in ext)
+    assert sum(n for _, n in ext) == pytest.approx(5 * 2**20, rel=0.01)
