@@ -10,7 +10,7 @@ another path never writes a byte twice into the final image nor skips one.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generator, Literal, Sequence
 
 from orchestrator.job_report import FailoverEvent, JobReport

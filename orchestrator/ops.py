@@ -6,7 +6,9 @@ job never touches a socket, a device or a clock: a driver (the simulator, the
 real pyscsi driver, a test driver) decides how each operation is carried out.
 Both sides of this module are plain frozen dataclasses so that the simulator
 can build and inspect thousands of them cheaply; validation happens at the
-boundaries (the job spec is pydantic, see :mod:`orchestrator.jobspec`).
+boundaries (the job spec is pydantic, see :mod:`orchestrator.job_spec`).
+Value types live in :mod:`orchestrator.ops_types`, results in
+:mod:`orchestrator.ops_results`; both are re-exported here.
 
 Positions: a volume is described by *extents* (byte offset, length) relative
 to the start of the volume.  Concatenating them gives the *image*; an extent's
@@ -17,172 +19,11 @@ resumed job can never write an extent twice into the final image.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any, Callable, Generator, Literal, Union
 
-
-class PathKind(str, Enum):
-    """Data paths, in failover order."""
-
-    SERVER_FREE = "server-free"
-    LAN_FREE = "lan-free"
-    LAN = "lan"
-
-
-FAILOVER_ORDER = (PathKind.SERVER_FREE, PathKind.LAN_FREE, PathKind.LAN)
-
-
-# --------------------------------------------------------------------------- pieces
-@dataclass(frozen=True, slots=True)
-class Piece:
-    """A contiguous range of the image: where it lies on the volume and in the image."""
-
-    image_offset: int
-    volume_offset: int
-    length: int
-
-    @property
-    def image_end(self) -> int:
-        return self.image_offset + self.length
-
-
-@dataclass(frozen=True, slots=True)
-class StoredPiece:
-    """A piece as the pool holds it (compressed pieces occupy ``stored_length`` bytes of their slot)."""
-
-    image_offset: int
-    volume_offset: int
-    length: int
-    compressed: bool = False
-    stored_length: int = 0  # 0 means == length
-
-    @property
-    def stored(self) -> int:
-        return self.stored_length or self.length
-
-
-# --------------------------------------------------------------------------- failures
-FailureKind = Literal["sense", "timeout", "lost-connection", "error"]
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """Why an operation did not complete: a SAN error (sense/timeout/lost connection) or other."""
-
-    kind: FailureKind
-    message: str
-    device: str = ""
-    sense: bytes = b""  # raw sense bytes when kind == "sense"
-    status: int = 0  # SCSI status the command ended with
-
-    def describe(self) -> str:
-        where = f" on {self.device}" if self.device else ""
-        if self.kind == "sense" and self.sense:
-            try:
-                from scsi.sense import Sense  # decoded for the humans reading the report
-
-                return f"{self.message}{where}: {Sense.decode(self.sense)}"
-            except Exception:  # sense module absent or bytes garbled: keep the raw form
-                return f"{self.message}{where}: sense {self.sense.hex()}"
-        return f"{self.message}{where}"
-
-
-# --------------------------------------------------------------------------- mover limits
-@dataclass(frozen=True, slots=True)
-class MoverLimits:
-    """What a data mover accepts (RECEIVE COPY RESULTS, OPERATING PARAMETERS)."""
-
-    max_target_count: int = 2
-    max_segment_count: int = 1
-    max_descriptor_list_length: int = 1024
-    max_segment_length: int = 0  # bytes, 0 = unlimited
-    data_segment_granularity: int = 9  # log2 bytes
-    total_concurrent_copies: int = 1
-    implemented_codes: tuple[int, ...] = (0x02, 0xE4)
-
-    @classmethod
-    def from_operating_parameters(cls, op: Any) -> "MoverLimits":
-        """Adapt the typed OPERATING PARAMETERS answer of :mod:`scsi.commands` (or a dict)."""
-        get = op.get if isinstance(op, dict) else (lambda k, d=None: getattr(op, k, d))
-
-        def first(*names: str, default: Any = None) -> Any:
-            for n in names:
-                v = get(n, None)
-                if v is not None:
-                    return v
-            return default
-
-        codes = first("implemented_descriptors", "implemented_descriptor_codes", "implemented_codes",
-                      default=())
-        return cls(
-            max_target_count=int(first("max_cscd_count", "max_target_count", "maximum_target_count",
-                                       "max_cscd_descriptor_count", "maximum_cscd_descriptor_count",
-                                       default=2)),
-            max_segment_count=int(first("max_segment_count", "maximum_segment_count",
-                                        "max_segment_descriptor_count",
-                                        "maximum_segment_descriptor_count", default=1)),
-            max_descriptor_list_length=int(first("max_descriptor_list_length",
-                                                 "maximum_descriptor_list_length", default=1024)),
-            max_segment_length=int(first("max_segment_length", "maximum_segment_length", default=0)),
-            data_segment_granularity=int(first("data_segment_granularity", default=9)),
-            total_concurrent_copies=int(first("total_concurrent_copies", default=1)),
-            implemented_codes=tuple(int(c) for c in codes),
-        )
-
-
-# --------------------------------------------------------------------------- planned copy work
-@dataclass(frozen=True, slots=True)
-class CopySegment:
-    """One block->block segment: ``blocks`` blocks from ``src_lba`` to ``dst_lba``."""
-
-    src_lba: int
-    dst_lba: int
-    blocks: int
-    image_offset: int
-    length: int  # bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ParameterListPlan:
-    """One EXTENDED COPY parameter list: its segments and (when encoded) its bytes."""
-
-    segments: tuple[CopySegment, ...]
-    data: bytes = b""
-    list_id: int = 1
-
-    @property
-    def nbytes(self) -> int:
-        return sum(s.length for s in self.segments)
-
-    @property
-    def image_start(self) -> int:
-        return self.segments[0].image_offset
-
-    @property
-    def image_end(self) -> int:
-        last = self.segments[-1]
-        return last.image_offset + last.length
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """The unit of progress and resumption (SET SERVERFREE BATCHSIZE)."""
-
-    index: int
-    lists: tuple[ParameterListPlan, ...]
-
-    @property
-    def nbytes(self) -> int:
-        return sum(pl.nbytes for pl in self.lists)
-
-    @property
-    def image_start(self) -> int:
-        return self.lists[0].image_start
-
-    @property
-    def image_end(self) -> int:
-        return self.lists[-1].image_end
+from orchestrator.ops_types import (FAILOVER_ORDER, Batch, CopySegment, Failure, FailureKind,
+                                    MoverLimits, ParameterListPlan, PathKind, Piece, StoredPiece)
 
 
 # =========================================================================== operations
@@ -340,96 +181,9 @@ Operation = Union[RunCommand, TakeSnapshot, ReleaseSnapshot, BeginObject, Commit
 
 
 # =========================================================================== results
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    returncode: int
-    output: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotResult:
-    ok: bool
-    snapshot: str = ""  # device name to read the frozen volume from
-    reason: str = ""
-    designator: str = ""  # set when the snapshot is a LUN a data mover can read (array snapshot)
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotReleased:
-    cache_exhausted: bool = False
-    cache_used_bytes: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectStarted:
-    object_id: int
-    pool_volume: str
-    pool_device: str
-    pool_offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogueDone:
-    object_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class OperatingParametersResult:
-    limits: MoverLimits | None = None
-    failure: Failure | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CopyResult:
-    """Outcome of :class:`CopyBatches`.
-
-    ``batches_done`` counts batches (from ``first_batch``) whose every list
-    completed GOOD.  On failure, ``lists_done`` counts completed lists of the
-    failing batch and ``segments_done`` the segments of the failing list known
-    processed (COPY STATUS / FAILED SEGMENT DETAILS), or None when only list
-    boundaries are known (timeout, lost connection).
-    """
-
-    batches_done: int
-    failure: Failure | None = None
-    lists_done: int = 0
-    segments_done: int | None = None
-    elapsed: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-
-@dataclass(frozen=True, slots=True)
-class TransferResult:
-    """Outcome of a LAN-free / LAN transfer: pieces fully acknowledged, in order."""
-
-    pieces_done: int
-    stored: tuple[StoredPiece, ...] = ()
-    failure: Failure | None = None
-    elapsed: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.failure is None
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyResult:
-    ok: bool
-    message: str = ""
-    digests: tuple[tuple[int, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class DigestResult:
-    digests: tuple[tuple[int, str], ...]
-    failure: Failure | None = None
-
-
-Result = Union[CommandResult, SnapshotResult, SnapshotReleased, ObjectStarted, CatalogueDone,
-               OperatingParametersResult, CopyResult, TransferResult, VerifyResult, DigestResult]
+from orchestrator.ops_results import (CatalogueDone, CommandResult, CopyResult, DigestResult,  # noqa: E402,F401
+                                      ObjectStarted, OperatingParametersResult, Result, SnapshotReleased,
+                                      SnapshotResult, TransferResult, VerifyResult)
 
 Job = Generator[Operation, Result, Any]
 
@@ -481,4 +235,5 @@ def slice_pieces(pieces: tuple[Piece, ...] | list[Piece], start: int, end: int |
     return tuple(out)
 
 
-__all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "field", "Enum")]
+__all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "dataclass", "Any", "Callable",
+                                                                  "Generator", "Literal", "Union")]

@@ -1,1 +1,18 @@
-"""Time: a simpy model of the SAN that runs the orchestrator with no hardware."""
+"""Time: a simpy model of the SAN that runs the orchestrator with no hardware.
+
+Modules, bottom up:
+
+* :mod:`simulator.fairshare` -- weighted max-min fair rates (progressive filling, numpy);
+* :mod:`simulator.flows` -- the flow engine: flows over capacity-limited resources, one simpy
+  event per change, byte marks, per-flow rate timeline (:mod:`simulator.timeline`);
+* :mod:`simulator.calibration`, :mod:`simulator.devices` -- device models and their defaults;
+* :mod:`simulator.san` -- :class:`SimSAN`: devices, full-duplex links, routes, data paths, jobs;
+  built by hand, by :mod:`simulator.worlds` or from a topology (:mod:`simulator.from_topology`);
+* :mod:`simulator.faults` -- scheduled faults (time, bytes or percent of a job), seeded schedules;
+* :mod:`simulator.fluid` -- fluid mode: one orchestrator operation = one flow, failures located
+  analytically (:mod:`simulator.copy_layout`);
+* :mod:`simulator.exact` -- exact mode: the shared copy manager engine on simulated LUNs;
+* :mod:`simulator.driver` -- runs orchestrator jobs as simpy processes;
+* :mod:`simulator.synthetic` -- O(1)-memory stand-in jobs for capacity runs;
+* :mod:`simulator.scenario`, :mod:`simulator.plots` -- scenario files, plots.
+"""

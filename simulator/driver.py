@@ -30,7 +30,7 @@ from orchestrator.ops import (AbandonObject, Batch, BeginObject, CatalogueDone, 
                               VerifyPool, VerifyResult)
 from scsi.copymgr.cdb import extended_copy_cdb
 from scsi.copymgr.client import Client
-from scsi.result import Nexus, ScsiResult, Status
+from scsi.result import Nexus, Status
 from scsi.sense import Sense, SenseError
 from simulator.fluid import copy_batches, transfer
 from simulator.san import SimSAN
@@ -67,7 +67,7 @@ class TimingBackend:
         if isinstance(op, ReadOperatingParameters):
             return OperatingParametersResult(MoverLimits(max_segment_count=64, max_descriptor_list_length=4096,
                                                          total_concurrent_copies=4))
-        if isinstance(op, (LanFreeWrite, LanSend)):
+        if isinstance(op, (LanFreeWrite, LanSend, LanFreeRead, LanReceive)):
             return TransferResult(len(op.pieces))
         if isinstance(op, CopyBatches):
             return CopyResult(len(op.batches) - op.first_batch)

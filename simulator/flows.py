@@ -17,101 +17,21 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import simpy
 
 from simulator.fairshare import max_min_rates
+from simulator.flow_parts import CountingEnvironment, Flow, FlowEnd, Resource, Streaming
 from simulator.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
+__all__ = ["CountingEnvironment", "Flow", "FlowEnd", "FlowNetwork", "Resource", "Streaming"]
+
 
 _LATE = 2  # event priority after simpy's URGENT (0) and NORMAL (1)
-
-
-class CountingEnvironment(simpy.Environment):
-    """A simpy Environment that counts the events it processes (for benchmarks)."""
-
-    def __init__(self, initial_time: float = 0):
-        super().__init__(initial_time)
-        self.events_processed = 0
-
-    def step(self) -> None:
-        self.events_processed += 1
-        super().step()
-
-
-@dataclass(eq=False)
-class Resource:
-    """Something with a capacity in work units per second (bytes/s, CPU s/s)."""
-
-    name: str
-    index: int
-    capacity: float
-    kind: str = "link"
-    nominal: float = 0.0  # capacity before faults, restored by ``restore``
-
-    def __repr__(self) -> str:
-        return f"Resource({self.name!r}, {self.capacity:.4g}/s)"
-
-
-@dataclass(frozen=True)
-class Streaming:
-    """A device that must be fed at ``min_rate`` or it stops, repositions and restarts.
-
-    Below ``min_rate`` each ``buffer`` bytes cost one start/stop cycle of
-    ``reposition_s`` during which the feed is not accepted, so the effective
-    rate of a feed ``x`` is ``x / (1 + x * reposition_s / buffer)`` (the
-    conservative model in which repositioning does not overlap the feed).
-    """
-
-    min_rate: float
-    buffer: float
-    reposition_s: float
-    device: str = ""
-
-    def degraded(self, rate: np.ndarray) -> np.ndarray:
-        return rate / (1.0 + rate * self.reposition_s / self.buffer)
-
-
-@dataclass
-class FlowEnd:
-    """How a flow ended: the value its ``finished`` event succeeds with."""
-
-    ok: bool
-    bytes_done: float
-    time: float
-    reason: str = ""
-    cause: Any = None  # e.g. the fault that stopped it
-
-
-@dataclass(eq=False)
-class Flow:
-    id: int
-    label: str
-    job: str
-    total: float
-    path: tuple[tuple[Resource, float], ...]
-    cap: float
-    streaming: Streaming | None
-    finished: simpy.Event
-    start_time: float
-    meta: dict[str, Any] = field(default_factory=dict)
-    done: float = 0.0  # bytes moved, as of the last settle
-    rate: float = 0.0
-    shoeshine: bool = False
-    stop_start_cycles: float = 0.0
-    _shoeshine_from: float = 0.0
-    _marks: list = field(default_factory=list)  # heap of (bytes, seq, callback)
-    _slot: int = -1
-    _ri: Any = None  # resource indices of the path (numpy), cached for compilation
-    _wi: Any = None
-
-    def crosses(self, resource: Resource) -> bool:
-        return any(r is resource for r, _ in self.path)
 
 
 class FlowNetwork:
@@ -281,12 +201,9 @@ class FlowNetwork:
         for i, f in enumerate(self._order):
             f._slot = i
         n = len(self._order)
-        self._done = np.array([f.done for f in self._order], dtype=float)
-        self._rate = np.array([f.rate for f in self._order], dtype=float)
-        self._total = np.array([f.total for f in self._order], dtype=float)
-        self._caps = np.array([f.cap for f in self._order], dtype=float)
-        self._next = np.array([min(f._marks[0][0], f.total) if f._marks else f.total for f in self._order],
-                              dtype=float)
+        cols = np.array([(f.done, f.rate, f.total, f.cap, min(f._marks[0][0], f.total) if f._marks else f.total)
+                         for f in self._order], dtype=float).reshape(n, 5)
+        self._done, self._rate, self._total, self._caps, self._next = (cols[:, k].copy() for k in range(5))
         lens = [len(f.path) for f in self._order]
         self._fi = np.repeat(np.arange(n), lens)
         if n:

@@ -20,7 +20,7 @@ from orchestrator.job_digest import ChunkDigester, chunk_digests
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, CopyBatches,
                               CopyResult, DigestResult, DigestVolume, Failure, LanFreeRead, LanFreeWrite,
                               LanReceive, LanSend, MoverLimits, Operation, OperatingParametersResult,
-                              Piece, ReadOperatingParameters, ReleaseSnapshot, Result, RunCommand,
+                              ReadOperatingParameters, ReleaseSnapshot, Result, RunCommand,
                               SnapshotReleased, SnapshotResult, StoredPiece, TakeSnapshot, TransferResult,
                               VerifyPool, VerifyResult)
 

@@ -24,10 +24,10 @@ from typing import Any, Callable, Mapping
 
 from orchestrator.catalogue import Catalogue
 from orchestrator.job_digest import ChunkDigester, chunk_digests
-from orchestrator.lanserver import LanClient, LanProtocolError, LanRemoteError
+from orchestrator.lanserver import LanClient, LanProtocolError
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, CopyBatches,
                               CopyResult, DigestResult, DigestVolume, Failure, LanFreeRead, LanFreeWrite,
-                              LanReceive, LanSend, MoverLimits, Operation, OperatingParametersResult, Piece,
+                              LanReceive, LanSend, MoverLimits, Operation, OperatingParametersResult,
                               ReadOperatingParameters, ReleaseSnapshot, Result, RunCommand, SnapshotReleased,
                               SnapshotResult, StoredPiece, TakeSnapshot, TransferResult, VerifyPool,
                               VerifyResult)

@@ -69,6 +69,7 @@ class Login:
     _stage: int = SECURITY
     _chap_required: ChapSecrets | None = None
     _chap: ChapExchange | None = None
+    _chap_agreed: bool = False
     _authenticated: bool = False
     _declared: bool = False
     _pending: bytes = b""
@@ -178,6 +179,7 @@ class Login:
                                        f"target {self.node.name if self.node else ''} requires CHAP; "
                                        f"initiator offered AuthMethod={keys['AuthMethod']}")
                 out.append(("AuthMethod", "CHAP"))
+                self._chap_agreed = True
             else:
                 if "None" not in methods:
                     raise LoginFailure(LoginStatus.AUTH_FAILED,
@@ -185,6 +187,9 @@ class Login:
                 out.append(("AuthMethod", "None"))
         if self._chap_required is None:
             return out
+        if not self._chap_agreed:
+            raise LoginFailure(LoginStatus.AUTH_FAILED, f"target requires CHAP but {self.initiator} "
+                               "did not offer AuthMethod=CHAP")
         if "CHAP_A" in keys:
             self._chap = ChapExchange(self._chap_required)
             out += self._chap.offer(keys["CHAP_A"])

@@ -6,7 +6,6 @@ pyscsi into the target's block LUN emulation, a TCP stream to the LAN server.
 """
 from __future__ import annotations
 
-import os
 import random
 
 import pytest

@@ -173,3 +173,10 @@ def test_non_login_pdu_during_login_fails_cleanly():
     login = _login()
     r = login.step(_wire(make(Op.NOP_OUT, itt=1)))
     assert login.failed and r["status_class"] == 2
+
+
+def test_chap_required_but_no_auth_method_offered():
+    node = TargetNode(TARGET, Null(), chap_for=lambda ini: ChapSecrets("a", "secretsecret"))
+    login = _login(node)
+    r = login.step(_req([("InitiatorName", INITIATOR), ("TargetName", TARGET)]))
+    assert login.failed and (r["status_class"], r["status_detail"]) == (2, 1)

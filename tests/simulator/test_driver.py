@@ -6,7 +6,7 @@ import pytest
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.memory import MemoryDriver
 from orchestrator.job import (BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec,
-                              restore_job, run_job)
+                              restore_job)
 from orchestrator.ops import MoverLimits, PathKind
 from simulator.calibration import Calibration
 from simulator.driver import SimDriver, TimingBackend

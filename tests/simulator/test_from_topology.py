@@ -67,3 +67,15 @@ def test_same_seed_same_schedule_and_timeline(run_proc):
     a, b, c = once(7), once(7), once(8)
     assert a == b
     assert a[0] != c[0]
+
+
+def test_offline_components_start_broken(run_proc):
+    isl = san_from_topology(load_topology(ROOT / "scenarios/topologies/mistake-failed-isl.yaml"))
+    fwd, rev = isl.link("ISL1")
+    assert fwd.capacity == rev.capacity == 0 and isl.link_kind["ISL1"] == "isl"
+    off = san_from_topology(load_topology(ROOT / "scenarios/topologies/mistake-mover-offline.yaml"))
+    (mover,) = off.dev.movers
+    (drive,) = off.dev.drives
+    (disk,) = off.owners
+    res = run_proc(off, copy(off, mover, disk, drive, UniformLayout(GB, 80 * 2**20, 80 * 2**20, 2**20)))
+    assert res.failure.kind == "timeout" and res.elapsed == off.cal.scsi_timeout_s
