@@ -42,12 +42,18 @@ def backup_job(spec: BackupSpec) -> Job:
             s: SnapshotResult = yield TakeSnapshot(spec.filespace, source.name, spec.snapshot_cache_size,
                                                    spec.snapshot_cache_location,
                                                    spec.snapshot_fsidle_retries, spec.snapshot_fsidle_wait)
-            if not s.ok:
+            if not s.ok and not s.available:
+                # as TSM does without the LVSA: an offline (static) image instead of an online one
+                report.warnings.append(f"no snapshot facility for {spec.filespace} ({s.reason}); "
+                                       "backing up an offline (static) image instead")
+            elif not s.ok:
                 raise JobFailed(f"snapshot of {spec.filespace} failed: {s.reason}")
-            snapshot = s.snapshot
+            else:
+                snapshot = s.snapshot
             designator = getattr(s, "designator", "")
-            source = DeviceSpec(name=s.snapshot, designator=designator, block_size=spec.source.block_size)
-            if state.path == PathKind.SERVER_FREE and not designator:
+            if snapshot:
+                source = DeviceSpec(name=s.snapshot, designator=designator, block_size=spec.source.block_size)
+            if snapshot and state.path == PathKind.SERVER_FREE and not designator:
                 # a host-side copy-on-write snapshot is invisible to the data mover
                 reason = "the snapshot lives on the client; a data mover cannot read it"
                 report.reasons.append(reason)
@@ -82,10 +88,10 @@ def backup_job(spec: BackupSpec) -> Job:
                                    "server-free failover) stays uncompressed for a server-free restore")
         stored = yield from move(ends, state, paths, report, pieces)
 
-        lan_only = not paths.lan_free and PathKind.SERVER_FREE.value not in report.bytes_by_path
+        # a client without its own path to the pool device verifies through the server (digests only)
+        via_server = paths.server if not paths.lan_free else ""
         v: VerifyResult = yield VerifyPool(source.name, started.pool_device, started.pool_offset,
-                                           tuple(stored), spec.chunk_size, spec.volume_offset,
-                                           paths.server if lan_only else "")
+                                           tuple(stored), spec.chunk_size, spec.volume_offset, via_server)
         if not v.ok:
             raise JobFailed(f"verification on the pool failed: {v.message}")
         if snapshot:

@@ -11,7 +11,11 @@ once with :mod:`scsi.layout`, carries every message::
 
 Ops: OPEN (payload: JSON {"pool_volume", "pool_offset", "mode"}), PUT (a
 piece; payload = stored bytes), GET (ask for a piece; payload = its stored
-length as 8 bytes; the answer is a PUT-shaped DATA frame), SYNC (fsync, ends a write session).
+length as 8 bytes; the answer is a PUT-shaped DATA frame), SYNC (fsync, ends a write session),
+DIGEST (payload: JSON {"chunk_size", "pieces": [[image offset, volume offset,
+length, compressed, stored length], ...]}; the answer is a DATA frame with
+the JSON chunk digests of what the pool holds -- verification without moving
+the image over the LAN).
 Answers: ACK, DATA, ERROR (payload: a UTF-8 message naming what was wrong).
 Malformed input gets an ERROR naming the field and the connection is closed;
 the server itself never dies of a bad client.
@@ -29,6 +33,7 @@ import socket
 import socketserver
 import sys
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,10 +52,10 @@ FRAME = Layout("LAN frame", 28, [
     Field("payload_length", 24, size=4),
 ])
 MAGIC = b"SFL1"
-OP_OPEN, OP_PUT, OP_GET, OP_SYNC = 1, 2, 3, 4
+OP_OPEN, OP_PUT, OP_GET, OP_SYNC, OP_DIGEST = 1, 2, 3, 4, 5
 OP_ACK, OP_DATA, OP_ERROR = 0x81, 0x82, 0x8F
-OP_NAMES = {OP_OPEN: "OPEN", OP_PUT: "PUT", OP_GET: "GET", OP_SYNC: "SYNC", OP_ACK: "ACK", OP_DATA: "DATA",
-            OP_ERROR: "ERROR"}
+OP_NAMES = {OP_OPEN: "OPEN", OP_PUT: "PUT", OP_GET: "GET", OP_SYNC: "SYNC", OP_DIGEST: "DIGEST", OP_ACK: "ACK",
+            OP_DATA: "DATA", OP_ERROR: "ERROR"}
 MAX_PAYLOAD = 64 << 20
 
 
@@ -144,9 +149,12 @@ class _Handler(socketserver.BaseRequestHandler):
                 elif f.op == OP_SYNC:
                     os.fsync(fd)
                     sock.sendall(Frame(OP_ACK).encode())
+                elif f.op == OP_DIGEST:
+                    digests = self._digest(fd, base, size, f.payload)
+                    sock.sendall(Frame(OP_DATA, payload=json.dumps(digests).encode()).encode())
                 else:
                     raise LanProtocolError(f"{OP_NAMES[f.op]} is an answer, not a request")
-        except (LanProtocolError, LookupError, OSError, ValueError) as exc:
+        except (LanProtocolError, LookupError, OSError, ValueError, zlib.error) as exc:
             log.warning("LAN client %s: %s", self.client_address, exc)
             try:
                 sock.sendall(Frame(OP_ERROR, payload=str(exc).encode()[:4096]).encode())
@@ -155,6 +163,28 @@ class _Handler(socketserver.BaseRequestHandler):
         finally:
             if fd is not None:
                 os.close(fd)
+
+    @staticmethod
+    def _digest(fd: int, base: int, size: int, payload: bytes) -> list:
+        from orchestrator.job_digest import ChunkDigester
+
+        try:
+            req = json.loads(payload.decode())
+            digester = ChunkDigester(int(req["chunk_size"]))
+            pieces = [(int(a), int(b), int(c), bool(d), int(e)) for a, b, c, d, e in req["pieces"]]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise LanProtocolError(f"DIGEST payload is not {{chunk_size, pieces: [[5 numbers], ...]}}: {exc}") \
+                from None
+        for img, vol, length, compressed, stored in pieces:
+            if img < 0 or base + img + max(length, stored) > size:
+                raise LanProtocolError(f"DIGEST: piece at image offset {img} lies outside the pool volume")
+            if compressed:
+                digester.update(vol, zlib.decompress(os.pread(fd, stored, base + img)))
+                continue
+            for o in range(0, length, 1 << 20):
+                n = min(1 << 20, length - o)
+                digester.update(vol + o, os.pread(fd, n, base + img + o))
+        return [list(d) for d in digester.digests()]
 
     @staticmethod
     def _check_range(base: int, size: int, f: Frame) -> None:
@@ -257,6 +287,13 @@ class LanClient:
 
     def sync(self) -> None:
         self._call(Frame(OP_SYNC), OP_ACK)
+
+    def digest(self, pieces, chunk_size: int) -> tuple[tuple[int, str], ...]:
+        """Chunk digests the server computes from the pool (StoredPiece-like objects)."""
+        req = {"chunk_size": chunk_size, "pieces": [[p.image_offset, p.volume_offset, p.length,
+                                                      bool(p.compressed), p.stored] for p in pieces]}
+        reply = self._call(Frame(OP_DIGEST, payload=json.dumps(req).encode()), OP_DATA)
+        return tuple((int(c), str(h)) for c, h in json.loads(reply.payload.decode()))
 
     def close(self) -> None:
         self.sock.close()

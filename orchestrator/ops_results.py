@@ -23,6 +23,7 @@ class SnapshotResult:
     snapshot: str = ""  # device name to read the frozen volume from
     reason: str = ""
     designator: str = ""  # set when the snapshot is a LUN a data mover can read (array snapshot)
+    available: bool = True  # False: no snapshot facility at all (TSM without LVSA): back up offline
 
 
 @dataclass(frozen=True, slots=True)

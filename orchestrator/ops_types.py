@@ -4,9 +4,9 @@ Import them from :mod:`orchestrator.ops`, which re-exports every name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 
 class PathKind(str, Enum):
@@ -132,11 +132,20 @@ class CopySegment:
 
 @dataclass(frozen=True, slots=True)
 class ParameterListPlan:
-    """One EXTENDED COPY parameter list: its segments and (when encoded) its bytes."""
+    """One EXTENDED COPY parameter list: its segments and its bytes (``data``, or built by ``encode``).
+
+    The planner fills ``data``; ``encode`` lets another producer defer the
+    bytes until a driver sends the list (``payload()`` returns either).
+    """
 
     segments: tuple[CopySegment, ...]
     data: bytes = b""
     list_id: int = 1
+    encode: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
+
+    def payload(self) -> bytes:
+        """The encoded parameter list (empty when no encoder was available)."""
+        return self.data or (self.encode() if self.encode is not None else b"")
 
     @property
     def nbytes(self) -> int:

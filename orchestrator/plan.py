@@ -163,8 +163,8 @@ def plan_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "resto
         lists = []
         for i in range(0, len(cur_segments), per_list):
             segs = tuple(cur_segments[i:i + per_list])
-            data = encoder(segs, src, dst, list_id) if encoder else b""
-            lists.append(ParameterListPlan(segs, data, list_id))
+            # encoded now: drivers (and the simulator's exact mode) read ``data`` directly
+            lists.append(ParameterListPlan(segs, encoder(segs, src, dst, list_id) if encoder else b"", list_id))
             list_id = list_id % 255 + 1
         batches.append(Batch(len(batches), tuple(lists)))
         cur_segments, cur_bytes = [], 0

@@ -85,12 +85,33 @@ class SimDriver:
         self.devices = dict(devices or {})  # job device name -> SAN device name (snapshots, aliases)
         self.pool_devices = pool_devices  # pool volume -> device, for LAN sends
         self.drive_pool = drive_pool  # a simulator.synthetic.DrivePool: a drive is mounted per object
-        self._mounted: dict[str, str] = {}
+        self._mounted: dict[str, str] = {}  # job -> drive it has mounted now
+        self._alias: dict[str, dict[str, str]] = {}  # job -> {drive the job was given: drive mounted now}
         self.exact = dict(exact or {})  # mover name -> simulator.exact.ExactMover (exact mode)
         self.ops = 0
 
-    def _dev(self, name: str) -> str:
+    def _dev(self, name: str, job: str = "") -> str:
+        alias = self._alias.get(job)
+        if alias and name in alias:
+            return alias[name]
         return self.devices.get(name, name)
+
+    def _remount(self, job: str):
+        """The job's drive failed: dismount it (the pool sets it aside) and mount another, as a server would."""
+        drive = self._mounted.get(job)
+        if drive is None or not self.san.drive(drive).failed:
+            return
+        self.drive_pool.release(drive)
+        new = yield from self.drive_pool.acquire()
+        if self.san.cal.tape_mount_s:
+            yield self.san.env.timeout(self.san.cal.tape_mount_s)
+        self._mounted[job] = new
+        alias = self._alias.setdefault(job, {})
+        for given, now in list(alias.items()):
+            if now == drive:
+                alias[given] = new
+        alias.setdefault(drive, new)
+        self.san.timeline.event(self.san.env.now, "remount", job, failed=drive, drive=new)
 
     def process(self, job: Generator[Operation, Result, Any], *, name: str, client: str | None = None,
                 start: float = 0.0) -> simpy.Process:
@@ -123,6 +144,9 @@ class SimDriver:
                 return replace(started, pool_device=drive) if isinstance(started, ObjectStarted) else started
         if isinstance(op, (CommitObject, AbandonObject)) and name in self._mounted:
             self.drive_pool.release(self._mounted.pop(name))
+            self._alias.pop(name, None)
+        if name in self._mounted and isinstance(op, (CopyBatches, LanFreeWrite, LanSend, VerifyPool)):
+            yield from self._remount(name)
         if isinstance(op, CopyBatches):
             if op.mover in self.exact:
                 return (yield from self._copy_exact(op, name))
@@ -146,7 +170,7 @@ class SimDriver:
         return self.backend(op)
 
     def _copy(self, op: CopyBatches, name: str):
-        sim_op = replace(op, source=self._dev(op.source), destination=self._dev(op.destination))
+        sim_op = replace(op, source=self._dev(op.source, name), destination=self._dev(op.destination, name))
         res: CopyResult = yield from copy_batches(self.san, sim_op, job=name)
         if res.ok:
             real = self.backend(op)
@@ -202,13 +226,14 @@ class SimDriver:
 
     def _transfer(self, op: Any, name: str, client: str | None):
         if isinstance(op, LanFreeWrite):
-            src, dest = self._dev(op.source), self._dev(op.pool_device)
+            src, dest = self._dev(op.source, name), self._dev(op.pool_device, name)
         elif isinstance(op, LanSend):
-            src, dest = self._dev(op.source), self._mounted.get(name) or self._pool_device(op.pool_volume)
+            src, dest = self._dev(op.source, name), self._mounted.get(name) or self._pool_device(op.pool_volume)
         elif isinstance(op, LanFreeRead):
-            src, dest = self._dev(op.pool_device), self._dev(op.destination)
+            src, dest = self._dev(op.pool_device, name), self._dev(op.destination, name)
         else:
-            src, dest = self._mounted.get(name) or self._pool_device(op.pool_volume), self._dev(op.destination)
+            src, dest = (self._mounted.get(name) or self._pool_device(op.pool_volume),
+                         self._dev(op.destination, name))
         res: TransferResult = yield from transfer(self.san, op, client=client, job=name, source=src,
                                                   destination=dest)
         if res.pieces_done == 0:
@@ -234,7 +259,7 @@ class SimDriver:
 
     def _read_back(self, op: VerifyPool, name: str):
         """Verification reads the object back from the pool device: time on that device."""
-        dev = self._dev(op.pool_device)
+        dev = self._dev(op.pool_device, name)
         target = self.san.dev.drives.get(dev) or self.san.dev.disks.get(dev)
         total = sum(p.stored for p in op.pieces)
         if target is None or total == 0:

@@ -134,23 +134,25 @@ class FlowNetwork:
         self._compiled = False
         self._request()
 
+    def _slot_of(self, flow: Flow) -> int:
+        """The flow's row in the compiled arrays (still valid until the next compile), or -1."""
+        s = flow._slot
+        return s if flow.id in self.active and 0 <= s < len(self._order) and self._order[s] is flow else -1
+
     def bytes_done(self, flow: Flow) -> float:
         self._settle()
-        if flow.id in self.active and self._compiled and flow._slot >= 0:
-            return float(self._done[flow._slot])
-        return flow.done
+        s = self._slot_of(flow)
+        return float(self._done[s]) if s >= 0 else flow.done
 
     def current_rate(self, flow: Flow) -> float:
-        if flow.id in self.active and self._compiled and flow._slot >= 0:
-            return float(self._rate[flow._slot])
-        return flow.rate
+        s = self._slot_of(flow)
+        return float(self._rate[s]) if s >= 0 else flow.rate
 
     def abort(self, flow: Flow, reason: str, cause: Any = None) -> None:
         """Stop a running flow now; its ``finished`` event reports the bytes moved."""
         if flow.id not in self.active:
             return
         done = self.bytes_done(flow)
-        self._sync_back()
         del self.active[flow.id]
         self._compiled = False
         self._finish(flow, FlowEnd(False, done, self.env.now, reason, cause))
@@ -177,12 +179,6 @@ class FlowNetwork:
             self._work += self._load * dt
         self._last = now
 
-    def _sync_back(self) -> None:
-        if self._compiled:
-            for i, f in enumerate(self._order):
-                f.done = float(self._done[i])
-                f.rate = float(self._rate[i])
-
     def _request(self) -> None:
         """Reallocate once at this instant, after every change made at it."""
         if not self._pending:
@@ -196,19 +192,29 @@ class FlowNetwork:
             self.env.schedule(ev, _LATE)
 
     def _compile(self) -> None:
-        self._sync_back()
-        self._order = list(self.active.values())
-        for i, f in enumerate(self._order):
+        """Arrays for the current flow set; running flows carry their bytes over from the last compile."""
+        old_order, old_done, old_rate = self._order, self._done, self._rate
+        order = list(self.active.values())
+        n = len(order)
+        rows, ris, wis, lens = [], [], [], []
+        for i, f in enumerate(order):
+            s = f._slot
+            if 0 <= s < len(old_order) and old_order[s] is f:
+                done, rate = old_done[s], old_rate[s]
+            else:
+                done, rate = f.done, f.rate
             f._slot = i
-        n = len(self._order)
-        cols = np.array([(f.done, f.rate, f.total, f.cap, min(f._marks[0][0], f.total) if f._marks else f.total)
-                         for f in self._order], dtype=float).reshape(n, 5)
+            rows.append((done, rate, f.total, f.cap, min(f._marks[0][0], f.total) if f._marks else f.total))
+            ris.append(f._ri)
+            wis.append(f._wi)
+            lens.append(len(f._ri))
+        self._order = order
+        cols = np.array(rows, dtype=float).reshape(n, 5)
         self._done, self._rate, self._total, self._caps, self._next = (cols[:, k].copy() for k in range(5))
-        lens = [len(f.path) for f in self._order]
         self._fi = np.repeat(np.arange(n), lens)
         if n:
-            ri = np.concatenate([f._ri for f in self._order])
-            self._wi = np.concatenate([f._wi for f in self._order])
+            ri = np.concatenate(ris)
+            self._wi = np.concatenate(wis)
         else:
             ri, self._wi = np.zeros(0, np.intp), np.zeros(0)
         # only the resources some flow crosses take part in the allocation
@@ -312,7 +318,6 @@ class FlowNetwork:
             else:
                 self._next[i] = min(f._marks[0][0], f.total) if f._marks else f.total
         if finished:
-            self._sync_back()
             for f in finished:
                 del self.active[f.id]
             self._compiled = False

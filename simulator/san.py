@@ -239,6 +239,13 @@ class SimSAN:
         w = per.per_byte(path)
         return [(self.dev.hosts[host].cpu, w)] if w > 0 else []
 
+    def _extents(self, source: str, destination: str, extents: int) -> tuple[int, int]:
+        """Who pays positioning per extent: the client disk (the source of a backup, the destination of
+        a restore); pools and drives are written and read sequentially."""
+        if destination in self.owners:
+            return 1, extents
+        return (1 if source in self.dev.drives else extents), 1
+
     def _links(self, a: str, b: str) -> Path:
         return [(r, 1.0) for r in self.route(a, b)]
 
@@ -249,11 +256,12 @@ class SimSAN:
         Backup reads a client disk and writes a drive or pool LUN; restore the reverse.
         """
         mv = self.mover(mover)
-        path, s_in = self._source(source, nbytes, 1 if source in self.dev.drives else extents)
+        src_ext, dst_ext = self._extents(source, destination, extents)
+        path, s_in = self._source(source, nbytes, src_ext)
         path += self._links(source, mover)
         path.append((mv.resource, mv.weight(nbytes, commands)))
         path += self._links(mover, destination)
-        dest, s_out = self._destination(destination, mv.buffer, nbytes, extents if s_in else 1)
+        dest, s_out = self._destination(destination, mv.buffer, nbytes, dst_ext)
         path += dest
         path += self._cpu(self.server, "server-free")
         return path, s_out or s_in
@@ -261,13 +269,14 @@ class SimSAN:
     def lan_free_path(self, client: str, source: str, destination: str, nbytes: float, *,
                       extents: int = 1, agent: str | None = None) -> tuple[Path, Streaming | None]:
         """The client moves the data itself over its HBA (through its storage agent), either way."""
-        path, s_in = self._source(source, nbytes, extents)
+        src_ext, dst_ext = self._extents(source, destination, extents)
+        path, s_in = self._source(source, nbytes, src_ext)
         path += self._links(source, client)
         if agent is not None:
             path.append((self.agent(agent).resource, 1.0))
         path += self._cpu(client, "lan-free")
         path += self._links(client, destination)
-        dest, s_out = self._destination(destination, 0.0, nbytes, extents if s_in else 1)
+        dest, s_out = self._destination(destination, 0.0, nbytes, dst_ext)
         return path + dest, s_out or s_in
 
     def lan_path(self, client: str, source: str, destination: str, nbytes: float, *,
@@ -276,7 +285,8 @@ class SimSAN:
         if self.server is None:
             raise LookupError("the simulated SAN has no backup server host")
         sender, receiver = (self.server, client) if restore else (client, self.server)
-        path, s_in = self._source(source, nbytes, extents)
+        src_ext, dst_ext = self._extents(source, destination, extents)
+        path, s_in = self._source(source, nbytes, src_ext)
         path += self._links(source, sender)
         path += self._cpu(sender, "lan")
         for h in (sender, receiver):
@@ -286,7 +296,7 @@ class SimSAN:
         path.append((self.lan(lan).resource, 1.0))
         path += self._cpu(receiver, "lan")
         path += self._links(receiver, destination)
-        dest, s_out = self._destination(destination, 0.0, nbytes, extents if s_in else 1)
+        dest, s_out = self._destination(destination, 0.0, nbytes, dst_ext)
         return path + dest, s_out or s_in
 
     # -- jobs and flows ---------------------------------------------------------------

@@ -13,9 +13,12 @@ A scenario file (YAML) looks like::
       - {volume: "CLIENT1:H:", fragments: 200, used: 0.6}
     batch_mb: 80
 
-Each backup runs the orchestrator's own ``backup_job`` through
-:class:`simulator.driver.SimDriver` (timing only: no bytes), with drives
-mounted from a shared pool, so the job's failover logic meets the faults.
+:func:`setup_scenario` builds the SAN, arms the faults and makes a
+:class:`simulator.driver.SimDriver` (timing only: no bytes; drives mounted
+from a shared pool).  The command line (``serverfree sim run``) composes the
+orchestrator's own ``backup_job`` for each backup and runs it there, so the
+job's failover logic meets the faults; the simulator itself only knows the
+orchestrator's operation and result types.
 """
 from __future__ import annotations
 
@@ -26,8 +29,6 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from orchestrator.job import BackupSpec, DeviceSpec, JobReport, PathPlan, backup_job
-from orchestrator.ops import PathKind
 from simulator.calibration import Calibration
 from simulator.driver import SimDriver, TimingBackend
 from simulator.faults import FaultInjector, FaultSpec, random_faults
@@ -36,6 +37,7 @@ from simulator.san import SimSAN
 from simulator.synthetic import DrivePool
 from topology.index import TopologyIndex
 from topology.load import load_topology
+from topology.model import Topology, Volume
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ def extents_for(size: int, fragments: int, used: float) -> list[tuple[int, int]]
 @dataclass
 class SimRun:
     san: SimSAN
-    reports: list[JobReport] = field(default_factory=list)
+    reports: list = field(default_factory=list)  # the jobs' reports (orchestrator JobReport)
     faults: list[FaultSpec] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -109,43 +111,50 @@ class SimRun:
         }
 
 
-def run_scenario(scen: Scenario, base: Path = Path(".")) -> SimRun:
+@dataclass
+class SimSetup:
+    """Everything a scenario's jobs run on: the SAN with its faults armed, a drive pool and a driver."""
+
+    san: SimSAN
+    topology: Topology
+    index: TopologyIndex
+    faults: list[FaultSpec]
+    driver: SimDriver
+    movers: list[str]  # server-free movers in configured order
+    designators: dict[str, str]  # pool device (drive) -> designator hex
+
+    def volume(self, volume_id: str) -> tuple[Volume, str, str]:
+        """A topology volume, its disk's SAN name (ARRAY:NUMBER) and its NAA designator."""
+        vol = next((v for v in self.topology.volumes if v.id == volume_id), None)
+        if vol is None:
+            known = ", ".join(sorted(v.id for v in self.topology.volumes)) or "none"
+            raise LookupError(f"backup of {volume_id}: no such volume in {self.topology.name} (known: {known})")
+        ref = self.index.resolve_lun(vol.lun)
+        return vol, f"{ref.array}:{ref.number}", ref.naa
+
+    def run(self, procs: list) -> SimRun:
+        """Run until every job process has ended (repairs scheduled after the last job need not run)."""
+        self.san.env.run(until=self.san.env.all_of(procs))
+        return SimRun(self.san, [p.value for p in procs], self.faults)
+
+
+def setup_scenario(scen: Scenario, base: Path = Path(".")) -> SimSetup:
+    """Load the topology, build the SAN, arm the faults (explicit + seeded) and make the driver."""
     topo_path = Path(scen.topology)
     topo = load_topology(topo_path if topo_path.is_absolute() else base / topo_path)
     ix = TopologyIndex.build(topo)
     san = san_from_topology(topo, scen.calibration)
-    volumes = {v.id: v for v in topo.volumes}
+    sizes = {v.id: v.size for v in topo.volumes}
     faults = list(scen.faults)
     jobs = [b.volume for b in scen.backups]
     if scen.random_faults:
-        horizon = sum(volumes[j].size for j in jobs if j in volumes) / max(1, len(san.dev.drives)) / (
+        horizon = sum(sizes.get(j, 0) for j in jobs) / max(1, len(san.dev.drives)) / (
             scen.calibration.tape_native_mb_s * 1e6)
         faults += random_faults(scen.seed, scen.random_faults, san, max(horizon, 1.0), jobs=jobs)
     FaultInjector(san, faults).arm()
     drives = sorted(san.dev.drives)
     if not drives:
         raise LookupError(f"topology {topo.name} has no tape drive for the simulated backups")
-    pool = DrivePool(san, drives)
     designators = {d: (ix.drives[d].naa or f"6{i + 1:031x}") for i, d in enumerate(drives)}
-    driver = SimDriver(san, TimingBackend(drives[0]).execute, drive_pool=pool)
-    movers = [m.name for m in topo.movers_in_order()]
-    run = SimRun(san, faults=faults)
-    procs = []
-    for b in scen.backups:
-        vol = volumes.get(b.volume)
-        if vol is None:
-            raise LookupError(f"backup of {b.volume}: no such volume in {topo.name} "
-                              f"(known: {', '.join(sorted(volumes)) or 'none'})")
-        ref = ix.resolve_lun(vol.lun)
-        disk = f"{ref.array}:{ref.number}"
-        plan = PathPlan(start=PathKind.SERVER_FREE if movers else PathKind.LAN, movers=movers,
-                        lan_free=vol.client in san.agent_of, lan=True, server="simulated:1500",
-                        pool_designators=designators, batch_mb=scen.batch_mb)
-        spec = BackupSpec(node=vol.client, filespace=vol.mount, source=DeviceSpec(name=disk, designator=ref.naa),
-                          volume_offset=vol.offset // BLOCK * BLOCK, volume_size=vol.size,
-                          file_system=vol.filesystem.value.lower(),
-                          extents=extents_for(vol.size, b.fragments, b.used), paths=plan)
-        procs.append(driver.process(backup_job(spec), name=vol.id, client=vol.client, start=b.start_s))
-    san.env.run(until=san.env.all_of(procs))  # repairs scheduled after the last job need not run
-    run.reports = [p.value for p in procs]
-    return run
+    driver = SimDriver(san, TimingBackend(drives[0]).execute, drive_pool=DrivePool(san, drives))
+    return SimSetup(san, topo, ix, faults, driver, [m.name for m in topo.movers_in_order()], designators)

@@ -18,6 +18,7 @@ from typing import Any
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.site import OpenSite, SiteConfig, load_site
+from orchestrator.drivers.snapshot import CowSnapshots
 from orchestrator.eligibility import decide
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, PathPlan, backup_job, run_job
 from orchestrator.ops import Operation, PathKind
@@ -123,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
     site = load_site(args.site)
     vsite = site.volume(args.volume)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
-        driver = RealDriver(cat, opened.movers, opened.devices)
+        # in-process volumes get copy-on-write snapshots (imagetype snapshot); others back up offline
+        snaps = CowSnapshots.wrap(opened.luns, opened.devices) if opened.luns else None
+        driver = RealDriver(cat, opened.movers, opened.devices, snapshots=snaps)
         io = driver.io(vsite.device)
         size = vsite.size or (io.size - vsite.offset)
         layout = read_layout(DeviceVolume(io, vsite.offset, size), args.volume)

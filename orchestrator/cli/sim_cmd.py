@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +21,30 @@ def register(sub) -> None:
     r.set_defaults(func=run)
 
 
+def run_scenario(scen, base: Path = Path(".")):
+    """Compose the orchestrator's backup jobs with the simulated SAN of a scenario and run them."""
+    from orchestrator.job import BackupSpec, DeviceSpec, PathPlan, backup_job
+    from orchestrator.ops import PathKind
+    from simulator.scenario import BLOCK, extents_for, setup_scenario
+
+    setup = setup_scenario(scen, base)
+    procs = []
+    for b in scen.backups:
+        vol, disk, naa = setup.volume(b.volume)
+        plan = PathPlan(start=PathKind.SERVER_FREE if setup.movers else PathKind.LAN, movers=setup.movers,
+                        lan_free=vol.client in setup.san.agent_of, lan=True, server="simulated:1500",
+                        pool_designators=setup.designators, batch_mb=scen.batch_mb)
+        spec = BackupSpec(node=vol.client, filespace=vol.mount, source=DeviceSpec(name=disk, designator=naa),
+                          volume_offset=vol.offset // BLOCK * BLOCK, volume_size=vol.size,
+                          file_system=vol.filesystem.value.lower(),
+                          extents=extents_for(vol.size, b.fragments, b.used), paths=plan)
+        procs.append(setup.driver.process(backup_job(spec), name=vol.id, client=vol.client, start=b.start_s))
+    return setup.run(procs)
+
+
 def run(args) -> int:
     from simulator.plots import plot_gantt, plot_throughput
-    from simulator.scenario import load_scenario, run_scenario
+    from simulator.scenario import load_scenario
 
     scen, base = load_scenario(args.scenario)
     result = run_scenario(scen, base)

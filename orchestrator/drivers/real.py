@@ -164,10 +164,11 @@ class RealDriver:
     def _TakeSnapshot(self, op: TakeSnapshot) -> SnapshotResult:
         if self.snapshots is None:
             return SnapshotResult(False, reason="no copy-on-write snapshot provider is configured on this "
-                                                "client; use imagetype static")
+                                                "client", available=False)
         return self.snapshots(op)
 
     def _ReleaseSnapshot(self, op: ReleaseSnapshot) -> SnapshotReleased:
+        self._io.pop(op.snapshot, None)
         release = getattr(self.snapshots, "release", None)
         return release(op) if release else SnapshotReleased()
 
@@ -197,10 +198,11 @@ class RealDriver:
             return CopyResult(0, Failure("lost-connection", str(exc), op.mover))
         for bi, batch in enumerate(op.batches[op.first_batch:]):
             for li, plist in enumerate(batch.lists):
-                if not plist.data:
+                data = plist.payload()
+                if not data:
                     return CopyResult(bi, Failure("error", "parameter list was not encoded", op.mover), li, 0)
                 try:
-                    extended_copy(mover, plist.data)
+                    extended_copy(mover, data)
                 except Exception as exc:
                     failure = failure_from(exc, f"EXTENDED COPY list {plist.list_id} failed", op.mover)
                     done = None
@@ -323,20 +325,18 @@ class RealDriver:
 
     # -- verification and scans -------------------------------------------------------------------
     def _VerifyPool(self, op: VerifyPool) -> VerifyResult:
+        """Read the pool back and compare; through the server only digests cross the LAN."""
         try:
             src = self.io(op.source)
-            if op.server:
-                pool_volume = self._pool_volume_of(op.pool_device)
-                client = LanClient(op.server, pool_volume, op.pool_offset, "read", self.lan_timeout)
-                fetch = lambda p: client.get(p.image_offset, p.length, p.stored, p.compressed)  # noqa: E731
-            else:
-                pool, client = self.io(op.pool_device), None
-                fetch = lambda p: pool.read(op.pool_offset + p.image_offset, p.stored)  # noqa: E731
         except Exception as exc:
-            return VerifyResult(False, f"cannot read the pool back: {exc}")
+            return VerifyResult(False, f"cannot read the volume: {exc}")
+        if op.server:
+            return self._verify_by_digest(op, src)
         try:
+            pool = self.io(op.pool_device)
             digester = ChunkDigester(op.chunk_size)
             for p in op.pieces:
+                fetch = lambda q: pool.read(op.pool_offset + q.image_offset, q.stored)  # noqa: E731
                 steps = [(0, p.length)] if p.compressed else [
                     (o, min(IO_CHUNK, p.length - o)) for o in range(0, p.length, IO_CHUNK)]
                 whole = zlib.decompress(fetch(p)) if p.compressed else None
@@ -350,9 +350,20 @@ class RealDriver:
             return VerifyResult(True, "", digester.digests())
         except Exception as exc:
             return VerifyResult(False, f"reading the pool back failed: {exc}")
-        finally:
-            if client is not None:
-                client.close()
+
+    def _verify_by_digest(self, op: VerifyPool, src: BlockIO) -> VerifyResult:
+        try:
+            with LanClient(op.server, self._pool_volume_of(op.pool_device), op.pool_offset, "read",
+                           self.lan_timeout) as client:
+                theirs = client.digest(op.pieces, op.chunk_size)
+            ours = chunk_digests(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
+                                 op.chunk_size)
+        except Exception as exc:
+            return VerifyResult(False, f"verification through the backup server failed: {exc}")
+        if ours != theirs:
+            bad = next((c for (c, a), (_, b) in zip(ours, theirs) if a != b), None)
+            return VerifyResult(False, f"pool and volume differ in chunk {bad} (digests from the backup server)")
+        return VerifyResult(True, "", theirs)
 
     def _pool_volume_of(self, device: str) -> str:
         row = self.catalogue.db.execute("SELECT name FROM pool_volumes WHERE device=?", (device,)).fetchone()

@@ -34,7 +34,7 @@ def _bit_tables() -> tuple[np.ndarray, np.ndarray]:
     """Per byte value: how many bits are set, and (row r) the position of its r-th set bit."""
     unpacked = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
     counts = unpacked.sum(axis=1).astype(np.int64)
-    nth = np.zeros((8, 256), dtype=np.int64)
+    nth = np.zeros((8, 256), dtype=np.int32)
     for value in range(256):
         where = np.flatnonzero(unpacked[value])
         nth[: where.size, value] = where
@@ -42,32 +42,48 @@ def _bit_tables() -> tuple[np.ndarray, np.ndarray]:
 
 
 _POPCOUNT, _NTH_SET_BIT = _bit_tables()
-_NTH_SET_BIT_32 = _NTH_SET_BIT.astype(np.int32)
 
 
-def _boundaries(chunk: np.ndarray, carry: int) -> tuple[np.ndarray, int]:
-    """Bit positions (within ``chunk``) where the bit differs from the one before it.
+class _Scratch:
+    """Buffers reused from chunk to chunk: fresh 8 MiB arrays per step cost page faults."""
 
-    ``chunk`` is uint8 with a length that is a multiple of 8; ``carry`` is the
-    last bit of the previous chunk.  Returns the positions and the new carry.
-    Only bytes holding a boundary are expanded: the first boundary of every
-    such byte in one table lookup, the (rarer) further ones of bytes that hold
-    several, each written straight to its sorted slot.
+    def __init__(self, nbytes: int):
+        self.chunk = np.zeros(nbytes, dtype=np.uint8)
+        self.changed = np.empty(nbytes // 8, dtype="<u8")
+        self.spill = np.empty(nbytes // 8, dtype="<u8")
+        self.hot = np.empty(nbytes, dtype=bool)
+
+
+def _boundaries(scratch: _Scratch, nbytes: int, carry: int) -> tuple[np.ndarray, int]:
+    """Bit positions (within the first ``nbytes`` of ``scratch.chunk``) where a bit differs from the one before.
+
+    ``nbytes`` is a multiple of 8; ``carry`` is the last bit of the previous
+    chunk.  Returns the positions (int32) and the new carry.  Only bytes holding
+    a boundary are expanded: the first boundary of every such byte in one table
+    lookup, the (rarer) further ones of bytes that hold several, each written
+    straight to its sorted slot.
     """
-    words = chunk.view("<u8")
-    before = words << np.uint64(1)
-    before[1:] |= words[:-1] >> np.uint64(63)
-    before[0] |= np.uint64(carry)
-    changed = (words ^ before).view(np.uint8)
+    nwords = nbytes // 8
+    words = scratch.chunk[:nbytes].view("<u8")
+    changed = scratch.changed[:nwords]
+    spill = scratch.spill[:nwords]
+    np.left_shift(words, np.uint64(1), out=changed)  # each bit's predecessor, within the word ...
+    np.right_shift(words, np.uint64(63), out=spill)  # ... and across word edges
+    changed[1:] |= spill[:-1]
+    changed[0] |= np.uint64(carry)
+    changed ^= words
     new_carry = int(words[-1] >> np.uint64(63))
-    hot = np.flatnonzero(changed != 0)  # bool input takes numpy's fast path
+    changed_bytes = changed.view(np.uint8)
+    hot_mask = scratch.hot[:nbytes]
+    np.not_equal(changed_bytes, 0, out=hot_mask)
+    hot = np.flatnonzero(hot_mask)  # bool input takes numpy's fast path
     if hot.size == 0:
-        return np.zeros(0, dtype=np.int64), new_carry
-    values = changed[hot]
+        return np.zeros(0, dtype=np.int32), new_carry
+    values = changed_bytes[hot]
     counts = _POPCOUNT[values]
     slots = np.cumsum(counts) - counts  # where each byte's first boundary goes in the output
     base = hot.astype(np.int32) * 8  # a chunk has < 2**31 bits: int32 halves the memory traffic
-    first_bits = base + _NTH_SET_BIT_32[0][values]
+    first_bits = base + _NTH_SET_BIT[0][values]
     total = int(slots[-1] + counts[-1])
     if total == hot.size:  # one boundary per byte: already in order
         return first_bits, new_carry
@@ -77,12 +93,12 @@ def _boundaries(chunk: np.ndarray, carry: int) -> tuple[np.ndarray, int]:
     extra = counts[multi] - 1
     owner = np.repeat(multi, extra)
     rank = np.arange(owner.size) - np.repeat(np.cumsum(extra) - extra, extra) + 1
-    out[slots[owner] + rank] = base[owner] + _NTH_SET_BIT_32[rank, values[owner]]
+    out[slots[owner] + rank] = base[owner] + _NTH_SET_BIT[rank, values[owner]]
     return out, new_carry
 
 
 def _run_edges(bitmap: bytes | bytearray | memoryview | np.ndarray, nbits: int) -> tuple[np.ndarray, np.ndarray]:
-    """First bit and end bit (exclusive) of every run of set bits, as two contiguous int64 arrays."""
+    """First bit and end bit (exclusive) of every run of set bits, as two int64 arrays (strided views)."""
     data = _as_bytes(bitmap)
     if nbits < 0:
         raise ValueError(f"bit count {nbits} is negative")
@@ -91,20 +107,23 @@ def _run_edges(bitmap: bytes | bytearray | memoryview | np.ndarray, nbits: int) 
         raise ValueError(f"bitmap holds {data.size * 8} bits, fewer than the {nbits} clusters it must describe")
     if nbits == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    step = max(8, CHUNK_BYTES // 8 * 8)
+    scratch = _Scratch(min(step, (need + 7) // 8 * 8))
     found: list[np.ndarray] = []
     carry = 0
-    for first in range(0, need, CHUNK_BYTES):
-        last = min(first + CHUNK_BYTES, need)
-        chunk = np.zeros(((last - first + 7) // 8) * 8, dtype=np.uint8)
-        chunk[: last - first] = data[first:last]
+    for first in range(0, need, step):
+        last = min(first + step, need)
+        size = ((last - first + 7) // 8) * 8
+        scratch.chunk[: last - first] = data[first:last]
+        scratch.chunk[last - first:size] = 0
         if last == need and nbits % 8:
-            chunk[last - first - 1] &= (1 << (nbits % 8)) - 1  # bits past the volume's end do not count
-        positions, carry = _boundaries(chunk, carry)
-        found.append(positions.astype(np.int64) + first * 8)
+            scratch.chunk[last - first - 1] &= (1 << (nbits % 8)) - 1  # bits past the volume's end do not count
+        positions, carry = _boundaries(scratch, size, carry)
+        found.append(np.add(positions, np.int64(first * 8), dtype=np.int64))
     edges = np.concatenate(found)
     if edges.size % 2:  # the last run reaches the end of the bitmap
         edges = np.append(edges, nbits)
-    return edges[0::2].copy(), edges[1::2].copy()
+    return edges[0::2], edges[1::2]
 
 
 def _pairs(starts: np.ndarray, ends: np.ndarray, scale: int = 1) -> np.ndarray:

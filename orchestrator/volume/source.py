@@ -96,7 +96,7 @@ class LunVolume:
 
     def __init__(self, lun: BlockDevice, name: str | None = None, cache_pages: int = 64):
         if lun.block_size <= 0:
-            raise VolumeError(f"{name or lun!r}: block size {lun.block_size} is not positive")
+            raise VolumeError(f"{name or repr(lun)}: block size {lun.block_size} is not positive")
         self.lun = lun
         self.name = name or getattr(lun, "name", repr(lun))
         self._page_blocks = max(1, self.PAGE_BYTES // lun.block_size)

@@ -137,6 +137,8 @@ class Connection(ScsiTaskMixin):
             except PduError as e:
                 log.info("connection %s: %s", self.peer, e)
                 await self._reject(e.reason, e.header or pdu.raw_header)
+                if e.fatal:  # ERL 0: a sequence error fails the connection
+                    raise
             except (TextError, ValueError) as e:
                 log.info("connection %s: %s", self.peer, e)
                 await self._reject(Reject.INVALID_PDU_FIELD, pdu.raw_header)
@@ -193,7 +195,7 @@ class Connection(ScsiTaskMixin):
 
     # -- sending ----------------------------------------------------------------------------
     async def _write(self, pdu: Pdu) -> None:
-        self.writer.write(pdu.encode())
+        self.writer.writelines(pdu.encode_parts())
         await self.writer.drain()
 
     async def _send(self, pdu: Pdu, *, status: bool = True) -> None:

@@ -121,6 +121,8 @@ class Login:
             self._first = False
             if not self.discovery:
                 answers.append(("TargetPortalGroupTag", str(self.tpgt)))
+                if self.node is not None and self.node.alias:
+                    answers.append(("TargetAlias", self.node.alias))
         self._stage = csg
         if csg == SECURITY:
             answers += self._security(keys)

@@ -170,13 +170,17 @@ class Pdu:
 
     def encode(self) -> bytes:
         """BHS + AHS + data padded to a 4-byte boundary (digests are never negotiated)."""
+        return b"".join(self.encode_parts())
+
+    def encode_parts(self) -> list[bytes]:
+        """The wire form in pieces, so large data segments go to the socket without a copy."""
         layout = LAYOUTS[self.opcode]
         if len(self.ahs) % 4:
             raise LayoutError("AHS length must be a multiple of 4", layout=layout.name)
         values = {k: v for k, v in self.fields.items() if k not in ("opcode", "dsl", "total_ahs")}
         header = layout.encode(values, opcode=self.opcode, dsl=len(self.data), total_ahs=len(self.ahs) // 4)
         pad = (-len(self.data)) % 4
-        return header + self.ahs + self.data + b"\0" * pad
+        return [header + self.ahs, self.data, b"\0" * pad]
 
 
 def make(opcode: int, data: bytes = b"", **fields: Any) -> Pdu:

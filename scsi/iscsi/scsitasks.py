@@ -73,6 +73,16 @@ class ScsiTaskMixin:
         if ttt != NO_TAG and ttt != task.ttt:
             raise PduError(f"Data-Out Target Transfer Tag {ttt:#x} (bytes 20-23) matches no R2T",
                            reason=Reject.INVALID_PDU_FIELD, header=pdu.raw_header)
+        if task.data_error:
+            return  # the task already failed; the rest of its data is dropped
+        if pdu["datasn"] != task.datasn_out:
+            # ERL 0 cannot recover the sequence: fail this command (DATA PHASE ERROR), keep the session.
+            task.data_error = (f"Data-Out for task {task.itt:#x}: DataSN {pdu['datasn']} (bytes 36-39), "
+                               f"expected {task.datasn_out}")
+            task.unsolicited_open = False
+            task.data_event.set()
+            raise PduError(task.data_error, reason=Reject.PROTOCOL_ERROR, header=pdu.raw_header)
+        task.datasn_out += 1
         task.take_data(pdu["buffer_offset"], pdu.data, pdu.raw_header)
         if pdu["final"]:
             if ttt == NO_TAG:
@@ -85,12 +95,13 @@ class ScsiTaskMixin:
         while task.unsolicited_open:
             task.data_event.clear()
             await task.data_event.wait()
-        while task.received < task.edtl and not task.aborted:
+        while task.received < task.edtl and not task.aborted and not task.data_error:
             offset = task.received
             length = min(self.params.max_burst_length, task.edtl - offset)
             task.ttt = self.next_ttt
             self.next_ttt = (self.next_ttt % 0xFFFFFFFE) + 1
             task.data_event.clear()
+            task.datasn_out = 0  # each R2T starts a new Data-Out sequence
             await self._send(make(Op.R2T, final=1, lun=task.lun_field, itt=task.itt, ttt=task.ttt,
                                   r2tsn=task.r2tsn, buffer_offset=offset, desired_length=length), status=False)
             task.r2tsn += 1
@@ -101,6 +112,9 @@ class ScsiTaskMixin:
             if task.write and task.edtl:
                 await self._collect_write_data(task)
             if task.aborted:
+                return
+            if task.data_error:
+                await self._respond(task, ScsiResult(status=Status.CHECK_CONDITION, sense=_sense_data_phase()))
                 return
             loop = asyncio.get_running_loop()
             # EXTENDED COPY can run for minutes: it gets its own threads so reads/writes never queue behind it.
@@ -124,6 +138,14 @@ class ScsiTaskMixin:
             if self.tasks.get(task.itt) is task:
                 del self.tasks[task.itt]
 
+    def _data_out_length(self, task: Task) -> int | None:
+        """Bytes the CDB itself asks to transfer out, when the handler can tell (for residuals)."""
+        ask = getattr(self.node.handler, "data_out_length", None) if self.node else None
+        try:
+            return ask(self.nexus(task.lun), task.cdb) if ask is not None else None
+        except Exception:  # noqa: BLE001 - residual reporting must not fail a command
+            return None
+
     def _execute(self, task: Task) -> ScsiResult:
         assert self.node is not None
         data_out = bytes(task.buffer) if task.write else b""
@@ -136,13 +158,20 @@ class ScsiTaskMixin:
             residual, over, data = len(data) - task.edtl, 1, data[:task.edtl]
         elif task.read and len(data) < task.edtl:
             residual, under = task.edtl - len(data), 1
-        elif task.write and not task.read and task.received < task.edtl:
-            residual, under = task.edtl - task.received, 1
+        elif task.write and not task.read:
+            wanted = self._data_out_length(task)
+            if wanted is not None and wanted > task.edtl:
+                residual, over = wanted - task.edtl, 1
+            elif wanted is not None and wanted < task.edtl:
+                residual, under = task.edtl - wanted, 1
+            elif wanted is None and task.received < task.edtl:
+                residual, under = task.edtl - task.received, 1
         good = result.status == Status.GOOD and not result.sense
         seg = max(512, min(self.params.max_recv_data_segment_length, self.params.max_burst_length))
         offset, datasn = 0, 0
+        view = memoryview(data)
         while offset < len(data):
-            chunk = data[offset:offset + seg]
+            chunk = view[offset:offset + seg]
             last = offset + len(chunk) >= len(data)
             fields = dict(final=int(last or (offset + len(chunk)) % self.params.max_burst_length == 0),
                           lun=task.lun_field, itt=task.itt, ttt=NO_TAG, datasn=datasn, buffer_offset=offset)
@@ -166,6 +195,11 @@ class ScsiTaskMixin:
 def _sense_invalid_cdb() -> bytes:
     from scsi.sense import illegal_request
     return illegal_request(0x24, 0x00).encode()
+
+
+def _sense_data_phase() -> bytes:
+    from scsi.sense import SenseKey, sense_for
+    return sense_for(SenseKey.ABORTED_COMMAND, 0x4B, 0x00).encode()  # DATA PHASE ERROR
 
 
 def _sense_target_failure() -> bytes:

@@ -40,10 +40,12 @@ class Task:
     ttt: int = NO_TAG  # target transfer tag of the outstanding R2T
     burst_end: int = 0  # end offset of the outstanding R2T's burst
     r2tsn: int = 0
+    datasn_out: int = 0  # DataSN expected on the next Data-Out of the current sequence
     datasn_in: int = 0
     data_event: asyncio.Event = field(default_factory=asyncio.Event)
     runner: asyncio.Task | None = None
     aborted: bool = False
+    data_error: str = ""  # why the write data could not be accepted (the command then fails)
 
     def take_data(self, offset: int, data: bytes, header: bytes) -> None:
         """Place write data at ``offset``; data beyond the expected length is a PDU field error."""

@@ -81,6 +81,20 @@ class BlockLunDevice:
             log.warning("LUN %s: %s", self.lun.name, e.message)
             return ScsiResult(status=e.status or Status.CHECK_CONDITION, sense=e.sense)
 
+    def data_out_length(self, cdb: bytes) -> int | None:
+        """Bytes of data-out the CDB asks for: blocks for WRITE, the parameter list otherwise."""
+        op = cdb[0] if cdb else -1
+        if op in (cdbs.WRITE_10, cdbs.WRITE_16):
+            layout = READ_WRITE_16 if op == cdbs.WRITE_16 else READ_WRITE_10
+            if len(cdb) < layout.size:
+                return None
+            return layout.decode(cdb[:layout.size], strict=False)["transfer_length"] * self.lun.block_size
+        if op == cdbs.UNMAP and len(cdb) >= 10:
+            return int.from_bytes(cdb[7:9], "big")
+        if op == cdbs.EXTENDED_COPY and len(cdb) >= 16:
+            return int.from_bytes(cdb[10:14], "big")
+        return None
+
     def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
             self.counters[what] += n
@@ -194,10 +208,12 @@ class BlockLunDevice:
         count = c["transfer_length"]
         if count == 0:
             return ScsiResult()
-        need = count * self.lun.block_size
-        if len(data_out) < need:
-            raise errors.invalid_field(layout, "transfer_length",
-                                       f"{need} bytes announced, only {len(data_out)} sent")
+        # A transport that delivered less than the CDB asks (iSCSI residual overflow) gets the
+        # whole blocks it did send written, as SAM-5 lets a target end the transfer early.
+        blocks = min(count, len(data_out) // self.lun.block_size)
+        need = blocks * self.lun.block_size
+        if blocks == 0:
+            return ScsiResult()
         self.lun.write(c["lba"], bytes(data_out[:need]) if len(data_out) != need else data_out)
         if c["fua"]:
             self.lun.flush()

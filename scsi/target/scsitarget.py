@@ -60,6 +60,12 @@ class ScsiTarget:
             return e.result()
         return self.devices[nexus.lun].execute(nexus, cdb, data_out, data_in_len)
 
+    def data_out_length(self, nexus: Nexus, cdb: bytes) -> int | None:
+        """Bytes of data-out ``cdb`` asks for on this LUN (None: unknown), for transport residuals."""
+        device = self.devices.get(nexus.lun) if self.may_access(nexus.initiator, nexus.lun) else None
+        ask = getattr(device, "data_out_length", None)
+        return ask(cdb) if ask is not None else None
+
     def _report_luns(self, nexus: Nexus, cdb: bytes) -> ScsiResult:
         if len(cdb) < REPORT_LUNS_CDB.size:
             raise errors.invalid_byte(0, message="REPORT LUNS CDB too short")
@@ -79,5 +85,8 @@ class ScsiTarget:
             if not c["evpd"] and not c["page_code"]:
                 data = inquiry.standard_inquiry(inquiry.Identity(pdt=0x1F), qualifier=3)
                 return ScsiResult(data=data[:c["allocation_length"]])
+        if cdb[:1] == bytes([cdbs.REQUEST_SENSE]) and len(cdb) >= 6:
+            # SPC: REQUEST SENSE to an unsupported LUN succeeds and returns that condition as data.
+            return ScsiResult(data=errors.lun_not_supported(nexus.lun).sense[:cdb[4]])
         log.info("initiator %s: LUN %d is not available on %s", nexus.initiator, nexus.lun, self.name)
         return errors.lun_not_supported(nexus.lun).result()

@@ -9,7 +9,7 @@ from tests.fixtures.sanlab_client import LabClient
 
 
 @pytest.fixture(scope="module")
-def client(sanlab, tmp_path_factory):  # noqa: ANN001, ANN201, F811
+def client(sanlab, tmp_path_factory):  # noqa: F811
     cat = Catalogue(tmp_path_factory.mktemp("catalogue") / "catalogue.db")
     c = LabClient(sanlab, cat, mover_timeout=3.0)
     yield c

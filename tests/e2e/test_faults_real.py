@@ -26,7 +26,7 @@ from orchestrator.catalogue import Catalogue
 from orchestrator.ops import CopyBatches, Operation, PathKind
 from tests.e2e.judge import pool_image, volume_view
 from tests.fixtures.sanlab import SanLab, missing_reason
-from tests.fixtures.sanlab_client import FILESPACE, NODE, LabClient
+from tests.fixtures.sanlab_client import LabClient
 from tests.fixtures.sanlab_volume import judge
 
 MIB = 1 << 20
@@ -43,7 +43,7 @@ class Fault:
     error: str = ""
     _thread: threading.Thread | None = field(default=None, repr=False)
 
-    def arm(self, lab: SanLab) -> "callable":
+    def arm(self, lab: SanLab) -> callable:
         def hook(op: Operation) -> None:
             if isinstance(op, CopyBatches) and self._thread is None:
                 self._thread = threading.Thread(target=self._fire, args=(lab, time.monotonic()), daemon=True)
@@ -67,7 +67,7 @@ class Fault:
                     lab.set_source_online(True)
             elif self.kind == "pool-removed":
                 lab.remove_pool()
-        except Exception as exc:  # the fault itself failed: reported by the trial
+        except Exception as exc:  # noqa: BLE001 - the fault itself failed: the trial reports it
             self.error = f"{type(exc).__name__}: {exc}"
 
     def recover(self, lab: SanLab) -> None:
@@ -88,7 +88,7 @@ class Fault:
 
 
 @pytest.fixture(scope="module")
-def small_lab(tmp_path_factory):  # noqa: ANN001, ANN201
+def small_lab(tmp_path_factory):
     reason = missing_reason()
     if reason:
         pytest.skip(reason)

@@ -10,16 +10,22 @@ import pytest
 
 from orchestrator.ops import PathKind
 from scsi.devices import LibiscsiDevice
-from scsi.xcopy import BlockToStream, Header, IdentificationCscd, ParameterList, StreamToBlock
+from scsi.xcopy import (
+    BlockToStream,
+    Header,
+    IdentificationCscd,
+    ParameterList,
+    StreamToBlock,
+)
 from tests.e2e.judge import pool_image, read_extents, volume_view
 from tests.fixtures.sanlab import TAPE_NAA
-from tests.fixtures.sanlab_client import NODE, FILESPACE
+from tests.fixtures.sanlab_client import FILESPACE, NODE
 from tests.fixtures.sanlab_volume import judge
 
 MIB = 1 << 20
 
 
-def _restore_and_judge(sanlab, client, start: PathKind, **kw) -> None:  # noqa: ANN001
+def _restore_and_judge(sanlab, client, start: PathKind, **kw) -> None:
     sanlab.blank_restore_lun()
     r = client.restore(start, **kw)
     assert r.report.outcome == "completed", r.report.message
@@ -44,6 +50,18 @@ def test_server_free_backup_moves_the_volume_without_the_client_reading_it(sanla
     assert obj.path_used == "server-free"
     assert pool_image(sanlab, obj) == read_extents(sanlab.client_img, extents)
     _restore_and_judge(sanlab, client, PathKind.SERVER_FREE)
+
+
+def test_raw_volume_server_free_restores_the_lun_identical(sanlab, client):
+    """A raw volume is copied whole; the restored LUN equals the source LUN byte for byte."""
+    size = sanlab.volume_size
+    run = client.backup(PathKind.SERVER_FREE, extents=[(0, size)], filespace="RAW1", file_system="raw")
+    assert run.report.outcome == "completed" and run.report.path_used == "server-free", run.report.message
+    assert run.by_op["CopyBatches"]["client.read_bytes"] == 0
+    sanlab.blank_restore_lun()
+    r = client.restore(PathKind.SERVER_FREE, filespace="RAW1")
+    assert r.report.outcome == "completed" and r.report.path_used == "server-free", r.report.message
+    assert sanlab.restore_img.read_bytes() == sanlab.client_img.read_bytes()
 
 
 @pytest.mark.xfail(strict=True, reason="orchestrator/job_backup.py always yields VerifyPool, which the real "
@@ -90,9 +108,9 @@ def test_tape_lun_through_the_mover_and_back(sanlab, client):
                                      segments=segs).encode())
         return out
 
-    from pyscsi.pyscsi.scsi import SCSI  # noqa: PLC0415
+    from pyscsi.pyscsi.scsi import SCSI
 
-    from scsi.commands import copy_status, extended_copy  # noqa: PLC0415
+    from scsi.commands import copy_status, extended_copy
 
     def send(plists: list[bytes]) -> int:
         dev = LibiscsiDevice(sanlab.mover_url, timeout=30)

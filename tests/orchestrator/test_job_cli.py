@@ -98,6 +98,12 @@ def test_dsmc_spelling_lan_free_start_and_incremental(site, capsys):
     assert used_equal(site)
 
 
+def test_online_image_uses_a_client_snapshot_and_goes_lan_free(site, capsys):
+    assert cli(site, "backup", "image", "E:", "--site", str(site / "site.yaml"), "-imagetype=snapshot") == 0
+    out = capsys.readouterr().out
+    assert "path: lan-free" in out and "the snapshot lives on the client" in out
+
+
 def test_bad_input_is_one_clear_line(site, capsys):
     (site / "bad.yaml").write_text("devices: {disk0: vol.img}\npool: {volumes: []}\nvolumes: {}\n")
     assert cli(site, "backup", "image", "E:", "--site", str(site / "bad.yaml")) == 2

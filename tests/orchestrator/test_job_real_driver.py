@@ -148,8 +148,45 @@ def test_unknown_mover_then_lan_server_down(san):
     assert not failed.ok and "cannot reach the backup server" in failed.message
 
 
-def test_snapshot_without_provider_fails_clearly(san):
+def test_snapshot_without_provider_falls_back_to_an_offline_image(san):
     drv, luns, cm, server = san
     report = backup(drv, luns, server, image_type="snapshot")
-    assert not report.ok and "no copy-on-write snapshot provider" in report.message
-    assert drv._TakeSnapshot(TakeSnapshot("F:", "disk0", 100, "", 0, 0)).ok is False
+    assert report.ok and report.path_used == "server-free"  # the volume itself, read by the mover
+    assert any("offline (static) image instead" in w for w in report.warnings)
+    r = drv._TakeSnapshot(TakeSnapshot("F:", "disk0", 100, "", 0, 0))
+    assert not r.ok and not r.available
+
+
+def test_failures_are_classified_for_failover():
+    from orchestrator.drivers.real import failure_from
+    from scsi.devices.errors import DeviceCheckCondition, DeviceConnectionError, DeviceStatusError, DeviceTimeout
+
+    sense = bytes.fromhex("70000A000000000A000000000D0200000000")
+    f = failure_from(DeviceCheckCondition(sense), "EXTENDED COPY failed", "DM1")
+    assert f.kind == "sense" and f.sense == sense and "COPY ABORTED" in f.describe()
+    assert failure_from(DeviceTimeout("no answer"), "x").kind == "timeout"
+    assert failure_from(DeviceConnectionError("gone"), "x").kind == "lost-connection"
+    assert failure_from(ConnectionResetError(), "x").kind == "lost-connection"
+    assert failure_from(DeviceStatusError(0x08), "x").kind == "error"
+
+
+def test_site_file_errors_name_file_and_key(tmp_path):
+    from orchestrator.drivers.site import load_site
+
+    bad = tmp_path / "site.yaml"
+    bad.write_text("devices: {d: a.img}\npool: {volumes: [{name: V, device: d, capacity: 12x}]}\nvolumes: {}\n")
+    with pytest.raises(ValueError, match=r"site.yaml: pool.volumes.0.capacity: .*'12x' is not a size"):
+        load_site(bad)
+    bad.write_text("devices: {d: a.img}\npool: {volumes: [{name: V, device: nope, capacity: 1m}]}\nvolumes: {}\n")
+    with pytest.raises(ValueError, match="device 'nope' is used but not listed under devices"):
+        load_site(bad)
+    bad.write_text("devices: [\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        load_site(bad)
+    good = tmp_path / "ok.yaml"
+    good.write_text("devices: {d: a.img}\npool: {volumes: [{name: V, device: d, capacity: 1m}]}\n"
+                    "volumes: {'E:': {device: d, offset: 1m}}\n")
+    site = load_site(good)
+    assert site.volume("e:\\").offset == 1 << 20 and site.path("a.img") == str(tmp_path / "a.img")
+    with pytest.raises(LookupError, match="volume 'F:' is not in the site file"):
+        site.volume("F:")

@@ -118,3 +118,23 @@ def test_process_refuses_bad_arguments(tmp_path):
     r = subprocess.run([sys.executable, "-m", "orchestrator.lanserver", "--volume", "VOL1"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "must be NAME=PATH" in r.stderr
+
+
+def test_digest_matches_the_client_side_digest_of_the_same_pieces(server):
+    from orchestrator.job_digest import chunk_digests
+    from orchestrator.ops import StoredPiece
+
+    srv, pool = server
+    a, b = os.urandom(8192), bytes(4096)
+    packed = zlib.compress(b)
+    pieces = (StoredPiece(0, 65536, 8192), StoredPiece(8192, 1 << 20, 4096, True, len(packed)))
+    with LanClient(srv.address, "VOL1", 4096) as c:
+        c.put(0, 8192, a)
+        c.put(8192, 4096, packed, compressed=True)
+        theirs = c.digest(pieces, 1 << 20)
+    volume = {65536: a, 1 << 20: b}
+    ours = chunk_digests(pieces, lambda p: volume[p.volume_offset][:p.length], 1 << 20)
+    assert theirs == ours and [c for c, _ in theirs] == [0, 1]
+    with LanClient(srv.address, "VOL1", 4096) as c:
+        with pytest.raises(LanRemoteError, match="DIGEST payload"):
+            c._call(Frame(5, payload=b"{}"), 0x82)

@@ -194,6 +194,7 @@ def test_planned_lists_carry_encoded_bytes_when_asked():
     batches = plan_batches(pieces, direction="backup", src=SRC, dst=DST, src_base=0, dst_base=1 << 20,
                            limits=ROOMY, encoder=default_encoder())
     pl = batches[0].lists[0]
+    assert pl.payload() == pl.data
     decoded = ParameterList.decode(pl.data)
     assert [s.block_count for s in decoded.segments] == [s.blocks for s in pl.segments]
     assert decoded.segments[0].dst_lba == 2048 and decoded.header.list_id == pl.list_id

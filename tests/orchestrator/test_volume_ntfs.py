@@ -139,3 +139,15 @@ def test_reader_object_is_analysed_like_a_file(bundled_image: Path):
     assert lun.reads > 0 and from_lun.name == "lun0"
     assert from_lun.extents(32768).tolist() == from_file.extents(32768).tolist()
     lun._vol.close()
+
+
+def test_sample_falls_back_to_the_bundled_image_without_mkntfs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    import orchestrator.volume.samples as samples
+
+    monkeypatch.setattr(samples, "ntfs_tools_available", lambda: False)
+    path, digests = samples.sample_ntfs_image(tmp_path / "demo.img")
+    assert digests == bundled_manifest()
+    assert read_layout(path).filesystem is FileSystem.NTFS
+    with pytest.raises(OSError, match="not installed"):
+        monkeypatch.setattr(samples.shutil, "which", lambda name: None)
+        samples.make_ntfs_image(tmp_path / "x.img")

@@ -166,3 +166,45 @@ def test_mutated_cdbs_fail_cleanly(cases):
             assert int(s.key) in (0x2, 0x3, 0x5, 0x7)
         else:
             assert r.sense == b""
+
+
+# -- EXTENDED COPY parameter lists, mutated from a valid one, through the target into the copy manager ---
+@pytest.fixture(scope="module")
+def xcopy_target():
+    from scsi.copymgr import CopyManager
+    from scsi.xcopy.cscd import IdentificationCscd
+    from scsi.xcopy.param_list import ParameterList
+    from scsi.xcopy.segments import BlockToBlock
+
+    luns = {n: MemoryBlockLun(f"x{n}", num_blocks=256, serial=f"XSER{n}") for n in range(2)}
+    cm = CopyManager({lun.name: lun for lun in luns.values()})
+    handler = ScsiTarget("iqn.2026-11.org.serverfree:xfuzz", {
+        n: BlockLunDevice(lun, copy_manager=cm, accepts_xcopy=True) for n, lun in luns.items()})
+    plist = ParameterList(
+        header={"list_id": 1},
+        cscds=tuple(IdentificationCscd(designator=luns[n].naa.hex(), block_length=512) for n in (0, 1)),
+        segments=(BlockToBlock(src=0, dst=1, block_count=8, src_lba=0, dst_lba=16),)).encode()
+    yield handler, plist
+    cm.close()
+
+
+@fuzz(120)
+@given(edits=st.lists(st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)), max_size=4),
+                      min_size=5, max_size=15),
+       cut=st.one_of(st.none(), st.integers(0, 120)))
+def test_mutated_parameter_lists_fail_cleanly(xcopy_target, edits, cut):
+    handler, plist = xcopy_target
+    nexus = Nexus("iqn.2026-11.org.serverfree:xf", lun=0)
+    for writes in edits:
+        data = bytearray(plist)
+        for pos, value in writes:
+            if pos < len(data):
+                data[pos] = value
+        if cut is not None:
+            data = data[:cut]
+        cdb = bytes([0x83, 0]) + bytes(8) + len(data).to_bytes(4, "big") + b"\0\0"
+        r = handler.execute(nexus, cdb, bytes(data), 0)
+        assert r.status in (Status.GOOD, Status.CHECK_CONDITION)
+        if r.status == Status.CHECK_CONDITION:
+            s = Sense.decode(r.sense)
+            assert int(s.key) in (0x5, 0xA)  # ILLEGAL REQUEST (bad list) or COPY ABORTED (failed segment)

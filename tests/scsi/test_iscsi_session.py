@@ -1,6 +1,7 @@
 """Session behaviour seen from a raw initiator: R2T/Data-Out, Data-In, sequence numbers, TMF, NOP."""
 from __future__ import annotations
 
+import asyncio
 import os
 import struct
 
@@ -248,3 +249,40 @@ def test_unsolicited_data_out_then_r2t_for_the_rest(target):
     r2t, rest, back = target.run(go())
     assert r2t.opcode == Op.R2T and r2t["buffer_offset"] == 65536 and r2t["r2tsn"] == 0
     assert rest.status == 0 and back.data == data
+
+
+def test_same_isid_login_reinstates_the_session(target):
+    old = session(target)
+
+    async def go():
+        new = Initiator("127.0.0.1", target.port, isid=old.isid)
+        await new.connect()
+        await new.login(TARGET)
+        gone = await asyncio.wait_for(old.reader.read(1), 10)  # the target closed the old connection
+        r = await new.command(read16(0, 1), read_len=512)
+        await new.close()
+        await old.close()
+        return gone, r
+    gone, r = target.run(go())
+    assert gone == b"" and r.status == 0
+
+
+def test_wrong_datasn_fails_the_command_not_the_session(target):
+    ini = session(target, ImmediateData="No")
+
+    async def go():
+        pdu, itt = ini.scsi_pdu(write16(0, 2), write_data=b"\3" * 1024, immediate_data=False)
+        await ini.send(pdu)
+        r2t = await ini.recv()
+        await ini.send(make(Op.DATA_OUT, b"\3" * 512, final=0, itt=itt, ttt=r2t["ttt"], datasn=5,
+                            buffer_offset=0, expstatsn=ini.expstatsn))
+        reject = await ini.recv()
+        resp = await ini.finish(itt)
+        after = await ini.command(read16(0, 1), read_len=512)  # same session still works
+        await ini.close()
+        return reject, resp, after
+    reject, resp, after = target.run(go())
+    s = Sense.decode(resp.sense)
+    assert reject.opcode == Op.REJECT and reject["reason"] == 0x04
+    assert resp.status == 2 and (int(s.key), s.asc, s.ascq) == (0xB, 0x4B, 0x00)
+    assert after.status == 0

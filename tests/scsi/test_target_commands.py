@@ -144,9 +144,12 @@ def test_rdprotect_is_invalid_field_with_bit_pointer(dev):
     assert (s.asc, s.sks.byte, s.sks.bit) == (0x24, 1, 7)
 
 
-def test_short_write_data_is_refused(dev):
-    r = run(dev, bytes([0x2A, 0]) + struct.pack(">IBH", 0, 0, 2) + b"\0", b"x" * 512)
-    assert asc(r)[1] == 0x24
+def test_short_write_data_writes_only_the_whole_blocks_received(dev):
+    run(dev, bytes([0x2A, 0]) + struct.pack(">IBH", 0, 0, 2) + b"\0", b"a" * 1024)
+    r = run(dev, bytes([0x2A, 0]) + struct.pack(">IBH", 0, 0, 2) + b"\0", b"b" * 700)  # transport cut it short
+    assert r.ok
+    assert run(dev, bytes([0x28, 0]) + struct.pack(">IBH", 0, 0, 2) + b"\0").data == b"b" * 512 + b"a" * 512
+    assert dev.data_out_length(bytes([0x2A, 0]) + struct.pack(">IBH", 0, 0, 2) + b"\0") == 1024
 
 
 def test_write_protected_lun(tmp_path):
@@ -227,6 +230,8 @@ def test_report_luns_and_acl_hide_luns():
     inq = target.execute(only_a, bytes([0x12, 0, 0, 0, 36, 0]), b"", 36).data
     assert inq[0] == 0x7F  # qualifier 3, type 1Fh
     assert asc(target.execute(only_a, bytes([0xA0]) + bytes(5) + struct.pack(">I", 8) + b"\0\0", b"", 8))[1] == 0x24
+    rs = target.execute(only_a, bytes([0x03, 0, 0, 0, 18, 0]), b"", 18)
+    assert rs.ok and Sense.decode(rs.data).asc == 0x25
 
 
 def test_allocation_length_truncates(dev):

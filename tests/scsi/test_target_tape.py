@@ -112,3 +112,32 @@ def test_tape_lun_over_iscsi_from_config(tmp_path):
         assert w.status == 0 and r.status == 0 and r.data == b"record" and r.residual == 58
     finally:
         built.close()
+
+
+def test_extended_copy_from_a_disk_lun_to_the_tape_lun(tmp_path):
+    """The tape device routes EXTENDED COPY to the copy manager, which then writes the tape."""
+    from scsi.xcopy.cscd import IdentificationCscd
+    from scsi.xcopy.param_list import ParameterList
+    from scsi.xcopy.segments import BlockToStream
+
+    disk = tmp_path / "d.img"
+    payload = bytes(range(256)) * 16  # 8 blocks
+    disk.write_bytes(payload + bytes(1 << 20))
+    cfg = parse_config({"target": "iqn.2026-11.org.serverfree:d2t", "luns": [
+        {"id": 0, "path": str(disk)}, {"id": 1, "path": str(tmp_path / "t.bin"), "kind": "tape", "create": True}]})
+    built = build_target(cfg, with_copy_manager=True)
+    try:
+        tape = built.devices[1]
+        assert isinstance(tape, TapeLunDevice)
+        assert run(tape, [0x12, 0, 0, 0, 96, 0]).data[5] & 0x08  # 3PC on the tape too
+        plist = ParameterList(header={"list_id": 3}, cscds=(
+            IdentificationCscd(designator=built.luns[0].naa.hex(), block_length=512),
+            IdentificationCscd(designator=built.luns[1].naa.hex(), pdt=1)),
+            segments=(BlockToStream(src=0, dst=1, stream_transfer_length=4096, block_count=8, lba=0),)).encode()
+        cdb = bytes([0x83, 0]) + bytes(8) + len(plist).to_bytes(4, "big") + b"\0\0"
+        r = built.scsi.execute(Nexus("iqn.2026-11.org.test:host", lun=1), cdb, plist, 0)
+        assert r.status == 0, Sense.decode(r.sense)
+        assert run(tape, [0x01, 0, 0, 0, 0, 0]).ok
+        assert run(tape, rw6(0x08, 65536)).data == payload
+    finally:
+        built.close()

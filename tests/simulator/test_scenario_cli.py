@@ -45,3 +45,22 @@ def test_extents_are_block_aligned_and_spread():
     ext = extents_for(10 * 2**20, 4, 0.5)
     assert len(ext) == 4 and all(o % 512 == 0 and n % 512 == 0 for o, n in ext)
     assert sum(n for _, n in ext) == pytest.approx(5 * 2**20, rel=0.01)
+
+
+def test_failed_drive_is_dismounted_and_another_mounted():
+    from orchestrator.cli.sim_cmd import run_scenario
+    from simulator.scenario import Scenario
+
+    scen = Scenario.model_validate({
+        "topology": str(DATA.parent.parent.parent / "scenarios/topologies/dual-fabric.yaml"),
+        "calibration": {"tape_native_mb_s": 60, "disk_positioning_ms": 0},
+        "faults": [{"kind": "tape_error", "target": "DRV1", "at_s": 20}],
+        "backups": [{"volume": "CLIENT1:H:", "fragments": 1, "used": 0.1}]})
+    run = run_scenario(scen)
+    (report,) = run.reports
+    assert report.ok and report.path_used == "server-free", report.summary()
+    (f,) = report.failovers  # DM1 -> DM2, still server-free, on the newly mounted drive
+    assert (f.from_path, f.to_path, f.mover) == ("server-free", "server-free", "DM1")
+    assert "THIRD PARTY DEVICE FAILURE (0Dh/01h)" in f.reason and report.movers_used == ["DM1", "DM2"]
+    (remount,) = run.san.timeline.events_of("remount")
+    assert remount.detail == {"failed": "DRV1", "drive": "DRV2"}

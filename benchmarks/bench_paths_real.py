@@ -1,0 +1,223 @@
+"""Server-free vs LAN-free vs LAN on the real SAN lab, and the simulator's prediction of it.
+
+Brings up the lab (tgtd, our data mover, the backup server; see
+tests/fixtures/sanlab.py), measures its component rates (client LUN read,
+pool LUN write, the mover's copy rate and per-command cost), backs the same
+NTFS volume up over each path and prints, per path: wall time, throughput,
+client CPU seconds and client bytes read (all of the job, and during data
+movement alone).  Then it writes the calibration scenario for this very
+set-up with the rates just measured, runs the simulator on it (the engine of
+``serverfree sim run``) and prints predicted vs measured server-free duration.
+
+    .venv/bin/python benchmarks/bench_paths_real.py [--size-mib 48] [--scale 1.0]
+        [--write-scenario scenarios/calibration/sanlab.yaml]
+
+Last line: ``client_cpu_ratio=X`` = client CPU server-free / client CPU LAN
+(whole jobs; target < 0.05).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import yaml
+from pyscsi.pyscsi.scsi import SCSI
+
+from orchestrator.catalogue import Catalogue
+from orchestrator.ops import PathKind
+from scsi.commands import extended_copy
+from scsi.devices import LibiscsiDevice
+from scsi.xcopy import BlockToBlock, Header, IdentificationCscd, ParameterList
+from tests.fixtures.sanlab import SanLab
+from tests.fixtures.sanlab_client import LabClient
+
+MIB = 1 << 20
+MB = 1_000_000
+CALIBRATION_DIR = ROOT / "scenarios" / "calibration"
+MOVEMENT_OPS = ("CopyBatches", "LanFreeWrite", "LanSend")
+
+
+def _scsi(url: str) -> tuple[LibiscsiDevice, SCSI]:
+    dev = LibiscsiDevice(url, timeout=60)
+    s = SCSI(dev)
+    s.blocksize = 512
+    return dev, s
+
+
+def measure_rates(lab: SanLab, client: LabClient, nbytes: int, repeat: int = 3) -> dict[str, float]:
+    """Median of ``repeat`` measurements of each component rate (bytes/s; command cost in s)."""
+    runs = [measure_rates_once(lab, client, nbytes, (lab.pool_size - (2 + i) * nbytes) // 512)
+            for i in range(repeat)]
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def measure_rates_once(lab: SanLab, client: LabClient, nbytes: int, scratch: int) -> dict[str, float]:
+    """Component rates of this machine's lab, each measured on its own (``scratch``: a fresh pool LBA)."""
+    step, blocks = MIB, MIB // 512
+    out: dict[str, float] = {}
+    dev, s = _scsi(lab.url(1))
+    try:
+        t0 = time.monotonic()
+        for off in range(0, nbytes, step):
+            s.read16(off // 512, blocks)
+        out["disk_read"] = nbytes / (time.monotonic() - t0)
+    finally:
+        dev.close()
+    dev, s = _scsi(lab.url(2))
+    try:
+        data = bytes(step)
+        t0 = time.monotonic()
+        for off in range(0, nbytes, step):
+            s.write16(scratch + off // 512, blocks, data)
+        out["pool_write"] = nbytes / (time.monotonic() - t0)
+        t0 = time.monotonic()
+        for off in range(0, nbytes, step):
+            s.read16(scratch + off // 512, blocks)
+        out["pool_read"] = nbytes / (time.monotonic() - t0)
+    finally:
+        dev.close()
+    src = IdentificationCscd(designator=client.designators["client"], pdt=0, block_length=512)
+    dst = IdentificationCscd(designator=client.designators["pool"], pdt=0, block_length=512)
+    dev, s = _scsi(lab.mover_url)
+    try:
+        segs = tuple(BlockToBlock(src=0, dst=1, block_count=min(8192, (nbytes - o) // 512), src_lba=o // 512,
+                                  dst_lba=scratch + o // 512) for o in range(0, nbytes, 8192 * 512))
+        t0 = time.monotonic()
+        extended_copy(s, ParameterList(header=Header(list_id=1, list_id_usage=0), cscds=(src, dst),
+                                       segments=segs).encode())
+        out["mover_copy"] = nbytes / (time.monotonic() - t0)
+        tiny = ParameterList(header=Header(list_id=2, list_id_usage=0), cscds=(src, dst),
+                             segments=(BlockToBlock(src=0, dst=1, block_count=1, src_lba=0, dst_lba=scratch),)).encode()
+        t0 = time.monotonic()
+        for _ in range(20):
+            extended_copy(s, tiny)
+        out["mover_command_s"] = (time.monotonic() - t0) / 20
+    finally:
+        dev.close()
+    return out
+
+
+def write_scenario(path: Path, lab: SanLab, rates: dict[str, float], extents: list[tuple[int, int]],
+                   batch_mb: int) -> Path:
+    """The calibration scenario of this set-up: topology + scenario YAML with the measured rates."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    topo_path = path.with_name(path.stem + "-topology.yaml")
+    template = yaml.safe_load((CALIBRATION_DIR / "sanlab-topology.template.yaml").read_text())
+    template["arrays"][0]["read_mb_s"] = round(rates["disk_read"] / MB, 1)
+    template["arrays"][0]["luns"][0]["size"] = lab.volume_size
+    template["datamovers"][0]["throughput_mb_s"] = round(rates["mover_copy"] / MB, 1)
+    template["libraries"][0]["drives"][0]["native_mb_s"] = round(rates["pool_write"] / MB, 1)
+    template["volumes"][0]["size"] = lab.volume_size
+    topo_path.write_text("# generated by benchmarks/bench_paths_real.py from rates measured on the lab\n"
+                         + yaml.safe_dump(template, sort_keys=False))
+    used = sum(n for _, n in extents) / lab.volume_size
+    scenario = {
+        "topology": topo_path.name,
+        "calibration": {"disk_mb_s": round(rates["disk_read"] / MB, 1), "disk_positioning_ms": 0.0,
+                        "mover_mb_s": round(rates["mover_copy"] / MB, 1), "mover_concurrency": 1,
+                        "mover_command_ms": round(rates["mover_command_s"] * 1000, 2),
+                        "tape_native_mb_s": round(rates["pool_write"] / MB, 1), "tape_reposition_s": 0.0,
+                        "tape_min_streaming_fraction": 0.01, "tape_mount_s": 0.0,
+                        "fc_mb_s_per_gbit": 1000.0, "scsi_timeout_s": 10.0},
+        "seed": 0,
+        "backups": [{"volume": "CLIENT1:F:", "fragments": len(extents), "used": round(used, 4)}],
+        "batch_mb": batch_mb,
+    }
+    path.write_text("# The SAN lab of tests/fixtures/sanlab.py as a simulator scenario; rates measured on it by\n"
+                    "# benchmarks/bench_paths_real.py.  Run: serverfree sim run " + str(path.name) + "\n"
+                    + yaml.safe_dump(scenario, sort_keys=False))
+    return path
+
+
+def sim_run(path: Path) -> dict:
+    """``serverfree sim run --json SCENARIO`` in a subprocess: the simulator's public entry point."""
+    code = "import sys; from orchestrator.cli import main; sys.exit(main())"
+    done = subprocess.run([sys.executable, "-c", code, "sim", "run", "--json", str(path)], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT, check=False)
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise RuntimeError(f"serverfree sim run {path} exited {done.returncode}: "
+                           f"{(done.stderr or done.stdout).strip()[-400:]}") from None
+
+
+def predict(path: Path) -> float:
+    """Simulated duration of the scenario's server-free backup."""
+    summary = sim_run(path)
+    (job,) = summary["jobs"]
+    if job["outcome"] != "completed" or job["path"] != "server-free":
+        raise RuntimeError(f"simulated backup did not go server-free: {job}")
+    return float(summary["simulated_seconds"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size-mib", type=int, default=48, help="client volume size")
+    ap.add_argument("--scale", type=float, default=1.0, help="file sizes relative to a 48 MiB volume")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per path and per rate (medians are printed)")
+    ap.add_argument("--write-scenario", type=Path, help="also write the calibration scenario here")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    with SanLab(volume_size=args.size_mib * MIB, volume_scale=args.scale * args.size_mib / 48) as lab, \
+            tempfile.TemporaryDirectory(prefix="bench-paths-") as tmp:
+        cat = Catalogue(Path(tmp) / "catalogue.db")
+        client = LabClient(lab, cat, mover_timeout=30.0)
+        extents, _ = client.extents()
+        image = sum(n for _, n in extents)
+        rates = measure_rates(lab, client, lab.volume_size, args.repeat)
+        print(f"lab: {args.size_mib} MiB NTFS volume, {len(lab.volume.files)} files, {len(extents)} extents, "
+              f"image {image / MIB:.1f} MiB")
+        print("rates: " + ", ".join(f"{k} {v / MB:.1f} MB/s" if k != "mover_command_s" else f"{k} {v * 1000:.2f} ms"
+                                    for k, v in rates.items()))
+        results = {}
+        print(f"{'path':12s} {'wall s':>7s} {'MB/s':>7s} {'cpu s':>7s} {'read MiB':>9s} {'move cpu s':>10s} "
+              f"{'move read MiB':>13s}")
+        for start in (PathKind.SERVER_FREE, PathKind.LAN_FREE, PathKind.LAN):
+            runs = []
+            for _ in range(args.repeat):
+                run = client.backup(start, extents=extents)
+                rep = run.report
+                if rep.outcome != "completed" or rep.path_used != start.value:
+                    print(f"{start.value}: backup did not complete on its path: {rep.outcome} {rep.path_used} "
+                          f"{rep.message}", file=sys.stderr)
+                    return 1
+                runs.append(run)
+            run = sorted(runs, key=lambda r: r.wall)[len(runs) // 2]  # the median run by wall time
+            move_cpu = sum(run.cpu_by_op[o] for o in MOVEMENT_OPS)
+            move_read = sum(run.by_op.get(o, {}).get("client.read_bytes", 0) for o in MOVEMENT_OPS)
+            results[start] = run
+            print(f"{start.value:12s} {run.wall:7.2f} {image / run.wall / MB:7.1f} {run.cpu:7.3f} "
+                  f"{run.read_bytes('client') / MIB:9.1f} {move_cpu:10.3f} {move_read / MIB:13.1f}")
+        sf = results[PathKind.SERVER_FREE]
+        print("server-free phases (wall s): " + ", ".join(f"{k} {v:.2f}" for k, v in sf.wall_by_op.items()))
+        scen_path = write_scenario(args.write_scenario or Path(tmp) / "sanlab.yaml", lab, rates, extents,
+                                   client.batch_mb)
+        predicted = predict(scen_path)
+        measured = sf.wall
+        copy_measured = sf.wall_by_op["CopyBatches"]
+        print(f"calibration scenario {scen_path}: predicted server-free {predicted:.2f} s, measured {measured:.2f} s "
+              f"(copy phase {copy_measured:.2f} s), predicted/measured {predicted / measured:.2f}, "
+              f"predicted/copy-phase {predicted / copy_measured:.2f}")
+        lan_cpu = results[PathKind.LAN].cpu
+        move_ratio = sum(sf.cpu_by_op[o] for o in MOVEMENT_OPS) / max(1e-9, sum(
+            results[PathKind.LAN].cpu_by_op[o] for o in MOVEMENT_OPS))
+        print(f"data-movement-only client CPU ratio (server-free / LAN) {move_ratio:.3f}")
+        client.close_devices()
+        cat.close()
+    print(f"client_cpu_ratio={sf.cpu / lan_cpu:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
