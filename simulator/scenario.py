@@ -25,9 +25,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simulator.calibration import Calibration
 from simulator.driver import SimDriver, TimingBackend
@@ -37,7 +38,7 @@ from simulator.san import SimSAN
 from simulator.synthetic import DrivePool
 from topology.index import TopologyIndex
 from topology.load import load_topology
-from topology.model import Topology, Volume
+from topology.model import Size, Topology, Volume
 
 log = logging.getLogger(__name__)
 
@@ -158,3 +159,165 @@ def setup_scenario(scen: Scenario, base: Path = Path(".")) -> SimSetup:
     designators = {d: (ix.drives[d].naa or f"6{i + 1:031x}") for i, d in enumerate(drives)}
     driver = SimDriver(san, TimingBackend(drives[0]).execute, drive_pool=DrivePool(san, drives))
     return SimSetup(san, topo, ix, faults, driver, [m.name for m in topo.movers_in_order()], designators)
+
+
+# -- CI scenarios (``serverfree scenario run``) ---------------------------------------------------
+# A CI scenario says what to set up (topology, volumes, options, faults), which jobs to run in order
+# (backups and restores) and what must come out.  Only data lives here; the command line composes
+# the orchestrator's options, analysis, eligibility and jobs with this simulator to run it.
+OptionValue = str | int | float | bool
+
+
+class VolumeSpec(BaseModel):
+    """A client volume as the scenario sees it: a topology volume with bytes or a synthetic layout."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(description="CLIENT:MOUNT of a topology volume")
+    size: Size | None = Field(None, description="simulated volume size (default: the topology's)")
+    filesystem: Literal["ntfs", "fat", "fat32", "raw"] | None = Field(
+        None, description="file system of a synthetic volume (default: the topology's)")
+    used: float = Field(0.5, gt=0, le=1, description="fraction of clusters in use (synthetic volumes)")
+    fragments: int = Field(8, ge=1, description="used clusters split into this many runs (synthetic)")
+    cluster_size: Size = Field(4096, gt=0)
+    image: str | None = Field(None, description="an image file (relative to the scenario); analysed for real")
+    sample_ntfs: bool = Field(False, description="a filled NTFS image made with mkntfs (bundled one without)")
+
+
+class JobExpect(BaseModel):
+    """What one job must report; unset fields are not checked."""
+
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["completed", "failed"] | None = None
+    path: str | None = Field(None, description="paths that moved data, e.g. server-free+lan-free")
+    start_path: Literal["server-free", "lan-free", "lan"] | None = None
+    failovers: list[str] | None = Field(None, description="each 'from->to', e.g. server-free->lan-free")
+    failover_reasons: list[str] | None = Field(None, description="substrings, one per failover in order")
+    not_server_free: list[str] | None = Field(None, description="substrings of the reasons it did not start so")
+    movers_used: list[str] | None = None
+    compressed: bool | None = None
+    warnings: list[str] | None = Field(None, description="substrings that must appear among the warnings")
+    message: str | None = Field(None, description="substring of the failure message")
+    byte_identical: bool | None = Field(None, description="restores: the volume equals what was backed up")
+    bytes_by_path: dict[str, int] | None = None
+    min_bytes: dict[str, int] | None = Field(None, description="at least this many bytes per path")
+
+
+class JobStep(BaseModel):
+    """A backup or a restore of a scenario volume; steps run one after another unless concurrent."""
+
+    model_config = ConfigDict(extra="forbid")
+    backup: str | None = Field(None, description="volume id to back up")
+    restore: str | None = Field(None, description="volume id to restore (onto its own LUN, zeroed first)")
+    name: str | None = Field(None, description="job name faults refer to (default: the volume id)")
+    mode: Literal["selective", "incremental"] | None = None
+    incremental: bool = Field(False, description="restore: apply the image incrementals (-incremental)")
+    deletefiles: bool = False
+    options: dict[str, OptionValue] = Field(default_factory=dict, description="dsm.opt overrides for this job")
+    change: float = Field(0.0, ge=0, le=1, description="before a backup: rewrite this fraction of used data")
+    count: int = Field(1, ge=1, le=5000, description="run this many copies of the job at once (capacity)")
+    concurrent: bool = Field(False, description="start with the previous step instead of after it")
+    expect: JobExpect = Field(default_factory=JobExpect)
+
+    @model_validator(mode="after")
+    def _one(self) -> "JobStep":
+        if (self.backup is None) == (self.restore is None):
+            raise ValueError("a job step names exactly one of backup or restore")
+        return self
+
+    @property
+    def volume(self) -> str:
+        return self.backup or self.restore or ""
+
+
+class Bounds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min: float | None = None
+    max: float | None = None
+
+
+class ScenarioExpect(BaseModel):
+    """Scenario-wide expectations."""
+
+    model_config = ConfigDict(extra="forbid")
+    simulated_seconds: Bounds | None = None
+    cpu_seconds: dict[str, Bounds] = Field(default_factory=dict, description="host -> CPU seconds bounds")
+    shoeshine_events: Bounds | None = None
+    completed_jobs: Bounds | None = None
+
+
+class CiScenario(BaseModel):
+    """A CI scenario file (``scenarios/*.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    description: str = ""
+    topology: str | dict[str, Any] = Field(description="a topology file (relative to the scenario) or inline")
+    mode: Literal["fluid", "exact"] = Field("fluid", description="fluid: timing flows; exact: the copy engine")
+    seed: int = 0
+    calibration: Calibration = Field(default_factory=Calibration)
+    options: dict[str, OptionValue] = Field(default_factory=dict, description="dsm.opt values (name: value)")
+    volumes: list[VolumeSpec] = Field(default_factory=list)
+    faults: list[FaultSpec] = Field(default_factory=list)
+    random_faults: int = Field(0, ge=0)
+    jobs: list[JobStep] = Field(min_length=1)
+    expect: ScenarioExpect = Field(default_factory=ScenarioExpect)
+
+    @model_validator(mode="after")
+    def _volumes_known(self) -> "CiScenario":
+        ids = [v.id for v in self.volumes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a volume is listed twice under volumes")
+        return self
+
+
+def _yaml_line(text: str, loc: tuple) -> int | None:
+    """The line of ``loc`` (pydantic error location) inside the YAML text, for error messages."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_ci_scenario(path: str | Path) -> CiScenario:
+    """Parse and validate a CI scenario; errors name the file, the line and the path inside it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}:" if mark else ""
+        raise ValueError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a scenario must be a mapping at the top level")
+    try:
+        scen = CiScenario.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = _yaml_line(text, loc)
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            problems.append(f"{where}{f' (line {line})' if line else ''}: {err['msg']}")
+        more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:3])})" if len(problems) > 1 else ""
+        raise ValueError(f"{path}: {problems[0]}{more}") from None
+    if scen.name is None:
+        scen.name = path.stem
+    return scen

@@ -103,6 +103,18 @@ def progress_printer(quiet: bool):
     return wrap
 
 
+def build(model, **fields):
+    """Construct a pydantic spec, turning a validation error into one line naming the field."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e["loc"]) or model.__name__
+        raise ValueError(f"{model.__name__}: {where}: {e['msg']}") from None
+
+
 def print_report(report: JobReport, as_json: bool) -> int:
     if as_json:
         print(json.dumps(report.as_dict(), default=str))
@@ -146,18 +158,18 @@ def run(args: argparse.Namespace) -> int:
         if str(vopts.mode) == "incremental":
             chain = cat.restore_chain(options.node, args.volume, incremental=True)
             base_id, digests = chain[0].id, cat.digests(chain)
-        paths = PathPlan(start=elig.start, reasons=elig.reasons, notes=elig.notes, movers=elig.movers,
-                         lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=site.lan_server,
-                         pool_designators=pool_desig, batch_mb=options.serverfreebatchsize)
-        spec = BackupSpec(node=options.node, filespace=args.volume, source=source, volume_offset=vsite.offset,
-                          volume_size=size, file_system=fs, extents=extents, mode=str(vopts.mode),
-                          image_type=str(vopts.imagetype), management_class=vopts.mgmtclass,
-                          pool=site.pool.name, compression=vopts.compression,
-                          presnapshotcmd=vopts.presnapshotcmd or "", postsnapshotcmd=vopts.postsnapshotcmd or "",
-                          snapshot_cache_size=vopts.snapshotcachesize,
-                          snapshot_cache_location=vopts.snapshotcachelocation or "",
-                          snapshot_fsidle_retries=vopts.snapshotfsidleretries,
-                          snapshot_fsidle_wait=vopts.snapshotfsidlewait, base_object_id=base_id,
-                          base_digests=digests, paths=paths)
+        paths = build(PathPlan, start=elig.start, reasons=elig.reasons, notes=elig.notes, movers=elig.movers,
+                      lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=site.lan_server,
+                      pool_designators=pool_desig, batch_mb=options.serverfreebatchsize)
+        spec = build(BackupSpec, node=options.node, filespace=args.volume, source=source,
+                     volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
+                     mode=str(vopts.mode), image_type=str(vopts.imagetype), management_class=vopts.mgmtclass,
+                     pool=site.pool.name, compression=vopts.compression,
+                     presnapshotcmd=vopts.presnapshotcmd or "", postsnapshotcmd=vopts.postsnapshotcmd or "",
+                     snapshot_cache_size=vopts.snapshotcachesize,
+                     snapshot_cache_location=vopts.snapshotcachelocation or "",
+                     snapshot_fsidle_retries=vopts.snapshotfsidleretries,
+                     snapshot_fsidle_wait=vopts.snapshotfsidlewait, base_object_id=base_id,
+                     base_digests=digests, paths=paths)
         report = run_job(backup_job(spec), progress_printer(args.json)(driver.execute))
     return print_report(report, args.json)

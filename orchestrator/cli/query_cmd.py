@@ -35,14 +35,15 @@ def _size(n: int | None) -> str:
 
 def render(objs: list[ObjectRecord]) -> str:
     head = (f"{'Size':>12} {'Stored':>12}  {'FSType':<6} {'Backup Date':<19}  {'Mgmt Class':<10} A/I "
-            f"{'Type':<11} {'Path':<21} Image Name")
+            f"{'Type':<11} {'Path':<21} {'Pool Volume @ offset':<24} Image Name")
     lines = [head, "-" * len(head)]
     for o in objs:
         date = (o.backup_date or "")[:19].replace("T", " ")
         kind = "FULL" if o.mode == "selective" else f"INCR of {o.base_id}"
         lines.append(f"{_size(o.image_size):>12} {_size(o.stored_size):>12}  {o.file_system.upper():<6} "
                      f"{date:<19}  {o.management_class:<10} {'A' if o.active else 'I':>3} {kind:<11} "
-                     f"{(o.path_used or '') + (' c' if o.compressed else ''):<21} {o.node}:{o.filespace}")
+                     f"{(o.path_used or '') + (' c' if o.compressed else ''):<21} "
+                     f"{f'{o.pool_volume} @ {o.pool_offset}':<24} {o.node}:{o.filespace}")
     return "\n".join(lines)
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from orchestrator.cli.backup_cmd import open_catalogue, print_report, progress_printer, topology_verdict
+from orchestrator.cli.backup_cmd import build, open_catalogue, print_report, progress_printer, topology_verdict
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.site import OpenSite, load_site
 from orchestrator.eligibility import decide
 from orchestrator.job import DeviceSpec, PathPlan, RestoreSpec, object_spec, restore_job, run_job
-from orchestrator.ops import PathKind
 
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
@@ -74,16 +73,14 @@ def run(args: argparse.Namespace) -> int:
                       lan_available=bool(site.lan_server))
         sf = elig.server_free
         pool_desig = {o.pool_device: driver.io(o.pool_device).designator() for o in chain} if sf else {}
-        paths = PathPlan(start=elig.start, reasons=elig.reasons, movers=elig.movers,
-                         lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=site.lan_server,
-                         pool_designators=pool_desig, batch_mb=options.serverfreebatchsize)
+        paths = build(PathPlan, start=elig.start, reasons=elig.reasons, movers=elig.movers,
+                      lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=site.lan_server,
+                      pool_designators=pool_desig, batch_mb=options.serverfreebatchsize)
         offset = vsite.offset if dest_name == vsite.device else 0
-        spec = RestoreSpec(node=options.node, filespace=args.volume, chain=[object_spec(o) for o in chain],
-                           destination=DeviceSpec(name=dest_name, designator=io.designator() if sf else "",
-                                                  block_size=io.block_size),
-                           destination_offset=offset, destination_size=io.size - offset,
-                           incremental=args.incremental, deletefiles=args.deletefiles, paths=paths)
+        dest = DeviceSpec(name=dest_name, designator=io.designator() if sf else "", block_size=io.block_size)
+        spec = build(RestoreSpec, node=options.node, filespace=args.volume,
+                     chain=[object_spec(o) for o in chain], destination=dest, destination_offset=offset,
+                     destination_size=io.size - offset, incremental=args.incremental,
+                     deletefiles=args.deletefiles, paths=paths)
         report = run_job(restore_job(spec), progress_printer(args.json)(driver.execute))
-    if elig.start != PathKind.SERVER_FREE and not args.json:
-        pass  # the reasons are part of the summary already
     return print_report(report, args.json)

@@ -34,7 +34,7 @@ COPY_ABORTED_TARGET_UNREACHABLE = bytes.fromhex("70000A000000000A000000000D02000
 class Fault:
     """Fail an operation once its ``after_bytes`` mark is crossed (counted per operation kind).
 
-    ``where``: "copy" (a mover's EXTENDED COPY), "opparams", "lan-free", "lan", "snapshot".
+    ``where``: "copy" (a mover's EXTENDED COPY), "opparams" (RECEIVE COPY RESULTS), "lan-free", "lan".
     ``kind``: "sense" (COPY ABORTED, segment known), "timeout", "lost-connection".
     """
 

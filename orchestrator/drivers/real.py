@@ -53,6 +53,14 @@ def failure_from(exc: BaseException, what: str, device: str = "") -> Failure:
     return Failure("error", f"{what}: {exc}", device)
 
 
+class _SourceError(Exception):
+    """A transfer failed while reading its source (not while writing its destination)."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class _Raw:
     """Just enough of pyscsi's ``SCSI`` for scsi.commands helpers, without its start-up INQUIRY."""
 
@@ -223,11 +231,8 @@ class RealDriver:
         details = b""
         try:
             # COPY ABORTED carries the failing segment's number in COMMAND-SPECIFIC bytes 2-3
-            s = Sense.decode(sense)
-            seg = getattr(s, "segment_number", None)
-            if seg is None and getattr(s, "command_specific", None) is not None:
-                seg = int(s.command_specific) & 0xFFFF
-            if int(getattr(s, "key", 0)) == 0x0A and seg is not None:
+            seg = Sense.decode(sense).segment  # None unless COPY ABORTED names a segment
+            if seg is not None:
                 done = seg
         except Exception:
             pass
@@ -247,13 +252,16 @@ class RealDriver:
 
     # -- LAN-free and LAN ------------------------------------------------------------------------
     def _pieces(self, pieces, read: Callable[[Any], bytes], write: Callable[[Any, bytes], None],
-                compress: bool, what: str, device: str, finish: Callable[[], None] | None = None
-                ) -> TransferResult:
+                compress: bool, what: str, device: str, finish: Callable[[], None] | None = None,
+                source: str = "") -> TransferResult:
         t0 = time.monotonic()
         stored: list[StoredPiece] = []
         try:
             for p in pieces:
-                data = read(p)
+                try:
+                    data = read(p)
+                except Exception as exc:
+                    raise _SourceError(exc) from exc
                 if compress:
                     packed = zlib.compress(data, 6)
                     if len(packed) < len(data):
@@ -267,8 +275,11 @@ class RealDriver:
         except Exception as exc:
             # pieces written before a failed final sync are not trusted
             n = len(stored) if not finish or len(stored) < len(pieces) else 0
-            return TransferResult(n, tuple(stored[:n]), failure_from(exc, what, device),
-                                  time.monotonic() - t0)
+            if isinstance(exc, _SourceError):
+                failure = failure_from(exc.cause, "read failed", source or "the source")
+            else:
+                failure = failure_from(exc, what, device)
+            return TransferResult(n, tuple(stored[:n]), failure, time.monotonic() - t0)
         return TransferResult(len(stored), tuple(stored), elapsed=time.monotonic() - t0)
 
     def _LanFreeWrite(self, op: LanFreeWrite) -> TransferResult:
@@ -278,7 +289,7 @@ class RealDriver:
             return TransferResult(0, failure=failure_from(exc, "LAN-free devices unavailable", op.pool_device))
         return self._pieces(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
                             lambda p, d: pool.write(op.pool_offset + p.image_offset, d), op.compress,
-                            "LAN-free write failed", op.pool_device)
+                            "LAN-free write failed", op.pool_device, source=op.source)
 
     def _LanSend(self, op: LanSend) -> TransferResult:
         try:
@@ -289,7 +300,7 @@ class RealDriver:
         try:
             return self._pieces(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
                                 lambda p, d: client.put(p.image_offset, p.length, d, len(d) < p.length),
-                                op.compress, "LAN transfer failed", op.server, client.sync)
+                                op.compress, "LAN transfer failed", op.server, client.sync, op.source)
         finally:
             client.close()
 
@@ -300,7 +311,7 @@ class RealDriver:
             return zlib.decompress(data) if p.compressed else data
 
         return self._pieces(pieces, read, lambda p, d: dest.write(base + p.volume_offset, d), False, what,
-                            device)
+                            dest.name, source=device)
 
     def _LanFreeRead(self, op: LanFreeRead) -> TransferResult:
         try:

@@ -14,6 +14,7 @@ Example::
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -22,6 +23,8 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+log = logging.getLogger(__name__)
 
 IQN_RE = re.compile(r"^(iqn\.\d{4}-\d{2}(\.[A-Za-z0-9-]+)+(:[^\s]+)?|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16,32})$")
 
@@ -57,6 +60,9 @@ class ChapConfig(BaseModel):
             raise ValueError("mutual CHAP needs both mutual_username and mutual_secret")
         if self.mutual_secret is not None and self.mutual_secret == self.secret:
             raise ValueError("the mutual secret must differ from the initiator's secret (RFC 7143 12.1.3)")
+        for who, secret in ((self.username, self.secret), (self.mutual_username, self.mutual_secret)):
+            if secret is not None and len(secret) < 12:
+                log.warning("CHAP secret of %s is %d bytes; RFC 7143 asks for at least 12", who, len(secret))
         return self
 
 

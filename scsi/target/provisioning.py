@@ -74,6 +74,12 @@ class Provisioning:
             os.close(self._fd)
             self._fd = -1
 
+    def __del__(self) -> None:  # devices built without an explicit close() must not leak the fd
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
     def vpd_b2(self, pdt: int) -> bytes:
         return LBP_VPD.encode(pdt=pdt, page_length=LBP_VPD.size - 4, lbpu=1, lbprz=1, provisioning_type=2)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.bench_paths_real import sim_run
+from tests.fixtures.sanlab_calibration import sim_run
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "calibration" / "sanlab.yaml"
 MB = 1_000_000

@@ -111,11 +111,12 @@ def _check_catalogue(cat: Catalogue, where: str) -> None:
         assert pos == obj.image_size, f"{where}: object {obj.id} listed with {pos} of {obj.image_size} bytes"
 
 
-def test_random_faults_fail_over_or_fail_clearly(small_lab, tmp_path):
+def test_random_faults_fail_over_or_fail_clearly(small_lab, tmp_path, record_property):
     lab = small_lab
     seed = int(os.environ.get("SANLAB_SEED", random.SystemRandom().randrange(1 << 32)))
     trials = int(os.environ.get("SANLAB_FAULTS", "20"))
     print(f"\nfault injection seed {seed} ({trials} trials); rerun with SANLAB_SEED={seed}")
+    record_property("fault_seed", seed)
     rng = random.Random(seed)
     cat = Catalogue(tmp_path / "catalogue.db")
     client = LabClient(lab, cat, mover_timeout=MOVER_TIMEOUT)

@@ -190,3 +190,23 @@ def test_site_file_errors_name_file_and_key(tmp_path):
     assert site.volume("e:\\").offset == 1 << 20 and site.path("a.img") == str(tmp_path / "a.img")
     with pytest.raises(LookupError, match="volume 'F:' is not in the site file"):
         site.volume("F:")
+
+
+def test_bad_source_block_fails_every_path_and_leaves_no_object(san):
+    """A medium error on the client disk is not a path problem: every path meets it, the job fails cleanly."""
+    drv, luns, cm, server = san
+    disk = luns["disk0"]
+    real_read = disk.read
+
+    def bad_read(lba, count):
+        if lba <= (MIB + 4096) // 512 < lba + count:
+            raise LunError("LUN disk0: unrecovered read error", key=0x3, asc=0x11, ascq=0x00)
+        return real_read(lba, count)
+
+    disk.read = bad_read
+    report = backup(drv, luns, server)
+    assert not report.ok
+    assert [f.to_path for f in report.failovers] == ["lan-free", "lan", "none"]
+    assert "COPY ABORTED" in report.failovers[0].reason
+    assert drv.catalogue.query(inactive=True) == []
+    assert list(drv.catalogue.states().values()) == ["abandoned"]
