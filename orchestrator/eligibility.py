@@ -47,13 +47,15 @@ def _problem(verdict: Any, path: str) -> str:
 
 def decide(*, enableserverfree: bool, file_system: str, encryption: bool = False, verdict: Any = None,
            movers: Iterable[str] | None = None, pool_nonblocked: bool | None = None,
-           lan_available: bool = True) -> Eligibility:
+           lan_available: bool = True, enablelanfree: bool = True) -> Eligibility:
     """Decide the starting path.
 
     ``verdict`` is a topology VolumeVerdict (duck-typed: ``server_free``,
     ``lan_free``, ``lan``, ``reasons``, ``route``); None means no topology was
     given, so only the LAN is assumed.  ``movers`` lists the data movers that
     serve the volume in configured order (default: the verdict's route mover).
+    LAN-free (the storage agent path, also the first failover target) needs
+    ``enablelanfree`` as well as a verified client -> pool device path.
     """
     reasons: list[str] = []
     fs = (file_system or "unknown").lower()
@@ -73,7 +75,7 @@ def decide(*, enableserverfree: bool, file_system: str, encryption: bool = False
     if not reasons and not mover_list:
         reasons.append("no data mover serves the path")
 
-    lan_free = bool(verdict is not None and getattr(verdict, "lan_free", False))
+    lan_free = bool(enablelanfree and verdict is not None and getattr(verdict, "lan_free", False))
     lan = bool(lan_available and (verdict is None or getattr(verdict, "lan", False)))
     if not reasons:
         start = PathKind.SERVER_FREE
@@ -81,7 +83,9 @@ def decide(*, enableserverfree: bool, file_system: str, encryption: bool = False
         start = PathKind.LAN_FREE
     elif lan:
         start = PathKind.LAN
-        if verdict is not None:
+        if not enablelanfree:
+            reasons.append("LAN-free: enablelanfree is no")
+        elif verdict is not None:
             reasons.append("LAN-free: " + _problem(verdict, "lan-free"))
     else:
         why = "; ".join(reasons + ([f"LAN-free: {_problem(verdict, 'lan-free')}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator.job_digest import changed_pieces
+from orchestrator.job_digest import changed_pieces, covered
 from orchestrator.job_move import Endpoints, JobFailed, MoveState, move
 from orchestrator.job_report import JobReport
 from orchestrator.job_spec import BackupSpec, DeviceSpec
@@ -67,10 +67,15 @@ def backup_job(spec: BackupSpec) -> Job:
         pieces = pieces_from_extents(spec.extents)
         base_id = None
         if spec.mode == "incremental":
-            d: DigestResult = yield DigestVolume(source.name, pieces, spec.chunk_size, spec.volume_offset)
+            # digest the volume over exactly what the stored digests cover (so a different gap size or
+            # path than the base's changes nothing), and treat newly used space as changed
+            coverage = spec.base_coverage or [(p.volume_offset, p.length) for p in pieces]
+            scan = pieces_from_extents(coverage)
+            d: DigestResult = yield DigestVolume(source.name, scan, spec.chunk_size, spec.volume_offset)
             if d.failure is not None:
                 raise JobFailed(f"incremental scan failed: {d.failure.describe()}")
-            pieces = changed_pieces(pieces, dict(d.digests), spec.base_digests, spec.chunk_size)
+            fresh = covered(pieces, coverage, spec.chunk_size) if spec.base_coverage else set()
+            pieces = changed_pieces(pieces, dict(d.digests), spec.base_digests, spec.chunk_size, fresh)
             base_id = spec.base_object_id
         image_size = sum(p.length for p in pieces)
         report.image_size = image_size
@@ -82,8 +87,8 @@ def backup_job(spec: BackupSpec) -> Job:
         report.object_id = object_id
 
         ends = Endpoints("backup", source, spec.volume_offset, started.pool_volume, started.pool_device,
-                         started.pool_offset, compress=spec.compression and paths.start != PathKind.SERVER_FREE)
-        if spec.compression and paths.start == PathKind.SERVER_FREE:
+                         started.pool_offset, compress=spec.compression and state.path != PathKind.SERVER_FREE)
+        if spec.compression and state.path == PathKind.SERVER_FREE:
             report.warnings.append("compression yes is not applied: server-free data (and data after a "
                                    "server-free failover) stays uncompressed for a server-free restore")
         stored = yield from move(ends, state, paths, report, pieces)

@@ -6,6 +6,9 @@ whole batches, whole lists, and the segments COPY STATUS / FAILED SEGMENT
 DETAILS vouch for; LAN transfers count acknowledged pieces.  Every image byte
 has one fixed place at the destination, so resuming from that offset on
 another path never writes a byte twice into the final image nor skips one.
+A copy that timed out may still finish late on its mover: it can only write
+the same source bytes to the same places, which is harmless for a static
+image (host snapshots never go server-free, see job_backup).
 """
 from __future__ import annotations
 

@@ -83,6 +83,7 @@ class BackupSpec(BaseModel):
     chunk_size: int = Field(MIB, gt=0)  # digest grid for image incrementals
     base_object_id: int | None = None
     base_digests: dict[int, str] = Field(default_factory=dict)
+    base_coverage: list[tuple[int, int]] = Field(default_factory=list)  # volume ranges base_digests cover
     paths: PathPlan = Field(default_factory=PathPlan)
 
     @model_validator(mode="after")

@@ -103,8 +103,8 @@ def _segment_template() -> tuple[bytes, tuple[tuple[int, int], ...]]:
 def _cscd_bytes(src: CscdRef, dst: CscdRef) -> bytes:
     from scsi.xcopy import IdentificationCscd
 
-    return b"".join(IdentificationCscd(designator=ref.designator, pdt=ref.pdt, block_length=ref.block_size).encode()
-                    for ref in (src, dst))
+    return b"".join(IdentificationCscd(designator=ref.designator, pdt=ref.pdt,
+                                       block_length=ref.block_size).encode() for ref in (src, dst))
 
 
 def check_mover(limits: MoverLimits, mover: str = "data mover") -> int:

@@ -179,6 +179,7 @@ class VolumeSpec(BaseModel):
     used: float = Field(0.5, gt=0, le=1, description="fraction of clusters in use (synthetic volumes)")
     fragments: int = Field(8, ge=1, description="used clusters split into this many runs (synthetic)")
     cluster_size: Size = Field(4096, gt=0)
+    content: Literal["random", "text"] = Field("random", description="synthetic data: incompressible or text-like")
     image: str | None = Field(None, description="an image file (relative to the scenario); analysed for real")
     sample_ntfs: bool = Field(False, description="a filled NTFS image made with mkntfs (bundled one without)")
 
@@ -216,6 +217,8 @@ class JobStep(BaseModel):
     change: float = Field(0.0, ge=0, le=1, description="before a backup: rewrite this fraction of used data")
     count: int = Field(1, ge=1, le=5000, description="run this many copies of the job at once (capacity)")
     concurrent: bool = Field(False, description="start with the previous step instead of after it")
+    faults: list[FaultSpec] = Field(default_factory=list,
+                                    description="armed when this step starts; at_s counts from that moment")
     expect: JobExpect = Field(default_factory=JobExpect)
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "orchestrator.cli.image_cmd",
     "orchestrator.cli.backup_cmd", "orchestrator.cli.restore_cmd", "orchestrator.cli.query_cmd",
     "orchestrator.cli.sim_cmd",
+    "orchestrator.cli.scenario_cmd",
 ]
 
 _DSMC_OPTION = re.compile(r"^-([a-z][a-z0-9_.]+)(=.*)?$", re.IGNORECASE)

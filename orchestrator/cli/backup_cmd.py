@@ -21,6 +21,7 @@ from orchestrator.drivers.site import OpenSite, SiteConfig, load_site
 from orchestrator.drivers.snapshot import CowSnapshots
 from orchestrator.eligibility import decide
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, PathPlan, backup_job, run_job
+from orchestrator.job_digest import view_coverage
 from orchestrator.ops import Operation, PathKind
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         verdict, movers = topology_verdict(site, args.volume, vsite.topology_volume)
         elig = decide(enableserverfree=vopts.enableserverfree, file_system=fs, encryption=vopts.encrypted,
                       verdict=verdict, movers=movers, pool_nonblocked=site.pool.nonblocked,
-                      lan_available=bool(site.lan_server))
+                      lan_available=bool(site.lan_server), enablelanfree=vopts.enablelanfree)
         gap = vopts.gap_size("serverfree" if elig.server_free else
                              "lanfree" if elig.start == PathKind.LAN_FREE else "lan")
         extents = [(int(a), int(b)) for a, b in layout.extents(gap).tolist()]
@@ -154,10 +155,11 @@ def run(args: argparse.Namespace) -> int:
             if elig.server_free else {}
         source = DeviceSpec(name=vsite.device, designator=io.designator() if elig.server_free else "",
                             block_size=io.block_size)
-        base_id, digests = None, {}
+        base_id, digests, coverage = None, {}, []
         if str(vopts.mode) == "incremental":
             chain = cat.restore_chain(options.node, args.volume, incremental=True)
             base_id, digests = chain[0].id, cat.digests(chain)
+            coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
         paths = build(PathPlan, start=elig.start, reasons=elig.reasons, notes=elig.notes, movers=elig.movers,
                       lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=site.lan_server,
                       pool_designators=pool_desig, batch_mb=options.serverfreebatchsize)
@@ -170,6 +172,6 @@ def run(args: argparse.Namespace) -> int:
                      snapshot_cache_location=vopts.snapshotcachelocation or "",
                      snapshot_fsidle_retries=vopts.snapshotfsidleretries,
                      snapshot_fsidle_wait=vopts.snapshotfsidlewait, base_object_id=base_id,
-                     base_digests=digests, paths=paths)
+                     base_digests=digests, base_coverage=coverage, paths=paths)
         report = run_job(backup_job(spec), progress_printer(args.json)(driver.execute))
     return print_report(report, args.json)

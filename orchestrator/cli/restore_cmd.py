@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         verdict, movers = topology_verdict(site, args.volume, vsite.topology_volume)
         elig = decide(enableserverfree=options.enableserverfree, file_system=chain[0].file_system,
                       verdict=verdict, movers=movers, pool_nonblocked=site.pool.nonblocked,
-                      lan_available=bool(site.lan_server))
+                      lan_available=bool(site.lan_server), enablelanfree=options.enablelanfree)
         sf = elig.server_free
         pool_desig = {o.pool_device: driver.io(o.pool_device).designator() for o in chain} if sf else {}
         paths = build(PathPlan, start=elig.start, reasons=elig.reasons, movers=elig.movers,

@@ -169,12 +169,13 @@ class MemoryDriver:
                               lambda p, data: self._write(pool, pool_offset + p.image_offset, data), compress)
 
     def _LanFreeWrite(self, op: LanFreeWrite) -> TransferResult:
-        return self._backup_transfer("lan-free", op.source, op.source_offset, op.pool_device, op.pool_offset, op.pieces,
-                                     op.compress)
+        return self._backup_transfer("lan-free", op.source, op.source_offset, op.pool_device, op.pool_offset,
+                                     op.pieces, op.compress)
 
     def _LanSend(self, op: LanSend) -> TransferResult:
         pool = self.catalogue_device(op.pool_volume)
-        return self._backup_transfer("lan", op.source, op.source_offset, pool, op.pool_offset, op.pieces, op.compress)
+        return self._backup_transfer("lan", op.source, op.source_offset, pool, op.pool_offset, op.pieces,
+                                     op.compress)
 
     def catalogue_device(self, pool_volume: str) -> str:
         row = self.catalogue.db.execute("SELECT device FROM pool_volumes WHERE name=?",

@@ -93,8 +93,13 @@ def _unknown(name: str) -> str:
 
 
 def _words(value: str) -> list[str]:
+    """Split on blanks, honouring quotes; backslashes stay literal (``m:\\mnt\\data`` is a volume name)."""
+    lexer = shlex.shlex(value, posix=True)
+    lexer.whitespace_split = True
+    lexer.escape = ""
+    lexer.commenters = ""
     try:
-        return shlex.split(value, posix=True)
+        return list(lexer)
     except ValueError as exc:  # unbalanced quotes
         raise ValueError(f"cannot split {value!r}: {exc}") from None
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.volume.extents import add_extent, coalesce, count_set_bits, used_runs
+from orchestrator.volume.extents import add_extent, coalesce, used_runs
 from orchestrator.volume.fat import read_fat_info
 from orchestrator.volume.filesystem import FileSystem, sniff_boot_sector
 from orchestrator.volume.ntfs import read_ntfs_allocation
@@ -51,7 +51,8 @@ class VolumeLayout:
             raise ValueError(f"imagegapsize {gap_bytes} is negative")
         if not self.uses_bitmap or gap_bytes == 0:
             return self.whole_volume()
-        assert self.runs is not None and self.cluster_size is not None
+        if self.runs is None or not self.cluster_size:
+            raise VolumeError(f"{self.name}: NTFS layout without a cluster map")
         out = coalesce(self.runs, gap_bytes // self.cluster_size) * np.int64(self.cluster_size)
         if self.metadata_tail is not None:
             out = add_extent(out, *self.metadata_tail)
@@ -80,7 +81,7 @@ def _read(reader: VolumeReader, name: str) -> VolumeLayout:
         tail = (alloc.cluster_area_bytes, tail_end - alloc.cluster_area_bytes)
         return VolumeLayout(
             name=name, size=reader.size, filesystem=FileSystem.NTFS, cluster_size=alloc.cluster_size,
-            total_clusters=alloc.total_clusters, used_clusters=count_set_bits(alloc.bitmap, alloc.total_clusters),
+            total_clusters=alloc.total_clusters, used_clusters=int(runs[:, 1].sum()),
             runs=runs, metadata_tail=tail if tail[1] > 0 else None,
         )
     if kind is None:

@@ -175,7 +175,12 @@ class ReaderStream(io.RawIOBase):
 
 
 def open_volume(source: str | Path | VolumeReader | BlockDevice) -> VolumeReader:
-    """A reader for a path (image file or block device), a block LUN, or an existing reader."""
+    """A reader for a path (image file or block device), a block LUN, or an existing reader.
+
+    An object with ``block_size``, ``num_blocks`` and ``read(lba, count)`` is a
+    block LUN (scsi.luns.BlockLun, a snapshot view); one with ``size`` and
+    ``read(offset, length)`` and no ``num_blocks`` is used as it is.
+    """
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():

@@ -121,9 +121,10 @@ def test_random_faults_fail_over_or_fail_clearly(small_lab, tmp_path, record_pro
     cat = Catalogue(tmp_path / "catalogue.db")
     client = LabClient(lab, cat, mover_timeout=MOVER_TIMEOUT)
     try:
-        clean = client.backup(PathKind.SERVER_FREE)
-        assert clean.report.outcome == "completed" and clean.report.path_used == "server-free"
-        window = max(0.05, clean.wall_by_op["CopyBatches"]) * 1.3
+        for _ in range(2):  # the second clean run (warm caches, warm mover) times the copy window
+            clean = client.backup(PathKind.SERVER_FREE)
+            assert clean.report.outcome == "completed" and clean.report.path_used == "server-free"
+        window = max(0.05, clean.wall_by_op["CopyBatches"])
         outcomes: Counter = Counter()
         lines = []
         kinds = [KINDS[i % len(KINDS)] for i in range(trials)]

@@ -39,7 +39,7 @@ def test_source_not_ready_is_not_blamed_on_the_backup_server(sanlab, client):
 
 
 @pytest.mark.xfail(strict=True, reason="orchestrator/job_backup.py verifies through the backup server only "
-                   "when the plan has no LAN-free path (lan_only = not paths.lan_free and ...); when the LAN-free "
+                   "when the plan has no LAN-free path (decided from paths.lan_free, not from what happened); when the LAN-free "
                    "path failed during the job and the LAN moved every byte, VerifyPool still reads the pool LUN "
                    "the client just lost, and the completed backup is abandoned")
 def test_lan_failover_after_pool_lun_loss_verifies_through_the_server(sanlab, client):

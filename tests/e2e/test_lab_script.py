@@ -32,7 +32,7 @@ def test_up_then_down_stops_every_process_by_pid(tmp_path):
     if reason:
         pytest.skip(reason)
     lab_dir = tmp_path / "lab"
-    up = subprocess.Popen([PY, "-m", "tests.fixtures.sanlab", "up", "--dir", str(lab_dir)], cwd=ROOT,
+    up = subprocess.Popen([PY, "-m", "tests.fixtures.sanlab", "up", "--dir", str(lab_dir), "--size-mib", "16"], cwd=ROOT,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         state = lab_dir / "lab.json"
@@ -45,8 +45,8 @@ def test_up_then_down_stops_every_process_by_pid(tmp_path):
         pids = [info[k] for k in ("pid", "tgtd_pid", "mover_pid", "lanserver_pid")]
         assert all(_alive(p) for p in pids), info
         assert info["mover_url"].startswith("iscsi://127.0.0.1:") and info["files"] > 10
-        down = subprocess.run(check=False, args=[PY, "-m", "tests.fixtures.sanlab", "down", "--dir", str(lab_dir)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
+        down = subprocess.run([PY, "-m", "tests.fixtures.sanlab", "down", "--dir", str(lab_dir)], cwd=ROOT,
+                              capture_output=True, check=False, text=True, timeout=60)
         assert down.returncode == 0, down.stderr
         assert up.wait(timeout=60) == 0
         for _ in range(100):
@@ -62,8 +62,8 @@ def test_up_then_down_stops_every_process_by_pid(tmp_path):
 
 
 def test_down_without_a_lab_says_so(tmp_path):
-    r = subprocess.run(check=False, args=[PY, "-m", "tests.fixtures.sanlab", "down", "--dir", str(tmp_path)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run([PY, "-m", "tests.fixtures.sanlab", "down", "--dir", str(tmp_path)], cwd=ROOT,
+                       capture_output=True, check=False, text=True, timeout=60)
     assert r.returncode == 2 and "no running lab recorded in" in r.stderr and "lab.json" in r.stderr
 
 

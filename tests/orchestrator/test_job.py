@@ -219,3 +219,30 @@ def test_job_abandoned_mid_flight_leaves_nothing_restorable(world):
     assert world.catalogue.sweep_pending() == 1
     with pytest.raises(LookupError, match="no restorable image"):
         world.catalogue.restore_chain("NODE1", "\\\\node1\\c$")
+
+
+def test_incremental_after_a_coarser_base_sends_only_real_changes(world):
+    """Base moved with a big gap (whole span), incremental with fine extents: coverage, not extents, decides."""
+    from orchestrator.job_digest import view_coverage
+
+    span = [(0, 7 * MIB)]
+    assert run_job(backup_job(backup_spec(extents=span)), world.execute).ok
+    chain = world.catalogue.restore_chain("NODE1", "\\\\node1\\c$", incremental=True)
+    world.devices["disk0"][VOL_OFF + 4 * MIB + 10] ^= 0xFF  # one byte in chunk 4
+    spec = backup_spec(mode="incremental", base_object_id=chain[0].id, paths=paths(PathKind.LAN),
+                       base_digests=world.catalogue.digests(chain),
+                       base_coverage=view_coverage([o.pieces for o in chain], MIB))
+    report = run_job(backup_job(spec), world.execute)
+    assert report.ok and report.image_size == MIB  # chunk 4's used bytes only (extent (4M, 3M) ∩ chunk 4)
+    # without the coverage the finer extents would look changed in every chunk they touch
+    naive = backup_spec(mode="incremental", base_object_id=chain[0].id, paths=paths(PathKind.LAN),
+                        base_digests=world.catalogue.digests(chain))
+    assert run_job(backup_job(naive), world.execute).image_size > MIB
+    r = run_job(restore_job(restore_spec(world, incremental=True)), world.execute)
+    assert r.ok and used(world.devices["disk1"]) == used(world.devices["disk0"])
+
+
+def test_online_image_that_cannot_go_server_free_still_compresses(world):
+    world.devices["disk0"][VOL_OFF:VOL_OFF + 64 * KIB] = bytes(64 * KIB)
+    report = run_job(backup_job(backup_spec(image_type="snapshot", compression=True)), world.execute)
+    assert report.ok and report.path_used == "lan-free" and report.compressed  # no server-free failover

@@ -37,6 +37,7 @@ def site(tmp_path):
         * client options for the test
         nodename NODE1
         enableserverfree yes
+        enablelanfree yes
         imagetype static
         catalog {tmp_path / 'cat.db'}
     """))

@@ -78,3 +78,10 @@ def test_site_topology_gives_verdict_and_movers(tmp_path):
     verdict, movers = topology_verdict(bad, "H:", "CLIENT1:H:")
     e = decide(enableserverfree=True, file_system="ntfs", verdict=verdict, movers=movers)
     assert not e.server_free and any("mask" in r.lower() for r in e.reasons), e.reasons
+
+
+def test_lan_free_needs_enablelanfree():
+    e = decide(enableserverfree=False, file_system="ntfs", verdict=verdict(), enablelanfree=False)
+    assert e.start == PathKind.LAN and not e.lan_free and "LAN-free: enablelanfree is no" in e.reasons
+    e = decide(enableserverfree=True, file_system="ntfs", verdict=verdict(), enablelanfree=False)
+    assert e.server_free and not e.lan_free  # a server-free failure then goes straight to the LAN

@@ -50,8 +50,8 @@ def iscsi_site(tmp_path):
         pool: {{name: POOL1, volumes: [{{name: VOL1, device: pool0, capacity: {pool_size}}}]}}
         volumes: {{"E:": {{device: disk0}}}}
     """))
-    (tmp_path / "dsm.opt").write_text(f"nodename NODE1\nenableserverfree yes\nimagetype static\n"
-                                      f"catalog {tmp_path / 'cat.db'}\n")
+    (tmp_path / "dsm.opt").write_text("nodename NODE1\nenableserverfree yes\nenablelanfree yes\n"
+                                      f"imagetype static\ncatalog {tmp_path / 'cat.db'}\n")
     yield tmp_path, built
     server.close()
     target.stop()

@@ -210,3 +210,16 @@ def test_bad_source_block_fails_every_path_and_leaves_no_object(san):
     assert "COPY ABORTED" in report.failovers[0].reason
     assert drv.catalogue.query(inactive=True) == []
     assert list(drv.catalogue.states().values()) == ["abandoned"]
+
+
+def test_pre_and_post_snapshot_commands_run_in_a_shell(san, tmp_path):
+    drv, luns, cm, server = san
+    marker = tmp_path / "quiesced"
+    from orchestrator.ops import RunCommand
+
+    r = drv.execute(RunCommand(f"echo quiesce > {marker}; echo done", "pre"))
+    assert r.returncode == 0 and "done" in r.output and marker.read_text().strip() == "quiesce"
+    assert drv.execute(RunCommand("exit 3", "post")).returncode == 3
+    report = backup(drv, luns, server, presnapshotcmd="exit 4")
+    assert not report.ok and "presnapshotcmd exited with 4" in report.message
+    assert drv.catalogue.query(inactive=True) == [] and cm.counters["copies"] == 0

@@ -225,3 +225,12 @@ def test_argparse_helpers_accept_dsmc_spelling(tmp_path: Path):
         options_from_args(bad)
     with pytest.raises(ValueError, match="not command-line options"):
         add_option_arguments(argparse.ArgumentParser(), ("include.image",))
+
+
+def test_windows_volume_names_keep_their_backslashes():
+    opts = parse_options('include.image m:\\mnt\\myntfs MYMC\ninclude.image "C:\\Program Files" PF\n'
+                         'domain.image m:\\mnt\\myntfs\n')
+    assert [r.pattern for r in opts.include_image] == ["m:\\mnt\\myntfs", "C:\\Program Files"]
+    assert opts.for_volume("M:\\MNT\\MYNTFS\\").mgmtclass == "MYMC"
+    assert opts.for_volume("m:\\mnt\\myntfs").in_domain
+    assert opts.for_volume("c:\\program files").mgmtclass == "PF"

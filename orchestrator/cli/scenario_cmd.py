@@ -1,0 +1,110 @@
+"""`serverfree scenario run PATHS... [--junit FILE] [--json] [--seed N]` and `serverfree scenario schema`.
+
+Runs CI scenario files (``scenarios/*.yaml``; a directory means every
+``*.yaml`` directly in it) through the real orchestrator on the simulated SAN
+and checks their expectations.  Exit status: 0 every expectation met, 1 some
+were not (each one named, with why), 2 a scenario file is bad (file, line and
+path inside it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:  # type: ignore[no-untyped-def]
+    p = sub.add_parser("scenario", help="run CI scenarios (topology + volumes + options + faults + expectations)")
+    what = p.add_subparsers(dest="scenario_command", metavar="WHAT")
+    what.required = True
+    r = what.add_parser("run", help="run scenario files and check their expectations")
+    r.add_argument("paths", nargs="+", metavar="PATH", help="scenario YAML files or directories of them")
+    r.add_argument("--junit", metavar="FILE", help="write JUnit XML: one testcase per scenario")
+    r.add_argument("--json", action="store_true", help="print the results as JSON")
+    r.add_argument("--seed", type=int, help="override every scenario's seed (synthetic data, random faults)")
+    r.set_defaults(func=run)
+    s = what.add_parser("schema", help="print the JSON Schema of scenario files")
+    s.set_defaults(func=schema)
+
+
+def scenario_files(paths: list[str]) -> list[Path]:
+    """Files named, and the ``*.yaml`` files of directories named, in order; missing ones are an error."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.yaml"))
+            if not found:
+                raise FileNotFoundError(f"{p}: no *.yaml scenario files in this directory")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such scenario file")
+    return out
+
+
+def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignore[no-untyped-def]
+    """Load, run and check one scenario file; a bad file raises ValueError naming it."""
+    from orchestrator.cli.scenario_expect import ScenarioResult, check_run
+    from orchestrator.cli.scenario_run import run_ci_scenario
+    from simulator.scenario import load_ci_scenario
+
+    scen = load_ci_scenario(path)
+    result = ScenarioResult(scen.name or path.stem, str(path))
+    t0 = time.perf_counter()
+    try:
+        run = run_ci_scenario(scen, path.parent, seed=seed, source=str(path), progress=progress)
+    except (ValueError, LookupError, OSError) as exc:  # bad references inside a valid file: the file's fault
+        raise ValueError(f"{path}: {exc}" if str(path) not in str(exc) else str(exc)) from None
+    except Exception as exc:  # a crash inside the system under test fails this scenario, not the run
+        log.exception("scenario %s crashed", path)
+        result.error = f"crashed: {type(exc).__name__}: {exc}"
+        result.wall_seconds = time.perf_counter() - t0
+        return result
+    result.wall_seconds = time.perf_counter() - t0
+    result.failures = check_run(run)
+    result.summary = run.summary()
+    result.jobs = [j.as_dict() for j in run.jobs]
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.cli.scenario_expect import write_junit
+
+    files = scenario_files(args.paths)
+    results = []
+    for path in files:
+        res = run_file(path, args.seed)
+        results.append(res)
+        if not args.json:
+            s = res.summary
+            head = "PASS" if res.ok else ("ERROR" if res.error else "FAIL")
+            figures = (f"{s.get('simulated_seconds', 0):.1f} s simulated, {s.get('completed_jobs', 0)}/"
+                       f"{s.get('jobs', 0)} jobs completed, {res.wall_seconds:.2f} s wall") if s else ""
+            print(f"{head} {res.name} ({path}) {figures}")
+            for line in ([res.error] if res.error else []) + res.failures:
+                print(f"    {line}")
+    if args.junit:
+        write_junit(results, args.junit)
+    failed = [r for r in results if not r.ok]
+    if args.json:
+        print(json.dumps({"ok": not failed, "scenarios": [r.as_dict() for r in results]}, indent=1, default=str))
+    else:
+        print(f"{len(results) - len(failed)} of {len(results)} scenarios passed")
+    if failed:
+        print("serverfree: scenarios failed: " + "; ".join(
+            f"{r.name}: {r.error or ' | '.join(r.failures)}" for r in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def schema(args: argparse.Namespace) -> int:
+    from simulator.scenario import CiScenario
+
+    print(json.dumps(CiScenario.model_json_schema(), indent=1))
+    return 0

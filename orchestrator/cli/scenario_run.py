@@ -1,0 +1,402 @@
+"""Run a CI scenario: the orchestrator's real options, eligibility and jobs on the simulated SAN.
+
+Composition (the CLI is the one place allowed to): the scenario's topology is
+verified (:mod:`topology.verify`) to find which paths exist and which data
+movers serve each volume, in order; the options go through the dsm.opt parser;
+the volume's extents come from its layout with the path's imagegapsize; the
+eligibility rules pick the starting path; the job generators run on a
+:class:`simulator.driver.SimDriver`.  Runs that need bytes (exact mode,
+restores, incrementals) use the in-memory driver as backend, and in exact mode
+every data mover is the real copy manager engine (:class:`ExactMover`) over the
+same bytes; timing-only runs use the timing backend and a drive pool.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from orchestrator.catalogue import Catalogue
+from orchestrator.cli.scenario_volumes import ScenarioVolume, build_volume
+from orchestrator.drivers.memory import MemoryDriver
+from orchestrator.eligibility import NoPathError, decide
+from orchestrator.job import (BackupSpec, DeviceSpec, JobReport, PathPlan, RestoreSpec, backup_job, object_spec,
+                              restore_job)
+from orchestrator.ops import MoverLimits, PathKind
+from orchestrator.options import ClientOptions, parse_options
+from simulator.driver import SimDriver, TimingBackend
+from simulator.faults import FaultInjector, random_faults
+from simulator.from_topology import san_from_topology
+from simulator.san import SimSAN
+from simulator.scenario import CiScenario, JobStep, VolumeSpec
+from simulator.synthetic import DrivePool
+from topology.index import TopologyIndex
+from topology.load import load_topology, topology_from_data
+from topology.model import Topology
+from topology.verify import verify
+
+log = logging.getLogger(__name__)
+
+SIM_LIMITS = MoverLimits(max_segment_count=64, max_descriptor_list_length=4096, total_concurrent_copies=4)
+SERVER = "simulated-server:1500"
+NO_SIM_TAPE_READ = "the simulator cannot yet model a data mover reading the tape pool (server-free restore)"
+PATH_KEY = {PathKind.SERVER_FREE: "serverfree", PathKind.LAN_FREE: "lanfree", PathKind.LAN: "lan"}
+
+
+class StalledError(RuntimeError):
+    """The simulation ran out of events while a job still waited: a hang, reported instead of hanging."""
+
+
+@dataclass
+class JobOutcome:
+    """One job of a scenario: its step, its report and (restores) the byte comparison."""
+
+    index: int  # step index in the scenario
+    copy: int  # 0 .. count-1
+    kind: str  # backup | restore
+    name: str
+    report: JobReport
+    byte_identical: bool | None = None
+    compare_note: str = ""
+    started_s: float = 0.0  # simulated time the job's step started and its phase ended
+    ended_s: float = 0.0
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # host -> CPU used during the phase
+
+    def as_dict(self) -> dict:
+        d = self.report.as_dict()
+        d.update(step=self.index, copy=self.copy, job=self.name, byte_identical=self.byte_identical,
+                 compare=self.compare_note, started_s=round(self.started_s, 3), ended_s=round(self.ended_s, 3),
+                 phase_cpu_seconds=self.cpu_seconds)
+        return d
+
+
+@dataclass
+class ScenarioRun:
+    scenario: CiScenario
+    san: SimSAN
+    jobs: list[JobOutcome] = field(default_factory=list)
+    volumes: dict[str, ScenarioVolume] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        cpu = {h: round(self.san.net.work_done(host.cpu), 4) for h, host in self.san.dev.hosts.items()}
+        return {"simulated_seconds": round(self.san.env.now, 3), "cpu_seconds": cpu,
+                "shoeshine_events": len(self.san.timeline.events_of("shoeshine")),
+                "completed_jobs": sum(1 for j in self.jobs if j.report.ok), "jobs": len(self.jobs)}
+
+
+def failed_report(kind: str, node: str, filespace: str, message: str, reasons: list[str] | None = None) -> JobReport:
+    """A job that could not even start (no path, no base image ...) is a failed job, not a crash."""
+    return JobReport(kind, node, filespace, outcome="failed", message=message, reasons=list(reasons or []))
+
+
+def options_text(values: dict[str, Any]) -> str:
+    """dsm.opt lines from a scenario's ``name: value`` mapping (yes/no for booleans)."""
+    lines = []
+    for name, value in values.items():
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        lines.append(f"{name} {value}")
+    return "\n".join(lines) + "\n"
+
+
+class ScenarioRunner:
+    """Builds the simulated world of one scenario, then runs its steps in order."""
+
+    def __init__(self, scen: CiScenario, base_dir: Path = Path("."), *, seed: int | None = None,
+                 source: str = "scenario", workdir: Path | None = None,
+                 progress: Callable[[str, float], None] | None = None):
+        self.scen, self.base_dir, self.source = scen, base_dir, source
+        self.seed = scen.seed if seed is None else seed
+        self.progress = progress
+        self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="serverfree-scenario-")
+        self.workdir = workdir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self.topology = self._topology()
+        self.index = TopologyIndex.build(self.topology)
+        self.san = san_from_topology(self.topology, scen.calibration)
+        self.with_bytes = scen.mode == "exact" or any(
+            s.restore or s.mode == "incremental" or s.change or
+            str(s.options.get("mode", scen.options.get("mode", ""))).lower() == "incremental" for s in scen.jobs)
+        self.volumes: dict[str, ScenarioVolume] = {}
+        for step in scen.jobs:
+            self._volume(step.volume)
+        self._arm_faults()
+        self.drives = sorted(self.san.dev.drives)
+        if not self.drives:
+            raise LookupError(f"{source}: topology {self.topology.name} has no tape drive for the pool")
+        self.designators = {d: (self.index.drives[d].naa or f"6{i + 1:031x}") if d in self.index.drives
+                            else f"6{i + 1:031x}" for i, d in enumerate(self.drives)}
+        self._verdicts: dict[str, tuple[Any, list[str]]] = {}
+        self.catalogue: Catalogue | None = None
+        self.memory: MemoryDriver | None = None
+        self.driver = self._driver()
+        self.run = ScenarioRun(scen, self.san, volumes=self.volumes)
+
+    # -- setup ------------------------------------------------------------------------------
+    def _topology(self) -> Topology:
+        topo = self.scen.topology
+        if isinstance(topo, dict):
+            return topology_from_data(topo, file=f"{self.source} (inline topology)")
+        path = Path(topo)
+        return load_topology(path if path.is_absolute() else self.base_dir / path)
+
+    def _volume(self, vid: str) -> ScenarioVolume:
+        if vid in self.volumes:
+            return self.volumes[vid]
+        tv = next((v for v in self.topology.volumes if v.id == vid), None)
+        if tv is None:
+            known = ", ".join(sorted(v.id for v in self.topology.volumes)) or "none"
+            raise LookupError(f"{self.source}: volume {vid!r} is not in topology {self.topology.name} "
+                              f"(known: {known})")
+        spec = next((v for v in self.scen.volumes if v.id == vid), None) or VolumeSpec(id=vid)
+        ref = self.index.resolve_lun(tv.lun)
+        vol = build_volume(spec, tv, f"{ref.array}:{ref.number}", ref.naa, base_dir=self.base_dir,
+                           seed=self.seed, with_bytes=self.with_bytes, workdir=self.workdir)
+        self.volumes[vid] = vol
+        return vol
+
+    def _arm_faults(self) -> None:
+        faults = list(self.scen.faults)
+        if self.scen.random_faults:
+            jobs = [s.name or s.volume for s in self.scen.jobs]
+            horizon = sum(v.size for v in self.volumes.values()) / max(1, len(self.san.dev.drives)) / (
+                self.scen.calibration.tape_native_mb_s * 1e6)
+            faults += random_faults(self.seed, self.scen.random_faults, self.san, max(horizon, 1.0), jobs=jobs)
+        self.faults = faults
+        FaultInjector(self.san, faults).arm()
+
+    def _driver(self) -> SimDriver:
+        snaps = {f"snap:{v.disk}": v.disk for v in self.volumes.values()}
+        self._exact: dict[str, Any] = {}
+        if not self.with_bytes:
+            return SimDriver(self.san, TimingBackend(self.drives[0]).execute, devices=snaps,
+                             drive_pool=DrivePool(self.san, self.drives))
+        pool_dev = self.drives[0]
+        capacity = 2 * sum(v.size * s.count for s in self.scen.jobs if s.backup
+                           for v in [self.volumes[s.backup]]) + (64 << 20)
+        self.catalogue = Catalogue(":memory:")
+        self.catalogue.add_pool_volume(self._pool_name(), "SIMVOL1", pool_dev, capacity)
+        pool_buf = bytearray(capacity)
+        devices = {v.disk: v.buf for v in self.volumes.values() if v.buf is not None}
+        devices[pool_dev] = pool_buf
+        self.memory = MemoryDriver(devices, self.catalogue, {m: SIM_LIMITS for m in self.san.dev.movers})
+        exact = None
+        if self.scen.mode == "exact":
+            from simulator.exact import BytearrayLun, ExactMover
+
+            luns = {v.disk: BytearrayLun(v.disk, v.buf, naa=bytes.fromhex(v.naa))
+                    for v in self.volumes.values() if v.buf is not None}
+            luns[pool_dev] = BytearrayLun(pool_dev, pool_buf, naa=bytes.fromhex(self.designators[pool_dev]))
+            exact = {m: ExactMover(self.san, m, luns) for m in self.san.dev.movers}
+        self._exact = exact or {}
+        return SimDriver(self.san, self.memory.execute, devices=snaps, exact=exact)
+
+    def _pool_name(self) -> str:
+        for v in self.topology.volumes:
+            mc = next((m for m in self.topology.mgmtclasses if m.name == v.mgmtclass), None)
+            if mc is not None:
+                return mc.destination
+        return "POOL1"
+
+    # -- composition --------------------------------------------------------------------------
+    def options(self, step: JobStep, node: str) -> ClientOptions:
+        values: dict[str, Any] = {"imagetype": "static", "nodename": node}
+        values.update(self.scen.options)
+        values.update(step.options)
+        if step.mode:
+            values["mode"] = step.mode
+        return parse_options(options_text(values), f"{self.source} options")
+
+    def verdict(self, vid: str) -> tuple[Any, list[str]]:
+        """The topology verdict for a volume and the data movers that serve it, in configured order."""
+        if vid not in self._verdicts:
+            verdict = verify(self.topology, redundancy=False).volume(vid)
+            movers: list[str] = []
+            if verdict.server_free:
+                names = [m.name for m in self.topology.movers_in_order()]
+                for name in names:
+                    others = [n for n in names if n != name]
+                    if verify(self.topology, failed=others, redundancy=False).volume(vid).server_free:
+                        movers.append(name)
+            self._verdicts[vid] = (verdict, movers)
+        return self._verdicts[vid]
+
+    @staticmethod
+    def lan_free_allowed(elig: Any, opts: ClientOptions) -> bool:
+        """A verified LAN-free path, unless the options say enablelanfree no (unset: allowed)."""
+        return bool(elig.lan_free and (opts.enablelanfree or opts.source_of("enablelanfree") == "default"))
+
+    def backup(self, step: JobStep, copy: int) -> tuple[Any, str]:
+        """(job generator or failed JobReport, job name) for one backup."""
+        vol = self._volume(step.volume)
+        filespace = vol.mount if step.count == 1 else f"{vol.mount}#{copy + 1}"
+        opts = self.options(step, vol.client)
+        vopts = opts.for_volume(vol.mount)
+        verdict, movers = self.verdict(vol.id)
+        try:
+            elig = decide(enableserverfree=vopts.enableserverfree, file_system=vol.filesystem,
+                          encryption=vopts.encrypted, verdict=verdict, movers=movers)
+        except NoPathError as exc:
+            return failed_report("backup", vol.client, filespace, str(exc)), ""
+        extents = vol.extents(vopts.gap_size(PATH_KEY[elig.start if elig.start != PathKind.LAN_FREE
+                                                     or self.lan_free_allowed(elig, opts) else PathKind.LAN]))
+        base_id, digests = None, {}
+        if str(vopts.mode) == "incremental":
+            if self.catalogue is None:
+                raise ValueError(f"{self.source}: incremental backups need bytes (exact mode or a restore)")
+            try:
+                chain = self.catalogue.restore_chain(vol.client, filespace, incremental=True)
+            except LookupError as exc:
+                return failed_report("backup", vol.client, filespace, f"mode incremental: {exc}"), ""
+            base_id, digests = chain[0].id, self.catalogue.digests(chain)
+        lan_free = self.lan_free_allowed(elig, opts)
+        start, reasons = elig.start, list(elig.reasons)
+        if start == PathKind.LAN_FREE and not lan_free:
+            start = PathKind.LAN
+            reasons.append("LAN-free: enablelanfree is no")
+        paths = PathPlan(start=start, reasons=reasons, notes=elig.notes, movers=elig.movers,
+                         lan_free=lan_free, lan=elig.lan, server=SERVER,
+                         pool_designators=dict(self.designators) if elig.server_free else {},
+                         batch_mb=opts.serverfreebatchsize)
+        spec = BackupSpec(node=vol.client, filespace=filespace,
+                          source=DeviceSpec(name=vol.disk, designator=vol.naa if elig.server_free else ""),
+                          volume_offset=vol.offset, volume_size=vol.size, file_system=vol.filesystem,
+                          extents=extents, mode=str(vopts.mode), image_type=str(vopts.imagetype),
+                          management_class=vopts.mgmtclass, pool=self._pool_name(),
+                          compression=vopts.compression, presnapshotcmd=vopts.presnapshotcmd or "",
+                          postsnapshotcmd=vopts.postsnapshotcmd or "", snapshot_cache_size=vopts.snapshotcachesize,
+                          snapshot_fsidle_retries=vopts.snapshotfsidleretries,
+                          snapshot_fsidle_wait=vopts.snapshotfsidlewait, base_object_id=base_id,
+                          base_digests=digests, paths=paths)
+        vol.record_backup(extents, full=str(vopts.mode) != "incremental")
+        return backup_job(spec), ""
+
+    def restore(self, step: JobStep) -> Any:
+        """A restore job onto the volume's own LUN (zeroed first, so nothing stale can pass for restored)."""
+        vol = self._volume(step.volume)
+        if self.catalogue is None or vol.buf is None:
+            raise ValueError(f"{self.source}: restores need bytes")
+        opts = self.options(step, vol.client)
+        try:
+            chain = self.catalogue.restore_chain(vol.client, vol.mount, incremental=step.incremental)
+        except LookupError as exc:
+            return failed_report("restore", vol.client, vol.mount, str(exc))
+        verdict, movers = self.verdict(vol.id)
+        try:
+            elig = decide(enableserverfree=opts.enableserverfree, file_system=chain[0].file_system,
+                          verdict=verdict, movers=movers)
+        except NoPathError as exc:
+            return failed_report("restore", vol.client, vol.mount, str(exc))
+        lan_free = self.lan_free_allowed(elig, opts)
+        start, reasons = elig.start, list(elig.reasons)
+        if start == PathKind.LAN_FREE and not lan_free:
+            start = PathKind.LAN
+            reasons.append("LAN-free: enablelanfree is no")
+        if start == PathKind.SERVER_FREE and any(o.pool_device in self.san.dev.drives for o in chain):
+            # the simulated data movers read disk LUNs only (simulator/fluid.py, simulator/exact.py)
+            start = PathKind.LAN_FREE if lan_free else PathKind.LAN
+            reasons.append(NO_SIM_TAPE_READ)
+        sf = start == PathKind.SERVER_FREE
+        paths = PathPlan(start=start, reasons=reasons, movers=elig.movers if sf else [], lan_free=lan_free,
+                         lan=elig.lan, server=SERVER,
+                         pool_designators={o.pool_device: self.designators[o.pool_device] for o in chain} if sf
+                         else {}, batch_mb=opts.serverfreebatchsize)
+        vol.buf[vol.offset:vol.offset + vol.size] = bytes(vol.size)
+        spec = RestoreSpec(node=vol.client, filespace=vol.mount, chain=[object_spec(o) for o in chain],
+                           destination=DeviceSpec(name=vol.disk, designator=vol.naa if sf else ""),
+                           destination_offset=vol.offset, destination_size=vol.size,
+                           incremental=step.incremental, deletefiles=step.deletefiles, paths=paths)
+        return restore_job(spec)
+
+    # -- running ------------------------------------------------------------------------------
+    def phases(self) -> list[list[int]]:
+        out: list[list[int]] = []
+        for i, step in enumerate(self.scen.jobs):
+            if step.concurrent and out:
+                out[-1].append(i)
+            else:
+                out.append([i])
+        return out
+
+    def execute(self) -> ScenarioRun:
+        rng = random.Random(f"{self.seed}:changes")
+        phases = self.phases()
+        for n, phase in enumerate(phases):
+            procs: list[tuple[int, int, str, str, Any]] = []
+            t0, cpu0 = self.san.env.now, self.cpu()
+            for i in phase:
+                self._arm_step_faults(self.scen.jobs[i].faults)
+            # the simulated exact mover reads disks only: restores from tape move their (real) bytes
+            # through the memory driver, timed by the fluid model
+            self.driver.exact = {} if any(self.scen.jobs[i].restore for i in phase) else self._exact
+            for i in phase:
+                step = self.scen.jobs[i]
+                vol = self._volume(step.volume)
+                if step.change:
+                    if vol.buf is None:
+                        raise ValueError(f"{self.source}: jobs.{i}.change needs a volume with bytes")
+                    vol.change(step.change, rng)
+                for c in range(step.count):
+                    name = (step.name or step.volume) + (f"#{c + 1}" if step.count > 1 else "")
+                    if step.backup:
+                        job, _ = self.backup(step, c)
+                    else:
+                        job = self.restore(step)
+                    kind = "backup" if step.backup else "restore"
+                    if isinstance(job, JobReport):
+                        self.run.jobs.append(JobOutcome(i, c, kind, name, job))
+                        continue
+                    proc = self.driver.process(job, name=name, client=vol.client)
+                    procs.append((i, c, kind, name, proc))
+            if procs:
+                try:
+                    self.san.env.run(until=self.san.env.all_of([p for *_, p in procs]))
+                except RuntimeError as exc:  # simpy: no events left while a job still waits
+                    stuck = [name for _, _, _, name, p in procs if not p.triggered]
+                    raise StalledError(f"{self.source}: the simulation stalled at {self.san.env.now:.3f} s; "
+                                       f"job(s) {', '.join(stuck)} never finished ({exc})") from None
+            cpu = {h: round(v - cpu0.get(h, 0.0), 4) for h, v in self.cpu().items()}
+            for i, c, kind, name, proc in procs:
+                outcome = JobOutcome(i, c, kind, name, proc.value, started_s=t0, ended_s=self.san.env.now,
+                                     cpu_seconds=cpu)
+                if kind == "restore":
+                    vol = self._volume(self.scen.jobs[i].volume)
+                    if outcome.report.ok:
+                        outcome.byte_identical, outcome.compare_note = vol.compare(self.scen.jobs[i].incremental)
+                    else:
+                        outcome.byte_identical, outcome.compare_note = False, "restore failed"
+                self.run.jobs.append(outcome)
+            if self.progress:
+                self.progress(f"{self.scen.name}: step {n + 1}/{len(phases)}", (n + 1) / len(phases))
+        self.run.jobs.sort(key=lambda j: (j.index, j.copy))
+        return self.run
+
+    def cpu(self) -> dict[str, float]:
+        return {h: self.san.net.work_done(host.cpu) for h, host in self.san.dev.hosts.items()}
+
+    def _arm_step_faults(self, faults: list) -> None:
+        """Faults of one step: at_s is relative to the moment the step starts."""
+        if not faults:
+            return
+        now = self.san.env.now
+        shifted = [f.model_copy(update={"at_s": now + f.at_s}) if f.at_s is not None else f for f in faults]
+        self.faults += shifted
+        FaultInjector(self.san, shifted).arm()
+
+    def close(self) -> None:
+        if self.catalogue is not None:
+            self.catalogue.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def run_ci_scenario(scen: CiScenario, base_dir: Path = Path("."), *, seed: int | None = None,
+                    source: str = "scenario", progress: Callable[[str, float], None] | None = None) -> ScenarioRun:
+    """Build and run one scenario; the run holds every job's report and the SAN for the summary."""
+    runner = ScenarioRunner(scen, base_dir, seed=seed, source=source, progress=progress)
+    try:
+        return runner.execute()
+    finally:
+        runner.close()
