@@ -52,10 +52,7 @@ def _scsi(url: str) -> tuple[LibiscsiDevice, SCSI]:
     return dev, s
 
 
-def measure_rates(lab: SanLab, client: LabClient, nbytes: int, repeat: int = 3) -> dict[str, float]:
-    """Median of ``repeat`` measurements of each component rate (bytes/s; command cost in s)."""
-    runs = [measure_rates_once(lab, client, nbytes, (lab.pool_size - (2 + i) * nbytes) // 512)
-            for i in range(repeat)]
+def median_rates(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
@@ -119,17 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         client = LabClient(lab, cat, mover_timeout=30.0)
         extents, _ = client.extents()
         image = sum(n for _, n in extents)
-        rates = measure_rates(lab, client, lab.volume_size, args.repeat)
+        rate_runs = []
         print(f"lab: {args.size_mib} MiB NTFS volume, {len(lab.volume.files)} files, {len(extents)} extents, "
               f"image {image / MIB:.1f} MiB")
-        print("rates: " + ", ".join(f"{k} {v / MB:.1f} MB/s" if k != "mover_command_s" else f"{k} {v * 1000:.2f} ms"
-                                    for k, v in rates.items()))
         results = {}
-        print(f"{'path':12s} {'wall s':>7s} {'MB/s':>7s} {'cpu s':>7s} {'read MiB':>9s} {'move cpu s':>10s} "
-              f"{'move read MiB':>13s}")
+        rows = []
         for start in (PathKind.SERVER_FREE, PathKind.LAN_FREE, PathKind.LAN):
             runs = []
-            for _ in range(args.repeat):
+            for i in range(args.repeat):
+                if start == PathKind.SERVER_FREE:  # rates measured right before each server-free run
+                    scratch = (lab.pool_size - (2 + i) * lab.volume_size) // 512
+                    rate_runs.append(measure_rates_once(lab, client, lab.volume_size, scratch))
                 run = client.backup(start, extents=extents)
                 rep = run.report
                 if rep.outcome != "completed" or rep.path_used != start.value:
@@ -141,8 +138,14 @@ def main(argv: list[str] | None = None) -> int:
             move_cpu = sum(run.cpu_by_op[o] for o in MOVEMENT_OPS)
             move_read = sum(run.by_op.get(o, {}).get("client.read_bytes", 0) for o in MOVEMENT_OPS)
             results[start] = run
-            print(f"{start.value:12s} {run.wall:7.2f} {image / run.wall / MB:7.1f} {run.cpu:7.3f} "
-                  f"{run.read_bytes('client') / MIB:9.1f} {move_cpu:10.3f} {move_read / MIB:13.1f}")
+            rows.append(f"{start.value:12s} {run.wall:7.2f} {image / run.wall / MB:7.1f} {run.cpu:7.3f} "
+                        f"{run.read_bytes('client') / MIB:9.1f} {move_cpu:10.3f} {move_read / MIB:13.1f}")
+        rates = median_rates(rate_runs)
+        print("rates (median): " + ", ".join(f"{k} {v / MB:.1f} MB/s" if k != "mover_command_s"
+                                             else f"{k} {v * 1000:.2f} ms" for k, v in rates.items()))
+        print(f"{'path':12s} {'wall s':>7s} {'MB/s':>7s} {'cpu s':>7s} {'read MiB':>9s} {'move cpu s':>10s} "
+              f"{'move read MiB':>13s}")
+        print("\n".join(rows))
         sf = results[PathKind.SERVER_FREE]
         print("server-free phases (wall s): " + ", ".join(f"{k} {v:.2f}" for k, v in sf.wall_by_op.items()))
         scen_path = write_scenario(args.write_scenario or Path(tmp) / "sanlab.yaml", lab, rates, extents,

@@ -2,7 +2,9 @@
 
 Order of events: presnapshotcmd, snapshot (imagetype snapshot), postsnapshotcmd,
 incremental scan (mode incremental), pending catalogue object, data movement
-with failover, verification on the pool, snapshot release (a cache that ran
+with failover, verification on the pool (server-free bytes from the data
+mover's COPY STATUS plus a pool-side check, so the client reads none of them;
+bytes the client moved itself by reading them back), snapshot release (a cache that ran
 out fails the job: never a silently inconsistent image), commit.  Any failure
 after the pending object exists abandons it, so nothing half-written is ever
 listed or restored.
@@ -11,16 +13,62 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator.job_digest import changed_pieces, covered
+from orchestrator.job_digest import changed_pieces, covered, split_by_chunk
 from orchestrator.job_move import Endpoints, JobFailed, MoveState, move
 from orchestrator.job_report import JobReport
 from orchestrator.job_spec import BackupSpec, DeviceSpec
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, DigestResult,
                               DigestVolume, Job, ObjectStarted, PathKind, ReleaseSnapshot, RunCommand,
-                              SnapshotReleased, SnapshotResult, TakeSnapshot, VerifyPool, VerifyResult,
-                              pieces_from_extents)
+                              SnapshotReleased, SnapshotResult, StoredPiece, TakeSnapshot, VerifyPool,
+                              VerifyResult, pieces_from_extents)
 
 log = logging.getLogger(__name__)
+
+UNREAD = "unread"  # digest of a chunk nobody read back: never equals a real digest, so it counts as changed
+
+
+def split_accounted(pieces: list[StoredPiece], ranges: list[tuple[int, int]],
+                    ) -> tuple[list[StoredPiece], list[StoredPiece]]:
+    """Cut ``pieces`` into (to compare byte for byte, proven by the mover) along image ``ranges``."""
+    by_bytes: list[StoredPiece] = []
+    by_mover: list[StoredPiece] = []
+    spans = sorted(ranges)
+    for p in pieces:
+        if p.compressed or not spans:  # compressed data never went server-free
+            by_bytes.append(p)
+            continue
+        pos, end = p.image_offset, p.image_offset + p.length
+        for lo, hi in spans:
+            lo, hi = max(lo, pos), min(hi, end)
+            if hi <= lo:
+                continue
+            if lo > pos:
+                by_bytes.append(_sub(p, pos, lo))
+            by_mover.append(_sub(p, lo, hi))
+            pos = hi
+        if pos < end:
+            by_bytes.append(_sub(p, pos, end))
+    return by_bytes, by_mover
+
+
+def _sub(p: StoredPiece, lo: int, hi: int) -> StoredPiece:
+    return StoredPiece(lo, p.volume_offset + lo - p.image_offset, hi - lo)
+
+
+def unread_chunks(digests: tuple[tuple[int, str], ...], unread: list[StoredPiece],
+                  chunk_size: int) -> tuple[tuple[int, str], ...]:
+    """The object's chunk digests, with every chunk of ``unread`` the driver gave none for marked :data:`UNREAD`.
+
+    The catalogue's view takes later objects' digests over earlier ones, so a
+    stale digest must never survive for a chunk this object rewrote.
+    """
+    have = {c for c, _ in digests}
+    marked = {c for c, _ in split_by_chunk(unread, chunk_size)} - have
+    if not marked:
+        return digests
+    out = {c: d for c, d in digests if c not in marked}
+    out.update((c, UNREAD) for c in marked)
+    return tuple(sorted(out.items()))
 
 
 def backup_job(spec: BackupSpec) -> Job:
@@ -93,12 +141,22 @@ def backup_job(spec: BackupSpec) -> Job:
                                    "server-free failover) stays uncompressed for a server-free restore")
         stored = yield from move(ends, state, paths, report, pieces)
 
-        # a client without its own path to the pool device verifies through the server (digests only)
-        via_server = paths.server if not paths.lan_free else ""
+        if state.accounting_errors:
+            raise JobFailed("verification on the pool failed: the data mover's COPY STATUS does not match "
+                            f"the plan: {'; '.join(state.accounting_errors[:3])}")
+        # server-free bytes are proven by the mover's accounting: the client reads none of them back
+        # (unless asked to); only what the client moved itself is compared byte for byte
+        ranges = [] if spec.verify_server_free_data else state.accounted
+        by_bytes, by_mover = split_accounted(stored, ranges)
+        # the client reaches the pool device itself only over a LAN-free path that is still alive
+        lan_free_lost = any(f.from_path == PathKind.LAN_FREE.value for f in report.failovers)
+        via_server = paths.server if (not paths.lan_free or lan_free_lost) else ""
         v: VerifyResult = yield VerifyPool(source.name, started.pool_device, started.pool_offset,
-                                           tuple(stored), spec.chunk_size, spec.volume_offset, via_server)
+                                           tuple(by_bytes), spec.chunk_size, spec.volume_offset, via_server,
+                                           tuple(by_mover))
         if not v.ok:
             raise JobFailed(f"verification on the pool failed: {v.message}")
+        digests = unread_chunks(v.digests, by_mover, spec.chunk_size)
         if snapshot:
             rel: SnapshotReleased = yield ReleaseSnapshot(spec.filespace, snapshot)
             snapshot = ""
@@ -108,7 +166,7 @@ def backup_job(spec: BackupSpec) -> Job:
                                 "inconsistent and is discarded")
         report.compressed = any(p.compressed for p in stored)
         report.stored_size = sum(p.stored for p in stored)
-        yield CommitObject(object_id, tuple(stored), report.path_used, report.compressed, v.digests)
+        yield CommitObject(object_id, tuple(stored), report.path_used, report.compressed, digests)
         report.outcome = "completed"
     except JobFailed as exc:
         report.outcome, report.message = "failed", str(exc)

@@ -13,12 +13,12 @@ image (host snapshots never go server-free, see job_backup).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generator, Literal, Sequence
 
 from orchestrator.job_report import FailoverEvent, JobReport
 from orchestrator.job_spec import DeviceSpec, PathPlan
-from orchestrator.ops import (CopyBatches, CopyResult, LanFreeRead, LanFreeWrite, LanReceive, LanSend,
+from orchestrator.ops import (Batch, CopyBatches, CopyResult, LanFreeRead, LanFreeWrite, LanReceive, LanSend,
                               OperatingParametersResult, PathKind, Piece, ReadOperatingParameters,
                               StoredPiece, TransferResult)
 from orchestrator.plan import CscdRef, PlanError, default_encoder, image_position, plan_batches
@@ -40,6 +40,9 @@ class MoveState:
     movers: list[str]
     server_free_failed: bool = False
     pending_reason: str = ""  # reason of the failure that emptied the mover list
+    # image ranges [start, end) whose lists the mover's COPY STATUS vouches for (no read-back needed)
+    accounted: list[tuple[int, int]] = field(default_factory=list)
+    accounting_errors: list[str] = field(default_factory=list)  # lists the mover's status contradicts
 
 
 @dataclass
@@ -163,6 +166,7 @@ def _server_free(ends: Endpoints, state: MoveState, paths: PathPlan, report: Job
                 else:
                     new = image_position(batches, cr.batches_done, cr.lists_done, cr.segments_done)
                 moved.extend(_stored(p) for p in _cut(rest, pos, new))
+                _account(state, batches, cr, mover)
                 report.add_bytes(PathKind.SERVER_FREE.value, new - pos)
                 if mover not in report.movers_used and new > pos:
                     report.movers_used.append(mover)
@@ -179,6 +183,22 @@ def _server_free(ends: Endpoints, state: MoveState, paths: PathPlan, report: Job
         else:
             _step_down(state, paths, report, reason, pos, mover)
     return pos
+
+
+def _account(state: MoveState, batches: Sequence[Batch], cr: CopyResult, mover: str) -> None:
+    """Match the mover's COPY STATUS of each completed list against the plan (see :class:`ListAccount`)."""
+    if cr.accounting is None:  # the driver cannot ask: those bytes get verified by reading them
+        return
+    done = [pl for b in batches[:cr.batches_done] for pl in b.lists]
+    if cr.batches_done < len(batches):
+        done += batches[cr.batches_done].lists[:cr.lists_done]
+    for i, pl in enumerate(done):
+        acct = cr.accounting[i] if i < len(cr.accounting) else None
+        why = acct.mismatch(pl) if acct is not None else f"list {pl.list_id}: no COPY STATUS reported"
+        if why:
+            state.accounting_errors.append(f"data mover {mover}: {why}")
+        else:
+            state.accounted.append((pl.image_start, pl.image_end))
 
 
 def _cut(pieces: Sequence[AnyPiece], lo: int, hi: int) -> list[AnyPiece]:

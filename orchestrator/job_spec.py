@@ -81,6 +81,8 @@ class BackupSpec(BaseModel):
     snapshot_fsidle_retries: int = Field(2, ge=0)
     snapshot_fsidle_wait: float = Field(1.0, ge=0)
     chunk_size: int = Field(MIB, gt=0)  # digest grid for image incrementals
+    # also read server-free bytes back on the client (off: the mover's COPY STATUS proves them)
+    verify_server_free_data: bool = False
     base_object_id: int | None = None
     base_digests: dict[int, str] = Field(default_factory=dict)
     base_coverage: list[tuple[int, int]] = Field(default_factory=list)  # volume ranges base_digests cover

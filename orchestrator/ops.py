@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generator, Literal, Union
 
 from orchestrator.ops_types import (FAILOVER_ORDER, Batch, CopySegment, Failure, FailureKind,
-                                    MoverLimits, ParameterListPlan, PathKind, Piece, StoredPiece)
+                                    ListAccount, MoverLimits, ParameterListPlan, PathKind, Piece, StoredPiece)
 
 
 # =========================================================================== operations
@@ -131,7 +131,14 @@ class LanSend:
 
 @dataclass(frozen=True, slots=True)
 class VerifyPool:
-    """Read the object's pieces back from the pool and compare with the source; digest the view."""
+    """Verify the object on the pool before it is committed.
+
+    ``pieces`` are read back from the pool and compared with the source (and
+    digested): the client already handled their data (LAN-free, LAN).
+    ``accounted`` pieces were proven by the data mover's own COPY STATUS
+    (server-free): the driver must not read them on the client, only check
+    the pool side -- the device answers and its capacity covers them.
+    """
 
     source: str
     pool_device: str
@@ -139,7 +146,8 @@ class VerifyPool:
     pieces: tuple[StoredPiece, ...]
     chunk_size: int
     source_offset: int = 0
-    server: str = ""  # non-empty: the pool is read through the backup server (LAN-only client)
+    server: str = ""  # non-empty: the pool is reached through the backup server (no usable SAN path)
+    accounted: tuple[StoredPiece, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

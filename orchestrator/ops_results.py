@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from orchestrator.ops_types import Failure, MoverLimits, StoredPiece
+from orchestrator.ops_types import Failure, ListAccount, MoverLimits, StoredPiece
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,9 @@ class CopyResult:
     completed GOOD.  On failure, ``lists_done`` counts completed lists of the
     failing batch and ``segments_done`` the segments of the failing list known
     processed (COPY STATUS / FAILED SEGMENT DETAILS), or None when only list
-    boundaries are known (timeout, lost connection).
+    boundaries are known (timeout, lost connection).  ``accounting`` holds the
+    mover's COPY STATUS of every list that completed, in order, or None when
+    the driver cannot ask (the job then verifies those bytes by reading them).
     """
 
     batches_done: int
@@ -67,6 +69,7 @@ class CopyResult:
     lists_done: int = 0
     segments_done: int | None = None
     elapsed: float = 0.0
+    accounting: tuple[ListAccount, ...] | None = None
 
     @property
     def ok(self) -> bool:

@@ -181,3 +181,39 @@ class Batch:
         return self.lists[-1].image_end
 
 
+
+
+# --------------------------------------------------------------------------- mover accounting
+@dataclass(frozen=True, slots=True)
+class ListAccount:
+    """What a data mover reports for one finished parameter list (RECEIVE COPY RESULTS, COPY STATUS).
+
+    A server-free object is verified from these, so the client never reads
+    the volume back: the list must be COMPLETED with every planned segment
+    processed and the planned bytes counted (``bytes_transferred`` is the
+    TRANSFER COUNT scaled by its units, so rounded down to ``unit_bytes``).
+    ``problem`` says why no status could be read (the list is then unproven).
+    """
+
+    list_id: int
+    completed: bool
+    segments_processed: int
+    bytes_transferred: int
+    unit_bytes: int = 1
+    problem: str = ""
+
+    def mismatch(self, plan: ParameterListPlan) -> str:
+        """Why this status does not vouch for ``plan`` ("" when it does)."""
+        if self.problem:
+            return f"list {plan.list_id}: no COPY STATUS ({self.problem})"
+        if self.list_id != plan.list_id:
+            return f"status of list {self.list_id} answered for list {plan.list_id}"
+        if not self.completed:
+            return f"list {plan.list_id} is not reported COMPLETED"
+        if self.segments_processed != len(plan.segments):
+            return (f"list {plan.list_id}: {self.segments_processed} segments processed, "
+                    f"{len(plan.segments)} planned")
+        unit = max(1, self.unit_bytes)
+        if self.bytes_transferred != plan.nbytes // unit * unit:
+            return f"list {plan.list_id}: {self.bytes_transferred} bytes transferred, {plan.nbytes} planned"
+        return ""

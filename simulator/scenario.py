@@ -74,7 +74,7 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         raise ValueError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a scenario must be a mapping at the top level")
+        raise ValueError(f"{path}: a scenario must be a mapping at the top level")  # noqa: TRY004
     try:
         scen = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -184,6 +184,12 @@ class VolumeSpec(BaseModel):
     sample_ntfs: bool = Field(False, description="a filled NTFS image made with mkntfs (bundled one without)")
 
 
+class Bounds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    min: float | None = None
+    max: float | None = None
+
+
 class JobExpect(BaseModel):
     """What one job must report; unset fields are not checked."""
 
@@ -201,6 +207,8 @@ class JobExpect(BaseModel):
     byte_identical: bool | None = Field(None, description="restores: the volume equals what was backed up")
     bytes_by_path: dict[str, int] | None = None
     min_bytes: dict[str, int] | None = Field(None, description="at least this many bytes per path")
+    duration_s: Bounds | None = Field(None, description="simulated seconds of the job's step")
+    cpu_seconds: dict[str, Bounds] = Field(default_factory=dict, description="host -> CPU seconds in the step")
 
 
 class JobStep(BaseModel):
@@ -222,7 +230,7 @@ class JobStep(BaseModel):
     expect: JobExpect = Field(default_factory=JobExpect)
 
     @model_validator(mode="after")
-    def _one(self) -> "JobStep":
+    def _one(self) -> JobStep:
         if (self.backup is None) == (self.restore is None):
             raise ValueError("a job step names exactly one of backup or restore")
         return self
@@ -230,12 +238,6 @@ class JobStep(BaseModel):
     @property
     def volume(self) -> str:
         return self.backup or self.restore or ""
-
-
-class Bounds(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    min: float | None = None
-    max: float | None = None
 
 
 class ScenarioExpect(BaseModel):
@@ -266,7 +268,7 @@ class CiScenario(BaseModel):
     expect: ScenarioExpect = Field(default_factory=ScenarioExpect)
 
     @model_validator(mode="after")
-    def _volumes_known(self) -> "CiScenario":
+    def _volumes_known(self) -> CiScenario:
         ids = [v.id for v in self.volumes]
         if len(set(ids)) != len(ids):
             raise ValueError("a volume is listed twice under volumes")
@@ -309,7 +311,7 @@ def load_ci_scenario(path: str | Path) -> CiScenario:
         where = f" line {mark.line + 1} column {mark.column + 1}:" if mark else ""
         raise ValueError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a scenario must be a mapping at the top level")
+        raise ValueError(f"{path}: a scenario must be a mapping at the top level")  # noqa: TRY004
     try:
         scen = CiScenario.model_validate(data)
     except ValidationError as exc:

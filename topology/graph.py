@@ -81,6 +81,8 @@ class SanState:
     component_of: dict[str, int] = field(default_factory=dict)
     port_zones: dict[str, set[str]] = field(default_factory=dict)
     cause: dict[str, str] = field(default_factory=dict)
+    _cabled: nx.Graph | None = None
+    _cabled_component: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, topo: Topology, failed: set[str] | frozenset[str] | tuple = (),
@@ -122,11 +124,14 @@ class SanState:
 
     def down_between(self, a: str, b: str) -> list[str]:
         """Components that are down on the shortest cabled route from ``a`` to ``b`` ([] if none cabled)."""
-        try:
-            path = nx.shortest_path(fabric_view(self.graph), a, b)
-        except (nx.NetworkXNoPath, nx.NodeNotFound):
+        if self._cabled is None:
+            self._cabled = nx.Graph(fabric_view(self.graph))
+            self._cabled_component = {n: i for i, comp in enumerate(nx.connected_components(self._cabled))
+                                      for n in comp}
+        ca = self._cabled_component.get(a)
+        if ca is None or ca != self._cabled_component.get(b):
             return []
-        return [n for n in path if n in self.down]
+        return [n for n in nx.shortest_path(self._cabled, a, b) if n in self.down]
 
     def why(self, node: str) -> str:
         """``failed`` (on request), ``offline`` (in the file) or ``down (library LIB1 is failed)``."""

@@ -7,6 +7,7 @@ that got furthest explains why.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from topology.graph import SanState, member_wwpn
@@ -42,50 +43,56 @@ def check_hop(state: SanState, initiators: list[End], targets: list[End], lun: L
     good: list[tuple[End, End]] = []
     best: Problem | None = None
     best_score = -1
+    best_make = None
     for i in initiators:
         for t in targets:
-            score, problem = _check_pair(state, i, t, lun)
-            if problem is None:
+            score, make = _check_pair(state, i, t, lun)
+            if make is None:
                 good.append((i, t))
                 if not want_all:
                     return HopResult(good, None, MASKED + 1)
             elif score > best_score:
-                best, best_score = problem, score
+                best_make, best_score = make, score
     if good:
         return HopResult(good, None, MASKED + 1)
-    if best is None:
-        best = Problem(rule="no-port", message="no ports to connect", objects=[])
+    # Explanations can cost a path search, so only the winning one is built.
+    best = best_make() if best_make is not None else \
+        Problem(rule="no-port", message="no ports to connect", objects=[])
     return HopResult([], best, best_score)
 
 
-def _check_pair(state: SanState, i: End, t: End, lun: LunRef | None) -> tuple[int, Problem | None]:
+def _check_pair(state: SanState, i: End, t: End, lun: LunRef | None) -> tuple[int, Callable[[], Problem] | None]:
+    """(how far the pair got, a maker for the Problem) -- the maker is None when the pair works."""
     for end in (i, t):
         if end.wwpn in state.down:
-            return DOWN, Problem(rule="component-down",
-                                 message=f"{end.label} port {end.wwpn} is {_why(state, end.wwpn)}",
-                                 objects=[end.owner, end.wwpn])
+            return DOWN, lambda end=end: Problem(
+                rule="component-down", message=f"{end.label} port {end.wwpn} is {_why(state, end.wwpn)}",
+                objects=[end.owner, end.wwpn])
     if not state.connected(i.wwpn, t.wwpn):
-        downs = state.down_between(i.wwpn, t.wwpn)
-        if downs:
-            detail = "; ".join(state.describe_down(n) for n in downs)
-        else:
-            detail = "they are not cabled to the same fabric"
-        return CABLED, Problem(rule="not-connected",
-                               message=f"no physical path from {i.label} port {i.wwpn} to {t.label} port "
-                                       f"{t.wwpn}: {detail}",
-                               objects=[i.owner, i.wwpn, t.owner, t.wwpn, *downs])
+        return CABLED, lambda: _not_connected(state, i, t)
     if not state.zoned(i.wwpn, t.wwpn):
-        hint = _zoning_hint(state, i, t)
-        return ZONED, Problem(rule="not-zoned",
-                              message=f"{t.label} port {t.wwpn} is not zoned with {i.label} port {i.wwpn}: "
-                                      f"they share no zone of the active zone set{hint}",
-                              objects=[i.owner, i.wwpn, t.owner, t.wwpn])
+        return ZONED, lambda: Problem(
+            rule="not-zoned",
+            message=f"{t.label} port {t.wwpn} is not zoned with {i.label} port {i.wwpn}: "
+                    f"they share no zone of the active zone set{_zoning_hint(state, i, t)}",
+            objects=[i.owner, i.wwpn, t.owner, t.wwpn])
     if lun is not None and not state.index.is_masked(lun.array, i.wwpn, lun.number, t.wwpn):
-        hint = _masking_hint(state, i, t, lun)
-        return MASKED, Problem(rule="not-masked",
-                               message=f"LUN {lun.label} is not masked to {i.label} port {i.wwpn}{hint}",
-                               objects=[f"{lun.array}:{lun.number}", lun.array, i.owner, i.wwpn])
+        return MASKED, lambda: Problem(
+            rule="not-masked",
+            message=f"LUN {lun.label} is not masked to {i.label} port {i.wwpn}{_masking_hint(state, i, t, lun)}",
+            objects=[f"{lun.array}:{lun.number}", lun.array, i.owner, i.wwpn])
     return MASKED + 1, None
+
+
+def _not_connected(state: SanState, i: End, t: End) -> Problem:
+    downs = state.down_between(i.wwpn, t.wwpn)
+    if downs:
+        detail = "; ".join(state.describe_down(n) for n in downs)
+    else:
+        detail = "they are not cabled to the same fabric"
+    return Problem(rule="not-connected",
+                   message=f"no physical path from {i.label} port {i.wwpn} to {t.label} port {t.wwpn}: {detail}",
+                   objects=[i.owner, i.wwpn, t.owner, t.wwpn, *downs])
 
 
 def _why(state: SanState, node: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 
 import networkx as nx
+from networkx.algorithms.flow import shortest_augmenting_path
 
 from topology.graph import SanState, fabric_view
 from topology.report import VolumeVerdict
@@ -122,27 +123,28 @@ def disjoint_count(sep: SeparatorIndex, legs: list[MoverLegs]) -> int:
     """
     if not legs:
         return 0
-    g = nx.DiGraph()
-
-    def node(n: str) -> None:
-        g.add_edge(f"{n}>in", f"{n}>out", capacity=1)
+    edges: set[tuple[str, str]] = set()
 
     def chain(first: str, nodes: list[str], last: str) -> None:
         prev = first
         for n in nodes:
-            node(n)
-            g.add_edge(prev, f"{n}>in")
+            edges.add((prev, f"{n}>in"))
+            edges.add((f"{n}>in", f"{n}>out"))
             prev = f"{n}>out"
-        g.add_edge(prev, last)
+        edges.add((prev, last))
 
     for leg in legs:
         mover = f"m:{leg.mover}"
-        node(mover)
+        edges.add((f"{mover}>in", f"{mover}>out"))
         for m_in, a_port in leg.read:
             chain("S", [f"r:{n}" for n in sep.separators(a_port, m_in)], f"{mover}>in")
         for m_out, d_port, _ in leg.write:
             chain(f"{mover}>out", [f"w:{n}" for n in sep.separators(m_out, d_port)], "T")
-    return int(nx.maximum_flow_value(g, "S", "T"))
+    g = nx.DiGraph()
+    # Unit capacity on the in->out edge of each split node; other edges unbounded.
+    g.add_edges_from((a, b, {"capacity": 1}) if a.endswith(">in") else (a, b) for a, b in edges)
+    # Few augmenting paths are expected, so augmenting-path search beats preflow-push here.
+    return int(nx.maximum_flow_value(g, "S", "T", flow_func=shortest_augmenting_path))
 
 
 def client_points(sep: SeparatorIndex, pairs: list[tuple[str, str]]) -> set[str]:
@@ -159,14 +161,17 @@ def annotate_redundancy(state: SanState, verdicts: list[VolumeVerdict], legs: di
     point of failure even though no data crosses it.
     """
     sep = SeparatorIndex(fabric_view(state.graph, state.down))
-    cache: dict[tuple, tuple[int, list[str]]] = {}
+    cache: dict[tuple, tuple[int, set[str]]] = {}
     client_pairs = client_pairs or {}
     for v in verdicts:
         ls = legs.get(v.volume, [])
-        pairs = client_pairs.get(v.volume, [])
-        key = (tuple((x.mover, tuple(x.read), tuple(x.write)) for x in ls), tuple(sorted(pairs)))
+        if not ls:
+            v.disjoint_paths, v.single_points_of_failure = 0, []
+            continue
+        key = tuple((x.mover, tuple(x.read), tuple(x.write)) for x in ls)
         if key not in cache:
-            spof = sorted(single_points(sep, ls) | client_points(sep, pairs)) if ls else []
-            count = disjoint_count(sep, ls)
-            cache[key] = (min(count, 1) if spof else count, spof)
-        v.disjoint_paths, v.single_points_of_failure = cache[key][0], list(cache[key][1])
+            cache[key] = (disjoint_count(sep, ls), single_points(sep, ls))
+        count, spof = cache[key]
+        spof = spof | client_points(sep, client_pairs.get(v.volume, []))
+        v.disjoint_paths = min(count, 1) if spof else count
+        v.single_points_of_failure = sorted(spof)

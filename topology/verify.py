@@ -82,7 +82,6 @@ class _Context:
         self.pool_for_class = {mc.name: mc.destination for mc in self.topo.mgmtclasses}
         self._devices: dict[str, list[Device]] = {}
         self.legs: dict[str, list[MoverLegs]] = {}
-        self._mask_sigs: dict[tuple[str, int], tuple] = {}
         self._read_cache: dict[tuple, object] = {}
         self._write_cache: dict[tuple, object] = {}
         self._client_disk: dict[str, Problem | None] = {}
@@ -218,16 +217,15 @@ class _Context:
         assert best is not None
         return ServerFreeResult(best[1], [])
 
-    def _mask_signature(self, lun: LunRef) -> tuple:
-        """Who sees this LUN through which array ports: LUNs with equal signatures read alike."""
-        key = (lun.array, lun.number)
-        if key not in self._mask_sigs:
-            sig = []
-            for init in sorted(self.ix.presented.get(key, ())):
-                targets = self.ix.masking[(lun.array, init)][lun.number]
-                sig.append((init, None if targets is None else tuple(sorted(targets))))
-            self._mask_sigs[key] = tuple(sig)
-        return self._mask_sigs[key]
+    def _mask_signature(self, lun: LunRef, mover) -> tuple:
+        """How this LUN is masked to the mover's ports: LUNs with equal signatures read alike."""
+        sig = []
+        for p in mover.ports:
+            per_lun = self.ix.masking.get((lun.array, p.wwpn))
+            if per_lun and lun.number in per_lun:
+                targets = per_lun[lun.number]
+                sig.append((p.wwpn, None if targets is None else tuple(sorted(targets))))
+        return tuple(sig)
 
     def _through_mover(self, vol, lun, mover, array_ends, devices, want_routes):
         """(problem, score, None) or (None, 0, MoverLegs) for one data mover."""
@@ -235,7 +233,7 @@ class _Context:
             return (Problem(rule="component-down", message=f"data mover {mover.name} is {self.why(mover.name)}",
                             objects=[mover.name]), 0.0, None)
         ends = [End(p.wwpn, f"data mover {mover.name}", mover.name) for p in mover.ports]
-        read_key = (mover.name, lun.array, self._mask_signature(lun), want_routes)
+        read_key = (mover.name, lun.array, self._mask_signature(lun, mover), want_routes)
         read = self._read_cache.get(read_key)
         if read is None:
             read = check_hop(self.state, ends, array_ends, lun, want_all=want_routes)

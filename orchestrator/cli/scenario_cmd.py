@@ -5,6 +5,27 @@ Runs CI scenario files (``scenarios/*.yaml``; a directory means every
 and checks their expectations.  Exit status: 0 every expectation met, 1 some
 were not (each one named, with why), 2 a scenario file is bad (file, line and
 path inside it).
+
+A scenario file (``serverfree scenario schema`` prints the full JSON Schema)::
+
+    topology: topologies/small.yaml        # a file relative to the scenario, or the topology inline
+    mode: exact                            # fluid: timing flows; exact: the copy manager engine, real bytes
+    options: {enableserverfree: yes, compression: yes, imagegapsize: 32k}   # dsm.opt values
+    volumes:
+      - {id: "CLIENT1:H:", size: 24MiB, filesystem: ntfs, used: 0.8, fragments: 6}   # or image: / sample_ntfs:
+    faults:                                # simulator faults; at_s is simulated time
+      - {kind: switch_port_down, target: SW1/3, at_s: 1.2}
+    jobs:                                  # in order; concurrent: true joins the previous step
+      - backup: "CLIENT1:H:"
+        expect: {outcome: completed, path: server-free+lan-free, failovers: [server-free->lan-free],
+                 failover_reasons: [COPY ABORTED], compressed: false}
+      - restore: "CLIENT1:H:"
+        expect: {byte_identical: true}
+    expect: {simulated_seconds: {max: 60}, cpu_seconds: {CLIENT1: {max: 1}}, shoeshine_events: {max: 0}}
+
+Runs that need bytes (exact mode, restores, incrementals, changes) keep their
+volumes in memory (at most 512 MiB each); fluid runs without them only time
+the jobs, so thousands of jobs on big volumes take seconds.
 """
 from __future__ import annotations
 
@@ -22,7 +43,9 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     p = sub.add_parser("scenario", help="run CI scenarios (topology + volumes + options + faults + expectations)")
     what = p.add_subparsers(dest="scenario_command", metavar="WHAT")
     what.required = True
-    r = what.add_parser("run", help="run scenario files and check their expectations")
+    r = what.add_parser("run", help="run scenario files and check their expectations",
+                        description="Run scenario files through the orchestrator on the simulated SAN; exit 1 "
+                                    "naming every unmet expectation, 2 for a bad file.")
     r.add_argument("paths", nargs="+", metavar="PATH", help="scenario YAML files or directories of them")
     r.add_argument("--junit", metavar="FILE", help="write JUnit XML: one testcase per scenario")
     r.add_argument("--json", action="store_true", help="print the results as JSON")

@@ -9,8 +9,47 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.cli.scenario_run import JobOutcome, ScenarioRun
-from simulator.scenario import Bounds, JobExpect
+from orchestrator.cli.scenario_volumes import ScenarioVolume
+from orchestrator.job import JobReport
+from simulator.san import SimSAN
+from simulator.scenario import Bounds, CiScenario, JobExpect
+
+
+@dataclass
+class JobOutcome:
+    """One job of a scenario: its step, its report and (restores) the byte comparison."""
+
+    index: int  # step index in the scenario
+    copy: int  # 0 .. count-1
+    kind: str  # backup | restore
+    name: str
+    report: JobReport
+    byte_identical: bool | None = None
+    compare_note: str = ""
+    started_s: float = 0.0  # simulated time the job's step started and its phase ended
+    ended_s: float = 0.0
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # host -> CPU used during the phase
+
+    def as_dict(self) -> dict:
+        d = self.report.as_dict()
+        d.update(step=self.index, copy=self.copy, job=self.name, byte_identical=self.byte_identical,
+                 compare=self.compare_note, started_s=round(self.started_s, 3), ended_s=round(self.ended_s, 3),
+                 phase_cpu_seconds=self.cpu_seconds)
+        return d
+
+
+@dataclass
+class ScenarioRun:
+    scenario: CiScenario
+    san: SimSAN
+    jobs: list[JobOutcome] = field(default_factory=list)
+    volumes: dict[str, ScenarioVolume] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        cpu = {h: round(self.san.net.work_done(host.cpu), 4) for h, host in self.san.dev.hosts.items()}
+        return {"simulated_seconds": round(self.san.env.now, 3), "cpu_seconds": cpu,
+                "shoeshine_events": len(self.san.timeline.events_of("shoeshine")),
+                "completed_jobs": sum(1 for j in self.jobs if j.report.ok), "jobs": len(self.jobs)}
 
 
 @dataclass
@@ -96,6 +135,12 @@ def check_job(job: JobOutcome, e: JobExpect) -> list[str]:
         for p, n in e.min_bytes.items():
             if r.bytes_by_path.get(p, 0) < n:
                 out.append(f"bytes over {p}: expected at least {n}, got {r.bytes_by_path.get(p, 0)}")
+    out += _bounds("simulated seconds", job.ended_s - job.started_s, e.duration_s)
+    for host, b in e.cpu_seconds.items():
+        if host not in job.cpu_seconds:
+            out.append(f"CPU seconds of {host}: no such host (hosts: {', '.join(job.cpu_seconds)})")
+        else:
+            out += _bounds(f"CPU seconds of {host}", job.cpu_seconds[host], b)
     return out
 
 

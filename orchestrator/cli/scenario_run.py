@@ -15,22 +15,31 @@ from __future__ import annotations
 import logging
 import random
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from orchestrator.catalogue import Catalogue
+from orchestrator.cli.scenario_expect import JobOutcome, ScenarioRun
 from orchestrator.cli.scenario_volumes import ScenarioVolume, build_volume
 from orchestrator.drivers.memory import MemoryDriver
 from orchestrator.eligibility import NoPathError, decide
-from orchestrator.job import (BackupSpec, DeviceSpec, JobReport, PathPlan, RestoreSpec, backup_job, object_spec,
-                              restore_job)
+from orchestrator.job import (
+    BackupSpec,
+    DeviceSpec,
+    JobReport,
+    PathPlan,
+    RestoreSpec,
+    backup_job,
+    object_spec,
+    restore_job,
+)
 from orchestrator.ops import MoverLimits, PathKind
 from orchestrator.options import ClientOptions, parse_options
 from simulator.driver import SimDriver, TimingBackend
 from simulator.faults import FaultInjector, random_faults
 from simulator.from_topology import san_from_topology
-from simulator.san import SimSAN
 from simulator.scenario import CiScenario, JobStep, VolumeSpec
 from simulator.synthetic import DrivePool
 from topology.index import TopologyIndex
@@ -48,43 +57,6 @@ PATH_KEY = {PathKind.SERVER_FREE: "serverfree", PathKind.LAN_FREE: "lanfree", Pa
 
 class StalledError(RuntimeError):
     """The simulation ran out of events while a job still waited: a hang, reported instead of hanging."""
-
-
-@dataclass
-class JobOutcome:
-    """One job of a scenario: its step, its report and (restores) the byte comparison."""
-
-    index: int  # step index in the scenario
-    copy: int  # 0 .. count-1
-    kind: str  # backup | restore
-    name: str
-    report: JobReport
-    byte_identical: bool | None = None
-    compare_note: str = ""
-    started_s: float = 0.0  # simulated time the job's step started and its phase ended
-    ended_s: float = 0.0
-    cpu_seconds: dict[str, float] = field(default_factory=dict)  # host -> CPU used during the phase
-
-    def as_dict(self) -> dict:
-        d = self.report.as_dict()
-        d.update(step=self.index, copy=self.copy, job=self.name, byte_identical=self.byte_identical,
-                 compare=self.compare_note, started_s=round(self.started_s, 3), ended_s=round(self.ended_s, 3),
-                 phase_cpu_seconds=self.cpu_seconds)
-        return d
-
-
-@dataclass
-class ScenarioRun:
-    scenario: CiScenario
-    san: SimSAN
-    jobs: list[JobOutcome] = field(default_factory=list)
-    volumes: dict[str, ScenarioVolume] = field(default_factory=dict)
-
-    def summary(self) -> dict:
-        cpu = {h: round(self.san.net.work_done(host.cpu), 4) for h, host in self.san.dev.hosts.items()}
-        return {"simulated_seconds": round(self.san.env.now, 3), "cpu_seconds": cpu,
-                "shoeshine_events": len(self.san.timeline.events_of("shoeshine")),
-                "completed_jobs": sum(1 for j in self.jobs if j.report.ok), "jobs": len(self.jobs)}
 
 
 def failed_report(kind: str, node: str, filespace: str, message: str, reasons: list[str] | None = None) -> JobReport:
@@ -113,6 +85,15 @@ class ScenarioRunner:
         self.progress = progress
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="serverfree-scenario-")
         self.workdir = workdir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self.catalogue: Catalogue | None = None
+        try:
+            self._build()
+        except BaseException:
+            self.close()  # no temporary NTFS images left behind by a bad scenario
+            raise
+
+    def _build(self) -> None:
+        scen, source = self.scen, self.source
         self.topology = self._topology()
         self.index = TopologyIndex.build(self.topology)
         self.san = san_from_topology(self.topology, scen.calibration)
@@ -123,13 +104,15 @@ class ScenarioRunner:
         for step in scen.jobs:
             self._volume(step.volume)
         self._arm_faults()
+        self.pool_luns = self._pool_disks()  # a disk storage pool: its LUNs (ARRAY:NUMBER -> designator)
         self.drives = sorted(self.san.dev.drives)
-        if not self.drives:
-            raise LookupError(f"{source}: topology {self.topology.name} has no tape drive for the pool")
+        if not self.drives and not self.pool_luns:
+            raise LookupError(f"{source}: topology {self.topology.name} has no tape drive or disk pool LUN "
+                              "for the storage pool")
         self.designators = {d: (self.index.drives[d].naa or f"6{i + 1:031x}") if d in self.index.drives
                             else f"6{i + 1:031x}" for i, d in enumerate(self.drives)}
+        self.designators.update(self.pool_luns)
         self._verdicts: dict[str, tuple[Any, list[str]]] = {}
-        self.catalogue: Catalogue | None = None
         self.memory: MemoryDriver | None = None
         self.driver = self._driver()
         self.run = ScenarioRun(scen, self.san, volumes=self.volumes)
@@ -171,9 +154,11 @@ class ScenarioRunner:
         snaps = {f"snap:{v.disk}": v.disk for v in self.volumes.values()}
         self._exact: dict[str, Any] = {}
         if not self.with_bytes:
+            if self.pool_luns:
+                return SimDriver(self.san, TimingBackend(next(iter(self.pool_luns))).execute, devices=snaps)
             return SimDriver(self.san, TimingBackend(self.drives[0]).execute, devices=snaps,
                              drive_pool=DrivePool(self.san, self.drives))
-        pool_dev = self.drives[0]
+        pool_dev = next(iter(self.pool_luns), None) or self.drives[0]
         capacity = 2 * sum(v.size * s.count for s in self.scen.jobs if s.backup
                            for v in [self.volumes[s.backup]]) + (64 << 20)
         self.catalogue = Catalogue(":memory:")
@@ -181,7 +166,9 @@ class ScenarioRunner:
         pool_buf = bytearray(capacity)
         devices = {v.disk: v.buf for v in self.volumes.values() if v.buf is not None}
         devices[pool_dev] = pool_buf
-        self.memory = MemoryDriver(devices, self.catalogue, {m: SIM_LIMITS for m in self.san.dev.movers})
+        seg = {m.name: m.max_segment_bytes for m in self.topology.datamovers if m.max_segment_bytes}
+        self.memory = MemoryDriver(devices, self.catalogue, {
+            m: replace(SIM_LIMITS, max_segment_length=seg.get(m, 0)) for m in self.san.dev.movers})
         exact = None
         if self.scen.mode == "exact":
             from simulator.exact import BytearrayLun, ExactMover
@@ -189,9 +176,23 @@ class ScenarioRunner:
             luns = {v.disk: BytearrayLun(v.disk, v.buf, naa=bytes.fromhex(v.naa))
                     for v in self.volumes.values() if v.buf is not None}
             luns[pool_dev] = BytearrayLun(pool_dev, pool_buf, naa=bytes.fromhex(self.designators[pool_dev]))
-            exact = {m: ExactMover(self.san, m, luns) for m in self.san.dev.movers}
+            from scsi.copymgr.config import CopyLimits
+
+            # the mover's operating parameters as the topology declares them (segment length)
+            exact = {m: ExactMover(self.san, m, luns, limits=CopyLimits(max_segment_length=seg[m]) if m in seg
+                                   else None) for m in self.san.dev.movers}
         self._exact = exact or {}
         return SimDriver(self.san, self.memory.execute, devices=snaps, exact=exact)
+
+    def _pool_disks(self) -> dict[str, str]:
+        """LUNs of the scenario's storage pool when it is a disk pool (``disk_luns``), with designators."""
+        name = self._pool_name()
+        pool = next((p for p in self.topology.stgpools if p.name == name), None)
+        out = {}
+        for ref in (pool.disk_luns if pool is not None else []):
+            lun = self.index.resolve_lun(ref)
+            out[f"{lun.array}:{lun.number}"] = lun.naa
+        return out
 
     def _pool_name(self) -> str:
         for v in self.topology.volumes:
@@ -258,7 +259,7 @@ class ScenarioRunner:
             reasons.append("LAN-free: enablelanfree is no")
         paths = PathPlan(start=start, reasons=reasons, notes=elig.notes, movers=elig.movers,
                          lan_free=lan_free, lan=elig.lan, server=SERVER,
-                         pool_designators=dict(self.designators) if elig.server_free else {},
+                         pool_designators=dict(self.designators) if elig.server_free else {},  # every drive
                          batch_mb=opts.serverfreebatchsize)
         spec = BackupSpec(node=vol.client, filespace=filespace,
                           source=DeviceSpec(name=vol.disk, designator=vol.naa if elig.server_free else ""),
@@ -328,9 +329,10 @@ class ScenarioRunner:
             t0, cpu0 = self.san.env.now, self.cpu()
             for i in phase:
                 self._arm_step_faults(self.scen.jobs[i].faults)
-            # the simulated exact mover reads disks only: restores from tape move their (real) bytes
-            # through the memory driver, timed by the fluid model
-            self.driver.exact = {} if any(self.scen.jobs[i].restore for i in phase) else self._exact
+            # the simulated exact mover reads disks only: restores from a tape pool move their (real)
+            # bytes through the memory driver, timed by the fluid model
+            tape_restore = not self.pool_luns and any(self.scen.jobs[i].restore for i in phase)
+            self.driver.exact = {} if tape_restore else self._exact
             for i in phase:
                 step = self.scen.jobs[i]
                 vol = self._volume(step.volume)

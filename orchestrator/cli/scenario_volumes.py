@@ -102,8 +102,8 @@ class ScenarioVolume:
             for name, digest in self.files.items():
                 done = subprocess.run(["ntfscat", tmp.name, name], capture_output=True, timeout=60, check=False)
                 if done.returncode != 0:
-                    return False, f"ntfscat cannot read {name} from the restored volume: " \
-                                  f"{done.stderr.decode(errors='replace').strip()[:200]}"
+                    why = done.stderr.decode(errors="replace").strip()[:200]
+                    return False, f"ntfscat cannot read {name} from the restored volume: {why}"
                 if hashlib.sha256(done.stdout).hexdigest() != digest:
                     return False, f"file {name} read back from the restored volume differs"
         return True, f"{len(self.files)} files read back with ntfscat identical"

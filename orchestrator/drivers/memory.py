@@ -19,7 +19,8 @@ from orchestrator.catalogue import Catalogue
 from orchestrator.job_digest import ChunkDigester, chunk_digests
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, CopyBatches,
                               CopyResult, DigestResult, DigestVolume, Failure, LanFreeRead, LanFreeWrite,
-                              LanReceive, LanSend, MoverLimits, Operation, OperatingParametersResult,
+                              LanReceive, LanSend, ListAccount, MoverLimits, Operation,
+                              OperatingParametersResult, ParameterListPlan,
                               ReadOperatingParameters, ReleaseSnapshot, Result, RunCommand,
                               SnapshotReleased, SnapshotResult, StoredPiece, TakeSnapshot, TransferResult,
                               VerifyPool, VerifyResult)
@@ -57,6 +58,7 @@ class MemoryDriver:
     log: list[str] = field(default_factory=list)  # operation names, for tests
     counters: dict[str, int] = field(default_factory=dict)
     writes: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # device -> (offset, len)
+    miscount: dict[str, int] = field(default_factory=dict)  # mover -> bytes its COPY STATUS under-reports
 
     # -- helpers --------------------------------------------------------------------
     def _dev(self, name: str) -> bytearray:
@@ -115,6 +117,7 @@ class MemoryDriver:
     def _CopyBatches(self, op: CopyBatches) -> CopyResult:
         src, dst = self._dev(op.source), self._dev(op.destination)
         key = f"copy:{op.mover}"
+        acct: list[ListAccount] = []  # what the mover's COPY STATUS reports for each completed list
         for bi, batch in enumerate(op.batches[op.first_batch:]):
             for li, plist in enumerate(batch.lists):
                 for si, seg in enumerate(plist.segments):
@@ -132,12 +135,20 @@ class MemoryDriver:
                                           f"EXTENDED COPY {f.kind}", op.mover,
                                           COPY_ABORTED_TARGET_UNREACHABLE if f.kind == "sense" else b"",
                                           0x02 if f.kind == "sense" else 0)
-                        return CopyResult(bi, failure, li, si if f.kind == "sense" else None)
+                        return CopyResult(bi, failure, li, si if f.kind == "sense" else None,
+                                          accounting=tuple(acct))
                     if s + n > len(src):
-                        return CopyResult(bi, Failure("sense", "source read past the end", op.source), li, si)
+                        return CopyResult(bi, Failure("sense", "source read past the end", op.source), li, si,
+                                          accounting=tuple(acct))
                     self._write(op.destination, d, bytes(src[s:s + n]))
                     self.counters[key] = done + n
-        return CopyResult(len(op.batches) - op.first_batch)
+                acct.append(self.account(op.mover, plist))
+        return CopyResult(len(op.batches) - op.first_batch, accounting=tuple(acct))
+
+    def account(self, mover: str, plist: ParameterListPlan) -> ListAccount:
+        """COPY STATUS of a list that completed; ``miscount`` (mover -> bytes) fakes a lying mover."""
+        short = self.miscount.get(mover, 0)
+        return ListAccount(plist.list_id, True, len(plist.segments), plist.nbytes - short)
 
     def _transfer(self, where: str, pieces: tuple, src_read, dst_write, compress: bool = False
                   ) -> TransferResult:
@@ -203,14 +214,22 @@ class MemoryDriver:
                                       op.destination, op.destination_offset, op.pieces)
 
     def _VerifyPool(self, op: VerifyPool) -> VerifyResult:
-        src, base = self._dev(op.source), op.source_offset
-        for p in op.pieces:
-            if self.read_stored(op.pool_device, op.pool_offset, p) != \
-                    bytes(src[base + p.volume_offset:base + p.volume_offset + p.length]):
-                return VerifyResult(False, f"pool data at image offset {p.image_offset} differs from the "
-                                           "volume")
+        """Compare what the client moved; ``accounted`` pieces are only read back on the pool side."""
+        pool = self._dev(op.pool_device)
+        everything = sorted(op.pieces + op.accounted, key=lambda p: p.image_offset)
+        need = op.pool_offset + max((p.image_offset + p.stored for p in everything), default=0)
+        if need > len(pool):
+            return VerifyResult(False, f"pool device {op.pool_device} holds {len(pool)} bytes, the object "
+                                       f"needs {need}")
+        if op.pieces:
+            src, base = self._dev(op.source), op.source_offset
+            for p in op.pieces:
+                if self.read_stored(op.pool_device, op.pool_offset, p) != \
+                        bytes(src[base + p.volume_offset:base + p.volume_offset + p.length]):
+                    return VerifyResult(False, f"pool data at image offset {p.image_offset} differs from the "
+                                               "volume")
         digester = ChunkDigester(op.chunk_size)
-        for p in op.pieces:
+        for p in everything:
             digester.update(p.volume_offset, self.read_stored(op.pool_device, op.pool_offset, p))
         return VerifyResult(True, "", digester.digests())
 

@@ -27,7 +27,8 @@ from orchestrator.job_digest import ChunkDigester, chunk_digests
 from orchestrator.lanserver import LanClient, LanProtocolError
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, CopyBatches,
                               CopyResult, DigestResult, DigestVolume, Failure, LanFreeRead, LanFreeWrite,
-                              LanReceive, LanSend, MoverLimits, Operation, OperatingParametersResult,
+                              LanReceive, LanSend, ListAccount, MoverLimits, Operation,
+                              OperatingParametersResult,
                               ReadOperatingParameters, ReleaseSnapshot, Result, RunCommand, SnapshotReleased,
                               SnapshotResult, StoredPiece, TakeSnapshot, TransferResult, VerifyPool,
                               VerifyResult)
@@ -204,11 +205,13 @@ class RealDriver:
             mover = self._mover(op.mover)
         except LookupError as exc:
             return CopyResult(0, Failure("lost-connection", str(exc), op.mover))
+        acct: list[ListAccount] = []
         for bi, batch in enumerate(op.batches[op.first_batch:]):
             for li, plist in enumerate(batch.lists):
                 data = plist.payload()
                 if not data:
-                    return CopyResult(bi, Failure("error", "parameter list was not encoded", op.mover), li, 0)
+                    return CopyResult(bi, Failure("error", "parameter list was not encoded", op.mover), li, 0,
+                                      accounting=tuple(acct))
                 try:
                     extended_copy(mover, data)
                 except Exception as exc:
@@ -218,8 +221,23 @@ class RealDriver:
                         done, details = self._progress(mover, plist.list_id, failure.sense)
                         if details:
                             failure = Failure("sense", failure.message, op.mover, details, failure.status)
-                    return CopyResult(bi, failure, li, done, time.monotonic() - t0)
-        return CopyResult(len(op.batches) - op.first_batch, elapsed=time.monotonic() - t0)
+                    return CopyResult(bi, failure, li, done, time.monotonic() - t0, tuple(acct))
+                acct.append(self._account(mover, plist.list_id))
+        return CopyResult(len(op.batches) - op.first_batch, elapsed=time.monotonic() - t0,
+                          accounting=tuple(acct))
+
+    @staticmethod
+    def _account(mover: _Raw, list_id: int) -> ListAccount:
+        """The mover's own COPY STATUS of a list that ended GOOD (what verifies server-free data)."""
+        from scsi.commands import copy_status
+        from scsi.xcopy.results import CopyManagerStatus
+
+        try:
+            st = copy_status(mover, list_id)
+        except Exception as exc:
+            return ListAccount(list_id, False, 0, 0, problem=f"RECEIVE COPY RESULTS (00h) failed: {exc}")
+        return ListAccount(list_id, st.status == CopyManagerStatus.COMPLETED, int(st.segments_processed),
+                           st.bytes_transferred, 1 << (10 * int(st.transfer_count_units)))
 
     @staticmethod
     def _progress(mover: _Raw, list_id: int, sense: bytes) -> tuple[int | None, bytes]:
@@ -284,9 +302,14 @@ class RealDriver:
 
     def _LanFreeWrite(self, op: LanFreeWrite) -> TransferResult:
         try:
-            src, pool = self.io(op.source), self.io(op.pool_device)
+            src = self.io(op.source)
         except Exception as exc:
-            return TransferResult(0, failure=failure_from(exc, "LAN-free devices unavailable", op.pool_device))
+            return TransferResult(0, failure=self._client_source_failure(exc, op.source))
+        try:
+            pool = self.io(op.pool_device)
+        except Exception as exc:
+            return TransferResult(0, failure=failure_from(exc, "the client cannot open pool device "
+                                                                f"{op.pool_device}", op.pool_device))
         return self._pieces(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
                             lambda p, d: pool.write(op.pool_offset + p.image_offset, d), op.compress,
                             "LAN-free write failed", op.pool_device, source=op.source)
@@ -294,6 +317,9 @@ class RealDriver:
     def _LanSend(self, op: LanSend) -> TransferResult:
         try:
             src = self.io(op.source)
+        except Exception as exc:
+            return TransferResult(0, failure=self._client_source_failure(exc, op.source))
+        try:
             client = LanClient(op.server, op.pool_volume, op.pool_offset, timeout=self.lan_timeout)
         except Exception as exc:
             return TransferResult(0, failure=failure_from(exc, "cannot reach the backup server", op.server))
@@ -303,6 +329,11 @@ class RealDriver:
                                 op.compress, "LAN transfer failed", op.server, client.sync, op.source)
         finally:
             client.close()
+
+    @staticmethod
+    def _client_source_failure(exc: BaseException, source: str) -> Failure:
+        """Opening the volume failed on the client: blame the client's disk, not the path behind it."""
+        return failure_from(exc, f"the client cannot open its volume {source}", source)
 
     def _restore(self, pieces, read_stored: Callable[[StoredPiece], bytes], dest: BlockIO, base: int,
                  what: str, device: str) -> TransferResult:
@@ -336,17 +367,32 @@ class RealDriver:
 
     # -- verification and scans -------------------------------------------------------------------
     def _VerifyPool(self, op: VerifyPool) -> VerifyResult:
-        """Read the pool back and compare; through the server only digests cross the LAN."""
-        try:
-            src = self.io(op.source)
-        except Exception as exc:
-            return VerifyResult(False, f"cannot read the volume: {exc}")
+        """Compare what the client moved with its volume; read everything back on the pool side only.
+
+        ``accounted`` (server-free) pieces are never read on the client's disk:
+        they are read back from the pool alone -- through the backup server when
+        the client has no live SAN path to it -- which proves the pool answers and
+        covers them, and yields the chunk digests image incrementals need.
+        """
+        everything = sorted(op.pieces + op.accounted, key=lambda q: q.image_offset)
         if op.server:
-            return self._verify_by_digest(op, src)
+            return self._verify_by_digest(op, everything)
         try:
             pool = self.io(op.pool_device)
+        except Exception as exc:
+            return VerifyResult(False, f"cannot open pool device {op.pool_device}: {exc}")
+        need = op.pool_offset + max((q.image_offset + q.stored for q in everything), default=0)
+        if pool.size < need:
+            return VerifyResult(False, f"pool device {op.pool_device} holds {pool.size} bytes, the object "
+                                       f"needs {need}")
+        try:
+            src = self.io(op.source) if op.pieces else None
+        except Exception as exc:
+            return VerifyResult(False, f"cannot read the volume: {exc}")
+        compare = set(op.pieces)
+        try:
             digester = ChunkDigester(op.chunk_size)
-            for p in op.pieces:
+            for p in everything:
                 fetch = lambda q: pool.read(op.pool_offset + q.image_offset, q.stored)  # noqa: E731
                 steps = [(0, p.length)] if p.compressed else [
                     (o, min(IO_CHUNK, p.length - o)) for o in range(0, p.length, IO_CHUNK)]
@@ -354,7 +400,8 @@ class RealDriver:
                 for o, n in steps:
                     data = whole if whole is not None else fetch(
                         StoredPiece(p.image_offset + o, p.volume_offset + o, n))
-                    if data != src.read(op.source_offset + p.volume_offset + o, n):
+                    if src is not None and p in compare and \
+                            data != src.read(op.source_offset + p.volume_offset + o, n):
                         return VerifyResult(False, f"pool data at image offset {p.image_offset + o} differs "
                                                    "from the volume")
                     digester.update(p.volume_offset + o, data)
@@ -362,19 +409,24 @@ class RealDriver:
         except Exception as exc:
             return VerifyResult(False, f"reading the pool back failed: {exc}")
 
-    def _verify_by_digest(self, op: VerifyPool, src: BlockIO) -> VerifyResult:
+    def _verify_by_digest(self, op: VerifyPool, everything: list[StoredPiece]) -> VerifyResult:
+        """Through the server only digests cross the LAN; the client digests only what it moved itself."""
         try:
             with LanClient(op.server, self._pool_volume_of(op.pool_device), op.pool_offset, "read",
                            self.lan_timeout) as client:
-                theirs = client.digest(op.pieces, op.chunk_size)
-            ours = chunk_digests(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
-                                 op.chunk_size)
+                view = client.digest(everything, op.chunk_size)
+                theirs = client.digest(op.pieces, op.chunk_size) if op.pieces else ()
+            ours: tuple = ()
+            if op.pieces:
+                src = self.io(op.source)
+                ours = chunk_digests(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
+                                     op.chunk_size)
         except Exception as exc:
             return VerifyResult(False, f"verification through the backup server failed: {exc}")
         if ours != theirs:
             bad = next((c for (c, a), (_, b) in zip(ours, theirs) if a != b), None)
             return VerifyResult(False, f"pool and volume differ in chunk {bad} (digests from the backup server)")
-        return VerifyResult(True, "", theirs)
+        return VerifyResult(True, "", view)
 
     def _pool_volume_of(self, device: str) -> str:
         row = self.catalogue.db.execute("SELECT name FROM pool_volumes WHERE device=?", (device,)).fetchone()

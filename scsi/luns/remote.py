@@ -5,7 +5,12 @@ device itself (standard INQUIRY for the device type, READ CAPACITY(16) for the
 geometry, VPD 83h for the designators an E4h descriptor is matched against).
 Several sessions may be opened so that the engine's outstanding requests
 really overlap (one libiscsi context serves one request at a time here).
-A CHECK CONDITION becomes :class:`LunError` carrying the device's own sense.
+A CHECK CONDITION becomes :class:`LunError` carrying the device's own sense,
+except a UNIT ATTENTION (sense key 6h: power on/reset 29h, REPORTED LUNS DATA
+HAS CHANGED 3Fh/0Eh, ...), which only reports an event and did not execute the
+command: as initiators do, the command is sent again, a bounded number of
+times, so a target that queued an attention on every session (tgtd after an
+LU was added or removed) does not abort the next copy.
 """
 from __future__ import annotations
 
@@ -28,6 +33,11 @@ from scsi.luns.base import BlockLun, Designator, LunError
 from scsi.sense import Sense, SenseError
 
 log = logging.getLogger(__name__)
+
+UNIT_ATTENTION = 0x6
+# a target may queue several attentions per session (reset, then LUN inventory change, then
+# capacity change ...); each retry consumes one, so a few retries clear any realistic backlog
+UNIT_ATTENTION_RETRIES = 5
 
 
 class SynchronizeCache10(SCSICommand):
@@ -130,11 +140,8 @@ class RemoteLun(BlockLun):
     def read(self, lba: int, count: int) -> bytes:
         self.check_range(lba, count)
         with self._session() as scsi:
-            cmd = Read16(sbc.READ_16, self._block_size, lba, count)
-            try:
-                scsi.execute(cmd)
-            except DeviceCheckCondition as e:
-                raise _lun_error(self.name, f"READ(16) of {count} blocks at LBA {lba}", e) from None
+            cmd = self._execute(scsi, lambda: Read16(sbc.READ_16, self._block_size, lba, count),
+                                f"READ(16) of {count} blocks at LBA {lba}")
             return bytes(cmd.datain)
 
     def write(self, lba: int, data: bytes) -> None:
@@ -143,28 +150,38 @@ class RemoteLun(BlockLun):
         count = len(data) // self._block_size
         self.check_range(lba, count)
         with self._session() as scsi:
-            cmd = Write16(sbc.WRITE_16, self._block_size, lba, count, bytes(data))
-            try:
-                scsi.execute(cmd)
-            except DeviceCheckCondition as e:
-                raise _lun_error(self.name, f"WRITE(16) of {count} blocks at LBA {lba}", e) from None
+            self._execute(scsi, lambda: Write16(sbc.WRITE_16, self._block_size, lba, count, bytes(data)),
+                          f"WRITE(16) of {count} blocks at LBA {lba}")
 
     def flush(self) -> None:
         """SYNCHRONIZE CACHE so the copy is on the device's medium when the command ends."""
         with self._session() as scsi:
             try:
-                scsi.execute(SynchronizeCache10())
-            except DeviceCheckCondition as e:
-                if e.sense_key == 0x5 and e.asc == 0x20:  # not implemented: nothing to flush
+                self._execute(scsi, SynchronizeCache10, "SYNCHRONIZE CACHE(10)")
+            except LunError as e:
+                if e.key == 0x5 and e.asc == 0x20:  # not implemented: nothing to flush
                     return
-                raise _lun_error(self.name, "SYNCHRONIZE CACHE(10)", e) from None
+                raise
 
     def test_unit_ready(self) -> None:
         with self._session() as scsi:
+            self._execute(scsi, lambda: TestUnitReady(sbc.TEST_UNIT_READY), "TEST UNIT READY")
+
+    def _execute(self, scsi: SCSI, build: Callable[[], Any], what: str) -> Any:
+        """Run a freshly built command, sending it again after each UNIT ATTENTION (bounded)."""
+        for attempt in range(UNIT_ATTENTION_RETRIES + 1):
+            cmd = build()
             try:
-                scsi.execute(TestUnitReady(sbc.TEST_UNIT_READY))
+                scsi.execute(cmd)
+                return cmd
             except DeviceCheckCondition as e:
-                raise _lun_error(self.name, "TEST UNIT READY", e) from None
+                if e.sense_key != UNIT_ATTENTION or attempt == UNIT_ATTENTION_RETRIES:
+                    if e.sense_key == UNIT_ATTENTION:
+                        what = f"{what} (still UNIT ATTENTION after {UNIT_ATTENTION_RETRIES} retries)"
+                    raise _lun_error(self.name, what, e) from None
+                log.info("LUN %s: %s got UNIT ATTENTION %02Xh/%02Xh; sending it again", self.name, what,
+                         e.asc or 0, e.ascq or 0)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         devs, self._all = self._all, []

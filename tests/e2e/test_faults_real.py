@@ -78,8 +78,7 @@ class Fault:
             lab.set_source_online(True)
         elif self.kind == "pool-removed":
             lab.restore_pool()
-        # pool-removed: the mover's sessions hold UNIT ATTENTIONs it does not retry (see test_unit_attention)
-        if self.kind in ("mover-kill", "mover-stop", "pool-removed") or lab.mover is None or lab.mover.proc is None \
+        if self.kind in ("mover-kill", "mover-stop") or lab.mover is None or lab.mover.proc is None \
                 or lab.mover.proc.poll() is not None:
             if lab.mover is not None and lab.mover.proc is not None:
                 lab.mover.signal(signal.SIGKILL)  # a frozen mover dies while stopped, never resumes a copy
