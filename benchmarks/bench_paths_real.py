@@ -139,12 +139,13 @@ def main(argv: list[str] | None = None) -> int:
             move_read = sum(run.by_op.get(o, {}).get("client.read_bytes", 0) for o in MOVEMENT_OPS)
             results[start] = run
             rows.append(f"{start.value:12s} {run.wall:7.2f} {image / run.wall / MB:7.1f} {run.cpu:7.3f} "
-                        f"{run.read_bytes('client') / MIB:9.1f} {move_cpu:10.3f} {move_read / MIB:13.1f}")
+                        f"{run.read_bytes('client') / MIB:9.1f} {run.read_bytes('pool') / MIB:9.1f} {move_cpu:10.3f} "
+                        f"{move_read / MIB:13.1f}")
         rates = median_rates(rate_runs)
         print("rates (median): " + ", ".join(f"{k} {v / MB:.1f} MB/s" if k != "mover_command_s"
                                              else f"{k} {v * 1000:.2f} ms" for k, v in rates.items()))
-        print(f"{'path':12s} {'wall s':>7s} {'MB/s':>7s} {'cpu s':>7s} {'read MiB':>9s} {'move cpu s':>10s} "
-              f"{'move read MiB':>13s}")
+        print(f"{'path':12s} {'wall s':>7s} {'MB/s':>7s} {'cpu s':>7s} {'read MiB':>9s} {'pool rd MiB':>9s} "
+              f"{'move cpu s':>10s} {'move read MiB':>13s}   (read: client volume; pool rd: pool read back)")
         print("\n".join(rows))
         sf = results[PathKind.SERVER_FREE]
         print("server-free phases (wall s): " + ", ".join(f"{k} {v:.2f}" for k, v in sf.wall_by_op.items()))

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator.job_digest import changed_pieces, covered, split_by_chunk
+from orchestrator.job_digest import changed_pieces, covered
 from orchestrator.job_move import Endpoints, JobFailed, MoveState, move
 from orchestrator.job_report import JobReport
 from orchestrator.job_spec import BackupSpec, DeviceSpec
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, DigestResult,
                               DigestVolume, Job, ObjectStarted, PathKind, ReleaseSnapshot, RunCommand,
                               SnapshotReleased, SnapshotResult, StoredPiece, TakeSnapshot, VerifyPool,
-                              VerifyResult, pieces_from_extents)
+                              VerifyResult, chunks_touched, pieces_from_extents)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def unread_chunks(digests: tuple[tuple[int, str], ...], unread: list[StoredPiece
     stale digest must never survive for a chunk this object rewrote.
     """
     have = {c for c, _ in digests}
-    marked = {c for c, _ in split_by_chunk(unread, chunk_size)} - have
+    marked = chunks_touched(unread, chunk_size) - have
     if not marked:
         return digests
     out = {c: d for c, d in digests if c not in marked}
@@ -153,7 +153,7 @@ def backup_job(spec: BackupSpec) -> Job:
         via_server = paths.server if (not paths.lan_free or lan_free_lost) else ""
         v: VerifyResult = yield VerifyPool(source.name, started.pool_device, started.pool_offset,
                                            tuple(by_bytes), spec.chunk_size, spec.volume_offset, via_server,
-                                           tuple(by_mover))
+                                           tuple(by_mover), paths.server if by_mover else "")
         if not v.ok:
             raise JobFailed(f"verification on the pool failed: {v.message}")
         digests = unread_chunks(v.digests, by_mover, spec.chunk_size)

@@ -129,3 +129,4 @@ def changed_pieces(pieces: Iterable, current: dict[int, str], previous: dict[int
             out.append(Piece(pos, sub.volume_offset, sub.length))
         pos += sub.length
     return tuple(out)
+

@@ -136,8 +136,12 @@ class VerifyPool:
     ``pieces`` are read back from the pool and compared with the source (and
     digested): the client already handled their data (LAN-free, LAN).
     ``accounted`` pieces were proven by the data mover's own COPY STATUS
-    (server-free): the driver must not read them on the client, only check
-    the pool side -- the device answers and its capacity covers them.
+    (server-free): the client reads none of their bytes, neither from the
+    volume nor from the pool.  With ``pool_server`` the backup server reads
+    the object on the pool and returns chunk digests of the whole view (only
+    digests cross the LAN); otherwise, or if that fails, the driver checks
+    over the SAN that the pool device answers and covers them, and gives no
+    digest for the chunks they touch.
     """
 
     source: str
@@ -148,6 +152,7 @@ class VerifyPool:
     source_offset: int = 0
     server: str = ""  # non-empty: the pool is reached through the backup server (no usable SAN path)
     accounted: tuple[StoredPiece, ...] = ()
+    pool_server: str = ""  # backup server that digests the object on the pool side (HOST:PORT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +246,22 @@ def slice_pieces(pieces: tuple[Piece, ...] | list[Piece], start: int, end: int |
         else:
             out.append(cur)
     return tuple(out)
+
+
+def chunks_touched(pieces: Any, chunk_size: int) -> set[int]:
+    """Indices of the digest chunks (``volume_offset // chunk_size``) that ``pieces`` put bytes in."""
+    out: set[int] = set()
+    for p in pieces:
+        if p.length > 0:
+            out.update(range(p.volume_offset // chunk_size, (p.volume_offset + p.length - 1) // chunk_size + 1))
+    return out
+
+
+def without_chunks(digests: tuple[tuple[int, str], ...], pieces: Any,
+                   chunk_size: int) -> tuple[tuple[int, str], ...]:
+    """``digests`` minus every chunk ``pieces`` touch (a digest of part of a chunk's runs is no digest)."""
+    drop = chunks_touched(pieces, chunk_size)
+    return tuple((c, d) for c, d in digests if c not in drop) if drop else digests
 
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "dataclass", "Any", "Callable",

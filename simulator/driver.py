@@ -28,6 +28,7 @@ from orchestrator.ops import (AbandonObject, Batch, BeginObject, CatalogueDone, 
                               OperatingParametersResult, ReadOperatingParameters, ReleaseSnapshot, Result,
                               RunCommand, SnapshotReleased, SnapshotResult, TakeSnapshot, TransferResult,
                               VerifyPool, VerifyResult)
+from orchestrator.tape_ops import CopyStatusResult, LocateTape, ReadCopyStatus, TapePositioned
 from scsi.copymgr.cdb import extended_copy_cdb
 from scsi.copymgr.client import Client
 from scsi.result import Nexus, Status
@@ -71,6 +72,10 @@ class TimingBackend:
             return TransferResult(len(op.pieces))
         if isinstance(op, CopyBatches):
             return CopyResult(len(op.batches) - op.first_batch)
+        if isinstance(op, LocateTape):  # timing runs carry no tape contents: positions are nominal
+            return TapePositioned(op.position or 0, 0)
+        if isinstance(op, ReadCopyStatus):
+            return CopyStatusResult()
         raise TypeError(f"the timing backend cannot answer {type(op).__name__}")
 
 
@@ -89,6 +94,7 @@ class SimDriver:
         self._alias: dict[str, dict[str, str]] = {}  # job -> {drive the job was given: drive mounted now}
         self.exact = dict(exact or {})  # mover name -> simulator.exact.ExactMover (exact mode)
         self.ops = 0
+        self._last_failed: dict[str, tuple[str, int, int, int]] = {}  # job -> (mover, list, segments, bytes)
 
     def _dev(self, name: str, job: str = "") -> str:
         alias = self._alias.get(job)
@@ -153,6 +159,10 @@ class SimDriver:
             return (yield from self._copy(op, name))
         if isinstance(op, (LanFreeWrite, LanSend, LanFreeRead, LanReceive)):
             return (yield from self._transfer(op, name, client))
+        if isinstance(op, LocateTape):
+            return (yield from self._locate(op, name))
+        if isinstance(op, ReadCopyStatus):
+            return self._copy_status(op, name)
         if isinstance(op, ReadOperatingParameters):
             mover = san.dev.movers.get(op.mover)
             if mover is not None and mover.state == "hung":
@@ -177,6 +187,7 @@ class SimDriver:
             return real if isinstance(real, CopyResult) and not real.ok else res
         # move in the backend only what the simulated mover completed
         sent = op.batches[op.first_batch:]
+        self._remember_failure(name, op.mover, sent, res)
         done = list(sent[:res.batches_done])
         if res.batches_done < len(sent):
             part = sent[res.batches_done]
@@ -223,6 +234,68 @@ class SimDriver:
                                       r.sense, int(r.status))
                     return CopyResult(bi, failure, li, segment, env.now - t0)
         return CopyResult(len(sent), None, 0, None, env.now - t0)
+
+    # -- tape pools -----------------------------------------------------------------------
+    def _tape_lun(self, device: str):
+        for mover in self.exact.values():
+            lun = mover.luns.get(device)
+            if lun is not None and getattr(lun, "is_stream", False):
+                return lun
+        return None
+
+    def _locate(self, op: LocateTape, name: str):
+        """LOCATE (or SPACE to end of data): a reposition's time on the drive; real positions in exact mode."""
+        san = self.san
+        dev = self._dev(op.device, name)
+        drive = san.dev.drives.get(dev)
+        if drive is not None and drive.failed:
+            return TapePositioned(failure=Failure("sense", "LOCATE failed", dev, drive.sense,
+                                                  int(Status.CHECK_CONDITION)))
+        if drive is not None and san.cal.tape_reposition_s:
+            yield san.env.timeout(san.cal.tape_reposition_s)
+        lun = self._tape_lun(dev)
+        if lun is None:  # no bytes here: the backend may keep tapes, else positions are nominal
+            try:
+                return self.backend(op)
+            except (TypeError, AttributeError):
+                return TapePositioned(op.position or 0, 0)
+        from scsi.luns.base import LunError, SpaceCode
+
+        try:
+            if op.position is None:
+                lun.space(SpaceCode.END_OF_DATA, 0)
+            else:
+                lun.locate(op.position)
+        except LunError as e:
+            return TapePositioned(failure=Failure("sense", f"LOCATE failed: {e}", dev, e.sense,
+                                                  int(Status.CHECK_CONDITION)))
+        pos = lun.position()
+        return TapePositioned(pos, sum(1 for o in lun.objects()[:pos] if o is None))
+
+    def _remember_failure(self, name: str, mover: str, sent, res: CopyResult) -> None:
+        """COPY STATUS of the list a fluid copy stopped in: the segments the backend was given."""
+        if res.batches_done < len(sent) and res.lists_done < len(sent[res.batches_done].lists):
+            plist = sent[res.batches_done].lists[res.lists_done]
+            k = res.segments_done or 0
+            self._last_failed[name] = (mover, plist.list_id, k, sum(s.length for s in plist.segments[:k]))
+
+    def _copy_status(self, op: ReadCopyStatus, name: str):
+        if op.mover in self.exact:
+            mv = self.san.dev.movers.get(op.mover)
+            if mv is not None and mv.state in ("hung", "resetting"):
+                return CopyStatusResult(failure=Failure("lost-connection", "data mover does not answer",
+                                                        op.mover))
+            try:
+                st = Client(self.exact[op.mover].manager, Nexus(f"sim:{name}", op.mover)).copy_status(op.list_id)
+            except AssertionError as e:  # the mover answered CHECK CONDITION (e.g. list id unknown)
+                return CopyStatusResult(failure=Failure("error", f"COPY STATUS of list {op.list_id}: {e}",
+                                                        op.mover))
+            return CopyStatusResult(st.segments_processed, st.bytes_transferred)
+        last = self._last_failed.get(name)
+        if last is not None and last[:2] == (op.mover, op.list_id):
+            return CopyStatusResult(last[2], last[3])
+        return CopyStatusResult(failure=Failure("error", f"no COPY STATUS of list {op.list_id} on {op.mover}",
+                                                op.mover))
 
     def _transfer(self, op: Any, name: str, client: str | None):
         if isinstance(op, LanFreeWrite):

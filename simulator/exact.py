@@ -182,10 +182,9 @@ class ExactMover:
     def _path(self, name: str, nbytes: int, reading: bool) -> Path:
         san = self.san
         mv = san.mover(self.name)
-        if reading:
-            disk = san.disk(name)
-            return ([(disk.resource, disk.weight(nbytes, 1))] + [(r, 1.0) for r in san.route(name, self.name)]
-                    + [(mv.resource, 1.0)])
+        if reading:  # a disk, or a tape drive when restoring from a tape pool
+            src, _ = san._source(name, nbytes, 1)
+            return src + [(r, 1.0) for r in san.route(name, self.name)] + [(mv.resource, 1.0)]
         dest, _ = san._destination(name, mv.buffer)
         return [(r, 1.0) for r in san.route(self.name, name)] + dest
 

@@ -14,6 +14,7 @@ Both are simpy process generators: ``result = yield env.process(copy(...))``.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Generator, Sequence, Union
 
 import numpy as np
@@ -63,15 +64,11 @@ def _refusal(san: SimSAN, mover: str, source: str, destination: str) -> FaultHit
         return FaultHit("mover_hang", mover, "mover", timeout=True)
     if mv.state == "resetting":
         return FaultHit("mover_reset", mover, "mover", reset=True)
-    src = san.disk(source)
-    if not src.ready:
-        return FaultHit("lun_not_ready", source, "source", src.sense)
-    if destination in san.dev.drives and san.dev.drives[destination].failed:
-        d = san.dev.drives[destination]
-        return FaultHit("tape_error", destination, "destination", d.sense)
-    if destination in san.dev.disks and not san.dev.disks[destination].ready:
-        d = san.dev.disks[destination]
-        return FaultHit("lun_not_ready", destination, "destination", d.sense)
+    if source not in san.dev.drives:
+        san.disk(source)  # a clear LookupError for a device the SAN does not have
+    hit = _device_refusal(san, source, "source") or _device_refusal(san, destination, "destination")
+    if hit is not None:  # a restore from tape reads a drive; a backup to tape writes one
+        return hit
     if not san.route_is_up(source, mover):
         return FaultHit("path_down", f"{source}->{mover}", "link")
     if not san.route_is_up(mover, destination):
@@ -106,7 +103,10 @@ def copy(san: SimSAN, mover: str, source: str, destination: str, layout: CopyLay
     if end.ok:
         return CopyResult(layout.n_batches, None, 0, None, env.now - t0)
     pos = layout.locate(end.bytes_done)
-    failure, known = copy_failure(end.cause, pos, mover, end.reason)
+    cause = end.cause
+    if isinstance(cause, FaultHit) and cause.role == "destination" and cause.target == source:
+        cause = replace(cause, role="source")  # a drive that fails while a restore reads it
+    failure, known = copy_failure(cause, pos, mover, end.reason)
     san.timeline.event(env.now, "copy-failed", job or mover, mover=mover, batch=pos.batch,
                        list=pos.list_in_batch, segment=pos.segment_in_list, why=failure.message)
     return CopyResult(pos.batch, failure, pos.list_in_batch, pos.segment_in_list if known else None,

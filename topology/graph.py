@@ -69,6 +69,16 @@ def fabric_view(g: nx.Graph, down: set[str] = frozenset()) -> nx.Graph:
     return nx.subgraph_view(g, filter_node=lambda n: g.nodes[n]["kind"] in FABRIC_KINDS and n not in down)
 
 
+def live_fabric(g: nx.Graph, down: set[str] | frozenset[str]) -> nx.Graph:
+    """A concrete copy of the fabric without ``down`` nodes (views are too slow for big fabrics)."""
+    kinds = g.nodes(data="kind")
+    keep = {n for n, k in kinds if k in FABRIC_KINDS and n not in down}
+    live = nx.Graph()
+    live.add_nodes_from(keep)
+    live.add_edges_from((u, v) for u, v in g.edges if u in keep and v in keep)
+    return live
+
+
 @dataclass
 class SanState:
     """A topology's graph with a set of components down (failed on purpose, or offline)."""
@@ -81,6 +91,7 @@ class SanState:
     component_of: dict[str, int] = field(default_factory=dict)
     port_zones: dict[str, set[str]] = field(default_factory=dict)
     cause: dict[str, str] = field(default_factory=dict)
+    live_fabric: nx.Graph = field(default_factory=nx.Graph)
     _cabled: nx.Graph | None = None
     _cabled_component: dict[str, int] = field(default_factory=dict)
 
@@ -108,7 +119,7 @@ class SanState:
                                     cause[x] = n
         state = cls(topology=topo, index=ix, graph=g, failed=resolved, down=down)
         state.cause = cause
-        fabric = fabric_view(g, down)
+        state.live_fabric = fabric = live_fabric(g, down)
         for i, comp in enumerate(nx.connected_components(fabric)):
             for n in comp:
                 state.component_of[n] = i
@@ -120,12 +131,13 @@ class SanState:
         return ca is not None and ca == self.component_of.get(b)
 
     def zoned(self, a: str, b: str) -> bool:
-        return bool(self.port_zones.get(a, set()) & self.port_zones.get(b, set()))
+        za, zb = self.port_zones.get(a), self.port_zones.get(b)
+        return bool(za and zb) and not za.isdisjoint(zb)
 
     def down_between(self, a: str, b: str) -> list[str]:
         """Components that are down on the shortest cabled route from ``a`` to ``b`` ([] if none cabled)."""
         if self._cabled is None:
-            self._cabled = nx.Graph(fabric_view(self.graph))
+            self._cabled = live_fabric(self.graph, frozenset())
             self._cabled_component = {n: i for i, comp in enumerate(nx.connected_components(self._cabled))
                                       for n in comp}
         ca = self._cabled_component.get(a)

@@ -5,6 +5,7 @@ Built once per topology; verification and redundancy only read them.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 from topology.model import Array, DataMover, Drive, Host, Library, Lun, StoragePool, Topology
@@ -31,6 +32,7 @@ class LunRef:
         return f"{self.naa}:{self.number}"
 
 
+@lru_cache(maxsize=131072)
 def split_switch_port(text: str) -> tuple[str, int] | None:
     m = _SWITCH_PORT.match(text.strip())
     return (m.group("switch"), int(m.group("index"))) if m else None
@@ -147,6 +149,7 @@ class TopologyIndex:
         return normalise_endpoint(text)
 
 
+@lru_cache(maxsize=131072)
 def normalise_endpoint(text: str) -> str:
     if split_switch_port(text):
         return text.strip()

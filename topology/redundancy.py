@@ -9,7 +9,8 @@ switch ports, cables) on their block-cut-tree path. So:
 * single points of failure = the components every working route must use
   (intersection of the routes' must-sets) -- exact;
 * disjoint paths = maximum number of node-disjoint routes in a flow network
-  built from the routes' legs and their separators (networkx max flow). Read and write legs
+  built from the routes' legs and their separators (networkx max flow;
+  see :func:`disjoint_count` for how write legs are condensed). Read and write legs
   get separate copies of fabric nodes so one route may cross a switch twice;
   when a single point of failure exists the count is capped at 1.
 """
@@ -20,33 +21,29 @@ from collections import deque
 import networkx as nx
 from networkx.algorithms.flow import shortest_augmenting_path
 
-from topology.graph import SanState, fabric_view
+from topology.graph import SanState
 from topology.report import VolumeVerdict
 from topology.verify import MoverLegs
 
 
-class SeparatorIndex:
-    """Answers "which nodes separate port a from port b" from the block-cut tree of the live fabric."""
+class _BlockCutTree:
+    """Block-cut tree of a graph, rooted, to list the cut vertices between two nodes."""
 
-    def __init__(self, fabric: nx.Graph) -> None:
+    def __init__(self, graph: nx.Graph) -> None:
         self.block_of: dict[str, int] = {}
-        articulation: set[str] = set()
-        blocks = list(nx.biconnected_components(fabric))
+        self.articulation: set[str] = set()
+        blocks = list(nx.biconnected_components(graph))
         for i, block in enumerate(blocks):
             for n in block:
                 if n in self.block_of:
-                    articulation.add(n)
+                    self.articulation.add(n)
                 self.block_of[n] = i
-        self.articulation = articulation
         tree: dict[tuple, list[tuple]] = {}
         for i, block in enumerate(blocks):
-            b = ("B", i)
-            tree.setdefault(b, [])
-            for n in block:
-                if n in articulation:
-                    a = ("A", n)
-                    tree[b].append(a)
-                    tree.setdefault(a, []).append(b)
+            tree.setdefault(("B", i), [])
+            for n in block & self.articulation:
+                tree[("B", i)].append(("A", n))
+                tree.setdefault(("A", n), []).append(("B", i))
         self.parent: dict[tuple, tuple | None] = {}
         self.depth: dict[tuple, int] = {}
         for root in tree:
@@ -60,21 +57,15 @@ class SeparatorIndex:
                     if y not in self.parent:
                         self.parent[y], self.depth[y] = x, self.depth[x] + 1
                         queue.append(y)
-        self._cache: dict[tuple[str, str], tuple[str, ...]] = {}
 
-    def _tree_node(self, n: str) -> tuple:
+    def _node(self, n: str) -> tuple:
         return ("A", n) if n in self.articulation else ("B", self.block_of[n])
 
-    def separators(self, a: str, b: str) -> tuple[str, ...]:
-        """Nodes whose loss disconnects a from b, in order from a to b (a and b included)."""
-        key = (a, b)
-        if key in self._cache:
-            return self._cache[key]
+    def cut_vertices(self, a: str, b: str) -> list[str]:
+        """Cut vertices strictly between a and b, in order (a, b in one connected component)."""
         if a not in self.block_of or b not in self.block_of:
-            out: tuple[str, ...] = (a, b)  # isolated ports: only the ends
-            self._cache[key] = out
-            return out
-        x, y = self._tree_node(a), self._tree_node(b)
+            return []  # isolated nodes (a switch with no ISL) have no block
+        x, y = self._node(a), self._node(b)
         left, right = [], []
         while x != y:
             if self.depth[x] >= self.depth[y]:
@@ -83,9 +74,67 @@ class SeparatorIndex:
             else:
                 right.append(y)
                 y = self.parent[y]
-        chain = left + [x] + right[::-1]
-        inner = [n[1] for n in chain if n[0] == "A" and n[1] not in (a, b)]
-        out = (a, *inner, b)
+        return [n[1] for n in left + [x] + right[::-1] if n[0] == "A" and n[1] not in (a, b)]
+
+
+class SeparatorIndex:
+    """Answers "which nodes separate port a from port b" in the live fabric.
+
+    Every N_port hangs off the fabric by one cable into one switch port, so
+    its separators start with that pendant chain; between switches, the cut
+    vertices come from the block-cut tree of the small core graph (switches,
+    ISLs and their switch ports) -- far cheaper than the tree of the whole
+    fabric with its tens of thousands of pendant ports.
+    """
+
+    def __init__(self, fabric: nx.Graph, graph: nx.Graph | None = None) -> None:
+        attrs = (graph or fabric).nodes
+        # Switch ports and (non-ISL) cables each sit in series with exactly one N_port or ISL.
+        self.serial = {n for n in fabric if attrs[n].get("kind") == "swport"
+                       or (attrs[n].get("kind") == "link" and not attrs[n].get("isl"))}
+        self.write_cache: dict[tuple, list[str]] = {}
+        self.attach: dict[str, tuple[str, str, str]] = {}
+        pendant: set[str] = set()
+        for n in fabric:
+            if attrs[n].get("kind") != "port":
+                continue
+            pendant.add(n)
+            chain = [n]
+            while len(chain) < 4:
+                nxt = [m for m in fabric[chain[-1]] if m not in chain]
+                if len(nxt) != 1:
+                    break
+                chain.append(nxt[0])
+            if len(chain) == 4 and attrs[chain[3]].get("kind") == "switch":
+                self.attach[n] = (chain[1], chain[2], chain[3])
+                pendant.update(chain[1:3])
+        core = fabric.subgraph(x for x in fabric if x not in pendant)
+        self.component = {x: i for i, comp in enumerate(nx.connected_components(core)) for x in comp}
+        self.tree = _BlockCutTree(core)
+        self._cache: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    def condensed(self, chain) -> list[str]:
+        """Drop switch ports and cables that sit in series with one N_port or ISL (same flow, fewer nodes)."""
+        return [n for n in chain if n not in self.serial]
+
+    def separators(self, a: str, b: str) -> tuple[str, ...]:
+        """Nodes whose loss disconnects a from b, in order from a to b (a and b included)."""
+        key = (a, b)
+        out = self._cache.get(key)
+        if out is not None:
+            return out
+        if a not in self.attach or b not in self.attach:
+            out = (a, b)  # not cabled: only the ends themselves
+        else:
+            la, pa, sa = self.attach[a]
+            lb, pb, sb = self.attach[b]
+            if sa == sb:
+                core: tuple[str, ...] = (sa,)
+            elif self.component.get(sa) != self.component.get(sb):
+                core = (sa, sb)  # not connected; callers only ask for connected pairs
+            else:
+                core = (sa, *self.tree.cut_vertices(sa, sb), sb)
+            out = (a, la, pa, *core, pb, lb, b)
         self._cache[key] = out
         return out
 
@@ -109,17 +158,33 @@ def single_points(sep: SeparatorIndex, legs: list[MoverLegs]) -> set[str]:
     per_mover = []
     for leg in legs:
         read = _common(sep.separators(a, m) for m, a in leg.read)
-        write = _common(sep.separators(m, d) for m, d, _ in leg.write)
-        per_mover.append({leg.mover} | read | write)
+        per_mover.append({leg.mover} | read | set(_write_must(sep, leg)))
     return _common(per_mover)
+
+
+def _write_must(sep: SeparatorIndex, leg: MoverLegs) -> list[str]:
+    """The components every write leg of one mover needs, in path order."""
+    key = (leg.mover, tuple(leg.write))
+    if key in sep.write_cache:
+        return sep.write_cache[key]
+    first = sep.separators(*leg.write[0][:2])
+    common = set(first)
+    for m_out, d_port, _ in leg.write[1:]:
+        common &= set(sep.separators(m_out, d_port))
+    out = [n for n in first if n in common]
+    sep.write_cache[key] = out
+    return out
 
 
 def disjoint_count(sep: SeparatorIndex, legs: list[MoverLegs]) -> int:
     """Maximum number of node-disjoint routes (max flow with unit node capacities).
 
-    Read legs run S -> array port -> separators -> mover port -> mover; write
-    legs mover -> mover port -> separators -> device port -> T; nodes are
-    shared between legs that share a component.
+    Read legs run S -> array port -> separators -> mover port -> mover; nodes
+    are shared between legs that share a component. Each mover then needs one
+    unit of write capacity, so its write side is one chain of the components
+    all its write legs need (a pool with hundreds of drives would otherwise
+    dominate the network); drives shared by more movers than there are drives
+    are therefore not counted as a limit.
     """
     if not legs:
         return 0
@@ -137,9 +202,8 @@ def disjoint_count(sep: SeparatorIndex, legs: list[MoverLegs]) -> int:
         mover = f"m:{leg.mover}"
         edges.add((f"{mover}>in", f"{mover}>out"))
         for m_in, a_port in leg.read:
-            chain("S", [f"r:{n}" for n in sep.separators(a_port, m_in)], f"{mover}>in")
-        for m_out, d_port, _ in leg.write:
-            chain(f"{mover}>out", [f"w:{n}" for n in sep.separators(m_out, d_port)], "T")
+            chain("S", [f"r:{n}" for n in sep.condensed(sep.separators(a_port, m_in))], f"{mover}>in")
+        chain(f"{mover}>out", [f"w:{n}" for n in sep.condensed(_write_must(sep, leg))], "T")
     g = nx.DiGraph()
     # Unit capacity on the in->out edge of each split node; other edges unbounded.
     g.add_edges_from((a, b, {"capacity": 1}) if a.endswith(">in") else (a, b) for a, b in edges)
@@ -160,18 +224,19 @@ def annotate_redundancy(state: SanState, verdicts: list[VolumeVerdict], legs: di
     the client to read the volume's file system, so its cable is a single
     point of failure even though no data crosses it.
     """
-    sep = SeparatorIndex(fabric_view(state.graph, state.down))
-    cache: dict[tuple, tuple[int, set[str]]] = {}
+    sep = SeparatorIndex(state.live_fabric, state.graph)
+    cache: dict[tuple, tuple[int, set[str], list]] = {}
     client_pairs = client_pairs or {}
     for v in verdicts:
         ls = legs.get(v.volume, [])
         if not ls:
             v.disjoint_paths, v.single_points_of_failure = 0, []
             continue
-        key = tuple((x.mover, tuple(x.read), tuple(x.write)) for x in ls)
+        # Verification shares MoverLegs objects between volumes that read alike; identity is the cheap key.
+        key = tuple(id(x) for x in ls)
         if key not in cache:
-            cache[key] = (disjoint_count(sep, ls), single_points(sep, ls))
-        count, spof = cache[key]
+            cache[key] = (disjoint_count(sep, ls), single_points(sep, ls), ls)  # ls pins the ids
+        count, spof, _ = cache[key]
         spof = spof | client_points(sep, client_pairs.get(v.volume, []))
         v.disjoint_paths = min(count, 1) if spof else count
         v.single_points_of_failure = sorted(spof)

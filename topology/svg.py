@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import networkx as nx
 
-from topology.graph import SanState, fabric_view
+from topology.graph import SanState
 from topology.report import DomainReport
 
 _LEFT = ("host", "array")
@@ -21,7 +21,7 @@ _BOX_W, _BOX_H, _GAP = 190, 34, 16
 
 def highlighted_links(state: SanState, report: DomainReport) -> set[str]:
     """Link nodes on the live shortest paths of every chosen server-free route."""
-    live = fabric_view(state.graph, state.down)
+    live = state.live_fabric
     out: set[str] = set()
     for v in report.volumes:
         r = v.route

@@ -84,6 +84,10 @@ class _Context:
         self.legs: dict[str, list[MoverLegs]] = {}
         self._read_cache: dict[tuple, object] = {}
         self._write_cache: dict[tuple, object] = {}
+        self._legs_cache: dict[tuple, MoverLegs] = {}
+        self._mover_ends: dict[str, list[End]] = {}
+        self._volume_legs: dict[tuple, list[MoverLegs]] = {}
+        self.mover_ports = {p.wwpn for m in self.movers for p in m.ports}
         self._client_disk: dict[str, Problem | None] = {}
         self.client_pairs: dict[str, list[tuple[str, str]]] = {}
 
@@ -204,8 +208,19 @@ class _Context:
         array_ends = [End(p.wwpn, f"array {lun.array}", lun.array) for p in self.ix.arrays[lun.array].ports]
         best: tuple[float, Problem] | None = None
         legs: list[MoverLegs] = []
+        device_key = tuple(d.name for d in live_devices)
+        # Volumes on one array whose LUNs are masked alike to the movers get the same legs.
+        shared_key = None
+        if want_routes and not self.topo.tsm_paths:
+            seen = self.ix.presented.get((lun.array, lun.number), set()) & self.mover_ports
+            per_lun = [(w, self.ix.masking[(lun.array, w)][lun.number]) for w in seen]
+            shared_key = (lun.array, frozenset((w, None if t is None else frozenset(t)) for w, t in per_lun),
+                          device_key)
+            if shared_key in self._volume_legs:
+                return ServerFreeResult(None, self._volume_legs[shared_key])
         for mover in self.movers:
-            problem, score, found = self._through_mover(vol, lun, mover, array_ends, live_devices, want_routes)
+            problem, score, found = self._through_mover(vol, lun, mover, array_ends, live_devices, want_routes,
+                                                        device_key)
             if found is not None:
                 legs.append(found)
                 if not want_routes:
@@ -213,6 +228,8 @@ class _Context:
             elif best is None or score > best[0]:
                 best = (score, problem)
         if legs:
+            if shared_key is not None:
+                self._volume_legs[shared_key] = legs
             return ServerFreeResult(None, legs)
         assert best is not None
         return ServerFreeResult(best[1], [])
@@ -227,12 +244,15 @@ class _Context:
                 sig.append((p.wwpn, None if targets is None else tuple(sorted(targets))))
         return tuple(sig)
 
-    def _through_mover(self, vol, lun, mover, array_ends, devices, want_routes):
+    def _through_mover(self, vol, lun, mover, array_ends, devices, want_routes, device_key=()):
         """(problem, score, None) or (None, 0, MoverLegs) for one data mover."""
         if mover.name in self.state.down:
             return (Problem(rule="component-down", message=f"data mover {mover.name} is {self.why(mover.name)}",
                             objects=[mover.name]), 0.0, None)
-        ends = [End(p.wwpn, f"data mover {mover.name}", mover.name) for p in mover.ports]
+        ends = self._mover_ends.get(mover.name)
+        if ends is None:
+            ends = self._mover_ends[mover.name] = [End(p.wwpn, f"data mover {mover.name}", mover.name)
+                                                   for p in mover.ports]
         read_key = (mover.name, lun.array, self._mask_signature(lun, mover), want_routes)
         read = self._read_cache.get(read_key)
         if read is None:
@@ -241,6 +261,9 @@ class _Context:
                 self._read_cache[read_key] = read
         if not read.ok:
             return read.problem, 1 + read.score / 10, None
+        legs_key = (read_key, device_key)
+        if not self.topo.tsm_paths and legs_key in self._legs_cache:
+            return None, 0.0, self._legs_cache[legs_key]
         best_write = None
         write_pairs: list[tuple[str, str, str]] = []
         for d in devices:
@@ -261,7 +284,10 @@ class _Context:
             if not want_routes:
                 break
         if write_pairs:
-            return None, 0.0, MoverLegs(mover.name, [(m.wwpn, a.wwpn) for m, a in read.pairs], write_pairs)
+            legs = MoverLegs(mover.name, [(m.wwpn, a.wwpn) for m, a in read.pairs], write_pairs)
+            if not self.topo.tsm_paths:  # server paths depend on the volume; without them legs are shared
+                self._legs_cache[legs_key] = legs
+            return None, 0.0, legs
         return best_write[1], 2 + best_write[0] / 10, None
 
     def _tsm_paths(self, vol: Volume, lun: LunRef, mover: str, device: Device) -> Problem | None:

@@ -9,6 +9,7 @@ saying what is wrong.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _SEPARATORS = re.compile(r"[:\-\s.]")
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
@@ -29,6 +30,13 @@ def _hex_digits(text: str, what: str) -> str:
 
 def parse_wwpn(text: str) -> str:
     """Return ``text`` as ``xx:xx:xx:xx:xx:xx:xx:xx`` (lower case) or raise ValueError."""
+    if not isinstance(text, str):
+        raise ValueError(f"malformed WWPN {text!r}: expected a string such as 21:00:00:e0:8b:05:05:04")
+    return _parse_wwpn(text)
+
+
+@lru_cache(maxsize=65536)  # large fabrics repeat the same WWPNs in links, zones and masking
+def _parse_wwpn(text: str) -> str:
     digits = _hex_digits(text, "WWPN")
     if ":" in text and any(len(part) != 2 for part in text.strip().split(":")):
         raise ValueError(f"malformed WWPN {text!r}: each colon-separated byte needs two hex digits")
@@ -41,6 +49,13 @@ def parse_wwpn(text: str) -> str:
 
 def parse_naa(text: str) -> str:
     """Return an NAA designator as plain lower-case hex (``600a0b80...``) or raise ValueError."""
+    if not isinstance(text, str):
+        raise ValueError(f"malformed NAA designator {text!r}: expected a string of hex digits")
+    return _parse_naa(text)
+
+
+@lru_cache(maxsize=65536)
+def _parse_naa(text: str) -> str:
     if isinstance(text, str) and text.lower().startswith("naa."):
         text = text[4:]
     digits = _hex_digits(text, "NAA designator")

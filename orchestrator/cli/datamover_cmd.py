@@ -2,9 +2,15 @@
 
     serverfree datamover serve --config mover.yaml
     serverfree datamover serve --portal 127.0.0.1:3260 --iqn IQN --lun A.img --lun B.img
+    serverfree datamover serve --iqn IQN --lun gw.img --reach iscsi://san:3260/IQN/1 --reach /dev/sg3
 
-Everything is validated and every LUN opened before the portal listens, so a
-bad config is one clear error line and nothing half-started.  SIGTERM/SIGINT
+``--reach`` (and the config's ``remote:`` section) names copy devices the
+mover reaches as an initiator: EXTENDED COPY descriptors can name them by
+their VPD 83h designators, but they are not served as LUNs.
+
+Everything is validated, every LUN opened and every remote device logged in
+to (and its designator checked) before the portal listens, so a bad config is
+one clear error line and nothing half-started.  SIGTERM/SIGINT
 stop it and log the counters (commands, bytes per LUN, EXTENDED COPY results);
 SIGUSR1 logs them while it keeps running.
 """
@@ -28,6 +34,9 @@ def register(sub) -> None:
     s.add_argument("--iqn", help="target name (quick mode)")
     s.add_argument("--lun", action="append", default=[], metavar="PATH",
                    help="file or block device to serve; repeat, numbered from 0 (quick mode)")
+    s.add_argument("--reach", action="append", default=[], metavar="URL",
+                   help="iscsi://HOST[:PORT]/IQN/LUN or /dev/sgN the mover reaches for EXTENDED COPY; "
+                        "repeat, named remote0, remote1, ... (quick mode)")
     s.set_defaults(func=run_serve)
 
 
@@ -35,30 +44,35 @@ def config_from_args(args):
     from scsi.target.config import load_config, parse_config
 
     if args.config:
-        if args.iqn or args.lun or args.portal:
-            raise ValueError("--config cannot be combined with --portal/--iqn/--lun")
+        if args.iqn or args.lun or args.portal or args.reach:
+            raise ValueError("--config cannot be combined with --portal/--iqn/--lun/--reach "
+                             "(list reached devices in the config's remote: section)")
         return load_config(args.config)
     if not args.iqn or not args.lun:
         raise ValueError("give --config FILE, or --iqn IQN and at least one --lun PATH")
     raw = {"portal": args.portal or "127.0.0.1:3260", "target": args.iqn,
            "luns": [{"id": n, "path": path} for n, path in enumerate(args.lun)],
-           "acl": [{"initiator": "*", "luns": "all"}]}
+           "remote": [{"name": f"remote{n}", "url": url} for n, url in enumerate(args.reach)],
+           "acl": [{"initiator": "*", "luns": "all", "remote": "all"}]}
     return parse_config(raw, "command line")
 
 
 async def serve(cfg, *, ready=None) -> None:
     from scsi.iscsi.server import IscsiServer
-    from scsi.target.build import build_target, open_luns
+    from scsi.target.build import build_target, open_luns, open_remotes
 
     luns = open_luns(cfg)
+    remotes: dict = {}
     built = None
     try:
-        built = build_target(cfg, luns=luns, with_copy_manager=True)
+        remotes = open_remotes(cfg)
+        built = build_target(cfg, luns=luns, with_copy_manager=True, remotes=remotes)
         host, port = cfg.host_port
         server = IscsiServer([built.node], host, port, io_threads=cfg.io_threads)
         await server.start()
-        print(f"serverfree datamover: serving {cfg.target} with {len(luns)} LUN(s) on {host}:{server.port}",
-              flush=True)
+        reach = f", reaching {len(remotes)} remote device(s)" if remotes else ""
+        print(f"serverfree datamover: serving {cfg.target} with {len(luns)} LUN(s){reach} on "
+              f"{host}:{server.port}", flush=True)
         if ready is not None:
             ready(server)
         loop = asyncio.get_running_loop()
@@ -80,7 +94,7 @@ async def serve(cfg, *, ready=None) -> None:
         if built is not None:
             built.close()
         else:
-            for lun in luns.values():
+            for lun in [*luns.values(), *remotes.values()]:
                 lun.close()
 
 

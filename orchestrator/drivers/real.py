@@ -31,7 +31,7 @@ from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitO
                               OperatingParametersResult,
                               ReadOperatingParameters, ReleaseSnapshot, Result, RunCommand, SnapshotReleased,
                               SnapshotResult, StoredPiece, TakeSnapshot, TransferResult, VerifyPool,
-                              VerifyResult)
+                              VerifyResult, without_chunks)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ class _Raw:
         self.device = device
 
     def execute(self, cmd: Any) -> None:
-        self.device.execute(cmd)
+        from scsi.luns.remote import retry_unit_attention
+
+        retry_unit_attention(lambda: self.device.execute(cmd), "data mover")
 
 
 class BlockIO:
@@ -82,14 +84,24 @@ class BlockIO:
         from pyscsi.pyscsi.scsi_enum_command import sbc
         from pyscsi.utils.converter import get_opcode
 
+        from scsi.luns.remote import UnitAttentionRetry
+
         self.name = name
-        self.scsi = SCSI(device)
+        # a target queues UNIT ATTENTIONs on every session when any of its LUs changes: resend, as initiators do
+        self.scsi = SCSI(UnitAttentionRetry(device, name))
         cmd = ReadCapacity16(next(get_opcode(sbc, "9E")), alloclen=32)
         self.scsi.execute(cmd)
         cmd.unmarshall()
         self.block_size = int(cmd.result["block_length"])
         self.size = (int(cmd.result["returned_lba"]) + 1) * self.block_size
         self.scsi.blocksize = self.block_size
+
+    def test_unit_ready(self) -> None:
+        """TEST UNIT READY: the device answers, without moving any data."""
+        from pyscsi.pyscsi.scsi_cdb_testunitready import TestUnitReady
+        from pyscsi.pyscsi.scsi_enum_command import sbc
+
+        self.scsi.execute(TestUnitReady(sbc.TEST_UNIT_READY))
 
     def designator(self) -> str:
         """The LU designator (hex) a target descriptor names this device by (VPD 83h)."""
@@ -367,32 +379,58 @@ class RealDriver:
 
     # -- verification and scans -------------------------------------------------------------------
     def _VerifyPool(self, op: VerifyPool) -> VerifyResult:
-        """Compare what the client moved with its volume; read everything back on the pool side only.
+        """Compare what the client moved with its volume; never read ``accounted`` (server-free) bytes here.
 
-        ``accounted`` (server-free) pieces are never read on the client's disk:
-        they are read back from the pool alone -- through the backup server when
-        the client has no live SAN path to it -- which proves the pool answers and
-        covers them, and yields the chunk digests image incrementals need.
+        Those are proven by the mover's COPY STATUS; the pool side is checked by
+        the backup server (``pool_server``: it digests the whole view, only
+        digests cross the LAN) or, failing that, over the SAN without reading
+        data (TEST UNIT READY, READ CAPACITY); their chunks then get no digest.
         """
+        view = self._server_view(op) if op.accounted and op.pool_server else None
+        r = self._verify_by_digest(op) if op.server else self._verify_on_san(op, check_pool=view is None)
+        if not r.ok or not op.accounted:
+            return r
+        if view is not None:
+            return VerifyResult(True, "", view)
+        if op.server:  # no SAN path to the pool and no digests from the server: nothing vouches for the pool
+            return VerifyResult(False, "cannot check the pool side of the server-free data: the backup server "
+                                       "gave no digests and the client has no path to the pool device")
+        return VerifyResult(True, "", without_chunks(r.digests, op.accounted, op.chunk_size))
+
+    def _server_view(self, op: VerifyPool) -> tuple[tuple[int, str], ...] | None:
+        """Chunk digests of the whole object as the backup server reads it from the pool, or None."""
         everything = sorted(op.pieces + op.accounted, key=lambda q: q.image_offset)
-        if op.server:
-            return self._verify_by_digest(op, everything)
+        try:
+            with LanClient(op.pool_server, self._pool_volume_of(op.pool_device), op.pool_offset, "read",
+                           self.lan_timeout) as client:
+                return client.digest(everything, op.chunk_size)
+        except Exception as exc:
+            log.warning("pool-side digests from the backup server %s failed (%s); checking the pool device "
+                        "over the SAN instead", op.pool_server, exc)
+            return None
+
+    def _verify_on_san(self, op: VerifyPool, check_pool: bool) -> VerifyResult:
+        """Read the client's own pieces back from the pool device and compare; size-check the rest."""
+        if not op.pieces and not (check_pool and op.accounted):
+            return VerifyResult(True)
         try:
             pool = self.io(op.pool_device)
+            pool.test_unit_ready()
         except Exception as exc:
-            return VerifyResult(False, f"cannot open pool device {op.pool_device}: {exc}")
-        need = op.pool_offset + max((q.image_offset + q.stored for q in everything), default=0)
+            return VerifyResult(False, f"pool device {op.pool_device} does not answer: {exc}")
+        need = op.pool_offset + max((q.image_offset + q.stored for q in op.pieces + op.accounted), default=0)
         if pool.size < need:
             return VerifyResult(False, f"pool device {op.pool_device} holds {pool.size} bytes, the object "
                                        f"needs {need}")
+        if not op.pieces:
+            return VerifyResult(True)
         try:
-            src = self.io(op.source) if op.pieces else None
+            src = self.io(op.source)
         except Exception as exc:
             return VerifyResult(False, f"cannot read the volume: {exc}")
-        compare = set(op.pieces)
         try:
             digester = ChunkDigester(op.chunk_size)
-            for p in everything:
+            for p in op.pieces:
                 fetch = lambda q: pool.read(op.pool_offset + q.image_offset, q.stored)  # noqa: E731
                 steps = [(0, p.length)] if p.compressed else [
                     (o, min(IO_CHUNK, p.length - o)) for o in range(0, p.length, IO_CHUNK)]
@@ -400,8 +438,7 @@ class RealDriver:
                 for o, n in steps:
                     data = whole if whole is not None else fetch(
                         StoredPiece(p.image_offset + o, p.volume_offset + o, n))
-                    if src is not None and p in compare and \
-                            data != src.read(op.source_offset + p.volume_offset + o, n):
+                    if data != src.read(op.source_offset + p.volume_offset + o, n):
                         return VerifyResult(False, f"pool data at image offset {p.image_offset + o} differs "
                                                    "from the volume")
                     digester.update(p.volume_offset + o, data)
@@ -409,24 +446,23 @@ class RealDriver:
         except Exception as exc:
             return VerifyResult(False, f"reading the pool back failed: {exc}")
 
-    def _verify_by_digest(self, op: VerifyPool, everything: list[StoredPiece]) -> VerifyResult:
+    def _verify_by_digest(self, op: VerifyPool) -> VerifyResult:
         """Through the server only digests cross the LAN; the client digests only what it moved itself."""
+        if not op.pieces:
+            return VerifyResult(True)
         try:
             with LanClient(op.server, self._pool_volume_of(op.pool_device), op.pool_offset, "read",
                            self.lan_timeout) as client:
-                view = client.digest(everything, op.chunk_size)
-                theirs = client.digest(op.pieces, op.chunk_size) if op.pieces else ()
-            ours: tuple = ()
-            if op.pieces:
-                src = self.io(op.source)
-                ours = chunk_digests(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
-                                     op.chunk_size)
+                theirs = client.digest(op.pieces, op.chunk_size)
+            src = self.io(op.source)
+            ours = chunk_digests(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
+                                 op.chunk_size)
         except Exception as exc:
             return VerifyResult(False, f"verification through the backup server failed: {exc}")
         if ours != theirs:
             bad = next((c for (c, a), (_, b) in zip(ours, theirs) if a != b), None)
             return VerifyResult(False, f"pool and volume differ in chunk {bad} (digests from the backup server)")
-        return VerifyResult(True, "", view)
+        return VerifyResult(True, "", theirs)
 
     def _pool_volume_of(self, device: str) -> str:
         row = self.catalogue.db.execute("SELECT name FROM pool_volumes WHERE device=?", (device,)).fetchone()

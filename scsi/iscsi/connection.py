@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+def initiator_port_name(iqn: str, isid: bytes) -> str:
+    """SPC's iSCSI initiator port identifier: the name, ``,i,0x`` and the 6-byte ISID in hex."""
+    return f"{iqn},i,0x{bytes(isid).hex()}"
+
 LOGIN_TIMEOUT = 30.0
 
 
@@ -64,8 +69,13 @@ class Connection(ScsiTaskMixin):
     def key(self) -> tuple[str, bytes]:
         return (self.login.initiator, self.login.isid)
 
+    @property
+    def port_name(self) -> str:
+        """The SCSI initiator port name (SPC: ``iqn,i,0x<ISID>``): each session is its own I_T nexus."""
+        return initiator_port_name(self.login.initiator, self.login.isid)
+
     def nexus(self, lun: int) -> Nexus:
-        return Nexus(initiator=self.initiator, target=self.node.name if self.node else "", lun=lun)
+        return Nexus(initiator=self.port_name, target=self.node.name if self.node else "", lun=lun)
 
     # -- main loop ----------------------------------------------------------------------
     async def run(self) -> None:
@@ -93,10 +103,10 @@ class Connection(ScsiTaskMixin):
             self._abort(task)
         self.server.forget(self)
         if self.node is not None and self.login.complete and not any(
-                c is not self and c.node is self.node and c.initiator == self.initiator
+                c is not self and c.node is self.node and c.key == self.key
                 for c in self.server.connections):
             try:
-                self.node.session_closed(self.initiator)
+                self.node.session_closed(self.port_name)  # the session's last connection: its nexus ends
             except Exception:  # noqa: BLE001 - cleanup must not fail the close
                 log.exception("session-closed hook of %s failed", self.node.name)
         try:

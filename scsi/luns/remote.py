@@ -40,6 +40,39 @@ UNIT_ATTENTION = 0x6
 UNIT_ATTENTION_RETRIES = 5
 
 
+def retry_unit_attention(run: Callable[[], Any], what: str = "command",
+                         retries: int = UNIT_ATTENTION_RETRIES) -> Any:
+    """``run()`` again after each UNIT ATTENTION, at most ``retries`` times; other errors propagate.
+
+    A UNIT ATTENTION reports an event (reset, LUN inventory or capacity
+    change) and means the command was not executed, so sending it again is
+    what every initiator does.  The last CHECK CONDITION propagates when the
+    attentions do not stop.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return run()
+        except DeviceCheckCondition as e:
+            if e.sense_key != UNIT_ATTENTION or attempt == retries:
+                raise
+            log.info("%s got UNIT ATTENTION %02Xh/%02Xh; sending it again", what, e.asc or 0, e.ascq or 0)
+    raise AssertionError("unreachable")
+
+
+class UnitAttentionRetry:
+    """A pyscsi device wrapper whose ``execute`` resends a command after UNIT ATTENTION (bounded)."""
+
+    def __init__(self, device: Any, name: str = ""):
+        self.device = device
+        self.name = name or repr(device)
+
+    def execute(self, cmd: Any) -> Any:
+        return retry_unit_attention(lambda: self.device.execute(cmd), f"device {self.name}")
+
+    def __getattr__(self, attr: str) -> Any:  # close(), timeouts ... of the wrapped device
+        return getattr(self.device, attr)
+
+
 class SynchronizeCache10(SCSICommand):
     """SYNCHRONIZE CACHE(10) for the whole LU (pyscsi has no class for it); no data either way."""
 
@@ -169,19 +202,19 @@ class RemoteLun(BlockLun):
 
     def _execute(self, scsi: SCSI, build: Callable[[], Any], what: str) -> Any:
         """Run a freshly built command, sending it again after each UNIT ATTENTION (bounded)."""
-        for attempt in range(UNIT_ATTENTION_RETRIES + 1):
+        cmd = None
+
+        def once() -> None:
+            nonlocal cmd
             cmd = build()
-            try:
-                scsi.execute(cmd)
-                return cmd
-            except DeviceCheckCondition as e:
-                if e.sense_key != UNIT_ATTENTION or attempt == UNIT_ATTENTION_RETRIES:
-                    if e.sense_key == UNIT_ATTENTION:
-                        what = f"{what} (still UNIT ATTENTION after {UNIT_ATTENTION_RETRIES} retries)"
-                    raise _lun_error(self.name, what, e) from None
-                log.info("LUN %s: %s got UNIT ATTENTION %02Xh/%02Xh; sending it again", self.name, what,
-                         e.asc or 0, e.ascq or 0)
-        raise AssertionError("unreachable")
+            scsi.execute(cmd)
+        try:
+            retry_unit_attention(once, f"LUN {self.name}: {what}")
+        except DeviceCheckCondition as e:
+            if e.sense_key == UNIT_ATTENTION:
+                what = f"{what} (still UNIT ATTENTION after {UNIT_ATTENTION_RETRIES} retries)"
+            raise _lun_error(self.name, what, e) from None
+        return cmd
 
     def close(self) -> None:
         devs, self._all = self._all, []

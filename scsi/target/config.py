@@ -8,9 +8,20 @@ Example::
     luns:
       - {id: 0, path: /srv/client.img}
       - {id: 1, path: /srv/pool.img, serial: POOL0001, accepts_xcopy: true}
+    remote:                                               # optional: devices reached as an initiator
+      - name: client
+        url: iscsi://192.0.2.10:3260/iqn.2026-11.org.example:disks/1   # or /dev/sgN
+        designator: 6001405a1b2c3d4e5f60718293a4b5c6     # optional: NAA the device must report
+        chap: {username: dm1, secret: dm1secret1234}       # optional (mutual_* for the device's account)
+        sessions: 4
     acl:
-      - {initiator: iqn.2026-11.org.serverfree:client, luns: [0]}
-      - {initiator: "*", luns: all}
+      - {initiator: iqn.2026-11.org.serverfree:client, luns: [0], remote: [client]}
+      - {initiator: "*", luns: all}                        # luns: all also reaches every remote device
+
+Remote devices are never served as LUNs: only EXTENDED COPY descriptors
+(E4h, by the designators in their VPD 83h) can name them, and only for an
+initiator whose ACL entry lists them (``remote:``; by default every remote
+device when ``luns: all``, none otherwise).
 """
 from __future__ import annotations
 
@@ -23,6 +34,10 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from scsi.copymgr.config import CopyLimits
+from scsi.designators import parse_wwn
+from scsi.devices.iscsi_url import parse_iscsi_url
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +90,12 @@ class LunConfig(BaseModel):
     serial: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
     read_only: bool = False
     accepts_xcopy: bool = True
+    naa: str | None = None  # NAA designator to report in VPD 83h (default: derived from the serial)
+
+    @field_validator("naa")
+    @classmethod
+    def _naa(cls, v: str | None) -> str | None:
+        return None if v is None else parse_wwn(v).hex()
 
     @field_validator("block_size")
     @classmethod
@@ -103,11 +124,82 @@ class LunConfig(BaseModel):
         return self
 
 
+REMOTE_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+LOCAL_LUN_NAME_RE = re.compile(r"^lun\d+$")  # the names open_luns gives served LUNs
+
+
+def local_lun_name(lun_id: int) -> str:
+    """The copy manager's name for served LUN ``lun_id`` (remote device names must differ)."""
+    return f"lun{lun_id}"
+
+
+class RemoteConfig(BaseModel):
+    """A copy device the mover reaches as an initiator (not served; only EXTENDED COPY names it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    url: str
+    chap: ChapConfig | None = None  # username/secret: the mover's account; mutual_*: the device's
+    designator: str | None = None  # NAA the device must report in VPD 83h (checked at start)
+    sessions: int = Field(default=2, ge=1, le=32)
+    initiator: str | None = None  # the mover's initiator name towards this device
+    timeout: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not REMOTE_NAME_RE.match(v):
+            raise ValueError(f"remote name {v!r} must start with a letter and hold only letters, digits, "
+                             "'_', '.', '-' (at most 64)")
+        if LOCAL_LUN_NAME_RE.match(v):
+            raise ValueError(f"remote name {v!r} is reserved for served LUNs (lun<N>)")
+        return v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if v.startswith("iscsi://"):
+            parse_iscsi_url(v)
+        elif not re.match(r"^/dev/sg\d+$", v):
+            raise ValueError(f"url {v!r} is neither iscsi://HOST[:PORT]/IQN/LUN nor /dev/sgN")
+        return v
+
+    @field_validator("designator")
+    @classmethod
+    def _designator(cls, v: str | None) -> str | None:
+        return None if v is None else parse_wwn(v).hex()
+
+    @field_validator("initiator")
+    @classmethod
+    def _initiator(cls, v: str | None) -> str | None:
+        return None if v is None else check_iscsi_name(v, "initiator")
+
+    @model_validator(mode="after")
+    def _iscsi_only(self) -> "RemoteConfig":
+        if not self.url.startswith("iscsi://"):
+            if self.chap is not None or self.initiator is not None:
+                raise ValueError(f"remote {self.name}: chap and initiator apply to iscsi:// URLs only")
+        elif self.chap is not None and parse_iscsi_url(self.url).chap is not None:
+            raise ValueError(f"remote {self.name}: CHAP given both in the URL and in chap:")
+        return self
+
+    @property
+    def display_url(self) -> str:
+        """The URL without credentials (for logs and messages)."""
+        return parse_iscsi_url(self.url).display() if self.url.startswith("iscsi://") else self.url
+
+
 class AclEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     initiator: str
     luns: list[int] | Literal["all"] = "all"
+    remote: list[str] | Literal["all"] | None = None  # None: all when luns is "all", else none
     chap: ChapConfig | None = None
+
+    def remote_names(self, configured: list[str]) -> list[str]:
+        """Remote device names this initiator's EXTENDED COPY may name."""
+        wanted = self.remote if self.remote is not None else ("all" if self.luns == "all" else [])
+        return list(configured) if wanted == "all" else list(wanted)
 
     @field_validator("initiator")
     @classmethod
@@ -122,8 +214,10 @@ class TargetConfig(BaseModel):
     alias: str = ""
     chap: ChapConfig | None = None
     luns: list[LunConfig] = Field(min_length=1)
+    remote: list[RemoteConfig] = Field(default_factory=list)
     acl: list[AclEntry] = Field(default_factory=lambda: [AclEntry(initiator="*")])
     io_threads: int = Field(default=8, ge=1, le=256)
+    limits: CopyLimits = Field(default_factory=CopyLimits)  # the copy manager's (OPERATING PARAMETERS)
 
     @field_validator("portal")
     @classmethod
@@ -142,6 +236,18 @@ class TargetConfig(BaseModel):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"LUN id(s) {dup} configured more than once")
+        names: dict[str, int] = {}
+        urls: dict[str, int] = {}
+        for n, r in enumerate(self.remote):
+            if r.name in names:
+                raise ValueError(f"remote.{n}: name {r.name} already used by remote.{names[r.name]}")
+            if r.display_url in urls:
+                raise ValueError(f"remote.{n} ({r.name}): url {r.display_url} already used by "
+                                 f"remote.{urls[r.display_url]}")
+            names[r.name], urls[r.display_url] = n, n
+        if self.remote and not any(lun.accepts_xcopy for lun in self.luns):
+            raise ValueError("remote devices are reached only through EXTENDED COPY, but no LUN has "
+                             "accepts_xcopy: true")
         seen: set[str] = set()
         for n, entry in enumerate(self.acl):
             if entry.initiator in seen:
@@ -151,6 +257,12 @@ class TargetConfig(BaseModel):
                 missing = sorted(set(entry.luns) - set(ids))
                 if missing:
                     raise ValueError(f"acl.{n} ({entry.initiator}): LUN(s) {missing} are not configured")
+            if isinstance(entry.remote, list):
+                unknown = sorted(set(entry.remote) - set(names))
+                if unknown:
+                    known = ", ".join(names) or "none configured"
+                    raise ValueError(f"acl.{n} ({entry.initiator}): remote device(s) {', '.join(unknown)} "
+                                     f"are not in remote: ({known})")
         return self
 
     @property
@@ -164,13 +276,20 @@ class TargetConfig(BaseModel):
                 return entry
         return next((e for e in self.acl if e.initiator == "*"), None)
 
+    def remote_for(self, initiator: str) -> list[str]:
+        """Names of the remote devices ``initiator`` (name, or port name ``iqn,i,0x<ISID>``) may reach."""
+        entry = self.acl_entry(initiator.split(",", 1)[0])
+        return [] if entry is None else entry.remote_names([r.name for r in self.remote])
+
 
 def format_validation_error(source: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
         value = e.get("input")
-        shown = "" if isinstance(value, (dict, list)) or value is None else f" (got {value!r})"
+        secret = bool(e["loc"]) and (str(e["loc"][-1]).endswith("secret")
+                                     or (e["loc"][-1] == "url" and "@" in str(value)))
+        shown = "" if isinstance(value, (dict, list)) or value is None or secret else f" (got {value!r})"
         lines.append(f"{source}: {where}: {e['msg']}{shown}")
     return "; ".join(lines)
 

@@ -1,7 +1,8 @@
-"""Regression tests for defects the lab found in other parts (three fixed since, one open: strict xfail).
+"""Regression tests for defects the lab found in other parts (all fixed since).
 
 * the mover aborted the next copy after tgtd queued a UNIT ATTENTION (LU added
-  or removed) instead of retrying the command (scsi/luns/remote.py);
+  or removed) instead of retrying the command (scsi/luns/remote.py); the
+  client's own devices did the same (orchestrator/drivers/real.py BlockIO);
 * a source LUN that was NOT READY was reported as "cannot reach the backup
   server" (orchestrator/drivers/real.py);
 * after the LAN-free path failed, verification still read the pool LUN the
@@ -9,8 +10,6 @@
   (orchestrator/job_backup.py).
 """
 from __future__ import annotations
-
-import pytest
 
 from orchestrator.ops import PathKind
 from tests.fixtures.sanlab import RESTORE_LUN
@@ -46,11 +45,6 @@ def test_lan_failover_after_pool_lun_loss_verifies_through_the_server(sanlab, cl
     assert rep.outcome == "completed", rep.message
 
 
-@pytest.mark.xfail(strict=True, reason="orchestrator/drivers/real.py BlockIO (READ CAPACITY in __init__, READ/WRITE(16) "
-                   "in _read_blocks/write) does not retry a UNIT ATTENTION as scsi/luns/remote.py now does: after "
-                   "tgtd changes any LU of the target (remove + add queues two), the client's next commands fail: "
-                   "LAN-free, then LAN fail and the whole backup fails ('the client cannot open its volume client "
-                   "on client: UNIT ATTENTION: REPORTED LUNS DATA HAS CHANGED')")
 def test_client_survives_a_unit_attention_from_tgtd(sanlab, client):
     extents, _ = client.extents()
     driver = client.driver()  # the client's sessions are open now

@@ -30,10 +30,13 @@ class Watched:
 
     def __init__(self, inner: BlockLunDevice):
         self.inner, self.read_bytes, self.ready = inner, 0, True
+        self.attentions: list[bytes] = []  # UNIT ATTENTION sense queued for the next non-INQUIRY commands
 
     def execute(self, nexus: Nexus, cdb: bytes, data_out: bytes, data_in_len: int) -> ScsiResult:
         if not self.ready and cdb[0] != 0x12:  # INQUIRY still answers
             return ScsiResult(Status.CHECK_CONDITION, b"", NOT_READY)
+        if self.attentions and cdb[0] != 0x12:
+            return ScsiResult(Status.CHECK_CONDITION, b"", self.attentions.pop(0))
         r = self.inner.execute(nexus, cdb, data_out, data_in_len)
         if cdb[0] == 0x88 and r.ok:
             self.read_bytes += len(r.data)
@@ -52,9 +55,10 @@ def san(tmp_path):
     cat = Catalogue(tmp_path / "cat.db")
     cat.add_pool_volume("POOL1", "VOL1", "pool0", 32 * MIB)
     server = LanServer({"VOL1": pool_file}).start()
-    client = Watched(BlockLunDevice(disk))
+    client, pool_side = Watched(BlockLunDevice(disk)), Watched(BlockLunDevice(pool))
     drv = RealDriver(cat, movers={"DM1": InProcessDevice(cm)},
-                     devices={"disk0": InProcessDevice(client), "pool0": InProcessDevice(BlockLunDevice(pool))})
+                     devices={"disk0": InProcessDevice(client), "pool0": InProcessDevice(pool_side)})
+    drv.pool_side = pool_side
     yield drv, luns, client, server
     server.close()
     pool.close()
@@ -82,12 +86,38 @@ def test_server_free_job_reads_no_block_of_the_client_volume(san, lan_free):
     drv, luns, client, server = san
     report, ops = run(drv, luns, server, lan_free=lan_free)
     assert report.ok and report.path_used == "server-free", report.summary()
-    assert client.read_bytes == 0
+    assert client.read_bytes == 0 and drv.pool_side.read_bytes == 0  # the client moved no data at all
     (v,) = [op for op in ops if isinstance(op, VerifyPool)]
     assert v.pieces == () and sum(p.length for p in v.accounted) == IMAGE  # the mover's COPY STATUS agreed
-    assert bool(v.server) is not lan_free  # without a SAN path to the pool, the server reads it back
+    assert bool(v.server) is not lan_free
     (obj,) = drv.catalogue.query()
-    assert drv.catalogue.digests([obj])  # digests from the pool side, for image incrementals
+    view = drv.catalogue.digests([obj])  # the backup server's digests of the pool, for image incrementals
+    assert view and "unread" not in view.values()
+
+
+def test_server_free_without_a_reachable_server_checks_the_pool_without_reading_it(san):
+    drv, luns, client, server = san
+    server.close()  # the LAN is gone: the pool side is checked over the SAN (TEST UNIT READY, capacity)
+    report, ops = run(drv, luns, server)
+    assert report.ok and report.path_used == "server-free", report.summary()
+    assert client.read_bytes == 0 and drv.pool_side.read_bytes == 0
+    (obj,) = drv.catalogue.query()
+    assert set(drv.catalogue.digests([obj]).values()) == {"unread"}
+
+
+def test_server_free_verification_fails_when_the_pool_does_not_answer(san):
+    drv, luns, client, server = san
+    server.close()
+    real = drv.execute
+
+    def execute(op):  # the pool LUN goes NOT READY once the copy is done
+        if isinstance(op, VerifyPool):
+            drv.pool_side.ready = False
+        return real(op)
+    drv.execute = execute
+    report, _ = run(drv, luns, server)
+    assert not report.ok and "does not answer" in report.message, report.summary()
+    assert drv.catalogue.query() == []
 
 
 def test_lan_backup_still_compares_every_byte(san):
@@ -119,3 +149,17 @@ def test_an_unreachable_server_is_still_blamed_on_the_server(san):
     r = drv.execute(LanSend("127.0.0.1:1", "disk0", "VOL1", 0, (Piece(0, 0, 4 * KIB),)))
     assert r.failure is not None and r.failure.device == "127.0.0.1:1"
     assert "cannot reach the backup server" in r.failure.describe()
+
+
+def test_the_client_resends_after_unit_attentions(san):
+    """tgtd queues REPORTED LUNS DATA HAS CHANGED on every session when any LU of the target changes."""
+    drv, luns, client, server = san
+    ua = bytearray(NOT_READY)
+    ua[2], ua[12], ua[13] = 0x06, 0x3F, 0x0E
+    client.attentions = [bytes(ua), bytes(ua)]  # hits READ CAPACITY when the driver opens the volume
+    report, _ = run(drv, luns, server, PathKind.LAN_FREE)
+    assert report.ok and not report.failovers, report.summary()
+    assert client.attentions == []
+    client.attentions = [bytes(ua)] * 2  # and the reads of an already open volume
+    report, _ = run(drv, luns, server, PathKind.LAN_FREE)
+    assert report.ok and not report.failovers, report.summary()

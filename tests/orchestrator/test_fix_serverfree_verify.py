@@ -52,9 +52,9 @@ def world(tmp_path):
     cat.close()
 
 
-def spec(start=PathKind.SERVER_FREE, lan_free=True, **kw) -> BackupSpec:
+def spec(start=PathKind.SERVER_FREE, lan_free=True, server="server:1500", **kw) -> BackupSpec:
     plan = PathPlan(start=start, movers=["DM1"] if start == PathKind.SERVER_FREE else [], lan_free=lan_free,
-                    lan=True, server="server:1500", pool_designators=POOL_DESIG, batch_mb=10)
+                    lan=bool(server), server=server, pool_designators=POOL_DESIG, batch_mb=10)
     return BackupSpec(node="N1", filespace="F:", source=DISK, volume_offset=VOL_OFF, volume_size=VOL_SIZE,
                       file_system="ntfs", extents=EXTENTS, paths=plan, **kw)
 
@@ -69,11 +69,23 @@ def test_server_free_verification_reads_nothing_on_the_client(world):
     assert report.ok and report.path_used == "server-free", report.summary()
     v = rec.verify()
     assert v.pieces == () and covered(v.accounted) == IMAGE  # all proven by the mover, none read back
+    assert v.pool_server == "server:1500"  # the server digests the object on the pool side
     (obj,) = world.catalogue.query(with_pieces=True)
     assert obj.path_used == "server-free"
-    # the pool-side read-back still gives the digests image incrementals compare against
     view = world.catalogue.digests([obj])
     assert view and UNREAD not in view.values()
+
+
+def test_without_a_backup_server_the_chunks_are_marked_unread(world):
+    rec = Recorder(world)
+    report = run_job(backup_job(spec(server="")), rec)
+    assert report.ok and report.path_used == "server-free", report.summary()
+    assert rec.verify().pool_server == ""
+    (obj,) = world.catalogue.query()
+    view = world.catalogue.digests([obj])
+    # every used chunk is unknown, so an image incremental can never skip one on a stale digest
+    assert set(view) == {c for o, n in EXTENTS for c in range(o // MIB, (o + n - 1) // MIB + 1)}
+    assert set(view.values()) == {UNREAD}
 
 
 def test_a_mover_that_under_reports_its_transfer_count_abandons_the_object(world):

@@ -1,0 +1,88 @@
+"""Tape operations for the real driver: LOCATE / SPACE / READ POSITION and COPY STATUS over pyscsi.
+
+The copy manager writes and reads at the drive's current position, so the
+job positions the drive itself (:class:`~orchestrator.tape_ops.LocateTape`)
+and, after a failed list, asks the mover for the list's COPY STATUS
+(:class:`~orchestrator.tape_ops.ReadCopyStatus`).  EXTENDED COPY of tape
+lists needs nothing new: they are bytes like any other list.  The CDB layouts
+are the ones :mod:`scsi.target.tapedev` declares (declared once).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from orchestrator.ops import Failure
+from orchestrator.tape_ops import CopyStatusResult, LocateTape, ReadCopyStatus, TapePositioned
+
+log = logging.getLogger(__name__)
+
+SPACE_END_OF_DATA = 3
+READ_POSITION_SHORT_FORM = 0
+
+
+class RawCommand:
+    """A CDB with its buffers, shaped like a pyscsi command for ``device.execute``."""
+
+    def __init__(self, cdb: bytes, datain_len: int = 0, dataout: bytes = b""):
+        self.cdb = bytearray(cdb)
+        self.dataout = bytearray(dataout)
+        self.datain = bytearray(datain_len)
+        self.sense = bytearray()
+
+
+def _failure(exc: BaseException, what: str, device: str) -> Failure:
+    from orchestrator.drivers.real import failure_from
+
+    return failure_from(exc, what, device)
+
+
+def read_position(device: Any) -> int:
+    """READ POSITION (short form): the logical object the drive is at."""
+    from scsi.target.tapedev import READ_POSITION, READ_POSITION_CDB, READ_POSITION_SHORT
+
+    cmd = RawCommand(READ_POSITION_CDB.encode(opcode=READ_POSITION, service_action=READ_POSITION_SHORT_FORM),
+                     READ_POSITION_SHORT.size)
+    device.execute(cmd)
+    return int(READ_POSITION_SHORT.decode(bytes(cmd.datain[:READ_POSITION_SHORT.size]), strict=False)["first_block"])
+
+
+def locate(device: Any, name: str, op: LocateTape) -> TapePositioned:
+    """LOCATE(10) to ``op.position`` or SPACE(6) to end of data; then READ POSITION says where it is."""
+    from scsi.target.tapedev import LOCATE_10, LOCATE_CDB, SPACE_6, SPACE_CDB
+
+    try:
+        if op.position is None:
+            device.execute(RawCommand(SPACE_CDB.encode(opcode=SPACE_6, code=SPACE_END_OF_DATA, count=0)))
+        else:
+            device.execute(RawCommand(LOCATE_CDB.encode(opcode=LOCATE_10, block_address=op.position)))
+        pos = read_position(device)
+    except Exception as exc:  # the drive refused or is gone: the job decides (restart elsewhere)
+        return TapePositioned(failure=_failure(exc, "LOCATE failed" if op.position is not None
+                                               else "SPACE to end of data failed", name))
+    if op.position is not None and pos != op.position:
+        return TapePositioned(pos, None, Failure("error", f"LOCATE to logical object {op.position} left the drive "
+                                                         f"at {pos}", name))
+    return TapePositioned(pos, None)  # the short form carries no file number
+
+
+class _Scsi:
+    """The two things scsi.commands helpers use of pyscsi's ``SCSI`` object."""
+
+    def __init__(self, device: Any):
+        self.device = device
+
+    def execute(self, cmd: Any) -> None:
+        self.device.execute(cmd)
+
+
+def copy_status(mover: Any, name: str, op: ReadCopyStatus) -> CopyStatusResult:
+    """RECEIVE COPY RESULTS (00h) of one list on pyscsi device ``mover``: segments processed, bytes written."""
+    from scsi.commands import copy_status as rcr_copy_status
+
+    try:
+        st = rcr_copy_status(_Scsi(mover), op.list_id)
+    except Exception as exc:
+        return CopyStatusResult(failure=_failure(exc, f"RECEIVE COPY RESULTS (00h) of list {op.list_id} failed",
+                                                 name))
+    return CopyStatusResult(int(st.segments_processed), st.bytes_transferred)

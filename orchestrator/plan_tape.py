@@ -1,0 +1,267 @@
+"""Planning for tape storage pools: image pieces -> block->stream (00h) / stream->block (01h) lists.
+
+A tape cannot be written in the middle, so the image is laid out on it as a
+fixed function of the pieces and the :class:`TapeFormat` alone -- never of how
+the work was cut into segments, lists, batches or resumed attempts:
+
+* variable mode: every piece becomes records of ``record_bytes`` bytes, the
+  piece's last record holding what is left (a short record);
+* fixed mode: every piece becomes records of ``block_length`` bytes (pieces
+  must be whole blocks), written ``record_bytes`` at a time.
+
+Segments are therefore cut only at record boundaries of their piece, which is
+what lets a restore (01h) read whole records and lets a resumed backup
+continue right after the last record the mover's COPY STATUS vouches for (see
+:mod:`orchestrator.tape_position`).  A backup's last list ends with a 10h
+WRITE FILEMARKS segment closing the object; it is planned as a zero-length
+:class:`CopySegment` so COPY STATUS segment counts match the plan.
+
+In a tape :class:`CopySegment` ``dst_lba`` (backup) or ``src_lba`` (restore)
+holds the number of the segment's first record, counted from the object's
+first record.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from math import lcm
+from typing import Any, Iterable, Literal
+
+from orchestrator.ops import Batch, CopySegment, MoverLimits, ParameterListPlan, Piece
+from orchestrator.plan import CSCD_BYTES, CSCD_IDENTIFICATION, DEFAULT_BATCH_MB, MIB, CscdRef, PlanError
+
+log = logging.getLogger(__name__)
+
+SEG_BLOCK_TO_STREAM = 0x00
+SEG_STREAM_TO_BLOCK = 0x01
+SEG_WRITE_FILEMARKS = 0x10
+SEGMENT_STREAM_BYTES = 24  # a 00h/01h descriptor
+SEGMENT_FILEMARK_BYTES = 12  # a 10h descriptor
+MAX_STREAM_BLOCKS = 0xFFFF  # BLOCK COUNT is 16 bits in 00h/01h
+MAX_TRANSFER_LENGTH = 0xFFFFFF  # STREAM DEVICE TRANSFER LENGTH is 24 bits
+STREAM_PDT = 0x01
+DEFAULT_RECORD_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class TapeFormat:
+    """How an object's bytes become tape records; the catalogue keeps it so restore reads alike."""
+
+    record_bytes: int = DEFAULT_RECORD_BYTES  # bytes per record (variable) or per transfer (fixed)
+    fixed: bool = False
+    block_length: int = 0  # fixed mode: the drive's block length; 0 in variable mode
+
+    def __post_init__(self) -> None:
+        if self.record_bytes <= 0:
+            raise PlanError(f"tape record size {self.record_bytes} must be positive")
+        if self.fixed:
+            if self.block_length <= 0:
+                raise PlanError("fixed-block tape mode needs the drive's block length (stream CSCD BLOCK LENGTH)")
+            if self.record_bytes % self.block_length:
+                raise PlanError(f"tape transfer size {self.record_bytes} is not a multiple of the fixed block "
+                                f"length {self.block_length}")
+        elif self.block_length:
+            raise PlanError("variable-block tape mode takes no block length (the CSCD's BLOCK LENGTH must be 0)")
+
+    @property
+    def unit(self) -> int:
+        """Bytes per tape record."""
+        return self.block_length if self.fixed else self.record_bytes
+
+    @property
+    def transfer_length(self) -> int:
+        """STREAM DEVICE TRANSFER LENGTH of a segment: bytes (variable) or blocks (fixed)."""
+        return self.record_bytes // self.block_length if self.fixed else self.record_bytes
+
+    def transfer_for(self, nbytes: int) -> int:
+        """STREAM DEVICE TRANSFER LENGTH of a segment of ``nbytes``: a fixed-mode segment that is not
+        whole transfers (a piece's tail) reads and writes its blocks in one transfer."""
+        if self.fixed and nbytes % self.record_bytes:
+            return nbytes // self.block_length
+        return self.transfer_length
+
+    def records(self, nbytes: int) -> int:
+        """Records a piece (or a record-aligned part of one) of ``nbytes`` occupies."""
+        return -(-nbytes // self.unit)
+
+
+@dataclass(frozen=True)
+class TapeRef:
+    """A tape drive as a target descriptor names it (E4h, peripheral device type 01h)."""
+
+    name: str
+    designator: str
+    fmt: TapeFormat = TapeFormat()
+
+
+def max_stream_transfer(op: Any) -> int:
+    """MAXIMUM STREAM DEVICE TRANSFER SIZE from an OPERATING PARAMETERS answer (0: not reported)."""
+    if op is None:
+        return 0
+    get = op.get if isinstance(op, dict) else (lambda k, d=None: getattr(op, k, d))
+    for name in ("max_stream_device_transfer_size", "max_stream_transfer"):
+        v = get(name, None)
+        if v:
+            return int(v)
+    return 0
+
+
+def check_tape_mover(limits: MoverLimits, fmt: TapeFormat, direction: Literal["backup", "restore"],
+                     max_transfer: int = 0, mover: str = "data mover") -> int:
+    """Data segments one list may carry (room is kept for the closing 10h); PlanError if impossible."""
+    code = SEG_BLOCK_TO_STREAM if direction == "backup" else SEG_STREAM_TO_BLOCK
+    codes = set(limits.implemented_codes)
+    need = [code, CSCD_IDENTIFICATION] + ([SEG_WRITE_FILEMARKS] if direction == "backup" else [])
+    if codes:
+        missing = [c for c in need if c not in codes]
+        if missing:
+            raise PlanError(f"{mover} does not implement " + ", ".join(f"{c:02X}h" for c in missing)
+                            + f" needed for a tape {direction}; implemented codes: "
+                            + ", ".join(f"{c:02X}h" for c in sorted(codes)))
+    if limits.max_target_count < 2:
+        raise PlanError(f"{mover} accepts {limits.max_target_count} target descriptor(s); a copy needs 2")
+    if fmt.transfer_length > MAX_TRANSFER_LENGTH:
+        raise PlanError(f"tape transfer length {fmt.transfer_length} does not fit the 24-bit STREAM DEVICE "
+                        "TRANSFER LENGTH field")
+    if max_transfer and fmt.record_bytes > max_transfer:
+        raise PlanError(f"{mover}: tape transfers of {fmt.record_bytes} bytes exceed its MAXIMUM STREAM DEVICE "
+                        f"TRANSFER SIZE of {max_transfer} bytes; use records of at most that size")
+    room = limits.max_descriptor_list_length - 2 * CSCD_BYTES
+    if direction == "backup":
+        room -= SEGMENT_FILEMARK_BYTES
+    per_list = min(limits.max_segment_count - (1 if direction == "backup" else 0), room // SEGMENT_STREAM_BYTES)
+    if per_list < 1:
+        raise PlanError(f"{mover}: maximum descriptor list length {limits.max_descriptor_list_length} and "
+                        f"segment count {limits.max_segment_count} leave no room for a tape segment"
+                        + (" and the closing WRITE FILEMARKS" if direction == "backup" else ""))
+    return per_list
+
+
+def plan_tape_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "restore"], disk: CscdRef,
+                      tape: TapeRef, disk_base: int, limits: MoverLimits, max_transfer: int = 0,
+                      batch_bytes: int = DEFAULT_BATCH_MB * MIB, mover: str = "data mover",
+                      first_record: int = 0, close: bool = True, encode: bool = True,
+                      first_list_id: int = 1) -> tuple[Batch, ...]:
+    """Cut ``pieces`` into 00h (backup) or 01h (restore) segments, lists and batches.
+
+    ``first_record`` numbers the first piece's first record (non-zero when a
+    backup resumes inside its object).  ``close`` appends the 10h WRITE
+    FILEMARKS segment to a backup's last list.  Disk bases and lengths must be
+    whole disk blocks; in fixed mode lengths must also be whole tape blocks.
+    """
+    fmt = tape.fmt
+    bs = disk.block_size
+    per_list = check_tape_mover(limits, fmt, direction, max_transfer, mover)
+    grain = lcm(bs, 1 << limits.data_segment_granularity)
+    # segment lengths inside a piece: whole records (whole transfers in fixed mode) and whole disk blocks
+    step = lcm(grain, fmt.record_bytes if fmt.fixed else fmt.unit)
+    max_seg = MAX_STREAM_BLOCKS * bs
+    if limits.max_segment_length:
+        max_seg = min(max_seg, limits.max_segment_length)
+    max_seg = min(max_seg, batch_bytes) // step * step
+    if max_seg <= 0:
+        raise PlanError(f"{mover}: a segment of at most {min(MAX_STREAM_BLOCKS * bs, limits.max_segment_length or batch_bytes)} "
+                        f"bytes cannot hold whole tape records of {fmt.unit} bytes and disk blocks of {bs} bytes")
+
+    segments: list[CopySegment] = []
+    record = first_record
+    for p in pieces:
+        d0 = disk_base + p.volume_offset
+        for what, value in (("disk offset", d0), ("length", p.length)):
+            if value % grain:
+                raise PlanError(f"piece at image offset {p.image_offset}: {what} {value} is not a multiple of "
+                                f"the copy unit {grain} (disk block size {bs})")
+        if fmt.fixed and p.length % fmt.block_length:
+            raise PlanError(f"piece at image offset {p.image_offset}: length {p.length} is not a whole number of "
+                            f"{fmt.block_length}-byte fixed tape blocks")
+        done = 0
+        while done < p.length:
+            n = min(p.length - done, max_seg)
+            if fmt.fixed and n > fmt.record_bytes and n % fmt.record_bytes:  # the tail gets its own segment
+                n = n // step * step or n
+            if max_transfer and fmt.fixed and fmt.transfer_for(n) * fmt.block_length > max_transfer:
+                raise PlanError(f"piece at image offset {p.image_offset}: its {n}-byte tail cannot be one fixed-"
+                                f"mode transfer within the MAXIMUM STREAM DEVICE TRANSFER SIZE {max_transfer}")
+            lba = (d0 + done) // bs
+            if direction == "backup":
+                segments.append(CopySegment(lba, record, n // bs, p.image_offset + done, n))
+            else:
+                segments.append(CopySegment(record, lba, n // bs, p.image_offset + done, n))
+            record += fmt.records(n)
+            done += n
+
+    grouped: list[list[list[CopySegment]]] = []  # batches of lists of segments
+    cur: list[list[CopySegment]] = []
+    cur_bytes = 0
+    for seg in segments:
+        if cur and cur_bytes + seg.length > batch_bytes:
+            grouped.append(cur)
+            cur, cur_bytes = [], 0
+        if not cur or len(cur[-1]) >= per_list:
+            cur.append([])
+        cur[-1].append(seg)
+        cur_bytes += seg.length
+    if close and direction == "backup":  # room for it was kept in every list
+        end = segments[-1].image_offset + segments[-1].length if segments else 0
+        if not cur:
+            cur.append([])
+        cur[-1].append(CopySegment(0, record, 0, end, 0))
+    if cur:
+        grouped.append(cur)
+    batches: list[Batch] = []
+    list_id = first_list_id
+    for lists in grouped:
+        plans = []
+        for segs in lists:
+            plans.append(_list(tuple(segs), direction, disk, tape, list_id, encode))
+            list_id = list_id % 255 + 1
+        batches.append(Batch(len(batches), tuple(plans)))
+    log.debug("planned %d tape batches (%s, %d records from %d) via %s", len(batches), direction,
+              record - first_record, first_record, mover)
+    return tuple(batches)
+
+
+def is_filemark(seg: CopySegment) -> bool:
+    """The zero-length segment standing for the closing 10h WRITE FILEMARKS."""
+    return seg.length == 0 and seg.blocks == 0
+
+
+def _list(segs: tuple[CopySegment, ...], direction: str, disk: CscdRef, tape: TapeRef, list_id: int,
+          encode: bool) -> ParameterListPlan:
+    data = encode_tape_list(segs, direction, disk, tape, list_id) if encode else b""
+    return ParameterListPlan(segs, data, list_id)
+
+
+def encode_tape_list(segments: tuple[CopySegment, ...], direction: str, disk: CscdRef, tape: TapeRef,
+                     list_id: int) -> bytes:
+    """One LID1 list: CSCD 0 = the disk, CSCD 1 = the tape; 00h/01h segments, maybe a closing 10h.
+
+    LIST ID USAGE 00b keeps COPY STATUS retrievable after a failure, which is
+    how the job learns the records known written.
+    """
+    from scsi.xcopy import BlockToStream, Header, StreamToBlock, WriteFilemarks
+
+    fmt = tape.fmt
+    out = bytearray()
+    for s in segments:
+        if is_filemark(s):
+            out += WriteFilemarks(dst=1, filemark_count=1).encode()
+        elif direction == "backup":
+            out += BlockToStream(src=0, dst=1, stream_transfer_length=fmt.transfer_for(s.length),
+                                 block_count=s.blocks, lba=s.src_lba).encode()
+        else:
+            out += StreamToBlock(src=1, dst=0, stream_transfer_length=fmt.transfer_for(s.length),
+                                 block_count=s.blocks, lba=s.dst_lba).encode()
+    cscds = _tape_cscds(disk, tape)
+    return Header(list_id=list_id, list_id_usage=0).encode(len(cscds), len(out), 0) + cscds + bytes(out)
+
+
+@lru_cache(maxsize=64)
+def _tape_cscds(disk: CscdRef, tape: TapeRef) -> bytes:
+    from scsi.xcopy import IdentificationCscd
+
+    fmt = tape.fmt
+    return (IdentificationCscd(designator=disk.designator, pdt=disk.pdt, block_length=disk.block_size).encode()
+            + IdentificationCscd(designator=tape.designator, pdt=STREAM_PDT, fixed=fmt.fixed,
+                                 block_length=fmt.block_length).encode())

@@ -1,0 +1,305 @@
+"""Server-free moves to and from a tape pool, as sans-I/O generators (see :mod:`orchestrator.ops`).
+
+Backup: LOCATE the drive to end of data, copy the pieces with 00h segments
+and close the object with a filemark (10h).  When a list fails the mover's
+COPY STATUS says how many bytes reached the tape; the move either continues
+after the last whole record known written (LOCATE there, next data mover) or,
+when the drive or its medium failed, restarts the object on the next drive's
+end of data (:func:`orchestrator.tape_position.resume_decision`).  Restore:
+LOCATE to the object's first record and copy with 01h segments, resuming on
+the next mover at the first record not yet restored.
+
+Nothing here commits anything: the caller catalogues the returned
+:class:`TapeLocation` only when ``closed`` -- the filemark is on tape -- so a
+half object is never restorable.  When no data mover is left the result says
+how far the tape got, for the caller's LAN-free/LAN failover.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Generator, Sequence
+
+from orchestrator.ops import (CopyBatches, CopyResult, OperatingParametersResult, Piece, ReadOperatingParameters,
+                              StoredPiece, TransferResult, slice_pieces)
+from orchestrator.plan import CscdRef, PlanError, image_position
+from orchestrator.plan_tape import TapeFormat, TapeRef, plan_tape_batches
+from orchestrator.tape_ops import (CopyStatusResult, LocateTape, ReadCopyStatus, TapeClientRead, TapeClientWrite,
+                                   TapePositioned)
+from orchestrator.tape_position import OnTape, TapeLocation, known_on_tape, record_of, resume_decision
+
+log = logging.getLogger(__name__)
+
+AnyPiece = Piece | StoredPiece
+
+
+@dataclass(frozen=True)
+class DriveRef:
+    """A tape drive the pool may use: its name for the driver, its designator for the CSCD."""
+
+    name: str
+    designator: str
+
+
+@dataclass
+class TapeMove:
+    """What a tape move achieved; ``location`` is set once the object's filemark is on tape."""
+
+    drive: str
+    image_offset: int  # image bytes known at the destination
+    next_record: int = 0  # backup: record number (from the object's first) to write next
+    first_object: int | None = None
+    file_number: int | None = 0
+    closed: bool = False
+    location: TapeLocation | None = None
+    movers_used: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # why each mover/drive was left, in order
+    paths: list[str] = field(default_factory=list)  # "server-free" / "lan-free", in the order they moved data
+    failure: str = ""
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failure
+
+
+def _limits_stream(r: OperatingParametersResult, fallback: int) -> int:
+    return int(getattr(r.limits, "max_stream_transfer", 0) or fallback)
+
+
+def _plain(pieces: Sequence[AnyPiece]) -> list[Piece]:
+    out = []
+    for p in pieces:
+        if isinstance(p, StoredPiece) and p.compressed:
+            raise PlanError(f"piece at image offset {p.image_offset} is stored compressed: a data mover "
+                            "cannot restore it server-free")
+        out.append(Piece(p.image_offset, p.volume_offset, p.length))
+    return out
+
+
+def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int, drives: Sequence[DriveRef],
+                   fmt: TapeFormat, volume: str, movers: Sequence[str], batch_bytes: int = 80 << 20,
+                   max_transfer: int = 0) -> Generator[object, object, TapeMove]:
+    """Write ``pieces`` as one tape object; see the module doc for resumption."""
+    pieces = _plain(pieces)
+    movers, drives = list(movers), list(drives)
+    if not drives:
+        raise PlanError("a tape backup needs at least one tape drive")
+    start = pieces[0].image_offset if pieces else 0
+    drive = drives.pop(0)
+    move = TapeMove(drive.name, start)
+    on = OnTape(start, 0)
+    pos = yield from _locate(move, drive, None)
+    if pos is None:
+        return move
+    while movers:
+        mover = movers[0]
+        r: OperatingParametersResult = yield ReadOperatingParameters(mover)  # type: ignore[misc]
+        if r.failure is not None or r.limits is None:
+            _leave(move, movers, f"operating parameters unavailable on {mover}: "
+                   f"{r.failure.describe() if r.failure else 'no data'}")
+            continue
+        ref = TapeRef(drive.name, drive.designator, fmt)
+        try:
+            batches = plan_tape_batches(slice_pieces(pieces, on.image_offset), direction="backup", disk=disk,
+                                        tape=ref, disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
+                                        max_transfer=_limits_stream(r, max_transfer), mover=mover,
+                                        first_record=on.next_record)
+        except PlanError as exc:
+            _leave(move, movers, str(exc))
+            continue
+        cr: CopyResult = yield CopyBatches(mover, disk.name, drive.name, batches)  # type: ignore[misc]
+        move.elapsed += cr.elapsed
+        if mover not in move.movers_used:
+            move.movers_used.append(mover)
+        if "server-free" not in move.paths:
+            move.paths.append("server-free")
+        if cr.ok:
+            on = known_on_tape(batches, fmt, cr)
+            break
+        moved = None
+        failed = _failed_list(batches, cr)
+        if failed is not None and cr.failure is not None and cr.failure.kind == "sense":
+            st: CopyStatusResult = yield ReadCopyStatus(mover, failed)  # type: ignore[misc]
+            moved = st.bytes_transferred if st.ok else None
+        on = known_on_tape(batches, fmt, cr, moved)
+        decision = resume_decision(move.first_object or 0, on, cr.failure)
+        why = cr.failure.describe() if cr.failure else "copy failed"
+        if decision.action == "restart":
+            move.events.append(f"drive {drive.name}: {why}; {decision.reason}")
+            if not drives:
+                move.failure = f"tape drive {drive.name} failed and no other drive is left: {why}"
+                move.image_offset, move.next_record = start, 0
+                return move
+            drive = drives.pop(0)
+            move.drive = drive.name
+            on = OnTape(start, 0)
+            if (yield from _locate(move, drive, None)) is None:
+                return move
+            continue  # the same mover writes the object again on the new drive
+        _leave(move, movers, f"data mover {mover}: {why}; {decision.reason}")
+        if movers and (yield from _locate(move, drive, decision.locate_to)) is None:
+            move.image_offset, move.next_record = on.image_offset, on.next_record
+            return move
+    move.image_offset, move.next_record, move.closed = on.image_offset, on.next_record, on.closed
+    if not move.closed:
+        move.failure = move.failure or "no data mover is left to write the tape: " + (
+            move.events[-1] if move.events else "none configured")
+        return move
+    move.location = _location(move, volume, fmt, on.next_record)
+    return move
+
+
+def _location(move: TapeMove, volume: str, fmt: TapeFormat, records: int) -> TapeLocation:
+    return TapeLocation(volume=volume, file_number=move.file_number, first_object=move.first_object or 0,
+                        records=records, record_bytes=fmt.record_bytes, fixed=fmt.fixed,
+                        block_length=fmt.block_length)
+
+
+def lan_free_to_tape(pieces: Sequence[AnyPiece], *, source: str, source_offset: int, drive: DriveRef,
+                     fmt: TapeFormat, volume: str, move: TapeMove | None = None
+                     ) -> Generator[object, object, TapeMove]:
+    """The client writes the object's records itself (LAN-free), continuing ``move`` where the tape got.
+
+    Without ``move`` (or before its object started) the object starts at end of data.  The client
+    writes the same records a mover would, so the object stays restorable server-free.
+    """
+    pieces = _plain(pieces)
+    start = pieces[0].image_offset if pieces else 0
+    if move is None or move.first_object is None:
+        move = move or TapeMove(drive.name, start)
+        move.image_offset, move.next_record, move.drive = start, 0, drive.name
+        if (yield from _locate(move, drive, None)) is None:
+            return move
+    elif (yield from _locate(move, drive, move.first_object + move.next_record)) is None:
+        return move
+    move.failure = ""
+    rest = tuple(slice_pieces(pieces, move.image_offset))
+    r: TransferResult = yield TapeClientWrite(source, drive.name, rest, fmt, source_offset)  # type: ignore[misc]
+    move.elapsed += r.elapsed
+    move.paths.append("lan-free")
+    done = max(0, min(r.pieces_done, len(rest)))
+    for p in rest[:done]:
+        move.image_offset, move.next_record = p.image_end, move.next_record + fmt.records(p.length)
+    if not r.ok:
+        move.failure = f"LAN-free write to {drive.name} failed: {r.failure.describe() if r.failure else ''}"
+        move.events.append(move.failure)
+        return move
+    move.closed = True
+    move.location = _location(move, volume, fmt, move.next_record)
+    return move
+
+
+def backup_to_tape_with_failover(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
+                                 drives: Sequence[DriveRef], fmt: TapeFormat, volume: str, movers: Sequence[str],
+                                 lan_free: bool = True, batch_bytes: int = 80 << 20, max_transfer: int = 0
+                                 ) -> Generator[object, object, TapeMove]:
+    """Server-free through each mover in order, then LAN-free on the same tape position."""
+    move = yield from backup_to_tape(pieces, disk=disk, disk_base=disk_base, drives=drives, fmt=fmt, volume=volume,
+                                     movers=movers, batch_bytes=batch_bytes, max_transfer=max_transfer)
+    if move.ok or not lan_free:
+        return move
+    drive = next((d for d in drives if d.name == move.drive), None)
+    if drive is None or "no other drive is left" in move.failure:
+        return move
+    log.warning("tape backup fails over server-free -> lan-free at image byte %d: %s", move.image_offset,
+                move.failure)
+    move.events.append(f"server-free -> lan-free at image byte {move.image_offset}: {move.failure}")
+    return (yield from lan_free_to_tape(pieces, source=disk.name, source_offset=disk_base, drive=drive, fmt=fmt,
+                                        volume=volume, move=move))
+
+
+def lan_free_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, drive: DriveRef, destination: str,
+                       destination_offset: int, move: TapeMove | None = None) -> Generator[object, object, TapeMove]:
+    """The client reads the object's records itself (LAN-free restore), from where ``move`` stopped."""
+    pieces = _plain(pieces)
+    fmt = location.fmt
+    start = move.image_offset if move is not None else (pieces[0].image_offset if pieces else 0)
+    move = move or TapeMove(drive.name, start, first_object=location.first_object,
+                            file_number=location.file_number)
+    end = pieces[-1].image_end if pieces else 0
+    if (yield from _locate(move, drive, location.first_object + record_of(pieces, fmt, start))) is None:
+        return move
+    move.failure = ""
+    rest = tuple(slice_pieces(pieces, start))
+    r: TransferResult = yield TapeClientRead(drive.name, destination, rest, fmt,  # type: ignore[misc]
+                                             destination_offset)
+    move.elapsed += r.elapsed
+    move.paths.append("lan-free")
+    done = max(0, min(r.pieces_done, len(rest)))
+    if done:
+        move.image_offset = rest[done - 1].image_end
+    move.closed = move.image_offset >= end
+    if not r.ok or not move.closed:
+        move.failure = f"LAN-free read of {drive.name} failed: {r.failure.describe() if r.failure else 'short'}"
+    return move
+
+
+def restore_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, drive: DriveRef, disk: CscdRef,
+                      disk_base: int, movers: Sequence[str], batch_bytes: int = 80 << 20,
+                      max_transfer: int = 0) -> Generator[object, object, TapeMove]:
+    """Read the object at ``location`` back onto ``disk`` with 01h segments (server-free restore)."""
+    pieces = _plain(pieces)
+    movers = list(movers)
+    fmt = location.fmt
+    pos = pieces[0].image_offset if pieces else 0
+    end = pieces[-1].image_end if pieces else 0
+    move = TapeMove(drive.name, pos, first_object=location.first_object, file_number=location.file_number)
+    ref = TapeRef(drive.name, drive.designator, fmt)
+    while pos < end and movers:
+        record = record_of(pieces, fmt, pos)
+        if (yield from _locate(move, drive, location.first_object + record)) is None:
+            return move
+        mover = movers[0]
+        r: OperatingParametersResult = yield ReadOperatingParameters(mover)  # type: ignore[misc]
+        if r.failure is not None or r.limits is None:
+            _leave(move, movers, f"operating parameters unavailable on {mover}: "
+                   f"{r.failure.describe() if r.failure else 'no data'}")
+            continue
+        try:
+            batches = plan_tape_batches(slice_pieces(pieces, pos), direction="restore", disk=disk, tape=ref,
+                                        disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
+                                        max_transfer=_limits_stream(r, max_transfer), mover=mover,
+                                        first_record=record)
+        except PlanError as exc:
+            _leave(move, movers, str(exc))
+            continue
+        cr: CopyResult = yield CopyBatches(mover, drive.name, disk.name, batches)  # type: ignore[misc]
+        move.elapsed += cr.elapsed
+        if mover not in move.movers_used:
+            move.movers_used.append(mover)
+        if "server-free" not in move.paths:
+            move.paths.append("server-free")
+        if cr.ok:
+            pos = end
+            break
+        pos = max(pos, image_position(batches, cr.batches_done, cr.lists_done, cr.segments_done))
+        _leave(move, movers, f"data mover {mover}: {cr.failure.describe() if cr.failure else 'copy failed'}")
+    move.image_offset = pos
+    move.closed = pos >= end
+    if not move.closed:
+        move.failure = "no data mover is left to read the tape: " + (move.events[-1] if move.events else "none")
+    return move
+
+
+def _leave(move: TapeMove, movers: list[str], reason: str) -> None:
+    log.warning("tape move leaves %s", reason)
+    move.events.append(reason)
+    movers.pop(0)
+
+
+def _failed_list(batches, cr: CopyResult) -> int | None:
+    if cr.batches_done < len(batches) and cr.lists_done < len(batches[cr.batches_done].lists):
+        return batches[cr.batches_done].lists[cr.lists_done].list_id
+    return None
+
+
+def _locate(move: TapeMove, drive: DriveRef, position: int | None) -> Generator[object, object, int | None]:
+    """LOCATE ``drive``; on an appending locate the object's first object and file number are taken."""
+    r: TapePositioned = yield LocateTape(drive.name, position)  # type: ignore[misc]
+    if not r.ok:
+        move.failure = f"cannot position tape drive {drive.name}: {r.failure.describe() if r.failure else ''}"
+        return None
+    if position is None:
+        move.first_object, move.file_number = r.position, r.file_number
+    return r.position

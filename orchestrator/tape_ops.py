@@ -1,0 +1,84 @@
+"""Operations a job yields for tape pools, beside those of :mod:`orchestrator.ops`.
+
+A copy manager writes at the drive's current position and never positions a
+tape itself, so the job asks the driver to LOCATE the drive (to the object to
+restore, to the record after the last one known written, or to end of data
+for a new object), and after a failed list it asks the mover for the list's
+COPY STATUS to learn how many bytes -- hence whole records -- reached the tape.
+When no data mover is left, the client moves the records itself (LAN-free).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.ops import Failure, Piece
+from orchestrator.plan_tape import TapeFormat
+
+
+@dataclass(frozen=True, slots=True)
+class LocateTape:
+    """Position tape drive ``device`` at logical object ``position`` (None: end of data, to append)."""
+
+    device: str
+    position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TapePositioned:
+    """Where the drive stands now: logical object and file number (filemarks before it)."""
+
+    position: int = 0
+    file_number: int | None = 0  # None: the drive cannot say (READ POSITION short form has no file number)
+    failure: Failure | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCopyStatus:
+    """RECEIVE COPY RESULTS, COPY STATUS (service action 00h), of ``list_id`` on ``mover``."""
+
+    mover: str
+    list_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CopyStatusResult:
+    """Segments processed and bytes written (TRANSFER COUNT scaled by its units) of one list."""
+
+    segments_processed: int = 0
+    bytes_transferred: int = 0
+    failure: Failure | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+@dataclass(frozen=True, slots=True)
+class TapeClientWrite:
+    """LAN-free backup to tape: the client reads ``source`` and writes the pieces itself as records on
+    ``drive`` at its current position, in the layout of ``fmt`` (the same records a data mover writes,
+    so a later server-free restore reads them alike); ``close`` ends the object with a filemark.
+    Answered with a :class:`~orchestrator.ops.TransferResult` (whole pieces written)."""
+
+    source: str
+    drive: str
+    pieces: tuple[Piece, ...]
+    fmt: TapeFormat
+    source_offset: int = 0
+    close: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TapeClientRead:
+    """LAN-free restore from tape: the client reads the records of ``pieces`` from ``drive`` (positioned at
+    the first one) and writes them to ``destination``.  Answered with a TransferResult."""
+
+    drive: str
+    destination: str
+    pieces: tuple[Piece, ...]
+    fmt: TapeFormat
+    destination_offset: int = 0
