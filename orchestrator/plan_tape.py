@@ -23,10 +23,11 @@ first record.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from math import lcm
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from orchestrator.ops import Batch, CopySegment, MoverLimits, ParameterListPlan, Piece
 from orchestrator.plan import CSCD_BYTES, CSCD_IDENTIFICATION, DEFAULT_BATCH_MB, MIB, CscdRef, PlanError
@@ -159,10 +160,11 @@ def plan_tape_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "
     max_seg = MAX_STREAM_BLOCKS * bs
     if limits.max_segment_length:
         max_seg = min(max_seg, limits.max_segment_length)
-    max_seg = min(max_seg, batch_bytes) // step * step
+    longest = min(max_seg, batch_bytes)
+    max_seg = longest // step * step
     if max_seg <= 0:
-        raise PlanError(f"{mover}: a segment of at most {min(MAX_STREAM_BLOCKS * bs, limits.max_segment_length or batch_bytes)} "
-                        f"bytes cannot hold whole tape records of {fmt.unit} bytes and disk blocks of {bs} bytes")
+        raise PlanError(f"{mover}: a segment of at most {longest} bytes cannot hold whole tape transfers of "
+                        f"{step} bytes (records of {fmt.unit} bytes, disk blocks of {bs} bytes)")
 
     segments: list[CopySegment] = []
     record = first_record

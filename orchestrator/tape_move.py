@@ -17,15 +17,29 @@ how far the tape got, for the caller's LAN-free/LAN failover.
 from __future__ import annotations
 
 import logging
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Generator, Sequence
 
-from orchestrator.ops import (CopyBatches, CopyResult, OperatingParametersResult, Piece, ReadOperatingParameters,
-                              StoredPiece, TransferResult, slice_pieces)
+from orchestrator.ops import (
+    CopyBatches,
+    CopyResult,
+    OperatingParametersResult,
+    Piece,
+    ReadOperatingParameters,
+    StoredPiece,
+    TransferResult,
+    slice_pieces,
+)
 from orchestrator.plan import CscdRef, PlanError, image_position
 from orchestrator.plan_tape import TapeFormat, TapeRef, plan_tape_batches
-from orchestrator.tape_ops import (CopyStatusResult, LocateTape, ReadCopyStatus, TapeClientRead, TapeClientWrite,
-                                   TapePositioned)
+from orchestrator.tape_ops import (
+    CopyStatusResult,
+    LocateTape,
+    ReadCopyStatus,
+    TapeClientRead,
+    TapeClientWrite,
+    TapePositioned,
+)
 from orchestrator.tape_position import OnTape, TapeLocation, known_on_tape, record_of, resume_decision
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,9 @@ everything after it.  After a failure the job therefore either
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -64,7 +65,7 @@ class TapeLocation(BaseModel):
         return TAPE_PREFIX + self.model_dump_json()
 
     @classmethod
-    def decode(cls, text: str, where: str = "catalogue") -> "TapeLocation":
+    def decode(cls, text: str, where: str = "catalogue") -> TapeLocation:
         if not text.startswith(TAPE_PREFIX):
             raise ValueError(f"{where}: {text[:40]!r} is not a tape location (must start with {TAPE_PREFIX!r})")
         try:
@@ -172,12 +173,11 @@ def drive_fault(failure: Failure | None) -> str:
     """Why the tape drive or medium itself failed ("" when the failure lies elsewhere)."""
     if failure is None or failure.kind != "sense" or not failure.sense:
         return ""
-    try:
-        from scsi.sense import Sense
+    from scsi.sense import Sense, SenseError
 
-        sense = Sense.decode(failure.sense)
-        forwarded = sense.forwarded()
-    except Exception:  # garbled sense: not evidence of a drive fault
+    try:
+        forwarded = Sense.decode(failure.sense).forwarded()
+    except (SenseError, ValueError):  # garbled sense: not evidence of a drive fault
         return ""
     dest = forwarded.get("destination")
     if dest is not None:

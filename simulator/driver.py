@@ -22,13 +22,46 @@ from typing import Any, Callable, Generator, Mapping
 
 import simpy
 
-from orchestrator.ops import (AbandonObject, Batch, BeginObject, CatalogueDone, CommandResult, CommitObject,
-                              CopyBatches, CopyResult, DigestResult, DigestVolume, Failure, LanFreeRead,
-                              LanFreeWrite, LanReceive, LanSend, MoverLimits, ObjectStarted, Operation,
-                              OperatingParametersResult, ReadOperatingParameters, ReleaseSnapshot, Result,
-                              RunCommand, SnapshotReleased, SnapshotResult, TakeSnapshot, TransferResult,
-                              VerifyPool, VerifyResult)
-from orchestrator.tape_ops import CopyStatusResult, LocateTape, ReadCopyStatus, TapePositioned
+from orchestrator.ops import (
+    AbandonObject,
+    Batch,
+    BeginObject,
+    CatalogueDone,
+    CommandResult,
+    CommitObject,
+    CopyBatches,
+    CopyResult,
+    DigestResult,
+    DigestVolume,
+    Failure,
+    LanFreeRead,
+    LanFreeWrite,
+    LanReceive,
+    LanSend,
+    MoverLimits,
+    ObjectStarted,
+    OperatingParametersResult,
+    Operation,
+    ReadOperatingParameters,
+    ReleaseSnapshot,
+    Result,
+    RunCommand,
+    SnapshotReleased,
+    SnapshotResult,
+    TakeSnapshot,
+    TransferResult,
+    VerifyPool,
+    VerifyResult,
+)
+from orchestrator.tape_ops import (
+    CopyStatusResult,
+    LocateTape,
+    ReadCopyStatus,
+    TapeClientRead,
+    TapeClientWrite,
+    TapePositioned,
+)
+from orchestrator.tape_records import read_piece, write_piece
 from scsi.copymgr.cdb import extended_copy_cdb
 from scsi.copymgr.client import Client
 from scsi.result import Nexus, Status
@@ -66,8 +99,10 @@ class TimingBackend:
         if isinstance(op, DigestVolume):
             return DigestResult(())
         if isinstance(op, ReadOperatingParameters):
+            # a mover that reaches tape drives implements the stream segments too (00h, 01h, 10h)
             return OperatingParametersResult(MoverLimits(max_segment_count=64, max_descriptor_list_length=4096,
-                                                         total_concurrent_copies=4))
+                                                         total_concurrent_copies=4,
+                                                         implemented_codes=(0x00, 0x01, 0x02, 0x10, 0xE4)))
         if isinstance(op, (LanFreeWrite, LanSend, LanFreeRead, LanReceive)):
             return TransferResult(len(op.pieces))
         if isinstance(op, CopyBatches):
@@ -163,6 +198,8 @@ class SimDriver:
             return (yield from self._locate(op, name))
         if isinstance(op, ReadCopyStatus):
             return self._copy_status(op, name)
+        if isinstance(op, (TapeClientWrite, TapeClientRead)):
+            return (yield from self._tape_client(op, name, client))
         if isinstance(op, ReadOperatingParameters):
             mover = san.dev.movers.get(op.mover)
             if mover is not None and mover.state == "hung":
@@ -271,6 +308,47 @@ class SimDriver:
                                                   int(Status.CHECK_CONDITION)))
         pos = lun.position()
         return TapePositioned(pos, sum(1 for o in lun.objects()[:pos] if o is None))
+
+    def _tape_client(self, op: TapeClientWrite | TapeClientRead, name: str, client: str | None):
+        """LAN-free records to or from tape: a LAN-free flow's time; the records themselves in exact mode."""
+        if isinstance(op, TapeClientWrite):
+            timing: Any = LanFreeWrite(op.source, op.drive, 0, op.pieces, False, op.source_offset)
+            src, dest = self._dev(op.source, name), self._dev(op.drive, name)
+        else:
+            timing = LanFreeRead(op.drive, 0, op.destination, op.destination_offset, op.pieces)
+            src, dest = self._dev(op.drive, name), self._dev(op.destination, name)
+        res: TransferResult = yield from transfer(self.san, timing, client=client, job=name, source=src,
+                                                  destination=dest)
+        done = res.pieces_done
+        writing = isinstance(op, TapeClientWrite)
+        part = replace(op, pieces=op.pieces[:done], **({"close": op.close and res.ok} if writing else {}))
+        tape, disk = self._tape_lun(src if not writing else dest), self._block_lun(src if writing else dest)
+        if tape is None or disk is None:  # no bytes here: the backend may keep them
+            if done or (writing and part.close):
+                try:
+                    real = self.backend(part)
+                except (TypeError, AttributeError):
+                    real = None
+                if isinstance(real, TransferResult) and real.failure is not None:
+                    return real
+            return TransferResult(done, res.stored, res.failure, res.elapsed)
+        bs = disk.block_size
+        for p in part.pieces:
+            if writing:
+                at = (op.source_offset + p.volume_offset) // bs
+                write_piece(tape, disk.read(at, p.length // bs), op.fmt)
+            else:
+                disk.write((op.destination_offset + p.volume_offset) // bs, read_piece(tape, p.length, op.fmt))
+        if writing and part.close:
+            tape.write_filemarks(1)
+        return TransferResult(done, res.stored, res.failure, res.elapsed)
+
+    def _block_lun(self, device: str):
+        for mover in self.exact.values():
+            lun = mover.luns.get(device)
+            if lun is not None and getattr(lun, "is_block", False):
+                return lun
+        return None
 
     def _remember_failure(self, name: str, mover: str, sent, res: CopyResult) -> None:
         """COPY STATUS of the list a fluid copy stopped in: the segments the backend was given."""

@@ -20,8 +20,18 @@ from typing import Generator, Sequence, Union
 import numpy as np
 import simpy
 
-from orchestrator.ops import (CopyBatches, CopyResult, Failure, LanFreeRead, LanFreeWrite, LanReceive, LanSend,
-                              Piece, StoredPiece, TransferResult)
+from orchestrator.ops import (
+    CopyBatches,
+    CopyResult,
+    Failure,
+    LanFreeRead,
+    LanFreeWrite,
+    LanReceive,
+    LanSend,
+    Piece,
+    StoredPiece,
+    TransferResult,
+)
 from scsi.asc import COPY_TARGET_DEVICE_NOT_REACHABLE, POWER_ON_RESET, THIRD_PARTY_DEVICE_FAILURE
 from scsi.result import Status
 from scsi.sense import SenseKey, copy_aborted, sense_for

@@ -22,45 +22,47 @@ FABRIC_KINDS = frozenset({"port", "swport", "switch", "link"})
 
 def build_graph(topo: Topology, ix: TopologyIndex | None = None) -> nx.Graph:
     """Every component of the topology as a node; ``online`` and ``kind`` as attributes."""
-    ix = ix or TopologyIndex.build(topo)
-    g = nx.Graph(name=topo.name)
-    g.add_node(topo.lan.name, kind="lan", online=topo.lan.online, speed_gbit=topo.lan.speed_gbit)
+    nodes: list[tuple[str, dict]] = [(topo.lan.name, {"kind": "lan", "online": topo.lan.online,
+                                                      "speed_gbit": topo.lan.speed_gbit})]
+    edges: list[tuple[str, str]] = []
     for h in topo.hosts:
-        g.add_node(h.name, kind="host", online=h.online, roles=[r.value for r in h.roles])
+        nodes.append((h.name, {"kind": "host", "online": h.online, "roles": [r.value for r in h.roles]}))
         if h.lan_address:
-            g.add_edge(h.name, topo.lan.name)
+            edges.append((h.name, topo.lan.name))
         for p in h.hba_ports:
-            g.add_node(p.wwpn, kind="port", online=p.online, owner=h.name)
-            g.add_edge(h.name, p.wwpn)
+            nodes.append((p.wwpn, {"kind": "port", "online": p.online, "owner": h.name}))
+            edges.append((h.name, p.wwpn))
     for a in topo.arrays:
-        g.add_node(a.name, kind="array", online=a.online)
+        nodes.append((a.name, {"kind": "array", "online": a.online}))
         for p in a.ports:
-            g.add_node(p.wwpn, kind="port", online=p.online, owner=a.name)
-            g.add_edge(a.name, p.wwpn)
+            nodes.append((p.wwpn, {"kind": "port", "online": p.online, "owner": a.name}))
+            edges.append((a.name, p.wwpn))
     for m in topo.datamovers:
-        g.add_node(m.name, kind="mover", online=m.online)
+        nodes.append((m.name, {"kind": "mover", "online": m.online}))
         for p in m.ports:
-            g.add_node(p.wwpn, kind="port", online=p.online, owner=m.name)
-            g.add_edge(m.name, p.wwpn)
+            nodes.append((p.wwpn, {"kind": "port", "online": p.online, "owner": m.name}))
+            edges.append((m.name, p.wwpn))
     for lib in topo.libraries:
-        g.add_node(lib.name, kind="library", online=lib.online)
+        nodes.append((lib.name, {"kind": "library", "online": lib.online}))
         for d in lib.drives:
-            g.add_node(d.name, kind="drive", online=d.online)
-            g.add_node(d.wwpn, kind="port", online=True, owner=d.name)
-            g.add_edge(lib.name, d.name)
-            g.add_edge(d.name, d.wwpn)
+            nodes.append((d.name, {"kind": "drive", "online": d.online}))
+            nodes.append((d.wwpn, {"kind": "port", "online": True, "owner": d.name}))
+            edges.extend(((lib.name, d.name), (d.name, d.wwpn)))
     for s in topo.switches:
-        g.add_node(s.name, kind="switch", online=s.online)
+        nodes.append((s.name, {"kind": "switch", "online": s.online}))
     for link in topo.links:
         a, b = normalise_endpoint(link.a), normalise_endpoint(link.b)
-        isl = bool(split_switch_port(a) and split_switch_port(b))
-        g.add_node(link.name, kind="link", online=link.online, speed_gbit=link.speed_gbit, isl=isl)
-        for end in (a, b):
-            sp = split_switch_port(end)
+        sa, sb = split_switch_port(a), split_switch_port(b)
+        nodes.append((link.name, {"kind": "link", "online": link.online, "speed_gbit": link.speed_gbit,
+                                  "isl": bool(sa and sb)}))
+        for end, sp in ((a, sa), (b, sb)):
             if sp:
-                g.add_node(end, kind="swport", online=True, owner=sp[0])
-                g.add_edge(end, sp[0])
-            g.add_edge(link.name, end)
+                nodes.append((end, {"kind": "swport", "online": True, "owner": sp[0]}))
+                edges.append((end, sp[0]))
+            edges.append((link.name, end))
+    g = nx.Graph(name=topo.name)
+    g.add_nodes_from(nodes)
+    g.add_edges_from(edges)
     return g
 
 

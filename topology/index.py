@@ -73,17 +73,27 @@ class TopologyIndex:
             for lun in a.luns:
                 ix.luns[(a.name, lun.number)] = lun
                 ix.lun_by_naa.setdefault(lun.naa, (a.name, lun.number))
+            seen_by: dict[int, set[str]] = {}
             for m in a.masking:
                 per_lun = ix.masking.setdefault((a.name, m.initiator), {})
+                if m.target_ports is None and not per_lun:  # the common case, in bulk
+                    per_lun.update(dict.fromkeys(m.luns))
+                else:
+                    for n in m.luns:
+                        targets = None if m.target_ports is None else set(m.target_ports)
+                        if n in per_lun and per_lun[n] is not None and targets is not None:
+                            per_lun[n] = per_lun[n] | targets
+                        elif n in per_lun:
+                            per_lun[n] = None
+                        else:
+                            per_lun[n] = targets
                 for n in m.luns:
-                    targets = None if m.target_ports is None else set(m.target_ports)
-                    if n in per_lun and per_lun[n] is not None and targets is not None:
-                        per_lun[n] = per_lun[n] | targets
-                    elif n in per_lun:
-                        per_lun[n] = None
-                    else:
-                        per_lun[n] = targets
-                    ix.presented.setdefault((a.name, n), set()).add(m.initiator)
+                    s = seen_by.get(n)
+                    if s is None:
+                        s = seen_by[n] = set()
+                    s.add(m.initiator)
+            for n, initiators in seen_by.items():
+                ix.presented[(a.name, n)] = initiators
         for mv in topo.datamovers:
             ix.movers[mv.name] = mv
             for p in mv.ports:

@@ -14,12 +14,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Mapping, MutableMapping
 
 from orchestrator.ops import CopyBatches, CopyResult, Failure, ListAccount, MoverLimits, StoredPiece, TransferResult
-from orchestrator.tape_ops import (CopyStatusResult, LocateTape, ReadCopyStatus, TapeClientRead, TapeClientWrite,
-                                   TapePositioned)
+from orchestrator.tape_ops import (
+    CopyStatusResult,
+    LocateTape,
+    ReadCopyStatus,
+    TapeClientRead,
+    TapeClientWrite,
+    TapePositioned,
+)
 from orchestrator.tape_records import read_piece, write_piece
 from scsi.copymgr import CopyLimits, CopyManager
 from scsi.copymgr.client import Client
@@ -162,7 +168,7 @@ class _InlineDriver:
         for req in batch:
             try:
                 out.append(IoResult(value=perform(req)))
-            except Exception as e:  # the engine maps LUN errors to sense
+            except Exception as e:  # noqa: BLE001 - the engine maps LUN errors to sense
                 out.append(IoResult(error=e))
         return out
 

@@ -57,7 +57,7 @@ def locate(device: Any, name: str, op: LocateTape) -> TapePositioned:
         else:
             device.execute(RawCommand(LOCATE_CDB.encode(opcode=LOCATE_10, block_address=op.position)))
         pos = read_position(device)
-    except Exception as exc:  # the drive refused or is gone: the job decides (restart elsewhere)
+    except Exception as exc:  # noqa: BLE001 - refused or gone, any transport: the job decides
         return TapePositioned(failure=_failure(exc, "LOCATE failed" if op.position is not None
                                                else "SPACE to end of data failed", name))
     if op.position is not None and pos != op.position:
@@ -82,7 +82,7 @@ def copy_status(mover: Any, name: str, op: ReadCopyStatus) -> CopyStatusResult:
 
     try:
         st = rcr_copy_status(_Scsi(mover), op.list_id)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any device trouble means no status
         return CopyStatusResult(failure=_failure(exc, f"RECEIVE COPY RESULTS (00h) of list {op.list_id} failed",
                                                  name))
     return CopyStatusResult(int(st.segments_processed), st.bytes_transferred)

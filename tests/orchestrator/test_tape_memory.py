@@ -10,8 +10,14 @@ from orchestrator.drivers.memory_tape import MemoryTapeLun, MemoryTapes
 from orchestrator.ops import OperatingParametersResult, ReadOperatingParameters, pieces_from_extents, run_job
 from orchestrator.plan import CscdRef
 from orchestrator.plan_tape import TapeFormat
-from orchestrator.tape_move import (DriveRef, backup_to_tape, backup_to_tape_with_failover, lan_free_from_tape,
-                                    lan_free_to_tape, restore_from_tape)
+from orchestrator.tape_move import (
+    DriveRef,
+    backup_to_tape,
+    backup_to_tape_with_failover,
+    lan_free_from_tape,
+    lan_free_to_tape,
+    restore_from_tape,
+)
 from orchestrator.tape_position import object_records
 from scsi.copymgr import CopyLimits
 from scsi.luns.base import LunError

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from orchestrator.ops import CopyBatches, MoverLimits, pieces_from_extents
 from orchestrator.plan import CscdRef
 from orchestrator.plan_tape import TapeFormat, TapeRef, plan_tape_batches
-from orchestrator.tape_move import DriveRef, backup_to_tape, restore_from_tape
+from orchestrator.tape_move import (
+    DriveRef,
+    backup_to_tape,
+    backup_to_tape_with_failover,
+    lan_free_from_tape,
+    restore_from_tape,
+)
 from orchestrator.tape_position import object_records
 from scsi.copymgr import CopyLimits
 from scsi.luns import MemoryBlockLun, TapeLun
@@ -47,6 +51,7 @@ def world(tmp_path):
         san.add_route(mover, "DRV2", [(link, False), ("T2", True)])
         san.add_route(mover, "C1:R", [(link, False), ("R1", True)])
     san.add_route("DM2", "DRV1", [("M2", False), ("T1", True)])
+    san.add_route("C1:R", "C1", [("R1", True), ("H1", True)])
     rng = random.Random(7)
     disk = MemoryBlockLun("C1:D", num_blocks=VOL // BS, naa=bytes.fromhex(naa("C1:D")))
     disk.write(0, rng.randbytes(VOL))
@@ -101,7 +106,7 @@ def test_server_free_backup_to_tape_and_restore_from_tape_are_byte_identical(tmp
 
 
 def test_drive_error_mid_copy_restarts_the_object_on_the_next_drive(tmp_path):
-    san, luns, driver, movers = world(tmp_path)
+    san, luns, driver, _ = world(tmp_path)
     FaultInjector(san, [FaultSpec(kind="tape_error", target="DRV1", at_s=0.53)]).arm()
     pieces, job = backup(luns)
     move = run(san, driver, job)
@@ -114,7 +119,7 @@ def test_drive_error_mid_copy_restarts_the_object_on_the_next_drive(tmp_path):
 
 
 def test_path_failure_continues_on_the_next_mover_after_the_last_record_known_written(tmp_path):
-    san, luns, driver, movers = world(tmp_path)
+    san, luns, driver, _ = world(tmp_path)
     FaultInjector(san, [FaultSpec(kind="link_down", target="M1", at_s=0.56)]).arm()
     pieces, job = backup(luns)
     move = run(san, driver, job)
@@ -129,12 +134,33 @@ def test_path_failure_continues_on_the_next_mover_after_the_last_record_known_wr
 
 
 def test_no_mover_left_reports_how_far_the_tape_got(tmp_path):
-    san, luns, driver, movers = world(tmp_path)
+    san, luns, driver, _ = world(tmp_path)
     FaultInjector(san, [FaultSpec(kind="link_down", target="M1", at_s=0.54)]).arm()
     pieces, job = backup(luns, movers=("DM1",))
     move = run(san, driver, job)
     assert not move.ok and not move.closed and move.location is None
     assert 0 < move.image_offset < pieces[-1].image_end and "no data mover is left" in move.failure
+
+
+def test_lan_free_failover_on_tape_then_lan_free_and_server_free_restores(tmp_path):
+    san, luns, driver, _ = world(tmp_path)
+    FaultInjector(san, [FaultSpec(kind="link_down", target="M1", at_s=0.56)]).arm()
+    pieces = pieces_from_extents(EXTENTS)
+    job = backup_to_tape_with_failover(pieces, disk=CscdRef("C1:D", naa("C1:D"), BS), disk_base=0,
+                                       drives=[DriveRef("DRV1", naa("DRV1"))], fmt=FMT, volume="VOL001",
+                                       movers=["DM1"])
+    move = run(san, driver, job)
+    assert move.ok and move.paths == ["server-free", "lan-free"], move.events
+    objs = luns["DRV1"].objects()
+    assert len(objs) == object_records(pieces, FMT) + 1 and objs.count(None) == 1
+    restore_and_compare(san, driver, luns, pieces, move, movers=("DM2",))  # server-free: the layout held
+    luns["C1:R"].write(0, bytes(VOL))
+    t0 = san.env.now
+    done = run(san, driver, lan_free_from_tape(pieces, location=move.location, drive=DriveRef("DRV1", naa("DRV1")),
+                                               destination="C1:R", destination_offset=0), name="lan-free restore")
+    assert done.ok and done.paths == ["lan-free"] and san.env.now > t0
+    for off, n in EXTENTS:
+        assert luns["C1:R"].read(off // BS, n // BS) == luns["C1:D"].read(off // BS, n // BS)
 
 
 def _fluid_restore_op(san):
@@ -164,3 +190,21 @@ def test_fluid_restore_from_a_failed_drive_forwards_the_drives_sense_as_source(r
     again = run_proc(san, copy_batches(san, _fluid_restore_op(san), job="R"))  # refused up front
     assert not again.ok and again.batches_done == 0
     assert Sense.decode(again.failure.sense).forwarded()["source"][1].key == SenseKey.MEDIUM_ERROR
+
+
+def test_fluid_tape_backup_timing_only_restarts_on_the_spare_drive_after_a_drive_error():
+    san = build_small_san(tape_reposition_s=0.5)
+    san.add_drive("DRV2")
+    san.add_link("T2", 200 * MB)
+    san.add_route("DM1", "DRV2", [("M1", False), ("T2", True)])
+    FaultInjector(san, [FaultSpec(kind="tape_error", target="DRV1", at_s=1.0)]).arm()
+    driver = SimDriver(san)  # timing backend: no bytes, nominal tape positions
+    pieces = pieces_from_extents([(0, 96 * MIB)])
+    job = backup_to_tape(pieces, disk=CscdRef("C1:D", naa("C1:D"), BS), disk_base=0,
+                         drives=[DriveRef("DRV1", naa("DRV1")), DriveRef("DRV2", naa("DRV2"))], fmt=FMT,
+                         volume="VOL001", movers=["DM1"], batch_bytes=16 * MIB)
+    move = run(san, driver, job)
+    assert move.ok and move.drive == "DRV2" and move.location.records == object_records(pieces, FMT)
+    assert "MEDIUM ERROR" in move.events[0]
+    # the first attempt ran ~0.5 s on DRV1, then the whole object again on DRV2 at the drive's 50 MB/s
+    assert san.env.now >= 1.0 + 0.5 + 96 * MIB / (50 * MB)
