@@ -92,9 +92,9 @@ def start_mover(work: Path, src_url: str, dst_url: str, sessions: int, depth: in
     path = work / "mover.yaml"
     path.write_text(yaml.safe_dump(cfg))
     log_path = work / "mover.log"
+    launcher = "import sys; from orchestrator.cli import main; sys.exit(main())"
     with open(log_path, "w") as log_file:
-        proc = subprocess.Popen([sys.executable, "-c", "import sys; from orchestrator.cli import main; "
-                                 "sys.exit(main())", "-v", "datamover", "serve", "--config", str(path)],
+        proc = subprocess.Popen([sys.executable, "-c", launcher, "-v", "datamover", "serve", "--config", str(path)],
                                 stdout=subprocess.PIPE, stderr=log_file, stdin=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
     if "serving" not in line:
@@ -152,6 +152,10 @@ def mover_copy(mover_url: str, src_url: str, dst_url: str, size: int, poll: floa
                     last = done * 10 // size
                     print(f"  progress {done / (1 << 20):.0f} MiB ({st.segments_processed} segments)",
                           file=sys.stderr, flush=True)
+                rate = done / max(time.perf_counter() - t0, 1e-6)
+                if rate and (size - done) / rate < 2 * poll:
+                    break  # nearly done: wait for the status itself so the timing is not rounded to a poll
+        dev.wait(copy)
         elapsed = time.perf_counter() - t0
         if copy.error is not None:
             raise SystemExit(f"EXTENDED COPY failed: {copy.error}")

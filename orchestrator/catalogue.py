@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS objects (
     stored_size INTEGER,
     started TEXT NOT NULL,
     backup_date TEXT,
-    note TEXT);
+    note TEXT,
+    tape_location TEXT);
 CREATE INDEX IF NOT EXISTS objects_fs ON objects(filespace_id, state);
 CREATE TABLE IF NOT EXISTS extents (
     object_id INTEGER NOT NULL REFERENCES objects(id), idx INTEGER NOT NULL,
@@ -92,6 +93,7 @@ class ObjectRecord:
     stored_size: int | None
     backup_date: str | None
     pieces: list[StoredPiece] = field(default_factory=list)
+    tape_location: str | None = None  # tape pools: where the object lies (orchestrator.tape_position)
 
     @property
     def active(self) -> bool:
@@ -120,6 +122,9 @@ class Catalogue:
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA synchronous = FULL")
         self.db.executescript(SCHEMA)
+        cols = {r["name"] for r in self.db.execute("PRAGMA table_info(objects)")}
+        if "tape_location" not in cols:  # a catalogue written before tape pools existed
+            self.db.execute("ALTER TABLE objects ADD COLUMN tape_location TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -237,9 +242,9 @@ class Catalogue:
                 self.db.execute("UPDATE objects SET state='inactive' WHERE filespace_id=? AND "
                                 "state='active'", (obj["filespace_id"],))
             self.db.execute("UPDATE objects SET state='active', path_used=?, compressed=?, stored_size=?,"
-                            " backup_date=? WHERE id=?",
+                            " backup_date=?, tape_location=? WHERE id=?",
                             (op.path_used, int(op.compressed), sum(p.stored for p in pieces),
-                             self._stamp(), op.object_id))
+                             self._stamp(), op.tape_location or None, op.object_id))
         log.info("object %d committed (%d extents, path %s)", op.object_id, len(pieces), op.path_used)
         return CatalogueDone(op.object_id)
 
@@ -281,7 +286,7 @@ class Catalogue:
             image_size=row["image_size"], volume_size=row["volume_size"],
             file_system=row["file_system"], path_used=row["path_used"],
             compressed=bool(row["compressed"]), stored_size=row["stored_size"],
-            backup_date=row["backup_date"])
+            backup_date=row["backup_date"], tape_location=row["tape_location"])
         if with_pieces:
             rec.pieces = [StoredPiece(r["image_offset"], r["volume_offset"], r["length"],
                                       bool(r["compressed"]), r["stored_length"])

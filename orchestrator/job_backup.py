@@ -141,22 +141,29 @@ def backup_job(spec: BackupSpec) -> Job:
                                    "server-free failover) stays uncompressed for a server-free restore")
         stored = yield from move(ends, state, paths, report, pieces)
 
-        if state.accounting_errors:
-            raise JobFailed("verification on the pool failed: the data mover's COPY STATUS does not match "
-                            f"the plan: {'; '.join(state.accounting_errors[:3])}")
-        # server-free bytes are proven by the mover's accounting: the client reads none of them back
-        # (unless asked to); only what the client moved itself is compared byte for byte
-        ranges = [] if spec.verify_server_free_data else state.accounted
-        by_bytes, by_mover = split_accounted(stored, ranges)
-        # the client reaches the pool device itself only over a LAN-free path that is still alive
-        lan_free_lost = any(f.from_path == PathKind.LAN_FREE.value for f in report.failovers)
-        via_server = paths.server if (not paths.lan_free or lan_free_lost) else ""
-        v: VerifyResult = yield VerifyPool(source.name, started.pool_device, started.pool_offset,
-                                           tuple(by_bytes), spec.chunk_size, spec.volume_offset, via_server,
-                                           tuple(by_mover), paths.server if by_mover else "")
-        if not v.ok:
-            raise JobFailed(f"verification on the pool failed: {v.message}")
-        digests = unread_chunks(v.digests, by_mover, spec.chunk_size)
+        if paths.tape is not None and not state.tape_location:
+            raise JobFailed("the tape object was never closed with its filemark; it is not restorable")
+        if paths.tape is not None:
+            # a tape object is proven by the mover's COPY STATUS of every list and its closing filemark
+            # (server-free) or by the client's acknowledged record writes (LAN-free); no chunk was read back
+            digests = unread_chunks((), list(stored), spec.chunk_size)
+        else:
+            if state.accounting_errors:
+                raise JobFailed("verification on the pool failed: the data mover's COPY STATUS does not match "
+                                f"the plan: {'; '.join(state.accounting_errors[:3])}")
+            # server-free bytes are proven by the mover's accounting: the client reads none of them back
+            # (unless asked to); only what the client moved itself is compared byte for byte
+            ranges = [] if spec.verify_server_free_data else state.accounted
+            by_bytes, by_mover = split_accounted(stored, ranges)
+            # the client reaches the pool device itself only over a LAN-free path that is still alive
+            lan_free_lost = any(f.from_path == PathKind.LAN_FREE.value for f in report.failovers)
+            via_server = paths.server if (not paths.lan_free or lan_free_lost) else ""
+            v: VerifyResult = yield VerifyPool(source.name, started.pool_device, started.pool_offset,
+                                               tuple(by_bytes), spec.chunk_size, spec.volume_offset, via_server,
+                                               tuple(by_mover), paths.server if by_mover else "")
+            if not v.ok:
+                raise JobFailed(f"verification on the pool failed: {v.message}")
+            digests = unread_chunks(v.digests, by_mover, spec.chunk_size)
         if snapshot:
             rel: SnapshotReleased = yield ReleaseSnapshot(spec.filespace, snapshot)
             snapshot = ""
@@ -166,7 +173,8 @@ def backup_job(spec: BackupSpec) -> Job:
                                 "inconsistent and is discarded")
         report.compressed = any(p.compressed for p in stored)
         report.stored_size = sum(p.stored for p in stored)
-        yield CommitObject(object_id, tuple(stored), report.path_used, report.compressed, digests)
+        yield CommitObject(object_id, tuple(stored), report.path_used, report.compressed, digests,
+                           state.tape_location)
         report.outcome = "completed"
     except JobFailed as exc:
         report.outcome, report.message = "failed", str(exc)

@@ -43,6 +43,7 @@ class MoveState:
     # image ranges [start, end) whose lists the mover's COPY STATUS vouches for (no read-back needed)
     accounted: list[tuple[int, int]] = field(default_factory=list)
     accounting_errors: list[str] = field(default_factory=list)  # lists the mover's status contradicts
+    tape_location: str = ""  # tape pools: where the backed-up object lies once closed (TapeLocation.encode())
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Endpoints:
     pool_device: str
     pool_offset: int
     compress: bool = False  # backup only: compress on LAN(-free)
+    tape_location: str = ""  # restore from a tape pool: where the object lies (TapeLocation.encode())
 
 
 def _stored(p: AnyPiece) -> StoredPiece:
@@ -109,6 +111,10 @@ def move(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport,
     moved: list[StoredPiece] = []
     if not pieces:
         return moved
+    if ends.tape_location or (ends.direction == "backup" and paths.tape is not None):
+        from orchestrator.job_move_tape import move_tape  # tape pools: records, positions, no rewriting
+
+        return (yield from move_tape(ends, state, paths, report, pieces, server_free_ok=server_free_ok))
     pos = pieces[0].image_offset
     end = pieces[-1].image_offset + pieces[-1].length
     while pos < end:

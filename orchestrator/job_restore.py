@@ -42,7 +42,7 @@ def restore_job(spec: RestoreSpec) -> Job:
                                    "and may run out of space on a volume near capacity")
         for obj in spec.chain:
             ends = Endpoints("restore", spec.destination, spec.destination_offset, obj.pool_volume,
-                             obj.pool_device, obj.pool_offset)
+                             obj.pool_device, obj.pool_offset, tape_location=obj.tape_location)
             plain = [p for p in obj.pieces if not p.compressed]
             packed = [p for p in obj.pieces if p.compressed]
             report.image_size += sum(p.length for p in obj.pieces)

@@ -34,6 +34,32 @@ class DeviceSpec(BaseModel):
         return v
 
 
+class TapePlan(BaseModel):
+    """A tape storage pool: how objects become records, and the drives the pool may mount, in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record_bytes: int = Field(256 * 1024, gt=0, le=0xFFFFFF)  # bytes per record (variable) or transfer (fixed)
+    fixed: bool = False
+    block_length: int = Field(0, ge=0)  # fixed mode: the drives' block length
+    drives: list[str] = Field(default_factory=list)  # spare drives, tried after the object's own
+
+    @model_validator(mode="after")
+    def _format(self) -> "TapePlan":
+        from orchestrator.plan import PlanError
+
+        try:
+            self.fmt()
+        except PlanError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def fmt(self):
+        from orchestrator.plan_tape import TapeFormat
+
+        return TapeFormat(self.record_bytes, self.fixed, self.block_length)
+
+
 class PathPlan(BaseModel):
     """Which paths the job may use, in failover order, and why it starts where it does."""
 
@@ -49,6 +75,7 @@ class PathPlan(BaseModel):
     pool_designators: dict[str, str] = Field(default_factory=dict)  # pool device -> designator hex
     batch_mb: int = Field(DEFAULT_BATCH_MB, ge=MIN_BATCH_MB, le=MAX_BATCH_MB)
     max_lan_piece: int = Field(8 * MIB, gt=0)  # LAN(-free) resumption granularity
+    tape: TapePlan | None = None  # set when the destination pool is a tape pool
 
     @model_validator(mode="after")
     def _consistent(self) -> "PathPlan":
@@ -114,6 +141,7 @@ class ObjectSpec(BaseModel):
     pool_offset: int = Field(ge=0)
     volume_size: int = Field(gt=0)
     pieces: list[StoredPiece]
+    tape_location: str = ""  # tape pools: TapeLocation.encode() (orchestrator.tape_position)
 
 
 class RestoreSpec(BaseModel):
@@ -144,4 +172,5 @@ def object_spec(record) -> ObjectSpec:
     """Build an ObjectSpec from a :class:`orchestrator.catalogue.ObjectRecord`."""
     return ObjectSpec(object_id=record.id, mode=record.mode, pool_volume=record.pool_volume,
                       pool_device=record.pool_device, pool_offset=record.pool_offset,
-                      volume_size=record.volume_size, pieces=list(record.pieces))
+                      volume_size=record.volume_size, pieces=list(record.pieces),
+                      tape_location=getattr(record, "tape_location", None) or "")

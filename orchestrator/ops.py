@@ -78,6 +78,7 @@ class CommitObject:
     path_used: str
     compressed: bool
     digests: tuple[tuple[int, str], ...] = ()  # (chunk index, sha256 hex) of the restored view
+    tape_location: str = ""  # tape pools: TapeLocation.encode() of the closed object (orchestrator.tape_position)
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,8 @@ class TapeMove:
     paths: list[str] = field(default_factory=list)  # "server-free" / "lan-free", in the order they moved data
     failure: str = ""
     elapsed: float = 0.0
+    movers_left: list[str] = field(default_factory=list)  # data movers not given up on, in order
+    fatal: bool = False  # no path can finish it: the drive failed with none left, or the mover's status lied
 
     @property
     def ok(self) -> bool:
@@ -128,6 +130,11 @@ def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
             move.movers_used.append(mover)
         if "server-free" not in move.paths:
             move.paths.append("server-free")
+        lie = _mismatch(batches, cr, mover)
+        if lie:
+            move.fatal, move.failure = True, lie
+            move.events.append(lie)
+            return move
         if cr.ok:
             on = known_on_tape(batches, fmt, cr)
             break
@@ -142,6 +149,7 @@ def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
         if decision.action == "restart":
             move.events.append(f"drive {drive.name}: {why}; {decision.reason}")
             if not drives:
+                move.fatal = True
                 move.failure = f"tape drive {drive.name} failed and no other drive is left: {why}"
                 move.image_offset, move.next_record = start, 0
                 return move
@@ -156,6 +164,7 @@ def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
             move.image_offset, move.next_record = on.image_offset, on.next_record
             return move
     move.image_offset, move.next_record, move.closed = on.image_offset, on.next_record, on.closed
+    move.movers_left = list(movers)
     if not move.closed:
         move.failure = move.failure or "no data mover is left to write the tape: " + (
             move.events[-1] if move.events else "none configured")
@@ -165,7 +174,8 @@ def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
 
 
 def _location(move: TapeMove, volume: str, fmt: TapeFormat, records: int) -> TapeLocation:
-    return TapeLocation(volume=volume, file_number=move.file_number, first_object=move.first_object or 0,
+    return TapeLocation(volume=volume, drive=move.drive, file_number=move.file_number,
+                        first_object=move.first_object or 0,
                         records=records, record_bytes=fmt.record_bytes, fixed=fmt.fixed,
                         block_length=fmt.block_length)
 
@@ -214,7 +224,7 @@ def backup_to_tape_with_failover(pieces: Sequence[AnyPiece], *, disk: CscdRef, d
     if move.ok or not lan_free:
         return move
     drive = next((d for d in drives if d.name == move.drive), None)
-    if drive is None or "no other drive is left" in move.failure:
+    if drive is None or move.fatal:
         return move
     log.warning("tape backup fails over server-free -> lan-free at image byte %d: %s", move.image_offset,
                 move.failure)
@@ -291,6 +301,7 @@ def restore_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dri
         _leave(move, movers, f"data mover {mover}: {cr.failure.describe() if cr.failure else 'copy failed'}")
     move.image_offset = pos
     move.closed = pos >= end
+    move.movers_left = list(movers)
     if not move.closed:
         move.failure = "no data mover is left to read the tape: " + (move.events[-1] if move.events else "none")
     return move
@@ -300,6 +311,20 @@ def _leave(move: TapeMove, movers: list[str], reason: str) -> None:
     log.warning("tape move leaves %s", reason)
     move.events.append(reason)
     movers.pop(0)
+
+
+def _mismatch(batches, cr: CopyResult, mover: str) -> str:
+    """Why the mover's COPY STATUS of a completed list contradicts the plan ("" when it does not)."""
+    if cr.accounting is None:  # the driver cannot ask the mover
+        return ""
+    done = [pl for b in batches[:cr.batches_done] for pl in b.lists]
+    if cr.batches_done < len(batches):
+        done += batches[cr.batches_done].lists[:cr.lists_done]
+    for i, pl in enumerate(done):
+        why = cr.accounting[i].mismatch(pl) if i < len(cr.accounting) else f"list {pl.list_id}: no COPY STATUS"
+        if why:
+            return f"verification failed: data mover {mover}'s COPY STATUS does not match the plan: {why}"
+    return ""
 
 
 def _failed_list(batches, cr: CopyResult) -> int | None:

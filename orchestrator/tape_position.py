@@ -38,6 +38,7 @@ class TapeLocation(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     volume: str = Field(min_length=1)
+    drive: str = ""  # the drive that wrote it (a restart after a drive failure lands on another one)
     file_number: int | None = Field(None, ge=0, description="filemarks before the object's first record "
                                                               "(None: the drive could not say)")
     first_object: int = Field(ge=0, description="logical object identifier of the first record")

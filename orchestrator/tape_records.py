@@ -8,9 +8,12 @@ with a short last one; fixed mode, ``block_length`` blocks written
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from orchestrator.ops import Failure, Piece, StoredPiece, TransferResult
 from orchestrator.plan_tape import TapeFormat
+from orchestrator.tape_ops import TapeClientRead, TapeClientWrite
 
 
 def transfers(data: bytes, fmt: TapeFormat) -> list[bytes]:
@@ -34,9 +37,53 @@ def read_piece(tape: Any, length: int, fmt: TapeFormat) -> bytes:
         return tape.read(length // fmt.block_length, fixed=True, block_size=fmt.block_length)
     out = bytearray()
     while len(out) < length:
-        rec = tape.read(fmt.record_bytes)
         want = min(fmt.record_bytes, length - len(out))
+        rec = tape.read(want)  # exactly the record's length: a longer record is an ILI, a layout mismatch
         if len(rec) != want:
             raise ValueError(f"tape record of {len(rec)} bytes where the object's layout has {want}")
         out += rec
     return bytes(out)
+
+
+Classify = Callable[[BaseException, str, str], Failure]  # (error, what failed, device) -> Failure
+
+
+def client_write(op: TapeClientWrite, read: Callable[[Piece], bytes], tape: Any, classify: Classify
+                 ) -> TransferResult:
+    """Carry out a :class:`TapeClientWrite`: read each piece, lay it on ``tape``, then the filemark.
+
+    A failure stops at the piece it hit: only whole pieces count (their
+    records are known written); a source failure is blamed on the source.
+    """
+    stored: list[StoredPiece] = []
+    for i, p in enumerate(op.pieces):
+        try:
+            data = read(p)
+        except Exception as exc:  # noqa: BLE001 - any read trouble stops the transfer, blamed on the source
+            return TransferResult(i, tuple(stored), classify(exc, "read failed", op.source))
+        try:
+            write_piece(tape, data, op.fmt)
+        except Exception as exc:  # noqa: BLE001 - any drive or transport trouble stops it here
+            return TransferResult(i, tuple(stored), classify(exc, "tape write failed", op.drive))
+        stored.append(StoredPiece(p.image_offset, p.volume_offset, p.length))
+    if op.close:
+        try:
+            tape.write_filemarks(1)
+        except Exception as exc:  # noqa: BLE001 - the object is not closed: the caller must not catalogue it
+            return TransferResult(len(stored), tuple(stored), classify(exc, "WRITE FILEMARKS failed", op.drive))
+    return TransferResult(len(stored), tuple(stored))
+
+
+def client_read(op: TapeClientRead, write: Callable[[Piece, bytes], None], tape: Any, classify: Classify
+                ) -> TransferResult:
+    """Carry out a :class:`TapeClientRead`: read each piece's records and write them to the destination."""
+    for i, p in enumerate(op.pieces):
+        try:
+            data = read_piece(tape, p.length, op.fmt)
+        except Exception as exc:  # noqa: BLE001 - drive trouble or a layout mismatch stops it here
+            return TransferResult(i, (), classify(exc, "tape read failed", op.drive))
+        try:
+            write(p, data)
+        except Exception as exc:  # noqa: BLE001
+            return TransferResult(i, (), classify(exc, "write failed", op.destination))
+    return TransferResult(len(op.pieces))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from topology.index import TopologyIndex, normalise_endpoint, split_switch_port
+from topology.index import TopologyIndex, link_name, normalise_endpoint, split_switch_port
 from topology.model import Role, Topology
 from topology.wwn import parse_wwpn
 
@@ -53,13 +53,14 @@ def build_graph(topo: Topology, ix: TopologyIndex | None = None) -> nx.Graph:
     for link in topo.links:
         a, b = normalise_endpoint(link.a), normalise_endpoint(link.b)
         sa, sb = split_switch_port(a), split_switch_port(b)
-        nodes.append((link.name, {"kind": "link", "online": link.online, "speed_gbit": link.speed_gbit,
-                                  "isl": bool(sa and sb)}))
+        name = link.name or link_name(a, b)  # unchecked topologies have no default names yet
+        nodes.append((name, {"kind": "link", "online": link.online, "speed_gbit": link.speed_gbit,
+                             "isl": bool(sa and sb)}))
         for end, sp in ((a, sa), (b, sb)):
             if sp:
                 nodes.append((end, {"kind": "swport", "online": True, "owner": sp[0]}))
                 edges.append((end, sp[0]))
-            edges.append((link.name, end))
+            edges.append((name, end))
     g = nx.Graph(name=topo.name)
     g.add_nodes_from(nodes)
     g.add_edges_from(edges)
@@ -76,7 +77,7 @@ def live_fabric(g: nx.Graph, down: set[str] | frozenset[str]) -> nx.Graph:
     kinds = g.nodes(data="kind")
     keep = {n for n, k in kinds if k in FABRIC_KINDS and n not in down}
     live = nx.Graph()
-    live.add_nodes_from(keep)
+    live.add_nodes_from((n, {"kind": g.nodes[n]["kind"]}) for n in keep)
     live.add_edges_from((u, v) for u, v in g.edges if u in keep and v in keep)
     return live
 

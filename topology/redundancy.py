@@ -93,21 +93,24 @@ class SeparatorIndex:
         self.serial = {n for n in fabric if attrs[n].get("kind") == "swport"
                        or (attrs[n].get("kind") == "link" and not attrs[n].get("isl"))}
         self.write_cache: dict[tuple, list[str]] = {}
+        self.flow_cache: dict[frozenset, int] = {}
         self.attach: dict[str, tuple[str, str, str]] = {}
         pendant: set[str] = set()
-        for n in fabric:
-            if attrs[n].get("kind") != "port":
+        adj = fabric.adj
+        for n, kind in fabric.nodes(data="kind"):
+            if kind != "port":
                 continue
             pendant.add(n)
-            chain = [n]
-            while len(chain) < 4:
-                nxt = [m for m in fabric[chain[-1]] if m not in chain]
-                if len(nxt) != 1:
-                    break
-                chain.append(nxt[0])
-            if len(chain) == 4 and attrs[chain[3]].get("kind") == "switch":
-                self.attach[n] = (chain[1], chain[2], chain[3])
-                pendant.update(chain[1:3])
+            links = list(adj[n])  # an N_port has at most one cable
+            if len(links) != 1:
+                continue
+            swports = [m for m in adj[links[0]] if m != n]
+            if len(swports) != 1 or attrs[swports[0]].get("kind") != "swport":
+                continue
+            switch = attrs[swports[0]].get("owner")
+            if switch in adj and switch in adj[swports[0]]:
+                self.attach[n] = (links[0], swports[0], switch)
+                pendant.update((links[0], swports[0]))
         core = fabric.subgraph(x for x in fabric if x not in pendant)
         self.component = {x: i for i, comp in enumerate(nx.connected_components(core)) for x in comp}
         self.tree = _BlockCutTree(core)
@@ -189,26 +192,39 @@ def disjoint_count(sep: SeparatorIndex, legs: list[MoverLegs]) -> int:
     if not legs:
         return 0
     edges: set[tuple[str, str]] = set()
+    # Nodes are renamed by order of first appearance: domains built alike (every array wired
+    # the same way to the movers) then give the same edge set, and the flow is computed once.
+    canon: dict[str, str] = {"S": "S", "T": "T"}
+
+    def c(n: str) -> str:
+        if n not in canon:
+            canon[n] = f"{len(canon)}"
+        return canon[n]
 
     def chain(first: str, nodes: list[str], last: str) -> None:
         prev = first
         for n in nodes:
+            n = c(n)
             edges.add((prev, f"{n}>in"))
             edges.add((f"{n}>in", f"{n}>out"))
             prev = f"{n}>out"
         edges.add((prev, last))
 
     for leg in legs:
-        mover = f"m:{leg.mover}"
+        mover = c(f"m:{leg.mover}")
         edges.add((f"{mover}>in", f"{mover}>out"))
         for m_in, a_port in leg.read:
             chain("S", [f"r:{n}" for n in sep.condensed(sep.separators(a_port, m_in))], f"{mover}>in")
         chain(f"{mover}>out", [f"w:{n}" for n in sep.condensed(_write_must(sep, leg))], "T")
+    key = frozenset(edges)
+    if key in sep.flow_cache:
+        return sep.flow_cache[key]
     g = nx.DiGraph()
     # Unit capacity on the in->out edge of each split node; other edges unbounded.
     g.add_edges_from((a, b, {"capacity": 1}) if a.endswith(">in") else (a, b) for a, b in edges)
     # Few augmenting paths are expected, so augmenting-path search beats preflow-push here.
-    return int(nx.maximum_flow_value(g, "S", "T", flow_func=shortest_augmenting_path))
+    value = sep.flow_cache[key] = int(nx.maximum_flow_value(g, "S", "T", flow_func=shortest_augmenting_path))
+    return value
 
 
 def client_points(sep: SeparatorIndex, pairs: list[tuple[str, str]]) -> set[str]:

@@ -42,7 +42,7 @@ def check_references(topo: Topology, *, data: Any = None, file: str | None = Non
     hosts = c.unique("hosts", topo.hosts)
     switches = {s.name: s for s in topo.switches}
     c.unique("switches", topo.switches)
-    arrays = c.unique("arrays", topo.arrays)
+    c.unique("arrays", topo.arrays)
     movers = c.unique("datamovers", topo.datamovers)
     libraries = c.unique("libraries", topo.libraries)
     devclasses = c.unique("devclasses", topo.devclasses)
@@ -105,7 +105,8 @@ def check_references(topo: Topology, *, data: Any = None, file: str | None = Non
         except ValueError as exc:
             c.fail(loc, f"{exc}; a link end is a WWPN or SWITCH/PORT", text)
         if wwpn not in ports:
-            c.fail(loc, f"WWPN {wwpn} is not a port of any host, array, data mover or drive", text)
+            c.fail(loc, f"WWPN {wwpn} is not a port of any host, array, data mover or drive "
+                   f"(one defined only in a TSM macro needs that macro merged)", text)
         return wwpn
 
     cabled: dict[str, tuple] = {}

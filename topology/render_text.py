@@ -28,7 +28,7 @@ def format_report(report: DomainReport) -> str:
     if report.failed:
         lines.append(f"with failed: {', '.join(report.failed)}")
     for r in [head, *rows]:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
     for v in report.volumes:
         if v.server_free and v.single_points_of_failure:
             lines.append(f"{v.volume}: single points of failure: {', '.join(v.single_points_of_failure)}")

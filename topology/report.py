@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 PathKind = Literal["server-free", "lan-free", "lan"]
 
@@ -56,6 +56,7 @@ class DomainReport(BaseModel):
     volumes: list[VolumeVerdict] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def all_server_free(self) -> bool:
         return all(v.server_free for v in self.volumes)

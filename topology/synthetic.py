@@ -19,7 +19,6 @@ def generate_domain(ports: int = 10_000, luns: int = 5_000, volumes: int = 2_000
     """A topology document with about ``ports`` N_ports, ``luns`` LUNs and ``volumes`` volumes."""
     fixed = arrays * ports_per_array + movers * 2 + drives + 2
     clients = max(volumes, (ports - fixed) // 2)
-    luns_per_array = -(-luns // arrays)
     fabrics = ("A", "B")
     doc: dict = {"name": f"synthetic-{ports}p", "server": "TSMSRV", "hosts": [], "switches": [], "links": [],
                  "zones": [], "zonesets": [], "active_zonesets": [], "arrays": [], "datamovers": [],

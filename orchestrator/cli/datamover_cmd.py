@@ -70,13 +70,9 @@ async def serve(cfg, *, ready=None) -> None:
         host, port = cfg.host_port
         server = IscsiServer([built.node], host, port, io_threads=cfg.io_threads)
         await server.start()
-        reach = f", reaching {len(remotes)} remote device(s)" if remotes else ""
-        print(f"serverfree datamover: serving {cfg.target} with {len(luns)} LUN(s){reach} on "
-              f"{host}:{server.port}", flush=True)
-        if ready is not None:
-            ready(server)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
+        # handlers before the ready line: a supervisor may signal as soon as it reads it
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, stop.set)
@@ -87,6 +83,11 @@ async def serve(cfg, *, ready=None) -> None:
                 "counters: %s", {**server.counters, **built.counters()}))
         except (NotImplementedError, RuntimeError, AttributeError):
             pass
+        reach = f", reaching {len(remotes)} remote device(s)" if remotes else ""
+        print(f"serverfree datamover: serving {cfg.target} with {len(luns)} LUN(s){reach} on "
+              f"{host}:{server.port}", flush=True)
+        if ready is not None:
+            ready(server)
         await stop.wait()
         log.warning("stopping; counters: %s", {**server.counters, **built.counters()})
         await server.close()

@@ -46,9 +46,7 @@ def run(args) -> int:
         args.svg.write_text(render_svg(state, report), encoding="utf-8")
         log.info("wrote %s", args.svg)
     if args.json:
-        out = report.model_dump(mode="json")
-        out["all_server_free"] = report.all_server_free
-        print(json.dumps(out, indent=2))
+        print(json.dumps(report.model_dump(mode="json"), indent=2))
     else:
         print(format_report(report))
     return 0 if report.all_server_free else 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from orchestrator.catalogue import Catalogue
 from orchestrator.job_digest import ChunkDigester, chunk_digests
@@ -59,6 +59,7 @@ class MemoryDriver:
     counters: dict[str, int] = field(default_factory=dict)
     writes: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # device -> (offset, len)
     miscount: dict[str, int] = field(default_factory=dict)  # mover -> bytes its COPY STATUS under-reports
+    tapes: Any = None  # orchestrator.drivers.memory_tape.MemoryTapes: tape drives and the movers reaching them
 
     # -- helpers --------------------------------------------------------------------
     def _dev(self, name: str) -> bytearray:
@@ -88,6 +89,8 @@ class MemoryDriver:
         self.log.append(type(op).__name__)
         if isinstance(op, (BeginObject, CommitObject, AbandonObject)):
             return self.catalogue.execute(op)
+        if self.tapes is not None and self.tapes.handles(op):  # tape pools: records, positions, COPY STATUS
+            return self.tapes.execute(op)
         handler = getattr(self, "_" + type(op).__name__)
         return handler(op)
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 
-from orchestrator.ops import CopyBatches, CopyResult, Failure, ListAccount, MoverLimits, StoredPiece, TransferResult
+from orchestrator.ops import CopyBatches, CopyResult, Failure, ListAccount, MoverLimits, TransferResult
 from orchestrator.tape_ops import (
     CopyStatusResult,
     LocateTape,
@@ -26,7 +26,7 @@ from orchestrator.tape_ops import (
     TapeClientWrite,
     TapePositioned,
 )
-from orchestrator.tape_records import read_piece, write_piece
+from orchestrator.tape_records import client_read, client_write
 from scsi.copymgr import CopyLimits, CopyManager
 from scsi.copymgr.client import Client
 from scsi.luns.base import BlockLun, LunError, SpaceCode, StreamLun, medium_error, not_ready
@@ -158,6 +158,25 @@ class BufferLun(BlockLun):
         self.buf[lba * self._bs:lba * self._bs + len(data)] = data
 
 
+def _prefix(data: bytes, segments: int) -> bytes:
+    """The list with only its first ``segments`` segments (a driver replaying part of a list, e.g. the
+    simulator moving only what its fluid mover finished)."""
+    from scsi.xcopy import ParameterList
+
+    if not data:
+        return data
+    plist = ParameterList.decode(data)
+    if len(plist.segments) == segments:
+        return data
+    return plist.model_copy(update={"segments": plist.segments[:segments]}).encode()
+
+
+def _classify(exc: BaseException, what: str, device: str) -> Failure:
+    if isinstance(exc, LunError):
+        return Failure("sense", f"{what}: {exc}", device, exc.sense, 0x02)
+    return Failure("error", f"{what}: {exc}", device)
+
+
 class _InlineDriver:
     """Run the engine's I/O in the caller's thread (deterministic, no worker threads to stop)."""
 
@@ -186,7 +205,7 @@ class MemoryTapes:
     tapes: MutableMapping[str, MemoryTapeLun]
     movers: Mapping[str, CopyLimits] = field(default_factory=dict)
     block_size: int = 512
-    disk_faults: dict[str, int] = field(default_factory=dict)  # disk -> bytes it reads before NOT READY
+    disk_faults: dict[str, int] = field(default_factory=dict)  # disk -> bytes movers read before NOT READY (once)
     _managers: dict[str, CopyManager] = field(default_factory=dict, init=False)
     _luns: dict[str, BufferLun] = field(default_factory=dict, init=False)
 
@@ -220,8 +239,7 @@ class MemoryTapes:
                                   f"{', '.join(sorted(self.movers)) or 'none'})")
             for name, (buf, desig) in self.disks.items():
                 if name not in self._luns:
-                    self._luns[name] = BufferLun(name, buf, block_size=self.block_size, naa=bytes.fromhex(desig),
-                                                 fail_after_bytes=self.disk_faults.get(name))
+                    self._luns[name] = BufferLun(name, buf, block_size=self.block_size, naa=bytes.fromhex(desig))
             luns = {**self._luns, **self.tapes}
             self._managers[mover] = CopyManager(luns, limits=self.movers[mover], driver=_InlineDriver(), name=mover)
         return self._managers[mover]
@@ -242,10 +260,13 @@ class MemoryTapes:
     def copy(self, op: CopyBatches) -> CopyResult:
         """Send each list to the mover's engine in order; stop at the first failure (its segment from the sense)."""
         client = Client(self._manager(op.mover), NEXUS)
+        for name in list(self.disk_faults):  # arm injected faults on the LUNs the movers read
+            if name in self._luns:
+                self._luns[name].fail_after_bytes = self.disk_faults.pop(name)
         acct: list[ListAccount] = []
         for bi, batch in enumerate(op.batches[op.first_batch:]):
             for li, plist in enumerate(batch.lists):
-                data = plist.payload()
+                data = _prefix(plist.payload(), len(plist.segments))
                 if not data:
                     raise ValueError(f"list {plist.list_id} to {op.mover} is not encoded")
                 r = client.xcopy(data)
@@ -281,33 +302,16 @@ class MemoryTapes:
     def client_write(self, op: TapeClientWrite) -> TransferResult:
         """LAN-free: the client lays each piece on tape itself; a drive error stops at the piece it hit."""
         src, tape, base = self._disk(op.source), self._tape(op.drive), op.source_offset
-        stored: list[StoredPiece] = []
-        for i, p in enumerate(op.pieces):
-            try:
-                write_piece(tape, bytes(src[base + p.volume_offset:base + p.volume_offset + p.length]), op.fmt)
-            except LunError as e:
-                return TransferResult(i, tuple(stored), Failure("sense", f"tape write failed: {e}", op.drive,
-                                                                e.sense, 0x02))
-            stored.append(StoredPiece(p.image_offset, p.volume_offset, p.length))
-        if op.close:
-            try:
-                tape.write_filemarks(1)
-            except LunError as e:
-                return TransferResult(len(stored), tuple(stored), Failure("sense", f"WRITE FILEMARKS failed: {e}",
-                                                                          op.drive, e.sense, 0x02))
-        return TransferResult(len(stored), tuple(stored))
+        return client_write(op, lambda p: bytes(src[base + p.volume_offset:base + p.volume_offset + p.length]),
+                            tape, _classify)
 
     def client_read(self, op: TapeClientRead) -> TransferResult:
         dest, tape, base = self._disk(op.destination), self._tape(op.drive), op.destination_offset
-        for i, p in enumerate(op.pieces):
-            try:
-                data = read_piece(tape, p.length, op.fmt)
-            except (LunError, ValueError) as e:
-                return TransferResult(i, (), Failure("sense" if isinstance(e, LunError) else "error",
-                                                     f"tape read failed: {e}", op.drive,
-                                                     e.sense if isinstance(e, LunError) else b""))
+
+        def put(p, data: bytes) -> None:
             dest[base + p.volume_offset:base + p.volume_offset + p.length] = data
-        return TransferResult(len(op.pieces))
+
+        return client_read(op, put, tape, _classify)
 
     def close(self) -> None:
         for m in self._managers.values():

@@ -32,6 +32,8 @@ from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitO
                               ReadOperatingParameters, ReleaseSnapshot, Result, RunCommand, SnapshotReleased,
                               SnapshotResult, StoredPiece, TakeSnapshot, TransferResult, VerifyPool,
                               VerifyResult, without_chunks)
+from orchestrator.tape_ops import (CopyStatusResult, LocateTape, ReadCopyStatus, TapeClientRead, TapeClientWrite,
+                                   TapePositioned)
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +281,59 @@ class RealDriver:
         except Exception as exc:
             log.info("FAILED SEGMENT DETAILS for list %d unavailable: %s", list_id, exc)
         return done, details
+
+    # -- tape pools ------------------------------------------------------------------------------
+    def _LocateTape(self, op: LocateTape) -> TapePositioned:
+        from orchestrator.drivers.real_tape import locate
+
+        if op.device not in self.devices:
+            return TapePositioned(failure=Failure("lost-connection", f"no tape drive named {op.device!r} is "
+                                                  "configured", op.device))
+        return locate(self.devices[op.device], op.device, op)
+
+    def _ReadCopyStatus(self, op: ReadCopyStatus) -> CopyStatusResult:
+        from orchestrator.drivers.real_tape import copy_status
+
+        if op.mover not in self.movers:
+            return CopyStatusResult(failure=Failure("lost-connection", f"no data mover named {op.mover!r}",
+                                                    op.mover))
+        return copy_status(self.movers[op.mover], op.mover, op)
+
+    def _tape(self, name: str):
+        from orchestrator.drivers.real_tape import ScsiTape
+
+        if name not in self.devices:
+            raise LookupError(f"no tape drive named {name!r} is configured")
+        return ScsiTape(self.devices[name], name)
+
+    def _TapeClientWrite(self, op: TapeClientWrite) -> TransferResult:
+        from orchestrator.tape_records import client_write
+
+        try:
+            src = self.io(op.source)
+        except Exception as exc:  # noqa: BLE001 - blamed on the source, as LAN-free writes are
+            return TransferResult(0, failure=self._client_source_failure(exc, op.source))
+        try:
+            tape = self._tape(op.drive)
+        except LookupError as exc:
+            return TransferResult(0, failure=Failure("lost-connection", str(exc), op.drive))
+        t0 = time.monotonic()
+        r = client_write(op, lambda p: src.read(op.source_offset + p.volume_offset, p.length), tape,
+                         lambda exc, what, dev: failure_from(exc, what, dev))
+        return TransferResult(r.pieces_done, r.stored, r.failure, time.monotonic() - t0)
+
+    def _TapeClientRead(self, op: TapeClientRead) -> TransferResult:
+        from orchestrator.tape_records import client_read
+
+        try:
+            dest = self.io(op.destination)
+            tape = self._tape(op.drive)
+        except Exception as exc:  # noqa: BLE001
+            return TransferResult(0, failure=failure_from(exc, "cannot open the restore devices", op.destination))
+        t0 = time.monotonic()
+        r = client_read(op, lambda p, data: dest.write(op.destination_offset + p.volume_offset, data), tape,
+                        lambda exc, what, dev: failure_from(exc, what, dev))
+        return TransferResult(r.pieces_done, r.stored, r.failure, time.monotonic() - t0)
 
     # -- LAN-free and LAN ------------------------------------------------------------------------
     def _pieces(self, pieces, read: Callable[[Any], bytes], write: Callable[[Any, bytes], None],

@@ -86,3 +86,40 @@ def copy_status(mover: Any, name: str, op: ReadCopyStatus) -> CopyStatusResult:
         return CopyStatusResult(failure=_failure(exc, f"RECEIVE COPY RESULTS (00h) of list {op.list_id} failed",
                                                  name))
     return CopyStatusResult(int(st.segments_processed), st.bytes_transferred)
+
+
+class ScsiTape:
+    """A tape drive's records through pyscsi: READ(6) / WRITE(6) in variable-block mode, WRITE FILEMARKS(6).
+
+    It has the :class:`scsi.luns.base.StreamLun` read/write signatures, so
+    :mod:`orchestrator.tape_records` lays pieces on it exactly as on a LUN.
+    Fixed-block client I/O would first need MODE SELECT of the block length:
+    it is refused with a clear error instead.
+    """
+
+    def __init__(self, device: Any, name: str):
+        self.device, self.name = device, name
+
+    def _variable_only(self, fixed: bool) -> None:
+        if fixed:
+            raise ValueError(f"tape {self.name}: fixed-block LAN-free I/O is not supported by the real driver "
+                             "(it would need MODE SELECT of the block length); use a variable-block tape pool")
+
+    def write(self, data: bytes, *, fixed: bool = False, block_size: int = 0) -> None:
+        from scsi.target.tapedev import RW6, WRITE_6
+
+        self._variable_only(fixed)
+        self.device.execute(RawCommand(RW6.encode(opcode=WRITE_6, transfer_length=len(data)), dataout=data))
+
+    def read(self, length: int, *, fixed: bool = False, block_size: int = 0) -> bytes:
+        from scsi.target.tapedev import READ_6, RW6
+
+        self._variable_only(fixed)
+        cmd = RawCommand(RW6.encode(opcode=READ_6, transfer_length=length), length)
+        got = self.device.execute(cmd)
+        return bytes(cmd.datain[:got if isinstance(got, int) and 0 <= got <= length else length])
+
+    def write_filemarks(self, count: int) -> None:
+        from scsi.target.tapedev import WRITE_FILEMARKS_6, WRITE_FILEMARKS_CDB
+
+        self.device.execute(RawCommand(WRITE_FILEMARKS_CDB.encode(opcode=WRITE_FILEMARKS_6, count=count)))

@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from scsi.copymgr.config import CopyLimits
 from scsi.designators import parse_wwn
@@ -175,7 +182,7 @@ class RemoteConfig(BaseModel):
         return None if v is None else check_iscsi_name(v, "initiator")
 
     @model_validator(mode="after")
-    def _iscsi_only(self) -> "RemoteConfig":
+    def _iscsi_only(self) -> RemoteConfig:
         if not self.url.startswith("iscsi://"):
             if self.chap is not None or self.initiator is not None:
                 raise ValueError(f"remote {self.name}: chap and initiator apply to iscsi:// URLs only")

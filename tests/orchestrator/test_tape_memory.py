@@ -168,3 +168,21 @@ def test_lan_free_write_error_leaves_no_location(site):
                    execute(mt))
     assert not move.ok and move.location is None and "MEDIUM ERROR" in move.failure
     assert move.next_record == 0  # the first piece (10 records) never completed
+
+
+def test_a_list_replayed_in_part_writes_only_its_first_segments(site):
+    from dataclasses import replace as dc_replace
+
+    from orchestrator.ops import Batch, CopyBatches
+    from orchestrator.plan_tape import TapeRef, plan_tape_batches
+
+    mt, _, _ = site
+    fmt = TapeFormat(32 * KIB)
+    pieces = pieces_from_extents(EXTENTS)
+    (batch,) = plan_tape_batches(pieces, direction="backup", disk=CscdRef("DISK", DESIG["DISK"], BS),
+                                 tape=TapeRef("DRV1", DESIG["DRV1"], fmt), disk_base=0, limits=mt.limits("DM1"),
+                                 batch_bytes=10 * MIB)
+    first = batch.lists[0]
+    part = dc_replace(first, segments=first.segments[:1])  # the simulator's fluid mover finished one segment
+    r = mt.execute(CopyBatches("DM1", "DISK", "DRV1", (Batch(0, (part,)),)))
+    assert r.ok and len(mt.tapes["DRV1"].records) == fmt.records(first.segments[0].length)

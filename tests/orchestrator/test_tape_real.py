@@ -7,17 +7,23 @@ import random
 import pytest
 
 from orchestrator.catalogue import Catalogue
-from orchestrator.drivers import real_tape
 from orchestrator.drivers.real import RealDriver
 from orchestrator.ops import pieces_from_extents, run_job
 from orchestrator.plan import CscdRef
 from orchestrator.plan_tape import TapeFormat
-from orchestrator.tape_move import DriveRef, backup_to_tape, restore_from_tape
+from orchestrator.tape_move import (
+    DriveRef,
+    backup_to_tape,
+    backup_to_tape_with_failover,
+    lan_free_from_tape,
+    restore_from_tape,
+)
 from orchestrator.tape_ops import LocateTape, ReadCopyStatus
 from orchestrator.tape_position import object_records
 from scsi.copymgr import CopyLimits, CopyManager
 from scsi.devices.inprocess import InProcessDevice
 from scsi.luns import MemoryBlockLun, TapeLun
+from scsi.target.blockdev import BlockLunDevice
 from scsi.target.tapedev import TapeLunDevice
 
 KIB, MIB, BS = 1024, 1 << 20, 512
@@ -51,14 +57,11 @@ def site(tmp_path):
     limits = CopyLimits(max_segment_length=64 * KIB, chunk_bytes=16 * KIB, io_workers=2)
     managers = [CopyManager(luns, limits=limits, name=f"DM{i}") for i in (1, 2)]
     movers = {f"DM{i}": InProcessDevice(m) for i, m in enumerate(managers, 1)}
-    driver = RealDriver(Catalogue(":memory:"), movers, {})
-    drives = {"DRV1": InProcessDevice(TapeLunDevice(tape))}
+    devices = {"DRV1": InProcessDevice(TapeLunDevice(tape)), "DISK": InProcessDevice(BlockLunDevice(disk)),
+               "DEST": InProcessDevice(BlockLunDevice(dest))}
+    driver = RealDriver(Catalogue(":memory:"), movers, devices)
 
     def execute(op):
-        if isinstance(op, LocateTape):
-            return real_tape.locate(drives[op.device], op.device, op)
-        if isinstance(op, ReadCopyStatus):
-            return real_tape.copy_status(movers[op.mover], op.mover, op)
         return driver.execute(op)
 
     yield luns, execute
@@ -97,3 +100,32 @@ def test_locate_past_end_of_data_is_a_failure_naming_the_drive(site):
     assert r.ok and r.position == 0
     st = execute(ReadCopyStatus("DM1", 77))
     assert not st.ok and "list 77" in st.failure.message
+
+
+def test_lan_free_continuation_and_lan_free_restore_through_pyscsi_read_write_6(site):
+    luns, execute = site
+    luns["DISK"].budget = 300 * KIB // BS  # the only mover loses the volume: the client goes on itself
+    fmt = TapeFormat(32 * KIB)
+    pieces = pieces_from_extents(EXTENTS)
+    drive = DriveRef("DRV1", luns["DRV1"].naa.hex())
+    move = run_job(backup_to_tape_with_failover(pieces, disk=CscdRef("DISK", luns["DISK"].naa.hex(), BS),
+                                                disk_base=0, drives=[drive], fmt=fmt, volume="VOL1",
+                                                movers=["DM1"]), execute)
+    assert move.ok and move.paths == ["server-free", "lan-free"], move.events
+    objs = luns["DRV1"].objects()
+    assert len(objs) == object_records(pieces, fmt) + 1 and objs.count(None) == 1
+    done = run_job(lan_free_from_tape(pieces, location=move.location, drive=drive, destination="DEST",
+                                      destination_offset=0), execute)
+    assert done.ok
+    for off, n in EXTENTS:
+        assert luns["DEST"].read(off // BS, n // BS) == luns["DISK"].read(off // BS, n // BS)
+
+
+def test_fixed_block_client_io_is_refused_clearly(site):
+    luns, execute = site
+    from orchestrator.tape_move import lan_free_to_tape
+
+    move = run_job(lan_free_to_tape(pieces_from_extents(EXTENTS), source="DISK", source_offset=0,
+                                    drive=DriveRef("DRV1", luns["DRV1"].naa.hex()),
+                                    fmt=TapeFormat(16 * KIB, fixed=True, block_length=BS), volume="VOL1"), execute)
+    assert not move.ok and "fixed-block LAN-free I/O is not supported" in move.failure

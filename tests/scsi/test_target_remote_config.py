@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import pytest
 
+from scsi.copymgr.client import Client, cscd_for_lun, sense_of
 from scsi.devices import InProcessDevice
 from scsi.luns import MemoryBlockLun
 from scsi.result import Nexus
-from scsi.copymgr.client import Client, cscd_for_lun, sense_of
 from scsi.target.blockdev import BlockLunDevice
-from scsi.target.build import build_target, make_copy_manager, open_luns, open_remote, open_remotes
+from scsi.target.build import (
+    build_target,
+    make_copy_manager,
+    open_luns,
+    open_remote,
+    open_remotes,
+)
 from scsi.target.config import parse_config
 from scsi.xcopy import BlockToBlock, Header, ParameterList
 

@@ -170,7 +170,7 @@ def _run_config(tmp_path: Path, remote: list[dict], acl: list[dict] | None = Non
         cfg["acl"] = acl
     path = tmp_path / "mover.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    return subprocess.run(_serverfree("datamover", "serve", "--config", str(path)), capture_output=True,
+    return subprocess.run(_serverfree("datamover", "serve", "--config", str(path)), check=False, capture_output=True,
                           text=True, timeout=120)
 
 
@@ -229,3 +229,21 @@ def test_remote_device_behind_chap_is_reached_with_its_account_and_refused_witho
 def gateway_cfg(tmp_path):
     (tmp_path / "gw.img").write_bytes(bytes(1 << 20))
     return {"target": MOVER, "luns": [{"id": 0, "path": str(tmp_path / "gw.img")}]}
+
+
+def test_quick_mode_reach_logs_in_before_listening(san, tmp_path):
+    target, _ = san
+    gw = tmp_path / "gw.img"
+    gw.write_bytes(bytes(1 << 20))
+    port = _free_port()
+    with open(tmp_path / "mover.log", "w") as log_file:
+        proc = subprocess.Popen(_serverfree("-v", "datamover", "serve", "--portal", f"127.0.0.1:{port}", "--iqn",
+                                            MOVER, "--lun", str(gw), "--reach", target.url(2)),
+                                stdout=subprocess.PIPE, stderr=log_file, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"reaching 1 remote device(s) on 127.0.0.1:{port}" in line, (tmp_path / "mover.log").read_text()
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0
+    assert f"remote remote0 ({target.url(2)}): reached" in (tmp_path / "mover.log").read_text()

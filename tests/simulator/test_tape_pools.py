@@ -208,3 +208,53 @@ def test_fluid_tape_backup_timing_only_restarts_on_the_spare_drive_after_a_drive
     assert "MEDIUM ERROR" in move.events[0]
     # the first attempt ran ~0.5 s on DRV1, then the whole object again on DRV2 at the drive's 50 MB/s
     assert san.env.now >= 1.0 + 0.5 + 96 * MIB / (50 * MB)
+
+
+def test_backup_job_to_a_tape_pool_in_fluid_mode_survives_a_drive_error_and_restores_server_free():
+    """The orchestrator's own backup and restore jobs on the simulated SAN (fluid timing), bytes kept by the
+    memory driver's tapes: a drive error mid-copy restarts the object on DRV2; the restore reads DRV2."""
+    from orchestrator.catalogue import Catalogue
+    from orchestrator.drivers.memory import MemoryDriver
+    from orchestrator.drivers.memory_tape import MemoryTapeLun, MemoryTapes
+    from orchestrator.job import (BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec,
+                                  restore_job)
+    from orchestrator.job_spec import TapePlan
+    from orchestrator.ops import PathKind
+    from orchestrator.tape_position import TapeLocation
+
+    san = build_small_san(tape_reposition_s=0.5)
+    for link in ("T2", "R1"):
+        san.add_link(link, 200 * MB)
+    san.add_drive("DRV2")
+    san.add_disk("C1:R", owner="C1")
+    san.add_route("DM1", "DRV2", [("M1", False), ("T2", True)])
+    san.add_route("DM1", "C1:R", [("M1", False), ("R1", True)])
+    FaultInjector(san, [FaultSpec(kind="tape_error", target="DRV1", at_s=0.6)]).arm()
+    disk = bytearray(random.Random(5).randbytes(VOL))
+    dest = bytearray(VOL)
+    tapes = {d: MemoryTapeLun(d, naa=bytes.fromhex(naa(d))) for d in ("DRV1", "DRV2")}
+    mt = MemoryTapes({"C1:D": (disk, naa("C1:D")), "C1:R": (dest, naa("C1:R"))}, tapes, {"DM1": ENGINE})
+    cat = Catalogue(":memory:")
+    cat.add_pool_volume("TAPEPOOL", "VOL001", "DRV1", 1 << 30)
+    memory = MemoryDriver({"C1:D": disk, "C1:R": dest}, cat, {"DM1": mt.limits("DM1")}, tapes=mt)
+    driver = SimDriver(san, memory.execute)
+    plan = PathPlan(start=PathKind.SERVER_FREE, movers=["DM1"], lan_free=True, server="srv:1500",
+                    pool_designators={d: naa(d) for d in ("DRV1", "DRV2")}, batch_mb=10,
+                    tape=TapePlan(record_bytes=64 * KIB, drives=["DRV2"]))
+    spec = BackupSpec(node="CLIENT1", filespace="H:", source=DeviceSpec(name="C1:D", designator=naa("C1:D")),
+                      volume_size=VOL, extents=EXTENTS, pool="TAPEPOOL", paths=plan)
+    rep = run(san, driver, backup_job(spec))
+    assert rep.outcome == "completed" and rep.path_used == "server-free", rep.message
+    assert [f.reason.split(":")[0] for f in rep.failovers] == ["drive DRV1"]
+    (obj,) = cat.query("CLIENT1", "H:", with_pieces=True)
+    loc = TapeLocation.decode(obj.tape_location)
+    assert loc.drive == "DRV2" and None not in tapes["DRV1"].records and tapes["DRV1"].records
+    restore = RestoreSpec(node="CLIENT1", filespace="H:", chain=[object_spec(obj)],
+                          destination=DeviceSpec(name="C1:R", designator=naa("C1:R")), destination_size=VOL,
+                          paths=plan.model_copy(update={"tape": None}))
+    t0 = san.env.now
+    rep = run(san, driver, restore_job(restore), name="restore")
+    assert rep.outcome == "completed" and rep.path_used == "server-free", rep.message
+    assert san.env.now - t0 >= sum(n for _, n in EXTENTS) / (50 * MB)  # read at the drive's rate
+    assert all(dest[o:o + n] == disk[o:o + n] for o, n in EXTENTS)
+    mt.close()

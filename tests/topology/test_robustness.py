@@ -31,7 +31,7 @@ def _paths(node, prefix=()):
 PATHS = list(_paths(BASE))
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(PATHS), JUNK), min_size=1, max_size=3))
 def test_mutated_documents_never_crash(mutations):
     doc = copy.deepcopy(BASE)
@@ -52,3 +52,24 @@ def test_mutated_documents_never_crash(mutations):
     for v in report.volumes:
         assert v.path in (None, "server-free", "lan-free", "lan")
         assert v.server_free == ("server-free" not in v.reasons)
+
+
+WORDS = st.sampled_from(["define", "update", "def", "upd", "datamover", "path", "disk", "drive", "library",
+                         "stgpool", "devclass", "DM1", "DRV1", "LIB1", "SFPOOL", "LTOCLASS", "CLIENT1", "-",
+                         "type=scsi", "wwn=21:00:00:e0:8b:05:05:04", "srctype=datamover", "desttype=drive",
+                         "desttype=disk", "library=LIB1", "lun=x", "lun=3", "online=maybe", "online=no",
+                         "dataformat=nonblock", "devtype=lto", "node=CLIENT1", "'unterminated", "/*", "*/", "="])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(WORDS, min_size=1, max_size=7).map(" ".join), min_size=1, max_size=6))
+def test_random_macros_never_crash(lines):
+    from topology.tsm_macro import merge_macro_text
+
+    fabric = topology_from_data(copy.deepcopy(BASE))
+    try:
+        merged = merge_macro_text(fabric, "\n".join(lines), file="fuzz.mac")
+    except TopologyError as exc:
+        assert "fuzz.mac" in str(exc)
+        return
+    verify(merged)
