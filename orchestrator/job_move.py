@@ -109,12 +109,13 @@ def move(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport,
          ) -> Generator[object, object, list[StoredPiece]]:
     """Move ``pieces`` to the destination, failing over as needed; returns what was moved."""
     moved: list[StoredPiece] = []
-    if not pieces:
-        return moved
     if ends.tape_location or (ends.direction == "backup" and paths.tape is not None):
         from orchestrator.job_move_tape import move_tape  # tape pools: records, positions, no rewriting
 
+        # even an empty object is written: its filemark is what makes it exist on tape
         return (yield from move_tape(ends, state, paths, report, pieces, server_free_ok=server_free_ok))
+    if not pieces:
+        return moved
     pos = pieces[0].image_offset
     end = pieces[-1].image_offset + pieces[-1].length
     while pos < end:

@@ -68,7 +68,8 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
     fmt = paths.tape.fmt()
     names = [ends.pool_device] + [d for d in paths.tape.drives if d != ends.pool_device]
     drives = [_drive(paths, n) for n in names]
-    start, end = pieces[0].image_offset, pieces[-1].image_offset + pieces[-1].length
+    start = pieces[0].image_offset if pieces else 0
+    end = pieces[-1].image_offset + pieces[-1].length if pieces else 0
     if ends.compress:
         report.warnings.append("compression is not applied on a tape pool: records stay uncompressed so the "
                                "object can be restored server-free")
@@ -109,6 +110,8 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
 
 
 def _restore(ends, state, paths, report, pieces, server_free_ok):
+    if not pieces:
+        return []
     try:
         loc = TapeLocation.decode(ends.tape_location, f"object on {ends.pool_volume}")
     except ValueError as exc:

@@ -250,6 +250,16 @@ class ScenarioExpect(BaseModel):
     completed_jobs: Bounds | None = None
 
 
+class TapeScenario(BaseModel):
+    """A tape storage pool with tape semantics: objects as records closed by a filemark, tape positions in
+    the catalogue, resumption after the last record known written (bytes are kept: restores compare)."""
+
+    model_config = ConfigDict(extra="forbid")
+    record_bytes: Size = Field(256 * 1024, gt=0, description="bytes per record (variable) or transfer (fixed)")
+    fixed: bool = False
+    block_length: Size = Field(0, ge=0, description="fixed-block mode: the drives' block length")
+
+
 class CiScenario(BaseModel):
     """A CI scenario file (``scenarios/*.yaml``)."""
 
@@ -266,6 +276,7 @@ class CiScenario(BaseModel):
     random_faults: int = Field(0, ge=0)
     jobs: list[JobStep] = Field(min_length=1)
     expect: ScenarioExpect = Field(default_factory=ScenarioExpect)
+    tape: TapeScenario | None = Field(None, description="the drives form a tape pool with tape semantics")
 
     @model_validator(mode="after")
     def _volumes_known(self) -> CiScenario:

@@ -97,7 +97,7 @@ class ScenarioRunner:
         self.topology = self._topology()
         self.index = TopologyIndex.build(self.topology)
         self.san = san_from_topology(self.topology, scen.calibration)
-        self.with_bytes = scen.mode == "exact" or any(
+        self.with_bytes = scen.mode == "exact" or scen.tape is not None or any(
             s.restore or s.mode == "incremental" or s.change or
             str(s.options.get("mode", scen.options.get("mode", ""))).lower() == "incremental" for s in scen.jobs)
         self.volumes: dict[str, ScenarioVolume] = {}
@@ -169,6 +169,7 @@ class ScenarioRunner:
         seg = {m.name: m.max_segment_bytes for m in self.topology.datamovers if m.max_segment_bytes}
         self.memory = MemoryDriver(devices, self.catalogue, {
             m: replace(SIM_LIMITS, max_segment_length=seg.get(m, 0)) for m in self.san.dev.movers})
+        tapes = self._tape_pool(seg) if self.scen.tape is not None and not self.pool_luns else {}
         exact = None
         if self.scen.mode == "exact":
             from simulator.exact import BytearrayLun, ExactMover
@@ -176,6 +177,7 @@ class ScenarioRunner:
             luns = {v.disk: BytearrayLun(v.disk, v.buf, naa=bytes.fromhex(v.naa))
                     for v in self.volumes.values() if v.buf is not None}
             luns[pool_dev] = BytearrayLun(pool_dev, pool_buf, naa=bytes.fromhex(self.designators[pool_dev]))
+            luns.update(tapes)  # a tape pool: the movers write and read the very tapes the catalogue points to
             from scsi.copymgr.config import CopyLimits
 
             # the mover's operating parameters as the topology declares them (segment length)
@@ -183,6 +185,27 @@ class ScenarioRunner:
                                    else None) for m in self.san.dev.movers}
         self._exact = exact or {}
         return SimDriver(self.san, self.memory.execute, devices=snaps, exact=exact)
+
+    def _tape_pool(self, seg: dict[str, int]) -> dict[str, Any]:
+        """Tape semantics for the drives (scenario ``tape:``): record-list tapes the memory driver and the
+        movers share, movers that implement the stream segments (00h, 01h, 10h)."""
+        from orchestrator.drivers.memory_tape import MemoryTapeLun, MemoryTapes
+        from scsi.copymgr.config import CopyLimits
+
+        tapes = {d: MemoryTapeLun(d, naa=bytes.fromhex(self.designators[d])) for d in self.drives}
+        disks = {v.disk: (v.buf, v.naa) for v in self.volumes.values() if v.buf is not None}
+        engines = {m: CopyLimits(max_segment_length=seg[m]) if m in seg else CopyLimits() for m in self.san.dev.movers}
+        self.memory.tapes = MemoryTapes(disks, tapes, engines)
+        self.memory.movers = {m: self.memory.tapes.limits(m) for m in self.san.dev.movers}
+        return tapes
+
+    def _tape_plan(self) -> Any:
+        from orchestrator.job_spec import TapePlan
+
+        t = self.scen.tape
+        if t is None or self.pool_luns:
+            return None
+        return TapePlan(record_bytes=t.record_bytes, fixed=t.fixed, block_length=t.block_length, drives=self.drives)
 
     def _pool_disks(self) -> dict[str, str]:
         """LUNs of the scenario's storage pool when it is a disk pool (``disk_luns``), with designators."""
@@ -260,7 +283,7 @@ class ScenarioRunner:
         paths = PathPlan(start=start, reasons=reasons, notes=elig.notes, movers=elig.movers,
                          lan_free=lan_free, lan=elig.lan, server=SERVER,
                          pool_designators=dict(self.designators) if elig.server_free else {},  # every drive
-                         batch_mb=opts.serverfreebatchsize)
+                         batch_mb=opts.serverfreebatchsize, tape=self._tape_plan())
         spec = BackupSpec(node=vol.client, filespace=filespace,
                           source=DeviceSpec(name=vol.disk, designator=vol.naa if elig.server_free else ""),
                           volume_offset=vol.offset, volume_size=vol.size, file_system=vol.filesystem,
@@ -295,14 +318,16 @@ class ScenarioRunner:
         if start == PathKind.LAN_FREE and not lan_free:
             start = PathKind.LAN
             reasons.append("LAN-free: enablelanfree is no")
-        if start == PathKind.SERVER_FREE and any(o.pool_device in self.san.dev.drives for o in chain):
+        if start == PathKind.SERVER_FREE and any(o.pool_device in self.san.dev.drives and not o.tape_location
+                                                 for o in chain):
             # the simulated data movers read disk LUNs only (simulator/fluid.py, simulator/exact.py)
             start = PathKind.LAN_FREE if lan_free else PathKind.LAN
             reasons.append(NO_SIM_TAPE_READ)
         sf = start == PathKind.SERVER_FREE
         paths = PathPlan(start=start, reasons=reasons, movers=elig.movers if sf else [], lan_free=lan_free,
                          lan=elig.lan, server=SERVER,
-                         pool_designators={o.pool_device: self.designators[o.pool_device] for o in chain} if sf
+                         pool_designators={d: self.designators[d] for d in self.drives} | {
+                             o.pool_device: self.designators[o.pool_device] for o in chain} if sf
                          else {}, batch_mb=opts.serverfreebatchsize)
         vol.buf[vol.offset:vol.offset + vol.size] = bytes(vol.size)
         spec = RestoreSpec(node=vol.client, filespace=vol.mount, chain=[object_spec(o) for o in chain],

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.sanlab import ROOT, missing_reason
-from tests.fixtures.sanlab_mover import load
 
 PY = sys.executable
 
@@ -65,18 +64,3 @@ def test_down_without_a_lab_says_so(tmp_path):
     r = subprocess.run([PY, "-m", "tests.fixtures.sanlab", "down", "--dir", str(tmp_path)], cwd=ROOT,
                        capture_output=True, check=False, text=True, timeout=60)
     assert r.returncode == 2 and "no running lab recorded in" in r.stderr and "lab.json" in r.stderr
-
-
-@pytest.mark.parametrize("text, words", [
-    ("{not json", ["mover.json", "Expecting property name"]),
-    ('{"target": "iqn.2026-11.x:y", "gateway": "/g", "remote": [{"name": "c", "url": "http://x"}]}',
-     ["remote.0.url", "should match pattern"]),
-    ('{"gateway": "/g"}', ["target", "Field required"]),
-    ('{"target": "t", "gateway": "/g", "sessions": 0}', ["sessions", "greater than or equal to 1"]),
-])
-def test_mover_config_errors_name_the_field(tmp_path, text, words):
-    cfg = tmp_path / "mover.json"
-    cfg.write_text(text)
-    with pytest.raises(ValueError) as err:
-        load(str(cfg))
-    assert all(w in str(err.value) for w in words), str(err.value)

@@ -116,3 +116,30 @@ def test_no_path_left_abandons_the_object_so_no_half_object_is_visible(site):
     assert rep.outcome == "failed" and "LAN path" in rep.message
     assert cat.query("N1", "H:") == [] and list(cat.states().values()) == ["abandoned"]
     assert None not in mt.tapes["DRV1"].records
+
+
+def test_a_catalogue_from_before_tape_pools_gains_the_tape_location_column(tmp_path):
+    import sqlite3
+
+    from orchestrator.catalogue import SCHEMA
+
+    old = SCHEMA.replace(",\n    tape_location TEXT)", ")")
+    assert old != SCHEMA
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(old)
+    db.close()
+    cat = Catalogue(path)
+    cols = {r["name"] for r in cat.db.execute("PRAGMA table_info(objects)")}
+    assert "tape_location" in cols
+    cat.close()
+
+
+def test_an_empty_volume_still_gets_a_closed_tape_object(site):
+    driver, mt, cat, _, _ = site
+    spec = BackupSpec(node="N1", filespace="E:", source=DeviceSpec(name="DISK", designator=D["DISK"]),
+                      volume_size=VOL, extents=[], pool="TAPEPOOL", paths=paths())
+    rep = run_job(backup_job(spec), driver.execute)
+    assert rep.outcome == "completed", rep.message
+    loc = TapeLocation.decode(cat.query("N1", "E:")[0].tape_location)
+    assert loc.records == 0 and mt.tapes["DRV1"].records == [None]

@@ -229,7 +229,7 @@ def test_backup_job_to_a_tape_pool_in_fluid_mode_survives_a_drive_error_and_rest
     san.add_disk("C1:R", owner="C1")
     san.add_route("DM1", "DRV2", [("M1", False), ("T2", True)])
     san.add_route("DM1", "C1:R", [("M1", False), ("R1", True)])
-    FaultInjector(san, [FaultSpec(kind="tape_error", target="DRV1", at_s=0.6)]).arm()
+    FaultInjector(san, [FaultSpec(kind="tape_error", target="DRV1", at_s=0.53)]).arm()
     disk = bytearray(random.Random(5).randbytes(VOL))
     dest = bytearray(VOL)
     tapes = {d: MemoryTapeLun(d, naa=bytes.fromhex(naa(d))) for d in ("DRV1", "DRV2")}
