@@ -7,8 +7,8 @@ the last record known written, or restarts the object on the next drive when
 the drive failed; the LAN-free client writes and reads the very same records,
 so an object is restorable server-free whichever path wrote it.  The object's
 :class:`~orchestrator.tape_position.TapeLocation` is left in
-``state.tape_location`` for the commit.  The LAN path cannot reach a tape
-pool here: the backup server writes pool volumes by offset, not tape records.
+``state.tape_location`` for the commit.  On the LAN path the backup server
+writes (reads) those records for the client.
 """
 from __future__ import annotations
 
@@ -31,9 +31,6 @@ from orchestrator.tape_move import (
 from orchestrator.tape_position import TapeLocation
 
 log = logging.getLogger(__name__)
-
-NO_LAN_TAPE = "the backup server cannot write or read tape records over the LAN path (tape pools go server-free " \
-              "or LAN-free)"
 
 
 def move_tape(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport, pieces: Sequence[AnyPiece],
@@ -62,6 +59,13 @@ def _server_free_report(m: TapeMove, state: MoveState, report: JobReport, moved_
         report.failovers.append(FailoverEvent(PathKind.SERVER_FREE.value, PathKind.SERVER_FREE.value, why,
                                               moved_from, ""))
     state.movers = list(m.movers_left)
+
+
+def _client_path(state: MoveState, paths: PathPlan) -> PathKind:
+    """The path the client side takes now (server-free is not one of them)."""
+    if state.path != PathKind.SERVER_FREE:
+        return state.path
+    return PathKind.LAN_FREE if paths.lan_free else PathKind.LAN
 
 
 def _backup(ends, state, paths, report, pieces, server_free_ok):
@@ -94,19 +98,21 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
             if m.fatal:
                 raise JobFailed(m.failure)
             _step_down(state, paths, report, m.failure, m.image_offset, m.movers_used[-1] if m.movers_used else "")
-    if state.path != PathKind.LAN_FREE:
-        raise JobFailed(NO_LAN_TAPE)
     drive = _drive(paths, m.drive if m is not None else ends.pool_device)
-    before = m.image_offset if m is not None else start
-    m = yield from lan_free_to_tape(pieces, source=ends.client.name, source_offset=ends.client_base, drive=drive,
-                                    fmt=fmt, volume=ends.pool_volume, move=m)
-    report.elapsed += m.elapsed
-    report.add_bytes(PathKind.LAN_FREE.value, m.image_offset - before)
-    if not m.ok:
-        _step_down(state, paths, report, m.failure, m.image_offset)
-        raise JobFailed(f"{m.failure}; {NO_LAN_TAPE}")
-    state.tape_location = m.location.encode()
-    return [_stored(p) for p in pieces]
+    while True:  # LAN-free, then LAN: each goes on from the last record known written
+        path = _client_path(state, paths)
+        lan = path == PathKind.LAN
+        before = m.image_offset if m is not None else start
+        m = yield from lan_free_to_tape(pieces, source=ends.client.name, source_offset=ends.client_base,
+                                        drive=drive, fmt=fmt, volume=ends.pool_volume, move=m,
+                                        server=paths.server if lan else "")
+        report.elapsed += m.elapsed
+        report.add_bytes(path.value, m.image_offset - before)
+        if m.ok:
+            state.tape_location = m.location.encode()
+            return [_stored(p) for p in pieces]
+        state.path = path
+        _step_down(state, paths, report, m.failure, m.image_offset)  # raises when no path is left
 
 
 def _restore(ends, state, paths, report, pieces, server_free_ok):
@@ -134,14 +140,16 @@ def _restore(ends, state, paths, report, pieces, server_free_ok):
             if m.ok:
                 return [_stored(p) for p in pieces]
             _step_down(state, paths, report, m.failure, m.image_offset, m.movers_used[-1] if m.movers_used else "")
-    if state.path != PathKind.LAN_FREE:
-        raise JobFailed(NO_LAN_TAPE)
-    before = m.image_offset if m is not None else start
-    m = yield from lan_free_from_tape(pieces, location=loc, drive=drive, destination=ends.client.name,
-                                      destination_offset=ends.client_base, move=m)
-    report.elapsed += m.elapsed
-    report.add_bytes(PathKind.LAN_FREE.value, m.image_offset - before)
-    if not m.ok or m.image_offset < end:
-        _step_down(state, paths, report, m.failure or "LAN-free restore stopped early", m.image_offset)
-        raise JobFailed(f"{m.failure}; {NO_LAN_TAPE}")
-    return [_stored(p) for p in pieces]
+    while True:  # LAN-free, then LAN: each goes on from the first record not yet restored
+        path = _client_path(state, paths)
+        lan = path == PathKind.LAN
+        before = m.image_offset if m is not None else start
+        m = yield from lan_free_from_tape(pieces, location=loc, drive=drive, destination=ends.client.name,
+                                          destination_offset=ends.client_base, move=m,
+                                          server=paths.server if lan else "")
+        report.elapsed += m.elapsed
+        report.add_bytes(path.value, m.image_offset - before)
+        if m.ok and m.image_offset >= end:
+            return [_stored(p) for p in pieces]
+        state.path = path
+        _step_down(state, paths, report, m.failure or "restore stopped early", m.image_offset)

@@ -87,6 +87,7 @@ class MoverLimits:
     data_segment_granularity: int = 9  # log2 bytes
     total_concurrent_copies: int = 1
     implemented_codes: tuple[int, ...] = (0x02, 0xE4)
+    max_stream_transfer: int = 0  # MAXIMUM STREAM DEVICE TRANSFER SIZE, bytes (0 = not reported)
 
     @classmethod
     def from_operating_parameters(cls, op: Any) -> "MoverLimits":
@@ -115,6 +116,7 @@ class MoverLimits:
             data_segment_granularity=int(first("data_segment_granularity", default=9)),
             total_concurrent_copies=int(first("total_concurrent_copies", default=1)),
             implemented_codes=tuple(int(c) for c in codes),
+            max_stream_transfer=int(first("max_stream_device_transfer_size", "max_stream_transfer", default=0)),
         )
 
 

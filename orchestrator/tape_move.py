@@ -39,6 +39,8 @@ from orchestrator.tape_ops import (
     TapeClientRead,
     TapeClientWrite,
     TapePositioned,
+    TapeServerRead,
+    TapeServerWrite,
 )
 from orchestrator.tape_position import OnTape, TapeLocation, known_on_tape, record_of, resume_decision
 
@@ -181,12 +183,13 @@ def _location(move: TapeMove, volume: str, fmt: TapeFormat, records: int) -> Tap
 
 
 def lan_free_to_tape(pieces: Sequence[AnyPiece], *, source: str, source_offset: int, drive: DriveRef,
-                     fmt: TapeFormat, volume: str, move: TapeMove | None = None
+                     fmt: TapeFormat, volume: str, move: TapeMove | None = None, server: str = ""
                      ) -> Generator[object, object, TapeMove]:
     """The client writes the object's records itself (LAN-free), continuing ``move`` where the tape got.
 
     Without ``move`` (or before its object started) the object starts at end of data.  The client
-    writes the same records a mover would, so the object stays restorable server-free.
+    writes the same records a mover would, so the object stays restorable server-free.  With
+    ``server`` the client streams over the LAN and that server writes the records (the LAN path).
     """
     pieces = _plain(pieces)
     start = pieces[0].image_offset if pieces else 0
@@ -199,14 +202,19 @@ def lan_free_to_tape(pieces: Sequence[AnyPiece], *, source: str, source_offset: 
         return move
     move.failure = ""
     rest = tuple(slice_pieces(pieces, move.image_offset))
-    r: TransferResult = yield TapeClientWrite(source, drive.name, rest, fmt, source_offset)  # type: ignore[misc]
+    if server:
+        r: TransferResult = yield TapeServerWrite(server, source, drive.name, rest, fmt,  # type: ignore[misc]
+                                                  source_offset)
+    else:
+        r = yield TapeClientWrite(source, drive.name, rest, fmt, source_offset)  # type: ignore[misc]
     move.elapsed += r.elapsed
-    move.paths.append("lan-free")
+    move.paths.append("lan" if server else "lan-free")
     done = max(0, min(r.pieces_done, len(rest)))
     for p in rest[:done]:
         move.image_offset, move.next_record = p.image_end, move.next_record + fmt.records(p.length)
     if not r.ok:
-        move.failure = f"LAN-free write to {drive.name} failed: {r.failure.describe() if r.failure else ''}"
+        move.failure = (f"{'LAN' if server else 'LAN-free'} write to {drive.name} failed: "
+                        f"{r.failure.describe() if r.failure else ''}")
         move.events.append(move.failure)
         return move
     move.closed = True
@@ -234,8 +242,10 @@ def backup_to_tape_with_failover(pieces: Sequence[AnyPiece], *, disk: CscdRef, d
 
 
 def lan_free_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, drive: DriveRef, destination: str,
-                       destination_offset: int, move: TapeMove | None = None) -> Generator[object, object, TapeMove]:
-    """The client reads the object's records itself (LAN-free restore), from where ``move`` stopped."""
+                       destination_offset: int, move: TapeMove | None = None, server: str = ""
+                       ) -> Generator[object, object, TapeMove]:
+    """The client reads the object's records itself (LAN-free restore), from where ``move`` stopped;
+    with ``server`` that server reads them and streams them to the client (the LAN path)."""
     pieces = _plain(pieces)
     fmt = location.fmt
     start = move.image_offset if move is not None else (pieces[0].image_offset if pieces else 0)
@@ -246,16 +256,20 @@ def lan_free_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dr
         return move
     move.failure = ""
     rest = tuple(slice_pieces(pieces, start))
-    r: TransferResult = yield TapeClientRead(drive.name, destination, rest, fmt,  # type: ignore[misc]
-                                             destination_offset)
+    if server:
+        r: TransferResult = yield TapeServerRead(server, drive.name, destination, rest, fmt,  # type: ignore[misc]
+                                                 destination_offset)
+    else:
+        r = yield TapeClientRead(drive.name, destination, rest, fmt, destination_offset)  # type: ignore[misc]
     move.elapsed += r.elapsed
-    move.paths.append("lan-free")
+    move.paths.append("lan" if server else "lan-free")
     done = max(0, min(r.pieces_done, len(rest)))
     if done:
         move.image_offset = rest[done - 1].image_end
     move.closed = move.image_offset >= end
     if not r.ok or not move.closed:
-        move.failure = f"LAN-free read of {drive.name} failed: {r.failure.describe() if r.failure else 'short'}"
+        move.failure = (f"{'LAN' if server else 'LAN-free'} read of {drive.name} failed: "
+                        f"{r.failure.describe() if r.failure else 'short'}")
     return move
 
 

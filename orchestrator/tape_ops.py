@@ -82,3 +82,30 @@ class TapeClientRead:
     pieces: tuple[Piece, ...]
     fmt: TapeFormat
     destination_offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TapeServerWrite:
+    """LAN backup to tape: the client streams the pieces to the backup server, which lays them as records on
+    ``drive`` at its current position (layout of ``fmt``) and, with ``close``, writes the filemark."""
+
+    server: str
+    source: str
+    drive: str
+    pieces: tuple[Piece, ...]
+    fmt: TapeFormat
+    source_offset: int = 0
+    close: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TapeServerRead:
+    """LAN restore from tape: the server reads the records of ``pieces`` from ``drive`` and streams them to
+    the client, which writes ``destination``."""
+
+    server: str
+    drive: str
+    destination: str
+    pieces: tuple[Piece, ...]
+    fmt: TapeFormat
+    destination_offset: int = 0

@@ -60,6 +60,8 @@ from orchestrator.tape_ops import (
     TapeClientRead,
     TapeClientWrite,
     TapePositioned,
+    TapeServerRead,
+    TapeServerWrite,
 )
 from orchestrator.tape_records import read_piece, write_piece
 from scsi.copymgr.cdb import extended_copy_cdb
@@ -198,7 +200,7 @@ class SimDriver:
             return (yield from self._locate(op, name))
         if isinstance(op, ReadCopyStatus):
             return self._copy_status(op, name)
-        if isinstance(op, (TapeClientWrite, TapeClientRead)):
+        if isinstance(op, (TapeClientWrite, TapeClientRead, TapeServerWrite, TapeServerRead)):
             return (yield from self._tape_client(op, name, client))
         if isinstance(op, ReadOperatingParameters):
             mover = san.dev.movers.get(op.mover)
@@ -307,20 +309,29 @@ class SimDriver:
             return TapePositioned(failure=Failure("sense", f"LOCATE failed: {e}", dev, e.sense,
                                                   int(Status.CHECK_CONDITION)))
         pos = lun.position()
+        if hasattr(lun, "file_number"):
+            return TapePositioned(pos, lun.file_number(pos))
         return TapePositioned(pos, sum(1 for o in lun.objects()[:pos] if o is None))
 
-    def _tape_client(self, op: TapeClientWrite | TapeClientRead, name: str, client: str | None):
-        """LAN-free records to or from tape: a LAN-free flow's time; the records themselves in exact mode."""
+    def _tape_client(self, op: Any, name: str, client: str | None):
+        """Records to or from tape moved by the client (LAN-free) or by the server for it (LAN): that
+        transfer's time on the model; the records themselves in exact mode, else in the backend."""
         if isinstance(op, TapeClientWrite):
             timing: Any = LanFreeWrite(op.source, op.drive, 0, op.pieces, False, op.source_offset)
+        elif isinstance(op, TapeServerWrite):
+            timing = LanSend(op.server, op.source, op.drive, 0, op.pieces, False, op.source_offset)
+        elif isinstance(op, TapeClientRead):
+            timing = LanFreeRead(op.drive, 0, op.destination, op.destination_offset, op.pieces)
+        else:
+            timing = LanReceive(op.server, op.drive, 0, op.destination, op.destination_offset, op.pieces)
+        writing = isinstance(op, (TapeClientWrite, TapeServerWrite))
+        if writing:
             src, dest = self._dev(op.source, name), self._dev(op.drive, name)
         else:
-            timing = LanFreeRead(op.drive, 0, op.destination, op.destination_offset, op.pieces)
             src, dest = self._dev(op.drive, name), self._dev(op.destination, name)
         res: TransferResult = yield from transfer(self.san, timing, client=client, job=name, source=src,
                                                   destination=dest)
         done = res.pieces_done
-        writing = isinstance(op, TapeClientWrite)
         part = replace(op, pieces=op.pieces[:done], **({"close": op.close and res.ok} if writing else {}))
         tape, disk = self._tape_lun(src if not writing else dest), self._block_lun(src if writing else dest)
         if tape is None or disk is None:  # no bytes here: the backend may keep them

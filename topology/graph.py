@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from topology.index import TopologyIndex, link_name, normalise_endpoint, split_switch_port
+from topology.index import TopologyIndex, index_of, link_name, normalise_endpoint, split_switch_port
 from topology.model import Role, Topology
 from topology.wwn import parse_wwpn
 
@@ -22,6 +22,18 @@ FABRIC_KINDS = frozenset({"port", "swport", "switch", "link"})
 
 def build_graph(topo: Topology, ix: TopologyIndex | None = None) -> nx.Graph:
     """Every component of the topology as a node; ``online`` and ``kind`` as attributes."""
+    return _assemble(topo, *_graph_parts(topo))
+
+
+def _assemble(topo: Topology, nodes: list[tuple[str, dict]], edges: list[tuple[str, str]]) -> nx.Graph:
+    g = nx.Graph(name=topo.name)
+    g.add_nodes_from(nodes)
+    g.add_edges_from(edges)
+    return g
+
+
+def _graph_parts(topo: Topology) -> tuple[list[tuple[str, dict]], list[tuple[str, str]]]:
+    """The graph's nodes (with attributes) and edges, as lists: built once, read by the live fabric too."""
     nodes: list[tuple[str, dict]] = [(topo.lan.name, {"kind": "lan", "online": topo.lan.online,
                                                       "speed_gbit": topo.lan.speed_gbit})]
     edges: list[tuple[str, str]] = []
@@ -61,10 +73,7 @@ def build_graph(topo: Topology, ix: TopologyIndex | None = None) -> nx.Graph:
                 nodes.append((end, {"kind": "swport", "online": True, "owner": sp[0]}))
                 edges.append((end, sp[0]))
             edges.append((name, end))
-    g = nx.Graph(name=topo.name)
-    g.add_nodes_from(nodes)
-    g.add_edges_from(edges)
-    return g
+    return nodes, edges
 
 
 def fabric_view(g: nx.Graph, down: set[str] = frozenset()) -> nx.Graph:
@@ -79,6 +88,18 @@ def live_fabric(g: nx.Graph, down: set[str] | frozenset[str]) -> nx.Graph:
     live = nx.Graph()
     live.add_nodes_from((n, {"kind": g.nodes[n]["kind"]}) for n in keep)
     live.add_edges_from((u, v) for u, v in g.edges if u in keep and v in keep)
+    return live
+
+
+def _bare_live_fabric(g: nx.Graph, edges: list[tuple[str, str]], down: set[str]) -> nx.Graph:
+    """Like :func:`live_fabric` from the edge list the graph was built from, without node attributes.
+
+    Node attributes stay on ``g`` (one copy); isolated fabric nodes are added too.
+    """
+    keep = {n for n, k in g.nodes(data="kind") if k in FABRIC_KINDS and n not in down}
+    live = nx.Graph()
+    live.add_nodes_from(keep)
+    live.add_edges_from((u, v) for u, v in edges if u in keep and v in keep)
     return live
 
 
@@ -101,8 +122,13 @@ class SanState:
     @classmethod
     def build(cls, topo: Topology, failed: set[str] | frozenset[str] | tuple = (),
               graph: nx.Graph | None = None, index: TopologyIndex | None = None) -> "SanState":
-        ix = index or TopologyIndex.build(topo)
-        g = graph if graph is not None else build_graph(topo, ix)
+        ix = index or index_of(topo)
+        edges = None
+        if graph is not None:
+            g = graph
+        else:
+            nodes, edges = _graph_parts(topo)
+            g = _assemble(topo, nodes, edges)
         resolved = {resolve_component(g, name) for name in failed}
         down = set(resolved)
         down.update(n for n, attrs in g.nodes(data=True) if not attrs.get("online", True))
@@ -122,7 +148,7 @@ class SanState:
                                     cause[x] = n
         state = cls(topology=topo, index=ix, graph=g, failed=resolved, down=down)
         state.cause = cause
-        state.live_fabric = fabric = live_fabric(g, down)
+        state.live_fabric = fabric = live_fabric(g, down) if edges is None else _bare_live_fabric(g, edges, down)
         for i, comp in enumerate(nx.connected_components(fabric)):
             for n in comp:
                 state.component_of[n] = i

@@ -159,6 +159,19 @@ class TopologyIndex:
         return normalise_endpoint(text)
 
 
+def index_of(topo: Topology) -> TopologyIndex:
+    """The index built when ``topo`` was checked (or a new one): a topology is indexed once.
+
+    A Topology edited after loading must be checked again (``check_references``),
+    which replaces the index -- as the TSM macro merge does.
+    """
+    ix = getattr(topo, "_index", None)
+    if not isinstance(ix, TopologyIndex) or ix.topology is not topo:
+        ix = TopologyIndex.build(topo)
+        topo._index = ix
+    return ix
+
+
 @lru_cache(maxsize=131072)
 def normalise_endpoint(text: str) -> str:
     if split_switch_port(text):

@@ -277,6 +277,8 @@ class Topology(_Strict):
     tsm_disks: list[TsmDisk] = Field(default_factory=list)
     tsm_paths: list[TsmPath] = Field(default_factory=list)
     _warnings: list[str] = PrivateAttr(default_factory=list)
+    # The TopologyIndex built while checking references, reused by verification (see index.index_of).
+    _index: object = PrivateAttr(default=None)
 
     @property
     def warnings(self) -> list[str]:

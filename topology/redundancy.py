@@ -89,16 +89,15 @@ class SeparatorIndex:
 
     def __init__(self, fabric: nx.Graph, graph: nx.Graph | None = None) -> None:
         attrs = (graph or fabric).nodes
-        # Switch ports and (non-ISL) cables each sit in series with exactly one N_port or ISL.
-        self.serial = {n for n in fabric if attrs[n].get("kind") == "swport"
-                       or (attrs[n].get("kind") == "link" and not attrs[n].get("isl"))}
+        self._fabric, self._attrs = fabric, attrs
+        self._serial: dict[str, bool] = {}
         self.write_cache: dict[tuple, list[str]] = {}
         self.flow_cache: dict[frozenset, int] = {}
         self.attach: dict[str, tuple[str, str, str]] = {}
         pendant: set[str] = set()
         adj = fabric.adj
-        for n, kind in fabric.nodes(data="kind"):
-            if kind != "port":
+        for n in fabric:
+            if attrs[n].get("kind") != "port":
                 continue
             pendant.add(n)
             links = list(adj[n])  # an N_port has at most one cable
@@ -118,7 +117,16 @@ class SeparatorIndex:
 
     def condensed(self, chain) -> list[str]:
         """Drop switch ports and cables that sit in series with one N_port or ISL (same flow, fewer nodes)."""
-        return [n for n in chain if n not in self.serial]
+        return [n for n in chain if not self.is_serial(n)]
+
+    def is_serial(self, n: str) -> bool:
+        """Switch ports and (non-ISL) cables each sit in series with exactly one N_port or ISL."""
+        serial = self._serial.get(n)
+        if serial is None:
+            a = self._attrs[n] if n in self._fabric else {}
+            kind = a.get("kind")
+            serial = self._serial[n] = kind == "swport" or (kind == "link" and not a.get("isl"))
+        return serial
 
     def separators(self, a: str, b: str) -> tuple[str, ...]:
         """Nodes whose loss disconnects a from b, in order from a to b (a and b included)."""

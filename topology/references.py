@@ -189,6 +189,7 @@ def check_references(topo: Topology, *, data: Any = None, file: str | None = Non
         if dc.library is None and dc.devtype not in _POOLLESS_DEVTYPES:
             c.fail(("devclasses", i, "library"), f"device class {dc.name} of type {dc.devtype} needs a library")
     ix = TopologyIndex.build(topo)
+    topo._index = ix  # verification reuses it instead of indexing the same topology again
     for i, pool in enumerate(topo.stgpools):
         if pool.devclass not in devclasses:
             c.fail(("stgpools", i, "devclass"), f"unknown device class {pool.devclass!r}", pool.devclass)

@@ -87,6 +87,10 @@ class _Context:
         self._legs_cache: dict[tuple, MoverLegs] = {}
         self._mover_ends: dict[str, list[End]] = {}
         self._volume_legs: dict[tuple, list[MoverLegs]] = {}
+        self._write_legs: dict[tuple, tuple[list[tuple[str, str, str]], tuple | None]] = {}
+        self._live_devices: dict[str, tuple[list[Device], Problem | None]] = {}
+        self._array_ends: dict[str, list[End]] = {}
+        self._client_ends: dict[str, list[End]] = {}
         self.mover_ports = {p.wwpn for m in self.movers for p in m.ports}
         self._client_disk: dict[str, Problem | None] = {}
         self.client_pairs: dict[str, list[tuple[str, str]]] = {}
@@ -123,8 +127,7 @@ class _Context:
     def client_disk(self, vol: Volume, lun: LunRef) -> Problem | None:
         """The client itself must see its volume's LUN (it reads the file system and its bitmap)."""
         if vol.id not in self._client_disk:
-            ends = [End(p.wwpn, f"array {lun.array}", lun.array) for p in self.ix.arrays[lun.array].ports]
-            hop = check_hop(self.state, self.client_ends(vol.client), ends, lun, want_all=True)
+            hop = check_hop(self.state, self.client_ends(vol.client), self.array_ends(lun.array), lun, want_all=True)
             self.client_pairs[vol.id] = [(c.wwpn, a.wwpn) for c, a in hop.pairs]
             problem = None
             if not hop.ok:
@@ -134,7 +137,31 @@ class _Context:
         return self._client_disk[vol.id]
 
     def client_ends(self, client: str) -> list[End]:
-        return [End(p.wwpn, f"client {client}", client) for p in self.ix.hosts[client].hba_ports]
+        ends = self._client_ends.get(client)
+        if ends is None:
+            ends = self._client_ends[client] = [End(p.wwpn, f"client {client}", client)
+                                                for p in self.ix.hosts[client].hba_ports]
+        return ends
+
+    def array_ends(self, array: str) -> list[End]:
+        ends = self._array_ends.get(array)
+        if ends is None:
+            ends = self._array_ends[array] = [End(p.wwpn, f"array {array}", array)
+                                              for p in self.ix.arrays[array].ports]
+        return ends
+
+    def live_devices(self, pool: StoragePool) -> tuple[list[Device], Problem | None]:
+        """The pool's devices whose owners are up, and the first down one's problem (once per pool)."""
+        if pool.name not in self._live_devices:
+            live, problem = [], None
+            for d in self.devices(pool):
+                p = self.owner_down(d)
+                if p is None:
+                    live.append(d)
+                elif problem is None:
+                    problem = p
+            self._live_devices[pool.name] = (live, problem)
+        return self._live_devices[pool.name]
 
     # -- verdict ---------------------------------------------------------
     def verdict(self, vol: Volume, want_routes: bool) -> VolumeVerdict:
@@ -196,16 +223,10 @@ class _Context:
                         [lun.array, f"{lun.array}:{lun.number}"])
         if not self.movers:
             return fail("no-mover", "no data mover is defined", [])
-        live_devices, device_problem = [], None
-        for d in devices:
-            p = self.owner_down(d)
-            if p is None:
-                live_devices.append(d)
-            elif device_problem is None:
-                device_problem = p
+        live_devices, device_problem = self.live_devices(pool)
         if not live_devices:
             return ServerFreeResult(device_problem, [])
-        array_ends = [End(p.wwpn, f"array {lun.array}", lun.array) for p in self.ix.arrays[lun.array].ports]
+        array_ends = self.array_ends(lun.array)
         best: tuple[float, Problem] | None = None
         legs: list[MoverLegs] = []
         device_key = tuple(d.name for d in live_devices)
@@ -264,6 +285,23 @@ class _Context:
         legs_key = (read_key, device_key)
         if not self.topo.tsm_paths and legs_key in self._legs_cache:
             return None, 0.0, self._legs_cache[legs_key]
+        if not self.topo.tsm_paths:  # without server paths, what a mover can write is the same for every volume
+            write_key = (mover.name, device_key, want_routes)
+            if write_key not in self._write_legs:
+                self._write_legs[write_key] = self._writes(vol, lun, mover, ends, devices, want_routes)
+            write_pairs, best_write = self._write_legs[write_key]
+        else:
+            write_pairs, best_write = self._writes(vol, lun, mover, ends, devices, want_routes)
+        if write_pairs:
+            legs = MoverLegs(mover.name, [(m.wwpn, a.wwpn) for m, a in read.pairs], write_pairs)
+            if not self.topo.tsm_paths:  # server paths depend on the volume; without them legs are shared
+                self._legs_cache[legs_key] = legs
+            return None, 0.0, legs
+        return best_write[1], 2 + best_write[0] / 10, None
+
+    def _writes(self, vol: Volume, lun: LunRef, mover, ends: list[End], devices: list[Device],
+                want_routes: bool) -> tuple[list[tuple[str, str, str]], tuple | None]:
+        """(write pairs, None) or ([], (score, problem)): what ``mover`` can write of ``devices``."""
         best_write = None
         write_pairs: list[tuple[str, str, str]] = []
         for d in devices:
@@ -283,12 +321,7 @@ class _Context:
             write_pairs.extend((m_out.wwpn, d_port.wwpn, d.name) for m_out, d_port in write.pairs)
             if not want_routes:
                 break
-        if write_pairs:
-            legs = MoverLegs(mover.name, [(m.wwpn, a.wwpn) for m, a in read.pairs], write_pairs)
-            if not self.topo.tsm_paths:  # server paths depend on the volume; without them legs are shared
-                self._legs_cache[legs_key] = legs
-            return None, 0.0, legs
-        return best_write[1], 2 + best_write[0] / 10, None
+        return write_pairs, (None if write_pairs else best_write)
 
     def _tsm_paths(self, vol: Volume, lun: LunRef, mover: str, device: Device) -> Problem | None:
         """When the server has DEFINE PATH entries, the mover needs an online one to disk and device."""

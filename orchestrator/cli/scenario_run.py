@@ -354,9 +354,10 @@ class ScenarioRunner:
             t0, cpu0 = self.san.env.now, self.cpu()
             for i in phase:
                 self._arm_step_faults(self.scen.jobs[i].faults)
-            # the simulated exact mover reads disks only: restores from a tape pool move their (real)
-            # bytes through the memory driver, timed by the fluid model
-            tape_restore = not self.pool_luns and any(self.scen.jobs[i].restore for i in phase)
+            # without tape semantics the pool "drive" is a byte array the exact mover cannot read as a tape:
+            # such restores move their (real) bytes through the memory driver, timed by the fluid model
+            tape_restore = not self.pool_luns and self.scen.tape is None and any(
+                self.scen.jobs[i].restore for i in phase)
             self.driver.exact = {} if tape_restore else self._exact
             for i in phase:
                 step = self.scen.jobs[i]

@@ -25,6 +25,8 @@ from orchestrator.tape_ops import (
     TapeClientRead,
     TapeClientWrite,
     TapePositioned,
+    TapeServerRead,
+    TapeServerWrite,
 )
 from orchestrator.tape_records import client_read, client_write
 from scsi.copymgr import CopyLimits, CopyManager
@@ -54,6 +56,11 @@ class MemoryTapeLun(StreamLun):
 
     def position(self) -> int:
         return self._pos
+
+    def objects(self) -> list[bytes | None]:
+        """Every record (None for a filemark), in tape order -- as :meth:`scsi.luns.TapeLun.objects`."""
+        with self._lock:
+            return list(self.records)
 
     def file_number(self, position: int | None = None) -> int:
         """Filemarks before ``position`` (the current one by default)."""
@@ -211,7 +218,8 @@ class MemoryTapes:
 
     def handles(self, op: object) -> bool:
         """Whether ``op`` is a tape operation this object answers."""
-        if isinstance(op, (LocateTape, ReadCopyStatus, TapeClientWrite, TapeClientRead)):
+        if isinstance(op, (LocateTape, ReadCopyStatus, TapeClientWrite, TapeClientRead, TapeServerWrite,
+                           TapeServerRead)):
             return True
         return isinstance(op, CopyBatches) and (op.source in self.tapes or op.destination in self.tapes)
 
@@ -222,9 +230,9 @@ class MemoryTapes:
             return self.copy_status(op)
         if isinstance(op, CopyBatches):
             return self.copy(op)
-        if isinstance(op, TapeClientWrite):
+        if isinstance(op, (TapeClientWrite, TapeServerWrite)):  # in memory the server's writes are the same
             return self.client_write(op)
-        if isinstance(op, TapeClientRead):
+        if isinstance(op, (TapeClientRead, TapeServerRead)):
             return self.client_read(op)
         raise TypeError(f"memory tapes cannot answer {type(op).__name__}")
 

@@ -33,7 +33,7 @@ from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitO
                               SnapshotResult, StoredPiece, TakeSnapshot, TransferResult, VerifyPool,
                               VerifyResult, without_chunks)
 from orchestrator.tape_ops import (CopyStatusResult, LocateTape, ReadCopyStatus, TapeClientRead, TapeClientWrite,
-                                   TapePositioned)
+                                   TapePositioned, TapeServerRead, TapeServerWrite)
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +321,14 @@ class RealDriver:
         r = client_write(op, lambda p: src.read(op.source_offset + p.volume_offset, p.length), tape,
                          lambda exc, what, dev: failure_from(exc, what, dev))
         return TransferResult(r.pieces_done, r.stored, r.failure, time.monotonic() - t0)
+
+    def _TapeServerWrite(self, op: TapeServerWrite) -> TransferResult:
+        return TransferResult(0, failure=Failure("error", "the LAN backup server (orchestrator.lanserver) does not "
+                                                          "write tape records yet", op.server))
+
+    def _TapeServerRead(self, op: TapeServerRead) -> TransferResult:
+        return TransferResult(0, failure=Failure("error", "the LAN backup server (orchestrator.lanserver) does not "
+                                                          "read tape records yet", op.server))
 
     def _TapeClientRead(self, op: TapeClientRead) -> TransferResult:
         from orchestrator.tape_records import client_read

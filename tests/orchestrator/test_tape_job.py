@@ -37,8 +37,8 @@ def site():
     mt.close()
 
 
-def paths(start=PathKind.SERVER_FREE, movers=("DM1", "DM2"), lan_free=True, tape=TAPE):
-    return PathPlan(start=start, movers=list(movers), lan_free=lan_free, lan=True, server="srv:1500",
+def paths(start=PathKind.SERVER_FREE, movers=("DM1", "DM2"), lan_free=True, tape=TAPE, lan=True):
+    return PathPlan(start=start, movers=list(movers), lan_free=lan_free, lan=lan, server="srv:1500",
                     pool_designators={n: D[n] for n in ("DRV1", "DRV2")}, batch_mb=10, tape=tape)
 
 
@@ -109,11 +109,21 @@ def test_lan_free_restore_from_tape(site):
     assert rep.outcome == "completed" and rep.path_used == "lan-free" and identical(disk, dest)
 
 
+def test_the_lan_path_continues_the_tape_object_through_the_server(site):
+    driver, mt, cat, disk, dest = site
+    mt.disk_faults["DISK"] = 600 * KIB
+    rep = backup(driver, movers=("DM1",), lan_free=False)
+    assert rep.outcome == "completed" and rep.path_used == "server-free+lan", rep.message
+    assert "TapeServerWrite" in driver.log and "TapeClientWrite" not in driver.log
+    rep = restore(driver, cat, movers=("DM2",))
+    assert rep.outcome == "completed" and rep.path_used == "server-free" and identical(disk, dest)
+
+
 def test_no_path_left_abandons_the_object_so_no_half_object_is_visible(site):
     driver, mt, cat, _, _ = site
     mt.disk_faults["DISK"] = 600 * KIB
-    rep = backup(driver, movers=("DM1",), lan_free=False)
-    assert rep.outcome == "failed" and "LAN path" in rep.message
+    rep = backup(driver, movers=("DM1",), lan_free=False, lan=False)
+    assert rep.outcome == "failed" and "no other path" in rep.message
     assert cat.query("N1", "H:") == [] and list(cat.states().values()) == ["abandoned"]
     assert None not in mt.tapes["DRV1"].records
 
@@ -143,3 +153,33 @@ def test_an_empty_volume_still_gets_a_closed_tape_object(site):
     assert rep.outcome == "completed", rep.message
     loc = TapeLocation.decode(cat.query("N1", "E:")[0].tape_location)
     assert loc.records == 0 and mt.tapes["DRV1"].records == [None]
+
+
+def test_image_incremental_on_tape_restores_the_chain_server_free(site):
+    driver, mt, cat, disk, dest = site
+    assert backup(driver).outcome == "completed"
+    disk[1 * MIB + 4096:1 * MIB + 8192] = b"\x5a" * 4096  # the volume changes after the full image
+    (base,) = cat.query("N1", "H:")
+    spec = BackupSpec(node="N1", filespace="H:", source=DeviceSpec(name="DISK", designator=D["DISK"]),
+                      volume_size=VOL, extents=EXTENTS, pool="TAPEPOOL", mode="incremental",
+                      base_object_id=base.id, base_digests=cat.digests([base]), paths=paths())
+    rep = run_job(backup_job(spec), driver.execute)
+    assert rep.outcome == "completed", rep.message
+    chain = cat.restore_chain("N1", "H:", incremental=True)
+    assert len(chain) == 2 and all(o.tape_location for o in chain)
+    locs = [TapeLocation.decode(o.tape_location) for o in chain]
+    assert locs[1].first_object == locs[0].end_object  # the incremental follows the full image on tape
+    restore_spec = RestoreSpec(node="N1", filespace="H:", chain=[object_spec(o) for o in chain],
+                               destination=DeviceSpec(name="DEST", designator=D["DEST"]), destination_size=VOL,
+                               incremental=True, paths=paths(tape=None))
+    rep = run_job(restore_job(restore_spec), driver.execute)
+    assert rep.outcome == "completed" and rep.path_used == "server-free", rep.message
+    assert identical(disk, dest)
+
+
+def test_lan_restore_from_tape_through_the_server(site):
+    driver, _, cat, disk, dest = site
+    assert backup(driver).outcome == "completed"
+    rep = restore(driver, cat, start=PathKind.LAN, movers=(), lan_free=False)
+    assert rep.outcome == "completed" and rep.path_used == "lan" and identical(disk, dest)
+    assert "TapeServerRead" in driver.log

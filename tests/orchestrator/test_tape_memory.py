@@ -186,3 +186,13 @@ def test_a_list_replayed_in_part_writes_only_its_first_segments(site):
     part = dc_replace(first, segments=first.segments[:1])  # the simulator's fluid mover finished one segment
     r = mt.execute(CopyBatches("DM1", "DISK", "DRV1", (Batch(0, (part,)),)))
     assert r.ok and len(mt.tapes["DRV1"].records) == fmt.records(first.segments[0].length)
+
+
+def test_a_mover_whose_stream_transfers_are_too_small_is_passed_over(site):
+    mt, disk, dest = site
+    mt.movers = {"DM1": CopyLimits(max_segment_length=128 * KIB, max_segments=8, max_stream_transfer=16 * KIB),
+                 "DM2": ENGINE}
+    pieces, move = backup(mt, TapeFormat(32 * KIB))
+    assert move.ok and move.movers_used == ["DM2"]
+    assert "MAXIMUM STREAM DEVICE TRANSFER SIZE of 16384" in move.events[0]
+    assert restore(mt, pieces, move, movers=("DM2",)).ok and identical(disk, dest)

@@ -13,6 +13,7 @@ from orchestrator.tape_move import (
     backup_to_tape,
     backup_to_tape_with_failover,
     lan_free_from_tape,
+    lan_free_to_tape,
     restore_from_tape,
 )
 from orchestrator.tape_position import object_records
@@ -216,8 +217,7 @@ def test_backup_job_to_a_tape_pool_in_fluid_mode_survives_a_drive_error_and_rest
     from orchestrator.catalogue import Catalogue
     from orchestrator.drivers.memory import MemoryDriver
     from orchestrator.drivers.memory_tape import MemoryTapeLun, MemoryTapes
-    from orchestrator.job import (BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec,
-                                  restore_job)
+    from orchestrator.job import BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec, restore_job
     from orchestrator.job_spec import TapePlan
     from orchestrator.ops import PathKind
     from orchestrator.tape_position import TapeLocation
@@ -258,3 +258,16 @@ def test_backup_job_to_a_tape_pool_in_fluid_mode_survives_a_drive_error_and_rest
     assert san.env.now - t0 >= sum(n for _, n in EXTENTS) / (50 * MB)  # read at the drive's rate
     assert all(dest[o:o + n] == disk[o:o + n] for o, n in EXTENTS)
     mt.close()
+
+
+def test_lan_path_to_tape_costs_lan_time_and_writes_the_same_records(tmp_path):
+    san, luns, driver, _ = world(tmp_path)
+    pieces = pieces_from_extents(EXTENTS)
+    job = lan_free_to_tape(pieces, source="C1:D", source_offset=0, drive=DriveRef("DRV1", naa("DRV1")), fmt=FMT,
+                           volume="VOL001", server="SRV")
+    t0 = san.env.now
+    move = run(san, driver, job)
+    assert move.ok and move.paths == ["lan"]
+    assert san.env.now - t0 >= sum(n for _, n in EXTENTS) / (125 * MB)  # through the 1 Gbit/s LAN
+    assert len(luns["DRV1"].objects()) == object_records(pieces, FMT) + 1
+    restore_and_compare(san, driver, luns, pieces, move)
