@@ -45,6 +45,23 @@ def _problem(verdict: Any, path: str) -> str:
     return getattr(p, "message", str(p))
 
 
+def _lan_free_cause(verdict: Any, enablelanfree: bool) -> str:
+    """Why LAN-free is out: the option first (it is the user's to change), then the topology."""
+    if not enablelanfree:
+        return "LAN-free: enablelanfree is no"
+    if verdict is None:
+        return "LAN-free: no SAN topology was given, so no LAN-free path is verified"
+    return "LAN-free: " + _problem(verdict, "lan-free")
+
+
+def _lan_cause(verdict: Any, lan_available: bool) -> str:
+    """Why the LAN is out: no server address to send to, else the topology's LAN problem."""
+    if not lan_available:
+        return ("LAN: no LAN server address is configured (set lan_server in the site file, "
+                "or tcpserveraddress/tcpport in dsm.opt)")
+    return "LAN: " + _problem(verdict, "lan")
+
+
 def decide(*, enableserverfree: bool, file_system: str, encryption: bool = False, verdict: Any = None,
            movers: Iterable[str] | None = None, pool_nonblocked: bool | None = None,
            lan_available: bool = True, enablelanfree: bool = True) -> Eligibility:
@@ -88,8 +105,7 @@ def decide(*, enableserverfree: bool, file_system: str, encryption: bool = False
         elif verdict is not None:
             reasons.append("LAN-free: " + _problem(verdict, "lan-free"))
     else:
-        why = "; ".join(reasons + ([f"LAN-free: {_problem(verdict, 'lan-free')}",
-                                    f"LAN: {_problem(verdict, 'lan')}"] if verdict is not None else []))
+        why = "; ".join(reasons + [_lan_free_cause(verdict, enablelanfree), _lan_cause(verdict, lan_available)])
         raise NoPathError(f"no path can move this volume: {why}")
     notes = []
     if encryption and start == PathKind.SERVER_FREE:

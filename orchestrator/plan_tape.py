@@ -242,21 +242,46 @@ def encode_tape_list(segments: tuple[CopySegment, ...], direction: str, disk: Cs
     LIST ID USAGE 00b keeps COPY STATUS retrievable after a failure, which is
     how the job learns the records known written.
     """
-    from scsi.xcopy import BlockToStream, Header, StreamToBlock, WriteFilemarks
+    from scsi.xcopy import Header
 
     fmt = tape.fmt
+    code = SEG_BLOCK_TO_STREAM if direction == "backup" else SEG_STREAM_TO_BLOCK
     out = bytearray()
     for s in segments:
         if is_filemark(s):
-            out += WriteFilemarks(dst=1, filemark_count=1).encode()
-        elif direction == "backup":
-            out += BlockToStream(src=0, dst=1, stream_transfer_length=fmt.transfer_for(s.length),
-                                 block_count=s.blocks, lba=s.src_lba).encode()
-        else:
-            out += StreamToBlock(src=1, dst=0, stream_transfer_length=fmt.transfer_for(s.length),
-                                 block_count=s.blocks, lba=s.dst_lba).encode()
+            out += _filemark_bytes()
+            continue
+        template, (c_at, c_size), (l_at, l_size) = _stream_template(code, fmt.transfer_for(s.length))
+        lba = s.src_lba if direction == "backup" else s.dst_lba
+        for at, size, value in ((c_at, c_size, s.blocks), (l_at, l_size, lba)):
+            if value >= 1 << (8 * size):
+                raise PlanError(f"segment value {value} does not fit {size} bytes at descriptor byte {at}")
+        seg = bytearray(template)
+        seg[c_at:c_at + c_size] = s.blocks.to_bytes(c_size, "big")
+        seg[l_at:l_at + l_size] = lba.to_bytes(l_size, "big")
+        out += seg
     cscds = _tape_cscds(disk, tape)
     return Header(list_id=list_id, list_id_usage=0).encode(len(cscds), len(out), 0) + cscds + bytes(out)
+
+
+@lru_cache(maxsize=64)
+def _stream_template(code: int, transfer_length: int) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
+    """A 00h (disk CSCD 0 -> tape CSCD 1) or 01h (tape -> disk) descriptor and where its count and LBA go,
+    from scsi.xcopy's layout table (the per-segment values are patched in, like plan.py's 02h template)."""
+    from scsi.xcopy.segments import BLOCK_STREAM_LAYOUT as L
+
+    src, dst = (0, 1) if code == SEG_BLOCK_TO_STREAM else (1, 0)
+    template = L.encode(type_code=code, src=src, dst=dst, stream_transfer_length=transfer_length, block_count=0,
+                        lba=0)
+    return template, (L.field("block_count").offset, L.field("block_count").size), (
+        L.field("lba").offset, L.field("lba").size)
+
+
+@lru_cache(maxsize=1)
+def _filemark_bytes() -> bytes:
+    from scsi.xcopy import WriteFilemarks
+
+    return WriteFilemarks(dst=1, filemark_count=1).encode()
 
 
 @lru_cache(maxsize=64)

@@ -11,6 +11,7 @@ import importlib
 import logging
 import re
 import sys
+from collections.abc import Iterator
 
 # One line per subcommand module; each adds its parsers with set_defaults(func=...).
 COMMAND_MODULES = [
@@ -28,12 +29,58 @@ COMMAND_MODULES = [
 _DSMC_OPTION = re.compile(r"^-([a-z][a-z0-9_.]+)(=.*)?$", re.IGNORECASE)
 
 
-def normalise_dsmc_args(argv: list[str]) -> list[str]:
-    """Accept dsmc spelling (``-mode=incremental``) beside ``--mode incremental``."""
+def long_option_names(parser: argparse.ArgumentParser) -> set[str]:
+    """Every ``--name`` (without dashes) of ``parser`` and its subcommands, and every dsm.opt option name."""
+    from orchestrator.options import KNOWN_OPTIONS
+
+    names = {n.lower() for n in KNOWN_OPTIONS}
+    for parser_ in _all_parsers(parser):
+        names.update(o[2:].lower() for o in parser_._option_string_actions if o.startswith("--"))
+    return names
+
+
+def _short_flags(parser: argparse.ArgumentParser) -> set[str]:
+    return {o[1] for p in _all_parsers(parser) for o in p._option_string_actions
+            if len(o) == 2 and o[0] == "-" and o[1] != "-"}
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every subcommand parser below it (aliases share one parser)."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _all_parsers(child)
+
+
+def normalise_dsmc_args(argv: list[str], known: set[str] | None = None,
+                        short_flags: set[str] | None = None) -> list[str]:
+    """Accept dsmc spelling (``-mode=incremental``, ``-incremental``) beside ``--mode incremental``.
+
+    Only single-dash words that are real long options are rewritten: ``-name=value``,
+    or ``-name`` when ``--name`` is (or abbreviates) a known long option or dsm.opt
+    option name.  Short flag clusters such as ``-vv`` stay as they are, so argparse
+    counts them.  ``known``/``short_flags`` default to those of the full parser.
+    """
+    if known is None or short_flags is None:
+        parser = build_parser()
+        known = long_option_names(parser) if known is None else known
+        short_flags = _short_flags(parser) if short_flags is None else short_flags
     out = []
-    for arg in argv:
+    for i, arg in enumerate(argv):
+        if arg == "--":  # everything after it is positional
+            return out + argv[i:]
         m = _DSMC_OPTION.match(arg)
-        out.append(f"--{m.group(1)}{m.group(2) or ''}" if m else arg)
+        if m is None:
+            out.append(arg)
+            continue
+        name, value = m.group(1).lower(), m.group(2)
+        if set(name) <= short_flags:  # -vv, -vh: a cluster of short flags
+            out.append(arg)
+        elif value is not None or any(k == name or k.startswith(name) for k in known):
+            out.append(f"--{name}{value or ''}")
+        else:
+            out.append(arg)
     return out
 
 
@@ -47,7 +94,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _add_verbose_everywhere(parser)
     return parser
+
+
+def _add_verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``-v`` follow the subcommand too (``serverfree paths -v t.yaml``).
+
+    Each nesting level counts into its own ``_verbose<depth>`` (a subparser's
+    namespace overwrites its parent's keys), and `total_verbosity` adds them up.
+    """
+    def walk(p: argparse.ArgumentParser, depth: int) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in dict.fromkeys(action.choices.values()):
+                    if "-v" not in child._option_string_actions and "--verbose" not in child._option_string_actions:
+                        child.add_argument("-v", "--verbose", action="count", default=0,
+                                           dest=f"_verbose{depth + 1}", help="more logging (repeatable)")
+                    walk(child, depth + 1)
+    walk(parser, 0)
+
+
+def total_verbosity(args: argparse.Namespace) -> int:
+    """``-v`` given before and after the subcommand(s), added up."""
+    return sum(v for k, v in vars(args).items() if k == "verbose" or k.startswith("_verbose"))
 
 
 class UsageError(ValueError):
@@ -55,9 +125,11 @@ class UsageError(ValueError):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = normalise_dsmc_args(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
+    argv = normalise_dsmc_args(list(sys.argv[1:] if argv is None else argv),
+                               long_option_names(parser), _short_flags(parser))
     args = parser.parse_args(argv)
+    args.verbose = total_verbosity(args)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(levelname)s %(name)s: %(message)s",

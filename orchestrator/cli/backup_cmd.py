@@ -35,7 +35,9 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     what.required = True
     img = what.add_parser("image", help="back up a volume image",
                           description="Back up VOLUME as an image.  dsmc spelling works: -mode=incremental.")
-    img.add_argument("volume", metavar="VOLUME", help="volume name as the site file lists it (e.g. E:)")
+    img.add_argument("volume", metavar="VOLUME", nargs="?",
+                     help="volume name as the site file lists it (e.g. E:); default: every domain.image volume "
+                          "not excluded by exclude.image")
     img.add_argument("--site", required=True, metavar="SITE.YAML", help="devices, movers, pool and volumes")
     img.add_argument("--json", action="store_true", help="print the job report as JSON")
     add_option_arguments(img)
@@ -50,12 +52,22 @@ def open_catalogue(site: SiteConfig, options: Any) -> Catalogue:
     return cat
 
 
-def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None) -> tuple[Any, list[str] | None]:
-    """(verdict, movers in order) from the site's topology; (None, None) without one."""
+def lan_server(site: SiteConfig, options: Any) -> str:
+    """The LAN backup server: the site file's ``lan_server``, else dsm.opt's tcpserveraddress:tcpport."""
+    return site.lan_server or options.lan_server_address()
+
+
+def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None,
+                     server: str | None = None) -> tuple[Any, list[str] | None]:
+    """(verdict, movers in order) from the site's topology; (None, None) without one.
+
+    ``server`` is the LAN server address in force (default: the site's ``lan_server``).
+    """
     if site.topology is None:
         if site.verified_without_topology:
+            server = site.lan_server if server is None else server
             verdict = SimpleNamespace(server_free=bool(site.movers), lan_free=site.lan_free,
-                                      lan=bool(site.lan_server), reasons={}, route=None)
+                                      lan=bool(server), reasons={}, route=None)
             return verdict, list(site.movers)
         return None, None
     from topology.load import load_topology
@@ -113,7 +125,7 @@ def build(model, **fields):
     except ValidationError as exc:
         e = exc.errors()[0]
         where = ".".join(str(x) for x in e["loc"]) or model.__name__
-        raise ValueError(f"{model.__name__}: {where}: {e['msg']}") from None
+        raise ValueError(f"{model.__name__}: {where}: {str(e['msg']).removeprefix('Value error, ')}") from None
 
 
 def print_report(report: JobReport, as_json: bool) -> int:
@@ -126,28 +138,60 @@ def print_report(report: JobReport, as_json: bool) -> int:
 
 # -- backup ------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
+    """One volume (VOLUME), or every domain.image volume when VOLUME is left out, as dsmc does."""
     from orchestrator.options import options_from_args
-    from orchestrator.volume import read_layout
 
     options = options_from_args(args)
-    vopts = options.for_volume(args.volume)
+    if args.volume is not None:
+        return print_report(backup_volume(args, options, args.volume), args.json)
+    volumes = options.domain_volumes()
+    if not volumes:
+        raise ValueError("no VOLUME given and domain.image names no volume to back up "
+                         "(give VOLUME, or list volumes with domain.image in the options file)")
+    for v in dict.fromkeys(options.domain_image):
+        if options.for_volume(v).excluded:
+            print(f"skipped {v} (excluded by exclude.image at {options.for_volume(v).excluded_by})",
+                  file=sys.stderr)
+    status, reports = 0, []
+    for volume in volumes:
+        try:
+            report = backup_volume(args, options, volume)
+        except (ValueError, LookupError, OSError) as exc:  # one bad volume does not stop the others
+            print(f"serverfree: error: backup of {volume} not started: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        reports.append(report)
+        if not args.json:
+            print(report.summary())
+        status = max(status, 0 if report.ok else 1)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in reports], default=str))
+    return status
+
+
+def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobReport:
+    """Back up one volume; bad input raises ValueError/LookupError/OSError."""
+    from orchestrator.volume import read_layout
+
+    vopts = options.for_volume(volume)
     if vopts.excluded:
-        raise ValueError(f"volume {args.volume} is excluded from image backup by exclude.image at "
+        raise ValueError(f"volume {volume} is excluded from image backup by exclude.image at "
                          f"{vopts.excluded_by}")
     site = load_site(args.site)
-    vsite = site.volume(args.volume)
+    server = lan_server(site, options)
+    vsite = site.volume(volume)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
         # in-process volumes get copy-on-write snapshots (imagetype snapshot); others back up offline
         snaps = CowSnapshots.wrap(opened.luns, opened.devices) if opened.luns else None
         driver = RealDriver(cat, opened.movers, opened.devices, snapshots=snaps)
         io = driver.io(vsite.device)
         size = vsite.size or (io.size - vsite.offset)
-        layout = read_layout(DeviceVolume(io, vsite.offset, size), args.volume)
+        layout = read_layout(DeviceVolume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
-        verdict, movers = topology_verdict(site, args.volume, vsite.topology_volume)
+        verdict, movers = topology_verdict(site, volume, vsite.topology_volume, server)
         elig = decide(enableserverfree=vopts.enableserverfree, file_system=fs, encryption=vopts.encrypted,
                       verdict=verdict, movers=movers, pool_nonblocked=site.pool.nonblocked,
-                      lan_available=bool(site.lan_server), enablelanfree=vopts.enablelanfree)
+                      lan_available=bool(server), enablelanfree=vopts.enablelanfree)
         gap = vopts.gap_size("serverfree" if elig.server_free else
                              "lanfree" if elig.start == PathKind.LAN_FREE else "lan")
         extents = [(int(a), int(b)) for a, b in layout.extents(gap).tolist()]
@@ -157,13 +201,13 @@ def run(args: argparse.Namespace) -> int:
                             block_size=io.block_size)
         base_id, digests, coverage = None, {}, []
         if str(vopts.mode) == "incremental":
-            chain = cat.restore_chain(options.node, args.volume, incremental=True)
+            chain = cat.restore_chain(options.node, volume, incremental=True)
             base_id, digests = chain[0].id, cat.digests(chain)
             coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
         paths = build(PathPlan, start=elig.start, reasons=elig.reasons, notes=elig.notes, movers=elig.movers,
-                      lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=site.lan_server,
+                      lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=server,
                       pool_designators=pool_desig, batch_mb=options.serverfreebatchsize)
-        spec = build(BackupSpec, node=options.node, filespace=args.volume, source=source,
+        spec = build(BackupSpec, node=options.node, filespace=volume, source=source,
                      volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
                      mode=str(vopts.mode), image_type=str(vopts.imagetype), management_class=vopts.mgmtclass,
                      pool=site.pool.name, compression=vopts.compression,
@@ -173,5 +217,4 @@ def run(args: argparse.Namespace) -> int:
                      snapshot_fsidle_retries=vopts.snapshotfsidleretries,
                      snapshot_fsidle_wait=vopts.snapshotfsidlewait, base_object_id=base_id,
                      base_digests=digests, base_coverage=coverage, paths=paths)
-        report = run_job(backup_job(spec), progress_printer(args.json)(driver.execute))
-    return print_report(report, args.json)
+        return run_job(backup_job(spec), progress_printer(args.json)(driver.execute))

@@ -65,10 +65,31 @@ def render(report: VolumeReport) -> str:
     return "\n".join(lines)
 
 
+def client_snapshot_reason(volume: str, imagetype: str) -> str | None:
+    """Why `backup image` would leave server-free because of a client-side snapshot, or None.
+
+    The same rule as `backup image`: with ``imagetype snapshot`` a volume on a
+    file (an image file or block device, served in-process) gets a copy-on-write
+    snapshot on the client, which no data mover can read, so the job starts
+    LAN-free or LAN.  ``iscsi://`` and ``/dev/sg*`` volumes have no snapshot
+    facility and back up an offline image instead, so they stay server-free.
+    """
+    if str(imagetype) != "snapshot" or "://" in volume or volume.startswith("/dev/sg"):
+        return None
+    return ("imagetype snapshot: backup image takes a copy-on-write snapshot of this volume on the client, "
+            "which a data mover cannot read, so the job goes LAN-free or LAN; use -imagetype=static "
+            "(an offline image) to go server-free")
+
+
 def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     volume_options = options.for_volume(args.volume)
     _, report = analyze_volume(args.volume, volume_options, with_extents=args.json)
+    why = client_snapshot_reason(args.volume, volume_options.imagetype)
+    if why:
+        verdict = report.eligibility
+        report = report.model_copy(update={"eligibility": verdict.model_copy(
+            update={"serverfree": False, "reasons": [*verdict.reasons, why]})})
     if args.json:
         print(json.dumps(report.model_dump(mode="json"), separators=(",", ":")))  # one line: extents can be millions
     else:

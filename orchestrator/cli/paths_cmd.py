@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,13 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def print_problems(exc) -> None:  # type: ignore[no-untyped-def]
+    """Every problem of a TopologyError on its own line, each with its file and line (not just the first)."""
+    where = f"{exc.file}: " if exc.file else ""
+    for problem in exc.problems:
+        print(f"serverfree: error: {where}{problem.replace('Value error, ', '')}", file=sys.stderr)
+
+
 def run(args) -> int:
     from topology.graph import SanState
     from topology.load import load_topology
@@ -35,9 +43,17 @@ def run(args) -> int:
 
     topo = load_topology(args.topology, check=not args.macro)
     if args.macro:
+        from topology.errors import TopologyError
         from topology.tsm_macro import merge_macros
 
-        topo = merge_macros(topo, args.macro, fabric_file=f"{args.topology} + {' + '.join(map(str, args.macro))}")
+        try:
+            topo = merge_macros(topo, args.macro,
+                                fabric_file=f"{args.topology} + {' + '.join(map(str, args.macro))}")
+        except TopologyError as exc:
+            if len(exc.problems) <= 1:
+                raise
+            print_problems(exc)
+            return 2
     state = SanState.build(topo, set(args.fail))
     report = verify(topo, state=state, redundancy=not args.no_redundancy)
     if args.svg:

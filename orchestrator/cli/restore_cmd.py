@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from orchestrator.cli.backup_cmd import build, open_catalogue, print_report, progress_printer, topology_verdict
+from orchestrator.cli.backup_cmd import (build, lan_server, open_catalogue, print_report, progress_printer,
+                                         topology_verdict)
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.site import OpenSite, load_site
 from orchestrator.eligibility import decide
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     pit = parse_pitdate(args.pitdate)
     site = load_site(args.site)
+    server = lan_server(site, options)
     vsite = site.volume(args.volume)
     dest_name = args.dest or vsite.device
     if dest_name not in site.devices:
@@ -67,14 +69,14 @@ def run(args: argparse.Namespace) -> int:
         chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental)
         driver = RealDriver(cat, opened.movers, opened.devices)
         io = driver.io(dest_name)
-        verdict, movers = topology_verdict(site, args.volume, vsite.topology_volume)
+        verdict, movers = topology_verdict(site, args.volume, vsite.topology_volume, server)
         elig = decide(enableserverfree=options.enableserverfree, file_system=chain[0].file_system,
                       verdict=verdict, movers=movers, pool_nonblocked=site.pool.nonblocked,
-                      lan_available=bool(site.lan_server), enablelanfree=options.enablelanfree)
+                      lan_available=bool(server), enablelanfree=options.enablelanfree)
         sf = elig.server_free
         pool_desig = {o.pool_device: driver.io(o.pool_device).designator() for o in chain} if sf else {}
         paths = build(PathPlan, start=elig.start, reasons=elig.reasons, movers=elig.movers,
-                      lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=site.lan_server,
+                      lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=server,
                       pool_designators=pool_desig, batch_mb=options.serverfreebatchsize)
         offset = vsite.offset if dest_name == vsite.device else 0
         dest = DeviceSpec(name=dest_name, designator=io.designator() if sf else "", block_size=io.block_size)

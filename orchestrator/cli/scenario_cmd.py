@@ -4,7 +4,8 @@ Runs CI scenario files (``scenarios/*.yaml``; a directory means every
 ``*.yaml`` directly in it) through the real orchestrator on the simulated SAN
 and checks their expectations.  Exit status: 0 every expectation met, 1 some
 were not (each one named, with why), 2 a scenario file is bad (file, line and
-path inside it).
+path inside it); a bad file does not stop the others, and it is recorded as an
+errored testcase in the JUnit file and the JSON.
 
 A scenario file (``serverfree scenario schema`` prints the full JSON Schema)::
 
@@ -97,12 +98,20 @@ def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignor
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.cli.scenario_expect import write_junit
+    """Run every file; a bad file is an errored testcase (JUnit and JSON), the others still run."""
+    from orchestrator.cli.scenario_expect import ScenarioResult, write_junit
 
     files = scenario_files(args.paths)
     results = []
+    bad_results: list = []  # ScenarioResults of files that could not be loaded
     for path in files:
-        res = run_file(path, args.seed)
+        try:
+            res = run_file(path, args.seed)
+        except (ValueError, LookupError, OSError) as exc:  # a bad file: record it, go on with the others
+            message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            print(f"serverfree: error: {message}", file=sys.stderr)
+            res = ScenarioResult(path.stem, str(path), error=f"bad scenario file: {message}")
+            bad_results.append(res)
         results.append(res)
         if not args.json:
             s = res.summary
@@ -119,11 +128,13 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"ok": not failed, "scenarios": [r.as_dict() for r in results]}, indent=1, default=str))
     else:
         print(f"{len(results) - len(failed)} of {len(results)} scenarios passed")
-    if failed:
+    ran_but_failed = [r for r in failed if r not in bad_results]
+    if ran_but_failed:
         print("serverfree: scenarios failed: " + "; ".join(
-            f"{r.name}: {r.error or ' | '.join(r.failures)}" for r in failed), file=sys.stderr)
-        return 1
-    return 0
+            f"{r.name}: {r.error or ' | '.join(r.failures)}" for r in ran_but_failed), file=sys.stderr)
+    if bad_results:
+        return 2
+    return 1 if failed else 0
 
 
 def schema(args: argparse.Namespace) -> int:

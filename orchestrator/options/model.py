@@ -160,6 +160,23 @@ class ClientOptions(BaseModel):
         """Where option ``name`` was set (``dsm.opt:12``, ``command line``) or ``default``."""
         return self._sources.get(name, "default")
 
+    def lan_server_address(self) -> str:
+        """``tcpserveraddress:tcpport`` when either was set (dsm.opt or command line), else ``""``.
+
+        The built-in defaults alone do not name a server: a site without
+        ``lan_server`` and without these options has no LAN path.
+        """
+        if "tcpserveraddress" not in self._sources and "tcpport" not in self._sources:
+            return ""
+        return f"{self.tcpserveraddress}:{self.tcpport}"  # HOST:PORT as lanserver.LanClient splits it
+
+    def domain_volumes(self) -> list[str]:
+        """domain.image volumes in the order written, each once, minus those exclude.image excludes."""
+        seen: dict[str, str] = {}
+        for volume in self.domain_image:
+            seen.setdefault(normalise_volume(volume), volume)
+        return [v for v in seen.values() if not self.for_volume(v).excluded]
+
     def rules(self) -> list[ImageRule]:
         """include.image and exclude.image rules in the order they were written."""
         return sorted([*self.include_image, *self.exclude_image], key=lambda r: r.order)

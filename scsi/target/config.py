@@ -289,7 +289,13 @@ class TargetConfig(BaseModel):
         return [] if entry is None else entry.remote_names([r.name for r in self.remote])
 
 
+def pydantic_message(error: dict) -> str:
+    """A pydantic error's text without the "Value error, " prefix its wrapper adds to our own ValueErrors."""
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 def format_validation_error(source: str, err: ValidationError) -> str:
+    """Every problem as ``SOURCE: field.path: message (got value)``; secrets are never shown."""
     lines = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -297,7 +303,7 @@ def format_validation_error(source: str, err: ValidationError) -> str:
         secret = bool(e["loc"]) and (str(e["loc"][-1]).endswith("secret")
                                      or (e["loc"][-1] == "url" and "@" in str(value)))
         shown = "" if isinstance(value, (dict, list)) or value is None or secret else f" (got {value!r})"
-        lines.append(f"{source}: {where}: {e['msg']}{shown}")
+        lines.append(f"{source}: {where}: {pydantic_message(e)}{shown}")
     return "; ".join(lines)
 
 

@@ -57,7 +57,7 @@ def test_dsmc_style_gap_and_json(serverfree, bundled_image: Path):
 
 def test_options_file_sets_eligibility_class_and_per_volume_gap(serverfree, bundled_image: Path, tmp_path: Path):
     opt = tmp_path / "dsm.opt"
-    opt.write_text(f"enableserverfree yes\ninclude.image {bundled_image} SFPOOLMC imagegapsize=0\n")
+    opt.write_text(f"enableserverfree yes\nimagetype static\ninclude.image {bundled_image} SFPOOLMC imagegapsize=0\n")
     code, out, err = serverfree("image", "analyze", str(bundled_image), "-optfile=" + str(opt), "--json")
     assert code == 0, err
     report = json.loads(out)

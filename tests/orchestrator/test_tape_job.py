@@ -156,7 +156,7 @@ def test_an_empty_volume_still_gets_a_closed_tape_object(site):
 
 
 def test_image_incremental_on_tape_restores_the_chain_server_free(site):
-    driver, mt, cat, disk, dest = site
+    driver, _, cat, disk, dest = site
     assert backup(driver).outcome == "completed"
     disk[1 * MIB + 4096:1 * MIB + 8192] = b"\x5a" * 4096  # the volume changes after the full image
     (base,) = cat.query("N1", "H:")
