@@ -16,12 +16,16 @@ DIGEST (payload: JSON {"chunk_size", "pieces": [[image offset, volume offset,
 length, compressed, stored length], ...]}; the answer is a DATA frame with
 the JSON chunk digests of what the pool holds -- verification without moving
 the image over the LAN).
+MARK (tape sessions: the closing filemark).  An OPEN naming a ``tape_drive``
+instead of a ``pool_volume`` starts a tape session on a drive the server owns
+(see :mod:`orchestrator.tape_lanserver`): the pieces become tape records.
 Answers: ACK, DATA, ERROR (payload: a UTF-8 message naming what was wrong).
 Malformed input gets an ERROR naming the field and the connection is closed;
 the server itself never dies of a bad client.
 
 Run it: ``python -m orchestrator.lanserver --listen 127.0.0.1:0 --volume VOL1=/path/pool.img``
-(prints ``listening HOST:PORT`` once ready).
+(prints ``listening HOST:PORT`` once ready); ``--tape DRV1=/path/drv1.tape`` (or
+``DRV1=iscsi://host/iqn/lun``) serves a tape drive.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scsi.layout import Field, Layout, LayoutError, flag, raw, reserved
 
@@ -52,10 +57,10 @@ FRAME = Layout("LAN frame", 28, [
     Field("payload_length", 24, size=4),
 ])
 MAGIC = b"SFL1"
-OP_OPEN, OP_PUT, OP_GET, OP_SYNC, OP_DIGEST = 1, 2, 3, 4, 5
+OP_OPEN, OP_PUT, OP_GET, OP_SYNC, OP_DIGEST, OP_MARK = 1, 2, 3, 4, 5, 6
 OP_ACK, OP_DATA, OP_ERROR = 0x81, 0x82, 0x8F
-OP_NAMES = {OP_OPEN: "OPEN", OP_PUT: "PUT", OP_GET: "GET", OP_SYNC: "SYNC", OP_DIGEST: "DIGEST", OP_ACK: "ACK",
-            OP_DATA: "DATA", OP_ERROR: "ERROR"}
+OP_NAMES = {OP_OPEN: "OPEN", OP_PUT: "PUT", OP_GET: "GET", OP_SYNC: "SYNC", OP_DIGEST: "DIGEST", OP_MARK: "MARK",
+            OP_ACK: "ACK", OP_DATA: "DATA", OP_ERROR: "ERROR"}
 MAX_PAYLOAD = 64 << 20
 
 
@@ -117,6 +122,7 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         sock: socket.socket = self.request
         fd: int | None = None
+        tape = None  # a TapeSession when OPEN named a tape drive
         base = 0
         size = 0
         try:
@@ -126,10 +132,17 @@ class _Handler(socketserver.BaseRequestHandler):
                 except EOFError:
                     return
                 if f.op == OP_OPEN:
-                    if fd is not None:
+                    if fd is not None or tape is not None:
                         raise LanProtocolError("OPEN sent twice on one connection")
+                    tape = self.server.owner.open_tape(f.payload)
+                    if tape is not None:
+                        sock.sendall(tape.opened().encode())
+                        continue
                     fd, base, size = self.server.owner.open_volume(f.payload)
                     sock.sendall(Frame(OP_ACK).encode())
+                    continue
+                if tape is not None:
+                    sock.sendall(tape.handle(f).encode())
                     continue
                 if fd is None:
                     raise LanProtocolError(f"{OP_NAMES[f.op]} before OPEN")
@@ -152,6 +165,8 @@ class _Handler(socketserver.BaseRequestHandler):
                 elif f.op == OP_DIGEST:
                     digests = self._digest(fd, base, size, f.payload)
                     sock.sendall(Frame(OP_DATA, payload=json.dumps(digests).encode()).encode())
+                elif f.op == OP_MARK:
+                    raise LanProtocolError("MARK is only part of a tape session")
                 else:
                     raise LanProtocolError(f"{OP_NAMES[f.op]} is an answer, not a request")
         except (LanProtocolError, LookupError, OSError, ValueError, zlib.error) as exc:
@@ -163,6 +178,8 @@ class _Handler(socketserver.BaseRequestHandler):
         finally:
             if fd is not None:
                 os.close(fd)
+            if tape is not None:
+                tape.close()
 
     @staticmethod
     def _digest(fd: int, base: int, size: int, payload: bytes) -> list:
@@ -201,8 +218,13 @@ class LanServer:
         allow_reuse_address = True
         owner: "LanServer"
 
-    def __init__(self, volumes: dict[str, str | Path], host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, volumes: dict[str, str | Path], host: str = "127.0.0.1", port: int = 0,
+                 tapes: dict[str, Any] | None = None):
+        """``tapes``: drive name -> tape LUN file, device URL, StreamLun or pyscsi device (the server owns it)."""
+        from orchestrator.tape_lanserver import TapeDrives
+
         self.volumes = {k: Path(v) for k, v in volumes.items()}
+        self.tapes = TapeDrives(tapes or {})
         self._tcp = self._Tcp((host, port), _Handler)
         self._tcp.owner = self
         self._thread: threading.Thread | None = None
@@ -211,6 +233,12 @@ class LanServer:
     def address(self) -> str:
         host, port = self._tcp.server_address[:2]
         return f"{host}:{port}"
+
+    def open_tape(self, payload: bytes):
+        """A TapeSession when the OPEN payload names a tape drive, else None (a pool volume session)."""
+        from orchestrator.tape_lanserver import TapeSession, is_tape_open
+
+        return TapeSession(self.tapes, payload) if is_tape_open(payload) else None
 
     def open_volume(self, payload: bytes) -> tuple[int, int, int]:
         try:
@@ -242,6 +270,7 @@ class LanServer:
         self._tcp.server_close()
         if self._thread:
             self._thread.join(5)
+        self.tapes.close()
 
     def __enter__(self) -> "LanServer":
         return self.start()
@@ -251,15 +280,20 @@ class LanServer:
 
 
 # ------------------------------------------------------------------------------------- client
+def connect(address: str, timeout: float) -> socket.socket:
+    """A TCP connection to the backup server at ``HOST:PORT``."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"LAN server address {address!r} is not HOST:PORT")
+    return socket.create_connection((host, int(port)), timeout=timeout)
+
+
 class LanClient:
     """The client end of one session (write or read) with the backup server."""
 
     def __init__(self, address: str, pool_volume: str, pool_offset: int, mode: str = "write",
                  timeout: float = 30.0):
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"LAN server address {address!r} is not HOST:PORT")
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock = connect(address, timeout)
         self._call(Frame(OP_OPEN, payload=json.dumps(
             {"pool_volume": pool_volume, "pool_offset": pool_offset, "mode": mode}).encode()), OP_ACK)
 
@@ -311,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0 = any free port)")
     ap.add_argument("--volume", action="append", default=[], metavar="NAME=PATH",
                     help="pool volume served (file or block device); repeatable")
+    ap.add_argument("--tape", action="append", default=[], metavar="NAME=PATH|URL",
+                    help="tape drive served: an emulated tape file or an iscsi:// / /dev/sg URL; repeatable")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     vols = {}
@@ -320,11 +356,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lanserver: error: --volume {v!r} must be NAME=PATH of an existing file", file=sys.stderr)
             return 2
         vols[name] = path
+    tapes = {}
+    for t in args.tape:
+        name, sep, where = t.partition("=")
+        if not sep or not name or not (where.startswith(("iscsi://", "/dev/")) or Path(where).is_file()):
+            print(f"lanserver: error: --tape {t!r} must be NAME=PATH of an emulated tape file or NAME=URL",
+                  file=sys.stderr)
+            return 2
+        tapes[name] = where
     host, _, port = args.listen.rpartition(":")
     if not port.isdigit():
         print(f"lanserver: error: --listen {args.listen!r} is not HOST:PORT", file=sys.stderr)
         return 2
-    server = LanServer(vols, host or "127.0.0.1", int(port))
+    server = LanServer(vols, host or "127.0.0.1", int(port), tapes)
     print(f"listening {server.address}", flush=True)
     try:
         server.serve_forever()

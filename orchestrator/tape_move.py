@@ -196,15 +196,16 @@ def lan_free_to_tape(pieces: Sequence[AnyPiece], *, source: str, source_offset: 
     if move is None or move.first_object is None:
         move = move or TapeMove(drive.name, start)
         move.image_offset, move.next_record, move.drive = start, 0, drive.name
-        if (yield from _locate(move, drive, None)) is None:
-            return move
-    elif (yield from _locate(move, drive, move.first_object + move.next_record)) is None:
+        at = yield from _locate(move, drive, None)
+    else:
+        at = yield from _locate(move, drive, move.first_object + move.next_record)
+    if at is None:
         return move
     move.failure = ""
     rest = tuple(slice_pieces(pieces, move.image_offset))
-    if server:
+    if server:  # the server owns the drive: it LOCATEs to the same logical object itself
         r: TransferResult = yield TapeServerWrite(server, source, drive.name, rest, fmt,  # type: ignore[misc]
-                                                  source_offset)
+                                                  source_offset, position=at)
     else:
         r = yield TapeClientWrite(source, drive.name, rest, fmt, source_offset)  # type: ignore[misc]
     move.elapsed += r.elapsed
@@ -252,13 +253,14 @@ def lan_free_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dr
     move = move or TapeMove(drive.name, start, first_object=location.first_object,
                             file_number=location.file_number)
     end = pieces[-1].image_end if pieces else 0
-    if (yield from _locate(move, drive, location.first_object + record_of(pieces, fmt, start))) is None:
+    at = location.first_object + record_of(pieces, fmt, start)
+    if (yield from _locate(move, drive, at)) is None:
         return move
     move.failure = ""
     rest = tuple(slice_pieces(pieces, start))
-    if server:
+    if server:  # the server owns the drive: it LOCATEs to the same logical object itself
         r: TransferResult = yield TapeServerRead(server, drive.name, destination, rest, fmt,  # type: ignore[misc]
-                                                 destination_offset)
+                                                 destination_offset, position=at)
     else:
         r = yield TapeClientRead(drive.name, destination, rest, fmt, destination_offset)  # type: ignore[misc]
     move.elapsed += r.elapsed

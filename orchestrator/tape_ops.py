@@ -87,7 +87,8 @@ class TapeClientRead:
 @dataclass(frozen=True, slots=True)
 class TapeServerWrite:
     """LAN backup to tape: the client streams the pieces to the backup server, which lays them as records on
-    ``drive`` at its current position (layout of ``fmt``) and, with ``close``, writes the filemark."""
+    ``drive`` (layout of ``fmt``) and, with ``close``, writes the filemark.  The server owns the drive and
+    LOCATEs it to ``position`` first (None: end of data)."""
 
     server: str
     source: str
@@ -96,12 +97,13 @@ class TapeServerWrite:
     fmt: TapeFormat
     source_offset: int = 0
     close: bool = True
+    position: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TapeServerRead:
-    """LAN restore from tape: the server reads the records of ``pieces`` from ``drive`` and streams them to
-    the client, which writes ``destination``."""
+    """LAN restore from tape: the server LOCATEs ``drive`` to ``position`` (the first piece's first record),
+    reads the records of ``pieces`` and streams them to the client, which writes ``destination``."""
 
     server: str
     drive: str
@@ -109,3 +111,4 @@ class TapeServerRead:
     pieces: tuple[Piece, ...]
     fmt: TapeFormat
     destination_offset: int = 0
+    position: int | None = None

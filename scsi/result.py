@@ -6,7 +6,7 @@ data-out bytes and answers a :class:`ScsiResult`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 

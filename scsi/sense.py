@@ -4,16 +4,17 @@ A copy manager answers bad parameter lists with ILLEGAL REQUEST and a field
 pointer, and failed segments with COPY ABORTED, the segment number in
 COMMAND-SPECIFIC INFORMATION bytes 2-3 and a segment pointer (reference 6.3,
 6.5).  The initiator side decodes the same bytes to decide what failed.  Every
-byte layout is declared once below with :mod:`scsi.layout`.
+byte layout is declared once with :mod:`scsi.layout`; the sense-key-specific
+pointers live in :mod:`scsi.sense_sks` and are re-exported here.
 """
 from __future__ import annotations
-
-from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field as PField
 
 from scsi.asc import SenseKey, asc_label
 from scsi.layout import Field, Layout, LayoutError, bits, flag, raw, reserved
+from scsi.sense_sks import (FIELD_POINTER_SKS, SEGMENT_POINTER_SKS, FieldPointer, RawSks, SegmentPointer,
+                            Sks, sks_from_bytes)
 
 
 class SenseError(LayoutError):
@@ -70,74 +71,7 @@ SKS_DESC = Layout("sense-key specific descriptor", 8, [
 FRU_DESC = Layout("FRU descriptor", 4, [
     Field("type", 0, const=0x03), Field("length", 1, const=0x02), reserved(2), Field("fru", 3),
 ])
-
-# Sense-key-specific bytes (reference 6.3).
-FIELD_POINTER_SKS = Layout("field pointer", 3, [
-    flag("sksv", 0, 7), flag("c_d", 0, 6), reserved(0, bit=4, width=2), flag("bpv", 0, 3),
-    bits("bit_pointer", 0, 0, 3), Field("field_pointer", 1, size=2),
-])
-SEGMENT_POINTER_SKS = Layout("segment pointer", 3, [
-    flag("sksv", 0, 7), reserved(0, bit=6), flag("sd", 0, 5), reserved(0, bit=4), flag("bpv", 0, 3),
-    bits("bit_pointer", 0, 0, 3), Field("field_pointer", 1, size=2),
-])
-
-
-class _Pointer(BaseModel):
-    """Byte (and bit) of an offending field, as the sense-key-specific bytes carry it."""
-
-    model_config = ConfigDict(frozen=True)
-    byte: int = PField(ge=0, le=0xFFFF)
-    bit: int | None = PField(default=None, ge=0, le=7)
-
-    def _pack(self, layout: Layout, **kw: int) -> bytes:
-        return layout.encode(sksv=1, bpv=int(self.bit is not None), bit_pointer=self.bit or 0,
-                             field_pointer=self.byte, **kw)
-
-    def _where(self, prefix: str) -> str:
-        return f"{prefix} byte {self.byte}" + (f" bit {self.bit}" if self.bit is not None else "")
-
-
-class FieldPointer(_Pointer):
-    """ILLEGAL REQUEST: the byte (and bit) of the bad field in the CDB or parameter list."""
-
-    kind: Literal["field"] = "field"
-    in_cdb: bool = False
-
-    def encode(self) -> bytes:
-        return self._pack(FIELD_POINTER_SKS, c_d=int(self.in_cdb))
-
-    def describe(self) -> str:
-        return self._where("CDB" if self.in_cdb else "parameter list")
-
-
-class SegmentPointer(_Pointer):
-    """COPY ABORTED: byte (and bit) relative to the list (sd=False) or the failing segment (sd=True)."""
-
-    kind: Literal["segment"] = "segment"
-    sd: bool = False
-
-    def encode(self) -> bytes:
-        return self._pack(SEGMENT_POINTER_SKS, sd=int(self.sd))
-
-    def describe(self) -> str:
-        return self._where("field" if self.sd else "parameter list")
-
-
-class RawSks(BaseModel):
-    """Sense-key-specific bytes of other keys (progress indication etc.), kept as hex."""
-
-    model_config = ConfigDict(frozen=True)
-    kind: Literal["raw"] = "raw"
-    hex: str = PField(pattern=r"^[0-9a-f]{6}$")
-
-    def encode(self) -> bytes:
-        return bytes.fromhex(self.hex)
-
-    def describe(self) -> str:
-        return f"sense-key specific {self.hex}"
-
-
-Sks = Union[FieldPointer, SegmentPointer, RawSks]
+_KNOWN_DESCRIPTORS = {0x00: INFORMATION_DESC, 0x01: COMMAND_SPECIFIC_DESC, 0x02: SKS_DESC, 0x03: FRU_DESC}
 
 
 class RawDescriptor(BaseModel):
@@ -150,20 +84,6 @@ class RawDescriptor(BaseModel):
     def encode(self) -> bytes:
         body = bytes.fromhex(self.body)
         return bytes([self.type, len(body)]) + body
-
-
-def sks_from_bytes(key: int, data: bytes) -> Sks | None:
-    if not data[0] & 0x80:
-        return None
-    if key == SenseKey.ILLEGAL_REQUEST:
-        v = FIELD_POINTER_SKS.decode(data, strict=False)
-        return FieldPointer(in_cdb=bool(v["c_d"]), byte=v["field_pointer"],
-                            bit=v["bit_pointer"] if v["bpv"] else None)
-    if key == SenseKey.COPY_ABORTED:
-        v = SEGMENT_POINTER_SKS.decode(data, strict=False)
-        return SegmentPointer(sd=bool(v["sd"]), byte=v["field_pointer"],
-                              bit=v["bit_pointer"] if v["bpv"] else None)
-    return RawSks(hex=data.hex())
 
 
 class Sense(BaseModel):
@@ -336,8 +256,7 @@ class Sense(BaseModel):
                 raise SenseError(f"descriptor {dtype:02X}h of {dlen} bytes runs past the end ({end})",
                                  field="additional length", offset=pos + 1, layout=DESCRIPTOR_SENSE.name)
             chunk = data[pos:pos + 2 + dlen]
-            known = {0x00: INFORMATION_DESC, 0x01: COMMAND_SPECIFIC_DESC, 0x02: SKS_DESC, 0x03: FRU_DESC}
-            layout = known.get(dtype)
+            layout = _KNOWN_DESCRIPTORS.get(dtype)
             if layout is not None and len(chunk) == layout.size:
                 d = layout.unpack_from(chunk, 0, strict=False, pos=pos)
                 if dtype == 0x00:
@@ -403,3 +322,9 @@ def sense_for(key: SenseKey | int, asc: int, ascq: int, **kw) -> Sense:
     """Plain sense of any key (NOT READY, MEDIUM ERROR ...), e.g. for a LUN's own errors."""
     return Sense(key=SenseKey(key), asc=asc, ascq=ascq, **kw)
 
+
+__all__ = ["COMMAND_SPECIFIC_DESC", "DESCRIPTOR_RESPONSE_CODES", "DESCRIPTOR_SENSE",
+           "FIELD_POINTER_SKS", "FIXED_RESPONSE_CODES", "FIXED_SENSE", "FRU_DESC", "FieldPointer",
+           "INFORMATION_DESC", "RawDescriptor", "RawSks", "SEGMENT_POINTER_SKS", "SKS_DESC", "SegmentPointer",
+           "Sense", "SenseError", "SenseKey", "Sks", "copy_aborted", "illegal_request", "sense_for",
+           "sks_from_bytes"]

@@ -12,7 +12,8 @@ Modules, bottom up:
 * :mod:`simulator.fluid` -- fluid mode: one orchestrator operation = one flow, failures located
   analytically (:mod:`simulator.copy_layout`);
 * :mod:`simulator.exact` -- exact mode: the shared copy manager engine on simulated LUNs;
-* :mod:`simulator.driver` -- runs orchestrator jobs as simpy processes;
+* :mod:`simulator.driver` -- runs orchestrator jobs as simpy processes (:mod:`simulator.timing_backend`
+  answers the bookkeeping of timing-only runs);
 * :mod:`simulator.synthetic` -- O(1)-memory stand-in jobs for capacity runs;
 * :mod:`simulator.scenario`, :mod:`simulator.plots` -- scenario files, plots.
 """

@@ -21,6 +21,13 @@ from simulator.calibration import MiB, Calibration
 from simulator.flows import Resource, Streaming
 
 
+def _overhead_weight(nbytes: float, overhead_s: float, rate: float) -> float:
+    """Work per byte moved: 1 + ``overhead_s`` of fixed cost at ``rate`` spread over ``nbytes``."""
+    if nbytes <= 0:
+        return 1.0
+    return 1.0 + overhead_s * rate / nbytes
+
+
 @dataclass(eq=False)
 class DiskLun:
     name: str
@@ -31,9 +38,7 @@ class DiskLun:
 
     def weight(self, nbytes: float, extents: int) -> float:
         """Disk work per byte read: 1 + the positioning time expressed in bytes not transferred."""
-        if nbytes <= 0:
-            return 1.0
-        return 1.0 + max(extents, 1) * self.positioning_s * self.resource.nominal / nbytes
+        return _overhead_weight(nbytes, max(extents, 1) * self.positioning_s, self.resource.nominal)
 
 
 @dataclass(eq=False)
@@ -48,9 +53,7 @@ class DataMover:
 
     def weight(self, nbytes: float, commands: int) -> float:
         """Mover work per byte: 1 + the EXTENDED COPY handshakes expressed in bytes."""
-        if nbytes <= 0:
-            return 1.0
-        return 1.0 + commands * self.command_s * self.resource.nominal / nbytes
+        return _overhead_weight(nbytes, commands * self.command_s, self.resource.nominal)
 
 
 @dataclass(eq=False)

@@ -10,12 +10,11 @@ simulation stops a copy at batch k, list l, the backend is asked to move only
 what the simulated mover finished, so the bytes on the pool always agree with
 the result the job was given.  Many jobs run at once: one process each.
 
-Without a backend, :class:`TimingBackend` answers the bookkeeping operations
-so that large timing runs need no bytes at all.
+Without a backend, :class:`simulator.timing_backend.TimingBackend` (re-exported
+here) answers the bookkeeping operations so that large timing runs need no bytes.
 """
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import replace
 from typing import Any, Callable, Generator, Mapping
@@ -26,13 +25,9 @@ from orchestrator.ops import (
     AbandonObject,
     Batch,
     BeginObject,
-    CatalogueDone,
-    CommandResult,
     CommitObject,
     CopyBatches,
     CopyResult,
-    DigestResult,
-    DigestVolume,
     Failure,
     LanFreeRead,
     LanFreeWrite,
@@ -43,15 +38,9 @@ from orchestrator.ops import (
     OperatingParametersResult,
     Operation,
     ReadOperatingParameters,
-    ReleaseSnapshot,
     Result,
-    RunCommand,
-    SnapshotReleased,
-    SnapshotResult,
-    TakeSnapshot,
     TransferResult,
     VerifyPool,
-    VerifyResult,
 )
 from orchestrator.tape_ops import (
     CopyStatusResult,
@@ -70,50 +59,11 @@ from scsi.result import Nexus, Status
 from scsi.sense import Sense, SenseError
 from simulator.fluid import copy_batches, transfer
 from simulator.san import SimSAN
+from simulator.timing_backend import TimingBackend
 
 log = logging.getLogger(__name__)
 
 Execute = Callable[[Operation], Result]
-
-
-class TimingBackend:
-    """Bookkeeping answers for timing-only runs: objects are numbered, pools are ``pool_device``."""
-
-    def __init__(self, pool_device: str, pool_volume: str = "SIMVOL"):
-        self.pool_device, self.pool_volume = pool_device, pool_volume
-        self._ids = itertools.count(1)
-        self._offset = 0
-
-    def execute(self, op: Operation) -> Result:
-        if isinstance(op, BeginObject):
-            start, self._offset = self._offset, self._offset + op.image_size
-            return ObjectStarted(next(self._ids), self.pool_volume, self.pool_device, start)
-        if isinstance(op, (CommitObject, AbandonObject)):
-            return CatalogueDone(op.object_id)
-        if isinstance(op, RunCommand):
-            return CommandResult(0, "simulated")
-        if isinstance(op, TakeSnapshot):
-            return SnapshotResult(True, op.source, designator="simulated")
-        if isinstance(op, ReleaseSnapshot):
-            return SnapshotReleased()
-        if isinstance(op, VerifyPool):
-            return VerifyResult(True)
-        if isinstance(op, DigestVolume):
-            return DigestResult(())
-        if isinstance(op, ReadOperatingParameters):
-            # a mover that reaches tape drives implements the stream segments too (00h, 01h, 10h)
-            return OperatingParametersResult(MoverLimits(max_segment_count=64, max_descriptor_list_length=4096,
-                                                         total_concurrent_copies=4,
-                                                         implemented_codes=(0x00, 0x01, 0x02, 0x10, 0xE4)))
-        if isinstance(op, (LanFreeWrite, LanSend, LanFreeRead, LanReceive)):
-            return TransferResult(len(op.pieces))
-        if isinstance(op, CopyBatches):
-            return CopyResult(len(op.batches) - op.first_batch)
-        if isinstance(op, LocateTape):  # timing runs carry no tape contents: positions are nominal
-            return TapePositioned(op.position or 0, 0)
-        if isinstance(op, ReadCopyStatus):
-            return CopyStatusResult()
-        raise TypeError(f"the timing backend cannot answer {type(op).__name__}")
 
 
 class SimDriver:
@@ -275,12 +225,16 @@ class SimDriver:
         return CopyResult(len(sent), None, 0, None, env.now - t0)
 
     # -- tape pools -----------------------------------------------------------------------
-    def _tape_lun(self, device: str):
+    def _exact_lun(self, device: str, kind: str):
+        """The exact-mode LUN named ``device`` whose ``kind`` ("is_stream"/"is_block") is true, if any."""
         for mover in self.exact.values():
             lun = mover.luns.get(device)
-            if lun is not None and getattr(lun, "is_stream", False):
+            if lun is not None and getattr(lun, kind, False):
                 return lun
         return None
+
+    def _tape_lun(self, device: str):
+        return self._exact_lun(device, "is_stream")
 
     def _locate(self, op: LocateTape, name: str):
         """LOCATE (or SPACE to end of data): a reposition's time on the drive; real positions in exact mode."""
@@ -355,11 +309,7 @@ class SimDriver:
         return TransferResult(done, res.stored, res.failure, res.elapsed)
 
     def _block_lun(self, device: str):
-        for mover in self.exact.values():
-            lun = mover.luns.get(device)
-            if lun is not None and getattr(lun, "is_block", False):
-                return lun
-        return None
+        return self._exact_lun(device, "is_block")
 
     def _remember_failure(self, name: str, mover: str, sent, res: CopyResult) -> None:
         """COPY STATUS of the list a fluid copy stopped in: the segments the backend was given."""

@@ -212,24 +212,16 @@ class FaultInjector:
             lan = san.lan(spec.target)
             san.net.set_capacity(lan.resource, lan.resource.nominal * spec.factor)
             repair = spec.model_copy(update={"kind": "lan_up"})
-        elif k == "lan_down":
-            lan = san.lan(spec.target)
-            lan.up = False
-            self._down((lan.resource,), FaultHit(k, spec.target, "lan"))
-            repair = spec.model_copy(update={"kind": "lan_up"})
-        elif k == "lan_up":
-            lan = san.lan(spec.target)
-            lan.up = True
-            san.net.restore(lan.resource)
-        elif k == "agent_down":
-            agent = san.agent(spec.target)
-            agent.up = False
-            self._down((agent.resource,), FaultHit(k, spec.target, "agent"))
-            repair = spec.model_copy(update={"kind": "agent_up"})
-        elif k == "agent_up":
-            agent = san.agent(spec.target)
-            agent.up = True
-            san.net.restore(agent.resource)
+        elif k in ("lan_down", "agent_down"):
+            part = k.removesuffix("_down")
+            unit = san.lan(spec.target) if part == "lan" else san.agent(spec.target)
+            unit.up = False
+            self._down((unit.resource,), FaultHit(k, spec.target, part))
+            repair = spec.model_copy(update={"kind": f"{part}_up"})
+        elif k in ("lan_up", "agent_up"):
+            unit = san.lan(spec.target) if k == "lan_up" else san.agent(spec.target)
+            unit.up = True
+            san.net.restore(unit.resource)
         if repair is not None and spec.duration_s:
             self._later(spec.duration_s, repair)
 

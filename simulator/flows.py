@@ -144,10 +144,6 @@ class FlowNetwork:
         s = self._slot_of(flow)
         return float(self._done[s]) if s >= 0 else flow.done
 
-    def current_rate(self, flow: Flow) -> float:
-        s = self._slot_of(flow)
-        return float(self._rate[s]) if s >= 0 else flow.rate
-
     def abort(self, flow: Flow, reason: str, cause: Any = None) -> None:
         """Stop a running flow now; its ``finished`` event reports the bytes moved."""
         if flow.id not in self.active:

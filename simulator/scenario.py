@@ -64,6 +64,11 @@ class Scenario(BaseModel):
     batch_mb: int = Field(80, ge=10, le=1000)
 
 
+def pydantic_message(err: dict) -> str:
+    """A pydantic error's text without the "Value error, " prefix its wrapper adds to our own ValueErrors."""
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
 def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
     """Parse and validate a scenario file; errors name the file and the field."""
     path = Path(path)
@@ -80,7 +85,7 @@ def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"{path}: {loc}: {err['msg']}") from None
+        raise ValueError(f"{path}: {loc}: {pydantic_message(err)}") from None
     return scen, path.parent
 
 
@@ -331,7 +336,7 @@ def load_ci_scenario(path: str | Path) -> CiScenario:
             loc = tuple(err["loc"])
             line = _yaml_line(text, loc)
             where = ".".join(str(p) for p in loc) or "(top level)"
-            problems.append(f"{where}{f' (line {line})' if line else ''}: {err['msg']}")
+            problems.append(f"{where}{f' (line {line})' if line else ''}: {pydantic_message(err)}")
         more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:3])})" if len(problems) > 1 else ""
         raise ValueError(f"{path}: {problems[0]}{more}") from None
     if scen.name is None:

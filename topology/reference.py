@@ -75,20 +75,32 @@ class _Judge:
     def components(fabric: nx.Graph) -> dict[str, int]:
         return {n: i for i, comp in enumerate(nx.connected_components(fabric)) for n in comp}
 
-    def hop(self, i: str, t: str, lun, down: set[str], comp: dict[str, int]) -> bool:
-        if i in down or t in down or comp.get(i) is None or comp.get(i) != comp.get(t):
+    def linked(self, cut: str | None):
+        """Are two live ports cabled together -- in the live fabric, or in it without ``cut``?"""
+        comp = self.live_comp
+        if cut is None:
+            return lambda i, t: comp.get(i) is not None and comp.get(i) == comp.get(t)
+        view = self.without(cut)
+        return lambda i, t: (comp.get(i) is not None and comp.get(i) == comp.get(t) and cut not in (i, t)
+                             and nx.has_path(view, i, t))
+
+    def hop(self, i: str, t: str, lun, down: set[str], linked) -> bool:
+        if i in down or t in down or not linked(i, t):
             return False
         if not (self.zones.get(i, set()) & self.zones.get(t, set())):
             return False
         return lun is None or self.ix.is_masked(lun.array, i, lun.number, t)
 
     # -- the verdict ------------------------------------------------------------
-    def legs(self, vol: Volume, down: set[str], comp: dict[str, int]) -> tuple[list[tuple[str, str]], list[_Legs]]:
-        """(client pairs, working legs per mover); no legs means no server-free path."""
+    def legs(self, vol: Volume, down: set[str], linked, first: bool = False) -> tuple[list[tuple[str, str]], list[_Legs]]:
+        """(client pairs, working legs per mover); no legs means no server-free path.
+
+        With ``first``, stop at the first working client pair and the first working mover.
+        """
         lun = self.ix.resolve_lun(vol.lun)
         array_ports = [p.wwpn for p in self.ix.arrays[lun.array].ports]
         client_ports = [p.wwpn for p in self.ix.hosts[vol.client].hba_ports]
-        client = [(c, a) for c in client_ports for a in array_ports if self.hop(c, a, lun, down, comp)]
+        client = self.pairs(client_ports, array_ports, lun, down, linked, first)
         pool = self.pools[self.destination[vol.mgmtclass]]
         if (vol.client in down or vol.filesystem not in _SERVER_FREE_FS or not client
                 or pool.dataformat is not DataFormat.NONBLOCK or lun.array in down):
@@ -107,15 +119,24 @@ class _Judge:
             if mover.name in down:
                 continue
             ports = [p.wwpn for p in mover.ports]
-            read = [(m, a) for m in ports for a in array_ports if self.hop(m, a, lun, down, comp)]
-            write = [(m, d) for d_ports, dlun in devices for m in ports for d in d_ports
-                     if self.hop(m, d, dlun, down, comp)]
+            read = self.pairs(ports, array_ports, lun, down, linked, first)
+            write = [pair for d_ports, dlun in devices for pair in self.pairs(ports, d_ports, dlun, down, linked, first)
+                     if not first or pair]
             if read and write:
                 out.append(_Legs(mover.name, read, write))
+                if first:
+                    break
         return client, out
 
+    def pairs(self, initiators: list[str], targets: list[str], lun, down: set[str], linked,
+              first: bool) -> list[tuple[str, str]]:
+        found = (p for p in ((i, t) for i in initiators for t in targets) if self.hop(*p, lun, down, linked))
+        if first:
+            return [p for p in [next(found, None)] if p]
+        return list(found)
+
     def verdict(self, vol: Volume) -> ReferenceVerdict:
-        client, legs = self.legs(vol, self.down, self.live_comp)
+        client, legs = self.legs(vol, self.down, self.linked(None))
         if not legs:
             return ReferenceVerdict(False, 0, [])
         fabric = self.live
@@ -126,7 +147,7 @@ class _Judge:
             candidates.update(nx.shortest_path(fabric, x, y))
         spof = []
         for c in sorted(candidates):
-            if not self.legs(vol, self.down | {c}, self.components(self.without(c)))[1]:
+            if not self.legs(vol, self.down | {c}, self.linked(c), first=True)[1]:
                 spof.append(c)
         count = 1 if spof else self.disjoint(legs, fabric)
         return ReferenceVerdict(True, count, spof)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Generator, Sequence
 
 from scsi import asc as A
-from scsi.copymgr.errors import CopyAborted, CopyError, device_failure
+from scsi.copymgr.errors import CopyAborted, device_failure
 from scsi.copymgr.io import BlockRead, BlockWrite, Flush, IoRequest, IoResult, TestReady, WriteFilemarks
 from scsi.copymgr.resolve import Target
 from scsi.copymgr.stages import (BlockSink, BlockSource, BytesSource, DiscardSink, Sink, Source,

@@ -21,8 +21,8 @@ from typing import Any, Callable, Generator, Iterable, Mapping, Protocol, Sequen
 from scsi import asc as A
 from scsi.copymgr import answers, vpd
 from scsi.copymgr.cdb import (EXTENDED_COPY, EXTENDED_COPY_CDB, RCR_SERVICE_ACTIONS, RECEIVE_COPY_RESULTS,
-                              RECEIVE_COPY_RESULTS_CDB, SA_COPY_STATUS, SA_FAILED_SEGMENT_DETAILS,
-                              SA_OPERATING_PARAMETERS, SA_RECEIVE_DATA)
+                              RECEIVE_COPY_RESULTS_CDB, SA_COPY_STATUS, SA_OPERATING_PARAMETERS,
+                              SA_RECEIVE_DATA)
 from scsi.copymgr.config import CopyLimits, FcMapEntry
 from scsi.copymgr.engine import CopyEngine
 from scsi.copymgr.errors import CopyAborted, CopyError, IllegalRequest

@@ -55,10 +55,6 @@ class CommandOutcome:
     def ok(self) -> bool:
         return self.error is None
 
-    def raise_for_error(self) -> None:
-        if self.error is not None:
-            raise self.error
-
 
 def _portal_problem(u: IscsiUrl, timeout: float) -> str | None:
     """libiscsi's words for an unreachable portal are cryptic; say it plainly."""

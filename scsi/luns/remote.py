@@ -27,7 +27,7 @@ from pyscsi.pyscsi.scsi_cdb_write16 import Write16
 from pyscsi.pyscsi.scsi_command import SCSICommand
 from pyscsi.pyscsi.scsi_enum_command import sbc
 
-from scsi.designators import choose_lu_designator, parse_vpd83, read_block_length, read_vpd83
+from scsi.designators import choose_lu_designator, parse_vpd83, read_vpd83
 from scsi.devices import DeviceCheckCondition, open_device
 from scsi.luns.base import BlockLun, Designator, LunError
 from scsi.sense import Sense, SenseError

@@ -63,6 +63,12 @@ class TapeLun(StreamLun):
     def position(self) -> int:
         return self._pos
 
+    def file_number(self, position: int | None = None) -> int:
+        """Filemarks before ``position`` (the current one by default): the SSC logical file identifier."""
+        with self._lock:
+            end = self._pos if position is None else max(0, min(position, len(self._entries)))
+            return sum(1 for e in self._entries[:end] if e.kind == FILEMARK)
+
     def objects(self) -> list[bytes | None]:
         """Every record's data (None for a filemark), in tape order -- for tests and tools."""
         with self._lock:

@@ -61,7 +61,3 @@ def saving_not_supported(layout: Layout, name: str) -> CheckCondition:
 
 def write_protected() -> CheckCondition:
     return CheckCondition(sense_for(SenseKey.DATA_PROTECT, 0x27, 0x00).encode(), "write protected")
-
-
-def from_sense(key: int, asc: int, ascq: int) -> CheckCondition:
-    return CheckCondition(sense_for(key, asc, ascq).encode(), f"sense {key:x}/{asc:02x}/{ascq:02x}")

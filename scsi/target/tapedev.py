@@ -2,7 +2,7 @@
 
 Enough for backup software and the copy manager's stream segments: READ(6)/
 WRITE(6) in fixed or variable mode, WRITE FILEMARKS, SPACE, REWIND, LOCATE(10),
-READ POSITION (short form), READ BLOCK LIMITS, LOAD/UNLOAD, MODE SENSE/SELECT(6)
+READ POSITION (short and long form), READ BLOCK LIMITS, LOAD/UNLOAD, MODE SENSE/SELECT(6)
 for the block length, plus the common INQUIRY/VPD/TUR/REQUEST SENSE/REPORT
 SUPPORTED OPERATION CODES.  Tape errors (filemark, end of data, ILI) come back
 as CHECK CONDITION with the LUN's own sense and whatever data was read.
@@ -50,6 +50,14 @@ READ_POSITION_SHORT = Layout("READ POSITION short form", 20, [
     Field("first_block", 4, size=4), Field("last_block", 8, size=4), Field("blocks_in_buffer", 13, size=3),
     Field("bytes_in_buffer", 16, size=4),
 ])
+READ_POSITION_LONG = Layout("READ POSITION long form", 32, [
+    flag("bop", 0, 7), flag("eop", 0, 6), flag("lonu", 0, 2, doc="logical object number unknown"),
+    flag("mpu", 0, 1, doc="mark position (file and set numbers) unknown"),
+    Field("partition", 4, size=4), Field("logical_object", 8, size=8),
+    Field("file_number", 16, size=8, doc="logical file identifier: filemarks before the position"),
+    Field("set_number", 24, size=8, doc="logical set identifier: setmarks before the position"),
+])
+RP_SHORT_BLOCK_ID, RP_SHORT_VENDOR, RP_LONG_FORM = 0x00, 0x01, 0x06
 BLOCK_LIMITS_DATA = Layout("READ BLOCK LIMITS data", 6, [
     bits("granularity", 0, 0, 5), Field("max_block_length", 1, size=3), Field("min_block_length", 4, size=2),
 ])
@@ -72,7 +80,7 @@ TAPE_COMMANDS = (
     opcodes.CommandInfo(cdbs.MODE_SENSE_6, None, bytes([0x1A, 0x08, 0xFF, 0xFF, 0xFF, 0])),
     opcodes.CommandInfo(LOAD_UNLOAD, None, bytes([0x1B, 0x01, 0, 0, 0x01, 0])),
     opcodes.CommandInfo(LOCATE_10, None, bytes([0x2B, 0x01, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0])),
-    opcodes.CommandInfo(READ_POSITION, None, bytes([0x34, 0x00, 0, 0, 0, 0, 0, 0, 0, 0])),
+    opcodes.CommandInfo(READ_POSITION, None, bytes([0x34, 0x1F, 0, 0, 0, 0, 0, 0, 0, 0])),
     opcodes.CommandInfo(cdbs.MODE_SENSE_10, None, bytes([0x5A, 0x08, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0])),
     opcodes.CommandInfo(cdbs.MAINTENANCE_IN, cdbs.SA_REPORT_SUPPORTED_OPCODES,
                         bytes([0xA3, 0x1F, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0])),
@@ -255,11 +263,18 @@ class TapeLunDevice:
 
     def _read_position(self, cdb: bytes, data_out: bytes) -> ScsiResult:
         c = READ_POSITION_CDB.decode(cdb[:10], strict=False)
-        if c["service_action"] not in (0, 1):
-            raise errors.invalid_field(READ_POSITION_CDB, "service_action", "only the short form is supported")
+        sa = c["service_action"]
+        if sa not in (RP_SHORT_BLOCK_ID, RP_SHORT_VENDOR, RP_LONG_FORM):
+            raise errors.invalid_field(READ_POSITION_CDB, "service_action",
+                                       f"READ POSITION service action {sa:#04x} is not supported "
+                                       "(short form 00h/01h, long form 06h)")
         pos = self.lun.position()
-        data = READ_POSITION_SHORT.encode(bop=int(pos == 0), first_block=pos, last_block=pos)
-        return ScsiResult(data=data)
+        if sa != RP_LONG_FORM:
+            return ScsiResult(data=READ_POSITION_SHORT.encode(bop=int(pos == 0), first_block=pos, last_block=pos))
+        file_number = getattr(self.lun, "file_number", None)  # a StreamLun that cannot count filemarks says so
+        files = file_number() if callable(file_number) else None
+        return ScsiResult(data=READ_POSITION_LONG.encode(
+            bop=int(pos == 0), mpu=int(files is None), logical_object=pos, file_number=files or 0))
 
     _HANDLERS = {
         cdbs.TEST_UNIT_READY: _tur, REWIND: _rewind, cdbs.REQUEST_SENSE: _request_sense,

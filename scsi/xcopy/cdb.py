@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
-from scsi.layout import Field, Layout, LayoutError, bits, reserved
+from scsi.layout import Field, Layout, bits, reserved
 
 EXTENDED_COPY_OPCODE = 0x83
 RECEIVE_COPY_RESULTS_OPCODE = 0x84
@@ -54,11 +54,3 @@ def pyscsi_bits(layout: Layout) -> dict[str, Any]:
         else:
             out[f.name] = [f.max_value, f.offset]
     return out
-
-
-def decode_cdb(layout: Layout, cdb: bytes) -> dict[str, Any]:
-    """Decode a CDB strictly; errors carry the CDB byte/bit for an INVALID FIELD IN CDB pointer."""
-    if len(cdb) != layout.size:
-        raise LayoutError(f"CDB is {len(cdb)} bytes, expected {layout.size}", field="opcode", offset=0,
-                          layout=layout.name)
-    return layout.decode(cdb)

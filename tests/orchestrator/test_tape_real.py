@@ -81,7 +81,7 @@ def test_backup_to_tape_resumes_on_the_next_mover_and_restores_byte_identical(si
     move = run_job(backup_to_tape(pieces, disk=CscdRef("DISK", luns["DISK"].naa.hex(), BS), disk_base=0,
                                   drives=[drive], fmt=fmt, volume="VOL1", movers=["DM1", "DM2"]), execute)
     assert move.ok and move.movers_used == ["DM1", "DM2"], move.events
-    assert move.location.first_object == 2 and move.location.file_number is None
+    assert move.location.first_object == 2 and move.location.file_number == 1  # READ POSITION long form
     objs = luns["DRV1"].objects()
     assert len(objs) == 2 + object_records(pieces, fmt) + 1 and objs[-1] is None
     done = run_job(restore_from_tape(pieces, location=move.location, drive=drive,
