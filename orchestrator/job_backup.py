@@ -105,6 +105,9 @@ def backup_job(spec: BackupSpec) -> Job:
                 # a host-side copy-on-write snapshot is invisible to the data mover
                 reason = "the snapshot lives on the client; a data mover cannot read it"
                 report.reasons.append(reason)
+                if not (paths.lan_free or paths.lan):
+                    raise JobFailed(f"{reason}, and neither a LAN-free path nor a LAN server address is "
+                                    "configured; use -imagetype=static for a server-free image")
                 state.path = PathKind.LAN_FREE if paths.lan_free else PathKind.LAN
                 report.start_path = state.path.value
         if spec.postsnapshotcmd:

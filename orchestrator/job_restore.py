@@ -32,7 +32,7 @@ def restore_job(spec: RestoreSpec) -> Job:
         if spec.destination_size < needed:
             raise JobFailed(f"out of space: {spec.destination.name} offers {spec.destination_size} bytes, "
                             f"the image needs {needed}")
-        if spec.deletefiles:
+        if spec.deletefiles and len(spec.chain) > 1:
             report.warnings.append("-deletefiles ignored: after image + image incremental the server is "
                                    "not aware of deleted files; deleted files may reappear")
         if len(spec.chain) > 1 and not spec.incremental:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -288,6 +289,18 @@ class TapeLanClient(LanClient):
 
     def mark(self) -> None:
         self._call(Frame(OP_MARK), OP_ACK)
+
+    def close(self) -> None:
+        """End the session and wait until the server has released the drive (it closes its end after that),
+        so a next session on the drive does not find it busy."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            while self.sock.recv(4096):
+                pass
+        except OSError:  # already gone or timed out: nothing more to wait for
+            pass
+        finally:
+            self.sock.close()
 
 Classify = Callable[[BaseException, str, str], Failure]
 

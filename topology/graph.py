@@ -97,7 +97,10 @@ def _bare_live_fabric(g: nx.Graph, edges: list[tuple[str, str]], down: set[str])
     Node attributes stay on ``g`` (one copy); isolated fabric nodes are added too.
     """
     keep = {n for n, k in g.nodes(data="kind") if k in FABRIC_KINDS and n not in down}
-    return g.subgraph(keep)
+    live = nx.Graph()
+    live.add_nodes_from(keep)
+    live.add_edges_from((u, v) for u, v in edges if u in keep and v in keep)
+    return live
 
 
 @dataclass

@@ -79,3 +79,16 @@ def test_fsidle_wait_and_retries(world):
     assert not r.ok and "not idle for 1.0 s after 2 retries" in r.reason and waits == [1.0, 1.0]
     r = snaps(TakeSnapshot("G:", "disk0", 100, "", 3, 1.0))  # the third wait makes it idle
     assert r.ok and r.snapshot == "snap:disk0"
+
+
+
+def test_client_snapshot_without_lan_free_or_lan_fails_up_front_naming_the_fix(world):
+    """A client-side snapshot rules out server-free; with no other path the job says so before moving data."""
+    drv, snaps, disk, pool = world
+    paths = PathPlan(start=PathKind.SERVER_FREE, movers=["DM1"], lan_free=False, lan=False)
+    report = run_job(backup_job(spec(paths=paths)), drv.execute)
+    assert not report.ok
+    text = report.summary()
+    assert "a data mover cannot read it" in text and "-imagetype=static" in text, text
+    assert drv.catalogue.query() == []
+    assert "snap:disk0" not in drv.devices  # the snapshot was released on the way out
