@@ -144,8 +144,8 @@ def read_vpd83(scsi: Any, alloclen: int = 255) -> bytes:
     return data
 
 
-def read_block_length(scsi: Any) -> int:
-    """Logical block length from READ CAPACITY(16) through a pyscsi ``SCSI`` object."""
+def read_capacity(scsi: Any) -> tuple[int, int]:
+    """(logical block length, number of blocks) from READ CAPACITY(16) through a pyscsi ``SCSI`` object."""
     from pyscsi.pyscsi.scsi_cdb_readcapacity16 import ReadCapacity16
     from pyscsi.pyscsi.scsi_enum_command import sbc
     from pyscsi.utils.converter import get_opcode
@@ -153,8 +153,7 @@ def read_block_length(scsi: Any) -> int:
     cmd = ReadCapacity16(next(get_opcode(sbc, "9E")), alloclen=32)  # SBC's opcode table, whatever the PDT
     scsi.execute(cmd)
     cmd.unmarshall()
-    return int(cmd.result["block_length"])
-
+    return int(cmd.result["block_length"]), int(cmd.result["returned_lba"]) + 1
 
 def cscd_for_device(scsi: Any, *, pdt: int | None = None, block_length: int | None = None,
                     pad: bool = False) -> IdentificationCscd:
@@ -167,7 +166,7 @@ def cscd_for_device(scsi: Any, *, pdt: int | None = None, block_length: int | No
     if pdt is None:
         pdt = page[0] & 0x1F if page else 0
     if block_length is None:
-        block_length = read_block_length(scsi) if pdt in BLOCK_PDTS else 0
+        block_length = read_capacity(scsi)[0] if pdt in BLOCK_PDTS else 0
     return cscd_from_vpd83(page, pdt=pdt, block_length=block_length, pad=pad)
 
 

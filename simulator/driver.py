@@ -55,6 +55,7 @@ from orchestrator.tape_ops import (
 from orchestrator.tape_records import read_piece, write_piece
 from scsi.copymgr.cdb import extended_copy_cdb
 from scsi.copymgr.client import Client
+from scsi.luns.base import LunError, SpaceCode
 from scsi.result import Nexus, Status
 from scsi.sense import Sense, SenseError
 from simulator.fluid import copy_batches, transfer
@@ -218,7 +219,7 @@ class SimDriver:
                         try:
                             segment = Sense.decode(r.sense).segment
                         except SenseError:
-                            segment = None
+                            pass
                     failure = Failure("sense" if r.sense else "error", "EXTENDED COPY failed", op.mover,
                                       r.sense, int(r.status))
                     return CopyResult(bi, failure, li, segment, env.now - t0)
@@ -252,8 +253,6 @@ class SimDriver:
                 return self.backend(op)
             except (TypeError, AttributeError):
                 return TapePositioned(op.position or 0, 0)
-        from scsi.luns.base import LunError, SpaceCode
-
         try:
             if op.position is None:
                 lun.space(SpaceCode.END_OF_DATA, 0)

@@ -12,7 +12,11 @@ Public API (import from the submodules; this package imports nothing else of our
 * ``topology.graph.SanState.build(topology, failed)`` -- the networkx graph with
   components down; ``build_graph(topology)`` for the bare graph.
 * ``topology.index.TopologyIndex.build(topology)`` -- lookups: port owners,
-  ``resolve_lun("ARR1:5")``, ``is_masked(...)``, ``pool_devices(pool)``.
+  ``resolve_lun("ARR1:5")``, ``is_masked(...)``, ``pool_devices(pool)``;
+  ``index_of(topology)`` returns the one built while loading (a topology is indexed once).
+* ``topology.reference.reference_verdicts(topology, failed=()) -> {volume: ReferenceVerdict}`` --
+  a straightforward per-volume judge (server-free, disjoint paths, single points of failure):
+  verify()'s cross-check in tests and its peer in benchmarks/bench_topology.py.
 * ``topology.tsm_macro.merge_macros(topology, [paths])`` / ``parse_macro(text)``.
 * ``topology.svg.render_svg(state, report)``; ``topology.render_text.format_report(report)``.
 * ``topology.synthetic.generate_domain(ports, luns, volumes)`` -- large test fabrics.

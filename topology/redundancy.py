@@ -114,6 +114,7 @@ class SeparatorIndex:
         self.component = {x: i for i, comp in enumerate(nx.connected_components(core)) for x in comp}
         self.tree = _BlockCutTree(core)
         self._cache: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._core: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def condensed(self, chain) -> list[str]:
         """Drop switch ports and cables that sit in series with one N_port or ISL (same flow, fewer nodes)."""
@@ -144,7 +145,9 @@ class SeparatorIndex:
             elif self.component.get(sa) != self.component.get(sb):
                 core = (sa, sb)  # not connected; callers only ask for connected pairs
             else:
-                core = (sa, *self.tree.cut_vertices(sa, sb), sb)
+                core = self._core.get((sa, sb))
+                if core is None:  # few switch pairs, many port pairs
+                    core = self._core[(sa, sb)] = (sa, *self.tree.cut_vertices(sa, sb), sb)
             out = (a, la, pa, *core, pb, lb, b)
         self._cache[key] = out
         return out

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from topology.collector import collector_paused
 from topology.graph import SanState, server_host
 from topology.hops import End, check_hop
 from topology.index import LunRef
@@ -62,13 +63,14 @@ def verify(topology: Topology, failed: Iterable[str] = (), *, redundancy: bool =
     LookupError. With ``redundancy`` each verdict also carries the number of
     disjoint server-free paths and its single points of failure.
     """
-    state = state or SanState.build(topology, set(failed))
-    ctx = _Context(state)
-    verdicts = [ctx.verdict(v, want_routes=redundancy) for v in topology.volumes]
-    if redundancy:
-        from topology.redundancy import annotate_redundancy
+    with collector_paused():
+        state = state or SanState.build(topology, set(failed))
+        ctx = _Context(state)
+        verdicts = [ctx.verdict(v, want_routes=redundancy) for v in topology.volumes]
+        if redundancy:
+            from topology.redundancy import annotate_redundancy
 
-        annotate_redundancy(state, verdicts, ctx.legs, ctx.client_pairs)
+            annotate_redundancy(state, verdicts, ctx.legs, ctx.client_pairs)
     return DomainReport(topology=topology.name, failed=sorted(state.failed), volumes=verdicts,
                         warnings=list(topology.warnings))
 
@@ -90,6 +92,7 @@ class _Context:
         self._write_legs: dict[tuple, tuple[list[tuple[str, str, str]], tuple | None]] = {}
         self._live_devices: dict[str, tuple[list[Device], Problem | None]] = {}
         self._array_ends: dict[str, list[End]] = {}
+        self._mover_masking: dict[str, list[tuple[str, dict[int, set[str] | None]]]] = {}
         self._client_ends: dict[str, list[End]] = {}
         self.mover_ports = {p.wwpn for m in self.movers for p in m.ports}
         self._client_disk: dict[str, Problem | None] = {}
@@ -149,6 +152,14 @@ class _Context:
             ends = self._array_ends[array] = [End(p.wwpn, f"array {array}", array)
                                               for p in self.ix.arrays[array].ports]
         return ends
+
+    def mover_masking(self, array: str) -> list[tuple[str, dict[int, set[str] | None]]]:
+        """(mover port, its LUN masking on ``array``) for every mover port the array masks LUNs to."""
+        out = self._mover_masking.get(array)
+        if out is None:
+            out = self._mover_masking[array] = [(w, self.ix.masking[(array, w)]) for w in sorted(self.mover_ports)
+                                                if (array, w) in self.ix.masking]
+        return out
 
     def live_devices(self, pool: StoragePool) -> tuple[list[Device], Problem | None]:
         """The pool's devices whose owners are up, and the first down one's problem (once per pool)."""
@@ -233,9 +244,9 @@ class _Context:
         # Volumes on one array whose LUNs are masked alike to the movers get the same legs.
         shared_key = None
         if want_routes and not self.topo.tsm_paths:
-            seen = self.ix.presented.get((lun.array, lun.number), set()) & self.mover_ports
-            per_lun = [(w, self.ix.masking[(lun.array, w)][lun.number]) for w in seen]
-            shared_key = (lun.array, frozenset((w, None if t is None else frozenset(t)) for w, t in per_lun),
+            n = lun.number
+            shared_key = (lun.array, frozenset((w, None if masks[n] is None else frozenset(masks[n]))
+                                               for w, masks in self.mover_masking(lun.array) if n in masks),
                           device_key)
             if shared_key in self._volume_legs:
                 return ServerFreeResult(None, self._volume_legs[shared_key])

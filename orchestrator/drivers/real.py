@@ -323,12 +323,14 @@ class RealDriver:
         return TransferResult(r.pieces_done, r.stored, r.failure, time.monotonic() - t0)
 
     def _TapeServerWrite(self, op: TapeServerWrite) -> TransferResult:
-        return TransferResult(0, failure=Failure("error", "the LAN backup server (orchestrator.lanserver) does not "
-                                                          "write tape records yet", op.server))
+        from orchestrator.drivers.real_tape import lan_write
+
+        return lan_write(self, op)
 
     def _TapeServerRead(self, op: TapeServerRead) -> TransferResult:
-        return TransferResult(0, failure=Failure("error", "the LAN backup server (orchestrator.lanserver) does not "
-                                                          "read tape records yet", op.server))
+        from orchestrator.drivers.real_tape import lan_read
+
+        return lan_read(self, op)
 
     def _TapeClientRead(self, op: TapeClientRead) -> TransferResult:
         from orchestrator.tape_records import client_read

@@ -27,7 +27,7 @@ from pyscsi.pyscsi.scsi_cdb_write16 import Write16
 from pyscsi.pyscsi.scsi_command import SCSICommand
 from pyscsi.pyscsi.scsi_enum_command import sbc
 
-from scsi.designators import choose_lu_designator, parse_vpd83, read_vpd83
+from scsi.designators import choose_lu_designator, parse_vpd83, read_capacity, read_vpd83
 from scsi.devices import DeviceCheckCondition, open_device
 from scsi.luns.base import BlockLun, Designator, LunError
 from scsi.sense import Sense, SenseError
@@ -142,12 +142,8 @@ class RemoteLun(BlockLun):
         ordered = [first] + [r for r in lu if r is not first]
         designators = [Designator(r.code_set, r.association, r.designator_type, bytes.fromhex(r.designator))
                        for r in ordered]
-        from pyscsi.pyscsi.scsi_cdb_readcapacity16 import ReadCapacity16
-        from pyscsi.utils.converter import get_opcode
-        rc = ReadCapacity16(next(get_opcode(sbc, "9E")), alloclen=32)
-        scsi.execute(rc)
-        rc.unmarshall()
-        return pdt, designators, int(rc.result["block_length"]), int(rc.result["returned_lba"]) + 1
+        block_size, blocks = read_capacity(scsi)
+        return pdt, designators, block_size, blocks
 
     def designators(self) -> list[Designator]:
         return list(self._designators)

@@ -9,10 +9,26 @@ import pytest
 
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real import RealDriver
-from orchestrator.drivers.real_tape import lan_read, lan_write
-from orchestrator.job import BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec, restore_job
+from orchestrator.job import (
+    BackupSpec,
+    DeviceSpec,
+    PathPlan,
+    RestoreSpec,
+    backup_job,
+    object_spec,
+    restore_job,
+)
 from orchestrator.job_spec import TapePlan
-from orchestrator.lanserver import OP_ACK, OP_MARK, Frame, LanClient, LanRemoteError, LanServer, main, read_frame
+from orchestrator.lanserver import (
+    OP_ACK,
+    OP_MARK,
+    Frame,
+    LanClient,
+    LanRemoteError,
+    LanServer,
+    main,
+    read_frame,
+)
 from orchestrator.ops import PathKind, Piece, pieces_from_extents, run_job
 from orchestrator.plan_tape import TapeFormat
 from orchestrator.tape_lanserver import TapeLanClient, server_read, server_write
@@ -29,16 +45,6 @@ VOL = 2 * MIB
 EXTENTS = [(0, 256 * KIB), (768 * KIB, 200 * KIB), (1536 * KIB, 100 * KIB)]
 D = {"DISK": "6001405" + "d" * 25, "DEST": "6001405" + "e" * 25, "DRV1": "6001405" + "1" * 25}
 FMT = TapeFormat(32 * KIB)
-
-
-class LanTapeDriver(RealDriver):
-    """The real driver with its LAN tape operations carried out by real_tape.lan_write / lan_read."""
-
-    def _TapeServerWrite(self, op):
-        return lan_write(self, op)
-
-    def _TapeServerRead(self, op):
-        return lan_read(self, op)
 
 
 def classify(exc, what, device):
@@ -62,13 +68,16 @@ def site(tmp_path):
     cat.add_pool_volume("TAPEPOOL", "VOL001", "DRV1", 1 << 30)
     devices = {"DISK": InProcessDevice(BlockLunDevice(disk)), "DEST": InProcessDevice(BlockLunDevice(dest)),
                "DRV1": InProcessDevice(drive)}
-    driver = LanTapeDriver(cat, {}, devices, lan_timeout=10.0)
+    driver = RealDriver(cat, {}, devices, lan_timeout=10.0)
     yield driver, server, cat, disk, dest, tape
     server.close()
     tape.close()
 
 
-def paths(server, start=PathKind.LAN, tape=TapePlan(record_bytes=32 * KIB)):
+TAPE = TapePlan(record_bytes=32 * KIB)
+
+
+def paths(server, start=PathKind.LAN, tape=TAPE):
     return PathPlan(start=start, movers=[], lan_free=False, lan=True, server=server.address,
                     pool_designators={"DRV1": D["DRV1"]}, batch_mb=10, tape=tape)
 
@@ -180,24 +189,23 @@ def test_protocol_misuse_in_a_tape_session_is_refused_clearly(tmp_path):
             c.put(64 * KIB, 1024, b"x" * 1024)
             with pytest.raises(LanRemoteError, match="image order"):
                 c.put(0, 1024, b"y" * 1024)
-        with TapeLanClient(server.address, "DRV1", "write", FMT, None) as c:  # the drive is free again
-            with pytest.raises(LanRemoteError, match="uncompressed"):
-                c.put(0, 1024, b"z" * 10, compressed=True)
-        with TapeLanClient(server.address, "DRV1", "read", FMT, 0) as c:
-            with pytest.raises(LanRemoteError, match="MARK in a tape read session"):
-                c.mark()
-        with TapeLanClient(server.address, "DRV1", "read", FMT, 1) as c:  # past the only record: end of data
-            with pytest.raises(LanRemoteError, match="DRV1.*reading the piece"):
-                c.get(0, 1024, 1024)
+        with TapeLanClient(server.address, "DRV1", "write", FMT, None) as c, \
+                pytest.raises(LanRemoteError, match="uncompressed"):  # the drive is free again
+            c.put(0, 1024, b"z" * 10, compressed=True)
+        with TapeLanClient(server.address, "DRV1", "read", FMT, 0) as c, \
+                pytest.raises(LanRemoteError, match="MARK in a tape read session"):
+            c.mark()
+        with TapeLanClient(server.address, "DRV1", "read", FMT, 1) as c, \
+                pytest.raises(LanRemoteError, match="DRV1.*reading the piece"):  # past the only record
+            c.get(0, 1024, 1024)
 
 
 def test_mark_outside_a_tape_session_is_refused(tmp_path):
     vol = tmp_path / "vol.img"
     vol.write_bytes(bytes(4096))
-    with LanServer({"VOL1": vol}) as server:
-        with LanClient(server.address, "VOL1", 0) as c:
-            c.sock.sendall(Frame(OP_MARK).encode())
-            reply = read_frame(c.sock)
+    with LanServer({"VOL1": vol}) as server, LanClient(server.address, "VOL1", 0) as c:
+        c.sock.sendall(Frame(OP_MARK).encode())
+        reply = read_frame(c.sock)
     assert reply.op != OP_ACK and b"tape session" in reply.payload
 
 
