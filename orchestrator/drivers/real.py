@@ -82,20 +82,14 @@ class BlockIO:
     def __init__(self, device: Any, name: str):
         from pyscsi.pyscsi.scsi import SCSI
 
-        from pyscsi.pyscsi.scsi_cdb_readcapacity16 import ReadCapacity16
-        from pyscsi.pyscsi.scsi_enum_command import sbc
-        from pyscsi.utils.converter import get_opcode
-
+        from scsi.designators import read_capacity
         from scsi.luns.remote import UnitAttentionRetry
 
         self.name = name
         # a target queues UNIT ATTENTIONs on every session when any of its LUs changes: resend, as initiators do
         self.scsi = SCSI(UnitAttentionRetry(device, name))
-        cmd = ReadCapacity16(next(get_opcode(sbc, "9E")), alloclen=32)
-        self.scsi.execute(cmd)
-        cmd.unmarshall()
-        self.block_size = int(cmd.result["block_length"])
-        self.size = (int(cmd.result["returned_lba"]) + 1) * self.block_size
+        self.block_size, blocks = read_capacity(self.scsi)
+        self.size = blocks * self.block_size
         self.scsi.blocksize = self.block_size
 
     def test_unit_ready(self) -> None:
