@@ -29,13 +29,13 @@ from topology.reference import reference_verdicts
 from topology.synthetic import count_ports, generate_domain
 from topology.verify import verify
 
-DEFAULTS = dict(arrays=50, movers=20, drives=40)
+DEFAULTS = {"arrays": 50, "movers": 20, "drives": 40}
 
 
 def peer_seconds(ports: int, luns: int, volumes: int, k: int) -> tuple[float, float, str, bool]:
     """(scaled peer seconds, measured CPU seconds, slice label, slice agrees with verify) on a 1/k slice."""
-    params = dict(ports=ports // k, luns=luns // k, volumes=volumes // k,
-                  **{name: max(2, n // k) for name, n in DEFAULTS.items()})
+    params = {"ports": ports // k, "luns": luns // k, "volumes": volumes // k,
+              **{name: max(2, n // k) for name, n in DEFAULTS.items()}}
     topo = topology_from_data(generate_domain(**params))
     c0 = time.process_time()
     ref = reference_verdicts(topo)

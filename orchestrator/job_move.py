@@ -39,7 +39,6 @@ class MoveState:
     path: PathKind
     movers: list[str]
     server_free_failed: bool = False
-    pending_reason: str = ""  # reason of the failure that emptied the mover list
     # image ranges [start, end) whose lists the mover's COPY STATUS vouches for (no read-back needed)
     accounted: list[tuple[int, int]] = field(default_factory=list)
     accounting_errors: list[str] = field(default_factory=list)  # lists the mover's status contradicts

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Literal, Union
 
-from orchestrator.ops_types import (FAILOVER_ORDER, Batch, CopySegment, Failure, FailureKind,
-                                    ListAccount, MoverLimits, ParameterListPlan, PathKind, Piece, StoredPiece)
+from orchestrator.ops_types import (Batch, CopySegment, Failure, FailureKind, ListAccount, MoverLimits,
+                                    ParameterListPlan, PathKind, Piece, StoredPiece)
 
 
 # =========================================================================== operations

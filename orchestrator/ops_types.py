@@ -17,9 +17,6 @@ class PathKind(str, Enum):
     LAN = "lan"
 
 
-FAILOVER_ORDER = (PathKind.SERVER_FREE, PathKind.LAN_FREE, PathKind.LAN)
-
-
 # --------------------------------------------------------------------------- pieces
 @dataclass(frozen=True, slots=True)
 class Piece:

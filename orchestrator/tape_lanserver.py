@@ -34,10 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from orchestrator.lanserver import (OP_ACK, OP_DATA, OP_GET, OP_MARK, OP_NAMES, OP_OPEN, OP_PUT, OP_SYNC, Frame,
                                     LanClient, LanProtocolError, connect)
-from orchestrator.ops import Failure, Piece, StoredPiece, TransferResult
+from orchestrator.ops import Piece, StoredPiece, TransferResult
 from orchestrator.plan_tape import TapeFormat
 from orchestrator.tape_ops import LocateTape, TapeServerRead, TapeServerWrite
-from orchestrator.tape_records import read_piece, write_piece
+from orchestrator.tape_records import Classify, read_piece, restore_pieces, write_piece
 
 log = logging.getLogger(__name__)
 
@@ -302,8 +302,6 @@ class TapeLanClient(LanClient):
         finally:
             self.sock.close()
 
-Classify = Callable[[BaseException, str, str], Failure]
-
 
 def server_write(op: TapeServerWrite, read: Callable[[Piece], bytes], classify: Classify,
                  timeout: float = 60.0) -> TransferResult:
@@ -347,13 +345,5 @@ def server_read(op: TapeServerRead, write: Callable[[Piece, bytes], None], class
     except Exception as exc:  # noqa: BLE001
         return TransferResult(0, failure=classify(exc, "LAN tape session could not start", op.server))
     with client:
-        for i, p in enumerate(op.pieces):
-            try:
-                data = client.get(p.image_offset, p.length, p.length)
-            except Exception as exc:  # noqa: BLE001
-                return TransferResult(i, (), classify(exc, "LAN tape read failed", op.server))
-            try:
-                write(p, data)
-            except Exception as exc:  # noqa: BLE001
-                return TransferResult(i, (), classify(exc, "write failed", op.destination))
-    return TransferResult(len(op.pieces))
+        return restore_pieces(op.pieces, lambda p: client.get(p.image_offset, p.length, p.length), write,
+                              classify, "LAN tape read failed", op.server, op.destination)

@@ -127,11 +127,7 @@ def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
             _leave(move, movers, str(exc))
             continue
         cr: CopyResult = yield CopyBatches(mover, disk.name, drive.name, batches)  # type: ignore[misc]
-        move.elapsed += cr.elapsed
-        if mover not in move.movers_used:
-            move.movers_used.append(mover)
-        if "server-free" not in move.paths:
-            move.paths.append("server-free")
+        _count_copy(move, mover, cr)
         lie = _mismatch(batches, cr, mover)
         if lie:
             move.fatal, move.failure = True, lie
@@ -305,11 +301,7 @@ def restore_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dri
             _leave(move, movers, str(exc))
             continue
         cr: CopyResult = yield CopyBatches(mover, drive.name, disk.name, batches)  # type: ignore[misc]
-        move.elapsed += cr.elapsed
-        if mover not in move.movers_used:
-            move.movers_used.append(mover)
-        if "server-free" not in move.paths:
-            move.paths.append("server-free")
+        _count_copy(move, mover, cr)
         if cr.ok:
             pos = end
             break
@@ -321,6 +313,15 @@ def restore_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dri
     if not move.closed:
         move.failure = "no data mover is left to read the tape: " + (move.events[-1] if move.events else "none")
     return move
+
+
+def _count_copy(move: TapeMove, mover: str, cr: CopyResult) -> None:
+    """Book a server-free copy attempt on the move: its time, its mover, its path."""
+    move.elapsed += cr.elapsed
+    if mover not in move.movers_used:
+        move.movers_used.append(mover)
+    if "server-free" not in move.paths:
+        move.paths.append("server-free")
 
 
 def _leave(move: TapeMove, movers: list[str], reason: str) -> None:

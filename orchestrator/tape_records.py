@@ -8,7 +8,7 @@ with a short last one; fixed mode, ``block_length`` blocks written
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrator.ops import Failure, Piece, StoredPiece, TransferResult
@@ -77,13 +77,23 @@ def client_write(op: TapeClientWrite, read: Callable[[Piece], bytes], tape: Any,
 def client_read(op: TapeClientRead, write: Callable[[Piece, bytes], None], tape: Any, classify: Classify
                 ) -> TransferResult:
     """Carry out a :class:`TapeClientRead`: read each piece's records and write them to the destination."""
-    for i, p in enumerate(op.pieces):
+    return restore_pieces(op.pieces, lambda p: read_piece(tape, p.length, op.fmt), write, classify,
+                          "tape read failed", op.drive, op.destination)
+
+
+def restore_pieces(pieces: Sequence[Piece], read: Callable[[Piece], bytes], write: Callable[[Piece, bytes], None],
+                   classify: Classify, read_failed: str, reader: str, destination: str) -> TransferResult:
+    """Read each piece and write it to ``destination``; the first failure stops it, blamed on its side.
+
+    ``read_failed`` names a read failure on ``reader`` (the drive or the server).
+    """
+    for i, p in enumerate(pieces):
         try:
-            data = read_piece(tape, p.length, op.fmt)
-        except Exception as exc:  # noqa: BLE001 - drive trouble or a layout mismatch stops it here
-            return TransferResult(i, (), classify(exc, "tape read failed", op.drive))
+            data = read(p)
+        except Exception as exc:  # noqa: BLE001 - drive, transport or layout trouble stops it here
+            return TransferResult(i, (), classify(exc, read_failed, reader))
         try:
             write(p, data)
         except Exception as exc:  # noqa: BLE001
-            return TransferResult(i, (), classify(exc, "write failed", op.destination))
-    return TransferResult(len(op.pieces))
+            return TransferResult(i, (), classify(exc, "write failed", destination))
+    return TransferResult(len(pieces))

@@ -14,6 +14,7 @@ transfer, what weight the transfer carries on it (work per byte):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import simpy
 
@@ -50,6 +51,8 @@ class DataMover:
     command_s: float
     state: str = "ok"  # "ok", "hung", "resetting"
     hang_since: float = 0.0
+    # called when the mover hangs: exact-mode copies in progress stop their I/O (a hung mover moves nothing)
+    on_hang: list[Callable[[], Any]] = field(default_factory=list)
 
     def weight(self, nbytes: float, commands: int) -> float:
         """Mover work per byte: 1 + the EXTENDED COPY handshakes expressed in bytes."""

@@ -31,6 +31,7 @@ from scsi.luns.base import BlockLun, Lun, LunError, not_ready
 from scsi.result import Nexus, ScsiResult, Status
 from scsi.sense import Sense, SenseKey, SenseError, sense_for
 from simulator.faults import FaultHit
+from simulator.flows import Streaming
 from simulator.san import Path, SimSAN
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,6 @@ class ExactMover:
         self.luns = dict(luns)
         self.manager = CopyManager(self.luns, limits=limits, driver=_InlineDriver(), name=mover)
         self._names = {id(lun): name for name, lun in self.luns.items()}
-        self._no_answer = False
 
     # -- CommandHandler: instantaneous commands (RECEIVE COPY RESULTS, untimed copies) ----------
     def execute(self, nexus: Nexus, cdb: bytes, data_out: bytes, data_in_len: int) -> ScsiResult:
@@ -144,24 +144,38 @@ class ExactMover:
     def extended_copy(self, nexus: Nexus, cdb: bytes, data_out: bytes, *, job: str = ""
                       ) -> Generator[simpy.Event, object, ScsiResult | None]:
         """Run one EXTENDED COPY in simulated time; its ScsiResult (sense as the engine made it),
-        or None when the mover hung and never answered."""
+        or None when the mover hung and never answered.
+
+        A hung mover moves nothing more and says nothing: the initiator's timer, started when the
+        command was sent, ends it ``scsi_timeout_s`` later (for a copy already running longer
+        than that, ``scsi_timeout_s`` after the hang), and only then does this return None.
+        """
+        env, timeout = self.san.env, self.san.cal.scsi_timeout_s
+        sent = env.now
         mv = self.san.mover(self.name)
         if mv.state == "resetting":
             return ScsiResult(Status.CHECK_CONDITION, sense=sense_for(SenseKey.UNIT_ATTENTION,
                                                                       *A.POWER_ON_RESET).encode())
+        if mv.state == "hung":
+            yield env.timeout(timeout)
+            return None
         prepared = self.manager.prepare(nexus, cdb, data_out)
         if isinstance(prepared, ScsiResult):
             return prepared
         gen = prepared.run()
-        self._no_answer = False
+        cmd = _Command()
         try:
             batch = next(gen)
             while True:
-                results = yield from self._run_batch(batch, job)
+                results = yield from self._run_batch(batch, job, cmd)
                 batch = gen.send(results)
         except StopIteration as stop:
             result: ScsiResult = stop.value
-        if self._no_answer:  # the mover hung during the copy: the initiator hears nothing
+        if cmd.hung_at is not None:  # the mover hung during the copy: the initiator hears nothing
+            deadline = sent + timeout if cmd.hung_at < sent + timeout else cmd.hung_at + timeout
+            yield env.timeout(max(0.0, deadline - env.now))
+            log.info("t=%.3f %s: EXTENDED COPY sent at %.3f timed out (mover hung at %.3f)",
+                     env.now, self.name, sent, cmd.hung_at)
             return None
         if self.san.mover(self.name).state == "resetting":  # reset during the copy: the copy is lost
             return ScsiResult(Status.CHECK_CONDITION, sense=sense_for(SenseKey.UNIT_ATTENTION,
@@ -179,16 +193,23 @@ class ExactMover:
             return _transport_error(f"{a} -> {b}")
         return None
 
-    def _path(self, name: str, nbytes: int, reading: bool) -> Path:
+    def _path(self, name: str, nbytes: int, reading: bool) -> tuple[Path, Streaming | None]:
+        """The I/O's resources, and the tape drive's streaming need when a drive is at one end (so a
+        drive fed below streaming speed shoe-shines as in the fluid mode)."""
         san = self.san
         mv = san.mover(self.name)
         if reading:  # a disk, or a tape drive when restoring from a tape pool
-            src, _ = san._source(name, nbytes, 1)
-            return src + [(r, 1.0) for r in san.route(name, self.name)] + [(mv.resource, 1.0)]
-        dest, _ = san._destination(name, mv.buffer)
-        return [(r, 1.0) for r in san.route(self.name, name)] + dest
+            src, streaming = san._source(name, nbytes, 1)
+            return src + [(r, 1.0) for r in san.route(name, self.name)] + [(mv.resource, 1.0)], streaming
+        dest, streaming = san._destination(name, mv.buffer)
+        return [(r, 1.0) for r in san.route(self.name, name)] + dest, streaming
 
-    def _run_batch(self, batch: Sequence[IoRequest], job: str):
+    def _run_batch(self, batch: Sequence[IoRequest], job: str, cmd: "_Command"):
+        env, mv = self.san.env, self.san.mover(self.name)
+        hang = FaultHit("mover_hang", self.name, "mover", timeout=True)
+        if mv.state == "hung":  # hung between two batches: the engine's next I/O never happens
+            cmd.hung_at = mv.hang_since if cmd.hung_at is None else cmd.hung_at
+            return [IoResult(error=_transport_error(f"{self.name} (mover hung)")) for _ in batch]
         errors: dict[int, LunError] = {}
         flows = {}
         for i, req in enumerate(batch):
@@ -201,11 +222,28 @@ class ExactMover:
             if err is not None:
                 errors[i] = err
                 continue
-            flows[i] = (name, self.san.start_flow(nbytes, self._path(name, nbytes, reading), job=job,
+            path, streaming = self._path(name, nbytes, reading)
+            # job progress counts each byte once, when the engine writes it (what COPY STATUS reports)
+            flows[i] = (name, self.san.start_flow(nbytes, path, job=job, counts=not reading,
                                                   label=f"exact:{self.name}", meta={
                                                       "kind": "exact", "source": name if reading else ""}))
         if flows:
-            yield self.san.env.all_of([f.finished for _, f in flows.values()])
+            done = _all_finished(env, [f for _, f in flows.values()])  # not all_of: simpy would disarm a
+            hung = env.event()  # condition nested in the any_of below once that fires
+
+            def _on_hang() -> None:
+                if not hung.triggered:
+                    hung.succeed()
+
+            mv.on_hang.append(_on_hang)
+            try:
+                yield env.any_of([done, hung])
+            finally:
+                mv.on_hang.remove(_on_hang)
+            if not done.triggered:  # the mover hung: it stops moving bytes now
+                for _, f in flows.values():
+                    self.san.net.abort(f, "timeout", hang)
+                yield done
         out: list[IoResult] = []
         for i, req in enumerate(batch):
             if i in errors:
@@ -216,8 +254,8 @@ class ExactMover:
                 end = flow.finished.value
                 if not end.ok:
                     hit = end.cause
-                    if isinstance(hit, FaultHit) and hit.timeout:
-                        self._no_answer = True
+                    if isinstance(hit, FaultHit) and hit.timeout and cmd.hung_at is None:
+                        cmd.hung_at = mv.hang_since if mv.state == "hung" else env.now
                     if isinstance(hit, FaultHit) and hit.device_sense:
                         out.append(IoResult(error=_device_error(hit.target, hit.device_sense)))
                     else:
@@ -228,3 +266,31 @@ class ExactMover:
             except Exception as e:  # the engine maps LUN errors to sense
                 out.append(IoResult(error=e))
         return out
+
+
+def _all_finished(env: simpy.Environment, flows: list) -> simpy.Event:
+    """A plain event that succeeds once every flow has finished (however it ended)."""
+    ev, left = env.event(), [len(flows)]
+
+    def _one(_e: object) -> None:
+        left[0] -= 1
+        if left[0] == 0:
+            ev.succeed()
+
+    for f in flows:
+        if f.finished.processed:
+            left[0] -= 1
+        else:
+            f.finished.callbacks.append(_one)
+    if left[0] == 0:
+        ev.succeed()
+    return ev
+
+
+class _Command:
+    """One EXTENDED COPY's state while it runs: when the mover hung under it, if it did."""
+
+    __slots__ = ("hung_at",)
+
+    def __init__(self) -> None:
+        self.hung_at: float | None = None

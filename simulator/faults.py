@@ -175,6 +175,8 @@ class FaultInjector:
             san.net.set_capacity(mv.resource, 0.0)  # flows stall; the initiator times out
             stalled = san.net.flows_through(mv.resource)
             hit = FaultHit(k, spec.target, "mover", timeout=True)
+            for listener in list(mv.on_hang):
+                listener()
             ev = env.timeout(san.cal.scsi_timeout_s)
             since = env.now
 

@@ -335,11 +335,18 @@ class SimSAN:
             action()
 
     def start_flow(self, nbytes: float, path: Path, *, streaming: Streaming | None = None, label: str = "",
-                   job: str = "", meta: dict[str, Any] | None = None) -> Flow:
-        """Start a flow for ``job``; job-relative fault triggers inside it are armed as byte marks."""
-        prog = self.jobs.setdefault(job, JobProgress(0.0)) if job else None
+                   job: str = "", meta: dict[str, Any] | None = None, counts: bool = True) -> Flow:
+        """Start a flow for ``job``; job-relative fault triggers inside it are armed as byte marks.
+
+        ``counts=False``: the flow belongs to the job (timeline, plots) but its bytes are not job
+        progress -- exact mode counts a copy's bytes once, as they reach the destination, not
+        again as the mover reads them.  Concurrent counting flows of one job take consecutive
+        byte ranges (each starts where the running ones will end), so no job byte falls between
+        two flows and every trigger has a flow to fire in.
+        """
+        prog = self.jobs.setdefault(job, JobProgress(0.0)) if job and counts else None
         m = dict(meta or {})
-        m["job_base"] = prog.done if prog else 0.0
+        m["job_base"] = prog.done + sum(f.total for f in prog.running) if prog else 0.0
         flow = self.net.start(nbytes, path, label=label, job=job, streaming=streaming, meta=m)
         for r, _ in path:
             self._route_use[r.index] = self._route_use.get(r.index, 0) + 1
@@ -354,10 +361,12 @@ class SimSAN:
         for r, _ in flow.path:
             self._route_use[r.index] -= 1
         prog = self.jobs.get(flow.job) if flow.job else None
-        if prog is not None:
+        if prog is not None and flow in prog.running:
             prog.done += end.bytes_done
-            if flow in prog.running:
-                prog.running.remove(flow)
+            prog.running.remove(flow)
+            # a trigger no running flow covers any more (its flow stopped early) fires once passed
+            for at, action in sorted((w for w in prog.watchers if w[0] <= prog.done), key=lambda w: w[0]):
+                self._fire(prog, at, action)
 
     def run(self, until: float | None = None) -> None:
         self.env.run(until=until)

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from topology.collector import collector_paused
-from topology.index import TopologyIndex, index_of, link_name, normalise_endpoint, split_switch_port
+from topology.index import (
+    TopologyIndex,
+    index_of,
+    link_name,
+    normalise_endpoint,
+    split_switch_port,
+)
 from topology.model import Role, Topology
 from topology.wwn import parse_wwpn
 
@@ -122,12 +128,12 @@ class SanState:
 
     @classmethod
     def build(cls, topo: Topology, failed: set[str] | frozenset[str] | tuple = (),
-              graph: nx.Graph | None = None, index: TopologyIndex | None = None) -> "SanState":
+              graph: nx.Graph | None = None, index: TopologyIndex | None = None) -> SanState:
         with collector_paused():  # tens of thousands of acyclic graph dicts: see topology.collector
             return cls._build(topo, failed, graph, index)
 
     @classmethod
-    def _build(cls, topo: Topology, failed, graph: nx.Graph | None, index: TopologyIndex | None) -> "SanState":
+    def _build(cls, topo: Topology, failed, graph: nx.Graph | None, index: TopologyIndex | None) -> SanState:
         ix = index or index_of(topo)
         edges = None
         if graph is not None:

@@ -5,10 +5,19 @@ Built once per topology; verification and redundancy only read them.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-from topology.model import Array, DataMover, Drive, Host, Library, Lun, StoragePool, Topology
+from topology.model import (
+    Array,
+    DataMover,
+    Drive,
+    Host,
+    Library,
+    Lun,
+    StoragePool,
+    Topology,
+)
 from topology.wwn import parse_naa, parse_wwpn
 
 _SWITCH_PORT = re.compile(r"^(?P<switch>[^/]+)/(?P<index>\d+)$")
@@ -60,7 +69,7 @@ class TopologyIndex:
     switch_port_peer: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, topo: Topology) -> "TopologyIndex":
+    def build(cls, topo: Topology) -> TopologyIndex:
         ix = cls(topology=topo)
         for h in topo.hosts:
             ix.hosts[h.name] = h

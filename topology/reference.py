@@ -92,7 +92,8 @@ class _Judge:
         return lun is None or self.ix.is_masked(lun.array, i, lun.number, t)
 
     # -- the verdict ------------------------------------------------------------
-    def legs(self, vol: Volume, down: set[str], linked, first: bool = False) -> tuple[list[tuple[str, str]], list[_Legs]]:
+    def legs(self, vol: Volume, down: set[str], linked,
+             first: bool = False) -> tuple[list[tuple[str, str]], list[_Legs]]:
         """(client pairs, working legs per mover); no legs means no server-free path.
 
         With ``first``, stop at the first working client pair and the first working mover.

@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from topology.errors import TopologyError, format_location
-from topology.index import TopologyIndex, link_name, normalise_endpoint, split_switch_port
+from topology.index import (
+    TopologyIndex,
+    link_name,
+    normalise_endpoint,
+    split_switch_port,
+)
 from topology.model import Role, Topology
 from topology.wwn import looks_like_wwpn, parse_wwpn
 

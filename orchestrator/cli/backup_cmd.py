@@ -86,6 +86,39 @@ def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None,
     return verdict, [m for m in movers if m in site.movers]
 
 
+def pool_designators(site: SiteConfig, opened: OpenSite, driver: RealDriver) -> dict[str, str]:
+    """Pool device -> designator for the data mover's target descriptors (a tape pool: every drive)."""
+    if site.pool.is_tape:
+        return opened.tape_designators()
+    return {v.device: driver.io(v.device).designator() for v in site.pool.volumes}
+
+
+FIXED_NO_LAN_FREE = ("a fixed-block tape pool has no LAN-free path: the client's tape I/O is variable-block "
+                     "only (no MODE SELECT of the block length)")
+
+
+def tape_limits(fixed: bool, elig: Any) -> Any:
+    """The eligibility a fixed-block tape pool leaves: no LAN-free path (server-free or LAN)."""
+    if not fixed or not (elig.lan_free or elig.start == PathKind.LAN_FREE):
+        return elig
+    if elig.start != PathKind.LAN_FREE:
+        return elig.model_copy(update={"lan_free": False, "notes": [*elig.notes, FIXED_NO_LAN_FREE]})
+    if not elig.lan:
+        raise ValueError(f"{FIXED_NO_LAN_FREE}, server-free is not possible ({'; '.join(elig.reasons) or 'no reason'})"
+                         " and no LAN server is configured (lan_server in the site file, or tcpserveraddress)")
+    return elig.model_copy(update={"start": PathKind.LAN, "lan_free": False,
+                                   "reasons": [*elig.reasons, FIXED_NO_LAN_FREE]})
+
+
+def check_lan_drive(site_file: str, site: SiteConfig, drives: list[str], what: str) -> None:
+    """A job starting on the LAN path reaches tape only through the drive the LAN server serves."""
+    want = site.pool.lan_drive
+    other = sorted(set(drives) - {want}) if want is not None and drives else []
+    if other:
+        raise ValueError(f"{site_file}: pool.lan_drive: the LAN server serves drive {want!r}, but {what} drive "
+                         f"{', '.join(other)}; the LAN path cannot reach it")
+
+
 class DeviceVolume:
     """A volume read through a BlockIO at an offset (what volume analysis reads)."""
 
@@ -192,11 +225,14 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         elig = decide(enableserverfree=vopts.enableserverfree, file_system=fs, encryption=vopts.encrypted,
                       verdict=verdict, movers=movers, pool_nonblocked=site.pool.nonblocked,
                       lan_available=bool(server), enablelanfree=vopts.enablelanfree)
+        elig = tape_limits(site.pool.is_tape and site.pool.block_mode == "fixed", elig)
+        if elig.start == PathKind.LAN and site.pool.is_tape and \
+                not any(v.device == site.pool.lan_drive for v in site.pool.volumes):
+            check_lan_drive(args.site, site, [v.device for v in site.pool.volumes], "every pool volume is in")
         gap = vopts.gap_size("serverfree" if elig.server_free else
                              "lanfree" if elig.start == PathKind.LAN_FREE else "lan")
         extents = [(int(a), int(b)) for a, b in layout.extents(gap).tolist()]
-        pool_desig = {v.device: driver.io(v.device).designator() for v in site.pool.volumes} \
-            if elig.server_free else {}
+        pool_desig = pool_designators(site, opened, driver) if elig.server_free else {}
         source = DeviceSpec(name=vsite.device, designator=io.designator() if elig.server_free else "",
                             block_size=io.block_size)
         base_id, digests, coverage = None, {}, []
@@ -206,7 +242,8 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
             coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
         paths = build(PathPlan, start=elig.start, reasons=elig.reasons, notes=elig.notes, movers=elig.movers,
                       lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=server,
-                      pool_designators=pool_desig, batch_mb=options.serverfreebatchsize)
+                      pool_designators=pool_desig, batch_mb=options.serverfreebatchsize,
+                      tape=site.pool.tape_plan())
         spec = build(BackupSpec, node=options.node, filespace=volume, source=source,
                      volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
                      mode=str(vopts.mode), image_type=str(vopts.imagetype), management_class=vopts.mgmtclass,

@@ -13,11 +13,12 @@ import argparse
 from datetime import datetime, timezone
 
 from orchestrator.cli.backup_cmd import (build, lan_server, open_catalogue, print_report, progress_printer,
-                                         topology_verdict)
+                                         check_lan_drive, tape_limits, topology_verdict)
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.site import OpenSite, load_site
 from orchestrator.eligibility import decide
 from orchestrator.job import DeviceSpec, PathPlan, RestoreSpec, object_spec, restore_job, run_job
+from orchestrator.ops import PathKind
 
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
@@ -54,6 +55,18 @@ def parse_pitdate(text: str | None) -> datetime | None:
     return when
 
 
+def tape_locations(chain: list) -> list:
+    """Where the chain's tape objects lie (TapeLocation; the drive filled in from the pool volume if unset)."""
+    from orchestrator.tape_position import TapeLocation
+
+    out = []
+    for o in chain:
+        if o.tape_location:
+            loc = TapeLocation.decode(o.tape_location, f"catalogue object {o.id} on {o.pool_volume}")
+            out.append(loc if loc.drive else loc.model_copy(update={"drive": o.pool_device}))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from orchestrator.options import options_from_args
 
@@ -73,11 +86,21 @@ def run(args: argparse.Namespace) -> int:
         elig = decide(enableserverfree=options.enableserverfree, file_system=chain[0].file_system,
                       verdict=verdict, movers=movers, pool_nonblocked=site.pool.nonblocked,
                       lan_available=bool(server), enablelanfree=options.enablelanfree)
+        locations = tape_locations(chain)
+        elig = tape_limits(any(loc.fixed for loc in locations), elig)
         sf = elig.server_free
-        pool_desig = {o.pool_device: driver.io(o.pool_device).designator() for o in chain} if sf else {}
-        paths = build(PathPlan, start=elig.start, reasons=elig.reasons, movers=elig.movers,
+        drives = list(dict.fromkeys(loc.drive for loc in locations))
+        if elig.start == PathKind.LAN:
+            check_lan_drive(args.site, site, drives, "the image lies on")
+        pool_desig = {}
+        if sf:
+            pool_desig = {o.pool_device: driver.io(o.pool_device).designator()
+                          for o in chain if not o.tape_location}
+            pool_desig.update(opened.tape_designators(drives) if drives else {})
+        paths = build(PathPlan, start=elig.start, reasons=elig.reasons, notes=elig.notes, movers=elig.movers,
                       lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=server,
-                      pool_designators=pool_desig, batch_mb=options.serverfreebatchsize)
+                      pool_designators=pool_desig, batch_mb=options.serverfreebatchsize,
+                      tape=site.pool.tape_plan())
         offset = vsite.offset if dest_name == vsite.device else 0
         dest = DeviceSpec(name=dest_name, designator=io.designator() if sf else "", block_size=io.block_size)
         spec = build(RestoreSpec, node=options.node, filespace=args.volume,

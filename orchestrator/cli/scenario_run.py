@@ -8,7 +8,8 @@ eligibility rules pick the starting path; the job generators run on a
 :class:`simulator.driver.SimDriver`.  Runs that need bytes (exact mode,
 restores, incrementals) use the in-memory driver as backend, and in exact mode
 every data mover is the real copy manager engine (:class:`ExactMover`) over the
-same bytes; timing-only runs use the timing backend and a drive pool.
+same bytes; timing-only runs use the timing backend and a drive pool.  Steps become
+jobs in :mod:`orchestrator.cli.scenario_jobs`.
 """
 from __future__ import annotations
 
@@ -24,57 +25,28 @@ from orchestrator.catalogue import Catalogue
 from orchestrator.cli.scenario_expect import JobOutcome, ScenarioRun
 from orchestrator.cli.scenario_volumes import ScenarioVolume, build_volume
 from orchestrator.drivers.memory import MemoryDriver
-from orchestrator.eligibility import NoPathError, decide
-from orchestrator.job import (
-    BackupSpec,
-    DeviceSpec,
-    JobReport,
-    PathPlan,
-    RestoreSpec,
-    backup_job,
-    object_spec,
-    restore_job,
-)
-from orchestrator.ops import MoverLimits, PathKind
-from orchestrator.options import ClientOptions, parse_options
+from orchestrator.cli.scenario_jobs import ScenarioJobs
+from orchestrator.job import JobReport
+from orchestrator.ops import MoverLimits
 from simulator.driver import SimDriver, TimingBackend
 from simulator.faults import FaultInjector, random_faults
 from simulator.from_topology import san_from_topology
-from simulator.scenario import CiScenario, JobStep, VolumeSpec
+from simulator.scenario import CiScenario, VolumeSpec
 from simulator.synthetic import DrivePool
 from topology.index import TopologyIndex
 from topology.load import load_topology, topology_from_data
 from topology.model import Topology
-from topology.verify import verify
 
 log = logging.getLogger(__name__)
 
 SIM_LIMITS = MoverLimits(max_segment_count=64, max_descriptor_list_length=4096, total_concurrent_copies=4)
-SERVER = "simulated-server:1500"
-NO_SIM_TAPE_READ = "the simulator cannot yet model a data mover reading the tape pool (server-free restore)"
-PATH_KEY = {PathKind.SERVER_FREE: "serverfree", PathKind.LAN_FREE: "lanfree", PathKind.LAN: "lan"}
 
 
 class StalledError(RuntimeError):
     """The simulation ran out of events while a job still waited: a hang, reported instead of hanging."""
 
 
-def failed_report(kind: str, node: str, filespace: str, message: str, reasons: list[str] | None = None) -> JobReport:
-    """A job that could not even start (no path, no base image ...) is a failed job, not a crash."""
-    return JobReport(kind, node, filespace, outcome="failed", message=message, reasons=list(reasons or []))
-
-
-def options_text(values: dict[str, Any]) -> str:
-    """dsm.opt lines from a scenario's ``name: value`` mapping (yes/no for booleans)."""
-    lines = []
-    for name, value in values.items():
-        if isinstance(value, bool):
-            value = "yes" if value else "no"
-        lines.append(f"{name} {value}")
-    return "\n".join(lines) + "\n"
-
-
-class ScenarioRunner:
+class ScenarioRunner(ScenarioJobs):
     """Builds the simulated world of one scenario, then runs its steps in order."""
 
     def __init__(self, scen: CiScenario, base_dir: Path = Path("."), *, seed: int | None = None,
@@ -225,117 +197,6 @@ class ScenarioRunner:
         return "POOL1"
 
     # -- composition --------------------------------------------------------------------------
-    def options(self, step: JobStep, node: str) -> ClientOptions:
-        values: dict[str, Any] = {"imagetype": "static", "nodename": node}
-        values.update(self.scen.options)
-        values.update(step.options)
-        if step.mode:
-            values["mode"] = step.mode
-        return parse_options(options_text(values), f"{self.source} options")
-
-    def verdict(self, vid: str) -> tuple[Any, list[str]]:
-        """The topology verdict for a volume and the data movers that serve it, in configured order."""
-        if vid not in self._verdicts:
-            verdict = verify(self.topology, redundancy=False).volume(vid)
-            movers: list[str] = []
-            if verdict.server_free:
-                names = [m.name for m in self.topology.movers_in_order()]
-                for name in names:
-                    others = [n for n in names if n != name]
-                    if verify(self.topology, failed=others, redundancy=False).volume(vid).server_free:
-                        movers.append(name)
-            self._verdicts[vid] = (verdict, movers)
-        return self._verdicts[vid]
-
-    @staticmethod
-    def lan_free_allowed(elig: Any, opts: ClientOptions) -> bool:
-        """A verified LAN-free path, unless the options say enablelanfree no (unset: allowed)."""
-        return bool(elig.lan_free and (opts.enablelanfree or opts.source_of("enablelanfree") == "default"))
-
-    def backup(self, step: JobStep, copy: int) -> tuple[Any, str]:
-        """(job generator or failed JobReport, job name) for one backup."""
-        vol = self._volume(step.volume)
-        filespace = vol.mount if step.count == 1 else f"{vol.mount}#{copy + 1}"
-        opts = self.options(step, vol.client)
-        vopts = opts.for_volume(vol.mount)
-        verdict, movers = self.verdict(vol.id)
-        try:
-            elig = decide(enableserverfree=vopts.enableserverfree, file_system=vol.filesystem,
-                          encryption=vopts.encrypted, verdict=verdict, movers=movers)
-        except NoPathError as exc:
-            return failed_report("backup", vol.client, filespace, str(exc)), ""
-        extents = vol.extents(vopts.gap_size(PATH_KEY[elig.start if elig.start != PathKind.LAN_FREE
-                                                     or self.lan_free_allowed(elig, opts) else PathKind.LAN]))
-        base_id, digests = None, {}
-        if str(vopts.mode) == "incremental":
-            if self.catalogue is None:
-                raise ValueError(f"{self.source}: incremental backups need bytes (exact mode or a restore)")
-            try:
-                chain = self.catalogue.restore_chain(vol.client, filespace, incremental=True)
-            except LookupError as exc:
-                return failed_report("backup", vol.client, filespace, f"mode incremental: {exc}"), ""
-            base_id, digests = chain[0].id, self.catalogue.digests(chain)
-        lan_free = self.lan_free_allowed(elig, opts)
-        start, reasons = elig.start, list(elig.reasons)
-        if start == PathKind.LAN_FREE and not lan_free:
-            start = PathKind.LAN
-            reasons.append("LAN-free: enablelanfree is no")
-        paths = PathPlan(start=start, reasons=reasons, notes=elig.notes, movers=elig.movers,
-                         lan_free=lan_free, lan=elig.lan, server=SERVER,
-                         pool_designators=dict(self.designators) if elig.server_free else {},  # every drive
-                         batch_mb=opts.serverfreebatchsize, tape=self._tape_plan())
-        spec = BackupSpec(node=vol.client, filespace=filespace,
-                          source=DeviceSpec(name=vol.disk, designator=vol.naa if elig.server_free else ""),
-                          volume_offset=vol.offset, volume_size=vol.size, file_system=vol.filesystem,
-                          extents=extents, mode=str(vopts.mode), image_type=str(vopts.imagetype),
-                          management_class=vopts.mgmtclass, pool=self._pool_name(),
-                          compression=vopts.compression, presnapshotcmd=vopts.presnapshotcmd or "",
-                          postsnapshotcmd=vopts.postsnapshotcmd or "", snapshot_cache_size=vopts.snapshotcachesize,
-                          snapshot_fsidle_retries=vopts.snapshotfsidleretries,
-                          snapshot_fsidle_wait=vopts.snapshotfsidlewait, base_object_id=base_id,
-                          base_digests=digests, paths=paths)
-        vol.record_backup(extents, full=str(vopts.mode) != "incremental")
-        return backup_job(spec), ""
-
-    def restore(self, step: JobStep) -> Any:
-        """A restore job onto the volume's own LUN (zeroed first, so nothing stale can pass for restored)."""
-        vol = self._volume(step.volume)
-        if self.catalogue is None or vol.buf is None:
-            raise ValueError(f"{self.source}: restores need bytes")
-        opts = self.options(step, vol.client)
-        try:
-            chain = self.catalogue.restore_chain(vol.client, vol.mount, incremental=step.incremental)
-        except LookupError as exc:
-            return failed_report("restore", vol.client, vol.mount, str(exc))
-        verdict, movers = self.verdict(vol.id)
-        try:
-            elig = decide(enableserverfree=opts.enableserverfree, file_system=chain[0].file_system,
-                          verdict=verdict, movers=movers)
-        except NoPathError as exc:
-            return failed_report("restore", vol.client, vol.mount, str(exc))
-        lan_free = self.lan_free_allowed(elig, opts)
-        start, reasons = elig.start, list(elig.reasons)
-        if start == PathKind.LAN_FREE and not lan_free:
-            start = PathKind.LAN
-            reasons.append("LAN-free: enablelanfree is no")
-        if start == PathKind.SERVER_FREE and any(o.pool_device in self.san.dev.drives and not o.tape_location
-                                                 for o in chain):
-            # the simulated data movers read disk LUNs only (simulator/fluid.py, simulator/exact.py)
-            start = PathKind.LAN_FREE if lan_free else PathKind.LAN
-            reasons.append(NO_SIM_TAPE_READ)
-        sf = start == PathKind.SERVER_FREE
-        paths = PathPlan(start=start, reasons=reasons, movers=elig.movers if sf else [], lan_free=lan_free,
-                         lan=elig.lan, server=SERVER,
-                         pool_designators={d: self.designators[d] for d in self.drives} | {
-                             o.pool_device: self.designators[o.pool_device] for o in chain} if sf
-                         else {}, batch_mb=opts.serverfreebatchsize)
-        vol.buf[vol.offset:vol.offset + vol.size] = bytes(vol.size)
-        spec = RestoreSpec(node=vol.client, filespace=vol.mount, chain=[object_spec(o) for o in chain],
-                           destination=DeviceSpec(name=vol.disk, designator=vol.naa if sf else ""),
-                           destination_offset=vol.offset, destination_size=vol.size,
-                           incremental=step.incremental, deletefiles=step.deletefiles, paths=paths)
-        return restore_job(spec)
-
     # -- running ------------------------------------------------------------------------------
     def phases(self) -> list[list[int]]:
         out: list[list[int]] = []

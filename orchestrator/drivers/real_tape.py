@@ -37,7 +37,7 @@ class RawCommand:
 
 
 def _failure(exc: BaseException, what: str, device: str) -> Failure:
-    from orchestrator.drivers.real import failure_from
+    from orchestrator.drivers.real_devices import failure_from
 
     return failure_from(exc, what, device)
 
@@ -167,7 +167,7 @@ class ScsiTape:
 
 def lan_write(driver: Any, op: TapeServerWrite) -> TransferResult:
     """The real driver's :class:`TapeServerWrite`: stream the pieces to the backup server, which owns the drive."""
-    from orchestrator.drivers.real import failure_from
+    from orchestrator.drivers.real_devices import failure_from
     from orchestrator.tape_lanserver import server_write
 
     try:
@@ -182,7 +182,7 @@ def lan_write(driver: Any, op: TapeServerWrite) -> TransferResult:
 
 def lan_read(driver: Any, op: TapeServerRead) -> TransferResult:
     """The real driver's :class:`TapeServerRead`: the backup server reads the records and streams them back."""
-    from orchestrator.drivers.real import failure_from
+    from orchestrator.drivers.real_devices import failure_from
     from orchestrator.tape_lanserver import server_read
 
     try:

@@ -21,6 +21,19 @@ project's own block LUN emulation) -- and which copy managers move data::
     volumes:
       "E:": {device: disk0, offset: 0, size: 512m, filesystem: ntfs, topology_volume: "C1:E:"}
 
+A tape pool (``kind: tape``) names its drives (devices, in failover order) and
+the record format; its volumes are cartridges in those drives::
+
+    pool:
+      name: TAPEPOOL
+      kind: tape
+      record_size: 256k          # bytes per record (variable) or per WRITE (fixed)
+      block_mode: variable       # or fixed
+      block_length: 512          # fixed mode only: the drives' block length
+      drives: [drv1, {device: drv2, designator: 600140511111...}]   # designator: else VPD 83h
+      lan_drive: drv1            # optional: the one drive the LAN server serves (its --tape NAME)
+      volumes: [{name: VOL001, device: drv1, capacity: 800g}]
+
 Without a topology no server-free path counts as verified, unless
 ``verified_without_topology: true`` says the operator checked it by hand
 (recorded as a reason-free note in the report).
@@ -29,10 +42,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from orchestrator.job_spec import TapePlan
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +74,64 @@ class PoolVolumeSite(BaseModel):
     _c = field_validator("capacity", mode="before")(_size)
 
 
+class TapeDriveSite(BaseModel):
+    """One drive of a tape pool: a device name, and its designator when VPD 83h should not be asked."""
+
+    model_config = ConfigDict(extra="forbid")
+    device: str = Field(min_length=1)
+    designator: str | None = None
+
+    @field_validator("designator")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        h = v.lower().removeprefix("naa.").removeprefix("0x").replace(":", "")
+        if not h or len(h) % 2 or any(c not in "0123456789abcdef" for c in h):
+            raise ValueError(f"{v!r} is not an even number of hex digits")
+        return h
+
+
+TAPE_KEYS = ("record_size", "block_mode", "block_length", "drives", "lan_drive")
+
+
 class PoolSite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = "POOL1"
+    kind: Literal["disk", "tape"] = "disk"
     nonblocked: bool = True
     volumes: list[PoolVolumeSite] = Field(min_length=1)
+    # tape pools only (kind: tape)
+    record_size: int | None = Field(None, gt=0)
+    block_mode: Literal["variable", "fixed"] | None = None
+    block_length: int | None = Field(None, ge=0)
+    drives: list[TapeDriveSite] | None = None
+    lan_drive: str | None = None
+
+    _r = field_validator("record_size", "block_length", mode="before")(lambda v: None if v is None else _size(v))
+
+    @field_validator("drives", mode="before")
+    @classmethod
+    def _short(cls, v: Any) -> Any:
+        """``drives: [drv1, drv2]`` is short for ``[{device: drv1}, {device: drv2}]``."""
+        if isinstance(v, list):
+            return [{"device": d} if isinstance(d, str) else d for d in v]
+        return v
+
+    @property
+    def is_tape(self) -> bool:
+        return self.kind == "tape"
+
+    def drive_names(self) -> list[str]:
+        return [d.device for d in self.drives or []]
+
+    def tape_plan(self) -> TapePlan | None:
+        """The job's TapePlan (every drive, in order: the job tries the object's own drive first)."""
+        if not self.is_tape:
+            return None
+        return TapePlan(record_bytes=self.record_size or TapePlan.model_fields["record_bytes"].default,
+                        fixed=self.block_mode == "fixed", block_length=self.block_length or 0,
+                        drives=self.drive_names())
 
 
 class VolumeSite(BaseModel):
@@ -117,15 +185,67 @@ def load_site(path: str | Path) -> SiteConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
-        raise ValueError(f"{p}: {where}: {first['msg']}") from None
-    for ref in [v.device for v in site.volumes.values()] + [v.device for v in site.pool.volumes]:
+        raise ValueError(f"{p}: {where}: {str(first['msg']).removeprefix('Value error, ')}") from None
+    for ref in [v.device for v in site.volumes.values()] + [v.device for v in site.pool.volumes] + \
+            site.pool.drive_names():
         if ref not in site.devices:
             raise ValueError(f"{p}: device {ref!r} is used but not listed under devices")
+    _check_pool(site.pool, p)
     return site
 
 
+def _check_pool(pool: PoolSite, p: Path) -> None:
+    """Tape keys only on a tape pool; a tape pool's drives, volumes and record format consistent."""
+    if not pool.is_tape:
+        for key in TAPE_KEYS:
+            if getattr(pool, key) is not None:
+                raise ValueError(f"{p}: pool.{key}: only a tape pool has it (add kind: tape, or remove {key})")
+        return
+    drives = pool.drive_names()
+    if not drives:
+        raise ValueError(f"{p}: pool.drives: a tape pool needs at least one drive (a device name)")
+    for i, name in enumerate(drives):
+        if name in drives[:i]:
+            raise ValueError(f"{p}: pool.drives[{i}]: drive {name!r} is listed twice")
+    for i, v in enumerate(pool.volumes):
+        if v.device not in drives:
+            raise ValueError(f"{p}: pool.volumes[{i}].device: {v.device!r} is not one of the pool's drives "
+                             f"({', '.join(drives)})")
+    if pool.lan_drive is not None and pool.lan_drive not in drives:
+        raise ValueError(f"{p}: pool.lan_drive: {pool.lan_drive!r} is not one of the pool's drives "
+                         f"({', '.join(drives)})")
+    if pool.block_mode == "fixed" and not pool.block_length:
+        raise ValueError(f"{p}: pool.block_length: block_mode fixed needs the drives' block length")
+    if pool.block_mode != "fixed" and pool.block_length:
+        raise ValueError(f"{p}: pool.block_length: only for block_mode fixed (block_mode is "
+                         f"{pool.block_mode or 'variable'})")
+    try:
+        pool.tape_plan()
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        key = {"block_length": "block_length"}.get(str(e["loc"][0]) if e["loc"] else "", "record_size")
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        raise ValueError(f"{p}: pool.{key}: {msg}") from None
+
+
+def _is_tape_file(path: str) -> bool:
+    """An emulated tape file (its header's magic), served as a tape even when no pool names it a drive."""
+    from scsi.luns.tape_format import MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
 class OpenSite:
-    """The devices of a site opened as pyscsi devices (closed together)."""
+    """The devices of a site opened as pyscsi devices (closed together).
+
+    File devices are served in-process: block images through the block LUN
+    emulation, and a tape pool's file drives through the tape LUN emulation
+    (an emulated tape file; it must already exist).
+    """
 
     def __init__(self, site: SiteConfig):
         from scsi.devices import InProcessDevice, open_device
@@ -133,31 +253,77 @@ class OpenSite:
         from scsi.target.blockdev import BlockLunDevice
 
         self.site = site
-        self.luns: dict[str, Any] = {}
+        self.luns: dict[str, Any] = {}  # in-process block LUNs (snapshots apply to these)
+        self.tape_luns: dict[str, Any] = {}  # in-process tape LUNs
         self.devices: dict[str, Any] = {}
         self.movers: dict[str, Any] = {}
         self._copy_manager = None
-        for name, ref in site.devices.items():
-            target = site.path(ref)
-            if "://" in target or target.startswith("/dev/sg"):
-                self.devices[name] = open_device(target)
-            else:
-                lun = FileBlockLun(name, target)
-                self.luns[name] = lun
-                self.devices[name] = InProcessDevice(BlockLunDevice(lun))
-        for name, ref in site.movers.items():
-            if ref == "inprocess":
-                self.movers[name] = InProcessDevice(self.copy_manager())
-            else:
-                self.movers[name] = open_device(site.path(ref))
+        drives = set(site.pool.drive_names())
+        try:
+            for name, ref in site.devices.items():
+                target = site.path(ref)
+                if "://" in target or target.startswith("/dev/sg"):
+                    self.devices[name] = open_device(target)
+                elif name in drives or _is_tape_file(target):
+                    self.devices[name] = InProcessDevice(self._file_tape(name, target))
+                else:
+                    lun = FileBlockLun(name, target)
+                    self.luns[name] = lun
+                    self.devices[name] = InProcessDevice(BlockLunDevice(lun))
+            for name, ref in site.movers.items():
+                if ref == "inprocess":
+                    self.movers[name] = InProcessDevice(self.copy_manager())
+                else:
+                    self.movers[name] = open_device(site.path(ref))
+        except BaseException:
+            self.close()
+            raise
+
+    def _file_tape(self, name: str, path: str):
+        from scsi.luns import TapeLun
+        from scsi.target.tapedev import TapeLunDevice
+
+        if not Path(path).is_file():
+            raise ValueError(f"tape drive {name!r}: {path} is not an emulated tape file (create one with "
+                             "scsi.luns.TapeLun(..., create=True) or name an iscsi:// / /dev/sg device)")
+        try:
+            lun = TapeLun(name, path)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"tape drive {name!r}: {path}: {exc}") from None
+        self.tape_luns[name] = lun
+        return TapeLunDevice(lun)
+
+    def tape_designators(self, names: list[str] | None = None) -> dict[str, str]:
+        """Drive -> designator hex (default: the tape pool's drives): the site file's, else the drive's VPD 83h."""
+        from pyscsi.pyscsi.scsi import SCSI
+
+        from scsi.designators import choose_lu_designator, parse_vpd83, read_vpd83
+        from scsi.luns.remote import UnitAttentionRetry
+
+        given = {d.device: d.designator for d in self.site.pool.drives or []}
+        out: dict[str, str] = {}
+        for name in self.site.pool.drive_names() if names is None else names:
+            if given.get(name):
+                out[name] = given[name]  # type: ignore[assignment]
+                continue
+            if name not in self.devices:
+                raise LookupError(f"tape drive {name!r} is not a device in the site file "
+                                  f"(known: {', '.join(self.devices) or 'none'})")
+            try:
+                scsi = SCSI(UnitAttentionRetry(self.devices[name], name))
+                out[name] = choose_lu_designator(parse_vpd83(read_vpd83(scsi))).designator
+            except Exception as exc:  # noqa: BLE001 - reported with the drive's name
+                raise OSError(f"tape drive {name!r}: cannot read its designator (VPD 83h): {exc}; give it in "
+                              "the site file as pool.drives: [{device: NAME, designator: HEX}]") from None
+        return out
 
     def copy_manager(self):
         from scsi.copymgr import CopyManager
 
         if self._copy_manager is None:
-            if not self.luns:
+            if not self.luns and not self.tape_luns:
                 raise ValueError("an in-process data mover needs file devices in the site file")
-            self._copy_manager = CopyManager(self.luns, name="in-process data mover")
+            self._copy_manager = CopyManager({**self.luns, **self.tape_luns}, name="in-process data mover")
         return self._copy_manager
 
     def close(self) -> None:
@@ -166,7 +332,7 @@ class OpenSite:
                 d.close()
             except Exception:  # closing is best effort
                 pass
-        for lun in self.luns.values():
+        for lun in list(self.luns.values()) + list(self.tape_luns.values()):
             lun.close()
         cm_close = getattr(self._copy_manager, "close", None)
         if cm_close:

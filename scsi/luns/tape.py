@@ -119,21 +119,25 @@ class TapeLun(StreamLun):
         return data
 
     # -- writing -------------------------------------------------------------------------
+    def _offset_here(self) -> int:
+        """The file offset a write at the current position starts at."""
+        if self._pos < len(self._entries):
+            return self._entries[self._pos].offset
+        return self._entries[-1].end if self._entries else TAPE_HEADER.size
+
     def _truncate_here(self) -> int:
         """Erase everything after the current position (writing mid-tape); return the append offset."""
+        cut = self._offset_here()
         if self._pos < len(self._entries):
-            cut = self._entries[self._pos].offset
             os.ftruncate(self._fd, cut)
             del self._entries[self._pos:]
-            return cut
-        return self._entries[-1].end if self._entries else TAPE_HEADER.size
+        return cut
 
     def _append(self, kind: int, records: list[bytes]) -> None:
         if self.read_only:
             raise LunError(f"tape {self.name} is write protected", key=0x7, asc=0x27, ascq=0x00)
         size = sum(ENTRY_HEADER.size + len(r) for r in records)
-        end = self._entries[self._pos].offset if self._pos < len(self._entries) else (
-            self._entries[-1].end if self._entries else TAPE_HEADER.size)
+        end = self._offset_here()
         if self.capacity and end + size - TAPE_HEADER.size > self.capacity:
             raise LunError(f"tape {self.name}: medium full ({self.capacity} bytes)", key=0xD,
                            asc=0x00, ascq=0x02, eom=True)
@@ -184,15 +188,20 @@ class TapeLun(StreamLun):
                 raise LunError(f"tape {self.name}: SPACE code {code} is not supported",
                                key=0x5, asc=0x24, ascq=0x00)
 
+    def _step(self, step: int) -> int:
+        """Move one object forward (``step`` 1) or back (-1); return the index of the object passed over."""
+        nxt = self._pos if step > 0 else self._pos - 1
+        if nxt < 0:
+            raise LunError(f"tape {self.name}: beginning of medium", key=0x0, asc=0x00, ascq=0x04, eom=True)
+        if nxt >= len(self._entries):
+            raise _end_of_data(self.name, self._pos)
+        self._pos += step
+        return nxt
+
     def _space_blocks(self, count: int) -> None:
         step = 1 if count >= 0 else -1
         for _ in range(abs(count)):
-            nxt = self._pos if step > 0 else self._pos - 1
-            if nxt < 0:
-                raise LunError(f"tape {self.name}: beginning of medium", key=0x0, asc=0x00, ascq=0x04, eom=True)
-            if nxt >= len(self._entries):
-                raise _end_of_data(self.name, self._pos)
-            self._pos += step
+            nxt = self._step(step)
             if self._entries[nxt].kind == FILEMARK:
                 raise _filemark(self.name, nxt)
 
@@ -200,13 +209,7 @@ class TapeLun(StreamLun):
         step = 1 if count >= 0 else -1
         left = abs(count)
         while left:
-            nxt = self._pos if step > 0 else self._pos - 1
-            if nxt < 0:
-                raise LunError(f"tape {self.name}: beginning of medium", key=0x0, asc=0x00, ascq=0x04, eom=True)
-            if nxt >= len(self._entries):
-                raise _end_of_data(self.name, self._pos)
-            self._pos += step
-            if self._entries[nxt].kind == FILEMARK:
+            if self._entries[self._step(step)].kind == FILEMARK:
                 left -= 1
 
     def locate(self, position: int) -> None:

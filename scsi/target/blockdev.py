@@ -14,11 +14,10 @@ from collections import Counter
 
 from scsi.luns.base import BlockLun, LunError
 from scsi.result import CommandHandler, Nexus, ScsiResult, Status
-from scsi.sense import SenseKey, sense_for
-from scsi.target import cdbs, errors, inquiry, modes, opcodes, reservations
+from scsi.target import cdbs, common_commands, errors, inquiry, modes, opcodes, reservations
 from scsi.target.provisioning import MAX_UNMAP_BLOCKS, MAX_UNMAP_DESCRIPTORS, Provisioning
 from scsi.target.cdbs import (INQUIRY_CDB, READ_CAPACITY_16_CDB, READ_WRITE_10,
-                              READ_WRITE_16, REQUEST_SENSE_CDB, SYNC_CACHE_10, SYNC_CACHE_16)
+                              READ_WRITE_16, SYNC_CACHE_10, SYNC_CACHE_16)
 from scsi.target.errors import CheckCondition
 from scsi.layout import Field, Layout, bits, flag
 
@@ -101,25 +100,13 @@ class BlockLunDevice:
 
     # -- simple commands --------------------------------------------------------------
     def _test_unit_ready(self, cdb: bytes, data_out: bytes) -> ScsiResult:
-        self.lun.test_unit_ready()
-        return ScsiResult()
+        return common_commands.test_unit_ready(self.lun)
 
     def _request_sense(self, cdb: bytes, data_out: bytes) -> ScsiResult:
-        c = REQUEST_SENSE_CDB.decode(cdb[:6], strict=False)
-        data = sense_for(SenseKey.NO_SENSE, 0, 0).encode("descriptor" if c["desc"] else "fixed")
-        return ScsiResult(data=data[:c["allocation_length"]])
+        return common_commands.request_sense(cdb)
 
     def _inquiry(self, cdb: bytes, data_out: bytes) -> ScsiResult:
-        c = INQUIRY_CDB.decode(cdb[:6], strict=False)
-        if c["obsolete"]:
-            raise errors.invalid_field(INQUIRY_CDB, "obsolete", "CMDDT is not supported")
-        if not c["evpd"]:
-            if c["page_code"]:
-                raise errors.invalid_field(INQUIRY_CDB, "page_code", "PAGE CODE set without EVPD")
-            data = inquiry.standard_inquiry(self.identity)
-        else:
-            data = self.vpd(c["page_code"])
-        return ScsiResult(data=data[:c["allocation_length"]])
+        return common_commands.inquiry_response(cdb, self.identity, self.vpd)
 
     def vpd_pages(self) -> dict[int, bytes]:
         pdt = self.identity.pdt

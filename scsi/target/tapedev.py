@@ -16,10 +16,9 @@ from collections import Counter
 from scsi.layout import Field, Layout, bits, flag
 from scsi.luns.base import LunError, StreamLun
 from scsi.result import CommandHandler, Nexus, ScsiResult, Status
-from scsi.target import cdbs, errors, inquiry, opcodes, modes
-from scsi.target.cdbs import INQUIRY_CDB, REQUEST_SENSE_CDB
+from scsi.target import cdbs, common_commands, errors, inquiry, modes, opcodes
+from scsi.target.cdbs import INQUIRY_CDB
 from scsi.target.errors import CheckCondition
-from scsi.sense import SenseKey, sense_for
 
 log = logging.getLogger(__name__)
 
@@ -135,33 +134,25 @@ class TapeLunDevice:
 
     # -- common commands ------------------------------------------------------------------
     def _tur(self, cdb: bytes, data_out: bytes) -> ScsiResult:
-        self.lun.test_unit_ready()
-        return ScsiResult()
+        return common_commands.test_unit_ready(self.lun)
 
     def _request_sense(self, cdb: bytes, data_out: bytes) -> ScsiResult:
-        c = REQUEST_SENSE_CDB.decode(cdb[:6], strict=False)
-        data = sense_for(SenseKey.NO_SENSE, 0, 0).encode("descriptor" if c["desc"] else "fixed")
-        return ScsiResult(data=data[:c["allocation_length"]])
+        return common_commands.request_sense(cdb)
 
     def _inquiry(self, cdb: bytes, data_out: bytes) -> ScsiResult:
-        c = INQUIRY_CDB.decode(cdb[:6], strict=False)
-        if c["obsolete"]:
-            raise errors.invalid_field(INQUIRY_CDB, "obsolete")
-        if not c["evpd"]:
-            if c["page_code"]:
-                raise errors.invalid_field(INQUIRY_CDB, "page_code")
-            data = inquiry.standard_inquiry(self.identity)
-        else:
-            pdt = self.identity.pdt
-            pages = {0x80: inquiry.unit_serial(self.identity), 0x83: inquiry.device_identification(self.identity)}
-            vpd_8f = getattr(self.copy_manager, "vpd_8f", None)
-            if vpd_8f is not None:
-                pages[0x8F] = vpd_8f(pdt)
-            pages[0x00] = inquiry.supported_pages(pdt, [0x00, *pages])
-            if c["page_code"] not in pages:
-                raise errors.invalid_field(INQUIRY_CDB, "page_code")
-            data = pages[c["page_code"]]
-        return ScsiResult(data=data[:c["allocation_length"]])
+        return common_commands.inquiry_response(cdb, self.identity, self._vpd)
+
+    def _vpd(self, page_code: int) -> bytes:
+        """The VPD pages a tape offers: serial, identification and the copy manager's 8Fh."""
+        pdt = self.identity.pdt
+        pages = {0x80: inquiry.unit_serial(self.identity), 0x83: inquiry.device_identification(self.identity)}
+        vpd_8f = getattr(self.copy_manager, "vpd_8f", None)
+        if vpd_8f is not None:
+            pages[0x8F] = vpd_8f(pdt)
+        pages[0x00] = inquiry.supported_pages(pdt, [0x00, *pages])
+        if page_code not in pages:
+            raise errors.invalid_field(INQUIRY_CDB, "page_code")
+        return pages[page_code]
 
     def _maintenance_in(self, cdb: bytes, data_out: bytes) -> ScsiResult:
         c = cdbs.RSOC_CDB.decode(cdb[:12], strict=False)

@@ -10,8 +10,9 @@ from topology.synthetic import generate_domain
 from topology.verify import verify
 
 DOMAINS = {
-    "two-cores": dict(ports=110, luns=30, volumes=10, arrays=2, movers=2, drives=2, edge_ports=12),
-    "three-arrays": dict(ports=140, luns=36, volumes=9, arrays=3, movers=3, drives=4, edge_ports=16),
+    "two-cores": {"ports": 110, "luns": 30, "volumes": 10, "arrays": 2, "movers": 2, "drives": 2, "edge_ports": 12},
+    "three-arrays": {"ports": 140, "luns": 36, "volumes": 9, "arrays": 3, "movers": 3, "drives": 4,
+                     "edge_ports": 16},
 }
 KINDS = ("switch", "link", "port", "swport", "mover")
 
@@ -51,8 +52,8 @@ def test_reference_sees_a_single_point_of_failure():
 
 
 def test_reference_refuses_tsm_paths(topologies):
-    from topology.tsm_macro import merge_macros
     from topology.load import load_topology
+    from topology.tsm_macro import merge_macros
 
     topo = merge_macros(load_topology(topologies / "tsm-fabric.yaml", check=False), [topologies / "tsm-server.mac"])
     if not topo.tsm_paths:
