@@ -6,17 +6,17 @@ designator). Cross-references are checked by :mod:`topology.references`.
 
 Calibration fields used by the simulator, with their defaults:
 
-=====================  ==========  =============================================
-field                  default     meaning
-=====================  ==========  =============================================
-Link.speed_gbit        2.0         FC link speed, Gbit/s (2G FC, the TSM 5.x era)
-Lan.speed_gbit         1.0         LAN speed, Gbit/s
-Host.lan_speed_gbit    1.0         host NIC speed, Gbit/s
-DataMover.throughput   100.0       copy throughput, MB/s
-DataMover.concurrency  4           concurrent EXTENDED COPY commands
-Drive.native_mb_s      15.0        tape native rate, MB/s (LTO-1: 15-20 MB/s)
-Array.read_mb_s        200.0       LUN read/write rate, MB/s
-=====================  ==========  =============================================
+=========================  ==========  =============================================
+field                      default     meaning
+=========================  ==========  =============================================
+Link.speed_gbit            2.0         FC link speed, Gbit/s (2G FC, the TSM 5.x era)
+Lan.speed_gbit             1.0         LAN speed, Gbit/s
+Host.lan_speed_gbit        1.0         host NIC speed, Gbit/s
+DataMover.throughput_mb_s  100.0       copy throughput, MB/s
+DataMover.concurrency      4           concurrent EXTENDED COPY commands
+Drive.native_mb_s          15.0        tape native rate, MB/s (LTO-1: 15-20 MB/s)
+Array.read_mb_s            200.0       LUN read/write rate, MB/s
+=========================  ==========  =============================================
 """
 from __future__ import annotations
 

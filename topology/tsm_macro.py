@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 VERBS = ["DEFine", "UPDate", "SET"]
 NOUNS = ["DATAMover", "DISK", "PATH", "LIBRary", "DRive", "DEVclass", "STGpool"]
 
-#: Parameters per object; the ones in IGNORED are accepted and do not change path verdicts.
+#: Parameters accepted per object; those that describe no SAN path are accepted and change no verdict.
 PARAMS = {
     "DATAMOVER": ["Type", "WWN", "SERial", "DATAFormat", "ONLine", "COPYThreads", "HLAddress", "LLAddress",
                   "USERid", "PASsword"],

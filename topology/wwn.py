@@ -1,7 +1,7 @@
 """World wide names and NAA designators, parsed here so topology/ stays free of scsi/.
 
 A WWPN is 8 bytes; storage engineers write it as ``21:00:00:e0:8b:05:05:04``,
-``2100000e08b050504`` or with dashes. A LUN's NAA designator (VPD page 83h) is
+``210000e08b050504``, ``0x210000e08b050504`` or with dashes. A LUN's NAA designator (VPD page 83h) is
 8 bytes (NAA 2, 3, 5) or 16 bytes (NAA 6). Both are normalised so that the same
 name written two ways compares equal, and malformed ones fail with a message
 saying what is wrong.
@@ -21,7 +21,10 @@ _WWPN_NAA = {"1", "2", "3", "5", "6"}
 def _hex_digits(text: str, what: str) -> str:
     if not isinstance(text, str):
         raise ValueError(f"malformed {what} {text!r}: expected a string of hex digits")
-    digits = _SEPARATORS.sub("", text.strip())
+    text = text.strip()
+    if text[:2] in ("0x", "0X"):  # the way some tools print a WWN as a number
+        text = text[2:]
+    digits = _SEPARATORS.sub("", text)
     if not _HEX.match(digits):
         bad = next(ch for ch in digits if ch not in "0123456789abcdefABCDEF")
         raise ValueError(f"malformed {what} {text!r}: {bad!r} is not a hex digit")

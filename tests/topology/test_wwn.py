@@ -36,3 +36,10 @@ def test_sizes():
     assert parse_size(4096) == 4096
     with pytest.raises(ValueError, match="invalid size '12 parsecs'"):
         parse_size("12 parsecs")
+
+
+def test_hex_prefix_is_accepted_like_scsi_designators():
+    from topology.wwn import parse_naa, parse_wwpn
+
+    assert parse_wwpn("0x210000e08b050504") == "21:00:00:e0:8b:05:05:04"
+    assert parse_naa("0x600a0b80001122330000000000000001") == "600a0b80001122330000000000000001"
