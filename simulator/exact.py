@@ -13,6 +13,11 @@ crosses the simulated SAN as flows: reads over disk -> fabric -> mover,
 writes over mover -> fabric -> destination.  A fault that stops a flow fails
 that request the way the device would (its own sense, or a transport error),
 and the engine turns it into COPY ABORTED exactly as on the real mover.
+Job progress counts each byte once, when the engine writes it, so faults
+triggered ``after_bytes`` or ``at_percent`` strike at that point of the
+engine's copy.  A hung mover stops moving bytes at once and the command ends
+only with the initiator's timeout.  A tape drive fed below its streaming speed
+over a buffer's worth of data pays the fluid mode's shoe-shine penalty.
 Events here grow with the engine's I/O chunks: exact mode is for correctness
 scenarios; capacity runs use the fluid mode.
 """
@@ -31,7 +36,6 @@ from scsi.luns.base import BlockLun, Lun, LunError, not_ready
 from scsi.result import Nexus, ScsiResult, Status
 from scsi.sense import Sense, SenseKey, SenseError, sense_for
 from simulator.faults import FaultHit
-from simulator.flows import Streaming
 from simulator.san import Path, SimSAN
 
 log = logging.getLogger(__name__)
@@ -110,6 +114,10 @@ def _device_error(name: str, sense: bytes) -> LunError:
                         ascq=A.INTERNAL_TARGET_FAILURE[1])
 
 
+def reading_of(req: IoRequest) -> bool:
+    return isinstance(req, (BlockRead, StreamRead))
+
+
 class _InlineDriver:
     """Synchronous I/O for commands run outside simulated time (``execute``)."""
 
@@ -135,6 +143,7 @@ class ExactMover:
         self.luns = dict(luns)
         self.manager = CopyManager(self.luns, limits=limits, driver=_InlineDriver(), name=mover)
         self._names = {id(lun): name for name, lun in self.luns.items()}
+        self.shoeshine_cycles: dict[str, float] = {}  # tape drive -> start/stop cycles it went through
 
     # -- CommandHandler: instantaneous commands (RECEIVE COPY RESULTS, untimed copies) ----------
     def execute(self, nexus: Nexus, cdb: bytes, data_out: bytes, data_in_len: int) -> ScsiResult:
@@ -164,6 +173,7 @@ class ExactMover:
             return prepared
         gen = prepared.run()
         cmd = _Command()
+        cmd.feed = {name: [0.0, sent] for name in self.luns if name in self.san.dev.drives}
         try:
             batch = next(gen)
             while True:
@@ -171,6 +181,10 @@ class ExactMover:
                 batch = gen.send(results)
         except StopIteration as stop:
             result: ScsiResult = stop.value
+        if cmd.hung_at is None:
+            yield from self._feed_check(cmd, job, final=True)
+            if mv.state == "hung":  # it hung while the drive repositioned: no status ever comes
+                cmd.hung_at = mv.hang_since
         if cmd.hung_at is not None:  # the mover hung during the copy: the initiator hears nothing
             deadline = sent + timeout if cmd.hung_at < sent + timeout else cmd.hung_at + timeout
             yield env.timeout(max(0.0, deadline - env.now))
@@ -193,18 +207,16 @@ class ExactMover:
             return _transport_error(f"{a} -> {b}")
         return None
 
-    def _path(self, name: str, nbytes: int, reading: bool) -> tuple[Path, Streaming | None]:
-        """The I/O's resources, and the tape drive's streaming need when a drive is at one end (so a
-        drive fed below streaming speed shoe-shines as in the fluid mode)."""
+    def _path(self, name: str, nbytes: int, reading: bool) -> Path:
         san = self.san
         mv = san.mover(self.name)
         if reading:  # a disk, or a tape drive when restoring from a tape pool
-            src, streaming = san._source(name, nbytes, 1)
-            return src + [(r, 1.0) for r in san.route(name, self.name)] + [(mv.resource, 1.0)], streaming
-        dest, streaming = san._destination(name, mv.buffer)
-        return [(r, 1.0) for r in san.route(self.name, name)] + dest, streaming
+            src, _ = san._source(name, nbytes, 1)
+            return src + [(r, 1.0) for r in san.route(name, self.name)] + [(mv.resource, 1.0)]
+        dest, _ = san._destination(name, mv.buffer)
+        return [(r, 1.0) for r in san.route(self.name, name)] + dest
 
-    def _run_batch(self, batch: Sequence[IoRequest], job: str, cmd: "_Command"):
+    def _run_batch(self, batch: Sequence[IoRequest], job: str, cmd: _Command):
         env, mv = self.san.env, self.san.mover(self.name)
         hang = FaultHit("mover_hang", self.name, "mover", timeout=True)
         if mv.state == "hung":  # hung between two batches: the engine's next I/O never happens
@@ -217,12 +229,12 @@ class ExactMover:
             nbytes = _bytes(req)
             if name is None or nbytes == 0:
                 continue
-            reading = isinstance(req, (BlockRead, StreamRead))
+            reading = reading_of(req)
             err = self._refusal(req, name, reading)
             if err is not None:
                 errors[i] = err
                 continue
-            path, streaming = self._path(name, nbytes, reading)
+            path = self._path(name, nbytes, reading)
             # job progress counts each byte once, when the engine writes it (what COPY STATUS reports)
             flows[i] = (name, self.san.start_flow(nbytes, path, job=job, counts=not reading,
                                                   label=f"exact:{self.name}", meta={
@@ -261,11 +273,42 @@ class ExactMover:
                     else:
                         out.append(IoResult(error=_transport_error(f"{name} ({end.reason})")))
                     continue
+                if not reading_of(req) and name in cmd.feed:
+                    cmd.feed[name][0] += flow.total
             try:
                 out.append(IoResult(value=perform(req)))
             except Exception as e:  # the engine maps LUN errors to sense
                 out.append(IoResult(error=e))
+        yield from self._feed_check(cmd, job)
         return out
+
+    def _feed_check(self, cmd: _Command, job: str, *, final: bool = False):
+        """Tape shoe-shine, the fluid mode's penalty applied to the engine's real feed.
+
+        The engine feeds a drive in chunks, several at once and with gaps while it reads, so the
+        drive's feed is judged over windows of one buffer (the drive's plus the mover's), as a
+        drive with that buffer sees it: a window fed below streaming speed costs
+        ``bytes / buffer`` start/stop cycles of ``reposition_s`` each -- the time the fluid
+        mode's ``x / (1 + x * reposition_s / buffer)`` adds -- and the copy waits for them.
+        """
+        env, mv = self.san.env, self.san.mover(self.name)
+        for name, window in cmd.feed.items():
+            nbytes, since = window
+            st = self.san.dev.drives[name].streaming(mv.buffer)
+            if nbytes <= 0 or (nbytes < st.buffer and not final):
+                continue
+            elapsed = env.now - since
+            feed = nbytes / elapsed if elapsed > 0 else float("inf")
+            if feed < st.min_rate * (1 - 1e-9):
+                cycles = nbytes / st.buffer
+                self.san.timeline.event(env.now, "shoeshine", name, job=job, feed=feed, min_rate=st.min_rate,
+                                        cycles=cycles, mode="exact")
+                log.warning("%s: feed %.1f MB/s below streaming speed %.1f MB/s: start/stop (shoe-shine), "
+                            "%.2f cycles", name, feed / 1e6, st.min_rate / 1e6, cycles)
+                self.shoeshine_cycles[name] = self.shoeshine_cycles.get(name, 0.0) + cycles
+                if cycles * st.reposition_s > 0:
+                    yield env.timeout(cycles * st.reposition_s)
+            window[0], window[1] = 0.0, env.now
 
 
 def _all_finished(env: simpy.Environment, flows: list) -> simpy.Event:
@@ -290,7 +333,8 @@ def _all_finished(env: simpy.Environment, flows: list) -> simpy.Event:
 class _Command:
     """One EXTENDED COPY's state while it runs: when the mover hung under it, if it did."""
 
-    __slots__ = ("hung_at",)
+    __slots__ = ("feed", "hung_at")
 
     def __init__(self) -> None:
         self.hung_at: float | None = None
+        self.feed: dict[str, list[float]] = {}  # tape drive -> [bytes written in its window, window start]

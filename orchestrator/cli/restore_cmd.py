@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, timezone
 
-from orchestrator.cli.backup_cmd import (build, lan_server, open_catalogue, print_report, progress_printer,
-                                         check_lan_drive, tape_limits, topology_verdict)
+from orchestrator.cli.backup_cmd import (build, check_lan_drive, lan_server, open_catalogue, print_report,
+                                         progress_printer, tape_limits, topology_verdict)
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.site import OpenSite, load_site
 from orchestrator.eligibility import decide

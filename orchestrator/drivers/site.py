@@ -28,9 +28,8 @@ the record format; its volumes are cartridges in those drives::
       name: TAPEPOOL
       kind: tape
       record_size: 256k          # bytes per record (variable) or per WRITE (fixed)
-      block_mode: variable       # or fixed
-      block_length: 512          # fixed mode only: the drives' block length
-      drives: [drv1, {device: drv2, designator: 600140511111...}]   # designator: else VPD 83h
+      block_mode: variable       # or fixed, with block_length: the drives' block length
+      drives: [drv1, {device: drv2, designator: "600140511111..."}]   # designator: else VPD 83h
       lan_drive: drv1            # optional: the one drive the LAN server serves (its --tape NAME)
       volumes: [{name: VOL001, device: drv1, capacity: 800g}]
 
@@ -80,6 +79,13 @@ class TapeDriveSite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device: str = Field(min_length=1)
     designator: str | None = None
+
+    @field_validator("designator", mode="before")
+    @classmethod
+    def _quoted(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            raise ValueError("YAML read the designator as a number: write it in quotes (designator: \"6001...\")")
+        return v
 
     @field_validator("designator")
     @classmethod
@@ -338,7 +344,7 @@ class OpenSite:
         if cm_close:
             cm_close()
 
-    def __enter__(self) -> "OpenSite":
+    def __enter__(self) -> OpenSite:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,4 +1,4 @@
-"""TEST UNIT READY, REQUEST SENSE and INQUIRY as every LUN type answers them (block and tape alike).
+"""CDB checks, TEST UNIT READY, REQUEST SENSE and INQUIRY as every LUN type answers them (block and tape alike).
 
 Written once so the block and tape devices cannot drift apart; each device
 supplies only what differs, its VPD pages.
@@ -10,8 +10,18 @@ from typing import Callable
 from scsi.luns.base import Lun
 from scsi.result import ScsiResult
 from scsi.sense import SenseKey, sense_for
-from scsi.target import errors, inquiry
+from scsi.target import cdbs, errors, inquiry
 from scsi.target.cdbs import INQUIRY_CDB, REQUEST_SENSE_CDB
+
+
+def check_cdb(cdb: bytes) -> None:
+    """Refuse a CDB too short for its opcode (or of an unknown length) and one asking for ACA (NACA set)."""
+    op = cdb[0]
+    length = cdbs.cdb_length(op)
+    if length is None or len(cdb) < length:
+        raise errors.invalid_opcode(op)
+    if cdb[length - 1] & 0x04:  # NACA in the CONTROL byte: ACA is not supported
+        raise errors.invalid_byte(length - 1, 2, "NACA is not supported")
 
 
 def test_unit_ready(lun: Lun) -> ScsiResult:

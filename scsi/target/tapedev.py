@@ -113,12 +113,8 @@ class TapeLunDevice:
         if not cdb:
             return errors.invalid_byte(0, message="empty CDB").result()
         op = cdb[0]
-        length = cdbs.cdb_length(op)
         try:
-            if length is None or len(cdb) < length:
-                raise errors.invalid_opcode(op)
-            if cdb[length - 1] & 0x04:
-                raise errors.invalid_byte(length - 1, 2, "NACA is not supported")
+            common_commands.check_cdb(cdb)
             if op in (cdbs.EXTENDED_COPY, cdbs.RECEIVE_COPY_RESULTS) and self.copy_manager is not None:
                 return self.copy_manager.execute(nexus, cdb, data_out, data_in_len)
             handler = self._HANDLERS.get(op)

@@ -44,11 +44,10 @@ def tape_target(tmp_path):
         from scsi.devices.iscsi import LibiscsiDevice  # noqa: F401 - needs libiscsi's shared library
     except (ImportError, OSError) as exc:
         pytest.skip(f"libiscsi is not available: {exc}")
+    from orchestrator.volume.samples import bundled_ntfs_image
     from scsi.iscsi.harness import ThreadedTarget
     from scsi.target.build import build_target
     from scsi.target.config import parse_config
-
-    from orchestrator.volume.samples import bundled_ntfs_image
 
     vol = bundled_ntfs_image(tmp_path / "vol.img")
     (tmp_path / "dest.img").write_bytes(bytes(vol.stat().st_size))
@@ -174,8 +173,8 @@ volumes: {"E:": {device: disk0}}
      ["pool.block_length", "fixed"]),
     ("kind: tape\n  block_length: 512\n  drives: [drv1]\n  volumes: [{name: V, device: drv1, capacity: 1g}]",
      ["pool.block_length", "only for block_mode fixed"]),
-    ("kind: tape\n  block_mode: fixed\n  block_length: 512\n  record_size: 1000\n  drives: [drv1]\n"
-     "  volumes: [{name: V, device: drv1, capacity: 1g}]", ["pool.record_size"]),
+    (("kind: tape\n  block_mode: fixed\n  block_length: 512\n  record_size: 1000\n  drives: [drv1]\n"
+      "  volumes: [{name: V, device: drv1, capacity: 1g}]"), ["pool.record_size"]),
     ("kind: tape\n  record_size: 64m\n  drives: [drv1]\n  volumes: [{name: V, device: drv1, capacity: 1g}]",
      ["pool.record_size"]),
     ("kind: tape\n  record_size: lots\n  drives: [drv1]\n  volumes: [{name: V, device: drv1, capacity: 1g}]",
@@ -185,6 +184,9 @@ volumes: {"E:": {device: disk0}}
     ("kind: cloud\n  volumes: [{name: V, device: drv1, capacity: 1g}]", ["pool.kind", "disk", "tape"]),
     ("kind: tape\n  drives: [{device: drv1, designator: xyz}]\n  volumes: [{name: V, device: drv1, capacity: 1g}]",
      ["pool.drives.0.designator", "hex"]),
+    (("kind: tape\n  drives: [{device: drv1, designator: 6001405111}]\n"
+      "  volumes: [{name: V, device: drv1, capacity: 1g}]"),
+     ["pool.drives.0.designator", "in quotes"]),
 ])
 def test_bad_tape_pool_entries_name_the_file_and_the_field(tmp_path, pool, words):
     (tmp_path / "bad.yaml").write_text(BASE % pool)
@@ -226,9 +228,8 @@ def test_a_file_drive_that_is_not_an_emulated_tape_is_refused_through_the_cli(tm
 @pytest.fixture
 def file_tape_site(tmp_path):
     """File devices served in-process: the NTFS volume, two emulated tape drives, a blank disk, an in-process mover."""
-    from scsi.luns import TapeLun
-
     from orchestrator.volume.samples import bundled_ntfs_image
+    from scsi.luns import TapeLun
 
     vol = bundled_ntfs_image(tmp_path / "vol.img")
     (tmp_path / "dest.img").write_bytes(bytes(vol.stat().st_size))
