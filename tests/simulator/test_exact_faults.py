@@ -2,6 +2,8 @@
 strike at the engine's progress, a hung mover ends in the initiator's timeout, a starved drive shoe-shines."""
 import pytest
 
+from orchestrator.ops import MoverLimits, pieces_from_extents
+from orchestrator.plan import CscdRef, default_encoder, plan_batches
 from scsi.asc import COPY_TARGET_DEVICE_NOT_REACHABLE
 from scsi.copymgr.cdb import extended_copy_cdb
 from scsi.copymgr.client import Client
@@ -9,9 +11,6 @@ from scsi.result import Nexus
 from scsi.sense import Sense, SenseKey
 from simulator.exact import ExactMover, NullBlockLun
 from simulator.faults import FaultInjector, FaultSpec
-
-from orchestrator.ops import MoverLimits, pieces_from_extents
-from orchestrator.plan import CscdRef, default_encoder, plan_batches
 
 MIB = 1 << 20
 SRC_NAA, DST_NAA = "6001405" + "c" * 25, "6001405" + "d" * 25
@@ -120,7 +119,7 @@ def test_hung_mover_moves_nothing_more(small_san):
 
 def test_mover_hung_before_the_command_times_out_without_io(small_san):
     mover = _mover(small_san)
-    proc, _, list_id = _copy(small_san, mover, 8 * MIB, [FaultSpec(kind="mover_hang", target="DM1", at_s=0)])
+    proc, _, _ = _copy(small_san, mover, 8 * MIB, [FaultSpec(kind="mover_hang", target="DM1", at_s=0)])
     assert proc.value is None
     assert small_san.env.now == pytest.approx(small_san.cal.scsi_timeout_s)
     assert small_san.jobs["J"].done == 0
