@@ -120,10 +120,6 @@ def total_verbosity(args: argparse.Namespace) -> int:
     return sum(v for k, v in vars(args).items() if k == "verbose" or k.startswith("_verbose"))
 
 
-class UsageError(ValueError):
-    """Raised by subcommands for bad arguments; printed without a traceback."""
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = normalise_dsmc_args(list(sys.argv[1:] if argv is None else argv),
