@@ -132,3 +132,24 @@ def test_benchmark_script_runs_and_checks_itself(monkeypatch: pytest.MonkeyPatch
     runpy.run_path(str(script), run_name="__main__")
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert re.fullmatch(r"bitmap_to_extents_seconds=\d+\.\d{3} ratio_vs_python_loop=\d+", last), last
+
+
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_unaligned_input_and_output_growth_across_chunks(monkeypatch: pytest.MonkeyPatch, offset: int):
+    """Whole aligned chunks are read in place, others copied; the edge buffer grows when later chunks get denser."""
+    monkeypatch.setattr(ext, "CHUNK_BYTES", 64)  # 512 bits per chunk
+    rng = np.random.default_rng(11 + offset)
+    bits = np.zeros(6000, dtype=np.uint8)
+    bits[700:760] = 1  # a sparse start projects a small edge buffer ...
+    bits[3000:] = rng.random(3000) < 0.5  # ... then dense short runs force it to grow
+    bits[-1] = 1  # the last run reaches the end
+    packed = np.packbits(bits, bitorder="little")
+    backing = np.zeros(packed.size + offset, dtype=np.uint8)
+    backing[offset:] = packed
+    data = backing[offset:]  # misaligned for offset 1 and 3
+    nbits = bits.size - 3  # not a whole byte: the tail is masked
+    reference = python_loop_runs(packed.tobytes(), nbits)
+    assert [tuple(r) for r in used_runs(data, nbits).tolist()] == reference
+    got = [tuple(e) for e in bitmap_to_extents(data, nbits, 512, 2 * 512).tolist()]
+    assert got == _naive_extents(bits[:nbits].tolist(), 512, 2 * 512)
+    assert len(reference) > 500
