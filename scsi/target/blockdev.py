@@ -14,11 +14,12 @@ from collections import Counter
 
 from scsi.luns.base import BlockLun, LunError
 from scsi.result import CommandHandler, Nexus, ScsiResult, Status
-from scsi.target import cdbs, common_commands, errors, inquiry, modes, opcodes, reservations
+from scsi.target import block_extras, cdbs, common_commands, errors, inquiry, modes, opcodes, reservations
 from scsi.target.provisioning import MAX_UNMAP_BLOCKS, MAX_UNMAP_DESCRIPTORS, Provisioning
-from scsi.target.cdbs import (INQUIRY_CDB, READ_CAPACITY_16_CDB, READ_WRITE_10,
+from scsi.target.cdbs import (INQUIRY_CDB, READ_CAPACITY_16_CDB, READ_WRITE_10, READ_WRITE_12,
                               READ_WRITE_16, SYNC_CACHE_10, SYNC_CACHE_16)
 from scsi.target.errors import CheckCondition
+from scsi.target.unit_attention import UnitAttentions
 from scsi.layout import Field, Layout, bits, flag
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ READ_CAPACITY_16_DATA = Layout("READ CAPACITY(16) data", 32, [
 ])
 
 DEFAULT_MAX_TRANSFER = 16 * 1024 * 1024  # bytes per READ/WRITE command
+RW_LAYOUTS = {cdbs.READ_10: READ_WRITE_10, cdbs.WRITE_10: READ_WRITE_10, cdbs.READ_12: READ_WRITE_12,
+              cdbs.WRITE_12: READ_WRITE_12, cdbs.READ_16: READ_WRITE_16, cdbs.WRITE_16: READ_WRITE_16}
 
 
 class BlockLunDevice:
@@ -45,14 +48,18 @@ class BlockLunDevice:
         self.lun = lun
         self.copy_manager = copy_manager if accepts_xcopy else None
         self.max_transfer_blocks = max(1, max_transfer_bytes // lun.block_size)
+        self.max_write_same_blocks = self.max_transfer_blocks  # explicit WRITE SAME counts (0 = to the end)
         self.identity = inquiry.Identity(
             pdt=int(lun.pdt), vendor=vendor, product=product, serial=lun.serial,
             designators=tuple((d.code_set, d.association, d.type, d.value) for d in lun.designators()),
             tpc=self.copy_manager is not None)
         self.thin = Provisioning.for_lun(lun) if thin else None
-        self.table = (opcodes.BLOCK_COMMANDS + (opcodes.THIN_COMMANDS if self.thin else ())
+        self.table = (opcodes.BLOCK_COMMANDS
+                      + (opcodes.THIN_COMMANDS + opcodes.THIN_WRITE_SAME_COMMANDS if self.thin
+                         else opcodes.WRITE_SAME_COMMANDS)
                       + (opcodes.XCOPY_COMMANDS if self.copy_manager else ()))
         self.counters: Counter[str] = Counter()
+        self.attentions = UnitAttentions()
         self._lock = threading.Lock()
 
     # -- dispatch -------------------------------------------------------------------
@@ -60,6 +67,9 @@ class BlockLunDevice:
         if not cdb:
             return errors.invalid_byte(0, message="empty CDB").result()
         op = cdb[0]
+        pending = self.attentions.check(nexus, cdb)
+        if pending is not None:
+            return pending
         try:
             common_commands.check_cdb(cdb)
             if op in (cdbs.EXTENDED_COPY, cdbs.RECEIVE_COPY_RESULTS) and self.copy_manager is not None:
@@ -79,8 +89,12 @@ class BlockLunDevice:
     def data_out_length(self, cdb: bytes) -> int | None:
         """Bytes of data-out the CDB asks for: blocks for WRITE, the parameter list otherwise."""
         op = cdb[0] if cdb else -1
-        if op in (cdbs.WRITE_10, cdbs.WRITE_16):
-            layout = READ_WRITE_16 if op == cdbs.WRITE_16 else READ_WRITE_10
+        if op in block_extras.VERIFY_LAYOUTS:
+            return block_extras.verify_data_out_length(cdb, self.lun.block_size)
+        if op in block_extras.WRITE_SAME_LAYOUTS:
+            return block_extras.write_same_data_out_length(cdb, self.lun.block_size)
+        if op in (cdbs.WRITE_10, cdbs.WRITE_12, cdbs.WRITE_16):
+            layout = RW_LAYOUTS[op]
             if len(cdb) < layout.size:
                 return None
             return layout.decode(cdb[:layout.size], strict=False)["transfer_length"] * self.lun.block_size
@@ -89,6 +103,12 @@ class BlockLunDevice:
         if op == cdbs.EXTENDED_COPY and len(cdb) >= 16:
             return int.from_bytes(cdb[10:14], "big")
         return None
+
+    def lun_reset(self, by: Nexus | None = None) -> int:
+        """LOGICAL UNIT RESET done (tasks aborted by the transport): unit attention 29h/03h for other nexuses."""
+        count = self.attentions.lun_reset(by)
+        log.info("LUN %s reset: unit attention queued for %d other I_T nexus(es)", self.lun.name, count)
+        return count
 
     def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
@@ -112,7 +132,8 @@ class BlockLunDevice:
             0xB0: inquiry.block_limits(pdt, self.max_transfer_blocks,
                                        min(self.max_transfer_blocks, (1 << 20) // self.lun.block_size),
                                        unmap_blocks=MAX_UNMAP_BLOCKS if self.thin else 0,
-                                       unmap_descriptors=MAX_UNMAP_DESCRIPTORS if self.thin else 0),
+                                       unmap_descriptors=MAX_UNMAP_DESCRIPTORS if self.thin else 0,
+                                       max_write_same=self.max_write_same_blocks),
             0xB1: inquiry.block_characteristics(pdt),
         }
         if self.thin is not None:
@@ -145,7 +166,8 @@ class BlockLunDevice:
             raise errors.invalid_field(READ_CAPACITY_16_CDB, "service_action")
         thin = int(self.thin is not None)
         data = READ_CAPACITY_16_DATA.encode(last_lba=self.lun.num_blocks - 1, block_length=self.lun.block_size,
-                                            lbpme=thin, lbprz=thin)
+                                            lbpme=thin, lbprz=thin,
+                                            lbppbe=self.thin.lbppbe if self.thin is not None else 0)
         return ScsiResult(data=data[:c["allocation_length"]])
 
     def _maintenance_in(self, cdb: bytes, data_out: bytes) -> ScsiResult:
@@ -164,7 +186,7 @@ class BlockLunDevice:
 
     # -- I/O ----------------------------------------------------------------------------------
     def _rw_fields(self, cdb: bytes) -> tuple[Layout, dict]:
-        layout = READ_WRITE_16 if cdb[0] in (cdbs.READ_16, cdbs.WRITE_16) else READ_WRITE_10
+        layout = RW_LAYOUTS[cdb[0]]
         c = layout.decode(cdb[:layout.size], strict=False)
         if c["protect"]:
             raise errors.invalid_field(layout, "protect", "protection information is not supported")
@@ -217,6 +239,14 @@ class BlockLunDevice:
         self.thin.unmap(cdb, data_out)
         return ScsiResult()
 
+    def _write_same(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        block_extras.write_same(self, cdb, data_out)
+        return ScsiResult()
+
+    def _verify(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        block_extras.verify(self, cdb, data_out)
+        return ScsiResult()
+
     def _persistent_reserve_in(self, cdb: bytes, data_out: bytes) -> ScsiResult:
         return ScsiResult(data=reservations.persistent_reserve_in(cdb))
 
@@ -236,7 +266,14 @@ class BlockLunDevice:
         cdbs.SERVICE_ACTION_IN_16: _service_action_in,
         cdbs.MAINTENANCE_IN: _maintenance_in,
         cdbs.READ_10: _read,
+        cdbs.READ_12: _read,
         cdbs.READ_16: _read,
+        cdbs.WRITE_12: _write,
+        cdbs.WRITE_SAME_10: _write_same,
+        cdbs.WRITE_SAME_16: _write_same,
+        cdbs.VERIFY_10: _verify,
+        cdbs.VERIFY_12: _verify,
+        cdbs.VERIFY_16: _verify,
         cdbs.WRITE_10: _write,
         cdbs.WRITE_16: _write,
         cdbs.SYNCHRONIZE_CACHE_10: _synchronize_cache,

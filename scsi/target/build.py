@@ -210,6 +210,10 @@ def build_target(cfg: TargetConfig, *, luns: dict[int, Lun] | None = None,
         forget = getattr(copy_manager, "forget_nexus", None)
         if forget is not None:
             forget((initiator, cfg.target))
+        for device in devices.values():
+            attentions = getattr(device, "attentions", None)
+            if attentions is not None:
+                attentions.forget(initiator)
 
     node = TargetNode(name=cfg.target, handler=scsi, allows=allows, chap_for=chap_for, alias=cfg.alias,
                       lun_exists=lambda n: n in devices, session_closed=session_closed)

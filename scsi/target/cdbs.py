@@ -10,7 +10,9 @@ MODE_SENSE_6 = 0x1A
 READ_CAPACITY_10 = 0x25
 READ_10 = 0x28
 WRITE_10 = 0x2A
+VERIFY_10 = 0x2F
 SYNCHRONIZE_CACHE_10 = 0x35
+WRITE_SAME_10 = 0x41
 UNMAP = 0x42
 MODE_SENSE_10 = 0x5A
 PERSISTENT_RESERVE_IN = 0x5E
@@ -18,10 +20,15 @@ EXTENDED_COPY = 0x83
 RECEIVE_COPY_RESULTS = 0x84
 READ_16 = 0x88
 WRITE_16 = 0x8A
+VERIFY_16 = 0x8F
 SYNCHRONIZE_CACHE_16 = 0x91
+WRITE_SAME_16 = 0x93
 SERVICE_ACTION_IN_16 = 0x9E
 REPORT_LUNS = 0xA0
 MAINTENANCE_IN = 0xA3
+READ_12 = 0xA8
+WRITE_12 = 0xAA
+VERIFY_12 = 0xAF
 
 SA_READ_CAPACITY_16 = 0x10
 SA_GET_LBA_STATUS = 0x12
@@ -52,6 +59,44 @@ READ_WRITE_10 = Layout("READ/WRITE(10)", 10, [
 READ_WRITE_16 = Layout("READ/WRITE(16)", 16, [
     Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), flag("fua", 1, 3),
     flag("rarc", 1, 2), flag("fua_nv", 1, 1), flag("dld2", 1, 0), Field("lba", 2, size=8),
+    Field("transfer_length", 10, size=4), bits("group", 14, 0, 5), Field("control", 15),
+])
+
+READ_WRITE_12 = Layout("READ/WRITE(12)", 12, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), flag("fua", 1, 3),
+    flag("rarc", 1, 2), flag("fua_nv", 1, 1), Field("lba", 2, size=4),
+    Field("transfer_length", 6, size=4), flag("restricted", 10, 7), bits("group", 10, 0, 5),
+    Field("control", 11),
+])
+
+# VERIFY (SBC-3 5.33-5.35): BYTCHK 0 = medium check only, 1 = compare the data-out with the
+# blocks, 3 = compare one data-out block with every block (2 is reserved).
+VERIFY_10_CDB = Layout("VERIFY(10)", 10, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), bits("bytchk", 1, 1, 2),
+    Field("lba", 2, size=4), bits("group", 6, 0, 5), Field("transfer_length", 7, size=2),
+    Field("control", 9),
+])
+VERIFY_12_CDB = Layout("VERIFY(12)", 12, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), bits("bytchk", 1, 1, 2),
+    Field("lba", 2, size=4), Field("transfer_length", 6, size=4), flag("restricted", 10, 7),
+    bits("group", 10, 0, 5), Field("control", 11),
+])
+VERIFY_16_CDB = Layout("VERIFY(16)", 16, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), bits("bytchk", 1, 1, 2),
+    Field("lba", 2, size=8), Field("transfer_length", 10, size=4), flag("restricted", 14, 7),
+    bits("group", 14, 0, 5), Field("control", 15),
+])
+
+# WRITE SAME (SBC-3 5.42-5.43): one data-out block (none with NDOB) written to, or with UNMAP
+# deallocated from, "transfer_length" blocks (0: up to the last LBA).
+WRITE_SAME_10_CDB = Layout("WRITE SAME(10)", 10, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("anchor", 1, 4), flag("unmap", 1, 3),
+    flag("pbdata", 1, 2), flag("lbdata", 1, 1), Field("lba", 2, size=4), bits("group", 6, 0, 5),
+    Field("transfer_length", 7, size=2), Field("control", 9),
+])
+WRITE_SAME_16_CDB = Layout("WRITE SAME(16)", 16, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("anchor", 1, 4), flag("unmap", 1, 3),
+    flag("pbdata", 1, 2), flag("lbdata", 1, 1), flag("ndob", 1, 0), Field("lba", 2, size=8),
     Field("transfer_length", 10, size=4), bits("group", 14, 0, 5), Field("control", 15),
 ])
 

@@ -41,6 +41,7 @@ BLOCK_COMMANDS = (
     CommandInfo(cdbs.READ_CAPACITY_10, None, _u(0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0)),
     CommandInfo(cdbs.READ_10, None, _u(0x28, 0x18, FF4, 0x1F, 0xFF, 0xFF, 0)),
     CommandInfo(cdbs.WRITE_10, None, _u(0x2A, 0x18, FF4, 0x1F, 0xFF, 0xFF, 0)),
+    CommandInfo(cdbs.VERIFY_10, None, _u(0x2F, 0x16, FF4, 0x1F, 0xFF, 0xFF, 0)),
     CommandInfo(cdbs.SYNCHRONIZE_CACHE_10, None, _u(0x35, 0x02, FF4, 0x1F, 0xFF, 0xFF, 0)),
     CommandInfo(cdbs.PERSISTENT_RESERVE_IN, 0x00, _u(0x5E, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0)),
     CommandInfo(cdbs.PERSISTENT_RESERVE_IN, 0x01, _u(0x5E, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0)),
@@ -49,12 +50,25 @@ BLOCK_COMMANDS = (
     CommandInfo(cdbs.MODE_SENSE_10, None, _u(0x5A, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0)),
     CommandInfo(cdbs.READ_16, None, _u(0x88, 0x18, FF8, FF4, 0x1F, 0)),
     CommandInfo(cdbs.WRITE_16, None, _u(0x8A, 0x18, FF8, FF4, 0x1F, 0)),
+    CommandInfo(cdbs.VERIFY_16, None, _u(0x8F, 0x16, FF8, FF4, 0x1F, 0)),
     CommandInfo(cdbs.SYNCHRONIZE_CACHE_16, None, _u(0x91, 0x02, FF8, FF4, 0x1F, 0)),
     CommandInfo(cdbs.SERVICE_ACTION_IN_16, cdbs.SA_READ_CAPACITY_16,
                 _u(0x9E, 0x1F, b"\0" * 8, FF4, 0, 0)),
     CommandInfo(cdbs.REPORT_LUNS, None, _u(0xA0, 0, 0xFF, 0, 0, 0, FF4, 0, 0)),
     CommandInfo(cdbs.MAINTENANCE_IN, cdbs.SA_REPORT_SUPPORTED_OPCODES,
                 _u(0xA3, 0x1F, 0x87, 0xFF, 0xFF, 0xFF, FF4, 0, 0)),
+    CommandInfo(cdbs.READ_12, None, _u(0xA8, 0x18, FF4, FF4, 0x1F, 0)),
+    CommandInfo(cdbs.WRITE_12, None, _u(0xAA, 0x18, FF4, FF4, 0x1F, 0)),
+    CommandInfo(cdbs.VERIFY_12, None, _u(0xAF, 0x16, FF4, FF4, 0x1F, 0)),
+)
+# WRITE SAME looks at UNMAP only on thin LUNs (it is refused otherwise) and never at ANCHOR/PBDATA/LBDATA.
+WRITE_SAME_COMMANDS = (
+    CommandInfo(cdbs.WRITE_SAME_10, None, _u(0x41, 0x00, FF4, 0x1F, 0xFF, 0xFF, 0)),
+    CommandInfo(cdbs.WRITE_SAME_16, None, _u(0x93, 0x01, FF8, FF4, 0x1F, 0)),
+)
+THIN_WRITE_SAME_COMMANDS = (
+    CommandInfo(cdbs.WRITE_SAME_10, None, _u(0x41, 0x08, FF4, 0x1F, 0xFF, 0xFF, 0)),
+    CommandInfo(cdbs.WRITE_SAME_16, None, _u(0x93, 0x09, FF8, FF4, 0x1F, 0)),
 )
 THIN_COMMANDS = (
     CommandInfo(cdbs.UNMAP, None, _u(0x42, 0x00, 0, 0, 0, 0, 0x1F, 0xFF, 0xFF, 0)),

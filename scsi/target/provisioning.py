@@ -58,6 +58,10 @@ class Provisioning:
         self.num_blocks = num_blocks
         self.read_only = read_only
         self._fd = os.open(path, os.O_RDONLY if read_only else os.O_RDWR)
+        # Holes are punched in file-system blocks: report them as the physical block (READ CAPACITY(16)
+        # LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT), so initiators align UNMAP and WRITE SAME to them.
+        ratio = os.fstat(self._fd).st_blksize // block_size
+        self.lbppbe = ratio.bit_length() - 1 if ratio > 1 and ratio & (ratio - 1) == 0 and ratio <= 1 << 15 else 0
 
     @classmethod
     def for_lun(cls, lun) -> "Provisioning | None":
@@ -81,7 +85,15 @@ class Provisioning:
             pass
 
     def vpd_b2(self, pdt: int) -> bytes:
-        return LBP_VPD.encode(pdt=pdt, page_length=LBP_VPD.size - 4, lbpu=1, lbprz=1, provisioning_type=2)
+        return LBP_VPD.encode(pdt=pdt, page_length=LBP_VPD.size - 4, lbpu=1, lbpws=1, lbpws10=1, lbprz=1,
+                              provisioning_type=2)
+
+    def punch_blocks(self, lba: int, blocks: int) -> None:
+        """Deallocate ``blocks`` blocks from ``lba`` (WRITE SAME with UNMAP); the caller checked the range."""
+        if self.read_only:
+            raise errors.write_protected()
+        if blocks:
+            self._punch(lba * self.block_size, blocks * self.block_size)
 
     def unmap(self, cdb: bytes, params: bytes) -> None:
         c = UNMAP_CDB.decode(cdb[:10], strict=False)

@@ -60,6 +60,14 @@ class ScsiTarget:
             return e.result()
         return self.devices[nexus.lun].execute(nexus, cdb, data_out, data_in_len)
 
+    def lun_reset(self, nexus: Nexus) -> int:
+        """LOGICAL UNIT RESET of ``nexus.lun`` by ``nexus``: the LUN's other I_T nexuses get unit attention 29h/03h.
+
+        The transport aborts the tasks itself and then calls this; LUNs without unit attention support ignore it.
+        """
+        reset = getattr(self.devices.get(nexus.lun), "lun_reset", None)
+        return reset(nexus) if reset is not None else 0
+
     def data_out_length(self, nexus: Nexus, cdb: bytes) -> int | None:
         """Bytes of data-out ``cdb`` asks for on this LUN (None: unknown), for transport residuals."""
         device = self.devices.get(nexus.lun) if self.may_access(nexus.initiator, nexus.lun) else None

@@ -79,13 +79,14 @@ def test_iscsi_inq_standard_and_device_identification(target):
 @pytest.mark.skipif(shutil.which("iscsi-test-cu") is None, reason="iscsi-test-cu is not installed")
 def test_libiscsi_conformance_suite_has_no_failures_and_no_skips(target):
     tests = ("SCSI.ExtendedCopy,SCSI.ReceiveCopyResults,SCSI.Inquiry,SCSI.TestUnitReady,SCSI.ReadCapacity10,"
-             "SCSI.ReadCapacity16,SCSI.Read10,SCSI.Read16,SCSI.Write10,SCSI.Write16,SCSI.ReportSupportedOpcodes")
+             "SCSI.ReadCapacity16,SCSI.Read10,SCSI.Read16,SCSI.Write10,SCSI.Write16,SCSI.ReportSupportedOpcodes,"
+             "SCSI.Read12,SCSI.Write12,SCSI.Verify10,SCSI.Verify12,SCSI.Verify16,SCSI.WriteSame10,SCSI.WriteSame16")
     r = _run("iscsi-test-cu", "-t", tests, "--dataloss", target.url(OPEN, 1), timeout=280)
     out = r.stdout + r.stderr
     m = re.search(r"tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out)
     assert m, out[-2000:]
     total, ran, passed, failed = map(int, m.groups())
-    assert failed == 0 and passed == ran == total and total >= 47, out[-3000:]
+    assert failed == 0 and passed == ran == total and total >= 101, out[-3000:]
     assert "[SKIPPED]" not in out, [l for l in out.splitlines() if "SKIPPED" in l][:5]
     assert "FAILED" not in out
 
