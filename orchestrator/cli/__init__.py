@@ -1,8 +1,8 @@
 """The `serverfree` command line: the one place that composes all four packages.
 
-Each subcommand lives in its own module that exposes ``register(subparsers)``;
-modules are imported lazily here so that a broken optional layer cannot stop
-the others from working, and so that ``--help`` stays fast.
+Each subcommand lives in its own module that exposes ``register(subparsers)``
+and is listed in COMMAND_MODULES; those modules import the heavy layers
+(simulator, target, libiscsi) inside their handlers, so ``--help`` stays fast.
 """
 from __future__ import annotations
 
