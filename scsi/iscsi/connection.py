@@ -290,6 +290,10 @@ class Connection(ScsiTaskMixin):
                 response = TmfResponse.NO_LUN
             else:
                 count = self.server.reset_lun(self.node.name, lun)
+                # SAM: every other I_T nexus that used the LU sees 29h/03h on its next command
+                notify = getattr(self.node.handler, "lun_reset", None)
+                if notify is not None:
+                    notify(self.nexus(lun))
                 log.info("LUN RESET of LUN %d on %s by %s: %d task(s) aborted", lun, self.node.name,
                          self.initiator, count)
                 response = TmfResponse.COMPLETE

@@ -16,8 +16,13 @@ from typing import TYPE_CHECKING
 from scsi.layout import Layout
 from scsi.sense import SenseKey, sense_for
 from scsi.target import cdbs, errors
-from scsi.target.cdbs import (VERIFY_10_CDB, VERIFY_12_CDB, VERIFY_16_CDB, WRITE_SAME_10_CDB,
-                              WRITE_SAME_16_CDB)
+from scsi.target.cdbs import (
+    VERIFY_10_CDB,
+    VERIFY_12_CDB,
+    VERIFY_16_CDB,
+    WRITE_SAME_10_CDB,
+    WRITE_SAME_16_CDB,
+)
 from scsi.target.errors import CheckCondition
 
 if TYPE_CHECKING:
@@ -58,7 +63,7 @@ def verify_data_out_length(cdb: bytes, block_size: int) -> int | None:
     return 0
 
 
-def verify(dev: "BlockLunDevice", cdb: bytes, data_out: bytes) -> None:
+def verify(dev: BlockLunDevice, cdb: bytes, data_out: bytes) -> None:
     """VERIFY: every block must be readable; with BYTCHK the data-out must equal the blocks too."""
     layout = VERIFY_LAYOUTS[cdb[0]]
     c = layout.decode(cdb[:layout.size], strict=False)
@@ -102,7 +107,7 @@ def write_same_data_out_length(cdb: bytes, block_size: int) -> int | None:
     return 0 if c.get("ndob") else block_size
 
 
-def write_same(dev: "BlockLunDevice", cdb: bytes, data_out: bytes) -> None:
+def write_same(dev: BlockLunDevice, cdb: bytes, data_out: bytes) -> None:
     """WRITE SAME: one block (zeros with NDOB) over a range; UNMAP deallocates when the block is zeros."""
     layout = WRITE_SAME_LAYOUTS[cdb[0]]
     c = layout.decode(cdb[:layout.size], strict=False)

@@ -157,6 +157,25 @@ def test_lun_reset_aborts_tasks_of_every_session_on_that_lun(target):
     assert reset == 0 and missing == 2 and rejected and other.status == 0 and nop.data == b"still here"
 
 
+
+def test_lun_reset_raises_unit_attention_on_the_other_sessions_that_used_the_lun(target):
+    a, b = session(target), session(target)
+    tur = bytes(6)
+
+    async def go():
+        before = await a.command(tur, lun=1)  # A uses LUN 1 before the reset
+        reset = await b.task_management(5, lun=1)
+        first = await a.command(tur, lun=1)  # A is told once: POWER ON, RESET, OR BUS DEVICE RESET (LUN RESET)
+        second = await a.command(tur, lun=1)
+        own = await b.command(tur, lun=1)  # the session that reset the LUN is not told
+        await a.close()
+        await b.close()
+        return before, reset, first, second, own
+    before, reset, first, second, own = target.run(go())
+    assert before.status == 0 and reset == 0
+    assert first.status == 2 and first.sense[2] & 0x0F == 6 and first.sense[12:14] == b"\x29\x03", first.sense.hex()
+    assert second.status == 0 and own.status == 0
+
 def test_a_stalled_session_does_not_hold_up_another(target):
     a, b = session(target), session(target)
     data = os.urandom(4096)
