@@ -60,6 +60,7 @@ class BlockLunDevice:
                       + (opcodes.XCOPY_COMMANDS if self.copy_manager else ()))
         self.counters: Counter[str] = Counter()
         self.attentions = UnitAttentions()
+        self.reservations = reservations.PersistentReservations(self.attentions)
         self._lock = threading.Lock()
 
     # -- dispatch -------------------------------------------------------------------
@@ -72,6 +73,10 @@ class BlockLunDevice:
             return pending
         try:
             common_commands.check_cdb(cdb)
+            self.reservations.check_access(nexus, cdb)
+            if op == cdbs.PERSISTENT_RESERVE_OUT:
+                self.reservations.persistent_reserve_out(nexus, cdb, data_out)
+                return ScsiResult()
             if op in (cdbs.EXTENDED_COPY, cdbs.RECEIVE_COPY_RESULTS) and self.copy_manager is not None:
                 self._count("xcopy" if op == cdbs.EXTENDED_COPY else "receive_copy_results")
                 return self.copy_manager.execute(nexus, cdb, data_out, data_in_len)
@@ -79,6 +84,9 @@ class BlockLunDevice:
             if handler is None:
                 raise errors.invalid_opcode(op)
             return handler(self, cdb, data_out)
+        except reservations.ReservationConflict as e:
+            log.info("LUN %s: CDB %s -> RESERVATION CONFLICT: %s", self.lun.name, cdb[:16].hex(), e)
+            return ScsiResult(status=Status.RESERVATION_CONFLICT)
         except CheckCondition as e:
             log.debug("LUN %s: CDB %s -> CHECK CONDITION: %s", self.lun.name, cdb[:16].hex(), e)
             return e.result()
@@ -100,6 +108,8 @@ class BlockLunDevice:
             return layout.decode(cdb[:layout.size], strict=False)["transfer_length"] * self.lun.block_size
         if op == cdbs.UNMAP and len(cdb) >= 10:
             return int.from_bytes(cdb[7:9], "big")
+        if op == cdbs.PERSISTENT_RESERVE_OUT and len(cdb) >= 10:
+            return int.from_bytes(cdb[5:9], "big")
         if op == cdbs.EXTENDED_COPY and len(cdb) >= 16:
             return int.from_bytes(cdb[10:14], "big")
         return None
@@ -248,7 +258,7 @@ class BlockLunDevice:
         return ScsiResult()
 
     def _persistent_reserve_in(self, cdb: bytes, data_out: bytes) -> ScsiResult:
-        return ScsiResult(data=reservations.persistent_reserve_in(cdb))
+        return ScsiResult(data=self.reservations.persistent_reserve_in(cdb))
 
     def close(self) -> None:
         if self.thin is not None:

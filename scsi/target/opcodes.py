@@ -47,6 +47,7 @@ BLOCK_COMMANDS = (
     CommandInfo(cdbs.PERSISTENT_RESERVE_IN, 0x01, _u(0x5E, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0)),
     CommandInfo(cdbs.PERSISTENT_RESERVE_IN, 0x02, _u(0x5E, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0)),
     CommandInfo(cdbs.PERSISTENT_RESERVE_IN, 0x03, _u(0x5E, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0)),
+    *(CommandInfo(cdbs.PERSISTENT_RESERVE_OUT, sa, _u(0x5F, 0x1F, 0xFF, 0, 0, FF4, 0)) for sa in range(7)),
     CommandInfo(cdbs.MODE_SENSE_10, None, _u(0x5A, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0)),
     CommandInfo(cdbs.READ_16, None, _u(0x88, 0x18, FF8, FF4, 0x1F, 0)),
     CommandInfo(cdbs.WRITE_16, None, _u(0x8A, 0x18, FF8, FF4, 0x1F, 0)),

@@ -36,6 +36,16 @@ class UnitAttentions:
                     queue.append(sense)
             return len(others)
 
+    def establish(self, its: list[tuple[str, str]], asc: int, ascq: int) -> None:
+        """Queue UNIT ATTENTION ``asc``/``ascq`` for each I_T nexus in ``its`` (e.g. 2Ah/03h RESERVATIONS PREEMPTED)."""
+        sense = sense_for(SenseKey.UNIT_ATTENTION, asc, ascq).encode()
+        with self._lock:
+            for it in its:
+                self._known.add(it)
+                queue = self._pending.setdefault(it, [])
+                if sense not in queue:
+                    queue.append(sense)
+
     def check(self, nexus: Nexus, cdb: bytes) -> ScsiResult | None:
         """The answer a pending unit attention forces on this command, or None to run it normally."""
         it = nexus.it
