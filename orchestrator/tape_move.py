@@ -112,10 +112,8 @@ def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
         return move
     while movers:
         mover = movers[0]
-        r: OperatingParametersResult = yield ReadOperatingParameters(mover)  # type: ignore[misc]
-        if r.failure is not None or r.limits is None:
-            _leave(move, movers, f"operating parameters unavailable on {mover}: "
-                   f"{r.failure.describe() if r.failure else 'no data'}")
+        r = yield from _operating_parameters(move, movers)
+        if r is None:
             continue
         ref = TapeRef(drive.name, drive.designator, fmt)
         try:
@@ -287,10 +285,8 @@ def restore_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dri
         if (yield from _locate(move, drive, location.first_object + record)) is None:
             return move
         mover = movers[0]
-        r: OperatingParametersResult = yield ReadOperatingParameters(mover)  # type: ignore[misc]
-        if r.failure is not None or r.limits is None:
-            _leave(move, movers, f"operating parameters unavailable on {mover}: "
-                   f"{r.failure.describe() if r.failure else 'no data'}")
+        r = yield from _operating_parameters(move, movers)
+        if r is None:
             continue
         try:
             batches = plan_tape_batches(slice_pieces(pieces, pos), direction="restore", disk=disk, tape=ref,
@@ -322,6 +318,17 @@ def _count_copy(move: TapeMove, mover: str, cr: CopyResult) -> None:
         move.movers_used.append(mover)
     if "server-free" not in move.paths:
         move.paths.append("server-free")
+
+
+def _operating_parameters(move: TapeMove, movers: list[str]):
+    """Ask the first mover for its limits; on failure leave it (the caller tries the next) and give None."""
+    mover = movers[0]
+    r: OperatingParametersResult = yield ReadOperatingParameters(mover)  # type: ignore[misc]
+    if r.failure is not None or r.limits is None:
+        _leave(move, movers, f"operating parameters unavailable on {mover}: "
+               f"{r.failure.describe() if r.failure else 'no data'}")
+        return None
+    return r
 
 
 def _leave(move: TapeMove, movers: list[str], reason: str) -> None:

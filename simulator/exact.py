@@ -30,9 +30,11 @@ import simpy
 
 from scsi import asc as A
 from scsi.copymgr.config import CopyLimits
-from scsi.copymgr.io import (BlockRead, BlockWrite, IoRequest, IoResult, StreamRead, StreamWrite, perform)
+from scsi.copymgr.io import (BlockRead, BlockWrite, InlineDriver, IoRequest, IoResult, StreamRead, StreamWrite,
+                             perform)
 from scsi.copymgr.manager import CopyManager
 from scsi.luns.base import BlockLun, Lun, LunError, not_ready
+from scsi.luns.memory import BytearrayLun  # noqa: F401 - simulated LUNs carrying bytes (re-exported)
 from scsi.result import Nexus, ScsiResult, Status
 from scsi.sense import Sense, SenseKey, SenseError, sense_for
 from simulator.faults import FaultHit
@@ -62,30 +64,6 @@ class NullBlockLun(BlockLun):
 
     def write(self, lba: int, data: bytes) -> None:
         self.check_range(lba, len(data) // self._bs)
-
-
-class BytearrayLun(BlockLun):
-    """A block LUN over a caller's bytearray (shares bytes with, e.g., the orchestrator's memory driver)."""
-
-    def __init__(self, name: str, buf: bytearray, *, block_size: int = 512, naa: bytes | None = None):
-        super().__init__(name, serial=f"buf-{name}", naa=naa)
-        self.buf, self._bs = buf, block_size
-
-    @property
-    def block_size(self) -> int:
-        return self._bs
-
-    @property
-    def num_blocks(self) -> int:
-        return len(self.buf) // self._bs
-
-    def read(self, lba: int, count: int) -> bytes:
-        self.check_range(lba, count)
-        return bytes(self.buf[lba * self._bs:(lba + count) * self._bs])
-
-    def write(self, lba: int, data: bytes) -> None:
-        self.check_range(lba, len(data) // self._bs)
-        self.buf[lba * self._bs:lba * self._bs + len(data)] = data
 
 
 def _bytes(req: IoRequest) -> int:
@@ -118,19 +96,6 @@ def reading_of(req: IoRequest) -> bool:
     return isinstance(req, (BlockRead, StreamRead))
 
 
-class _InlineDriver:
-    """Synchronous I/O for commands run outside simulated time (``execute``)."""
-
-    def run_batch(self, batch: Sequence[IoRequest]) -> list[IoResult]:
-        out = []
-        for req in batch:
-            try:
-                out.append(IoResult(value=perform(req)))
-            except Exception as e:  # the engine maps LUN errors to sense
-                out.append(IoResult(error=e))
-        return out
-
-
 class ExactMover:
     """A simulated data mover: the copy manager engine over ``luns`` (SAN device name -> LUN)."""
 
@@ -141,7 +106,7 @@ class ExactMover:
                 raise LookupError(f"exact mover {mover}: LUN {name!r} is no disk or drive of the simulated SAN")
         self.san, self.name = san, mover
         self.luns = dict(luns)
-        self.manager = CopyManager(self.luns, limits=limits, driver=_InlineDriver(), name=mover)
+        self.manager = CopyManager(self.luns, limits=limits, driver=InlineDriver(), name=mover)
         self._names = {id(lun): name for name, lun in self.luns.items()}
         self.shoeshine_cycles: dict[str, float] = {}  # tape drive -> start/stop cycles it went through
 

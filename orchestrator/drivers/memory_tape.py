@@ -31,7 +31,9 @@ from orchestrator.tape_ops import (
 from orchestrator.tape_records import client_read, client_write
 from scsi.copymgr import CopyLimits, CopyManager
 from scsi.copymgr.client import Client
-from scsi.luns.base import BlockLun, LunError, SpaceCode, StreamLun, medium_error, not_ready
+from scsi.copymgr.io import InlineDriver
+from scsi.luns.base import LunError, SpaceCode, StreamLun, medium_error, not_ready
+from scsi.luns.memory import BytearrayLun
 from scsi.result import Nexus
 from scsi.sense import Sense, SenseError
 
@@ -134,35 +136,22 @@ class MemoryTapeLun(StreamLun):
             self._pos = position
 
 
-class BufferLun(BlockLun):
-    """A block LUN over one of the memory driver's byte arrays; may go NOT READY once, after N bytes read."""
+class BufferLun(BytearrayLun):
+    """A bytearray block LUN whose reads can fail once, after a given number of bytes (a lost source path)."""
 
     def __init__(self, name: str, buf: bytearray, *, block_size: int = 512, naa: bytes | None = None,
                  fail_after_bytes: int | None = None):
-        super().__init__(name, serial=f"membuf-{name}", naa=naa)
-        self.buf, self._bs = buf, block_size
+        super().__init__(name, buf, block_size=block_size, naa=naa, serial=f"membuf-{name}")
         self.fail_after_bytes = fail_after_bytes
 
-    @property
-    def block_size(self) -> int:
-        return self._bs
-
-    @property
-    def num_blocks(self) -> int:
-        return len(self.buf) // self._bs
-
     def read(self, lba: int, count: int) -> bytes:
-        self.check_range(lba, count)
         if self.fail_after_bytes is not None:
+            self.check_range(lba, count)
             if self.fail_after_bytes < count * self._bs:
                 self.fail_after_bytes = None  # fires once, like a path that comes back
                 raise not_ready(self.name, "logical unit not ready (injected)")
             self.fail_after_bytes -= count * self._bs
-        return bytes(self.buf[lba * self._bs:(lba + count) * self._bs])
-
-    def write(self, lba: int, data: bytes) -> None:
-        self.check_range(lba, len(data) // self._bs)
-        self.buf[lba * self._bs:lba * self._bs + len(data)] = data
+        return super().read(lba, count)
 
 
 def _prefix(data: bytes, segments: int) -> bytes:
@@ -182,21 +171,6 @@ def _classify(exc: BaseException, what: str, device: str) -> Failure:
     if isinstance(exc, LunError):
         return Failure("sense", f"{what}: {exc}", device, exc.sense, 0x02)
     return Failure("error", f"{what}: {exc}", device)
-
-
-class _InlineDriver:
-    """Run the engine's I/O in the caller's thread (deterministic, no worker threads to stop)."""
-
-    def run_batch(self, batch):
-        from scsi.copymgr.io import IoResult, perform
-
-        out = []
-        for req in batch:
-            try:
-                out.append(IoResult(value=perform(req)))
-            except Exception as e:  # noqa: BLE001 - the engine maps LUN errors to sense
-                out.append(IoResult(error=e))
-        return out
 
 
 @dataclass
@@ -249,7 +223,7 @@ class MemoryTapes:
                 if name not in self._luns:
                     self._luns[name] = BufferLun(name, buf, block_size=self.block_size, naa=bytes.fromhex(desig))
             luns = {**self._luns, **self.tapes}
-            self._managers[mover] = CopyManager(luns, limits=self.movers[mover], driver=_InlineDriver(), name=mover)
+            self._managers[mover] = CopyManager(luns, limits=self.movers[mover], driver=InlineDriver(), name=mover)
         return self._managers[mover]
 
     def locate(self, op: LocateTape) -> TapePositioned:

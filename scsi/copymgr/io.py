@@ -126,6 +126,16 @@ def _run(fn: Callable[[], Any]) -> IoResult:
         return IoResult(error=e)
 
 
+class InlineDriver:
+    """Runs each request in the caller's thread, in order: deterministic, no worker threads to stop.
+
+    For drivers that own time themselves (the simulator) or run outside it (in-memory tests).
+    """
+
+    def run_batch(self, batch: Sequence[IoRequest]) -> list[IoResult]:
+        return [_run(lambda r=req: perform(r)) for req in batch]
+
+
 class ThreadedDriver:
     """Runs batches of requests on a shared thread pool."""
 

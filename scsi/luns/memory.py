@@ -83,3 +83,28 @@ class MemoryBlockLun(BlockLun):
     def stored_bytes(self) -> int:
         """Memory actually held (for simulation sanity checks)."""
         return len(self._chunks) * CHUNK
+
+
+class BytearrayLun(BlockLun):
+    """A block LUN over a caller's bytearray, so a driver and a copy manager share the same bytes."""
+
+    def __init__(self, name: str, buf: bytearray, *, block_size: int = 512, naa: bytes | None = None,
+                 serial: str | None = None):
+        super().__init__(name, serial=serial or f"buf-{name}", naa=naa)
+        self.buf, self._bs = buf, block_size
+
+    @property
+    def block_size(self) -> int:
+        return self._bs
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.buf) // self._bs
+
+    def read(self, lba: int, count: int) -> bytes:
+        self.check_range(lba, count)
+        return bytes(self.buf[lba * self._bs:(lba + count) * self._bs])
+
+    def write(self, lba: int, data: bytes) -> None:
+        self.check_range(lba, len(data) // self._bs)
+        self.buf[lba * self._bs:lba * self._bs + len(data)] = data
