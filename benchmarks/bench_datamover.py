@@ -208,8 +208,7 @@ class Profiler:
         base = out / f"mover-{label}"
         if tool == "py-spy":
             exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-            argv = [exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--threads",
-                    "--native", "-o", f"{base}.pyspy.txt"]
+            argv = [exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--gil", "-o", f"{base}.pyspy.txt"]
         elif tool == "strace":
             argv = ["strace", "-c", "-f", "-p", str(pid), "-o", f"{base}.strace.txt"]
         elif tool == "perf":
@@ -233,6 +232,9 @@ def run_size(size: int, args: argparse.Namespace) -> dict:
     """One size: the mover's copy, then qemu-img's, between the same two tgtd LUNs."""
     with tempfile.TemporaryDirectory(prefix="bench-datamover-") as tmp, Tgtd(Path(tmp)) as tgtd:
         target = tgtd.new_target("bench", {1: size, 2: size})
+        if args.target_mrdsl:  # both peers log in after this, so both get the same PDU size
+            tgtd.tgtadm("--op", "update", "--mode", "target", "--tid", str(target.tid),
+                        "--name", "MaxRecvDataSegmentLength", "--value", str(args.target_mrdsl))
         src_path, dst_path = target.luns[1], target.luns[2]
         fill(src_path, size)
         want = digest(src_path, size)
@@ -268,6 +270,7 @@ def report(r: dict, args: argparse.Namespace) -> str:
     mover_rate, qemu_rate = mib / r["mover_s"], mib / r["qemu_s"]
     cores = os.cpu_count() or 1
     print(f"size_mib={mib:.0f} sessions={args.sessions} depth={args.depth} chunk={args.chunk} "
+          f"tgtd_mrdsl={args.target_mrdsl or 'default'} "
           f"loadavg_before={r['load_before']:.2f} loadavg_after={r['load_after']:.2f} cores={cores}")
     print(f"datamover_mib_s={mover_rate:.1f} ({r['mover_s']:.2f} s, EXTENDED COPY over iSCSI, "
           f"{r['polls']} COPY STATUS polls) mover_cpu_s_per_gib={r['mover_cpu'] / gib:.2f}")
@@ -287,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth", type=int, default=16, help="most chunks in flight per copy (the mover adapts below it)")
     ap.add_argument("--chunk", default="1M", help="bytes per read/write request (capped by the LUNs' Block Limits VPD)")
     ap.add_argument("--poll", type=float, default=0.5, help="seconds between COPY STATUS polls")
+    ap.add_argument("--target-mrdsl", type=int, default=0,
+                    help="tgtd's MaxRecvDataSegmentLength for both peers (default: tgtd's own, 8192)")
     ap.add_argument("--profile", type=Path, help="directory for the mover's profile (see --with)")
     ap.add_argument("--with", dest="with_tool", choices=("py-spy", "strace", "perf"),
                     help="profiler attached to the mover during each copy (needs --profile)")

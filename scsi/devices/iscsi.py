@@ -93,6 +93,7 @@ class LibiscsiDevice(PyscsiDevice):
         self.timeout = float(timeout)
         self._lib = L.lib()
         self._inflight: dict[int, Pending] = {}
+        self._called_back: list[Pending] = []  # filled by the completion callback during iscsi_service
         self._tags = itertools.count(1)
         self._poller = select.poll()
         self._polled_fd = -1
@@ -192,6 +193,7 @@ class LibiscsiDevice(PyscsiDevice):
                 raise MemoryError("scsi_create_task failed")
             pending = Pending(next(self._tags), cmd, cdb, time.monotonic() + self.timeout)
             pending.task = task
+            pending.sink = self._called_back
             handle = L.ffi.new_handle(pending)
             data_ptr = L.ffi.NULL
             pending.keep += [cdb_buf, handle]
@@ -258,7 +260,9 @@ class LibiscsiDevice(PyscsiDevice):
             if self._ctx == L.ffi.NULL:
                 raise DeviceConnectionError(f"{self.url.display()}: device is closed")
             now = time.monotonic()
-            first_deadline = min((p.deadline for p in self._inflight.values()), default=now + 1.0)
+            # one timeout per session and a dict in submission order: the oldest command expires first
+            oldest = next(iter(self._inflight.values()), None)
+            first_deadline = now + 1.0 if oldest is None else oldest.deadline
             if first_deadline <= now:
                 self._expire(now)
                 return -1, 0, 0
@@ -272,14 +276,16 @@ class LibiscsiDevice(PyscsiDevice):
             if ctx == L.ffi.NULL:
                 raise DeviceConnectionError(f"{self.url.display()}: device is closed")
             rc = lib.iscsi_service(ctx, revents)
+            called_back = self._called_back[:]
+            self._called_back.clear()
             # With auto-reconnect off, libiscsi answers a dropped connection by
             # cancelling the tasks in flight (we cancel only in _expire / close).
-            dropped = any(p.libiscsi_status == L.SCSI_STATUS_CANCELLED for p in self._inflight.values())
+            dropped = any(p.libiscsi_status == L.SCSI_STATUS_CANCELLED for p in called_back)
             if rc < 0 or dropped:
                 detail = self._error_text().strip() if rc < 0 else ""
                 self._fail_session("the target closed the connection or it broke"
                                    + (f" (libiscsi: {detail})" if detail else ""))
-            self._reap()
+            self._reap(called_back)
 
     # -- zero-copy block I/O ------------------------------------------------------------
     def submit_block_io(self, write: bool, lba: int, blocks: int, block_size: int, buf: Any) -> Pending:
@@ -300,6 +306,7 @@ class LibiscsiDevice(PyscsiDevice):
             self._check_usable()
             opcode = 0x8A if write else 0x88
             pending = Pending(next(self._tags), None, bytes([opcode]), time.monotonic() + self.timeout)
+            pending.sink = self._called_back
             iov = L.ffi.new("struct scsi_iovec *", {"iov_base": view, "iov_len": nbytes})
             handle = L.ffi.new_handle(pending)
             pending.keep += [view, iov, handle, buf]
@@ -332,12 +339,18 @@ class LibiscsiDevice(PyscsiDevice):
         self._lib.iscsi_scsi_cancel_all_tasks(self._ctx)
         self._reap()
 
-    def _reap(self) -> None:
-        """Free the tasks libiscsi has called back for (outside the callback)."""
-        for tag, p in list(self._inflight.items()):
+    def _reap(self, called_back: list[Pending] | None = None) -> None:
+        """Free the tasks libiscsi has called back for (outside the callback): ``called_back``, else all."""
+        if called_back is None:
+            candidates = list(self._inflight.values())
+            self._called_back.clear()
+        else:
+            candidates = called_back
+        for p in candidates:
             if p.libiscsi_status is None and not p.done:
                 continue
-            del self._inflight[tag]
+            if self._inflight.pop(p.tag, None) is None:
+                continue
             if p.task is not None:
                 self._lib.scsi_free_scsi_task(p.task)
                 p.task = None

@@ -31,6 +31,6 @@ def service_sessions(devices: Sequence[LibiscsiDevice], max_wait_ms: int = 1000)
             by_fd[fd] = dev
     if not by_fd:
         return
-    ready = poller.poll(0) or poller.poll(wait_ms)
+    ready = poller.poll(wait_ms)
     for fd, revents in ready:
         by_fd[fd].service(revents)
