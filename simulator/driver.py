@@ -42,7 +42,7 @@ from orchestrator.ops import (
     TransferResult,
     VerifyPool,
 )
-from orchestrator.tape_ops import (
+from orchestrator.ops.tape import (
     CopyStatusResult,
     LocateTape,
     ReadCopyStatus,
@@ -52,7 +52,7 @@ from orchestrator.tape_ops import (
     TapeServerRead,
     TapeServerWrite,
 )
-from orchestrator.tape_records import read_piece, write_piece
+from orchestrator.plan.tape_records import read_piece, write_piece
 from scsi.copymgr.cdb import extended_copy_cdb
 from scsi.copymgr.client import Client
 from scsi.luns.base import LunError, SpaceCode

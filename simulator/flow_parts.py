@@ -83,6 +83,10 @@ class Flow:
     rate: float = 0.0
     shoeshine: bool = False
     stop_start_cycles: float = 0.0
+    # seconds each resource (by index; -1: the flow's own rate cap) was this flow's bottleneck
+    bottleneck_s: dict[int, float] = field(default_factory=dict)
+    _bneck: int = -2  # current bottleneck (-2: not allocated yet) and since when
+    _bsince: float = 0.0
     _shoeshine_from: float = 0.0
     _marks: list = field(default_factory=list)  # heap of (bytes, seq, callback)
     _slot: int = -1

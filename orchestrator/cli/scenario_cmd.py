@@ -74,9 +74,9 @@ def scenario_files(paths: list[str]) -> list[Path]:
 
 def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignore[no-untyped-def]
     """Load, run and check one scenario file; a bad file raises ValueError naming it."""
-    from orchestrator.cli.scenario_expect import ScenarioResult, check_run
-    from orchestrator.cli.scenario_run import run_ci_scenario
-    from simulator.scenario import load_ci_scenario
+    from simulator.scenarios.expect import ScenarioResult, check_run
+    from simulator.scenarios.run import run_ci_scenario
+    from simulator.scenarios.load import load_ci_scenario
 
     scen = load_ci_scenario(path)
     result = ScenarioResult(scen.name or path.stem, str(path))
@@ -99,7 +99,7 @@ def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignor
 
 def run(args: argparse.Namespace) -> int:
     """Run every file; a bad file is an errored testcase (JUnit and JSON), the others still run."""
-    from orchestrator.cli.scenario_expect import ScenarioResult, write_junit
+    from simulator.scenarios.expect import ScenarioResult, write_junit
 
     files = scenario_files(args.paths)
     results = []
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def schema(args: argparse.Namespace) -> int:
-    from simulator.scenario import CiScenario
+    from simulator.scenarios.load import CiScenario
 
     print(json.dumps(CiScenario.model_json_schema(), indent=1))
     return 0

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from simulator.scenario import extents_for
+from simulator.scenarios.load import extents_for
 
 DATA = Path(__file__).parent / "data"
 
@@ -49,7 +49,7 @@ def test_extents_are_block_aligned_and_spread():
 
 def test_failed_drive_is_dismounted_and_another_mounted():
     from orchestrator.cli.sim_cmd import run_scenario
-    from simulator.scenario import Scenario
+    from simulator.scenarios.load import Scenario
 
     scen = Scenario.model_validate({
         "topology": str(DATA.parent.parent.parent / "scenarios/topologies/dual-fabric.yaml"),

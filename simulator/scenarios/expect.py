@@ -9,10 +9,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.cli.scenario_volumes import ScenarioVolume
+from simulator.scenarios.volumes import ScenarioVolume
 from orchestrator.job import JobReport
 from simulator.san import SimSAN
-from simulator.scenario import Bounds, CiScenario, JobExpect
+from simulator.scenarios.load import Bounds, CiScenario, JobExpect
 
 
 @dataclass
