@@ -129,6 +129,7 @@ class CopyManager:
         self._lock = threading.Lock()
         self.counters = {"copies": 0, "completed": 0, "failed": 0, "rejected": 0, "refused": 0,
                          "bytes": 0, "segments": 0}
+        self.faults: Any = None  # a scsi.copymgr.faults.FaultPlan when the mover injects faults
         self.has_streams = any(l.is_stream for l in self.luns.values())
         self.segment_codes, self.cscd_codes = self._implemented()
 
@@ -219,11 +220,20 @@ class CopyManager:
             return _check(sense_for(0x4, *A.INTERNAL_TARGET_FAILURE))
 
     def drive(self, job: CopyJob) -> ScsiResult:
-        """Run a prepared job to completion with this manager's driver."""
+        """Run a prepared job to completion with this manager's driver.
+
+        With a fault plan (:mod:`scsi.copymgr.faults`), its in-copy rules are
+        judged before each I/O batch: a COPY ABORTED is thrown into the copy.
+        """
         gen = job.run()
+        watch = self.faults.watch(job.record.progress) if self.faults else None
         try:
             batch = next(gen)
             while True:
+                abort = watch.before_batch() if watch is not None else None
+                if abort is not None:
+                    batch = gen.throw(abort)
+                    continue
                 try:
                     results = self.driver.run_batch(batch)
                 except Exception as e:  # a broken driver fails the copy, not the target
@@ -232,6 +242,9 @@ class CopyManager:
                 batch = gen.send(results)
         except StopIteration as stop:
             return stop.value
+        finally:
+            if watch is not None:
+                watch.done()
 
     def prepare(self, nexus: Nexus, cdb: bytes, data_out: bytes) -> CopyJob | ScsiResult:
         """Validate an EXTENDED COPY (steps 1-5) and register it; a ScsiResult if it ends here."""
