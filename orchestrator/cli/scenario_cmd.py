@@ -110,6 +110,7 @@ def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignor
 
 def run(args: argparse.Namespace) -> int:
     """Run every file; a bad file is an errored testcase (JUnit and JSON), the others still run."""
+    from simulator.attribution import describe, shares_of
     from simulator.scenarios.expect import ScenarioResult, write_junit
 
     files = scenario_files(args.paths)
@@ -132,6 +133,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"{head} {res.name} ({path}) {figures}")
             for line in ([res.error] if res.error else []) + res.failures:
                 print(f"    {line}")
+            timed = [j for j in res.jobs if j.get("bottlenecks")]
+            if len(timed) > 8:  # a capacity run: one line for all its jobs
+                shares = shares_of(j["bottlenecks"] for j in timed)
+                lost = sum(j["bottlenecks"]["failover_seconds"] for j in timed)
+                print(f"    {len(timed)} jobs: bottleneck " + ", ".join(
+                    f"{c} {s:.0%}" for c, s in sorted(shares.items(), key=lambda kv: -kv[1])) +
+                    f"; failover {lost:.1f} s in all")
+            else:
+                for job in timed:
+                    print(f"    {job['job']} ({job['kind']}): {describe(job['bottlenecks'])}")
     if args.junit:
         write_junit(results, args.junit)
     failed = [r for r in results if not r.ok]

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from scsi.luns.identity import naa6_from_serial
 from scsi.sense import sense_for
@@ -164,6 +166,14 @@ class BlockLun(Lun):
 
     def flush(self) -> None:
         """Make written data durable (SYNCHRONIZE CACHE)."""
+
+    def transfer_limits(self) -> tuple[int, int]:
+        """(maximum, optimal) bytes per READ/WRITE, 0 = not reported (Block Limits VPD B0h, SBC-3 6.5.3)."""
+        return 0, 0
+
+    def lease_async(self) -> Any:
+        """A context manager yielding a session for pipelined zero-copy I/O, or None when the LUN has none."""
+        return nullcontext(None)
 
     def check_range(self, lba: int, count: int) -> None:
         if lba < 0 or count < 0 or lba + count > self.num_blocks:
