@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from orchestrator.ops import MoverLimits, pieces_from_extents
-from orchestrator.plan import CscdRef, default_encoder, plan_batches
-from orchestrator.plan_tape import TapeFormat, TapeRef, plan_tape_batches
+from orchestrator.plan.disk import CscdRef, default_encoder, plan_batches
+from orchestrator.plan.tape import TapeFormat, TapeRef, plan_tape_batches
 
 TIB = 1 << 40
 LIMITS = MoverLimits(max_segment_count=64, max_descriptor_list_length=4096, max_segment_length=16 << 20,

@@ -93,7 +93,7 @@ class ObjectRecord:
     stored_size: int | None
     backup_date: str | None
     pieces: list[StoredPiece] = field(default_factory=list)
-    tape_location: str | None = None  # tape pools: where the object lies (orchestrator.tape_position)
+    tape_location: str | None = None  # tape pools: where the object lies (orchestrator.plan.tape_position)
 
     @property
     def active(self) -> bool:

@@ -15,5 +15,5 @@ Modules, bottom up:
 * :mod:`simulator.driver` -- runs orchestrator jobs as simpy processes (:mod:`simulator.timing_backend`
   answers the bookkeeping of timing-only runs);
 * :mod:`simulator.synthetic` -- O(1)-memory stand-in jobs for capacity runs;
-* :mod:`simulator.scenario`, :mod:`simulator.plots` -- scenario files, plots.
+* :mod:`simulator.scenarios.load`, :mod:`simulator.plots` -- scenario files, plots.
 """

@@ -36,7 +36,7 @@ from orchestrator.ops import (
     VerifyPool,
     VerifyResult,
 )
-from orchestrator.tape_ops import CopyStatusResult, LocateTape, ReadCopyStatus, TapePositioned
+from orchestrator.ops.tape import CopyStatusResult, LocateTape, ReadCopyStatus, TapePositioned
 
 
 class TimingBackend:

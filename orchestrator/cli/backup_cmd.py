@@ -21,7 +21,7 @@ from orchestrator.drivers.site import OpenSite, SiteConfig, load_site
 from orchestrator.drivers.snapshot import CowSnapshots
 from orchestrator.eligibility import decide
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, PathPlan, backup_job, run_job
-from orchestrator.job_digest import view_coverage
+from orchestrator.job.digest import view_coverage
 from orchestrator.ops import Operation, PathKind
 
 log = logging.getLogger(__name__)

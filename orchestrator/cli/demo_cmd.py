@@ -126,9 +126,9 @@ def progress_bar(enabled: bool) -> Callable[[str, float], None]:
 
 def run_demo(progress: Callable[[str, float], None] = lambda label, frac: None) -> dict:
     """Run the embedded scenario; a dict with every job, the summary and the verdict."""
-    from orchestrator.cli.scenario_run import ScenarioRunner
+    from simulator.scenarios.run import ScenarioRunner
     from orchestrator.volume.samples import ntfs_tools_available
-    from simulator.scenario import CiScenario
+    from simulator.scenarios.load import CiScenario
 
     t0 = time.perf_counter()
     scen = CiScenario.model_validate(DEMO_SCENARIO)

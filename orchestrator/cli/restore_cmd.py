@@ -57,7 +57,7 @@ def parse_pitdate(text: str | None) -> datetime | None:
 
 def tape_locations(chain: list) -> list:
     """Where the chain's tape objects lie (TapeLocation; the drive filled in from the pool volume if unset)."""
-    from orchestrator.tape_position import TapeLocation
+    from orchestrator.plan.tape_position import TapeLocation
 
     out = []
     for o in chain:

@@ -74,9 +74,9 @@ def scenario_files(paths: list[str]) -> list[Path]:
 
 def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignore[no-untyped-def]
     """Load, run and check one scenario file; a bad file raises ValueError naming it."""
-    from orchestrator.cli.scenario_expect import ScenarioResult, check_run
-    from orchestrator.cli.scenario_run import run_ci_scenario
-    from simulator.scenario import load_ci_scenario
+    from simulator.scenarios.expect import ScenarioResult, check_run
+    from simulator.scenarios.run import run_ci_scenario
+    from simulator.scenarios.load import load_ci_scenario
 
     scen = load_ci_scenario(path)
     result = ScenarioResult(scen.name or path.stem, str(path))
@@ -99,7 +99,8 @@ def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignor
 
 def run(args: argparse.Namespace) -> int:
     """Run every file; a bad file is an errored testcase (JUnit and JSON), the others still run."""
-    from orchestrator.cli.scenario_expect import ScenarioResult, write_junit
+    from simulator.attribution import describe, shares_of
+    from simulator.scenarios.expect import ScenarioResult, write_junit
 
     files = scenario_files(args.paths)
     results = []
@@ -121,6 +122,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"{head} {res.name} ({path}) {figures}")
             for line in ([res.error] if res.error else []) + res.failures:
                 print(f"    {line}")
+            timed = [j for j in res.jobs if j.get("bottlenecks")]
+            if len(timed) > 8:  # a capacity run: one line for all its jobs
+                shares = shares_of(j["bottlenecks"] for j in timed)
+                lost = sum(j["bottlenecks"]["failover_seconds"] for j in timed)
+                print(f"    {len(timed)} jobs: bottleneck " + ", ".join(
+                    f"{c} {s:.0%}" for c, s in sorted(shares.items(), key=lambda kv: -kv[1])) +
+                    f"; failover {lost:.1f} s in all")
+            else:
+                for job in timed:
+                    print(f"    {job['job']} ({job['kind']}): {describe(job['bottlenecks'])}")
     if args.junit:
         write_junit(results, args.junit)
     failed = [r for r in results if not r.ok]
@@ -138,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def schema(args: argparse.Namespace) -> int:
-    from simulator.scenario import CiScenario
+    from simulator.scenarios.load import CiScenario
 
     print(json.dumps(CiScenario.model_json_schema(), indent=1))
     return 0

@@ -25,7 +25,7 @@ def run_scenario(scen, base: Path = Path(".")):
     """Compose the orchestrator's backup jobs with the simulated SAN of a scenario and run them."""
     from orchestrator.job import BackupSpec, DeviceSpec, PathPlan, backup_job
     from orchestrator.ops import PathKind
-    from simulator.scenario import BLOCK, extents_for, setup_scenario
+    from simulator.scenarios.load import BLOCK, extents_for, setup_scenario
 
     setup = setup_scenario(scen, base)
     procs = []
@@ -43,8 +43,9 @@ def run_scenario(scen, base: Path = Path(".")):
 
 
 def run(args) -> int:
+    from simulator.attribution import describe
     from simulator.plots import plot_gantt, plot_throughput
-    from simulator.scenario import load_scenario
+    from simulator.scenarios.load import load_scenario
 
     scen, base = load_scenario(args.scenario)
     result = run_scenario(scen, base)
@@ -63,6 +64,7 @@ def run(args) -> int:
         for j in summary["jobs"]:
             moved = ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in j["bytes_by_path"].items())
             print(f"  {j['job']}: {j['outcome']} via {j['path'] or '-'} ({moved})")
+            print(f"    {describe(j['bottlenecks'])}")
             for reason in j["failovers"]:
                 print(f"    failover: {reason}")
             if j["message"]:

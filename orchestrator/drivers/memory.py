@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from orchestrator.catalogue import Catalogue
-from orchestrator.job_digest import ChunkDigester, chunk_digests
+from orchestrator.job.digest import ChunkDigester, chunk_digests
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, CopyBatches,
                               CopyResult, DigestResult, DigestVolume, Failure, LanFreeRead, LanFreeWrite,
                               LanReceive, LanSend, ListAccount, MoverLimits, Operation,

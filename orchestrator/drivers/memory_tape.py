@@ -18,7 +18,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 
 from orchestrator.ops import CopyBatches, CopyResult, Failure, ListAccount, MoverLimits, TransferResult
-from orchestrator.tape_ops import (
+from orchestrator.ops.tape import (
     CopyStatusResult,
     LocateTape,
     ReadCopyStatus,
@@ -28,7 +28,7 @@ from orchestrator.tape_ops import (
     TapeServerRead,
     TapeServerWrite,
 )
-from orchestrator.tape_records import client_read, client_write
+from orchestrator.plan.tape_records import client_read, client_write
 from scsi.copymgr import CopyLimits, CopyManager
 from scsi.copymgr.client import Client
 from scsi.copymgr.io import InlineDriver

@@ -27,7 +27,7 @@ from orchestrator.drivers.real_verify import VerifyOps
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, Failure, Operation,
                               ReleaseSnapshot, Result, RunCommand, SnapshotReleased, SnapshotResult, TakeSnapshot,
                               TransferResult)
-from orchestrator.tape_ops import (CopyStatusResult, LocateTape, ReadCopyStatus, TapeClientRead, TapeClientWrite,
+from orchestrator.ops.tape import (CopyStatusResult, LocateTape, ReadCopyStatus, TapeClientRead, TapeClientWrite,
                                    TapePositioned, TapeServerRead, TapeServerWrite)
 
 __all__ = ["IO_CHUNK", "BlockIO", "RealDriver", "failure_from"]
@@ -112,7 +112,7 @@ class RealDriver(MoverOps, TransferOps, VerifyOps):
         return ScsiTape(self.devices[name], name)
 
     def _TapeClientWrite(self, op: TapeClientWrite) -> TransferResult:
-        from orchestrator.tape_records import client_write
+        from orchestrator.plan.tape_records import client_write
 
         try:
             src = self.io(op.source)
@@ -138,7 +138,7 @@ class RealDriver(MoverOps, TransferOps, VerifyOps):
         return lan_read(self, op)
 
     def _TapeClientRead(self, op: TapeClientRead) -> TransferResult:
-        from orchestrator.tape_records import client_read
+        from orchestrator.plan.tape_records import client_read
 
         try:
             dest = self.io(op.destination)

@@ -5,9 +5,9 @@ the file number (filemarks before the object); a drive refusing that form
 is asked the short one and the file number stays unknown (None).
 
 The copy manager writes and reads at the drive's current position, so the
-job positions the drive itself (:class:`~orchestrator.tape_ops.LocateTape`)
+job positions the drive itself (:class:`~orchestrator.ops.tape.LocateTape`)
 and, after a failed list, asks the mover for the list's COPY STATUS
-(:class:`~orchestrator.tape_ops.ReadCopyStatus`).  EXTENDED COPY of tape
+(:class:`~orchestrator.ops.tape.ReadCopyStatus`).  EXTENDED COPY of tape
 lists needs nothing new: they are bytes like any other list.  The CDB layouts
 are the ones :mod:`scsi.target.tapedev` declares (declared once).
 """
@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from orchestrator.ops import Failure, TransferResult
-from orchestrator.tape_ops import (CopyStatusResult, LocateTape, ReadCopyStatus, TapePositioned, TapeServerRead,
+from orchestrator.ops.tape import (CopyStatusResult, LocateTape, ReadCopyStatus, TapePositioned, TapeServerRead,
                                    TapeServerWrite)
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class ScsiTape:
     """A tape drive's records through pyscsi: READ(6) / WRITE(6) in variable-block mode, WRITE FILEMARKS(6).
 
     It has the :class:`scsi.luns.base.StreamLun` read/write signatures, so
-    :mod:`orchestrator.tape_records` lays pieces on it exactly as on a LUN.
+    :mod:`orchestrator.plan.tape_records` lays pieces on it exactly as on a LUN.
     Fixed-block client I/O would first need MODE SELECT of the block length:
     it is refused with a clear error instead.
     """
@@ -168,7 +168,7 @@ class ScsiTape:
 def lan_write(driver: Any, op: TapeServerWrite) -> TransferResult:
     """The real driver's :class:`TapeServerWrite`: stream the pieces to the backup server, which owns the drive."""
     from orchestrator.drivers.real_devices import failure_from
-    from orchestrator.tape_lanserver import server_write
+    from orchestrator.lan.tape_server import server_write
 
     try:
         src = driver.io(op.source)
@@ -183,7 +183,7 @@ def lan_write(driver: Any, op: TapeServerWrite) -> TransferResult:
 def lan_read(driver: Any, op: TapeServerRead) -> TransferResult:
     """The real driver's :class:`TapeServerRead`: the backup server reads the records and streams them back."""
     from orchestrator.drivers.real_devices import failure_from
-    from orchestrator.tape_lanserver import server_read
+    from orchestrator.lan.tape_server import server_read
 
     try:
         dest = driver.io(op.destination)

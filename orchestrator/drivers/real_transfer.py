@@ -1,7 +1,7 @@
 """The real driver's LAN-free and LAN transfers: pieces between a volume and a pool device or the backup server.
 
 Disks and pool devices are read and written with READ(16)/WRITE(16) for the
-LAN-free path; the LAN path streams to :mod:`orchestrator.lanserver` over TCP.
+LAN-free path; the LAN path streams to :mod:`orchestrator.lan.server` over TCP.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import zlib
 from typing import Any, Callable
 
 from orchestrator.drivers.real_devices import BlockIO, failure_from
-from orchestrator.lanserver import LanClient
+from orchestrator.lan.server import LanClient
 from orchestrator.ops import (Failure, LanFreeRead, LanFreeWrite, LanReceive, LanSend, StoredPiece,
                               TransferResult)
 

@@ -12,8 +12,8 @@ from typing import Callable
 
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real_devices import IO_CHUNK, BlockIO, failure_from
-from orchestrator.job_digest import ChunkDigester, chunk_digests
-from orchestrator.lanserver import LanClient
+from orchestrator.job.digest import ChunkDigester, chunk_digests
+from orchestrator.lan.server import LanClient
 from orchestrator.ops import DigestResult, DigestVolume, StoredPiece, VerifyPool, VerifyResult, without_chunks
 
 log = logging.getLogger(__name__)

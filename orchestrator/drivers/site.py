@@ -6,7 +6,7 @@ or a file (an image file or block device, served in-process through the
 project's own block LUN emulation) -- and which copy managers move data::
 
     catalogue: /var/lib/serverfree/catalog.sqlite   # optional, else dsm.opt 'catalog'
-    lan_server: 127.0.0.1:1500                       # the LAN backup server (lanserver.py)
+    lan_server: 127.0.0.1:1500                       # the LAN backup server (orchestrator/lan/server.py)
     lan_free: true                                   # the client may write the pool devices itself
     topology: san.yaml                               # optional: verifies server-free paths
     devices:
@@ -46,7 +46,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from orchestrator.job_spec import TapePlan
+from orchestrator.job.spec import TapePlan
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from scsi.luns.identity import naa6_from_serial
 from scsi.luns.rangelock import RangeLock
@@ -193,6 +195,14 @@ class BlockLun(Lun):
             current = self.read(lba, count)
             merged = (int.from_bytes(current, "big") | int.from_bytes(data, "big")).to_bytes(len(data), "big")
             self.write_unlocked(lba, merged)
+
+    def transfer_limits(self) -> tuple[int, int]:
+        """(maximum, optimal) bytes per READ/WRITE, 0 = not reported (Block Limits VPD B0h, SBC-3 6.5.3)."""
+        return 0, 0
+
+    def lease_async(self) -> Any:
+        """A context manager yielding a session for pipelined zero-copy I/O, or None when the LUN has none."""
+        return nullcontext(None)
 
     def check_range(self, lba: int, count: int) -> None:
         if lba < 0 or count < 0 or lba + count > self.num_blocks:

@@ -7,7 +7,7 @@
   server" (orchestrator/drivers/real.py);
 * after the LAN-free path failed, verification still read the pool LUN the
   client had just lost, abandoning a backup the LAN had completed
-  (orchestrator/job_backup.py).
+  (orchestrator/job/backup.py).
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import pytest
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real import RealDriver
 from orchestrator.job import BackupSpec, DeviceSpec, PathPlan, backup_job, run_job
-from orchestrator.lanserver import LanServer
+from orchestrator.lan.server import LanServer
 from orchestrator.ops import LanFreeWrite, LanSend, PathKind, Piece, VerifyPool
 from scsi.copymgr import CopyLimits, CopyManager
 from scsi.devices import InProcessDevice

@@ -12,10 +12,10 @@ import pytest
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.memory import Fault, MemoryDriver
 from orchestrator.job import BackupSpec, DeviceSpec, PathPlan, backup_job, run_job
-from orchestrator.job_backup import UNREAD, split_accounted, unread_chunks
+from orchestrator.job.backup import UNREAD, split_accounted, unread_chunks
 from orchestrator.ops import (DigestVolume, LanFreeWrite, LanSend, ListAccount, MoverLimits, ParameterListPlan,
                               PathKind, StoredPiece, VerifyPool)
-from orchestrator.ops_types import CopySegment
+from orchestrator.ops.types import CopySegment
 
 KIB, MIB = 1024, 1 << 20
 VOL_OFF, VOL_SIZE = MIB, 8 * MIB

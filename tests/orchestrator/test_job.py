@@ -223,7 +223,7 @@ def test_job_abandoned_mid_flight_leaves_nothing_restorable(world):
 
 def test_incremental_after_a_coarser_base_sends_only_real_changes(world):
     """Base moved with a big gap (whole span), incremental with fine extents: coverage, not extents, decides."""
-    from orchestrator.job_digest import view_coverage
+    from orchestrator.job.digest import view_coverage
 
     span = [(0, 7 * MIB)]
     assert run_job(backup_job(backup_spec(extents=span)), world.execute).ok

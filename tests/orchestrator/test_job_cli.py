@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.lanserver import LanServer
+from orchestrator.lan.server import LanServer
 
 MIB = 1 << 20
 

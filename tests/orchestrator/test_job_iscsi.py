@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.lanserver import LanServer
+from orchestrator.lan.server import LanServer
 
 MIB = 1 << 20
 TARGET = "iqn.2026-11.test.serverfree:job"

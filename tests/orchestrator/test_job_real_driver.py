@@ -14,7 +14,7 @@ from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real import RealDriver
 from orchestrator.job import (BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec,
                               restore_job, run_job)
-from orchestrator.lanserver import LanServer
+from orchestrator.lan.server import LanServer
 from orchestrator.ops import PathKind, TakeSnapshot
 from scsi.copymgr import CopyLimits, CopyManager
 from scsi.devices import InProcessDevice

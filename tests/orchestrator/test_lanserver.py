@@ -11,7 +11,7 @@ import zlib
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from orchestrator.lanserver import FRAME, MAGIC, OP_PUT, Frame, LanClient, LanRemoteError, LanServer
+from orchestrator.lan.server import FRAME, MAGIC, OP_PUT, Frame, LanClient, LanRemoteError, LanServer
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_fuzzed_streams_never_kill_the_server(server, junk, with_magic):
 def test_runs_as_a_process_and_stops_by_pid(tmp_path):
     pool = tmp_path / "p.img"
     pool.write_bytes(bytes(65536))
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.lanserver", "--listen", "127.0.0.1:0",
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.lan.server", "--listen", "127.0.0.1:0",
                              "--volume", f"VOL1={pool}"], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()
@@ -115,13 +115,13 @@ def test_runs_as_a_process_and_stops_by_pid(tmp_path):
 
 
 def test_process_refuses_bad_arguments(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "orchestrator.lanserver", "--volume", "VOL1"],
+    r = subprocess.run([sys.executable, "-m", "orchestrator.lan.server", "--volume", "VOL1"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "must be NAME=PATH" in r.stderr
 
 
 def test_digest_matches_the_client_side_digest_of_the_same_pieces(server):
-    from orchestrator.job_digest import chunk_digests
+    from orchestrator.job.digest import chunk_digests
     from orchestrator.ops import StoredPiece
 
     srv, pool = server

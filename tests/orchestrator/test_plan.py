@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from orchestrator.ops import MoverLimits, Piece, pieces_from_extents, slice_pieces
-from orchestrator.plan import (MIB, CscdRef, PlanError, batch_size_bytes, check_mover, image_position,
+from orchestrator.plan.disk import (MIB, CscdRef, PlanError, batch_size_bytes, check_mover, image_position,
                                plan_batches)
 
 SRC = CscdRef("disk", "60014051111111111111111111111111", 512)
@@ -170,7 +170,7 @@ def test_plan_property_no_byte_lost_or_doubled(gaps_lengths, batch_mb, seg_count
 def test_encoded_list_is_byte_exact_to_the_reference_example():
     """Reference 1.5 (qemu/LIO shape), written out by hand, with LIST ID USAGE 00b so results are kept."""
     from orchestrator.ops import CopySegment
-    from orchestrator.plan import encode_block_list
+    from orchestrator.plan.disk import encode_block_list
 
     a = CscdRef("A", "6001405aaaaaaaaaaaaaaaaaaaaaaaaa", 512)
     b = CscdRef("B", "6001405bbbbbbbbbbbbbbbbbbbbbbbbb", 512)
@@ -187,7 +187,7 @@ def test_encoded_list_is_byte_exact_to_the_reference_example():
 
 
 def test_planned_lists_carry_encoded_bytes_when_asked():
-    from orchestrator.plan import default_encoder
+    from orchestrator.plan.disk import default_encoder
     from scsi.xcopy import ParameterList
 
     pieces = pieces_from_extents([(0, 3 * MIB)])

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.lanserver import LanServer
+from orchestrator.lan.server import LanServer
 from orchestrator.options import parse_options
 
 MIB = 1 << 20

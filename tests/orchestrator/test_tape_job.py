@@ -10,9 +10,9 @@ from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.memory import MemoryDriver
 from orchestrator.drivers.memory_tape import MemoryTapeLun, MemoryTapes
 from orchestrator.job import BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec, restore_job
-from orchestrator.job_spec import TapePlan
+from orchestrator.job.spec import TapePlan
 from orchestrator.ops import PathKind, run_job
-from orchestrator.tape_position import TapeLocation, object_records
+from orchestrator.plan.tape_position import TapeLocation, object_records
 from scsi.copymgr import CopyLimits
 
 KIB, MIB = 1024, 1 << 20

@@ -1,4 +1,4 @@
-"""The LAN path to a tape pool with the real driver: the backup server (orchestrator.lanserver) owns the drive
+"""The LAN path to a tape pool with the real driver: the backup server (orchestrator.lan.server) owns the drive
 and writes / reads the object's records; backup and restore jobs over it are byte-identical."""
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from orchestrator.job import (
     object_spec,
     restore_job,
 )
-from orchestrator.job_spec import TapePlan
-from orchestrator.lanserver import (
+from orchestrator.job.spec import TapePlan
+from orchestrator.lan.server import (
     OP_ACK,
     OP_MARK,
     Frame,
@@ -30,11 +30,11 @@ from orchestrator.lanserver import (
     read_frame,
 )
 from orchestrator.ops import PathKind, Piece, pieces_from_extents, run_job
-from orchestrator.plan_tape import TapeFormat
-from orchestrator.tape_lanserver import TapeLanClient, server_read, server_write
-from orchestrator.tape_ops import TapeServerRead, TapeServerWrite
-from orchestrator.tape_position import TapeLocation, object_records
-from orchestrator.tape_records import transfers
+from orchestrator.plan.tape import TapeFormat
+from orchestrator.lan.tape_server import TapeLanClient, server_read, server_write
+from orchestrator.ops.tape import TapeServerRead, TapeServerWrite
+from orchestrator.plan.tape_position import TapeLocation, object_records
+from orchestrator.plan.tape_records import transfers
 from scsi.devices.inprocess import InProcessDevice
 from scsi.luns import MemoryBlockLun, TapeLun
 from scsi.target.blockdev import BlockLunDevice
@@ -157,7 +157,7 @@ def test_a_tape_lun_file_owned_by_the_server_round_trips_and_reports_file_number
 
 def _raw_open(address, payload):
     c = LanClient.__new__(LanClient)
-    from orchestrator.lanserver import connect
+    from orchestrator.lan.server import connect
 
     c.sock = connect(address, 5.0)
     c.sock.sendall(Frame(1, payload=json.dumps(payload).encode()).encode())

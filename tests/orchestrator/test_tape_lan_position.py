@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.drivers.real_tape import locate, read_position
-from orchestrator.tape_ops import LocateTape
+from orchestrator.ops.tape import LocateTape
 from scsi.devices.inprocess import InProcessDevice
 from scsi.luns import TapeLun
 from scsi.result import ScsiResult

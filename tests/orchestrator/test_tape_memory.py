@@ -8,9 +8,9 @@ import pytest
 
 from orchestrator.drivers.memory_tape import MemoryTapeLun, MemoryTapes
 from orchestrator.ops import OperatingParametersResult, ReadOperatingParameters, pieces_from_extents, run_job
-from orchestrator.plan import CscdRef
-from orchestrator.plan_tape import TapeFormat
-from orchestrator.tape_move import (
+from orchestrator.plan.disk import CscdRef
+from orchestrator.plan.tape import TapeFormat
+from orchestrator.job.tape_move import (
     DriveRef,
     backup_to_tape,
     backup_to_tape_with_failover,
@@ -18,7 +18,7 @@ from orchestrator.tape_move import (
     lan_free_to_tape,
     restore_from_tape,
 )
-from orchestrator.tape_position import object_records
+from orchestrator.plan.tape_position import object_records
 from scsi.copymgr import CopyLimits
 from scsi.luns.base import LunError
 
@@ -174,7 +174,7 @@ def test_a_list_replayed_in_part_writes_only_its_first_segments(site):
     from dataclasses import replace as dc_replace
 
     from orchestrator.ops import Batch, CopyBatches
-    from orchestrator.plan_tape import TapeRef, plan_tape_batches
+    from orchestrator.plan.tape import TapeRef, plan_tape_batches
 
     mt, _, _ = site
     fmt = TapeFormat(32 * KIB)

@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 
 from orchestrator.ops import CopyResult, Failure, ListAccount, MoverLimits, pieces_from_extents, slice_pieces
-from orchestrator.plan import CscdRef, PlanError
-from orchestrator.plan_tape import TapeFormat, TapeRef, is_filemark, max_stream_transfer, plan_tape_batches
-from orchestrator.tape_position import TapeLocation, known_on_tape, object_records, record_of, resume_decision
+from orchestrator.plan.disk import CscdRef, PlanError
+from orchestrator.plan.tape import TapeFormat, TapeRef, is_filemark, max_stream_transfer, plan_tape_batches
+from orchestrator.plan.tape_position import TapeLocation, known_on_tape, object_records, record_of, resume_decision
 from scsi.copymgr import CopyLimits, CopyManager
 from scsi.copymgr.client import Client
 from scsi.luns import MemoryBlockLun, TapeLun

@@ -9,17 +9,17 @@ import pytest
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real import RealDriver
 from orchestrator.ops import pieces_from_extents, run_job
-from orchestrator.plan import CscdRef
-from orchestrator.plan_tape import TapeFormat
-from orchestrator.tape_move import (
+from orchestrator.plan.disk import CscdRef
+from orchestrator.plan.tape import TapeFormat
+from orchestrator.job.tape_move import (
     DriveRef,
     backup_to_tape,
     backup_to_tape_with_failover,
     lan_free_from_tape,
     restore_from_tape,
 )
-from orchestrator.tape_ops import LocateTape, ReadCopyStatus
-from orchestrator.tape_position import object_records
+from orchestrator.ops.tape import LocateTape, ReadCopyStatus
+from orchestrator.plan.tape_position import object_records
 from scsi.copymgr import CopyLimits, CopyManager
 from scsi.devices.inprocess import InProcessDevice
 from scsi.luns import MemoryBlockLun, TapeLun
@@ -123,7 +123,7 @@ def test_lan_free_continuation_and_lan_free_restore_through_pyscsi_read_write_6(
 
 def test_fixed_block_client_io_is_refused_clearly(site):
     luns, execute = site
-    from orchestrator.tape_move import lan_free_to_tape
+    from orchestrator.job.tape_move import lan_free_to_tape
 
     move = run_job(lan_free_to_tape(pieces_from_extents(EXTENTS), source="DISK", source_offset=0,
                                     drive=DriveRef("DRV1", luns["DRV1"].naa.hex()),

@@ -1,6 +1,6 @@
 """Tape pools in the site file: `serverfree backup image` / `restore image` to and from a tape pool on the
 project's own iSCSI target (a disk LUN with an NTFS volume, a tape LUN, a blank LUN and the data mover),
-server-free, LAN-free, and LAN through `python -m orchestrator.lanserver --tape`; bad tape entries are
+server-free, LAN-free, and LAN through `python -m orchestrator.lan.server --tape`; bad tape entries are
 refused with the file and the field named."""
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def run_cli(tmp, site, *args):
 
 def catalogued_location(tmp):
     from orchestrator.catalogue import Catalogue
-    from orchestrator.tape_position import TapeLocation
+    from orchestrator.plan.tape_position import TapeLocation
 
     cat = Catalogue(tmp / "cat.db")
     try:
@@ -116,9 +116,9 @@ def test_lan_free_backup_and_restore_with_a_tape_pool(tape_target, capsys):
 
 @pytest.fixture
 def lan_server_process(tape_target):
-    """`python -m orchestrator.lanserver --tape drv1=URL` owning the target's tape LUN."""
+    """`python -m orchestrator.lan.server --tape drv1=URL` owning the target's tape LUN."""
     tmp, built, urls = tape_target
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.lanserver", "--listen", "127.0.0.1:0",
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.lan.server", "--listen", "127.0.0.1:0",
                              "--tape", f"drv1={urls['drv1']}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:

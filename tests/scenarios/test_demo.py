@@ -35,7 +35,7 @@ def test_demo_text_report_and_progress(capsys):
 
 
 def test_demo_exits_non_zero_when_a_restore_differs(monkeypatch, capsys):
-    from orchestrator.cli import scenario_volumes
+    from simulator.scenarios import volumes as scenario_volumes
 
     real = scenario_volumes.ScenarioVolume.compare
     monkeypatch.setattr(scenario_volumes.ScenarioVolume, "compare",

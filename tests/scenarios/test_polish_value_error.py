@@ -23,7 +23,7 @@ def test_scenario_error_has_no_value_error_prefix(tmp_path, capsys, text, words)
 
 
 def test_sim_scenario_loader_strips_the_prefix_too(tmp_path):
-    from simulator.scenario import load_scenario
+    from simulator.scenarios.load import load_scenario
 
     bad = tmp_path / "sim.yaml"
     bad.write_text(f"topology: {TOPO}\nfaults: [{{kind: lun_not_ready, target: 'ARR1:5'}}]\n"

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli.scenario_cmd import run_file
-from simulator.scenario import load_ci_scenario
+from simulator.scenarios.load import load_ci_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))

@@ -136,7 +136,7 @@ def test_exact_mode_fault_gives_the_engines_copy_aborted_and_the_job_fails_over(
 
 
 def test_exact_mover_forwards_the_failing_lun_sense(run_proc):
-    from orchestrator.plan import CscdRef, plan_batches, default_encoder
+    from orchestrator.plan.disk import CscdRef, plan_batches, default_encoder
     from orchestrator.ops import pieces_from_extents
     from scsi.copymgr.cdb import extended_copy_cdb
     from scsi.result import Nexus

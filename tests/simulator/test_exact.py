@@ -2,7 +2,7 @@
 import pytest
 
 from orchestrator.ops import MoverLimits, pieces_from_extents
-from orchestrator.plan import CscdRef, default_encoder, plan_batches
+from orchestrator.plan.disk import CscdRef, default_encoder, plan_batches
 from scsi.copymgr.cdb import extended_copy_cdb
 from scsi.result import Nexus
 from scsi.sense import Sense, SenseKey

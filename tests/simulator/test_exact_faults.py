@@ -3,7 +3,7 @@ strike at the engine's progress, a hung mover ends in the initiator's timeout, a
 import pytest
 
 from orchestrator.ops import MoverLimits, pieces_from_extents
-from orchestrator.plan import CscdRef, default_encoder, plan_batches
+from orchestrator.plan.disk import CscdRef, default_encoder, plan_batches
 from scsi.asc import COPY_TARGET_DEVICE_NOT_REACHABLE
 from scsi.copymgr.cdb import extended_copy_cdb
 from scsi.copymgr.client import Client

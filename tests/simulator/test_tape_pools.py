@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 
 from orchestrator.ops import CopyBatches, MoverLimits, pieces_from_extents
-from orchestrator.plan import CscdRef
-from orchestrator.plan_tape import TapeFormat, TapeRef, plan_tape_batches
-from orchestrator.tape_move import (
+from orchestrator.plan.disk import CscdRef
+from orchestrator.plan.tape import TapeFormat, TapeRef, plan_tape_batches
+from orchestrator.job.tape_move import (
     DriveRef,
     backup_to_tape,
     backup_to_tape_with_failover,
@@ -16,7 +16,7 @@ from orchestrator.tape_move import (
     lan_free_to_tape,
     restore_from_tape,
 )
-from orchestrator.tape_position import object_records
+from orchestrator.plan.tape_position import object_records
 from scsi.copymgr import CopyLimits
 from scsi.luns import MemoryBlockLun, TapeLun
 from scsi.sense import Sense, SenseKey
@@ -218,9 +218,9 @@ def test_backup_job_to_a_tape_pool_in_fluid_mode_survives_a_drive_error_and_rest
     from orchestrator.drivers.memory import MemoryDriver
     from orchestrator.drivers.memory_tape import MemoryTapeLun, MemoryTapes
     from orchestrator.job import BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec, restore_job
-    from orchestrator.job_spec import TapePlan
+    from orchestrator.job.spec import TapePlan
     from orchestrator.ops import PathKind
-    from orchestrator.tape_position import TapeLocation
+    from orchestrator.plan.tape_position import TapeLocation
 
     san = build_small_san(tape_reposition_s=0.5)
     for link in ("T2", "R1"):

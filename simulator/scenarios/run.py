@@ -9,7 +9,7 @@ eligibility rules pick the starting path; the job generators run on a
 restores, incrementals) use the in-memory driver as backend, and in exact mode
 every data mover is the real copy manager engine (:class:`ExactMover`) over the
 same bytes; timing-only runs use the timing backend and a drive pool.  Steps become
-jobs in :mod:`orchestrator.cli.scenario_jobs`.
+jobs in :mod:`simulator.scenarios.jobs`.
 """
 from __future__ import annotations
 
@@ -22,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.catalogue import Catalogue
-from orchestrator.cli.scenario_expect import JobOutcome, ScenarioRun
-from orchestrator.cli.scenario_volumes import ScenarioVolume, build_volume
+from simulator.scenarios.expect import JobOutcome, ScenarioRun
+from simulator.scenarios.volumes import ScenarioVolume, build_volume
 from orchestrator.drivers.memory import MemoryDriver
-from orchestrator.cli.scenario_jobs import ScenarioJobs
+from simulator.scenarios.jobs import ScenarioJobs
 from orchestrator.job import JobReport
 from orchestrator.ops import MoverLimits
 from simulator.driver import SimDriver, TimingBackend
 from simulator.faults import FaultInjector, random_faults
 from simulator.from_topology import san_from_topology
-from simulator.scenario import CiScenario, VolumeSpec
+from simulator.scenarios.load import CiScenario, VolumeSpec
 from simulator.synthetic import DrivePool
 from topology.index import TopologyIndex
 from topology.load import load_topology, topology_from_data
@@ -172,7 +172,7 @@ class ScenarioRunner(ScenarioJobs):
         return tapes
 
     def _tape_plan(self) -> Any:
-        from orchestrator.job_spec import TapePlan
+        from orchestrator.job.spec import TapePlan
 
         t = self.scen.tape
         if t is None or self.pool_luns:
@@ -249,7 +249,7 @@ class ScenarioRunner(ScenarioJobs):
             cpu = {h: round(v - cpu0.get(h, 0.0), 4) for h, v in self.cpu().items()}
             for i, c, kind, name, proc in procs:
                 outcome = JobOutcome(i, c, kind, name, proc.value, started_s=t0, ended_s=self.san.env.now,
-                                     cpu_seconds=cpu)
+                                     cpu_seconds=cpu, bottlenecks=self.san.attribution.report(name, forget=True))
                 if kind == "restore":
                     vol = self._volume(self.scen.jobs[i].volume)
                     if outcome.report.ok:

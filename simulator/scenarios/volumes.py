@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from orchestrator.volume import VolumeLayout, coalesce, read_layout
-from simulator.scenario import BLOCK, VolumeSpec
+from simulator.scenarios.load import BLOCK, VolumeSpec
 
 log = logging.getLogger(__name__)
 

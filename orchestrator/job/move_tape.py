@@ -1,12 +1,12 @@
 """The failover ladder for tape storage pools: server-free (each mover) -> LAN-free, on records.
 
-:func:`orchestrator.job_move.move` hands a move here when the pool is a tape
+:func:`orchestrator.job.move.move` hands a move here when the pool is a tape
 pool (backup: ``paths.tape``; restore: the object has a tape location).  The
-tape rules of :mod:`orchestrator.tape_move` apply: a backup continues after
+tape rules of :mod:`orchestrator.job.tape_move` apply: a backup continues after
 the last record known written, or restarts the object on the next drive when
 the drive failed; the LAN-free client writes and reads the very same records,
 so an object is restorable server-free whichever path wrote it.  The object's
-:class:`~orchestrator.tape_position.TapeLocation` is left in
+:class:`~orchestrator.plan.tape_position.TapeLocation` is left in
 ``state.tape_location`` for the commit.  On the LAN path the backup server
 writes (reads) those records for the client.
 """
@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Sequence
 
-from orchestrator.job_move import AnyPiece, Endpoints, JobFailed, MoveState, _step_down, _stored
-from orchestrator.job_report import FailoverEvent, JobReport
-from orchestrator.job_spec import PathPlan
+from orchestrator.job.move import AnyPiece, Endpoints, JobFailed, MoveState, _step_down, _stored
+from orchestrator.job.report import FailoverEvent, JobReport
+from orchestrator.job.spec import PathPlan
 from orchestrator.ops import PathKind, StoredPiece
-from orchestrator.plan import CscdRef
-from orchestrator.tape_move import (
+from orchestrator.plan.disk import CscdRef
+from orchestrator.job.tape_move import (
     DriveRef,
     TapeMove,
     backup_to_tape,
@@ -28,7 +28,7 @@ from orchestrator.tape_move import (
     lan_free_to_tape,
     restore_from_tape,
 )
-from orchestrator.tape_position import TapeLocation
+from orchestrator.plan.tape_position import TapeLocation
 
 log = logging.getLogger(__name__)
 

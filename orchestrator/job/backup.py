@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator.job_digest import changed_pieces, covered
-from orchestrator.job_move import Endpoints, JobFailed, MoveState, move
-from orchestrator.job_report import JobReport
-from orchestrator.job_spec import BackupSpec, DeviceSpec
+from orchestrator.job.digest import changed_pieces, covered
+from orchestrator.job.move import Endpoints, JobFailed, MoveState, move
+from orchestrator.job.report import JobReport
+from orchestrator.job.spec import BackupSpec, DeviceSpec
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, DigestResult,
                               DigestVolume, Job, ObjectStarted, PathKind, ReleaseSnapshot, RunCommand,
                               SnapshotReleased, SnapshotResult, StoredPiece, TakeSnapshot, VerifyPool,

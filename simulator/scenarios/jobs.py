@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.catalogue import Catalogue
-from orchestrator.cli.scenario_volumes import ScenarioVolume
+from simulator.scenarios.volumes import ScenarioVolume
 from orchestrator.eligibility import NoPathError, decide
 from orchestrator.job import (
     BackupSpec,
@@ -25,7 +25,7 @@ from orchestrator.job import (
 )
 from orchestrator.ops import PathKind
 from orchestrator.options import ClientOptions, parse_options
-from simulator.scenario import CiScenario, JobStep
+from simulator.scenarios.load import CiScenario, JobStep
 from topology.model import Topology
 from topology.verify import verify
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator.job_move import Endpoints, JobFailed, MoveState, move
-from orchestrator.job_report import JobReport
-from orchestrator.job_spec import RestoreSpec
+from orchestrator.job.move import Endpoints, JobFailed, MoveState, move
+from orchestrator.job.report import JobReport
+from orchestrator.job.spec import RestoreSpec
 from orchestrator.ops import Job, PathKind
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.ops import PathKind, StoredPiece
-from orchestrator.plan import DEFAULT_BATCH_MB, MAX_BATCH_MB, MIN_BATCH_MB
+from orchestrator.plan.disk import DEFAULT_BATCH_MB, MAX_BATCH_MB, MIN_BATCH_MB
 
 MIB = 1 << 20
 
@@ -46,7 +46,7 @@ class TapePlan(BaseModel):
 
     @model_validator(mode="after")
     def _format(self) -> "TapePlan":
-        from orchestrator.plan import PlanError
+        from orchestrator.plan.disk import PlanError
 
         try:
             self.fmt()
@@ -55,7 +55,7 @@ class TapePlan(BaseModel):
         return self
 
     def fmt(self):
-        from orchestrator.plan_tape import TapeFormat
+        from orchestrator.plan.tape import TapeFormat
 
         return TapeFormat(self.record_bytes, self.fixed, self.block_length)
 
@@ -141,7 +141,7 @@ class ObjectSpec(BaseModel):
     pool_offset: int = Field(ge=0)
     volume_size: int = Field(gt=0)
     pieces: list[StoredPiece]
-    tape_location: str = ""  # tape pools: TapeLocation.encode() (orchestrator.tape_position)
+    tape_location: str = ""  # tape pools: TapeLocation.encode() (orchestrator.plan.tape_position)
 
 
 class RestoreSpec(BaseModel):

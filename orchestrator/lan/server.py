@@ -18,12 +18,12 @@ the JSON chunk digests of what the pool holds -- verification without moving
 the image over the LAN).
 MARK (tape sessions: the closing filemark).  An OPEN naming a ``tape_drive``
 instead of a ``pool_volume`` starts a tape session on a drive the server owns
-(see :mod:`orchestrator.tape_lanserver`): the pieces become tape records.
+(see :mod:`orchestrator.lan.tape_server`): the pieces become tape records.
 Answers: ACK, DATA, ERROR (payload: a UTF-8 message naming what was wrong).
 Malformed input gets an ERROR naming the field and the connection is closed;
 the server itself never dies of a bad client.
 
-Run it: ``python -m orchestrator.lanserver --listen 127.0.0.1:0 --volume VOL1=/path/pool.img``
+Run it: ``python -m orchestrator.lan.server --listen 127.0.0.1:0 --volume VOL1=/path/pool.img``
 (prints ``listening HOST:PORT`` once ready); ``--tape DRV1=/path/drv1.tape`` (or
 ``DRV1=iscsi://host/iqn/lun``) serves a tape drive.
 """
@@ -183,7 +183,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
     @staticmethod
     def _digest(fd: int, base: int, size: int, payload: bytes) -> list:
-        from orchestrator.job_digest import ChunkDigester
+        from orchestrator.job.digest import ChunkDigester
 
         try:
             req = json.loads(payload.decode())
@@ -221,7 +221,7 @@ class LanServer:
     def __init__(self, volumes: dict[str, str | Path], host: str = "127.0.0.1", port: int = 0,
                  tapes: dict[str, Any] | None = None):
         """``tapes``: drive name -> tape LUN file, device URL, StreamLun or pyscsi device (the server owns it)."""
-        from orchestrator.tape_lanserver import TapeDrives
+        from orchestrator.lan.tape_server import TapeDrives
 
         self.volumes = {k: Path(v) for k, v in volumes.items()}
         self.tapes = TapeDrives(tapes or {})
@@ -236,7 +236,7 @@ class LanServer:
 
     def open_tape(self, payload: bytes):
         """A TapeSession when the OPEN payload names a tape drive, else None (a pool volume session)."""
-        from orchestrator.tape_lanserver import TapeSession, is_tape_open
+        from orchestrator.lan.tape_server import TapeSession, is_tape_open
 
         return TapeSession(self.tapes, payload) if is_tape_open(payload) else None
 
@@ -340,7 +340,7 @@ class LanClient:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m orchestrator.lanserver",
+    ap = argparse.ArgumentParser(prog="python -m orchestrator.lan.server",
                                  description="serverfree backup server: LAN data path to the pool")
     ap.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0 = any free port)")
     ap.add_argument("--volume", action="append", default=[], metavar="NAME=PATH",

@@ -1,7 +1,7 @@
 """A piece's bytes as tape transfers, and back: the client-side (LAN-free) half of the tape layout.
 
 The records are the ones a data mover writes for the same piece (see
-:mod:`orchestrator.plan_tape`): variable mode, one record per ``record_bytes``
+:mod:`orchestrator.plan.tape`): variable mode, one record per ``record_bytes``
 with a short last one; fixed mode, ``block_length`` blocks written
 ``record_bytes`` at a time.  ``tape`` is anything with the
 :class:`scsi.luns.base.StreamLun` ``read``/``write`` signatures.
@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrator.ops import Failure, Piece, StoredPiece, TransferResult
-from orchestrator.plan_tape import TapeFormat
-from orchestrator.tape_ops import TapeClientRead, TapeClientWrite
+from orchestrator.plan.tape import TapeFormat
+from orchestrator.ops.tape import TapeClientRead, TapeClientWrite
 
 
 def transfers(data: bytes, fmt: TapeFormat) -> list[bytes]:

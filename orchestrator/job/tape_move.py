@@ -5,7 +5,7 @@ and close the object with a filemark (10h).  When a list fails the mover's
 COPY STATUS says how many bytes reached the tape; the move either continues
 after the last whole record known written (LOCATE there, next data mover) or,
 when the drive or its medium failed, restarts the object on the next drive's
-end of data (:func:`orchestrator.tape_position.resume_decision`).  Restore:
+end of data (:func:`orchestrator.plan.tape_position.resume_decision`).  Restore:
 LOCATE to the object's first record and copy with 01h segments, resuming on
 the next mover at the first record not yet restored.
 
@@ -30,9 +30,9 @@ from orchestrator.ops import (
     TransferResult,
     slice_pieces,
 )
-from orchestrator.plan import CscdRef, PlanError, image_position
-from orchestrator.plan_tape import TapeFormat, TapeRef, plan_tape_batches
-from orchestrator.tape_ops import (
+from orchestrator.plan.disk import CscdRef, PlanError, image_position
+from orchestrator.plan.tape import TapeFormat, TapeRef, plan_tape_batches
+from orchestrator.ops.tape import (
     CopyStatusResult,
     LocateTape,
     ReadCopyStatus,
@@ -42,7 +42,7 @@ from orchestrator.tape_ops import (
     TapeServerRead,
     TapeServerWrite,
 )
-from orchestrator.tape_position import OnTape, TapeLocation, known_on_tape, record_of, resume_decision
+from orchestrator.plan.tape_position import OnTape, TapeLocation, known_on_tape, record_of, resume_decision
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.ops import Failure, Piece
-from orchestrator.plan_tape import TapeFormat
+from orchestrator.plan.tape import TapeFormat
 
 
 @dataclass(frozen=True, slots=True)

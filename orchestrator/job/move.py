@@ -16,12 +16,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Generator, Literal, Sequence
 
-from orchestrator.job_report import FailoverEvent, JobReport
-from orchestrator.job_spec import DeviceSpec, PathPlan
+from orchestrator.job.report import FailoverEvent, JobReport
+from orchestrator.job.spec import DeviceSpec, PathPlan
 from orchestrator.ops import (Batch, CopyBatches, CopyResult, LanFreeRead, LanFreeWrite, LanReceive, LanSend,
                               OperatingParametersResult, PathKind, Piece, ReadOperatingParameters,
                               StoredPiece, TransferResult)
-from orchestrator.plan import CscdRef, PlanError, default_encoder, image_position, plan_batches
+from orchestrator.plan.disk import CscdRef, PlanError, default_encoder, image_position, plan_batches
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def move(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport,
     """Move ``pieces`` to the destination, failing over as needed; returns what was moved."""
     moved: list[StoredPiece] = []
     if ends.tape_location or (ends.direction == "backup" and paths.tape is not None):
-        from orchestrator.job_move_tape import move_tape  # tape pools: records, positions, no rewriting
+        from orchestrator.job.move_tape import move_tape  # tape pools: records, positions, no rewriting
 
         # even an empty object is written: its filemark is what makes it exist on tape
         return (yield from move_tape(ends, state, paths, report, pieces, server_free_ok=server_free_ok))

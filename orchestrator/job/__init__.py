@@ -10,11 +10,11 @@ StopIteration carries the :class:`JobReport`.  The job never sleeps, opens
 sockets or reads devices; drivers (simulator, :mod:`orchestrator.drivers.real`,
 the tests' in-memory driver) carry the operations out.
 """
-from orchestrator.job_backup import backup_job
-from orchestrator.job_move import JobFailed
-from orchestrator.job_report import FailoverEvent, JobReport
-from orchestrator.job_restore import restore_job
-from orchestrator.job_spec import BackupSpec, DeviceSpec, ObjectSpec, PathPlan, RestoreSpec, object_spec
+from orchestrator.job.backup import backup_job
+from orchestrator.job.move import JobFailed
+from orchestrator.job.report import FailoverEvent, JobReport
+from orchestrator.job.restore import restore_job
+from orchestrator.job.spec import BackupSpec, DeviceSpec, ObjectSpec, PathPlan, RestoreSpec, object_spec
 from orchestrator.ops import run_job
 
 __all__ = ["backup_job", "restore_job", "run_job", "BackupSpec", "RestoreSpec", "DeviceSpec", "PathPlan",

@@ -6,9 +6,9 @@ job never touches a socket, a device or a clock: a driver (the simulator, the
 real pyscsi driver, a test driver) decides how each operation is carried out.
 Both sides of this module are plain frozen dataclasses so that the simulator
 can build and inspect thousands of them cheaply; validation happens at the
-boundaries (the job spec is pydantic, see :mod:`orchestrator.job_spec`).
-Value types live in :mod:`orchestrator.ops_types`, results in
-:mod:`orchestrator.ops_results`; both are re-exported here.
+boundaries (the job spec is pydantic, see :mod:`orchestrator.job.spec`).
+Value types live in :mod:`orchestrator.ops.types`, results in
+:mod:`orchestrator.ops.results`; both are re-exported here.
 
 Positions: a volume is described by *extents* (byte offset, length) relative
 to the start of the volume.  Concatenating them gives the *image*; an extent's
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Literal, Union
 
-from orchestrator.ops_types import (Batch, CopySegment, Failure, FailureKind, ListAccount, MoverLimits,
+from orchestrator.ops.types import (Batch, CopySegment, Failure, FailureKind, ListAccount, MoverLimits,
                                     ParameterListPlan, PathKind, Piece, StoredPiece)
 
 
@@ -78,7 +78,7 @@ class CommitObject:
     path_used: str
     compressed: bool
     digests: tuple[tuple[int, str], ...] = ()  # (chunk index, sha256 hex) of the restored view
-    tape_location: str = ""  # tape pools: TapeLocation.encode() of the closed object (orchestrator.tape_position)
+    tape_location: str = ""  # tape pools: TapeLocation.encode() of the closed object (orchestrator.plan.tape_position)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +195,7 @@ Operation = Union[RunCommand, TakeSnapshot, ReleaseSnapshot, BeginObject, Commit
 
 
 # =========================================================================== results
-from orchestrator.ops_results import (CatalogueDone, CommandResult, CopyResult, DigestResult,  # noqa: E402,F401
+from orchestrator.ops.results import (CatalogueDone, CommandResult, CopyResult, DigestResult,  # noqa: E402,F401
                                       ObjectStarted, OperatingParametersResult, Result, SnapshotReleased,
                                       SnapshotResult, TransferResult, VerifyResult)
 

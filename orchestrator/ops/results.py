@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from orchestrator.ops_types import Failure, ListAccount, MoverLimits, StoredPiece
+from orchestrator.ops.types import Failure, ListAccount, MoverLimits, StoredPiece
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,9 @@
 """The LAN path to a tape pool: the backup server owns the drive and lays the client's pieces as records.
 
 On the LAN path the client cannot (or may not) drive the tape: it streams the
-pieces to :mod:`orchestrator.lanserver`, which writes them on its drive as the
+pieces to :mod:`orchestrator.lan.server`, which writes them on its drive as the
 very records a data mover or a LAN-free client would write
-(:mod:`orchestrator.tape_records`), so an object stays restorable by any path.
+(:mod:`orchestrator.plan.tape_records`), so an object stays restorable by any path.
 A tape session on the wire is the disk session's frames with a different
 OPEN payload (:class:`TapeOpen`)::
 
@@ -32,12 +32,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orchestrator.lanserver import (OP_ACK, OP_DATA, OP_GET, OP_MARK, OP_NAMES, OP_OPEN, OP_PUT, OP_SYNC, Frame,
+from orchestrator.lan.server import (OP_ACK, OP_DATA, OP_GET, OP_MARK, OP_NAMES, OP_OPEN, OP_PUT, OP_SYNC, Frame,
                                     LanClient, LanProtocolError, connect)
 from orchestrator.ops import Piece, StoredPiece, TransferResult
-from orchestrator.plan_tape import TapeFormat
-from orchestrator.tape_ops import LocateTape, TapeServerRead, TapeServerWrite
-from orchestrator.tape_records import Classify, read_piece, restore_pieces, write_piece
+from orchestrator.plan.tape import TapeFormat
+from orchestrator.ops.tape import LocateTape, TapeServerRead, TapeServerWrite
+from orchestrator.plan.tape_records import Classify, read_piece, restore_pieces, write_piece
 
 log = logging.getLogger(__name__)
 

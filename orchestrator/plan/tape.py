@@ -12,7 +12,7 @@ the work was cut into segments, lists, batches or resumed attempts:
 Segments are therefore cut only at record boundaries of their piece, which is
 what lets a restore (01h) read whole records and lets a resumed backup
 continue right after the last record the mover's COPY STATUS vouches for (see
-:mod:`orchestrator.tape_position`).  A backup's last list ends with a 10h
+:mod:`orchestrator.plan.tape_position`).  A backup's last list ends with a 10h
 WRITE FILEMARKS segment closing the object; it is planned as a zero-length
 :class:`CopySegment` so COPY STATUS segment counts match the plan.
 
@@ -30,7 +30,7 @@ from math import lcm
 from typing import Any, Literal
 
 from orchestrator.ops import Batch, CopySegment, MoverLimits, ParameterListPlan, Piece
-from orchestrator.plan import CSCD_BYTES, CSCD_IDENTIFICATION, DEFAULT_BATCH_MB, MIB, CscdRef, PlanError
+from orchestrator.plan.disk import CSCD_BYTES, CSCD_IDENTIFICATION, DEFAULT_BATCH_MB, MIB, CscdRef, PlanError
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def encode_tape_list(segments: tuple[CopySegment, ...], direction: str, disk: Cs
 @lru_cache(maxsize=64)
 def _stream_template(code: int, transfer_length: int) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
     """A 00h (disk CSCD 0 -> tape CSCD 1) or 01h (tape -> disk) descriptor and where its count and LBA go,
-    from scsi.xcopy's layout table (the per-segment values are patched in, like plan.py's 02h template)."""
+    from scsi.xcopy's layout table (the per-segment values are patched in, like plan/disk.py's 02h template)."""
     from scsi.xcopy.segments import BLOCK_STREAM_LAYOUT as L
 
     src, dst = (0, 1) if code == SEG_BLOCK_TO_STREAM else (1, 0)

@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.ops import Batch, CopyResult, Failure, Piece, StoredPiece
-from orchestrator.plan_tape import TapeFormat, is_filemark
+from orchestrator.plan.tape import TapeFormat, is_filemark
 
 log = logging.getLogger(__name__)
 
