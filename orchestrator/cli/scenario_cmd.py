@@ -50,7 +50,7 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     r.add_argument("paths", nargs="+", metavar="PATH", help="scenario YAML files or directories of them")
     r.add_argument("--junit", metavar="FILE", help="write JUnit XML: one testcase per scenario")
     r.add_argument("--json", action="store_true", help="print the results as JSON")
-    r.add_argument("--seed", type=int, help="override every scenario's seed (synthetic data, random faults)")
+    r.add_argument("--seed", type=_seed, help="override every scenario's seed (synthetic data, random faults)")
     r.set_defaults(func=run)
     s = what.add_parser("schema", help="print the JSON Schema of scenario files")
     s.set_defaults(func=schema)
@@ -73,6 +73,17 @@ def scenario_files(paths: list[str]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{p}: no such scenario file")
     return out
+
+
+def _seed(text: str) -> int:
+    """--seed: a whole number >= 0 (argparse reports anything else against the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; seeds are 0 or more")
+    return value
 
 
 def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignore[no-untyped-def]
