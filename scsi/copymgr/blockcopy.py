@@ -155,14 +155,19 @@ class _AsyncCopy:
         self.free: list[bytearray] = []
         self.busy: list[_Slot] = []
         self.failure: BlockCopyFailed | None = None
+        self.abort: BaseException | None = None  # what req.check returned
         self.copied = 0
 
     def run(self) -> int:
         pieces = chunks(self.req.extents, self.chunk)
         more = True
         while more or self.busy:
-            if self.failure is None:
+            if self.failure is None and self.abort is None:
                 while more and len(self.busy) < min(self.tuner.depth, self.share.cap()):
+                    self.abort = self.req.check() if self.req.check is not None else None
+                    if self.abort is not None:
+                        more = False
+                        break
                     piece = next(pieces, None)
                     if piece is None:
                         more = False
@@ -176,6 +181,8 @@ class _AsyncCopy:
                     self._advance(slot)
         if self.failure is not None:
             raise self.failure
+        if self.abort is not None:
+            raise self.abort
         return self.copied
 
     def _start(self, index: int, ext: Extent, src_lba: int, dst_lba: int, blocks: int) -> None:
@@ -245,17 +252,21 @@ def _threaded_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor) -
 
     copied = 0
     failure: BlockCopyFailed | None = None
+    abort: BaseException | None = None
     running: set[Future] = set()
     pieces = chunks(req.extents, chunk)
     more = True
     while more or running:
-        while failure is None and more and len(running) < min(tuner.depth, share.cap()):
+        while failure is None and abort is None and more and len(running) < min(tuner.depth, share.cap()):
+            abort = req.check() if req.check is not None else None
+            if abort is not None:
+                break
             piece = next(pieces, None)
             if piece is None:
                 more = False
                 break
             running.add(pool.submit(one, *piece))
-        if failure is not None:
+        if failure is not None or abort is not None:
             more = False
         if not running:
             break
@@ -272,6 +283,8 @@ def _threaded_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor) -
             tuner.completed(n)
     if failure is not None:
         raise failure
+    if abort is not None:
+        raise abort
     return copied
 
 

@@ -76,7 +76,8 @@ class CopyEngine:
     """Runs prepared steps; raise CopyAborted (progress stays exact) on the first failure."""
 
     def __init__(self, steps: Sequence[Step], progress: Progress, *, inline: bytes = b"",
-                 chunk: int = 1 << 20, depth: int = 4, held_limit: int = 0, block_copy: bool = False):
+                 chunk: int = 1 << 20, depth: int = 4, held_limit: int = 0, block_copy: bool = False,
+                 merge_segments: bool = True):
         self.steps = steps
         self.progress = progress
         self.inline = inline
@@ -86,6 +87,7 @@ class CopyEngine:
         self.residual = b""
         self.touched: dict[int, object] = {}
         self.block_copy = block_copy  # the driver pipelines runs of plain 02h segments itself
+        self.merge_segments = merge_segments  # one BlockCopy per run of them (else one per segment)
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Batch:
@@ -126,6 +128,8 @@ class CopyEngine:
             if not self._plain(step):
                 break
             run.append(step)
+            if not self.merge_segments:
+                break
         return run
 
     def _block_copy(self, run: list[Step]) -> Batch:

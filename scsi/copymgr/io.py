@@ -78,14 +78,18 @@ class BlockCopy:
 
     ``chunk`` bytes per command at most and ``depth`` commands in flight at
     most; ``written(index, nbytes)`` is called as each write of extent
-    ``index`` lands, so COPY STATUS stays live through a long copy.  The result
-    is the byte count; a failure is a :class:`BlockCopyFailed`.
+    ``index`` lands, so COPY STATUS stays live through a long copy.  ``check``,
+    when given, is asked before each chunk starts and may return an exception
+    that ends the copy (a fault plan's COPY ABORTED); the chunks in flight
+    finish first.  The result is the byte count; a failure is a
+    :class:`BlockCopyFailed`, or the exception ``check`` returned.
     """
 
     extents: tuple[Extent, ...]
     chunk: int
     depth: int
     written: Callable[[int, int], None] = field(repr=False, compare=False)
+    check: Callable[[], BaseException | None] | None = field(default=None, repr=False, compare=False)
 
 
 class BlockCopyFailed(Exception):
@@ -162,6 +166,9 @@ def copy_in_order(req: BlockCopy) -> int:
         per = max(1, req.chunk // ext.src.block_size)
         for off in range(0, ext.blocks, per):
             n = min(per, ext.blocks - off)
+            abort = req.check() if req.check is not None else None
+            if abort is not None:
+                raise abort
             try:
                 data = ext.src.read(ext.src_lba + off, n)
             except Exception as e:  # noqa: BLE001 - the engine maps it to sense

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Generator, Iterable, Mapping, Protocol, Sequence, Union
 
 from scsi import asc as A
@@ -26,7 +26,7 @@ from scsi.copymgr.cdb import (EXTENDED_COPY, EXTENDED_COPY_CDB, RCR_SERVICE_ACTI
 from scsi.copymgr.config import CopyLimits, FcMapEntry
 from scsi.copymgr.engine import CopyEngine
 from scsi.copymgr.errors import CopyAborted, CopyError, IllegalRequest
-from scsi.copymgr.io import IoRequest, IoResult
+from scsi.copymgr.io import BlockCopy, IoRequest, IoResult
 from scsi.copymgr.threaded import ThreadedDriver
 from scsi.copymgr.prepare import build_steps, static_checks
 from scsi.copymgr.records import Busy, CopyRecord, DuplicateListId, RecordStore
@@ -73,7 +73,9 @@ class CopyJob:
             engine = CopyEngine(steps, self.record.progress, inline=bytes.fromhex(self.plist.inline_data),
                                 chunk=m.limits.chunk_bytes, depth=m.limits.io_depth,
                                 held_limit=m.limits.held_data_limit,
-                                block_copy=getattr(m.driver, "copies_blocks", False))
+                                block_copy=getattr(m.driver, "copies_blocks", False),
+                                # a fault plan judges segment= rules between segments: keep them apart
+                                merge_segments=m.faults is None)
             yield from engine.run()
         except CopyError as e:
             self.result = _check(e.sense)
@@ -235,6 +237,9 @@ class CopyManager:
                 if abort is not None:
                     batch = gen.throw(abort)
                     continue
+                if watch is not None:  # and before each chunk of a pipelined block copy
+                    batch = [replace(r, check=watch.before_batch) if isinstance(r, BlockCopy) else r
+                             for r in batch]
                 try:
                     results = self.driver.run_batch(batch) if watch is None else \
                         watch.run_batch(self.driver.run_batch, batch)

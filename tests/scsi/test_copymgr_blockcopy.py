@@ -151,3 +151,25 @@ def test_a_failing_extent_names_itself_and_its_side(tgtd_pair):
         run_block_copy(req, FairShare(16), pool=None)
     assert err.value.index == 1 and err.value.role == "destination"
     assert err.value.error.key == 0x5 and err.value.error.asc == 0x21  # LBA OUT OF RANGE
+
+
+def test_check_ends_the_zero_copy_pipeline_after_the_chunks_in_flight(tgtd_pair):
+    """A fault plan's COPY ABORTED (``check``) stops new chunks; those in flight land first."""
+    target, src, dst, data = tgtd_pair
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def check():
+        calls.append(1)
+        return Stop("injected") if len(calls) > 4 else None
+    done = []
+    req = BlockCopy((Extent(src, 0, dst, 0, len(data) // 512),), 64 * 1024, 2, lambda i, n: done.append(n), check)
+    with pytest.raises(Stop):
+        run_block_copy(req, FairShare(16), pool=None)
+    assert sum(done) == 4 * 64 * 1024  # exactly the four chunks started before the stop
+    with open(target.luns[2], "rb") as f:
+        copied = f.read(len(data))
+    assert copied[:4 * 64 * 1024] == data[:4 * 64 * 1024]
+    assert copied[4 * 64 * 1024:] == bytes(len(data) - 4 * 64 * 1024)
