@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 from orchestrator.cli.backup_cmd import (build, check_lan_drive, lan_server, open_catalogue, print_report,
                                          progress_printer, tape_limits, topology_verdict)
+from orchestrator.cli.progress import ProgressLine
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.site import OpenSite, load_site
 from orchestrator.eligibility import decide
@@ -128,5 +129,11 @@ def run(args: argparse.Namespace) -> int:
                      chain=[object_spec(o) for o in chain], destination=dest, destination_offset=offset,
                      destination_size=io.size - offset, incremental=args.incremental,
                      deletefiles=args.deletefiles, paths=paths)
-        report = run_job(restore_job(spec), progress_printer(args.json)(driver.execute))
+        line = ProgressLine.for_terminal(f"restore {args.volume}", sum(o.image_size for o in chain), args.json)
+        driver.on_progress = line
+        try:
+            report = run_job(restore_job(spec), progress_printer(args.json, line)(driver.execute))
+        finally:
+            if line is not None:
+                line.close()
     return print_report(report, args.json)
