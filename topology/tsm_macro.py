@@ -300,6 +300,12 @@ def merge_macro_text(topo: Topology, text: str, *, file: str = "macro") -> Topol
     return _checked(_apply(topo.model_copy(deep=True), text, file), topo, file)
 
 
+def apply_macro_text(topo: Topology, text: str, *, file: str = "macro") -> Topology:
+    """Apply macro text to ``topo`` in place without the final cross-check (the backup server's
+    definition path: each DEFINE/UPDATE is judged against what was defined before it)."""
+    return _apply(topo, text, file)
+
+
 def _apply(topo: Topology, text: str, file: str) -> Topology:
     statements = parse_macro(text, file=file)
     m = _Merger(topo, file)

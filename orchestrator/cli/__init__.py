@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "orchestrator.cli.backup_cmd", "orchestrator.cli.restore_cmd", "orchestrator.cli.query_cmd",
     "orchestrator.cli.sim_cmd",
     "orchestrator.cli.scenario_cmd",
+    "orchestrator.cli.server_cmd", "orchestrator.cli.admin_cmd",
 ]
 
 _DSMC_OPTION = re.compile(r"^-([a-z][a-z0-9_.]+)(=.*)?$", re.IGNORECASE)
