@@ -27,7 +27,7 @@ import numpy as np
 import simpy
 
 from simulator.fairshare import max_min_rates
-from simulator.flow_parts import CountingEnvironment, Flow, FlowEnd, Resource, Streaming
+from simulator.flow_parts import STALLED, CountingEnvironment, Flow, FlowEnd, Resource, Streaming
 from simulator.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -266,6 +266,7 @@ class FlowNetwork:
         """Close the bottleneck interval of every flow whose bottleneck changed at this allocation."""
         now = self.env.now
         new = np.where(local >= 0, self._used[np.maximum(local, 0)], -1) if len(local) else local
+        new[self._rate <= 0] = STALLED
         for i in np.flatnonzero(new != self._bneck):
             f = self._order[i]
             if f._bneck != -2:

@@ -20,6 +20,9 @@ def test_sim_run_fails_over_and_writes_outputs(tmp_path, capsys):
     assert "COPY TARGET DEVICE NOT REACHABLE" in job["failovers"][0]
     # 30 s at the 60 MB/s drive, in whole 80 MiB batches, went server-free; the rest LAN-free
     assert job["bytes_by_path"]["server-free"] == 5 * 80 * 2**20
+    att = job["bottlenecks"]  # the 60 MB/s drive held the job back; the two failovers cost time
+    assert att["main_bottleneck"] == "pool" and att["bottleneck_share"]["pool"] > 0.9
+    assert 0 < att["failover_seconds"] < 30
     assert out["cpu_seconds"]["CLIENT1"] > 0 and out["simulated_seconds"] < 1000
     assert (tmp_path / "g.png").stat().st_size > 1000
     assert json.loads((tmp_path / "t.json").read_text())["events"][0]["kind"] == "fault"
