@@ -81,6 +81,25 @@ def movers_of(paths: Any) -> list[str] | None:
     return None if paths is None else list(paths.movers)
 
 
+def site_start(site_file: str, site: SiteConfig, vopts: Any, volume: str, file_system: str, server: str,
+               *, fixed_tape: bool = False, encryption: bool | None = None) -> tuple[Any, Any]:
+    """(paths, eligibility) of one volume at this site, through the composition root.
+
+    With a topology, the volume's management class names its destination pool: it must be the site's
+    pool (the one whose devices the site file lists), else the job would write where the class does not send it.
+    """
+    paths = topology_verdict(site, volume, site.volume(volume).topology_volume, server)
+    pool = getattr(paths, "pool", None)
+    if isinstance(paths, compose.VolumePaths) and pool is not None and pool.name != site.pool.name:
+        raise ValueError(f"{site_file}: pool.name is {site.pool.name}, but the management class of volume "
+                         f"{paths.verdict.volume} in the topology sends it to storage pool {pool.name}; "
+                         "name the site's pool after it")
+    elig = compose.start_path(vopts, file_system=file_system, paths=paths, movers=movers_of(paths),
+                              pool_nonblocked=site.pool.nonblocked, lan_available=bool(server),
+                              fixed_tape=fixed_tape, encryption=encryption)
+    return paths, elig
+
+
 def pool_designators(site: SiteConfig, opened: OpenSite, driver: RealDriver) -> dict[str, str]:
     """Pool device -> designator for the data mover's target descriptors (a tape pool: every drive)."""
     if site.pool.is_tape:
@@ -190,10 +209,8 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         size = vsite.size or (io.size - vsite.offset)
         layout = read_layout(DeviceVolume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
-        paths = topology_verdict(site, volume, vsite.topology_volume, server)
-        elig = compose.start_path(vopts, file_system=fs, paths=paths, movers=movers_of(paths),
-                                  pool_nonblocked=site.pool.nonblocked, lan_available=bool(server),
-                                  fixed_tape=site.pool.is_tape and site.pool.block_mode == "fixed")
+        _, elig = site_start(args.site, site, vopts, volume, fs, server,
+                             fixed_tape=site.pool.is_tape and site.pool.block_mode == "fixed")
         if elig.start == PathKind.LAN and site.pool.is_tape and \
                 not any(v.device == site.pool.lan_drive for v in site.pool.volumes):
             check_lan_drive(args.site, site, [v.device for v in site.pool.volumes], "every pool volume is in")

@@ -13,8 +13,8 @@ import argparse
 from datetime import datetime, timezone
 
 from orchestrator import compose
-from orchestrator.cli.backup_cmd import (check_lan_drive, lan_server, movers_of, open_catalogue, print_report,
-                                         progress_printer, topology_verdict)
+from orchestrator.cli.backup_cmd import (check_lan_drive, lan_server, open_catalogue, print_report,
+                                         progress_printer, site_start)
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.site import OpenSite, load_site
 from orchestrator.job import DeviceSpec, restore_job, run_job
@@ -82,11 +82,10 @@ def run(args: argparse.Namespace) -> int:
         chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental)
         driver = RealDriver(cat, opened.movers, opened.devices)
         io = driver.io(dest_name)
-        paths = topology_verdict(site, args.volume, vsite.topology_volume, server)
         locations = tape_locations(chain)
-        elig = compose.start_path(options.for_volume(args.volume), file_system=chain[0].file_system, paths=paths,
-                                  movers=movers_of(paths), encryption=False, pool_nonblocked=site.pool.nonblocked,
-                                  lan_available=bool(server), fixed_tape=any(loc.fixed for loc in locations))
+        _, elig = site_start(args.site, site, options.for_volume(args.volume), args.volume,
+                             chain[0].file_system, server, fixed_tape=any(loc.fixed for loc in locations),
+                             encryption=False)
         sf = elig.server_free
         drives = list(dict.fromkeys(loc.drive for loc in locations))
         if elig.start == PathKind.LAN:

@@ -79,6 +79,14 @@ class ScenarioJobs:
 
     def backup(self, step: JobStep, copy: int) -> tuple[Any, str]:
         """(job generator or failed JobReport, job name) for one backup."""
+        spec = self.backup_spec(step, copy)
+        if isinstance(spec, JobReport):
+            return spec, ""
+        self._volume(step.volume).record_backup(spec.extents, full=spec.mode != "incremental")
+        return backup_job(spec), ""
+
+    def backup_spec(self, step: JobStep, copy: int) -> Any:
+        """The BackupSpec of one backup (or a failed JobReport when no job can start)."""
         vol = self._volume(step.volume)
         filespace = vol.mount if step.count == 1 else f"{vol.mount}#{copy + 1}"
         opts = self.options(step, vol.client)
@@ -89,7 +97,7 @@ class ScenarioJobs:
             elig = compose.start_path(vopts, file_system=vol.filesystem, paths=paths,
                                       fixed_tape=bool(tape and tape.fixed))
         except (NoPathError, ValueError) as exc:
-            return failed_report("backup", vol.client, filespace, str(exc)), ""
+            return failed_report("backup", vol.client, filespace, str(exc))
         extents = vol.extents(compose.gap_size(vopts, elig))
         base_id, digests = None, {}
         if str(vopts.mode) == "incremental":
@@ -98,17 +106,15 @@ class ScenarioJobs:
             try:
                 chain = self.catalogue.restore_chain(vol.client, filespace, incremental=True)
             except LookupError as exc:
-                return failed_report("backup", vol.client, filespace, f"mode incremental: {exc}"), ""
+                return failed_report("backup", vol.client, filespace, f"mode incremental: {exc}")
             base_id, digests = chain[0].id, self.catalogue.digests(chain)
         plan = compose.path_plan(elig, server=SERVER, pool_designators=self.pool_designators(paths.pool),
                                  batch_mb=opts.serverfreebatchsize, tape=tape)
-        spec = compose.backup_spec(node=vol.client, filespace=filespace, vopts=vopts, elig=elig,
+        return compose.backup_spec(node=vol.client, filespace=filespace, vopts=vopts, elig=elig,
                                    source=DeviceSpec(name=vol.disk, designator=vol.naa if elig.server_free else ""),
                                    volume_offset=vol.offset, volume_size=vol.size, file_system=vol.filesystem,
                                    extents=extents, pool=paths.pool.name if paths.pool else "", paths=plan,
                                    base_object_id=base_id, base_digests=digests)
-        vol.record_backup(extents, full=str(vopts.mode) != "incremental")
-        return backup_job(spec), ""
 
     def restore(self, step: JobStep) -> Any:
         """A restore job onto the volume's own LUN (zeroed first, so nothing stale can pass for restored)."""
