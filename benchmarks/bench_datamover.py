@@ -8,9 +8,16 @@ sent over iSCSI to the mover's LUN 0, and its progress is polled with
 RECEIVE COPY RESULTS (COPY STATUS) on the same session while the mover moves
 the data tgtd -> mover -> tgtd.  In the same run ``qemu-img convert -n``
 copies between the same two LUNs.  Destination contents are verified after
-each copy.  The LAST line is ``datamover_vs_qemu_ratio=X`` (target >= 0.8).
+each copy.  Each size (1 GiB and 4 GiB by default) prints both rates, the CPU
+seconds per GiB of the mover process (its own utime+stime over the copy, from
+/proc) and of qemu-img (rusage of the child), and the load average before and
+after.  The ratio is printed only when the load average stayed at or below the
+core count (a loaded machine slows the two unequally); otherwise the line
+says why.  The LAST line is ``datamover_vs_qemu_ratio=X`` for the largest size
+(targets on a quiet machine: X >= 1.2, mover CPU s/GiB <= qemu-img's).
 
-    .venv/bin/python benchmarks/bench_datamover.py [--size 1G] [--sessions 8] [--depth 16] [--chunk 512K]
+    .venv/bin/python benchmarks/bench_datamover.py [--sizes 1G,4G] [--sessions 2] [--depth 16] [--chunk 1M]
+        [--profile DIR]   (py-spy and strace -c of the mover, written to DIR)
 """
 from __future__ import annotations
 
@@ -166,36 +173,82 @@ def mover_copy(mover_url: str, src_url: str, dst_url: str, size: int, poll: floa
         dev.close()
 
 
-def qemu_copy(src_url: str, dst_url: str) -> float:
+def qemu_copy(src_url: str, dst_url: str) -> tuple[float, float]:
+    """``qemu-img convert -n`` between the LUNs: (wall seconds, CPU seconds of qemu-img)."""
     qemu = shutil.which("qemu-img")
     if qemu is None:
         raise SystemExit("qemu-img is not installed (apt-get install qemu-utils qemu-block-extra)")
     t0 = time.perf_counter()
-    subprocess.run([qemu, "convert", "-n", "-f", "raw", "-O", "raw", src_url, dst_url], check=True)
-    return time.perf_counter() - t0
+    proc = subprocess.Popen([qemu, "convert", "-n", "-f", "raw", "-O", "raw", src_url, dst_url])
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"qemu-img convert failed with exit code {proc.returncode}")
+    return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="1G", help="bytes to copy (default 1G)")
-    ap.add_argument("--sessions", type=int, default=8, help="iSCSI sessions per LUN for the mover")
-    ap.add_argument("--depth", type=int, default=16, help="chunks in flight per copy")
-    ap.add_argument("--chunk", default="512K", help="bytes per read/write request")
-    ap.add_argument("--poll", type=float, default=0.5, help="seconds between COPY STATUS polls")
-    args = ap.parse_args(argv)
-    size = parse_size(args.size)
-    reason = tgtd_missing_reason()
-    if reason:
-        raise SystemExit(reason)
+def process_cpu(pid: int) -> float:
+    """utime + stime of a process, all its threads, in seconds (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loadavg() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+class Profiler:
+    """Attach py-spy, strace -c or perf to the mover for one copy (``--profile DIR --with TOOL``)."""
+
+    def __init__(self, tool: str | None, out: Path | None, pid: int, label: str):
+        self.proc: subprocess.Popen | None = None
+        if not tool or out is None:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        base = out / f"mover-{label}"
+        if tool == "py-spy":
+            exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+            argv = [exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--gil", "-o", f"{base}.pyspy.txt"]
+        elif tool == "strace":
+            argv = ["strace", "-c", "-f", "-p", str(pid), "-o", f"{base}.strace.txt"]
+        elif tool == "perf":
+            argv = ["perf", "record", "-g", "-p", str(pid), "-o", f"{base}.perf.data"]
+        else:
+            raise SystemExit(f"--with: unknown profiler {tool!r} (py-spy, strace, perf)")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # let it attach before the copy starts
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def run_size(size: int, args: argparse.Namespace) -> dict:
+    """One size: the mover's copy, then qemu-img's, between the same two tgtd LUNs."""
     with tempfile.TemporaryDirectory(prefix="bench-datamover-") as tmp, Tgtd(Path(tmp)) as tgtd:
         target = tgtd.new_target("bench", {1: size, 2: size})
+        if args.target_mrdsl:  # both peers log in after this, so both get the same PDU size
+            tgtd.tgtadm("--op", "update", "--mode", "target", "--tid", str(target.tid),
+                        "--name", "MaxRecvDataSegmentLength", "--value", str(args.target_mrdsl))
         src_path, dst_path = target.luns[1], target.luns[2]
         fill(src_path, size)
         want = digest(src_path, size)
+        load_before = loadavg()
         proc, mover_url, log_path = start_mover(Path(tmp), target.url(1), target.url(2), args.sessions,
                                                 args.depth, parse_size(args.chunk))
         try:
-            mover_s, polls = mover_copy(mover_url, target.url(1), target.url(2), size, args.poll)
+            profiler = Profiler(args.with_tool, args.profile, proc.pid, f"{size >> 20}M")
+            cpu0 = process_cpu(proc.pid)
+            try:
+                mover_s, polls = mover_copy(mover_url, target.url(1), target.url(2), size, args.poll)
+            finally:
+                mover_cpu = process_cpu(proc.pid) - cpu0
+                profiler.stop()
         finally:
             stop(proc)
         if "EXTENDED COPY list id 1" not in log_path.read_text():
@@ -203,15 +256,59 @@ def main(argv: list[str] | None = None) -> int:
         if digest(dst_path, size) != want:
             raise SystemExit("mover copy is not byte-identical")
         clear(dst_path, size)
-        qemu_s = qemu_copy(target.url(1), target.url(2))
+        qemu_s, qemu_cpu = qemu_copy(target.url(1), target.url(2))
         if digest(dst_path, size) != want:
             raise SystemExit("qemu-img copy is not byte-identical")
-    mib = size / (1 << 20)
-    mover_rate, qemu_rate = mib / mover_s, mib / qemu_s
-    print(f"size_mib={mib:.0f} sessions={args.sessions} depth={args.depth} chunk={args.chunk}")
-    print(f"datamover_mib_s={mover_rate:.1f} ({mover_s:.2f} s, EXTENDED COPY over iSCSI, {polls} COPY STATUS polls)")
-    print(f"qemu_img_convert_mib_s={qemu_rate:.1f} ({qemu_s:.2f} s)")
-    print(f"datamover_vs_qemu_ratio={mover_rate / qemu_rate:.2f}")
+    return {"size": size, "mover_s": mover_s, "polls": polls, "mover_cpu": mover_cpu, "qemu_s": qemu_s,
+            "qemu_cpu": qemu_cpu, "load_before": load_before, "load_after": loadavg()}
+
+
+def report(r: dict, args: argparse.Namespace) -> str:
+    """Print one size's figures; return the line that ends them (the ratio, or why there is none)."""
+    gib = r["size"] / (1 << 30)
+    mib = r["size"] / (1 << 20)
+    mover_rate, qemu_rate = mib / r["mover_s"], mib / r["qemu_s"]
+    cores = os.cpu_count() or 1
+    print(f"size_mib={mib:.0f} sessions={args.sessions} depth={args.depth} chunk={args.chunk} "
+          f"tgtd_mrdsl={args.target_mrdsl or 'default'} "
+          f"loadavg_before={r['load_before']:.2f} loadavg_after={r['load_after']:.2f} cores={cores}")
+    print(f"datamover_mib_s={mover_rate:.1f} ({r['mover_s']:.2f} s, EXTENDED COPY over iSCSI, "
+          f"{r['polls']} COPY STATUS polls) mover_cpu_s_per_gib={r['mover_cpu'] / gib:.2f}")
+    print(f"qemu_img_convert_mib_s={qemu_rate:.1f} ({r['qemu_s']:.2f} s) qemu_img_cpu_s_per_gib={r['qemu_cpu'] / gib:.2f}")
+    print(f"cpu_ratio_mover_vs_qemu={r['mover_cpu'] / max(r['qemu_cpu'], 1e-9):.2f} (target <= 1)")
+    worst = max(r["load_before"], r["load_after"])
+    if worst > cores:
+        return (f"datamover_vs_qemu_ratio=none (load average {worst:.2f} above {cores} cores: the machine is "
+                f"shared and wall-clock ratios would be noise; raw ratio {mover_rate / qemu_rate:.2f})")
+    return f"datamover_vs_qemu_ratio={mover_rate / qemu_rate:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1G,4G", help="comma-separated sizes to copy (default 1G,4G)")
+    ap.add_argument("--sessions", type=int, default=2, help="iSCSI sessions per remote LUN for the mover")
+    ap.add_argument("--depth", type=int, default=16, help="most chunks in flight per copy (the mover adapts below it)")
+    ap.add_argument("--chunk", default="1M", help="bytes per read/write request (capped by the LUNs' Block Limits VPD)")
+    ap.add_argument("--poll", type=float, default=0.5, help="seconds between COPY STATUS polls")
+    ap.add_argument("--target-mrdsl", type=int, default=0,
+                    help="tgtd's MaxRecvDataSegmentLength for both peers (default: tgtd's own, 8192)")
+    ap.add_argument("--profile", type=Path, help="directory for the mover's profile (see --with)")
+    ap.add_argument("--with", dest="with_tool", choices=("py-spy", "strace", "perf"),
+                    help="profiler attached to the mover during each copy (needs --profile)")
+    args = ap.parse_args(argv)
+    try:
+        sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        raise SystemExit(f"--sizes: cannot read {args.sizes!r} (e.g. 1G,4G)") from None
+    if not sizes or any(s < (1 << 20) for s in sizes):
+        raise SystemExit(f"--sizes: each size must be at least 1M, not {args.sizes!r}")
+    if args.with_tool and args.profile is None:
+        raise SystemExit("--with needs --profile DIR")
+    reason = tgtd_missing_reason()
+    if reason:
+        raise SystemExit(reason)
+    for size in sizes:
+        print(report(run_size(size, args), args), flush=True)
     return 0
 
 

@@ -115,13 +115,23 @@ class Catalogue:
     def __init__(self, path: str | Path = ":memory:", clock: Callable[[], datetime] = _now):
         self.path = str(path)
         self.clock = clock
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA foreign_keys = ON")
         if self.path != ":memory:":
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")
-        self.db.executescript(SCHEMA)
+            where = Path(self.path)
+            if where.is_dir():
+                raise ValueError(f"catalogue {self.path} is a directory; name a file (the site file's catalogue, "
+                                 "--catalogue, or dsm.opt catalog)")
+            if not where.parent.is_dir():
+                raise ValueError(f"catalogue {self.path}: folder {where.parent} does not exist")
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA foreign_keys = ON")
+            if self.path != ":memory:":
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = FULL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:  # not a database, unreadable, read-only folder
+            raise ValueError(f"catalogue {self.path}: cannot be opened as an SQLite catalogue: {exc}") from None
         cols = {r["name"] for r in self.db.execute("PRAGMA table_info(objects)")}
         if "tape_location" not in cols:  # a catalogue written before tape pools existed
             self.db.execute("ALTER TABLE objects ADD COLUMN tape_location TEXT")

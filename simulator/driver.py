@@ -117,6 +117,7 @@ class SimDriver:
     def _run(self, job, name: str, client: str | None, start: float = 0.0):
         if start > 0:
             yield self.san.env.timeout(start)
+        t0 = self.san.env.now
         try:
             op = next(job)
             while True:
@@ -124,6 +125,7 @@ class SimDriver:
                 result = yield from self._execute(op, name, client)
                 op = job.send(result)
         except StopIteration as stop:
+            self.san.attribution.job_span(name, t0, self.san.env.now)
             return stop.value
 
     # -- operations ---------------------------------------------------------------------
@@ -207,7 +209,9 @@ class SimDriver:
                     raise ValueError(f"exact mode on {op.mover}: parameter list {plist.list_id} of batch "
                                      f"{batch.index} is not encoded (the planner needs scsi.xcopy)")
                 if self.san.mover(op.mover).state == "hung":
+                    waited = env.now
                     yield env.timeout(self.san.cal.scsi_timeout_s)
+                    self.san.attribution.failed(name, env.now, since=waited)
                     r = None
                 else:
                     r = yield from mover.extended_copy(nexus, extended_copy_cdb(len(plist.data)), plist.data,
@@ -224,6 +228,7 @@ class SimDriver:
                             pass
                     failure = Failure("sense" if r.sense else "error", "EXTENDED COPY failed", op.mover,
                                       r.sense, int(r.status))
+                    self.san.attribution.failed(name, env.now)  # segments before the failed one are kept
                     return CopyResult(bi, failure, li, segment, env.now - t0)
         return CopyResult(len(sent), None, 0, None, env.now - t0)
 
@@ -377,8 +382,8 @@ class SimDriver:
         total = sum(p.stored for p in op.pieces)
         if target is None or total == 0:
             return
-        flow = self.san.start_flow(total, [(target.resource, 1.0)], job="", label=f"verify:{dev}",
-                                   meta={"kind": "verify", "source": dev})
+        flow = self.san.start_flow(total, [(target.resource, 1.0)], job=name, label=f"verify:{dev}",
+                                   meta={"kind": "verify", "source": dev}, counts=False)
         yield flow.finished
 
 

@@ -11,6 +11,12 @@ flows on that bottleneck are frozen and the rest keep rising.
 
 The incidence is given sparsely (one entry per flow/resource pair) so one call
 costs O(entries x bottleneck levels) in numpy, independent of bytes.
+
+The resource whose saturation froze a flow is that flow's *bottleneck*: the
+resource that would have to grow for the flow to go faster (the bottleneck
+condition that characterises a max-min fair allocation, Bertsekas & Gallager,
+*Data Networks*, 6.5.2).  Callers that attribute time to bottlenecks pass a
+``bottleneck`` array to be filled.
 """
 from __future__ import annotations
 
@@ -27,15 +33,20 @@ def max_min_rates(
     capacity: np.ndarray,
     n_flows: int,
     flow_cap: np.ndarray | None = None,
+    bottleneck: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return the weighted max-min fair rate of each of ``n_flows`` flows.
 
     ``flow_idx[k]`` crosses ``res_idx[k]`` with weight ``weight[k]`` (> 0).
     ``capacity[r]`` is resource r's capacity (>= 0).  ``flow_cap[f]`` bounds a
     single flow (``inf`` for none).  A flow that crosses no resource and has no
-    finite cap is a caller error.
+    finite cap is a caller error.  When given, ``bottleneck`` (an integer array
+    of ``n_flows``) is filled with the resource that froze each flow, or -1
+    where the flow's own cap did.
     """
     rate = np.zeros(n_flows)
+    if bottleneck is not None:
+        bottleneck.fill(-1)
     if n_flows == 0:
         return rate
     caps = np.full(n_flows, np.inf) if flow_cap is None else np.asarray(flow_cap, dtype=float)
@@ -50,7 +61,10 @@ def max_min_rates(
     # A resource with no capacity freezes its flows at zero straight away.
     dead = remaining <= threshold
     if dead.any():
-        frozen[flow_idx[dead[res_idx]]] = True
+        at_dead = dead[res_idx]
+        frozen[flow_idx[at_dead]] = True
+        if bottleneck is not None:
+            bottleneck[flow_idx[at_dead]] = res_idx[at_dead]
     if frozen.all():
         return rate
     level = 0.0
@@ -74,12 +88,18 @@ def max_min_rates(
         rate[unfrozen] = level
         saturated = used & (remaining <= threshold)
         newly = np.zeros(n_flows, dtype=bool)
-        newly[flow_idx[live & saturated[res_idx]]] = True
+        at_saturated = live & saturated[res_idx]
+        newly[flow_idx[at_saturated]] = True
+        if bottleneck is not None:
+            bottleneck[flow_idx[at_saturated]] = res_idx[at_saturated]
         if capped:
             newly |= unfrozen & (caps <= level * (1 + _REL_EPS) + 1e-12)
         if not newly.any():  # numerical corner: freeze the tightest resource's flows
             r = int(np.argmin(headroom))
-            newly[flow_idx[live & (res_idx == r)]] = True
+            at_r = live & (res_idx == r)
+            newly[flow_idx[at_r]] = True
+            if bottleneck is not None:
+                bottleneck[flow_idx[at_r]] = r
         frozen |= newly
         if frozen.all():
             break

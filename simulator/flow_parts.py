@@ -11,6 +11,12 @@ import numpy as np
 import simpy
 
 
+# Keys of Flow.bottleneck_s besides resource indices: the flow's own rate cap held it back; a resource
+# on its path had no capacity (a fault), so it stood still.
+RATE_CAP = -1
+STALLED = -3
+
+
 class CountingEnvironment(simpy.Environment):
     """A simpy Environment that counts the events it processes (for benchmarks)."""
 
@@ -83,6 +89,10 @@ class Flow:
     rate: float = 0.0
     shoeshine: bool = False
     stop_start_cycles: float = 0.0
+    # seconds each resource (by index; RATE_CAP, STALLED) was this flow's bottleneck
+    bottleneck_s: dict[int, float] = field(default_factory=dict)
+    _bneck: int = -2  # current bottleneck (-2: not allocated yet) and since when
+    _bsince: float = 0.0
     _shoeshine_from: float = 0.0
     _marks: list = field(default_factory=list)  # heap of (bytes, seq, callback)
     _slot: int = -1

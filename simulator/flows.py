@@ -11,6 +11,10 @@ into one reallocation.
 
 Byte marks (``add_mark``) let callers act "after N bytes of this flow" (fault
 injection, progress) at the exact analytic time, again without per-byte events.
+
+Each allocation also names every flow's bottleneck (the resource whose
+saturation froze it); the seconds each resource held a flow back accumulate in
+``Flow.bottleneck_s``, touched only for flows whose bottleneck changed.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ import numpy as np
 import simpy
 
 from simulator.fairshare import max_min_rates
-from simulator.flow_parts import CountingEnvironment, Flow, FlowEnd, Resource, Streaming
+from simulator.flow_parts import STALLED, CountingEnvironment, Flow, FlowEnd, Resource, Streaming
 from simulator.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -159,6 +163,10 @@ class FlowNetwork:
 
     # -- internals ---------------------------------------------------------------
     def _finish(self, flow: Flow, end: FlowEnd) -> None:
+        if flow._bneck != -2:
+            b = flow._bneck
+            flow.bottleneck_s[b] = flow.bottleneck_s.get(b, 0.0) + (self.env.now - flow._bsince)
+            flow._bneck = -2
         flow.done = end.bytes_done
         if flow.shoeshine and flow.streaming is not None:
             flow.stop_start_cycles += (flow.done - flow._shoeshine_from) / flow.streaming.buffer
@@ -192,7 +200,7 @@ class FlowNetwork:
         old_order, old_done, old_rate = self._order, self._done, self._rate
         order = list(self.active.values())
         n = len(order)
-        rows, ris, wis, lens = [], [], [], []
+        rows, ris, wis, lens, bnecks = [], [], [], [], []
         for i, f in enumerate(order):
             s = f._slot
             if 0 <= s < len(old_order) and old_order[s] is f:
@@ -204,7 +212,9 @@ class FlowNetwork:
             ris.append(f._ri)
             wis.append(f._wi)
             lens.append(len(f._ri))
+            bnecks.append(f._bneck)
         self._order = order
+        self._bneck = np.array(bnecks, dtype=np.intp)
         cols = np.array(rows, dtype=float).reshape(n, 5)
         self._done, self._rate, self._total, self._caps, self._next = (cols[:, k].copy() for k in range(5))
         self._fi = np.repeat(np.arange(n), lens)
@@ -236,10 +246,12 @@ class FlowNetwork:
         n = len(self._order)
         capacity = self._capacity[self._used]
         old = self._rate.copy()
-        rate = max_min_rates(self._fi, self._ri, self._wi, capacity, n, self._caps)
+        bneck = np.empty(n, dtype=np.intp)
+        rate = max_min_rates(self._fi, self._ri, self._wi, capacity, n, self._caps, bneck)
         if self._streamers:
-            rate = self._apply_streaming(rate, capacity)
+            rate = self._apply_streaming(rate, capacity, bneck)
         self._rate = rate
+        self._note_bottlenecks(bneck)
         self._load = np.zeros(len(self._capacity))
         if n:
             self._load[self._used] = np.bincount(self._ri, weights=self._wi * rate[self._fi],
@@ -250,7 +262,19 @@ class FlowNetwork:
                 self.timeline.rate(now, self._order[i].id, float(rate[i]))
         self._schedule()
 
-    def _apply_streaming(self, rate: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    def _note_bottlenecks(self, local: np.ndarray) -> None:
+        """Close the bottleneck interval of every flow whose bottleneck changed at this allocation."""
+        now = self.env.now
+        new = np.where(local >= 0, self._used[np.maximum(local, 0)], -1) if len(local) else local
+        new[self._rate <= 0] = STALLED
+        for i in np.flatnonzero(new != self._bneck):
+            f = self._order[i]
+            if f._bneck != -2:
+                f.bottleneck_s[f._bneck] = f.bottleneck_s.get(f._bneck, 0.0) + (now - f._bsince)
+            f._bneck, f._bsince = int(new[i]), now
+        self._bneck = new
+
+    def _apply_streaming(self, rate: np.ndarray, capacity: np.ndarray, bneck: np.ndarray) -> np.ndarray:
         """Second pass: starved streaming devices fall into start/stop and slow further."""
         starved = (rate > 0) & (rate < self._smin * (1 - 1e-9))
         flips = np.flatnonzero(starved != self._sstate)
@@ -276,7 +300,11 @@ class FlowNetwork:
         # effective rate of a starved feed x: x / (1 + x * reposition / buffer)  (see Streaming)
         degraded = rate / (1.0 + rate * self._srep / self._sbuf)
         caps = np.where(starved, np.minimum(self._caps, degraded), self._caps)
-        return max_min_rates(self._fi, self._ri, self._wi, capacity, len(self._order), caps)
+        upstream = bneck.copy()
+        rate = max_min_rates(self._fi, self._ri, self._wi, capacity, len(self._order), caps, bneck)
+        # a starved drive is held back by whatever starves it, not by its own start/stop cap
+        np.copyto(bneck, upstream, where=starved & (bneck == -1))
+        return rate
 
     def _schedule(self) -> None:
         self._gen += 1

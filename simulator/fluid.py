@@ -100,6 +100,7 @@ def copy(san: SimSAN, mover: str, source: str, destination: str, layout: CopyLay
             if hit.timeout:
                 yield env.timeout(san.cal.scsi_timeout_s)
             failure, known = copy_failure(hit, Position(0, 0, 0, 0), mover)
+            san.attribution.failed(job, env.now, since=t0)
             san.timeline.event(env.now, "copy-failed", job or mover, mover=mover, batch=0, why=failure.message)
             return CopyResult(0, failure, 0, 0 if known else None, env.now - t0)
         path, streaming = san.server_free_path(source, mover, destination, layout.total,
@@ -117,6 +118,7 @@ def copy(san: SimSAN, mover: str, source: str, destination: str, layout: CopyLay
     if isinstance(cause, FaultHit) and cause.role == "destination" and cause.target == source:
         cause = replace(cause, role="source")  # a drive that fails while a restore reads it
     failure, known = copy_failure(cause, pos, mover, end.reason)
+    san.attribution.failed(job, env.now, flow=flow, kept_bytes=pos.done_bytes)
     san.timeline.event(env.now, "copy-failed", job or mover, mover=mover, batch=pos.batch,
                        list=pos.list_in_batch, segment=pos.segment_in_list, why=failure.message)
     return CopyResult(pos.batch, failure, pos.list_in_batch, pos.segment_in_list if known else None,
@@ -180,6 +182,7 @@ def transfer(san: SimSAN, op: Transfer, *, client: str | None = None, job: str =
     refusal = _transfer_refusal(san, src, dest, client=client, agent=agent, lan=lan, restore=restore)
     if refusal is not None:
         failure = _transfer_failure(refusal, "", dest)
+        san.attribution.failed(job, env.now, since=t0)
         san.timeline.event(env.now, "transfer-failed", job or client, path=kind, why=failure.message)
         return TransferResult(0, (), failure, env.now - t0)
     if lan:
@@ -197,6 +200,7 @@ def transfer(san: SimSAN, op: Transfer, *, client: str | None = None, job: str =
     if end.ok:
         return TransferResult(len(pieces), stored, None, env.now - t0)
     failure = _transfer_failure(end.cause, end.reason, dest)
+    san.attribution.failed(job, env.now, flow=flow, kept_bytes=float(lengths[:done].sum()))
     san.timeline.event(env.now, "transfer-failed", job or client, path=kind, pieces_done=done, why=failure.message)
     return TransferResult(done, stored, failure, env.now - t0)
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 
 import simpy
 
+from simulator.attribution import Attribution
 from simulator.calibration import MB, MiB, Calibration
 from simulator.devices import (Components, DataMover, DiskLun, Host, Lan, StorageAgent, TapeDrive,
                                tape_drive)
@@ -63,6 +64,7 @@ class SimSAN:
         self.job_listeners: list[Callable[[str, JobProgress], Any]] = []
         self.owners: dict[str, str] = {}  # client disk LUN -> client host
         self.agent_of: dict[str, str] = {}  # client host -> its storage agent
+        self.attribution = Attribution(self.net.resources, self.owners)  # per-job bottleneck and failover time
 
     # -- building -------------------------------------------------------------------
     def add_link(self, name: str, bytes_s: float, kind: str = "link") -> None:
@@ -352,6 +354,8 @@ class SimSAN:
         prog = self.jobs.setdefault(job, JobProgress(0.0)) if job and counts else None
         m = dict(meta or {})
         m["job_base"] = prog.done + sum(f.total for f in prog.running) if prog else 0.0
+        if job:
+            self.attribution.flow_started(job, self.env.now)
         flow = self.net.start(nbytes, path, label=label, job=job, streaming=streaming, meta=m)
         for r, _ in path:
             self._route_use[r.index] = self._route_use.get(r.index, 0) + 1
@@ -363,6 +367,7 @@ class SimSAN:
         return flow
 
     def _flow_ended(self, flow: Flow, end: Any) -> None:
+        self.attribution.flow_ended(flow)
         for r, _ in flow.path:
             self._route_use[r.index] -= 1
         prog = self.jobs.get(flow.job) if flow.job else None

@@ -120,8 +120,36 @@ def total_verbosity(args: argparse.Namespace) -> int:
     return sum(v for k, v in vars(args).items() if k == "verbose" or k.startswith("_verbose"))
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("serverfree")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "unknown (not installed)"
+
+
+def _is_bad_input(exc: BaseException) -> bool:
+    """Exit 2 is for what the user gave (options, files, names); device and network trouble is a failed job."""
+    from scsi.devices.errors import DeviceError
+
+    if isinstance(exc, (DeviceError, ConnectionError, TimeoutError)):
+        return False
+    if isinstance(exc, OSError):
+        import errno
+
+        return exc.errno in (errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.EACCES, errno.EPERM,
+                             errno.EEXIST, errno.ENAMETOOLONG, errno.EROFS, None)
+    return isinstance(exc, (ValueError, LookupError))
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done, 1 the job failed, 2 bad input, 130 interrupted (SIGINT).
+
+    No traceback reaches a user: anything unexpected is one line (``-vv`` logs the traceback).
+    """
     parser = build_parser()
+    parser.add_argument("--version", action="version", version=f"serverfree {_version()}")
     argv = normalise_dsmc_args(list(sys.argv[1:] if argv is None else argv),
                                long_option_names(parser), _short_flags(parser))
     args = parser.parse_args(argv)
@@ -132,13 +160,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ValueError, LookupError, OSError) as exc:
-        # Validation, decoding and I/O problems are the user's to act on: one clear line.
-        print(f"serverfree: error: {exc}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:
+        # `serverfree ... | head`: the reader is gone; say nothing more (and keep Python quiet at exit)
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 0
     except KeyboardInterrupt:
         print("serverfree: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the top-level guard
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if _is_bad_input(exc):
+            # Validation, decoding and missing files are the user's to act on: one clear line.
+            print(f"serverfree: error: {text}", file=sys.stderr)
+            return 2
+        logging.getLogger("serverfree").debug("traceback", exc_info=True)
+        kind = "" if isinstance(exc, (OSError, RuntimeError)) else f"{type(exc).__name__}: "
+        print(f"serverfree: failed: {kind}{text}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

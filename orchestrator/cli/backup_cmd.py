@@ -116,6 +116,20 @@ def check_lan_drive(site_file: str, site: SiteConfig, drives: list[str], what: s
                          f"{', '.join(other)}; the LAN path cannot reach it")
 
 
+def check_volume_bounds(site_file: str, volume: str, vsite: Any, io: Any) -> None:
+    """The site file's offset/size must be whole blocks inside the device (else the SAN refuses later)."""
+    where = f"{site_file}: volumes.{volume}"
+    if vsite.offset % io.block_size:
+        raise ValueError(f"{where}.offset: {vsite.offset} is not a whole number of {io.block_size}-byte blocks "
+                         f"of device {vsite.device}")
+    if vsite.offset >= io.size:
+        raise ValueError(f"{where}.offset: {vsite.offset} lies beyond the end of device {vsite.device} "
+                         f"({io.size} bytes)")
+    if vsite.size is not None and (vsite.size % io.block_size or vsite.offset + vsite.size > io.size):
+        raise ValueError(f"{where}.size: {vsite.size} bytes from offset {vsite.offset} is not whole blocks "
+                         f"inside device {vsite.device} ({io.size} bytes of {io.block_size})")
+
+
 class DeviceVolume:
     """A volume read through a BlockIO at an offset (what volume analysis reads)."""
 
@@ -206,6 +220,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         snaps = CowSnapshots.wrap(opened.luns, opened.devices) if opened.luns else None
         driver = RealDriver(cat, opened.movers, opened.devices, snapshots=snaps)
         io = driver.io(vsite.device)
+        check_volume_bounds(args.site, volume, vsite, io)
         size = vsite.size or (io.size - vsite.offset)
         layout = read_layout(DeviceVolume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value

@@ -37,23 +37,31 @@ def register(sub) -> None:
     s.add_argument("--reach", action="append", default=[], metavar="URL",
                    help="iscsi://HOST[:PORT]/IQN/LUN or /dev/sgN the mover reaches for EXTENDED COPY; "
                         "repeat, named remote0, remote1, ... (quick mode)")
+    s.add_argument("--fault", action="append", default=[], metavar="RULE",
+                   help="inject a fault, e.g. copy-aborted=0D/02@list=2,segment=3, busy=5s@list=1, "
+                        "drop@bytes=4M, stall=60s@bytes=1M; repeat (docs/datamover.md, Fault injection)")
     s.set_defaults(func=run_serve)
 
 
 def config_from_args(args):
+    from scsi.copymgr.faults import parse_fault
     from scsi.target.config import load_config, parse_config
 
+    faults = list(getattr(args, "fault", None) or [])
     if args.config:
         if args.iqn or args.lun or args.portal or args.reach:
             raise ValueError("--config cannot be combined with --portal/--iqn/--lun/--reach "
                              "(list reached devices in the config's remote: section)")
-        return load_config(args.config)
+        cfg = load_config(args.config)
+        for rule in faults:
+            parse_fault(rule)  # FaultError names the rule
+        return cfg.model_copy(update={"faults": [*cfg.faults, *faults]}) if faults else cfg
     if not args.iqn or not args.lun:
         raise ValueError("give --config FILE, or --iqn IQN and at least one --lun PATH")
     raw = {"portal": args.portal or "127.0.0.1:3260", "target": args.iqn,
            "luns": [{"id": n, "path": path} for n, path in enumerate(args.lun)],
            "remote": [{"name": f"remote{n}", "url": url} for n, url in enumerate(args.reach)],
-           "acl": [{"initiator": "*", "luns": "all", "remote": "all"}]}
+           "acl": [{"initiator": "*", "luns": "all", "remote": "all"}], "faults": faults}
     return parse_config(raw, "command line")
 
 
@@ -71,6 +79,8 @@ async def serve(cfg, *, ready=None) -> None:
         server = IscsiServer([built.node], host, port, io_threads=cfg.io_threads)
         await server.start()
         loop = asyncio.get_running_loop()
+        if built.faults is not None:
+            built.faults.on_drop = lambda: server.drop_all_threadsafe(loop)
         stop = asyncio.Event()
         # handlers before the ready line: a supervisor may signal as soon as it reads it
         for sig in (signal.SIGINT, signal.SIGTERM):

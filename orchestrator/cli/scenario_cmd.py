@@ -50,7 +50,7 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     r.add_argument("paths", nargs="+", metavar="PATH", help="scenario YAML files or directories of them")
     r.add_argument("--junit", metavar="FILE", help="write JUnit XML: one testcase per scenario")
     r.add_argument("--json", action="store_true", help="print the results as JSON")
-    r.add_argument("--seed", type=int, help="override every scenario's seed (synthetic data, random faults)")
+    r.add_argument("--seed", type=_seed, help="override every scenario's seed (synthetic data, random faults)")
     r.set_defaults(func=run)
     s = what.add_parser("schema", help="print the JSON Schema of scenario files")
     s.set_defaults(func=schema)
@@ -70,6 +70,17 @@ def scenario_files(paths: list[str]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{p}: no such scenario file")
     return out
+
+
+def _seed(text: str) -> int:
+    """--seed: a whole number >= 0 (argparse reports anything else against the option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; seeds are 0 or more")
+    return value
 
 
 def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignore[no-untyped-def]
@@ -99,6 +110,7 @@ def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignor
 
 def run(args: argparse.Namespace) -> int:
     """Run every file; a bad file is an errored testcase (JUnit and JSON), the others still run."""
+    from simulator.attribution import describe, shares_of
     from simulator.scenarios.expect import ScenarioResult, write_junit
 
     files = scenario_files(args.paths)
@@ -121,6 +133,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"{head} {res.name} ({path}) {figures}")
             for line in ([res.error] if res.error else []) + res.failures:
                 print(f"    {line}")
+            timed = [j for j in res.jobs if j.get("bottlenecks")]
+            if len(timed) > 8:  # a capacity run: one line for all its jobs
+                shares = shares_of(j["bottlenecks"] for j in timed)
+                lost = sum(j["bottlenecks"]["failover_seconds"] for j in timed)
+                print(f"    {len(timed)} jobs: bottleneck " + ", ".join(
+                    f"{c} {s:.0%}" for c, s in sorted(shares.items(), key=lambda kv: -kv[1])) +
+                    f"; failover {lost:.1f} s in all")
+            else:
+                for job in timed:
+                    print(f"    {job['job']} ({job['kind']}): {describe(job['bottlenecks'])}")
     if args.junit:
         write_junit(results, args.junit)
     failed = [r for r in results if not r.ok]

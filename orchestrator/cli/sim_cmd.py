@@ -29,6 +29,7 @@ def run_scenario(scen, base: Path = Path(".")):
 
 
 def run(args) -> int:
+    from simulator.attribution import describe
     from simulator.plots import plot_gantt, plot_throughput
     from simulator.scenarios.load import load_scenario
 
@@ -49,6 +50,7 @@ def run(args) -> int:
         for j in summary["jobs"]:
             moved = ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in j["bytes_by_path"].items())
             print(f"  {j['job']}: {j['outcome']} via {j['path'] or '-'} ({moved})")
+            print(f"    {describe(j['bottlenecks'])}")
             for reason in j["failovers"]:
                 print(f"    failover: {reason}")
             if j["message"]:

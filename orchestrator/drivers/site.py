@@ -143,12 +143,26 @@ class PoolSite(BaseModel):
 class VolumeSite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device: str
-    offset: int = 0
-    size: int | None = None
+    offset: int = Field(0, ge=0, description="byte offset of the volume on its device (whole blocks)")
+    size: int | None = Field(None, gt=0)
     filesystem: str | None = None  # detected from the bytes when absent
     topology_volume: str | None = None
 
     _s = field_validator("offset", "size", mode="before")(lambda v: None if v is None else _size(v))
+
+
+#: Seconds before a silent data mover counts as hung.  An EXTENDED COPY list is a
+#: few MiB (serverfreebatchsize), seconds at worst on a working SAN; 15 s, then
+#: failover, keeps a hung mover well under a minute of a job.
+DEFAULT_MOVER_TIMEOUT = 15.0
+
+
+class MoverSite(BaseModel):
+    """A data mover with its own command timeout: ``DM1: {url: iscsi://..., command_timeout: 10}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str
+    command_timeout: float | None = Field(None, gt=0, le=3600)
 
 
 class SiteConfig(BaseModel):
@@ -159,7 +173,9 @@ class SiteConfig(BaseModel):
     topology: str | None = None
     verified_without_topology: bool = False
     devices: dict[str, str]
-    movers: dict[str, str] = Field(default_factory=dict)
+    movers: dict[str, str | MoverSite] = Field(default_factory=dict)
+    mover_timeout: float = Field(DEFAULT_MOVER_TIMEOUT, gt=0, le=3600,
+                                 description="seconds a data mover may take to answer one command")
     pool: PoolSite
     volumes: dict[str, VolumeSite]
     base_dir: Path = Path(".")
@@ -169,6 +185,15 @@ class SiteConfig(BaseModel):
             if key.lower().rstrip("\\/") == name.lower().rstrip("\\/"):
                 return v
         raise LookupError(f"volume {name!r} is not in the site file (known: {', '.join(self.volumes)})")
+
+    def mover_url(self, name: str) -> str:
+        ref = self.movers[name]
+        return ref.url if isinstance(ref, MoverSite) else ref
+
+    def command_timeout(self, name: str) -> float:
+        """The mover's own command_timeout, else the site's mover_timeout."""
+        ref = self.movers[name]
+        return ref.command_timeout if isinstance(ref, MoverSite) and ref.command_timeout else self.mover_timeout
 
     def path(self, value: str) -> str:
         """A file path relative to the site file, or a URL unchanged."""
@@ -276,11 +301,12 @@ class OpenSite:
                     lun = FileBlockLun(name, target)
                     self.luns[name] = lun
                     self.devices[name] = InProcessDevice(BlockLunDevice(lun))
-            for name, ref in site.movers.items():
+            for name in site.movers:
+                ref = site.mover_url(name)
                 if ref == "inprocess":
                     self.movers[name] = InProcessDevice(self.copy_manager())
-                else:
-                    self.movers[name] = open_device(site.path(ref))
+                else:  # logged in to on first use: a mover that is down fails the job over, not the start
+                    self.movers[name] = LazyMover(name, site.path(ref), site.command_timeout(name))
         except BaseException:
             self.close()
             raise
@@ -349,3 +375,45 @@ class OpenSite:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LazyMover:
+    """A data mover's pyscsi device, opened on its first command with the site's command timeout.
+
+    A mover that is down, refuses the connection or never answers the login
+    raises DeviceConnectionError/DeviceTimeout from that command, which the
+    job treats as the mover failing (next mover, then LAN-free), instead of
+    stopping the job before it starts.
+    """
+
+    def __init__(self, name: str, url: str, timeout: float):
+        self.name, self.url, self.timeout = name, url, timeout
+        self._device: Any = None
+
+    @property
+    def opcodes(self) -> Any:
+        return getattr(self._device, "opcodes", None)
+
+    def device(self) -> Any:
+        if self._device is None:
+            from scsi.devices import open_device
+            from scsi.devices.errors import DeviceError
+
+            try:
+                self._device = open_device(self.url, timeout=self.timeout) if self.url.startswith("iscsi://") \
+                    else open_device(self.url)
+            except DeviceError:
+                raise
+            except (OSError, ValueError) as exc:
+                from scsi.devices.errors import DeviceConnectionError
+
+                raise DeviceConnectionError(f"data mover {self.name} ({self.url}): {exc}") from None
+        return self._device
+
+    def execute(self, cmd: Any, *args: Any, **kw: Any) -> Any:
+        return self.device().execute(cmd, *args, **kw)
+
+    def close(self) -> None:
+        if self._device is not None:
+            self._device.close()
+            self._device = None

@@ -80,11 +80,14 @@ def report_for(layout: VolumeLayout, options: VolumeOptions, *, with_extents: bo
     plans = []
     for path in DATA_PATHS:
         gap = options.gap_size(path)  # type: ignore[arg-type]
-        extents = layout.extents(gap)
-        plans.append(PathPlan(
-            path=path, imagegapsize=gap, extent_count=int(extents.shape[0]), bytes_to_move=total_bytes(extents),
-            extents=[(int(s), int(n)) for s, n in extents.tolist()] if with_extents else None,
-        ))
+        count = moved = 0
+        listed: list[tuple[int, int]] | None = [] if with_extents else None
+        for batch in layout.iter_extents(gap):  # streamed: a 16 TiB volume's extents are never held at once
+            count += int(batch.shape[0])
+            moved += total_bytes(batch)
+            if listed is not None:
+                listed.extend((int(s), int(n)) for s, n in batch.tolist())
+        plans.append(PathPlan(path=path, imagegapsize=gap, extent_count=count, bytes_to_move=moved, extents=listed))
     used_bytes = (layout.used_clusters * layout.cluster_size
                   if layout.used_clusters is not None and layout.cluster_size else None)
     return VolumeReport(

@@ -2,7 +2,8 @@
 from scsi.copymgr.config import CopyLimits, FcMapEntry
 from scsi.copymgr.engine import CopyEngine, Progress, Step
 from scsi.copymgr.errors import CopyAborted, CopyError, IllegalRequest
-from scsi.copymgr.io import IoRequest, IoResult, ThreadedDriver
+from scsi.copymgr.io import IoRequest, IoResult
+from scsi.copymgr.threaded import ThreadedDriver
 from scsi.copymgr.manager import CopyJob, CopyManager
 
 __all__ = ["CopyAborted", "CopyEngine", "CopyError", "CopyJob", "CopyLimits", "CopyManager", "FcMapEntry",

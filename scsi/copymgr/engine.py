@@ -26,7 +26,8 @@ from typing import Generator, Sequence
 
 from scsi import asc as A
 from scsi.copymgr.errors import CopyAborted, device_failure
-from scsi.copymgr.io import BlockRead, BlockWrite, Flush, IoRequest, IoResult, TestReady, WriteFilemarks
+from scsi.copymgr.io import (BlockCopy, BlockCopyFailed, BlockRead, BlockWrite, Extent, Flush, IoRequest, IoResult,
+                            TestReady, WriteFilemarks)
 from scsi.copymgr.resolve import Target
 from scsi.copymgr.stages import (BlockSink, BlockSource, BytesSource, DiscardSink, Sink, Source,
                                  SourceError, StreamSink, StreamSource)
@@ -75,7 +76,8 @@ class CopyEngine:
     """Runs prepared steps; raise CopyAborted (progress stays exact) on the first failure."""
 
     def __init__(self, steps: Sequence[Step], progress: Progress, *, inline: bytes = b"",
-                 chunk: int = 1 << 20, depth: int = 4, held_limit: int = 0):
+                 chunk: int = 1 << 20, depth: int = 4, held_limit: int = 0, block_copy: bool = False,
+                 merge_segments: bool = True):
         self.steps = steps
         self.progress = progress
         self.inline = inline
@@ -84,12 +86,21 @@ class CopyEngine:
         self.held_limit = held_limit
         self.residual = b""
         self.touched: dict[int, object] = {}
+        self.block_copy = block_copy  # the driver pipelines runs of plain 02h segments itself
+        self.merge_segments = merge_segments  # one BlockCopy per run of them (else one per segment)
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Batch:
-        for step in self.steps:
-            yield from self._segment(step)
+        i = 0
+        while i < len(self.steps):
+            run = self._plain_run(i)
+            if run:
+                yield from self._block_copy(run)
+                i += len(run)
+                continue
+            yield from self._segment(self.steps[i])
             self.progress.finish_segment()
+            i += 1
         last = self.steps[-1] if self.steps else None
         if self.residual and last is not None:
             raise CopyAborted.make(A.UNEXPECTED_INEXACT_SEGMENT,
@@ -101,6 +112,52 @@ class CopyEngine:
             for req, res in zip(flushes, results):
                 if not res.ok:
                     raise device_failure(res.error, segment=last.number if last else 0, role="destination")
+
+    # -- runs of plain block-to-block segments, handed to the driver whole -------------------
+    def _plain(self, step: Step) -> bool:
+        """A 02h segment of whole blocks between equal block sizes: no residue, no hold, no PAD rule."""
+        seg, src, dst = step.segment, step.src, step.dst
+        return (seg.type_code == 0x02 and src is not None and dst is not None
+                and src.block_size == dst.block_size and src.lun.is_block and dst.lun.is_block)
+
+    def _plain_run(self, start: int) -> list[Step]:
+        if not self.block_copy or self.residual:
+            return []
+        run: list[Step] = []
+        for step in self.steps[start:]:
+            if not self._plain(step):
+                break
+            run.append(step)
+            if not self.merge_segments:
+                break
+        return run
+
+    def _block_copy(self, run: list[Step]) -> Batch:
+        """One BlockCopy for consecutive plain 02h segments; segments count as done in order as they land."""
+        extents = tuple(Extent(s.src.lun, s.segment.src_lba, s.dst.lun, s.segment.dst_lba, s.segment.block_count)
+                        for s in run)
+        left = [e.blocks * e.src.block_size for e in extents]
+        finished = 0
+        for s in run:
+            self.touched[id(s.dst.lun)] = s.dst.lun
+
+        def written(index: int, nbytes: int) -> None:
+            nonlocal finished
+            self.progress.add_bytes(nbytes)
+            left[index] -= nbytes
+            while finished < len(left) and left[finished] == 0:
+                finished += 1
+                self.progress.finish_segment()
+
+        written(0, 0)  # leading empty segments are done at once
+        results = yield [BlockCopy(extents, self.chunk, self.depth, written)]
+        res = results[0]
+        if not res.ok:
+            err = res.error
+            if isinstance(err, BlockCopyFailed):
+                raise device_failure(err.error, segment=run[err.index].number, role=err.role)
+            raise device_failure(err, segment=run[finished].number if finished < len(run) else run[-1].number,
+                                 role="source")
 
     def _segment(self, step: Step) -> Batch:
         seg = step.segment

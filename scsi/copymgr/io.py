@@ -1,16 +1,15 @@
 """I/O requests the engine core yields, and the threaded driver that runs them.
 
 The core (sans-I/O) decides WHAT to read and write and hands a batch of
-requests to a driver, which decides HOW: :class:`ThreadedDriver` runs a batch
-on a thread pool (pread/pwrite and libiscsi release the GIL, so several
-requests are really outstanding); the simulator executes the same requests in
-simulated time.  Requests on one stream LUN keep their order; everything else
-in a batch may run concurrently.
+requests to a driver, which decides HOW: :class:`InlineDriver` here runs them
+one by one in the caller's thread, ``scsi.copymgr.threaded.ThreadedDriver``
+on a thread pool with pipelined block copies; the simulator executes the same
+requests in simulated time.  Requests on one stream LUN keep their order;
+everything else in a batch may run concurrently.
 """
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, Union
 
@@ -63,6 +62,45 @@ class WriteFilemarks:
 
 
 @dataclass(frozen=True)
+class Extent:
+    """Whole blocks from one block LUN to another (a 02h segment whose block sizes agree)."""
+
+    src: BlockLun
+    src_lba: int
+    dst: BlockLun
+    dst_lba: int
+    blocks: int
+
+
+@dataclass(frozen=True)
+class BlockCopy:
+    """Copy ``extents`` in order, pipelined as the driver sees fit (see scsi/copymgr/blockcopy.py).
+
+    ``chunk`` bytes per command at most and ``depth`` commands in flight at
+    most; ``written(index, nbytes)`` is called as each write of extent
+    ``index`` lands, so COPY STATUS stays live through a long copy.  ``check``,
+    when given, is asked before each chunk starts and may return an exception
+    that ends the copy (a fault plan's COPY ABORTED); the chunks in flight
+    finish first.  The result is the byte count; a failure is a
+    :class:`BlockCopyFailed`, or the exception ``check`` returned.
+    """
+
+    extents: tuple[Extent, ...]
+    chunk: int
+    depth: int
+    written: Callable[[int, int], None] = field(repr=False, compare=False)
+    check: Callable[[], BaseException | None] | None = field(default=None, repr=False, compare=False)
+
+
+class BlockCopyFailed(Exception):
+    """An extent of a BlockCopy failed: which one, on which side, and the LUN's error."""
+
+    def __init__(self, index: int, role: str, error: BaseException):
+        super().__init__(f"extent {index}: {role}: {error}")
+        self.index, self.role, self.error = index, role, error
+
+
+@dataclass(frozen=True)
 class Flush:
     lun: Lun
 
@@ -72,7 +110,7 @@ class TestReady:
     lun: Lun
 
 
-IoRequest = Union[BlockRead, BlockWrite, StreamRead, StreamWrite, WriteFilemarks, Flush, TestReady]
+IoRequest = Union[BlockRead, BlockWrite, StreamRead, StreamWrite, WriteFilemarks, Flush, TestReady, BlockCopy]
 
 
 @dataclass
@@ -116,10 +154,35 @@ def perform(req: IoRequest) -> Any:
     if isinstance(req, TestReady):
         req.lun.test_unit_ready()
         return None
+    if isinstance(req, BlockCopy):
+        return copy_in_order(req)
     raise TypeError(f"unknown I/O request {req!r}")
 
 
-def _run(fn: Callable[[], Any]) -> IoResult:
+def copy_in_order(req: BlockCopy) -> int:
+    """A BlockCopy one chunk at a time (for drivers that do not pipeline it themselves)."""
+    total = 0
+    for index, ext in enumerate(req.extents):
+        per = max(1, req.chunk // ext.src.block_size)
+        for off in range(0, ext.blocks, per):
+            n = min(per, ext.blocks - off)
+            abort = req.check() if req.check is not None else None
+            if abort is not None:
+                raise abort
+            try:
+                data = ext.src.read(ext.src_lba + off, n)
+            except Exception as e:  # noqa: BLE001 - the engine maps it to sense
+                raise BlockCopyFailed(index, "source", e) from None
+            try:
+                ext.dst.write(ext.dst_lba + off, data)
+            except Exception as e:  # noqa: BLE001
+                raise BlockCopyFailed(index, "destination", e) from None
+            total += len(data)
+            req.written(index, len(data))
+    return total
+
+
+def capture(fn: Callable[[], Any]) -> IoResult:
     try:
         return IoResult(value=fn())
     except Exception as e:  # a LUN may fail any way; the core maps it to sense
@@ -133,51 +196,4 @@ class InlineDriver:
     """
 
     def run_batch(self, batch: Sequence[IoRequest]) -> list[IoResult]:
-        return [_run(lambda r=req: perform(r)) for req in batch]
-
-
-class ThreadedDriver:
-    """Runs batches of requests on a shared thread pool."""
-
-    def __init__(self, workers: int = 8):
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copymgr-io")
-
-    def run_batch(self, batch: Sequence[IoRequest]) -> list[IoResult]:
-        if not batch:
-            return []
-        if len(batch) == 1:
-            return [_run(lambda: perform(batch[0]))]
-        results: list[IoResult | None] = [None] * len(batch)
-        chains: dict[int, list[int]] = {}  # stream LUN -> request indexes, kept in order
-        futures: list[tuple[list[int], Future]] = []
-        for i, req in enumerate(batch):
-            lun = getattr(req, "lun", None)
-            if isinstance(lun, StreamLun):
-                chains.setdefault(id(lun), []).append(i)
-            else:
-                futures.append(([i], self._pool.submit(_run, lambda r=req: perform(r))))
-        for idxs in chains.values():
-            futures.append((idxs, self._pool.submit(self._chain, [batch[i] for i in idxs])))
-        for idxs, fut in futures:
-            out = fut.result()
-            if isinstance(out, list):
-                for i, r in zip(idxs, out):
-                    results[i] = r
-            else:
-                results[idxs[0]] = out
-        return [r if r is not None else IoResult(error=RuntimeError("request not run")) for r in results]
-
-    @staticmethod
-    def _chain(reqs: list[IoRequest]) -> list[IoResult]:
-        out: list[IoResult] = []
-        for req in reqs:
-            res = _run(lambda r=req: perform(r))
-            out.append(res)
-            if not res.ok:  # later requests on a failed tape must not run
-                out += [IoResult(error=RuntimeError("not run: an earlier request on this LUN failed"))
-                        for _ in reqs[len(out):]]
-                break
-        return out
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        return [capture(lambda r=req: perform(r)) for req in batch]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Generator, Iterable, Mapping, Protocol, Sequence, Union
 
 from scsi import asc as A
@@ -26,7 +26,8 @@ from scsi.copymgr.cdb import (EXTENDED_COPY, EXTENDED_COPY_CDB, RCR_SERVICE_ACTI
 from scsi.copymgr.config import CopyLimits, FcMapEntry
 from scsi.copymgr.engine import CopyEngine
 from scsi.copymgr.errors import CopyAborted, CopyError, IllegalRequest
-from scsi.copymgr.io import IoRequest, IoResult, ThreadedDriver
+from scsi.copymgr.io import BlockCopy, IoRequest, IoResult
+from scsi.copymgr.threaded import ThreadedDriver
 from scsi.copymgr.prepare import build_steps, static_checks
 from scsi.copymgr.records import Busy, CopyRecord, DuplicateListId, RecordStore
 from scsi.copymgr.resolve import FcAddress, Resolver
@@ -71,7 +72,10 @@ class CopyJob:
             steps = build_steps(self.plist, m.resolver_for(self.nexus), m.limits)
             engine = CopyEngine(steps, self.record.progress, inline=bytes.fromhex(self.plist.inline_data),
                                 chunk=m.limits.chunk_bytes, depth=m.limits.io_depth,
-                                held_limit=m.limits.held_data_limit)
+                                held_limit=m.limits.held_data_limit,
+                                block_copy=getattr(m.driver, "copies_blocks", False),
+                                # a fault plan judges segment= rules between segments: keep them apart
+                                merge_segments=m.faults is None)
             yield from engine.run()
         except CopyError as e:
             self.result = _check(e.sense)
@@ -122,11 +126,12 @@ class CopyManager:
                 raise ValueError(f"FC map names unknown LUN {e.lun}")
         self.fc_map = tuple(FcAddress(e.lun, e.lun_number, e.wwpn_bytes(), e.port_id) for e in entries)
         self._own_driver = driver is None
-        self.driver: Driver = driver or ThreadedDriver(self.limits.io_workers)
+        self.driver: Driver = driver or ThreadedDriver(self.limits.io_workers, share_budget=2 * self.limits.io_depth)
         self.records = RecordStore(self.limits.total_concurrent_copies, self.limits.max_concurrent_copies)
         self._lock = threading.Lock()
         self.counters = {"copies": 0, "completed": 0, "failed": 0, "rejected": 0, "refused": 0,
                          "bytes": 0, "segments": 0}
+        self.faults: Any = None  # a scsi.copymgr.faults.FaultPlan when the mover injects faults
         self.has_streams = any(l.is_stream for l in self.luns.values())
         self.segment_codes, self.cscd_codes = self._implemented()
 
@@ -217,11 +222,23 @@ class CopyManager:
             return _check(sense_for(0x4, *A.INTERNAL_TARGET_FAILURE))
 
     def drive(self, job: CopyJob) -> ScsiResult:
-        """Run a prepared job to completion with this manager's driver."""
+        """Run a prepared job to completion with this manager's driver.
+
+        With a fault plan (:mod:`scsi.copymgr.faults`), its in-copy rules are
+        judged before each I/O batch: a COPY ABORTED is thrown into the copy.
+        """
         gen = job.run()
+        watch = self.faults.watch(job.record.progress) if self.faults else None
         try:
             batch = next(gen)
             while True:
+                abort = watch.before_batch() if watch is not None else None
+                if abort is not None:
+                    batch = gen.throw(abort)
+                    continue
+                if watch is not None:  # and before each chunk of a pipelined block copy
+                    batch = [replace(r, check=watch.before_batch) if isinstance(r, BlockCopy) else r
+                             for r in batch]
                 try:
                     results = self.driver.run_batch(batch)
                 except Exception as e:  # a broken driver fails the copy, not the target
@@ -230,6 +247,9 @@ class CopyManager:
                 batch = gen.send(results)
         except StopIteration as stop:
             return stop.value
+        finally:
+            if watch is not None:
+                watch.done()
 
     def prepare(self, nexus: Nexus, cdb: bytes, data_out: bytes) -> CopyJob | ScsiResult:
         """Validate an EXTENDED COPY (steps 1-5) and register it; a ScsiResult if it ends here."""

@@ -28,6 +28,7 @@ class Pending:
     error: BaseException | None = None
     libiscsi_status: int | None = None  # set by the completion callback
     transport_error: str = ""
+    sink: list | None = None  # the device's list of commands called back, so it reaps only those
 
     @property
     def done(self) -> bool:
@@ -44,6 +45,8 @@ def on_complete(iscsi, status, command_data, private_data):  # noqa: ANN001 - C 
     pending: Pending = L.ffi.from_handle(private_data)
     try:
         pending.libiscsi_status = status
+        if pending.sink is not None:
+            pending.sink.append(pending)
         task = pending.task
         if status == L.SCSI_STATUS_GOOD:
             size = task.datain.size

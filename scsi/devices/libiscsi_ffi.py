@@ -103,6 +103,14 @@ struct scsi_task *iscsi_scsi_command_sync(struct iscsi_context *iscsi, int lun,
                                           struct scsi_task *task, struct iscsi_data *data);
 int iscsi_scsi_command_async(struct iscsi_context *iscsi, int lun, struct scsi_task *task,
                              iscsi_command_cb cb, struct iscsi_data *data, void *private_data);
+struct scsi_task *iscsi_read16_iov_task(struct iscsi_context *iscsi, int lun, uint64_t lba,
+                                        uint32_t datalen, int blocksize, int rdprotect, int dpo, int fua,
+                                        int fua_nv, int group_number, iscsi_command_cb cb, void *private_data,
+                                        struct scsi_iovec *iov, int niov);
+struct scsi_task *iscsi_write16_iov_task(struct iscsi_context *iscsi, int lun, uint64_t lba,
+                                         unsigned char *data, uint32_t datalen, int blocksize, int wrprotect,
+                                         int dpo, int fua, int fua_nv, int group_number, iscsi_command_cb cb,
+                                         void *private_data, struct scsi_iovec *iov, int niov);
 int iscsi_scsi_cancel_task(struct iscsi_context *iscsi, struct scsi_task *task);
 void iscsi_scsi_cancel_all_tasks(struct iscsi_context *iscsi);
 """

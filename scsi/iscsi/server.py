@@ -86,6 +86,22 @@ class IscsiServer:
             if task is not None:
                 self._handlers.discard(task)
 
+    def drop_all(self) -> int:
+        """Close every connection at once (a cut cable; fault injection).  Call on the server's loop."""
+        conns = list(self.connections)
+        for conn in conns:
+            transport = conn.writer.transport
+            if transport is not None:
+                transport.abort()
+        log.warning("dropped %d iSCSI connection(s)", len(conns))
+        return len(conns)
+
+    def drop_all_threadsafe(self, loop: asyncio.AbstractEventLoop, timeout: float = 10) -> int:
+        """:meth:`drop_all` from another thread (a copy worker); waits until it is done."""
+        async def _drop() -> int:
+            return self.drop_all()
+        return asyncio.run_coroutine_threadsafe(_drop(), loop).result(timeout)
+
     # -- used by connections ------------------------------------------------------------------
     def lookup(self, name: str) -> TargetNode | None:
         return self.nodes.get(name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -30,7 +31,8 @@ from pyscsi.pyscsi.scsi_enum_command import sbc
 from scsi.designators import choose_lu_designator, parse_vpd83, read_capacity, read_vpd83
 from scsi.devices import DeviceCheckCondition, open_device
 from scsi.luns.base import BlockLun, Designator, LunError
-from scsi.sense import Sense, SenseError
+from scsi.luns.remote_async import AsyncSession, lun_error
+from scsi.target.inquiry import BLOCK_LIMITS
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +85,6 @@ class SynchronizeCache10(SCSICommand):
         self.cdb = bytearray([0x35]) + bytearray(9)
 
 
-def _lun_error(name: str, what: str, err: DeviceCheckCondition) -> LunError:
-    try:
-        s = Sense.decode(err.sense)
-        key, asc, ascq, info = int(s.key), s.asc, s.ascq, s.information
-    except SenseError:
-        key, asc, ascq, info = 0x4, 0x44, 0x00, None  # unreadable sense: report a target failure
-    return LunError(f"LUN {name}: {what}: {err}", key=key, asc=asc, ascq=ascq, information=info,
-                    sense=err.sense, status=getattr(err, "status", 0x02))
-
-
 class RemoteLun(BlockLun):
     """A block LUN on another SCSI target, reached through pyscsi device backends."""
 
@@ -102,6 +94,8 @@ class RemoteLun(BlockLun):
             raise ValueError(f"LUN {name}: sessions must be at least 1")
         self._pool: queue.Queue = queue.Queue()
         self._all: list[Any] = []
+        self._leases: dict[int, int] = {}  # id(device) -> pipelined copies using it
+        self._lease_lock = threading.Lock()
         self.target = target
         try:
             for _ in range(sessions):
@@ -111,6 +105,7 @@ class RemoteLun(BlockLun):
             probe = self._pool.get()
             try:
                 pdt, designators, block_size, blocks = self._identify(probe)
+                self._limits = self._block_limits(probe, block_size)
             finally:
                 self._pool.put(probe)
         except DeviceCheckCondition as e:
@@ -144,6 +139,45 @@ class RemoteLun(BlockLun):
                        for r in ordered]
         block_size, blocks = read_capacity(scsi)
         return pdt, designators, block_size, blocks
+
+    @staticmethod
+    def _block_limits(scsi: SCSI, block_size: int) -> tuple[int, int]:
+        """(maximum, optimal) transfer bytes from VPD B0h (SBC-3 6.5.3); (0, 0) when the page is absent."""
+        try:
+            inq = Inquiry(sbc.INQUIRY, evpd=1, page_code=0xB0, alloclen=BLOCK_LIMITS.size)
+            scsi.execute(inq)
+            page = bytes(inq.datain)
+            if len(page) < 16 or page[1] != 0xB0:
+                return 0, 0
+            f = BLOCK_LIMITS.decode(page[:BLOCK_LIMITS.size].ljust(BLOCK_LIMITS.size, b"\0"))
+        except (DeviceCheckCondition, ValueError) as e:  # page not supported: no limits reported
+            log.debug("no Block Limits VPD: %s", e)
+            return 0, 0
+        return f["max_transfer_length"] * block_size, f["optimal_transfer_length"] * block_size
+
+    def transfer_limits(self) -> tuple[int, int]:
+        return self._limits
+
+    @contextmanager
+    def lease_async(self) -> Iterator[AsyncSession | None]:
+        """The least-used session that can run pipelined zero-copy I/O (None when the backend cannot).
+
+        Sessions are shared, not taken out of the pool: a libiscsi session
+        carries many commands at once, and concurrent copies spread over the
+        sessions by their lease counts.
+        """
+        capable = [d for d in self._all if callable(getattr(d, "submit_block_io", None))]
+        if not capable:
+            yield None
+            return
+        with self._lease_lock:
+            dev = min(capable, key=lambda d: self._leases.get(id(d), 0))
+            self._leases[id(dev)] = self._leases.get(id(dev), 0) + 1
+        try:
+            yield AsyncSession(self, dev)
+        finally:
+            with self._lease_lock:
+                self._leases[id(dev)] -= 1
 
     def designators(self) -> list[Designator]:
         return list(self._designators)
@@ -209,7 +243,7 @@ class RemoteLun(BlockLun):
         except DeviceCheckCondition as e:
             if e.sense_key == UNIT_ATTENTION:
                 what = f"{what} (still UNIT ATTENTION after {UNIT_ATTENTION_RETRIES} retries)"
-            raise _lun_error(self.name, what, e) from None
+            raise lun_error(self.name, what, e) from None
         return cmd
 
     def close(self) -> None:

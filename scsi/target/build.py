@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from scsi.copymgr.faults import FaultInjector, FaultPlan, parse_fault
 from scsi.iscsi.chap import ChapSecrets
 from scsi.iscsi.node import TargetNode
 from scsi.luns.base import Lun
@@ -35,6 +36,7 @@ class BuiltTarget:
     node: TargetNode
     copy_manager: CommandHandler | None = None
     remotes: dict[str, Lun] = field(default_factory=dict)
+    faults: FaultPlan | None = None  # armed fault injection (datamover serve --fault / faults:)
 
     def counters(self) -> dict[str, int]:
         """Target, per-LUN and copy manager counters, flat (for logs and status output)."""
@@ -44,6 +46,8 @@ class BuiltTarget:
         cm = getattr(self.copy_manager, "counters", None)
         if isinstance(cm, dict):
             out.update({f"xcopy.{k}": v for k, v in cm.items()})
+        if self.faults is not None:
+            out["faults.fired"] = len(self.faults.fired)
         return out
 
     def close(self) -> None:
@@ -211,10 +215,21 @@ def build_target(cfg: TargetConfig, *, luns: dict[int, Lun] | None = None,
         if forget is not None:
             forget((initiator, cfg.target))
         for device in devices.values():
+            lost = getattr(device, "nexus_lost", None)
             attentions = getattr(device, "attentions", None)
-            if attentions is not None:
+            if lost is not None:
+                lost(initiator)
+            elif attentions is not None:
                 attentions.forget(initiator)
 
-    node = TargetNode(name=cfg.target, handler=scsi, allows=allows, chap_for=chap_for, alias=cfg.alias,
+    handler: CommandHandler = scsi
+    faults = None
+    if cfg.faults:
+        faults = FaultPlan([parse_fault(rule) for rule in cfg.faults])
+        handler = FaultInjector(faults, scsi)
+        if copy_manager is not None and hasattr(copy_manager, "faults"):
+            copy_manager.faults = faults
+        log.warning("fault injection armed: %s", "; ".join(cfg.faults))
+    node = TargetNode(name=cfg.target, handler=handler, allows=allows, chap_for=chap_for, alias=cfg.alias,
                       lun_exists=lambda n: n in devices, session_closed=session_closed)
-    return BuiltTarget(cfg, luns, devices, scsi, node, copy_manager, remotes)
+    return BuiltTarget(cfg, luns, devices, scsi, node, copy_manager, remotes, faults)

@@ -43,6 +43,7 @@ from pydantic import (
 )
 
 from scsi.copymgr.config import CopyLimits
+from scsi.copymgr.faults import parse_fault
 from scsi.designators import parse_wwn
 from scsi.devices.iscsi_url import parse_iscsi_url
 
@@ -225,6 +226,14 @@ class TargetConfig(BaseModel):
     acl: list[AclEntry] = Field(default_factory=lambda: [AclEntry(initiator="*")])
     io_threads: int = Field(default=8, ge=1, le=256)
     limits: CopyLimits = Field(default_factory=CopyLimits)  # the copy manager's (OPERATING PARAMETERS)
+    faults: list[str] = Field(default_factory=list)  # fault injection rules, see scsi.copymgr.faults
+
+    @field_validator("faults")
+    @classmethod
+    def _faults(cls, v: list[str]) -> list[str]:
+        for rule in v:
+            parse_fault(rule)  # FaultError (a ValueError) names the rule and the part
+        return v
 
     @field_validator("portal")
     @classmethod

@@ -29,12 +29,13 @@ class JobOutcome:
     started_s: float = 0.0  # simulated time the job's step started and its phase ended
     ended_s: float = 0.0
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # host -> CPU used during the phase
+    bottlenecks: dict = field(default_factory=dict)  # simulator.attribution: what held the job back
 
     def as_dict(self) -> dict:
         d = self.report.as_dict()
         d.update(step=self.index, copy=self.copy, job=self.name, byte_identical=self.byte_identical,
                  compare=self.compare_note, started_s=round(self.started_s, 3), ended_s=round(self.ended_s, 3),
-                 phase_cpu_seconds=self.cpu_seconds)
+                 phase_cpu_seconds=self.cpu_seconds, bottlenecks=self.bottlenecks)
         return d
 
 

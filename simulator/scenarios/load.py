@@ -116,7 +116,9 @@ class SimRun:
             "shoeshine_events": len(self.san.timeline.events_of("shoeshine")),
             "jobs": [{"job": f"{r.node}:{r.filespace}", "outcome": r.outcome, "path": r.path_used,
                       "bytes_by_path": r.bytes_by_path, "failovers": [f.reason for f in r.failovers],
-                      "message": r.message} for r in self.reports],
+                      "message": r.message,
+                      "bottlenecks": self.san.attribution.report(f"{r.node}:{r.filespace}")}
+                     for r in self.reports],
         }
 
 

@@ -264,7 +264,7 @@ class ScenarioRunner(ScenarioJobs):
             cpu = {h: round(v - cpu0.get(h, 0.0), 4) for h, v in self.cpu().items()}
             for i, c, kind, name, proc in procs:
                 outcome = JobOutcome(i, c, kind, name, proc.value, started_s=t0, ended_s=self.san.env.now,
-                                     cpu_seconds=cpu)
+                                     cpu_seconds=cpu, bottlenecks=self.san.attribution.report(name, forget=True))
                 if kind == "restore":
                     vol = self._volume(self.scen.jobs[i].volume)
                     if outcome.report.ok:

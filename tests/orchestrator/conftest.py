@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.fatimage import make_fat_image
 
 from orchestrator.volume.samples import (
     SAMPLE_SIZES,
@@ -104,45 +105,7 @@ def copy_extents():  # type: ignore[no-untyped-def]
     return _copy_extents
 
 
-# --- FAT images, built field by field (no mkfs.fat needed) -------------------------------------
-
-_FAT_GEOMETRY = {
-    # kind: (sectors, sectors per cluster, reserved sectors, root entries)
-    "fat12": (2048, 1, 1, 224),
-    "fat16": (32768, 4, 1, 512),
-    "fat32": (69632, 1, 32, 0),
-}
-
-
-def make_fat_image(path: Path, kind: str) -> Path:
-    """A freshly formatted, empty FAT12/16/32 volume (sparse file)."""
-    sectors, spc, reserved, root_entries = _FAT_GEOMETRY[kind]
-    entry_bits = {"fat12": 12, "fat16": 16, "fat32": 32}[kind]
-    clusters_estimate = sectors // spc
-    fat_sectors = (clusters_estimate * entry_bits // 8 + 511) // 512 + 1
-    boot = bytearray(512)
-    boot[0:3] = b"\xeb\x3c\x90"
-    boot[3:11] = b"MSWIN4.1"
-    struct.pack_into("<HBHBHHBHHHII", boot, 11, 512, spc, reserved, 2, root_entries,
-                     sectors if sectors < 65536 and kind != "fat32" else 0, 0xF8,
-                     0 if kind == "fat32" else fat_sectors, 32, 2, 0, sectors if kind == "fat32" else 0)
-    if kind == "fat32":
-        struct.pack_into("<IHHIHH12sBBBI11s8s", boot, 36, fat_sectors, 0, 0, 2, 1, 6, b"", 0x80, 0, 0x29,
-                         0x1234ABCD, b"NO NAME    ", b"FAT32   ")
-    else:
-        struct.pack_into("<BBBI11s8s", boot, 36, 0x80, 0, 0x29, 0x1234ABCD, b"NO NAME    ",
-                         f"{kind.upper():<8}".encode())
-    boot[510:512] = b"\x55\xaa"
-    first_fat = {"fat12": b"\xf8\xff\xff", "fat16": b"\xf8\xff\xff\xff",
-                 "fat32": struct.pack("<III", 0x0FFFFFF8, 0x0FFFFFFF, 0x0FFFFFFF)}[kind]
-    with open(path, "wb") as fh:
-        fh.truncate(sectors * 512)
-        fh.write(boot)
-        for copy in range(2):
-            fh.seek((reserved + copy * fat_sectors) * 512)
-            fh.write(first_fat)
-    return path
-
+# --- FAT images: tests/fixtures/fatimage.py (mkfs.fat, judged by fsck.fat) ---------------------
 
 @pytest.fixture
 def fat_image(tmp_path: Path):  # type: ignore[no-untyped-def]

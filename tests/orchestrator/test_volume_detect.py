@@ -9,6 +9,7 @@ import pytest
 from dissect.ntfs import NTFS
 
 from orchestrator.options import parse_options
+from tests.fixtures.fatimage import FAT_GEOMETRY, fsck_fat_geometry
 from orchestrator.volume import BytesVolume, FileSystem, VolumeError, analyze_volume, read_layout
 from orchestrator.volume.source import ReaderStream, open_volume
 
@@ -17,9 +18,11 @@ from orchestrator.volume.source import ReaderStream, open_volume
                                       ("fat32", FileSystem.FAT32)])
 def test_fat_types_are_told_apart(fat_image, kind: str, fs: FileSystem):
     path = fat_image(kind)
+    bits, cluster = fsck_fat_geometry(path)  # the outside judge: dosfstools' own reading
+    assert bits == FAT_GEOMETRY[kind][0] and cluster == 512 * FAT_GEOMETRY[kind][2]
     layout = read_layout(path)
-    assert layout.filesystem is fs
-    assert layout.cluster_size in (512, 2048)
+    assert layout.filesystem is fs and fs.name == f"FAT{bits}"
+    assert layout.cluster_size == cluster
     # FAT volumes are copied whole: imagegapsize does not apply
     assert layout.extents(32 * 1024).tolist() == [[0, path.stat().st_size]]
 

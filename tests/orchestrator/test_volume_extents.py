@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import orchestrator.volume.extents as ext
+import orchestrator.volume.bitmap_stream as stream
 from orchestrator.volume.extents import (
     add_extent,
     bitmap_to_extents,
@@ -56,7 +56,7 @@ def test_extents_match_the_naive_gap_rule(bits: list[int], gap_clusters: int):
 
 
 def test_runs_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(ext, "CHUNK_BYTES", 16)  # 128 bits per chunk: runs cross many chunks
+    monkeypatch.setattr(stream, "STEP_BYTES", 16)  # 128 bits per step: runs cross many chunks
     rng = np.random.default_rng(7)
     bits = (rng.random(5000) < 0.8).astype(np.uint8)
     bits[120:300] = 1  # one run spanning a chunk edge
@@ -119,25 +119,31 @@ def test_add_extent_merges_touching_and_overlapping():
     assert add_extent(np.zeros((0, 2), dtype=np.int64), 7, 3).tolist() == [[7, 3]]
 
 
-def test_benchmark_script_runs_and_checks_itself(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """Keeps benchmarks/bench_extents.py working: a tiny volume, its own peer comparison, the last-line format."""
+def test_benchmark_script_runs_and_checks_itself(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                tmp_path):
+    """Keeps benchmarks/bench_extents.py working: a tiny volume, its peers (the Python loop checks itself), the format."""
     import re
     import runpy
     import sys
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_extents.py"
-    monkeypatch.setattr(sys, "argv", [str(script), "--volume-tib", "0.0001", "--repeat", "1",
+    monkeypatch.setenv("SERVERFREE_BENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(sys, "argv", [str(script), "--sizes", "0.0001,0.0002", "--repeat", "1",
                                       "--peer-bits", "20000"])
     runpy.run_path(str(script), run_name="__main__")
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert re.fullmatch(r"bitmap_to_extents_seconds=\d+\.\d{3} ratio_vs_python_loop=\d+", last), last
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert sum(line.startswith("volume=0.0002TiB clusters=") for line in lines) == 1
+    peer = [line for line in lines if line.startswith("ntfsclone_peer")]
+    assert len(peer) == 1 and ("skipped" in peer[0] or re.search(r"ntfsclone_image_bytes=\d+ ", peer[0])), peer
+    assert re.fullmatch(r"volume=0.0002TiB bitmap_to_extents_seconds=\d+\.\d{3} cpu_seconds=\d+\.\d{3} "
+                        r"peak_rss_mib=\d+ load=[\d./]+", lines[-1]), lines[-1]
 
 
 @pytest.mark.parametrize("offset", [0, 1, 3])
 def test_unaligned_input_and_output_growth_across_chunks(monkeypatch: pytest.MonkeyPatch, offset: int):
     """Whole aligned chunks are read in place, others copied; the edge buffer grows when later chunks get denser."""
-    monkeypatch.setattr(ext, "CHUNK_BYTES", 64)  # 512 bits per chunk
+    monkeypatch.setattr(stream, "STEP_BYTES", 64)  # 512 bits per step
     rng = np.random.default_rng(11 + offset)
     bits = np.zeros(6000, dtype=np.uint8)
     bits[700:760] = 1  # a sparse start projects a small edge buffer ...

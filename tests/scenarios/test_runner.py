@@ -65,6 +65,15 @@ def test_json_output_and_seed_override(tmp_path, capsys):
     (scen,) = data["scenarios"]
     assert data["ok"] and scen["ok"] and scen["jobs"][0]["path_used"] == "server-free"
     assert scen["summary"]["completed_jobs"] == 1
+    att = scen["jobs"][0]["bottlenecks"]
+    assert att["main_bottleneck"] and sum(att["bottleneck_share"].values()) <= 1.0001
+    assert att["elapsed_s"] > 0 and att["failover_seconds"] == 0
+
+
+def test_text_output_names_each_jobs_bottleneck(tmp_path, capsys):
+    right = _write(tmp_path, "right.yaml", RIGHT)
+    assert main(["scenario", "run", str(right)]) == 0
+    assert "(backup): bottleneck " in capsys.readouterr().out
 
 
 def test_directory_runs_every_yaml_in_it(tmp_path, capsys):

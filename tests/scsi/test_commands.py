@@ -191,7 +191,7 @@ u = lambda bits: st.integers(0, 2 ** bits - 1)  # noqa: E731
        st.builds(CopyStatus, status=st.sampled_from(CopyManagerStatus), hdd=st.booleans(),
                  segments_processed=u(16), transfer_count=u(32), transfer_count_units=st.integers(0, 6)),
        st.binary(max_size=64))
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 def test_result_round_trips(op, status, held):
     assert OperatingParameters.decode(op.encode()) == op
     assert CopyStatus.decode(status.encode()) == status

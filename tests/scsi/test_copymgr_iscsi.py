@@ -81,6 +81,26 @@ def test_libiscsi_extended_copy_and_receive_copy_results(mover):
     assert res.returncode == 0, out
 
 
+def test_operating_parameters_through_libiscsi(mover):
+    """RECEIVE COPY RESULTS / OPERATING PARAMETERS through the libiscsi backend (the
+    success branch that tgtd, having no copy manager, cannot take): the values are
+    the ones docs/datamover.md prints for this two-LUN quick-form mover."""
+    from pyscsi.pyscsi.scsi import SCSI
+
+    from scsi import commands
+    from scsi.devices.iscsi import LibiscsiDevice
+
+    dev = LibiscsiDevice(url(mover, 0), initiator_iqn="iqn.2026-11.org.serverfree.test:op-params", timeout=10)
+    try:
+        p = commands.operating_parameters(SCSI(dev, 512))
+    finally:
+        dev.close()
+    assert (p.max_cscd_count, p.max_segment_count, p.max_descriptor_list_length) == (32, 256, 8192)
+    assert (p.max_segment_length, p.max_inline_data_length, p.held_data_limit) == (268435456, 0, 1048576)
+    assert (p.max_stream_device_transfer_size, p.total_concurrent_copies, p.max_concurrent_copies) == (0, 16, 8)
+    assert tuple(p.implemented_descriptors) == (0x02, 0x07, 0x0A, 0x0D, 0xE4)
+
+
 @pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img (qemu-utils) is not installed")
 def test_qemu_img_convert_offloads_to_extended_copy(mover):
     data = os.urandom(8 << 20)

@@ -72,6 +72,8 @@ def test_copy_status_while_running_and_after(gated):
     t, box = start(m, pl)
     dst.waiting.wait(30)
     c = Client(m)
+    # segments overlap in the pipeline: the first counts once its last write has landed
+    wait_for(lambda: c.copy_status(7).segments_processed == 1, "the first segment to complete")
     st = c.copy_status(7)
     assert st.status == 0 and st.segments_processed == 1 and st.bytes_transferred >= 64 * 512
     # the same list id may not start again while it runs on this I_T nexus ...

@@ -1,6 +1,6 @@
 """Sense data: hand-written vectors from the reference (6.1-6.5), round trips, bad input."""
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from scsi.asc import asc_label, asc_name
 from scsi.sense import (FieldPointer, RawSks, SegmentPointer, Sense, SenseError, SenseKey, copy_aborted,
@@ -103,6 +103,7 @@ pointers = st.one_of(
 )
 
 
+@settings(deadline=None)
 @given(key=st.sampled_from([SenseKey.ILLEGAL_REQUEST, SenseKey.COPY_ABORTED]), asc=st.integers(0, 255),
        ascq=st.integers(0, 255), info=st.none() | st.integers(0, 2**32 - 1), cs=st.integers(0, 2**32 - 1),
        sks=pointers, fmt=st.sampled_from(["fixed", "descriptor"]))
@@ -116,6 +117,7 @@ def test_round_trip_property(key, asc, ascq, info, cs, sks, fmt):
     assert Sense.decode(s.encode()) == s
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=64))
 def test_garbage_never_crashes(data):
     try:

@@ -15,6 +15,7 @@ from pyscsi.pyscsi.scsi_cdb_testunitready import TestUnitReady as TurCommand
 from pyscsi.pyscsi.scsi_enum_command import sbc
 from pyscsi.pyscsi.scsi_sense import SCSICheckCondition
 
+from scsi import commands, designators
 from scsi.devices import (DeviceCheckCondition, DeviceConnectionError, DeviceLoginError, DeviceTimeout,
                           open_device)
 from scsi.devices.iscsi import LibiscsiDevice
@@ -63,24 +64,30 @@ def test_vpd_pages_83_and_80(dev):
 
 
 def test_e4_descriptor_names_this_lun(target, dev):
-    designators = pytest.importorskip("scsi.designators", reason="scsi/designators.py not written yet")
     s = SCSI(dev, BLOCK)
     cscd = designators.cscd_for_device(s, block_length=BLOCK)
-    raw = cscd.encode() if hasattr(cscd, "encode") else None
-    assert cscd.type_code == 0xE4 and cscd.association == 0 and cscd.designator_type == 3
-    # the same designator, read independently from the raw VPD 83h page
+    raw = cscd.encode()
+    # the LU's NAA designator, read independently from the raw VPD 83h page (SPC-4 7.8.6)
     page = bytes(s.inquiry(evpd=1, page_code=0x83, alloclen=255).datain)
     length = int.from_bytes(page[2:4], "big")
     pos, naa_bodies = 4, []
     while pos < 4 + length:
         dlen = page[pos + 3]
         if page[pos + 1] & 0x0F == 3 and (page[pos + 1] >> 4) & 3 == 0:
-            naa_bodies.append(page[pos + 4:pos + 4 + dlen].hex())
+            naa_bodies.append((page[pos] & 0x0F, page[pos + 4:pos + 4 + dlen]))
         pos += 4 + dlen
-    assert cscd.designator == naa_bodies[0]
-    if raw is not None:
-        assert raw[0] == 0xE4 and raw[7] == len(naa_bodies[0]) // 2
-        assert raw[8:8 + raw[7]].hex() == naa_bodies[0]
+    assert naa_bodies, f"tgtd reports an NAA designator for the LU: {page.hex()}"
+    code_set, naa = naa_bodies[0]
+    # the 32-byte E4h descriptor, byte by byte as SPC-4 6.4.5.6 / reference 2 lays it out
+    assert len(raw) == 32
+    assert raw[0] == 0xE4                      # DESCRIPTOR TYPE CODE
+    assert raw[1] == 0x00                      # LU ID TYPE 0, NUL 0, PERIPHERAL DEVICE TYPE 0 (disk)
+    assert raw[2:4] == b"\0\0"                 # RELATIVE INITIATOR PORT IDENTIFIER: any
+    assert raw[4] == code_set                  # CODE SET as the VPD page says (binary NAA: 1)
+    assert raw[5] == 0x03                      # ASSOCIATION 00b (the LU), DESIGNATOR TYPE 3h (NAA)
+    assert raw[6] == 0 and raw[7] == len(naa)  # reserved, DESIGNATOR LENGTH
+    assert raw[8:8 + len(naa)] == naa and raw[8 + len(naa):28] == bytes(20 - len(naa))
+    assert raw[28] == 0 and int.from_bytes(raw[29:32], "big") == BLOCK  # PAD 0, DISK BLOCK LENGTH
     other = LibiscsiDevice(target.url(2), initiator_iqn=INITIATOR)
     try:
         assert designators.cscd_for_device(SCSI(other, BLOCK)).designator != cscd.designator
@@ -114,15 +121,16 @@ def test_check_condition_passes_the_raw_sense(dev):
 
 
 def test_our_copy_commands_run_through_the_backend(dev):
-    commands = pytest.importorskip("scsi.commands", reason="scsi/commands.py not written yet")
+    """tgtd has no copy manager: our RECEIVE COPY RESULTS CDB must reach it and come back rejected
+    with the exact sense SPC-4 prescribes for an unsupported opcode (the good branch, with values,
+    runs against our own target in test_copymgr_iscsi.py::test_operating_parameters_through_libiscsi)."""
     s = SCSI(dev, BLOCK)
-    try:
-        params = commands.operating_parameters(s)
-    except SCSICheckCondition as exc:  # tgtd has no copy manager: INVALID COMMAND OPERATION CODE
-        assert (exc.sense_key, exc.asc, exc.ascq) == (0x05, 0x20, 0x00)
-        assert exc.cdb[0] == 0x84
-    else:
-        assert params is not None
+    with pytest.raises(SCSICheckCondition) as info:
+        commands.operating_parameters(s)
+    exc = info.value
+    assert (exc.sense_key, exc.asc, exc.ascq) == (0x05, 0x20, 0x00)  # INVALID COMMAND OPERATION CODE
+    assert exc.cdb[0] == 0x84 and exc.cdb[1] & 0x1F == 0x03  # RCR, service action OPERATING PARAMETERS
+    dev.execute(tur())  # the session is still usable afterwards
 
 
 def test_several_commands_outstanding_on_one_session(dev):

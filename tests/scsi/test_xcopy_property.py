@@ -71,7 +71,7 @@ def parameter_lists(draw):
     return ParameterList(header=header, cscds=targets, segments=segs, inline_data=draw(st.binary(max_size=16)).hex())
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(parameter_lists())
 def test_decode_encode_round_trip(pl):
     data = pl.encode()
@@ -79,7 +79,7 @@ def test_decode_encode_round_trip(pl):
     assert ParameterList.model_validate_json(pl.model_dump_json(by_alias=True)) == pl
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(parameter_lists(), st.data())
 def test_mutated_bytes_either_round_trip_exactly_or_raise(pl, data):
     raw = bytearray(pl.encode())
@@ -95,7 +95,7 @@ def test_mutated_bytes_either_round_trip_exactly_or_raise(pl, data):
     assert decoded.encode() == bytes(raw)
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(parameter_lists(), st.data())
 def test_truncated_lists_raise_parameter_list_length_error(pl, data):
     raw = pl.encode()
@@ -108,7 +108,7 @@ def test_truncated_lists_raise_parameter_list_length_error(pl, data):
         raise AssertionError(f"truncating {len(raw)} bytes to {cut} was accepted")
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_never_raise_anything_else(raw):
     try:

@@ -22,6 +22,9 @@ def test_sim_run_fails_over_and_writes_outputs(tmp_path, capsys):
     # COPY STATUS vouches for), the rest LAN-free; at the old, ignored 15 MB/s it would be a quarter of that
     sf = job["bytes_by_path"]["server-free"]
     assert 30 * 60e6 - 80 * 2**20 < sf <= 30 * 60e6, sf
+    att = job["bottlenecks"]  # the 60 MB/s drive held the job back; the two failovers cost time
+    assert att["main_bottleneck"] == "pool" and att["bottleneck_share"]["pool"] > 0.9
+    assert 0 < att["failover_seconds"] < 30
     assert out["cpu_seconds"]["CLIENT1"] > 0 and out["simulated_seconds"] < 1000
     assert (tmp_path / "g.png").stat().st_size > 1000
     assert json.loads((tmp_path / "t.json").read_text())["events"][0]["kind"] == "fault"

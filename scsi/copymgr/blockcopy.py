@@ -1,0 +1,294 @@
+"""Pipelined block copies: how a :class:`BlockCopy` request is carried out.
+
+Both devices are kept busy: each of up to ``depth`` slots owns one reusable
+buffer and cycles read -> write -> read on its own, so reads of later chunks
+overlap writes of earlier ones without a batch barrier between them.  When
+both LUNs offer a zero-copy session (:meth:`BlockLun.lease_async`, libiscsi
+here) the payload is never copied in Python: libiscsi reads Data-In into the
+slot's buffer and sends Data-Out from the same buffer, and one thread
+services both sessions with one poll.  Otherwise the slots run on the
+driver's thread pool with the LUNs' plain ``read``/``write``.
+
+How deep to go is measured, not configured: :class:`DepthTuner` climbs while
+throughput grows and backs off when it does not.  Concurrent copies share
+the mover through :class:`FairShare`, which caps each copy's depth at an
+equal part of the mover's budget of chunks in flight.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from scsi.copymgr.io import BlockCopy, BlockCopyFailed, Extent
+from scsi.luns.base import BlockLun
+from scsi.luns.remote_async import RETRY, AsyncSession, service
+
+UNIT_ATTENTION_RETRIES = 5
+
+
+class FairShare:
+    """Chunks in flight across all copies of one mover, split evenly among the copies running."""
+
+    def __init__(self, budget: int):
+        self.budget = max(1, budget)
+        self._active = 0
+        self._lock = threading.Lock()
+
+    def join(self) -> None:
+        with self._lock:
+            self._active += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._active -= 1
+
+    def cap(self) -> int:
+        """This copy's most chunks in flight now (at least 2, so reads and writes still overlap)."""
+        return max(2, self.budget // max(1, self._active))
+
+
+class DepthTuner:
+    """Hill-climbing on queue depth: measure bytes per second over a window, move depth toward more.
+
+    Starts at ``start``; after each window of ``window`` completed chunks it
+    compares throughput with the previous window and keeps moving in the same
+    direction while throughput grows by more than ``gain``, else turns round.
+    Devices that sustain a deeper queue get one; a device that only builds a
+    longer queue (latency grows, throughput does not) gets a shallower one.
+    """
+
+    def __init__(self, maximum: int, *, start: int = 4, window: int = 32, gain: float = 0.03,
+                 clock: Any = time.monotonic):
+        self.maximum = max(1, maximum)
+        self.depth = min(self.maximum, max(1, start))
+        self.window, self.gain, self.clock = window, gain, clock
+        self.step = 2
+        self._done = 0
+        self._bytes = 0
+        self._t0 = clock()
+        self._last_rate = 0.0
+        self.history: list[tuple[int, float]] = []  # (depth, bytes/s) per window, for tests and logs
+
+    def completed(self, nbytes: int) -> None:
+        self._done += 1
+        self._bytes += nbytes
+        if self._done < self.window:
+            return
+        now = self.clock()
+        rate = self._bytes / max(now - self._t0, 1e-9)
+        self.history.append((self.depth, rate))
+        if rate < self._last_rate * (1 + self.gain):
+            self.step = -self.step  # no better than before: turn round
+        self.depth = min(self.maximum, max(2 if self.maximum >= 2 else 1, self.depth + self.step))
+        self._last_rate, self._done, self._bytes, self._t0 = rate, 0, 0, now
+
+
+def chunks(extents: tuple[Extent, ...], chunk: int) -> Iterator[tuple[int, Extent, int, int, int]]:
+    """(extent index, extent, source LBA, destination LBA, blocks) pieces of at most ``chunk`` bytes."""
+    for i, ext in enumerate(extents):
+        per = max(1, chunk // ext.src.block_size)
+        for off in range(0, ext.blocks, per):
+            n = min(per, ext.blocks - off)
+            yield i, ext, ext.src_lba + off, ext.dst_lba + off, n
+
+
+def chunk_size(req: BlockCopy) -> int:
+    """The request's chunk, lowered to the LUNs' maximum transfer and rounded to their optimal one (VPD B0h)."""
+    size = req.chunk
+    optimal = 0
+    for lun in {id(l): l for e in req.extents for l in (e.src, e.dst)}.values():
+        most, best = lun.transfer_limits()
+        if most:
+            size = min(size, most)
+        optimal = max(optimal, best)
+    if optimal and size > optimal:
+        size -= size % optimal
+    block = max((e.src.block_size for e in req.extents), default=512)
+    return max(block, size - size % block)
+
+
+def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor) -> int:
+    """Carry out ``req``; returns the bytes copied or raises BlockCopyFailed."""
+    if not req.extents:
+        return 0
+    share.join()
+    try:
+        with ExitStack() as stack:
+            sessions: dict[int, AsyncSession] = {}
+            for lun in {id(l): l for e in req.extents for l in (e.src, e.dst)}.values():
+                s = stack.enter_context(lun.lease_async())
+                if s is None:
+                    break
+                sessions[id(lun)] = s
+            else:
+                return _AsyncCopy(req, sessions, share).run()
+        return _threaded_copy(req, share, pool)
+    finally:
+        share.leave()
+
+
+@dataclass(eq=False)
+class _Slot:
+    buf: bytearray
+    index: int = 0
+    ext: Extent | None = None
+    src_lba: int = 0
+    dst_lba: int = 0
+    blocks: int = 0
+    writing: bool = False
+    pending: Any = None
+    session: AsyncSession | None = None
+    retries: int = 0
+
+
+class _AsyncCopy:
+    """Zero-copy pipeline over libiscsi sessions, serviced from the calling thread."""
+
+    def __init__(self, req: BlockCopy, sessions: dict[int, AsyncSession], share: FairShare):
+        self.req, self.sessions, self.share = req, sessions, share
+        self.chunk = chunk_size(req)
+        self.tuner = DepthTuner(req.depth)
+        self.free: list[bytearray] = []
+        self.busy: list[_Slot] = []
+        self.failure: BlockCopyFailed | None = None
+        self.abort: BaseException | None = None  # what req.check returned
+        self.copied = 0
+
+    def run(self) -> int:
+        pieces = chunks(self.req.extents, self.chunk)
+        more = True
+        while more or self.busy:
+            if self.failure is None and self.abort is None:
+                while more and len(self.busy) < min(self.tuner.depth, self.share.cap()):
+                    self.abort = self.req.check() if self.req.check is not None else None
+                    if self.abort is not None:
+                        more = False
+                        break
+                    piece = next(pieces, None)
+                    if piece is None:
+                        more = False
+                        break
+                    self._start(*piece)
+            else:
+                more = False
+            if self.busy:
+                service(list({id(s.session): s.session for s in self.busy}.values()))
+                for slot in [s for s in self.busy if s.pending.done]:
+                    self._advance(slot)
+        if self.failure is not None:
+            raise self.failure
+        if self.abort is not None:
+            raise self.abort
+        return self.copied
+
+    def _start(self, index: int, ext: Extent, src_lba: int, dst_lba: int, blocks: int) -> None:
+        nbytes = blocks * ext.src.block_size
+        buf = self.free.pop() if self.free else bytearray(self.chunk)
+        slot = _Slot(buf, index, ext, src_lba, dst_lba, blocks)
+        self.busy.append(slot)
+        self._submit(slot, memoryview(buf)[:nbytes])
+
+    def _submit(self, slot: _Slot, view: memoryview) -> None:
+        ext = slot.ext
+        try:
+            if slot.writing:
+                slot.session = self.sessions[id(ext.dst)]
+                slot.pending = slot.session.write_from(slot.dst_lba, slot.blocks, view)
+            else:
+                slot.session = self.sessions[id(ext.src)]
+                slot.pending = slot.session.read_into(slot.src_lba, slot.blocks, view)
+        except Exception as e:  # noqa: BLE001 - out of range, session lost: the copy fails here
+            self._fail(slot, e)
+            self.busy.remove(slot)
+            self.free.append(slot.buf)
+
+    def _advance(self, slot: _Slot) -> None:
+        nbytes = slot.blocks * slot.ext.src.block_size
+        what = (f"{'WRITE' if slot.writing else 'READ'}(16) of {slot.blocks} blocks at LBA "
+                f"{slot.dst_lba if slot.writing else slot.src_lba}")
+        outcome = slot.session.outcome(slot.pending, what)
+        view = memoryview(slot.buf)[:nbytes]
+        if outcome == RETRY and slot.retries < UNIT_ATTENTION_RETRIES and self.failure is None:
+            slot.retries += 1
+            self._submit(slot, view)
+            return
+        if outcome is not None:
+            self._fail(slot, outcome if outcome != RETRY else RuntimeError(f"{what}: UNIT ATTENTION persists"))
+        elif not slot.writing and self.failure is None:
+            slot.writing, slot.retries = True, 0
+            self._submit(slot, view)
+            return
+        elif slot.writing:
+            self.copied += nbytes
+            self.req.written(slot.index, nbytes)
+            self.tuner.completed(nbytes)
+        self.busy.remove(slot)
+        self.free.append(slot.buf)
+
+    def _fail(self, slot: _Slot, error: Any) -> None:
+        if self.failure is None or slot.index < self.failure.index:
+            self.failure = BlockCopyFailed(slot.index, "destination" if slot.writing else "source", error)
+
+
+def _threaded_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor) -> int:
+    """The same pipeline for LUNs without zero-copy sessions: each slot reads then writes on a pool thread."""
+    chunk = chunk_size(req)
+    tuner = DepthTuner(req.depth)
+
+    def one(index: int, ext: Extent, src_lba: int, dst_lba: int, blocks: int) -> tuple[int, int]:
+        try:
+            data = ext.src.read(src_lba, blocks)
+        except Exception as e:  # noqa: BLE001
+            raise BlockCopyFailed(index, "source", e) from None
+        try:
+            ext.dst.write(dst_lba, data)
+        except Exception as e:  # noqa: BLE001
+            raise BlockCopyFailed(index, "destination", e) from None
+        return index, len(data)
+
+    copied = 0
+    failure: BlockCopyFailed | None = None
+    abort: BaseException | None = None
+    running: set[Future] = set()
+    pieces = chunks(req.extents, chunk)
+    more = True
+    while more or running:
+        while failure is None and abort is None and more and len(running) < min(tuner.depth, share.cap()):
+            abort = req.check() if req.check is not None else None
+            if abort is not None:
+                break
+            piece = next(pieces, None)
+            if piece is None:
+                more = False
+                break
+            running.add(pool.submit(one, *piece))
+        if failure is not None or abort is not None:
+            more = False
+        if not running:
+            break
+        done, running = wait(running, return_when=FIRST_COMPLETED)
+        for fut in done:
+            try:
+                index, n = fut.result()
+            except BlockCopyFailed as e:
+                if failure is None or e.index < failure.index:
+                    failure = e
+                continue
+            copied += n
+            req.written(index, n)
+            tuner.completed(n)
+    if failure is not None:
+        raise failure
+    if abort is not None:
+        raise abort
+    return copied
+
+
+def supports_zero_copy(lun: BlockLun) -> bool:
+    """Whether ``lun`` offers a zero-copy session (for logs and tests)."""
+    with lun.lease_async() as s:
+        return s is not None
