@@ -168,10 +168,12 @@ def path_plan(elig: Eligibility, *, server: str, pool_designators: dict[str, str
 def backup_spec(*, node: str, filespace: str, vopts: Any, elig: Eligibility, source: DeviceSpec, volume_offset: int,
                 volume_size: int, file_system: str, extents: list[tuple[int, int]], pool: str, paths: PathPlan,
                 base_object_id: int | None = None, base_digests: dict | None = None,
-                base_coverage: list | None = None) -> BackupSpec:
-    """The BackupSpec of one volume: its per-volume options, the start path and the extents at its gap size."""
+                base_coverage: list | None = None, mode: str | None = None) -> BackupSpec:
+    """The BackupSpec of one volume: its per-volume options, the start path and the extents at its gap size.
+
+    ``mode`` overrides the options' (an incremental with no full image yet is taken as a full one)."""
     return build(BackupSpec, node=node, filespace=filespace, source=source, volume_offset=volume_offset,
-                 volume_size=volume_size, file_system=file_system, extents=extents, mode=str(vopts.mode),
+                 volume_size=volume_size, file_system=file_system, extents=extents, mode=mode or str(vopts.mode),
                  image_type=str(vopts.imagetype), management_class=vopts.mgmtclass, pool=pool,
                  compression=vopts.compression, presnapshotcmd=vopts.presnapshotcmd or "",
                  postsnapshotcmd=vopts.postsnapshotcmd or "", snapshot_cache_size=vopts.snapshotcachesize,

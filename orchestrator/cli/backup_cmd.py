@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -39,7 +40,8 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     img.add_argument("volume", metavar="VOLUME", nargs="?",
                      help="volume name as the site file lists it (e.g. E:); default: every domain.image volume "
                           "not excluded by exclude.image")
-    img.add_argument("--site", required=True, metavar="SITE.YAML", help="devices, movers, pool and volumes")
+    img.add_argument("--site", required=True, metavar="SITE.YAML",
+                     help="devices, data movers, pool and volumes (docs/backup-restore.md)")
     img.add_argument("--json", action="store_true", help="print the job report as JSON")
     add_option_arguments(img)
     img.set_defaults(func=run)
@@ -73,7 +75,10 @@ def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None,
         return None
     from topology.load import load_topology
 
-    paths = compose.volume_paths(load_topology(site.path(site.topology)), topology_volume or volume)
+    where = site.path(site.topology)
+    if not Path(where).is_file():
+        raise ValueError(f"the site file's topology: {where} does not exist (or is not a file)")
+    paths = compose.volume_paths(load_topology(where), topology_volume or volume)
     return replace(paths, movers=[m for m in paths.movers if m in site.movers])
 
 
@@ -234,8 +239,18 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         source = DeviceSpec(name=vsite.device, designator=io.designator() if elig.server_free else "",
                             block_size=io.block_size)
         base_id, digests, coverage = None, {}, []
-        if str(vopts.mode) == "incremental":
-            chain = cat.restore_chain(options.node, volume, incremental=True)
+        mode = str(vopts.mode)
+        if mode == "incremental":
+            from orchestrator.catalogue import CatalogueError
+
+            try:
+                chain = cat.restore_chain(options.node, volume, incremental=True)
+            except CatalogueError:
+                # dsmc: an incremental image backup with no full image yet takes a full one, and says so
+                print(f"serverfree: no full image backup of {volume} yet: taking a full (selective) image "
+                      "backup instead of an incremental one", file=sys.stderr)
+                mode, chain = "selective", []
+        if mode == "incremental":
             base_id, digests = chain[0].id, cat.digests(chain)
             coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
         plan = compose.path_plan(elig, server=server, pool_designators=pool_desig,
@@ -244,5 +259,5 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         spec = compose.backup_spec(node=options.node, filespace=volume, vopts=vopts, elig=elig, source=source,
                                    volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
                                    pool=site.pool.name, paths=plan, base_object_id=base_id, base_digests=digests,
-                                   base_coverage=coverage)
+                                   base_coverage=coverage, mode=mode)
         return run_job(backup_job(spec), progress_printer(args.json)(driver.execute))
