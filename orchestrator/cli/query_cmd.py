@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from orchestrator.catalogue import Catalogue, ObjectRecord
@@ -20,7 +21,8 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     q.add_argument("--node", help="node name (default: nodename option, else the host name)")
     q.add_argument("--catalogue", help="catalogue file (default: the catalog option)")
     q.add_argument("--json", action="store_true", help="one JSON object per image, in a list")
-    add_option_arguments(q, ("catalog", "nodename"))
+    add_option_arguments(q, ("catalog", "nodename", "tcpserveraddress", "tcpport", "password", "passwordaccess",
+                             "tlsfingerprint"))
     q.set_defaults(func=run)
 
 
@@ -51,12 +53,23 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.options import options_from_args
 
     options = options_from_args(args)
+    if args.catalogue is None and (options.password or os.environ.get("SERVERFREE_PASSWORD")):
+        from orchestrator.server import node_jobs  # the backup server keeps the catalogue
+
+        if args.node:
+            options = options.model_copy(update={"nodename": args.node})
+        objs = node_jobs.query(options, args.volume, args.inactive)
+        return show(objs, options.node, args)
     path = args.catalogue or options.catalog
     if path != ":memory:" and not Path(path).exists():
         raise FileNotFoundError(f"catalogue {path} does not exist (no backup has been made with it)")
     node = args.node or options.node
     with Catalogue(path) as cat:
         objs = cat.query(node, args.volume, inactive=args.inactive, with_pieces=args.json)
+    return show(objs, node, args)
+
+
+def show(objs: list[ObjectRecord], node: str, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([o.as_dict() for o in objs]))
     elif not objs:

@@ -17,7 +17,7 @@ OVERRIDABLE: tuple[str, ...] = (
     "enableserverfree", "enablelanfree", "imagegapsize", "serverfreegapsize", "imagetype", "mode",
     "compression", "encryptkey", "snapshotcachesize", "snapshotcachelocation", "snapshotfsidleretries",
     "snapshotfsidlewait", "presnapshotcmd", "postsnapshotcmd", "catalog", "tcpserveraddress", "tcpport",
-    "nodename", "serverfreebatchsize",
+    "nodename", "serverfreebatchsize", "password", "passwordaccess", "tlsfingerprint",
 )
 
 

@@ -96,6 +96,7 @@ class BackupServer:
         self._tcp.owner = self
         self._thread: threading.Thread | None = None
         self._served = False
+        self._closed = False
         self.store.log("ANR0916I", f"serverfree server ready on {self.address}"
                                    f"{' (TLS)' if tls else ''}.")
 
@@ -116,6 +117,9 @@ class BackupServer:
         self._tcp.serve_forever()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._served:  # shutdown() waits for a serve_forever loop that must have run
             self._tcp.shutdown()
         self._tcp.server_close()
