@@ -40,6 +40,10 @@ def register(sub) -> None:
     s.add_argument("--fault", action="append", default=[], metavar="RULE",
                    help="inject a fault, e.g. copy-aborted=0D/02@list=2,segment=3, busy=5s@list=1, "
                         "drop@bytes=4M, stall=60s@bytes=1M; repeat (docs/datamover.md, Fault injection)")
+    for kind in ("header", "data"):
+        s.add_argument(f"--{kind}-digest", choices=("allowed", "required", "off"), default=None,
+                       help=f"CRC32C {kind} digest (quick mode): allowed (the initiator's choice, default), "
+                            "required, or off")
     s.set_defaults(func=run_serve)
 
 
@@ -49,8 +53,9 @@ def config_from_args(args):
 
     faults = list(getattr(args, "fault", None) or [])
     if args.config:
-        if args.iqn or args.lun or args.portal or args.reach:
-            raise ValueError("--config cannot be combined with --portal/--iqn/--lun/--reach "
+        if args.iqn or args.lun or args.portal or args.reach or getattr(args, "header_digest", None) \
+                or getattr(args, "data_digest", None):
+            raise ValueError("--config cannot be combined with --portal/--iqn/--lun/--reach/--*-digest "
                              "(list reached devices in the config's remote: section)")
         cfg = load_config(args.config)
         for rule in faults:
@@ -61,12 +66,15 @@ def config_from_args(args):
     raw = {"portal": args.portal or "127.0.0.1:3260", "target": args.iqn,
            "luns": [{"id": n, "path": path} for n, path in enumerate(args.lun)],
            "remote": [{"name": f"remote{n}", "url": url} for n, url in enumerate(args.reach)],
-           "acl": [{"initiator": "*", "luns": "all", "remote": "all"}], "faults": faults}
+           "acl": [{"initiator": "*", "luns": "all", "remote": "all"}], "faults": faults,
+           "header_digest": getattr(args, "header_digest", None) or "allowed",
+           "data_digest": getattr(args, "data_digest", None) or "allowed"}
     return parse_config(raw, "command line")
 
 
 async def serve(cfg, *, ready=None) -> None:
     from scsi.iscsi.server import IscsiServer
+    from scsi.iscsi.textkeys import DIGEST_POLICIES, TargetLimits
     from scsi.target.build import build_target, open_luns, open_remotes
 
     luns = open_luns(cfg)
@@ -76,7 +84,9 @@ async def serve(cfg, *, ready=None) -> None:
         remotes = open_remotes(cfg)
         built = build_target(cfg, luns=luns, with_copy_manager=True, remotes=remotes)
         host, port = cfg.host_port
-        server = IscsiServer([built.node], host, port, io_threads=cfg.io_threads)
+        limits = TargetLimits(header_digests=DIGEST_POLICIES[cfg.header_digest],
+                              data_digests=DIGEST_POLICIES[cfg.data_digest])
+        server = IscsiServer([built.node], host, port, io_threads=cfg.io_threads, limits=limits)
         await server.start()
         loop = asyncio.get_running_loop()
         if built.faults is not None:
