@@ -65,6 +65,8 @@ def parse_macro(text: str, *, file: str = "macro") -> list[Statement]:
     out: list[Statement] = []
     for line, stmt_text in logical_lines(text):
         tokens = tokenize(stmt_text, file=file, line=line)
+        if not tokens:  # a continuation that held only a comment
+            continue
         verb = match_keyword(tokens[0], VERBS)
         if verb is None:
             problems.add(line, f"unknown command {tokens[0]!r}", tokens[0])

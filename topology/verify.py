@@ -93,6 +93,8 @@ class _Context:
         self._live_devices: dict[str, tuple[list[Device], Problem | None]] = {}
         self._array_ends: dict[str, list[End]] = {}
         self._mover_masking: dict[str, list[tuple[str, dict[int, set[str] | None]]]] = {}
+        self._device_keys: dict[str, tuple[str, ...]] = {}
+        self._mask_groups: dict[str, list[tuple[tuple[str, ...], dict[int, set[str] | None]]]] = {}
         self._client_ends: dict[str, list[End]] = {}
         self.mover_ports = {p.wwpn for m in self.movers for p in m.ports}
         self._client_disk: dict[str, Problem | None] = {}
@@ -120,7 +122,7 @@ class _Context:
     def owner_down(self, device: Device) -> Problem | None:
         for owner in device.owners:
             if owner in self.state.down:
-                kind = self.state.graph.nodes[owner]["kind"]
+                kind = self.state.kind(owner)
                 what = f"{kind} {owner}" if owner == device.name else \
                     f"{kind} {owner} of {'drive' if device.kind == 'drive' else 'disk-pool LUN'} {device.name}"
                 return Problem(rule="component-down", message=f"{what} is {self.why(owner)}",
@@ -161,6 +163,25 @@ class _Context:
                                                 if (array, w) in self.ix.masking]
         return out
 
+    def mover_mask_groups(self, array: str) -> list[tuple[tuple[str, ...], dict[int, set[str] | None]]]:
+        """`mover_masking` with mover ports of equal masking grouped: (ports, masking) per group.
+
+        Volumes whose LUNs are masked alike share their legs; comparing whole
+        masking tables once per array (in C) beats walking every mover port per volume.
+        """
+        groups = self._mask_groups.get(array)
+        if groups is None:
+            found: list[tuple[list[str], dict[int, set[str] | None]]] = []
+            for w, masks in self.mover_masking(array):
+                for ports, other in found:
+                    if other == masks:
+                        ports.append(w)
+                        break
+                else:
+                    found.append(([w], masks))
+            groups = self._mask_groups[array] = [(tuple(ports), masks) for ports, masks in found]
+        return groups
+
     def live_devices(self, pool: StoragePool) -> tuple[list[Device], Problem | None]:
         """The pool's devices whose owners are up, and the first down one's problem (once per pool)."""
         if pool.name not in self._live_devices:
@@ -180,7 +201,7 @@ class _Context:
         pool = self.ix.pools[self.pool_for_class[vol.mgmtclass]]
         sf = self.server_free(vol, lun, pool, want_routes)
         lanfree_problem, lanfree_device = self.lan_free(vol, lun, pool)
-        lan_problem = self.lan(vol, lun)
+        lan_problem = self.lan(vol, lun, pool)
         reasons = {}
         if sf.problem:
             reasons["server-free"] = sf.problem
@@ -240,13 +261,16 @@ class _Context:
         array_ends = self.array_ends(lun.array)
         best: tuple[float, Problem] | None = None
         legs: list[MoverLegs] = []
-        device_key = tuple(d.name for d in live_devices)
+        device_key = self._device_keys.get(pool.name)
+        if device_key is None:
+            device_key = self._device_keys[pool.name] = tuple(d.name for d in live_devices)
         # Volumes on one array whose LUNs are masked alike to the movers get the same legs.
         shared_key = None
         if want_routes and not self.topo.tsm_paths:
             n = lun.number
-            shared_key = (lun.array, frozenset((w, None if masks[n] is None else frozenset(masks[n]))
-                                               for w, masks in self.mover_masking(lun.array) if n in masks),
+            shared_key = (lun.array, frozenset((ports, None if masks[n] is None else frozenset(masks[n]))
+                                               for ports, masks in self.mover_mask_groups(lun.array)
+                                               if n in masks),
                           device_key)
             if shared_key in self._volume_legs:
                 return ServerFreeResult(None, self._volume_legs[shared_key])
@@ -385,7 +409,7 @@ class _Context:
                 best = (hop.score, hop.problem)
         return best[1], None
 
-    def lan(self, vol: Volume, lun: LunRef) -> Problem | None:
+    def lan(self, vol: Volume, lun: LunRef, pool: StoragePool) -> Problem | None:
         if (p := self.client_problem(vol) or self.client_disk(vol, lun)) is not None:
             return p
         lan = self.topo.lan.name
@@ -402,4 +426,26 @@ class _Context:
                            objects=[server])
         if not self.ix.hosts[server].lan_address:
             return Problem(rule="no-lan-address", message=f"server {server} has no LAN address", objects=[server])
-        return None
+        return self.server_writes(server, pool)
+
+    def server_writes(self, server: str, pool: StoragePool) -> Problem | None:
+        """On the LAN path the server writes the pool: one of its HBA ports must reach a live pool device
+        (zoned, and for a disk pool masked to it), or the data has nowhere to go."""
+        if not self.devices(pool):
+            return Problem(rule="pool-no-devices", message=f"storage pool {pool.name} has no drives or disk LUNs",
+                           objects=[pool.name])
+        live, down = self.live_devices(pool)
+        if not live:
+            return down
+        ends = [End(p.wwpn, f"server {server}", server) for p in self.ix.hosts[server].hba_ports]
+        if not ends:
+            return Problem(rule="server-no-hba", message=f"server {server} has no HBA port to write storage pool "
+                           f"{pool.name}", objects=[server, pool.name])
+        best = None
+        for d in live:
+            hop = check_hop(self.state, ends, d.ends, d.lun)
+            if hop.ok:
+                return None
+            if best is None or hop.score > best[0]:
+                best = (hop.score, hop.problem)
+        return best[1]

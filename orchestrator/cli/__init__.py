@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "orchestrator.cli.sim_cmd",
     "orchestrator.cli.scenario_cmd",
     "orchestrator.cli.server_cmd", "orchestrator.cli.admin_cmd",
+    "orchestrator.cli.report_cmd",
 ]
 
 _DSMC_OPTION = re.compile(r"^-([a-z][a-z0-9_.]+)(=.*)?$", re.IGNORECASE)

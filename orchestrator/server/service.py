@@ -96,6 +96,7 @@ class BackupServer:
         self._tcp.owner = self
         self._thread: threading.Thread | None = None
         self._served = False
+        self._closed = False
         self.store.log("ANR0916I", f"serverfree server ready on {self.address}"
                                    f"{' (TLS)' if tls else ''}.")
 
@@ -116,6 +117,9 @@ class BackupServer:
         self._tcp.serve_forever()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._served:  # shutdown() waits for a serve_forever loop that must have run
             self._tcp.shutdown()
         self._tcp.server_close()
@@ -125,6 +129,8 @@ class BackupServer:
             self._thread.join(5)
         if self.pools is not None:
             self.pools.close()
+        if self.metrics is not None:
+            self.metrics.close()
         self.store.close()
 
     def __enter__(self) -> "BackupServer":
@@ -149,6 +155,8 @@ class BackupServer:
         if s is None:
             return False
         s.cancelled = True
+        self.store.log("ANR0483W", f"Session {s.id} for {s.role} {s.name} terminated - forced by administrator.",
+                       s.id)
         self._kill(s)
         return True
 
@@ -192,9 +200,11 @@ class BackupServer:
         if signature is None:
             reason = "invalid password submitted" if v else "unknown or locked name"
             raise Refused("ANR0424W", f"{who} refused - {reason}.", "authentication failed")
-        self.send(s, sock, {"type": "welcome", "session": s.id, "server_signature": auth.b64(signature)})
         s.state = "Run"
+        if self.metrics is not None:
+            self.metrics.sessions.labels(s.role).inc()
         self.store.log("ANR0406I", f"{who} started.", s.id)
+        self.send(s, sock, {"type": "welcome", "session": s.id, "server_signature": auth.b64(signature)})
 
     # -- framing -------------------------------------------------------------------------------
     def read(self, s: Session, sock: Any, max_message: int = wire.MAX_MESSAGE, max_data: int = wire.MAX_DATA,
@@ -283,6 +293,8 @@ class _Handler(socketserver.BaseRequestHandler):
             owner.serve_session(s, sock)
         except Refused as exc:
             owner.store.log(exc.msgno, exc.text, s.id)
+            if owner.metrics is not None:
+                owner.metrics.refusals.labels(exc.msgno).inc()
             log.warning("%s", exc.text)
             try:
                 owner.send(s, sock, messages.error(exc.answer))
@@ -293,9 +305,8 @@ class _Handler(socketserver.BaseRequestHandler):
                 owner.store.log("ANR0480W", f"Session {s.id} for {s.role or 'client'} {s.name or '?'} "
                                             f"({address}) ended: {exc or type(exc).__name__}.", s.id)
         finally:
-            if s.cancelled:
-                owner.store.log("ANR0483W", f"Session {s.id} for {s.role} {s.name} terminated - forced by "
-                                            "administrator.", s.id)
-            elif s.state == "Run":
+            if s.state == "Run" and not s.cancelled:
                 owner.store.log("ANR0403I", f"Session {s.id} ended for {s.role} {s.name} ({address}).", s.id)
+            if s.state == "Run" and owner.metrics is not None:
+                owner.metrics.sessions.labels(s.role).dec()
             owner.end_session(s)

@@ -145,11 +145,18 @@ def _client(scheduler: str | None, workers: int):
     return Client(cluster), cluster
 
 
-def sweep(scenario: Path, varies: list[Vary], out: Path, *, seeds: int = 1, scheduler: str | None = None,
-          workers: int = 2, batch: int | None = None,
-          progress: Callable[[SweepProgress], None] | None = None) -> SweepOutcome:
-    """Run every combination; rows land in ``out``.  Interrupted (Ctrl-C), the parts stay for a resume."""
-    fmt = result_format(out)
+@dataclass
+class SweepPlan:
+    """A sweep before it runs: the scenario as data, its runs, the result's columns and metadata."""
+
+    scenario: Path
+    base: dict[str, Any]
+    runs: list[Run]
+    columns: list[str]
+    meta: dict[str, Any]
+
+
+def plan_sweep(scenario: Path, varies: list[Vary], seeds: int = 1) -> SweepPlan:
     scenario = scenario.resolve()
     base, digest = load_base(scenario)
     runs = plan_runs(base, varies, seeds)
@@ -157,6 +164,16 @@ def sweep(scenario: Path, varies: list[Vary], out: Path, *, seeds: int = 1, sche
     meta = {"scenario": str(scenario), "name": base.get("name"), "scenario_sha256": digest,
             "varies": [{"key": v.key, "values": list(v.values)} for v in varies], "seeds": seeds,
             "runs": len(runs), "topology": _topology_ref(base, scenario.parent)}
+    return SweepPlan(scenario, base, runs, columns, meta)
+
+
+def sweep(scenario: Path, varies: list[Vary], out: Path, *, seeds: int = 1, scheduler: str | None = None,
+          workers: int = 2, batch: int | None = None,
+          progress: Callable[[SweepProgress], None] | None = None) -> SweepOutcome:
+    """Run every combination; rows land in ``out``.  Interrupted (Ctrl-C), the parts stay for a resume."""
+    result_format(out)  # an unknown suffix is refused before any work
+    plan = plan_sweep(scenario, varies, seeds)
+    scenario, base, runs, columns, meta = plan.scenario, plan.base, plan.runs, plan.columns, plan.meta
     parts = _Parts(out, meta)
     done_rows = {r["run"]: r for r in parts.rows()}
     pending = [r for r in runs if r.run not in done_rows]
@@ -187,7 +204,7 @@ def sweep(scenario: Path, varies: list[Vary], out: Path, *, seeds: int = 1, sche
             if cluster is not None:
                 cluster.close()
     rows = sorted(parts.rows(), key=lambda r: r["run"])
-    _write(rows, columns, out, fmt, meta)
+    write_result(rows, columns, out, meta)
     parts.remove()
     return SweepOutcome(out, len(rows), sum(1 for r in rows if not r["ok"]), sum(1 for r in rows if r["error"]),
                         resumed, tasks, n_workers, time.perf_counter() - t0)
@@ -201,7 +218,9 @@ def _topology_ref(base: dict[str, Any], base_dir: Path) -> Any:
     return topo
 
 
-def _write(rows: list[dict[str, Any]], columns: list[str], out: Path, fmt: str, meta: dict[str, Any]) -> None:
+def write_result(rows: list[dict[str, Any]], columns: list[str], out: Path, meta: dict[str, Any]) -> None:
+    """Rows (in order) to Parquet with the metadata inside, or to CSV with it in ``RESULT.sweep.json``."""
+    fmt = result_format(out)
     tmp = out.with_name(f".{out.name}.tmp")
     if fmt == "parquet":
         import pyarrow as pa
@@ -258,4 +277,4 @@ def _parsed(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["SweepOutcome", "SweepProgress", "read_result", "sweep"]
+__all__ = ["SweepOutcome", "SweepProgress", "read_result", "sweep", "write_result"]

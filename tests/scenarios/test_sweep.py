@@ -18,7 +18,7 @@ from simulator.scenarios.sweep_task import run_batch
 TOPO = Path(__file__).resolve().parents[2] / "scenarios" / "topologies" / "small.yaml"
 SCENARIO = f"""
 topology: {TOPO}
-options: {{enableserverfree: yes}}
+options: {{enableserverfree: yes, enablelanfree: yes}}
 volumes: [{{id: "CLIENT1:H:", size: 1GiB}}]
 faults:
   - {{kind: switch_port_down, target: SW1/3, at_percent: 50, job: "CLIENT1:H:"}}
@@ -132,7 +132,8 @@ def _stop(procs):
 def test_bad_scheduler_address_is_one_line(tmp_path, capsys):
     rc = main(["scenario", "sweep", str(_scenario(tmp_path)), "--scheduler", f"tcp://127.0.0.1:{_free_port()}",
                "-o", str(tmp_path / "r.csv")])
-    assert rc == 2 and "--scheduler tcp://127.0.0.1" in capsys.readouterr().err
+    err = capsys.readouterr().err  # not bad input: the cluster is not there (exit 1, one line)
+    assert rc == 1 and "--scheduler tcp://127.0.0.1" in err and "no Dask scheduler answers" in err
 
 
 def test_unknown_result_format_is_refused(tmp_path, capsys):
