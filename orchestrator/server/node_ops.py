@@ -179,6 +179,7 @@ class NodeOps:
         self._release(g)
         if self.server.metrics is not None:
             self.server.metrics.objects.labels("abandoned").inc()
+        self.pools.reclaim()
         self.server.store.log("ANR0512W", f"Session {self.session.id}: object {g.object_id} of node {self.node} "
                                           f"abandoned: {reason}.", self.session.id)
 
