@@ -48,6 +48,9 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
 
 # -- composition helpers shared with restore ---------------------------------------------------
 def open_catalogue(site: SiteConfig, options: Any) -> Catalogue:
+    if site.pool is None:
+        raise ValueError("the site file names no pool: give one, or back up through the backup server "
+                         "(tcpserveraddress, tcpport, nodename and password)")
     cat = Catalogue(site.catalogue or options.catalog)
     for v in site.pool.volumes:
         cat.add_pool_volume(site.pool.name, v.name, v.device, v.capacity)
@@ -230,6 +233,10 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         raise ValueError(f"volume {volume} is excluded from image backup by exclude.image at "
                          f"{vopts.excluded_by}")
     site = load_site(args.site)
+    if site.pool is None:  # the backup server owns catalogue and pools (`serverfree server`)
+        from orchestrator.server import node_jobs
+
+        return node_jobs.backup_volume(args, options, volume, build, DeviceVolume, progress_printer(args.json))
     server = lan_server(site, options)
     vsite = site.volume(volume)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -23,7 +24,8 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     q.add_argument("volume", metavar="VOLUME", nargs="?", help="only this filespace")
     q.add_argument("--inactive", action="store_true", help="also list inactive versions")
     q.add_argument("--json", action="store_true", help="one JSON object per image, in a list")
-    add_option_arguments(q, ("catalog", "nodename"))
+    add_option_arguments(q, ("catalog", "nodename", "tcpserveraddress", "tcpport", "password", "passwordaccess",
+                             "tlsfingerprint"))
     # the same two options under their usual English names: given twice, they conflict
     q.add_argument("--node", dest="nodename", action=Once, default=None, metavar="NAME", help="same as --nodename")
     q.add_argument("--catalogue", dest="catalog", action=Once, default=None, metavar="FILE", help="same as --catalog")
@@ -79,16 +81,26 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.options import options_from_args
 
     options = options_from_args(args)
+    if args.catalog is None and (options.password or os.environ.get("SERVERFREE_PASSWORD")):
+        from orchestrator.server import node_jobs  # the backup server keeps the catalogue
+
+        return show(node_jobs.query(options, args.volume, args.inactive), options.node, args)
     path = options.catalog
     if path != ":memory:" and not Path(path).exists():
         raise FileNotFoundError(f"catalogue {path} does not exist (no backup has been made with it)")
     node = options.node
     with Catalogue(path) as cat:
         objs = cat.query(node, args.volume, inactive=args.inactive)
-        if args.json:
+        if args.json:  # extents streamed from the catalogue, never held whole
             write_json(cat, objs, sys.stdout)
             return 0
-    if not objs:
+    return show(objs, node, args)
+
+
+def show(objs: list[ObjectRecord], node: str, args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps([o.as_dict() for o in objs]))
+    elif not objs:
         print(f"no image backups of {node}{':' + args.volume if args.volume else ''} found")
     else:
         print(render(objs))

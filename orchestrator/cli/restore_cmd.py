@@ -92,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     pit = parse_pitdate(args.pitdate)
     site = load_site(args.site)
+    if site.pool is None:  # the backup server owns catalogue and pools (`serverfree server`)
+        from orchestrator.server import node_jobs
+
+        return print_report(node_jobs.restore(args, options, build, progress_printer(args.json)), args.json)
     server = lan_server(site, options)
     vsite = site.volume(args.volume)
     dest_name = args.dest or vsite.device

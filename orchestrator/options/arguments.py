@@ -17,7 +17,7 @@ OVERRIDABLE: tuple[str, ...] = (
     "enableserverfree", "enablelanfree", "imagegapsize", "serverfreegapsize", "imagetype", "mode",
     "compression", "encryptkey", "snapshotcachesize", "snapshotcachelocation", "snapshotfsidleretries",
     "snapshotfsidlewait", "presnapshotcmd", "postsnapshotcmd", "catalog", "tcpserveraddress", "tcpport",
-    "nodename", "serverfreebatchsize",
+    "nodename", "serverfreebatchsize", "password", "passwordaccess", "tlsfingerprint",
 )
 
 
@@ -42,6 +42,10 @@ OPTION_HELP: dict[str, tuple[str, str]] = {
     "tcpport": ("PORT", "the backup server's port (default 1500)"),
     "nodename": ("NAME", "this client's node name (default: the host name)"),
     "serverfreebatchsize": ("MB", "megabytes per batch of EXTENDED COPY lists (10-1000, default 80)"),
+    "password": ("PW", "this node's password for the backup server (else SERVERFREE_PASSWORD, else a prompt)"),
+    "passwordaccess": ("prompt|generate", "prompt for the node's password, or take it from SERVERFREE_PASSWORD"),
+    "tlsfingerprint": ("SHA256", "use TLS to the backup server and trust only the certificate with this "
+                                 "fingerprint"),
 }
 
 

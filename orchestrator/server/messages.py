@@ -98,6 +98,14 @@ class Get(Msg):
     stored: Annotated[int, Field(ge=0, le=1 << 30)] | None = None
 
 
+class Digest(Msg):
+    """Chunk digests of an object as the pool holds it: a granted one (``pieces`` as written) or a committed one."""
+    type: Literal["digest"]
+    object_id: int
+    chunk_size: Annotated[int, Field(ge=4096, le=1 << 30)]
+    pieces: list[Piece] = []
+
+
 class Delete(Msg):
     type: Literal["delete"]
     object_id: int
@@ -107,7 +115,7 @@ class Bye(Msg):
     type: Literal["bye"]
 
 
-Request = Annotated[Union[Hello, Proof, Command, QueryBackup, BeginBackup, Put, Commit, Abandon, Get, Delete,
+Request = Annotated[Union[Hello, Proof, Command, QueryBackup, BeginBackup, Put, Commit, Abandon, Get, Digest, Delete,
                           Bye], Field(discriminator="type")]
 _REQUEST = TypeAdapter(Request)
 

@@ -96,6 +96,7 @@ class BackupServer:
         self._tcp.owner = self
         self._thread: threading.Thread | None = None
         self._served = False
+        self._closed = False
         self.store.log("ANR0916I", f"serverfree server ready on {self.address}"
                                    f"{' (TLS)' if tls else ''}.")
 
@@ -116,6 +117,9 @@ class BackupServer:
         self._tcp.serve_forever()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._served:  # shutdown() waits for a serve_forever loop that must have run
             self._tcp.shutdown()
         self._tcp.server_close()
@@ -149,6 +153,8 @@ class BackupServer:
         if s is None:
             return False
         s.cancelled = True
+        self.store.log("ANR0483W", f"Session {s.id} for {s.role} {s.name} terminated - forced by administrator.",
+                       s.id)
         self._kill(s)
         return True
 
@@ -192,9 +198,9 @@ class BackupServer:
         if signature is None:
             reason = "invalid password submitted" if v else "unknown or locked name"
             raise Refused("ANR0424W", f"{who} refused - {reason}.", "authentication failed")
-        self.send(s, sock, {"type": "welcome", "session": s.id, "server_signature": auth.b64(signature)})
         s.state = "Run"
         self.store.log("ANR0406I", f"{who} started.", s.id)
+        self.send(s, sock, {"type": "welcome", "session": s.id, "server_signature": auth.b64(signature)})
 
     # -- framing -------------------------------------------------------------------------------
     def read(self, s: Session, sock: Any, max_message: int = wire.MAX_MESSAGE, max_data: int = wire.MAX_DATA,
@@ -293,9 +299,6 @@ class _Handler(socketserver.BaseRequestHandler):
                 owner.store.log("ANR0480W", f"Session {s.id} for {s.role or 'client'} {s.name or '?'} "
                                             f"({address}) ended: {exc or type(exc).__name__}.", s.id)
         finally:
-            if s.cancelled:
-                owner.store.log("ANR0483W", f"Session {s.id} for {s.role} {s.name} terminated - forced by "
-                                            "administrator.", s.id)
-            elif s.state == "Run":
+            if s.state == "Run" and not s.cancelled:
                 owner.store.log("ANR0403I", f"Session {s.id} ended for {s.role} {s.name} ({address}).", s.id)
             owner.end_session(s)

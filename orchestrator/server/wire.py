@@ -29,7 +29,7 @@ HEADER = Layout("server frame", 16, [
 MAGIC = b"SFS1"
 VERSION = 1
 MAX_MESSAGE = 256 << 10   # a JSON message (extent maps travel in pieces of this size at most)
-MAX_DATA = 16 << 20       # one PUT/DATA body
+MAX_DATA = 64 << 20       # one PUT/DATA body (the LAN path's piece limit)
 
 
 class FrameError(ValueError):
