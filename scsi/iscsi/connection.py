@@ -294,6 +294,12 @@ class Connection(ScsiTaskMixin):
             task.runner.cancel()
         task.data_event.set()
 
+    def abort_all(self) -> int:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            self._abort(task)
+        return len(tasks)
+
     def abort_lun(self, lun: int) -> int:
         tasks = [t for t in self.tasks.values() if t.lun == lun]
         for task in tasks:
@@ -327,6 +333,19 @@ class Connection(ScsiTaskMixin):
                 log.info("LUN RESET of LUN %d on %s by %s: %d task(s) aborted", lun, self.node.name,
                          self.initiator, count)
                 response = TmfResponse.COMPLETE
+        elif function in (6, 7) and self.node is not None \
+                and getattr(self.node.handler, "target_reset", None) is not None:
+            # TARGET WARM / COLD RESET (RFC 7143 11.5.1, SAM-5 7.8): every task of the target is
+            # aborted and every LU reset (unit attention, RESERVE(6) released); a cold reset then
+            # also ends every session of the target, after this response.
+            count = self.server.reset_target(self.node.name)
+            self.node.handler.target_reset(self.nexus(0))
+            log.warning("TARGET %s RESET of %s by %s: %d task(s) aborted", "COLD" if function == 7 else "WARM",
+                        self.node.name, self.initiator, count)
+            response = TmfResponse.COMPLETE
         else:
             response = TmfResponse.NOT_SUPPORTED
         await self._send(make(Op.TMF_RSP, final=1, response=response, itt=pdu["itt"]))
+        if function == 7 and response == TmfResponse.COMPLETE:
+            for conn in [c for c in self.server.connections if c.node is self.node]:
+                conn.writer.close()

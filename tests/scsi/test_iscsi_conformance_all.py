@@ -44,7 +44,7 @@ IMPLEMENTED = ("CompareAndWrite", "ExtendedCopy", "ReceiveCopyResults", "GetLBAS
                "Verify16", "Write10", "Write12", "Write16", "WriteSame10", "WriteSame16", "WriteVerify10",
                "WriteVerify12", "WriteVerify16", "PrinReadKeys", "PrinServiceactionRange", "PrinReportCapabilities",
                "ProutRegister", "ProutReserve", "ProutClear", "ProutPreempt", "iSCSIResiduals", "iSCSIcmdsn",
-               "iSCSIdatasn", "iSCSITMF")
+               "iSCSIdatasn", "iSCSITMF", "Reserve6")
 
 pytestmark = pytest.mark.skipif(shutil.which("iscsi-test-cu") is None,
                                 reason="iscsi-test-cu not installed (Debian package libiscsi-bin)")
