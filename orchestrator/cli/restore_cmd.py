@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if site.pool is None:  # the backup server owns catalogue and pools (`serverfree server`)
         from orchestrator.server import node_jobs
 
-        return print_report(node_jobs.restore(args, options, build, progress_printer(args.json)), args.json)
+        return print_report(node_jobs.restore(args, options, compose.build, progress_printer(args.json)), args.json)
     server = lan_server(site, options)
     vsite = site.volume(args.volume)
     dest_name = args.dest or vsite.device
