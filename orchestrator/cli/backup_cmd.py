@@ -168,6 +168,9 @@ def progress_printer(quiet: bool):
     return wrap
 
 
+build = compose.build  # the restore command's name for it
+
+
 def print_report(report: JobReport, as_json: bool) -> int:
     if as_json:
         print(json.dumps(report.as_dict(), default=str))
@@ -221,7 +224,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
     if site.pool is None:  # the backup server owns catalogue and pools (`serverfree server`)
         from orchestrator.server import node_jobs
 
-        return node_jobs.backup_volume(args, options, volume, compose.build, DeviceVolume, progress_printer(args.json))
+        return node_jobs.backup_volume(args, options, volume, site, DeviceVolume, progress_printer(args.json))
     server = lan_server(site, options)
     vsite = site.volume(volume)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
