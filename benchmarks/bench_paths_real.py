@@ -49,6 +49,12 @@ from tests.fixtures.sanlab_client import LabClient
 
 MIB = 1 << 20
 MB = 1_000_000
+
+
+def process_cpu(pid: int) -> float:
+    """utime + stime of a process, all its threads, in seconds (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 MOVEMENT_OPS = ("CopyBatches", "LanFreeWrite", "LanSend")
 
 
@@ -142,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                 if start == PathKind.SERVER_FREE:  # rates measured right before each server-free run
                     scratch = (lab.pool_size - (2 + i) * lab.volume_size) // 512
                     rate_runs.append(measure_rates_once(lab, client, lab.volume_size, scratch))
+                mover_cpu0 = process_cpu(lab.mover.pid)
                 run = client.backup(start, extents=extents)
+                run.mover_cpu = process_cpu(lab.mover.pid) - mover_cpu0
                 rep = run.report
                 if rep.outcome != "completed" or rep.path_used != start.value:
                     print(f"{start.value}: backup did not complete on its path: {rep.outcome} {rep.path_used} "
@@ -163,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{'move cpu s':>10s} {'move read MiB':>13s}   (read: client volume; pool rd: pool read back)")
         print("\n".join(rows))
         sf = results[PathKind.SERVER_FREE]
+        print(f"server-free: the mover's CPU {sf.mover_cpu:.2f} s ({sf.mover_cpu / (image / (1 << 30)):.2f} s/GiB "
+              f"moved); every path's client CPU is in the table")
         print("server-free phases (wall s): " + ", ".join(f"{k} {v:.2f}" for k, v in sf.wall_by_op.items()))
         scen_path = write_scenario(args.write_scenario or Path(tmp) / "sanlab.yaml", lab, rates, extents,
                                    client.batch_mb)

@@ -61,7 +61,7 @@ class DepthTuner:
     longer queue (latency grows, throughput does not) gets a shallower one.
     """
 
-    def __init__(self, maximum: int, *, start: int = 4, window: int = 32, gain: float = 0.03,
+    def __init__(self, maximum: int, *, start: int = 4, window: int = 16, gain: float = 0.03,
                  clock: Any = time.monotonic):
         self.maximum = max(1, maximum)
         self.depth = min(self.maximum, max(1, start))
@@ -85,6 +85,33 @@ class DepthTuner:
             self.step = -self.step  # no better than before: turn round
         self.depth = min(self.maximum, max(2 if self.maximum >= 2 else 1, self.depth + self.step))
         self._last_rate, self._done, self._bytes, self._t0 = rate, 0, 0, now
+
+
+class DepthMemory:
+    """The depth each pair of LUNs settled at, so the next copy between them starts there.
+
+    A backup sends many lists one after the other (80 MiB each by default);
+    without memory each would climb from the start depth again.
+    """
+
+    def __init__(self, start: int = 4):
+        self.start = start
+        self._depths: dict[tuple[str, ...], int] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(req: BlockCopy) -> tuple[str, ...]:
+        return tuple(sorted({f"{e.src.name}>{e.dst.name}" for e in req.extents}))
+
+    def tuner(self, req: BlockCopy) -> DepthTuner:
+        with self._lock:
+            start = self._depths.get(self._key(req), self.start)
+        return DepthTuner(req.depth, start=start)
+
+    def keep(self, req: BlockCopy, tuner: DepthTuner) -> None:
+        if tuner.history:  # only what was measured
+            with self._lock:
+                self._depths[self._key(req)] = tuner.depth
 
 
 def chunks(extents: tuple[Extent, ...], chunk: int) -> Iterator[tuple[int, Extent, int, int, int]]:
@@ -111,10 +138,13 @@ def chunk_size(req: BlockCopy) -> int:
     return max(block, size - size % block)
 
 
-def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor) -> int:
+def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor | None,
+                   memory: DepthMemory | None = None) -> int:
     """Carry out ``req``; returns the bytes copied or raises BlockCopyFailed."""
     if not req.extents:
         return 0
+    memory = memory or DepthMemory()
+    tuner = memory.tuner(req)
     share.join()
     try:
         with ExitStack() as stack:
@@ -125,10 +155,11 @@ def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor) -
                     break
                 sessions[id(lun)] = s
             else:
-                return _AsyncCopy(req, sessions, share).run()
-        return _threaded_copy(req, share, pool)
+                return _AsyncCopy(req, sessions, share, tuner).run()
+        return _threaded_copy(req, share, pool, tuner)
     finally:
         share.leave()
+        memory.keep(req, tuner)
 
 
 @dataclass(eq=False)
@@ -148,10 +179,10 @@ class _Slot:
 class _AsyncCopy:
     """Zero-copy pipeline over libiscsi sessions, serviced from the calling thread."""
 
-    def __init__(self, req: BlockCopy, sessions: dict[int, AsyncSession], share: FairShare):
+    def __init__(self, req: BlockCopy, sessions: dict[int, AsyncSession], share: FairShare, tuner: DepthTuner):
         self.req, self.sessions, self.share = req, sessions, share
         self.chunk = chunk_size(req)
-        self.tuner = DepthTuner(req.depth)
+        self.tuner = tuner
         self.free: list[bytearray] = []
         self.busy: list[_Slot] = []
         self.failure: BlockCopyFailed | None = None
@@ -234,10 +265,11 @@ class _AsyncCopy:
             self.failure = BlockCopyFailed(slot.index, "destination" if slot.writing else "source", error)
 
 
-def _threaded_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor) -> int:
+def _threaded_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor | None, tuner: DepthTuner) -> int:
     """The same pipeline for LUNs without zero-copy sessions: each slot reads then writes on a pool thread."""
+    if pool is None:
+        raise ValueError("LUNs without zero-copy sessions need the driver's thread pool")
     chunk = chunk_size(req)
-    tuner = DepthTuner(req.depth)
 
     def one(index: int, ext: Extent, src_lba: int, dst_lba: int, blocks: int) -> tuple[int, int]:
         try:

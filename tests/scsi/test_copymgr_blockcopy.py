@@ -173,3 +173,19 @@ def test_check_ends_the_zero_copy_pipeline_after_the_chunks_in_flight(tgtd_pair)
         copied = f.read(len(data))
     assert copied[:4 * 64 * 1024] == data[:4 * 64 * 1024]
     assert copied[4 * 64 * 1024:] == bytes(len(data) - 4 * 64 * 1024)
+
+
+def test_the_next_list_between_the_same_luns_starts_at_the_depth_learned():
+    from scsi.copymgr.blockcopy import DepthMemory
+    a, b, c = (MemoryBlockLun(n, num_blocks=64) for n in "abc")
+    memory = DepthMemory(start=4)
+    first = BlockCopy((Extent(a, 0, b, 0, 8),), 4096, 32, lambda i, n: None)
+    tuner = memory.tuner(first)
+    clock = Clock()
+    tuner.clock, tuner._t0 = clock, 0.0
+    for _ in range(6):
+        feed(tuner, clock, lambda d: min(d, 12) * 1e8)
+    memory.keep(first, tuner)
+    assert tuner.depth > 4
+    assert memory.tuner(BlockCopy((Extent(a, 8, b, 8, 8),), 4096, 32, lambda i, n: None)).depth == tuner.depth
+    assert memory.tuner(BlockCopy((Extent(a, 0, c, 0, 8),), 4096, 32, lambda i, n: None)).depth == 4
