@@ -253,15 +253,18 @@ def run_size(size: int, args: argparse.Namespace) -> dict:
                 profiler.stop()
         finally:
             stop(proc)
-        if "EXTENDED COPY list id 1" not in log_path.read_text():
+        mover_log = log_path.read_text()
+        if "EXTENDED COPY list id 1" not in mover_log:
             raise SystemExit("the mover did not log the EXTENDED COPY")
+        pipeline = [line.split("block copy of", 1)[1].strip() for line in mover_log.splitlines()
+                    if "block copy of" in line]
         if digest(dst_path, size) != want:
             raise SystemExit("mover copy is not byte-identical")
         clear(dst_path, size)
         qemu_s, qemu_cpu = qemu_copy(target.url(1), target.url(2))
         if digest(dst_path, size) != want:
             raise SystemExit("qemu-img copy is not byte-identical")
-    return {"size": size, "mover_s": mover_s, "polls": polls, "mover_cpu": mover_cpu, "qemu_s": qemu_s,
+    return {"pipeline": pipeline, "size": size, "mover_s": mover_s, "polls": polls, "mover_cpu": mover_cpu, "qemu_s": qemu_s,
             "qemu_cpu": qemu_cpu, "load_before": load_before, "load_after": loadavg()}
 
 
@@ -276,6 +279,8 @@ def report(r: dict, args: argparse.Namespace) -> str:
           f"loadavg_before={r['load_before']:.2f} loadavg_after={r['load_after']:.2f} cores={cores}")
     print(f"datamover_mib_s={mover_rate:.1f} ({r['mover_s']:.2f} s, EXTENDED COPY over iSCSI, "
           f"{r['polls']} COPY STATUS polls) mover_cpu_s_per_gib={r['mover_cpu'] / gib:.2f}")
+    for line in r["pipeline"]:
+        print(f"  mover pipeline: block copy of {line}")
     print(f"qemu_img_convert_mib_s={qemu_rate:.1f} ({r['qemu_s']:.2f} s) qemu_img_cpu_s_per_gib={r['qemu_cpu'] / gib:.2f}")
     print(f"cpu_ratio_mover_vs_qemu={r['mover_cpu'] / max(r['qemu_cpu'], 1e-9):.2f} (target <= 1)")
     worst = max(r["load_before"], r["load_after"])

@@ -16,6 +16,7 @@ equal part of the mover's budget of chunks in flight.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -26,6 +27,8 @@ from typing import Any, Iterator
 from scsi.copymgr.io import BlockCopy, BlockCopyFailed, Extent
 from scsi.luns.base import BlockLun
 from scsi.luns.remote_async import RETRY, AsyncSession, service
+
+log = logging.getLogger(__name__)
 
 UNIT_ATTENTION_RETRIES = 5
 
@@ -55,16 +58,18 @@ class DepthTuner:
     """Hill-climbing on queue depth: measure bytes per second over a window, move depth toward more.
 
     Starts at ``start``; after each window of ``window`` completed chunks it
-    compares throughput with the previous window and keeps moving in the same
-    direction while throughput grows by more than ``gain``, else turns round.
-    Devices that sustain a deeper queue get one; a device that only builds a
-    longer queue (latency grows, throughput does not) gets a shallower one.
+    compares throughput with the previous window: clearly better (by more
+    than ``gain``) -> another step the same way; clearly worse -> a step
+    back the other way; within the noise -> stay.  Devices that sustain a
+    deeper queue get one; a device that only builds a longer queue (latency
+    grows, throughput does not) gets a shallower one.
     """
 
-    def __init__(self, maximum: int, *, start: int = 4, window: int = 16, gain: float = 0.03,
+    def __init__(self, maximum: int, *, start: int = 8, window: int = 16, gain: float = 0.05,
                  clock: Any = time.monotonic):
         self.maximum = max(1, maximum)
-        self.depth = min(self.maximum, max(1, start))
+        self.minimum = min(2, self.maximum)  # below 2 reads and writes no longer overlap
+        self.depth = min(self.maximum, max(self.minimum, start))
         self.window, self.gain, self.clock = window, gain, clock
         self.step = 2
         self._done = 0
@@ -81,9 +86,14 @@ class DepthTuner:
         now = self.clock()
         rate = self._bytes / max(now - self._t0, 1e-9)
         self.history.append((self.depth, rate))
-        if rate < self._last_rate * (1 + self.gain):
-            self.step = -self.step  # no better than before: turn round
-        self.depth = min(self.maximum, max(2 if self.maximum >= 2 else 1, self.depth + self.step))
+        if rate > self._last_rate * (1 + self.gain):
+            move = self.step  # better: keep going
+        elif rate < self._last_rate * (1 - self.gain):
+            self.step = -self.step  # worse: turn round
+            move = self.step
+        else:
+            move = 0  # within the noise: stay
+        self.depth = min(self.maximum, max(self.minimum, self.depth + move))
         self._last_rate, self._done, self._bytes, self._t0 = rate, 0, 0, now
 
 
@@ -94,7 +104,7 @@ class DepthMemory:
     without memory each would climb from the start depth again.
     """
 
-    def __init__(self, start: int = 4):
+    def __init__(self, start: int = 8):
         self.start = start
         self._depths: dict[tuple[str, ...], int] = {}
         self._lock = threading.Lock()
@@ -146,6 +156,7 @@ def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor | 
     memory = memory or DepthMemory()
     tuner = memory.tuner(req)
     share.join()
+    t0 = time.monotonic()
     try:
         with ExitStack() as stack:
             sessions: dict[int, AsyncSession] = {}
@@ -160,6 +171,9 @@ def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor | 
     finally:
         share.leave()
         memory.keep(req, tuner)
+        log.info("block copy of %d extents: %.2f s, chunk %d, depth %d -> %d over %d windows", len(req.extents),
+                 time.monotonic() - t0, chunk_size(req), tuner.history[0][0] if tuner.history else tuner.depth,
+                 tuner.depth, len(tuner.history))
 
 
 @dataclass(eq=False)
