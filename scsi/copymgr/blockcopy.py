@@ -124,6 +124,34 @@ class DepthMemory:
                 self._depths[self._key(req)] = tuner.depth
 
 
+class BufferPool:
+    """Chunk buffers kept between copies, so a backup's many lists reuse the same memory.
+
+    Keeps at most ``limit`` bytes of idle buffers; a buffer is only ever
+    handed to one slot at a time.
+    """
+
+    def __init__(self, limit: int = 64 << 20):
+        self.limit = limit
+        self._free: dict[int, list[bytearray]] = {}
+        self._kept = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bytearray:
+        with self._lock:
+            free = self._free.get(size)
+            if free:
+                self._kept -= size
+                return free.pop()
+        return bytearray(size)
+
+    def give(self, buf: bytearray) -> None:
+        with self._lock:
+            if self._kept + len(buf) <= self.limit:
+                self._free.setdefault(len(buf), []).append(buf)
+                self._kept += len(buf)
+
+
 def chunks(extents: tuple[Extent, ...], chunk: int) -> Iterator[tuple[int, Extent, int, int, int]]:
     """(extent index, extent, source LBA, destination LBA, blocks) pieces of at most ``chunk`` bytes."""
     for i, ext in enumerate(extents):
@@ -149,7 +177,7 @@ def chunk_size(req: BlockCopy) -> int:
 
 
 def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor | None,
-                   memory: DepthMemory | None = None) -> int:
+                   memory: DepthMemory | None = None, buffers: BufferPool | None = None) -> int:
     """Carry out ``req``; returns the bytes copied or raises BlockCopyFailed."""
     if not req.extents:
         return 0
@@ -166,7 +194,7 @@ def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor | 
                     break
                 sessions[id(lun)] = s
             else:
-                return _AsyncCopy(req, sessions, share, tuner).run()
+                return _AsyncCopy(req, sessions, share, tuner, buffers or BufferPool(0)).run()
         return _threaded_copy(req, share, pool, tuner)
     finally:
         share.leave()
@@ -193,11 +221,13 @@ class _Slot:
 class _AsyncCopy:
     """Zero-copy pipeline over libiscsi sessions, serviced from the calling thread."""
 
-    def __init__(self, req: BlockCopy, sessions: dict[int, AsyncSession], share: FairShare, tuner: DepthTuner):
+    def __init__(self, req: BlockCopy, sessions: dict[int, AsyncSession], share: FairShare, tuner: DepthTuner,
+                 buffers: BufferPool):
         self.req, self.sessions, self.share = req, sessions, share
         self.chunk = chunk_size(req)
         self.tuner = tuner
-        self.free: list[bytearray] = []
+        self.buffers = buffers
+        self.free: list[bytearray] = []  # this copy's buffers between two chunks
         self.busy: list[_Slot] = []
         self.failure: BlockCopyFailed | None = None
         self.abort: BaseException | None = None  # what req.check returned
@@ -224,6 +254,9 @@ class _AsyncCopy:
                 service(list({id(s.session): s.session for s in self.busy}.values()))
                 for slot in [s for s in self.busy if s.pending.done]:
                     self._advance(slot)
+        for buf in self.free:  # every command has ended: nothing points into them any more
+            self.buffers.give(buf)
+        self.free = []
         if self.failure is not None:
             raise self.failure
         if self.abort is not None:
@@ -232,7 +265,7 @@ class _AsyncCopy:
 
     def _start(self, index: int, ext: Extent, src_lba: int, dst_lba: int, blocks: int) -> None:
         nbytes = blocks * ext.src.block_size
-        buf = self.free.pop() if self.free else bytearray(self.chunk)
+        buf = self.free.pop() if self.free else self.buffers.take(self.chunk)
         slot = _Slot(buf, index, ext, src_lba, dst_lba, blocks)
         self.busy.append(slot)
         self._submit(slot, memoryview(buf)[:nbytes])

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from scsi.copymgr.blockcopy import DepthTuner, FairShare, chunk_size, run_block_copy, supports_zero_copy
+from scsi.copymgr.blockcopy import (BufferPool, DepthTuner, FairShare, chunk_size, run_block_copy,
+                                   supports_zero_copy)
 from scsi.copymgr.io import BlockCopy, BlockCopyFailed, Extent
 from scsi.copymgr.threaded import ThreadedDriver
 from scsi.luns import MemoryBlockLun
@@ -134,8 +135,13 @@ def test_zero_copy_path_keeps_commands_in_flight_and_never_copies_in_python(tgtd
     half = blocks // 2
     req = BlockCopy((Extent(src, 0, dst, 0, half), Extent(src, half, dst, half, blocks - half)),
                     256 * 1024, 8, lambda i, n: done.append(n))
-    assert run_block_copy(req, FairShare(16), pool=None) == len(data)
+    buffers = BufferPool()
+    assert run_block_copy(req, FairShare(16), pool=None, buffers=buffers) == len(data)
     assert sum(done) == len(data)
+    kept = [id(b) for b in buffers._free[256 * 1024]]
+    assert 2 <= len(kept) <= 8  # the slots' buffers, back in the pool for the next list
+    assert run_block_copy(req, FairShare(16), pool=None, buffers=buffers) == len(data)
+    assert {id(b) for b in buffers._free[256 * 1024]} == set(kept)  # the second list used the same memory
     with open(target.luns[2], "rb") as f:
         assert f.read() == data
     inflight = [d.max_inflight for d in src._all + dst._all]
