@@ -127,7 +127,7 @@ class Attribution:
         elapsed = max(end - start, busy)
         waiting = max(0.0, elapsed - busy)
         share = {c: round(s / elapsed, 4) for c, s in seconds.items()} if elapsed > 0 else {}
-        return {"elapsed_s": round(elapsed, 6), "bottleneck_seconds": seconds, "bottleneck_share": share,
+        return {"elapsed_s": round(elapsed, 6), "ended_s": round(end, 6), "bottleneck_seconds": seconds, "bottleneck_share": share,
                 "failover_seconds": round(failover, 6), "waiting_seconds": round(waiting, 6),
                 "main_bottleneck": max(seconds, key=seconds.__getitem__) if seconds else ""}
 

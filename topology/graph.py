@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from topology.collector import collector_paused
+from topology.fabric import FABRIC_KINDS, OWNER_KINDS, LiveFabric, SanNodes, live_fabric_of
 from topology.index import (
     TopologyIndex,
     index_of,
@@ -24,7 +25,8 @@ from topology.index import (
 from topology.model import Role, Topology
 from topology.wwn import parse_wwpn
 
-FABRIC_KINDS = frozenset({"port", "swport", "switch", "link"})
+__all__ = ["FABRIC_KINDS", "SanState", "build_graph", "fabric_view", "live_fabric", "member_wwpn",
+           "resolve_component", "server_host", "zone_membership"]
 
 
 def build_graph(topo: Topology, ix: TopologyIndex | None = None) -> nx.Graph:
@@ -98,31 +100,27 @@ def live_fabric(g: nx.Graph, down: set[str] | frozenset[str]) -> nx.Graph:
     return live
 
 
-def _bare_live_fabric(g: nx.Graph, edges: list[tuple[str, str]], down: set[str]) -> nx.Graph:
-    """Like :func:`live_fabric` from the edge list the graph was built from, without node attributes.
-
-    Node attributes stay on ``g`` (one copy); isolated fabric nodes are added too.
-    """
-    keep = {n for n, k in g.nodes(data="kind") if k in FABRIC_KINDS and n not in down}
-    live = nx.Graph()
-    live.add_nodes_from(keep)
-    live.add_edges_from((u, v) for u, v in edges if u in keep and v in keep)
-    return live
-
-
 @dataclass
 class SanState:
-    """A topology's graph with a set of components down (failed on purpose, or offline)."""
+    """A topology with a set of components down (failed on purpose, or offline).
+
+    Verification needs only the fabric's components and pendant chains
+    (`topology.fabric`); the full networkx graph (``graph``) and the live
+    fabric graph (``live_fabric``) are built on first use, for explanations,
+    rendering and what-if callers.
+    """
 
     topology: Topology
     index: TopologyIndex
-    graph: nx.Graph
     failed: set[str]
     down: set[str] = field(default_factory=set)
     component_of: dict[str, int] = field(default_factory=dict)
     port_zones: dict[str, set[str]] = field(default_factory=dict)
     cause: dict[str, str] = field(default_factory=dict)
-    live_fabric: nx.Graph = field(default_factory=nx.Graph)
+    nodes: SanNodes = field(default_factory=SanNodes)
+    fabric: LiveFabric | None = None
+    _graph: nx.Graph | None = None
+    _live_graph: nx.Graph | None = None
     _cabled: nx.Graph | None = None
     _cabled_component: dict[str, int] = field(default_factory=dict)
 
@@ -135,37 +133,52 @@ class SanState:
     @classmethod
     def _build(cls, topo: Topology, failed, graph: nx.Graph | None, index: TopologyIndex | None) -> SanState:
         ix = index or index_of(topo)
-        edges = None
-        if graph is not None:
-            g = graph
-        else:
-            nodes, edges = _graph_parts(topo)
-            g = _assemble(topo, nodes, edges)
-        resolved = {resolve_component(g, name) for name in failed}
-        down = set(resolved)
-        down.update(n for n, attrs in g.nodes(data=True) if not attrs.get("online", True))
+        nodes = SanNodes.of(topo)
+        resolved = {_resolve(nodes, name) for name in failed}
+        down = set(resolved) | nodes.offline
         # An owner that is down takes its ports with it; a library takes its drives.
         cause: dict[str, str] = {}
-        for n in sorted(down, key=lambda x: g.nodes[x]["kind"] != "library"):
-            kind = g.nodes[n]["kind"]
-            if kind in ("host", "array", "mover", "drive", "library"):
-                for m in g.neighbors(n):
-                    if g.nodes[m]["kind"] in ("port", "drive") and m not in down:
+        kind = nodes.kind
+        for n in sorted(down, key=lambda x: kind.get(x) != "library"):
+            if kind.get(n) in OWNER_KINDS:
+                for m in nodes.owned.get(n, ()):
+                    if m not in down:
                         down.add(m)
                         cause[m] = n
-                        if g.nodes[m]["kind"] == "drive":
-                            for x in g.neighbors(m):
-                                if g.nodes[x]["kind"] == "port" and x not in down:
+                        if kind[m] == "drive":
+                            for x in nodes.owned.get(m, ()):
+                                if x not in down:
                                     down.add(x)
                                     cause[x] = n
-        state = cls(topology=topo, index=ix, graph=g, failed=resolved, down=down)
-        state.cause = cause
-        state.live_fabric = fabric = live_fabric(g, down) if edges is None else _bare_live_fabric(g, edges, down)
-        for i, comp in enumerate(nx.connected_components(fabric)):
-            for n in comp:
-                state.component_of[n] = i
-        state.port_zones = zone_membership(topo, ix)
-        return state
+        live = live_fabric_of(nodes, down)
+        return cls(topology=topo, index=ix, failed=resolved, down=down, component_of=live.component_of,
+                   port_zones=zone_membership(topo, ix), cause=cause, nodes=nodes, fabric=live, _graph=graph)
+
+    @property
+    def graph(self) -> nx.Graph:
+        """Every component as a node (``kind``, ``online`` ...): built on first use."""
+        if self._graph is None:
+            with collector_paused():
+                self._graph = build_graph(self.topology)
+        return self._graph
+
+    @property
+    def live_fabric(self) -> nx.Graph:
+        """The fabric without the down nodes, as one graph: built on first use."""
+        if self._live_graph is None:
+            with collector_paused():
+                self._live_graph = live_fabric(self.graph, self.down)
+        return self._live_graph
+
+    def kind(self, node: str) -> str | None:
+        return self.nodes.kind.get(node)
+
+    def separator_index(self):  # type: ignore[no-untyped-def]
+        """`topology.redundancy.SeparatorIndex` over this state's live fabric."""
+        from topology.redundancy import SeparatorIndex  # redundancy builds on this module
+
+        assert self.fabric is not None
+        return SeparatorIndex.of_live_fabric(self.fabric, self.nodes)
 
     def connected(self, a: str, b: str) -> bool:
         ca = self.component_of.get(a)
@@ -192,14 +205,14 @@ class SanState:
             return "failed"
         if node in self.cause:
             c = self.cause[node]
-            return f"down ({self.graph.nodes[c]['kind']} {c} is {self.why(c)})"
+            return f"down ({self.kind(c)} {c} is {self.why(c)})"
         return "offline"
 
     def describe_down(self, node: str) -> str:
-        kind = self.graph.nodes[node]["kind"]
+        kind = self.kind(node)
         why = self.why(node)
         if kind == "link":
-            label = "ISL" if self.graph.nodes[node].get("isl") else "link"
+            label = "ISL" if node in self.nodes.isl else "link"
         else:
             label = {"port": "port", "swport": "switch port", "switch": "switch"}.get(kind, kind)
         return f"{label} {node} is {why}"
@@ -207,13 +220,18 @@ class SanState:
 
 def resolve_component(g: nx.Graph, name: str) -> str:
     """Map a ``--fail`` argument to a graph node (WWPNs in any spelling); LookupError otherwise."""
-    if name in g:
+    return _resolve(g, name)
+
+
+def _resolve(nodes, name: str) -> str:  # type: ignore[no-untyped-def]
+    """``name`` (or its WWPN spelling) if it is among ``nodes`` (a graph or `SanNodes`)."""
+    if name in nodes:
         return name
     try:
         wwpn = parse_wwpn(name)
     except ValueError:
         wwpn = None
-    if wwpn and wwpn in g:
+    if wwpn and wwpn in nodes:
         return wwpn
     raise LookupError(f"unknown component {name!r}: not a switch, link, port, host, array, data mover, "
                       f"library, drive or LAN of this topology")
@@ -223,13 +241,19 @@ def zone_membership(topo: Topology, ix: TopologyIndex) -> dict[str, set[str]]:
     """WWPN -> names of the active zones it is a member of (switch-port members resolved)."""
     active = {z for zs in topo.zonesets if zs.name in topo.active_zonesets for z in zs.zones}
     out: dict[str, set[str]] = {}
+    seen: dict[str, str | None] = {}  # a port is a member of many zones: resolve each spelling once
     for z in topo.zones:
         if z.name not in active:
             continue
         for member in z.members:
-            wwpn = member_wwpn(member, ix)
+            wwpn = seen.get(member, "")
+            if wwpn == "":
+                wwpn = seen[member] = member_wwpn(member, ix)
             if wwpn:
-                out.setdefault(wwpn, set()).add(z.name)
+                zones = out.get(wwpn)
+                if zones is None:
+                    zones = out[wwpn] = set()
+                zones.add(z.name)
     return out
 
 

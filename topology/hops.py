@@ -40,7 +40,9 @@ class HopResult:
 def check_hop(state: SanState, initiators: list[End], targets: list[End], lun: LunRef | None = None,
               want_all: bool = False) -> HopResult:
     """Working (initiator, target) pairs, or the furthest-reaching failure as a Problem."""
-    good: list[tuple[End, End]] = []
+    good = _working_pairs(state, initiators, targets, lun, want_all)
+    if good:
+        return HopResult(good, None, MASKED + 1)
     best: Problem | None = None
     best_score = -1
     best_make = None
@@ -59,6 +61,31 @@ def check_hop(state: SanState, initiators: list[End], targets: list[End], lun: L
     best = best_make() if best_make is not None else \
         Problem(rule="no-port", message="no ports to connect", objects=[])
     return HopResult([], best, best_score)
+
+
+def _working_pairs(state: SanState, initiators: list[End], targets: list[End], lun: LunRef | None,
+                   want_all: bool) -> list[tuple[End, End]]:
+    """The pairs `_check_pair` passes, in the same order, without building explanations (the hot path)."""
+    good: list[tuple[End, End]] = []
+    down, component, zones = state.down, state.component_of, state.port_zones
+    masked = state.index.is_masked
+    for i in initiators:
+        ci = component.get(i.wwpn)
+        zi = zones.get(i.wwpn)
+        if ci is None or not zi or i.wwpn in down:
+            continue
+        for t in targets:
+            if component.get(t.wwpn) != ci or t.wwpn in down:
+                continue
+            zt = zones.get(t.wwpn)
+            if not zt or zi.isdisjoint(zt):
+                continue
+            if lun is not None and not masked(lun.array, i.wwpn, lun.number, t.wwpn):
+                continue
+            good.append((i, t))
+            if not want_all:
+                return good
+    return good
 
 
 def _check_pair(state: SanState, i: End, t: End, lun: LunRef | None) -> tuple[int, Callable[[], Problem] | None]:

@@ -21,6 +21,7 @@ from topology.model import (
 from topology.wwn import parse_naa, parse_wwpn
 
 _SWITCH_PORT = re.compile(r"^(?P<switch>[^/]+)/(?P<index>\d+)$")
+_CANONICAL_WWPN = re.compile(r"[12356][0-9a-f](?::[0-9a-f]{2}){7}")  # what parse_wwpn returns
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,15 @@ class LunRef:
         return f"{self.naa}:{self.number}"
 
 
-@lru_cache(maxsize=131072)
 def split_switch_port(text: str) -> tuple[str, int] | None:
+    """``SW1/3`` -> ("SW1", 3); None for anything else (a WWPN has no slash: answered without the cache)."""
+    if "/" not in text:
+        return None
+    return _split_switch_port(text)
+
+
+@lru_cache(maxsize=262144)
+def _split_switch_port(text: str) -> tuple[str, int] | None:
     m = _SWITCH_PORT.match(text.strip())
     return (m.group("switch"), int(m.group("index"))) if m else None
 
@@ -181,8 +189,20 @@ def index_of(topo: Topology) -> TopologyIndex:
     return ix
 
 
-@lru_cache(maxsize=131072)
 def normalise_endpoint(text: str) -> str:
+    """A link end or zone member as a graph node: WWPNs in canonical spelling, switch ports as written.
+
+    Most are already canonical (the loader wrote them so); those are
+    recognised by one regular expression instead of an LRU cache that 100,000
+    ports would overflow.
+    """
+    if _CANONICAL_WWPN.fullmatch(text):
+        return text
+    return _normalise_endpoint(text)
+
+
+@lru_cache(maxsize=262144)
+def _normalise_endpoint(text: str) -> str:
     if split_switch_port(text):
         return text.strip()
     try:

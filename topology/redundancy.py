@@ -21,6 +21,7 @@ from collections import deque
 import networkx as nx
 from networkx.algorithms.flow import shortest_augmenting_path
 
+from topology.fabric import LiveFabric, SanNodes
 from topology.graph import SanState
 from topology.report import VolumeVerdict
 from topology.verify import MoverLegs
@@ -77,6 +78,25 @@ class _BlockCutTree:
         return [n[1] for n in left + [x] + right[::-1] if n[0] == "A" and n[1] not in (a, b)]
 
 
+def _attachments(graph: nx.Graph, kind, swport_owner) -> dict[str, tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    """N_ports of ``graph`` cabled by one link into a switch port of a switch in ``graph``: port -> chain."""
+    attach: dict[str, tuple[str, str, str]] = {}
+    adj = graph.adj
+    for n in graph:
+        if kind(n) != "port":
+            continue
+        links = list(adj[n])  # an N_port has at most one cable
+        if len(links) != 1:
+            continue
+        swports = [m for m in adj[links[0]] if m != n]
+        if len(swports) != 1 or kind(swports[0]) != "swport":
+            continue
+        switch = swport_owner(swports[0])
+        if switch in adj and switch in adj[swports[0]]:
+            attach[n] = (links[0], swports[0], switch)
+    return attach
+
+
 class SeparatorIndex:
     """Answers "which nodes separate port a from port b" in the live fabric.
 
@@ -84,33 +104,38 @@ class SeparatorIndex:
     its separators start with that pendant chain; between switches, the cut
     vertices come from the block-cut tree of the small core graph (switches,
     ISLs and their switch ports) -- far cheaper than the tree of the whole
-    fabric with its tens of thousands of pendant ports.
+    fabric with its tens of thousands of pendant ports.  `of_live_fabric`
+    takes the chains and the core as `topology.fabric` found them; the
+    constructor finds them in a whole live-fabric graph.
     """
 
     def __init__(self, fabric: nx.Graph, graph: nx.Graph | None = None) -> None:
         attrs = (graph or fabric).nodes
-        self._fabric, self._attrs = fabric, attrs
-        self._serial: dict[str, bool] = {}
+
+        def kind(n: str) -> str | None:
+            return attrs[n].get("kind")
+
+        attach = _attachments(fabric, kind, lambda n: attrs[n].get("owner"))
+        isl = {n for n in fabric if attrs[n].get("kind") == "link" and attrs[n].get("isl")}
+        self._setup({n: attrs[n].get("kind") for n in fabric}, isl, attach, fabric)
+
+    @classmethod
+    def of_live_fabric(cls, live: LiveFabric, nodes: SanNodes) -> SeparatorIndex:
+        kind = nodes.kind
+        attach = dict(live.chains)
+        attach.update(_attachments(live.core, kind.get, nodes.swport_owner.get))
+        sep = cls.__new__(cls)
+        sep._setup(kind, nodes.isl, attach, live.core)
+        return sep
+
+    def _setup(self, kind, isl: set[str], attach: dict[str, tuple[str, str, str]],  # type: ignore[no-untyped-def]
+               fabric: nx.Graph) -> None:
+        self._kind, self._isl = kind, isl
         self.write_cache: dict[tuple, list[str]] = {}
         self.flow_cache: dict[frozenset, int] = {}
-        self.attach: dict[str, tuple[str, str, str]] = {}
-        pendant: set[str] = set()
-        adj = fabric.adj
-        for n in fabric:
-            if attrs[n].get("kind") != "port":
-                continue
-            pendant.add(n)
-            links = list(adj[n])  # an N_port has at most one cable
-            if len(links) != 1:
-                continue
-            swports = [m for m in adj[links[0]] if m != n]
-            if len(swports) != 1 or attrs[swports[0]].get("kind") != "swport":
-                continue
-            switch = attrs[swports[0]].get("owner")
-            if switch in adj and switch in adj[swports[0]]:
-                self.attach[n] = (links[0], swports[0], switch)
-                pendant.update((links[0], swports[0]))
-        core = fabric.subgraph(x for x in fabric if x not in pendant)
+        self.attach = attach
+        pendant = {x for port, (link, swport, _) in attach.items() for x in (port, link, swport)}
+        core = fabric.subgraph(x for x in fabric if x not in pendant and kind.get(x) != "port")
         self.component = {x: i for i, comp in enumerate(nx.connected_components(core)) for x in comp}
         self.tree = _BlockCutTree(core)
         self._cache: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -122,12 +147,8 @@ class SeparatorIndex:
 
     def is_serial(self, n: str) -> bool:
         """Switch ports and (non-ISL) cables each sit in series with exactly one N_port or ISL."""
-        serial = self._serial.get(n)
-        if serial is None:
-            a = self._attrs[n] if n in self._fabric else {}
-            kind = a.get("kind")
-            serial = self._serial[n] = kind == "swport" or (kind == "link" and not a.get("isl"))
-        return serial
+        kind = self._kind.get(n)
+        return kind == "swport" or (kind == "link" and n not in self._isl)
 
     def separators(self, a: str, b: str) -> tuple[str, ...]:
         """Nodes whose loss disconnects a from b, in order from a to b (a and b included)."""
@@ -251,7 +272,7 @@ def annotate_redundancy(state: SanState, verdicts: list[VolumeVerdict], legs: di
     the client to read the volume's file system, so its cable is a single
     point of failure even though no data crosses it.
     """
-    sep = SeparatorIndex(state.live_fabric, state.graph)
+    sep = state.separator_index()
     cache: dict[tuple, tuple[int, set[str], list]] = {}
     client_pairs = client_pairs or {}
     for v in verdicts:

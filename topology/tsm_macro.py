@@ -65,6 +65,8 @@ def parse_macro(text: str, *, file: str = "macro") -> list[Statement]:
     out: list[Statement] = []
     for line, stmt_text in logical_lines(text):
         tokens = tokenize(stmt_text, file=file, line=line)
+        if not tokens:  # a continuation that held only a comment
+            continue
         verb = match_keyword(tokens[0], VERBS)
         if verb is None:
             problems.add(line, f"unknown command {tokens[0]!r}", tokens[0])
@@ -96,6 +98,25 @@ def parse_macro(text: str, *, file: str = "macro") -> list[Statement]:
     return out
 
 
+#: TSM device types a DEFINE DEVCLASS may name (DISK is predefined and never defined).
+DEVTYPES = frozenset({"FILE", "LTO", "3590", "3592", "DLT", "SDLT", "ECARTRIDGE", "4MM", "8MM", "QIC",
+                      "GENERICTAPE", "DTF", "OPTICAL", "WORM", "NAS", "VOLSAFE", "REMOVABLEFILE", "SERVER"})
+
+
+def _one_line(exc: BaseException) -> str:
+    """A pydantic ValidationError as 'field: message' (no URL, one line); other errors as they are."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            first = errors()[0]
+            where = ".".join(str(x) for x in first.get("loc", ()))
+            msg = str(first.get("msg", exc)).removeprefix("Value error, ")
+            return f"{where}: {msg}" if where else msg
+        except Exception:  # noqa: BLE001 - fall back to the plain text
+            pass
+    return " ".join(str(exc).replace("Value error, ", "").split())
+
+
 def _yes_no(value: str) -> bool:
     v = match_keyword(value, ["Yes", "No"])
     if v is None:
@@ -118,7 +139,7 @@ class _Merger:
         try:
             getattr(self, f"_{st.noun.lower()}")(st, st.verb == "UPDATE")
         except (ValueError, LookupError) as exc:
-            self.problems.add(st.line, f"{st.verb} {st.noun}: {exc}".replace("Value error, ", ""))
+            self.problems.add(st.line, f"{st.verb} {st.noun}: {_one_line(exc)}")
 
     def _find(self, items, name: str, what: str, update: bool, create):
         for item in items:
@@ -191,6 +212,11 @@ class _Merger:
             raise ValueError("a path to a disk needs NODE=")
         if desttype == "DRIVE" and "LIBRARY" not in p and not update:
             raise ValueError("a path to a drive needs LIBRARY=")
+        if srctype == "DATAMOVER" and not any(m.name.upper() == source.upper() for m in self.topo.datamovers):
+            raise LookupError(f"no data mover {source} is defined (DEFINE DATAMOVER {source} first)")
+        if desttype == "DRIVE" and "LIBRARY" in p and \
+                not any(x.name.upper() == p["LIBRARY"].upper() for x in self.topo.libraries):
+            raise LookupError(f"LIBRARY={p['LIBRARY']}: no such library is defined")
         path = next((x for x in self.topo.tsm_paths if x.source.upper() == source.upper()
                      and x.destination.upper() == dest.upper() and x.desttype == desttype), None)
         if path is None:
@@ -245,6 +271,10 @@ class _Merger:
         p = st.params
         if not update and "DEVTYPE" not in p:
             raise ValueError(f"device class {name} needs DEVTYPE=")
+        if "DEVTYPE" in p and p["DEVTYPE"].upper() not in DEVTYPES:
+            raise ValueError(f"DEVTYPE={p['DEVTYPE']} is not a TSM device type ({', '.join(sorted(DEVTYPES))})")
+        if "LIBRARY" in p and not any(x.name.upper() == p["LIBRARY"].upper() for x in self.topo.libraries):
+            raise LookupError(f"LIBRARY={p['LIBRARY']}: no such library is defined")
         dc = self._find(self.topo.devclasses, name, "device class", update,
                         lambda: DevClass(name=name, devtype=p["DEVTYPE"], library=p.get("LIBRARY")))
         if "DEVTYPE" in p:
@@ -257,6 +287,12 @@ class _Merger:
         devclass = st.positional[1] if len(st.positional) > 1 else None
         p = st.params
         fmt = None
+        if devclass and not update and devclass.upper() != "DISK" and \
+                not any(d.name.upper() == devclass.upper() for d in self.topo.devclasses):
+            raise LookupError(f"device class {devclass} is not defined (DEFINE DEVCLASS {devclass} first)")
+        for key in ("MAXSCRATCH", "MAXSIZE"):
+            if key in p and not p[key].isdigit() and p[key].upper() != "NOLIMIT":
+                raise ValueError(f"{key}={p[key]} must be a whole number")
         if "DATAFORMAT" in p:
             if update:
                 raise ValueError("DATAFORMAT cannot be changed with UPDATE STGPOOL (define a new pool)")
@@ -298,6 +334,12 @@ def merge_macro(topo: Topology, macro: str | Path) -> Topology:
 def merge_macro_text(topo: Topology, text: str, *, file: str = "macro") -> Topology:
     """:func:`merge_macros` for macro text held in memory."""
     return _checked(_apply(topo.model_copy(deep=True), text, file), topo, file)
+
+
+def apply_macro_text(topo: Topology, text: str, *, file: str = "macro") -> Topology:
+    """Apply macro text to ``topo`` in place without the final cross-check (the backup server's
+    definition path: each DEFINE/UPDATE is judged against what was defined before it)."""
+    return _apply(topo, text, file)
 
 
 def _apply(topo: Topology, text: str, file: str) -> Topology:

@@ -93,6 +93,8 @@ class _Context:
         self._live_devices: dict[str, tuple[list[Device], Problem | None]] = {}
         self._array_ends: dict[str, list[End]] = {}
         self._mover_masking: dict[str, list[tuple[str, dict[int, set[str] | None]]]] = {}
+        self._device_keys: dict[str, tuple[str, ...]] = {}
+        self._mask_groups: dict[str, list[tuple[tuple[str, ...], dict[int, set[str] | None]]]] = {}
         self._client_ends: dict[str, list[End]] = {}
         self.mover_ports = {p.wwpn for m in self.movers for p in m.ports}
         self._client_disk: dict[str, Problem | None] = {}
@@ -120,7 +122,7 @@ class _Context:
     def owner_down(self, device: Device) -> Problem | None:
         for owner in device.owners:
             if owner in self.state.down:
-                kind = self.state.graph.nodes[owner]["kind"]
+                kind = self.state.kind(owner)
                 what = f"{kind} {owner}" if owner == device.name else \
                     f"{kind} {owner} of {'drive' if device.kind == 'drive' else 'disk-pool LUN'} {device.name}"
                 return Problem(rule="component-down", message=f"{what} is {self.why(owner)}",
@@ -160,6 +162,25 @@ class _Context:
             out = self._mover_masking[array] = [(w, self.ix.masking[(array, w)]) for w in sorted(self.mover_ports)
                                                 if (array, w) in self.ix.masking]
         return out
+
+    def mover_mask_groups(self, array: str) -> list[tuple[tuple[str, ...], dict[int, set[str] | None]]]:
+        """`mover_masking` with mover ports of equal masking grouped: (ports, masking) per group.
+
+        Volumes whose LUNs are masked alike share their legs; comparing whole
+        masking tables once per array (in C) beats walking every mover port per volume.
+        """
+        groups = self._mask_groups.get(array)
+        if groups is None:
+            found: list[tuple[list[str], dict[int, set[str] | None]]] = []
+            for w, masks in self.mover_masking(array):
+                for ports, other in found:
+                    if other == masks:
+                        ports.append(w)
+                        break
+                else:
+                    found.append(([w], masks))
+            groups = self._mask_groups[array] = [(tuple(ports), masks) for ports, masks in found]
+        return groups
 
     def live_devices(self, pool: StoragePool) -> tuple[list[Device], Problem | None]:
         """The pool's devices whose owners are up, and the first down one's problem (once per pool)."""
@@ -240,13 +261,16 @@ class _Context:
         array_ends = self.array_ends(lun.array)
         best: tuple[float, Problem] | None = None
         legs: list[MoverLegs] = []
-        device_key = tuple(d.name for d in live_devices)
+        device_key = self._device_keys.get(pool.name)
+        if device_key is None:
+            device_key = self._device_keys[pool.name] = tuple(d.name for d in live_devices)
         # Volumes on one array whose LUNs are masked alike to the movers get the same legs.
         shared_key = None
         if want_routes and not self.topo.tsm_paths:
             n = lun.number
-            shared_key = (lun.array, frozenset((w, None if masks[n] is None else frozenset(masks[n]))
-                                               for w, masks in self.mover_masking(lun.array) if n in masks),
+            shared_key = (lun.array, frozenset((ports, None if masks[n] is None else frozenset(masks[n]))
+                                               for ports, masks in self.mover_mask_groups(lun.array)
+                                               if n in masks),
                           device_key)
             if shared_key in self._volume_legs:
                 return ServerFreeResult(None, self._volume_legs[shared_key])

@@ -24,6 +24,8 @@ COMMAND_MODULES = [
     "orchestrator.cli.backup_cmd", "orchestrator.cli.restore_cmd", "orchestrator.cli.query_cmd",
     "orchestrator.cli.sim_cmd",
     "orchestrator.cli.scenario_cmd",
+    "orchestrator.cli.server_cmd", "orchestrator.cli.admin_cmd",
+    "orchestrator.cli.report_cmd",
 ]
 
 _DSMC_OPTION = re.compile(r"^-([a-z][a-z0-9_.]+)(=.*)?$", re.IGNORECASE)
@@ -143,6 +145,31 @@ def _is_bad_input(exc: BaseException) -> bool:
     return isinstance(exc, (ValueError, LookupError))
 
 
+def _file_error(parser: argparse.ArgumentParser, args: argparse.Namespace, exc: OSError) -> str:
+    """'--site x.yaml: No such file or directory': name the option (or argument) that gave the file."""
+    from pathlib import Path
+
+    name = str(exc.filename)
+    what = exc.strerror or str(exc)
+
+    def same(value: object) -> bool:
+        try:
+            return isinstance(value, (str, Path)) and (str(value) == name or
+                                                       Path(value).resolve() == Path(name).resolve())
+        except OSError:
+            return False
+
+    for dest, value in vars(args).items():
+        if any(same(v) for v in (value if isinstance(value, list) else [value])):
+            for p in _all_parsers(parser):
+                for action in p._actions:
+                    if action.dest == dest:
+                        longs = [o for o in action.option_strings if o.startswith("--")]
+                        label = longs[0] if longs else (action.metavar or dest.upper())
+                        return f"{label} {name}: {what}"
+    return f"{name}: {what}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done, 1 the job failed, 2 bad input, 130 interrupted (SIGINT).
 
@@ -174,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - the top-level guard
         text = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, OSError) and exc.filename is not None and _is_bad_input(exc):
+            text = _file_error(parser, args, exc)
         if _is_bad_input(exc):
             # Validation, decoding and missing files are the user's to act on: one clear line.
             print(f"serverfree: error: {text}", file=sys.stderr)

@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -38,7 +39,8 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     img.add_argument("volume", metavar="VOLUME", nargs="?",
                      help="volume name as the site file lists it (e.g. E:); default: every domain.image volume "
                           "not excluded by exclude.image")
-    img.add_argument("--site", required=True, metavar="SITE.YAML", help="devices, movers, pool and volumes")
+    img.add_argument("--site", required=True, metavar="SITE.YAML",
+                     help="devices, data movers, pool and volumes (docs/backup-restore.md)")
     img.add_argument("--json", action="store_true", help="print the job report as JSON")
     add_option_arguments(img)
     img.set_defaults(func=run)
@@ -46,6 +48,9 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
 
 # -- composition helpers shared with restore ---------------------------------------------------
 def open_catalogue(site: SiteConfig, options: Any) -> Catalogue:
+    if site.pool is None:
+        raise ValueError("the site file names no pool: give one, or back up through the backup server "
+                         "(tcpserveraddress, tcpport, nodename and password)")
     cat = Catalogue(site.catalogue or options.catalog)
     for v in site.pool.volumes:
         cat.add_pool_volume(site.pool.name, v.name, v.device, v.capacity)
@@ -73,7 +78,10 @@ def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None,
     from topology.load import load_topology
     from topology.verify import verify
 
-    topo = load_topology(site.path(site.topology))
+    where = site.path(site.topology)
+    if not Path(where).is_file():
+        raise ValueError(f"the site file's topology: {where} does not exist (or is not a file)")
+    topo = load_topology(where)
     vid = topology_volume or volume
     verdict = verify(topo, redundancy=False).volume(vid)
     movers: list[str] = []
@@ -225,6 +233,10 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         raise ValueError(f"volume {volume} is excluded from image backup by exclude.image at "
                          f"{vopts.excluded_by}")
     site = load_site(args.site)
+    if site.pool is None:  # the backup server owns catalogue and pools (`serverfree server`)
+        from orchestrator.server import node_jobs
+
+        return node_jobs.backup_volume(args, options, volume, build, DeviceVolume, progress_printer(args.json))
     server = lan_server(site, options)
     vsite = site.volume(volume)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
@@ -251,8 +263,18 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         source = DeviceSpec(name=vsite.device, designator=io.designator() if elig.server_free else "",
                             block_size=io.block_size)
         base_id, digests, coverage = None, {}, []
-        if str(vopts.mode) == "incremental":
-            chain = cat.restore_chain(options.node, volume, incremental=True)
+        mode = str(vopts.mode)
+        if mode == "incremental":
+            from orchestrator.catalogue import CatalogueError
+
+            try:
+                chain = cat.restore_chain(options.node, volume, incremental=True)
+            except CatalogueError:
+                # dsmc: an incremental image backup with no full image yet takes a full one, and says so
+                print(f"serverfree: no full image backup of {volume} yet: taking a full (selective) image "
+                      "backup instead of an incremental one", file=sys.stderr)
+                mode, chain = "selective", []
+        if mode == "incremental":
             base_id, digests = chain[0].id, cat.digests(chain)
             coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
         paths = build(PathPlan, start=elig.start, reasons=elig.reasons, notes=elig.notes, movers=elig.movers,
@@ -261,7 +283,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
                       tape=site.pool.tape_plan())
         spec = build(BackupSpec, node=options.node, filespace=volume, source=source,
                      volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
-                     mode=str(vopts.mode), image_type=str(vopts.imagetype), management_class=vopts.mgmtclass,
+                     mode=mode, image_type=str(vopts.imagetype), management_class=vopts.mgmtclass,
                      pool=site.pool.name, compression=vopts.compression,
                      presnapshotcmd=vopts.presnapshotcmd or "", postsnapshotcmd=vopts.postsnapshotcmd or "",
                      snapshot_cache_size=vopts.snapshotcachesize,

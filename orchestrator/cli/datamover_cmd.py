@@ -40,6 +40,12 @@ def register(sub) -> None:
     s.add_argument("--fault", action="append", default=[], metavar="RULE",
                    help="inject a fault, e.g. copy-aborted=0D/02@list=2,segment=3, busy=5s@list=1, "
                         "drop@bytes=4M, stall=60s@bytes=1M; repeat (docs/datamover.md, Fault injection)")
+    for kind in ("header", "data"):
+        s.add_argument(f"--{kind}-digest", choices=("allowed", "required", "off"), default=None,
+                       help=f"CRC32C {kind} digest (quick mode): allowed (the initiator's choice, default), "
+                            "required, or off")
+    s.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics (the mover's counters) on 127.0.0.1:PORT")
     s.set_defaults(func=run_serve)
 
 
@@ -49,8 +55,9 @@ def config_from_args(args):
 
     faults = list(getattr(args, "fault", None) or [])
     if args.config:
-        if args.iqn or args.lun or args.portal or args.reach:
-            raise ValueError("--config cannot be combined with --portal/--iqn/--lun/--reach "
+        if args.iqn or args.lun or args.portal or args.reach or getattr(args, "header_digest", None) \
+                or getattr(args, "data_digest", None):
+            raise ValueError("--config cannot be combined with --portal/--iqn/--lun/--reach/--*-digest "
                              "(list reached devices in the config's remote: section)")
         cfg = load_config(args.config)
         for rule in faults:
@@ -61,12 +68,15 @@ def config_from_args(args):
     raw = {"portal": args.portal or "127.0.0.1:3260", "target": args.iqn,
            "luns": [{"id": n, "path": path} for n, path in enumerate(args.lun)],
            "remote": [{"name": f"remote{n}", "url": url} for n, url in enumerate(args.reach)],
-           "acl": [{"initiator": "*", "luns": "all", "remote": "all"}], "faults": faults}
+           "acl": [{"initiator": "*", "luns": "all", "remote": "all"}], "faults": faults,
+           "header_digest": getattr(args, "header_digest", None) or "allowed",
+           "data_digest": getattr(args, "data_digest", None) or "allowed"}
     return parse_config(raw, "command line")
 
 
-async def serve(cfg, *, ready=None) -> None:
+async def serve(cfg, *, ready=None, metrics_port: int | None = None) -> None:
     from scsi.iscsi.server import IscsiServer
+    from scsi.iscsi.textkeys import DIGEST_POLICIES, TargetLimits
     from scsi.target.build import build_target, open_luns, open_remotes
 
     luns = open_luns(cfg)
@@ -76,7 +86,9 @@ async def serve(cfg, *, ready=None) -> None:
         remotes = open_remotes(cfg)
         built = build_target(cfg, luns=luns, with_copy_manager=True, remotes=remotes)
         host, port = cfg.host_port
-        server = IscsiServer([built.node], host, port, io_threads=cfg.io_threads)
+        limits = TargetLimits(header_digests=DIGEST_POLICIES[cfg.header_digest],
+                              data_digests=DIGEST_POLICIES[cfg.data_digest])
+        server = IscsiServer([built.node], host, port, io_threads=cfg.io_threads, limits=limits)
         await server.start()
         loop = asyncio.get_running_loop()
         if built.faults is not None:
@@ -93,6 +105,12 @@ async def serve(cfg, *, ready=None) -> None:
                 "counters: %s", {**server.counters, **built.counters()}))
         except (NotImplementedError, RuntimeError, AttributeError):
             pass
+        metrics = None
+        if metrics_port is not None:
+            from orchestrator.server.metrics import mover_endpoint
+
+            metrics = mover_endpoint(lambda: {**server.counters, **built.counters()}, metrics_port)
+            print(f"serverfree datamover: metrics on {metrics.address}", flush=True)
         reach = f", reaching {len(remotes)} remote device(s)" if remotes else ""
         print(f"serverfree datamover: serving {cfg.target} with {len(luns)} LUN(s){reach} on "
               f"{host}:{server.port}", flush=True)
@@ -100,6 +118,8 @@ async def serve(cfg, *, ready=None) -> None:
             ready(server)
         await stop.wait()
         log.warning("stopping; counters: %s", {**server.counters, **built.counters()})
+        if metrics is not None:
+            metrics.close()
         await server.close()
     finally:
         if built is not None:
@@ -111,6 +131,6 @@ async def serve(cfg, *, ready=None) -> None:
 
 def run_serve(args) -> int:
     cfg = config_from_args(args)
-    asyncio.run(serve(cfg))
+    asyncio.run(serve(cfg, metrics_port=getattr(args, "metrics_port", None)))
     print("serverfree datamover: stopped", file=sys.stderr)
     return 0

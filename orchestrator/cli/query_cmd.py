@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from orchestrator.catalogue import Catalogue, ObjectRecord
@@ -10,6 +11,7 @@ from orchestrator.catalogue import Catalogue, ObjectRecord
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
     from orchestrator.options import add_option_arguments
+    from orchestrator.options.arguments import Once
 
     p = sub.add_parser("query", help="query the backup catalogue")
     what = p.add_subparsers(dest="query_command", metavar="WHAT")
@@ -17,10 +19,12 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     q = what.add_parser("backup", help="list image backups (like dsmc query backup -image)")
     q.add_argument("volume", metavar="VOLUME", nargs="?", help="only this filespace")
     q.add_argument("--inactive", action="store_true", help="also list inactive versions")
-    q.add_argument("--node", help="node name (default: nodename option, else the host name)")
-    q.add_argument("--catalogue", help="catalogue file (default: the catalog option)")
     q.add_argument("--json", action="store_true", help="one JSON object per image, in a list")
-    add_option_arguments(q, ("catalog", "nodename"))
+    add_option_arguments(q, ("catalog", "nodename", "tcpserveraddress", "tcpport", "password", "passwordaccess",
+                             "tlsfingerprint"))
+    # the same two options under their usual English names: given twice, they conflict
+    q.add_argument("--node", dest="nodename", action=Once, default=None, metavar="NAME", help="same as --nodename")
+    q.add_argument("--catalogue", dest="catalog", action=Once, default=None, metavar="FILE", help="same as --catalog")
     q.set_defaults(func=run)
 
 
@@ -51,12 +55,20 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.options import options_from_args
 
     options = options_from_args(args)
-    path = args.catalogue or options.catalog
+    if args.catalog is None and (options.password or os.environ.get("SERVERFREE_PASSWORD")):
+        from orchestrator.server import node_jobs  # the backup server keeps the catalogue
+
+        return show(node_jobs.query(options, args.volume, args.inactive), options.node, args)
+    path = options.catalog
     if path != ":memory:" and not Path(path).exists():
         raise FileNotFoundError(f"catalogue {path} does not exist (no backup has been made with it)")
-    node = args.node or options.node
+    node = options.node
     with Catalogue(path) as cat:
         objs = cat.query(node, args.volume, inactive=args.inactive, with_pieces=args.json)
+    return show(objs, node, args)
+
+
+def show(objs: list[ObjectRecord], node: str, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([o.as_dict() for o in objs]))
     elif not objs:

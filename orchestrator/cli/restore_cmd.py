@@ -10,6 +10,7 @@ incremental.  Exit status: 0 completed, 1 failed, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime, timezone
 
 from orchestrator.cli.backup_cmd import (build, check_lan_drive, lan_server, open_catalogue, print_report,
@@ -29,9 +30,15 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     what.required = True
     img = what.add_parser("image", help="restore a volume image",
                           description="Restore VOLUME's image onto DEST.  dsmc spelling works: -incremental.")
-    img.add_argument("volume", metavar="VOLUME")
-    img.add_argument("dest", metavar="DEST", nargs="?", help="destination device name (default: the volume's)")
-    img.add_argument("--site", required=True, metavar="SITE.YAML")
+    img.add_argument("volume", metavar="VOLUME", help="the volume backed up, as the site file names it (e.g. E:)")
+    img.add_argument("dest", metavar="DEST", nargs="?",
+                     help="destination device name from the site file (default: the volume's own device, "
+                          "which needs -replace=yes)")
+    img.add_argument("--site", required=True, metavar="SITE.YAML",
+                     help="devices, data movers, pool and volumes (docs/backup-restore.md)")
+    img.add_argument("--replace", choices=("yes", "no", "prompt"), default="prompt",
+                     help="restoring over the source volume itself: yes does it, no refuses, prompt (default) "
+                          "asks on a terminal and refuses otherwise (dsmc's -replace)")
     img.add_argument("--incremental", "--incre", action="store_true", help="apply image incrementals too")
     img.add_argument("--deletefiles", "--del", action="store_true",
                      help="accepted; ignored after image + image incremental (seed)")
@@ -55,6 +62,18 @@ def parse_pitdate(text: str | None) -> datetime | None:
     return when
 
 
+def confirm_replace(volume: str, device: str, replace: str) -> None:
+    """Restoring over the volume that was backed up destroys it: only with -replace=yes or a 'yes' typed."""
+    if replace == "yes":
+        return
+    what = f"restore image {volume} would overwrite the volume itself (device {device})"
+    if replace == "prompt" and sys.stdin.isatty():
+        answer = input(f"{what}. Replace it? [y/N] ").strip().lower()
+        if answer in ("y", "yes"):
+            return
+    raise ValueError(f"{what}: give a destination device (DEST), or -replace=yes to overwrite it")
+
+
 def tape_locations(chain: list) -> list:
     """Where the chain's tape objects lie (TapeLocation; the drive filled in from the pool volume if unset)."""
     from orchestrator.plan.tape_position import TapeLocation
@@ -73,11 +92,17 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     pit = parse_pitdate(args.pitdate)
     site = load_site(args.site)
+    if site.pool is None:  # the backup server owns catalogue and pools (`serverfree server`)
+        from orchestrator.server import node_jobs
+
+        return print_report(node_jobs.restore(args, options, build, progress_printer(args.json)), args.json)
     server = lan_server(site, options)
     vsite = site.volume(args.volume)
     dest_name = args.dest or vsite.device
     if dest_name not in site.devices:
         raise LookupError(f"destination {dest_name!r} is not a device in the site file")
+    if dest_name == vsite.device:
+        confirm_replace(args.volume, dest_name, args.replace)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
         chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental)
         driver = RealDriver(cat, opened.movers, opened.devices)

@@ -54,6 +54,9 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     r.set_defaults(func=run)
     s = what.add_parser("schema", help="print the JSON Schema of scenario files")
     s.set_defaults(func=schema)
+    from orchestrator.cli.sweep_cmd import add_sweep
+
+    add_sweep(what)
 
 
 def scenario_files(paths: list[str]) -> list[Path]:

@@ -176,7 +176,7 @@ class SiteConfig(BaseModel):
     movers: dict[str, str | MoverSite] = Field(default_factory=dict)
     mover_timeout: float = Field(DEFAULT_MOVER_TIMEOUT, gt=0, le=3600,
                                  description="seconds a data mover may take to answer one command")
-    pool: PoolSite
+    pool: PoolSite | None = None  # none when the backup server owns the pools (client of `serverfree server`)
     volumes: dict[str, VolumeSite]
     base_dir: Path = Path(".")
 
@@ -217,11 +217,12 @@ def load_site(path: str | Path) -> SiteConfig:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
         raise ValueError(f"{p}: {where}: {str(first['msg']).removeprefix('Value error, ')}") from None
-    for ref in [v.device for v in site.volumes.values()] + [v.device for v in site.pool.volumes] + \
-            site.pool.drive_names():
+    pool_refs = [v.device for v in site.pool.volumes] + site.pool.drive_names() if site.pool else []
+    for ref in [v.device for v in site.volumes.values()] + pool_refs:
         if ref not in site.devices:
             raise ValueError(f"{p}: device {ref!r} is used but not listed under devices")
-    _check_pool(site.pool, p)
+    if site.pool is not None:
+        _check_pool(site.pool, p)
     return site
 
 
@@ -289,7 +290,7 @@ class OpenSite:
         self.devices: dict[str, Any] = {}
         self.movers: dict[str, Any] = {}
         self._copy_manager = None
-        drives = set(site.pool.drive_names())
+        drives = set(site.pool.drive_names()) if site.pool else set()
         try:
             for name, ref in site.devices.items():
                 target = site.path(ref)

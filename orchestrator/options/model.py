@@ -141,6 +141,9 @@ class ClientOptions(BaseModel):
     tcpserveraddress: str = "127.0.0.1"
     tcpport: int = Field(default=1500, ge=1, le=65535)
     nodename: str | None = None
+    password: str | None = None  # the node's password for the backup server (else SERVERFREE_PASSWORD or a prompt)
+    passwordaccess: Literal["prompt", "generate"] = "prompt"
+    tlsfingerprint: str | None = None  # SHA-256 of the server's certificate: use TLS and trust only it
     serverfreebatchsize: int = Field(default=80, ge=10, le=1000, description="MB per batch (SET SERVERFREE BATCHSIZE)")
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)

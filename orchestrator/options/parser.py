@@ -70,6 +70,9 @@ _SCALARS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "tcpserveraddress": ("tcpserveraddress", _text),
     "tcpport": ("tcpport", lambda v: parse_int(v, 1, 65535)),
     "nodename": ("nodename", _text),
+    "password": ("password", _text),
+    "passwordaccess": ("passwordaccess", lambda v: parse_choice(v, ("prompt", "generate"))),
+    "tlsfingerprint": ("tlsfingerprint", _text),
     "serverfreebatchsize": ("serverfreebatchsize", lambda v: parse_int(v.strip().lower().rstrip("mb"), 10, 1000)),
 }
 _LISTS = ("domain.image", "include.image", "exclude.image")

@@ -27,164 +27,22 @@ number in COMMAND-SPECIFIC INFORMATION, reference 6.3).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
 
 from scsi.copymgr.errors import CopyAborted
+from scsi.copymgr.fault_rules import (FaultError, FaultRule, command_kind, matches, parse_fault,
+                                      rule_from_config)
+from scsi.copymgr.io import BlockCopy, BlockCopyFailed, Extent, IoResult
 from scsi.result import Nexus, ScsiResult, Status
 from scsi.sense import SenseKey, copy_aborted, sense_for
 
 log = logging.getLogger(__name__)
 
-Action = Literal["copy-aborted", "check", "busy", "task-set-full", "drop", "stall"]
-CommandKind = Literal["xcopy", "rcr-op", "rcr", "io", "any"]
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
-
-class FaultError(ValueError):
-    """A fault rule that cannot be understood; the message names the rule and the part."""
-
-
-class FaultRule(BaseModel):
-    """One rule; ``text`` is how it was written (for logs and errors)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    action: Action
-    sense: tuple[int, int, int] | None = None  # key, ASC, ASCQ
-    seconds: float = Field(0.0, ge=0, le=3600)
-    command: CommandKind = "xcopy"
-    list: int | None = Field(None, ge=1)
-    segment: int | None = Field(None, ge=0, le=0xFFFF)
-    bytes: int | None = Field(None, ge=0)
-    times: int = Field(1, ge=1)
-    text: str = ""
-
-    @model_validator(mode="after")
-    def _consistent(self) -> "FaultRule":
-        if self.action in ("busy", "task-set-full", "stall") and self.seconds <= 0:
-            raise ValueError(f"{self.action} needs a duration, e.g. {self.action}=5s")
-        if self.action in ("copy-aborted", "check") and self.sense is None:
-            raise ValueError(f"{self.action} needs a sense code, e.g. copy-aborted=0D/02 or check=02/04/01")
-        if self.action in ("busy", "task-set-full") and (self.segment is not None or self.bytes is not None):
-            raise ValueError(f"{self.action} answers commands: trigger it with list= or command=, "
-                             "not segment= or bytes=")
-        if (self.segment is not None or self.bytes is not None) and self.command != "xcopy":
-            raise ValueError("segment= and bytes= strike inside an EXTENDED COPY: they need command=xcopy")
-        if self.action == "check" and (self.segment is not None or self.bytes is not None):
-            raise ValueError("a copy that fails mid-way answers COPY ABORTED: use copy-aborted=ASC/ASCQ "
-                             "with segment= or bytes=")
-        return self
-
-    @property
-    def in_copy(self) -> bool:
-        """Strikes between the I/O batches of a running copy (not instead of a command)."""
-        return self.segment is not None or self.bytes is not None
-
-    def label(self) -> str:
-        return self.text or self.model_dump_json(exclude_defaults=True)
-
-
-def _number(text: str, what: str, rule: str) -> int:
-    m = re.fullmatch(r"(\d+)\s*([kKmMgG]?)(i?[bB])?", text.strip())
-    if not m:
-        raise FaultError(f"fault {rule!r}: {what} {text!r} is not a number (suffixes k, M, G allowed)")
-    return int(m.group(1)) * _UNITS[m.group(2).lower()]
-
-
-def _seconds(text: str, rule: str) -> float:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s)?", text.strip())
-    if not m:
-        raise FaultError(f"fault {rule!r}: duration {text!r} is not like 5s, 0.5s or 300ms")
-    return float(m.group(1)) / (1000 if m.group(2) == "ms" else 1)
-
-
-def _hex_codes(text: str, count: int, rule: str) -> list[int]:
-    parts = [p.strip().removesuffix("h").removesuffix("H") for p in re.split(r"[/,:]", text)]
-    try:
-        values = [int(p, 16) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != count or not all(0 <= v <= 0xFF for v in values):
-        shape = "ASC/ASCQ such as 0D/02" if count == 2 else "KEY/ASC/ASCQ such as 02/04/01"
-        raise FaultError(f"fault {rule!r}: {text!r} is not {shape} (hex)")
-    return values
-
-
-def parse_fault(text: str) -> FaultRule:
-    """``ACTION[=ARG][@COND,...]`` -> FaultRule; FaultError naming the part that is wrong."""
-    rule = text.strip()
-    head, _, conds = rule.partition("@")
-    action, _, arg = head.partition("=")
-    action = action.strip().lower()
-    values: dict[str, Any] = {"action": action, "text": rule}
-    if action == "copy-aborted":
-        asc, ascq = _hex_codes(arg, 2, rule)
-        values["sense"] = (int(SenseKey.COPY_ABORTED), asc, ascq)
-    elif action == "check":
-        values["sense"] = tuple(_hex_codes(arg, 3, rule))
-    elif action in ("busy", "task-set-full", "stall"):
-        values["seconds"] = _seconds(arg, rule) if arg else 0.0
-    elif action == "drop":
-        if arg:
-            raise FaultError(f"fault {rule!r}: drop takes no value (use drop@bytes=B)")
-    else:
-        raise FaultError(f"fault {rule!r}: unknown action {action!r} (copy-aborted, check, busy, "
-                         "task-set-full, drop, stall)")
-    for cond in filter(None, (c.strip() for c in conds.split(","))):
-        key, eq, value = cond.partition("=")
-        key = key.strip().lower()
-        if not eq:
-            raise FaultError(f"fault {rule!r}: condition {cond!r} is not KEY=VALUE")
-        if key in ("list", "segment", "times"):
-            values[key] = _number(value, key, rule)
-        elif key == "bytes":
-            values["bytes"] = _number(value, key, rule)
-        elif key == "command":
-            values["command"] = value.strip().lower()
-        else:
-            raise FaultError(f"fault {rule!r}: unknown condition {key!r} (list, segment, bytes, command, times)")
-    try:
-        return FaultRule(**values)
-    except ValueError as e:  # pydantic: keep the first message, on one line
-        errors = getattr(e, "errors", None)
-        msg = errors()[0]["msg"] if callable(errors) else str(e)
-        loc = errors()[0].get("loc", ()) if callable(errors) else ()
-        where = f" ({'.'.join(str(x) for x in loc)})" if loc else ""
-        raise FaultError(f"fault {rule!r}{where}: {msg.removeprefix('Value error, ')}") from None
-
-
-def rule_from_config(item: Any) -> FaultRule:
-    """A config ``faults:`` entry: the rule string, or a mapping of FaultRule fields."""
-    if isinstance(item, FaultRule):
-        return item
-    if isinstance(item, str):
-        return parse_fault(item)
-    if isinstance(item, dict):
-        return FaultRule(**item)
-    raise FaultError(f"fault {item!r}: give a rule string such as 'drop@bytes=4M'")
-
-
-def command_kind(cdb: bytes) -> str:
-    if not cdb:
-        return "io"
-    if cdb[0] == 0x83:
-        return "xcopy"
-    if cdb[0] == 0x84:
-        return "rcr-op" if cdb[1] & 0x1F == 0x03 else "rcr"
-    return "io"
-
-
-def _matches(rule: FaultRule, kind: str) -> bool:
-    if rule.command == "any":
-        return True
-    if rule.command == "rcr":
-        return kind in ("rcr", "rcr-op")
-    return rule.command == kind
+__all__ = ["FaultError", "FaultInjector", "FaultPlan", "FaultRule", "Fired", "command_kind", "parse_fault",
+           "rule_from_config"]
 
 
 @dataclass
@@ -260,7 +118,7 @@ class FaultPlan:
                 self._local.list = self._lists
             now = time.monotonic()
             for i, rule in enumerate(self.rules):
-                if rule.in_copy or not _matches(rule, kind):
+                if rule.in_copy or not matches(rule, kind):
                     continue
                 if rule.list is not None and self._lists < rule.list:
                     continue
@@ -336,6 +194,82 @@ class CopyWatch:
             return CopyAborted.make((asc, ascq), f"injected fault {rule.label()}", segment=segments)
         return None
 
+    # -- inside one pipelined BlockCopy (a run of plain 02h segments handed to the driver whole) --
+    def run_batch(self, run: Callable[[list], list], batch: list) -> list:
+        """``run(batch)``, with a lone BlockCopy cut where an in-copy rule strikes inside it."""
+        if len(batch) != 1 or not isinstance(batch[0], BlockCopy):
+            return run(batch)
+        req: BlockCopy = batch[0]
+        shift = 0  # index of req.extents[0] in the original request
+        while True:
+            cut = self._cut(req)
+            if cut is None:
+                return self._shifted(run([req]), shift)
+            index, blocks, rule_index = cut
+            head = list(req.extents[:index]) + ([_part(req.extents[index], 0, blocks)] if blocks else [])
+            if head:
+                done = run([BlockCopy(tuple(head), req.chunk, req.depth, req.written)])
+                if not done[0].ok:
+                    return self._shifted(done, shift)
+            rule = self.plan.rules[rule_index]
+            segments, nbytes = self.progress.snapshot()
+            total = self.plan._bytes_done + nbytes
+            if rule.action == "stall":
+                self.plan._stall(rule_index, total)
+                self.plan._wait_stall()
+                rest = list(req.extents[index:])
+                if blocks:
+                    rest[0] = _part(rest[0], blocks, None)
+                if not rest:
+                    return [IoResult(value=0)]
+                req = BlockCopy(tuple(rest), req.chunk, req.depth, _offset(req.written, index))
+                shift += index
+                continue
+            if rule.action == "drop":
+                self.plan._drop(rule_index, total)
+                err = CopyAborted.make((0x0D, 0x01), "connection dropped by fault injection", segment=segments)
+            else:
+                _, asc, ascq = rule.sense or (0, 0, 0)
+                with self.plan._lock:
+                    self.plan._fire(rule_index, f"COPY ABORTED {asc:02X}h/{ascq:02X}h at segment {segments}", total)
+                err = CopyAborted.make((asc, ascq), f"injected fault {rule.label()}", segment=segments)
+            return [IoResult(error=BlockCopyFailed(shift + index, "source", err))]
+
+    def _cut(self, req: BlockCopy) -> tuple[int, int, int] | None:
+        """(extent index, whole blocks of it to copy first, rule index) of the first rule striking inside."""
+        plan = self.plan
+        segments, nbytes = self.progress.snapshot()
+        base = plan._bytes_done + nbytes
+        sizes = [e.blocks * e.src.block_size for e in req.extents]
+        best: tuple[int, int, int, int] | None = None  # (byte position in req, index, blocks, rule)
+        for i, rule in enumerate(plan.rules):
+            if not rule.in_copy or plan._left[i] <= 0:
+                continue
+            if rule.list is not None and rule.list != self.list_number:
+                continue
+            # both given: the later of the two positions
+            want = max(sum(sizes[:max(0, rule.segment - segments)]) if rule.segment is not None else 0,
+                       rule.bytes - base if rule.bytes is not None else 0)
+            if want <= 0 or want >= sum(sizes):
+                continue  # already due (before_batch fires it) or beyond this request
+            pos = 0
+            for k, size in enumerate(sizes):
+                if want < pos + size:
+                    blocks = (want - pos) // req.extents[k].src.block_size
+                    at = (pos + blocks * req.extents[k].src.block_size, k, blocks, i)
+                    if best is None or at[0] < best[0]:
+                        best = at
+                    break
+                pos += size
+        return None if best is None else best[1:]
+
+    @staticmethod
+    def _shifted(results: list, shift: int) -> list:
+        if shift and results and isinstance(results[0].error, BlockCopyFailed):
+            e = results[0].error
+            return [IoResult(error=BlockCopyFailed(e.index + shift, e.role, e.error))]
+        return results
+
     def done(self) -> None:
         _, nbytes = self.progress.snapshot()
         with self.plan._lock:
@@ -363,3 +297,13 @@ class FaultInjector:
 
     def __getattr__(self, name: str) -> Any:  # lun_reset, data_out_length, ... of the wrapped handler
         return getattr(self.inner, name)
+
+
+def _part(e: Extent, skip: int, blocks: int | None) -> Extent:
+    """``blocks`` blocks of ``e`` after its first ``skip`` (None: all the rest)."""
+    n = e.blocks - skip if blocks is None else blocks
+    return replace(e, src_lba=e.src_lba + skip, dst_lba=e.dst_lba + skip, blocks=n)
+
+
+def _offset(written: Callable[[int, int], None], shift: int) -> Callable[[int, int], None]:
+    return written if not shift else (lambda index, nbytes: written(index + shift, nbytes))

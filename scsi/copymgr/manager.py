@@ -225,7 +225,8 @@ class CopyManager:
         """Run a prepared job to completion with this manager's driver.
 
         With a fault plan (:mod:`scsi.copymgr.faults`), its in-copy rules are
-        judged before each I/O batch: a COPY ABORTED is thrown into the copy.
+        judged before each I/O batch (a COPY ABORTED is thrown into the copy)
+        and inside a pipelined block copy (cut at the rule's segment or byte).
         """
         gen = job.run()
         watch = self.faults.watch(job.record.progress) if self.faults else None
@@ -240,7 +241,8 @@ class CopyManager:
                     batch = [replace(r, check=watch.before_batch) if isinstance(r, BlockCopy) else r
                              for r in batch]
                 try:
-                    results = self.driver.run_batch(batch)
+                    results = self.driver.run_batch(batch) if watch is None else \
+                        watch.run_batch(self.driver.run_batch, batch)
                 except Exception as e:  # a broken driver fails the copy, not the target
                     log.exception("copy manager driver failed on a batch of %d requests", len(batch))
                     results = [IoResult(error=e) for _ in batch]

@@ -55,6 +55,9 @@ class Connection(ScsiTaskMixin):
         self.held: dict[int, Pdu] = {}  # commands that arrived ahead of ExpCmdSN
         self.next_ttt = 1
         self.closing = False
+        # CRC32C digests (RFC 7143 13.1) start with the first PDU after the final Login Response.
+        self.header_digest = False
+        self.data_digest = False
 
     # -- identity -----------------------------------------------------------------------
     @property
@@ -126,6 +129,11 @@ class Connection(ScsiTaskMixin):
                 self.statsn = self.login.statsn
                 self.expcmdsn = self.login.cmdsn
                 self.node = self.login.node
+                self.header_digest = self.params.header_digest == "CRC32C"
+                self.data_digest = self.params.data_digest == "CRC32C"
+                for kind, on in (("header", self.header_digest), ("data", self.data_digest)):
+                    if on:
+                        self.server.counters[f"digest.{kind}_sessions"] += 1
                 self.server.register(self)
                 log.info("%s session from %s (%s) on %s", self.login.session_type, self.initiator,
                          self.peer, self.node.name if self.node else "discovery")
@@ -135,11 +143,17 @@ class Connection(ScsiTaskMixin):
         limit = self.server.limits.max_recv_data_segment_length
         while not self.closing:
             try:
-                pdu = await read_pdu(self.reader, limit)
+                pdu = await read_pdu(self.reader, limit, header_digest=self.header_digest,
+                                     data_digest=self.data_digest)
             except PduError as e:
-                await self._reject(e.reason, e.header)
+                if e.answer:
+                    await self._reject(e.reason, e.header)
+                else:
+                    self.server.counters["digest.header_errors"] += 1
                 if e.fatal:
                     raise
+                continue
+            if pdu.data_digest_error and not await self._data_digest_error(pdu):
                 continue
             try:
                 if await self._dispatch(pdu) is False:
@@ -203,9 +217,23 @@ class Connection(ScsiTaskMixin):
             return await self._logout(pdu)
         return None
 
+    async def _data_digest_error(self, pdu: Pdu) -> bool:
+        """RFC 7143 7.8: Reject (Data-Digest-Error) and drop the data; True when the PDU still goes on.
+
+        A Data-Out goes on without its data: the task counts the burst as arrived and ends in
+        CHECK CONDITION, PROTOCOL SERVICE CRC ERROR once all its data is in.  Any other PDU (a
+        command with immediate data, a NOP-Out, a Text Request) is discarded whole, so a command's
+        CmdSN is not consumed and the initiator may send it again.
+        """
+        self.server.counters["digest.data_errors"] += 1
+        log.warning("connection %s: data digest error on %s (ITT %#x); PDU data discarded", self.peer,
+                    pdu.name, pdu.get("itt", 0))
+        await self._reject(Reject.DATA_DIGEST, pdu.raw_header)
+        return pdu.opcode == Op.DATA_OUT
+
     # -- sending ----------------------------------------------------------------------------
     async def _write(self, pdu: Pdu) -> None:
-        self.writer.writelines(pdu.encode_parts())
+        self.writer.writelines(pdu.encode_parts(header_digest=self.header_digest, data_digest=self.data_digest))
         await self.writer.drain()
 
     async def _send(self, pdu: Pdu, *, status: bool = True) -> None:
@@ -238,7 +266,9 @@ class Connection(ScsiTaskMixin):
         for key, value in pairs:
             if key == "SendTargets":
                 answers += self.server.send_targets(self, value)
-        others = [(k, v) for k, v in pairs if k != "SendTargets"]
+        # Digests are fixed at login (LO keys, RFC 7143 13.1/13.2): not renegotiated here.
+        answers += [(k, "Reject") for k, _ in pairs if k in ("HeaderDigest", "DataDigest")]
+        others = [(k, v) for k, v in pairs if k not in ("SendTargets", "HeaderDigest", "DataDigest")]
         if others:
             answers += negotiate_operational(others, self.params, self.server.limits, self.login.discovery)
         data = encode_pairs(answers)[:self.params.max_recv_data_segment_length]
@@ -263,6 +293,12 @@ class Connection(ScsiTaskMixin):
         if task.runner is not None and not task.runner.done():
             task.runner.cancel()
         task.data_event.set()
+
+    def abort_all(self) -> int:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            self._abort(task)
+        return len(tasks)
 
     def abort_lun(self, lun: int) -> int:
         tasks = [t for t in self.tasks.values() if t.lun == lun]
@@ -297,6 +333,19 @@ class Connection(ScsiTaskMixin):
                 log.info("LUN RESET of LUN %d on %s by %s: %d task(s) aborted", lun, self.node.name,
                          self.initiator, count)
                 response = TmfResponse.COMPLETE
+        elif function in (6, 7) and self.node is not None \
+                and getattr(self.node.handler, "target_reset", None) is not None:
+            # TARGET WARM / COLD RESET (RFC 7143 11.5.1, SAM-5 7.8): every task of the target is
+            # aborted and every LU reset (unit attention, RESERVE(6) released); a cold reset then
+            # also ends every session of the target, after this response.
+            count = self.server.reset_target(self.node.name)
+            self.node.handler.target_reset(self.nexus(0))
+            log.warning("TARGET %s RESET of %s by %s: %d task(s) aborted", "COLD" if function == 7 else "WARM",
+                        self.node.name, self.initiator, count)
+            response = TmfResponse.COMPLETE
         else:
             response = TmfResponse.NOT_SUPPORTED
         await self._send(make(Op.TMF_RSP, final=1, response=response, itt=pdu["itt"]))
+        if function == 7 and response == TmfResponse.COMPLETE:
+            for conn in [c for c in self.server.connections if c.node is self.node]:
+                conn.writer.close()

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 
 from scsi.iscsi.chap import chap_response, decode_binary
-from scsi.iscsi.pdu import NO_TAG, Op, Pdu, encode_lun, make, parse_header, BHS_LEN
+from scsi.iscsi.pdu import BHS_LEN, DIGEST_LEN, NO_TAG, Op, Pdu, digest, encode_lun, make, parse_header
 from scsi.iscsi.textkeys import encode_pairs, parse_pairs
 
 
@@ -47,6 +47,8 @@ class Initiator:
     initial_r2t: bool = False
     login_status: int = 0
     negotiated: dict[str, str] = field(default_factory=dict)
+    header_digest: bool = False  # CRC32C digests in force (after the final Login Response)
+    data_digest: bool = False
 
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
@@ -65,7 +67,8 @@ class Initiator:
 
     async def send(self, pdu: Pdu | bytes) -> None:
         assert self.writer is not None
-        self.writer.write(pdu if isinstance(pdu, bytes) else pdu.encode())
+        self.writer.write(pdu if isinstance(pdu, bytes) else
+                          pdu.encode(header_digest=self.header_digest, data_digest=self.data_digest))
         await self.writer.drain()
 
     async def recv(self, timeout: float = 10.0) -> Pdu:
@@ -79,9 +82,14 @@ class Initiator:
         pdu = Pdu(opcode, fields, raw_header=header)
         if fields["total_ahs"]:
             pdu.ahs = await self.reader.readexactly(fields["total_ahs"] * 4)
+        if self.header_digest and await self.reader.readexactly(DIGEST_LEN) != digest(header, pdu.ahs):
+            raise InitiatorError(f"header digest error on {pdu.name} from the target")
         dsl = fields["dsl"]
         if dsl:
-            pdu.data = (await self.reader.readexactly(dsl + (-dsl) % 4))[:dsl]
+            padded = await self.reader.readexactly(dsl + (-dsl) % 4)
+            if self.data_digest and await self.reader.readexactly(DIGEST_LEN) != digest(padded):
+                raise InitiatorError(f"data digest error on {pdu.name} from the target")
+            pdu.data = padded[:dsl]
         if "statsn" in fields and opcode not in (Op.R2T, Op.REJECT) and \
                 not (opcode == Op.DATA_IN and not fields.get("has_status")):
             self.expstatsn = (fields["statsn"] + 1) & 0xFFFFFFFF
@@ -123,6 +131,8 @@ class Initiator:
         self.negotiated = dict(parse_pairs(resp.data))
         n = self.negotiated
         self.target_mrdsl = int(n.get("MaxRecvDataSegmentLength", "8192"))
+        self.header_digest = n.get("HeaderDigest") == "CRC32C"  # from the next PDU on (RFC 7143 13.1)
+        self.data_digest = n.get("DataDigest") == "CRC32C"
         if target is None:
             return  # discovery: data transfer keys are Irrelevant
         self.max_burst = int(n.get("MaxBurstLength", self.max_burst))

@@ -138,6 +138,7 @@ class Login:
             self._declared = True
         go = bool(transit and can_leave)
         if go and nsg == FULL_FEATURE:
+            self._check_required_digests()
             self.complete = True
             self.tsih = self.new_tsih()
             if not self._declared:
@@ -147,6 +148,14 @@ class Login:
         if go:
             self._stage = nsg
         return self._response(pdu, csg, nsg if go else 0, go, encode_pairs(answers))
+
+    def _check_required_digests(self) -> None:
+        """A target that requires a CRC32C digest does not let a session start without it."""
+        for key, value, ours in (("HeaderDigest", self.params.header_digest, self.limits.header_digests),
+                                 ("DataDigest", self.params.data_digest, self.limits.data_digests)):
+            if value not in ours:
+                raise LoginFailure(LoginStatus.INITIATOR_ERROR,
+                                   f"{key}={value}: this target requires {' or '.join(ours)}")
 
     def _identify(self, keys: dict[str, str]) -> None:
         self.initiator = keys.get("InitiatorName", "")

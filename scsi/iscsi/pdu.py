@@ -2,7 +2,8 @@
 
 Every BHS is declared once as a :class:`scsi.layout.Layout`; :class:`Pdu`
 carries the decoded header fields, the AHS and the data segment, and knows how
-to put itself on the wire (data padded to 4 bytes, no digests).
+to put itself on the wire (data padded to 4 bytes, with the CRC32C header and
+data digests of RFC 7143 section 13.1 when the connection negotiated them).
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import asyncio
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
+
+import crc32c as _crc32c
 
 from scsi.layout import Field, Layout, LayoutError, bits, flag, raw
 
@@ -41,11 +44,24 @@ class Op(IntEnum):
 class PduError(ValueError):
     """A PDU that cannot be parsed; ``reason`` is the Reject reason code to answer with."""
 
-    def __init__(self, message: str, reason: int = 0x04, header: bytes = b"", fatal: bool = False):
+    def __init__(self, message: str, reason: int = 0x04, header: bytes = b"", fatal: bool = False,
+                 answer: bool = True):
         super().__init__(message)
         self.reason = reason
         self.header = header
         self.fatal = fatal  # the byte stream cannot be resynchronised: close the connection
+        self.answer = answer  # False: no Reject (the header itself cannot be trusted)
+
+
+DIGEST_LEN = 4
+
+
+def digest(*parts: bytes) -> bytes:
+    """CRC32C (Castagnoli) over ``parts``, as iSCSI puts it on the wire: 4 bytes, least significant first."""
+    crc = 0
+    for part in parts:
+        crc = _crc32c.crc32c(part, crc)
+    return crc.to_bytes(4, "little")
 
 
 def _common(*specific: Field) -> list[Field]:
@@ -152,6 +168,7 @@ class Pdu:
     data: bytes = b""
     ahs: bytes = b""
     raw_header: bytes = b""
+    data_digest_error: bool = False  # the data segment arrived with a wrong CRC32C (it was dropped)
 
     def __getitem__(self, name: str) -> Any:
         return self.fields[name]
@@ -168,19 +185,25 @@ class Pdu:
         layout = LAYOUTS.get(self.opcode)
         return layout.name if layout else f"opcode {self.opcode:#04x}"
 
-    def encode(self) -> bytes:
-        """BHS + AHS + data padded to a 4-byte boundary (digests are never negotiated)."""
-        return b"".join(self.encode_parts())
+    def encode(self, *, header_digest: bool = False, data_digest: bool = False) -> bytes:
+        """BHS + AHS [+ header digest] + data padded to a 4-byte boundary [+ data digest]."""
+        return b"".join(self.encode_parts(header_digest=header_digest, data_digest=data_digest))
 
-    def encode_parts(self) -> list[bytes]:
+    def encode_parts(self, *, header_digest: bool = False, data_digest: bool = False) -> list[bytes]:
         """The wire form in pieces, so large data segments go to the socket without a copy."""
         layout = LAYOUTS[self.opcode]
         if len(self.ahs) % 4:
             raise LayoutError("AHS length must be a multiple of 4", layout=layout.name)
         values = {k: v for k, v in self.fields.items() if k not in ("opcode", "dsl", "total_ahs")}
         header = layout.encode(values, opcode=self.opcode, dsl=len(self.data), total_ahs=len(self.ahs) // 4)
-        pad = (-len(self.data)) % 4
-        return [header + self.ahs, self.data, b"\0" * pad]
+        pad = b"\0" * ((-len(self.data)) % 4)
+        parts = [header + self.ahs]
+        if header_digest:
+            parts.append(digest(parts[0]))
+        parts += [self.data, pad]
+        if data_digest and self.data:  # no digest on an empty data segment (RFC 7143 11.2.2.1)
+            parts.append(digest(self.data, pad))
+        return parts
 
 
 def make(opcode: int, data: bytes = b"", **fields: Any) -> Pdu:
@@ -200,24 +223,40 @@ def parse_header(header: bytes) -> Pdu:
     return Pdu(opcode, values, raw_header=bytes(header))
 
 
-async def read_pdu(reader: asyncio.StreamReader, max_data: int) -> Pdu:
+async def read_pdu(reader: asyncio.StreamReader, max_data: int, *, header_digest: bool = False,
+                   data_digest: bool = False) -> Pdu:
     """Read one PDU; a data segment longer than ``max_data`` is a protocol error.
 
     The lengths are checked before the opcode, so a PDU with an unknown opcode
     is consumed whole and the connection stays in step (the caller rejects it).
-    Raises ``asyncio.IncompleteReadError`` when the peer closes mid-PDU.
+    With digests (RFC 7143 7.8): a wrong header digest raises a fatal PduError that
+    asks for no Reject (the lengths cannot be trusted, so the connection must close);
+    a wrong data digest drops the data and sets ``data_digest_error`` for the caller
+    to answer.  Raises ``asyncio.IncompleteReadError`` when the peer closes mid-PDU.
     """
     header = await reader.readexactly(BHS_LEN)
     ahs_len = header[4] * 4
+    ahs = await reader.readexactly(ahs_len) if ahs_len else b""
+    if header_digest:
+        got = await reader.readexactly(DIGEST_LEN)
+        if got != digest(header, ahs):
+            raise PduError(f"header digest error: CRC32C {got.hex()} does not match the header "
+                           f"(opcode {header[0] & 0x3F:#04x})", header=bytes(header), fatal=True, answer=False)
     dsl = int.from_bytes(header[5:8], "big")
     if dsl > max_data:
         raise PduError(f"DataSegmentLength {dsl} (bytes 5-7) exceeds the negotiated "
                        f"MaxRecvDataSegmentLength {max_data}", reason=Reject.PROTOCOL_ERROR,
                        header=bytes(header), fatal=True)
-    ahs = await reader.readexactly(ahs_len) if ahs_len else b""
-    data = (await reader.readexactly(dsl + (-dsl) % 4))[:dsl] if dsl else b""
+    padded = await reader.readexactly(dsl + (-dsl) % 4) if dsl else b""
+    bad_data = False
+    if data_digest and dsl:
+        bad_data = await reader.readexactly(DIGEST_LEN) != digest(padded)
     pdu = parse_header(header)
-    pdu.ahs, pdu.data = ahs, data
+    pdu.ahs = ahs
+    if bad_data:
+        pdu.data_digest_error = True
+    else:
+        pdu.data = padded[:dsl]
     return pdu
 
 

@@ -83,7 +83,10 @@ class ScsiTaskMixin:
             task.data_event.set()
             raise PduError(task.data_error, reason=Reject.PROTOCOL_ERROR, header=pdu.raw_header)
         task.datasn_out += 1
-        task.take_data(pdu["buffer_offset"], pdu.data, pdu.raw_header)
+        if pdu.data_digest_error:  # already rejected: the burst counts as come, the task will fail
+            task.skip_data(pdu["buffer_offset"], pdu["dsl"], pdu.raw_header)
+        else:
+            task.take_data(pdu["buffer_offset"], pdu.data, pdu.raw_header)
         if pdu["final"]:
             if ttt == NO_TAG:
                 task.unsolicited_open = False
@@ -115,6 +118,9 @@ class ScsiTaskMixin:
                 return
             if task.data_error:
                 await self._respond(task, ScsiResult(status=Status.CHECK_CONDITION, sense=_sense_data_phase()))
+                return
+            if task.digest_error:  # RFC 7143 7.8 option b: all data is in, end with PROTOCOL SERVICE CRC ERROR
+                await self._respond(task, ScsiResult(status=Status.CHECK_CONDITION, sense=_sense_crc_error()))
                 return
             loop = asyncio.get_running_loop()
             # EXTENDED COPY can run for minutes: it gets its own threads so reads/writes never queue behind it.
@@ -200,6 +206,11 @@ def _sense_invalid_cdb() -> bytes:
 def _sense_data_phase() -> bytes:
     from scsi.sense import SenseKey, sense_for
     return sense_for(SenseKey.ABORTED_COMMAND, 0x4B, 0x00).encode()  # DATA PHASE ERROR
+
+
+def _sense_crc_error() -> bytes:
+    from scsi.sense import SenseKey, sense_for
+    return sense_for(SenseKey.ABORTED_COMMAND, 0x47, 0x05).encode()  # PROTOCOL SERVICE CRC ERROR (RFC 7143 11.4.7.2)
 
 
 def _sense_target_failure() -> bytes:

@@ -127,6 +127,10 @@ class IscsiServer:
         """LOGICAL UNIT RESET: abort the LUN's tasks in every session of this target."""
         return sum(c.abort_lun(lun) for c in list(self.connections) if c.node is not None and c.node.name == target)
 
+    def reset_target(self, target: str) -> int:
+        """TARGET WARM/COLD RESET: abort every task in every session of this target."""
+        return sum(c.abort_all() for c in list(self.connections) if c.node is not None and c.node.name == target)
+
     def send_targets(self, conn: Connection, value: str) -> list[tuple[str, str]]:
         """SendTargets answer: the targets this initiator may log in to, at the portal it used."""
         sock = conn.writer.get_extra_info("sockname") or (self.host, self.port)

@@ -46,12 +46,22 @@ class Task:
     runner: asyncio.Task | None = None
     aborted: bool = False
     data_error: str = ""  # why the write data could not be accepted (the command then fails)
+    digest_error: bool = False  # a Data-Out of this task had a wrong data digest (dropped)
+
+    def _check_range(self, offset: int, length: int, header: bytes) -> None:
+        if offset + length > self.edtl:
+            raise PduError(f"Data-Out for task {self.itt:#x}: bytes {offset}..{offset + length} "
+                           f"exceed the expected transfer length {self.edtl} (buffer offset, bytes 40-43)",
+                           reason=Reject.INVALID_PDU_FIELD, header=header)
 
     def take_data(self, offset: int, data: bytes, header: bytes) -> None:
         """Place write data at ``offset``; data beyond the expected length is a PDU field error."""
-        if offset + len(data) > self.edtl:
-            raise PduError(f"Data-Out for task {self.itt:#x}: bytes {offset}..{offset + len(data)} "
-                           f"exceed the expected transfer length {self.edtl} (buffer offset, bytes 40-43)",
-                           reason=Reject.INVALID_PDU_FIELD, header=header)
+        self._check_range(offset, len(data), header)
         self.buffer[offset:offset + len(data)] = data
         self.received = max(self.received, offset + len(data))
+
+    def skip_data(self, offset: int, length: int, header: bytes) -> None:
+        """A Data-Out whose data was dropped (data digest error): its range counts as come, the task fails."""
+        self._check_range(offset, length, header)
+        self.digest_error = True
+        self.received = max(self.received, offset + length)

@@ -77,6 +77,11 @@ class TargetLimits:
     max_connections: int = 1
     initial_r2t: bool = False
     immediate_data: bool = True
+    header_digests: tuple[str, ...] = ("CRC32C", "None")  # HeaderDigest values we accept
+    data_digests: tuple[str, ...] = ("CRC32C", "None")  # DataDigest values we accept
+
+
+DIGEST_POLICIES = {"allowed": ("CRC32C", "None"), "required": ("CRC32C",), "off": ("None",)}
 
 
 def _number(key: str, value: str, lo: int, hi: int) -> int:
@@ -114,10 +119,16 @@ def negotiate_operational(pairs: list[tuple[str, str]], params: SessionParams, l
                 or key.startswith("CHAP_"):
             continue
         if key == "HeaderDigest" or key == "DataDigest":
+            # A list: the first value we support wins, the initiator's order is its preference
+            # (RFC 7143 6.2); none we support is answered Reject (13.1: CRC32C and None).
             offered = [v.strip() for v in value.split(",")]
-            if "None" not in offered:
-                raise TextError(f"{key}={value}: this target only supports None")
-            answers.append((key, "None"))
+            ours = limits.header_digests if key == "HeaderDigest" else limits.data_digests
+            choice = next((v for v in offered if v in ours), None)
+            if choice is None:
+                answers.append((key, "Reject"))
+                continue
+            setattr(params, "header_digest" if key == "HeaderDigest" else "data_digest", choice)
+            answers.append((key, choice))
         elif key == "MaxConnections":
             n = _number(key, value, 1, 65535)
             params.max_connections = min(n, limits.max_connections)

@@ -20,6 +20,7 @@ from enum import IntEnum
 from typing import Any
 
 from scsi.luns.identity import naa6_from_serial
+from scsi.luns.rangelock import RangeLock
 from scsi.sense import sense_for
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,34 @@ class BlockLun(Lun):
 
     def flush(self) -> None:
         """Make written data durable (SYNCHRONIZE CACHE)."""
+
+    @property
+    def ranges(self) -> RangeLock:
+        """The LUN's block-range lock (created on first use; ``setdefault`` keeps it one per LUN)."""
+        lock = self.__dict__.get("_ranges")
+        return lock if lock is not None else self.__dict__.setdefault("_ranges", RangeLock())
+
+    def write_unlocked(self, lba: int, data: bytes) -> None:
+        """Write while the caller holds the range exclusively (LUNs whose write() takes no lock: write())."""
+        self.write(lba, data)
+
+    def compare_and_write(self, lba: int, verify: bytes, data: bytes) -> int | None:
+        """COMPARE AND WRITE, atomic against every other write: None when written, else the first differing byte."""
+        count = len(verify) // self.block_size
+        with self.ranges.hold(lba, count, exclusive=True):
+            current = self.read(lba, count)
+            if current != verify:
+                return next(i for i in range(len(current)) if current[i] != verify[i])
+            self.write_unlocked(lba, data)
+            return None
+
+    def or_write(self, lba: int, data: bytes) -> None:
+        """ORWRITE: OR ``data`` into the blocks at ``lba``, atomic against every other write."""
+        count = len(data) // self.block_size
+        with self.ranges.hold(lba, count, exclusive=True):
+            current = self.read(lba, count)
+            merged = (int.from_bytes(current, "big") | int.from_bytes(data, "big")).to_bytes(len(data), "big")
+            self.write_unlocked(lba, merged)
 
     def transfer_limits(self) -> tuple[int, int]:
         """(maximum, optimal) bytes per READ/WRITE, 0 = not reported (Block Limits VPD B0h, SBC-3 6.5.3)."""

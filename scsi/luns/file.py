@@ -72,6 +72,11 @@ class FileBlockLun(BlockLun):
         return data
 
     def write(self, lba: int, data: bytes) -> None:
+        """Write whole blocks, holding their range shared (COMPARE AND WRITE / ORWRITE hold it exclusive)."""
+        with self.ranges.hold(lba, len(data) // self._block_size):
+            self.write_unlocked(lba, data)
+
+    def write_unlocked(self, lba: int, data: bytes) -> None:
         if len(data) % self._block_size:
             raise ValueError(f"LUN {self.name}: {len(data)} bytes is not a whole number of blocks")
         self.check_range(lba, len(data) // self._block_size)

@@ -215,8 +215,11 @@ def build_target(cfg: TargetConfig, *, luns: dict[int, Lun] | None = None,
         if forget is not None:
             forget((initiator, cfg.target))
         for device in devices.values():
+            lost = getattr(device, "nexus_lost", None)
             attentions = getattr(device, "attentions", None)
-            if attentions is not None:
+            if lost is not None:
+                lost(initiator)
+            elif attentions is not None:
                 attentions.forget(initiator)
 
     handler: CommandHandler = scsi

@@ -5,12 +5,19 @@ from scsi.layout import Field, Layout, bits, flag
 
 TEST_UNIT_READY = 0x00
 REQUEST_SENSE = 0x03
+READ_6 = 0x08
+WRITE_6 = 0x0A
 INQUIRY = 0x12
+RESERVE_6 = 0x16
+RELEASE_6 = 0x17
+PREVENT_ALLOW = 0x1E
 MODE_SENSE_6 = 0x1A
 READ_CAPACITY_10 = 0x25
 READ_10 = 0x28
 WRITE_10 = 0x2A
+WRITE_VERIFY_10 = 0x2E
 VERIFY_10 = 0x2F
+PRE_FETCH_10 = 0x34
 SYNCHRONIZE_CACHE_10 = 0x35
 WRITE_SAME_10 = 0x41
 UNMAP = 0x42
@@ -20,8 +27,12 @@ PERSISTENT_RESERVE_OUT = 0x5F
 EXTENDED_COPY = 0x83
 RECEIVE_COPY_RESULTS = 0x84
 READ_16 = 0x88
+COMPARE_AND_WRITE = 0x89
 WRITE_16 = 0x8A
+ORWRITE_16 = 0x8B
+WRITE_VERIFY_16 = 0x8E
 VERIFY_16 = 0x8F
+PRE_FETCH_16 = 0x90
 SYNCHRONIZE_CACHE_16 = 0x91
 WRITE_SAME_16 = 0x93
 SERVICE_ACTION_IN_16 = 0x9E
@@ -29,6 +40,7 @@ REPORT_LUNS = 0xA0
 MAINTENANCE_IN = 0xA3
 READ_12 = 0xA8
 WRITE_12 = 0xAA
+WRITE_VERIFY_12 = 0xAE
 VERIFY_12 = 0xAF
 
 SA_READ_CAPACITY_16 = 0x10
@@ -49,6 +61,12 @@ INQUIRY_CDB = Layout("INQUIRY", 6, [
 
 REQUEST_SENSE_CDB = Layout("REQUEST SENSE", 6, [
     Field("opcode", 0), flag("desc", 1, 0), Field("allocation_length", 4), Field("control", 5),
+])
+
+# READ(6)/WRITE(6) (SBC-3 5.10, 5.38): a 21-bit LBA, and a TRANSFER LENGTH of 0 means 256 blocks.
+READ_WRITE_6 = Layout("READ/WRITE(6)", 6, [
+    Field("opcode", 0), bits("lba_hi", 1, 0, 5), Field("lba_lo", 2, size=2), Field("transfer_length", 4),
+    Field("control", 5),
 ])
 
 READ_WRITE_10 = Layout("READ/WRITE(10)", 10, [
@@ -99,6 +117,52 @@ WRITE_SAME_16_CDB = Layout("WRITE SAME(16)", 16, [
     Field("opcode", 0), bits("protect", 1, 5, 3), flag("anchor", 1, 4), flag("unmap", 1, 3),
     flag("pbdata", 1, 2), flag("lbdata", 1, 1), flag("ndob", 1, 0), Field("lba", 2, size=8),
     Field("transfer_length", 10, size=4), bits("group", 14, 0, 5), Field("control", 15),
+])
+
+# WRITE AND VERIFY (SBC-3 5.46-5.48): WRPROTECT, and BYTCHK (0: verify the medium, 1: compare
+# with the data-out just written); SBC-4 widened BYTCHK to bits 2-1, 10b/11b are reserved here.
+WRITE_VERIFY_10_CDB = Layout("WRITE AND VERIFY(10)", 10, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), bits("bytchk", 1, 1, 2),
+    Field("lba", 2, size=4), bits("group", 6, 0, 5), Field("transfer_length", 7, size=2), Field("control", 9),
+])
+WRITE_VERIFY_12_CDB = Layout("WRITE AND VERIFY(12)", 12, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), bits("bytchk", 1, 1, 2),
+    Field("lba", 2, size=4), Field("transfer_length", 6, size=4), bits("group", 10, 0, 5), Field("control", 11),
+])
+WRITE_VERIFY_16_CDB = Layout("WRITE AND VERIFY(16)", 16, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), bits("bytchk", 1, 1, 2),
+    Field("lba", 2, size=8), Field("transfer_length", 10, size=4), bits("group", 14, 0, 5), Field("control", 15),
+])
+
+# ORWRITE(16) (SBC-3 5.9): the data-out is ORed into the blocks, atomically.
+ORWRITE_16_CDB = Layout("ORWRITE(16)", 16, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), flag("fua", 1, 3), flag("fua_nv", 1, 1),
+    Field("lba", 2, size=8), Field("transfer_length", 10, size=4), bits("group", 14, 0, 5), Field("control", 15),
+])
+
+# COMPARE AND WRITE (SBC-3 5.2): 2 x NUMBER OF LOGICAL BLOCKS of data-out, the verify half then the write half.
+COMPARE_AND_WRITE_CDB = Layout("COMPARE AND WRITE", 16, [
+    Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), flag("fua", 1, 3), flag("fua_nv", 1, 1),
+    Field("lba", 2, size=8), Field("transfer_length", 13), bits("group", 14, 0, 5), Field("control", 15),
+])
+
+# PRE-FETCH (SBC-3 5.7-5.8): GOOD or CONDITION MET; nothing is cached ahead here.
+PRE_FETCH_10_CDB = Layout("PRE-FETCH(10)", 10, [
+    Field("opcode", 0), flag("immed", 1, 1), Field("lba", 2, size=4), bits("group", 6, 0, 5),
+    Field("transfer_length", 7, size=2), Field("control", 9),
+])
+PRE_FETCH_16_CDB = Layout("PRE-FETCH(16)", 16, [
+    Field("opcode", 0), flag("immed", 1, 1), Field("lba", 2, size=8), Field("transfer_length", 10, size=4),
+    bits("group", 14, 0, 5), Field("control", 15),
+])
+
+# PREVENT ALLOW MEDIUM REMOVAL (SBC-3 5.5); RESERVE(6)/RELEASE(6) (SPC-2 7.21, 7.16).
+PREVENT_ALLOW_CDB = Layout("PREVENT ALLOW MEDIUM REMOVAL", 6, [
+    Field("opcode", 0), bits("prevent", 4, 0, 2), Field("control", 5),
+])
+RESERVE_RELEASE_6_CDB = Layout("RESERVE(6)/RELEASE(6)", 6, [
+    Field("opcode", 0), flag("third_party", 1, 4), bits("third_party_id", 1, 1, 3), flag("extent", 1, 0),
+    Field("reservation_id", 2), Field("control", 5),
 ])
 
 SYNC_CACHE_10 = Layout("SYNCHRONIZE CACHE(10)", 10, [

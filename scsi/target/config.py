@@ -225,6 +225,10 @@ class TargetConfig(BaseModel):
     remote: list[RemoteConfig] = Field(default_factory=list)
     acl: list[AclEntry] = Field(default_factory=lambda: [AclEntry(initiator="*")])
     io_threads: int = Field(default=8, ge=1, le=256)
+    # CRC32C digests (RFC 7143 13.1): "allowed" follows the initiator's preference, "required"
+    # refuses a session without them (the key is answered Reject), "off" never uses them.
+    header_digest: Literal["allowed", "required", "off"] = "allowed"
+    data_digest: Literal["allowed", "required", "off"] = "allowed"
     limits: MoverLimits = Field(default_factory=MoverLimits)  # the copy manager's (OPERATING PARAMETERS)
     faults: list[str] = Field(default_factory=list)  # fault injection rules, see scsi.copymgr.faults
 

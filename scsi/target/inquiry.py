@@ -98,8 +98,8 @@ def device_identification(ident: Identity) -> bytes:
 
 
 def block_limits(pdt: int, max_transfer_blocks: int, optimal_blocks: int, *, unmap_blocks: int = 0,
-                 unmap_descriptors: int = 0, max_write_same: int = 0) -> bytes:
-    return BLOCK_LIMITS.encode(pdt=pdt, page_length=BLOCK_LIMITS.size - 4,
+                 unmap_descriptors: int = 0, max_write_same: int = 0, max_compare_write: int = 0) -> bytes:
+    return BLOCK_LIMITS.encode(pdt=pdt, page_length=BLOCK_LIMITS.size - 4, max_compare_write=max_compare_write,
                                max_transfer_length=max_transfer_blocks,
                                optimal_transfer_length=optimal_blocks, optimal_granularity=1,
                                max_unmap_lba_count=unmap_blocks, max_unmap_descriptors=unmap_descriptors,

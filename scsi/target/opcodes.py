@@ -7,6 +7,7 @@ and the timeouts descriptor are built from that table.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from scsi.layout import Field, Layout, bits, flag
 
@@ -25,6 +26,36 @@ class CommandInfo:
         return self.service_action is not None
 
 
+@dataclass(frozen=True)
+class Command:
+    """One entry of a device's command table: what REPORT SUPPORTED OPERATION CODES lists and who runs it.
+
+    ``needs`` names a feature the LUN must have for the command to exist ("" always; the device
+    decides which features it has, e.g. "thin" or "xcopy").
+    """
+
+    opcode: int
+    service_action: int | None
+    usage_hex: str
+    run: Callable[..., Any]
+    needs: str = ""
+
+    @classmethod
+    def each(cls, opcode: int, service_actions, usage_hex: str, run: Callable[..., Any],
+             needs: str = "") -> tuple["Command", ...]:
+        """One entry per service action, all run by ``run`` with the same usage data."""
+        return tuple(cls(opcode, sa, usage_hex, run, needs) for sa in service_actions)
+
+    @classmethod
+    def all_of(cls, infos: tuple[CommandInfo, ...], run: Callable[..., Any], needs: str = "") -> tuple["Command", ...]:
+        """Entries for commands whose usage data is declared elsewhere (the copy manager's)."""
+        return tuple(cls(i.opcode, i.service_action, i.usage.hex(" "), run, needs) for i in infos)
+
+    @property
+    def info(self) -> CommandInfo:
+        return CommandInfo(self.opcode, self.service_action, bytes.fromhex(self.usage_hex))
+
+
 def _u(*parts: int | bytes) -> bytes:
     out = b""
     for p in parts:
@@ -32,49 +63,7 @@ def _u(*parts: int | bytes) -> bytes:
     return out
 
 
-FF4, FF8 = b"\xff" * 4, b"\xff" * 8
-BLOCK_COMMANDS = (
-    CommandInfo(cdbs.TEST_UNIT_READY, None, _u(0x00, 0, 0, 0, 0, 0)),
-    CommandInfo(cdbs.REQUEST_SENSE, None, _u(0x03, 0x01, 0, 0, 0xFF, 0)),
-    CommandInfo(cdbs.INQUIRY, None, _u(0x12, 0x01, 0xFF, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.MODE_SENSE_6, None, _u(0x1A, 0x08, 0xFF, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.READ_CAPACITY_10, None, _u(0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0)),
-    CommandInfo(cdbs.READ_10, None, _u(0x28, 0x18, FF4, 0x1F, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.WRITE_10, None, _u(0x2A, 0x18, FF4, 0x1F, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.VERIFY_10, None, _u(0x2F, 0x16, FF4, 0x1F, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.SYNCHRONIZE_CACHE_10, None, _u(0x35, 0x02, FF4, 0x1F, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.PERSISTENT_RESERVE_IN, 0x00, _u(0x5E, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.PERSISTENT_RESERVE_IN, 0x01, _u(0x5E, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.PERSISTENT_RESERVE_IN, 0x02, _u(0x5E, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.PERSISTENT_RESERVE_IN, 0x03, _u(0x5E, 0x1F, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0)),
-    *(CommandInfo(cdbs.PERSISTENT_RESERVE_OUT, sa, _u(0x5F, 0x1F, 0xFF, 0, 0, FF4, 0)) for sa in range(7)),
-    CommandInfo(cdbs.MODE_SENSE_10, None, _u(0x5A, 0x18, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.READ_16, None, _u(0x88, 0x18, FF8, FF4, 0x1F, 0)),
-    CommandInfo(cdbs.WRITE_16, None, _u(0x8A, 0x18, FF8, FF4, 0x1F, 0)),
-    CommandInfo(cdbs.VERIFY_16, None, _u(0x8F, 0x16, FF8, FF4, 0x1F, 0)),
-    CommandInfo(cdbs.SYNCHRONIZE_CACHE_16, None, _u(0x91, 0x02, FF8, FF4, 0x1F, 0)),
-    CommandInfo(cdbs.SERVICE_ACTION_IN_16, cdbs.SA_READ_CAPACITY_16,
-                _u(0x9E, 0x1F, b"\0" * 8, FF4, 0, 0)),
-    CommandInfo(cdbs.REPORT_LUNS, None, _u(0xA0, 0, 0xFF, 0, 0, 0, FF4, 0, 0)),
-    CommandInfo(cdbs.MAINTENANCE_IN, cdbs.SA_REPORT_SUPPORTED_OPCODES,
-                _u(0xA3, 0x1F, 0x87, 0xFF, 0xFF, 0xFF, FF4, 0, 0)),
-    CommandInfo(cdbs.READ_12, None, _u(0xA8, 0x18, FF4, FF4, 0x1F, 0)),
-    CommandInfo(cdbs.WRITE_12, None, _u(0xAA, 0x18, FF4, FF4, 0x1F, 0)),
-    CommandInfo(cdbs.VERIFY_12, None, _u(0xAF, 0x16, FF4, FF4, 0x1F, 0)),
-)
-# WRITE SAME looks at UNMAP only on thin LUNs (it is refused otherwise) and never at ANCHOR/PBDATA/LBDATA.
-WRITE_SAME_COMMANDS = (
-    CommandInfo(cdbs.WRITE_SAME_10, None, _u(0x41, 0x00, FF4, 0x1F, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.WRITE_SAME_16, None, _u(0x93, 0x01, FF8, FF4, 0x1F, 0)),
-)
-THIN_WRITE_SAME_COMMANDS = (
-    CommandInfo(cdbs.WRITE_SAME_10, None, _u(0x41, 0x08, FF4, 0x1F, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.WRITE_SAME_16, None, _u(0x93, 0x09, FF8, FF4, 0x1F, 0)),
-)
-THIN_COMMANDS = (
-    CommandInfo(cdbs.UNMAP, None, _u(0x42, 0x00, 0, 0, 0, 0, 0x1F, 0xFF, 0xFF, 0)),
-    CommandInfo(cdbs.SERVICE_ACTION_IN_16, cdbs.SA_GET_LBA_STATUS, _u(0x9E, 0x1F, FF8, FF4, 0, 0)),
-)
+FF4 = b"\xff" * 4
 XCOPY_COMMANDS = (
     CommandInfo(cdbs.EXTENDED_COPY, 0x00, _u(0x83, 0x1F, b"\0" * 8, FF4, 0, 0)),
     *(CommandInfo(cdbs.RECEIVE_COPY_RESULTS, sa, _u(0x84, 0x1F, 0xFF, b"\0" * 7, FF4, 0, 0))

@@ -43,6 +43,7 @@ LBP_VPD = Layout("VPD Logical Block Provisioning", 8, [
 
 MAX_UNMAP_BLOCKS = 1 << 20
 MAX_UNMAP_DESCRIPTORS = 256
+MAX_LBA_STATUS_DESCRIPTORS = 1024
 SA_GET_LBA_STATUS = 0x12
 _FALLOC_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
 
@@ -130,10 +131,27 @@ class Provisioning:
             os.pwrite(self._fd, bytes(length), offset)  # no hole support: zeros keep LBPRZ true
 
     def get_lba_status(self, cdb: bytes) -> bytes:
+        """LBA status descriptors from the LBA asked for, as many as the allocation length holds (SBC-3 5.16).
+
+        The first descriptor starts at the STARTING LOGICAL BLOCK ADDRESS; each one covers an extent
+        of mapped (data) or deallocated (hole) blocks, up to the last LBA.
+        """
         c = GET_LBA_STATUS_CDB.decode(cdb[:16], strict=False)
-        lba = c["lba"]
+        lba, alloc = c["lba"], c["allocation_length"]
         if lba >= self.num_blocks:
             raise errors.lba_out_of_range(lba, 1, self.num_blocks)
+        room = max(1, min((alloc - 8) // LBA_STATUS_DESCRIPTOR.size, MAX_LBA_STATUS_DESCRIPTORS))
+        body = b""
+        while lba < self.num_blocks and len(body) < room * LBA_STATUS_DESCRIPTOR.size:
+            status, end = self._extent(lba)
+            blocks = min(end - lba, 0xFFFFFFFF)
+            body += LBA_STATUS_DESCRIPTOR.encode(lba=lba, blocks=blocks, provisioning_status=status)
+            lba += blocks
+        data = (len(body) + 4).to_bytes(4, "big") + bytes(4) + body
+        return data[:alloc]
+
+    def _extent(self, lba: int) -> tuple[int, int]:
+        """(provisioning status, end LBA) of the extent that starts at ``lba``: 0 mapped, 1 deallocated."""
         start = lba * self.block_size
         end = self.num_blocks * self.block_size
         try:
@@ -141,19 +159,12 @@ class Provisioning:
         except OSError:  # ENXIO: nothing but a hole after start
             data_at = end
         if data_at > start:
-            status, extent_end = 1, min(data_at, end)  # deallocated
-        else:
-            try:
-                extent_end = min(os.lseek(self._fd, start, os.SEEK_HOLE), end)
-            except OSError:
-                extent_end = end
-            status = 0
-        first = lba
-        last = max(first + 1, -(-extent_end // self.block_size))
-        blocks = min(last - first, 0xFFFFFFFF)
-        body = LBA_STATUS_DESCRIPTOR.encode(lba=first, blocks=blocks, provisioning_status=status)
-        data = (len(body) + 4).to_bytes(4, "big") + bytes(4) + body
-        return data[:c["allocation_length"]]
+            return 1, max(lba + 1, min(data_at, end) // self.block_size)
+        try:
+            hole_at = min(os.lseek(self._fd, start, os.SEEK_HOLE), end)
+        except OSError:
+            hole_at = end
+        return 0, max(lba + 1, -(-hole_at // self.block_size))
 
 
 def _illegal(asc: int, ascq: int, field: int) -> bytes:

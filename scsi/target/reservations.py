@@ -78,7 +78,7 @@ ALWAYS_ALLOWED = frozenset({cdbs.INQUIRY, cdbs.REPORT_LUNS, cdbs.REQUEST_SENSE, 
                             cdbs.READ_CAPACITY_10, cdbs.PERSISTENT_RESERVE_IN, cdbs.MAINTENANCE_IN,
                             PERSISTENT_RESERVE_OUT})
 # Commands that only read the medium or state: allowed to non-holders under Write Exclusive types.
-READ_LIKE = frozenset({0x08, cdbs.READ_10, cdbs.READ_12, cdbs.READ_16, cdbs.VERIFY_10, cdbs.VERIFY_12,
+READ_LIKE = frozenset({cdbs.READ_6, cdbs.PRE_FETCH_10, cdbs.PRE_FETCH_16, cdbs.READ_10, cdbs.READ_12, cdbs.READ_16, cdbs.VERIFY_10, cdbs.VERIFY_12,
                        cdbs.VERIFY_16, cdbs.MODE_SENSE_6, cdbs.MODE_SENSE_10, cdbs.RECEIVE_COPY_RESULTS,
                        cdbs.SERVICE_ACTION_IN_16})
 

@@ -68,6 +68,15 @@ class ScsiTarget:
         reset = getattr(self.devices.get(nexus.lun), "lun_reset", None)
         return reset(nexus) if reset is not None else 0
 
+    def target_reset(self, nexus: Nexus) -> int:
+        """TARGET RESET by ``nexus``: every LUN is reset as by LOGICAL UNIT RESET (its tasks the transport aborted)."""
+        total = 0
+        for lun, device in self.devices.items():
+            reset = getattr(device, "lun_reset", None)
+            if reset is not None:
+                total += reset(Nexus(nexus.initiator, nexus.target, lun))
+        return total
+
     def data_out_length(self, nexus: Nexus, cdb: bytes) -> int | None:
         """Bytes of data-out ``cdb`` asks for on this LUN (None: unknown), for transport residuals."""
         device = self.devices.get(nexus.lun) if self.may_access(nexus.initiator, nexus.lun) else None

@@ -19,6 +19,7 @@ from scsi.result import CommandHandler, Nexus, ScsiResult, Status
 from scsi.target import cdbs, common_commands, errors, inquiry, modes, opcodes
 from scsi.target.cdbs import INQUIRY_CDB
 from scsi.target.errors import CheckCondition
+from scsi.target.opcodes import Command
 
 log = logging.getLogger(__name__)
 
@@ -65,27 +66,6 @@ MODE_SELECT_6_CDB = Layout("MODE SELECT(6)", 6, [
 ])
 MAX_BLOCK = 0xFFFFFF
 
-TAPE_COMMANDS = (
-    opcodes.CommandInfo(cdbs.TEST_UNIT_READY, None, bytes([0x00, 0, 0, 0, 0, 0])),
-    opcodes.CommandInfo(REWIND, None, bytes([0x01, 0x01, 0, 0, 0, 0])),
-    opcodes.CommandInfo(cdbs.REQUEST_SENSE, None, bytes([0x03, 0x01, 0, 0, 0xFF, 0])),
-    opcodes.CommandInfo(READ_BLOCK_LIMITS, None, bytes([0x05, 0, 0, 0, 0, 0])),
-    opcodes.CommandInfo(READ_6, None, bytes([0x08, 0x03, 0xFF, 0xFF, 0xFF, 0])),
-    opcodes.CommandInfo(WRITE_6, None, bytes([0x0A, 0x01, 0xFF, 0xFF, 0xFF, 0])),
-    opcodes.CommandInfo(WRITE_FILEMARKS_6, None, bytes([0x10, 0x01, 0xFF, 0xFF, 0xFF, 0])),
-    opcodes.CommandInfo(SPACE_6, None, bytes([0x11, 0x0F, 0xFF, 0xFF, 0xFF, 0])),
-    opcodes.CommandInfo(cdbs.INQUIRY, None, bytes([0x12, 0x01, 0xFF, 0xFF, 0xFF, 0])),
-    opcodes.CommandInfo(MODE_SELECT_6, None, bytes([0x15, 0x11, 0, 0, 0xFF, 0])),
-    opcodes.CommandInfo(cdbs.MODE_SENSE_6, None, bytes([0x1A, 0x08, 0xFF, 0xFF, 0xFF, 0])),
-    opcodes.CommandInfo(LOAD_UNLOAD, None, bytes([0x1B, 0x01, 0, 0, 0x01, 0])),
-    opcodes.CommandInfo(LOCATE_10, None, bytes([0x2B, 0x01, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0])),
-    opcodes.CommandInfo(READ_POSITION, None, bytes([0x34, 0x1F, 0, 0, 0, 0, 0, 0, 0, 0])),
-    opcodes.CommandInfo(cdbs.MODE_SENSE_10, None, bytes([0x5A, 0x08, 0xFF, 0xFF, 0, 0, 0, 0xFF, 0xFF, 0])),
-    opcodes.CommandInfo(cdbs.MAINTENANCE_IN, cdbs.SA_REPORT_SUPPORTED_OPCODES,
-                        bytes([0xA3, 0x1F, 0x87, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0])),
-)
-
-
 def _signed24(v: int) -> int:
     return v - (1 << 24) if v & 0x800000 else v
 
@@ -102,7 +82,10 @@ class TapeLunDevice:
             pdt=int(lun.pdt), vendor=vendor, product=product, serial=lun.serial, removable=True,
             designators=tuple((d.code_set, d.association, d.type, d.value) for d in lun.designators()),
             tpc=self.copy_manager is not None)
-        self.table = TAPE_COMMANDS + (opcodes.XCOPY_COMMANDS if self.copy_manager else ())
+        # One table: dispatch and REPORT SUPPORTED OPERATION CODES both come from it.
+        commands = [c for c in self._COMMANDS if c.needs in ("", "xcopy" if self.copy_manager else "")]
+        self.handlers = {c.opcode: c.run for c in commands}
+        self.table = tuple(c.info for c in commands)
         self.counters: Counter[str] = Counter()
         self._lock = threading.Lock()  # a tape has one position: commands run one at a time
 
@@ -117,7 +100,7 @@ class TapeLunDevice:
             common_commands.check_cdb(cdb)
             if op in (cdbs.EXTENDED_COPY, cdbs.RECEIVE_COPY_RESULTS) and self.copy_manager is not None:
                 return self.copy_manager.execute(nexus, cdb, data_out, data_in_len)
-            handler = self._HANDLERS.get(op)
+            handler = self.handlers.get(op)
             if handler is None:
                 raise errors.invalid_opcode(op)
             with self._lock:
@@ -263,14 +246,31 @@ class TapeLunDevice:
         return ScsiResult(data=READ_POSITION_LONG.encode(
             bop=int(pos == 0), mpu=int(files is None), logical_object=pos, file_number=files or 0))
 
-    _HANDLERS = {
-        cdbs.TEST_UNIT_READY: _tur, REWIND: _rewind, cdbs.REQUEST_SENSE: _request_sense,
-        READ_BLOCK_LIMITS: _read_block_limits, READ_6: _read, WRITE_6: _write,
-        WRITE_FILEMARKS_6: _write_filemarks, SPACE_6: _space, cdbs.INQUIRY: _inquiry,
-        MODE_SELECT_6: _mode_select, cdbs.MODE_SENSE_6: _mode_sense, LOAD_UNLOAD: _load_unload,
-        LOCATE_10: _locate, READ_POSITION: _read_position, cdbs.MODE_SENSE_10: _mode_sense,
-        cdbs.MAINTENANCE_IN: _maintenance_in,
-    }
+    def _not_here(self, cdb: bytes, data_out: bytes) -> ScsiResult:
+        """EXTENDED COPY / RECEIVE COPY RESULTS: execute() hands them to the copy manager first."""
+        raise errors.invalid_opcode(cdb[0])
+
+    _COMMANDS = (
+        # opcode, service action, CDB usage data (SPC-4 6.35.3), handler, feature
+        Command(cdbs.TEST_UNIT_READY, None, "00 00 00 00 00 00", _tur),
+        Command(REWIND, None, "01 01 00 00 00 00", _rewind),
+        Command(cdbs.REQUEST_SENSE, None, "03 01 00 00 FF 00", _request_sense),
+        Command(READ_BLOCK_LIMITS, None, "05 00 00 00 00 00", _read_block_limits),
+        Command(READ_6, None, "08 03 FF FF FF 00", _read),
+        Command(WRITE_6, None, "0A 01 FF FF FF 00", _write),
+        Command(WRITE_FILEMARKS_6, None, "10 01 FF FF FF 00", _write_filemarks),
+        Command(SPACE_6, None, "11 0F FF FF FF 00", _space),
+        Command(cdbs.INQUIRY, None, "12 01 FF FF FF 00", _inquiry),
+        Command(MODE_SELECT_6, None, "15 11 00 00 FF 00", _mode_select),
+        Command(cdbs.MODE_SENSE_6, None, "1A 08 FF FF FF 00", _mode_sense),
+        Command(LOAD_UNLOAD, None, "1B 01 00 00 01 00", _load_unload),
+        Command(LOCATE_10, None, "2B 01 00 FF FF FF FF 00 00 00", _locate),
+        Command(READ_POSITION, None, "34 1F 00 00 00 00 00 00 00 00", _read_position),
+        Command(cdbs.MODE_SENSE_10, None, "5A 08 FF FF 00 00 00 FF FF 00", _mode_sense),
+        Command(cdbs.MAINTENANCE_IN, cdbs.SA_REPORT_SUPPORTED_OPCODES, "A3 1F 87 FF FF FF FF FF FF FF 00 00",
+                _maintenance_in),
+        *Command.all_of(opcodes.XCOPY_COMMANDS, _not_here, "xcopy"),
+    )
 
 
 def _param_error(byte: int) -> bytes:

@@ -45,7 +45,10 @@ NAMES = {
     "backup offset beyond the device": "beyond the end of device disk0",
     "query catalogue is a directory": "is a directory", "query catalogue in missing folder": "does not exist",
     "scenario run negative seed": "--seed", "datamover serve bad fault": "explode",
-    "backup missing options file": "nothing.opt", "backup missing site": "nothing.yaml",
+    "backup missing options file": "--options", "backup missing site": "--site",
+    "restore missing site": "--site", "paths missing topology": "TOPOLOGY", "sim missing scenario": "nothing.yaml",
+    "xcopy decode missing file": "nothing.bin", "paths missing macro": "--macro",
+    "datamover serve missing config": "nothing.yaml",
 }
 
 CASES = {
@@ -59,6 +62,7 @@ CASES = {
     "paths junk topology": ("paths", "{d}/junk.yaml"),
     "paths a directory": ("paths", "{d}/dir"),
     "paths list topology": ("paths", "{d}/list.yaml"),
+    "paths missing macro": ("paths", "scenarios/topologies/small.yaml", "--macro", "{d}/nothing.mac"),
     "image analyze missing": ("image", "analyze", "{d}/nothing.img"),
     "image analyze directory": ("image", "analyze", "{d}/dir"),
     "image analyze bad gap": ("image", "analyze", "{d}/empty.bin", "-imagegapsize=lots"),

@@ -112,7 +112,7 @@ def test_bad_input_is_one_clear_line(site, capsys):
     assert err.startswith("serverfree: error: ") and "bad.yaml: pool.volumes" in err
     assert cli(site, "restore", "image", "E:", "--site", str(site / "site.yaml"), "-pitdate=yesterday") == 2
     assert "-pitdate 'yesterday' is not an ISO date" in capsys.readouterr().err
-    assert cli(site, "restore", "image", "E:", "--site", str(site / "site.yaml")) == 2
+    assert cli(site, "restore", "image", "E:", "--site", str(site / "site.yaml"), "-replace=yes") == 2
     assert "no restorable image of NODE1:E:" in capsys.readouterr().err
     assert main(["query", "backup", "--catalogue", str(site / "none.db")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -125,3 +125,52 @@ def test_console_script_runs_a_backup(site):
                        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert r.returncode == 0, r.stderr
     assert "compressed" in r.stdout and "path: lan-free" in r.stdout
+
+
+def test_incremental_without_a_full_takes_a_full_and_says_so(site, capsys):
+    assert cli(site, "backup", "image", "E:", "--site", str(site / "site.yaml"), "-mode=incremental", "--json") == 0
+    out, err = capsys.readouterr()
+    assert "no full image backup of E: yet: taking a full (selective) image backup" in err
+    assert json.loads(out)["outcome"] == "completed"
+    assert cli(site, "query", "backup", "E:", "--json") == 0
+    (obj,) = json.loads(capsys.readouterr().out)
+    assert obj["mode"] == "selective"
+
+
+def test_restore_over_the_source_needs_replace_yes(site, capsys):
+    s = str(site / "site.yaml")
+    assert cli(site, "backup", "image", "E:", "--site", s) == 0
+    capsys.readouterr()
+    before = (site / "vol.img").read_bytes()
+    assert cli(site, "restore", "image", "E:", "--site", s) == 2  # stdin is not a terminal: refused
+    err = capsys.readouterr().err
+    assert "would overwrite the volume itself (device disk0)" in err and "-replace=yes" in err
+    assert cli(site, "restore", "image", "E:", "--site", s, "-replace=no") == 2
+    capsys.readouterr()
+    assert cli(site, "restore", "image", "E:", "--site", s, "-replace=yes") == 0
+    assert (site / "vol.img").read_bytes() == before  # restored over itself: the same bytes
+
+
+@pytest.mark.parametrize("args", [("--catalogue", "a.db", "--catalog", "b.db"), ("--node", "A", "--nodename", "B"),
+                                  ("-imagegapsize=1k", "-imagegapsize=2k")])
+def test_an_option_given_twice_with_two_values_is_refused(site, capsys, args):
+    cmd = ["query", "backup", *args] if args[0] != "-imagegapsize=1k" else \
+        ["backup", "image", "E:", "--site", str(site / "site.yaml"), *args]
+    with pytest.raises(SystemExit) as info:
+        main(cmd)
+    assert info.value.code == 2
+    assert "conflicts with" in capsys.readouterr().err
+
+
+def test_every_client_option_has_its_own_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["backup", "image", "--help"])
+    out = capsys.readouterr().out
+    assert "allow server-free data movement" in out and "megabytes per batch" in out
+    from orchestrator.cli import _all_parsers, build_parser
+
+    for parser in _all_parsers(build_parser()):
+        for action in parser._actions:
+            if action.option_strings and action.help not in (None, "==SUPPRESS=="):
+                text = action.help.replace("overrides dsm.opt", "").strip("; ")
+                assert len(text) >= 8, (parser.prog, action.option_strings, action.help)

@@ -1,5 +1,6 @@
 """`serverfree demo`: nothing to configure, server-free + failover + restores compared byte for byte."""
 import json
+import re
 
 from orchestrator.cli import demo_cmd, main
 
@@ -17,11 +18,12 @@ def test_demo_json_backs_up_fails_over_and_restores_identically(capsys):
     assert (f["from_path"], f["to_path"], f["mover"]) == ("server-free", "lan-free", "DM1")
     assert "COPY ABORTED" in f["reason"] and 0 < f["image_offset"] < i["image_size"]
     assert 0 < i["bytes_by_path"]["server-free"] < i["image_size"]
-    assert sum(i["bytes_by_path"].values()) == i["image_size"]  # no extent written twice or lost
+    assert sum(i["bytes_by_path"].values()) == i["image_size"]  # the job's own accounting adds up (not a judge)
     for r in (rh, ri):  # uncompressed after the failover, so I: restores server-free too (the seed's reason)
         assert r["kind"] == "restore" and r["outcome"] == "completed" and r["byte_identical"] is True
         assert r["path_used"] == "server-free" and r["phase_cpu_seconds"]["CLIENT1"] == 0
-        assert "ntfscat identical" in r["compare"] or "ntfscat not installed" in r["compare"]
+        # the outside judge: every file read back by ntfs-3g's ntfscat (installed by ./dev; never skipped)
+        assert re.search(r"\d+ files read back with ntfscat identical", r["compare"]), r["compare"]
     assert out["summary"]["simulated_seconds"] > 0
 
 

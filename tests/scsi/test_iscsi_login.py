@@ -72,13 +72,16 @@ def test_negotiation_rules():
          ("HeaderDigest", "CRC32C,None"), ("ErrorRecoveryLevel", "2")], params, limits, False))
     assert answers["MaxBurstLength"] == "65536" and answers["FirstBurstLength"] == "4096"
     assert answers["InitialR2T"] == "No" and answers["ImmediateData"] == "Yes"
-    assert answers["X-Vendor"] == "NotUnderstood" and answers["HeaderDigest"] == "None"
+    assert answers["X-Vendor"] == "NotUnderstood" and answers["HeaderDigest"] == "CRC32C"  # first we support
+    assert params.header_digest == "CRC32C" and params.data_digest == "None"
     assert answers["ErrorRecoveryLevel"] == "0"
     assert params.max_recv_data_segment_length == 4096 and "MaxRecvDataSegmentLength" not in answers
     with pytest.raises(TextError, match="MaxBurstLength"):
         negotiate_operational([("MaxBurstLength", "abc")], SessionParams(), limits, False)
-    with pytest.raises(TextError, match="only supports None"):
-        negotiate_operational([("DataDigest", "CRC32C")], SessionParams(), limits, False)
+    assert negotiate_operational([("DataDigest", "None,CRC32C")], SessionParams(), limits, False) == \
+        [("DataDigest", "None")]  # the initiator's order is its preference
+    assert negotiate_operational([("DataDigest", "MD5,X")], SessionParams(), limits, False) == \
+        [("DataDigest", "Reject")]
 
 
 def _login(node: TargetNode | None = None) -> Login:

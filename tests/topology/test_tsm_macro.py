@@ -101,3 +101,27 @@ def test_reference_errors_after_merge_are_reported(fabric):
     # The fabric cables the tape drive's port, but no macro line defined the drive.
     assert exc.value.location == "links[4].a"
     assert "after merging: WWPN 50:05:07:63:00:00:00:01 is not a port of any host" in str(exc.value)
+
+
+SEVEN_MISTAKES = """\
+define datamover DM1 type=scsi wwn=zz:00:00:e0:8b:05:05:04 serial=SDG1-0001 dataformat=nonblock online=yes
+define disk CLIENT1 DISK_H wwn=600a0b80000000000000000000000 serial=ARR1-0005
+define path DM9 DISK_H srctype=datamover desttype=disk node=CLIENT1 lun=5
+define drive LIB9 DRV1 element=256 wwn=50:05:07:63:00:00:00:0Q serial=LTO1-0001
+define path DM1 DRV1 srctype=datamover desttype=drive library=LIB1 lun=abc
+def devc LTOCLASS devtype=floppy
+define stgpool SFPOOL NOCLASS dataformat=nonblock maxscratch=-20
+"""
+
+
+def test_every_mistake_of_a_macro_is_reported_on_one_line_each(fabric):
+    with pytest.raises(TopologyError) as info:
+        merge_macro_text(fabric, SEVEN_MISTAKES, file="seven.mac")
+    problems = info.value.problems
+    assert [p.split(":")[0] for p in problems] == [f"line {n}" for n in range(1, 8)], problems
+    for p in problems:
+        assert "\n" not in p and "pydantic" not in p and "http" not in p, p
+    assert "wwpn: malformed WWPN 'zz:00:00:e0:8b:05:05:04'" in problems[0]
+    assert "no data mover DM9 is defined" in problems[2]
+    assert "DEVTYPE=floppy is not a TSM device type" in problems[5]
+    assert "device class NOCLASS is not defined" in problems[6]

@@ -1,0 +1,72 @@
+"""`serverfree server --data DIR --listen HOST:PORT`: the backup server, one long-running process.
+
+First start: the administrator (``--admin``, default ADMIN) is created from
+SERVERFREE_ADMIN_PASSWORD or ``--admin-password-file``.  Prints ``listening
+HOST:PORT`` (and ``tls-fingerprint HEX`` with ``--tls``) once ready; stops on
+SIGTERM or Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:  # type: ignore[no-untyped-def]
+    p = sub.add_parser("server", help="run the backup server (catalogue, pools, movers, nodes)",
+                       description="Run the backup server: it owns the catalogue, the pool volumes, the "
+                                   "definitions and the nodes, and authenticates every session.")
+    p.add_argument("--data", required=True, metavar="DIR", help="the server's directory (SQLite databases, "
+                                                                "TLS certificate)")
+    p.add_argument("--listen", default="127.0.0.1:1500", metavar="HOST:PORT",
+                   help="where sessions connect (port 0 = any free port; default 127.0.0.1:1500)")
+    p.add_argument("--admin", default="ADMIN", metavar="NAME", help="first administrator's name (first start)")
+    p.add_argument("--admin-password-file", metavar="FILE",
+                   help="first administrator's password (first start; else SERVERFREE_ADMIN_PASSWORD)")
+    p.add_argument("--tls", action="store_true", help="TLS on the session port (self-signed certificate made "
+                                                      "in DIR on first start; clients pin its fingerprint)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port")
+    p.set_defaults(func=run)
+
+
+def admin_password(args: argparse.Namespace) -> str | None:
+    if args.admin_password_file:
+        try:
+            return Path(args.admin_password_file).read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"--admin-password-file: {exc.strerror}: {args.admin_password_file}") from None
+    return os.environ.get("SERVERFREE_ADMIN_PASSWORD") or None
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"--listen {text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.server.app import open_server
+
+    host, port = listen_address(args.listen)
+    server = open_server(args.data, host, port, tls=args.tls, admin=args.admin,
+                         admin_password=admin_password(args), metrics_port=args.metrics_port)
+    print(f"listening {server.address}", flush=True)
+    if server.tls_fingerprint:
+        print(f"tls-fingerprint {server.tls_fingerprint}", flush=True)
+    if server.metrics is not None:
+        print(f"metrics {server.metrics.address}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(0)

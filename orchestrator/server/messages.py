@@ -1,0 +1,135 @@
+"""Every message a session carries, as pydantic models: one place says what is well formed.
+
+A request is parsed with :func:`parse_request`; a field of the wrong kind, an
+unknown ``type`` or an extra key gives one line naming the field.  Names follow
+TSM's rules (letters, digits and ``._-:``; at most 64 characters).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
+B64 = Annotated[str, Field(min_length=4, max_length=128, pattern=r"^[A-Za-z0-9+/=]+$")]
+Offset = Annotated[int, Field(ge=0, le=1 << 60)]
+
+
+class Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- authentication ----------------------------------------------------------------------------
+class Hello(Msg):
+    type: Literal["hello"]
+    role: Literal["node", "admin"]
+    name: Name
+    client_nonce: B64
+
+
+class Proof(Msg):
+    type: Literal["proof"]
+    proof: B64
+
+
+# -- administrators ----------------------------------------------------------------------------
+class Command(Msg):
+    type: Literal["command"]
+    text: Annotated[str, Field(min_length=1, max_length=64 << 10)]
+
+
+# -- nodes: image objects ----------------------------------------------------------------------
+class QueryBackup(Msg):
+    type: Literal["query_backup"]
+    filespace: Annotated[str, Field(max_length=1024)] | None = None
+    inactive: bool = False
+    object_id: int | None = None
+
+
+class Piece(Msg):
+    image_offset: Offset
+    volume_offset: Offset
+    length: Annotated[int, Field(gt=0, le=1 << 50)]
+    compressed: bool = False
+    stored: Annotated[int, Field(ge=0, le=1 << 50)]
+
+
+class BeginBackup(Msg):
+    """Ask the server for an object and the pool space it grants this session."""
+    type: Literal["begin_backup"]
+    filespace: Annotated[str, Field(min_length=1, max_length=1024)]
+    image_size: Annotated[int, Field(gt=0, le=1 << 50)]
+    volume_size: Annotated[int, Field(gt=0, le=1 << 52)]
+    file_system: Annotated[str, Field(max_length=16)] = "raw"
+    mode: Literal["selective", "incremental"] = "selective"
+    image_type: Annotated[str, Field(max_length=32)] = "static"
+    management_class: Name | None = None
+    base_object_id: int | None = None
+
+
+class Put(Msg):
+    """Bytes of a granted object at an image offset (the data follows the message)."""
+    type: Literal["put"]
+    object_id: int
+    image_offset: Offset
+    length: Annotated[int, Field(gt=0, le=1 << 30)]
+    compressed: bool = False
+
+
+class Commit(Msg):
+    type: Literal["commit"]
+    object_id: int
+    pieces: list[Piece]
+    path_used: Literal["server-free", "lan-free", "lan"] = "lan"
+    digests: list[tuple[int, Annotated[str, Field(max_length=128)]]] = []
+    failovers: list[Annotated[str, Field(max_length=64)]] = []  # reasons the client's job failed over
+
+
+class Abandon(Msg):
+    type: Literal["abandon"]
+    object_id: int
+    reason: Annotated[str, Field(max_length=500)] = "client gave up"
+
+
+class Get(Msg):
+    type: Literal["get"]
+    object_id: int
+    image_offset: Offset
+    length: Annotated[int, Field(gt=0, le=1 << 30)]
+    stored: Annotated[int, Field(ge=0, le=1 << 30)] | None = None
+
+
+class Digest(Msg):
+    """Chunk digests of an object as the pool holds it: a granted one (``pieces`` as written) or a committed one."""
+    type: Literal["digest"]
+    object_id: int
+    chunk_size: Annotated[int, Field(ge=4096, le=1 << 30)]
+    pieces: list[Piece] = []
+
+
+class Delete(Msg):
+    type: Literal["delete"]
+    object_id: int
+
+
+class Bye(Msg):
+    type: Literal["bye"]
+
+
+Request = Annotated[Union[Hello, Proof, Command, QueryBackup, BeginBackup, Put, Commit, Abandon, Get, Digest, Delete,
+                          Bye], Field(discriminator="type")]
+_REQUEST = TypeAdapter(Request)
+
+
+def parse_request(message: dict):
+    """The request model for a decoded JSON message; ValueError naming the field otherwise."""
+    try:
+        return _REQUEST.validate_python(message)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e["loc"]) or "message"
+        raise ValueError(f"malformed request: {where}: {e['msg']}") from None
+
+
+def error(message: str) -> dict:
+    return {"type": "error", "message": message[:2000]}

@@ -1,0 +1,239 @@
+"""A node's requests in one session: its own objects only, and writes only inside what it was granted.
+
+Every refusal here raises :class:`~orchestrator.server.service.Refused` before
+any byte reaches a pool: another node's object, an object not granted to this
+session, a range outside the grant, a commit naming bytes never written.
+"""
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.catalogue import CatalogueError
+from orchestrator.job.digest import ChunkDigester
+from orchestrator.ops import AbandonObject, BeginObject, CommitObject, StoredPiece
+from orchestrator.server import messages as m
+from orchestrator.server.service import Refused
+
+
+@dataclass
+class Grant:
+    """One pending object's image range on a pool volume, for this session only."""
+
+    object_id: int
+    fd: int
+    base: int
+    size: int
+    process: int = 0
+    written: list[tuple[int, int]] = field(default_factory=list)  # (image offset, stored end)
+
+    def covers(self, start: int, end: int) -> bool:
+        return any(a <= start and end <= b for a, b in self.written)
+
+
+class NodeOps:
+    def __init__(self, server: Any, session: Any):
+        self.server, self.session, self.node = server, session, session.name
+        self.pools = server.pools
+        self.cat = self.pools.catalogue()
+        self.grants: dict[int, Grant] = {}
+        self._read_fds: dict[str, int] = {}
+
+    def refuse(self, what: str, msgno: str = "ANR0425W") -> Refused:
+        return Refused(msgno, f"Session {self.session.id} for node {self.node} refused - {what}; nothing written.",
+                       f"not authorized: {what}")
+
+    # -- dispatch ------------------------------------------------------------------------------
+    def handle(self, req: Any, data: bytes) -> tuple[dict, bytes]:
+        metrics = self.server.metrics
+        if metrics is not None and isinstance(req, (m.Put, m.Get)):
+            with metrics.latency.labels(req.type).time():
+                return self._handle(req, data)
+        return self._handle(req, data)
+
+    def _handle(self, req: Any, data: bytes) -> tuple[dict, bytes]:
+        handler = {m.QueryBackup: self.query, m.BeginBackup: self.begin, m.Put: self.put, m.Commit: self.commit,
+                   m.Abandon: self.abandon, m.Get: self.get, m.Digest: self.digest, m.Delete: self.delete}[type(req)]
+        return handler(req, data)
+
+    def close(self) -> None:
+        for g in list(self.grants.values()):
+            self._abandon(g, "session ended before the object was committed")
+        for fd in self._read_fds.values():
+            os.close(fd)
+        self.cat.close()
+
+    # -- reading the catalogue -----------------------------------------------------------------
+    def _own(self, object_id: int, *, visible: bool = True):
+        try:
+            rec = self.cat.get(object_id)
+        except CatalogueError:
+            rec = None
+        if rec is None or rec.node.upper() != self.node or (visible and rec.state not in ("active", "inactive")):
+            raise self.refuse(f"object {object_id} is not an object of node {self.node}")
+        return rec
+
+    def query(self, req: m.QueryBackup, data: bytes) -> tuple[dict, bytes]:
+        if req.object_id is not None:
+            objs = [self._own(req.object_id)]
+        else:
+            objs = self.cat.query(self.node, req.filespace, inactive=req.inactive, with_pieces=True)
+        out = []
+        for o in objs:
+            d = o.as_dict()
+            d.pop("pool_device", None)
+            d["pieces"] = [[p.image_offset, p.volume_offset, p.length, p.compressed, p.stored] for p in o.pieces]
+            out.append(d)
+        return {"type": "objects", "objects": out}, b""
+
+    # -- writing -------------------------------------------------------------------------------
+    def begin(self, req: m.BeginBackup, data: bytes) -> tuple[dict, bytes]:
+        try:
+            mgmtclass, pool = self.server.store.destination(self.node, req.management_class)
+        except LookupError as exc:
+            raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
+        if req.base_object_id is not None:
+            self._own(req.base_object_id)
+        try:
+            started = self.cat.begin_object(BeginObject(
+                self.node, req.filespace, req.mode, req.image_type, req.image_size, req.volume_size,
+                req.file_system, req.base_object_id, mgmtclass, pool))
+        except (CatalogueError, ValueError) as exc:
+            raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
+        fd = os.open(started.pool_device, os.O_RDWR)
+        g = Grant(started.object_id, fd, started.pool_offset, req.image_size, process=started.object_id)
+        self.grants[started.object_id] = g
+        self.pools.process_started(g.process, f"Image backup of {self.node}:{req.filespace} (object "
+                                              f"{started.object_id}, session {self.session.id})")
+        self.server.store.log("ANR0510I", f"Session {self.session.id}: object {started.object_id} of node "
+                                          f"{self.node} granted {req.image_size} bytes in pool {pool} "
+                                          f"(management class {mgmtclass}).", self.session.id)
+        return {"type": "granted", "object_id": started.object_id, "image_size": req.image_size,
+                "pool": pool, "management_class": mgmtclass}, b""
+
+    def _grant(self, object_id: int) -> Grant:
+        g = self.grants.get(object_id)
+        if g is None:
+            raise self.refuse(f"object {object_id} was not granted to this session")
+        return g
+
+    def put(self, req: m.Put, data: bytes) -> tuple[dict, bytes]:
+        g = self._grant(req.object_id)
+        stored = len(data)
+        if stored == 0 or stored > req.length or (not req.compressed and stored != req.length):
+            raise self.refuse(f"PUT at image offset {req.image_offset}: {stored} bytes do not fit a piece of "
+                              f"{req.length}", "ANR0440W")
+        if req.image_offset + req.length > g.size:
+            raise self.refuse(f"PUT at image offset {req.image_offset} ({req.length} bytes) lies outside the "
+                              f"{g.size} bytes granted for object {g.object_id}")
+        os.pwrite(g.fd, data, g.base + req.image_offset)
+        g.written.append((req.image_offset, req.image_offset + stored))
+        self.session.stored = getattr(self.session, "stored", 0) + stored
+        if self.server.metrics is not None:
+            self.server.metrics.bytes_moved("lan", stored)
+        return {"type": "ack", "image_offset": req.image_offset}, b""
+
+    def commit(self, req: m.Commit, data: bytes) -> tuple[dict, bytes]:
+        g = self._grant(req.object_id)
+        for p in req.pieces:
+            end = p.image_offset + (p.stored if p.compressed else p.length)
+            if not self._written(g, p.image_offset, end):
+                raise self.refuse(f"COMMIT of object {g.object_id} names image bytes {p.image_offset}-{end} "
+                                  "that this session never wrote")
+        os.fsync(g.fd)
+        pieces = tuple(StoredPiece(p.image_offset, p.volume_offset, p.length, p.compressed,
+                                   p.stored if p.compressed else 0) for p in req.pieces)
+        try:
+            self.cat.commit_object(CommitObject(g.object_id, pieces, req.path_used,
+                                                any(p.compressed for p in pieces), tuple(req.digests)))
+        except CatalogueError as exc:
+            raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
+        self._release(g)
+        if self.server.metrics is not None:
+            self.server.metrics.objects.labels("committed").inc()
+            for reason in req.failovers:
+                self.server.metrics.failovers.labels(reason).inc()
+        self.server.store.log("ANR0511I", f"Session {self.session.id}: object {g.object_id} of node {self.node} "
+                                          f"committed ({len(pieces)} extents, {req.path_used}).", self.session.id)
+        return {"type": "committed", "object_id": g.object_id}, b""
+
+    @staticmethod
+    def _written(g: Grant, start: int, end: int) -> bool:
+        """Is [start, end) inside the union of the written ranges?"""
+        pos = start
+        for a, b in sorted(g.written):
+            if a <= pos < b:
+                pos = b
+            if pos >= end:
+                return True
+        return pos >= end
+
+    def abandon(self, req: m.Abandon, data: bytes) -> tuple[dict, bytes]:
+        self._abandon(self._grant(req.object_id), req.reason)
+        return {"type": "abandoned", "object_id": req.object_id}, b""
+
+    def _abandon(self, g: Grant, reason: str) -> None:
+        self.cat.abandon_object(AbandonObject(g.object_id, reason))
+        self._release(g)
+        if self.server.metrics is not None:
+            self.server.metrics.objects.labels("abandoned").inc()
+        self.server.store.log("ANR0512W", f"Session {self.session.id}: object {g.object_id} of node {self.node} "
+                                          f"abandoned: {reason}.", self.session.id)
+
+    def _release(self, g: Grant) -> None:
+        self.pools.process_ended(g.process)
+        os.close(g.fd)
+        self.grants.pop(g.object_id, None)
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, req: m.Get, data: bytes) -> tuple[dict, bytes]:
+        rec = self._own(req.object_id)
+        stored = req.length if req.stored is None else req.stored
+        if req.image_offset + max(req.length, stored) > rec.image_size:
+            raise self.refuse(f"GET at image offset {req.image_offset} lies outside object {rec.id}")
+        fd = self._read_fds.get(rec.pool_device)
+        if fd is None:
+            fd = self._read_fds[rec.pool_device] = os.open(rec.pool_device, os.O_RDONLY)
+        out = os.pread(fd, stored, rec.pool_offset + req.image_offset)
+        if self.server.metrics is not None:
+            self.server.metrics.bytes_moved("lan-restore", len(out))
+        return {"type": "data", "image_offset": req.image_offset}, out
+
+    def digest(self, req: m.Digest, data: bytes) -> tuple[dict, bytes]:
+        """Chunk digests of what the pool holds (verification without moving the image over the LAN)."""
+        g = self.grants.get(req.object_id)
+        if g is not None:
+            pieces = [StoredPiece(p.image_offset, p.volume_offset, p.length, p.compressed,
+                                  p.stored if p.compressed else 0) for p in req.pieces]
+            for p in pieces:
+                if not self._written(g, p.image_offset, p.image_offset + p.stored):
+                    raise self.refuse(f"DIGEST of object {g.object_id} names bytes this session never wrote")
+            fd, base, close = g.fd, g.base, False
+        else:
+            rec = self._own(req.object_id)
+            pieces, base = rec.pieces, rec.pool_offset
+            fd, close = os.open(rec.pool_device, os.O_RDONLY), True
+        digester = ChunkDigester(req.chunk_size)
+        try:
+            for p in pieces:
+                if p.compressed:
+                    digester.update(p.volume_offset, zlib.decompress(os.pread(fd, p.stored, base + p.image_offset)))
+                    continue
+                for o in range(0, p.length, 1 << 20):
+                    n = min(1 << 20, p.length - o)
+                    digester.update(p.volume_offset + o, os.pread(fd, n, base + p.image_offset + o))
+        finally:
+            if close:
+                os.close(fd)
+        return {"type": "digests", "digests": [list(d) for d in digester.digests()]}, b""
+
+    def delete(self, req: m.Delete, data: bytes) -> tuple[dict, bytes]:
+        rec = self._own(req.object_id)
+        with self.cat.db:
+            self.cat.db.execute("UPDATE objects SET state='abandoned', note='deleted by its node' WHERE id=?",
+                                (rec.id,))
+        self.server.store.log("ANR0987I", f"Session {self.session.id}: node {self.node} deleted object {rec.id}.",
+                              self.session.id)
+        return {"type": "deleted", "object_id": rec.id}, b""

@@ -1,0 +1,67 @@
+"""`backup image`, `restore image`, `query backup` of a client whose site file has no pool: through the server."""
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import pytest
+
+from orchestrator.cli import main
+from tests.fixtures.backup_server import NODE_PW, actlog, hostport, with_pool
+
+
+@pytest.fixture
+def client(server, tmp_path):
+    with_pool(server, tmp_path / "", "16m")
+    rng = random.Random(7)
+    vol = bytearray(4 << 20)
+    for i in range(0, len(vol), 64 << 10):
+        if rng.random() < 0.6:
+            vol[i:i + (64 << 10)] = rng.randbytes(64 << 10)
+    (tmp_path / "e.img").write_bytes(bytes(vol))
+    (tmp_path / "r.img").write_bytes(bytes(len(vol)))
+    site = tmp_path / "site.yaml"
+    site.write_text("devices: {disk0: e.img, disk1: r.img}\nvolumes:\n  'E:': {device: disk0, filesystem: raw}\n")
+    host, port = hostport(server)
+    opts = [f"-tcpserveraddress={host}", f"-tcpport={port}", "-nodename=NODEA", "--site", str(site)]
+    return server, tmp_path, opts, bytes(vol)
+
+
+def test_backup_query_restore_through_the_server(client, capsys, monkeypatch):
+    srv, tmp, opts, vol = client
+    rc = main(["backup", "image", "E:", "--json", f"-password={NODE_PW['NODEA']}", "-imagegapsize=0", *opts])
+    out = capsys.readouterr()
+    assert rc == 0, out.err + out.out
+    report = json.loads(out.out)
+    assert report["outcome"] == "completed" and report["path_used"] == "lan", report
+    monkeypatch.setenv("SERVERFREE_PASSWORD", NODE_PW["NODEA"])
+    rc = main(["query", "backup", "E:", *opts[:3]])
+    out = capsys.readouterr().out
+    assert rc == 0 and "NODEA:E:" in out and "object:" in out
+    rc = main(["restore", "image", "E:", "disk1", *opts])
+    assert rc == 0, capsys.readouterr()
+    assert (tmp / "r.img").read_bytes() == vol
+    # node B sees nothing of it
+    monkeypatch.setenv("SERVERFREE_PASSWORD", NODE_PW["NODEB"])
+    rc = main(["query", "backup", f"-tcpserveraddress={opts[0].split('=')[1]}", opts[1], "-nodename=NODEB"])
+    assert rc == 0 and "no image backups of NODEB" in capsys.readouterr().out
+    assert "ANR0511I" in actlog(srv)
+
+
+def test_wrong_password_gives_one_line(client, capsys):
+    srv, tmp, opts, vol = client
+    rc = main(["backup", "image", "E:", "-password=wrong-password", *opts])
+    err = capsys.readouterr().err
+    assert rc == 2 and "authentication failed" in err and "Traceback" not in err
+    with srv.pools.catalogue() as cat:
+        assert cat.states() == {}
+
+
+def test_a_site_without_pool_and_without_a_server_password(client, capsys, monkeypatch):
+    srv, tmp, opts, vol = client
+    monkeypatch.delenv("SERVERFREE_PASSWORD", raising=False)
+    rc = main(["backup", "image", "E:", *opts])
+    err = capsys.readouterr().err
+    assert rc == 2 and "password" in err
+    assert os.path.getsize(tmp / "pool0.img") == 16 << 20
