@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 from pathlib import Path
 
 
@@ -67,6 +66,3 @@ def run(args: argparse.Namespace) -> int:
         server.close()
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)
