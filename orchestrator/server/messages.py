@@ -84,6 +84,16 @@ class ServerFreeBackup(Msg):
     management_class: Name | None = None
 
 
+class ServerFreeRestore(Msg):
+    """Restore the node's active full image onto the client disk named by its designator, through a mover."""
+    type: Literal["serverfree_restore"]
+    filespace: Annotated[str, Field(min_length=1, max_length=1024)]
+    destination_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
+    block_size: Annotated[int, Field(ge=512, le=1 << 20)] = 512
+    destination_offset: Offset = 0
+    destination_size: Annotated[int, Field(gt=0, le=1 << 52)]
+
+
 class Put(Msg):
     """Bytes of a granted object at an image offset (the data follows the message)."""
     type: Literal["put"]
@@ -134,7 +144,7 @@ class Bye(Msg):
     type: Literal["bye"]
 
 
-Request = Annotated[Union[Hello, Proof, Command, QueryBackup, BeginBackup, ServerFreeBackup, Put, Commit, Abandon, Get, Digest, Delete,
+Request = Annotated[Union[Hello, Proof, Command, QueryBackup, BeginBackup, ServerFreeBackup, ServerFreeRestore, Put, Commit, Abandon, Get, Digest, Delete,
                           Bye], Field(discriminator="type")]
 _REQUEST = TypeAdapter(Request)
 

@@ -103,7 +103,8 @@ class RemoteReport:
 
     def summary(self) -> str:
         d = self.d
-        return (f"backup {d.get('node')}:{d.get('filespace')}: {d.get('outcome')} (run by the backup server)\n"
+        return (f"{d.get('kind', 'job')} {d.get('node')}:{d.get('filespace')}: {d.get('outcome')} "
+                f"(run by the backup server)\n"
                 f"  path: {d.get('path_used')}; image {d.get('image_size')} bytes, stored {d.get('stored_size')}"
                 f"{'; ' + d['message'] if d.get('message') else ''}")
 
@@ -157,12 +158,23 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any) -
             raise LookupError(f"no restorable image of {options.node}:{args.volume} on the server")
         driver = ServerDriver(None, opened.movers, opened.devices, session=session)  # type: ignore[arg-type]
         io = driver.io(dest_name)
+        offset = vsite.offset if dest_name == vsite.device else 0
+        reasons = [LAN_ONLY]
+        if options.for_volume(args.volume).enableserverfree:
+            try:
+                reply, _ = session.call({"type": "serverfree_restore", "filespace": args.volume,
+                                         "destination_designator": io.designator(), "block_size": io.block_size,
+                                         "destination_offset": offset, "destination_size": io.size - offset})
+            except OSError as exc:  # the designator could not be read: the LAN restore says why
+                reply = {"ok": False, "reason": f"the destination's designator (VPD 83h) cannot be read: {exc}"}
+            if reply.get("ok"):
+                return RemoteReport(reply["report"])  # type: ignore[return-value]
+            reasons = [f"server-free through the backup server: {reply.get('reason') or 'the movers did not finish'}"]
         elig = compose.start_path(options.for_volume(args.volume), file_system=fulls[-1].file_system, paths=None,
                                   movers=[], encryption=False)
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
                                  batch_mb=options.serverfreebatchsize, lan_free=False,
-                                 reasons=[*elig.reasons, LAN_ONLY])
-        offset = vsite.offset if dest_name == vsite.device else 0
+                                 reasons=[*elig.reasons, *reasons])
         spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=[fulls[-1]],
                                     destination=DeviceSpec(name=dest_name, designator="", block_size=io.block_size),
                                     destination_offset=offset, destination_size=io.size - offset,

@@ -21,7 +21,7 @@ from typing import Any
 
 from orchestrator import compose
 from orchestrator.drivers.real import RealDriver
-from orchestrator.job import DeviceSpec, backup_job, run_job
+from orchestrator.job import DeviceSpec, backup_job, restore_job, run_job
 from orchestrator.server import messages as m
 
 MOVER_TIMEOUT = 60.0
@@ -59,48 +59,26 @@ class ServerFree:
                            "the server has no --mover address for it") for n, p in defs.items()]
         return [], "no data mover serves this node (" + "; ".join(why) + ")"
 
-    def backup(self, ops: Any, req: m.ServerFreeBackup) -> tuple[dict, bytes]:
+    def _refuse(self, ops: Any, what: str, why: str) -> tuple[dict, bytes]:
+        self.server.store.log("ANR0538W", f"Session {ops.session.id}: server-free {what} not possible: {why}.",
+                              ops.session.id)
+        return {"type": "serverfree_result", "ok": False, "reason": why}, b""
+
+    def _run(self, ops: Any, what: str, movers: list[str], volumes: list[str], job: Any) -> Any:
+        """Run a job with the server's movers and pool volumes (as in-process block LUNs)."""
         from orchestrator.drivers.site import LazyMover
         from scsi.devices import InProcessDevice
         from scsi.luns.file import FileBlockLun
         from scsi.target.blockdev import BlockLunDevice
 
-        store, node = self.server.store, ops.node
-        movers, why = self.movers_for(node)
-        if store.setting("serverfree_status") != "ON":
-            movers, why = [], "server-free data movement is OFF (SET SERVERFREE STATUS=ON)"
-        mgmtclass, pool = store.destination(node, req.management_class)
-        vols = [v for v in self.server.pools.volumes() if v["pool"] == pool]
-        desig = {v["name"]: store.setting_or(designator_key(v["name"])) for v in vols}
-        if movers and not any(desig.values()):
-            movers, why = [], f"no volume of pool {pool} has a DESIGNATOR= the data mover can name"
-        if not movers:
-            store.log("ANR0538W", f"Session {ops.session.id}: server-free backup of {node}:{req.filespace} not "
-                                  f"possible: {why}.", ops.session.id)
-            return {"type": "serverfree_result", "ok": False, "reason": why}, b""
         t0 = time.monotonic()
-        luns = {v: FileBlockLun(v, v) for v, d in desig.items() if d}
+        luns = {v: FileBlockLun(v, v) for v in volumes}
         movers_open = {n: LazyMover(n, self.urls[n], MOVER_TIMEOUT) for n in movers}
         cat = self.server.pools.catalogue()
+        self.server.pools.process_started(-ops.session.id, f"Server-free {what}")
         try:
             driver = RealDriver(cat, movers_open, {v: InProcessDevice(BlockLunDevice(lun)) for v, lun in luns.items()})
-            vopts = SimpleNamespace(enableserverfree=True, enablelanfree=False, encrypted=False, mode=req.mode,
-                                    imagetype=req.image_type, mgmtclass=mgmtclass, compression=False,
-                                    presnapshotcmd="", postsnapshotcmd="", snapshotcachesize=100,
-                                    snapshotcachelocation="", snapshotfsidleretries=0, snapshotfsidlewait=0.0)
-            verdict = SimpleNamespace(server_free=True, lan_free=False, lan=False, reasons={}, route=None)
-            elig = compose.start_path(vopts, file_system=req.file_system, paths=verdict, movers=movers,
-                                      lan_available=False)
-            plan = compose.path_plan(elig, server="", pool_designators={v: d for v, d in desig.items() if d},
-                                     batch_mb=int(store.setting("serverfree_batchsize")), lan_free=False)
-            spec = compose.backup_spec(node=node, filespace=req.filespace, vopts=vopts, elig=elig,
-                                       source=DeviceSpec(name="client-volume", designator=req.source_designator,
-                                                         block_size=req.block_size),
-                                       volume_offset=req.volume_offset, volume_size=req.volume_size,
-                                       file_system=req.file_system, extents=[tuple(e) for e in req.extents],
-                                       pool=pool, paths=plan)
-            self.server.pools.process_started(-ops.session.id, f"Server-free backup of {node}:{req.filespace}")
-            report = run_job(backup_job(spec), driver.execute)
+            report = run_job(job, driver.execute)
         finally:
             self.server.pools.process_ended(-ops.session.id)
             cat.close()
@@ -108,19 +86,82 @@ class ServerFree:
                 d.close()
             for lun in luns.values():
                 lun.close()
-        self.server.pools.reclaim()
-        out = report.as_dict()
         metrics = self.server.metrics
         if metrics is not None:
             metrics.latency.labels("server-free copy").observe(time.monotonic() - t0)
             if report.ok:
-                metrics.bytes_moved("server-free", int(report.stored_size or 0))
-                metrics.objects.labels("committed").inc()
+                metrics.bytes_moved("server-free", int(report.stored_size or report.image_size or 0))
             for f in report.failovers:
-                metrics.failovers.labels(str(getattr(f, "reason", "") or getattr(f, "kind", "mover")))
-        msg = "ANR0511I" if report.ok else "ANR0538W"
-        store.log(msg, f"Session {ops.session.id}: server-free backup of {node}:{req.filespace} "
-                       f"{'completed' if report.ok else 'failed: ' + (report.message or 'no mover finished')}.",
-                  ops.session.id)
+                metrics.failovers.labels(str(getattr(f, "reason", "") or "mover")).inc()
+        self.server.store.log("ANR0511I" if report.ok else "ANR0538W",
+                              f"Session {ops.session.id}: server-free {what} "
+                              f"{'completed' if report.ok else 'failed: ' + (report.message or 'no mover finished')}.",
+                              ops.session.id)
         return {"type": "serverfree_result", "ok": bool(report.ok), "reason": report.message or "",
-                "report": json.loads(json.dumps(out, default=str))}, b""
+                "report": json.loads(json.dumps(report.as_dict(), default=str))}, b""
+
+    def _start(self, ops: Any, what: str, pool: str) -> tuple[list[str], dict[str, str], str]:
+        """(movers, pool volume -> designator, why not) for a copy of node ``ops.node`` with ``pool``."""
+        store = self.server.store
+        movers, why = self.movers_for(ops.node)
+        if store.setting("serverfree_status") != "ON":
+            movers, why = [], "server-free data movement is OFF (SET SERVERFREE STATUS=ON)"
+        desig = {v["name"]: store.setting_or(designator_key(v["name"])) for v in self.server.pools.volumes()
+                 if not pool or v["pool"] == pool}
+        desig = {v: d for v, d in desig.items() if d}
+        if movers and not desig:
+            movers, why = [], f"no volume of pool {pool} has a DESIGNATOR= the data mover can name"
+        return movers, desig, why
+
+    @staticmethod
+    def _options(mgmtclass: str, mode: str = "selective", imagetype: str = "static") -> SimpleNamespace:
+        return SimpleNamespace(enableserverfree=True, enablelanfree=False, encrypted=False, mode=mode,
+                               imagetype=imagetype, mgmtclass=mgmtclass, compression=False, presnapshotcmd="",
+                               postsnapshotcmd="", snapshotcachesize=100, snapshotcachelocation="",
+                               snapshotfsidleretries=0, snapshotfsidlewait=0.0)
+
+    def _plan(self, vopts: Any, fs: str, movers: list[str], desig: dict[str, str]) -> tuple[Any, Any]:
+        verdict = SimpleNamespace(server_free=True, lan_free=False, lan=False, reasons={}, route=None)
+        elig = compose.start_path(vopts, file_system=fs, paths=verdict, movers=movers, lan_available=False)
+        plan = compose.path_plan(elig, server="", pool_designators=desig,
+                                 batch_mb=int(self.server.store.setting("serverfree_batchsize")), lan_free=False)
+        return elig, plan
+
+    def backup(self, ops: Any, req: m.ServerFreeBackup) -> tuple[dict, bytes]:
+        what = f"backup of {ops.node}:{req.filespace}"
+        mgmtclass, pool = self.server.store.destination(ops.node, req.management_class)
+        movers, desig, why = self._start(ops, what, pool)
+        if not movers:
+            return self._refuse(ops, what, why)
+        vopts = self._options(mgmtclass, req.mode, req.image_type)
+        elig, plan = self._plan(vopts, req.file_system, movers, desig)
+        spec = compose.backup_spec(node=ops.node, filespace=req.filespace, vopts=vopts, elig=elig,
+                                   source=DeviceSpec(name="client-volume", designator=req.source_designator,
+                                                     block_size=req.block_size),
+                                   volume_offset=req.volume_offset, volume_size=req.volume_size,
+                                   file_system=req.file_system, extents=[tuple(e) for e in req.extents],
+                                   pool=pool, paths=plan)
+        result = self._run(ops, what, movers, list(desig), backup_job(spec))
+        self.server.pools.reclaim()
+        return result
+
+    def restore(self, ops: Any, req: m.ServerFreeRestore) -> tuple[dict, bytes]:
+        what = f"restore of {ops.node}:{req.filespace}"
+        with self.server.pools.catalogue() as cat:
+            chain = cat.restore_chain(ops.node, req.filespace)
+        obj = chain[0]
+        movers, desig, why = self._start(ops, what, obj.pool)
+        if movers and obj.pool_device not in desig:
+            movers, why = [], f"pool volume {obj.pool_volume} has no DESIGNATOR= the data mover can name"
+        if movers and any(p.compressed for p in obj.pieces):
+            movers, why = [], "the image holds compressed pieces, which only the client can restore"
+        if not movers:
+            return self._refuse(ops, what, why)
+        elig, plan = self._plan(self._options(obj.management_class), obj.file_system, movers, desig)
+        spec = compose.restore_spec(node=ops.node, filespace=req.filespace, chain=[obj],
+                                    destination=DeviceSpec(name="client-volume", designator=req.destination_designator,
+                                                           block_size=req.block_size),
+                                    destination_offset=req.destination_offset,
+                                    destination_size=req.destination_size, incremental=False, deletefiles=False,
+                                    paths=plan)
+        return self._run(ops, what, movers, list(desig), restore_job(spec))

@@ -77,8 +77,13 @@ def test_the_server_initiates_the_copy_and_the_client_moves_nothing(lab, capsys)
     assert report["outcome"] == "completed" and report["path_used"] == "server-free", report
     assert built.counters().get("xcopy.completed", 0) >= 1
     assert "server-free backup of NODEA:E: completed" in actlog(srv)
+    copies = built.counters()["xcopy.completed"]
     assert main(["restore", "image", "E:", "disk1", *opts]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["kind"] == "restore" and report["path_used"] == "server-free", report
+    assert built.counters()["xcopy.completed"] > copies
     assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
+    assert "server-free restore of NODEA:E: completed" in actlog(srv)
 
 
 def test_without_a_path_for_the_node_the_client_falls_back_to_the_lan(lab, capsys):
@@ -91,3 +96,7 @@ def test_without_a_path_for_the_node_the_client_falls_back_to_the_lan(lab, capsy
     assert report["path_used"] == "lan"
     assert "no PATH to a disk of node NODEA" in json.dumps(report)
     assert built.counters().get("xcopy.copies", 0) == 0
+    assert main(["restore", "image", "E:", "disk1", *opts]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "lan" and "no PATH to a disk" in json.dumps(report)
+    assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
