@@ -14,8 +14,20 @@ TARGET = "iqn.2026-12.test.serverfree:server"
 MIB = 1 << 20
 
 
+CHAP = {"username": "srvinit", "secret": "server-chap-secret1"}
+
+
 @pytest.fixture
 def lab(tmp_path):
+    yield from make_lab(tmp_path)
+
+
+@pytest.fixture
+def chap_lab(tmp_path):
+    yield from make_lab(tmp_path, chap=True)
+
+
+def make_lab(tmp_path, chap: bool = False):
     try:
         from scsi.devices.iscsi import LibiscsiDevice  # noqa: F401 - needs libiscsi's shared library
     except (ImportError, OSError) as exc:
@@ -32,11 +44,12 @@ def lab(tmp_path):
     size = vol.stat().st_size
     (tmp_path / "dest.img").write_bytes(bytes(size))
     (tmp_path / "pool.img").write_bytes(bytes(2 * size + 8 * MIB))
-    built = build_target(parse_config({"target": TARGET, "luns": [
+    built = build_target(parse_config({"target": TARGET, **({"chap": CHAP} if chap else {}), "luns": [
         {"id": 0, "path": str(vol), "serial": "vol0"}, {"id": 1, "path": str(tmp_path / "pool.img"), "serial": "pool0"},
         {"id": 2, "path": str(tmp_path / "dest.img"), "serial": "dest0"}]}), with_copy_manager=True)
     target = ThreadedTarget([built.node]).start()
-    url = lambda lun: target.url(TARGET, lun)  # noqa: E731
+    account = f"{CHAP['username']}%{CHAP['secret']}@" if chap else ""
+    url = lambda lun: target.url(TARGET, lun).replace("iscsi://", f"iscsi://{account}")  # noqa: E731
 
     def designator(lun: int) -> str:
         dev = open_device(url(lun))
@@ -63,14 +76,14 @@ def lab(tmp_path):
     host, port = hostport(srv)
     (tmp_path / "dsm.opt").write_text(f"nodename NODEA\nenableserverfree yes\nimagetype static\n"
                                       f"tcpserveraddress {host}\ntcpport {port}\npassword {NODE_PW['NODEA']}\n")
-    yield tmp_path, srv, built
+    yield tmp_path, srv, built, url
     srv.close()
     target.stop()
     built.close()
 
 
 def test_the_server_initiates_the_copy_and_the_client_moves_nothing(lab, capsys):
-    tmp, srv, built = lab
+    tmp, srv, built, _ = lab
     opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json"]
     assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
     report = json.loads(capsys.readouterr().out)
@@ -87,7 +100,7 @@ def test_the_server_initiates_the_copy_and_the_client_moves_nothing(lab, capsys)
 
 
 def test_without_a_path_for_the_node_the_client_falls_back_to_the_lan(lab, capsys):
-    tmp, srv, built = lab
+    tmp, srv, built, _ = lab
     with admin(srv) as a:
         assert a.command("delete path DM1 DISK1")[0]
     opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json"]
@@ -100,3 +113,17 @@ def test_without_a_path_for_the_node_the_client_falls_back_to_the_lan(lab, capsy
     report = json.loads(capsys.readouterr().out)
     assert report["path_used"] == "lan" and "no PATH to a disk" in json.dumps(report)
     assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
+
+
+def test_the_server_logs_in_to_a_mover_that_requires_chap(chap_lab, capsys):
+    tmp, srv, built, url = chap_lab
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json"]
+    assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "server-free", report
+    # the same server without the account in its --mover URL is refused by the mover: the client falls back
+    srv.serverfree.urls["DM1"] = url(1).replace(f"{CHAP['username']}%{CHAP['secret']}@", "")
+    assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "lan" and "server-free through the backup server" in json.dumps(report)
+    assert "server-free backup of NODEA:E: failed" in actlog(srv)
