@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from orchestrator.server.context import AdminContext, CommandError, table  # noqa: F401 (re-exported)
+from orchestrator.server.context import AdminContext, CommandError
 from orchestrator.server.queries import query
 
 from topology.errors import TopologyError

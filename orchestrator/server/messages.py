@@ -68,6 +68,32 @@ class BeginBackup(Msg):
     lan_free: bool = False  # the client (a storage agent) asks to write the granted range over the SAN itself
 
 
+class ServerFreeBackup(Msg):
+    """The client's extent map and image metadata: the server initiates the third-party copy."""
+    type: Literal["serverfree_backup"]
+    filespace: Annotated[str, Field(min_length=1, max_length=1024)]
+    volume_size: Annotated[int, Field(gt=0, le=1 << 52)]
+    volume_offset: Offset = 0
+    file_system: Literal["ntfs", "raw"]
+    extents: Annotated[list[tuple[Offset, Annotated[int, Field(gt=0, le=1 << 50)]]], Field(min_length=1,
+                                                                                            max_length=10000)]
+    source_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
+    block_size: Annotated[int, Field(ge=512, le=1 << 20)] = 512
+    mode: Literal["selective"] = "selective"
+    image_type: Literal["static"] = "static"
+    management_class: Name | None = None
+
+
+class ServerFreeRestore(Msg):
+    """Restore the node's active full image onto the client disk named by its designator, through a mover."""
+    type: Literal["serverfree_restore"]
+    filespace: Annotated[str, Field(min_length=1, max_length=1024)]
+    destination_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
+    block_size: Annotated[int, Field(ge=512, le=1 << 20)] = 512
+    destination_offset: Offset = 0
+    destination_size: Annotated[int, Field(gt=0, le=1 << 52)]
+
+
 class Put(Msg):
     """Bytes of a granted object at an image offset (the data follows the message)."""
     type: Literal["put"]
@@ -118,7 +144,7 @@ class Bye(Msg):
     type: Literal["bye"]
 
 
-Request = Annotated[Union[Hello, Proof, Command, QueryBackup, BeginBackup, Put, Commit, Abandon, Get, Digest, Delete,
+Request = Annotated[Union[Hello, Proof, Command, QueryBackup, BeginBackup, ServerFreeBackup, ServerFreeRestore, Put, Commit, Abandon, Get, Digest, Delete,
                           Bye], Field(discriminator="type")]
 _REQUEST = TypeAdapter(Request)
 

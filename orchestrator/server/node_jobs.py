@@ -69,17 +69,68 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
         size = vsite.size or (io.size - vsite.offset)
         layout = read_layout(device_volume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
+        reasons = [NO_SERVER_FREE]
+        if vopts.enableserverfree:
+            done, why = server_free(session, vopts, volume, vsite, io, size, fs, layout)
+            if done is not None:
+                return done
+            reasons = [f"server-free through the backup server: {why}"]
         verdict = SimpleNamespace(server_free=False, lan_free=lan_free, lan=True, reasons={}, route=None)
         elig = compose.start_path(vopts, file_system=fs, paths=verdict, movers=[])
         extents = [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
                                  batch_mb=options.serverfreebatchsize, lan_free=lan_free,
-                                 reasons=[*elig.reasons, NO_SERVER_FREE])
+                                 reasons=[*elig.reasons, *reasons])
         spec = compose.backup_spec(node=options.node, filespace=volume, vopts=vopts, elig=elig,
                                    source=DeviceSpec(name=vsite.device, designator="", block_size=io.block_size),
                                    volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
                                    pool="", paths=plan)
         return run_job(backup_job(spec), progress(driver.execute))
+
+
+class RemoteReport:
+    """The report of a job the server ran (server-free), shaped as the CLI prints a JobReport."""
+
+    def __init__(self, d: dict):
+        self.d = d
+
+    @property
+    def ok(self) -> bool:
+        return self.d.get("outcome") == "completed"
+
+    def as_dict(self) -> dict:
+        return self.d
+
+    def summary(self) -> str:
+        d = self.d
+        return (f"{d.get('kind', 'job')} {d.get('node')}:{d.get('filespace')}: {d.get('outcome')} "
+                f"(run by the backup server)\n"
+                f"  path: {d.get('path_used')}; image {d.get('image_size')} bytes, stored {d.get('stored_size')}"
+                f"{'; ' + d['message'] if d.get('message') else ''}")
+
+
+def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size: int, fs: str,
+                layout: Any) -> tuple[RemoteReport | None, str]:
+    """Ask the server to copy the volume through a data mover: (its report, "") or (None, why not)."""
+    if fs not in ("ntfs", "raw"):
+        return None, f"{fs} volumes are not eligible (NTFS and raw only)"
+    if str(vopts.imagetype) != "static" or str(vopts.mode) != "selective":
+        return None, "the server copies offline (imagetype static) full images only"
+    extents = [[int(a), int(b)] for a, b in layout.extents(vopts.gap_size("serverfree")).tolist()]
+    if len(extents) > 10000:
+        return None, f"{len(extents)} extents are more than one request carries (10000)"
+    try:
+        designator = io.designator()
+    except Exception as exc:  # noqa: BLE001 - the reason goes into the report
+        return None, f"the volume's designator (VPD 83h) cannot be read: {exc}"
+    reply, _ = session.call({"type": "serverfree_backup", "filespace": volume, "volume_size": size,
+                             "volume_offset": vsite.offset, "file_system": fs, "extents": extents,
+                             "source_designator": designator, "block_size": io.block_size,
+                             **({"management_class": vopts.mgmtclass} if vopts.mgmtclass not in (None, "", "DEFAULT")
+                                else {})})
+    if reply.get("ok"):
+        return RemoteReport(reply["report"]), ""
+    return None, str(reply.get("reason") or "the data movers did not finish")
 
 
 def records(objects: list[dict]) -> list[Any]:
@@ -107,12 +158,23 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any) -
             raise LookupError(f"no restorable image of {options.node}:{args.volume} on the server")
         driver = ServerDriver(None, opened.movers, opened.devices, session=session)  # type: ignore[arg-type]
         io = driver.io(dest_name)
+        offset = vsite.offset if dest_name == vsite.device else 0
+        reasons = [LAN_ONLY]
+        if options.for_volume(args.volume).enableserverfree:
+            try:
+                reply, _ = session.call({"type": "serverfree_restore", "filespace": args.volume,
+                                         "destination_designator": io.designator(), "block_size": io.block_size,
+                                         "destination_offset": offset, "destination_size": io.size - offset})
+            except OSError as exc:  # the designator could not be read: the LAN restore says why
+                reply = {"ok": False, "reason": f"the destination's designator (VPD 83h) cannot be read: {exc}"}
+            if reply.get("ok"):
+                return RemoteReport(reply["report"])  # type: ignore[return-value]
+            reasons = [f"server-free through the backup server: {reply.get('reason') or 'the movers did not finish'}"]
         elig = compose.start_path(options.for_volume(args.volume), file_system=fulls[-1].file_system, paths=None,
                                   movers=[], encryption=False)
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
                                  batch_mb=options.serverfreebatchsize, lan_free=False,
-                                 reasons=[*elig.reasons, LAN_ONLY])
-        offset = vsite.offset if dest_name == vsite.device else 0
+                                 reasons=[*elig.reasons, *reasons])
         spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=[fulls[-1]],
                                     destination=DeviceSpec(name=dest_name, designator="", block_size=io.block_size),
                                     destination_offset=offset, destination_size=io.size - offset,

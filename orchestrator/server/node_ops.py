@@ -56,7 +56,8 @@ class NodeOps:
 
     def _handle(self, req: Any, data: bytes) -> tuple[dict, bytes]:
         handler = {m.QueryBackup: self.query, m.BeginBackup: self.begin, m.Put: self.put, m.Commit: self.commit,
-                   m.Abandon: self.abandon, m.Get: self.get, m.Digest: self.digest, m.Delete: self.delete}[type(req)]
+                   m.Abandon: self.abandon, m.Get: self.get, m.Digest: self.digest, m.Delete: self.delete,
+                   m.ServerFreeBackup: self.serverfree, m.ServerFreeRestore: self.serverfree}[type(req)]
         return handler(req, data)
 
     def close(self) -> None:
@@ -118,6 +119,16 @@ class NodeOps:
             reply["lan_free"] = {"pool_volume": started.pool_volume, "pool_offset": started.pool_offset,
                                  "length": req.image_size}
         return reply, b""
+
+    def serverfree(self, req: Any, data: bytes) -> tuple[dict, bytes]:
+        if self.server.serverfree is None:
+            return {"type": "serverfree_result", "ok": False, "reason": "this server has no data movers"}, b""
+        try:
+            if isinstance(req, m.ServerFreeRestore):
+                return self.server.serverfree.restore(self, req)
+            return self.server.serverfree.backup(self, req)
+        except LookupError as exc:
+            raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
 
     def _grant(self, object_id: int) -> Grant:
         g = self.grants.get(object_id)
