@@ -7,6 +7,7 @@ from orchestrator.server.metrics import ServerMetrics
 from orchestrator.server.node_ops import NodeOps
 from orchestrator.server.pools import Pools
 from orchestrator.server.serverfree import ServerFree
+from orchestrator.server.tls import CERT_FILE, KEY_FILE
 from orchestrator.server.service import BackupServer
 
 
@@ -20,7 +21,8 @@ def open_server(data: str | Path, host: str = "127.0.0.1", port: int = 0, *, tls
         server.pools = Pools(server.data, server.store)
         server.serverfree = ServerFree(server, movers or {})
         if metrics_port is not None:
-            server.metrics = ServerMetrics().serve(metrics_port, host)
+            cert = (str(server.data / CERT_FILE), str(server.data / KEY_FILE)) if tls else None
+            server.metrics = ServerMetrics().serve(metrics_port, host, cert)
     except BaseException:
         server.close()
         raise
