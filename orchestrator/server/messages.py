@@ -46,6 +46,14 @@ class QueryBackup(Msg):
     object_id: int | None = None
 
 
+class RestoreChain(Msg):
+    """The full image to restore (or to base an incremental on) and its incrementals, with the view's digests."""
+    type: Literal["restore_chain"]
+    filespace: Annotated[str, Field(min_length=1, max_length=1024)]
+    incremental: bool = False
+    pitdate: Annotated[str, Field(max_length=40)] | None = None
+
+
 class Piece(Msg):
     image_offset: Offset
     volume_offset: Offset
@@ -144,7 +152,7 @@ class Bye(Msg):
     type: Literal["bye"]
 
 
-Request = Annotated[Union[Hello, Proof, Command, QueryBackup, BeginBackup, ServerFreeBackup, ServerFreeRestore, Put, Commit, Abandon, Get, Digest, Delete,
+Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup, ServerFreeRestore, Put, Commit, Abandon, Get, Digest, Delete,
                           Bye], Field(discriminator="type")]
 _REQUEST = TypeAdapter(Request)
 

@@ -58,5 +58,11 @@ class NodeSession(ServerSession):
                               "object_id": object_id})
         return reply["objects"]
 
+    def chain(self, filespace: str, incremental: bool = False, pitdate: str | None = None) -> tuple[list[dict], dict]:
+        """(objects of the restore chain, chunk -> digest of the view); ([], {}) when there is no full image."""
+        reply, _ = self.call({"type": "restore_chain", "filespace": filespace, "incremental": incremental,
+                              "pitdate": pitdate})
+        return reply["objects"], {int(c): str(d) for c, d in reply["digests"]}
+
     def delete(self, object_id: int) -> None:
         self.call({"type": "delete", "object_id": object_id})

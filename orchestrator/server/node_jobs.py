@@ -20,7 +20,8 @@ from typing import Any
 
 from orchestrator import compose
 from orchestrator.drivers.site import OpenSite
-from orchestrator.job import DeviceSpec, JobReport, backup_job, restore_job, run_job
+from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, restore_job, run_job
+from orchestrator.job.digest import view_coverage
 from orchestrator.ops import StoredPiece
 from orchestrator.server.node_client import NodeSession
 from orchestrator.server.node_driver import ServerDriver, object_volume
@@ -58,10 +59,19 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
     vopts = options.for_volume(volume)
     if vopts.excluded:
         raise ValueError(f"volume {volume} is excluded from image backup by exclude.image at {vopts.excluded_by}")
-    if str(vopts.mode) == "incremental":
-        raise ValueError("-mode=incremental through the backup server is not built yet; use -mode=selective")
     vsite = site.volume(volume)
     with open_session(options) as session, OpenSite(site) as opened:
+        mode, base_id, digests, coverage = str(vopts.mode), None, {}, []
+        if mode == "incremental":
+            objects, digests = session.chain(volume, incremental=True)
+            if not objects:  # dsmc: an incremental with no full image yet takes a full one, and says so
+                print(f"serverfree: no full image backup of {volume} yet: taking a full (selective) image "
+                      "backup instead of an incremental one", file=sys.stderr)
+                mode = "selective"
+            else:
+                chain = records(objects)
+                base_id = chain[0].id
+                coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
         lan_free = bool(site.storage_agent) and site.lan_free
         driver = ServerDriver(None, opened.movers, opened.devices, session=session,  # type: ignore[arg-type]
                               storage_agent=dict(site.storage_agent) if lan_free else {})
@@ -70,7 +80,7 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
         layout = read_layout(device_volume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
         reasons = [NO_SERVER_FREE]
-        if vopts.enableserverfree:
+        if vopts.enableserverfree and mode == "selective":
             done, why = server_free(session, vopts, volume, vsite, io, size, fs, layout)
             if done is not None:
                 return done
@@ -84,7 +94,8 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
         spec = compose.backup_spec(node=options.node, filespace=volume, vopts=vopts, elig=elig,
                                    source=DeviceSpec(name=vsite.device, designator="", block_size=io.block_size),
                                    volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
-                                   pool="", paths=plan)
+                                   pool="", paths=plan, base_object_id=base_id, base_digests=digests,
+                                   base_coverage=coverage, mode=mode)
         return run_job(backup_job(spec), progress(driver.execute))
 
 
@@ -147,20 +158,20 @@ def records(objects: list[dict]) -> list[Any]:
     return out
 
 
-def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any) -> JobReport:
-    """The node's active full image of the volume, over the LAN, onto ``dest_name``."""
-    if args.incremental or args.pitdate:
-        raise ValueError("-incremental and -pitdate through the backup server are not built yet")
+def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, pit: Any = None) -> JobReport:
+    """The node's image chain (active, or in force at ``pit``) onto ``dest_name``: server-free or over the LAN."""
     vsite = site.volume(args.volume)
     with open_session(options) as session, OpenSite(site) as opened:
-        fulls = [o for o in records(session.query(args.volume)) if o.mode == "selective"]
-        if not fulls:
-            raise LookupError(f"no restorable image of {options.node}:{args.volume} on the server")
+        objects, _ = session.chain(args.volume, incremental=args.incremental, pitdate=pit.isoformat() if pit else None)
+        if not objects:
+            when = f" at or before {pit.isoformat()}" if pit else ""
+            raise LookupError(f"no restorable image of {options.node}:{args.volume}{when} on the server")
+        chain = records(objects)
         driver = ServerDriver(None, opened.movers, opened.devices, session=session)  # type: ignore[arg-type]
         io = driver.io(dest_name)
         offset = vsite.offset if dest_name == vsite.device else 0
         reasons = [LAN_ONLY]
-        if options.for_volume(args.volume).enableserverfree:
+        if options.for_volume(args.volume).enableserverfree and len(chain) == 1 and pit is None:
             try:
                 reply, _ = session.call({"type": "serverfree_restore", "filespace": args.volume,
                                          "destination_designator": io.designator(), "block_size": io.block_size,
@@ -170,15 +181,15 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any) -
             if reply.get("ok"):
                 return RemoteReport(reply["report"])  # type: ignore[return-value]
             reasons = [f"server-free through the backup server: {reply.get('reason') or 'the movers did not finish'}"]
-        elig = compose.start_path(options.for_volume(args.volume), file_system=fulls[-1].file_system, paths=None,
+        elig = compose.start_path(options.for_volume(args.volume), file_system=chain[0].file_system, paths=None,
                                   movers=[], encryption=False)
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
                                  batch_mb=options.serverfreebatchsize, lan_free=False,
                                  reasons=[*elig.reasons, *reasons])
-        spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=[fulls[-1]],
+        spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=chain,
                                     destination=DeviceSpec(name=dest_name, designator="", block_size=io.block_size),
                                     destination_offset=offset, destination_size=io.size - offset,
-                                    incremental=False, deletefiles=args.deletefiles, paths=plan)
+                                    incremental=args.incremental, deletefiles=args.deletefiles, paths=plan)
         return run_job(restore_job(spec), progress(driver.execute))
 
 
