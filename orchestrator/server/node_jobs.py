@@ -137,6 +137,7 @@ def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size
     reply = session.call_long({"type": "serverfree_backup", "filespace": volume, "volume_size": size,
                              "volume_offset": vsite.offset, "file_system": fs, "extents": extents,
                              "source_designator": designator, "block_size": io.block_size,
+                             **({"topology_volume": vsite.topology_volume} if vsite.topology_volume else {}),
                              **({"management_class": vopts.mgmtclass} if vopts.mgmtclass not in (None, "", "DEFAULT")
                                 else {})})
     if reply.get("ok"):
