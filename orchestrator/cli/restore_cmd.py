@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if site.pool is None:  # the backup server owns catalogue and pools (`serverfree server`)
         from orchestrator.server import node_jobs
 
-        return print_report(node_jobs.restore(args, options, site, dest_name, progress_printer(args.json)),
+        return print_report(node_jobs.restore(args, options, site, dest_name, progress_printer(args.json), pit),
                             args.json)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
         chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental)
