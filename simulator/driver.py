@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any, Callable, Generator, Mapping
+from typing import Any, Callable, Collection, Generator, Mapping
 
 import simpy
 
@@ -72,12 +72,14 @@ class SimDriver:
 
     def __init__(self, san: SimSAN, backend: Execute | None = None, *,
                  devices: dict[str, str] | None = None, pool_devices: Callable[[str], str] | None = None,
-                 drive_pool: Any = None, exact: Mapping[str, Any] | None = None):
+                 drive_pool: Any = None, tape_pools: Collection[str] | None = None,
+                 exact: Mapping[str, Any] | None = None):
         self.san = san
         self.backend: Execute = backend or TimingBackend(next(iter(san.dev.drives), "")).execute
         self.devices = dict(devices or {})  # job device name -> SAN device name (snapshots, aliases)
         self.pool_devices = pool_devices  # pool volume -> device, for LAN sends
         self.drive_pool = drive_pool  # a simulator.synthetic.DrivePool: a drive is mounted per object
+        self.tape_pools = None if tape_pools is None else set(tape_pools)  # pools it mounts for (None: every one)
         self._mounted: dict[str, str] = {}  # job -> drive it has mounted now
         self._alias: dict[str, dict[str, str]] = {}  # job -> {drive the job was given: drive mounted now}
         self.exact = dict(exact or {})  # mover name -> simulator.exact.ExactMover (exact mode)
@@ -131,7 +133,7 @@ class SimDriver:
         san = self.san
         if isinstance(op, BeginObject):
             san.register_job(name, op.image_size)
-            if self.drive_pool is not None:
+            if self.drive_pool is not None and (self.tape_pools is None or op.pool in self.tape_pools):
                 drive = yield from self.drive_pool.acquire()
                 if san.cal.tape_mount_s:
                     yield san.env.timeout(san.cal.tape_mount_s)

@@ -26,9 +26,50 @@ log = logging.getLogger(__name__)
 MAX_ALTERNATIVES = 4  # per port pair, when a fabric has parallel ISLs
 
 
+#: calibration field -> (topology objects, their field, what they are): figures a topology may carry itself
+TOPOLOGY_FIGURES = {
+    "disk_mb_s": ("arrays", "read_mb_s", "array"),
+    "mover_mb_s": ("datamovers", "throughput_mb_s", "data mover"),
+    "mover_concurrency": ("datamovers", "concurrency", "data mover"),
+    "tape_native_mb_s": ("drives", "native_mb_s", "drive"),
+}
+
+
+def _objects(topo: Topology, kind: str) -> list:
+    if kind == "drives":
+        return [d for lib in topo.libraries for d in lib.drives]
+    return list(getattr(topo, kind))
+
+
+def given(obj, name: str):
+    """A figure the topology file sets itself (None when it leaves it to the calibration)."""
+    return getattr(obj, name) if name in obj.model_fields_set else None
+
+
+def check_calibration(topo: Topology, cal: Calibration) -> None:
+    """Refuse a calibration figure the topology overrides on every device it could apply to.
+
+    The topology wins where it sets a figure; a scenario's calibration value that no device would use
+    would silently change nothing, so it is refused with the devices that set it instead.
+    """
+    for fld, (kind, attr, what) in TOPOLOGY_FIGURES.items():
+        if fld not in cal.model_fields_set:
+            continue
+        objs = _objects(topo, kind)
+        values = {o.name: given(o, attr) for o in objs}
+        if objs and all(v is not None for v in values.values()) and any(v != getattr(cal, fld)
+                                                                        for v in values.values()):
+            setters = ", ".join(f"{what} {n} ({attr} {v:g})" for n, v in values.items())
+            raise ValueError(f"calibration.{fld}: topology {topo.name} sets {attr} on every {what} ({setters}), "
+                             f"so {getattr(cal, fld):g} would change nothing; change it in the topology or drop "
+                             f"it from the calibration")
+
+
 def san_from_topology(topo: Topology, calibration: Calibration | None = None, *,
                       record_rates: bool = True) -> SimSAN:
+    """The simulated SAN of a topology; figures the topology leaves unset come from the calibration."""
     cal = calibration or Calibration()
+    check_calibration(topo, cal)
     san = SimSAN(cal, record_rates=record_rates)
     ix = TopologyIndex.build(topo)
     graph = build_graph(topo, ix)
@@ -65,19 +106,19 @@ def san_from_topology(topo: Topology, calibration: Calibration | None = None, *,
     for a in topo.arrays:
         for lun in a.luns:
             name = f"{a.name}:{lun.number}"
-            san.add_disk(name, a.read_mb_s, owner=owners.get(name))
+            san.add_disk(name, given(a, "read_mb_s"), owner=owners.get(name))
             ports[name] = [p.wwpn for p in a.ports]
             if not a.online:
                 san.disk(name).ready = False
     for m in topo.datamovers:
-        mv = san.add_mover(m.name, m.throughput_mb_s, m.concurrency)
+        mv = san.add_mover(m.name, given(m, "throughput_mb_s"), given(m, "concurrency"))
         ports[m.name] = [p.wwpn for p in m.ports]
         if not m.online:
             mv.state = "hung"
             san.net.set_capacity(mv.resource, 0.0)
     for lib in topo.libraries:
         for d in lib.drives:
-            drv = san.add_drive(d.name, d.native_mb_s)
+            drv = san.add_drive(d.name, given(d, "native_mb_s"))
             ports[d.name] = [d.wwpn]
             if not (d.online and lib.online):
                 drv.failed = True

@@ -265,7 +265,10 @@ class SimSAN:
         path += self._links(mover, destination)
         dest, s_out = self._destination(destination, mv.buffer, nbytes, dst_ext)
         path += dest
-        path += self._cpu(self.server, "server-free")
+        path += self._cpu(self.server, "server-free")  # the server plans and polls the copy
+        owner = self.owners.get(source) or self.owners.get(destination)
+        if owner != self.server:  # the client only sends its extent map (calibration: 0 ms/MiB by default)
+            path += self._cpu(owner, "server-free")
         return path, s_out or s_in
 
     def lan_free_path(self, client: str, source: str, destination: str, nbytes: float, *,
@@ -277,6 +280,8 @@ class SimSAN:
         if agent is not None:
             path.append((self.agent(agent).resource, 1.0))
         path += self._cpu(client, "lan-free")
+        if self.server != client:
+            path += self._cpu(self.server, "lan-free")  # the server grants and commits the pool range
         path += self._links(client, destination)
         dest, s_out = self._destination(destination, 0.0, nbytes, dst_ext)
         return path + dest, s_out or s_in

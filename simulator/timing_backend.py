@@ -40,17 +40,23 @@ from orchestrator.ops.tape import CopyStatusResult, LocateTape, ReadCopyStatus, 
 
 
 class TimingBackend:
-    """Bookkeeping answers for timing-only runs: objects are numbered, pools are ``pool_device``."""
+    """Bookkeeping answers for timing-only runs: objects are numbered, pools are ``pool_device``.
 
-    def __init__(self, pool_device: str, pool_volume: str = "SIMVOL"):
+    ``pools`` maps a storage pool name to its device where a run has more than one pool (management
+    classes sending volumes to different pools); a pool it does not name lands on ``pool_device``.
+    """
+
+    def __init__(self, pool_device: str, pool_volume: str = "SIMVOL", pools: dict[str, str] | None = None):
         self.pool_device, self.pool_volume = pool_device, pool_volume
+        self.pools = dict(pools or {})
         self._ids = itertools.count(1)
         self._offset = 0
 
     def execute(self, op: Operation) -> Result:
         if isinstance(op, BeginObject):
             start, self._offset = self._offset, self._offset + op.image_size
-            return ObjectStarted(next(self._ids), self.pool_volume, self.pool_device, start)
+            device = self.pools.get(op.pool, self.pool_device)
+            return ObjectStarted(next(self._ids), self.pool_volume, device, start)
         if isinstance(op, (CommitObject, AbandonObject)):
             return CatalogueDone(op.object_id)
         if isinstance(op, RunCommand):

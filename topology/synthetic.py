@@ -82,11 +82,13 @@ def generate_domain(ports: int = 10_000, luns: int = 5_000, volumes: int = 2_000
     doc["hosts"].append(srv)
     for k, f in enumerate(fabrics):
         plug(f, srv["hba_ports"][k]["wwpn"])
-    for f in fabrics:
+    for k, f in enumerate(fabrics):
         mover_zone_members = mover_ports[f] + [w for (a, ff), ws in array_ports.items() if ff == f for w in ws] \
             + zones[f]
         doc["zones"].append({"name": f"Z{f}_MOVERS", "members": mover_zone_members})
-    client_zones = {f: [] for f in fabrics}
+        # the server writes the pool's drives itself on the LAN path
+        doc["zones"].append({"name": f"Z{f}_SERVER", "members": [srv["hba_ports"][k]["wwpn"], *zones[f]]})
+    client_zones = {f: [f"Z{f}_SERVER"] for f in fabrics}
     lun_owner: list[tuple[int, int, int]] = []  # (client, array, number)
     for c in range(clients):
         hba = [_wwpn(0x10, 1000 + c * 2 + k) for k in range(2)]

@@ -201,7 +201,7 @@ class _Context:
         pool = self.ix.pools[self.pool_for_class[vol.mgmtclass]]
         sf = self.server_free(vol, lun, pool, want_routes)
         lanfree_problem, lanfree_device = self.lan_free(vol, lun, pool)
-        lan_problem = self.lan(vol, lun)
+        lan_problem = self.lan(vol, lun, pool)
         reasons = {}
         if sf.problem:
             reasons["server-free"] = sf.problem
@@ -409,7 +409,7 @@ class _Context:
                 best = (hop.score, hop.problem)
         return best[1], None
 
-    def lan(self, vol: Volume, lun: LunRef) -> Problem | None:
+    def lan(self, vol: Volume, lun: LunRef, pool: StoragePool) -> Problem | None:
         if (p := self.client_problem(vol) or self.client_disk(vol, lun)) is not None:
             return p
         lan = self.topo.lan.name
@@ -426,4 +426,26 @@ class _Context:
                            objects=[server])
         if not self.ix.hosts[server].lan_address:
             return Problem(rule="no-lan-address", message=f"server {server} has no LAN address", objects=[server])
-        return None
+        return self.server_writes(server, pool)
+
+    def server_writes(self, server: str, pool: StoragePool) -> Problem | None:
+        """On the LAN path the server writes the pool: one of its HBA ports must reach a live pool device
+        (zoned, and for a disk pool masked to it), or the data has nowhere to go."""
+        if not self.devices(pool):
+            return Problem(rule="pool-no-devices", message=f"storage pool {pool.name} has no drives or disk LUNs",
+                           objects=[pool.name])
+        live, down = self.live_devices(pool)
+        if not live:
+            return down
+        ends = [End(p.wwpn, f"server {server}", server) for p in self.ix.hosts[server].hba_ports]
+        if not ends:
+            return Problem(rule="server-no-hba", message=f"server {server} has no HBA port to write storage pool "
+                           f"{pool.name}", objects=[server, pool.name])
+        best = None
+        for d in live:
+            hop = check_hop(self.state, ends, d.ends, d.lun)
+            if hop.ok:
+                return None
+            if best is None or hop.score > best[0]:
+                best = (hop.score, hop.problem)
+        return best[1]

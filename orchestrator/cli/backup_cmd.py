@@ -12,16 +12,17 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from orchestrator import compose
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.site import OpenSite, SiteConfig, load_site
 from orchestrator.drivers.snapshot import CowSnapshots
-from orchestrator.eligibility import decide
-from orchestrator.job import BackupSpec, DeviceSpec, JobReport, PathPlan, backup_job, run_job
+from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, run_job
 from orchestrator.job.digest import view_coverage
 from orchestrator.ops import Operation, PathKind
 
@@ -63,35 +64,48 @@ def lan_server(site: SiteConfig, options: Any) -> str:
 
 
 def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None,
-                     server: str | None = None) -> tuple[Any, list[str] | None]:
-    """(verdict, movers in order) from the site's topology; (None, None) without one.
+                     server: str | None = None) -> Any:
+    """The volume's :class:`~orchestrator.compose.VolumePaths` from the site's topology, movers limited to
+    the site's; a verdict-like object for a site verified without a topology; None without either.
 
     ``server`` is the LAN server address in force (default: the site's ``lan_server``).
     """
     if site.topology is None:
         if site.verified_without_topology:
             server = site.lan_server if server is None else server
-            verdict = SimpleNamespace(server_free=bool(site.movers), lan_free=site.lan_free,
-                                      lan=bool(server), reasons={}, route=None)
-            return verdict, list(site.movers)
-        return None, None
+            return SimpleNamespace(server_free=bool(site.movers), lan_free=site.lan_free, lan=bool(server),
+                                   reasons={}, route=None, movers=list(site.movers))
+        return None
     from topology.load import load_topology
-    from topology.verify import verify
 
     where = site.path(site.topology)
     if not Path(where).is_file():
         raise ValueError(f"the site file's topology: {where} does not exist (or is not a file)")
-    topo = load_topology(where)
-    vid = topology_volume or volume
-    verdict = verify(topo, redundancy=False).volume(vid)
-    movers: list[str] = []
-    if verdict.server_free:
-        names = [m.name for m in topo.movers_in_order()]
-        for name in names:
-            others = [n for n in names if n != name]
-            if verify(topo, failed=others, redundancy=False).volume(vid).server_free:
-                movers.append(name)
-    return verdict, [m for m in movers if m in site.movers]
+    paths = compose.volume_paths(load_topology(where), topology_volume or volume)
+    return replace(paths, movers=[m for m in paths.movers if m in site.movers])
+
+
+def movers_of(paths: Any) -> list[str] | None:
+    return None if paths is None else list(paths.movers)
+
+
+def site_start(site_file: str, site: SiteConfig, vopts: Any, volume: str, file_system: str, server: str,
+               *, fixed_tape: bool = False, encryption: bool | None = None) -> tuple[Any, Any]:
+    """(paths, eligibility) of one volume at this site, through the composition root.
+
+    With a topology, the volume's management class names its destination pool: it must be the site's
+    pool (the one whose devices the site file lists), else the job would write where the class does not send it.
+    """
+    paths = topology_verdict(site, volume, site.volume(volume).topology_volume, server)
+    pool = getattr(paths, "pool", None)
+    if isinstance(paths, compose.VolumePaths) and pool is not None and pool.name != site.pool.name:
+        raise ValueError(f"{site_file}: pool.name is {site.pool.name}, but the management class of volume "
+                         f"{paths.verdict.volume} in the topology sends it to storage pool {pool.name}; "
+                         "name the site's pool after it")
+    elig = compose.start_path(vopts, file_system=file_system, paths=paths, movers=movers_of(paths),
+                              pool_nonblocked=site.pool.nonblocked, lan_available=bool(server),
+                              fixed_tape=fixed_tape, encryption=encryption)
+    return paths, elig
 
 
 def pool_designators(site: SiteConfig, opened: OpenSite, driver: RealDriver) -> dict[str, str]:
@@ -99,23 +113,6 @@ def pool_designators(site: SiteConfig, opened: OpenSite, driver: RealDriver) -> 
     if site.pool.is_tape:
         return opened.tape_designators()
     return {v.device: driver.io(v.device).designator() for v in site.pool.volumes}
-
-
-FIXED_NO_LAN_FREE = ("a fixed-block tape pool has no LAN-free path: the client's tape I/O is variable-block "
-                     "only (no MODE SELECT of the block length)")
-
-
-def tape_limits(fixed: bool, elig: Any) -> Any:
-    """The eligibility a fixed-block tape pool leaves: no LAN-free path (server-free or LAN)."""
-    if not fixed or not (elig.lan_free or elig.start == PathKind.LAN_FREE):
-        return elig
-    if elig.start != PathKind.LAN_FREE:
-        return elig.model_copy(update={"lan_free": False, "notes": [*elig.notes, FIXED_NO_LAN_FREE]})
-    if not elig.lan:
-        raise ValueError(f"{FIXED_NO_LAN_FREE}, server-free is not possible ({'; '.join(elig.reasons) or 'no reason'})"
-                         " and no LAN server is configured (lan_server in the site file, or tcpserveraddress)")
-    return elig.model_copy(update={"start": PathKind.LAN, "lan_free": False,
-                                   "reasons": [*elig.reasons, FIXED_NO_LAN_FREE]})
 
 
 def check_lan_drive(site_file: str, site: SiteConfig, drives: list[str], what: str) -> None:
@@ -171,16 +168,7 @@ def progress_printer(quiet: bool):
     return wrap
 
 
-def build(model, **fields):
-    """Construct a pydantic spec, turning a validation error into one line naming the field."""
-    from pydantic import ValidationError
-
-    try:
-        return model(**fields)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        where = ".".join(str(x) for x in e["loc"]) or model.__name__
-        raise ValueError(f"{model.__name__}: {where}: {str(e['msg']).removeprefix('Value error, ')}") from None
+build = compose.build  # the restore command's name for it
 
 
 def print_report(report: JobReport, as_json: bool) -> int:
@@ -248,17 +236,12 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         size = vsite.size or (io.size - vsite.offset)
         layout = read_layout(DeviceVolume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
-        verdict, movers = topology_verdict(site, volume, vsite.topology_volume, server)
-        elig = decide(enableserverfree=vopts.enableserverfree, file_system=fs, encryption=vopts.encrypted,
-                      verdict=verdict, movers=movers, pool_nonblocked=site.pool.nonblocked,
-                      lan_available=bool(server), enablelanfree=vopts.enablelanfree)
-        elig = tape_limits(site.pool.is_tape and site.pool.block_mode == "fixed", elig)
+        _, elig = site_start(args.site, site, vopts, volume, fs, server,
+                             fixed_tape=site.pool.is_tape and site.pool.block_mode == "fixed")
         if elig.start == PathKind.LAN and site.pool.is_tape and \
                 not any(v.device == site.pool.lan_drive for v in site.pool.volumes):
             check_lan_drive(args.site, site, [v.device for v in site.pool.volumes], "every pool volume is in")
-        gap = vopts.gap_size("serverfree" if elig.server_free else
-                             "lanfree" if elig.start == PathKind.LAN_FREE else "lan")
-        extents = [(int(a), int(b)) for a, b in layout.extents(gap).tolist()]
+        extents = [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
         pool_desig = pool_designators(site, opened, driver) if elig.server_free else {}
         source = DeviceSpec(name=vsite.device, designator=io.designator() if elig.server_free else "",
                             block_size=io.block_size)
@@ -277,18 +260,11 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         if mode == "incremental":
             base_id, digests = chain[0].id, cat.digests(chain)
             coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
-        paths = build(PathPlan, start=elig.start, reasons=elig.reasons, notes=elig.notes, movers=elig.movers,
-                      lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=server,
-                      pool_designators=pool_desig, batch_mb=options.serverfreebatchsize,
-                      tape=site.pool.tape_plan())
-        spec = build(BackupSpec, node=options.node, filespace=volume, source=source,
-                     volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
-                     mode=mode, image_type=str(vopts.imagetype), management_class=vopts.mgmtclass,
-                     pool=site.pool.name, compression=vopts.compression,
-                     presnapshotcmd=vopts.presnapshotcmd or "", postsnapshotcmd=vopts.postsnapshotcmd or "",
-                     snapshot_cache_size=vopts.snapshotcachesize,
-                     snapshot_cache_location=vopts.snapshotcachelocation or "",
-                     snapshot_fsidle_retries=vopts.snapshotfsidleretries,
-                     snapshot_fsidle_wait=vopts.snapshotfsidlewait, base_object_id=base_id,
-                     base_digests=digests, base_coverage=coverage, paths=paths)
+        plan = compose.path_plan(elig, server=server, pool_designators=pool_desig,
+                                 batch_mb=options.serverfreebatchsize, tape=site.pool.tape_plan(),
+                                 lan_free=site.lan_free)
+        spec = compose.backup_spec(node=options.node, filespace=volume, vopts=vopts, elig=elig, source=source,
+                                   volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
+                                   pool=site.pool.name, paths=plan, base_object_id=base_id, base_digests=digests,
+                                   base_coverage=coverage, mode=mode)
         return run_job(backup_job(spec), progress_printer(args.json)(driver.execute))

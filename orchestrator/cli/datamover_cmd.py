@@ -44,6 +44,8 @@ def register(sub) -> None:
         s.add_argument(f"--{kind}-digest", choices=("allowed", "required", "off"), default=None,
                        help=f"CRC32C {kind} digest (quick mode): allowed (the initiator's choice, default), "
                             "required, or off")
+    s.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics (the mover's counters) on 127.0.0.1:PORT")
     s.set_defaults(func=run_serve)
 
 
@@ -72,7 +74,7 @@ def config_from_args(args):
     return parse_config(raw, "command line")
 
 
-async def serve(cfg, *, ready=None) -> None:
+async def serve(cfg, *, ready=None, metrics_port: int | None = None) -> None:
     from scsi.iscsi.server import IscsiServer
     from scsi.iscsi.textkeys import DIGEST_POLICIES, TargetLimits
     from scsi.target.build import build_target, open_luns, open_remotes
@@ -103,6 +105,12 @@ async def serve(cfg, *, ready=None) -> None:
                 "counters: %s", {**server.counters, **built.counters()}))
         except (NotImplementedError, RuntimeError, AttributeError):
             pass
+        metrics = None
+        if metrics_port is not None:
+            from orchestrator.server.metrics import mover_endpoint
+
+            metrics = mover_endpoint(lambda: {**server.counters, **built.counters()}, metrics_port)
+            print(f"serverfree datamover: metrics on {metrics.address}", flush=True)
         reach = f", reaching {len(remotes)} remote device(s)" if remotes else ""
         print(f"serverfree datamover: serving {cfg.target} with {len(luns)} LUN(s){reach} on "
               f"{host}:{server.port}", flush=True)
@@ -110,6 +118,8 @@ async def serve(cfg, *, ready=None) -> None:
             ready(server)
         await stop.wait()
         log.warning("stopping; counters: %s", {**server.counters, **built.counters()})
+        if metrics is not None:
+            metrics.close()
         await server.close()
     finally:
         if built is not None:
@@ -121,6 +131,6 @@ async def serve(cfg, *, ready=None) -> None:
 
 def run_serve(args) -> int:
     cfg = config_from_args(args)
-    asyncio.run(serve(cfg))
+    asyncio.run(serve(cfg, metrics_port=getattr(args, "metrics_port", None)))
     print("serverfree datamover: stopped", file=sys.stderr)
     return 0

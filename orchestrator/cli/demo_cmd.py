@@ -77,7 +77,7 @@ DEMO_SCENARIO: dict[str, Any] = {
     "topology": DEMO_TOPOLOGY,
     "mode": "exact",
     "seed": 6,
-    "options": {"enableserverfree": True, "compression": True},
+    "options": {"enableserverfree": True, "enablelanfree": True, "compression": True},
     "volumes": [{"id": "CLIENT1:H:", "sample_ntfs": True}, {"id": "CLIENT1:I:", "sample_ntfs": True}],
     "jobs": [
         {"backup": "CLIENT1:H:"},

@@ -54,15 +54,27 @@ def run(args) -> int:
                 raise
             print_problems(exc)
             return 2
+    from orchestrator.compose import domain_paths
+
     state = SanState.build(topo, set(args.fail))
     report = verify(topo, state=state, redundancy=not args.no_redundancy)
+    composed = domain_paths(topo, args.fail)  # what a backup would be given: movers in order, destination pool
     if args.svg:
         from topology.svg import render_svg
 
         args.svg.write_text(render_svg(state, report), encoding="utf-8")
         log.info("wrote %s", args.svg)
     if args.json:
-        print(json.dumps(report.model_dump(mode="json"), indent=2))
+        out = report.model_dump(mode="json")
+        for v in out["volumes"]:
+            c = composed[v["volume"]]
+            v["movers"] = c.movers
+            v["destination_pool"] = None if c.pool is None else {
+                "name": c.pool.name, "kind": c.pool.kind, "devices": list(c.pool.devices)}
+        print(json.dumps(out, indent=2))
     else:
         print(format_report(report))
+        for vid, c in composed.items():
+            pool = "none" if c.pool is None else f"{c.pool.name} ({c.pool.kind}: {', '.join(c.pool.devices) or '-'})"
+            print(f"{vid}  data movers in order: {', '.join(c.movers) or 'none'}; destination pool {pool}")
     return 0 if report.all_server_free else 1

@@ -13,12 +13,12 @@ import argparse
 import sys
 from datetime import datetime, timezone
 
-from orchestrator.cli.backup_cmd import (build, check_lan_drive, lan_server, open_catalogue, print_report,
-                                         progress_printer, tape_limits, topology_verdict)
+from orchestrator import compose
+from orchestrator.cli.backup_cmd import (check_lan_drive, lan_server, open_catalogue, print_report,
+                                         progress_printer, site_start)
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.site import OpenSite, load_site
-from orchestrator.eligibility import decide
-from orchestrator.job import DeviceSpec, PathPlan, RestoreSpec, object_spec, restore_job, run_job
+from orchestrator.job import DeviceSpec, restore_job, run_job
 from orchestrator.ops import PathKind
 
 
@@ -107,12 +107,10 @@ def run(args: argparse.Namespace) -> int:
         chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental)
         driver = RealDriver(cat, opened.movers, opened.devices)
         io = driver.io(dest_name)
-        verdict, movers = topology_verdict(site, args.volume, vsite.topology_volume, server)
-        elig = decide(enableserverfree=options.enableserverfree, file_system=chain[0].file_system,
-                      verdict=verdict, movers=movers, pool_nonblocked=site.pool.nonblocked,
-                      lan_available=bool(server), enablelanfree=options.enablelanfree)
         locations = tape_locations(chain)
-        elig = tape_limits(any(loc.fixed for loc in locations), elig)
+        _, elig = site_start(args.site, site, options.for_volume(args.volume), args.volume,
+                             chain[0].file_system, server, fixed_tape=any(loc.fixed for loc in locations),
+                             encryption=False)
         sf = elig.server_free
         drives = list(dict.fromkeys(loc.drive for loc in locations))
         if elig.start == PathKind.LAN:
@@ -122,15 +120,13 @@ def run(args: argparse.Namespace) -> int:
             pool_desig = {o.pool_device: driver.io(o.pool_device).designator()
                           for o in chain if not o.tape_location}
             pool_desig.update(opened.tape_designators(drives) if drives else {})
-        paths = build(PathPlan, start=elig.start, reasons=elig.reasons, notes=elig.notes, movers=elig.movers,
-                      lan_free=elig.lan_free and site.lan_free, lan=elig.lan, server=server,
-                      pool_designators=pool_desig, batch_mb=options.serverfreebatchsize,
-                      tape=site.pool.tape_plan())
+        plan = compose.path_plan(elig, server=server, pool_designators=pool_desig,
+                                 batch_mb=options.serverfreebatchsize, tape=site.pool.tape_plan(),
+                                 lan_free=site.lan_free)
         offset = vsite.offset if dest_name == vsite.device else 0
         dest = DeviceSpec(name=dest_name, designator=io.designator() if sf else "", block_size=io.block_size)
-        spec = build(RestoreSpec, node=options.node, filespace=args.volume,
-                     chain=[object_spec(o) for o in chain], destination=dest, destination_offset=offset,
-                     destination_size=io.size - offset, incremental=args.incremental,
-                     deletefiles=args.deletefiles, paths=paths)
+        spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=chain, destination=dest,
+                                    destination_offset=offset, destination_size=io.size - offset,
+                                    incremental=args.incremental, deletefiles=args.deletefiles, paths=plan)
         report = run_job(restore_job(spec), progress_printer(args.json)(driver.execute))
     return print_report(report, args.json)

@@ -22,24 +22,10 @@ def register(sub) -> None:
 
 
 def run_scenario(scen, base: Path = Path(".")):
-    """Compose the orchestrator's backup jobs with the simulated SAN of a scenario and run them."""
-    from orchestrator.job import BackupSpec, DeviceSpec, PathPlan, backup_job
-    from orchestrator.ops import PathKind
-    from simulator.scenarios.load import BLOCK, extents_for, setup_scenario
+    """The scenario's backups composed through the composition root and run on the simulated SAN."""
+    from simulator.scenarios.backups import run_scenario as run_backups
 
-    setup = setup_scenario(scen, base)
-    procs = []
-    for b in scen.backups:
-        vol, disk, naa = setup.volume(b.volume)
-        plan = PathPlan(start=PathKind.SERVER_FREE if setup.movers else PathKind.LAN, movers=setup.movers,
-                        lan_free=vol.client in setup.san.agent_of, lan=True, server="simulated:1500",
-                        pool_designators=setup.designators, batch_mb=scen.batch_mb)
-        spec = BackupSpec(node=vol.client, filespace=vol.mount, source=DeviceSpec(name=disk, designator=naa),
-                          volume_offset=vol.offset // BLOCK * BLOCK, volume_size=vol.size,
-                          file_system=vol.filesystem.value.lower(),
-                          extents=extents_for(vol.size, b.fragments, b.used), paths=plan)
-        procs.append(setup.driver.process(backup_job(spec), name=vol.id, client=vol.client, start=b.start_s))
-    return setup.run(procs)
+    return run_backups(scen, base)
 
 
 def run(args) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.server.metrics import ServerMetrics
 from orchestrator.server.node_ops import NodeOps
 from orchestrator.server.pools import Pools
 from orchestrator.server.service import BackupServer
@@ -16,6 +17,8 @@ def open_server(data: str | Path, host: str = "127.0.0.1", port: int = 0, *, tls
                           node_handler=NodeOps)
     try:
         server.pools = Pools(server.data, server.store)
+        if metrics_port is not None:
+            server.metrics = ServerMetrics().serve(metrics_port, host)
     except BaseException:
         server.close()
         raise

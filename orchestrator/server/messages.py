@@ -82,6 +82,7 @@ class Commit(Msg):
     pieces: list[Piece]
     path_used: Literal["server-free", "lan-free", "lan"] = "lan"
     digests: list[tuple[int, Annotated[str, Field(max_length=128)]]] = []
+    failovers: list[Annotated[str, Field(max_length=64)]] = []  # reasons the client's job failed over
 
 
 class Abandon(Msg):

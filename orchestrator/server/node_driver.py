@@ -34,6 +34,7 @@ def object_of(volume: str) -> int:
 class ServerDriver(RealDriver):
     session: Any = None  # orchestrator.server.node_client.NodeSession
     last_object: int | None = None
+    failovers: list = None  # type: ignore[assignment]  # failure kinds seen by this job (reported at commit)
 
     def execute(self, op):  # type: ignore[no-untyped-def]
         if isinstance(op, BeginObject):
@@ -44,7 +45,7 @@ class ServerDriver(RealDriver):
             self.last_object = int(g["object_id"])
             return ObjectStarted(self.last_object, object_volume(self.last_object), "", 0)
         if isinstance(op, CommitObject):
-            self.session.commit(op.object_id, op.pieces, op.path_used, op.digests)
+            self.session.commit(op.object_id, op.pieces, op.path_used, op.digests, self.failovers or [])
             return CatalogueDone(op.object_id)
         if isinstance(op, AbandonObject):
             try:
@@ -52,7 +53,11 @@ class ServerDriver(RealDriver):
             except (OSError, PermissionError):
                 pass  # the server abandons it itself when the session ends
             return CatalogueDone(op.object_id)
-        return super().execute(op)
+        result = super().execute(op)
+        failure = getattr(result, "failure", None)
+        if failure is not None:
+            self.failovers = [*(self.failovers or []), str(failure.kind)]
+        return result
 
     def _LanSend(self, op: LanSend) -> TransferResult:
         try:

@@ -47,6 +47,13 @@ class NodeOps:
 
     # -- dispatch ------------------------------------------------------------------------------
     def handle(self, req: Any, data: bytes) -> tuple[dict, bytes]:
+        metrics = self.server.metrics
+        if metrics is not None and isinstance(req, (m.Put, m.Get)):
+            with metrics.latency.labels(req.type).time():
+                return self._handle(req, data)
+        return self._handle(req, data)
+
+    def _handle(self, req: Any, data: bytes) -> tuple[dict, bytes]:
         handler = {m.QueryBackup: self.query, m.BeginBackup: self.begin, m.Put: self.put, m.Commit: self.commit,
                    m.Abandon: self.abandon, m.Get: self.get, m.Digest: self.digest, m.Delete: self.delete}[type(req)]
         return handler(req, data)
@@ -144,6 +151,10 @@ class NodeOps:
         except CatalogueError as exc:
             raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
         self._release(g)
+        if self.server.metrics is not None:
+            self.server.metrics.objects.labels("committed").inc()
+            for reason in req.failovers:
+                self.server.metrics.failovers.labels(reason).inc()
         self.server.store.log("ANR0511I", f"Session {self.session.id}: object {g.object_id} of node {self.node} "
                                           f"committed ({len(pieces)} extents, {req.path_used}).", self.session.id)
         return {"type": "committed", "object_id": g.object_id}, b""
@@ -166,6 +177,9 @@ class NodeOps:
     def _abandon(self, g: Grant, reason: str) -> None:
         self.cat.abandon_object(AbandonObject(g.object_id, reason))
         self._release(g)
+        if self.server.metrics is not None:
+            self.server.metrics.objects.labels("abandoned").inc()
+        self.pools.reclaim()
         self.server.store.log("ANR0512W", f"Session {self.session.id}: object {g.object_id} of node {self.node} "
                                           f"abandoned: {reason}.", self.session.id)
 

@@ -31,7 +31,8 @@ class Pools:
             swept = cat.sweep_pending()
         if swept:
             store.log("ANR1341I", f"{swept} pending object(s) of jobs that did not finish swept to abandoned "
-                                  "on start; their pool space is not reused by any object.")
+                                  "on start.")
+        self.reclaim()
 
     def catalogue(self) -> Catalogue:
         return Catalogue(self.path)
@@ -68,6 +69,33 @@ class Pools:
         with self.catalogue() as cat:
             return [dict(r, used=r["next_offset"]) for r in
                     cat.db.execute("SELECT name, pool, capacity, next_offset FROM pool_volumes ORDER BY id")]
+
+    def reclaim(self) -> int:
+        """Give back the space abandoned objects hold at the end of each volume; returns bytes reclaimed.
+
+        A volume's allocation point moves back to the end of its last object
+        that is pending, active or inactive (in one IMMEDIATE transaction, so
+        a concurrent allocation is either counted or waits).  Recomputing is
+        idempotent: the same space is never given back twice.
+        """
+        total = 0
+        with self.catalogue() as cat:
+            cat.db.execute("BEGIN IMMEDIATE")
+            try:
+                for vol in cat.db.execute("SELECT id, name, next_offset FROM pool_volumes").fetchall():
+                    row = cat.db.execute("SELECT max(pool_offset + image_size) AS e FROM objects WHERE "
+                                         "pool_volume_id=? AND state != 'abandoned'", (vol["id"],)).fetchone()
+                    end = row["e"] or 0
+                    if end < vol["next_offset"]:
+                        cat.db.execute("UPDATE pool_volumes SET next_offset=? WHERE id=?", (end, vol["id"]))
+                        self.store.log("ANR1342I", f"{vol['next_offset'] - end} bytes of abandoned objects "
+                                                   f"reclaimed on volume {vol['name']}.")
+                        total += vol["next_offset"] - end
+                cat.db.execute("COMMIT")
+            except BaseException:
+                cat.db.execute("ROLLBACK")
+                raise
+        return total
 
     # -- objects -------------------------------------------------------------------------------
     def objects_of(self, node: str) -> list:

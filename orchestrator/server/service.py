@@ -129,6 +129,8 @@ class BackupServer:
             self._thread.join(5)
         if self.pools is not None:
             self.pools.close()
+        if self.metrics is not None:
+            self.metrics.close()
         self.store.close()
 
     def __enter__(self) -> "BackupServer":
@@ -199,6 +201,8 @@ class BackupServer:
             reason = "invalid password submitted" if v else "unknown or locked name"
             raise Refused("ANR0424W", f"{who} refused - {reason}.", "authentication failed")
         s.state = "Run"
+        if self.metrics is not None:
+            self.metrics.sessions.labels(s.role).inc()
         self.store.log("ANR0406I", f"{who} started.", s.id)
         self.send(s, sock, {"type": "welcome", "session": s.id, "server_signature": auth.b64(signature)})
 
@@ -289,6 +293,8 @@ class _Handler(socketserver.BaseRequestHandler):
             owner.serve_session(s, sock)
         except Refused as exc:
             owner.store.log(exc.msgno, exc.text, s.id)
+            if owner.metrics is not None:
+                owner.metrics.refusals.labels(exc.msgno).inc()
             log.warning("%s", exc.text)
             try:
                 owner.send(s, sock, messages.error(exc.answer))
@@ -301,4 +307,6 @@ class _Handler(socketserver.BaseRequestHandler):
         finally:
             if s.state == "Run" and not s.cancelled:
                 owner.store.log("ANR0403I", f"Session {s.id} ended for {s.role} {s.name} ({address}).", s.id)
+            if s.state == "Run" and owner.metrics is not None:
+                owner.metrics.sessions.labels(s.role).dec()
             owner.end_session(s)

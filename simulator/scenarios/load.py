@@ -62,6 +62,9 @@ class Scenario(BaseModel):
     faults: list[FaultSpec] = Field(default_factory=list)
     backups: list[BackupRun] = Field(min_length=1)
     batch_mb: int = Field(80, ge=10, le=1000)
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=lambda: {"enableserverfree": True, "enablelanfree": True, "imagetype": "static"},
+        description="dsm.opt values (name: value) the backups are composed with")
 
 
 def pydantic_message(err: dict) -> str:

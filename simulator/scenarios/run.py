@@ -21,7 +21,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from orchestrator import compose
 from orchestrator.catalogue import Catalogue
+from orchestrator.drivers.memory_tape import MemoryTapeLun, MemoryTapes
+from scsi.copymgr.config import CopyLimits
+from scsi.luns.memory import BytearrayLun
+from simulator.exact import ExactMover
 from simulator.scenarios.expect import JobOutcome, ScenarioRun
 from simulator.scenarios.volumes import ScenarioVolume, build_volume
 from orchestrator.drivers.memory import MemoryDriver
@@ -33,12 +38,15 @@ from simulator.faults import FaultInjector, random_faults
 from simulator.from_topology import san_from_topology
 from simulator.scenarios.load import CiScenario, VolumeSpec
 from simulator.synthetic import DrivePool
+from topology.graph import SanState
 from topology.index import TopologyIndex
 from topology.load import load_topology, topology_from_data
 from topology.model import Topology
 
 log = logging.getLogger(__name__)
 
+#: fault kinds that leave a component down; at 0 s they are down before any job verifies its paths
+DOWN_AT_START = {"link_down", "isl_down", "switch_port_down", "mover_hang", "agent_down", "lan_down", "tape_error"}
 SIM_LIMITS = MoverLimits(max_segment_count=64, max_descriptor_list_length=4096, total_concurrent_copies=4)
 
 
@@ -76,15 +84,14 @@ class ScenarioRunner(ScenarioJobs):
         for step in scen.jobs:
             self._volume(step.volume)
         self._arm_faults()
-        self.pool_luns = self._pool_disks()  # a disk storage pool: its LUNs (ARRAY:NUMBER -> designator)
+        self.paths_at_start = compose.domain_paths(self.topology, self._down_at_start())
+        self.pools = self._pools()  # destination pools of the scenario's volumes, by name
         self.drives = sorted(self.san.dev.drives)
-        if not self.drives and not self.pool_luns:
-            raise LookupError(f"{source}: topology {self.topology.name} has no tape drive or disk pool LUN "
-                              "for the storage pool")
-        self.designators = {d: (self.index.drives[d].naa or f"6{i + 1:031x}") if d in self.index.drives
-                            else f"6{i + 1:031x}" for i, d in enumerate(self.drives)}
-        self.designators.update(self.pool_luns)
-        self._verdicts: dict[str, tuple[Any, list[str]]] = {}
+        named = dict(self.index.drives)
+        self.designators = {d: (named[d].naa if d in named and named[d].naa else f"6{i + 1:031x}")
+                            for i, d in enumerate(self.drives)}
+        for pool in self.pools.values():
+            self.designators.update({d: n for d, n in pool.designators.items() if n and d not in self.drives})
         self.memory: MemoryDriver | None = None
         self.driver = self._driver()
         self.run = ScenarioRun(scen, self.san, volumes=self.volumes)
@@ -125,33 +132,34 @@ class ScenarioRunner(ScenarioJobs):
     def _driver(self) -> SimDriver:
         snaps = {f"snap:{v.disk}": v.disk for v in self.volumes.values()}
         self._exact: dict[str, Any] = {}
+        tape_pools = {name for name, p in self.pools.items() if p.is_tape}
         if not self.with_bytes:
-            if self.pool_luns:
-                return SimDriver(self.san, TimingBackend(next(iter(self.pool_luns))).execute, devices=snaps)
-            return SimDriver(self.san, TimingBackend(self.drives[0]).execute, devices=snaps,
-                             drive_pool=DrivePool(self.san, self.drives))
-        pool_dev = next(iter(self.pool_luns), None) or self.drives[0]
+            where = {name: self._pool_device(p) for name, p in self.pools.items()}
+            backend = TimingBackend(next(iter(where.values())), pools=where)
+            drives = sorted({d for p in self.pools.values() if p.is_tape for d in p.devices})
+            return SimDriver(self.san, backend.execute, devices=snaps, tape_pools=tape_pools,
+                             drive_pool=DrivePool(self.san, drives) if drives else None)
         capacity = 2 * sum(v.size * s.count for s in self.scen.jobs if s.backup
                            for v in [self.volumes[s.backup]]) + (64 << 20)
         self.catalogue = Catalogue(":memory:")
-        self.catalogue.add_pool_volume(self._pool_name(), "SIMVOL1", pool_dev, capacity)
-        pool_buf = bytearray(capacity)
         devices = {v.disk: v.buf for v in self.volumes.values() if v.buf is not None}
-        devices[pool_dev] = pool_buf
+        pool_bufs: dict[str, bytearray] = {}
+        for n, (name, pool) in enumerate(self.pools.items(), 1):
+            dev = self._pool_device(pool)
+            pool_bufs[dev] = bytearray(capacity)
+            self.catalogue.add_pool_volume(name, f"SIMVOL{n}", dev, capacity)
+        devices.update(pool_bufs)
         seg = {m.name: m.max_segment_bytes for m in self.topology.datamovers if m.max_segment_bytes}
         self.memory = MemoryDriver(devices, self.catalogue, {
             m: replace(SIM_LIMITS, max_segment_length=seg.get(m, 0)) for m in self.san.dev.movers})
-        tapes = self._tape_pool(seg) if self.scen.tape is not None and not self.pool_luns else {}
+        tapes = self._tape_pool(seg) if self.scen.tape is not None and tape_pools else {}
         exact = None
         if self.scen.mode == "exact":
-            from simulator.exact import BytearrayLun, ExactMover
-
             luns = {v.disk: BytearrayLun(v.disk, v.buf, naa=bytes.fromhex(v.naa))
                     for v in self.volumes.values() if v.buf is not None}
-            luns[pool_dev] = BytearrayLun(pool_dev, pool_buf, naa=bytes.fromhex(self.designators[pool_dev]))
+            for dev, buf in pool_bufs.items():
+                luns[dev] = BytearrayLun(dev, buf, naa=bytes.fromhex(self.designators[dev]))
             luns.update(tapes)  # a tape pool: the movers write and read the very tapes the catalogue points to
-            from scsi.copymgr.config import CopyLimits
-
             # the mover's operating parameters as the topology declares them (segment length)
             exact = {m: ExactMover(self.san, m, luns, limits=CopyLimits(max_segment_length=seg[m]) if m in seg
                                    else None) for m in self.san.dev.movers}
@@ -161,9 +169,6 @@ class ScenarioRunner(ScenarioJobs):
     def _tape_pool(self, seg: dict[str, int]) -> dict[str, Any]:
         """Tape semantics for the drives (scenario ``tape:``): record-list tapes the memory driver and the
         movers share, movers that implement the stream segments (00h, 01h, 10h)."""
-        from orchestrator.drivers.memory_tape import MemoryTapeLun, MemoryTapes
-        from scsi.copymgr.config import CopyLimits
-
         tapes = {d: MemoryTapeLun(d, naa=bytes.fromhex(self.designators[d])) for d in self.drives}
         disks = {v.disk: (v.buf, v.naa) for v in self.volumes.values() if v.buf is not None}
         engines = {m: CopyLimits(max_segment_length=seg[m]) if m in seg else CopyLimits() for m in self.san.dev.movers}
@@ -171,30 +176,40 @@ class ScenarioRunner(ScenarioJobs):
         self.memory.movers = {m: self.memory.tapes.limits(m) for m in self.san.dev.movers}
         return tapes
 
-    def _tape_plan(self) -> Any:
-        from orchestrator.job.spec import TapePlan
+    def _down_at_start(self) -> set[str]:
+        """Components a scenario fault takes down at 0 s: down before any job verifies its paths."""
+        down = set()
+        for f in self.scen.faults:
+            if f.at_s == 0 and f.kind in DOWN_AT_START:
+                try:
+                    SanState.build(self.topology, {f.target})
+                except LookupError:
+                    continue  # a simulator-only name (a LUN, a route's link): the fault still strikes at 0 s
+                down.add(f.target)
+        return down
 
-        t = self.scen.tape
-        if t is None or self.pool_luns:
-            return None
-        return TapePlan(record_bytes=t.record_bytes, fixed=t.fixed, block_length=t.block_length, drives=self.drives)
-
-    def _pool_disks(self) -> dict[str, str]:
-        """LUNs of the scenario's storage pool when it is a disk pool (``disk_luns``), with designators."""
-        name = self._pool_name()
-        pool = next((p for p in self.topology.stgpools if p.name == name), None)
-        out = {}
-        for ref in (pool.disk_luns if pool is not None else []):
-            lun = self.index.resolve_lun(ref)
-            out[f"{lun.array}:{lun.number}"] = lun.naa
+    def _pools(self) -> dict[str, compose.DestinationPool]:
+        """The destination pool of every volume a step names, from its management class."""
+        out: dict[str, compose.DestinationPool] = {}
+        for step in self.scen.jobs:
+            vol = self._volume(step.volume)
+            pool = self.paths_at_start[vol.id].pool
+            if pool is None or not pool.devices:
+                mc = next(v.mgmtclass for v in self.topology.volumes if v.id == vol.id)
+                raise LookupError(f"{self.source}: volume {vol.id}: management class {mc} "
+                                  f"names no storage pool with a tape drive or disk-pool LUN in topology "
+                                  f"{self.topology.name}")
+            out[pool.name] = pool
         return out
 
-    def _pool_name(self) -> str:
-        for v in self.topology.volumes:
-            mc = next((m for m in self.topology.mgmtclasses if m.name == v.mgmtclass), None)
-            if mc is not None:
-                return mc.destination
-        return "POOL1"
+    def _pool_of(self, vid: str) -> compose.DestinationPool:
+        pool = self.paths_at_start[vid].pool
+        assert pool is not None  # _pools() refused volumes without one
+        return pool
+
+    def _pool_device(self, pool: compose.DestinationPool) -> str:
+        """The device a pool's objects land on when no drive is mounted (its first LUN or drive)."""
+        return pool.devices[0]
 
     # -- composition --------------------------------------------------------------------------
     # -- running ------------------------------------------------------------------------------
@@ -217,8 +232,8 @@ class ScenarioRunner(ScenarioJobs):
                 self._arm_step_faults(self.scen.jobs[i].faults)
             # without tape semantics the pool "drive" is a byte array the exact mover cannot read as a tape:
             # such restores move their (real) bytes through the memory driver, timed by the fluid model
-            tape_restore = not self.pool_luns and self.scen.tape is None and any(
-                self.scen.jobs[i].restore for i in phase)
+            tape_restore = self.scen.tape is None and any(
+                self.scen.jobs[i].restore and self._pool_of(self.scen.jobs[i].volume).is_tape for i in phase)
             self.driver.exact = {} if tape_restore else self._exact
             for i in phase:
                 step = self.scen.jobs[i]

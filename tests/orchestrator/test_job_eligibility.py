@@ -71,12 +71,13 @@ def test_site_topology_gives_verdict_and_movers(tmp_path):
     site = SiteConfig(topology=str(topo / "small.yaml"), devices={"d": "x.img"}, movers={"DM1": "inprocess"},
                       pool={"volumes": [{"name": "V", "device": "d", "capacity": "1m"}]},
                       volumes={"H:": {"device": "d", "topology_volume": "CLIENT1:H:"}})
-    verdict, movers = topology_verdict(site, "H:", "CLIENT1:H:")
-    e = decide(enableserverfree=True, file_system="ntfs", verdict=verdict, movers=movers)
+    paths = topology_verdict(site, "H:", "CLIENT1:H:")
+    assert paths.pool.name == "SFPOOL" and paths.pool.devices == ("DRV1",)
+    e = decide(enableserverfree=True, file_system="ntfs", verdict=paths.verdict, movers=paths.movers)
     assert e.server_free and e.movers == ["DM1"]
     bad = site.model_copy(update={"topology": str(topo / "mistake-lun-not-masked.yaml")})
-    verdict, movers = topology_verdict(bad, "H:", "CLIENT1:H:")
-    e = decide(enableserverfree=True, file_system="ntfs", verdict=verdict, movers=movers)
+    paths = topology_verdict(bad, "H:", "CLIENT1:H:")
+    e = decide(enableserverfree=True, file_system="ntfs", verdict=paths.verdict, movers=paths.movers)
     assert not e.server_free and any("mask" in r.lower() for r in e.reasons), e.reasons
 
 

@@ -18,7 +18,7 @@ from simulator.scenarios.sweep_task import run_batch
 TOPO = Path(__file__).resolve().parents[2] / "scenarios" / "topologies" / "small.yaml"
 SCENARIO = f"""
 topology: {TOPO}
-options: {{enableserverfree: yes}}
+options: {{enableserverfree: yes, enablelanfree: yes}}
 volumes: [{{id: "CLIENT1:H:", size: 1GiB}}]
 faults:
   - {{kind: switch_port_down, target: SW1/3, at_percent: 50, job: "CLIENT1:H:"}}

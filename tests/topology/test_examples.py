@@ -24,7 +24,7 @@ CASES = [
      f"array ARR1 port {ARR} is not zoned with data mover DM1 port {DM}: they share no zone of the active zone "
      f"set (zone Z_DM1 lists 21:00:00:e0:8b:05:05:40, which matches no port: a WWPN typo?)",
      ["DM1", DM, "ARR1", ARR]),
-    ("mistake-failed-isl.yaml", "lan", "not-connected",
+    ("mistake-failed-isl.yaml", None, "not-connected",
      f"no physical path from data mover DM1 port {DM} to drive DRV1 port {DRV}: ISL ISL1 is offline",
      ["DM1", DM, "DRV1", DRV, "ISL1"]),
     ("mistake-fat32.yaml", "lan-free", "filesystem",
@@ -45,11 +45,15 @@ def test_classic_mistake_verdict_and_reason(topologies, name, path, rule, messag
     assert not report.all_server_free
 
 
-def test_failed_isl_also_explains_why_lan_free_is_missing(topologies):
+def test_failed_isl_also_explains_why_lan_free_and_lan_are_missing(topologies):
+    """Behind the failed ISL the drive is out of reach of the client (LAN-free) and of the server, which
+    would write it on the LAN path: no path at all."""
     v = verify(load_topology(topologies / "mistake-failed-isl.yaml")).volumes[0]
-    assert v.lan_free is False and v.lan is True
+    assert v.lan_free is False and v.lan is False and v.path is None
     assert v.reasons["lan-free"].message == (
         f"no physical path from client CLIENT1 port {CL} to drive DRV1 port {DRV}: ISL ISL1 is offline")
+    assert v.reasons["lan"].message.startswith("no physical path from server TSMSRV port ")
+    assert v.reasons["lan"].message.endswith(f"to drive DRV1 port {DRV}: ISL ISL1 is offline")
 
 
 def test_wwpn_typo_is_warned_at_load(topologies):

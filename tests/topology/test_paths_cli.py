@@ -19,7 +19,8 @@ def test_correct_fabric_exits_0_with_a_table(topologies, capsys):
     assert run(topologies / "small.yaml") == 0
     out = capsys.readouterr().out
     assert "CLIENT1:H:  SF LF LAN  server-free  600a0b800000000000000000000000a5:5 -> DM1 -> DRV1  1" in out
-    assert out.rstrip().endswith("1 of 1 volume(s) can be backed up server-free")
+    assert "1 of 1 volume(s) can be backed up server-free" in out
+    assert out.rstrip().endswith("CLIENT1:H:  data movers in order: DM1; destination pool SFPOOL (tape: DRV1)")
 
 
 def test_missing_server_free_path_exits_1_with_reason(topologies, capsys):

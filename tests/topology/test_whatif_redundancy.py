@@ -50,7 +50,8 @@ def test_fail_accepts_wwpn_in_any_spelling(topologies):
 
 def test_failed_library_is_named_as_the_cause(topologies):
     v = verify(load_topology(topologies / "small.yaml"), ["LIB1"]).volumes[0]
-    assert v.reason.message == "library LIB1 of drive DRV1 is failed" and v.path == "lan"
+    assert v.reason.message == "library LIB1 of drive DRV1 is failed" and v.path is None
+    assert v.reasons["lan"].message == "library LIB1 of drive DRV1 is failed"  # the server cannot write it either
 
 
 def test_unknown_component_is_a_lookup_error(topologies):
