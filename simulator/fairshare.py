@@ -70,39 +70,45 @@ def max_min_rates(
     level = 0.0
     capped = bool(np.isfinite(caps).any())
     headroom = np.empty(n_res)
+    # The entries of unfrozen flows only: each level's passes shrink as flows freeze.
+    keep = ~frozen[flow_idx]
+    f_e, r_e, w_e = flow_idx[keep], res_idx[keep], weight[keep]
+    open_ids = np.flatnonzero(~frozen)  # unfrozen flows (their caps)
+    left = len(open_ids)
     while True:
-        unfrozen = ~frozen
-        live = unfrozen[flow_idx]
-        wsum = np.bincount(res_idx[live], weights=weight[live], minlength=n_res)
+        wsum = np.bincount(r_e, weights=w_e, minlength=n_res)
         used = wsum > 0
         headroom.fill(np.inf)
         np.divide(remaining, wsum, out=headroom, where=used)
         step = headroom.min() if n_res else np.inf
         if capped:
-            step = min(step, (caps[unfrozen] - level).min())
+            step = min(step, caps[open_ids].min() - level)
         step = max(step, 0.0)
         if not np.isfinite(step):  # pragma: no cover - excluded by the check above
             raise ValueError("unbounded flow rate")
         level += step
         remaining -= step * wsum
-        rate[unfrozen] = level
         saturated = used & (remaining <= threshold)
+        at_saturated = saturated[r_e]
         newly = np.zeros(n_flows, dtype=bool)
-        at_saturated = live & saturated[res_idx]
-        newly[flow_idx[at_saturated]] = True
+        newly[f_e[at_saturated]] = True
         if bottleneck is not None:
-            bottleneck[flow_idx[at_saturated]] = res_idx[at_saturated]
+            bottleneck[f_e[at_saturated]] = r_e[at_saturated]
         if capped:
-            newly |= unfrozen & (caps <= level * (1 + _REL_EPS) + 1e-12)
+            newly[open_ids[caps[open_ids] <= level * (1 + _REL_EPS) + 1e-12]] = True
         if not newly.any():  # numerical corner: freeze the tightest resource's flows
             r = int(np.argmin(headroom))
-            at_r = live & (res_idx == r)
-            newly[flow_idx[at_r]] = True
+            at_r = r_e == r
+            newly[f_e[at_r]] = True
             if bottleneck is not None:
-                bottleneck[flow_idx[at_r]] = r
-        frozen |= newly
-        if frozen.all():
+                bottleneck[f_e[at_r]] = r
+        rate[newly] = level
+        left -= int(np.count_nonzero(newly))
+        if left <= 0:
             break
+        keep = ~newly[f_e]
+        f_e, r_e, w_e = f_e[keep], r_e[keep], w_e[keep]
+        open_ids = open_ids[~newly[open_ids]]
     return rate
 
 

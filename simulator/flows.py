@@ -12,7 +12,8 @@ into one reallocation.
 Byte marks (``add_mark``) let callers act "after N bytes of this flow" (fault
 injection, progress) at the exact analytic time, again without per-byte events.
 
-Each allocation also names every flow's bottleneck (the resource whose
+The running flows live as rows of numpy arrays (:mod:`simulator.flow_table`),
+updated in place as flows start and end.  Each allocation also names every flow's bottleneck (the resource whose
 saturation froze it); the seconds each resource held a flow back accumulate in
 ``Flow.bottleneck_s``, touched only for flows whose bottleneck changed.
 """
@@ -28,6 +29,7 @@ import simpy
 
 from simulator.fairshare import max_min_rates
 from simulator.flow_parts import STALLED, CountingEnvironment, Flow, FlowEnd, Resource, Streaming
+from simulator.flow_table import FlowTable
 from simulator.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -49,10 +51,7 @@ class FlowNetwork:
         self.active: dict[int, Flow] = {}
         self._ids = itertools.count(1)
         self._seq = itertools.count()
-        self._order: list[Flow] = []
-        self._compiled = False
-        self._done = np.zeros(0)
-        self._rate = np.zeros(0)
+        self._t = FlowTable()
         self._work = np.zeros(0)  # integral of each resource's load (bytes, CPU seconds)
         self._load = np.zeros(0)
         self._capacity = np.zeros(0)
@@ -123,7 +122,7 @@ class FlowNetwork:
             self._finish(flow, FlowEnd(True, 0.0, self.env.now, "done"))
             return flow
         self.active[flow.id] = flow
-        self._compiled = False
+        self._t.add(flow)
         self._request()
         return flow
 
@@ -135,18 +134,12 @@ class FlowNetwork:
             callback(flow)
             return
         heapq.heappush(flow._marks, (float(at_bytes), next(self._seq), callback))
-        self._compiled = False
+        self._t.next[flow._slot] = min(flow._marks[0][0], flow.total)
         self._request()
-
-    def _slot_of(self, flow: Flow) -> int:
-        """The flow's row in the compiled arrays (still valid until the next compile), or -1."""
-        s = flow._slot
-        return s if flow.id in self.active and 0 <= s < len(self._order) and self._order[s] is flow else -1
 
     def bytes_done(self, flow: Flow) -> float:
         self._settle()
-        s = self._slot_of(flow)
-        return float(self._done[s]) if s >= 0 else flow.done
+        return float(self._t.done[flow._slot]) if flow.id in self.active else flow.done
 
     def abort(self, flow: Flow, reason: str, cause: Any = None) -> None:
         """Stop a running flow now; its ``finished`` event reports the bytes moved."""
@@ -154,7 +147,7 @@ class FlowNetwork:
             return
         done = self.bytes_done(flow)
         del self.active[flow.id]
-        self._compiled = False
+        self._t.remove(flow._slot)
         self._finish(flow, FlowEnd(False, done, self.env.now, reason, cause))
         self._request()
 
@@ -178,8 +171,9 @@ class FlowNetwork:
         now = self.env.now
         dt = now - self._last
         if dt > 0:
-            if self._compiled and len(self._order):
-                self._done += self._rate * dt
+            n = self._t.n
+            if n:
+                self._t.done[:n] += self._t.rate[:n] * dt
             self._work += self._load * dt
         self._last = now
 
@@ -195,95 +189,57 @@ class FlowNetwork:
             ev.callbacks.append(self._reallocate)
             self.env.schedule(ev, _LATE)
 
-    def _compile(self) -> None:
-        """Arrays for the current flow set; running flows carry their bytes over from the last compile."""
-        old_order, old_done, old_rate = self._order, self._done, self._rate
-        order = list(self.active.values())
-        n = len(order)
-        rows, ris, wis, lens, bnecks = [], [], [], [], []
-        for i, f in enumerate(order):
-            s = f._slot
-            if 0 <= s < len(old_order) and old_order[s] is f:
-                done, rate = old_done[s], old_rate[s]
-            else:
-                done, rate = f.done, f.rate
-            f._slot = i
-            rows.append((done, rate, f.total, f.cap, min(f._marks[0][0], f.total) if f._marks else f.total))
-            ris.append(f._ri)
-            wis.append(f._wi)
-            lens.append(len(f._ri))
-            bnecks.append(f._bneck)
-        self._order = order
-        self._bneck = np.array(bnecks, dtype=np.intp)
-        cols = np.array(rows, dtype=float).reshape(n, 5)
-        self._done, self._rate, self._total, self._caps, self._next = (cols[:, k].copy() for k in range(5))
-        self._fi = np.repeat(np.arange(n), lens)
-        if n:
-            ri = np.concatenate(ris)
-            self._wi = np.concatenate(wis)
-        else:
-            ri, self._wi = np.zeros(0, np.intp), np.zeros(0)
-        # only the resources some flow crosses take part in the allocation
-        self._used = np.flatnonzero(np.bincount(ri, minlength=len(self._capacity)))
-        remap = np.empty(len(self._capacity), dtype=np.intp)
-        remap[self._used] = np.arange(len(self._used))
-        self._ri = remap[ri]
-        self._streamers = any(f.streaming is not None for f in self._order)
-        if self._streamers:
-            st = [f.streaming for f in self._order]
-            self._smin = np.array([x.min_rate if x else 0.0 for x in st])
-            self._sbuf = np.array([x.buffer if x else 1.0 for x in st])
-            self._srep = np.array([x.reposition_s if x else 0.0 for x in st])
-            self._sstate = np.array([f.shoeshine for f in self._order], dtype=bool)
-        self._compiled = True
-
     def _reallocate(self, _ev: Any = None) -> None:
         self._pending = False
         self._settle()
-        if not self._compiled:
-            self._compile()
         self.reallocations += 1
-        n = len(self._order)
-        capacity = self._capacity[self._used]
-        old = self._rate.copy()
+        t, n = self._t, self._t.n
+        fi, ri, wi = t.entries()
+        # only the resources some flow crosses take part in the allocation
+        used = np.flatnonzero(np.bincount(ri, minlength=len(self._capacity)))
+        remap = np.empty(len(self._capacity), dtype=np.intp)
+        remap[used] = np.arange(len(used))
+        local = remap[ri]
+        capacity = self._capacity[used]
+        old = t.rate[:n].copy()
         bneck = np.empty(n, dtype=np.intp)
-        rate = max_min_rates(self._fi, self._ri, self._wi, capacity, n, self._caps, bneck)
-        if self._streamers:
-            rate = self._apply_streaming(rate, capacity, bneck)
-        self._rate = rate
-        self._note_bottlenecks(bneck)
+        rate = max_min_rates(fi, local, wi, capacity, n, t.caps[:n], bneck)
+        if t.streamers:
+            rate = self._apply_streaming(rate, (fi, local, wi, capacity), bneck)
+        t.rate[:n] = rate
+        self._note_bottlenecks(np.where(bneck >= 0, used[np.maximum(bneck, 0)], -1) if n else bneck, rate)
         self._load = np.zeros(len(self._capacity))
         if n:
-            self._load[self._used] = np.bincount(self._ri, weights=self._wi * rate[self._fi],
-                                                 minlength=len(self._used))
+            self._load[used] = np.bincount(local, weights=wi * rate[fi], minlength=len(used))
         if self.timeline.record_rates:
             now = self.env.now
             for i in np.flatnonzero(rate != old):
-                self.timeline.rate(now, self._order[i].id, float(rate[i]))
+                self.timeline.rate(now, t.flows[i].id, float(rate[i]))
         self._schedule()
 
-    def _note_bottlenecks(self, local: np.ndarray) -> None:
+    def _note_bottlenecks(self, new: np.ndarray, rate: np.ndarray) -> None:
         """Close the bottleneck interval of every flow whose bottleneck changed at this allocation."""
-        now = self.env.now
-        new = np.where(local >= 0, self._used[np.maximum(local, 0)], -1) if len(local) else local
-        new[self._rate <= 0] = STALLED
-        for i in np.flatnonzero(new != self._bneck):
-            f = self._order[i]
+        t, now = self._t, self.env.now
+        new[rate <= 0] = STALLED
+        for i in np.flatnonzero(new != t.bneck[:t.n]):
+            f = t.flows[i]
             if f._bneck != -2:
                 f.bottleneck_s[f._bneck] = f.bottleneck_s.get(f._bneck, 0.0) + (now - f._bsince)
             f._bneck, f._bsince = int(new[i]), now
-        self._bneck = new
+        t.bneck[:t.n] = new
 
-    def _apply_streaming(self, rate: np.ndarray, capacity: np.ndarray, bneck: np.ndarray) -> np.ndarray:
+    def _apply_streaming(self, rate: np.ndarray, system: tuple, bneck: np.ndarray) -> np.ndarray:
         """Second pass: starved streaming devices fall into start/stop and slow further."""
-        starved = (rate > 0) & (rate < self._smin * (1 - 1e-9))
-        flips = np.flatnonzero(starved != self._sstate)
+        t, n = self._t, self._t.n
+        smin, sbuf, srep, caps = t.smin[:n], t.sbuf[:n], t.srep[:n], t.caps[:n]
+        starved = (rate > 0) & (rate < smin * (1 - 1e-9))
+        flips = np.flatnonzero(starved != t.sstate[:n])
         if len(flips):
             now = self.env.now
             for i in flips:
-                f = self._order[i]
+                f = t.flows[i]
                 s = f.streaming
-                done = float(self._done[i])
+                done = float(t.done[i])
                 if starved[i]:
                     f._shoeshine_from = done
                     self.timeline.event(now, "shoeshine", s.device or f.label, flow=f.id, job=f.job,
@@ -294,27 +250,30 @@ class FlowNetwork:
                     f.stop_start_cycles += (done - f._shoeshine_from) / s.buffer
                     self.timeline.event(now, "streaming", s.device or f.label, flow=f.id, job=f.job)
                 f.shoeshine = bool(starved[i])
-            self._sstate = starved
+            t.sstate[:n] = starved
         if not starved.any():
             return rate
         # effective rate of a starved feed x: x / (1 + x * reposition / buffer)  (see Streaming)
-        degraded = rate / (1.0 + rate * self._srep / self._sbuf)
-        caps = np.where(starved, np.minimum(self._caps, degraded), self._caps)
+        degraded = rate / (1.0 + rate * srep / sbuf)
+        capped = np.where(starved, np.minimum(caps, degraded), caps)
         upstream = bneck.copy()
-        rate = max_min_rates(self._fi, self._ri, self._wi, capacity, len(self._order), caps, bneck)
+        fi, local, wi, capacity = system
+        rate = max_min_rates(fi, local, wi, capacity, n, capped, bneck)
         # a starved drive is held back by whatever starves it, not by its own start/stop cap
         np.copyto(bneck, upstream, where=starved & (bneck == -1))
         return rate
 
     def _schedule(self) -> None:
         self._gen += 1
-        if not len(self._order):
+        t, n = self._t, self._t.n
+        if not n:
             return
-        moving = self._rate > 0
+        rate = t.rate[:n]
+        moving = rate > 0
         if not moving.any():
             return
         with np.errstate(divide="ignore", invalid="ignore"):
-            eta = np.where(moving, (self._next - self._done) / np.where(moving, self._rate, 1.0), np.inf)
+            eta = np.where(moving, (t.next[:n] - t.done[:n]) / np.where(moving, rate, 1.0), np.inf)
         dt = max(float(eta.min()), 0.0)
         gen = self._gen
         ev = self.env.timeout(dt)
@@ -323,30 +282,28 @@ class FlowNetwork:
     def _on_timer(self, gen: int) -> None:
         if gen != self._gen:
             return  # superseded by a later reallocation
-        if not self._compiled:
-            self._request()  # the structure changed at this instant; reallocation will reschedule
-            return
         self._settle()
-        tol = 1e-9 * self._next + 1e-6
-        hit = np.flatnonzero(self._done >= self._next - tol)
+        t, n = self._t, self._t.n
+        nxt, done_a = t.next[:n], t.done[:n]
+        tol = 1e-9 * nxt + 1e-6
+        hit = np.flatnonzero(done_a >= nxt - tol)
         fired: list[tuple[Callable[[Flow], Any], Flow]] = []
         finished: list[Flow] = []
         for i in hit:
-            f = self._order[i]
-            done = float(self._done[i])
+            f = t.flows[i]
+            done = float(done_a[i])
             while f._marks and f._marks[0][0] <= done + tol[i]:
                 fired.append((heapq.heappop(f._marks)[2], f))
             if done >= f.total - tol[i]:
-                self._done[i] = f.total
+                done_a[i] = f.total
                 finished.append(f)
             else:
-                self._next[i] = min(f._marks[0][0], f.total) if f._marks else f.total
-        if finished:
-            for f in finished:
-                del self.active[f.id]
-            self._compiled = False
-            for f in finished:
-                self._finish(f, FlowEnd(True, f.total, self.env.now, "done"))
+                nxt[i] = min(f._marks[0][0], f.total) if f._marks else f.total
+        for f in sorted(finished, key=lambda x: -x._slot):  # highest rows first: swap-remove keeps the rest
+            del self.active[f.id]
+            t.remove(f._slot)
+        for f in finished:
+            self._finish(f, FlowEnd(True, f.total, self.env.now, "done"))
         for callback, f in fired:
             callback(f)
         self._request()

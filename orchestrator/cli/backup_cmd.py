@@ -224,7 +224,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
     if site.pool is None:  # the backup server owns catalogue and pools (`serverfree server`)
         from orchestrator.server import node_jobs
 
-        return node_jobs.backup_volume(args, options, volume, build, DeviceVolume, progress_printer(args.json))
+        return node_jobs.backup_volume(args, options, volume, site, DeviceVolume, progress_printer(args.json))
     server = lan_server(site, options)
     vsite = site.volume(volume)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:

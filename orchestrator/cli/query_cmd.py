@@ -4,7 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
+from typing import TextIO
+
+import numpy as np
 
 from orchestrator.catalogue import Catalogue, ObjectRecord
 
@@ -51,6 +55,28 @@ def render(objs: list[ObjectRecord]) -> str:
     return "\n".join(lines)
 
 
+def write_json(cat: Catalogue, objs: list[ObjectRecord], out: TextIO) -> None:
+    """``[{...object..., "extents": [[volume offset, length], ...]}, ...]``, extents streamed block by block.
+
+    The text is what ``json.dumps([o.as_dict() ...])`` gives, without ever
+    holding an image's millions of extents as Python objects.
+    """
+    out.write("[")
+    for n, obj in enumerate(objs):
+        head = json.dumps(obj.as_dict())
+        assert head.endswith(', "extents": []}')
+        out.write((", " if n else "") + head[: -len("[]}")] + "[")
+        first = True
+        for block in cat.iter_blocks(obj.id):
+            pairs = np.stack([block.volume_offset, block.length], axis=1).tolist()
+            text = json.dumps(pairs)[1:-1]
+            if text:
+                out.write(text if first else ", " + text)
+                first = False
+        out.write("]}")
+    out.write("]\n")
+
+
 def run(args: argparse.Namespace) -> int:
     from orchestrator.options import options_from_args
 
@@ -64,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"catalogue {path} does not exist (no backup has been made with it)")
     node = options.node
     with Catalogue(path) as cat:
-        objs = cat.query(node, args.volume, inactive=args.inactive, with_pieces=args.json)
+        objs = cat.query(node, args.volume, inactive=args.inactive)
+        if args.json:  # extents streamed from the catalogue, never held whole
+            write_json(cat, objs, sys.stdout)
+            return 0
     return show(objs, node, args)
 
 

@@ -92,10 +92,6 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     pit = parse_pitdate(args.pitdate)
     site = load_site(args.site)
-    if site.pool is None:  # the backup server owns catalogue and pools (`serverfree server`)
-        from orchestrator.server import node_jobs
-
-        return print_report(node_jobs.restore(args, options, build, progress_printer(args.json)), args.json)
     server = lan_server(site, options)
     vsite = site.volume(args.volume)
     dest_name = args.dest or vsite.device
@@ -103,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
         raise LookupError(f"destination {dest_name!r} is not a device in the site file")
     if dest_name == vsite.device:
         confirm_replace(args.volume, dest_name, args.replace)
+    if site.pool is None:  # the backup server owns catalogue and pools (`serverfree server`)
+        from orchestrator.server import node_jobs
+
+        return print_report(node_jobs.restore(args, options, site, dest_name, progress_printer(args.json)),
+                            args.json)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
         chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental)
         driver = RealDriver(cat, opened.movers, opened.devices)

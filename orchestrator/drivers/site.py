@@ -177,6 +177,7 @@ class SiteConfig(BaseModel):
     mover_timeout: float = Field(DEFAULT_MOVER_TIMEOUT, gt=0, le=3600,
                                  description="seconds a data mover may take to answer one command")
     pool: PoolSite | None = None  # none when the backup server owns the pools (client of `serverfree server`)
+    storage_agent: dict[str, str] = Field(default_factory=dict)  # server pool volume -> device (LAN-free)
     volumes: dict[str, VolumeSite]
     base_dir: Path = Path(".")
 
@@ -218,7 +219,7 @@ def load_site(path: str | Path) -> SiteConfig:
         where = ".".join(str(x) for x in first["loc"])
         raise ValueError(f"{p}: {where}: {str(first['msg']).removeprefix('Value error, ')}") from None
     pool_refs = [v.device for v in site.pool.volumes] + site.pool.drive_names() if site.pool else []
-    for ref in [v.device for v in site.volumes.values()] + pool_refs:
+    for ref in [v.device for v in site.volumes.values()] + pool_refs + list(site.storage_agent.values()):
         if ref not in site.devices:
             raise ValueError(f"{p}: device {ref!r} is used but not listed under devices")
     if site.pool is not None:

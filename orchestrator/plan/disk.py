@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from math import lcm
-from typing import Callable, Iterable, Literal
+from typing import Callable, Iterable, Iterator, Literal
 
 from orchestrator.ops import Batch, CopySegment, MoverLimits, ParameterListPlan, Piece
 
@@ -130,11 +130,25 @@ def plan_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "resto
                  limits: MoverLimits, batch_bytes: int = DEFAULT_BATCH_MB * MIB,
                  mover: str = "data mover", encoder: Encoder | None = None,
                  first_list_id: int = 1) -> tuple[Batch, ...]:
-    """Cut ``pieces`` into 02h segments, lists and batches.
+    """Cut ``pieces`` into 02h segments, lists and batches (all of them: see `iter_batches`)."""
+    return tuple(iter_batches(pieces, direction=direction, src=src, dst=dst, src_base=src_base,
+                              dst_base=dst_base, limits=limits, batch_bytes=batch_bytes, mover=mover,
+                              encoder=encoder, first_list_id=first_list_id))
 
-    Backup reads ``src_base + volume_offset`` and writes ``dst_base +
-    image_offset``; restore the reverse.  Bases and lengths must be
-    block aligned (both LUNs must share a block size, as common movers demand).
+
+def iter_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "restore"],
+                 src: CscdRef, dst: CscdRef, src_base: int, dst_base: int,
+                 limits: MoverLimits, batch_bytes: int = DEFAULT_BATCH_MB * MIB,
+                 mover: str = "data mover", encoder: Encoder | None = None,
+                 first_list_id: int = 1) -> Iterator[Batch]:
+    """Cut ``pieces`` into 02h segments, lists and batches, each batch yielded as soon as it is full.
+
+    A job can send a batch while the next is planned, so an image of millions
+    of extents is never planned whole.  Backup reads ``src_base +
+    volume_offset`` and writes ``dst_base + image_offset``; restore the
+    reverse.  Bases and lengths must be block aligned (both LUNs must share a
+    block size, as common movers demand).  Mover limits are checked before
+    the first piece is read.
     """
     if src.block_size != dst.block_size:
         raise PlanError(f"block sizes differ: {src.name} has {src.block_size}, {dst.name} has "
@@ -151,23 +165,29 @@ def plan_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "resto
                         f"copy unit of {unit} bytes (block size {bs}, granularity 2^"
                         f"{limits.data_segment_granularity})")
 
-    batches: list[Batch] = []
+    return _batches(pieces, direction, src, dst, src_base, dst_base, batch_bytes, encoder, first_list_id,
+                    per_list, unit, max_seg, bs, mover)
+
+
+def _batches(pieces: Iterable[Piece], direction: str, src: CscdRef, dst: CscdRef, src_base: int,
+             dst_base: int, batch_bytes: int, encoder: Encoder | None, list_id: int, per_list: int, unit: int,
+             max_seg: int, bs: int, mover: str) -> Iterator[Batch]:
+    number = 0
     cur_segments: list[CopySegment] = []
     cur_bytes = 0
-    list_id = first_list_id
 
-    def close_batch() -> None:
-        nonlocal cur_segments, cur_bytes, list_id
-        if not cur_segments:
-            return
+    def close_batch() -> Batch:
+        nonlocal cur_segments, cur_bytes, list_id, number
         lists = []
         for i in range(0, len(cur_segments), per_list):
             segs = tuple(cur_segments[i:i + per_list])
             # encoded now: drivers (and the simulator's exact mode) read ``data`` directly
             lists.append(ParameterListPlan(segs, encoder(segs, src, dst, list_id) if encoder else b"", list_id))
             list_id = list_id % 255 + 1
-        batches.append(Batch(len(batches), tuple(lists)))
+        batch = Batch(number, tuple(lists))
+        number += 1
         cur_segments, cur_bytes = [], 0
+        return batch
 
     for p in pieces:
         if direction == "backup":
@@ -182,16 +202,16 @@ def plan_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "resto
         while done < p.length:
             room = batch_bytes - cur_bytes
             if room < unit:
-                close_batch()
+                yield close_batch()
                 room = batch_bytes
             n = min(p.length - done, max_seg, room // unit * unit)
             cur_segments.append(CopySegment((s0 + done) // bs, (d0 + done) // bs, n // bs,
                                             p.image_offset + done, n))
             cur_bytes += n
             done += n
-    close_batch()
-    log.debug("planned %d batches for %s via %s", len(batches), direction, mover)
-    return tuple(batches)
+    if cur_segments:
+        yield close_batch()
+    log.debug("planned %d batches for %s via %s", number, direction, mover)
 
 
 def image_position(batches: tuple[Batch, ...], batch: int, lists_done: int = 0,

@@ -65,6 +65,7 @@ class BeginBackup(Msg):
     image_type: Annotated[str, Field(max_length=32)] = "static"
     management_class: Name | None = None
     base_object_id: int | None = None
+    lan_free: bool = False  # the client (a storage agent) asks to write the granted range over the SAN itself
 
 
 class Put(Msg):
@@ -83,6 +84,7 @@ class Commit(Msg):
     path_used: Literal["server-free", "lan-free", "lan"] = "lan"
     digests: list[tuple[int, Annotated[str, Field(max_length=128)]]] = []
     failovers: list[Annotated[str, Field(max_length=64)]] = []  # reasons the client's job failed over
+    chunk_size: Annotated[int, Field(ge=0, le=1 << 30)] = 0      # of ``digests`` (needed for LAN-free data)
 
 
 class Abandon(Msg):

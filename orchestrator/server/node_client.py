@@ -34,10 +34,10 @@ class NodeSession(ServerSession):
                        "length": len(part)}, bytes(part))
 
     def commit(self, object_id: int, pieces: Iterable[Any], path_used: str = "lan",
-               digests: Iterable[tuple[int, str]] = (), failovers: Iterable[str] = ()) -> dict:
+               digests: Iterable[tuple[int, str]] = (), failovers: Iterable[str] = (), chunk_size: int = 0) -> dict:
         reply, _ = self.call({"type": "commit", "object_id": object_id, "pieces": [_piece(p) for p in pieces],
                               "path_used": path_used, "digests": [list(d) for d in digests],
-                              "failovers": [f[:64] for f in failovers]})
+                              "failovers": [f[:64] for f in failovers], "chunk_size": chunk_size})
         return reply
 
     def abandon(self, object_id: int, reason: str) -> None:

@@ -35,17 +35,24 @@ class ServerDriver(RealDriver):
     session: Any = None  # orchestrator.server.node_client.NodeSession
     last_object: int | None = None
     failovers: list = None  # type: ignore[assignment]  # failure kinds seen by this job (reported at commit)
+    storage_agent: dict = None  # type: ignore[assignment]  # server pool volume -> this client's device (LAN-free)
+    chunk_size: int = 0
 
     def execute(self, op):  # type: ignore[no-untyped-def]
         if isinstance(op, BeginObject):
             g = self.session.begin(op.filespace, op.image_size, op.volume_size, file_system=op.file_system,
                                    mode=op.mode, image_type=op.image_type, base_object_id=op.base_object_id,
                                    management_class=None if op.management_class in ("", "DEFAULT")
-                                   else op.management_class)
+                                   else op.management_class, lan_free=bool(self.storage_agent) or None)
             self.last_object = int(g["object_id"])
-            return ObjectStarted(self.last_object, object_volume(self.last_object), "", 0)
+            grant = g.get("lan_free") or {}
+            device = (self.storage_agent or {}).get(grant.get("pool_volume", ""), "")
+            # no device for the granted volume: LAN-free writes fail at once and the job fails over to the LAN
+            return ObjectStarted(self.last_object, object_volume(self.last_object), device,
+                                 int(grant.get("pool_offset", 0)) if device else 0)
         if isinstance(op, CommitObject):
-            self.session.commit(op.object_id, op.pieces, op.path_used, op.digests, self.failovers or [])
+            self.session.commit(op.object_id, op.pieces, op.path_used, op.digests, self.failovers or [],
+                                self.chunk_size)
             return CatalogueDone(op.object_id)
         if isinstance(op, AbandonObject):
             try:
@@ -53,6 +60,8 @@ class ServerDriver(RealDriver):
             except (OSError, PermissionError):
                 pass  # the server abandons it itself when the session ends
             return CatalogueDone(op.object_id)
+        if isinstance(op, VerifyPool):
+            self.chunk_size = op.chunk_size
         result = super().execute(op)
         failure = getattr(result, "failure", None)
         if failure is not None:

@@ -5,26 +5,29 @@ volumes, no pool, no catalogue); the server is named by dsm.opt or the
 command line (tcpserveraddress, tcpport, nodename, password or
 SERVERFREE_PASSWORD, tlsfingerprint).  The sans-I/O job runs here with
 :class:`~orchestrator.server.node_driver.ServerDriver`; data moves over the
-LAN into the server's grant.  Server-free copies initiated by the server and
-LAN-free grants are not built yet: the job starts on the LAN and says so.
+LAN into the server's grant, or -- with ``storage_agent`` in the site file
+mapping the server's pool volumes to this client's devices -- LAN-free into
+the granted range, failing over to the LAN.  Server-free copies initiated by
+the server are not built yet: the job says so in its reasons.
 """
 from __future__ import annotations
 
 import getpass
 import os
 import sys
+from types import SimpleNamespace
 from typing import Any
 
-from orchestrator.drivers.site import OpenSite, load_site
-from orchestrator.eligibility import decide
-from orchestrator.job import BackupSpec, DeviceSpec, JobReport, PathPlan, RestoreSpec, backup_job, object_spec, \
-    restore_job, run_job
+from orchestrator import compose
+from orchestrator.drivers.site import OpenSite
+from orchestrator.job import DeviceSpec, JobReport, backup_job, restore_job, run_job
 from orchestrator.ops import StoredPiece
 from orchestrator.server.node_client import NodeSession
 from orchestrator.server.node_driver import ServerDriver, object_volume
 
-LAN_ONLY = ("the backup server owns the pools; server-initiated server-free copies and LAN-free grants are not "
-            "built yet, so this client moves its data over the LAN")
+NO_SERVER_FREE = ("the backup server owns the pools and server-initiated server-free copies are not built yet: "
+                  "this client writes its grant LAN-free (storage_agent in the site file) or sends it over the LAN")
+LAN_ONLY = ("the backup server owns the pools; restores through it move over the LAN")
 
 
 def password_of(options: Any) -> str | None:
@@ -48,8 +51,8 @@ def server_address(options: Any) -> str:
     return f"{options.tcpserveraddress}:{options.tcpport}"
 
 
-def backup_volume(args: Any, options: Any, volume: str, build, device_volume, progress) -> JobReport:  # noqa: ANN001
-    """One volume's image through the server (``build``, ``device_volume``, ``progress``: the CLI's helpers)."""
+def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume: Any, progress: Any) -> JobReport:
+    """One volume's image through the server (``device_volume``, ``progress``: the CLI's helpers)."""
     from orchestrator.volume import read_layout
 
     vopts = options.for_volume(volume)
@@ -57,27 +60,25 @@ def backup_volume(args: Any, options: Any, volume: str, build, device_volume, pr
         raise ValueError(f"volume {volume} is excluded from image backup by exclude.image at {vopts.excluded_by}")
     if str(vopts.mode) == "incremental":
         raise ValueError("-mode=incremental through the backup server is not built yet; use -mode=selective")
-    site = load_site(args.site)
     vsite = site.volume(volume)
     with open_session(options) as session, OpenSite(site) as opened:
-        driver = ServerDriver(None, opened.movers, opened.devices, session=session)  # type: ignore[arg-type]
+        lan_free = bool(site.storage_agent) and site.lan_free
+        driver = ServerDriver(None, opened.movers, opened.devices, session=session,  # type: ignore[arg-type]
+                              storage_agent=dict(site.storage_agent) if lan_free else {})
         io = driver.io(vsite.device)
         size = vsite.size or (io.size - vsite.offset)
         layout = read_layout(device_volume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
-        elig = decide(enableserverfree=False, file_system=fs, encryption=vopts.encrypted, verdict=None,
-                      lan_available=True, enablelanfree=False)
-        extents = [(int(a), int(b)) for a, b in layout.extents(vopts.gap_size("lan")).tolist()]
-        paths = build(PathPlan, start=elig.start, reasons=[*elig.reasons, LAN_ONLY], notes=elig.notes, movers=[],
-                      lan_free=False, lan=True, server=server_address(options), pool_designators={},
-                      batch_mb=options.serverfreebatchsize)
-        spec = build(BackupSpec, node=options.node, filespace=volume,
-                     source=DeviceSpec(name=vsite.device, designator="", block_size=io.block_size),
-                     volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
-                     mode=str(vopts.mode), image_type=str(vopts.imagetype),
-                     management_class=vopts.mgmtclass, pool="", compression=vopts.compression,
-                     presnapshotcmd=vopts.presnapshotcmd or "", postsnapshotcmd=vopts.postsnapshotcmd or "",
-                     paths=paths)
+        verdict = SimpleNamespace(server_free=False, lan_free=lan_free, lan=True, reasons={}, route=None)
+        elig = compose.start_path(vopts, file_system=fs, paths=verdict, movers=[])
+        extents = [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
+        plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
+                                 batch_mb=options.serverfreebatchsize, lan_free=lan_free,
+                                 reasons=[*elig.reasons, NO_SERVER_FREE])
+        spec = compose.backup_spec(node=options.node, filespace=volume, vopts=vopts, elig=elig,
+                                   source=DeviceSpec(name=vsite.device, designator="", block_size=io.block_size),
+                                   volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
+                                   pool="", paths=plan)
         return run_job(backup_job(spec), progress(driver.execute))
 
 
@@ -95,27 +96,27 @@ def records(objects: list[dict]) -> list[Any]:
     return out
 
 
-def restore(args: Any, options: Any, build, progress) -> JobReport:  # noqa: ANN001
+def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any) -> JobReport:
+    """The node's active full image of the volume, over the LAN, onto ``dest_name``."""
     if args.incremental or args.pitdate:
         raise ValueError("-incremental and -pitdate through the backup server are not built yet")
-    site = load_site(args.site)
     vsite = site.volume(args.volume)
-    dest_name = args.dest or vsite.device
-    if dest_name not in site.devices:
-        raise LookupError(f"destination {dest_name!r} is not a device in the site file")
     with open_session(options) as session, OpenSite(site) as opened:
         fulls = [o for o in records(session.query(args.volume)) if o.mode == "selective"]
         if not fulls:
             raise LookupError(f"no restorable image of {options.node}:{args.volume} on the server")
         driver = ServerDriver(None, opened.movers, opened.devices, session=session)  # type: ignore[arg-type]
         io = driver.io(dest_name)
-        paths = build(PathPlan, start="lan", reasons=[LAN_ONLY], movers=[], lan_free=False, lan=True,
-                      server=server_address(options), pool_designators={}, batch_mb=options.serverfreebatchsize)
+        elig = compose.start_path(options.for_volume(args.volume), file_system=fulls[-1].file_system, paths=None,
+                                  movers=[], encryption=False)
+        plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
+                                 batch_mb=options.serverfreebatchsize, lan_free=False,
+                                 reasons=[*elig.reasons, LAN_ONLY])
         offset = vsite.offset if dest_name == vsite.device else 0
-        spec = build(RestoreSpec, node=options.node, filespace=args.volume, chain=[object_spec(fulls[-1])],
-                     destination=DeviceSpec(name=dest_name, designator="", block_size=io.block_size),
-                     destination_offset=offset, destination_size=io.size - offset, incremental=False,
-                     deletefiles=args.deletefiles, paths=paths)
+        spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=[fulls[-1]],
+                                    destination=DeviceSpec(name=dest_name, designator="", block_size=io.block_size),
+                                    destination_offset=offset, destination_size=io.size - offset,
+                                    incremental=False, deletefiles=args.deletefiles, paths=plan)
         return run_job(restore_job(spec), progress(driver.execute))
 
 

@@ -27,6 +27,7 @@ class Grant:
     base: int
     size: int
     process: int = 0
+    lan_free: bool = False  # the client may write the range over the SAN; commit proves it by digests
     written: list[tuple[int, int]] = field(default_factory=list)  # (image offset, stored end)
 
     def covers(self, start: int, end: int) -> bool:
@@ -103,15 +104,20 @@ class NodeOps:
         except (CatalogueError, ValueError) as exc:
             raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
         fd = os.open(started.pool_device, os.O_RDWR)
-        g = Grant(started.object_id, fd, started.pool_offset, req.image_size, process=started.object_id)
+        g = Grant(started.object_id, fd, started.pool_offset, req.image_size, process=started.object_id,
+                  lan_free=req.lan_free)
         self.grants[started.object_id] = g
         self.pools.process_started(g.process, f"Image backup of {self.node}:{req.filespace} (object "
                                               f"{started.object_id}, session {self.session.id})")
         self.server.store.log("ANR0510I", f"Session {self.session.id}: object {started.object_id} of node "
                                           f"{self.node} granted {req.image_size} bytes in pool {pool} "
                                           f"(management class {mgmtclass}).", self.session.id)
-        return {"type": "granted", "object_id": started.object_id, "image_size": req.image_size,
-                "pool": pool, "management_class": mgmtclass}, b""
+        reply = {"type": "granted", "object_id": started.object_id, "image_size": req.image_size,
+                 "pool": pool, "management_class": mgmtclass}
+        if req.lan_free:  # the range the storage agent may write itself: this object's slot, nothing else
+            reply["lan_free"] = {"pool_volume": started.pool_volume, "pool_offset": started.pool_offset,
+                                 "length": req.image_size}
+        return reply, b""
 
     def _grant(self, object_id: int) -> Grant:
         g = self.grants.get(object_id)
@@ -137,14 +143,20 @@ class NodeOps:
 
     def commit(self, req: m.Commit, data: bytes) -> tuple[dict, bytes]:
         g = self._grant(req.object_id)
-        for p in req.pieces:
-            end = p.image_offset + (p.stored if p.compressed else p.length)
-            if not self._written(g, p.image_offset, end):
-                raise self.refuse(f"COMMIT of object {g.object_id} names image bytes {p.image_offset}-{end} "
-                                  "that this session never wrote")
-        os.fsync(g.fd)
         pieces = tuple(StoredPiece(p.image_offset, p.volume_offset, p.length, p.compressed,
                                    p.stored if p.compressed else 0) for p in req.pieces)
+        unseen = [p for p in pieces if not self._written(g, p.image_offset, p.image_offset + p.stored)]
+        if unseen and not g.lan_free:
+            p = unseen[0]
+            raise self.refuse(f"COMMIT of object {g.object_id} names image bytes {p.image_offset}-"
+                              f"{p.image_offset + p.stored} that this session never wrote")
+        os.fsync(g.fd)
+        if unseen:  # written over the SAN by the storage agent: the pool must hold what the client digested
+            theirs = dict(req.digests)
+            ours = self._digests(g.fd, g.base, unseen, req.chunk_size) if req.chunk_size else ()
+            if not ours or any(theirs.get(c) != h for c, h in ours):
+                raise self.refuse(f"COMMIT of object {g.object_id}: the pool does not hold the LAN-free data the "
+                                  "client's digests describe")
         try:
             self.cat.commit_object(CommitObject(g.object_id, pieces, req.path_used,
                                                 any(p.compressed for p in pieces), tuple(req.digests)))
@@ -209,26 +221,32 @@ class NodeOps:
             pieces = [StoredPiece(p.image_offset, p.volume_offset, p.length, p.compressed,
                                   p.stored if p.compressed else 0) for p in req.pieces]
             for p in pieces:
-                if not self._written(g, p.image_offset, p.image_offset + p.stored):
+                if p.image_offset + p.stored > g.size or \
+                        (not g.lan_free and not self._written(g, p.image_offset, p.image_offset + p.stored)):
                     raise self.refuse(f"DIGEST of object {g.object_id} names bytes this session never wrote")
             fd, base, close = g.fd, g.base, False
         else:
             rec = self._own(req.object_id)
             pieces, base = rec.pieces, rec.pool_offset
             fd, close = os.open(rec.pool_device, os.O_RDONLY), True
-        digester = ChunkDigester(req.chunk_size)
         try:
-            for p in pieces:
-                if p.compressed:
-                    digester.update(p.volume_offset, zlib.decompress(os.pread(fd, p.stored, base + p.image_offset)))
-                    continue
-                for o in range(0, p.length, 1 << 20):
-                    n = min(1 << 20, p.length - o)
-                    digester.update(p.volume_offset + o, os.pread(fd, n, base + p.image_offset + o))
+            digests = self._digests(fd, base, pieces, req.chunk_size)
         finally:
             if close:
                 os.close(fd)
-        return {"type": "digests", "digests": [list(d) for d in digester.digests()]}, b""
+        return {"type": "digests", "digests": [list(d) for d in digests]}, b""
+
+    @staticmethod
+    def _digests(fd: int, base: int, pieces: Any, chunk_size: int) -> tuple:
+        digester = ChunkDigester(chunk_size)
+        for p in pieces:
+            if p.compressed:
+                digester.update(p.volume_offset, zlib.decompress(os.pread(fd, p.stored, base + p.image_offset)))
+                continue
+            for o in range(0, p.length, 1 << 20):
+                n = min(1 << 20, p.length - o)
+                digester.update(p.volume_offset + o, os.pread(fd, n, base + p.image_offset + o))
+        return tuple(digester.digests())
 
     def delete(self, req: m.Delete, data: bytes) -> tuple[dict, bytes]:
         rec = self._own(req.object_id)

@@ -61,7 +61,7 @@ def test_commit_refuses_incomplete_or_overlapping_extents(cat):
                                        "lan", False))
     assert cat.query() == [] and cat.states()[s.object_id] == "pending"
     # nothing half-written: no extents rows from the failed attempts
-    assert cat.db.execute("SELECT count(*) FROM extents").fetchone()[0] == 0
+    assert cat.db.execute("SELECT count(*) FROM extent_blocks").fetchone()[0] == 0
 
 
 def test_pool_space_is_reserved_aligned_and_exhausts_clearly(cat):
@@ -121,7 +121,7 @@ def test_exception_mid_commit_rolls_back(cat):
     with pytest.raises(RuntimeError):
         cat.commit_object(CommitObject(s.object_id, pieces(4096 * 8, 8), "lan", False), _hook=boom)
     assert cat.query() == []
-    assert cat.db.execute("SELECT count(*) FROM extents").fetchone()[0] == 0
+    assert cat.db.execute("SELECT count(*) FROM extent_blocks").fetchone()[0] == 0
 
 
 CRASHER = textwrap.dedent("""
@@ -157,9 +157,29 @@ def test_killed_process_mid_commit_leaves_no_half_object(tmp_path):
         proc.wait()
     with Catalogue(db) as cat:
         assert cat.query(inactive=True) == []
-        assert cat.db.execute("SELECT count(*) FROM extents").fetchone()[0] == 0
+        assert cat.db.execute("SELECT count(*) FROM extent_blocks").fetchone()[0] == 0
         assert cat.states()[s.object_id] == "pending"
         # the catalogue is usable again: the same object can still be committed in full
         cat.commit_object(CommitObject(s.object_id, tuple(StoredPiece(i * 4096, i * 8192, 4096)
                                                           for i in range(10)), "lan", False))
         assert [o.id for o in cat.query()] == [s.object_id]
+
+
+def test_query_json_streams_the_same_text_as_whole_records(cat):
+    """`query backup --json` writes extents block by block; the text equals json.dumps of the whole records."""
+    import io
+    import json
+
+    from orchestrator.cli.query_cmd import write_json
+
+    cat.add_pool_volume("POOL1", "VOL1", "pool0", 1 << 30)
+    for n in (3, 70_000):  # the second spans two catalogue blocks
+        s = begin(cat, size=4096 * n)
+        cat.commit_object(CommitObject(s.object_id, tuple(StoredPiece(i * 4096, i * 8192, 4096) for i in range(n)),
+                                       "lan", False))
+    objs = cat.query(inactive=True)
+    out = io.StringIO()
+    write_json(cat, objs, out)
+    whole = [cat.get(o.id, with_pieces=True).as_dict() for o in objs]
+    assert out.getvalue() == json.dumps(whole) + "\n"
+    assert len(json.loads(out.getvalue())[1]["extents"]) == 70_000

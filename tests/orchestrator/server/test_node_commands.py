@@ -65,3 +65,51 @@ def test_a_site_without_pool_and_without_a_server_password(client, capsys, monke
     err = capsys.readouterr().err
     assert rc == 2 and "password" in err
     assert os.path.getsize(tmp / "pool0.img") == 16 << 20
+
+
+def lan_free_site(tmp, mapping: str) -> None:
+    (tmp / "site.yaml").write_text(
+        f"devices: {{disk0: e.img, disk1: r.img, pooldev: {tmp / 'pool0.img'}}}\n"
+        f"storage_agent: {{'{mapping}': pooldev}}\n"
+        "volumes:\n  'E:': {device: disk0, filesystem: raw}\n")
+
+
+def test_lan_free_into_the_granted_range(client, capsys):
+    srv, tmp, opts, vol = client
+    lan_free_site(tmp, tmp / "pool0.img")
+    rc = main(["backup", "image", "E:", "--json", f"-password={NODE_PW['NODEA']}", "-imagegapsize=0", "-enablelanfree=yes", *opts])
+    out = capsys.readouterr()
+    assert rc == 0, out.err + out.out
+    report = json.loads(out.out)
+    assert report["outcome"] == "completed" and report["path_used"] == "lan-free", report
+    rc = main(["restore", "image", "E:", "disk1", f"-password={NODE_PW['NODEA']}", *opts])
+    assert rc == 0, capsys.readouterr()
+    assert (tmp / "r.img").read_bytes() == vol
+    assert "committed (" in actlog(srv) and "lan-free)" in actlog(srv)
+
+
+def test_lan_free_to_a_volume_this_client_cannot_reach_fails_over_to_the_lan(client, capsys):
+    srv, tmp, opts, vol = client
+    lan_free_site(tmp, "/not/the/granted/volume.img")
+    rc = main(["backup", "image", "E:", "--json", f"-password={NODE_PW['NODEA']}", "-imagegapsize=0", "-enablelanfree=yes", *opts])
+    out = capsys.readouterr()
+    assert rc == 0, out.err + out.out
+    report = json.loads(out.out)
+    assert report["path_used"] == "lan" and report["failovers"], report
+
+
+def test_a_lan_free_commit_the_pool_does_not_back_is_refused(client):
+    from orchestrator.ops import StoredPiece
+    from orchestrator.server.client import ServerRefused
+    from orchestrator.server.node_client import NodeSession
+
+    srv, tmp, opts, vol = client
+    host, port = hostport(srv)
+    with NodeSession(host, port, "NODEA", NODE_PW["NODEA"]) as n:
+        g = n.begin("E:", 65536, 65536, lan_free=True)
+        assert g["lan_free"]["length"] == 65536
+        # nothing was written over the SAN; the client claims digests of data it never wrote
+        with pytest.raises(ServerRefused, match="does not hold the LAN-free data"):
+            n.commit(g["object_id"], [StoredPiece(0, 0, 65536)], "lan-free", [(0, "00" * 32)], chunk_size=65536)
+    with srv.pools.catalogue() as cat:
+        assert set(cat.states().values()) == {"abandoned"}
