@@ -13,7 +13,7 @@ set-up with the rates just measured, runs the simulator on it (the engine of
         [--write-scenario scenarios/calibration/sanlab.yaml]
 
 For the mover's throughput target run it on a 1 GiB volume filled to about
-60 % (``--size-mib 1024 --scale 0.64 --repeat 1``): the load average before
+60 % (``--size-mib 1024 --scale 0.64 --repeat 1 --batch-mb 80``): the load average before
 and after is printed, and the line before the last compares server-free wall
 time with LAN-free's (target <= 0.8 on a quiet machine; with a load average
 above the core count it says so instead of a ratio).
@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per path and per rate (medians are printed)")
     ap.add_argument("--write-scenario", type=Path, help="also write the calibration scenario here")
     ap.add_argument("--depth", type=int, default=16, help="the mover's most chunks in flight per copy")
-    ap.add_argument("--batch-mb", type=int, default=80,
-                    help="MiB per EXTENDED COPY list (SERVERFREEBATCHSIZE; the product's default is 80)")
+    ap.add_argument("--batch-mb", type=int, default=10,
+                    help="MiB per EXTENDED COPY list (SERVERFREEBATCHSIZE; default 10, the lab's, which the "
+                         "calibration check assumes; the product's default is 80)")
     args = ap.parse_args(argv)
     if args.size_mib < 16 or args.repeat < 1:
         raise SystemExit("--size-mib must be at least 16 and --repeat at least 1")

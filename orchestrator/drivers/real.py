@@ -53,6 +53,8 @@ class RealDriver(MoverOps, TransferOps, VerifyOps):
     snapshots: Callable[[TakeSnapshot], SnapshotResult] | None = None
     command_timeout: float = 600.0
     lan_timeout: float = 60.0
+    #: called (path, bytes) after each EXTENDED COPY list or LAN-free/LAN piece moved (a progress line)
+    on_progress: Callable[[str, int], None] | None = None
 
     def __post_init__(self) -> None:
         self._io: dict[str, BlockIO] = {}

@@ -195,3 +195,38 @@ def test_the_next_list_between_the_same_luns_starts_at_the_depth_learned():
     assert tuner.depth > 4
     assert memory.tuner(BlockCopy((Extent(a, 8, b, 8, 8),), 4096, 32, lambda i, n: None)).depth == tuner.depth
     assert memory.tuner(BlockCopy((Extent(a, 0, c, 0, 8),), 4096, 32, lambda i, n: None)).depth == 4
+
+
+def test_two_copies_at_once_share_one_session_per_lun(tgtd):
+    """Two copies in two threads into one pool LUN over its only session: both land, byte for byte."""
+    import threading
+
+    target = tgtd.new_target("blockcopy-shared", {1: "8M", 2: "16M"})
+    data = os.urandom(8 << 20)
+    with open(target.luns[1], "r+b") as f:
+        f.write(data)
+    src = RemoteLun("client", target.url(1), sessions=1)
+    dst = RemoteLun("pool", target.url(2), sessions=1)
+    share = FairShare(8)
+    errors = []
+    blocks = len(data) // 512
+
+    def copy(dst_lba):
+        try:
+            run_block_copy(BlockCopy((Extent(src, 0, dst, dst_lba, blocks),), 128 * 1024, 8, lambda i, n: None),
+                           share, pool=None)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    try:
+        threads = [threading.Thread(target=copy, args=(lba,)) for lba in (0, blocks)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        with open(target.luns[2], "rb") as f:
+            assert f.read() == data + data
+    finally:
+        src.close()
+        dst.close()
+        target.delete()
