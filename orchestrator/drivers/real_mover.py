@@ -77,6 +77,9 @@ class MoverOps:
                             failure = Failure("sense", failure.message, op.mover, details, failure.status)
                     return CopyResult(bi, failure, li, done, time.monotonic() - t0, tuple(acct))
                 acct.append(self._account(mover, plist.list_id))
+                progress = getattr(self, "on_progress", None)
+                if progress is not None:
+                    progress("server-free", plist.nbytes)
         return CopyResult(len(op.batches) - op.first_batch, elapsed=time.monotonic() - t0,
                           accounting=tuple(acct))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,26 +66,35 @@ def row_of(run: Run, result: ScenarioRun, wall: float) -> dict[str, Any]:
 
 def run_batch(base: dict[str, Any], base_dir: str, source: str, runs: list[Run]) -> list[dict[str, Any]]:
     """Run each of ``runs`` (a Dask task); every run gives one row."""
-    # Failovers are the point here, not news; the levels are put back afterwards, since a batch may
-    # run in the caller's own process (a local sweep, the tests) whose logging is not ours to keep.
-    quiet = {name: logging.getLogger(name) for name in ("orchestrator", "scsi", "simulator")}
-    saved = {name: logger.level for name, logger in quiet.items()}
-    for logger in quiet.values():
-        logger.setLevel(logging.ERROR)
-    rows = []
+    with _quiet("orchestrator", "scsi", "simulator"):  # failovers are the point here, not news
+        return _run_batch(base, base_dir, source, runs)
+
+
+@contextmanager
+def _quiet(*names: str):
+    """Loggers at ERROR for the batch, then as they were (a batch may run in the caller's process)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
-        for run in runs:
-            t0 = time.perf_counter()
-            try:
-                scen = scenario_for(base, run.values)
-                result = run_ci_scenario(scen, Path(base_dir), seed=run.seed, source=f"{source} run {run.run}")
-                rows.append(row_of(run, result, time.perf_counter() - t0))
-            except Exception as exc:  # noqa: BLE001 - one bad combination must not end the sweep
-                row = empty_row(run)
-                row.update(ok=False, error=f"{type(exc).__name__}: {exc}", failures=0,
-                           wall_seconds=round(time.perf_counter() - t0, 4))
-                rows.append(row)
+        yield
     finally:
-        for name, logger in quiet.items():
-            logger.setLevel(saved[name])
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _run_batch(base: dict[str, Any], base_dir: str, source: str, runs: list[Run]) -> list[dict[str, Any]]:
+    rows = []
+    for run in runs:
+        t0 = time.perf_counter()
+        try:
+            scen = scenario_for(base, run.values)
+            result = run_ci_scenario(scen, Path(base_dir), seed=run.seed, source=f"{source} run {run.run}")
+            rows.append(row_of(run, result, time.perf_counter() - t0))
+        except Exception as exc:  # noqa: BLE001 - one bad combination must not end the sweep
+            row = empty_row(run)
+            row.update(ok=False, error=f"{type(exc).__name__}: {exc}", failures=0,
+                       wall_seconds=round(time.perf_counter() - t0, 4))
+            rows.append(row)
     return rows
