@@ -63,7 +63,7 @@ class Calibration(BaseModel):
                                 "Limits lower or round it")
     verify_mb_s: float = Field(
         0.0, ge=0, description="rate at which the backup server reads an object back from the pool and digests "
-                               "it (0: the pool device's own rate)")
+                               "it, on the pool device's time (0: the device's own rate)")
     # tape drives
     tape_native_mb_s: float = Field(15.0, gt=0, description="LTO-1 class native rate (15-20 MB/s)")
     tape_compression: float = Field(

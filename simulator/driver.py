@@ -377,14 +377,15 @@ class SimDriver:
         return None
 
     def _read_back(self, op: VerifyPool, name: str):
-        """Verification reads the object back from the pool device: time on that device."""
+        """Verification reads the object back from the pool device: time on that device, at the device's
+        rate or at ``calibration.verify_mb_s`` (the backup server's own read + digest of the pool)."""
         dev = self._dev(op.pool_device, name)
         target = self.san.dev.drives.get(dev) or self.san.dev.disks.get(dev)
         total = sum(p.stored for p in op.pieces)
         if target is None or total == 0:
             return
-        verify = self.san.cal.verify_mb_s * MB  # the server's read + digest, when slower than the device
-        weight = max(1.0, target.resource.nominal / verify) if verify > 0 else 1.0
+        verify = self.san.cal.verify_mb_s * MB  # the server's own read + digest of the pool, when measured
+        weight = target.resource.nominal / verify if verify > 0 else 1.0
         flow = self.san.start_flow(total, [(target.resource, weight)], job=name, label=f"verify:{dev}",
                                    meta={"kind": "verify", "source": dev}, counts=False)
         yield flow.finished
