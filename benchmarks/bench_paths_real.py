@@ -1,8 +1,10 @@
 """Server-free vs LAN-free vs LAN on the real SAN lab, and the simulator's prediction of it.
 
 Brings up the lab (tgtd, our data mover, the backup server; see
-tests/fixtures/sanlab.py), measures its component rates (client LUN read,
-pool LUN write, the mover's copy rate and per-command cost), backs the same
+tests/fixtures/sanlab.py), measures its component rates (client LUN reads
+and pool LUN writes as the mover issues them -- its chunk, at depth 1 and at
+its io depth --, the mover's copy rate and per-command cost, the backup
+server's read-back digest of the pool), backs the same
 NTFS volume up over each path and prints, per path: wall time, throughput,
 client CPU seconds and client bytes read (all of the job, and during data
 movement alone).  Then it writes the calibration scenario for this very
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -189,12 +192,19 @@ def main(argv: list[str] | None = None) -> int:
         print("server-free phases (wall s): " + ", ".join(f"{k} {v:.2f}" for k, v in sf.wall_by_op.items()))
         scen_path = write_scenario(args.write_scenario or Path(tmp) / "sanlab.yaml", lab, rates, extents,
                                    client.batch_mb)
-        predicted = predict(scen_path)
+        tuned = [tuple(map(int, m.groups())) for m in re.finditer(
+            r"block copy of \d+ extents: [\d.]+ s, chunk (\d+), depth (\d+) -> (\d+)",
+            (lab.workdir / "mover.log").read_text(errors="replace"))]
+        if tuned:  # what the real mover chose: the model assumes rates["chunk"] and --depth commands in flight
+            print(f"the mover's block copies: {len(tuned)}, chunk {sorted({t[0] for t in tuned})}, depth "
+                  f"{min(t[1] for t in tuned)}..{max(t[2] for t in tuned)} (tuned, at most --depth {args.depth}); "
+                  f"the model's chunk {int(rates['chunk'])} at depth {args.depth}")
+        predicted, copy_predicted = predict(scen_path)
         measured = sf.wall
         copy_measured = sf.wall_by_op["CopyBatches"]
-        print(f"calibration scenario {scen_path}: predicted server-free {predicted:.2f} s, measured {measured:.2f} s "
-              f"(copy phase {copy_measured:.2f} s), predicted/measured {predicted / measured:.2f}, "
-              f"predicted/copy-phase {predicted / copy_measured:.2f}")
+        print(f"calibration scenario {scen_path}: predicted server-free {predicted:.2f} s (copy "
+              f"{copy_predicted:.2f} s), measured {measured:.2f} s (copy phase {copy_measured:.2f} s), "
+              f"predicted/measured {predicted / measured:.2f}, copy {copy_predicted / copy_measured:.2f}")
         lan_cpu = results[PathKind.LAN].cpu
         move_ratio = sum(sf.cpu_by_op[o] for o in MOVEMENT_OPS) / max(1e-9, sum(
             results[PathKind.LAN].cpu_by_op[o] for o in MOVEMENT_OPS))
