@@ -57,9 +57,9 @@ def run_command(ctx: AdminContext, text: str) -> str:
 
 
 # -- SAN definitions: one parser with the macro import ---------------------------------------
-def current_topology(store: Any) -> Topology:
-    """Every stored definition replayed, in order, onto an empty SAN (no fabric)."""
-    topo = Topology()
+def current_topology(store: Any, fabric: Topology | None = None) -> Topology:
+    """Every stored definition replayed, in order, onto ``fabric`` (default: an empty SAN)."""
+    topo = Topology() if fabric is None else fabric
     for row in store.definitions():
         if row["verb"] != "DELETE":
             apply_macro_text(topo, row["text"], file=f"definition {row['id']}")

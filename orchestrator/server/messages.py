@@ -90,6 +90,7 @@ class ServerFreeBackup(Msg):
     mode: Literal["selective"] = "selective"
     image_type: Literal["static"] = "static"
     management_class: Name | None = None
+    topology_volume: Annotated[str, Field(max_length=256)] | None = None  # the volume's id in the SAN topology
 
 
 class ServerFreeRestore(Msg):
@@ -100,6 +101,7 @@ class ServerFreeRestore(Msg):
     block_size: Annotated[int, Field(ge=512, le=1 << 20)] = 512
     destination_offset: Offset = 0
     destination_size: Annotated[int, Field(gt=0, le=1 << 52)]
+    topology_volume: Annotated[str, Field(max_length=256)] | None = None
 
 
 class Put(Msg):

@@ -134,9 +134,10 @@ def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size
         designator = io.designator()
     except Exception as exc:  # noqa: BLE001 - the reason goes into the report
         return None, f"the volume's designator (VPD 83h) cannot be read: {exc}"
-    reply, _ = session.call({"type": "serverfree_backup", "filespace": volume, "volume_size": size,
+    reply = session.call_long({"type": "serverfree_backup", "filespace": volume, "volume_size": size,
                              "volume_offset": vsite.offset, "file_system": fs, "extents": extents,
                              "source_designator": designator, "block_size": io.block_size,
+                             **({"topology_volume": vsite.topology_volume} if vsite.topology_volume else {}),
                              **({"management_class": vopts.mgmtclass} if vopts.mgmtclass not in (None, "", "DEFAULT")
                                 else {})})
     if reply.get("ok"):
@@ -173,7 +174,7 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
         reasons = [LAN_ONLY]
         if options.for_volume(args.volume).enableserverfree and len(chain) == 1 and pit is None:
             try:
-                reply, _ = session.call({"type": "serverfree_restore", "filespace": args.volume,
+                reply = session.call_long({"type": "serverfree_restore", "filespace": args.volume,
                                          "destination_designator": io.designator(), "block_size": io.block_size,
                                          "destination_offset": offset, "destination_size": io.size - offset})
             except OSError as exc:  # the designator could not be read: the LAN restore says why

@@ -34,8 +34,37 @@ def designator_key(volume: str) -> str:
 class ServerFree:
     """The server's movers (name -> URL, given at start) and the copies it initiates."""
 
-    def __init__(self, server: Any, movers: dict[str, str]):
-        self.server, self.urls = server, dict(movers)
+    def __init__(self, server: Any, movers: dict[str, str], fabric: str | None = None):
+        self.server, self.urls, self.fabric = server, dict(movers), fabric
+
+    def topology_movers(self, volume_id: str, designator: str) -> tuple[list[str], str]:
+        """With a fabric file: the SAN (fabric + every definition) verified for the client's volume.
+
+        The movers are those :func:`orchestrator.compose.volume_paths` finds serving the volume on
+        their own, in configured order, that this server can reach; the volume's LUN must be the
+        disk the client named by its designator.
+        """
+        from orchestrator.server.commands import current_topology
+        from topology.errors import TopologyError
+        from topology.load import load_topology
+
+        try:
+            topo = current_topology(self.server.store, load_topology(self.fabric, check=False))
+            paths = compose.volume_paths(topo, volume_id)
+        except (TopologyError, LookupError, ValueError) as exc:
+            return [], f"the SAN topology cannot be judged: {exc}"
+        v = paths.verdict
+        if not v.server_free:
+            return [], f"the topology has no server-free path for {volume_id}: {v.reason or 'no reason given'}"
+        lun = next((x for a in topo.arrays for x in a.luns if f"{a.name}:{x.number}" == v.lun), None)
+        naa = (getattr(lun, "naa", None) or "").lower()
+        if naa and designator and naa != designator.lower():
+            return [], f"volume {volume_id} is LUN {v.lun} ({naa}) in the topology, but the client names disk " \
+                       f"{designator.lower()}"
+        movers = [m for m in paths.movers if m in self.urls]
+        if not movers:
+            return [], f"the movers that serve {volume_id} ({', '.join(paths.movers) or 'none'}) have no --mover address"
+        return movers, ""
 
     def movers_for(self, node: str) -> tuple[list[str], str]:
         """Movers in definition order that are online, reachable and have a PATH to a disk of ``node``."""
@@ -100,10 +129,14 @@ class ServerFree:
         return {"type": "serverfree_result", "ok": bool(report.ok), "reason": report.message or "",
                 "report": json.loads(json.dumps(report.as_dict(), default=str))}, b""
 
-    def _start(self, ops: Any, what: str, pool: str) -> tuple[list[str], dict[str, str], str]:
+    def _start(self, ops: Any, what: str, pool: str, volume_id: str = "",
+               designator: str = "") -> tuple[list[str], dict[str, str], str]:
         """(movers, pool volume -> designator, why not) for a copy of node ``ops.node`` with ``pool``."""
         store = self.server.store
-        movers, why = self.movers_for(ops.node)
+        if self.fabric and volume_id:
+            movers, why = self.topology_movers(volume_id, designator)
+        else:
+            movers, why = self.movers_for(ops.node)
         if store.setting("serverfree_status") != "ON":
             movers, why = [], "server-free data movement is OFF (SET SERVERFREE STATUS=ON)"
         desig = {v["name"]: store.setting_or(designator_key(v["name"])) for v in self.server.pools.volumes()
@@ -130,7 +163,8 @@ class ServerFree:
     def backup(self, ops: Any, req: m.ServerFreeBackup) -> tuple[dict, bytes]:
         what = f"backup of {ops.node}:{req.filespace}"
         mgmtclass, pool = self.server.store.destination(ops.node, req.management_class)
-        movers, desig, why = self._start(ops, what, pool)
+        movers, desig, why = self._start(ops, what, pool, req.topology_volume or f"{ops.node}:{req.filespace}",
+                                         req.source_designator)
         if not movers:
             return self._refuse(ops, what, why)
         vopts = self._options(mgmtclass, req.mode, req.image_type)
@@ -150,7 +184,8 @@ class ServerFree:
         with self.server.pools.catalogue() as cat:
             chain = cat.restore_chain(ops.node, req.filespace)
         obj = chain[0]
-        movers, desig, why = self._start(ops, what, obj.pool)
+        movers, desig, why = self._start(ops, what, obj.pool, req.topology_volume or f"{ops.node}:{req.filespace}",
+                                         "")  # a restore may go to another disk than the backed-up LUN
         if movers and obj.pool_device not in desig:
             movers, why = [], f"pool volume {obj.pool_volume} has no DESIGNATOR= the data mover can name"
         if movers and any(p.compressed for p in obj.pieces):

@@ -27,7 +27,35 @@ def chap_lab(tmp_path):
     yield from make_lab(tmp_path, chap=True)
 
 
-def make_lab(tmp_path, chap: bool = False):
+@pytest.fixture
+def fabric_lab(tmp_path):
+    yield from make_lab(tmp_path, fabric=True)
+
+
+def fabric_file(path, disk_naa: str, pool_naa: str, mover_zoned: bool = True):
+    """The demo's SAN with this lab's designators: NODEA's E: on ARR1:0, DM1 zoned to it unless told not."""
+    import copy
+
+    import yaml
+
+    from orchestrator.cli.demo_cmd import DEMO_TOPOLOGY
+
+    t = copy.deepcopy(DEMO_TOPOLOGY)
+    t["hosts"][0]["name"] = "NODEA"
+    t["storage_agents"][0].update(host="NODEA", clients=["NODEA"])
+    t["arrays"][0]["luns"] = [{"number": 0, "naa": disk_naa, "serial": "vol0", "size": "64MiB"}]
+    t["arrays"][0]["masking"] = [{"initiator": m["initiator"], "luns": [0]} for m in t["arrays"][0]["masking"]]
+    t["arrays"][1]["luns"][0]["naa"] = pool_naa
+    t["volumes"] = [{"client": "NODEA", "mount": "E:", "filesystem": "NTFS", "lun": "ARR1:0", "size": "32MiB",
+                     "mgmtclass": "SF1"}]
+    if not mover_zoned:
+        t["zones"] = [z for z in t["zones"] if z["name"] != "Z_DM1"]
+        t["zonesets"][0]["zones"] = [z for z in t["zonesets"][0]["zones"] if z != "Z_DM1"]
+    path.write_text(yaml.safe_dump(t))
+    return path
+
+
+def make_lab(tmp_path, chap: bool = False, fabric: bool = False):
     try:
         from scsi.devices.iscsi import LibiscsiDevice  # noqa: F401 - needs libiscsi's shared library
     except (ImportError, OSError) as exc:
@@ -58,7 +86,9 @@ def make_lab(tmp_path, chap: bool = False):
         finally:
             dev.close()
 
-    srv = open_server(tmp_path / "srv", admin_password=ADMIN_PW, movers={"DM1": url(1)}).start()
+    fabric_path = fabric_file(tmp_path / "fabric.yaml", designator(0), designator(1)) if fabric else None
+    srv = open_server(tmp_path / "srv", admin_password=ADMIN_PW, movers={"DM1": url(1)},
+                      fabric=str(fabric_path) if fabric else None).start()
     with admin(srv) as a:
         for c in ["register node NODEA " + NODE_PW["NODEA"], "define devclass FILECLASS devtype=file",
                   "define stgpool POOL1 FILECLASS dataformat=nonblock",
@@ -127,3 +157,21 @@ def test_the_server_logs_in_to_a_mover_that_requires_chap(chap_lab, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["path_used"] == "lan" and "server-free through the backup server" in json.dumps(report)
     assert "server-free backup of NODEA:E: failed" in actlog(srv)
+
+
+def test_with_a_fabric_the_server_verifies_the_san_path(fabric_lab, capsys):
+    tmp, srv, built, url = fabric_lab
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json"]
+    assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "server-free", report
+    # the mover's zone is gone from the fabric: the topology verdict refuses, the client goes over the LAN
+    import yaml
+
+    fabric = yaml.safe_load((tmp / "fabric.yaml").read_text())
+    fabric_file(tmp / "fabric.yaml", fabric["arrays"][0]["luns"][0]["naa"], fabric["arrays"][1]["luns"][0]["naa"],
+                mover_zoned=False)
+    assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "lan", report
+    assert "the topology has no server-free path for NODEA:E:" in json.dumps(report)
