@@ -83,19 +83,20 @@ def clear(path: Path, size: int) -> None:
         f.truncate(size)
 
 
-def start_mover(work: Path, src_url: str, dst_url: str, sessions: int, depth: int,
+def start_mover(work: Path, remotes: dict[str, str], sessions: int, depth: int,
                 chunk: int) -> tuple[subprocess.Popen, str, Path]:
-    """`serverfree datamover serve --config` reaching both tgtd LUNs; returns (process, LUN 0 URL, log)."""
+    """`serverfree datamover serve --config` reaching the tgtd LUNs {name: URL}; returns (process, LUN 0 URL, log)."""
     gateway = work / "gateway.img"
     with open(gateway, "wb") as f:
         f.truncate(1 << 20)
     port = free_port()
     cfg = {"portal": f"127.0.0.1:{port}", "target": MOVER_IQN,
            "luns": [{"id": 0, "path": str(gateway), "serial": "BENCHGW1"}],
-           "remote": [{"name": "client", "url": src_url, "sessions": sessions, "timeout": 600},
-                      {"name": "pool", "url": dst_url, "sessions": sessions, "timeout": 600}],
+           "remote": [{"name": name, "url": url, "sessions": sessions, "timeout": 600}
+                      for name, url in remotes.items()],
            "acl": [{"initiator": "*", "luns": "all"}],
-           "limits": {"chunk_bytes": chunk, "io_depth": depth, "io_workers": 2 * sessions + 2}}
+           "limits": {"chunk_bytes": chunk, "io_depth": depth, "io_workers": 2 * sessions + 2,
+                      "total_concurrent_copies": 16, "max_concurrent_copies": 8}}
     path = work / "mover.yaml"
     path.write_text(yaml.safe_dump(cfg))
     log_path = work / "mover.log"
@@ -129,7 +130,8 @@ def designator_cscd(url: str):
         dev.close()
 
 
-def mover_copy(mover_url: str, src_url: str, dst_url: str, size: int, poll: float) -> tuple[float, int]:
+def mover_copy(mover_url: str, src_url: str, dst_url: str, size: int, poll: float,
+               initiator: str = INITIATOR, quiet: bool = False) -> tuple[float, int]:
     """Send one EXTENDED COPY over iSCSI to the mover and poll COPY STATUS on the same I_T nexus until it ends.
 
     Returns (seconds from sending the list to its GOOD status, number of progress polls answered).
@@ -140,7 +142,7 @@ def mover_copy(mover_url: str, src_url: str, dst_url: str, size: int, poll: floa
     segs = tuple(BlockToBlock(src=0, dst=1, block_count=min(per, blocks - i), src_lba=i, dst_lba=i)
                  for i in range(0, blocks, per))
     pl = ParameterList(header=Header(list_id=1), cscds=(src, dst), segments=segs)
-    dev = LibiscsiDevice(mover_url, initiator_iqn=INITIATOR, timeout=1800)
+    dev = LibiscsiDevice(mover_url, initiator_iqn=initiator, timeout=1800)
     try:
         t0 = time.perf_counter()
         copy = dev.submit(ExtendedCopy(None, pl))
@@ -155,7 +157,7 @@ def mover_copy(mover_url: str, src_url: str, dst_url: str, size: int, poll: floa
                 st = ReceiveCopyResults.unmarshall_datain(status.result.data, RcrServiceAction.COPY_STATUS)
                 done = st.bytes_transferred << (10 * int(st.transfer_count_units))
                 polls += 1
-                if done * 10 // size != last:
+                if done * 10 // size != last and not quiet:
                     last = done * 10 // size
                     print(f"  progress {done / (1 << 20):.0f} MiB ({st.segments_processed} segments)",
                           file=sys.stderr, flush=True)
@@ -239,8 +241,8 @@ def run_size(size: int, args: argparse.Namespace) -> dict:
         fill(src_path, size)
         want = digest(src_path, size)
         load_before = loadavg()
-        proc, mover_url, log_path = start_mover(Path(tmp), target.url(1), target.url(2), args.sessions,
-                                                args.depth, parse_size(args.chunk))
+        proc, mover_url, log_path = start_mover(Path(tmp), {"client": target.url(1), "pool": target.url(2)},
+                                                args.sessions, args.depth, parse_size(args.chunk))
         try:
             profiler = Profiler(args.with_tool, args.profile, proc.pid, f"{size >> 20}M")
             cpu0 = process_cpu(proc.pid)
@@ -251,15 +253,18 @@ def run_size(size: int, args: argparse.Namespace) -> dict:
                 profiler.stop()
         finally:
             stop(proc)
-        if "EXTENDED COPY list id 1" not in log_path.read_text():
+        mover_log = log_path.read_text()
+        if "EXTENDED COPY list id 1" not in mover_log:
             raise SystemExit("the mover did not log the EXTENDED COPY")
+        pipeline = [line.split("block copy of", 1)[1].strip() for line in mover_log.splitlines()
+                    if "block copy of" in line]
         if digest(dst_path, size) != want:
             raise SystemExit("mover copy is not byte-identical")
         clear(dst_path, size)
         qemu_s, qemu_cpu = qemu_copy(target.url(1), target.url(2))
         if digest(dst_path, size) != want:
             raise SystemExit("qemu-img copy is not byte-identical")
-    return {"size": size, "mover_s": mover_s, "polls": polls, "mover_cpu": mover_cpu, "qemu_s": qemu_s,
+    return {"pipeline": pipeline, "size": size, "mover_s": mover_s, "polls": polls, "mover_cpu": mover_cpu, "qemu_s": qemu_s,
             "qemu_cpu": qemu_cpu, "load_before": load_before, "load_after": loadavg()}
 
 
@@ -274,6 +279,8 @@ def report(r: dict, args: argparse.Namespace) -> str:
           f"loadavg_before={r['load_before']:.2f} loadavg_after={r['load_after']:.2f} cores={cores}")
     print(f"datamover_mib_s={mover_rate:.1f} ({r['mover_s']:.2f} s, EXTENDED COPY over iSCSI, "
           f"{r['polls']} COPY STATUS polls) mover_cpu_s_per_gib={r['mover_cpu'] / gib:.2f}")
+    for line in r["pipeline"]:
+        print(f"  mover pipeline: block copy of {line}")
     print(f"qemu_img_convert_mib_s={qemu_rate:.1f} ({r['qemu_s']:.2f} s) qemu_img_cpu_s_per_gib={r['qemu_cpu'] / gib:.2f}")
     print(f"cpu_ratio_mover_vs_qemu={r['mover_cpu'] / max(r['qemu_cpu'], 1e-9):.2f} (target <= 1)")
     worst = max(r["load_before"], r["load_after"])

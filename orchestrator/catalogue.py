@@ -17,6 +17,8 @@ before that keep their one-row-per-extent ``extents`` table, still read.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -224,10 +226,10 @@ class Catalogue:
                             (start + op.image_size, vol["id"]))
             oid = self.db.execute(
                 "INSERT INTO objects(filespace_id, mode, image_type, management_class, state, base_id,"
-                " pool_volume_id, pool_offset, image_size, volume_size, file_system, started)"
-                " VALUES (?,?,?,?, 'pending', ?,?,?,?,?,?,?)",
+                " pool_volume_id, pool_offset, image_size, volume_size, file_system, started, note)"
+                " VALUES (?,?,?,?, 'pending', ?,?,?,?,?,?,?,?)",
                 (fs_id, op.mode, op.image_type, op.management_class, op.base_object_id, vol["id"], start,
-                 op.image_size, op.volume_size, op.file_system, self._stamp())).lastrowid
+                 op.image_size, op.volume_size, op.file_system, self._stamp(), _owner())).lastrowid
         log.info("object %d pending on %s at %d (%d bytes)", oid, vol["name"], start, op.image_size)
         return ObjectStarted(oid, vol["name"], vol["device"], start)
 
@@ -299,6 +301,18 @@ class Catalogue:
         with self._tx():
             return self.db.execute("UPDATE objects SET state='abandoned', note='job did not finish' "
                                    "WHERE state='pending'").rowcount
+
+    def sweep_orphans(self) -> int:
+        """Abandon pending objects whose job is gone: begun by a process of this host that no longer
+        runs (an interrupted or killed client), or with no owner recorded.  Jobs still running -- here or
+        on another host -- keep theirs.  Returns how many were abandoned."""
+        gone = [r["id"] for r in self.db.execute("SELECT id, note FROM objects WHERE state='pending'")
+                if not _owner_alive(r["note"])]
+        if gone:
+            with self._tx():
+                self.db.executemany("UPDATE objects SET state='abandoned', note='its job was interrupted' "
+                                    "WHERE id=? AND state='pending'", [(i,) for i in gone])
+        return len(gone)
 
     def execute(self, op: BeginObject | CommitObject | AbandonObject) -> ObjectStarted | CatalogueDone:
         """Carry out a job's catalogue operation (every driver delegates here)."""
@@ -411,3 +425,23 @@ class _Transaction:
             self.db.execute("COMMIT")
         else:
             self.db.execute("ROLLBACK")
+
+
+def _owner() -> str:
+    """Who began a pending object: 'owner HOST pid N' (so a later start can tell a dead job from a live one)."""
+    return f"owner {socket.gethostname()} pid {os.getpid()}"
+
+
+def _owner_alive(note: str | None) -> bool:
+    parts = (note or "").split()
+    if len(parts) != 4 or parts[0] != "owner" or parts[2] != "pid" or not parts[3].isdigit():
+        return False
+    if parts[1] != socket.gethostname():
+        return True  # another host's job: not ours to judge
+    try:
+        os.kill(int(parts[3]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -22,7 +22,8 @@ class FlowTable:
         self.streamers = 0  # rows with a streaming device (the second allocation pass is needed)
         for name in _FLOATS:  # done, rate, total, caps, next; streaming: smin, sbuf, srep
             setattr(self, name, np.zeros(rows))
-        self.bneck = np.full(rows, -2, dtype=np.intp)  # global resource index, -1 cap, -2 not yet allocated
+        self.bneck = np.full(rows, -2, dtype=np.intp)  # attribution key: resource, -1 cap, STALLED; -2 none yet
+        self.bres = np.full(rows, -2, dtype=np.intp)  # the resource that froze the flow, -1 its cap; -2 none yet
         self.sstate = np.zeros(rows, dtype=bool)
         self.ri = np.full((rows, width), -1, dtype=np.intp)
         self.wi = np.zeros((rows, width))
@@ -34,9 +35,10 @@ class FlowTable:
             a = np.zeros(rows)
             a[:old_rows] = getattr(self, name)
             setattr(self, name, a)
-        b = np.full(rows, -2, dtype=np.intp)
-        b[:old_rows] = self.bneck
-        self.bneck = b
+        for name in ("bneck", "bres"):
+            b = np.full(rows, -2, dtype=np.intp)
+            b[:old_rows] = getattr(self, name)
+            setattr(self, name, b)
         s = np.zeros(rows, dtype=bool)
         s[:old_rows] = self.sstate
         self.sstate = s
@@ -58,6 +60,7 @@ class FlowTable:
         self.smin[i], self.sbuf[i], self.srep[i] = (s.min_rate, s.buffer, s.reposition_s) if s else (0.0, 1.0, 0.0)
         self.sstate[i] = f.shoeshine
         self.bneck[i] = f._bneck
+        self.bres[i] = -2
         self.ri[i, :k], self.ri[i, k:] = f._ri, -1
         self.wi[i, :k], self.wi[i, k:] = f._wi, 0.0
         self.streamers += s is not None
@@ -75,7 +78,7 @@ class FlowTable:
             for name in _FLOATS:
                 a = getattr(self, name)
                 a[i] = a[last]
-            self.bneck[i], self.sstate[i] = self.bneck[last], self.sstate[last]
+            self.bneck[i], self.bres[i], self.sstate[i] = self.bneck[last], self.bres[last], self.sstate[last]
             self.ri[i], self.wi[i] = self.ri[last], self.wi[last]
             moved = self.flows[last]
             self.flows[i] = moved

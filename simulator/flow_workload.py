@@ -104,6 +104,7 @@ class EngineRun:
     reallocations: int
     events: int
     max_active: int
+    full_fills: int = 0  # allocations that re-filled every flow (the rest re-levelled only some)
 
 
 def run_ours(work: Workload) -> EngineRun:
@@ -131,7 +132,7 @@ def run_ours(work: Workload) -> EngineRun:
     env.run()
     net.timeline.flows.clear()
     return EngineRun(finish, time.perf_counter() - t0, time.process_time() - c0, net.reallocations,
-                     env.events_processed, peak[0])
+                     env.events_processed, peak[0], net.full_fills)
 
 
 def simgrid_available(python: str = SIMGRID_PYTHON) -> bool:

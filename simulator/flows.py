@@ -29,6 +29,7 @@ import simpy
 
 from simulator.fairshare import max_min_rates
 from simulator.flow_parts import STALLED, CountingEnvironment, Flow, FlowEnd, Resource, Streaming
+from simulator.flow_relevel import relevel
 from simulator.flow_table import FlowTable
 from simulator.timeline import Timeline
 
@@ -52,6 +53,10 @@ class FlowNetwork:
         self._ids = itertools.count(1)
         self._seq = itertools.count()
         self._t = FlowTable()
+        self._touched: set[int] = set()  # resources changed since the last allocation
+        self._cut: set[int] = set()  # resources whose capacity changed since then
+        self.full_fills = 0  # allocations that re-filled every flow (the rest re-levelled a few)
+        self.incremental = True  # False: every allocation re-fills every flow (the reference, in tests)
         self._work = np.zeros(0)  # integral of each resource's load (bytes, CPU seconds)
         self._load = np.zeros(0)
         self._capacity = np.zeros(0)
@@ -89,6 +94,8 @@ class FlowNetwork:
         self._settle()
         res.capacity = max(0.0, float(capacity))
         self._capacity[res.index] = res.capacity
+        self._touched.add(res.index)
+        self._cut.add(res.index)
         self._request()
 
     def restore(self, res: Resource) -> None:
@@ -123,6 +130,7 @@ class FlowNetwork:
             return flow
         self.active[flow.id] = flow
         self._t.add(flow)
+        self._touched.update(flow._ri.tolist())
         self._request()
         return flow
 
@@ -147,7 +155,7 @@ class FlowNetwork:
             return
         done = self.bytes_done(flow)
         del self.active[flow.id]
-        self._t.remove(flow._slot)
+        self._drop(flow)
         self._finish(flow, FlowEnd(False, done, self.env.now, reason, cause))
         self._request()
 
@@ -155,6 +163,15 @@ class FlowNetwork:
         return [f for f in self.active.values() if f.crosses(res)]
 
     # -- internals ---------------------------------------------------------------
+    def _drop(self, flow: Flow) -> None:
+        """Take a running flow's row out; the load it put on its resources goes with it."""
+        i = flow._slot
+        r = float(self._t.rate[i])
+        if r:
+            np.subtract.at(self._load, flow._ri, flow._wi * r)
+        self._touched.update(flow._ri.tolist())
+        self._t.remove(i)
+
     def _finish(self, flow: Flow, end: FlowEnd) -> None:
         if flow._bneck != -2:
             b = flow._bneck
@@ -194,6 +211,31 @@ class FlowNetwork:
         self._settle()
         self.reallocations += 1
         t, n = self._t, self._t.n
+        part = None
+        if n and self.incremental and not t.streamers:
+            touched = np.fromiter(self._touched, dtype=np.intp, count=len(self._touched))
+            cut = np.fromiter(self._cut, dtype=np.intp, count=len(self._cut))
+            crossing = np.flatnonzero(np.isin(t.ri[:n], cut).any(axis=1)) if len(cut) else cut
+            part = relevel(t, self._capacity, self._load, touched, crossing)
+        self._touched.clear()
+        self._cut.clear()
+        if part is None:
+            rows, rate, bres = np.arange(n), self._fill(), t.bres[:n]
+        else:
+            rows, rate, bres = part
+        old = t.rate[rows].copy()
+        t.rate[rows], t.bres[rows] = rate, bres
+        self._note_bottlenecks(rows, np.where(rate > 0, bres, STALLED))
+        if self.timeline.record_rates:
+            now = self.env.now
+            for k in np.flatnonzero(rate != old):
+                self.timeline.rate(now, t.flows[rows[k]].id, float(rate[k]))
+        self._schedule()
+
+    def _fill(self) -> np.ndarray:
+        """The whole max-min fill (with the streaming pass); sets every row's bottleneck and the loads."""
+        self.full_fills += 1
+        t, n = self._t, self._t.n
         fi, ri, wi = t.entries()
         # only the resources some flow crosses take part in the allocation
         used = np.flatnonzero(np.bincount(ri, minlength=len(self._capacity)))
@@ -201,32 +243,25 @@ class FlowNetwork:
         remap[used] = np.arange(len(used))
         local = remap[ri]
         capacity = self._capacity[used]
-        old = t.rate[:n].copy()
         bneck = np.empty(n, dtype=np.intp)
         rate = max_min_rates(fi, local, wi, capacity, n, t.caps[:n], bneck)
         if t.streamers:
             rate = self._apply_streaming(rate, (fi, local, wi, capacity), bneck)
-        t.rate[:n] = rate
-        self._note_bottlenecks(np.where(bneck >= 0, used[np.maximum(bneck, 0)], -1) if n else bneck, rate)
+        t.bres[:n] = np.where(bneck >= 0, used[np.maximum(bneck, 0)], -1) if n else bneck
         self._load = np.zeros(len(self._capacity))
         if n:
             self._load[used] = np.bincount(local, weights=wi * rate[fi], minlength=len(used))
-        if self.timeline.record_rates:
-            now = self.env.now
-            for i in np.flatnonzero(rate != old):
-                self.timeline.rate(now, t.flows[i].id, float(rate[i]))
-        self._schedule()
+        return rate
 
-    def _note_bottlenecks(self, new: np.ndarray, rate: np.ndarray) -> None:
+    def _note_bottlenecks(self, rows: np.ndarray, new: np.ndarray) -> None:
         """Close the bottleneck interval of every flow whose bottleneck changed at this allocation."""
         t, now = self._t, self.env.now
-        new[rate <= 0] = STALLED
-        for i in np.flatnonzero(new != t.bneck[:t.n]):
-            f = t.flows[i]
+        for k in np.flatnonzero(new != t.bneck[rows]):
+            f = t.flows[rows[k]]
             if f._bneck != -2:
                 f.bottleneck_s[f._bneck] = f.bottleneck_s.get(f._bneck, 0.0) + (now - f._bsince)
-            f._bneck, f._bsince = int(new[i]), now
-        t.bneck[:t.n] = new
+            f._bneck, f._bsince = int(new[k]), now
+        t.bneck[rows] = new
 
     def _apply_streaming(self, rate: np.ndarray, system: tuple, bneck: np.ndarray) -> np.ndarray:
         """Second pass: starved streaming devices fall into start/stop and slow further."""
@@ -301,7 +336,7 @@ class FlowNetwork:
                 nxt[i] = min(f._marks[0][0], f.total) if f._marks else f.total
         for f in sorted(finished, key=lambda x: -x._slot):  # highest rows first: swap-remove keeps the rest
             del self.active[f.id]
-            t.remove(f._slot)
+            self._drop(f)
         for f in finished:
             self._finish(f, FlowEnd(True, f.total, self.env.now, "done"))
         for callback, f in fired:

@@ -19,6 +19,7 @@ from typing import Any
 
 from orchestrator import compose
 from orchestrator.catalogue import Catalogue
+from orchestrator.cli.progress import ProgressLine
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.site import OpenSite, SiteConfig, load_site
 from orchestrator.drivers.snapshot import CowSnapshots
@@ -55,6 +56,10 @@ def open_catalogue(site: SiteConfig, options: Any) -> Catalogue:
     cat = Catalogue(site.catalogue or options.catalog)
     for v in site.pool.volumes:
         cat.add_pool_volume(site.pool.name, v.name, v.device, v.capacity)
+    swept = cat.sweep_orphans()
+    if swept:
+        print(f"serverfree: {swept} unfinished image object(s) of an interrupted job marked abandoned",
+              file=sys.stderr)
     return cat
 
 
@@ -152,8 +157,8 @@ class DeviceVolume:
         return self.io.read(self.offset + offset, length)
 
 
-def progress_printer(quiet: bool):
-    """Wrap a driver's execute with one line per data-moving operation on stderr."""
+def progress_printer(quiet: bool, line: ProgressLine | None = None):
+    """Wrap a driver's execute with one line per data-moving operation on stderr (above the progress line)."""
     def wrap(execute):
         def run(op: Operation):
             result = execute(op)
@@ -161,8 +166,12 @@ def progress_printer(quiet: bool):
                 name = type(op).__name__
                 if name in ("CopyBatches", "LanFreeWrite", "LanSend", "LanFreeRead", "LanReceive"):
                     failure = getattr(result, "failure", None)
-                    print(f"  {name} {getattr(op, 'mover', '') or ''} "
-                          f"{'failed: ' + failure.describe() if failure else 'done'}", file=sys.stderr)
+                    text = f"  {name} {getattr(op, 'mover', '') or ''} " \
+                           f"{'failed: ' + failure.describe() if failure else 'done'}"
+                    if line is not None:
+                        line.note(text)
+                    else:
+                        print(text, file=sys.stderr)
             return result
         return run
     return wrap
@@ -267,4 +276,10 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
                                    volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
                                    pool=site.pool.name, paths=plan, base_object_id=base_id, base_digests=digests,
                                    base_coverage=coverage, mode=mode)
-        return run_job(backup_job(spec), progress_printer(args.json)(driver.execute))
+        line = ProgressLine.for_terminal(f"backup {volume}", sum(n for _, n in extents), args.json)
+        driver.on_progress = line
+        try:
+            return run_job(backup_job(spec), progress_printer(args.json, line)(driver.execute))
+        finally:
+            if line is not None:
+                line.close()

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from orchestrator import compose
 from orchestrator.cli.backup_cmd import (check_lan_drive, lan_server, open_catalogue, print_report,
                                          progress_printer, site_start)
+from orchestrator.cli.progress import ProgressLine
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.site import OpenSite, load_site
 from orchestrator.job import DeviceSpec, restore_job, run_job
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     if site.pool is None:  # the backup server owns catalogue and pools (`serverfree server`)
         from orchestrator.server import node_jobs
 
-        return print_report(node_jobs.restore(args, options, site, dest_name, progress_printer(args.json)),
+        return print_report(node_jobs.restore(args, options, site, dest_name, progress_printer(args.json), pit),
                             args.json)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
         chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental)
@@ -129,5 +130,11 @@ def run(args: argparse.Namespace) -> int:
         spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=chain, destination=dest,
                                     destination_offset=offset, destination_size=io.size - offset,
                                     incremental=args.incremental, deletefiles=args.deletefiles, paths=plan)
-        report = run_job(restore_job(spec), progress_printer(args.json)(driver.execute))
+        line = ProgressLine.for_terminal(f"restore {args.volume}", sum(o.image_size for o in chain), args.json)
+        driver.on_progress = line
+        try:
+            report = run_job(restore_job(spec), progress_printer(args.json, line)(driver.execute))
+        finally:
+            if line is not None:
+                line.close()
     return print_report(report, args.json)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 from pathlib import Path
 
 
@@ -28,6 +27,12 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("--tls", action="store_true", help="TLS on the session port (self-signed certificate made "
                                                       "in DIR on first start; clients pin its fingerprint)")
     p.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on this port")
+    p.add_argument("--fabric", metavar="TOPOLOGY.YAML",
+                   help="the SAN as `serverfree paths` reads it (cabling, zoning, masking, volumes); with it every "
+                        "server-free copy is verified on the fabric plus the server's definitions")
+    p.add_argument("--mover", action="append", default=[], metavar="NAME=URL",
+                   help="how the server reaches DATAMOVER NAME: iscsi://[user%%secret@]host[:port]/IQN/LUN (CHAP "
+                        "when the URL carries an account) or /dev/sgN; repeatable")
     p.set_defaults(func=run)
 
 
@@ -51,8 +56,17 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.server.app import open_server
 
     host, port = listen_address(args.listen)
+    if args.fabric and not Path(args.fabric).is_file():
+        raise FileNotFoundError(f"--fabric {args.fabric}: no such file")
+    movers = {}
+    for m in args.mover:
+        name, sep, url = m.partition("=")
+        if not sep or not name or not url.startswith(("iscsi://", "/dev/sg")):
+            raise ValueError(f"--mover {m!r} must be NAME=iscsi://... or NAME=/dev/sgN")
+        movers[name.upper()] = url
     server = open_server(args.data, host, port, tls=args.tls, admin=args.admin,
-                         admin_password=admin_password(args), metrics_port=args.metrics_port)
+                         admin_password=admin_password(args), metrics_port=args.metrics_port, movers=movers,
+                         fabric=args.fabric)
     print(f"listening {server.address}", flush=True)
     if server.tls_fingerprint:
         print(f"tls-fingerprint {server.tls_fingerprint}", flush=True)
@@ -67,6 +81,3 @@ def run(args: argparse.Namespace) -> int:
         server.close()
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)

@@ -10,7 +10,7 @@ import zlib
 from typing import Any, Callable
 
 from orchestrator.drivers.real_devices import BlockIO, failure_from
-from orchestrator.lan.server import LanClient
+from orchestrator.lan.client import LanClient
 from orchestrator.ops import (Failure, LanFreeRead, LanFreeWrite, LanReceive, LanSend, StoredPiece,
                               TransferResult)
 
@@ -31,7 +31,7 @@ class TransferOps:
 
     def _pieces(self, pieces, read: Callable[[Any], bytes], write: Callable[[Any, bytes], None],
                 compress: bool, what: str, device: str, finish: Callable[[], None] | None = None,
-                source: str = "") -> TransferResult:
+                source: str = "", path: str = "lan-free") -> TransferResult:
         t0 = time.monotonic()
         stored: list[StoredPiece] = []
         try:
@@ -45,9 +45,11 @@ class TransferOps:
                     if len(packed) < len(data):
                         write(p, packed)
                         stored.append(StoredPiece(p.image_offset, p.volume_offset, p.length, True, len(packed)))
+                        self._moved(path, p.length)
                         continue
                 write(p, data)
                 stored.append(StoredPiece(p.image_offset, p.volume_offset, p.length))
+                self._moved(path, p.length)
             if finish:
                 finish()
         except Exception as exc:
@@ -59,6 +61,11 @@ class TransferOps:
                 failure = failure_from(exc, what, device)
             return TransferResult(n, tuple(stored[:n]), failure, time.monotonic() - t0)
         return TransferResult(len(stored), tuple(stored), elapsed=time.monotonic() - t0)
+
+    def _moved(self, path: str, nbytes: int) -> None:
+        progress = getattr(self, "on_progress", None)
+        if progress is not None:
+            progress(path, nbytes)
 
     def _LanFreeWrite(self, op: LanFreeWrite) -> TransferResult:
         try:
@@ -86,7 +93,7 @@ class TransferOps:
         try:
             return self._pieces(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
                                 lambda p, d: client.put(p.image_offset, p.length, d, len(d) < p.length),
-                                op.compress, "LAN transfer failed", op.server, client.sync, op.source)
+                                op.compress, "LAN transfer failed", op.server, client.sync, op.source, "lan")
         finally:
             client.close()
 
@@ -96,13 +103,13 @@ class TransferOps:
         return failure_from(exc, f"the client cannot open its volume {source}", source)
 
     def _restore(self, pieces, read_stored: Callable[[StoredPiece], bytes], dest: BlockIO, base: int,
-                 what: str, device: str) -> TransferResult:
+                 what: str, device: str, path: str = "lan-free") -> TransferResult:
         def read(p: StoredPiece) -> bytes:
             data = read_stored(p)
             return zlib.decompress(data) if p.compressed else data
 
         return self._pieces(pieces, read, lambda p, d: dest.write(base + p.volume_offset, d), False, what,
-                            dest.name, source=device)
+                            dest.name, source=device, path=path)
 
     def _LanFreeRead(self, op: LanFreeRead) -> TransferResult:
         try:
@@ -121,6 +128,6 @@ class TransferOps:
         try:
             return self._restore(op.pieces, lambda p: client.get(p.image_offset, p.length, p.stored,
                                                                  p.compressed),
-                                 dest, op.destination_offset, "LAN restore failed", op.server)
+                                 dest, op.destination_offset, "LAN restore failed", op.server, "lan")
         finally:
             client.close()

@@ -40,6 +40,7 @@ Without a topology no server-free path counts as verified, unless
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -404,6 +405,8 @@ class LazyMover:
             try:
                 self._device = open_device(self.url, timeout=self.timeout) if self.url.startswith("iscsi://") \
                     else open_device(self.url)
+                if hasattr(self._device, "on_wait"):
+                    self._device.on_wait = self._waiting
             except DeviceError:
                 raise
             except (OSError, ValueError) as exc:
@@ -411,6 +414,11 @@ class LazyMover:
 
                 raise DeviceConnectionError(f"data mover {self.name} ({self.url}): {exc}") from None
         return self._device
+
+    def _waiting(self, waited: float, timeout: float) -> None:
+        """The status line while a mover keeps the job waiting (before the timeout fails it over)."""
+        print(f"serverfree: waiting on data mover {self.name}: {waited:.0f} s of {timeout:g} s", file=sys.stderr,
+              flush=True)
 
     def execute(self, cmd: Any, *args: Any, **kw: Any) -> Any:
         return self.device().execute(cmd, *args, **kw)

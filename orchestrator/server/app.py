@@ -6,19 +6,24 @@ from pathlib import Path
 from orchestrator.server.metrics import ServerMetrics
 from orchestrator.server.node_ops import NodeOps
 from orchestrator.server.pools import Pools
+from orchestrator.server.serverfree import ServerFree
+from orchestrator.server.tls import CERT_FILE, KEY_FILE
 from orchestrator.server.service import BackupServer
 
 
 def open_server(data: str | Path, host: str = "127.0.0.1", port: int = 0, *, tls: bool = False,
                 admin: str = "ADMIN", admin_password: str | None = None,
-                metrics_port: int | None = None) -> BackupServer:
+                metrics_port: int | None = None, movers: dict[str, str] | None = None,
+                fabric: str | None = None) -> BackupServer:
     """A ready (not yet serving) server over ``data``: pending objects of an earlier run are swept first."""
     server = BackupServer(data, host, port, tls=tls, admin=admin, admin_password=admin_password,
                           node_handler=NodeOps)
     try:
         server.pools = Pools(server.data, server.store)
+        server.serverfree = ServerFree(server, movers or {}, fabric)
         if metrics_port is not None:
-            server.metrics = ServerMetrics().serve(metrics_port, host)
+            cert = (str(server.data / CERT_FILE), str(server.data / KEY_FILE)) if tls else None
+            server.metrics = ServerMetrics().serve(metrics_port, host, cert)
     except BaseException:
         server.close()
         raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from orchestrator.server.context import AdminContext, CommandError, table  # noqa: F401 (re-exported)
+from orchestrator.server.context import AdminContext, CommandError
 from orchestrator.server.queries import query
 
 from topology.errors import TopologyError
@@ -57,9 +57,9 @@ def run_command(ctx: AdminContext, text: str) -> str:
 
 
 # -- SAN definitions: one parser with the macro import ---------------------------------------
-def current_topology(store: Any) -> Topology:
-    """Every stored definition replayed, in order, onto an empty SAN (no fabric)."""
-    topo = Topology()
+def current_topology(store: Any, fabric: Topology | None = None) -> Topology:
+    """Every stored definition replayed, in order, onto ``fabric`` (default: an empty SAN)."""
+    topo = Topology() if fabric is None else fabric
     for row in store.definitions():
         if row["verb"] != "DELETE":
             apply_macro_text(topo, row["text"], file=f"definition {row['id']}")

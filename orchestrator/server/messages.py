@@ -46,6 +46,14 @@ class QueryBackup(Msg):
     object_id: int | None = None
 
 
+class RestoreChain(Msg):
+    """The full image to restore (or to base an incremental on) and its incrementals, with the view's digests."""
+    type: Literal["restore_chain"]
+    filespace: Annotated[str, Field(min_length=1, max_length=1024)]
+    incremental: bool = False
+    pitdate: Annotated[str, Field(max_length=40)] | None = None
+
+
 class Piece(Msg):
     image_offset: Offset
     volume_offset: Offset
@@ -66,6 +74,34 @@ class BeginBackup(Msg):
     management_class: Name | None = None
     base_object_id: int | None = None
     lan_free: bool = False  # the client (a storage agent) asks to write the granted range over the SAN itself
+
+
+class ServerFreeBackup(Msg):
+    """The client's extent map and image metadata: the server initiates the third-party copy."""
+    type: Literal["serverfree_backup"]
+    filespace: Annotated[str, Field(min_length=1, max_length=1024)]
+    volume_size: Annotated[int, Field(gt=0, le=1 << 52)]
+    volume_offset: Offset = 0
+    file_system: Literal["ntfs", "raw"]
+    extents: Annotated[list[tuple[Offset, Annotated[int, Field(gt=0, le=1 << 50)]]], Field(min_length=1,
+                                                                                            max_length=10000)]
+    source_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
+    block_size: Annotated[int, Field(ge=512, le=1 << 20)] = 512
+    mode: Literal["selective"] = "selective"
+    image_type: Literal["static"] = "static"
+    management_class: Name | None = None
+    topology_volume: Annotated[str, Field(max_length=256)] | None = None  # the volume's id in the SAN topology
+
+
+class ServerFreeRestore(Msg):
+    """Restore the node's active full image onto the client disk named by its designator, through a mover."""
+    type: Literal["serverfree_restore"]
+    filespace: Annotated[str, Field(min_length=1, max_length=1024)]
+    destination_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
+    block_size: Annotated[int, Field(ge=512, le=1 << 20)] = 512
+    destination_offset: Offset = 0
+    destination_size: Annotated[int, Field(gt=0, le=1 << 52)]
+    topology_volume: Annotated[str, Field(max_length=256)] | None = None
 
 
 class Put(Msg):
@@ -118,7 +154,7 @@ class Bye(Msg):
     type: Literal["bye"]
 
 
-Request = Annotated[Union[Hello, Proof, Command, QueryBackup, BeginBackup, Put, Commit, Abandon, Get, Digest, Delete,
+Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup, ServerFreeRestore, Put, Commit, Abandon, Get, Digest, Delete,
                           Bye], Field(discriminator="type")]
 _REQUEST = TypeAdapter(Request)
 

@@ -22,9 +22,12 @@ LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120)
 class MetricsEndpoint:
     """An HTTP /metrics endpoint for one registry (stopped with ``close``)."""
 
-    def __init__(self, registry: CollectorRegistry, port: int, host: str = "127.0.0.1"):
-        self._http, self._thread = start_http_server(port, host, registry)
+    def __init__(self, registry: CollectorRegistry, port: int, host: str = "127.0.0.1",
+                 tls: tuple[str, str] | None = None):
+        certfile, keyfile = tls or (None, None)
+        self._http, self._thread = start_http_server(port, host, registry, certfile=certfile, keyfile=keyfile)
         self.address = f"{host}:{self._http.server_port}"
+        self.scheme = "https" if tls else "http"
 
     def close(self) -> None:
         self._http.shutdown()
@@ -48,8 +51,9 @@ class ServerMetrics:
                                  ["request"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.endpoint: MetricsEndpoint | None = None
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> "ServerMetrics":
-        self.endpoint = MetricsEndpoint(self.registry, port, host)
+    def serve(self, port: int, host: str = "127.0.0.1", tls: tuple[str, str] | None = None) -> "ServerMetrics":
+        """Serve /metrics; ``tls`` (cert, key): HTTPS with the server's own certificate (every port TLS)."""
+        self.endpoint = MetricsEndpoint(self.registry, port, host, tls)
         return self
 
     @property

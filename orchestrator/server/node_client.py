@@ -58,5 +58,21 @@ class NodeSession(ServerSession):
                               "object_id": object_id})
         return reply["objects"]
 
+    def chain(self, filespace: str, incremental: bool = False, pitdate: str | None = None) -> tuple[list[dict], dict]:
+        """(objects of the restore chain, chunk -> digest of the view); ([], {}) when there is no full image."""
+        reply, _ = self.call({"type": "restore_chain", "filespace": filespace, "incremental": incremental,
+                              "pitdate": pitdate})
+        return reply["objects"], {int(c): str(d) for c, d in reply["digests"]}
+
+    def call_long(self, message: dict) -> dict:
+        """A request the server answers only when a whole copy is done (server-free): no read timeout."""
+        previous = self.sock.gettimeout()
+        self.sock.settimeout(None)
+        try:
+            reply, _ = self.call(message)
+        finally:
+            self.sock.settimeout(previous)
+        return reply
+
     def delete(self, object_id: int) -> None:
         self.call({"type": "delete", "object_id": object_id})

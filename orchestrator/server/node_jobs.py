@@ -20,7 +20,8 @@ from typing import Any
 
 from orchestrator import compose
 from orchestrator.drivers.site import OpenSite
-from orchestrator.job import DeviceSpec, JobReport, backup_job, restore_job, run_job
+from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, restore_job, run_job
+from orchestrator.job.digest import view_coverage
 from orchestrator.ops import StoredPiece
 from orchestrator.server.node_client import NodeSession
 from orchestrator.server.node_driver import ServerDriver, object_volume
@@ -58,10 +59,19 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
     vopts = options.for_volume(volume)
     if vopts.excluded:
         raise ValueError(f"volume {volume} is excluded from image backup by exclude.image at {vopts.excluded_by}")
-    if str(vopts.mode) == "incremental":
-        raise ValueError("-mode=incremental through the backup server is not built yet; use -mode=selective")
     vsite = site.volume(volume)
     with open_session(options) as session, OpenSite(site) as opened:
+        mode, base_id, digests, coverage = str(vopts.mode), None, {}, []
+        if mode == "incremental":
+            objects, digests = session.chain(volume, incremental=True)
+            if not objects:  # dsmc: an incremental with no full image yet takes a full one, and says so
+                print(f"serverfree: no full image backup of {volume} yet: taking a full (selective) image "
+                      "backup instead of an incremental one", file=sys.stderr)
+                mode = "selective"
+            else:
+                chain = records(objects)
+                base_id = chain[0].id
+                coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
         lan_free = bool(site.storage_agent) and site.lan_free
         driver = ServerDriver(None, opened.movers, opened.devices, session=session,  # type: ignore[arg-type]
                               storage_agent=dict(site.storage_agent) if lan_free else {})
@@ -69,17 +79,70 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
         size = vsite.size or (io.size - vsite.offset)
         layout = read_layout(device_volume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
+        reasons = [NO_SERVER_FREE]
+        if vopts.enableserverfree and mode == "selective":
+            done, why = server_free(session, vopts, volume, vsite, io, size, fs, layout)
+            if done is not None:
+                return done
+            reasons = [f"server-free through the backup server: {why}"]
         verdict = SimpleNamespace(server_free=False, lan_free=lan_free, lan=True, reasons={}, route=None)
         elig = compose.start_path(vopts, file_system=fs, paths=verdict, movers=[])
         extents = [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
                                  batch_mb=options.serverfreebatchsize, lan_free=lan_free,
-                                 reasons=[*elig.reasons, NO_SERVER_FREE])
+                                 reasons=[*elig.reasons, *reasons])
         spec = compose.backup_spec(node=options.node, filespace=volume, vopts=vopts, elig=elig,
                                    source=DeviceSpec(name=vsite.device, designator="", block_size=io.block_size),
                                    volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
-                                   pool="", paths=plan)
+                                   pool="", paths=plan, base_object_id=base_id, base_digests=digests,
+                                   base_coverage=coverage, mode=mode)
         return run_job(backup_job(spec), progress(driver.execute))
+
+
+class RemoteReport:
+    """The report of a job the server ran (server-free), shaped as the CLI prints a JobReport."""
+
+    def __init__(self, d: dict):
+        self.d = d
+
+    @property
+    def ok(self) -> bool:
+        return self.d.get("outcome") == "completed"
+
+    def as_dict(self) -> dict:
+        return self.d
+
+    def summary(self) -> str:
+        d = self.d
+        return (f"{d.get('kind', 'job')} {d.get('node')}:{d.get('filespace')}: {d.get('outcome')} "
+                f"(run by the backup server)\n"
+                f"  path: {d.get('path_used')}; image {d.get('image_size')} bytes, stored {d.get('stored_size')}"
+                f"{'; ' + d['message'] if d.get('message') else ''}")
+
+
+def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size: int, fs: str,
+                layout: Any) -> tuple[RemoteReport | None, str]:
+    """Ask the server to copy the volume through a data mover: (its report, "") or (None, why not)."""
+    if fs not in ("ntfs", "raw"):
+        return None, f"{fs} volumes are not eligible (NTFS and raw only)"
+    if str(vopts.imagetype) != "static" or str(vopts.mode) != "selective":
+        return None, "the server copies offline (imagetype static) full images only"
+    extents = [[int(a), int(b)] for a, b in layout.extents(vopts.gap_size("serverfree")).tolist()]
+    if len(extents) > 10000:
+        return None, f"{len(extents)} extents are more than one request carries (10000)"
+    try:
+        designator = io.designator()
+    except Exception as exc:  # noqa: BLE001 - the reason goes into the report
+        return None, f"the volume's designator (VPD 83h) cannot be read: {exc}"
+    reply = session.call_long({"type": "serverfree_backup", "filespace": volume, "volume_size": size,
+                             "volume_offset": vsite.offset, "file_system": fs, "extents": extents,
+                             "source_designator": designator, "block_size": io.block_size,
+                             **({"topology_volume": vsite.topology_volume} if vsite.topology_volume else {}),
+                             **({"management_class": vopts.mgmtclass} if vopts.mgmtclass not in (None, "", "DEFAULT")
+                                else {})})
+    if reply.get("ok"):
+        return RemoteReport(reply["report"]), ""
+    return None, str(reply.get("reason") or "the data movers did not finish")
 
 
 def records(objects: list[dict]) -> list[Any]:
@@ -96,27 +159,38 @@ def records(objects: list[dict]) -> list[Any]:
     return out
 
 
-def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any) -> JobReport:
-    """The node's active full image of the volume, over the LAN, onto ``dest_name``."""
-    if args.incremental or args.pitdate:
-        raise ValueError("-incremental and -pitdate through the backup server are not built yet")
+def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, pit: Any = None) -> JobReport:
+    """The node's image chain (active, or in force at ``pit``) onto ``dest_name``: server-free or over the LAN."""
     vsite = site.volume(args.volume)
     with open_session(options) as session, OpenSite(site) as opened:
-        fulls = [o for o in records(session.query(args.volume)) if o.mode == "selective"]
-        if not fulls:
-            raise LookupError(f"no restorable image of {options.node}:{args.volume} on the server")
+        objects, _ = session.chain(args.volume, incremental=args.incremental, pitdate=pit.isoformat() if pit else None)
+        if not objects:
+            when = f" at or before {pit.isoformat()}" if pit else ""
+            raise LookupError(f"no restorable image of {options.node}:{args.volume}{when} on the server")
+        chain = records(objects)
         driver = ServerDriver(None, opened.movers, opened.devices, session=session)  # type: ignore[arg-type]
         io = driver.io(dest_name)
-        elig = compose.start_path(options.for_volume(args.volume), file_system=fulls[-1].file_system, paths=None,
+        offset = vsite.offset if dest_name == vsite.device else 0
+        reasons = [LAN_ONLY]
+        if options.for_volume(args.volume).enableserverfree and len(chain) == 1 and pit is None:
+            try:
+                reply = session.call_long({"type": "serverfree_restore", "filespace": args.volume,
+                                         "destination_designator": io.designator(), "block_size": io.block_size,
+                                         "destination_offset": offset, "destination_size": io.size - offset})
+            except OSError as exc:  # the designator could not be read: the LAN restore says why
+                reply = {"ok": False, "reason": f"the destination's designator (VPD 83h) cannot be read: {exc}"}
+            if reply.get("ok"):
+                return RemoteReport(reply["report"])  # type: ignore[return-value]
+            reasons = [f"server-free through the backup server: {reply.get('reason') or 'the movers did not finish'}"]
+        elig = compose.start_path(options.for_volume(args.volume), file_system=chain[0].file_system, paths=None,
                                   movers=[], encryption=False)
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
                                  batch_mb=options.serverfreebatchsize, lan_free=False,
-                                 reasons=[*elig.reasons, LAN_ONLY])
-        offset = vsite.offset if dest_name == vsite.device else 0
-        spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=[fulls[-1]],
+                                 reasons=[*elig.reasons, *reasons])
+        spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=chain,
                                     destination=DeviceSpec(name=dest_name, designator="", block_size=io.block_size),
                                     destination_offset=offset, destination_size=io.size - offset,
-                                    incremental=False, deletefiles=args.deletefiles, paths=plan)
+                                    incremental=args.incremental, deletefiles=args.deletefiles, paths=plan)
         return run_job(restore_job(spec), progress(driver.execute))
 
 

@@ -55,8 +55,9 @@ class NodeOps:
         return self._handle(req, data)
 
     def _handle(self, req: Any, data: bytes) -> tuple[dict, bytes]:
-        handler = {m.QueryBackup: self.query, m.BeginBackup: self.begin, m.Put: self.put, m.Commit: self.commit,
-                   m.Abandon: self.abandon, m.Get: self.get, m.Digest: self.digest, m.Delete: self.delete}[type(req)]
+        handler = {m.QueryBackup: self.query, m.RestoreChain: self.chain, m.BeginBackup: self.begin, m.Put: self.put, m.Commit: self.commit,
+                   m.Abandon: self.abandon, m.Get: self.get, m.Digest: self.digest, m.Delete: self.delete,
+                   m.ServerFreeBackup: self.serverfree, m.ServerFreeRestore: self.serverfree}[type(req)]
         return handler(req, data)
 
     def close(self) -> None:
@@ -81,13 +82,31 @@ class NodeOps:
             objs = [self._own(req.object_id)]
         else:
             objs = self.cat.query(self.node, req.filespace, inactive=req.inactive, with_pieces=True)
-        out = []
-        for o in objs:
-            d = o.as_dict()
-            d.pop("pool_device", None)
-            d["pieces"] = [[p.image_offset, p.volume_offset, p.length, p.compressed, p.stored] for p in o.pieces]
-            out.append(d)
-        return {"type": "objects", "objects": out}, b""
+        return {"type": "objects", "objects": [self._shown(o) for o in objs]}, b""
+
+    @staticmethod
+    def _shown(o: Any) -> dict:
+        d = o.as_dict()
+        d.pop("pool_device", None)
+        d["pieces"] = [[p.image_offset, p.volume_offset, p.length, p.compressed, p.stored] for p in o.pieces]
+        return d
+
+    def chain(self, req: m.RestoreChain, data: bytes) -> tuple[dict, bytes]:
+        from datetime import datetime, timezone
+
+        pit = None
+        if req.pitdate:
+            try:
+                pit = datetime.fromisoformat(req.pitdate)
+            except ValueError:
+                raise self.refuse(f"pitdate {req.pitdate!r} is not an ISO date", "ANR0440W") from None
+            pit = pit if pit.tzinfo else pit.replace(tzinfo=timezone.utc)
+        try:
+            chain = self.cat.restore_chain(self.node, req.filespace, pitdate=pit, incremental=req.incremental)
+        except CatalogueError as exc:
+            return {"type": "chain", "objects": [], "digests": [], "reason": str(exc)}, b""
+        return {"type": "chain", "objects": [self._shown(o) for o in chain],
+                "digests": sorted([c, d] for c, d in self.cat.digests(chain).items())}, b""
 
     # -- writing -------------------------------------------------------------------------------
     def begin(self, req: m.BeginBackup, data: bytes) -> tuple[dict, bytes]:
@@ -118,6 +137,16 @@ class NodeOps:
             reply["lan_free"] = {"pool_volume": started.pool_volume, "pool_offset": started.pool_offset,
                                  "length": req.image_size}
         return reply, b""
+
+    def serverfree(self, req: Any, data: bytes) -> tuple[dict, bytes]:
+        if self.server.serverfree is None:
+            return {"type": "serverfree_result", "ok": False, "reason": "this server has no data movers"}, b""
+        try:
+            if isinstance(req, m.ServerFreeRestore):
+                return self.server.serverfree.restore(self, req)
+            return self.server.serverfree.backup(self, req)
+        except LookupError as exc:
+            raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
 
     def _grant(self, object_id: int) -> Grant:
         g = self.grants.get(object_id)

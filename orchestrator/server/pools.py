@@ -59,10 +59,16 @@ class Pools:
                 capacity = f.seek(0, os.SEEK_END)
         else:
             raise ValueError(f"volume {path} does not exist; give CAPACITY= to create it")
+        designator = params.get("DESIGNATOR", "").lower()
+        if designator and (len(designator) not in (16, 32) or any(c not in "0123456789abcdef" for c in designator)):
+            raise ValueError(f"DESIGNATOR={params['DESIGNATOR']}: give the volume's NAA designator as the data "
+                             "mover sees it (VPD page 83h), 16 or 32 hex digits")
         with self.catalogue() as cat:
             if cat.db.execute("SELECT 1 FROM pool_volumes WHERE name=?", (str(path),)).fetchone():
                 raise ValueError(f"volume {path} is already defined")
             cat.add_pool_volume(pool, str(path), str(path), capacity)
+        if designator:  # server-free copies name this volume by it in their target descriptors
+            self.store.set_setting(f"designator:{path}", designator)
         return f"ANR2206I Volume {path} defined in storage pool {pool} ({capacity} bytes)."
 
     def volumes(self) -> list[dict]:

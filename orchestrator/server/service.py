@@ -89,6 +89,7 @@ class BackupServer:
         self.node_handler = node_handler
         self.pools: Any = None
         self.metrics: Any = None
+        self.serverfree: Any = None  # orchestrator.server.serverfree.ServerFree when movers are configured
         self.sessions: dict[int, Session] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()

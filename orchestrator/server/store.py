@@ -85,6 +85,10 @@ class ServerStore:
             raise LookupError(f"no setting {key!r}")
         return row["value"]
 
+    def setting_or(self, key: str, default: str = "") -> str:
+        row = self._one("SELECT value FROM settings WHERE key=?", (key,))
+        return default if row is None else row["value"]
+
     def set_setting(self, key: str, value: str) -> None:
         self._run("INSERT OR REPLACE INTO settings VALUES (?,?)", (key, value))
 

@@ -16,6 +16,7 @@ equal part of the mover's budget of chunks in flight.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -26,6 +27,8 @@ from typing import Any, Iterator
 from scsi.copymgr.io import BlockCopy, BlockCopyFailed, Extent
 from scsi.luns.base import BlockLun
 from scsi.luns.remote_async import RETRY, AsyncSession, service
+
+log = logging.getLogger(__name__)
 
 UNIT_ATTENTION_RETRIES = 5
 
@@ -55,16 +58,18 @@ class DepthTuner:
     """Hill-climbing on queue depth: measure bytes per second over a window, move depth toward more.
 
     Starts at ``start``; after each window of ``window`` completed chunks it
-    compares throughput with the previous window and keeps moving in the same
-    direction while throughput grows by more than ``gain``, else turns round.
-    Devices that sustain a deeper queue get one; a device that only builds a
-    longer queue (latency grows, throughput does not) gets a shallower one.
+    compares throughput with the previous window: clearly better (by more
+    than ``gain``) -> another step the same way; clearly worse -> a step
+    back the other way; within the noise -> stay.  Devices that sustain a
+    deeper queue get one; a device that only builds a longer queue (latency
+    grows, throughput does not) gets a shallower one.
     """
 
-    def __init__(self, maximum: int, *, start: int = 4, window: int = 32, gain: float = 0.03,
+    def __init__(self, maximum: int, *, start: int = 8, window: int = 16, gain: float = 0.05,
                  clock: Any = time.monotonic):
         self.maximum = max(1, maximum)
-        self.depth = min(self.maximum, max(1, start))
+        self.minimum = min(2, self.maximum)  # below 2 reads and writes no longer overlap
+        self.depth = min(self.maximum, max(self.minimum, start))
         self.window, self.gain, self.clock = window, gain, clock
         self.step = 2
         self._done = 0
@@ -81,10 +86,70 @@ class DepthTuner:
         now = self.clock()
         rate = self._bytes / max(now - self._t0, 1e-9)
         self.history.append((self.depth, rate))
-        if rate < self._last_rate * (1 + self.gain):
-            self.step = -self.step  # no better than before: turn round
-        self.depth = min(self.maximum, max(2 if self.maximum >= 2 else 1, self.depth + self.step))
+        if rate > self._last_rate * (1 + self.gain):
+            move = self.step  # better: keep going
+        elif rate < self._last_rate * (1 - self.gain):
+            self.step = -self.step  # worse: turn round
+            move = self.step
+        else:
+            move = 0  # within the noise: stay
+        self.depth = min(self.maximum, max(self.minimum, self.depth + move))
         self._last_rate, self._done, self._bytes, self._t0 = rate, 0, 0, now
+
+
+class DepthMemory:
+    """The depth each pair of LUNs settled at, so the next copy between them starts there.
+
+    A backup sends many lists one after the other (80 MiB each by default);
+    without memory each would climb from the start depth again.
+    """
+
+    def __init__(self, start: int = 8):
+        self.start = start
+        self._depths: dict[tuple[str, ...], int] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(req: BlockCopy) -> tuple[str, ...]:
+        return tuple(sorted({f"{e.src.name}>{e.dst.name}" for e in req.extents}))
+
+    def tuner(self, req: BlockCopy) -> DepthTuner:
+        with self._lock:
+            start = self._depths.get(self._key(req), self.start)
+        return DepthTuner(req.depth, start=start)
+
+    def keep(self, req: BlockCopy, tuner: DepthTuner) -> None:
+        if tuner.history:  # only what was measured
+            with self._lock:
+                self._depths[self._key(req)] = tuner.depth
+
+
+class BufferPool:
+    """Chunk buffers kept between copies, so a backup's many lists reuse the same memory.
+
+    Keeps at most ``limit`` bytes of idle buffers; a buffer is only ever
+    handed to one slot at a time.
+    """
+
+    def __init__(self, limit: int = 64 << 20):
+        self.limit = limit
+        self._free: dict[int, list[bytearray]] = {}
+        self._kept = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bytearray:
+        with self._lock:
+            free = self._free.get(size)
+            if free:
+                self._kept -= size
+                return free.pop()
+        return bytearray(size)
+
+    def give(self, buf: bytearray) -> None:
+        with self._lock:
+            if self._kept + len(buf) <= self.limit:
+                self._free.setdefault(len(buf), []).append(buf)
+                self._kept += len(buf)
 
 
 def chunks(extents: tuple[Extent, ...], chunk: int) -> Iterator[tuple[int, Extent, int, int, int]]:
@@ -111,11 +176,15 @@ def chunk_size(req: BlockCopy) -> int:
     return max(block, size - size % block)
 
 
-def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor) -> int:
+def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor | None,
+                   memory: DepthMemory | None = None, buffers: BufferPool | None = None) -> int:
     """Carry out ``req``; returns the bytes copied or raises BlockCopyFailed."""
     if not req.extents:
         return 0
+    memory = memory or DepthMemory()
+    tuner = memory.tuner(req)
     share.join()
+    t0 = time.monotonic()
     try:
         with ExitStack() as stack:
             sessions: dict[int, AsyncSession] = {}
@@ -125,10 +194,14 @@ def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor) -
                     break
                 sessions[id(lun)] = s
             else:
-                return _AsyncCopy(req, sessions, share).run()
-        return _threaded_copy(req, share, pool)
+                return _AsyncCopy(req, sessions, share, tuner, buffers or BufferPool(0)).run()
+        return _threaded_copy(req, share, pool, tuner)
     finally:
         share.leave()
+        memory.keep(req, tuner)
+        log.info("block copy of %d extents: %.2f s, chunk %d, depth %d -> %d over %d windows", len(req.extents),
+                 time.monotonic() - t0, chunk_size(req), tuner.history[0][0] if tuner.history else tuner.depth,
+                 tuner.depth, len(tuner.history))
 
 
 @dataclass(eq=False)
@@ -148,11 +221,13 @@ class _Slot:
 class _AsyncCopy:
     """Zero-copy pipeline over libiscsi sessions, serviced from the calling thread."""
 
-    def __init__(self, req: BlockCopy, sessions: dict[int, AsyncSession], share: FairShare):
+    def __init__(self, req: BlockCopy, sessions: dict[int, AsyncSession], share: FairShare, tuner: DepthTuner,
+                 buffers: BufferPool):
         self.req, self.sessions, self.share = req, sessions, share
         self.chunk = chunk_size(req)
-        self.tuner = DepthTuner(req.depth)
-        self.free: list[bytearray] = []
+        self.tuner = tuner
+        self.buffers = buffers
+        self.free: list[bytearray] = []  # this copy's buffers between two chunks
         self.busy: list[_Slot] = []
         self.failure: BlockCopyFailed | None = None
         self.abort: BaseException | None = None  # what req.check returned
@@ -179,6 +254,9 @@ class _AsyncCopy:
                 service(list({id(s.session): s.session for s in self.busy}.values()))
                 for slot in [s for s in self.busy if s.pending.done]:
                     self._advance(slot)
+        for buf in self.free:  # every command has ended: nothing points into them any more
+            self.buffers.give(buf)
+        self.free = []
         if self.failure is not None:
             raise self.failure
         if self.abort is not None:
@@ -187,7 +265,7 @@ class _AsyncCopy:
 
     def _start(self, index: int, ext: Extent, src_lba: int, dst_lba: int, blocks: int) -> None:
         nbytes = blocks * ext.src.block_size
-        buf = self.free.pop() if self.free else bytearray(self.chunk)
+        buf = self.free.pop() if self.free else self.buffers.take(self.chunk)
         slot = _Slot(buf, index, ext, src_lba, dst_lba, blocks)
         self.busy.append(slot)
         self._submit(slot, memoryview(buf)[:nbytes])
@@ -234,10 +312,11 @@ class _AsyncCopy:
             self.failure = BlockCopyFailed(slot.index, "destination" if slot.writing else "source", error)
 
 
-def _threaded_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor) -> int:
+def _threaded_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor | None, tuner: DepthTuner) -> int:
     """The same pipeline for LUNs without zero-copy sessions: each slot reads then writes on a pool thread."""
+    if pool is None:
+        raise ValueError("LUNs without zero-copy sessions need the driver's thread pool")
     chunk = chunk_size(req)
-    tuner = DepthTuner(req.depth)
 
     def one(index: int, ext: Extent, src_lba: int, dst_lba: int, blocks: int) -> tuple[int, int]:
         try:

@@ -49,6 +49,17 @@ class CopyLimits(BaseModel):
         return self
 
 
+class MoverLimits(CopyLimits):
+    """The limits of a real mover (``datamover serve``): a deeper queue by default.
+
+    Its block copies adapt their depth to what the devices sustain, up to
+    ``io_depth``; the simulator keeps CopyLimits' own default of 4, which its
+    calibrated timings assume.
+    """
+
+    io_depth: int = Field(16, ge=1, le=64, description="most chunks in flight per copy (block copies adapt below it)")
+
+
 class FcMapEntry(BaseModel):
     """A LUN reachable as FC port WWPN and/or N_Port_ID plus LU number (for E0h/E1h)."""
 

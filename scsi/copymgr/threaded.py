@@ -10,7 +10,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Sequence
 
-from scsi.copymgr.blockcopy import FairShare, run_block_copy
+from scsi.copymgr.blockcopy import BufferPool, DepthMemory, FairShare, run_block_copy
 from scsi.copymgr.io import BlockCopy, IoRequest, IoResult, capture, perform
 from scsi.luns.base import StreamLun
 
@@ -28,9 +28,11 @@ class ThreadedDriver:
     def __init__(self, workers: int = 8, share_budget: int = 32):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copymgr-io")
         self.share = FairShare(share_budget)
+        self.depths = DepthMemory()
+        self.buffers = BufferPool()
 
     def _block_copy(self, req: BlockCopy) -> IoResult:
-        return capture(lambda: run_block_copy(req, self.share, self._pool))
+        return capture(lambda: run_block_copy(req, self.share, self._pool, self.depths, self.buffers))
 
     def run_batch(self, batch: Sequence[IoRequest]) -> list[IoResult]:
         if not batch:

@@ -73,6 +73,8 @@ class LibiscsiDevice(PyscsiDevice):
     (seconds) bounds login and each command.
     """
 
+    WAIT_NOTE = 5.0  # seconds between on_wait calls while a command is unanswered
+
     def __init__(self, url: str, *, initiator_iqn: str = DEFAULT_INITIATOR,
                  chap: ChapCredentials | tuple[str, str] | None = None,
                  mutual_chap: ChapCredentials | tuple[str, str] | None = None,
@@ -91,6 +93,8 @@ class LibiscsiDevice(PyscsiDevice):
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
         self.timeout = float(timeout)
+        #: seconds to wait for ABORT TASK, then for LOGICAL UNIT RESET, after a command timed out (0: neither)
+        self.tmf_wait = min(5.0, max(0.5, self.timeout / 4))
         self._lib = L.lib()
         self._inflight: dict[int, Pending] = {}
         self._called_back: list[Pending] = []  # filled by the completion callback during iscsi_service
@@ -99,6 +103,9 @@ class LibiscsiDevice(PyscsiDevice):
         self._polled_fd = -1
         self._broken: str | None = None
         self.max_inflight = 0  # most commands seen in flight at once (for tests and tuning)
+        #: called (seconds waited, timeout) every WAIT_NOTE s while the oldest command is unanswered
+        self.on_wait: Any = None
+        self._wait_step = 0
         self._connect(header_digest)
 
     # -- session ----------------------------------------------------------------------
@@ -142,6 +149,8 @@ class LibiscsiDevice(PyscsiDevice):
         except BaseException:
             self._destroy()
             raise
+        # Commands: our own deadline fires first (then ABORT TASK / LUN RESET), libiscsi's only as a backstop.
+        lib.iscsi_set_timeout(ctx, int(self.timeout + 2 * self.tmf_wait + 2.999))
         log.info("logged in to %s as %s", u.display(), self.initiator_iqn)
 
     def _destroy(self) -> None:
@@ -263,11 +272,25 @@ class LibiscsiDevice(PyscsiDevice):
             # one timeout per session and a dict in submission order: the oldest command expires first
             oldest = next(iter(self._inflight.values()), None)
             first_deadline = now + 1.0 if oldest is None else oldest.deadline
+            if oldest is not None and self.on_wait is not None:
+                self._note_wait(now - (oldest.deadline - self.timeout))
             if first_deadline <= now:
                 self._expire(now)
                 return -1, 0, 0
             wait_ms = int(min(first_deadline - now, 1.0) * 1000) + 1
             return self._lib.iscsi_get_fd(self._ctx), self._lib.iscsi_which_events(self._ctx), wait_ms
+
+    def _note_wait(self, waited: float) -> None:
+        """Tell ``on_wait(seconds waited, timeout)`` every WAIT_NOTE seconds while a command is unanswered."""
+        step = int(waited // self.WAIT_NOTE)
+        if step >= 1 and step != self._wait_step:
+            self._wait_step = step
+            try:
+                self.on_wait(step * self.WAIT_NOTE, self.timeout)
+            except Exception:  # noqa: BLE001 - a status line must not break the session
+                log.debug("on_wait hook failed", exc_info=True)
+        elif step == 0:
+            self._wait_step = 0
 
     def service(self, revents: int) -> None:
         """Let libiscsi read/write what ``revents`` allows and call back the commands that ended."""
@@ -326,11 +349,25 @@ class LibiscsiDevice(PyscsiDevice):
             return pending
 
     def _expire(self, now: float) -> None:
-        """Cancel commands past their deadline (the task is freed on its callback)."""
+        """Abort commands past their deadline on the target, then cancel them here (freed on their callback).
+
+        The first one gets ABORT TASK, then LOGICAL UNIT RESET if that is not
+        carried out (scsi/devices/libiscsi_tmf.py); a target that answers
+        neither is given up: the session is failed.
+        """
+        from scsi.devices.libiscsi_tmf import abort_then_reset
+
+        usable, tmf = True, None
         for p in list(self._inflight.values()):
             if p.deadline <= now and not p.done:
+                if tmf is None and self._broken is None and self.tmf_wait > 0:
+                    usable, tmf = abort_then_reset(self._lib, self._ctx, p.task, self.url.lun, self.tmf_wait,
+                                                   f"{self.url.display()} opcode {p.cdb[0]:02X}h")
+                    p.transport_error = tmf
                 self._lib.iscsi_scsi_cancel_task(self._ctx, p.task)
                 p.libiscsi_status = L.SCSI_STATUS_TIMEOUT
+        if not usable:
+            self._fail_session(f"the target answered neither ({tmf})")
         self._reap()
 
     def _fail_session(self, reason: str) -> None:
@@ -361,7 +398,8 @@ class LibiscsiDevice(PyscsiDevice):
     def _transport_error(self, p: Pending) -> DeviceError:
         what = f"{self.url.display()}: opcode {p.cdb[0]:02X}h"
         if p.libiscsi_status == L.SCSI_STATUS_TIMEOUT:
-            return DeviceTimeout(f"{what}: no answer within {self.timeout:g} s")
+            then = f" ({p.transport_error})" if p.transport_error else ""
+            return DeviceTimeout(f"{what}: no answer within {self.timeout:g} s{then}")
         if self._broken is not None:
             return DeviceConnectionError(f"{what}: connection lost: {self._broken}")
         if p.libiscsi_status == L.SCSI_STATUS_CANCELLED:

@@ -9,6 +9,7 @@ ready first.  The poll itself runs without the GIL, and so does
 from __future__ import annotations
 
 import select
+import time
 from typing import Sequence
 
 from scsi.devices.iscsi import LibiscsiDevice
@@ -29,7 +30,9 @@ def service_sessions(devices: Sequence[LibiscsiDevice], max_wait_ms: int = 1000)
         if fd >= 0 and events:
             poller.register(fd, events)
             by_fd[fd] = dev
-    if not by_fd:
+    if not by_fd:  # nothing to wait on (a command just expired, or libiscsi asks to come back later)
+        if wait_ms:
+            time.sleep(min(wait_ms, 100) / 1000)
         return
     ready = poller.poll(wait_ms)
     for fd, revents in ready:

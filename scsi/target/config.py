@@ -42,7 +42,7 @@ from pydantic import (
     model_validator,
 )
 
-from scsi.copymgr.config import CopyLimits
+from scsi.copymgr.config import MoverLimits
 from scsi.copymgr.faults import parse_fault
 from scsi.designators import parse_wwn
 from scsi.devices.iscsi_url import parse_iscsi_url
@@ -229,7 +229,7 @@ class TargetConfig(BaseModel):
     # refuses a session without them (the key is answered Reject), "off" never uses them.
     header_digest: Literal["allowed", "required", "off"] = "allowed"
     data_digest: Literal["allowed", "required", "off"] = "allowed"
-    limits: CopyLimits = Field(default_factory=CopyLimits)  # the copy manager's (OPERATING PARAMETERS)
+    limits: MoverLimits = Field(default_factory=MoverLimits)  # the copy manager's (OPERATING PARAMETERS)
     faults: list[str] = Field(default_factory=list)  # fault injection rules, see scsi.copymgr.faults
 
     @field_validator("faults")

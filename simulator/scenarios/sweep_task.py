@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,25 @@ def row_of(run: Run, result: ScenarioRun, wall: float) -> dict[str, Any]:
 
 def run_batch(base: dict[str, Any], base_dir: str, source: str, runs: list[Run]) -> list[dict[str, Any]]:
     """Run each of ``runs`` (a Dask task); every run gives one row."""
-    logging.getLogger("orchestrator").setLevel(logging.ERROR)  # failovers are the point here, not news
-    logging.getLogger("scsi").setLevel(logging.ERROR)
-    logging.getLogger("simulator").setLevel(logging.ERROR)
+    with _quiet("orchestrator", "scsi", "simulator"):  # failovers are the point here, not news
+        return _run_batch(base, base_dir, source, runs)
+
+
+@contextmanager
+def _quiet(*names: str):
+    """Loggers at ERROR for the batch, then as they were (a batch may run in the caller's process)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _run_batch(base: dict[str, Any], base_dir: str, source: str, runs: list[Run]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from tests.fixtures.sanlab import MIB, SanLab, missing_reason
 ALWAYS = [Cell("mover-killed", "connect", "backup"), Cell("mover-killed", "connect", "restore"),
           Cell("not-ready", "operating-parameters", "backup"), Cell("mover-stopped", "first-list", "backup"),
           Cell("every-path-down", "connect", "backup")]
-SAMPLED = int(os.environ.get("SANLAB_MATRIX_CELLS", "3"))
+SAMPLED = int(os.environ.get("SANLAB_MATRIX_CELLS", "2"))
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,10 @@
 """`serverfree backup image`, `restore image`, `query backup` end to end on files and an in-process mover."""
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -174,3 +176,64 @@ def test_every_client_option_has_its_own_help(capsys):
             if action.option_strings and action.help not in (None, "==SUPPRESS=="):
                 text = action.help.replace("overrides dsm.opt", "").strip("; ")
                 assert len(text) >= 8, (parser.prog, action.option_strings, action.help)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_terminal_and_none_with_json(site, monkeypatch, capsys):
+    s = str(site / "site.yaml")
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert cli(site, "backup", "image", "E:", "--site", s) == 0
+    shown = term.getvalue()
+    assert re.search(r"\rbackup E: server-free: [\d.]+ of [\d.]+ MiB \(100%\), \d+ list\(s\)/piece\(s\), "
+                     r"[\d.]+ MiB/s, ETA 0:00:00", shown), shown
+    term2 = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term2)
+    assert cli(site, "restore", "image", "E:", "disk1", "--site", s, "-enableserverfree=no") == 0
+    assert re.search(r"restore E: lan-free: .*\(100%\)", term2.getvalue()), term2.getvalue()
+    term3 = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term3)
+    assert cli(site, "backup", "image", "E:", "--site", s, "--json") == 0
+    assert "MiB/s" not in term3.getvalue()
+
+
+def test_sigint_exits_130_and_the_next_start_sweeps_what_an_interrupted_job_left(site):
+    import signal
+    import time
+
+    s = str(site / "site.yaml")
+    cmd = [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())",
+           "backup", "image", "E:", "--site", s, "--options", str(site / "dsm.opt"), "-imagetype=snapshot",
+           "-presnapshotcmd=sleep 30"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # start-up, then the presnapshotcmd is running
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "serverfree: interrupted" in err and "Traceback" not in err, err
+    # a job killed after it began its object leaves it pending: the next start marks it abandoned
+    from orchestrator.catalogue import Catalogue
+
+    killed = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os
+        from orchestrator.catalogue import Catalogue
+        from orchestrator.ops import BeginObject
+        cat = Catalogue({str(site / 'cat.db')!r})
+        cat.add_pool_volume("POOL1", "VOL1", "pool0", 1 << 30)
+        cat.begin_object(BeginObject(node="NODE1", filespace="E:", mode="selective", image_type="static",
+                                     management_class="STANDARD", pool="", image_size=4096, volume_size=4096,
+                                     file_system="ntfs"))
+        os._exit(0)  # as if killed: no abandon, no close
+    """)], capture_output=True, text=True, timeout=60)
+    assert killed.returncode == 0, killed.stderr
+    with Catalogue(site / "cat.db") as cat:
+        assert "pending" in cat.states().values()
+    r = subprocess.run([*cmd[:-2], "-imagetype=static"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "1 unfinished image object(s) of an interrupted job marked abandoned" in r.stderr
+    with Catalogue(site / "cat.db") as cat:
+        assert "pending" not in cat.states().values()

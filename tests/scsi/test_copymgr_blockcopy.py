@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from scsi.copymgr.blockcopy import DepthTuner, FairShare, chunk_size, run_block_copy, supports_zero_copy
+from scsi.copymgr.blockcopy import (BufferPool, DepthTuner, FairShare, chunk_size, run_block_copy,
+                                   supports_zero_copy)
 from scsi.copymgr.io import BlockCopy, BlockCopyFailed, Extent
 from scsi.copymgr.threaded import ThreadedDriver
 from scsi.luns import MemoryBlockLun
@@ -134,8 +135,13 @@ def test_zero_copy_path_keeps_commands_in_flight_and_never_copies_in_python(tgtd
     half = blocks // 2
     req = BlockCopy((Extent(src, 0, dst, 0, half), Extent(src, half, dst, half, blocks - half)),
                     256 * 1024, 8, lambda i, n: done.append(n))
-    assert run_block_copy(req, FairShare(16), pool=None) == len(data)
+    buffers = BufferPool()
+    assert run_block_copy(req, FairShare(16), pool=None, buffers=buffers) == len(data)
     assert sum(done) == len(data)
+    kept = [id(b) for b in buffers._free[256 * 1024]]
+    assert 2 <= len(kept) <= 8  # the slots' buffers, back in the pool for the next list
+    assert run_block_copy(req, FairShare(16), pool=None, buffers=buffers) == len(data)
+    assert {id(b) for b in buffers._free[256 * 1024]} == set(kept)  # the second list used the same memory
     with open(target.luns[2], "rb") as f:
         assert f.read() == data
     inflight = [d.max_inflight for d in src._all + dst._all]
@@ -173,3 +179,54 @@ def test_check_ends_the_zero_copy_pipeline_after_the_chunks_in_flight(tgtd_pair)
         copied = f.read(len(data))
     assert copied[:4 * 64 * 1024] == data[:4 * 64 * 1024]
     assert copied[4 * 64 * 1024:] == bytes(len(data) - 4 * 64 * 1024)
+
+
+def test_the_next_list_between_the_same_luns_starts_at_the_depth_learned():
+    from scsi.copymgr.blockcopy import DepthMemory
+    a, b, c = (MemoryBlockLun(n, num_blocks=64) for n in "abc")
+    memory = DepthMemory(start=4)
+    first = BlockCopy((Extent(a, 0, b, 0, 8),), 4096, 32, lambda i, n: None)
+    tuner = memory.tuner(first)
+    clock = Clock()
+    tuner.clock, tuner._t0 = clock, 0.0
+    for _ in range(6):
+        feed(tuner, clock, lambda d: min(d, 12) * 1e8)
+    memory.keep(first, tuner)
+    assert tuner.depth > 4
+    assert memory.tuner(BlockCopy((Extent(a, 8, b, 8, 8),), 4096, 32, lambda i, n: None)).depth == tuner.depth
+    assert memory.tuner(BlockCopy((Extent(a, 0, c, 0, 8),), 4096, 32, lambda i, n: None)).depth == 4
+
+
+def test_two_copies_at_once_share_one_session_per_lun(tgtd):
+    """Two copies in two threads into one pool LUN over its only session: both land, byte for byte."""
+    import threading
+
+    target = tgtd.new_target("blockcopy-shared", {1: "8M", 2: "16M"})
+    data = os.urandom(8 << 20)
+    with open(target.luns[1], "r+b") as f:
+        f.write(data)
+    src = RemoteLun("client", target.url(1), sessions=1)
+    dst = RemoteLun("pool", target.url(2), sessions=1)
+    share = FairShare(8)
+    errors = []
+    blocks = len(data) // 512
+
+    def copy(dst_lba):
+        try:
+            run_block_copy(BlockCopy((Extent(src, 0, dst, dst_lba, blocks),), 128 * 1024, 8, lambda i, n: None),
+                           share, pool=None)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    try:
+        threads = [threading.Thread(target=copy, args=(lba,)) for lba in (0, blocks)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        with open(target.luns[2], "rb") as f:
+            assert f.read() == data + data
+    finally:
+        src.close()
+        dst.close()
+        target.delete()

@@ -19,7 +19,7 @@ import pytest
 from pyscsi.pyscsi.scsi import SCSI
 
 from scsi import commands, designators
-from scsi.devices import DeviceConnectionError, DeviceStatusError
+from scsi.devices import DeviceConnectionError, DeviceStatusError, DeviceTimeout
 from scsi.devices.iscsi import LibiscsiDevice
 from scsi.sense import SenseKey
 from scsi.xcopy import BlockToBlock, Header, ParameterList
@@ -162,3 +162,50 @@ def test_a_bad_rule_is_one_line_before_anything_listens(tmp_path):
     assert res.returncode == 2, res
     lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "drop@bytes=lots" in lines[0] and "Traceback" not in res.stderr, res.stderr
+
+
+def test_a_timed_out_command_is_aborted_on_the_target(served):
+    """Timeout -> ABORT TASK, answered by the (stalled-copy but live) target: the session stays usable."""
+    _, port, _, log_path, _ = served("stall=3s@list=1,segment=0")
+    src, s_src = _open(port, 0)
+    dst = LibiscsiDevice(f"iscsi://127.0.0.1:{port}/{IQN}/1", initiator_iqn=INITIATOR, timeout=1.5)
+    try:
+        with pytest.raises(DeviceTimeout) as info:
+            commands.extended_copy(SCSI(dst, 512), _list(s_src, SCSI(dst, 512), 2))
+        assert "ABORT TASK: function complete" in str(info.value), info.value
+        assert dst.connected
+        assert commands.operating_parameters(SCSI(dst, 512)).max_segment_count == 256  # answered after the hold
+    finally:
+        src.close()
+        dst.close()
+    assert "ABORT TASK" in log_path.read_text()  # the target saw it
+
+
+def test_a_stopped_target_gets_abort_then_lun_reset_then_is_given_up(served):
+    proc, port, _, _, _ = served()
+    dev = LibiscsiDevice(f"iscsi://127.0.0.1:{port}/{IQN}/0", initiator_iqn=INITIATOR, timeout=1.0)
+    try:
+        proc.send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        with pytest.raises(DeviceTimeout) as info:
+            commands.operating_parameters(SCSI(dev, 512))
+        waited = time.monotonic() - t0
+        assert "ABORT TASK: no answer; LOGICAL UNIT RESET: no answer" in str(info.value), info.value
+        assert not dev.connected  # given up: the caller fails over
+        assert waited < 1.0 + 2 * dev.tmf_wait + 1.0, waited
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        dev.close()
+
+
+def test_a_status_note_while_a_command_waits(served):
+    _, port, _, _, _ = served("stall=2.5s@command=rcr-op")
+    dev = LibiscsiDevice(f"iscsi://127.0.0.1:{port}/{IQN}/0", initiator_iqn=INITIATOR, timeout=6.0)
+    notes = []
+    dev.WAIT_NOTE = 1.0
+    dev.on_wait = lambda waited, limit: notes.append((waited, limit))
+    try:
+        assert commands.operating_parameters(SCSI(dev, 512)).max_segment_count == 256  # answered after the hold
+    finally:
+        dev.close()
+    assert notes[:2] == [(1.0, 6.0), (2.0, 6.0)], notes

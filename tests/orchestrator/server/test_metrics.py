@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,6 +65,29 @@ def test_server_metrics(tmp_path):
         assert m['serverfree_server_refusals_total{msgno="ANR0424W"}'] == 1
         assert m['serverfree_server_request_seconds_count{request="put"}'] == 1
         assert m['serverfree_server_sessions{role="node"}'] == 0
+    finally:
+        srv.close()
+
+
+def test_server_metrics_over_tls_with_the_server_certificate(tmp_path):
+    import ssl
+
+    from orchestrator.server.tls import fingerprint_of_der
+
+    srv = open_server(tmp_path / "srv", admin_password=ADMIN_PW, metrics_port=0, tls=True).start()
+    try:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        host, port = srv.metrics.address.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as raw, ctx.wrap_socket(raw) as tls:
+            assert fingerprint_of_der(tls.getpeercert(binary_form=True)) == srv.tls_fingerprint
+            tls.sendall(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            body = b""
+            while chunk := tls.recv(65536):
+                body += chunk
+        assert b"serverfree_server_sessions" in body
+        with pytest.raises(Exception):
+            scrape(srv.metrics.address)  # plain HTTP is not served
     finally:
         srv.close()
 

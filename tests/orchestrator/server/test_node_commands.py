@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -113,3 +115,24 @@ def test_a_lan_free_commit_the_pool_does_not_back_is_refused(client):
             n.commit(g["object_id"], [StoredPiece(0, 0, 65536)], "lan-free", [(0, "00" * 32)], chunk_size=65536)
     with srv.pools.catalogue() as cat:
         assert set(cat.states().values()) == {"abandoned"}
+
+
+def test_incremental_and_point_in_time_through_the_server(client, capsys):
+    srv, tmp, opts, vol = client
+    pw = f"-password={NODE_PW['NODEA']}"
+    assert main(["backup", "image", "E:", pw, "-imagegapsize=0", *opts]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    time.sleep(0.05)
+    between = datetime.now(timezone.utc).isoformat()
+    changed = bytearray(vol)
+    changed[100_000:100_100] = b"\x42" * 100
+    (tmp / "e.img").write_bytes(bytes(changed))
+    rc = main(["backup", "image", "E:", "--json", pw, "-imagegapsize=0", "-mode=incremental", *opts])
+    out = capsys.readouterr()
+    assert rc == 0, out.err + out.out
+    report = json.loads(out.out)
+    assert report["outcome"] == "completed" and report["image_size"] <= len(vol) // 4, report  # one changed chunk
+    assert main(["restore", "image", "E:", "disk1", pw, "-incremental", *opts]) == 0, capsys.readouterr()
+    assert (tmp / "r.img").read_bytes() == bytes(changed)
+    assert main(["restore", "image", "E:", "disk1", pw, f"-pitdate={between}", *opts]) == 0, capsys.readouterr()
+    assert (tmp / "r.img").read_bytes() == vol

@@ -1,7 +1,6 @@
 """Every session authenticates; every refusal is answered, logged, and ends the session."""
 from __future__ import annotations
 
-import json
 import socket
 
 import pytest
