@@ -11,17 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field as PField
 
-from scsi.layout import Field, Layout, LayoutError, bits, flag, reserved
+from scsi.layout import LayoutError
+from scsi.vpd import DESIGNATION_HEADER, VPD_HEADER
 from scsi.xcopy.cscd import BLOCK_PDTS, IdentificationCscd
 
 log = logging.getLogger(__name__)
-
-VPD_HEADER = Layout("VPD page header", 4, [
-    bits("pq", 0, 5, 3), bits("pdt", 0, 0, 5), Field("page_code", 1), Field("page_length", 2, size=2)])
-DESIGNATION_HEADER = Layout("designation descriptor", 4, [
-    bits("protocol_id", 0, 4, 4), bits("code_set", 0, 0, 4),
-    flag("piv", 1, 7), reserved(1, bit=6), bits("association", 1, 4, 2), bits("designator_type", 1, 0, 4),
-    reserved(2), Field("designator_length", 3)])
 
 DESIGNATOR_TYPES = {0: "vendor specific", 1: "T10 vendor ID", 2: "EUI-64", 3: "NAA", 4: "relative target port",
                     5: "target port group", 6: "logical unit group", 7: "MD5 logical unit identifier",

@@ -4,7 +4,11 @@ Modules, bottom up:
 
 * :mod:`simulator.fairshare` -- weighted max-min fair rates (progressive filling, numpy);
 * :mod:`simulator.flows` -- the flow engine: flows over capacity-limited resources, one simpy
-  event per change, byte marks, per-flow rate timeline (:mod:`simulator.timeline`);
+  event per change, byte marks, per-flow rate timeline (:mod:`simulator.timeline`); running flows
+  as rows kept in place (:mod:`simulator.flow_table`); only the flows a change can move re-levelled
+  (:mod:`simulator.flow_relevel`); each flow's bottleneck, per job in :mod:`simulator.attribution`;
+* :mod:`simulator.flow_workload`, :mod:`simulator.simgrid_peer` -- the same random SAN-shaped flow
+  workload on our engine and on SimGrid (the benchmark's peer);
 * :mod:`simulator.calibration`, :mod:`simulator.devices` -- device models and their defaults;
 * :mod:`simulator.san` -- :class:`SimSAN`: devices, full-duplex links, routes, data paths, jobs;
   built by hand, by :mod:`simulator.worlds` or from a topology (:mod:`simulator.from_topology`);
@@ -15,5 +19,6 @@ Modules, bottom up:
 * :mod:`simulator.driver` -- runs orchestrator jobs as simpy processes (:mod:`simulator.timing_backend`
   answers the bookkeeping of timing-only runs);
 * :mod:`simulator.synthetic` -- O(1)-memory stand-in jobs for capacity runs;
-* :mod:`simulator.scenarios.load`, :mod:`simulator.plots` -- scenario files, plots.
+* :mod:`simulator.scenarios` -- scenario files, the CI scenario runner, sweeps on Dask
+  (``sweep*``) and their HTML report (``report*``); :mod:`simulator.plots` -- plots.
 """

@@ -52,7 +52,7 @@ from orchestrator.ops.tape import (
     TapeServerRead,
     TapeServerWrite,
 )
-from orchestrator.plan.tape_records import read_piece, write_piece
+from orchestrator.ops.tape_records import read_piece, write_piece
 from scsi.copymgr.cdb import extended_copy_cdb
 from scsi.copymgr.client import Client
 from scsi.luns.base import LunError, SpaceCode

@@ -66,19 +66,25 @@ def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, touched: np.nd
         if len(rows) * 2 > n:
             return None
         fi, ri, wi = _rows_entries(t, rows)
-        used, local = np.unique(ri, return_inverse=True)
+        used = np.flatnonzero(np.bincount(ri, minlength=n_res))
+        remap = np.empty(n_res, dtype=np.intp)
+        remap[used] = np.arange(len(used))
+        local = remap[ri]
         old = rate[rows]
         f_old = np.bincount(local, weights=wi * old[fi], minlength=len(used))
         residual = capacity[used] - (load[used] - f_old)
         b = np.empty(len(rows), dtype=np.intp)
         new = max_min_rates(fi, local, wi, np.maximum(residual, 0.0), len(rows), t.caps[rows], b)
         moved = np.abs(new - old) > _REL * np.maximum(np.abs(old), 1.0)
-        grow = marked(used[np.unique(local[moved[fi]])]) if moved.any() else np.zeros(n, dtype=bool)  # (a)
+        grow = marked(ri[moved[fi]]) if moved.any() else np.zeros(n, dtype=bool)  # (a)
         froze = b >= 0
         if froze.any():  # (b): the level each saturated resource froze F flows at
             level = np.full(n_res + 1, np.inf)
             level[used[b[froze]]] = new[froze]
-            grow |= (rate[:, None] > level[paths] * (1 + _REL) + 1e-12).any(axis=1)
+            # only flows faster than the lowest such level can break one (a gather over their paths only)
+            cand = np.flatnonzero(rate > new[froze].min() * (1 + _REL) + 1e-12)
+            if len(cand):
+                grow[cand] |= (rate[cand, None] > level[paths[cand]] * (1 + _REL) + 1e-12).any(axis=1)
         over = residual < -_REL * np.maximum(capacity[used], 1.0)
         if over.any():  # (c)
             bad = np.zeros(n_res + 1, dtype=bool)

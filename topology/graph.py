@@ -23,6 +23,7 @@ from topology.index import (
     split_switch_port,
 )
 from topology.model import Role, Topology
+from topology.separators import SeparatorIndex
 from topology.wwn import parse_wwpn
 
 __all__ = ["FABRIC_KINDS", "SanState", "build_graph", "fabric_view", "live_fabric", "member_wwpn",
@@ -173,10 +174,8 @@ class SanState:
     def kind(self, node: str) -> str | None:
         return self.nodes.kind.get(node)
 
-    def separator_index(self):  # type: ignore[no-untyped-def]
-        """`topology.redundancy.SeparatorIndex` over this state's live fabric."""
-        from topology.redundancy import SeparatorIndex  # redundancy builds on this module
-
+    def separator_index(self) -> SeparatorIndex:
+        """:class:`~topology.separators.SeparatorIndex` over this state's live fabric."""
         assert self.fabric is not None
         return SeparatorIndex.of_live_fabric(self.fabric, self.nodes)
 

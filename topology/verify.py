@@ -17,8 +17,10 @@ from topology.collector import collector_paused
 from topology.graph import SanState, server_host
 from topology.hops import End, check_hop
 from topology.index import LunRef
+from topology.legs import MoverLegs
 from topology.model import DataFormat, FileSystem, StoragePool, Topology, Volume
-from topology.report import DomainReport, Problem, Route, VolumeVerdict
+from topology.redundancy import annotate_redundancy
+from topology.report import DomainReport, Problem, VolumeVerdict
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +34,6 @@ class Device:
     ends: list[End]
     lun: LunRef | None = None
     owners: list[str] = field(default_factory=list)  # drive, library / array: whatever it needs up
-
-
-@dataclass
-class MoverLegs:
-    """Everything one mover can do for a volume: read pairs x write pairs are all working routes."""
-
-    mover: str
-    read: list[tuple[str, str]]  # (mover port, array port)
-    write: list[tuple[str, str, str]]  # (mover port, device port, device name)
-
-    def first_route(self) -> Route:
-        (m_in, a_port), (m_out, d_port, device) = self.read[0], self.write[0]
-        return Route(array_port=a_port, mover_in=m_in, mover=self.mover, mover_out=m_out,
-                     device_port=d_port, device=device)
 
 
 @dataclass
@@ -68,8 +56,6 @@ def verify(topology: Topology, failed: Iterable[str] = (), *, redundancy: bool =
         ctx = _Context(state)
         verdicts = [ctx.verdict(v, want_routes=redundancy) for v in topology.volumes]
         if redundancy:
-            from topology.redundancy import annotate_redundancy
-
             annotate_redundancy(state, verdicts, ctx.legs, ctx.client_pairs)
     return DomainReport(topology=topology.name, failed=sorted(state.failed), volumes=verdicts,
                         warnings=list(topology.warnings))

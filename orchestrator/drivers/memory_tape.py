@@ -28,7 +28,7 @@ from orchestrator.ops.tape import (
     TapeServerRead,
     TapeServerWrite,
 )
-from orchestrator.plan.tape_records import client_read, client_write
+from orchestrator.ops.tape_records import client_read, client_write
 from scsi.copymgr import CopyLimits, CopyManager
 from scsi.copymgr.client import Client
 from scsi.copymgr.io import InlineDriver

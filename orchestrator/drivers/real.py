@@ -23,12 +23,15 @@ from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real_devices import IO_CHUNK, BlockIO, failure_from
 from orchestrator.drivers.real_mover import MoverOps
 from orchestrator.drivers.real_transfer import TransferOps
+from orchestrator.drivers.real_tape import copy_status, lan_read, lan_write, locate
 from orchestrator.drivers.real_verify import VerifyOps
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, Failure, Operation,
                               ReleaseSnapshot, Result, RunCommand, SnapshotReleased, SnapshotResult, TakeSnapshot,
                               TransferResult)
 from orchestrator.ops.tape import (CopyStatusResult, LocateTape, ReadCopyStatus, TapeClientRead, TapeClientWrite,
                                    TapePositioned, TapeServerRead, TapeServerWrite)
+from orchestrator.ops.tape_records import client_read, client_write
+from scsi.tape_client import TapeRecords
 
 __all__ = ["IO_CHUNK", "BlockIO", "RealDriver", "failure_from"]
 
@@ -91,31 +94,23 @@ class RealDriver(MoverOps, TransferOps, VerifyOps):
 
     # -- tape pools ------------------------------------------------------------------------------
     def _LocateTape(self, op: LocateTape) -> TapePositioned:
-        from orchestrator.drivers.real_tape import locate
-
         if op.device not in self.devices:
             return TapePositioned(failure=Failure("lost-connection", f"no tape drive named {op.device!r} is "
                                                   "configured", op.device))
         return locate(self.devices[op.device], op.device, op)
 
     def _ReadCopyStatus(self, op: ReadCopyStatus) -> CopyStatusResult:
-        from orchestrator.drivers.real_tape import copy_status
-
         if op.mover not in self.movers:
             return CopyStatusResult(failure=Failure("lost-connection", f"no data mover named {op.mover!r}",
                                                     op.mover))
         return copy_status(self.movers[op.mover], op.mover, op)
 
     def _tape(self, name: str):
-        from orchestrator.drivers.real_tape import ScsiTape
-
         if name not in self.devices:
             raise LookupError(f"no tape drive named {name!r} is configured")
-        return ScsiTape(self.devices[name], name)
+        return TapeRecords(self.devices[name], name)
 
     def _TapeClientWrite(self, op: TapeClientWrite) -> TransferResult:
-        from orchestrator.plan.tape_records import client_write
-
         try:
             src = self.io(op.source)
         except Exception as exc:  # noqa: BLE001 - blamed on the source, as LAN-free writes are
@@ -130,18 +125,12 @@ class RealDriver(MoverOps, TransferOps, VerifyOps):
         return TransferResult(r.pieces_done, r.stored, r.failure, time.monotonic() - t0)
 
     def _TapeServerWrite(self, op: TapeServerWrite) -> TransferResult:
-        from orchestrator.drivers.real_tape import lan_write
-
         return lan_write(self, op)
 
     def _TapeServerRead(self, op: TapeServerRead) -> TransferResult:
-        from orchestrator.drivers.real_tape import lan_read
-
         return lan_read(self, op)
 
     def _TapeClientRead(self, op: TapeClientRead) -> TransferResult:
-        from orchestrator.plan.tape_records import client_read
-
         try:
             dest = self.io(op.destination)
             tape = self._tape(op.drive)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.lan.server import LanProtocolError
+from orchestrator.lan.frames import LanProtocolError
 from orchestrator.ops import Failure
 
 IO_CHUNK = 1 << 20

@@ -10,7 +10,7 @@ import zlib
 from typing import Any, Callable
 
 from orchestrator.drivers.real_devices import BlockIO, failure_from
-from orchestrator.lan.server import LanClient
+from orchestrator.lan.client import LanClient
 from orchestrator.ops import (Failure, LanFreeRead, LanFreeWrite, LanReceive, LanSend, StoredPiece,
                               TransferResult)
 

@@ -13,7 +13,7 @@ from typing import Callable
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real_devices import IO_CHUNK, BlockIO, failure_from
 from orchestrator.job.digest import ChunkDigester, chunk_digests
-from orchestrator.lan.server import LanClient
+from orchestrator.lan.client import LanClient
 from orchestrator.ops import DigestResult, DigestVolume, StoredPiece, VerifyPool, VerifyResult, without_chunks
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ sockets or reads devices; drivers (simulator, :mod:`orchestrator.drivers.real`,
 the tests' in-memory driver) carry the operations out.
 """
 from orchestrator.job.backup import backup_job
-from orchestrator.job.move import JobFailed
+from orchestrator.job.ladder import JobFailed
 from orchestrator.job.report import FailoverEvent, JobReport
 from orchestrator.job.restore import restore_job
 from orchestrator.job.spec import BackupSpec, DeviceSpec, ObjectSpec, PathPlan, RestoreSpec, object_spec

@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 
 from orchestrator.job.digest import changed_pieces, covered
-from orchestrator.job.move import Endpoints, JobFailed, MoveState, move
+from orchestrator.job.ladder import Endpoints, JobFailed, MoveState
+from orchestrator.job.move import move
 from orchestrator.job.report import JobReport
 from orchestrator.job.spec import BackupSpec, DeviceSpec
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, DigestResult,

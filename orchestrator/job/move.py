@@ -13,94 +13,19 @@ image (host snapshots never go server-free, see job_backup).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Generator, Literal, Sequence
+from typing import Generator, Sequence
 
+from orchestrator.job.ladder import (AnyPiece, Endpoints, JobFailed, MoveState, remaining, step_down,  # noqa: F401
+                                     stored_piece)
+from orchestrator.job.move_tape import move_tape
 from orchestrator.job.report import FailoverEvent, JobReport
-from orchestrator.job.spec import DeviceSpec, PathPlan
+from orchestrator.job.spec import PathPlan
 from orchestrator.ops import (Batch, CopyBatches, CopyResult, LanFreeRead, LanFreeWrite, LanReceive, LanSend,
                               OperatingParametersResult, PathKind, Piece, ReadOperatingParameters,
                               StoredPiece, TransferResult)
 from orchestrator.plan.disk import CscdRef, PlanError, default_encoder, image_position, plan_batches
 
 log = logging.getLogger(__name__)
-
-AnyPiece = Piece | StoredPiece
-
-
-class JobFailed(Exception):
-    """No path is left to move the remaining data."""
-
-
-@dataclass
-class MoveState:
-    """Where the job stands on the failover ladder; shared by every move of one job."""
-
-    path: PathKind
-    movers: list[str]
-    server_free_failed: bool = False
-    # image ranges [start, end) whose lists the mover's COPY STATUS vouches for (no read-back needed)
-    accounted: list[tuple[int, int]] = field(default_factory=list)
-    accounting_errors: list[str] = field(default_factory=list)  # lists the mover's status contradicts
-    tape_location: str = ""  # tape pools: where the backed-up object lies once closed (TapeLocation.encode())
-
-
-@dataclass
-class Endpoints:
-    direction: Literal["backup", "restore"]
-    client: DeviceSpec  # backup: the volume's LUN (or snapshot); restore: the destination LUN
-    client_base: int  # byte offset of the volume on that LUN
-    pool_volume: str
-    pool_device: str
-    pool_offset: int
-    compress: bool = False  # backup only: compress on LAN(-free)
-    tape_location: str = ""  # restore from a tape pool: where the object lies (TapeLocation.encode())
-
-
-def _stored(p: AnyPiece) -> StoredPiece:
-    return p if isinstance(p, StoredPiece) else StoredPiece(p.image_offset, p.volume_offset, p.length)
-
-
-def remaining(pieces: Sequence[AnyPiece], pos: int, max_piece: int = 0) -> list[AnyPiece]:
-    """Pieces (or their tails) at image offsets >= ``pos``; uncompressed ones split to ``max_piece``."""
-    out: list[AnyPiece] = []
-    for p in pieces:
-        end = p.image_offset + p.length
-        if end <= pos:
-            continue
-        compressed = isinstance(p, StoredPiece) and p.compressed
-        if p.image_offset < pos:
-            if compressed:
-                raise JobFailed(f"compressed piece at image offset {p.image_offset} was half moved")
-            d = pos - p.image_offset
-            p = Piece(pos, p.volume_offset + d, p.length - d)
-        if compressed or not max_piece or p.length <= max_piece:
-            out.append(p)
-            continue
-        for o in range(0, p.length, max_piece):
-            out.append(Piece(p.image_offset + o, p.volume_offset + o, min(max_piece, p.length - o)))
-    return out
-
-
-def _next_path(current: PathKind, paths: PathPlan) -> PathKind | None:
-    if current == PathKind.SERVER_FREE and paths.lan_free:
-        return PathKind.LAN_FREE
-    if current in (PathKind.SERVER_FREE, PathKind.LAN_FREE) and paths.lan:
-        return PathKind.LAN
-    return None
-
-
-def _step_down(state: MoveState, paths: PathPlan, report: JobReport, reason: str, pos: int,
-               mover: str = "") -> None:
-    nxt = _next_path(state.path, paths)
-    to = nxt.value if nxt else "none"
-    report.failovers.append(FailoverEvent(state.path.value, to, reason, pos, mover))
-    log.warning("%s failover %s -> %s at image byte %d: %s", report.kind, state.path.value, to, pos, reason)
-    if state.path == PathKind.SERVER_FREE:
-        state.server_free_failed = True
-    if nxt is None:
-        raise JobFailed(f"{state.path.value} path failed and no other path is available: {reason}")
-    state.path = nxt
 
 
 def move(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport,
@@ -109,9 +34,8 @@ def move(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport,
     """Move ``pieces`` to the destination, failing over as needed; returns what was moved."""
     moved: list[StoredPiece] = []
     if ends.tape_location or (ends.direction == "backup" and paths.tape is not None):
-        from orchestrator.job.move_tape import move_tape  # tape pools: records, positions, no rewriting
-
-        # even an empty object is written: its filemark is what makes it exist on tape
+        # tape pools: records, positions, no rewriting; even an empty object is written (its filemark
+        # is what makes it exist on tape)
         return (yield from move_tape(ends, state, paths, report, pieces, server_free_ok=server_free_ok))
     if not pieces:
         return moved
@@ -147,7 +71,7 @@ def _server_free(ends: Endpoints, state: MoveState, paths: PathPlan, report: Job
                  rest: list[AnyPiece], moved: list[StoredPiece]) -> Generator[object, object, int]:
     pos = rest[0].image_offset
     if not state.movers:
-        _step_down(state, paths, report, "no data mover is left to try", pos)
+        step_down(state, paths, report, "no data mover is left to try", pos)
     while state.movers:
         mover = state.movers[0]
         reason = ""
@@ -171,7 +95,7 @@ def _server_free(ends: Endpoints, state: MoveState, paths: PathPlan, report: Job
                     new = batches[-1].image_end
                 else:
                     new = image_position(batches, cr.batches_done, cr.lists_done, cr.segments_done)
-                moved.extend(_stored(p) for p in _cut(rest, pos, new))
+                moved.extend(stored_piece(p) for p in _cut(rest, pos, new))
                 _account(state, batches, cr, mover)
                 report.add_bytes(PathKind.SERVER_FREE.value, new - pos)
                 if mover not in report.movers_used and new > pos:
@@ -187,7 +111,7 @@ def _server_free(ends: Endpoints, state: MoveState, paths: PathPlan, report: Job
                                                   reason, pos, mover))
             log.warning("mover %s failed, trying %s: %s", mover, state.movers[0], reason)
         else:
-            _step_down(state, paths, report, reason, pos, mover)
+            step_down(state, paths, report, reason, pos, mover)
     return pos
 
 
@@ -232,7 +156,7 @@ def _lan(ends: Endpoints, state: MoveState, path: PathKind, paths: PathPlan, rep
             op = LanSend(paths.server, ends.client.name, ends.pool_volume, ends.pool_offset, plain, compress,
                          ends.client_base)
     else:
-        stored = tuple(_stored(p) for p in rest)
+        stored = tuple(stored_piece(p) for p in rest)
         if path == PathKind.LAN_FREE:
             op = LanFreeRead(ends.pool_device, ends.pool_offset, ends.client.name, ends.client_base, stored)
         else:
@@ -242,7 +166,7 @@ def _lan(ends: Endpoints, state: MoveState, path: PathKind, paths: PathPlan, rep
     report.elapsed += r.elapsed
     done = max(0, min(r.pieces_done, len(rest)))
     for i in range(done):
-        got = r.stored[i] if ends.direction == "backup" and i < len(r.stored) else _stored(rest[i])
+        got = r.stored[i] if ends.direction == "backup" and i < len(r.stored) else stored_piece(rest[i])
         if (got.image_offset, got.length) != (rest[i].image_offset, rest[i].length):
             raise JobFailed(f"driver acknowledged image offset {got.image_offset} for the piece at "
                             f"{rest[i].image_offset}")
@@ -253,9 +177,9 @@ def _lan(ends: Endpoints, state: MoveState, path: PathKind, paths: PathPlan, rep
         pos = new
     if r.failure is not None:
         state.path = path
-        _step_down(state, paths, report, r.failure.describe(), pos)
+        step_down(state, paths, report, r.failure.describe(), pos)
     elif done < len(rest):
         state.path = path
-        _step_down(state, paths, report, f"{path.value} transfer stopped after {done} of {len(rest)} "
+        step_down(state, paths, report, f"{path.value} transfer stopped after {done} of {len(rest)} "
                    "pieces without an error", pos)
     return pos

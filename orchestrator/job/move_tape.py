@@ -1,6 +1,6 @@
 """The failover ladder for tape storage pools: server-free (each mover) -> LAN-free, on records.
 
-:func:`orchestrator.job.move.move` hands a move here when the pool is a tape
+`orchestrator.job.move.move` hands a move here when the pool is a tape
 pool (backup: ``paths.tape``; restore: the object has a tape location).  The
 tape rules of :mod:`orchestrator.job.tape_move` apply: a backup continues after
 the last record known written, or restarts the object on the next drive when
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Sequence
 
-from orchestrator.job.move import AnyPiece, Endpoints, JobFailed, MoveState, _step_down, _stored
+from orchestrator.job.ladder import AnyPiece, Endpoints, JobFailed, MoveState, step_down, stored_piece
 from orchestrator.job.report import FailoverEvent, JobReport
 from orchestrator.job.spec import PathPlan
 from orchestrator.ops import PathKind, StoredPiece
@@ -85,7 +85,7 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
             reason = ("no data mover is left to try" if not state.movers else
                       f"{ends.client.name} has no VPD 83h designator" if disk is None else
                       f"tape drive(s) {', '.join(missing)} have no designator for a target descriptor")
-            _step_down(state, paths, report, reason, start)
+            step_down(state, paths, report, reason, start)
         else:
             m = yield from backup_to_tape(pieces, disk=disk, disk_base=ends.client_base, drives=drives, fmt=fmt,
                                           volume=ends.pool_volume, movers=list(state.movers),
@@ -94,10 +94,10 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
             report.add_bytes(PathKind.SERVER_FREE.value, (end if m.ok else m.image_offset) - start)
             if m.ok:
                 state.tape_location = m.location.encode()
-                return [_stored(p) for p in pieces]
+                return [stored_piece(p) for p in pieces]
             if m.fatal:
                 raise JobFailed(m.failure)
-            _step_down(state, paths, report, m.failure, m.image_offset, m.movers_used[-1] if m.movers_used else "")
+            step_down(state, paths, report, m.failure, m.image_offset, m.movers_used[-1] if m.movers_used else "")
     drive = _drive(paths, m.drive if m is not None else ends.pool_device)
     while True:  # LAN-free, then LAN: each goes on from the last record known written
         path = _client_path(state, paths)
@@ -110,9 +110,9 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
         report.add_bytes(path.value, m.image_offset - before)
         if m.ok:
             state.tape_location = m.location.encode()
-            return [_stored(p) for p in pieces]
+            return [stored_piece(p) for p in pieces]
         state.path = path
-        _step_down(state, paths, report, m.failure, m.image_offset)  # raises when no path is left
+        step_down(state, paths, report, m.failure, m.image_offset)  # raises when no path is left
 
 
 def _restore(ends, state, paths, report, pieces, server_free_ok):
@@ -131,15 +131,15 @@ def _restore(ends, state, paths, report, pieces, server_free_ok):
             reason = ("no data mover is left to try" if not state.movers else
                       f"{ends.client.name} has no VPD 83h designator" if disk is None else
                       f"tape drive {drive.name} has no designator for a target descriptor")
-            _step_down(state, paths, report, reason, start)
+            step_down(state, paths, report, reason, start)
         else:
             m = yield from restore_from_tape(pieces, location=loc, drive=drive, disk=disk, disk_base=ends.client_base,
                                              movers=list(state.movers), batch_bytes=paths.batch_mb << 20)
             _server_free_report(m, state, report, start)
             report.add_bytes(PathKind.SERVER_FREE.value, m.image_offset - start)
             if m.ok:
-                return [_stored(p) for p in pieces]
-            _step_down(state, paths, report, m.failure, m.image_offset, m.movers_used[-1] if m.movers_used else "")
+                return [stored_piece(p) for p in pieces]
+            step_down(state, paths, report, m.failure, m.image_offset, m.movers_used[-1] if m.movers_used else "")
     while True:  # LAN-free, then LAN: each goes on from the first record not yet restored
         path = _client_path(state, paths)
         lan = path == PathKind.LAN
@@ -150,6 +150,6 @@ def _restore(ends, state, paths, report, pieces, server_free_ok):
         report.elapsed += m.elapsed
         report.add_bytes(path.value, m.image_offset - before)
         if m.ok and m.image_offset >= end:
-            return [_stored(p) for p in pieces]
+            return [stored_piece(p) for p in pieces]
         state.path = path
-        _step_down(state, paths, report, m.failure or "restore stopped early", m.image_offset)
+        step_down(state, paths, report, m.failure or "restore stopped early", m.image_offset)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from orchestrator.job.move import Endpoints, JobFailed, MoveState, move
+from orchestrator.job.ladder import Endpoints, JobFailed, MoveState
+from orchestrator.job.move import move
 from orchestrator.job.report import JobReport
 from orchestrator.job.spec import RestoreSpec
 from orchestrator.ops import Job, PathKind

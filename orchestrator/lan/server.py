@@ -38,82 +38,15 @@ import socketserver
 import sys
 import threading
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scsi.layout import Field, Layout, LayoutError, flag, raw, reserved
+from orchestrator.job.digest import ChunkDigester
+from orchestrator.lan.frames import (OP_ACK, OP_DATA, OP_DIGEST, OP_ERROR, OP_GET, OP_MARK, OP_NAMES, OP_OPEN, OP_PUT,
+                                     OP_SYNC, Frame, LanProtocolError, read_frame)
+from orchestrator.lan.tape_server import TapeDrives, TapeSession, is_tape_open
 
 log = logging.getLogger(__name__)
-
-FRAME = Layout("LAN frame", 28, [
-    raw("magic", 0, 4),
-    Field("op", 4),
-    reserved(5, bit=1, width=7),
-    flag("compressed", 5, 0),
-    reserved(6, 2),
-    Field("image_offset", 8, size=8),
-    Field("length", 16, size=8),
-    Field("payload_length", 24, size=4),
-])
-MAGIC = b"SFL1"
-OP_OPEN, OP_PUT, OP_GET, OP_SYNC, OP_DIGEST, OP_MARK = 1, 2, 3, 4, 5, 6
-OP_ACK, OP_DATA, OP_ERROR = 0x81, 0x82, 0x8F
-OP_NAMES = {OP_OPEN: "OPEN", OP_PUT: "PUT", OP_GET: "GET", OP_SYNC: "SYNC", OP_DIGEST: "DIGEST", OP_MARK: "MARK",
-            OP_ACK: "ACK", OP_DATA: "DATA", OP_ERROR: "ERROR"}
-MAX_PAYLOAD = 64 << 20
-
-
-class LanProtocolError(ValueError):
-    """A frame that breaks the protocol (what and where)."""
-
-
-class LanRemoteError(OSError):
-    """The other side answered ERROR."""
-
-
-@dataclass(frozen=True)
-class Frame:
-    op: int
-    image_offset: int = 0
-    length: int = 0
-    compressed: bool = False
-    payload: bytes = b""
-
-    def encode(self) -> bytes:
-        return FRAME.encode(magic=MAGIC, op=self.op, compressed=int(self.compressed),
-                            image_offset=self.image_offset, length=self.length,
-                            payload_length=len(self.payload)) + self.payload
-
-
-def _recv_exact(sock: socket.socket, n: int, what: str) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            if not buf and what == "frame header":
-                raise EOFError("connection closed")
-            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes of the {what}")
-        buf += chunk
-    return bytes(buf)
-
-
-def read_frame(sock: socket.socket) -> Frame:
-    head = _recv_exact(sock, FRAME.size, "frame header")
-    try:
-        v = FRAME.decode(head)
-    except LayoutError as err:
-        raise LanProtocolError(str(err)) from None
-    if v["magic"] != MAGIC:
-        raise LanProtocolError(f"LAN frame.magic at byte 0: expected {MAGIC!r}, found {v['magic']!r}")
-    if v["op"] not in OP_NAMES:
-        raise LanProtocolError(f"LAN frame.op at byte 4: unknown operation {v['op']:#04x}")
-    if v["payload_length"] > MAX_PAYLOAD:
-        raise LanProtocolError(f"LAN frame.payload_length at byte 24: {v['payload_length']} exceeds "
-                               f"{MAX_PAYLOAD}")
-    payload = _recv_exact(sock, v["payload_length"], "payload")
-    return Frame(v["op"], v["image_offset"], v["length"], bool(v["compressed"]), payload)
-
 
 # ------------------------------------------------------------------------------------- server
 class _Handler(socketserver.BaseRequestHandler):
@@ -183,8 +116,6 @@ class _Handler(socketserver.BaseRequestHandler):
 
     @staticmethod
     def _digest(fd: int, base: int, size: int, payload: bytes) -> list:
-        from orchestrator.job.digest import ChunkDigester
-
         try:
             req = json.loads(payload.decode())
             digester = ChunkDigester(int(req["chunk_size"]))
@@ -221,8 +152,6 @@ class LanServer:
     def __init__(self, volumes: dict[str, str | Path], host: str = "127.0.0.1", port: int = 0,
                  tapes: dict[str, Any] | None = None):
         """``tapes``: drive name -> tape LUN file, device URL, StreamLun or pyscsi device (the server owns it)."""
-        from orchestrator.lan.tape_server import TapeDrives
-
         self.volumes = {k: Path(v) for k, v in volumes.items()}
         self.tapes = TapeDrives(tapes or {})
         self._tcp = self._Tcp((host, port), _Handler)
@@ -236,8 +165,6 @@ class LanServer:
 
     def open_tape(self, payload: bytes):
         """A TapeSession when the OPEN payload names a tape drive, else None (a pool volume session)."""
-        from orchestrator.lan.tape_server import TapeSession, is_tape_open
-
         return TapeSession(self.tapes, payload) if is_tape_open(payload) else None
 
     def open_volume(self, payload: bytes) -> tuple[int, int, int]:
@@ -274,66 +201,6 @@ class LanServer:
 
     def __enter__(self) -> "LanServer":
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-# ------------------------------------------------------------------------------------- client
-def connect(address: str, timeout: float) -> socket.socket:
-    """A TCP connection to the backup server at ``HOST:PORT``."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"LAN server address {address!r} is not HOST:PORT")
-    return socket.create_connection((host, int(port)), timeout=timeout)
-
-
-class LanClient:
-    """The client end of one session (write or read) with the backup server."""
-
-    def __init__(self, address: str, pool_volume: str, pool_offset: int, mode: str = "write",
-                 timeout: float = 30.0):
-        self.sock = connect(address, timeout)
-        self._call(Frame(OP_OPEN, payload=json.dumps(
-            {"pool_volume": pool_volume, "pool_offset": pool_offset, "mode": mode}).encode()), OP_ACK)
-
-    def _call(self, frame: Frame, expect: int) -> Frame:
-        self.sock.sendall(frame.encode())
-        reply = read_frame(self.sock)
-        if reply.op == OP_ERROR:
-            raise LanRemoteError(f"backup server: {reply.payload.decode(errors='replace')}")
-        if reply.op != expect:
-            raise LanProtocolError(f"expected {OP_NAMES[expect]}, got {OP_NAMES.get(reply.op, reply.op)}")
-        return reply
-
-    def put(self, image_offset: int, length: int, payload: bytes, compressed: bool = False) -> None:
-        ack = self._call(Frame(OP_PUT, image_offset, length, compressed, payload), OP_ACK)
-        if ack.image_offset != image_offset:
-            raise LanProtocolError(f"ACK for image offset {ack.image_offset}, sent {image_offset}")
-
-    def get(self, image_offset: int, length: int, stored: int, compressed: bool = False) -> bytes:
-        reply = self._call(Frame(OP_GET, image_offset, length, compressed, stored.to_bytes(8, "big")),
-                           OP_DATA)
-        if len(reply.payload) != stored:
-            raise LanProtocolError(f"DATA for image offset {image_offset}: {len(reply.payload)} of {stored} "
-                                   "bytes")
-        return reply.payload
-
-    def sync(self) -> None:
-        self._call(Frame(OP_SYNC), OP_ACK)
-
-    def digest(self, pieces, chunk_size: int) -> tuple[tuple[int, str], ...]:
-        """Chunk digests the server computes from the pool (StoredPiece-like objects)."""
-        req = {"chunk_size": chunk_size, "pieces": [[p.image_offset, p.volume_offset, p.length,
-                                                      bool(p.compressed), p.stored] for p in pieces]}
-        reply = self._call(Frame(OP_DIGEST, payload=json.dumps(req).encode()), OP_DATA)
-        return tuple((int(c), str(h)) for c, h in json.loads(reply.payload.decode()))
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> "LanClient":
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

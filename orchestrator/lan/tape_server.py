@@ -3,7 +3,7 @@
 On the LAN path the client cannot (or may not) drive the tape: it streams the
 pieces to :mod:`orchestrator.lan.server`, which writes them on its drive as the
 very records a data mover or a LAN-free client would write
-(:mod:`orchestrator.plan.tape_records`), so an object stays restorable by any path.
+(:mod:`orchestrator.ops.tape_records`), so an object stays restorable by any path.
 A tape session on the wire is the disk session's frames with a different
 OPEN payload (:class:`TapeOpen`)::
 
@@ -32,12 +32,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orchestrator.lan.server import (OP_ACK, OP_DATA, OP_GET, OP_MARK, OP_NAMES, OP_OPEN, OP_PUT, OP_SYNC, Frame,
-                                    LanClient, LanProtocolError, connect)
+from orchestrator.lan.client import LanClient, connect
+from orchestrator.lan.frames import (OP_ACK, OP_DATA, OP_GET, OP_MARK, OP_NAMES, OP_OPEN, OP_PUT, OP_SYNC, Frame,
+                                     LanProtocolError)
 from orchestrator.ops import Piece, StoredPiece, TransferResult
-from orchestrator.plan.tape import TapeFormat
-from orchestrator.ops.tape import LocateTape, TapeServerRead, TapeServerWrite
-from orchestrator.plan.tape_records import Classify, read_piece, restore_pieces, write_piece
+from orchestrator.ops.tape import TapeFormat, TapeServerRead, TapeServerWrite
+from orchestrator.ops.tape_records import Classify, read_piece, restore_pieces, write_piece
+from scsi import tape_client
+from scsi.devices import open_device
+from scsi.luns.base import SpaceCode
+from scsi.luns.tape import TapeLun
+from scsi.tape_client import TapeRecords
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +92,6 @@ class _LunDrive:
 
     def position_at(self, position: int | None) -> tuple[int, int | None]:
         if position is None:
-            from scsi.luns.base import SpaceCode
-
             self.records.space(SpaceCode.END_OF_DATA, 0)
         else:
             self.records.locate(position)
@@ -106,18 +109,18 @@ class _ScsiDrive:
     """A tape drive reached through pyscsi: LOCATE / SPACE / READ POSITION and READ/WRITE(6) as SCSI commands."""
 
     def __init__(self, name: str, device: Any):
-        from orchestrator.drivers.real_tape import ScsiTape
-
         self.name, self.device = name, device
-        self.records = ScsiTape(device, name)
+        self.records = TapeRecords(device, name)
 
     def position_at(self, position: int | None) -> tuple[int, int | None]:
-        from orchestrator.drivers.real_tape import locate
-
-        r = locate(self.device, self.name, LocateTape(self.name, position))
-        if r.failure is not None:
-            raise TapeLanError(r.failure.describe())
-        return r.position, r.file_number
+        try:
+            at, file_number = tape_client.position(self.device, position)
+        except Exception as exc:  # noqa: BLE001 - refused or gone, any transport: the session fails
+            what = "LOCATE" if position is not None else "SPACE to end of data"
+            raise TapeLanError(f"tape drive {self.name}: {what} failed: {exc}") from None
+        if position is not None and at != position:
+            raise TapeLanError(f"tape drive {self.name}: LOCATE to logical object {position} left the drive at {at}")
+        return at, file_number
 
     def flush(self) -> None:
         self.records.write_filemarks(0)  # zero filemarks: flush the drive's buffer (SSC)
@@ -133,11 +136,7 @@ def open_drive(name: str, spec: Any) -> _LunDrive | _ScsiDrive:
     if isinstance(spec, (str, Path)):
         text = str(spec)
         if text.startswith(("iscsi://", "/dev/")):
-            from scsi.devices import open_device
-
             return _ScsiDrive(name, open_device(text))
-        from scsi.luns.tape import TapeLun
-
         if not Path(text).is_file():
             raise ValueError(f"tape drive {name}: {text} is neither an iscsi:// URL, a /dev/ path nor a tape file")
         return _LunDrive(name, TapeLun(name, text))

@@ -11,8 +11,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.ops import Failure, Piece
-from orchestrator.plan.tape import TapeFormat
+from orchestrator.ops.types import Failure, Piece, PlanError
+
+DEFAULT_RECORD_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class TapeFormat:
+    """How an object's bytes become tape records; the catalogue keeps it so restore reads alike."""
+
+    record_bytes: int = DEFAULT_RECORD_BYTES  # bytes per record (variable) or per transfer (fixed)
+    fixed: bool = False
+    block_length: int = 0  # fixed mode: the drive's block length; 0 in variable mode
+
+    def __post_init__(self) -> None:
+        if self.record_bytes <= 0:
+            raise PlanError(f"tape record size {self.record_bytes} must be positive")
+        if self.fixed:
+            if self.block_length <= 0:
+                raise PlanError("fixed-block tape mode needs the drive's block length (stream CSCD BLOCK LENGTH)")
+            if self.record_bytes % self.block_length:
+                raise PlanError(f"tape transfer size {self.record_bytes} is not a multiple of the fixed block "
+                                f"length {self.block_length}")
+        elif self.block_length:
+            raise PlanError("variable-block tape mode takes no block length (the CSCD's BLOCK LENGTH must be 0)")
+
+    @property
+    def unit(self) -> int:
+        """Bytes per tape record."""
+        return self.block_length if self.fixed else self.record_bytes
+
+    @property
+    def transfer_length(self) -> int:
+        """STREAM DEVICE TRANSFER LENGTH of a segment: bytes (variable) or blocks (fixed)."""
+        return self.record_bytes // self.block_length if self.fixed else self.record_bytes
+
+    def transfer_for(self, nbytes: int) -> int:
+        """STREAM DEVICE TRANSFER LENGTH of a segment of ``nbytes``: a fixed-mode segment that is not
+        whole transfers (a piece's tail) reads and writes its blocks in one transfer."""
+        if self.fixed and nbytes % self.record_bytes:
+            return nbytes // self.block_length
+        return self.transfer_length
+
+    def records(self, nbytes: int) -> int:
+        """Records a piece (or a record-aligned part of one) of ``nbytes`` occupies."""
+        return -(-nbytes // self.unit)
 
 
 @dataclass(frozen=True, slots=True)

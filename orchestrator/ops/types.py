@@ -9,6 +9,10 @@ from enum import Enum
 from typing import Any, Callable, Literal
 
 
+class PlanError(ValueError):
+    """The extents cannot be expressed within the mover's operating parameters (or a tape format is bad)."""
+
+
 class PathKind(str, Enum):
     """Data paths, in failover order."""
 

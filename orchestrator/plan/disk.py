@@ -16,6 +16,7 @@ from math import lcm
 from typing import Callable, Iterable, Iterator, Literal
 
 from orchestrator.ops import Batch, CopySegment, MoverLimits, ParameterListPlan, Piece
+from orchestrator.ops.types import PlanError
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,6 @@ SEGMENT_02H_BYTES = 28  # a block->block segment descriptor
 MAX_02H_BLOCKS = 0xFFFF  # NUMBER OF BLOCKS is 16 bits in a 02h segment
 SEG_BLOCK_TO_BLOCK = 0x02
 CSCD_IDENTIFICATION = 0xE4
-
-
-class PlanError(ValueError):
-    """The extents cannot be expressed within the mover's operating parameters."""
 
 
 def batch_size_bytes(megabytes: int = DEFAULT_BATCH_MB) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import Any
 
 from scsi.iscsi.login import CMD_WINDOW, Login
 from scsi.iscsi.node import TargetNode
@@ -18,9 +18,6 @@ from scsi.iscsi.scsitasks import ScsiTaskMixin
 from scsi.iscsi.tasks import Task, sn_add, sn_lt
 from scsi.iscsi.textkeys import TextError, encode_pairs, negotiate_operational, parse_pairs
 from scsi.result import Nexus
-
-if TYPE_CHECKING:
-    from scsi.iscsi.server import IscsiServer
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +37,7 @@ class TmfResponse:
 
 
 class Connection(ScsiTaskMixin):
-    def __init__(self, server: IscsiServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(self, server: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.server = server
         self.reader = reader
         self.writer = writer

@@ -32,7 +32,7 @@ from scsi.designators import choose_lu_designator, parse_vpd83, read_capacity, r
 from scsi.devices import DeviceCheckCondition, open_device
 from scsi.luns.base import BlockLun, Designator, LunError
 from scsi.luns.remote_async import AsyncSession, lun_error
-from scsi.target.inquiry import BLOCK_LIMITS
+from scsi.vpd import BLOCK_LIMITS
 
 log = logging.getLogger(__name__)
 

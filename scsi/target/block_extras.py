@@ -11,7 +11,7 @@ nothing (GOOD) or raise :class:`scsi.target.errors.CheckCondition`.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Any
 
 from scsi.layout import Layout
 from scsi.sense import SenseKey, sense_for
@@ -25,8 +25,8 @@ from scsi.target.cdbs import (
 )
 from scsi.target.errors import CheckCondition
 
-if TYPE_CHECKING:
-    from scsi.target.blockdev import BlockLunDevice
+#: the BlockLunDevice that dispatches here (scsi.target.blockdev imports this module, not the reverse)
+Device = Any
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def verify_data_out_length(cdb: bytes, block_size: int) -> int | None:
     return 0
 
 
-def verify(dev: BlockLunDevice, cdb: bytes, data_out: bytes) -> None:
+def verify(dev: Device, cdb: bytes, data_out: bytes) -> None:
     """VERIFY: every block must be readable; with BYTCHK the data-out must equal the blocks too."""
     layout = VERIFY_LAYOUTS[cdb[0]]
     c = layout.decode(cdb[:layout.size], strict=False)
@@ -107,7 +107,7 @@ def write_same_data_out_length(cdb: bytes, block_size: int) -> int | None:
     return 0 if c.get("ndob") else block_size
 
 
-def write_same(dev: BlockLunDevice, cdb: bytes, data_out: bytes) -> None:
+def write_same(dev: Device, cdb: bytes, data_out: bytes) -> None:
     """WRITE SAME: one block (zeros with NDOB) over a range; UNMAP deallocates when the block is zeros."""
     layout = WRITE_SAME_LAYOUTS[cdb[0]]
     c = layout.decode(cdb[:layout.size], strict=False)

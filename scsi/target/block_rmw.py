@@ -15,7 +15,7 @@ raises :class:`scsi.target.errors.CheckCondition`.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from scsi.layout import Layout
 from scsi.target import cdbs, errors
@@ -23,8 +23,8 @@ from scsi.target.block_extras import miscompare
 from scsi.target.cdbs import (COMPARE_AND_WRITE_CDB, ORWRITE_16_CDB, PRE_FETCH_10_CDB, PRE_FETCH_16_CDB,
                               WRITE_VERIFY_10_CDB, WRITE_VERIFY_12_CDB, WRITE_VERIFY_16_CDB)
 
-if TYPE_CHECKING:
-    from scsi.target.blockdev import BlockLunDevice
+#: the BlockLunDevice that dispatches here (scsi.target.blockdev imports this module, not the reverse)
+Device = Any
 
 MAX_COMPARE_AND_WRITE_BLOCKS = 255  # the 1-byte NUMBER OF LOGICAL BLOCKS; VPD B0h MAXIMUM COMPARE AND WRITE LENGTH
 
@@ -37,7 +37,7 @@ def _decode(layout: Layout, cdb: bytes) -> dict:
     return layout.decode(cdb[:layout.size], strict=False)
 
 
-def _checked_range(dev: BlockLunDevice, layout: Layout, c: dict, *, limit: int | None = None) -> tuple[int, int]:
+def _checked_range(dev: Device, layout: Layout, c: dict, *, limit: int | None = None) -> tuple[int, int]:
     """LBA and block count after the checks every medium command shares (PI, range, transfer limit)."""
     if c.get("protect"):
         raise errors.invalid_field(layout, "protect", "protection information is not supported")
@@ -50,7 +50,7 @@ def _checked_range(dev: BlockLunDevice, layout: Layout, c: dict, *, limit: int |
     return lba, count
 
 
-def _writable(dev: BlockLunDevice) -> None:
+def _writable(dev: Device) -> None:
     if dev.lun.read_only:
         raise errors.write_protected()
 
@@ -69,7 +69,7 @@ def data_out_length(cdb: bytes, block_size: int) -> int | None:
 
 
 # -- COMPARE AND WRITE ------------------------------------------------------------------------
-def compare_and_write(dev: BlockLunDevice, cdb: bytes, data_out: bytes) -> None:
+def compare_and_write(dev: Device, cdb: bytes, data_out: bytes) -> None:
     """Compare the first half of the data-out with the blocks; equal: write the second half (atomic)."""
     c = _decode(COMPARE_AND_WRITE_CDB, cdb)
     lba, count = _checked_range(dev, COMPARE_AND_WRITE_CDB, c, limit=MAX_COMPARE_AND_WRITE_BLOCKS)
@@ -92,7 +92,7 @@ def compare_and_write(dev: BlockLunDevice, cdb: bytes, data_out: bytes) -> None:
 
 
 # -- ORWRITE(16) ------------------------------------------------------------------------------
-def or_write(dev: BlockLunDevice, cdb: bytes, data_out: bytes) -> None:
+def or_write(dev: Device, cdb: bytes, data_out: bytes) -> None:
     c = _decode(ORWRITE_16_CDB, cdb)
     lba, count = _checked_range(dev, ORWRITE_16_CDB, c)
     _writable(dev)
@@ -108,7 +108,7 @@ def or_write(dev: BlockLunDevice, cdb: bytes, data_out: bytes) -> None:
 
 
 # -- WRITE AND VERIFY -------------------------------------------------------------------------
-def write_and_verify(dev: BlockLunDevice, cdb: bytes, data_out: bytes) -> None:
+def write_and_verify(dev: Device, cdb: bytes, data_out: bytes) -> None:
     layout = WRITE_VERIFY_LAYOUTS[cdb[0]]
     c = _decode(layout, cdb)
     lba, count = _checked_range(dev, layout, c)
@@ -131,6 +131,6 @@ def write_and_verify(dev: BlockLunDevice, cdb: bytes, data_out: bytes) -> None:
 
 
 # -- PRE-FETCH --------------------------------------------------------------------------------
-def pre_fetch(dev: BlockLunDevice, cdb: bytes, data_out: bytes) -> None:
+def pre_fetch(dev: Device, cdb: bytes, data_out: bytes) -> None:
     layout = PRE_FETCH_LAYOUTS[cdb[0]]
     _checked_range(dev, layout, _decode(layout, cdb), limit=dev.lun.num_blocks)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from scsi.layout import Field, Layout, bits, flag
+from scsi.xcopy.cdb import EXTENDED_COPY_OPCODE as EXTENDED_COPY  # noqa: F401 - declared once, with its CDB
+from scsi.xcopy.cdb import RECEIVE_COPY_RESULTS_OPCODE as RECEIVE_COPY_RESULTS  # noqa: F401
 
 TEST_UNIT_READY = 0x00
 REQUEST_SENSE = 0x03
@@ -24,8 +26,6 @@ UNMAP = 0x42
 MODE_SENSE_10 = 0x5A
 PERSISTENT_RESERVE_IN = 0x5E
 PERSISTENT_RESERVE_OUT = 0x5F
-EXTENDED_COPY = 0x83
-RECEIVE_COPY_RESULTS = 0x84
 READ_16 = 0x88
 COMPARE_AND_WRITE = 0x89
 WRITE_16 = 0x8A

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scsi.layout import Field, Layout, bits, flag, raw
+from scsi.vpd import BLOCK_CHARACTERISTICS, BLOCK_LIMITS, DESIGNATION_HEADER, VPD_HEADER  # noqa: F401
 
 VERSION_SPC4 = 0x06
 # Version descriptors (SPC-4 table of version descriptor values).
@@ -21,31 +22,6 @@ STANDARD_INQUIRY = Layout("standard INQUIRY data", 74, [
     flag("cmdque", 7, 1), raw("vendor", 8, 8), raw("product", 16, 16), raw("revision", 32, 4),
     raw("vendor_specific", 36, 20), raw("version_descriptors", 58, 16),
 ])
-
-VPD_HEADER = Layout("VPD page header", 4, [
-    bits("qualifier", 0, 5, 3), bits("pdt", 0, 0, 5), Field("page_code", 1), Field("page_length", 2, size=2),
-])
-
-DESIGNATION_HEADER = Layout("designation descriptor header", 4, [
-    bits("protocol_id", 0, 4, 4), bits("code_set", 0, 0, 4), flag("piv", 1, 7),
-    bits("association", 1, 4, 2), bits("designator_type", 1, 0, 4), Field("length", 3),
-])
-
-BLOCK_LIMITS = Layout("VPD Block Limits", 64, [
-    bits("qualifier", 0, 5, 3), bits("pdt", 0, 0, 5), Field("page_code", 1, const=0xB0),
-    Field("page_length", 2, size=2), flag("wsnz", 4, 0), Field("max_compare_write", 5),
-    Field("optimal_granularity", 6, size=2), Field("max_transfer_length", 8, size=4),
-    Field("optimal_transfer_length", 12, size=4), Field("max_prefetch_length", 16, size=4),
-    Field("max_unmap_lba_count", 20, size=4), Field("max_unmap_descriptors", 24, size=4),
-    Field("optimal_unmap_granularity", 28, size=4), Field("unmap_alignment", 32, size=4),
-    Field("max_write_same_length", 36, size=8),
-])
-
-BLOCK_CHARACTERISTICS = Layout("VPD Block Device Characteristics", 64, [
-    bits("qualifier", 0, 5, 3), bits("pdt", 0, 0, 5), Field("page_code", 1, const=0xB1),
-    Field("page_length", 2, size=2), Field("rotation_rate", 4, size=2), bits("form_factor", 7, 0, 4),
-])
-
 
 @dataclass(frozen=True)
 class Identity:
@@ -93,7 +69,7 @@ def device_identification(ident: Identity) -> bytes:
     body = b""
     for code_set, association, dtype, value in ident.designators:
         body += DESIGNATION_HEADER.encode(code_set=code_set, association=association,
-                                          designator_type=dtype, length=len(value)) + value
+                                          designator_type=dtype, designator_length=len(value)) + value
     return vpd_page(ident.pdt, 0x83, body)
 
 

@@ -120,13 +120,15 @@ class _Parts:
 
 
 def _typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A varied column whose values are of mixed types is written as text (Parquet wants one type)."""
+    """One type per varied column, as Parquet wants: ints among floats become floats, anything mixed text."""
     keys = [k for k in rows[0] if k.startswith("vary:")] if rows else []
     for k in keys:
         kinds = {type(r[k]) for r in rows if r[k] is not None}
-        if len(kinds - {int, float}) and len(kinds) > 1:
-            for r in rows:
-                r[k] = None if r[k] is None else str(r[k])
+        if len(kinds) < 2:
+            continue
+        to = float if kinds <= {int, float} else str
+        for r in rows:
+            r[k] = None if r[k] is None else to(r[k])
     return rows
 
 

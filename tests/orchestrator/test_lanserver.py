@@ -11,7 +11,9 @@ import zlib
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from orchestrator.lan.server import FRAME, MAGIC, OP_PUT, Frame, LanClient, LanRemoteError, LanServer
+from orchestrator.lan.client import LanClient
+from orchestrator.lan.frames import FRAME, MAGIC, OP_PUT, Frame, LanRemoteError
+from orchestrator.lan.server import LanServer
 
 
 @pytest.fixture

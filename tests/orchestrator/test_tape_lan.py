@@ -19,22 +19,15 @@ from orchestrator.job import (
     restore_job,
 )
 from orchestrator.job.spec import TapePlan
-from orchestrator.lan.server import (
-    OP_ACK,
-    OP_MARK,
-    Frame,
-    LanClient,
-    LanRemoteError,
-    LanServer,
-    main,
-    read_frame,
-)
+from orchestrator.lan.client import LanClient
+from orchestrator.lan.frames import OP_ACK, OP_MARK, Frame, LanRemoteError, read_frame
+from orchestrator.lan.server import LanServer, main
 from orchestrator.ops import PathKind, Piece, pieces_from_extents, run_job
 from orchestrator.plan.tape import TapeFormat
 from orchestrator.lan.tape_server import TapeLanClient, server_read, server_write
 from orchestrator.ops.tape import TapeServerRead, TapeServerWrite
 from orchestrator.plan.tape_position import TapeLocation, object_records
-from orchestrator.plan.tape_records import transfers
+from orchestrator.ops.tape_records import transfers
 from scsi.devices.inprocess import InProcessDevice
 from scsi.luns import MemoryBlockLun, TapeLun
 from scsi.target.blockdev import BlockLunDevice
@@ -157,7 +150,7 @@ def test_a_tape_lun_file_owned_by_the_server_round_trips_and_reports_file_number
 
 def _raw_open(address, payload):
     c = LanClient.__new__(LanClient)
-    from orchestrator.lan.server import connect
+    from orchestrator.lan.client import connect
 
     c.sock = connect(address, 5.0)
     c.sock.sendall(Frame(1, payload=json.dumps(payload).encode()).encode())

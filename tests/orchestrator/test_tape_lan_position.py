@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.drivers.real_tape import locate, read_position
+from orchestrator.drivers.real_tape import locate
 from orchestrator.ops.tape import LocateTape
 from scsi.devices.inprocess import InProcessDevice
 from scsi.luns import TapeLun
 from scsi.result import ScsiResult
 from scsi.target import errors
+from scsi.tape_client import read_position
 from scsi.target.tapedev import READ_POSITION_CDB, READ_POSITION_LONG, TapeLunDevice
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from topology.graph import SanState
 from topology.load import topology_from_data
-from topology.redundancy import SeparatorIndex
+from topology.separators import SeparatorIndex
 from topology.synthetic import generate_domain
 
 SMALL = {"ports": 110, "luns": 30, "volumes": 10, "arrays": 2, "movers": 2, "drives": 2, "edge_ports": 12}

@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrator.ops import Failure, Piece, StoredPiece, TransferResult
-from orchestrator.plan.tape import TapeFormat
-from orchestrator.ops.tape import TapeClientRead, TapeClientWrite
+from orchestrator.ops.tape import TapeClientRead, TapeClientWrite, TapeFormat
 
 
 def transfers(data: bytes, fmt: TapeFormat) -> list[bytes]:
