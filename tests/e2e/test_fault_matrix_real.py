@@ -76,3 +76,14 @@ def test_busy_mover_is_retried_then_failed_over(matrix):
     assert "answered BUSY: retrying" in res.stderr and "still answers BUSY" in res.stderr, res.stderr
     assert elapsed < MOVER_TIMEOUT + 25, elapsed  # the timeout plus the LAN-free copy, not the 60 s
     m.restart_mover(None)
+
+
+def test_backup_server_lost_while_verifying(matrix):
+    """The backup server SIGKILLed while it digests the pool for a server-free backup: the client checks the
+    pool over the SAN instead, commits, and the object restores identically (judged by ntfs-3g)."""
+    from tests.e2e.fault_matrix import run_verification_cell
+
+    m, _ = matrix
+    row = run_verification_cell(m, "lan-server-down")
+    assert row["exit"] == 0 and not row["problems"], row
+    assert row["seconds"] < 10, row
