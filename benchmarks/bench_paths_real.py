@@ -1,8 +1,10 @@
 """Server-free vs LAN-free vs LAN on the real SAN lab, and the simulator's prediction of it.
 
 Brings up the lab (tgtd, our data mover, the backup server; see
-tests/fixtures/sanlab.py), measures its component rates (client LUN read,
-pool LUN write, the mover's copy rate and per-command cost), backs the same
+tests/fixtures/sanlab.py), measures its component rates (client LUN reads
+and pool LUN writes as the mover issues them -- its chunk, at depth 1 and at
+its io depth --, the mover's copy rate and per-command cost, the backup
+server's read-back digest of the pool), backs the same
 NTFS volume up over each path and prints, per path: wall time, throughput,
 client CPU seconds and client bytes read (all of the job, and during data
 movement alone).  Then it writes the calibration scenario for this very
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -41,10 +44,14 @@ from pyscsi.pyscsi.scsi import SCSI
 from orchestrator.catalogue import Catalogue
 from orchestrator.ops import PathKind
 from scsi.commands import extended_copy
+from orchestrator.lan.server import LanClient
+from orchestrator.ops import StoredPiece
 from scsi.devices import LibiscsiDevice
+from scsi.luns.remote import RemoteLun
+from simulator.calibration import Calibration
 from scsi.xcopy import BlockToBlock, Header, IdentificationCscd, ParameterList
 from tests.fixtures.sanlab import SanLab
-from tests.fixtures.sanlab_calibration import predict, write_scenario
+from tests.fixtures.sanlab_calibration import predict, stream_rate, write_scenario
 from tests.fixtures.sanlab_client import LabClient
 
 MIB = 1 << 20
@@ -69,49 +76,55 @@ def median_rates(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
-def measure_rates_once(lab: SanLab, client: LabClient, nbytes: int, scratch: int) -> dict[str, float]:
-    """Component rates of this machine's lab, each measured on its own (``scratch``: a fresh pool LBA)."""
-    step, blocks = MIB, MIB // 512
-    out: dict[str, float] = {}
-    dev, s = _scsi(lab.url(1))
+def measure_rates_once(lab: SanLab, client: LabClient, nbytes: int, scratch: list[int], depth: int
+                       ) -> dict[str, float]:
+    """Component rates of this machine's lab, each measured on its own (``scratch``: 3 fresh pool LBAs).
+
+    The client LUN's reads and the pool LUN's writes are measured as the mover issues them (its own
+    libiscsi path, its chunk, at depth 1 and at its io depth, written to never-written pool areas as a
+    backup writes); the mover's copy rate and per-command cost with EXTENDED COPY; the backup server's
+    read-back + digest rate of the pool (its VerifyPool).
+    """
+    out: dict[str, float] = {"depth": float(depth)}
+    src_lun, pool_lun = RemoteLun("client", lab.url(1)), RemoteLun("pool", lab.url(2))
     try:
-        t0 = time.monotonic()
-        for off in range(0, nbytes, step):
-            s.read16(off // 512, blocks)
-        out["disk_read"] = nbytes / (time.monotonic() - t0)
+        (m1, o1), (m2, o2) = src_lun.transfer_limits(), pool_lun.transfer_limits()
+        most, best = min(m1, m2) if m1 and m2 else m1 or m2, max(o1, o2)  # as blockcopy.chunk_size combines them
+        cal = Calibration(mover_chunk_kib=MIB // 1024, lun_max_transfer_kib=most // 1024,
+                          lun_optimal_transfer_kib=best // 1024)
+        chunk = cal.mover_chunk()  # the mover's chunk_bytes (the lab's: 1 MiB) under the LUNs' Block Limits
+        out.update(chunk=float(chunk), max_transfer=float(most), optimal_transfer=float(best))
+        for key, lun, write, lba in (("disk_read", src_lun, False, 0), ("pool_write", pool_lun, True, scratch[0])):
+            out[f"{key}_1"] = stream_rate(lun, write=write, depth=1, chunk=chunk, lba=lba, nbytes=nbytes)
+            lba = scratch[1] if write else lba  # the queued writes go to fresh blocks too
+            out[f"{key}_q"] = stream_rate(lun, write=write, depth=depth, chunk=chunk, lba=lba, nbytes=nbytes)
     finally:
-        dev.close()
-    dev, s = _scsi(lab.url(2))
-    try:
-        data = bytes(step)
-        t0 = time.monotonic()
-        for off in range(0, nbytes, step):
-            s.write16(scratch + off // 512, blocks, data)
-        out["pool_write"] = nbytes / (time.monotonic() - t0)
-        t0 = time.monotonic()
-        for off in range(0, nbytes, step):
-            s.read16(scratch + off // 512, blocks)
-        out["pool_read"] = nbytes / (time.monotonic() - t0)
-    finally:
-        dev.close()
+        src_lun.close()
+        pool_lun.close()
     src = IdentificationCscd(designator=client.designators["client"], pdt=0, block_length=512)
     dst = IdentificationCscd(designator=client.designators["pool"], pdt=0, block_length=512)
     dev, s = _scsi(lab.mover_url)
     try:
         segs = tuple(BlockToBlock(src=0, dst=1, block_count=min(8192, (nbytes - o) // 512), src_lba=o // 512,
-                                  dst_lba=scratch + o // 512) for o in range(0, nbytes, 8192 * 512))
+                                  dst_lba=scratch[2] + o // 512) for o in range(0, nbytes, 8192 * 512))
         t0 = time.monotonic()
         extended_copy(s, ParameterList(header=Header(list_id=1, list_id_usage=0), cscds=(src, dst),
                                        segments=segs).encode())
         out["mover_copy"] = nbytes / (time.monotonic() - t0)
         tiny = ParameterList(header=Header(list_id=2, list_id_usage=0), cscds=(src, dst),
-                             segments=(BlockToBlock(src=0, dst=1, block_count=1, src_lba=0, dst_lba=scratch),)).encode()
+                             segments=(BlockToBlock(src=0, dst=1, block_count=1, src_lba=0,
+                                                    dst_lba=scratch[2]),)).encode()
         t0 = time.monotonic()
         for _ in range(20):
             extended_copy(s, tiny)
         out["mover_command_s"] = (time.monotonic() - t0) / 20
     finally:
         dev.close()
+    assert lab.lanserver is not None
+    with LanClient(lab.lanserver.address, "VOL1", scratch[2] * 512, "read") as server:
+        t0 = time.monotonic()
+        server.digest([StoredPiece(0, 0, nbytes)], MIB)  # what VerifyPool asks of the backup server
+        out["verify"] = nbytes / (time.monotonic() - t0)
     return out
 
 
@@ -130,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--size-mib must be at least 16 and --repeat at least 1")
     logging.basicConfig(level=logging.ERROR)
     load_before = float(Path("/proc/loadavg").read_text().split()[0])
-    pool = max(2048, (args.repeat + 4) * args.size_mib) * MIB  # room for the rate probes' scratch areas
+    pool = max(2048, (3 * args.repeat + 4) * args.size_mib) * MIB  # room for the rate probes' scratch areas
     with SanLab(volume_size=args.size_mib * MIB, volume_scale=args.scale * args.size_mib / 48, pool_size=pool,
                 io_depth=args.depth) as lab, \
             tempfile.TemporaryDirectory(prefix="bench-paths-") as tmp:
@@ -147,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for i in range(args.repeat):
                 if start == PathKind.SERVER_FREE:  # rates measured right before each server-free run
-                    scratch = (lab.pool_size - (2 + i) * lab.volume_size) // 512
-                    rate_runs.append(measure_rates_once(lab, client, lab.volume_size, scratch))
+                    scratch = [(lab.pool_size - (2 + 3 * i + k) * lab.volume_size) // 512 for k in range(3)]
+                    rate_runs.append(measure_rates_once(lab, client, lab.volume_size, scratch, args.depth))
                 mover_cpu0 = process_cpu(lab.mover.pid)
                 run = client.backup(start, extents=extents)
                 run.mover_cpu = process_cpu(lab.mover.pid) - mover_cpu0
@@ -166,8 +179,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"{run.read_bytes('client') / MIB:9.1f} {run.read_bytes('pool') / MIB:9.1f} {move_cpu:10.3f} "
                         f"{move_read / MIB:13.1f}")
         rates = median_rates(rate_runs)
-        print("rates (median): " + ", ".join(f"{k} {v / MB:.1f} MB/s" if k != "mover_command_s"
-                                             else f"{k} {v * 1000:.2f} ms" for k, v in rates.items()))
+        print("rates (median; _1: depth 1, _q: the mover's depth): " + ", ".join(
+            f"{k} {v * 1000:.2f} ms" if k == "mover_command_s" else f"{k} {int(v)}"
+            if k in ("depth", "chunk", "max_transfer", "optimal_transfer") else f"{k} {v / MB:.1f} MB/s"
+            for k, v in rates.items()))
         print(f"{'path':12s} {'wall s':>7s} {'MB/s':>7s} {'cpu s':>7s} {'read MiB':>9s} {'pool rd MiB':>9s} "
               f"{'move cpu s':>10s} {'move read MiB':>13s}   (read: client volume; pool rd: pool read back)")
         print("\n".join(rows))
@@ -177,12 +192,19 @@ def main(argv: list[str] | None = None) -> int:
         print("server-free phases (wall s): " + ", ".join(f"{k} {v:.2f}" for k, v in sf.wall_by_op.items()))
         scen_path = write_scenario(args.write_scenario or Path(tmp) / "sanlab.yaml", lab, rates, extents,
                                    client.batch_mb)
-        predicted = predict(scen_path)
+        tuned = [tuple(map(int, m.groups())) for m in re.finditer(
+            r"block copy of \d+ extents: [\d.]+ s, chunk (\d+), depth (\d+) -> (\d+)",
+            (lab.workdir / "mover.log").read_text(errors="replace"))]
+        if tuned:  # what the real mover chose: the model assumes rates["chunk"] and --depth commands in flight
+            print(f"the mover's block copies: {len(tuned)}, chunk {sorted({t[0] for t in tuned})}, depth "
+                  f"{min(t[1] for t in tuned)}..{max(t[2] for t in tuned)} (tuned, at most --depth {args.depth}); "
+                  f"the model's chunk {int(rates['chunk'])} at depth {args.depth}")
+        predicted, copy_predicted = predict(scen_path)
         measured = sf.wall
         copy_measured = sf.wall_by_op["CopyBatches"]
-        print(f"calibration scenario {scen_path}: predicted server-free {predicted:.2f} s, measured {measured:.2f} s "
-              f"(copy phase {copy_measured:.2f} s), predicted/measured {predicted / measured:.2f}, "
-              f"predicted/copy-phase {predicted / copy_measured:.2f}")
+        print(f"calibration scenario {scen_path}: predicted server-free {predicted:.2f} s (copy "
+              f"{copy_predicted:.2f} s), measured {measured:.2f} s (copy phase {copy_measured:.2f} s), "
+              f"predicted/measured {predicted / measured:.2f}, copy {copy_predicted / copy_measured:.2f}")
         lan_cpu = results[PathKind.LAN].cpu
         move_ratio = sum(sf.cpu_by_op[o] for o in MOVEMENT_OPS) / max(1e-9, sum(
             results[PathKind.LAN].cpu_by_op[o] for o in MOVEMENT_OPS))

@@ -37,6 +37,13 @@ class Calibration(BaseModel):
     disk_mb_s: float = Field(200.0, gt=0, description="sequential LUN rate when the topology has none")
     disk_positioning_ms: float = Field(
         8.0, ge=0, description="seek + rotation paid once per extent (non-contiguous segment): gaps cost time")
+    disk_command_ms: float = Field(
+        0.0, ge=0, description="per READ/WRITE command latency beyond the transfer; a queue of commands hides "
+                               "it (the mover's io depth), a synchronous stream pays it in full")
+    lun_max_transfer_kib: int = Field(
+        0, ge=0, description="Block Limits VPD MAXIMUM TRANSFER LENGTH of the LUNs (0: not reported)")
+    lun_optimal_transfer_kib: int = Field(
+        0, ge=0, description="Block Limits VPD OPTIMAL TRANSFER LENGTH of the LUNs (0: not reported)")
     # links
     fc_mb_s_per_gbit: float = Field(
         100.0, gt=0, description="payload MB/s per Gbit/s of FC line rate (8b/10b: 2 Gb FC ~ 200 MB/s)")
@@ -48,6 +55,15 @@ class Calibration(BaseModel):
     mover_command_ms: float = Field(
         5.0, ge=0, description="per EXTENDED COPY handshake (RECEIVE COPY RESULTS polling included; assumed)")
     mover_reset_s: float = Field(60.0, ge=0, description="a reset mover is unavailable this long")
+    mover_io_depth: int = Field(
+        16, ge=1, le=64, description="READ/WRITE commands the mover keeps in flight per copy on each device "
+                                     "(datamover serve's io_depth)")
+    mover_chunk_kib: int = Field(
+        1024, ge=4, description="bytes per READ/WRITE the mover asks for (chunk_bytes) before the LUNs' Block "
+                                "Limits lower or round it")
+    verify_mb_s: float = Field(
+        0.0, ge=0, description="rate at which the backup server reads an object back from the pool and digests "
+                               "it, on the pool device's time (0: the device's own rate)")
     # tape drives
     tape_native_mb_s: float = Field(15.0, gt=0, description="LTO-1 class native rate (15-20 MB/s)")
     tape_compression: float = Field(
@@ -57,6 +73,8 @@ class Calibration(BaseModel):
     tape_buffer_mib: float = Field(64.0, gt=0, description="drive buffer emptied per start/stop cycle")
     tape_reposition_s: float = Field(2.5, ge=0, description="back-hitch time of one start/stop cycle")
     tape_mount_s: float = Field(0.0, ge=0, description="mount + position time before a session writes")
+    tape_command_ms: float = Field(
+        0.0, ge=0, description="per WRITE/READ command latency of a drive or disk-pool device (as disk_command_ms)")
     # hosts, LAN-free, LAN
     host_cpu_cores: float = Field(2.0, gt=0, description="CPU seconds per second of a client or server")
     storage_agent_mb_s: float = Field(80.0, gt=0, description="storage agent throughput (assumed)")
@@ -71,3 +89,14 @@ class Calibration(BaseModel):
 
     def lan_bytes_s(self, gbit: float) -> float:
         return gbit * 1e9 / 8 * self.lan_efficiency
+
+    def mover_chunk(self, block: int = 512) -> int:
+        """Bytes per READ/WRITE of the mover: ``mover_chunk_kib`` lowered to the LUNs' maximum transfer and
+        rounded down to their optimal one (SBC-3 6.5.3), as scsi/copymgr/blockcopy.py ``chunk_size`` does."""
+        size = self.mover_chunk_kib * 1024
+        if self.lun_max_transfer_kib:
+            size = min(size, self.lun_max_transfer_kib * 1024)
+        optimal = self.lun_optimal_transfer_kib * 1024
+        if optimal and size > optimal:
+            size -= size % optimal
+        return max(block, size - size % block)

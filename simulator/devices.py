@@ -4,7 +4,10 @@ Each device owns one resource of the flow network and says, for a given
 transfer, what weight the transfer carries on it (work per byte):
 
 * a disk LUN pays a positioning time per extent, so a fragmented read costs
-  more disk time per byte than a sequential one (``weight > 1``);
+  more disk time per byte than a sequential one (``weight > 1``), and a
+  latency per READ/WRITE command that a queue of commands hides: the data
+  mover keeps ``mover_io_depth`` commands of ``mover_chunk`` bytes in flight
+  on each device, its reads and writes overlapped (:func:`queued_commands`);
 * a tape drive writes ``1 / compression`` native bytes per byte and must be
   fed at its slowest streaming speed, or it shoe-shines (:class:`Streaming`);
 * a data mover pays a command handshake per EXTENDED COPY and limits how many
@@ -13,6 +16,7 @@ transfer, what weight the transfer carries on it (work per byte):
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -29,17 +33,30 @@ def _overhead_weight(nbytes: float, overhead_s: float, rate: float) -> float:
     return 1.0 + overhead_s * rate / nbytes
 
 
+def queued_commands(nbytes: float, chunk: int, depth: int, extents: int = 1) -> float:
+    """Command latencies a stream of ``nbytes`` pays in full when ``depth`` commands of at most ``chunk``
+    bytes are in flight: each extent is cut into chunks, and a queue of ``depth`` overlaps their latencies
+    (the mover's pipelined reads and writes, scsi/copymgr/blockcopy.py; depth 1: a synchronous stream)."""
+    if nbytes <= 0:
+        return 0.0
+    commands = math.ceil(nbytes / max(1, chunk)) + max(extents, 1) - 1  # a chunk per extent may be short
+    return commands / max(1, depth)
+
+
 @dataclass(eq=False)
 class DiskLun:
     name: str
     resource: Resource
     positioning_s: float
+    command_s: float = 0.0  # per READ/WRITE latency beyond the transfer (hidden by a queue)
     ready: bool = True
     sense: bytes = b""  # what the LUN answers while not ready
 
-    def weight(self, nbytes: float, extents: int) -> float:
-        """Disk work per byte read: 1 + the positioning time expressed in bytes not transferred."""
-        return _overhead_weight(nbytes, max(extents, 1) * self.positioning_s, self.resource.nominal)
+    def weight(self, nbytes: float, extents: int, commands: float = 0.0) -> float:
+        """Disk work per byte: 1 + the positioning time and the unhidden command latencies (``commands``,
+        see :func:`queued_commands`) expressed in bytes not transferred."""
+        return _overhead_weight(nbytes, max(extents, 1) * self.positioning_s + commands * self.command_s,
+                                self.resource.nominal)
 
 
 @dataclass(eq=False)
@@ -68,12 +85,19 @@ class TapeDrive:
     buffer: float
     reposition_s: float
     mount: simpy.Resource  # one writing session at a time
+    command_s: float = 0.0  # per WRITE/READ latency beyond the transfer (a disk-pool LUN's; hidden by a queue)
     failed: bool = False
     sense: bytes = b""  # what the drive answers while failed
 
     @property
     def weight(self) -> float:
         return 1.0 / self.compression
+
+    def stream_weight(self, nbytes: float, commands: float = 0.0) -> float:
+        """Native work per flow byte: ``1 / compression`` + the unhidden command latencies in native bytes."""
+        if nbytes <= 0 or commands <= 0 or self.command_s <= 0:
+            return self.weight
+        return self.weight + commands * self.command_s * self.resource.nominal / nbytes
 
     def streaming(self, upstream_buffer: float = 0.0) -> Streaming:
         """Feed requirement in *flow* bytes/s; upstream buffers (the mover's) add to the drive's."""
@@ -121,4 +145,5 @@ class Components:
 def tape_drive(env: simpy.Environment, name: str, resource: Resource, cal: Calibration) -> TapeDrive:
     native = resource.nominal
     return TapeDrive(name, resource, cal.tape_compression, native * cal.tape_min_streaming_fraction,
-                     cal.tape_buffer_mib * MiB, cal.tape_reposition_s, simpy.Resource(env, capacity=1))
+                     cal.tape_buffer_mib * MiB, cal.tape_reposition_s, simpy.Resource(env, capacity=1),
+                     command_s=cal.tape_command_ms / 1000)

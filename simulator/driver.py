@@ -58,6 +58,7 @@ from scsi.copymgr.client import Client
 from scsi.luns.base import LunError, SpaceCode
 from scsi.result import Nexus, Status
 from scsi.sense import Sense, SenseError
+from simulator.calibration import MB
 from simulator.fluid import copy_batches, transfer
 from simulator.san import SimSAN
 from simulator.timing_backend import TimingBackend
@@ -376,13 +377,16 @@ class SimDriver:
         return None
 
     def _read_back(self, op: VerifyPool, name: str):
-        """Verification reads the object back from the pool device: time on that device."""
+        """Verification reads the object back from the pool device: time on that device, at the device's
+        rate or at ``calibration.verify_mb_s`` (the backup server's own read + digest of the pool)."""
         dev = self._dev(op.pool_device, name)
         target = self.san.dev.drives.get(dev) or self.san.dev.disks.get(dev)
         total = sum(p.stored for p in op.pieces)
         if target is None or total == 0:
             return
-        flow = self.san.start_flow(total, [(target.resource, 1.0)], job=name, label=f"verify:{dev}",
+        verify = self.san.cal.verify_mb_s * MB  # the server's own read + digest of the pool, when measured
+        weight = target.resource.nominal / verify if verify > 0 else 1.0
+        flow = self.san.start_flow(total, [(target.resource, weight)], job=name, label=f"verify:{dev}",
                                    meta={"kind": "verify", "source": dev}, counts=False)
         yield flow.finished
 

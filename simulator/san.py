@@ -22,7 +22,7 @@ import simpy
 from simulator.attribution import Attribution
 from simulator.calibration import MB, MiB, Calibration
 from simulator.devices import (Components, DataMover, DiskLun, Host, Lan, StorageAgent, TapeDrive,
-                               tape_drive)
+                               queued_commands, tape_drive)
 from simulator.flows import CountingEnvironment, Flow, FlowNetwork, Resource, Streaming
 from simulator.timeline import Timeline
 
@@ -78,7 +78,7 @@ class SimSAN:
     def add_disk(self, name: str, mb_s: float | None = None, *, owner: str | None = None) -> DiskLun:
         """A disk LUN (a client volume's LUN when ``owner`` names the client, else a disk-pool LUN)."""
         res = self.net.add_resource(f"disk:{name}", (mb_s or self.cal.disk_mb_s) * MB, "disk")
-        lun = DiskLun(name, res, self.cal.disk_positioning_ms / 1000)
+        lun = DiskLun(name, res, self.cal.disk_positioning_ms / 1000, self.cal.disk_command_ms / 1000)
         self.dev.disks[name] = lun
         if owner is not None:
             self.owners[name] = owner
@@ -217,22 +217,27 @@ class SimSAN:
         return any(all(r.capacity > 0 for r in res) for res in self._options(a, b))
 
     # -- paths ----------------------------------------------------------------------
-    def _source(self, name: str, nbytes: float, extents: int) -> tuple[Path, Streaming | None]:
-        """Read terms: a disk pays positioning per extent; a tape drive reads ``1/compression`` per byte."""
+    def _source(self, name: str, nbytes: float, extents: int, commands: float = 0.0) -> tuple[Path, Streaming | None]:
+        """Read terms: a disk pays positioning per extent; a tape drive reads ``1/compression`` per byte;
+        both pay ``commands`` unhidden command latencies (:func:`simulator.devices.queued_commands`)."""
         if name in self.dev.drives:
             d = self.dev.drives[name]
-            return [(d.resource, d.weight)], d.streaming()
+            return [(d.resource, d.stream_weight(nbytes, commands))], d.streaming()
         src = self.disk(name)
-        return [(src.resource, src.weight(nbytes, extents))], None
+        return [(src.resource, src.weight(nbytes, extents, commands))], None
 
     def _destination(self, name: str, upstream_buffer: float, nbytes: float = 0.0,
-                     extents: int = 1) -> tuple[Path, Streaming | None]:
+                     extents: int = 1, commands: float = 0.0) -> tuple[Path, Streaming | None]:
         """Write terms: a drive (streaming, compression) or a disk (a pool LUN, or a restore target)."""
         if name in self.dev.drives:
             d = self.dev.drives[name]
-            return [(d.resource, d.weight)], d.streaming(upstream_buffer)
+            return [(d.resource, d.stream_weight(nbytes, commands))], d.streaming(upstream_buffer)
         lun = self.disk(name)
-        return [(lun.resource, lun.weight(nbytes, extents))], None
+        return [(lun.resource, lun.weight(nbytes, extents, commands))], None
+
+    def mover_commands(self, nbytes: float, extents: int = 1) -> float:
+        """Unhidden command latencies of one side of a server-free copy: the mover's chunks at its depth."""
+        return queued_commands(nbytes, self.cal.mover_chunk(), self.cal.mover_io_depth, extents)
 
     def _cpu(self, host: str | None, path: str) -> Path:
         if host is None or host not in self.dev.hosts:
@@ -259,11 +264,12 @@ class SimSAN:
         """
         mv = self.mover(mover)
         src_ext, dst_ext = self._extents(source, destination, extents)
-        path, s_in = self._source(source, nbytes, src_ext)
+        # the mover reads and writes at once, each side a queue of mover_io_depth chunks (its own stream)
+        path, s_in = self._source(source, nbytes, src_ext, self.mover_commands(nbytes, extents))
         path += self._links(source, mover)
         path.append((mv.resource, mv.weight(nbytes, commands)))
         path += self._links(mover, destination)
-        dest, s_out = self._destination(destination, mv.buffer, nbytes, dst_ext)
+        dest, s_out = self._destination(destination, mv.buffer, nbytes, dst_ext, self.mover_commands(nbytes, extents))
         path += dest
         path += self._cpu(self.server, "server-free")  # the server plans and polls the copy
         owner = self.owners.get(source) or self.owners.get(destination)

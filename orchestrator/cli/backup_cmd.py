@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +22,7 @@ from orchestrator import compose
 from orchestrator.catalogue import Catalogue
 from orchestrator.cli.progress import ProgressLine
 from orchestrator.drivers.real import RealDriver
-from orchestrator.drivers.site import OpenSite, SiteConfig, load_site
+from orchestrator.drivers.site import OpenSite, SiteConfig, check_pool_capacity, load_site
 from orchestrator.drivers.snapshot import CowSnapshots
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, run_job
 from orchestrator.job.digest import view_coverage
@@ -113,10 +114,14 @@ def site_start(site_file: str, site: SiteConfig, vopts: Any, volume: str, file_s
     return paths, elig
 
 
-def pool_designators(site: SiteConfig, opened: OpenSite, driver: RealDriver) -> dict[str, str]:
-    """Pool device -> designator for the data mover's target descriptors (a tape pool: every drive)."""
+def pool_designators(site_file: str, site: SiteConfig, opened: OpenSite, driver: RealDriver) -> dict[str, str]:
+    """Pool device -> designator for the data mover's target descriptors (a tape pool: every drive).
+
+    A remote pool LUN's size is known only now: its capacity is checked here (files were at load time)."""
     if site.pool.is_tape:
         return opened.tape_designators()
+    for i, v in enumerate(site.pool.volumes):
+        check_pool_capacity(f"{site_file}: pool.volumes[{i}].capacity", v, driver.io(v.device).size)
     return {v.device: driver.io(v.device).designator() for v in site.pool.volumes}
 
 
@@ -127,6 +132,20 @@ def check_lan_drive(site_file: str, site: SiteConfig, drives: list[str], what: s
     if other:
         raise ValueError(f"{site_file}: pool.lan_drive: the LAN server serves drive {want!r}, but {what} drive "
                          f"{', '.join(other)}; the LAN path cannot reach it")
+
+
+@contextmanager
+def device_trouble(what: str):
+    """A device that cannot be read before the job starts: one line naming it (exit 1, not bad input)."""
+    from pyscsi.pyscsi.scsi_sense import SCSICheckCondition
+
+    from scsi.devices.errors import DeviceError
+
+    try:
+        yield
+    except (DeviceError, SCSICheckCondition) as exc:
+        text = " ".join(str(exc).split())
+        raise RuntimeError(f"{what} cannot be used: {text}") from None
 
 
 def check_volume_bounds(site_file: str, volume: str, vsite: Any, io: Any) -> None:
@@ -240,10 +259,12 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         # in-process volumes get copy-on-write snapshots (imagetype snapshot); others back up offline
         snaps = CowSnapshots.wrap(opened.luns, opened.devices) if opened.luns else None
         driver = RealDriver(cat, opened.movers, opened.devices, snapshots=snaps)
-        io = driver.io(vsite.device)
+        with device_trouble(f"volume {volume} (device {vsite.device})"):
+            io = driver.io(vsite.device)
         check_volume_bounds(args.site, volume, vsite, io)
         size = vsite.size or (io.size - vsite.offset)
-        layout = read_layout(DeviceVolume(io, vsite.offset, size), volume)
+        with device_trouble(f"volume {volume} (device {vsite.device})"):
+            layout = read_layout(DeviceVolume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
         _, elig = site_start(args.site, site, vopts, volume, fs, server,
                              fixed_tape=site.pool.is_tape and site.pool.block_mode == "fixed")
@@ -251,7 +272,8 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
                 not any(v.device == site.pool.lan_drive for v in site.pool.volumes):
             check_lan_drive(args.site, site, [v.device for v in site.pool.volumes], "every pool volume is in")
         extents = [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
-        pool_desig = pool_designators(site, opened, driver) if elig.server_free else {}
+        with device_trouble(f"pool {site.pool.name}"):
+            pool_desig = pool_designators(args.site, site, opened, driver) if elig.server_free else {}
         source = DeviceSpec(name=vsite.device, designator=io.designator() if elig.server_free else "",
                             block_size=io.block_size)
         base_id, digests, coverage = None, {}, []

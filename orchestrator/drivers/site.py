@@ -40,13 +40,13 @@ Without a topology no server-free path counts as verified, unless
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from orchestrator.drivers.lazy_mover import LazyMover  # re-exported: the server opens movers from here
 from orchestrator.job.spec import TapePlan
 
 log = logging.getLogger(__name__)
@@ -225,7 +225,28 @@ def load_site(path: str | Path) -> SiteConfig:
             raise ValueError(f"{p}: device {ref!r} is used but not listed under devices")
     if site.pool is not None:
         _check_pool(site.pool, p)
+        if not site.pool.is_tape:
+            for i, v in enumerate(site.pool.volumes):
+                check_pool_capacity(f"{p}: pool.volumes[{i}].capacity", v, _local_size(site.path(site.devices[v.device])))
     return site
+
+
+def _local_size(target: str) -> int | None:
+    """Bytes of an image file or block device named by path; None for a URL, /dev/sg*, or what cannot be opened
+    (opening it later reports that, naming the device)."""
+    if "://" in target or target.startswith("/dev/sg") or target == "inprocess":
+        return None
+    try:
+        with open(target, "rb") as f:
+            return f.seek(0, 2)
+    except OSError:
+        return None
+
+
+def check_pool_capacity(where: str, vol: PoolVolumeSite, device_bytes: int | None) -> None:
+    """A disk-pool volume cannot hold more than its device: refused before any object is placed past the end."""
+    if device_bytes is not None and vol.capacity > device_bytes:
+        raise ValueError(f"{where}: {vol.capacity} bytes is larger than device {vol.device} ({device_bytes} bytes)")
 
 
 def _check_pool(pool: PoolSite, p: Path) -> None:
@@ -378,52 +399,3 @@ class OpenSite:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class LazyMover:
-    """A data mover's pyscsi device, opened on its first command with the site's command timeout.
-
-    A mover that is down, refuses the connection or never answers the login
-    raises DeviceConnectionError/DeviceTimeout from that command, which the
-    job treats as the mover failing (next mover, then LAN-free), instead of
-    stopping the job before it starts.
-    """
-
-    def __init__(self, name: str, url: str, timeout: float):
-        self.name, self.url, self.timeout = name, url, timeout
-        self._device: Any = None
-
-    @property
-    def opcodes(self) -> Any:
-        return getattr(self._device, "opcodes", None)
-
-    def device(self) -> Any:
-        if self._device is None:
-            from scsi.devices import open_device
-            from scsi.devices.errors import DeviceError
-
-            try:
-                self._device = open_device(self.url, timeout=self.timeout) if self.url.startswith("iscsi://") \
-                    else open_device(self.url)
-                if hasattr(self._device, "on_wait"):
-                    self._device.on_wait = self._waiting
-            except DeviceError:
-                raise
-            except (OSError, ValueError) as exc:
-                from scsi.devices.errors import DeviceConnectionError
-
-                raise DeviceConnectionError(f"data mover {self.name} ({self.url}): {exc}") from None
-        return self._device
-
-    def _waiting(self, waited: float, timeout: float) -> None:
-        """The status line while a mover keeps the job waiting (before the timeout fails it over)."""
-        print(f"serverfree: waiting on data mover {self.name}: {waited:.0f} s of {timeout:g} s", file=sys.stderr,
-              flush=True)
-
-    def execute(self, cmd: Any, *args: Any, **kw: Any) -> Any:
-        return self.device().execute(cmd, *args, **kw)
-
-    def close(self) -> None:
-        if self._device is not None:
-            self._device.close()
-            self._device = None
