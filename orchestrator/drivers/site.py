@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -213,12 +213,7 @@ def load_site(path: str | Path) -> SiteConfig:
         raise ValueError(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{p}: expected a mapping at the top level")
-    try:
-        site = SiteConfig(**data, base_dir=p.parent)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise ValueError(f"{p}: {where}: {str(first['msg']).removeprefix('Value error, ')}") from None
+    site = _validated(lambda: SiteConfig(**data, base_dir=p.parent), p)
     pool_refs = [v.device for v in site.pool.volumes] + site.pool.drive_names() if site.pool else []
     for ref in [v.device for v in site.volumes.values()] + pool_refs + list(site.storage_agent.values()):
         if ref not in site.devices:
@@ -274,13 +269,20 @@ def _check_pool(pool: PoolSite, p: Path) -> None:
     if pool.block_mode != "fixed" and pool.block_length:
         raise ValueError(f"{p}: pool.block_length: only for block_mode fixed (block_mode is "
                          f"{pool.block_mode or 'variable'})")
+    # a TapePlan field is the pool key of the same name, except its record (the pool's record_size)
+    _validated(pool.tape_plan, p, lambda loc: "pool." + ("block_length" if loc[:1] == ("block_length",)
+                                                         else "record_size"))
+
+
+def _validated(build: Callable[[], Any], p: Path, where: Callable[[tuple], str] | None = None) -> Any:
+    """``build()``; a pydantic error becomes the site file's one line "FILE: field.path: message"."""
     try:
-        pool.tape_plan()
+        return build()
     except ValidationError as exc:
         e = exc.errors()[0]
-        key = {"block_length": "block_length"}.get(str(e["loc"][0]) if e["loc"] else "", "record_size")
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        raise ValueError(f"{p}: pool.{key}: {msg}") from None
+        loc = tuple(e["loc"])
+        field = where(loc) if where else ".".join(str(x) for x in loc) or "(top level)"
+        raise ValueError(f"{p}: {field}: {str(e['msg']).removeprefix('Value error, ')}") from None
 
 
 def _is_tape_file(path: str) -> bool:

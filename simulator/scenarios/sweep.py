@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from simulator.scenarios.sweep_spec import Run, SweepSpecError, Vary, plan_runs
 from simulator.scenarios.sweep_task import FIXED, MEASURES, run_batch, vary_column
 
@@ -64,12 +62,11 @@ def result_format(path: Path) -> str:
 
 def load_base(path: Path) -> tuple[dict[str, Any], str]:
     """The scenario file as data (validated once as a whole) and its text's digest."""
-    from simulator.scenarios.load import load_ci_scenario
+    from simulator.scenarios.load import CiScenario, read_yaml, validate
 
-    scen = load_ci_scenario(path)  # errors name the file, the line and the field
-    text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    data.setdefault("name", scen.name)
+    data, text = read_yaml(path)
+    validate(CiScenario, data, path, text)  # errors name the file, the line and the field
+    data.setdefault("name", path.stem)
     return data, hashlib.sha256(text.encode()).hexdigest()
 
 
