@@ -24,7 +24,10 @@ from topology.wwn import parse_naa, parse_wwpn
 log = logging.getLogger(__name__)
 
 VERBS = ["DEFine", "UPDate", "SET"]
-NOUNS = ["DATAMover", "DISK", "PATH", "LIBRary", "DRive", "DEVclass", "STGpool", "VOLume"]
+NOUNS = ["DATAMover", "DISK", "PATH", "LIBRary", "DRive", "DEVclass", "STGpool"]
+#: A macro also names disk-pool volumes; NOUNS alone are what `serverfree server` stores as SAN definitions
+#: (its own DEFINE VOLUME makes pool volumes, orchestrator/server/pools.py).
+MACRO_NOUNS = NOUNS + ["VOLume"]
 
 #: Parameters accepted per object; those that describe no SAN path are accepted and change no verdict.
 PARAMS = {
@@ -79,7 +82,7 @@ def parse_macro(text: str, *, file: str = "macro") -> list[Statement]:
         if len(tokens) < 2:
             problems.add(line, f"{verb} needs an object such as DATAMOVER or PATH", stmt_text)
             continue
-        noun = match_keyword(tokens[1], ["SERVERFree"] if verb == "SET" else NOUNS)
+        noun = match_keyword(tokens[1], ["SERVERFree"] if verb == "SET" else MACRO_NOUNS)
         if noun is None:
             problems.add(line, f"unknown command {verb} {tokens[1].upper()}", tokens[1])
             continue
