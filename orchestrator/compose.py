@@ -9,7 +9,7 @@ and destination pool everywhere:
 * :func:`domain_paths` / :func:`volume_paths`: the topology verdict of a
   volume with some components down, the data movers that serve it in
   configured order, and the destination pool its management class names;
-* :func:`start_path`: eligibility (DESIGN.md step 3) from the volume's
+* :func:`start_path`: eligibility from the volume's
   options -- one rule for ``enablelanfree`` (unset means no, as in TSM);
 * :func:`gap_size`: the ``imagegapsize`` of the path the job starts on;
 * :func:`backup_spec` / :func:`restore_spec`: the specs the job core reads.

@@ -1,10 +1,10 @@
 """Eligibility: which path a job starts on, and why not server-free.
 
-Server-free needs (the seed page and DESIGN.md): enableserverfree yes, an NTFS
-or raw volume (never FAT/FAT32), a management class whose destination pool
+Server-free needs (as the TSM 5.1 client and administrator guides describe
+it): enableserverfree yes, an NTFS or raw volume (never FAT/FAT32), a management class whose destination pool
 is non-blocked, and a verified path disk -> data mover -> pool device (the
-topology verdict).  Server-free data is never compressed or encrypted: as the
-seed says, TSM goes server-free anyway and simply does not compress or
+topology verdict).  Server-free data is never compressed or encrypted: TSM
+goes server-free anyway and simply does not compress or
 encrypt that data; the decision carries a note saying so, which the job
 report repeats.  Otherwise the job starts LAN-free, else LAN, and every
 reason is reported.
@@ -109,5 +109,5 @@ def decide(*, enableserverfree: bool, file_system: str, encryption: bool = False
         raise NoPathError(f"no path can move this volume: {why}")
     notes = []
     if encryption and start == PathKind.SERVER_FREE:
-        notes.append("encryptkey is set, but server-free image data is never encrypted (seed)")
+        notes.append("encryptkey is set, but server-free image data is never encrypted")
     return Eligibility(start=start, reasons=reasons, notes=notes, movers=mover_list, lan_free=lan_free, lan=lan)

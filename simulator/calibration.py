@@ -3,8 +3,8 @@
 Every field has a documented default.  Where the topology model already
 carries a figure (link speed, mover throughput and concurrency, tape native
 rate, array rate) the topology wins; these defaults fill in what it lacks.
-Sources for the defaults are in ``../shared/reference/server-free-backup.md``
-section 6; figures marked *assumed* have no published TSM measurement and are
+Each default's docstring names its source (a vendor data sheet or the TSM
+performance guide); figures marked *assumed* have no published TSM measurement and are
 order-of-magnitude choices, to be replaced by site measurements.
 """
 from __future__ import annotations

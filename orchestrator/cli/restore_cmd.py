@@ -42,7 +42,7 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
                           "asks on a terminal and refuses otherwise (dsmc's -replace)")
     img.add_argument("--incremental", "--incre", action="store_true", help="apply image incrementals too")
     img.add_argument("--deletefiles", "--del", action="store_true",
-                     help="accepted; ignored after image + image incremental (seed)")
+                     help="accepted; ignored after image + image incremental")
     img.add_argument("--pitdate", metavar="DATE", help="point in time (ISO date, e.g. 2026-11-30T10:00)")
     img.add_argument("--json", action="store_true", help="print the job report as JSON")
     add_option_arguments(img)

@@ -3,8 +3,8 @@
 `ClientOptions` holds what a dsm.opt file plus command-line overrides say;
 `ClientOptions.for_volume(name)` folds include.image / exclude.image rules into
 the `VolumeOptions` one image backup job runs with.  Defaults follow
-shared/reference/server-free-backup.md; where the reference marks a default as
-unconfirmed ([U]) it is an ordinary option the user can change.
+the TSM 5.1 Backup-Archive Client guide; a default it does not state is an
+ordinary option the user can change.
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from orchestrator.options.values import KIB, MIB
 
-#: imagegapsize default for LAN and LAN-free image backup: 32k [C: TSM51-BA, reference 2.1].
+#: imagegapsize default for LAN and LAN-free image backup: 32k (TSM 5.1 Backup-Archive Client guide, imagegapsize).
 DEFAULT_GAPSIZE_LAN = 32 * KIB
-#: Server-free default: 5m per the TSM 5.1 client guide [C: TSM51-BA]; the admin
-#: guide says 0 instead (reference 2.1 "Conflict"), hence `serverfreegapsize`.
+#: Server-free default: 5m per the TSM 5.1 Backup-Archive Client guide; the
+#: administrator's guide says 0 instead, hence `serverfreegapsize`.
 DEFAULT_GAPSIZE_SERVERFREE = 5 * MIB
 
 DataPath = Literal["serverfree", "lanfree", "lan"]
@@ -36,7 +36,7 @@ class ImageType(StrEnum):
 
 
 class Mode(StrEnum):
-    """``selective`` = full image; ``incremental`` = files changed since the last full image [C: SEED]."""
+    """``selective`` = full image; ``incremental`` = files changed since the last full image."""
 
     SELECTIVE = "selective"
     INCREMENTAL = "incremental"
@@ -120,21 +120,21 @@ class ClientOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    enableserverfree: bool = False  # default [U]: off until the server side is configured
+    enableserverfree: bool = False  # assumed default: off until the server side is configured
     enablelanfree: bool = False
     domain_image: list[str] = Field(default_factory=list)
     include_image: list[ImageRule] = Field(default_factory=list)
     exclude_image: list[ImageRule] = Field(default_factory=list)
     imagegapsize: int | None = Field(default=None, ge=0, description="bytes; None = path default")
     serverfreegapsize: int = Field(default=DEFAULT_GAPSIZE_SERVERFREE, ge=0)
-    imagetype: ImageType = ImageType.SNAPSHOT  # [U]: online when a snapshot provider exists
-    mode: Mode = Mode.SELECTIVE  # [C: SEED]
-    compression: bool = False  # [C: TSM51-BA]
+    imagetype: ImageType = ImageType.SNAPSHOT  # assumed: online when a snapshot provider exists
+    mode: Mode = Mode.SELECTIVE
+    compression: bool = False  # TSM 5.1 client guide
     encryptkey: Literal["save", "prompt", "generate"] | None = None
     snapshotcachesize: int = Field(default=100, ge=1, le=100, description="percent of the volume")
     snapshotcachelocation: str | None = None  # None = the volume being backed up
-    snapshotfsidlewait: float = Field(default=1.0, ge=0, le=999, description="seconds")  # [C: TSM51-BA]
-    snapshotfsidleretries: int = Field(default=10, ge=0, le=999)  # default [U]
+    snapshotfsidlewait: float = Field(default=1.0, ge=0, le=999, description="seconds")  # TSM 5.1 client guide
+    snapshotfsidleretries: int = Field(default=10, ge=0, le=999)  # assumed default
     presnapshotcmd: str | None = None
     postsnapshotcmd: str | None = None
     catalog: str = "serverfree-catalog.sqlite"

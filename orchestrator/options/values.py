@@ -2,8 +2,8 @@
 
 Each converter takes the text a user typed and returns a Python value or raises
 ValueError with a message saying what was expected; the parser adds the file and
-line.  Unit rules follow the TSM 5.1 client guide (see
-shared/reference/server-free-backup.md, section 2.1).
+line.  Unit rules follow the TSM 5.1 client guide (its
+option reference: imagegapsize, snapshotcachesize and the like).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 
-#: imagegapsize accepts 0..4294967295 in the unit given (TSM51-BA).
+#: imagegapsize accepts 0..4294967295 in the unit given (TSM 5.1 client guide).
 MAX_GAP_NUMBER = 4294967295
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)b?\s*$", re.IGNORECASE)
@@ -37,7 +37,7 @@ def parse_size(text: str, *, default_unit: str = "k", max_number: int = MAX_GAP_
 
 
 def parse_wait(text: str, *, max_value: float = 999) -> float:
-    """Seconds from ``1``, ``500ms`` or ``2s`` (no unit = seconds; range 0..999 per TSM51-BA)."""
+    """Seconds from ``1``, ``500ms`` or ``2s`` (no unit = seconds; range 0..999 per the TSM 5.1 client guide)."""
     m = _WAIT.match(text)
     if not m:
         raise ValueError(f"{text!r} is not a wait time: expected 0..{max_value:g} with an optional ms or s unit")

@@ -65,9 +65,9 @@ def serverfree_eligibility(layout: UsedExtents, options: VolumeOptions) -> Eligi
         reasons.append(f"volume is excluded from image backup by exclude.image at {options.excluded_by}")
     if options.compression:
         notes.append("compression yes is not applied to server-free data, nor to data sent after a failover "
-                     "from server-free (seed)")
+                     "from server-free")
     if options.encrypted:
-        notes.append("encryptkey is set, but server-free image data is never encrypted (seed)")
+        notes.append("encryptkey is set, but server-free image data is never encrypted")
     if not layout.uses_bitmap:
         notes.append(f"{layout.filesystem.label} volume: imagegapsize applies to NTFS only, every block is copied")
     notes.append(f"destination pool of management class {options.mgmtclass} and the SAN paths are verified "

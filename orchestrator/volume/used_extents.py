@@ -7,7 +7,7 @@ so each data path (server-free, LAN-free, LAN) can use its own gap and a
 16 TiB volume's tens of millions of extents are never held at once.
 `UsedExtents.extents(gap)` is the same as one array, for small volumes.
 
-Rules (seed page and shared/reference/server-free-backup.md 2.1):
+Rules (the TSM 5.1 Backup-Archive Client guide, imagegapsize and image backup):
 - NTFS: used clusters from ``$Bitmap``; free runs longer than imagegapsize are
   skipped, shorter ones copied; unused clusters after the last used one are
   dropped; imagegapsize 0 copies every block of the volume.

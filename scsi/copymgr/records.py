@@ -1,4 +1,4 @@
-"""Copy results kept per I_T nexus and list identifier (reference 4.1, 1.3).
+"""Copy results kept per I_T nexus and list identifier (SPC-4 6.18.1, 6.3.1).
 
 LIST ID USAGE 00b keeps status, failure details and held data; 10b keeps
 status and failure details but not held data; 11b keeps nothing (and needs

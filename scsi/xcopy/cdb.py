@@ -1,4 +1,4 @@
-"""CDBs of EXTENDED COPY (83h) and RECEIVE COPY RESULTS (84h), reference 1.1 and 4.1.
+"""CDBs of EXTENDED COPY (83h) and RECEIVE COPY RESULTS (84h), SPC-4 6.3.1 and 6.18.1.
 
 Declared once; the pyscsi command classes encode with them and the copy
 manager decodes incoming CDBs with them (a bad CDB byte -> 24h/00h with C/D=1).

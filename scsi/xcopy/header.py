@@ -1,4 +1,4 @@
-"""EXTENDED COPY (LID1) parameter list header, 16 bytes (reference 1.3)."""
+"""EXTENDED COPY (LID1) parameter list header, 16 bytes (SPC-4 6.3.1)."""
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field as PField

@@ -1,4 +1,4 @@
-"""RECEIVE COPY RESULTS data-in (reference 4.2-4.5), declared once for both sides.
+"""RECEIVE COPY RESULTS data-in (SPC-4 6.18.2-6.18.5), declared once for both sides.
 
 The initiator decodes what a copy manager answered; the copy manager encodes
 its answers with the very same layouts.  Answers may be cut short by the

@@ -48,7 +48,7 @@ def test_each_broken_rule_demotes_to_lan_free_and_says_why(kw, reason):
 def test_encryption_does_not_block_server_free_but_is_noted():
     # the seed: TSM will not compress or encrypt data during server-free image backup
     e = decide(enableserverfree=True, file_system="ntfs", verdict=verdict(), encryption=True)
-    assert e.server_free and e.notes == ["encryptkey is set, but server-free image data is never encrypted (seed)"]
+    assert e.server_free and e.notes == ["encryptkey is set, but server-free image data is never encrypted"]
     e = decide(enableserverfree=False, file_system="ntfs", verdict=verdict(), encryption=True)
     assert not e.server_free and e.notes == []
 
