@@ -205,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calibration scenario {scen_path}: predicted server-free {predicted:.2f} s (copy "
               f"{copy_predicted:.2f} s), measured {measured:.2f} s (copy phase {copy_measured:.2f} s), "
               f"predicted/measured {predicted / measured:.2f}, copy {copy_predicted / copy_measured:.2f}")
+        # what the device streams alone explain: the same scenario with the mover's own rate unbounded
+        alone = write_scenario(scen_path.with_name("devices-only.yaml"), lab, {**rates, "mover_copy": 1e12},
+                               extents, client.batch_mb)
+        _, copy_devices = predict(alone)
+        print(f"devices alone (read and write streams at depth {args.depth}, mover unbounded): predicted copy "
+              f"{copy_devices:.2f} s, /measured {copy_devices / copy_measured:.2f}")
         lan_cpu = results[PathKind.LAN].cpu
         move_ratio = sum(sf.cpu_by_op[o] for o in MOVEMENT_OPS) / max(1e-9, sum(
             results[PathKind.LAN].cpu_by_op[o] for o in MOVEMENT_OPS))
