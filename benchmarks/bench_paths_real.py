@@ -44,7 +44,7 @@ from pyscsi.pyscsi.scsi import SCSI
 from orchestrator.catalogue import Catalogue
 from orchestrator.ops import PathKind
 from scsi.commands import extended_copy
-from orchestrator.lan.server import LanClient
+from orchestrator.lan.client import LanClient
 from orchestrator.ops import StoredPiece
 from scsi.devices import LibiscsiDevice
 from scsi.luns.remote import RemoteLun
