@@ -98,6 +98,7 @@ def measure_rates_once(lab: SanLab, client: LabClient, nbytes: int, scratch: lis
             out[f"{key}_1"] = stream_rate(lun, write=write, depth=1, chunk=chunk, lba=lba, nbytes=nbytes)
             lba = scratch[1] if write else lba  # the queued writes go to fresh blocks too
             out[f"{key}_q"] = stream_rate(lun, write=write, depth=depth, chunk=chunk, lba=lba, nbytes=nbytes)
+        pool_lun.flush()  # SYNCHRONIZE CACHE: the probes' dirty pages are not left for the mover's probe to pay
     finally:
         src_lun.close()
         pool_lun.close()
@@ -105,13 +106,17 @@ def measure_rates_once(lab: SanLab, client: LabClient, nbytes: int, scratch: lis
     dst = IdentificationCscd(designator=client.designators["pool"], pdt=0, block_length=512)
     dev, s = _scsi(lab.mover_url)
     try:
-        segs = tuple(BlockToBlock(src=0, dst=1, block_count=min(8192, (nbytes - o) // 512), src_lba=o // 512,
-                                  dst_lba=scratch[2] + o // 512) for o in range(0, nbytes, 8192 * 512))
+        # lists of the backup's size (batch_mb), one after the other, as a backup sends them
+        step = client.batch_mb * MIB
+        plists = [ParameterList(header=Header(list_id=1 + n, list_id_usage=0), cscds=(src, dst), segments=tuple(
+            BlockToBlock(src=0, dst=1, block_count=min(8192, (end - o) // 512), src_lba=o // 512,
+                         dst_lba=scratch[2] + o // 512) for o in range(start, end, 8192 * 512))).encode()
+                  for n, (start, end) in enumerate((a, min(nbytes, a + step)) for a in range(0, nbytes, step))]
         t0 = time.monotonic()
-        extended_copy(s, ParameterList(header=Header(list_id=1, list_id_usage=0), cscds=(src, dst),
-                                       segments=segs).encode())
+        for plist in plists:
+            extended_copy(s, plist)
         out["mover_copy"] = nbytes / (time.monotonic() - t0)
-        tiny = ParameterList(header=Header(list_id=2, list_id_usage=0), cscds=(src, dst),
+        tiny = ParameterList(header=Header(list_id=0, list_id_usage=0), cscds=(src, dst),
                              segments=(BlockToBlock(src=0, dst=1, block_count=1, src_lba=0,
                                                     dst_lba=scratch[2]),)).encode()
         t0 = time.monotonic()
