@@ -19,6 +19,8 @@ The last line is ``sim_wall_seconds=X speedup=Y`` (targets: X <= 5, Y >= 1000).
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import time
 from collections import Counter
 
@@ -35,7 +37,7 @@ MiB = 1 << 20
 CHUNK = 64 * 1024
 
 
-def run_flow_model(spec: DualFabricSpec, size: int, n_faults: int, seed: int):
+def run_flow_model(spec: DualFabricSpec, size: int, n_faults: int, seed: int, extents: int = 2000):
     t0, c0 = time.perf_counter(), time.process_time()
     san = dual_fabric(spec, Calibration(tape_mount_s=30.0))
     drives = sorted(san.dev.drives)
@@ -46,7 +48,7 @@ def run_flow_model(spec: DualFabricSpec, size: int, n_faults: int, seed: int):
     FaultInjector(san, faults).arm()
     pool = DrivePool(san, drives)
     procs = [san.env.process(image_backup(san, jobs[c], f"ARR{c % spec.arrays}:{c // spec.arrays}", size, pool,
-                                          movers, extents=2000))
+                                          movers, extents=extents))
              for c in range(spec.clients)]
     san.run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -118,11 +120,15 @@ def main() -> None:
     ap.add_argument("--faults", type=int, default=50)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--slice-mib", type=int, default=32, help="MiB per job in the chunk-model slice")
+    ap.add_argument("--extents", type=int, default=2000,
+                    help="extents per volume (42439644: a fragmented 16 TiB volume, as bench_extents makes it)")
     args = ap.parse_args()
     spec = DualFabricSpec(clients=args.clients)
     size = int(args.size_tib * TiB)
 
-    san, outcomes, faults, horizon, sim_wall, sim_cpu = run_flow_model(spec, size, args.faults, args.seed)
+    san, outcomes, faults, horizon, sim_wall, sim_cpu = run_flow_model(spec, size, args.faults, args.seed,
+                                                                       args.extents)
+    flow_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; before the chunk model
     by_path = Counter((o.path if o.ok else "failed") for o in outcomes)
     ideal_days = horizon / 86400
     print(f"flow model: {spec.clients} jobs x {args.size_tib:g} TiB, dual fabric, {spec.movers} movers, "
@@ -132,7 +138,9 @@ def main() -> None:
     print(f"  simulated time {san.env.now / 86400:.2f} days (drive-bound ideal {ideal_days:.2f} days)")
     print(f"  events processed {san.env.events_processed}, reallocations {san.net.reallocations}, "
           f"flows {len(san.timeline.flows)}")
-    print(f"  wall seconds {sim_wall:.3f} (CPU seconds {sim_cpu:.3f}; the machine may be shared)")
+    print(f"  wall seconds {sim_wall:.3f} (CPU seconds {sim_cpu:.3f}; the machine may be shared); "
+          f"{args.extents} extents per volume; peak RSS {flow_rss:.0f} MiB; load "
+          + "/".join(f"{x:.2f}" for x in os.getloadavg()))
 
     slice_jobs = spec.drives  # steady-state concurrency of the full run
     slice_bytes = args.slice_mib * MiB

@@ -9,8 +9,10 @@ Public API (import from the submodules; this package imports nothing else of our
   StoragePool, MgmtClass, StorageAgent, Volume, TsmDisk, TsmPath, Lan.
 * ``topology.verify.verify(topology, failed=(), *, redundancy=True) -> DomainReport``
   with one ``VolumeVerdict`` per volume (``topology.report``).
-* ``topology.graph.SanState.build(topology, failed)`` -- the networkx graph with
-  components down; ``build_graph(topology)`` for the bare graph.
+* ``topology.graph.SanState.build(topology, failed)`` -- the SAN with components
+  down: components and pendant chains of the live fabric (``topology.fabric``),
+  the networkx graph built on first use (``state.graph``); ``build_graph(topology)``
+  for the bare graph.
 * ``topology.index.TopologyIndex.build(topology)`` -- lookups: port owners,
   ``resolve_lun("ARR1:5")``, ``is_masked(...)``, ``pool_devices(pool)``;
   ``index_of(topology)`` returns the one built while loading (a topology is indexed once).

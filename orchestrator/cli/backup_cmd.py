@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -129,6 +130,20 @@ def check_lan_drive(site_file: str, site: SiteConfig, drives: list[str], what: s
                          f"{', '.join(other)}; the LAN path cannot reach it")
 
 
+@contextmanager
+def device_trouble(what: str):
+    """A device that cannot be read before the job starts: one line naming it (exit 1, not bad input)."""
+    from pyscsi.pyscsi.scsi_sense import SCSICheckCondition
+
+    from scsi.devices.errors import DeviceError
+
+    try:
+        yield
+    except (DeviceError, SCSICheckCondition) as exc:
+        text = " ".join(str(exc).split())
+        raise RuntimeError(f"{what} cannot be used: {text}") from None
+
+
 def check_volume_bounds(site_file: str, volume: str, vsite: Any, io: Any) -> None:
     """The site file's offset/size must be whole blocks inside the device (else the SAN refuses later)."""
     where = f"{site_file}: volumes.{volume}"
@@ -240,10 +255,12 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         # in-process volumes get copy-on-write snapshots (imagetype snapshot); others back up offline
         snaps = CowSnapshots.wrap(opened.luns, opened.devices) if opened.luns else None
         driver = RealDriver(cat, opened.movers, opened.devices, snapshots=snaps)
-        io = driver.io(vsite.device)
+        with device_trouble(f"volume {volume} (device {vsite.device})"):
+            io = driver.io(vsite.device)
         check_volume_bounds(args.site, volume, vsite, io)
         size = vsite.size or (io.size - vsite.offset)
-        layout = read_layout(DeviceVolume(io, vsite.offset, size), volume)
+        with device_trouble(f"volume {volume} (device {vsite.device})"):
+            layout = read_layout(DeviceVolume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
         _, elig = site_start(args.site, site, vopts, volume, fs, server,
                              fixed_tape=site.pool.is_tape and site.pool.block_mode == "fixed")
@@ -251,7 +268,8 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
                 not any(v.device == site.pool.lan_drive for v in site.pool.volumes):
             check_lan_drive(args.site, site, [v.device for v in site.pool.volumes], "every pool volume is in")
         extents = [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
-        pool_desig = pool_designators(site, opened, driver) if elig.server_free else {}
+        with device_trouble(f"pool {site.pool.name}"):
+            pool_desig = pool_designators(site, opened, driver) if elig.server_free else {}
         source = DeviceSpec(name=vsite.device, designator=io.designator() if elig.server_free else "",
                             block_size=io.block_size)
         base_id, digests, coverage = None, {}, []

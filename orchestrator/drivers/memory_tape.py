@@ -36,6 +36,7 @@ from scsi.luns.base import LunError, SpaceCode, StreamLun, medium_error, not_rea
 from scsi.luns.memory import BytearrayLun
 from scsi.result import Nexus
 from scsi.sense import Sense, SenseError
+from scsi.xcopy import ParameterList
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +158,6 @@ class BufferLun(BytearrayLun):
 def _prefix(data: bytes, segments: int) -> bytes:
     """The list with only its first ``segments`` segments (a driver replaying part of a list, e.g. the
     simulator moving only what its fluid mover finished)."""
-    from scsi.xcopy import ParameterList
-
     if not data:
         return data
     plist = ParameterList.decode(data)

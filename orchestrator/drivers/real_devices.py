@@ -9,14 +9,15 @@ from typing import Any
 
 from orchestrator.lan.frames import LanProtocolError
 from orchestrator.ops import Failure
+from scsi.designators import choose_lu_designator, parse_vpd83, read_capacity, read_vpd83
+from scsi.devices.errors import DeviceConnectionError, DeviceStatusError, DeviceTimeout
+from scsi.luns.remote import UnitAttentionRetry
 
 IO_CHUNK = 1 << 20
 
 
 def failure_from(exc: BaseException, what: str, device: str = "") -> Failure:
     """Classify an exception from a device or socket the way failover needs it."""
-    from scsi.devices.errors import DeviceConnectionError, DeviceStatusError, DeviceTimeout
-
     sense = getattr(exc, "sense", None)
     if isinstance(sense, (bytes, bytearray)) and sense:
         return Failure("sense", what, device, bytes(sense), getattr(exc, "status", 2))
@@ -36,9 +37,6 @@ class BlockIO:
     def __init__(self, device: Any, name: str):
         from pyscsi.pyscsi.scsi import SCSI
 
-        from scsi.designators import read_capacity
-        from scsi.luns.remote import UnitAttentionRetry
-
         self.name = name
         # a target queues UNIT ATTENTIONs on every session when any of its LUs changes: resend, as initiators do
         self.scsi = SCSI(UnitAttentionRetry(device, name))
@@ -55,8 +53,6 @@ class BlockIO:
 
     def designator(self) -> str:
         """The LU designator (hex) a target descriptor names this device by (VPD 83h)."""
-        from scsi.designators import choose_lu_designator, parse_vpd83, read_vpd83
-
         return choose_lu_designator(parse_vpd83(read_vpd83(self.scsi))).designator
 
     def _read_blocks(self, lba: int, count: int) -> bytes:

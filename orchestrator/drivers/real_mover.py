@@ -14,6 +14,10 @@ from typing import Any, Mapping
 from orchestrator.drivers.real_devices import failure_from
 from orchestrator.ops import (CopyBatches, CopyResult, Failure, ListAccount, MoverLimits, OperatingParametersResult,
                               ReadOperatingParameters)
+from scsi.commands import copy_status, extended_copy, failed_segment_details, operating_parameters
+from scsi.luns.remote import retry_unit_attention
+from scsi.sense import Sense
+from scsi.xcopy.results import CopyManagerStatus
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +29,6 @@ class _Raw:
         self.device = device
 
     def execute(self, cmd: Any) -> None:
-        from scsi.luns.remote import retry_unit_attention
-
         retry_unit_attention(lambda: self.device.execute(cmd), "data mover")
 
 
@@ -42,8 +44,6 @@ class MoverOps:
         return _Raw(self.movers[name])
 
     def _ReadOperatingParameters(self, op: ReadOperatingParameters) -> OperatingParametersResult:
-        from scsi.commands import operating_parameters
-
         try:
             return OperatingParametersResult(MoverLimits.from_operating_parameters(
                 operating_parameters(self._mover(op.mover))))
@@ -52,8 +52,6 @@ class MoverOps:
                                                                   op.mover))
 
     def _CopyBatches(self, op: CopyBatches) -> CopyResult:
-        from scsi.commands import extended_copy
-
         t0 = time.monotonic()
         try:
             mover = self._mover(op.mover)
@@ -86,9 +84,6 @@ class MoverOps:
     @staticmethod
     def _account(mover: _Raw, list_id: int) -> ListAccount:
         """The mover's own COPY STATUS of a list that ended GOOD (what verifies server-free data)."""
-        from scsi.commands import copy_status
-        from scsi.xcopy.results import CopyManagerStatus
-
         try:
             st = copy_status(mover, list_id)
         except Exception as exc:
@@ -99,9 +94,6 @@ class MoverOps:
     @staticmethod
     def _progress(mover: _Raw, list_id: int, sense: bytes) -> tuple[int | None, bytes]:
         """Segments known done in a failed list, and the FAILED SEGMENT DETAILS sense."""
-        from scsi.commands import copy_status, failed_segment_details
-        from scsi.sense import Sense
-
         done: int | None = None
         details = b""
         try:

@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.ops import PathKind, StoredPiece
+from orchestrator.ops.tape import TapeFormat
+from orchestrator.ops.types import PlanError
 from orchestrator.plan.disk import DEFAULT_BATCH_MB, MAX_BATCH_MB, MIN_BATCH_MB
 
 MIB = 1 << 20
@@ -46,8 +48,6 @@ class TapePlan(BaseModel):
 
     @model_validator(mode="after")
     def _format(self) -> "TapePlan":
-        from orchestrator.plan.disk import PlanError
-
         try:
             self.fmt()
         except PlanError as exc:
@@ -55,8 +55,6 @@ class TapePlan(BaseModel):
         return self
 
     def fmt(self):
-        from orchestrator.plan.tape import TapeFormat
-
         return TapeFormat(self.record_bytes, self.fixed, self.block_length)
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Literal
 
+from scsi.sense import Sense
+
 
 class PlanError(ValueError):
     """The extents cannot be expressed within the mover's operating parameters (or a tape format is bad)."""
@@ -67,11 +69,9 @@ class Failure:
     def describe(self) -> str:
         where = f" on {self.device}" if self.device else ""
         if self.kind == "sense" and self.sense:
-            try:
-                from scsi.sense import Sense  # decoded for the humans reading the report
-
+            try:  # decoded for the humans reading the report
                 return f"{self.message}{where}: {Sense.decode(self.sense)}"
-            except Exception:  # sense module absent or bytes garbled: keep the raw form
+            except Exception:  # noqa: BLE001 - garbled bytes: keep the raw form
                 return f"{self.message}{where}: sense {self.sense.hex()}"
         return f"{self.message}{where}"
 

@@ -29,6 +29,7 @@ from orchestrator.ops import Batch, CopySegment, MoverLimits, ParameterListPlan
 from orchestrator.piece_blocks import PieceBlock
 from orchestrator.plan.disk import (DEFAULT_BATCH_MB, MAX_02H_BLOCKS, MIB, CscdRef, Encoder, PlanError,
                                     _cscd_bytes, _segment_template, check_mover, encode_block_list)
+from scsi.xcopy import Header
 
 
 class SegmentColumns(Sequence[CopySegment]):
@@ -198,8 +199,6 @@ class _Emitter:
         return rows
 
     def _list_bytes(self, rows: np.ndarray) -> bytes:
-        from scsi.xcopy import Header
-
         cscds = _cscd_bytes(self.src, self.dst)
         body = rows.tobytes()
         return Header(list_id=self.list_id, list_id_usage=0).encode(len(cscds), len(body), 0) + cscds + body

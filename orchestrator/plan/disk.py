@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
 from math import lcm
 from typing import Callable, Iterable, Iterator, Literal
 
 from orchestrator.ops import Batch, CopySegment, MoverLimits, ParameterListPlan, Piece
 from orchestrator.ops.types import PlanError
+from scsi.xcopy import block_list
+from scsi.xcopy.block_list import (CSCD_BYTES, CSCD_IDENTIFICATION, MAX_02H_BLOCKS,  # noqa: F401 - planners' limits
+                                   SEG_BLOCK_TO_BLOCK, SEGMENT_02H_BYTES)
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +26,6 @@ MIB = 1 << 20
 DEFAULT_BATCH_MB = 80
 MIN_BATCH_MB = 10
 MAX_BATCH_MB = 1000
-CSCD_BYTES = 32  # an E4h identification target descriptor
-SEGMENT_02H_BYTES = 28  # a block->block segment descriptor
-MAX_02H_BLOCKS = 0xFFFF  # NUMBER OF BLOCKS is 16 bits in a 02h segment
-SEG_BLOCK_TO_BLOCK = 0x02
-CSCD_IDENTIFICATION = 0xE4
 
 
 def batch_size_bytes(megabytes: int = DEFAULT_BATCH_MB) -> int:
@@ -54,54 +51,30 @@ class CscdRef:
 Encoder = Callable[[tuple[CopySegment, ...], CscdRef, CscdRef, int], bytes]
 
 
-def default_encoder() -> Encoder | None:
-    """The scsi.xcopy codec when it is importable (the planner stays usable without it)."""
-    try:
-        import scsi.xcopy  # noqa: F401
-    except ImportError:  # pragma: no cover - depends on scsi.xcopy being present
-        return None
+def default_encoder() -> Encoder:
+    """The block-list encoder of :mod:`scsi.xcopy.block_list` (tests may pass their own)."""
     return encode_block_list
+
+
+def _target(ref: CscdRef) -> block_list.Target:
+    return block_list.Target(ref.designator, ref.pdt, ref.block_size)
 
 
 def encode_block_list(segments: tuple[CopySegment, ...], src: CscdRef, dst: CscdRef,
                       list_id: int) -> bytes:
-    """Encode one LID1 list: CSCD 0 = source, CSCD 1 = destination, 02h segments.
-
-    LIST ID USAGE 00b keeps COPY STATUS and FAILED SEGMENT DETAILS retrievable,
-    which is how a failed batch tells the job which segment it stopped at.
-    The bytes come from scsi.xcopy's declarations; the two descriptors are
-    encoded once per pair of LUNs, segments straight from their layout table.
-    """
-    from scsi.xcopy import Header
-
-    cscds = _cscd_bytes(src, dst)
-    template, fields = _segment_template()
-    out = bytearray()
-    for s in segments:
-        seg = bytearray(template)
-        for (at, size), value in zip(fields, (s.blocks, s.src_lba, s.dst_lba)):
-            if value >= 1 << (8 * size):
-                raise PlanError(f"segment value {value} does not fit {size} bytes at descriptor byte {at}")
-            seg[at:at + size] = value.to_bytes(size, "big")
-        out += seg
-    return Header(list_id=list_id, list_id_usage=0).encode(len(cscds), len(out), 0) + cscds + bytes(out)
+    """One LID1 list: CSCD 0 = source, CSCD 1 = destination, 02h segments (:mod:`scsi.xcopy.block_list`)."""
+    try:
+        return block_list.encode_block_list(((s.blocks, s.src_lba, s.dst_lba) for s in segments),
+                                            _target(src), _target(dst), list_id)
+    except block_list.ListTooBig as exc:
+        raise PlanError(str(exc)) from None
 
 
-@lru_cache(maxsize=1)
-def _segment_template() -> tuple[bytes, tuple[tuple[int, int], ...]]:
-    """A 02h descriptor (CSCD 0 -> 1) and where its count and LBAs go, from scsi.xcopy's layout table."""
-    from scsi.xcopy.segments import BLOCK_BLOCK_LAYOUT as L
-
-    template = L.encode(type_code=SEG_BLOCK_TO_BLOCK, src=0, dst=1, block_count=0, src_lba=0, dst_lba=0)
-    return template, tuple((L.field(n).offset, L.field(n).size) for n in ("block_count", "src_lba", "dst_lba"))
+_segment_template = block_list.block_template  # the bulk planner (plan/columns.py) writes into it
 
 
-@lru_cache(maxsize=64)
 def _cscd_bytes(src: CscdRef, dst: CscdRef) -> bytes:
-    from scsi.xcopy import IdentificationCscd
-
-    return b"".join(IdentificationCscd(designator=ref.designator, pdt=ref.pdt,
-                                       block_length=ref.block_size).encode() for ref in (src, dst))
+    return block_list.cscd_bytes(_target(src), _target(dst))
 
 
 def check_mover(limits: MoverLimits, mover: str = "data mover") -> int:

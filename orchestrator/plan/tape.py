@@ -25,23 +25,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from math import lcm
 from typing import Any, Literal
 
 from orchestrator.ops import Batch, CopySegment, MoverLimits, ParameterListPlan, Piece
 from orchestrator.ops.tape import DEFAULT_RECORD_BYTES, TapeFormat  # noqa: F401 - the tape format is vocabulary
 from orchestrator.plan.disk import CSCD_BYTES, CSCD_IDENTIFICATION, DEFAULT_BATCH_MB, MIB, CscdRef, PlanError
+from scsi.xcopy import block_list
+from scsi.xcopy.block_list import (MAX_STREAM_BLOCKS, MAX_TRANSFER_LENGTH, SEG_BLOCK_TO_STREAM,  # noqa: F401
+                                   SEG_STREAM_TO_BLOCK, SEG_WRITE_FILEMARKS, SEGMENT_FILEMARK_BYTES,
+                                   SEGMENT_STREAM_BYTES)
 
 log = logging.getLogger(__name__)
 
-SEG_BLOCK_TO_STREAM = 0x00
-SEG_STREAM_TO_BLOCK = 0x01
-SEG_WRITE_FILEMARKS = 0x10
-SEGMENT_STREAM_BYTES = 24  # a 00h/01h descriptor
-SEGMENT_FILEMARK_BYTES = 12  # a 10h descriptor
-MAX_STREAM_BLOCKS = 0xFFFF  # BLOCK COUNT is 16 bits in 00h/01h
-MAX_TRANSFER_LENGTH = 0xFFFFFF  # STREAM DEVICE TRANSFER LENGTH is 24 bits
 STREAM_PDT = 0x01
 
 
@@ -195,58 +191,18 @@ def _list(segs: tuple[CopySegment, ...], direction: str, disk: CscdRef, tape: Ta
 
 def encode_tape_list(segments: tuple[CopySegment, ...], direction: str, disk: CscdRef, tape: TapeRef,
                      list_id: int) -> bytes:
-    """One LID1 list: CSCD 0 = the disk, CSCD 1 = the tape; 00h/01h segments, maybe a closing 10h.
-
-    LIST ID USAGE 00b keeps COPY STATUS retrievable after a failure, which is
-    how the job learns the records known written.
-    """
-    from scsi.xcopy import Header
-
+    """One LID1 list: CSCD 0 = the disk, CSCD 1 = the tape; 00h/01h segments, maybe a closing 10h
+    (:mod:`scsi.xcopy.block_list`)."""
     fmt = tape.fmt
     code = SEG_BLOCK_TO_STREAM if direction == "backup" else SEG_STREAM_TO_BLOCK
-    out = bytearray()
-    for s in segments:
-        if is_filemark(s):
-            out += _filemark_bytes()
-            continue
-        template, (c_at, c_size), (l_at, l_size) = _stream_template(code, fmt.transfer_for(s.length))
-        lba = s.src_lba if direction == "backup" else s.dst_lba
-        for at, size, value in ((c_at, c_size, s.blocks), (l_at, l_size, lba)):
-            if value >= 1 << (8 * size):
-                raise PlanError(f"segment value {value} does not fit {size} bytes at descriptor byte {at}")
-        seg = bytearray(template)
-        seg[c_at:c_at + c_size] = s.blocks.to_bytes(c_size, "big")
-        seg[l_at:l_at + l_size] = lba.to_bytes(l_size, "big")
-        out += seg
-    cscds = _tape_cscds(disk, tape)
-    return Header(list_id=list_id, list_id_usage=0).encode(len(cscds), len(out), 0) + cscds + bytes(out)
+    rows = (None if is_filemark(s) else
+            (s.blocks, s.src_lba if direction == "backup" else s.dst_lba, fmt.transfer_for(s.length))
+            for s in segments)
+    try:
+        return block_list.encode_stream_list(
+            rows, code, block_list.Target(disk.designator, disk.pdt, disk.block_size),
+            block_list.Target(tape.designator, STREAM_PDT, fmt.block_length, fmt.fixed), list_id)
+    except block_list.ListTooBig as exc:
+        raise PlanError(str(exc)) from None
 
 
-@lru_cache(maxsize=64)
-def _stream_template(code: int, transfer_length: int) -> tuple[bytes, tuple[int, int], tuple[int, int]]:
-    """A 00h (disk CSCD 0 -> tape CSCD 1) or 01h (tape -> disk) descriptor and where its count and LBA go,
-    from scsi.xcopy's layout table (the per-segment values are patched in, like plan/disk.py's 02h template)."""
-    from scsi.xcopy.segments import BLOCK_STREAM_LAYOUT as L
-
-    src, dst = (0, 1) if code == SEG_BLOCK_TO_STREAM else (1, 0)
-    template = L.encode(type_code=code, src=src, dst=dst, stream_transfer_length=transfer_length, block_count=0,
-                        lba=0)
-    return template, (L.field("block_count").offset, L.field("block_count").size), (
-        L.field("lba").offset, L.field("lba").size)
-
-
-@lru_cache(maxsize=1)
-def _filemark_bytes() -> bytes:
-    from scsi.xcopy import WriteFilemarks
-
-    return WriteFilemarks(dst=1, filemark_count=1).encode()
-
-
-@lru_cache(maxsize=64)
-def _tape_cscds(disk: CscdRef, tape: TapeRef) -> bytes:
-    from scsi.xcopy import IdentificationCscd
-
-    fmt = tape.fmt
-    return (IdentificationCscd(designator=disk.designator, pdt=disk.pdt, block_length=disk.block_size).encode()
-            + IdentificationCscd(designator=tape.designator, pdt=STREAM_PDT, fixed=fmt.fixed,
-                                 block_length=fmt.block_length).encode())

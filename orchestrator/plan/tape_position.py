@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.ops import Batch, CopyResult, Failure, Piece, StoredPiece
 from orchestrator.plan.tape import TapeFormat, is_filemark
+from scsi.sense import Sense, SenseError
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +175,6 @@ def drive_fault(failure: Failure | None) -> str:
     """Why the tape drive or medium itself failed ("" when the failure lies elsewhere)."""
     if failure is None or failure.kind != "sense" or not failure.sense:
         return ""
-    from scsi.sense import Sense, SenseError
-
     try:
         forwarded = Sense.decode(failure.sense).forwarded()
     except (SenseError, ValueError):  # garbled sense: not evidence of a drive fault

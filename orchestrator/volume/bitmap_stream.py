@@ -18,7 +18,10 @@ from step to step, so memory does not grow with the volume.
 """
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -26,6 +29,28 @@ import numpy as np
 STEP_BYTES = 256 * 1024
 
 EMPTY = np.zeros((0, 2), dtype=np.int64)
+
+#: Threads finding edges (SERVERFREE_BITMAP_THREADS overrides): two cores' worth at most, so a
+#: client planning a backup beside its database takes little of the machine, and briefly.
+MAX_WORKERS = 2
+
+
+def default_workers() -> int:
+    env = os.environ.get("SERVERFREE_BITMAP_THREADS")
+    if env is not None:
+        return max(1, int(env))
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One shared pool per size (the threads live as long as the process; they idle at no cost)."""
+    pool = _POOLS.get(workers)
+    if pool is None:
+        pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="bitmap-edges")
+    return pool
 
 
 def as_bytes(bitmap: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
@@ -37,14 +62,49 @@ def as_bytes(bitmap: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     return np.frombuffer(bitmap, dtype=np.uint8)
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(nwords: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's reusable temporaries for ``nwords`` words (fresh arrays per step cost page faults)."""
+    have = getattr(_SCRATCH, "arrays", None)
+    if have is None or have[0].size < nwords:
+        have = _SCRATCH.arrays = (np.empty(nwords, dtype="<u8"), np.empty(nwords, dtype="<u8"),
+                                  np.empty(nwords * 8, dtype=bool))
+    return have[0][:nwords], have[1][:nwords], have[2][: nwords * 8]
+
+
+def step_edges(words: np.ndarray, carry: int, first_bit: int) -> np.ndarray:
+    """Bit numbers (from ``first_bit``) where a bit of ``words`` differs from the one before (``carry`` before the first).
+
+    Only bytes holding an edge are expanded (np.unpackbits of those bytes
+    alone, then their set bits in order), so the work follows the number of
+    edges, not of bits.  Needs nothing from other steps but ``carry``, so
+    steps may run on several threads (numpy releases the GIL in each call).
+    """
+    changed, spill, hot_mask = _scratch(words.size)
+    np.left_shift(words, np.uint64(1), out=changed)  # each bit's predecessor, within the word ...
+    np.right_shift(words, np.uint64(63), out=spill)  # ... and across word edges
+    changed[1:] |= spill[:-1]
+    changed[0] |= np.uint64(carry)
+    changed ^= words
+    changed_bytes = changed.view(np.uint8)
+    np.not_equal(changed_bytes, 0, out=hot_mask)
+    hot = np.flatnonzero(hot_mask)  # bool input takes numpy's fast path
+    within = np.flatnonzero(np.unpackbits(changed_bytes[hot], bitorder="little").view(bool))
+    found = hot[within >> 3]  # the byte of each edge ...
+    found <<= 3
+    within &= 7  # ... and its bit within the byte
+    found += within
+    found += first_bit
+    return found
+
+
 class _Buffers:
     """Scratch reused from step to step (fresh arrays per step cost page faults)."""
 
     def __init__(self, step: int):
         self.words = np.zeros(step // 8 + 1, dtype="<u8")  # copied input: tail bytes + next bytes
-        self.changed = np.empty(step // 8 + 1, dtype="<u8")
-        self.spill = np.empty(step // 8 + 1, dtype="<u8")
-        self.hot = np.empty(step + 8, dtype=bool)
         self.edges = np.empty(4096, dtype=np.int64)
 
     def edge_room(self, need: int) -> np.ndarray:
@@ -63,9 +123,12 @@ class ExtentStream:
     a short one before the first used cluster; free space after the last is
     never copied.  ``max_gap`` 0 gives the plain runs of used clusters.
     ``scale`` turns clusters into bytes.  `used_clusters` counts set bits.
+    ``workers`` threads (default `default_workers`) find the edges of whole
+    steps of a chunk in parallel; the extents do not depend on it.
     """
 
-    def __init__(self, nbits: int, max_gap: int = 0, scale: int = 1, step_bytes: int | None = None):
+    def __init__(self, nbits: int, max_gap: int = 0, scale: int = 1, step_bytes: int | None = None,
+                 workers: int | None = None):
         if nbits < 0:
             raise ValueError(f"bit count {nbits} is negative")
         if max_gap < 0:
@@ -84,6 +147,8 @@ class ExtentStream:
         self._parity = 0  # edges found so far, modulo 2 (odd: inside a run)
         self._first = True  # no edge seen yet: the leading-gap rule is still to apply
         self._finished = False
+        workers = default_workers() if workers is None else workers
+        self._pool = _pool(workers) if workers > 1 else None
 
     @property
     def bytes_needed(self) -> int:
@@ -96,11 +161,36 @@ class ExtentStream:
             raise ValueError("bitmap stream already finished")
         data = as_bytes(chunk)[: self._need - self._pos]
         out = []
-        for first in range(0, data.size, self._step):
+        first = 0
+        if self._pool is not None:
+            first = self._parallel(data, out)
+        for first in range(first, data.size, self._step):
             got = self._step_through(data[first: first + self._step])
             if got.size:
                 out.append(got)
         return _join(out)
+
+    def _parallel(self, data: np.ndarray, out: list[np.ndarray]) -> int:
+        """Edges of the chunk's whole, aligned steps on the worker threads, gap rule here in order; bytes done."""
+        last_partial = self._pos + data.size == self._need and self.nbits % 8
+        usable = data.size - (8 if last_partial else 0)
+        usable = usable // self._step * self._step
+        if self._tail or usable < 2 * self._step or data.ctypes.data % 8:
+            return 0
+        words = data[:usable].view("<u8")
+        per = self._step // 8
+        starts = range(0, words.size, per)
+        carries = [self._carry] + [int(words[k - 1] >> np.uint64(63)) for k in starts[1:]]
+        base = self._pos * 8
+        jobs = self._pool.map(step_edges, (words[k: k + per] for k in starts), carries,
+                              (base + k * 64 for k in starts))
+        for found in jobs:
+            got = self._extents(self._append(found))
+            if got.size:
+                out.append(got)
+        self._pos += usable
+        self._carry = int(words[-1] >> np.uint64(63))
+        return usable
 
     def finish(self) -> np.ndarray:
         """The last extents; raises when the chunks held fewer bytes than ``nbits`` needs."""
@@ -144,39 +234,20 @@ class ExtentStream:
         return got
 
     def _boundaries(self, words: np.ndarray, first_bit: int) -> int:
-        """Write after the open extent, in ``_buf.edges``, the bit numbers where a bit differs from the one before.
-
-        Only bytes holding an edge are expanded (np.unpackbits of those bytes
-        alone, then their set bits in order), so the work follows the number of
-        edges, not of bits.  Returns the number of edges now in ``_buf.edges``.
-        """
-        buf = self._buf
-        nwords = words.size
-        changed = buf.changed[:nwords]
-        spill = buf.spill[:nwords]
-        np.left_shift(words, np.uint64(1), out=changed)  # each bit's predecessor, within the word ...
-        np.right_shift(words, np.uint64(63), out=spill)  # ... and across word edges
-        changed[1:] |= spill[:-1]
-        changed[0] |= np.uint64(self._carry)
-        changed ^= words
+        """`step_edges` of these words appended after the open extent; returns the edges now held."""
+        found = step_edges(words, self._carry, first_bit)
         self._carry = int(words[-1] >> np.uint64(63))
-        changed_bytes = changed.view(np.uint8)
-        hot_mask = buf.hot[: nwords * 8]
-        np.not_equal(changed_bytes, 0, out=hot_mask)
-        hot = np.flatnonzero(hot_mask)  # bool input takes numpy's fast path
+        return self._append(found)
+
+    def _append(self, found: np.ndarray) -> int:
         n = self._open
-        if hot.size == 0:
-            return n
-        within = np.flatnonzero(np.unpackbits(changed_bytes[hot], bitorder="little").view(bool))
-        found = hot[within >> 3]  # the byte of each edge ...
         total = found.size
-        out = buf.edge_room(n + total)[n: n + total]
-        np.left_shift(found, 3, out=out)
-        within &= 7  # ... and its bit within the byte
-        out += within
-        out += first_bit
+        if not total:
+            return n
+        out = self._buf.edge_room(n + total)[n: n + total]
+        out[:] = found
         # used clusters: ends minus starts (edges alternate start, end from the parity carried in)
-        self.used_clusters += int(out[1 - self._parity::2].sum()) - int(out[self._parity::2].sum())
+        self.used_clusters += int(found[1 - self._parity::2].sum()) - int(found[self._parity::2].sum())
         self._parity = (self._parity + total) % 2
         return n + total
 

@@ -54,7 +54,8 @@ _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c
 class Provisioning:
     """Thin provisioning of one LUN backed by the regular file at ``path``."""
 
-    def __init__(self, path: Path, block_size: int, num_blocks: int, read_only: bool):
+    def __init__(self, path: Path, block_size: int, num_blocks: int, read_only: bool, ranges=None):
+        self.ranges = ranges  # the LUN's RangeLock: a punched hole is a write COMPARE AND WRITE must not race
         self.block_size = block_size
         self.num_blocks = num_blocks
         self.read_only = read_only
@@ -70,7 +71,7 @@ class Provisioning:
         try:
             if path is None or not stat.S_ISREG(os.stat(path).st_mode):
                 return None
-            return cls(Path(path), lun.block_size, lun.num_blocks, lun.read_only)
+            return cls(Path(path), lun.block_size, lun.num_blocks, lun.read_only, getattr(lun, "ranges", None))
         except OSError:
             return None
 
@@ -124,6 +125,13 @@ class Provisioning:
                 self._punch(lba * self.block_size, blocks * self.block_size)
 
     def _punch(self, offset: int, length: int) -> None:
+        if self.ranges is not None:
+            with self.ranges.hold(offset // self.block_size, -(-length // self.block_size)):
+                self._punch_unlocked(offset, length)
+        else:
+            self._punch_unlocked(offset, length)
+
+    def _punch_unlocked(self, offset: int, length: int) -> None:
         if _libc.fallocate(self._fd, _FALLOC_PUNCH, offset, length) != 0:
             err = ctypes.get_errno()
             if err not in (errno.EOPNOTSUPP, errno.ENOSYS):

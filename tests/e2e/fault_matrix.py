@@ -54,6 +54,8 @@ KINDS = {
     "not-ready": "check=02/04/01@{pos}",
     "lan-server-down": None,
     "every-path-down": None,  # mover killed, LAN server down, no LAN-free: the job must fail with exit 1
+    "source-offline": None,  # tgtd takes the client LUN offline (a backup's source; tgtd: removable LUs only)
+    "pool-gone": None,  # tgtd removes the pool LUN
 }
 
 
@@ -90,6 +92,8 @@ def all_cells() -> list[Cell]:
                 cell = Cell(kind, phase, job)
                 if KINDS[kind] is None and phase != "connect":
                     continue
+                if kind == "source-offline" and job == "restore":
+                    continue  # a restore's source is the pool: pool-gone
                 if KINDS[kind] is not None and cell.rule(64 * MIB) is None:
                     continue
                 cells.append(cell)
@@ -176,8 +180,18 @@ def run_cell(m: MatrixLab, cell: Cell, image_bytes: int) -> dict:
         m.write_site(lan_server="127.0.0.1:9")  # discard port: nothing listens
     if cell.kind == "every-path-down":
         m.write_site(lan_server="127.0.0.1:9", lan_free=False)
+    if cell.kind == "source-offline":
+        lab.set_source_online(False)
+    if cell.kind == "pool-gone":
+        lab.remove_pool()
     t0 = time.monotonic()
-    res = m.backup() if cell.job == "backup" else m.restore()
+    try:
+        res = m.backup() if cell.job == "backup" else m.restore()
+    finally:
+        if cell.kind == "source-offline":
+            lab.set_source_online(True)
+        if cell.kind == "pool-gone":
+            lab.restore_pool()
     elapsed = time.monotonic() - t0
     m.write_site()
     out = res.stdout.strip()

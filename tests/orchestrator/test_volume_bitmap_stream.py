@@ -30,8 +30,9 @@ def _fragmented(nbits: int, seed: int) -> np.ndarray:
     return np.packbits(bits, bitorder="little")
 
 
-def _streamed(bitmap: np.ndarray, nbits: int, max_gap: int, scale: int, chunk: int, step: int) -> np.ndarray:
-    stream = ExtentStream(nbits, max_gap, scale, step_bytes=step)
+def _streamed(bitmap: np.ndarray, nbits: int, max_gap: int, scale: int, chunk: int, step: int,
+              workers: int = 1) -> np.ndarray:
+    stream = ExtentStream(nbits, max_gap, scale, step_bytes=step, workers=workers)
     parts = [stream.feed(piece) for piece in memory_chunks(bitmap, chunk)] + [stream.finish()]
     return np.concatenate(parts)
 
@@ -43,24 +44,26 @@ def test_same_extents_as_the_whole_bitmap_code_it_replaced(nbits: int, gap_bytes
     bitmap = _fragmented(nbits, seed=nbits % 97)
     old = before.bitmap_to_extents(bitmap, nbits, 4096, gap_bytes)
     assert old.shape[0] > 1000
-    for chunk, step in ((4 << 20, 256 * 1024), (12_345, 4096), (100_003, 999)):
-        got = _streamed(bitmap, nbits, gap_bytes // 4096, 4096, chunk, step)
-        assert np.array_equal(got, old), (chunk, step)
+    for chunk, step, workers in ((4 << 20, 256 * 1024, 1), (12_345, 4096, 1), (100_003, 999, 1),
+                                 (4 << 20, 64 * 1024, 2), (100_000, 4096, 3)):
+        got = _streamed(bitmap, nbits, gap_bytes // 4096, 4096, chunk, step, workers)
+        assert np.array_equal(got, old), (chunk, step, workers)
     runs = np.concatenate(list(iter_extents(memory_chunks(bitmap, 77_777), nbits)))
     assert np.array_equal(runs, before.used_runs(bitmap, nbits))
 
 
 @settings(max_examples=200, deadline=None)
 @given(bits=st.lists(st.integers(0, 1), max_size=600), junk=st.integers(0, 3), max_gap=st.integers(0, 6),
-       chunk=st.integers(1, 40), step=st.sampled_from([8, 16, 64]), offset=st.integers(0, 7))
+       chunk=st.integers(1, 40), step=st.sampled_from([8, 16, 64]), offset=st.integers(0, 7),
+       workers=st.sampled_from([1, 2]))
 def test_any_chunking_matches_the_bit_by_bit_walk(bits: list[int], junk: int, max_gap: int, chunk: int, step: int,
-                                                  offset: int):
-    """Runs cut at every position, unaligned chunks, set bits past the end: as the plain Python walk says."""
+                                                  offset: int, workers: int):
+    """Runs cut at every position, unaligned chunks, set bits past the end, steps on threads: as the Python walk says."""
     packed = np.packbits(np.array(bits + [1] * (8 * junk + 7), dtype=np.uint8), bitorder="little")
     backing = np.zeros(packed.size + offset, dtype=np.uint8)
     backing[offset:] = packed
-    stream = ExtentStream(len(bits), max_gap, 1, step_bytes=step)
-    got = np.concatenate([stream.feed(p) for p in memory_chunks(backing[offset:], chunk)] + [stream.finish()])
+    stream = ExtentStream(len(bits), max_gap, 1, step_bytes=step, workers=workers)
+    got = np.concatenate([stream.feed(p) for p in memory_chunks(backing[offset:], chunk * 4)] + [stream.finish()])
     merged: list[list[int]] = []
     for start, length in python_loop_runs(packed.tobytes(), len(bits)):
         if merged and start - sum(merged[-1]) <= max_gap:

@@ -268,3 +268,17 @@ def test_report_supported_opcodes_lists_exactly_what_dispatches(dev):
     # ... and an unlisted one does not.
     assert key_asc(run(dev, bytes([0x8C] + [0] * 15)))[1:] == (0x20, 0)
     assert key_asc(run(dev, bytes([0x9E, 0x1F] + [0] * 14)))[1] == 0x24  # unknown service action
+
+
+def test_unmap_waits_for_a_compare_and_write_on_the_same_blocks(dev, lun):
+    """UNMAP deallocates (a write of zeros): it holds the blocks' range like every other write."""
+    assert run(dev, cdb16(0x8A, 0, 8), b"u" * 4096).ok
+    done = threading.Event()
+    unmap = bytes([0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0])
+    params = bytes([0, 22, 0, 16]) + bytes(4) + struct.pack(">QI", 0, 8) + bytes(4)
+    with lun.ranges.hold(0, 8, exclusive=True):
+        t = threading.Thread(target=lambda: (run(dev, unmap, params), done.set()))
+        t.start()
+        assert not done.wait(0.3)
+    t.join(5)
+    assert done.is_set() and read(dev, 0, 8) == bytes(4096)
