@@ -22,7 +22,7 @@ from orchestrator import compose
 from orchestrator.catalogue import Catalogue
 from orchestrator.cli.progress import ProgressLine
 from orchestrator.drivers.real import RealDriver
-from orchestrator.drivers.site import OpenSite, SiteConfig, load_site
+from orchestrator.drivers.site import OpenSite, SiteConfig, check_pool_capacity, load_site
 from orchestrator.drivers.snapshot import CowSnapshots
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, run_job
 from orchestrator.job.digest import view_coverage
@@ -114,10 +114,14 @@ def site_start(site_file: str, site: SiteConfig, vopts: Any, volume: str, file_s
     return paths, elig
 
 
-def pool_designators(site: SiteConfig, opened: OpenSite, driver: RealDriver) -> dict[str, str]:
-    """Pool device -> designator for the data mover's target descriptors (a tape pool: every drive)."""
+def pool_designators(site_file: str, site: SiteConfig, opened: OpenSite, driver: RealDriver) -> dict[str, str]:
+    """Pool device -> designator for the data mover's target descriptors (a tape pool: every drive).
+
+    A remote pool LUN's size is known only now: its capacity is checked here (files were at load time)."""
     if site.pool.is_tape:
         return opened.tape_designators()
+    for i, v in enumerate(site.pool.volumes):
+        check_pool_capacity(f"{site_file}: pool.volumes[{i}].capacity", v, driver.io(v.device).size)
     return {v.device: driver.io(v.device).designator() for v in site.pool.volumes}
 
 
@@ -269,7 +273,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
             check_lan_drive(args.site, site, [v.device for v in site.pool.volumes], "every pool volume is in")
         extents = [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
         with device_trouble(f"pool {site.pool.name}"):
-            pool_desig = pool_designators(site, opened, driver) if elig.server_free else {}
+            pool_desig = pool_designators(args.site, site, opened, driver) if elig.server_free else {}
         source = DeviceSpec(name=vsite.device, designator=io.designator() if elig.server_free else "",
                             block_size=io.block_size)
         base_id, digests, coverage = None, {}, []

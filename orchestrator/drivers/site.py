@@ -225,7 +225,28 @@ def load_site(path: str | Path) -> SiteConfig:
             raise ValueError(f"{p}: device {ref!r} is used but not listed under devices")
     if site.pool is not None:
         _check_pool(site.pool, p)
+        if not site.pool.is_tape:
+            for i, v in enumerate(site.pool.volumes):
+                check_pool_capacity(f"{p}: pool.volumes[{i}].capacity", v, _local_size(site.path(site.devices[v.device])))
     return site
+
+
+def _local_size(target: str) -> int | None:
+    """Bytes of an image file or block device named by path; None for a URL, /dev/sg*, or what cannot be opened
+    (opening it later reports that, naming the device)."""
+    if "://" in target or target.startswith("/dev/sg") or target == "inprocess":
+        return None
+    try:
+        with open(target, "rb") as f:
+            return f.seek(0, 2)
+    except OSError:
+        return None
+
+
+def check_pool_capacity(where: str, vol: PoolVolumeSite, device_bytes: int | None) -> None:
+    """A disk-pool volume cannot hold more than its device: refused before any object is placed past the end."""
+    if device_bytes is not None and vol.capacity > device_bytes:
+        raise ValueError(f"{where}: {vol.capacity} bytes is larger than device {vol.device} ({device_bytes} bytes)")
 
 
 def _check_pool(pool: PoolSite, p: Path) -> None:

@@ -36,6 +36,9 @@ def files(tmp_path_factory):
         (d / name).write_text("devices: {disk0: disk.img, pool0: pool.img}\n"
                               "pool: {name: P, volumes: [{name: V1, device: pool0, capacity: 1m}]}\n"
                               f"volumes: {{'E:': {{device: disk0, offset: {offset}}}}}\n")
+    (d / "site-bigpool.yaml").write_text("devices: {disk0: disk.img, pool0: pool.img}\n"
+                                         "pool: {name: P, volumes: [{name: V1, device: pool0, capacity: 5m}]}\n"
+                                         "volumes: {'E:': {device: disk0}}\n")
     return d
 
 
@@ -43,10 +46,12 @@ def files(tmp_path_factory):
 NAMES = {
     "backup negative offset": "volumes.E:.offset", "backup offset not whole blocks": "volumes.E:.offset",
     "backup offset beyond the device": "beyond the end of device disk0",
+    "backup pool capacity beyond the device": "site-bigpool.yaml: pool.volumes[0].capacity: 5242880 bytes is "
+                                              "larger than device pool0 (4194304 bytes)",
     "query catalogue is a directory": "is a directory", "query catalogue in missing folder": "does not exist",
     "scenario run negative seed": "--seed", "datamover serve bad fault": "explode",
     "backup missing options file": "--options", "backup missing site": "--site",
-    "restore missing site": "--site", "paths missing topology": "TOPOLOGY", "sim missing scenario": "nothing.yaml",
+    "restore missing site": "--site", "restore pool capacity beyond the device": "pool.volumes[0].capacity", "paths missing topology": "TOPOLOGY", "sim missing scenario": "nothing.yaml",
     "xcopy decode missing file": "nothing.bin", "paths missing macro": "--macro",
     "datamover serve missing config": "nothing.yaml",
 }
@@ -71,6 +76,9 @@ CASES = {
     "backup negative offset": ("backup", "image", "E:", "--site", "{d}/site.yaml"),
     "backup offset not whole blocks": ("backup", "image", "E:", "--site", "{d}/site-odd.yaml"),
     "backup offset beyond the device": ("backup", "image", "E:", "--site", "{d}/site-far.yaml"),
+    "backup pool capacity beyond the device": ("backup", "image", "E:", "--site", "{d}/site-bigpool.yaml"),
+    "restore pool capacity beyond the device": ("restore", "image", "E:", "--site", "{d}/site-bigpool.yaml",
+                                                "-replace=yes"),
     "backup bad option value": ("backup", "image", "E:", "--site", "{d}/site.yaml", "-imagetype=sideways"),
     "backup missing options file": ("backup", "image", "E:", "--site", "{d}/site.yaml", "--options",
                                     "{d}/nothing.opt"),

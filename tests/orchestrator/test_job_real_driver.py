@@ -192,6 +192,34 @@ def test_site_file_errors_name_file_and_key(tmp_path):
         site.volume("F:")
 
 
+def test_pool_capacity_larger_than_its_device_is_refused(tmp_path):
+    """At load time for an image file; when first opened for a remote LUN (its size known only then)."""
+    from types import SimpleNamespace
+
+    from orchestrator.cli.backup_cmd import pool_designators
+    from orchestrator.drivers.site import load_site
+
+    with open(tmp_path / "a.img", "wb") as f:
+        f.truncate(1 << 20)
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text("devices: {d: a.img}\npool: {volumes: [{name: V, device: d, capacity: 2m}]}\nvolumes: {}\n")
+    with pytest.raises(ValueError, match=r"^.*site.yaml: pool.volumes\[0\].capacity: 2097152 bytes is larger than "
+                                         r"device d \(1048576 bytes\)$"):
+        load_site(site_file)
+    site_file.write_text("devices: {d: a.img}\npool: {volumes: [{name: V, device: d, capacity: 1m}]}\nvolumes: {}\n")
+    assert load_site(site_file).pool.volumes[0].capacity == 1 << 20  # exactly the device: accepted
+    remote = tmp_path / "remote.yaml"
+    remote.write_text("devices: {d: 'iscsi://127.0.0.1:9/iqn.2026-01.x:y/0'}\n"
+                      "pool: {volumes: [{name: V, device: d, capacity: 2m}]}\nvolumes: {}\n")
+    site = load_site(remote)  # a URL's size is not known before it is opened
+    lun = SimpleNamespace(size=1 << 20, designator=lambda: "6001")
+    driver = SimpleNamespace(io=lambda name: lun)
+    with pytest.raises(ValueError, match=r"remote.yaml: pool.volumes\[0\].capacity: 2097152 bytes is larger"):
+        pool_designators(str(remote), site, None, driver)
+    lun.size = 2 << 20
+    assert pool_designators(str(remote), site, None, driver) == {"d": "6001"}
+
+
 def test_bad_source_block_fails_every_path_and_leaves_no_object(san):
     """A medium error on the client disk is not a path problem: every path meets it, the job fails cleanly."""
     drv, luns, cm, server = san
