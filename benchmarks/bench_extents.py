@@ -165,7 +165,7 @@ def python_loop_peer(nbits: int, peer_bits: int) -> None:
 
 def ntfsclone_peer() -> None:
     """ntfsclone --save-image against our analysis, on one real NTFS volume made with mkntfs."""
-    from orchestrator.volume.layout import read_layout
+    from orchestrator.volume.used_extents import read_used_extents
     from orchestrator.volume.samples import make_ntfs_image, ntfs_tools_available
 
     if not (ntfs_tools_available() and shutil.which("ntfsclone")):
@@ -186,7 +186,7 @@ def ntfsclone_peer() -> None:
             return
         in_use = re.search(r"Space in use\s*:\s*(\d+) MB", err)
         c0 = time.process_time()
-        layout = read_layout(image)
+        layout = read_used_extents(image)
         exact = sum(int(b[:, 1].sum()) for b in layout.iter_extents(1))  # gap below a cluster: used clusters only
         ours_32k = sum(int(b[:, 1].sum()) for b in layout.iter_extents(GAP))
         ours_cpu = time.process_time() - c0

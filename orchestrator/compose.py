@@ -1,4 +1,4 @@
-"""The composition root: options + topology verdict + eligibility + volume layout + site -> a job spec.
+"""The composition root: options + topology verdict + eligibility + used extents + site -> a job spec.
 
 This is the only place where those facts meet.  `backup image` and
 `restore image` (:mod:`orchestrator.cli`), the scenario runner and `sim run`

@@ -14,7 +14,7 @@ Modules, bottom up:
   built by hand, by :mod:`simulator.worlds` or from a topology (:mod:`simulator.from_topology`);
 * :mod:`simulator.faults` -- scheduled faults (time, bytes or percent of a job), seeded schedules;
 * :mod:`simulator.fluid` -- fluid mode: one orchestrator operation = one flow, failures located
-  analytically (:mod:`simulator.copy_layout`);
+  analytically (:mod:`simulator.copy_plan`);
 * :mod:`simulator.exact` -- exact mode: the shared copy manager engine on simulated LUNs;
 * :mod:`simulator.driver` -- runs orchestrator jobs as simpy processes (:mod:`simulator.timing_backend`
   answers the bookkeeping of timing-only runs);

@@ -35,7 +35,7 @@ from orchestrator.ops import (
 from scsi.asc import COPY_TARGET_DEVICE_NOT_REACHABLE, POWER_ON_RESET, THIRD_PARTY_DEVICE_FAILURE
 from scsi.result import Status
 from scsi.sense import SenseKey, copy_aborted, sense_for
-from simulator.copy_layout import CopyLayout, Position, layout_from_batches
+from simulator.copy_plan import CopyPlan, Position, copy_plan_from_batches
 from simulator.faults import FaultHit
 from simulator.san import SimSAN
 
@@ -86,7 +86,7 @@ def _refusal(san: SimSAN, mover: str, source: str, destination: str) -> FaultHit
     return None
 
 
-def copy(san: SimSAN, mover: str, source: str, destination: str, layout: CopyLayout, *,
+def copy(san: SimSAN, mover: str, source: str, destination: str, layout: CopyPlan, *,
          job: str = "", label: str = "") -> Proc:
     """Copy ``layout.total`` bytes server-free; returns a :class:`CopyResult` (batches from the first sent)."""
     env = san.env
@@ -127,7 +127,7 @@ def copy(san: SimSAN, mover: str, source: str, destination: str, layout: CopyLay
 
 def copy_batches(san: SimSAN, op: CopyBatches, *, job: str = "") -> Proc:
     """Fluid execution of the orchestrator's :class:`CopyBatches` (sends ``batches[first_batch:]``)."""
-    layout = layout_from_batches(op.batches[op.first_batch:])
+    layout = copy_plan_from_batches(op.batches[op.first_batch:])
     return (yield from copy(san, op.mover, op.source, op.destination, layout, job=job))
 
 

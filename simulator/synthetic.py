@@ -2,7 +2,7 @@
 
 This is a compact stand-in for the orchestrator's job (``orchestrator.job``)
 used where thousands of jobs must run at once with O(1) memory each: it plans
-with a :class:`UniformLayout` instead of real parameter lists, but goes
+with a :class:`UniformCopyPlan` instead of real parameter lists, but goes
 through the same fluid operations, sees the same failures and resumes the same
 way -- after the last batch known to be on the pool, and over the next path in
 failover order when a path keeps failing.
@@ -16,7 +16,7 @@ from typing import Generator
 import simpy
 
 from orchestrator.ops import LanFreeWrite, LanSend, Piece
-from simulator.copy_layout import UniformLayout
+from simulator.copy_plan import UniformCopyPlan
 from simulator.fluid import copy, transfer
 from simulator.san import SimSAN
 
@@ -89,7 +89,7 @@ def image_backup(san: SimSAN, job: str, disk: str, size: int, pool: DrivePool, m
             out.attempts += 1
             remaining = size - pos
             extents_left = max(1, round(extents * remaining / size))
-            lay = UniformLayout(remaining, batch_bytes, batch_bytes, segment_bytes, extents_left)
+            lay = UniformCopyPlan(remaining, batch_bytes, batch_bytes, segment_bytes, extents_left)
             res = yield env.process(copy(san, mover, disk, drive, lay, job=job))
             if res.ok:
                 out.ok, out.path = True, "server-free"

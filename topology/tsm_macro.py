@@ -1,7 +1,9 @@
 """Merge a TSM administrator's server definitions into a fabric description.
 
 Understood: DEFINE and UPDATE of DATAMOVER (TYPE=SCSI), DISK, PATH, LIBRARY,
-DRIVE, DEVCLASS and STGPOOL, plus SET SERVERFREE (accepted, no effect on
+DRIVE, DEVCLASS and STGPOOL, DEFINE VOLUME (a disk-pool volume: its LUN by
+DESIGNATOR=, the backup server's spelling, or a volume name that is a LUN
+reference such as ``ARR1:5``), plus SET SERVERFREE (accepted, no effect on
 paths). The fabric file supplies what TSM does not know: cabling, zoning,
 masking, hosts and volumes. Every unknown command or parameter, and every bad
 value, is reported with its line; nothing is merged unless the whole macro is
@@ -23,6 +25,9 @@ log = logging.getLogger(__name__)
 
 VERBS = ["DEFine", "UPDate", "SET"]
 NOUNS = ["DATAMover", "DISK", "PATH", "LIBRary", "DRive", "DEVclass", "STGpool"]
+#: A macro also names disk-pool volumes; NOUNS alone are what `serverfree server` stores as SAN definitions
+#: (its own DEFINE VOLUME makes pool volumes, orchestrator/server/pools.py).
+MACRO_NOUNS = NOUNS + ["VOLume"]
 
 #: Parameters accepted per object; those that describe no SAN path are accepted and change no verdict.
 PARAMS = {
@@ -38,8 +43,11 @@ PARAMS = {
     "STGPOOL": ["DATAFormat", "DESCription", "ACCess", "MAXSIze", "NEXTstgpool", "HIghmig", "LOwmig",
                 "MAXSCRatch", "COLlocate", "REUsedelay", "POoltype", "MIGPRocess", "CAChe", "CRCData"],
     "SERVERFREE": ["STATus", "BATCHSize"],
+    # TSM's DEFINE VOLUME parameters, plus CAPACITY= and DESIGNATOR= as `serverfree server` spells them
+    "VOLUME": ["ACCess", "LOcation", "FORMATSIZE", "NUMberofvolumes", "WAIT", "CAPacity", "DESIGNATOR"],
 }
-POSITIONAL = {"DATAMOVER": 1, "DISK": 2, "PATH": 2, "LIBRARY": 1, "DRIVE": 2, "DEVCLASS": 1, "STGPOOL": 2}
+POSITIONAL = {"DATAMOVER": 1, "DISK": 2, "PATH": 2, "LIBRARY": 1, "DRIVE": 2, "DEVCLASS": 1, "STGPOOL": 2,
+              "VOLUME": 2}
 #: UPDATE STGPOOL names only the pool; DEFINE STGPOOL also names the device class.
 POSITIONAL_UPDATE = {"STGPOOL": 1}
 
@@ -74,7 +82,7 @@ def parse_macro(text: str, *, file: str = "macro") -> list[Statement]:
         if len(tokens) < 2:
             problems.add(line, f"{verb} needs an object such as DATAMOVER or PATH", stmt_text)
             continue
-        noun = match_keyword(tokens[1], ["SERVERFree"] if verb == "SET" else NOUNS)
+        noun = match_keyword(tokens[1], ["SERVERFree"] if verb == "SET" else MACRO_NOUNS)
         if noun is None:
             problems.add(line, f"unknown command {verb} {tokens[1].upper()}", tokens[1])
             continue
@@ -307,6 +315,30 @@ class _Merger:
             pool.devclass = devclass
             pool.dataformat = fmt or DataFormat.NATIVE
 
+
+    def _volume(self, st: Statement, update: bool) -> None:
+        """DEFINE VOLUME pool volume: the volume's LUN joins the disk pool's ``disk_luns``."""
+        if update:
+            raise ValueError("UPDATE VOLUME changes nothing on the SAN; define the volume instead")
+        poolname, volname = st.positional
+        pool = next((x for x in self.topo.stgpools if x.name.upper() == poolname.upper()), None)
+        if pool is None:
+            raise LookupError(f"storage pool {poolname} is not defined (DEFINE STGPOOL {poolname} DISK first)")
+        dc = next((d for d in self.topo.devclasses if d.name.upper() == pool.devclass.upper()), None)
+        devtype = "DISK" if pool.devclass.upper() == "DISK" else (dc.devtype.upper() if dc else "")
+        if devtype not in ("DISK", "FILE"):
+            raise ValueError(f"storage pool {pool.name} is a {devtype or pool.devclass} pool: DEFINE VOLUME "
+                             "here names disk-pool volumes (device class DISK or FILE)")
+        if "DESIGNATOR" in st.params:
+            ref = parse_naa(st.params["DESIGNATOR"])
+        elif ":" in volname or volname.lower().startswith("naa."):
+            ref = volname
+        else:
+            raise ValueError(f"volume {volname}: give DESIGNATOR= (its LUN's NAA designator as the data mover "
+                             "sees it, VPD page 83h) or name it by its LUN, e.g. ARR1:5")
+        if ref in pool.disk_luns:
+            raise ValueError(f"volume {volname}: LUN {ref} is already a volume of pool {pool.name}")
+        pool.disk_luns.append(ref)
 
 
 def merge_macros(topo: Topology, macros: list[str | Path], *, fabric_file: str | None = None) -> Topology:

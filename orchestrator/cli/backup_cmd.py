@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
 
 def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobReport:
     """Back up one volume; bad input raises ValueError/LookupError/OSError."""
-    from orchestrator.volume import read_layout
+    from orchestrator.volume import read_used_extents
 
     vopts = options.for_volume(volume)
     if vopts.excluded:
@@ -264,7 +264,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         check_volume_bounds(args.site, volume, vsite, io)
         size = vsite.size or (io.size - vsite.offset)
         with device_trouble(f"volume {volume} (device {vsite.device})"):
-            layout = read_layout(DeviceVolume(io, vsite.offset, size), volume)
+            layout = read_used_extents(DeviceVolume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
         _, elig = site_start(args.site, site, vopts, volume, fs, server,
                              fixed_tape=site.pool.is_tape and site.pool.block_mode == "fixed")

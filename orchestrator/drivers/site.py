@@ -40,13 +40,13 @@ Without a topology no server-free path counts as verified, unless
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from orchestrator.drivers.lazy_mover import LazyMover  # re-exported: the server opens movers from here
 from orchestrator.job.spec import TapePlan
 
 log = logging.getLogger(__name__)
@@ -213,12 +213,7 @@ def load_site(path: str | Path) -> SiteConfig:
         raise ValueError(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{p}: expected a mapping at the top level")
-    try:
-        site = SiteConfig(**data, base_dir=p.parent)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise ValueError(f"{p}: {where}: {str(first['msg']).removeprefix('Value error, ')}") from None
+    site = _validated(lambda: SiteConfig(**data, base_dir=p.parent), p)
     pool_refs = [v.device for v in site.pool.volumes] + site.pool.drive_names() if site.pool else []
     for ref in [v.device for v in site.volumes.values()] + pool_refs + list(site.storage_agent.values()):
         if ref not in site.devices:
@@ -274,13 +269,20 @@ def _check_pool(pool: PoolSite, p: Path) -> None:
     if pool.block_mode != "fixed" and pool.block_length:
         raise ValueError(f"{p}: pool.block_length: only for block_mode fixed (block_mode is "
                          f"{pool.block_mode or 'variable'})")
+    # a TapePlan field is the pool key of the same name, except its record (the pool's record_size)
+    _validated(pool.tape_plan, p, lambda loc: "pool." + ("block_length" if loc[:1] == ("block_length",)
+                                                         else "record_size"))
+
+
+def _validated(build: Callable[[], Any], p: Path, where: Callable[[tuple], str] | None = None) -> Any:
+    """``build()``; a pydantic error becomes the site file's one line "FILE: field.path: message"."""
     try:
-        pool.tape_plan()
+        return build()
     except ValidationError as exc:
         e = exc.errors()[0]
-        key = {"block_length": "block_length"}.get(str(e["loc"][0]) if e["loc"] else "", "record_size")
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        raise ValueError(f"{p}: pool.{key}: {msg}") from None
+        loc = tuple(e["loc"])
+        field = where(loc) if where else ".".join(str(x) for x in loc) or "(top level)"
+        raise ValueError(f"{p}: {field}: {str(e['msg']).removeprefix('Value error, ')}") from None
 
 
 def _is_tape_file(path: str) -> bool:
@@ -399,52 +401,3 @@ class OpenSite:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class LazyMover:
-    """A data mover's pyscsi device, opened on its first command with the site's command timeout.
-
-    A mover that is down, refuses the connection or never answers the login
-    raises DeviceConnectionError/DeviceTimeout from that command, which the
-    job treats as the mover failing (next mover, then LAN-free), instead of
-    stopping the job before it starts.
-    """
-
-    def __init__(self, name: str, url: str, timeout: float):
-        self.name, self.url, self.timeout = name, url, timeout
-        self._device: Any = None
-
-    @property
-    def opcodes(self) -> Any:
-        return getattr(self._device, "opcodes", None)
-
-    def device(self) -> Any:
-        if self._device is None:
-            from scsi.devices import open_device
-            from scsi.devices.errors import DeviceError
-
-            try:
-                self._device = open_device(self.url, timeout=self.timeout) if self.url.startswith("iscsi://") \
-                    else open_device(self.url)
-                if hasattr(self._device, "on_wait"):
-                    self._device.on_wait = self._waiting
-            except DeviceError:
-                raise
-            except (OSError, ValueError) as exc:
-                from scsi.devices.errors import DeviceConnectionError
-
-                raise DeviceConnectionError(f"data mover {self.name} ({self.url}): {exc}") from None
-        return self._device
-
-    def _waiting(self, waited: float, timeout: float) -> None:
-        """The status line while a mover keeps the job waiting (before the timeout fails it over)."""
-        print(f"serverfree: waiting on data mover {self.name}: {waited:.0f} s of {timeout:g} s", file=sys.stderr,
-              flush=True)
-
-    def execute(self, cmd: Any, *args: Any, **kw: Any) -> Any:
-        return self.device().execute(cmd, *args, **kw)
-
-    def close(self) -> None:
-        if self._device is not None:
-            self._device.close()
-            self._device = None

@@ -54,7 +54,7 @@ def server_address(options: Any) -> str:
 
 def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume: Any, progress: Any) -> JobReport:
     """One volume's image through the server (``device_volume``, ``progress``: the CLI's helpers)."""
-    from orchestrator.volume import read_layout
+    from orchestrator.volume import read_used_extents
 
     vopts = options.for_volume(volume)
     if vopts.excluded:
@@ -77,7 +77,7 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
                               storage_agent=dict(site.storage_agent) if lan_free else {})
         io = driver.io(vsite.device)
         size = vsite.size or (io.size - vsite.offset)
-        layout = read_layout(device_volume(io, vsite.offset, size), volume)
+        layout = read_used_extents(device_volume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
         reasons = [NO_SERVER_FREE]
         if vopts.enableserverfree and mode == "selective":

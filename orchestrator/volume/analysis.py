@@ -1,7 +1,7 @@
 """What an image backup of a volume would move, per data path, and whether server-free may run.
 
 The result is a pydantic `VolumeReport` (the CLI prints it or dumps it as
-JSON) plus the `VolumeLayout` it came from, whose numpy extents the planner
+JSON) plus the `UsedExtents` it came from, whose numpy extents the planner
 uses directly.  Topology checks (non-blocked destination pool, verified SAN
 path) are not made here: they need the SAN model and belong to planning.
 """
@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from orchestrator.options.model import DATA_PATHS, VolumeOptions
 from orchestrator.volume.extents import total_bytes
 from orchestrator.volume.filesystem import FileSystem
-from orchestrator.volume.layout import VolumeLayout, read_layout
+from orchestrator.volume.used_extents import UsedExtents, read_used_extents
 from orchestrator.volume.source import BlockDevice, VolumeReader
 
 SEED_FS_RULE = ("server-free image backup is only available for NTFS and raw volumes; "
@@ -53,7 +53,7 @@ class VolumeReport(BaseModel):
     eligibility: Eligibility
 
 
-def serverfree_eligibility(layout: VolumeLayout, options: VolumeOptions) -> Eligibility:
+def serverfree_eligibility(layout: UsedExtents, options: VolumeOptions) -> Eligibility:
     """Why server-free may or may not be tried for this volume with these options."""
     reasons: list[str] = []
     notes: list[str] = []
@@ -75,7 +75,7 @@ def serverfree_eligibility(layout: VolumeLayout, options: VolumeOptions) -> Elig
     return Eligibility(serverfree=not reasons, reasons=reasons, notes=notes)
 
 
-def report_for(layout: VolumeLayout, options: VolumeOptions, *, with_extents: bool = False) -> VolumeReport:
+def report_for(layout: UsedExtents, options: VolumeOptions, *, with_extents: bool = False) -> VolumeReport:
     """Summarise a layout for every data path, each with its own imagegapsize."""
     plans = []
     for path in DATA_PATHS:
@@ -99,8 +99,8 @@ def report_for(layout: VolumeLayout, options: VolumeOptions, *, with_extents: bo
 
 
 def analyze_volume(source: str | Path | VolumeReader | BlockDevice, options: VolumeOptions | None = None,
-                   *, name: str | None = None, with_extents: bool = False) -> tuple[VolumeLayout, VolumeReport]:
+                   *, name: str | None = None, with_extents: bool = False) -> tuple[UsedExtents, VolumeReport]:
     """Read a volume once and report what each data path would move."""
-    layout = read_layout(source, name)
+    layout = read_used_extents(source, name)
     opts = options or VolumeOptions(volume=layout.name)
     return layout, report_for(layout, opts, with_extents=with_extents)

@@ -72,24 +72,49 @@ def pydantic_message(err: dict) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
-def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
-    """Parse and validate a scenario file; errors name the file and the field."""
+def read_yaml(path: str | Path) -> tuple[dict, str]:
+    """A scenario file's mapping and its text; a file that is not UTF-8 YAML mapping raises one line naming it."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {exc.start})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        where = f" line {mark.line + 1} column {mark.column + 1}:" if mark else ""
         raise ValueError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a scenario must be a mapping at the top level")  # noqa: TRY004
+    return data, text
+
+
+def validate(model: type[BaseModel], data: dict, source: str | Path, text: str | None = None, *,
+             error: type[ValueError] = ValueError) -> Any:
+    """``model`` validated from ``data``; errors raise ``error`` as "SOURCE: field.path (line N): message".
+
+    The one place the simulator turns a pydantic error into a line: no URL, no "Value error, " prefix,
+    the YAML line when ``text`` is given, and a count of further problems.
+    """
     try:
-        scen = Scenario.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise ValueError(f"{path}: {loc}: {pydantic_message(err)}") from None
-    return scen, path.parent
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = _yaml_line(text, loc) if text is not None else None
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            problems.append(f"{where}{f' (line {line})' if line else ''}: {pydantic_message(err)}")
+        more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:3])})" if len(problems) > 1 else ""
+        raise error(f"{source}: {problems[0]}{more}") from None
+
+
+def load_scenario(path: str | Path) -> tuple[Scenario, Path]:
+    """Parse and validate a scenario file; errors name the file and the field."""
+    path = Path(path)
+    data, text = read_yaml(path)
+    return validate(Scenario, data, path, text), path.parent
 
 
 def extents_for(size: int, fragments: int, used: float) -> list[tuple[int, int]]:
@@ -321,29 +346,8 @@ def _yaml_line(text: str, loc: tuple) -> int | None:
 def load_ci_scenario(path: str | Path) -> CiScenario:
     """Parse and validate a CI scenario; errors name the file, the line and the path inside it."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not a UTF-8 text file (byte {exc.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}:" if mark else ""
-        raise ValueError(f"{path}:{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a scenario must be a mapping at the top level")  # noqa: TRY004
-    try:
-        scen = CiScenario.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            line = _yaml_line(text, loc)
-            where = ".".join(str(p) for p in loc) or "(top level)"
-            problems.append(f"{where}{f' (line {line})' if line else ''}: {pydantic_message(err)}")
-        more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:3])})" if len(problems) > 1 else ""
-        raise ValueError(f"{path}: {problems[0]}{more}") from None
+    data, text = read_yaml(path)
+    scen = validate(CiScenario, data, path, text)
     if scen.name is None:
         scen.name = path.stem
     return scen

@@ -3,7 +3,7 @@
 Composition (the CLI is the one place allowed to): the scenario's topology is
 verified (:mod:`topology.verify`) to find which paths exist and which data
 movers serve each volume, in order; the options go through the dsm.opt parser;
-the volume's extents come from its layout with the path's imagegapsize; the
+the volume's extents come from its used clusters with the path's imagegapsize; the
 eligibility rules pick the starting path; the job generators run on a
 :class:`simulator.driver.SimDriver`.  Runs that need bytes (exact mode,
 restores, incrementals) use the in-memory driver as backend, and in exact mode

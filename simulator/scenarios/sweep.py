@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from simulator.scenarios.sweep_spec import Run, SweepSpecError, Vary, plan_runs
 from simulator.scenarios.sweep_task import FIXED, MEASURES, run_batch, vary_column
 
@@ -64,12 +62,11 @@ def result_format(path: Path) -> str:
 
 def load_base(path: Path) -> tuple[dict[str, Any], str]:
     """The scenario file as data (validated once as a whole) and its text's digest."""
-    from simulator.scenarios.load import load_ci_scenario
+    from simulator.scenarios.load import CiScenario, read_yaml, validate
 
-    scen = load_ci_scenario(path)  # errors name the file, the line and the field
-    text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    data.setdefault("name", scen.name)
+    data, text = read_yaml(path)
+    validate(CiScenario, data, path, text)  # errors name the file, the line and the field
+    data.setdefault("name", path.stem)
     return data, hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -135,8 +132,6 @@ def _typed(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _client(scheduler: str | None, workers: int):
     from dask.distributed import Client, LocalCluster
 
-    for name in ("distributed", "tornado", "asyncio"):  # the cluster's chatter; progress is ours to show
-        logging.getLogger(name).setLevel(logging.ERROR)
     if scheduler:
         try:
             return Client(scheduler, timeout="5s"), None
@@ -184,8 +179,13 @@ def sweep(scenario: Path, varies: list[Vary], out: Path, *, seeds: int = 1, sche
     t0 = time.perf_counter()
     tasks, n_workers = 0, workers
     if pending:
-        client, cluster = _client(scheduler, workers)
+        chatter = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+        levels = [lg.level for lg in chatter]
+        for lg in chatter:  # the cluster's chatter, while it runs; progress is ours to show
+            lg.setLevel(logging.ERROR)
+        client = cluster = None
         try:
+            client, cluster = _client(scheduler, workers)
             n_workers = max(1, len(client.scheduler_info().get("workers", {})) or workers)
             todo = batches(pending, batch or default_batch(len(pending), n_workers))
             tasks = len(todo)
@@ -202,9 +202,12 @@ def sweep(scenario: Path, varies: list[Vary], out: Path, *, seeds: int = 1, sche
                 if progress is not None:
                     progress(SweepProgress(done, len(runs), not_ok, resumed, time.perf_counter() - t0))
         finally:
-            client.close()
+            if client is not None:
+                client.close()
             if cluster is not None:
                 cluster.close()
+            for lg, level in zip(chatter, levels):
+                lg.setLevel(level)
     rows = sorted(parts.rows(), key=lambda r: r["run"])
     write_result(rows, columns, out, meta)
     parts.remove()

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
-
-from simulator.scenarios.load import CiScenario, pydantic_message
+from simulator.scenarios.load import CiScenario, validate
 
 
 class SweepSpecError(ValueError):
@@ -105,13 +103,8 @@ def scenario_for(base: dict[str, Any], values: tuple[tuple[str, Any], ...]) -> C
     data = copy.deepcopy(base)
     for key, value in values:
         set_path(data, key, value)
-    try:
-        return CiScenario.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        shown = ", ".join(f"{k}={v}" for k, v in values)
-        raise SweepSpecError(f"--vary {shown}: {where}: {pydantic_message(err)}") from None
+    shown = ", ".join(f"{k}={v}" for k, v in values)
+    return validate(CiScenario, data, f"--vary {shown}", error=SweepSpecError)
 
 
 def plan_runs(base: dict[str, Any], varies: list[Vary], seeds: int) -> list[Run]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchestrator.volume import VolumeLayout, coalesce, read_layout
+from orchestrator.volume import UsedExtents, coalesce, read_used_extents
 from simulator.scenarios.load import BLOCK, VolumeSpec
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class ScenarioVolume:
     filesystem: str  # ntfs, fat, fat32, raw
     runs: np.ndarray | None = None  # used-cluster runs [start, length] in clusters (synthetic ntfs)
     cluster_size: int = 4096
-    layout: VolumeLayout | None = None  # image volumes
+    layout: UsedExtents | None = None  # image volumes
     buf: bytearray | None = None  # the LUN's bytes (offset + size) when the run carries bytes
     files: dict[str, str] = field(default_factory=dict)  # sample NTFS: file name -> SHA-256
     full_state: tuple[bytes, list[tuple[int, int]]] | None = None  # content + extents at the last full backup
@@ -175,7 +175,7 @@ def build_volume(spec: VolumeSpec, topo_volume, disk: str, naa: str, *, base_dir
         if not image.is_file():
             raise FileNotFoundError(f"volume {spec.id}: image file {image} does not exist")
     if image is not None:
-        vol.layout = read_layout(image, spec.id)
+        vol.layout = read_used_extents(image, spec.id)
         vol.size, vol.filesystem = vol.layout.size, vol.layout.filesystem.value.lower()
         if with_bytes:
             vol.buf = bytearray(offset) + bytearray(image.read_bytes())

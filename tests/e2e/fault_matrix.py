@@ -9,7 +9,10 @@ never a traceback, never an active catalogue object that does not restore.
 
 Faults come from the mover's own injection (positions, not times: a seed
 repeats a cell exactly) or from the lab (process killed before the job, LAN
-server down).  Every injected fault is confirmed from the mover's log
+server down).  The verification cells (run_verification_cell: pool LUN removed,
+backup server SIGKILLed, client SIGKILLed while the server digests the pool for
+a server-free backup) are timed by holding the backup server stopped until the
+client has connected to it.  Every injected fault is confirmed from the mover's log
 (``fault injected: ...``) or the process state, or the cell fails.
 
 Run the whole matrix::
@@ -227,6 +230,102 @@ def run_cell(m: MatrixLab, cell: Cell, image_bytes: int) -> dict:
             "seconds": round(elapsed, 1), "problems": problems}
 
 
+#: faults while a server-free backup verifies (the backup server digests the pool): kind -> expected exit
+VERIFY_KINDS = {"pool-gone": 0, "lan-server-down": 0, "client-killed": None}
+
+
+def _connected_to(port: int) -> bool:
+    """An established TCP connection to 127.0.0.1:port (the kernel accepts it while the server is stopped)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if f[3] == "01" and int(f[2].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def run_verification_cell(m: MatrixLab, kind: str) -> dict:
+    """A server-free backup with the fault while it verifies: the backup server is SIGSTOPped before the job
+    (a server-free copy needs it only to verify), the fault is applied once the client has connected to it,
+    then the server continues.  Verdicts as run_cell's; a killed client leaves no active object and the next
+    backup completes and restores."""
+    lab, problems = m.lab, []
+    m.restart_mover(None)
+    server = lab.lanserver
+    port = int(server.address.rsplit(":", 1)[1])
+    before = _active_ids(m.catalogue)
+    server.signal(signal.SIGSTOP)
+    t0 = time.monotonic()
+    proc = subprocess.Popen([*CLI, "backup", "image", "E:", "-enableserverfree=yes", "-enablelanfree=yes",
+                             "-imagetype=static", "--json", "--site", str(m.site)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        while not _connected_to(port) and proc.poll() is None and time.monotonic() - t0 < 120:
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            problems.append("the job ended before it verified through the backup server")
+        if kind == "pool-gone":
+            lab.remove_pool()
+        elif kind == "lan-server-down":
+            server.signal(signal.SIGKILL)
+        elif kind == "client-killed":
+            proc.kill()
+        server.signal(signal.SIGCONT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        lab.restore_pool()
+        if server.proc is not None and server.proc.poll() is not None:
+            server.proc = None
+            server.start()
+        else:
+            server.signal(signal.SIGCONT)
+        m.write_site()
+    elapsed = time.monotonic() - t0
+    if "Traceback" in err:
+        problems.append(f"traceback: {err[-400:]}")
+    after = _active_ids(m.catalogue)
+    report = {}
+    if kind == "client-killed" and proc.returncode != -signal.SIGKILL:
+        problems.append(f"the client was not killed while verifying (exit {proc.returncode})")
+    if kind == "lan-server-down" and "checking the pool device over the SAN" not in err:
+        problems.append(f"the client never lost the backup server while verifying: {err[-300:]}")
+    if kind == "client-killed":
+        nxt = m.backup()  # the next start sweeps the killed job's object; nothing of it may stay active
+        if "marked abandoned" not in nxt.stderr:
+            problems.append(f"the next backup did not sweep the killed job's object: {nxt.stderr[-300:]}")
+        if after - before:
+            problems.append(f"the killed job left active object(s) {sorted(after - before)}")
+        res_code, out = nxt.returncode, nxt.stdout
+        if res_code != 0:
+            problems.append(f"the backup after the kill failed: {nxt.stderr[-300:]}")
+    else:
+        res_code = proc.returncode
+        if res_code != VERIFY_KINDS[kind]:
+            problems.append(f"exit {res_code} (expected {VERIFY_KINDS[kind]}): {err.strip()[-300:]}")
+        if res_code == 1 and (after - before):
+            problems.append(f"a failed backup left active object(s) {sorted(after - before)}")
+    try:
+        report = json.loads(out) if out.strip() else {}
+    except json.JSONDecodeError:
+        problems.append(f"--json output is not JSON: {out[:200]}")
+    if res_code == 0:
+        r = m.restore(serverfree=False)
+        if r.returncode != 0:
+            problems.append(f"the committed object does not restore: {r.stderr.strip()[-300:]}")
+        else:
+            problems += judge(lab.restore_img, lab.volume.files)
+    exit_code = proc.returncode if kind != "client-killed" else f"killed, next {res_code}"
+    return {"cell": f"backup/{kind}@verification", "rule": None, "exit": exit_code,
+            "path": report.get("path_used", "-"), "seconds": round(elapsed, 1), "problems": problems}
+
+
 def image_bytes_of(m: MatrixLab) -> int:
     res = m.cli("backup", "image", "E:", "-enableserverfree=yes", "-imagetype=static", "--json")
     if res.returncode != 0:
@@ -250,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         m = MatrixLab(lab, lab.workdir)
         size = image_bytes_of(m)
         rows = [run_cell(m, c, size) for c in cells]
+        if not a.cells:
+            rows += [run_verification_cell(m, kind) for kind in VERIFY_KINDS]
     bad = [r for r in rows if r["problems"]]
     for r in rows:
         print(f"{r['cell']:45s} exit {r['exit']}  {r['path']:11s} {r.get('seconds', 0):5.1f}s  "

@@ -53,3 +53,37 @@ def test_fault_matrix_sample(matrix, record_property):
     hung = next(r for r in rows if r["cell"] == "backup/mover-stopped@first-list")
     # a hung mover costs its command timeout (3 s in the site file) plus the failover, not minutes
     assert hung["exit"] == 0 and hung["seconds"] < 30, hung
+
+
+def test_busy_mover_is_retried_then_failed_over(matrix):
+    """BUSY for 2 s: retried within DM1's 3 s command timeout, the copy stays server-free (and restores);
+    BUSY for 60 s: the job fails over once the timeout is spent, not after the minute."""
+    import json
+    import time
+
+    from tests.e2e.fault_matrix import MOVER_TIMEOUT
+
+    m, size = matrix
+    row = run_cell(m, Cell("busy", "first-list", "backup"), size)
+    assert row["rule"] == "busy=2s@list=1" and not row["problems"], row
+    assert row["exit"] == 0 and row["path"] == "server-free", row
+    m.restart_mover("busy=60s@list=1")
+    t0 = time.monotonic()
+    res = m.backup()
+    elapsed = time.monotonic() - t0
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    assert "server-free" not in json.loads(res.stdout)["path_used"], res.stdout
+    assert "answered BUSY: retrying" in res.stderr and "still answers BUSY" in res.stderr, res.stderr
+    assert elapsed < MOVER_TIMEOUT + 25, elapsed  # the timeout plus the LAN-free copy, not the 60 s
+    m.restart_mover(None)
+
+
+def test_backup_server_lost_while_verifying(matrix):
+    """The backup server SIGKILLed while it digests the pool for a server-free backup: the client checks the
+    pool over the SAN instead, commits, and the object restores identically (judged by ntfs-3g)."""
+    from tests.e2e.fault_matrix import run_verification_cell
+
+    m, _ = matrix
+    row = run_verification_cell(m, "lan-server-down")
+    assert row["exit"] == 0 and not row["problems"], row
+    assert row["seconds"] < 10, row

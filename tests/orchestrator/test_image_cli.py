@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import orchestrator.cli as cli
-from orchestrator.volume import read_layout
+from orchestrator.volume import read_used_extents
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_image_command_is_registered():
 
 
 def test_text_report_for_ntfs(serverfree, bundled_image: Path):
-    layout = read_layout(bundled_image)
+    layout = read_used_extents(bundled_image)
     code, out, err = serverfree("image", "analyze", str(bundled_image))
     assert code == 0, err
     assert "file system   NTFS, cluster size 4096 bytes" in out
@@ -46,7 +46,7 @@ def test_dsmc_style_gap_and_json(serverfree, bundled_image: Path):
     code, out, err = serverfree("image", "analyze", str(bundled_image), "-imagegapsize=4k", "--json")
     assert code == 0, err
     report = json.loads(out)
-    expected = read_layout(bundled_image).extents(4096).tolist()
+    expected = read_used_extents(bundled_image).extents(4096).tolist()
     assert report["filesystem"] == "ntfs" and report["cluster_size"] == 4096
     for plan in report["paths"]:
         assert plan["imagegapsize"] == 4096

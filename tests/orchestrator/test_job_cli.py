@@ -78,9 +78,9 @@ def test_dsmc_spelling_lan_free_start_and_incremental(site, capsys):
     out = capsys.readouterr().out
     assert "path: lan-free" in out and "not server-free: enableserverfree is no" in out
     # change the last 4 KiB of the largest used extent (file data), then an image incremental
-    from orchestrator.volume import read_layout
+    from orchestrator.volume import read_used_extents
 
-    ext = read_layout(str(site / "vol.img")).extents(32 * 1024).tolist()
+    ext = read_used_extents(str(site / "vol.img")).extents(32 * 1024).tolist()
     start, length = max(ext, key=lambda e: e[1])
     at = start + length - 4096
     with open(site / "vol.img", "r+b") as f:

@@ -10,7 +10,7 @@ from dissect.ntfs import NTFS
 
 from orchestrator.options import parse_options
 from tests.fixtures.fatimage import FAT_GEOMETRY, fsck_fat_geometry
-from orchestrator.volume import BytesVolume, FileSystem, VolumeError, analyze_volume, read_layout
+from orchestrator.volume import BytesVolume, FileSystem, VolumeError, analyze_volume, read_used_extents
 from orchestrator.volume.source import ReaderStream, open_volume
 
 
@@ -20,7 +20,7 @@ def test_fat_types_are_told_apart(fat_image, kind: str, fs: FileSystem):
     path = fat_image(kind)
     bits, cluster = fsck_fat_geometry(path)  # the outside judge: dosfstools' own reading
     assert bits == FAT_GEOMETRY[kind][0] and cluster == 512 * FAT_GEOMETRY[kind][2]
-    layout = read_layout(path)
+    layout = read_used_extents(path)
     assert layout.filesystem is fs and fs.name == f"FAT{bits}"
     assert layout.cluster_size == cluster
     # FAT volumes are copied whole: imagegapsize does not apply
@@ -29,40 +29,40 @@ def test_fat_types_are_told_apart(fat_image, kind: str, fs: FileSystem):
 
 def test_random_bytes_are_a_raw_volume():
     data = random.Random(1).randbytes(200_000)
-    layout = read_layout(BytesVolume(data), name="rawlun")
+    layout = read_used_extents(BytesVolume(data), name="rawlun")
     assert layout.filesystem is FileSystem.RAW and layout.cluster_size is None
     assert layout.extents(5 * 1024 * 1024).tolist() == [[0, 200_000]]
 
 
 def test_tiny_and_empty_volumes():
-    assert read_layout(BytesVolume(b"\x01" * 100)).filesystem is FileSystem.RAW
+    assert read_used_extents(BytesVolume(b"\x01" * 100)).filesystem is FileSystem.RAW
     with pytest.raises(VolumeError, match="volume is empty"):
-        read_layout(BytesVolume(b""), name="empty")
+        read_used_extents(BytesVolume(b""), name="empty")
 
 
 def test_exfat_is_recognised_by_its_oem_id():
     boot = bytearray(4096)
     boot[3:11] = b"EXFAT   "
-    assert read_layout(BytesVolume(bytes(boot))).filesystem is FileSystem.EXFAT
+    assert read_used_extents(BytesVolume(bytes(boot))).filesystem is FileSystem.EXFAT
 
 
 def test_fat_signature_without_a_valid_bpb_is_raw():
     boot = bytearray(8192)
     boot[510:512] = b"\x55\xaa"  # an MBR-like sector, no BPB
-    assert read_layout(BytesVolume(bytes(boot))).filesystem is FileSystem.RAW
+    assert read_used_extents(BytesVolume(bytes(boot))).filesystem is FileSystem.RAW
 
 
 def test_truncated_fat_volume_is_reported(fat_image):
     data = fat_image("fat16").read_bytes()[: 1024 * 1024]
     with pytest.raises(VolumeError, match=r"FAT boot sector .* says 32768 sectors .* only 1048576 bytes"):
-        read_layout(BytesVolume(data), name="cut")
+        read_used_extents(BytesVolume(data), name="cut")
 
 
 def test_missing_path_and_directory(tmp_path: Path):
     with pytest.raises(VolumeError, match="no such volume image or device"):
-        read_layout(tmp_path / "nothing.img")
+        read_used_extents(tmp_path / "nothing.img")
     with pytest.raises(VolumeError, match="is a directory"):
-        read_layout(tmp_path)
+        read_used_extents(tmp_path)
     with pytest.raises(TypeError, match="need a path, a block LUN"):
         open_volume(42)  # type: ignore[arg-type]
 
@@ -70,7 +70,7 @@ def test_missing_path_and_directory(tmp_path: Path):
 def test_truncated_ntfs_image_names_the_boot_sector_field(bundled_image: Path):
     data = bundled_image.read_bytes()[: 1024 * 1024]
     with pytest.raises(VolumeError, match=r"cut: NTFS boot sector \(byte 40\) says 16383 sectors .*truncated"):
-        read_layout(BytesVolume(data), name="cut")
+        read_used_extents(BytesVolume(data), name="cut")
 
 
 def _mft_offset(data: bytes) -> int:
@@ -83,7 +83,7 @@ def test_damaged_bitmap_record_is_reported(bundled_image: Path):
     record6 = _mft_offset(bytes(data)) + 6 * 1024
     data[record6:record6 + 4] = b"JUNK"
     with pytest.raises(VolumeError, match=r"d: cannot read \$Bitmap \(MFT record 6\)"):
-        read_layout(BytesVolume(bytes(data)), name="d")
+        read_used_extents(BytesVolume(bytes(data)), name="d")
 
 
 def test_damaged_mft_is_reported(bundled_image: Path):
@@ -91,7 +91,7 @@ def test_damaged_mft_is_reported(bundled_image: Path):
     mft = _mft_offset(bytes(data))
     data[mft:mft + 1024] = b"\xff" * 1024
     with pytest.raises(VolumeError, match="NTFS boot sector at byte 0, but the volume cannot be opened"):
-        read_layout(BytesVolume(bytes(data)), name="d")
+        read_used_extents(BytesVolume(bytes(data)), name="d")
 
 
 def test_random_damage_gives_a_layout_or_a_volume_error(bundled_image: Path):
@@ -106,7 +106,7 @@ def test_random_damage_gives_a_layout_or_a_volume_error(bundled_image: Path):
         for _ in range(rng.choice([1, 4, 40])):
             data[rng.randrange(low, high)] = rng.randrange(256)
         try:
-            read_layout(BytesVolume(bytes(data)), name="fuzz")
+            read_used_extents(BytesVolume(bytes(data)), name="fuzz")
             outcomes.add("layout")
         except VolumeError as exc:
             assert str(exc).startswith("fuzz: ") and len(str(exc)) > len("fuzz: ") + 10

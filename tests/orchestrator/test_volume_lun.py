@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.volume import LunVolume, read_layout
+from orchestrator.volume import LunVolume, read_used_extents
 from scsi.luns import MemoryBlockLun
 from scsi.luns.remote import RemoteLun
 from scsi.target.blockdev import BlockLunDevice
@@ -22,8 +22,8 @@ def ntfs_lun(bundled_image: Path):  # type: ignore[no-untyped-def]
 
 
 def test_ntfs_on_a_remote_lun_matches_the_image(ntfs_lun, bundled_image: Path):
-    via_scsi = read_layout(ntfs_lun, name="lun:client-disk")
-    via_file = read_layout(bundled_image)
+    via_scsi = read_used_extents(ntfs_lun, name="lun:client-disk")
+    via_file = read_used_extents(bundled_image)
     assert via_scsi.name == "lun:client-disk"
     assert (via_scsi.filesystem, via_scsi.cluster_size, via_scsi.used_clusters) == \
         (via_file.filesystem, via_file.cluster_size, via_file.used_clusters)
@@ -59,7 +59,7 @@ def test_unaligned_reads_are_served_from_whole_blocks():
 
 def test_analysis_of_a_raw_lun_reads_only_what_it_needs():
     lun = _CountingLun(bytes(64 * 1024 * 1024))
-    layout = read_layout(lun, name="raw-lun")
+    layout = read_used_extents(lun, name="raw-lun")
     assert layout.filesystem.value == "raw" and layout.size == 64 * 1024 * 1024
     assert lun.reads <= 2  # the boot sector, not the whole 64 MiB
 

@@ -2,7 +2,7 @@
 import pytest
 
 from simulator.attribution import describe, shares_of
-from simulator.copy_layout import UniformLayout
+from simulator.copy_plan import UniformCopyPlan
 from simulator.faults import FaultInjector, FaultSpec
 from simulator.fluid import copy
 
@@ -11,7 +11,7 @@ GB = 1000 * MB
 
 
 def _layout():
-    return UniformLayout(GB, 100 * MB, 50 * MB, 10 * MB)
+    return UniformCopyPlan(GB, 100 * MB, 50 * MB, 10 * MB)
 
 
 def test_a_clean_copy_is_held_back_by_the_drive(small_san, run_proc):

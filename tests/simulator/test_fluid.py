@@ -3,7 +3,7 @@ import pytest
 
 from orchestrator.ops import LanFreeWrite, LanSend, Piece
 from scsi.sense import Sense, SenseKey
-from simulator.copy_layout import ArrayLayout, UniformLayout
+from simulator.copy_plan import ArrayCopyPlan, UniformCopyPlan
 from simulator.faults import FaultInjector, FaultSpec
 from simulator.fluid import copy, transfer
 
@@ -12,7 +12,7 @@ GB = 1000 * MB
 
 
 def _layout(total=GB, batch=100 * MB, lst=50 * MB, seg=10 * MB, extents=1):
-    return UniformLayout(total, batch, lst, seg, extents)
+    return UniformCopyPlan(total, batch, lst, seg, extents)
 
 
 def test_clean_copy_runs_at_the_drive_rate(small_san, run_proc):
@@ -75,7 +75,7 @@ def test_lun_not_ready_before_start_is_refused_at_once(small_san, run_proc):
 
 
 def test_array_layout_locates_segments():
-    lay = ArrayLayout([10, 20, 30, 40], segments_per_list=[2, 1, 1], lists_per_batch=[2, 1])
+    lay = ArrayCopyPlan([10, 20, 30, 40], segments_per_list=[2, 1, 1], lists_per_batch=[2, 1])
     assert (lay.locate(0).batch, lay.locate(0).segment_in_list) == (0, 0)
     p = lay.locate(15)
     assert (p.batch, p.list_in_batch, p.segment_in_list, p.done_bytes) == (0, 0, 1, 10)
@@ -83,7 +83,7 @@ def test_array_layout_locates_segments():
     assert (p.batch, p.list_in_batch, p.segment_in_list) == (1, 0, 0)
     assert lay.locate(100).batch == 2
     with pytest.raises(ValueError, match="does not add up"):
-        ArrayLayout([1, 2], [1], [1])
+        ArrayCopyPlan([1, 2], [1], [1])
 
 
 def test_fragmented_source_starves_the_drive_into_shoe_shine(san_factory, run_proc):

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from scsi.sense import Sense
-from simulator.copy_layout import UniformLayout
+from simulator.copy_plan import UniformCopyPlan
 from simulator.faults import FaultInjector, FaultSpec, random_faults
 from simulator.fluid import copy
 from simulator.from_topology import san_from_topology
@@ -32,7 +32,7 @@ def test_devices_and_figures_come_from_the_topology(dual):
 
 def test_fabric_a_port_down_fails_dm1_but_dm2_on_fabric_b_completes(dual, run_proc):
     FaultInjector(dual, [FaultSpec(kind="switch_port_down", target="SWA/2", at_s=10)]).arm()
-    lay = UniformLayout(GB, 80 * 2**20, 80 * 2**20, 2**20)
+    lay = UniformCopyPlan(GB, 80 * 2**20, 80 * 2**20, 2**20)
     first = run_proc(dual, copy(dual, "DM1", "ARR1:5", "DRV1", lay, job="J"))
     assert Sense.decode(first.failure.sense).asc_ascq == (0x0D, 0x02)
     again = run_proc(dual, copy(dual, "DM1", "ARR1:5", "DRV1", lay, job="J"))
@@ -59,7 +59,7 @@ def test_same_seed_same_schedule_and_timeline(run_proc):
         faults = random_faults(seed, 6, san, horizon_s=100.0, jobs=["J"])
         san.register_job("J", GB)
         FaultInjector(san, faults).arm()
-        lay = UniformLayout(GB, 80 * 2**20, 80 * 2**20, 2**20)
+        lay = UniformCopyPlan(GB, 80 * 2**20, 80 * 2**20, 2**20)
         res = run_proc(san, copy(san, "DM1", "ARR1:5", "DRV1", lay, job="J"))
         san.run(until=500)
         return faults, res, [(e.time, e.kind, e.subject) for e in san.timeline.events]
@@ -77,5 +77,5 @@ def test_offline_components_start_broken(run_proc):
     (mover,) = off.dev.movers
     (drive,) = off.dev.drives
     (disk,) = off.owners
-    res = run_proc(off, copy(off, mover, disk, drive, UniformLayout(GB, 80 * 2**20, 80 * 2**20, 2**20)))
+    res = run_proc(off, copy(off, mover, disk, drive, UniformCopyPlan(GB, 80 * 2**20, 80 * 2**20, 2**20)))
     assert res.failure.kind == "timeout" and res.elapsed == off.cal.scsi_timeout_s

@@ -5,7 +5,7 @@ import pytest
 from scsi.copymgr.blockcopy import chunk_size
 from scsi.copymgr.io import BlockCopy, Extent
 from simulator.calibration import Calibration
-from simulator.copy_layout import UniformLayout
+from simulator.copy_plan import UniformCopyPlan
 from simulator.devices import queued_commands
 from simulator.exact import NullBlockLun
 from simulator.fluid import copy
@@ -44,7 +44,7 @@ def _copy_seconds(san_factory, run_proc, **cal):
     san.add_disk("POOL", 400)
     san.add_route("DM1", "POOL", [("M1", False), ("T1", True)])
     total = 64 * MIB
-    res = run_proc(san, copy(san, "DM1", "C1:D", "POOL", UniformLayout(total, total, total, total, 1), job="J"))
+    res = run_proc(san, copy(san, "DM1", "C1:D", "POOL", UniformCopyPlan(total, total, total, total, 1), job="J"))
     assert res.ok
     return res.elapsed
 

@@ -8,12 +8,12 @@ from simulator.plots import plot_gantt, plot_throughput, throughput_series
 from simulator.timeline import Timeline
 from simulator.faults import FaultInjector, FaultSpec
 from simulator.fluid import copy
-from simulator.copy_layout import UniformLayout
+from simulator.copy_plan import UniformCopyPlan
 
 
 def _run(san, run_proc):
     FaultInjector(san, [FaultSpec(kind="tape_error", target="DRV1", at_s=5)]).arm()
-    lay = UniformLayout(10**9, 10**8, 10**8, 10**7)
+    lay = UniformCopyPlan(10**9, 10**8, 10**8, 10**7)
     run_proc(san, copy(san, "DM1", "C1:D", "DRV1", lay, job="J1"))
 
 

@@ -125,3 +125,44 @@ def test_every_mistake_of_a_macro_is_reported_on_one_line_each(fabric):
     assert "no data mover DM9 is defined" in problems[2]
     assert "DEVTYPE=floppy is not a TSM device type" in problems[5]
     assert "device class NOCLASS is not defined" in problems[6]
+
+
+def _without_disk_luns(topologies):
+    topo = load_topology(topologies / "tape-and-disk-pools.yaml", check=False)
+    for pool in topo.stgpools:
+        pool.disk_luns = []
+    return topo
+
+
+@pytest.mark.parametrize("line", [
+    "define volume DISKPOOL /tsm/pool/vol1.dsm formatsize=102400 designator=600a0b800000000000000000000000b1",
+    "DEFine VOLume diskpool POOLARR:1 ACCess=READWrite",
+    "def vol DISKPOOL /dev/sdq capacity=100g designator=naa.600a0b800000000000000000000000b1",
+])
+def test_define_volume_gives_the_disk_pool_its_lun(topologies, line):
+    """The backup server's DEFINE VOLUME spelling (DESIGNATOR=, CAPACITY=) or TSM's, naming the LUN."""
+    want = [(v.volume, v.path, v.components) for v in verify(load_topology(topologies /
+                                                                           "tape-and-disk-pools.yaml")).volumes]
+    bare = _without_disk_luns(topologies)
+    topo = merge_macro_text(bare, line + "\n")
+    assert [p.disk_luns for p in topo.stgpools if p.name == "DISKPOOL"][0] in (
+        ["600a0b800000000000000000000000b1"], ["POOLARR:1"])
+    got = [(v.volume, v.path, v.components) for v in verify(topo).volumes]
+    assert got == want and any("POOLARR:1" in c for _, _, comps in got for c in comps), got
+
+
+def test_define_volume_mistakes_are_named_by_line(topologies):
+    bare = _without_disk_luns(topologies)
+    with pytest.raises(TopologyError) as exc:
+        merge_macro_text(bare, "define volume NOPOOL ARR1:5\n"
+                               "define volume TAPEPOOL ARR1:5\n"
+                               "define volume DISKPOOL /tsm/vol1.dsm\n"
+                               "define volume DISKPOOL /tsm/vol1.dsm designator=12zz\n", file="m.mac")
+    text = "\n".join(exc.value.problems)
+    assert "line 1: DEFINE VOLUME: storage pool NOPOOL is not defined" in text
+    assert "line 2: DEFINE VOLUME: storage pool TAPEPOOL is a LTO pool" in text
+    assert "line 3: DEFINE VOLUME: volume /tsm/vol1.dsm: give DESIGNATOR=" in text
+    assert "line 4: DEFINE VOLUME: " in text and "12zz" in text
+    with pytest.raises(TopologyError) as exc:
+        parse_macro("define volume DISKPOOL /tsm/v.dsm colour=red\n", file="m.mac")
+    assert "line 1: unknown parameter COLOUR= for DEFINE VOLUME" in "\n".join(exc.value.problems)

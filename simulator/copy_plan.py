@@ -1,10 +1,10 @@
 """Where a byte count falls in a planned copy: which batch, list and segment were in flight.
 
 The fluid mode runs a whole copy as one flow; when a fault stops the flow after
-``n`` bytes, the layout says which batch, parameter list and segment were in
+``n`` bytes, the copy plan says which batch, parameter list and segment were in
 flight -- the answer the real mover gives through COPY ABORTED's segment number
-and RECEIVE COPY RESULTS.  :class:`ArrayLayout` is built from the planner's
-batches; :class:`UniformLayout` describes a regular plan with O(1) memory, for
+and RECEIVE COPY RESULTS.  :class:`ArrayCopyPlan` is built from the planner's
+batches; :class:`UniformCopyPlan` describes a regular plan with O(1) memory, for
 capacity runs of thousands of 1 TiB jobs.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Position:
     done_bytes: int  # bytes in the segments completed before this one
 
 
-class CopyLayout(Protocol):
+class CopyPlan(Protocol):
     total: float
     n_batches: int
     n_lists: int
@@ -34,7 +34,7 @@ class CopyLayout(Protocol):
     def locate(self, nbytes: float) -> Position: ...
 
 
-class ArrayLayout:
+class ArrayCopyPlan:
     """An explicit plan: segment lengths grouped into lists, lists into batches."""
 
     def __init__(self, segment_lengths: Sequence[int], segments_per_list: Sequence[int],
@@ -67,7 +67,7 @@ class ArrayLayout:
         return Position(batch, lst - int(self.batch_first[batch]), k - int(self.list_first[lst]), done)
 
 
-class UniformLayout:
+class UniformCopyPlan:
     """A regular plan: fixed batch, list and segment sizes (the last ones may be short)."""
 
     def __init__(self, total: int, batch_bytes: int, list_bytes: int, segment_bytes: int, extents: int = 1):
@@ -93,7 +93,7 @@ class UniformLayout:
         return Position(batch, lst, seg, done)
 
 
-def layout_from_batches(batches: Sequence) -> ArrayLayout:
+def copy_plan_from_batches(batches: Sequence) -> ArrayCopyPlan:
     """Layout of the orchestrator's :class:`~orchestrator.ops.Batch` objects (extents from LBA gaps)."""
     lengths: list[int] = []
     spl: list[int] = []
@@ -109,4 +109,4 @@ def layout_from_batches(batches: Sequence) -> ArrayLayout:
                 if seg.src_lba != prev_end:
                     extents += 1
                 prev_end = seg.src_lba + seg.blocks
-    return ArrayLayout(lengths, spl, lpb, extents)
+    return ArrayCopyPlan(lengths, spl, lpb, extents)

@@ -1,11 +1,11 @@
-"""A volume's layout: file system, clusters in use, and the extents a backup moves.
+"""A volume's used extents: file system, clusters in use, and the extents a backup moves.
 
-`read_layout` looks at the volume once (the boot sector, and for NTFS a count
-of ``$Bitmap``'s set bits); `VolumeLayout.iter_extents(gap)` then streams the
+`read_used_extents` looks at the volume once (the boot sector, and for NTFS a count
+of ``$Bitmap``'s set bits); `UsedExtents.iter_extents(gap)` then streams the
 byte extents for any imagegapsize by reading ``$Bitmap`` again chunk by chunk,
 so each data path (server-free, LAN-free, LAN) can use its own gap and a
 16 TiB volume's tens of millions of extents are never held at once.
-`VolumeLayout.extents(gap)` is the same as one array, for small volumes.
+`UsedExtents.extents(gap)` is the same as one array, for small volumes.
 
 Rules (seed page and shared/reference/server-free-backup.md 2.1):
 - NTFS: used clusters from ``$Bitmap``; free runs longer than imagegapsize are
@@ -30,7 +30,7 @@ from orchestrator.volume.source import BlockDevice, FileVolume, VolumeError, Vol
 
 
 @dataclass(frozen=True)
-class VolumeLayout:
+class UsedExtents:
     """What the volume's own bytes say, independent of any gap size."""
 
     name: str
@@ -106,7 +106,7 @@ def _ntfs_bitmap(source: str | Path | VolumeReader | BlockDevice, name: str) -> 
             reader.close()
 
 
-def read_layout(source: str | Path | VolumeReader | BlockDevice, name: str | None = None) -> VolumeLayout:
+def read_used_extents(source: str | Path | VolumeReader | BlockDevice, name: str | None = None) -> UsedExtents:
     """Detect the file system and, for NTFS, the used clusters.  Raises VolumeError on damage."""
     reader = open_volume(source)
     label = name or getattr(reader, "name", None) or str(source)
@@ -117,7 +117,7 @@ def read_layout(source: str | Path | VolumeReader | BlockDevice, name: str | Non
             reader.close()
 
 
-def _read(reader: VolumeReader, name: str, source: str | Path | VolumeReader | BlockDevice) -> VolumeLayout:
+def _read(reader: VolumeReader, name: str, source: str | Path | VolumeReader | BlockDevice) -> UsedExtents:
     if reader.size <= 0:
         raise VolumeError(f"{name}: volume is empty (0 bytes)")
     kind = sniff_boot_sector(reader)
@@ -127,7 +127,7 @@ def _read(reader: VolumeReader, name: str, source: str | Path | VolumeReader | B
                    for done, chunk in _offsets(ntfs_bitmap_chunks(reader, name)))
         tail_end = min(reader.size, geometry.filesystem_bytes)
         tail = (geometry.cluster_area_bytes, tail_end - geometry.cluster_area_bytes)
-        return VolumeLayout(
+        return UsedExtents(
             name=name, size=reader.size, filesystem=FileSystem.NTFS, cluster_size=geometry.cluster_size,
             total_clusters=geometry.total_clusters, used_clusters=used,
             bitmap=partial(_ntfs_bitmap, source if not isinstance(source, (str, Path)) else Path(source), name),
@@ -136,10 +136,10 @@ def _read(reader: VolumeReader, name: str, source: str | Path | VolumeReader | B
     if kind is None:
         fat = read_fat_info(reader, name)
         if fat is not None:
-            return VolumeLayout(name=name, size=reader.size, filesystem=fat.filesystem,
+            return UsedExtents(name=name, size=reader.size, filesystem=fat.filesystem,
                                 cluster_size=fat.cluster_size, total_clusters=fat.total_clusters)
         kind = FileSystem.RAW
-    return VolumeLayout(name=name, size=reader.size, filesystem=kind)
+    return UsedExtents(name=name, size=reader.size, filesystem=kind)
 
 
 def _offsets(chunks: Iterator[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
