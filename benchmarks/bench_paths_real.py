@@ -44,7 +44,7 @@ from pyscsi.pyscsi.scsi import SCSI
 from orchestrator.catalogue import Catalogue
 from orchestrator.ops import PathKind
 from scsi.commands import extended_copy
-from orchestrator.lan.server import LanClient
+from orchestrator.lan.client import LanClient
 from orchestrator.ops import StoredPiece
 from scsi.devices import LibiscsiDevice
 from scsi.luns.remote import RemoteLun
@@ -98,6 +98,7 @@ def measure_rates_once(lab: SanLab, client: LabClient, nbytes: int, scratch: lis
             out[f"{key}_1"] = stream_rate(lun, write=write, depth=1, chunk=chunk, lba=lba, nbytes=nbytes)
             lba = scratch[1] if write else lba  # the queued writes go to fresh blocks too
             out[f"{key}_q"] = stream_rate(lun, write=write, depth=depth, chunk=chunk, lba=lba, nbytes=nbytes)
+        pool_lun.flush()  # SYNCHRONIZE CACHE: the probes' dirty pages are not left for the mover's probe to pay
     finally:
         src_lun.close()
         pool_lun.close()
@@ -105,19 +106,25 @@ def measure_rates_once(lab: SanLab, client: LabClient, nbytes: int, scratch: lis
     dst = IdentificationCscd(designator=client.designators["pool"], pdt=0, block_length=512)
     dev, s = _scsi(lab.mover_url)
     try:
-        segs = tuple(BlockToBlock(src=0, dst=1, block_count=min(8192, (nbytes - o) // 512), src_lba=o // 512,
-                                  dst_lba=scratch[2] + o // 512) for o in range(0, nbytes, 8192 * 512))
-        t0 = time.monotonic()
-        extended_copy(s, ParameterList(header=Header(list_id=1, list_id_usage=0), cscds=(src, dst),
-                                       segments=segs).encode())
-        out["mover_copy"] = nbytes / (time.monotonic() - t0)
-        tiny = ParameterList(header=Header(list_id=2, list_id_usage=0), cscds=(src, dst),
+        # lists of the backup's size (batch_mb), one after the other, as a backup sends them
+        step = client.batch_mb * MIB
+        plists = [ParameterList(header=Header(list_id=1 + n, list_id_usage=0), cscds=(src, dst), segments=tuple(
+            BlockToBlock(src=0, dst=1, block_count=min(8192, (end - o) // 512), src_lba=o // 512,
+                         dst_lba=scratch[2] + o // 512) for o in range(start, end, 8192 * 512))).encode()
+                  for n, (start, end) in enumerate((a, min(nbytes, a + step)) for a in range(0, nbytes, step))]
+        tiny = ParameterList(header=Header(list_id=0, list_id_usage=0), cscds=(src, dst),
                              segments=(BlockToBlock(src=0, dst=1, block_count=1, src_lba=0,
                                                     dst_lba=scratch[2]),)).encode()
         t0 = time.monotonic()
         for _ in range(20):
             extended_copy(s, tiny)
         out["mover_command_s"] = (time.monotonic() - t0) / 20
+        t0 = time.monotonic()
+        for plist in plists:
+            extended_copy(s, plist)
+        # the model adds each list's handshake itself (mover_command_ms): count it once, not twice
+        copy_s = max(time.monotonic() - t0 - len(plists) * out["mover_command_s"], 1e-6)
+        out["mover_copy"] = nbytes / copy_s
     finally:
         dev.close()
     assert lab.lanserver is not None
@@ -205,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calibration scenario {scen_path}: predicted server-free {predicted:.2f} s (copy "
               f"{copy_predicted:.2f} s), measured {measured:.2f} s (copy phase {copy_measured:.2f} s), "
               f"predicted/measured {predicted / measured:.2f}, copy {copy_predicted / copy_measured:.2f}")
+        # what the device streams alone explain: the same scenario with the mover's own rate unbounded
+        alone = write_scenario(scen_path.with_name("devices-only.yaml"), lab, {**rates, "mover_copy": 1e12},
+                               extents, client.batch_mb)
+        _, copy_devices = predict(alone)
+        print(f"devices alone (read and write streams at depth {args.depth}, mover unbounded): predicted copy "
+              f"{copy_devices:.2f} s, /measured {copy_devices / copy_measured:.2f}")
         lan_cpu = results[PathKind.LAN].cpu
         move_ratio = sum(sf.cpu_by_op[o] for o in MOVEMENT_OPS) / max(1e-9, sum(
             results[PathKind.LAN].cpu_by_op[o] for o in MOVEMENT_OPS))

@@ -53,8 +53,9 @@ class MoverLimits(CopyLimits):
     """The limits of a real mover (``datamover serve``): a deeper queue by default.
 
     Its block copies adapt their depth to what the devices sustain, up to
-    ``io_depth``; the simulator keeps CopyLimits' own default of 4, which its
-    calibrated timings assume.
+    ``io_depth``.  The simulator's exact mode keeps CopyLimits' own 4 (its
+    engine ends every batch at a barrier, and its timing tests assume that
+    overlap); the fluid mode models this depth (``calibration.mover_io_depth``).
     """
 
     io_depth: int = Field(16, ge=1, le=64, description="most chunks in flight per copy (block copies adapt below it)")

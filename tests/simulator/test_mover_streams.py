@@ -62,3 +62,14 @@ def test_a_copy_runs_at_the_slower_device_stream_at_the_movers_depth(san_factory
     # deeper queues approach the device's streaming rate; a synchronous stream pays every latency
     assert _copy_seconds(san_factory, run_proc, mover_io_depth=64, **cal) == pytest.approx(total / (200 * MB), rel=0.02)
     assert _copy_seconds(san_factory, run_proc, mover_io_depth=1, **cal) > 1.7 * total / (200 * MB)
+
+
+def test_the_lab_calibration_recovers_rate_and_latency_from_two_depths():
+    from tests.fixtures.sanlab_calibration import device_model
+
+    bandwidth, latency, chunk, depth = 200 * MB, 0.004, MIB, 16
+    sync = 1 / (1 / bandwidth + latency / chunk)
+    queued = 1 / (1 / bandwidth + latency / (depth * chunk))
+    assert device_model(sync, queued, chunk, depth) == (200.0, 4.0)
+    # a queue measured no faster than one command (load noise): no latency, the better rate
+    assert device_model(150 * MB, 140 * MB, chunk, depth) == (150.0, 0.0)
