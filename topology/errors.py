@@ -45,3 +45,14 @@ def format_location(loc: tuple, data: Any) -> str:
             out += ("." if out else "") + str(part)
             node = node.get(part) if isinstance(node, dict) else None
     return out
+
+
+def pydantic_message(err: dict) -> str:
+    """A pydantic error's text without the "Value error, " prefix pydantic adds to our own ValueErrors."""
+    return str(err.get("msg", "")).removeprefix("Value error, ")
+
+
+def validation_line(err: dict, data: Any = None) -> str:
+    """One pydantic error as ``field.path: message`` (no URL), the one form topology files and macros use."""
+    where = format_location(tuple(err.get("loc", ())), data)
+    return f"{where}: {pydantic_message(err)}" if where else pydantic_message(err)

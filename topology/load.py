@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from topology.errors import TopologyError, format_location
+from topology.errors import TopologyError, format_location, pydantic_message, validation_line
 from topology.model import Topology
 from topology.references import check_references
 
@@ -46,13 +46,9 @@ def topology_from_data(data: Any, *, file: str | None = None, check: bool = True
     try:
         topo = Topology.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = format_location(err["loc"], data)
-            problems.append(f"{loc}: {err['msg']}")
+        problems = [validation_line(err, data) for err in exc.errors()]
         first = exc.errors()[0]
-        msg = first["msg"].removeprefix("Value error, ")
-        raise TopologyError(msg, file=file, location=format_location(first["loc"], data),
+        raise TopologyError(pydantic_message(first), file=file, location=format_location(first["loc"], data),
                             value=first.get("input") if not isinstance(first.get("input"), (dict, list)) else None,
                             problems=problems) from None
     if not check:  # a fabric file that a TSM macro completes is checked after the merge

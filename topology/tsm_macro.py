@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from topology.errors import TopologyError
+from pydantic import ValidationError
+
+from topology.errors import TopologyError, validation_line
 from topology.model import (DataFormat, DataMover, DevClass, Drive, HbaPort, Library, StoragePool, Topology,
                             TsmDisk, TsmPath)
 from topology.references import check_references
@@ -113,15 +115,8 @@ DEVTYPES = frozenset({"FILE", "LTO", "3590", "3592", "DLT", "SDLT", "ECARTRIDGE"
 
 def _one_line(exc: BaseException) -> str:
     """A pydantic ValidationError as 'field: message' (no URL, one line); other errors as they are."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            first = errors()[0]
-            where = ".".join(str(x) for x in first.get("loc", ()))
-            msg = str(first.get("msg", exc)).removeprefix("Value error, ")
-            return f"{where}: {msg}" if where else msg
-        except Exception:  # noqa: BLE001 - fall back to the plain text
-            pass
+    if isinstance(exc, ValidationError):
+        return validation_line(exc.errors()[0])
     return " ".join(str(exc).replace("Value error, ", "").split())
 
 
