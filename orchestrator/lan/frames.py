@@ -54,7 +54,8 @@ class Frame:
                             payload_length=len(self.payload)) + self.payload
 
 
-def _recv_exact(sock: socket.socket, n: int, what: str) -> bytes:
+def recv_exact(sock: socket.socket, n: int, what: str) -> bytes:
+    """Exactly ``n`` bytes; EOFError when the peer closed cleanly before a frame, else ConnectionError."""
     buf = bytearray()
     while len(buf) < n:
         chunk = sock.recv(min(n - len(buf), 1 << 20))
@@ -67,7 +68,7 @@ def _recv_exact(sock: socket.socket, n: int, what: str) -> bytes:
 
 
 def read_frame(sock: socket.socket) -> Frame:
-    head = _recv_exact(sock, FRAME.size, "frame header")
+    head = recv_exact(sock, FRAME.size, "frame header")
     try:
         v = FRAME.decode(head)
     except LayoutError as err:
@@ -79,5 +80,5 @@ def read_frame(sock: socket.socket) -> Frame:
     if v["payload_length"] > MAX_PAYLOAD:
         raise LanProtocolError(f"LAN frame.payload_length at byte 24: {v['payload_length']} exceeds "
                                f"{MAX_PAYLOAD}")
-    payload = _recv_exact(sock, v["payload_length"], "payload")
+    payload = recv_exact(sock, v["payload_length"], "payload")
     return Frame(v["op"], v["image_offset"], v["length"], bool(v["compressed"]), payload)

@@ -17,6 +17,7 @@ import json
 import socket
 from dataclasses import dataclass
 
+from orchestrator.lan.frames import recv_exact
 from scsi.layout import Field, Layout, LayoutError, raw, reserved
 
 HEADER = Layout("server frame", 16, [
@@ -49,18 +50,6 @@ class Frame:
             raise FrameError(f"data of {len(self.data)} bytes exceeds {MAX_DATA}")
         return HEADER.encode(magic=MAGIC, version=VERSION, message_length=len(body),
                              data_length=len(self.data)) + body + self.data
-
-
-def recv_exact(sock: socket.socket, n: int, what: str) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(min(n - len(buf), 1 << 20))
-        if not chunk:
-            if not buf and what == "frame header":
-                raise EOFError("connection closed")
-            raise ConnectionError(f"connection closed after {len(buf)} of {n} bytes of the {what}")
-        buf += chunk
-    return bytes(buf)
 
 
 def read_frame(sock: socket.socket, *, max_message: int = MAX_MESSAGE, max_data: int = MAX_DATA) -> Frame:
