@@ -20,15 +20,14 @@ Batches are yielded as soon as their window is complete, so planning streams.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from math import lcm
 from typing import Literal, overload
 
 import numpy as np
 
 from orchestrator.ops import Batch, CopySegment, MoverLimits, ParameterListPlan
 from orchestrator.piece_blocks import PieceBlock
-from orchestrator.plan.disk import (DEFAULT_BATCH_MB, MAX_02H_BLOCKS, MIB, CscdRef, Encoder, PlanError,
-                                    _cscd_bytes, _segment_template, check_mover, encode_block_list)
+from orchestrator.plan.disk import (DEFAULT_BATCH_MB, MIB, CscdRef, Encoder, PlanError, _cscd_bytes,
+                                    _segment_template, copy_units, encode_block_list)
 from scsi.xcopy import Header
 
 
@@ -101,20 +100,7 @@ def iter_column_batches(blocks: Iterable[PieceBlock], *, direction: Literal["bac
                         batch_bytes: int = DEFAULT_BATCH_MB * MIB, mover: str = "data mover",
                         encoder: Encoder | None = None, first_list_id: int = 1) -> Iterator[Batch]:
     """`iter_batches` for pieces given as `PieceBlock` columns (same batches, same bytes)."""
-    if src.block_size != dst.block_size:
-        raise PlanError(f"block sizes differ: {src.name} has {src.block_size}, {dst.name} has "
-                        f"{dst.block_size}; block->block copies need equal block sizes")
-    bs = src.block_size
-    per_list = check_mover(limits, mover)
-    unit = lcm(bs, 1 << limits.data_segment_granularity)
-    max_seg = MAX_02H_BLOCKS * bs
-    if limits.max_segment_length:
-        max_seg = min(max_seg, limits.max_segment_length)
-    max_seg = min(max_seg, batch_bytes) // unit * unit
-    if max_seg <= 0:
-        raise PlanError(f"{mover}: maximum segment length {limits.max_segment_length} is below the "
-                        f"copy unit of {unit} bytes (block size {bs}, granularity 2^"
-                        f"{limits.data_segment_granularity})")
+    bs, per_list, unit, max_seg = copy_units(src, dst, limits, batch_bytes, mover)
     window = batch_bytes // unit * unit
     state = _Emitter(direction, src, dst, src_base, dst_base, bs, per_list, encoder, first_list_id)
     pos = 0

@@ -106,20 +106,9 @@ def plan_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "resto
                               encoder=encoder, first_list_id=first_list_id))
 
 
-def iter_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "restore"],
-                 src: CscdRef, dst: CscdRef, src_base: int, dst_base: int,
-                 limits: MoverLimits, batch_bytes: int = DEFAULT_BATCH_MB * MIB,
-                 mover: str = "data mover", encoder: Encoder | None = None,
-                 first_list_id: int = 1) -> Iterator[Batch]:
-    """Cut ``pieces`` into 02h segments, lists and batches, each batch yielded as soon as it is full.
-
-    A job can send a batch while the next is planned, so an image of millions
-    of extents is never planned whole.  Backup reads ``src_base +
-    volume_offset`` and writes ``dst_base + image_offset``; restore the
-    reverse.  Bases and lengths must be block aligned (both LUNs must share a
-    block size, as common movers demand).  Mover limits are checked before
-    the first piece is read.
-    """
+def copy_units(src: CscdRef, dst: CscdRef, limits: MoverLimits, batch_bytes: int,
+               mover: str) -> tuple[int, int, int, int]:
+    """(block size, descriptors per list, copy unit, longest segment) for block->block copies, checked."""
     if src.block_size != dst.block_size:
         raise PlanError(f"block sizes differ: {src.name} has {src.block_size}, {dst.name} has "
                         f"{dst.block_size}; block->block copies need equal block sizes")
@@ -134,6 +123,24 @@ def iter_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "resto
         raise PlanError(f"{mover}: maximum segment length {limits.max_segment_length} is below the "
                         f"copy unit of {unit} bytes (block size {bs}, granularity 2^"
                         f"{limits.data_segment_granularity})")
+    return bs, per_list, unit, max_seg
+
+
+def iter_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "restore"],
+                 src: CscdRef, dst: CscdRef, src_base: int, dst_base: int,
+                 limits: MoverLimits, batch_bytes: int = DEFAULT_BATCH_MB * MIB,
+                 mover: str = "data mover", encoder: Encoder | None = None,
+                 first_list_id: int = 1) -> Iterator[Batch]:
+    """Cut ``pieces`` into 02h segments, lists and batches, each batch yielded as soon as it is full.
+
+    A job can send a batch while the next is planned, so an image of millions
+    of extents is never planned whole.  Backup reads ``src_base +
+    volume_offset`` and writes ``dst_base + image_offset``; restore the
+    reverse.  Bases and lengths must be block aligned (both LUNs must share a
+    block size, as common movers demand).  Mover limits are checked before
+    the first piece is read.
+    """
+    bs, per_list, unit, max_seg = copy_units(src, dst, limits, batch_bytes, mover)
 
     return _batches(pieces, direction, src, dst, src_base, dst_base, batch_bytes, encoder, first_list_id,
                     per_list, unit, max_seg, bs, mover)
