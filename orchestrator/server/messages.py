@@ -91,6 +91,7 @@ class ServerFreeBackup(Msg):
     image_type: Literal["static"] = "static"
     management_class: Name | None = None
     topology_volume: Annotated[str, Field(max_length=256)] | None = None  # the volume's id in the SAN topology
+    lan_free: bool = False  # if the copy stops midway, the client (a storage agent) writes the rest itself
 
 
 class ServerFreeRestore(Msg):
@@ -117,7 +118,8 @@ class Commit(Msg):
     type: Literal["commit"]
     object_id: int
     pieces: list[Piece]
-    path_used: Literal["server-free", "lan-free", "lan"] = "lan"
+    # the paths that moved data, in order (a resumed server-free copy: "server-free+lan")
+    path_used: Annotated[str, Field(max_length=40, pattern=r"^(server-free|lan-free|lan)(\+(lan-free|lan))*$")] = "lan"
     digests: list[tuple[int, Annotated[str, Field(max_length=128)]]] = []
     failovers: list[Annotated[str, Field(max_length=64)]] = []  # reasons the client's job failed over
     chunk_size: Annotated[int, Field(ge=0, le=1 << 30)] = 0      # of ``digests`` (needed for LAN-free data)

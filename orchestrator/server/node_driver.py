@@ -37,8 +37,16 @@ class ServerDriver(RealDriver):
     failovers: list = None  # type: ignore[assignment]  # failure kinds seen by this job (reported at commit)
     storage_agent: dict = None  # type: ignore[assignment]  # server pool volume -> this client's device (LAN-free)
     chunk_size: int = 0
+    resume: dict = None  # type: ignore[assignment]  # an object the server's copy left half done (server/resume.py)
 
     def execute(self, op):  # type: ignore[no-untyped-def]
+        if isinstance(op, BeginObject) and self.resume:
+            from orchestrator.server.resume import started
+
+            grant = self.resume.get("lan_free") or {}
+            out = started(self.resume, (self.storage_agent or {}).get(grant.get("pool_volume", ""), ""))
+            self.last_object = out.object_id
+            return out
         if isinstance(op, BeginObject):
             g = self.session.begin(op.filespace, op.image_size, op.volume_size, file_system=op.file_system,
                                    mode=op.mode, image_type=op.image_type, base_object_id=op.base_object_id,
