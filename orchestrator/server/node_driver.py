@@ -63,13 +63,12 @@ class ServerDriver(RealDriver):
         return super()._LanFreeRead(op)
 
     def execute(self, op):  # type: ignore[no-untyped-def]
-        if isinstance(op, BeginObject) and self.resume:
-            from orchestrator.server.resume import started
-
+        if isinstance(op, BeginObject) and self.resume:  # the object the server's copy left half done
             grant = self.resume.get("lan_free") or {}
-            out = started(self.resume, (self.storage_agent or {}).get(grant.get("pool_volume", ""), ""))
-            self.last_object = out.object_id
-            return out
+            device = (self.storage_agent or {}).get(grant.get("pool_volume", ""), "")
+            self.last_object = int(self.resume["object_id"])
+            return ObjectStarted(self.last_object, object_volume(self.last_object), device,
+                                 int(grant.get("pool_offset", 0)) if device else 0)
         if isinstance(op, BeginObject):
             g = self.session.begin(op.filespace, op.image_size, op.volume_size, file_system=op.file_system,
                                    mode=op.mode, image_type=op.image_type, base_object_id=op.base_object_id,
