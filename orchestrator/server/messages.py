@@ -105,6 +105,12 @@ class ServerFreeRestore(Msg):
     topology_volume: Annotated[str, Field(max_length=256)] | None = None
 
 
+class RestoreGrant(Msg):
+    """LAN-free restore: ask for this session's right to read one of the node's own objects on its pool volume."""
+    type: Literal["restore_grant"]
+    object_id: int
+
+
 class Put(Msg):
     """Bytes of a granted object at an image offset (the data follows the message)."""
     type: Literal["put"]
@@ -156,7 +162,7 @@ class Bye(Msg):
     type: Literal["bye"]
 
 
-Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup, ServerFreeRestore, Put, Commit, Abandon, Get, Digest, Delete,
+Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup, ServerFreeRestore, RestoreGrant, Put, Commit, Abandon, Get, Digest, Delete,
                           Bye], Field(discriminator="type")]
 _REQUEST = TypeAdapter(Request)
 

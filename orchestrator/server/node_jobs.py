@@ -29,7 +29,8 @@ from orchestrator.server.node_driver import ServerDriver, object_volume
 
 NO_SERVER_FREE = ("the backup server owns the pools and server-initiated server-free copies are not built yet: "
                   "this client writes its grant LAN-free (storage_agent in the site file) or sends it over the LAN")
-LAN_ONLY = ("the backup server owns the pools; restores through it move over the LAN")
+NOT_SERVER_FREE_RESTORE = ("the backup server restores server-free only an active full image, with "
+                           "enableserverfree yes; this restore goes LAN-free (storage_agent) or over the LAN")
 
 
 def password_of(options: Any) -> str | None:
@@ -185,7 +186,7 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
         driver = ServerDriver(None, opened.movers, opened.devices, session=session)  # type: ignore[arg-type]
         io = driver.io(dest_name)
         offset = vsite.offset if dest_name == vsite.device else 0
-        reasons = [LAN_ONLY]
+        reasons = [NOT_SERVER_FREE_RESTORE]
         if options.for_volume(args.volume).enableserverfree and len(chain) == 1 and pit is None:
             try:
                 reply = session.call_long({"type": "serverfree_restore", "filespace": args.volume,
@@ -196,16 +197,35 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
             if reply.get("ok"):
                 return RemoteReport(reply["report"])  # type: ignore[return-value]
             reasons = [f"server-free through the backup server: {reply.get('reason') or 'the movers did not finish'}"]
-        elig = compose.start_path(options.for_volume(args.volume), file_system=chain[0].file_system, paths=None,
-                                  movers=[], encryption=False)
+        vopts = options.for_volume(args.volume)
+        lan_free = bool(site.storage_agent) and site.lan_free and bool(vopts.enablelanfree) and \
+            lan_free_grants(session, driver, chain, dict(site.storage_agent), reasons)
+        verdict = SimpleNamespace(server_free=False, lan_free=lan_free, lan=True, reasons={}, route=None)
+        elig = compose.start_path(vopts, file_system=chain[0].file_system, paths=verdict, movers=[],
+                                  encryption=False)
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
-                                 batch_mb=options.serverfreebatchsize, lan_free=False,
+                                 batch_mb=options.serverfreebatchsize, lan_free=lan_free,
                                  reasons=[*elig.reasons, *reasons])
         spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=chain,
                                     destination=DeviceSpec(name=dest_name, designator="", block_size=io.block_size),
                                     destination_offset=offset, destination_size=io.size - offset,
                                     incremental=args.incremental, deletefiles=args.deletefiles, paths=plan)
         return run_job(restore_job(spec), progress(driver.execute))
+
+
+def lan_free_grants(session: Any, driver: Any, chain: list[Any], agent: dict[str, str], reasons: list[str]) -> bool:
+    """Ask the server for this session's read range of every object of ``chain`` and point the records at
+    this client's devices for those pool volumes; False (and why, in ``reasons``) when one is out of reach."""
+    for rec in chain:
+        g = session.restore_grant(rec.id)
+        device = agent.get(g["pool_volume"], "")
+        if not device:
+            reasons.append(f"LAN-free: the server holds object {rec.id} on volume {g['pool_volume']}, which "
+                           "storage_agent in the site file does not map to a device of this client")
+            return False
+        rec.pool_device, rec.pool_offset = device, int(g["pool_offset"])
+        driver.grant_read(device, int(g["pool_offset"]), int(g["length"]))
+    return True
 
 
 def query(options: Any, volume: str | None, inactive: bool) -> list[Any]:

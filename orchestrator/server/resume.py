@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from orchestrator.ops import AbandonObject, CatalogueDone, ObjectStarted, PathKind
+from orchestrator.ops import AbandonObject, CatalogueDone, PathKind
 
 
 class HeldObject:
@@ -59,11 +59,3 @@ class HeldObject:
                                   "length": rec.image_size}
         return {**reply, "resume": resume}
 
-
-def started(resume: dict, device: str) -> ObjectStarted:
-    """The client's view of a held object (the same shape a BEGIN grant gives)."""
-    from orchestrator.server.node_driver import object_volume
-
-    grant = resume.get("lan_free") or {}
-    return ObjectStarted(int(resume["object_id"]), object_volume(int(resume["object_id"])), device,
-                         int(grant.get("pool_offset", 0)) if device else 0)
