@@ -73,9 +73,12 @@ DEMO_TOPOLOGY: dict[str, Any] = {
     ],
 }
 
-#: The demo's steps: (kind, volume, restore destination) -- the client commands it runs, in order.
-DEMO_JOBS: list[tuple[str, str, str]] = [("backup", "H:", ""), ("backup", "I:", ""), ("query", "", ""),
-                                         ("restore", "H:", "H-restore"), ("restore", "I:", "I-restore")]
+#: The demo's steps: (kind, volume, restore destination, the client's site file) -- the client commands it runs.
+#: I: is restored with the site file that has no storage-agent map (the client's SAN path to the pool is down):
+#: when the mover aborts that restore too, the LAN is all that is left.
+DEMO_JOBS: list[tuple[str, str, str, str]] = [
+    ("backup", "H:", "", "site.yaml"), ("backup", "I:", "", "site.yaml"), ("query", "", "", ""),
+    ("restore", "H:", "H-restore", "site.yaml"), ("restore", "I:", "I-restore", "site-no-agent.yaml")]
 #: Where the data mover's injected COPY ABORTED strikes the backup of I: (after H:'s image and this fraction of
 #: I:'s); a second one strikes the restore of I: half-way.
 FAULT_AT_FRACTION = 1 / 3
@@ -180,8 +183,8 @@ def run_demo(progress: Callable[[str, float], None] = lambda label, frac: None,
         lab.admin("macro", str(lab.macro()))
         setup.append(f"serverfree admin: macro {lab.work / 'demo.mac'} (node {NODE}, pool SFPOOL, mover DM1, "
                      "disks, paths)")
-        site, _ = lab.client_files()
-        for n, (kind, volume, dest) in enumerate(DEMO_JOBS):
+        lab.client_files()
+        for n, (kind, volume, dest, site) in enumerate(DEMO_JOBS):
             progress(f"{kind} {volume}".strip(), 0.15 + 0.85 * n / len(DEMO_JOBS))
             if kind == "query":
                 out, cpu, scpu, _ = lab.client("query", "backup")
@@ -190,9 +193,10 @@ def run_demo(progress: Callable[[str, float], None] = lambda label, frac: None,
                              "client_cpu_seconds": round(cpu, 3), "server_cpu_seconds": round(scpu, 3)})
                 continue
             argv = ["backup", "image", volume] if kind == "backup" else ["restore", "image", volume, dest]
-            out, cpu, scpu, _ = lab.client(*argv, "--site", str(site))
+            out, cpu, scpu, _ = lab.client(*argv, "--site", str(work / site))
             job = dict(out[0] if isinstance(out, list) else out)
-            job.update(ladder=_ladder(job), client_cpu_seconds=round(cpu, 3), server_cpu_seconds=round(scpu, 3))
+            job.update(ladder=_ladder(job), client_cpu_seconds=round(cpu, 3), server_cpu_seconds=round(scpu, 3),
+                       site=site)
             if kind == "restore":
                 vol = vols[volume]
                 vol.buf = bytearray((work / f"{dest}.img").read_bytes())
@@ -233,6 +237,8 @@ def report_text(result: dict) -> str:
         moved = ", ".join(f"{p} {_mb(n)}" for p, n in j.get("bytes_by_path", {}).items() if n) or "nothing moved"
         lines.append(f"  {j['kind']:7s} {j['filespace']:3s} {j['outcome']:9s} path {j['path_used'] or '-':22s} "
                      f"{moved}; {cpu}")
+        if j.get("site") == "site-no-agent.yaml":
+            lines.append("      (--site site-no-agent.yaml: no storage-agent map, the client has no SAN path to the pool)")
         for f in j["ladder"]:
             mover = f" ({f['mover']})" if f.get("mover") else ""
             at = f" at image byte {f['image_offset']}" if f.get("image_offset") is not None else ""

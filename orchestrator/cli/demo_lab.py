@@ -186,6 +186,8 @@ set serverfree batchsize=10 status=on
                 "storage_agent": {str(self.path("pool")): "pool"},
                 "volumes": {"H:": {"device": "H"}, "I:": {"device": "I"}}}
         (self.work / "site.yaml").write_text(yaml.safe_dump(site, sort_keys=False))
+        del site["storage_agent"]  # the same client with its SAN path to the pool down: no LAN-free
+        (self.work / "site-no-agent.yaml").write_text(yaml.safe_dump(site, sort_keys=False))
         (self.work / "dsm.opt").write_text(
             f"nodename {NODE}\ntcpserveraddress 127.0.0.1\ntcpport {self.port}\npasswordaccess generate\n"
             "enableserverfree yes\nenablelanfree yes\nimagetype static\ncompression yes\n")

@@ -66,7 +66,7 @@ def test_demo_text_report(demo):
 
 def test_demo_has_nothing_to_configure():
     assert demo_cmd.DEMO_TOPOLOGY["name"] == "demo"  # embedded, no file needed
-    assert [(k, v) for k, v, _ in demo_cmd.DEMO_JOBS] == [
+    assert [(k, v) for k, v, _, _ in demo_cmd.DEMO_JOBS] == [
         ("backup", "H:"), ("backup", "I:"), ("query", ""), ("restore", "H:"), ("restore", "I:")]
 
 
