@@ -40,6 +40,7 @@ class NodeOps:
         self.pools = server.pools
         self.cat = self.pools.catalogue()
         self.grants: dict[int, Grant] = {}
+        self.read_grants: dict[int, tuple[str, int, int]] = {}  # object -> (pool volume, offset, length)
         self._read_fds: dict[str, int] = {}
 
     def refuse(self, what: str, msgno: str = "ANR0425W") -> Refused:
@@ -57,7 +58,8 @@ class NodeOps:
     def _handle(self, req: Any, data: bytes) -> tuple[dict, bytes]:
         handler = {m.QueryBackup: self.query, m.RestoreChain: self.chain, m.BeginBackup: self.begin, m.Put: self.put, m.Commit: self.commit,
                    m.Abandon: self.abandon, m.Get: self.get, m.Digest: self.digest, m.Delete: self.delete,
-                   m.ServerFreeBackup: self.serverfree, m.ServerFreeRestore: self.serverfree}[type(req)]
+                   m.ServerFreeBackup: self.serverfree, m.ServerFreeRestore: self.serverfree,
+                   m.RestoreGrant: self.restore_grant}[type(req)]
         return handler(req, data)
 
     def close(self) -> None:
@@ -65,6 +67,10 @@ class NodeOps:
             self._abandon(g, "session ended before the object was committed")
         for fd in self._read_fds.values():
             os.close(fd)
+        if self.read_grants:
+            self.server.store.log("ANR0514I", f"Session {self.session.id}: LAN-free read grant(s) of node {self.node} "
+                                              f"for object(s) {', '.join(map(str, sorted(self.read_grants)))} ended "
+                                              "with the session.", self.session.id)
         self.cat.close()
 
     # -- reading the catalogue -----------------------------------------------------------------
@@ -230,6 +236,19 @@ class NodeOps:
         self.grants.pop(g.object_id, None)
 
     # -- reading -------------------------------------------------------------------------------
+    def restore_grant(self, req: m.RestoreGrant, data: bytes) -> tuple[dict, bytes]:
+        """The node's own object's range on its pool volume, readable LAN-free for this session only."""
+        rec = self._own(req.object_id)
+        if rec.tape_location:
+            raise self.refuse(f"object {rec.id} lies on tape; tape objects are read by the server's drive, not "
+                              "LAN-free", "ANR0440W")
+        self.read_grants[rec.id] = (rec.pool_volume, rec.pool_offset, rec.image_size)
+        self.server.store.log("ANR0513I", f"Session {self.session.id}: node {self.node} granted LAN-free read of "
+                                          f"object {rec.id}: {rec.image_size} bytes at offset {rec.pool_offset} of "
+                                          f"volume {rec.pool_volume}, for this session.", self.session.id)
+        return {"type": "read_granted", "object_id": rec.id, "pool_volume": rec.pool_volume,
+                "pool_offset": rec.pool_offset, "length": rec.image_size}, b""
+
     def get(self, req: m.Get, data: bytes) -> tuple[dict, bytes]:
         rec = self._own(req.object_id)
         stored = req.length if req.stored is None else req.stored

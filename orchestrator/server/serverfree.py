@@ -23,6 +23,7 @@ from orchestrator import compose
 from orchestrator.drivers.real import RealDriver
 from orchestrator.job import DeviceSpec, backup_job, restore_job, run_job
 from orchestrator.server import messages as m
+from orchestrator.server.resume import HeldObject
 
 MOVER_TIMEOUT = 60.0
 
@@ -93,8 +94,11 @@ class ServerFree:
                               ops.session.id)
         return {"type": "serverfree_result", "ok": False, "reason": why}, b""
 
-    def _run(self, ops: Any, what: str, movers: list[str], volumes: list[str], job: Any) -> Any:
-        """Run a job with the server's movers and pool volumes (as in-process block LUNs)."""
+    def _run(self, ops: Any, what: str, movers: list[str], volumes: list[str], job: Any,
+             intercept: Any = None) -> Any:
+        """Run a job with the server's movers and pool volumes (as in-process block LUNs).
+
+        ``intercept(op)`` sees every operation first; a result it returns is the job's answer."""
         from orchestrator.drivers.site import LazyMover
         from scsi.devices import InProcessDevice
         from scsi.luns.file import FileBlockLun
@@ -107,7 +111,8 @@ class ServerFree:
         self.server.pools.process_started(-ops.session.id, f"Server-free {what}")
         try:
             driver = RealDriver(cat, movers_open, {v: InProcessDevice(BlockLunDevice(lun)) for v, lun in luns.items()})
-            report = run_job(job, driver.execute)
+            execute = driver.execute if intercept is None else (lambda op: intercept(op) or driver.execute(op))
+            report = run_job(job, execute)
         finally:
             self.server.pools.process_ended(-ops.session.id)
             cat.close()
@@ -175,7 +180,10 @@ class ServerFree:
                                    volume_offset=req.volume_offset, volume_size=req.volume_size,
                                    file_system=req.file_system, extents=[tuple(e) for e in req.extents],
                                    pool=pool, paths=plan)
-        result = self._run(ops, what, movers, list(desig), backup_job(spec))
+        hold = HeldObject()
+        result = self._run(ops, what, movers, list(desig), backup_job(spec), hold.intercept)
+        if not result[0]["ok"] and hold.object_id is not None:
+            result = hold.settle(ops, req, result[0]), b""
         self.server.pools.reclaim()
         return result
 
