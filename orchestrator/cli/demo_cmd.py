@@ -10,10 +10,10 @@ topology as --fabric); the site defined through ``serverfree admin ...
 macro``; and the client commands (``backup image``, ``query backup``,
 ``restore image``) with a dsm.opt naming the server.  H: is copied
 server-free, the server commanding the mover; during I: the mover answers
-COPY ABORTED (its fault injection), the server abandons the copy and says
-why, and the client moves the image LAN-free (compressed, as compression yes
-asks); H: restores server-free, I: over the LAN (only the client can
-decompress).  Both restores are compared byte for byte over every used
+COPY ABORTED (its fault injection), the server keeps what the mover committed
+and the client moves the rest LAN-free (its storage-agent map); H: restores
+server-free; I:'s server-free restore is aborted by the mover too and the
+client restores it over the LAN.  Both restores are compared byte for byte over every used
 cluster and file by file with ntfscat.  Exit 0 only if both are identical;
 the server and the mover are stopped by PID.
 """
@@ -73,10 +73,14 @@ DEMO_TOPOLOGY: dict[str, Any] = {
     ],
 }
 
-#: The demo's steps: (kind, volume, restore destination) -- the client commands it runs, in order.
-DEMO_JOBS: list[tuple[str, str, str]] = [("backup", "H:", ""), ("backup", "I:", ""), ("query", "", ""),
-                                         ("restore", "H:", "H-restore"), ("restore", "I:", "I-restore")]
-#: Where the data mover's injected COPY ABORTED strikes: after H:'s image and this fraction of I:'s.
+#: The demo's steps: (kind, volume, restore destination, the client's site file) -- the client commands it runs.
+#: I: is restored with the site file that has no storage-agent map (the client's SAN path to the pool is down):
+#: when the mover aborts that restore too, the LAN is all that is left.
+DEMO_JOBS: list[tuple[str, str, str, str]] = [
+    ("backup", "H:", "", "site.yaml"), ("backup", "I:", "", "site.yaml"), ("query", "", "", ""),
+    ("restore", "H:", "H-restore", "site.yaml"), ("restore", "I:", "I-restore", "site-no-agent.yaml")]
+#: Where the data mover's injected COPY ABORTED strikes the backup of I: (after H:'s image and this fraction of
+#: I:'s); a second one strikes the restore of I: half-way.
 FAULT_AT_FRACTION = 1 / 3
 
 
@@ -165,7 +169,9 @@ def run_demo(progress: Callable[[str, float], None] = lambda label, frac: None,
     vols, source = _volumes(work)
     _blank(work / "pool.img", POOL_SIZE)
     sizes = {m: sum(n for _, n in v.extents(DEFAULT_GAPSIZE_SERVERFREE)) for m, v in vols.items()}
-    lab = DemoLab(work, DEMO_TOPOLOGY, sizes["H:"] + int(sizes["I:"] * FAULT_AT_FRACTION))
+    # the mover counts the bytes its copies wrote since it started: H:'s backup, part of I:'s, H:'s restore
+    backup_fault = sizes["H:"] + int(sizes["I:"] * FAULT_AT_FRACTION)
+    lab = DemoLab(work, DEMO_TOPOLOGY, [backup_fault, backup_fault + sizes["H:"] + sizes["I:"] // 2])
     jobs: list[dict] = []
     setup: list[str] = []
     try:
@@ -177,8 +183,8 @@ def run_demo(progress: Callable[[str, float], None] = lambda label, frac: None,
         lab.admin("macro", str(lab.macro()))
         setup.append(f"serverfree admin: macro {lab.work / 'demo.mac'} (node {NODE}, pool SFPOOL, mover DM1, "
                      "disks, paths)")
-        site, _ = lab.client_files()
-        for n, (kind, volume, dest) in enumerate(DEMO_JOBS):
+        lab.client_files()
+        for n, (kind, volume, dest, site) in enumerate(DEMO_JOBS):
             progress(f"{kind} {volume}".strip(), 0.15 + 0.85 * n / len(DEMO_JOBS))
             if kind == "query":
                 out, cpu, scpu, _ = lab.client("query", "backup")
@@ -187,9 +193,10 @@ def run_demo(progress: Callable[[str, float], None] = lambda label, frac: None,
                              "client_cpu_seconds": round(cpu, 3), "server_cpu_seconds": round(scpu, 3)})
                 continue
             argv = ["backup", "image", volume] if kind == "backup" else ["restore", "image", volume, dest]
-            out, cpu, scpu, _ = lab.client(*argv, "--site", str(site))
+            out, cpu, scpu, _ = lab.client(*argv, "--site", str(work / site))
             job = dict(out[0] if isinstance(out, list) else out)
-            job.update(ladder=_ladder(job), client_cpu_seconds=round(cpu, 3), server_cpu_seconds=round(scpu, 3))
+            job.update(ladder=_ladder(job), client_cpu_seconds=round(cpu, 3), server_cpu_seconds=round(scpu, 3),
+                       site=site)
             if kind == "restore":
                 vol = vols[volume]
                 vol.buf = bytearray((work / f"{dest}.img").read_bytes())
@@ -230,14 +237,19 @@ def report_text(result: dict) -> str:
         moved = ", ".join(f"{p} {_mb(n)}" for p, n in j.get("bytes_by_path", {}).items() if n) or "nothing moved"
         lines.append(f"  {j['kind']:7s} {j['filespace']:3s} {j['outcome']:9s} path {j['path_used'] or '-':22s} "
                      f"{moved}; {cpu}")
+        if j.get("site") == "site-no-agent.yaml":
+            lines.append("      (--site site-no-agent.yaml: no storage-agent map, the client has no SAN path to the pool)")
         for f in j["ladder"]:
             mover = f" ({f['mover']})" if f.get("mover") else ""
             at = f" at image byte {f['image_offset']}" if f.get("image_offset") is not None else ""
             lines.append(f"      failover {f['from_path']}{mover} -> {f['to_path']}{at}: {f['reason']}")
-        server_said = any(r.startswith("server-free through the backup server: ") for r in j.get("reasons", []))
-        for r in j.get("reasons", []):  # the server's reason stands for the client's local eligibility notes
+        # the server judged the server-free path: its words stand for the client's local eligibility notes
+        server_said = any("through the backup server" in r for r in j.get("reasons", []))
+        for r in j.get("reasons", []):
             if not server_said:
                 lines.append(f"      not server-free: {r}")
+            elif "through the backup server" in r and not r.startswith("server-free through the backup server: "):
+                lines.append(f"      note: {r}")
         for w in j.get("warnings", []):
             lines.append(f"      note: {w}")
         if j["kind"] == "restore":

@@ -2,8 +2,8 @@
 
 :class:`DemoLab` lays out a work directory (two NTFS volumes, a pool volume,
 two blank restore LUNs), starts ``serverfree datamover serve`` serving them
-as iSCSI LUNs with the designators of the demo's topology (one COPY ABORTED
-fault injected mid-way through the second backup), starts ``serverfree
+as iSCSI LUNs with the designators of the demo's topology (COPY ABORTED
+injected mid-way through the second backup and its restore), starts ``serverfree
 server`` with its own ``--data`` directory, an administrator password from a
 generated file, ``--mover DM1=...`` and the topology as ``--fabric``, defines
 nodes, pool, policy and SAN objects with ``serverfree admin ... macro`` (the
@@ -96,10 +96,10 @@ class Child:
 class DemoLab:
     """The work directory, the mover and the server; :meth:`client` runs one client command."""
 
-    def __init__(self, work: Path, topology: dict, fault_at_byte: int):
+    def __init__(self, work: Path, topology: dict, faults_at_bytes: list[int]):
         self.work = work
         self.topology = topology
-        self.fault_at_byte = fault_at_byte
+        self.faults_at_bytes = faults_at_bytes
         self.mover: Child | None = None
         self.server: Child | None = None
         self.node_password = secrets.token_urlsafe(18)
@@ -117,7 +117,7 @@ class DemoLab:
                  **({"naa": naa} if naa else {})} for n, (what, naa) in LUNS.items()]
         cfg = {"portal": "127.0.0.1:0", "target": IQN, "luns": luns,
                "acl": [{"initiator": "*", "luns": "all"}],
-               "faults": [f"copy-aborted=0D/02@bytes={self.fault_at_byte}"]}
+               "faults": [f"copy-aborted=0D/02@bytes={b}" for b in self.faults_at_bytes]}
         (self.work / "mover.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         self.mover = Child("data mover", [*_cli(), "datamover", "serve", "--config", str(self.work / "mover.yaml")],
                            self.work / "mover.log")
@@ -186,6 +186,8 @@ set serverfree batchsize=10 status=on
                 "storage_agent": {str(self.path("pool")): "pool"},
                 "volumes": {"H:": {"device": "H"}, "I:": {"device": "I"}}}
         (self.work / "site.yaml").write_text(yaml.safe_dump(site, sort_keys=False))
+        del site["storage_agent"]  # the same client with its SAN path to the pool down: no LAN-free
+        (self.work / "site-no-agent.yaml").write_text(yaml.safe_dump(site, sort_keys=False))
         (self.work / "dsm.opt").write_text(
             f"nodename {NODE}\ntcpserveraddress 127.0.0.1\ntcpport {self.port}\npasswordaccess generate\n"
             "enableserverfree yes\nenablelanfree yes\nimagetype static\ncompression yes\n")
