@@ -95,7 +95,8 @@ class ServerFreeBackup(Msg):
 
 
 class ServerFreeRestore(Msg):
-    """Restore the node's active full image onto the client disk named by its designator, through a mover."""
+    """Restore the node's image chain (active, or in force at ``pitdate``) onto the client disk named by its
+    designator, through a mover."""
     type: Literal["serverfree_restore"]
     filespace: Annotated[str, Field(min_length=1, max_length=1024)]
     destination_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
@@ -103,6 +104,8 @@ class ServerFreeRestore(Msg):
     destination_offset: Offset = 0
     destination_size: Annotated[int, Field(gt=0, le=1 << 52)]
     topology_volume: Annotated[str, Field(max_length=256)] | None = None
+    incremental: bool = False  # the full image and its incrementals, as the restore chain gives them
+    pitdate: Annotated[str, Field(max_length=40)] | None = None  # the chain in force at that time
 
 
 class RestoreGrant(Msg):

@@ -29,8 +29,7 @@ from orchestrator.server.node_driver import ServerDriver, object_volume
 
 NO_SERVER_FREE = ("the backup server owns the pools and server-initiated server-free copies are not built yet: "
                   "this client writes its grant LAN-free (storage_agent in the site file) or sends it over the LAN")
-NOT_SERVER_FREE_RESTORE = ("the backup server restores server-free only an active full image, with "
-                           "enableserverfree yes; this restore goes LAN-free (storage_agent) or over the LAN")
+NOT_SERVER_FREE_RESTORE = ("enableserverfree is no: this restore goes LAN-free (storage_agent) or over the LAN")
 
 
 def password_of(options: Any) -> str | None:
@@ -189,11 +188,13 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
         io = driver.io(dest_name)
         offset = vsite.offset if dest_name == vsite.device else 0
         reasons = [NOT_SERVER_FREE_RESTORE]
-        if options.for_volume(args.volume).enableserverfree and len(chain) == 1 and pit is None:
+        if options.for_volume(args.volume).enableserverfree:
             try:
                 reply = session.call_long({"type": "serverfree_restore", "filespace": args.volume,
-                                         "destination_designator": io.designator(), "block_size": io.block_size,
-                                         "destination_offset": offset, "destination_size": io.size - offset})
+                                           "destination_designator": io.designator(), "block_size": io.block_size,
+                                           "destination_offset": offset, "destination_size": io.size - offset,
+                                           "incremental": bool(args.incremental),
+                                           "pitdate": pit.isoformat() if pit else None})
             except OSError as exc:  # the designator could not be read: the LAN restore says why
                 reply = {"ok": False, "reason": f"the destination's designator (VPD 83h) cannot be read: {exc}"}
             if reply.get("ok"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
@@ -199,24 +200,31 @@ class ServerFree:
 
     def restore(self, ops: Any, req: m.ServerFreeRestore) -> tuple[dict, bytes]:
         what = f"restore of {ops.node}:{req.filespace}"
-        with self.server.pools.catalogue() as cat:
-            chain = cat.restore_chain(ops.node, req.filespace)
+        try:
+            pit = datetime.fromisoformat(req.pitdate) if req.pitdate else None
+        except ValueError:
+            raise LookupError(f"pitdate {req.pitdate!r} is not an ISO date") from None
+        with self.server.pools.catalogue() as cat:  # the very chain the client was given (NodeOps.chain)
+            chain = cat.restore_chain(ops.node, req.filespace, incremental=req.incremental,
+                                      pitdate=pit if pit is None or pit.tzinfo else pit.replace(tzinfo=timezone.utc))
         obj = chain[0]
-        if obj.tape_location:
+        if obj.tape_location and len(chain) == 1:
             return serverfree_tape.restore(self, ops, req, obj)
         movers, desig, why = self._start(ops, what, obj.pool, req.topology_volume or f"{ops.node}:{req.filespace}",
                                          "")  # a restore may go to another disk than the backed-up LUN
-        if movers and obj.pool_device not in desig:
-            movers, why = [], f"pool volume {obj.pool_volume} has no DESIGNATOR= the data mover can name"
-        if movers and any(p.compressed for p in obj.pieces):
+        off = next((o for o in chain if o.pool_device not in desig or o.tape_location), None)
+        if movers and off is not None:
+            movers, why = [], (f"object {off.id} lies on tape behind a chain of several objects" if off.tape_location
+                               else f"pool volume {off.pool_volume} has no DESIGNATOR= the data mover can name")
+        if movers and any(p.compressed for o in chain for p in o.pieces):
             movers, why = [], "the image holds compressed pieces, which only the client can restore"
         if not movers:
             return self._refuse(ops, what, why)
         elig, plan = self._plan(self._options(obj.management_class), obj.file_system, movers, desig)
-        spec = compose.restore_spec(node=ops.node, filespace=req.filespace, chain=[obj],
+        spec = compose.restore_spec(node=ops.node, filespace=req.filespace, chain=chain,
                                     destination=DeviceSpec(name="client-volume", designator=req.destination_designator,
                                                            block_size=req.block_size),
                                     destination_offset=req.destination_offset,
-                                    destination_size=req.destination_size, incremental=False, deletefiles=False,
-                                    paths=plan)
+                                    destination_size=req.destination_size, incremental=req.incremental,
+                                    deletefiles=False, paths=plan)
         return self._run(ops, what, movers, list(desig), restore_job(spec))

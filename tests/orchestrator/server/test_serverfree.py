@@ -176,3 +176,40 @@ def test_with_a_fabric_the_server_verifies_the_san_path(fabric_lab, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["path_used"] == "lan", report
     assert "the topology has no server-free path for NODEA:E:" in json.dumps(report)
+
+
+def test_incremental_chains_and_point_in_time_restore_server_free(lab, capsys):
+    """The mover restores a full image and its incrementals (or the chain in force at -pitdate)."""
+    import time
+    from datetime import datetime, timezone
+
+    tmp, srv, built, _ = lab
+    (tmp / "site.yaml").write_text((tmp / "site.yaml").read_text().replace("{device: disk0}",
+                                                                           "{device: disk0, filesystem: raw}"))
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json"]
+    original = (tmp / "vol.img").read_bytes()
+    assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
+    full = json.loads(capsys.readouterr().out)
+    assert full["path_used"] == "server-free"
+    time.sleep(0.05)
+    between = datetime.now(timezone.utc).isoformat()
+    changed = bytearray(original)
+    changed[4 * MIB + 300_000:4 * MIB + 305_000] = b"\x5a" * 5000  # inside used data
+    (tmp / "vol.img").write_bytes(bytes(changed))
+    assert main(["backup", "image", "E:", *opts, "-mode=incremental"]) == 0, capsys.readouterr()
+    incr = json.loads(capsys.readouterr().out)
+    assert incr["outcome"] == "completed" and incr["image_size"] < full["image_size"], incr
+    copies = built.counters()["xcopy.completed"]
+    assert main(["restore", "image", "E:", "disk1", *opts, "-incremental", "-enableserverfree=no"]) == 0
+    lanrep = json.loads(capsys.readouterr().out)
+    assert lanrep["path_used"] == "lan" and (tmp / "dest.img").read_bytes() == bytes(changed)  # the LAN's view
+    (tmp / "dest.img").write_bytes(bytes(len(original)))
+    assert main(["restore", "image", "E:", "disk1", *opts, "-incremental"]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "server-free", report
+    assert built.counters()["xcopy.completed"] > copies
+    assert (tmp / "dest.img").read_bytes() == bytes(changed)
+    assert main(["restore", "image", "E:", "disk1", *opts, f"-pitdate={between}"]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "server-free", report
+    assert (tmp / "dest.img").read_bytes() == original
