@@ -87,10 +87,14 @@ class ServerFreeBackup(Msg):
                                                                                             max_length=10000)]
     source_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
     block_size: Annotated[int, Field(ge=512, le=1 << 20)] = 512
-    mode: Literal["selective"] = "selective"
+    mode: Literal["selective", "incremental"] = "selective"
     image_type: Literal["static"] = "static"
     management_class: Name | None = None
     topology_volume: Annotated[str, Field(max_length=256)] | None = None  # the volume's id in the SAN topology
+    # an image incremental: the full image it builds on and the client's scan of its volume (chunk digests over
+    # what the chain's digests cover), so that the server, which cannot read the volume, finds what changed
+    base_object_id: int | None = None
+    scan_digests: Annotated[list[tuple[Offset, Annotated[str, Field(max_length=128)]]], Field(max_length=3000)] = []
     lan_free: bool = False  # if the copy stops midway, the client (a storage agent) writes the rest itself
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from orchestrator import compose
 from orchestrator.drivers.real import RealDriver
 from orchestrator.job import DeviceSpec, backup_job, restore_job, run_job
+from orchestrator.ops import DigestResult, DigestVolume, Failure, VerifyPool, VerifyResult, chunks_touched
 from orchestrator.server import messages as m
 from orchestrator.server import serverfree_tape
 from orchestrator.server.resume import HeldObject
@@ -33,6 +34,27 @@ MOVER_TIMEOUT = 60.0
 
 def designator_key(volume: str) -> str:
     return f"designator:{volume}"
+
+
+def pool_view(op: VerifyPool) -> VerifyResult:
+    """The server owns the pool: it digests what the mover wrote there itself, so the object gets real chunk
+    digests (an image incremental then compares against them) without a byte crossing the LAN."""
+    import os
+
+    from orchestrator.server.node_ops import NodeOps
+
+    try:
+        fd = os.open(op.pool_device, os.O_RDONLY)
+    except OSError as exc:
+        return VerifyResult(False, f"pool volume {op.pool_device}: {exc}")
+    try:
+        return VerifyResult(True, "", NodeOps._digests(fd, op.pool_offset, sorted(op.accounted,
+                                                                                   key=lambda q: q.image_offset),
+                                                       op.chunk_size))
+    except OSError as exc:
+        return VerifyResult(False, f"reading pool volume {op.pool_device} failed: {exc}")
+    finally:
+        os.close(fd)
 
 
 class ServerFree:
@@ -177,8 +199,15 @@ class ServerFree:
         what = f"backup of {ops.node}:{req.filespace}"
         mgmtclass, pool = self.server.store.destination(ops.node, req.management_class)
         tp = tape_pool(self.server.store, pool)  # the pool's kind, decided as the LAN grant decides it
+        if tp is not None and req.mode == "incremental":
+            return self._refuse(ops, what, f"image incrementals to tape pool {tp.name} go over the LAN")
         if tp is not None:
             return serverfree_tape.backup(self, ops, req, mgmtclass, tp)
+        base: dict = {}
+        if req.mode == "incremental":
+            base, why = self._incremental_base(ops, req)
+            if not base:
+                return self._refuse(ops, what, why)
         movers, desig, why = self._start(ops, what, pool, req.topology_volume or f"{ops.node}:{req.filespace}",
                                          req.source_designator)
         if not movers:
@@ -190,13 +219,43 @@ class ServerFree:
                                                      block_size=req.block_size),
                                    volume_offset=req.volume_offset, volume_size=req.volume_size,
                                    file_system=req.file_system, extents=[tuple(e) for e in req.extents],
-                                   pool=pool, paths=plan)
+                                   pool=pool, paths=plan, mode=req.mode, **base)
         hold = HeldObject()
-        result = self._run(ops, what, movers, list(desig), backup_job(spec), hold.intercept)
+        scan = dict(req.scan_digests)
+
+        def intercept(op: Any) -> Any:
+            if isinstance(op, DigestVolume):  # the client scanned its volume; the server cannot read it
+                if set(scan) != chunks_touched(op.pieces, op.chunk_size):
+                    return DigestResult((), Failure("error", "the client's incremental scan does not cover the "
+                                                             "chunks the image's digests cover"))
+                return DigestResult(tuple(sorted(scan.items())))
+            if isinstance(op, VerifyPool) and op.accounted and not op.pieces:
+                return pool_view(op)
+            return hold.intercept(op)
+
+        result = self._run(ops, what, movers, list(desig), backup_job(spec), intercept)
         if not result[0]["ok"] and hold.object_id is not None:
             result = hold.settle(ops, req, result[0]), b""
         self.server.pools.reclaim()
         return result
+
+    def _incremental_base(self, ops: Any, req: m.ServerFreeBackup) -> tuple[dict, str]:
+        """The chain an image incremental builds on: its full image, the view's digests and what they cover."""
+        from orchestrator.catalogue import CatalogueError
+        from orchestrator.job.digest import view_coverage
+        from orchestrator.job.spec import BackupSpec
+
+        try:
+            with self.server.pools.catalogue() as cat:
+                chain = cat.restore_chain(ops.node, req.filespace, incremental=True)
+                digests = cat.digests(chain)
+        except CatalogueError as exc:
+            return {}, str(exc)
+        if chain[0].id != req.base_object_id:
+            return {}, f"the incremental names base object {req.base_object_id}, but the active full image is " \
+                       f"object {chain[0].id}"
+        coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
+        return {"base_object_id": chain[0].id, "base_digests": digests, "base_coverage": coverage}, ""
 
     def restore(self, ops: Any, req: m.ServerFreeRestore) -> tuple[dict, bytes]:
         what = f"restore of {ops.node}:{req.filespace}"

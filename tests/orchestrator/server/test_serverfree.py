@@ -179,7 +179,8 @@ def test_with_a_fabric_the_server_verifies_the_san_path(fabric_lab, capsys):
 
 
 def test_incremental_chains_and_point_in_time_restore_server_free(lab, capsys):
-    """The mover restores a full image and its incrementals (or the chain in force at -pitdate)."""
+    """The mover copies an image incremental (the client's scan decides what changed), and restores the full
+    image and its incrementals (or the chain in force at -pitdate)."""
     import time
     from datetime import datetime, timezone
 
@@ -199,6 +200,10 @@ def test_incremental_chains_and_point_in_time_restore_server_free(lab, capsys):
     assert main(["backup", "image", "E:", *opts, "-mode=incremental"]) == 0, capsys.readouterr()
     incr = json.loads(capsys.readouterr().out)
     assert incr["outcome"] == "completed" and incr["image_size"] < full["image_size"], incr
+    assert incr["path_used"] == "server-free", incr  # the client scanned its volume, the mover copied the change
+    with srv.pools.catalogue() as cat:
+        assert [(o.mode, o.base_id) for o in cat.query("NODEA", inactive=True)] == \
+            [("selective", None), ("incremental", full["object_id"])]
     copies = built.counters()["xcopy.completed"]
     assert main(["restore", "image", "E:", "disk1", *opts, "-incremental", "-enableserverfree=no"]) == 0
     lanrep = json.loads(capsys.readouterr().out)
