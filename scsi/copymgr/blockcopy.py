@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from scsi.copymgr.io import BlockCopy, BlockCopyFailed, Extent
+from scsi.copymgr.writebehind import FLUSH_BEHIND_BYTES, WriteBehind
 from scsi.luns.base import BlockLun
 from scsi.luns.remote_async import RETRY, AsyncSession, service
 
@@ -177,12 +178,18 @@ def chunk_size(req: BlockCopy) -> int:
 
 
 def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor | None,
-                   memory: DepthMemory | None = None, buffers: BufferPool | None = None) -> int:
-    """Carry out ``req``; returns the bytes copied or raises BlockCopyFailed."""
+                   memory: DepthMemory | None = None, buffers: BufferPool | None = None,
+                   flush_every: int = FLUSH_BEHIND_BYTES) -> int:
+    """Carry out ``req``; returns the bytes copied or raises BlockCopyFailed.
+
+    On zero-copy sessions each destination is also flushed in the background
+    every ``flush_every`` bytes (:mod:`scsi.copymgr.writebehind`; 0: never).
+    """
     if not req.extents:
         return 0
     memory = memory or DepthMemory()
     tuner = memory.tuner(req)
+    behind = WriteBehind(flush_every)
     share.join()
     t0 = time.monotonic()
     try:
@@ -194,14 +201,15 @@ def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor | 
                     break
                 sessions[id(lun)] = s
             else:
-                return _AsyncCopy(req, sessions, share, tuner, buffers or BufferPool(0)).run()
+                return _AsyncCopy(req, sessions, share, tuner, buffers or BufferPool(0), behind).run()
         return _threaded_copy(req, share, pool, tuner)
     finally:
         share.leave()
         memory.keep(req, tuner)
-        log.info("block copy of %d extents: %.2f s, chunk %d, depth %d -> %d over %d windows", len(req.extents),
-                 time.monotonic() - t0, chunk_size(req), tuner.history[0][0] if tuner.history else tuner.depth,
-                 tuner.depth, len(tuner.history))
+        log.info("block copy of %d extents: %.2f s, chunk %d, depth %d -> %d over %d windows, "
+                 "%d write-behind flushes", len(req.extents), time.monotonic() - t0, chunk_size(req),
+                 tuner.history[0][0] if tuner.history else tuner.depth, tuner.depth, len(tuner.history),
+                 behind.issued)
 
 
 @dataclass(eq=False)
@@ -222,8 +230,9 @@ class _AsyncCopy:
     """Zero-copy pipeline over libiscsi sessions, serviced from the calling thread."""
 
     def __init__(self, req: BlockCopy, sessions: dict[int, AsyncSession], share: FairShare, tuner: DepthTuner,
-                 buffers: BufferPool):
+                 buffers: BufferPool, behind: WriteBehind | None = None):
         self.req, self.sessions, self.share = req, sessions, share
+        self.behind = behind or WriteBehind(0)
         self.chunk = chunk_size(req)
         self.tuner = tuner
         self.buffers = buffers
@@ -236,7 +245,7 @@ class _AsyncCopy:
     def run(self) -> int:
         pieces = chunks(self.req.extents, self.chunk)
         more = True
-        while more or self.busy:
+        while more or self.busy or self.behind.pending:
             if self.failure is None and self.abort is None:
                 while more and len(self.busy) < min(self.tuner.depth, self.share.cap()):
                     self.abort = self.req.check() if self.req.check is not None else None
@@ -250,10 +259,13 @@ class _AsyncCopy:
                     self._start(*piece)
             else:
                 more = False
-            if self.busy:
-                service(list({id(s.session): s.session for s in self.busy}.values()))
+            waiting = {id(s.session): s.session for s in self.busy}
+            waiting.update({id(s): s for s in self.behind.sessions()})
+            if waiting:
+                service(list(waiting.values()))
                 for slot in [s for s in self.busy if s.pending.done]:
                     self._advance(slot)
+                self.behind.reap()
         for buf in self.free:  # every command has ended: nothing points into them any more
             self.buffers.give(buf)
         self.free = []
@@ -304,6 +316,8 @@ class _AsyncCopy:
             self.copied += nbytes
             self.req.written(slot.index, nbytes)
             self.tuner.completed(nbytes)
+            if self.failure is None:
+                self.behind.wrote(slot.session, nbytes)
         self.busy.remove(slot)
         self.free.append(slot.buf)
 
