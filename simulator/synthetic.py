@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Generator
+from typing import Any, Callable, Generator
 
 import simpy
 
@@ -67,8 +67,10 @@ class BackupOutcome:
 def image_backup(san: SimSAN, job: str, disk: str, size: int, pool: DrivePool, movers: list[str], *,
                  batch_bytes: int = 80 * MiB, segment_bytes: int = MiB, extents: int = 1,
                  server_free_tries: int = 3, other_tries: int = 2, retry_delay_s: float = 60.0,
-                 piece_bytes: int = GiB) -> Generator[simpy.Event, object, BackupOutcome]:
-    """Back up ``size`` bytes of ``disk``; returns a :class:`BackupOutcome`."""
+                 piece_bytes: int = GiB, sink: Callable[[BackupOutcome], Any] | None = None
+                 ) -> Generator[simpy.Event, object, BackupOutcome]:
+    """Back up ``size`` bytes of ``disk``; returns a :class:`BackupOutcome`, also handed to ``sink``
+    when given (e.g. :class:`simulator.outcome_stats.OutcomeStats`), so a caller need not keep the process."""
     env = san.env
     out = BackupOutcome(job, False, size, env.now)
     san.register_job(job, size)
@@ -122,3 +124,6 @@ def image_backup(san: SimSAN, job: str, disk: str, size: int, pool: DrivePool, m
         out.end = env.now
         pool.release(drive)
         san.timeline.event(env.now, "job-end", job, ok=out.ok, path=out.path, attempts=out.attempts)
+        san.end_job(job, out.start, env.now)
+        if sink is not None:
+            sink(out)

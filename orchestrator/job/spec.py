@@ -82,6 +82,18 @@ class PathPlan(BaseModel):
         return self
 
 
+class ResumePoint(BaseModel):
+    """Where an earlier server-free copy of this very object stopped: its image bytes below
+    ``image_offset`` are on the pool already (batches the mover's COPY STATUS vouched for), so the
+    job moves only the rest and records the earlier copy as a failover."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_offset: int = Field(gt=0)
+    reason: str = ""  # why the server-free copy stopped
+    mover: str = ""
+
+
 class BackupSpec(BaseModel):
     """One image backup of one volume."""
 
@@ -112,6 +124,7 @@ class BackupSpec(BaseModel):
     base_digests: dict[int, str] = Field(default_factory=dict)
     base_coverage: list[tuple[int, int]] = Field(default_factory=list)  # volume ranges base_digests cover
     paths: PathPlan = Field(default_factory=PathPlan)
+    resume: ResumePoint | None = None  # continue an object a server-free copy left half done
 
     @model_validator(mode="after")
     def _check(self) -> "BackupSpec":
@@ -124,6 +137,9 @@ class BackupSpec(BaseModel):
                 raise ValueError(f"extents[{i}] ends at {prev}, past the volume size {self.volume_size}")
         if self.mode == "incremental" and self.base_object_id is None:
             raise ValueError("mode incremental needs the base (full) image object; none was given")
+        if self.resume is not None and (self.mode != "selective" or self.paths.tape is not None
+                                        or self.resume.image_offset > sum(n for _, n in self.extents)):
+            raise ValueError("resume: only a full image on a disk pool resumes, inside its image")
         return self
 
 

@@ -83,7 +83,10 @@ class ServerSession:
         reply, _ = self.call({"type": "command", "text": text})
         return bool(reply.get("ok")), str(reply.get("text", ""))
 
+    closed = False
+
     def close(self) -> None:
+        self.closed = True
         try:
             wire.send(self.sock, {"type": "bye"})
         except OSError:

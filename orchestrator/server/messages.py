@@ -91,6 +91,7 @@ class ServerFreeBackup(Msg):
     image_type: Literal["static"] = "static"
     management_class: Name | None = None
     topology_volume: Annotated[str, Field(max_length=256)] | None = None  # the volume's id in the SAN topology
+    lan_free: bool = False  # if the copy stops midway, the client (a storage agent) writes the rest itself
 
 
 class ServerFreeRestore(Msg):
@@ -102,6 +103,12 @@ class ServerFreeRestore(Msg):
     destination_offset: Offset = 0
     destination_size: Annotated[int, Field(gt=0, le=1 << 52)]
     topology_volume: Annotated[str, Field(max_length=256)] | None = None
+
+
+class RestoreGrant(Msg):
+    """LAN-free restore: ask for this session's right to read one of the node's own objects on its pool volume."""
+    type: Literal["restore_grant"]
+    object_id: int
 
 
 class Put(Msg):
@@ -117,7 +124,8 @@ class Commit(Msg):
     type: Literal["commit"]
     object_id: int
     pieces: list[Piece]
-    path_used: Literal["server-free", "lan-free", "lan"] = "lan"
+    # the paths that moved data, in order (a resumed server-free copy: "server-free+lan")
+    path_used: Annotated[str, Field(max_length=40, pattern=r"^(server-free|lan-free|lan)(\+(lan-free|lan))*$")] = "lan"
     digests: list[tuple[int, Annotated[str, Field(max_length=128)]]] = []
     failovers: list[Annotated[str, Field(max_length=64)]] = []  # reasons the client's job failed over
     chunk_size: Annotated[int, Field(ge=0, le=1 << 30)] = 0      # of ``digests`` (needed for LAN-free data)
@@ -154,7 +162,7 @@ class Bye(Msg):
     type: Literal["bye"]
 
 
-Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup, ServerFreeRestore, Put, Commit, Abandon, Get, Digest, Delete,
+Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup, ServerFreeRestore, RestoreGrant, Put, Commit, Abandon, Get, Digest, Delete,
                           Bye], Field(discriminator="type")]
 _REQUEST = TypeAdapter(Request)
 

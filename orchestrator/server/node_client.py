@@ -64,6 +64,11 @@ class NodeSession(ServerSession):
                               "pitdate": pitdate})
         return reply["objects"], {int(c): str(d) for c, d in reply["digests"]}
 
+    def restore_grant(self, object_id: int) -> dict:
+        """This session's LAN-free read range of one of the node's objects (pool_volume, pool_offset, length)."""
+        reply, _ = self.call({"type": "restore_grant", "object_id": object_id})
+        return reply
+
     def call_long(self, message: dict) -> dict:
         """A request the server answers only when a whole copy is done (server-free): no read timeout."""
         previous = self.sock.gettimeout()

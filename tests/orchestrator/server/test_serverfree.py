@@ -55,7 +55,7 @@ def fabric_file(path, disk_naa: str, pool_naa: str, mover_zoned: bool = True):
     return path
 
 
-def make_lab(tmp_path, chap: bool = False, fabric: bool = False):
+def make_lab(tmp_path, chap: bool = False, fabric: bool = False, faults: list[str] | None = None):
     try:
         from scsi.devices.iscsi import LibiscsiDevice  # noqa: F401 - needs libiscsi's shared library
     except (ImportError, OSError) as exc:
@@ -72,7 +72,8 @@ def make_lab(tmp_path, chap: bool = False, fabric: bool = False):
     size = vol.stat().st_size
     (tmp_path / "dest.img").write_bytes(bytes(size))
     (tmp_path / "pool.img").write_bytes(bytes(2 * size + 8 * MIB))
-    built = build_target(parse_config({"target": TARGET, **({"chap": CHAP} if chap else {}), "luns": [
+    built = build_target(parse_config({"target": TARGET, **({"chap": CHAP} if chap else {}),
+                                       **({"faults": faults} if faults else {}), "luns": [
         {"id": 0, "path": str(vol), "serial": "vol0"}, {"id": 1, "path": str(tmp_path / "pool.img"), "serial": "pool0"},
         {"id": 2, "path": str(tmp_path / "dest.img"), "serial": "dest0"}]}), with_copy_manager=True)
     target = ThreadedTarget([built.node]).start()
