@@ -37,6 +37,7 @@ class ServerDriver(RealDriver):
     failovers: list = None  # type: ignore[assignment]  # failure kinds seen by this job (reported at commit)
     storage_agent: dict = None  # type: ignore[assignment]  # server pool volume -> this client's device (LAN-free)
     chunk_size: int = 0
+    tape: bool = False
     resume: dict = None  # type: ignore[assignment]  # an object the server's copy left half done (server/resume.py)
     read_grants: dict = None  # type: ignore[assignment]  # device -> [(start, end)] the server granted for reading
 
@@ -75,6 +76,7 @@ class ServerDriver(RealDriver):
                                    management_class=None if op.management_class in ("", "DEFAULT")
                                    else op.management_class, lan_free=bool(self.storage_agent) or None)
             self.last_object = int(g["object_id"])
+            self.tape = bool(g.get("tape"))  # the server lays the pieces as tape records: uncompressed, in order
             grant = g.get("lan_free") or {}
             device = (self.storage_agent or {}).get(grant.get("pool_volume", ""), "")
             # no device for the granted volume: LAN-free writes fail at once and the job fails over to the LAN
@@ -106,7 +108,7 @@ class ServerDriver(RealDriver):
         oid = object_of(op.pool_volume)
         return self._pieces(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
                             lambda p, d: self.session.put(oid, p.image_offset, p.length, d, len(d) < p.length),
-                            op.compress, "LAN transfer failed", op.server, source=op.source)
+                            op.compress and not self.tape, "LAN transfer failed", op.server, source=op.source)
 
     def _LanReceive(self, op: LanReceive) -> TransferResult:
         try:

@@ -183,6 +183,8 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
             when = f" at or before {pit.isoformat()}" if pit else ""
             raise LookupError(f"no restorable image of {options.node}:{args.volume}{when} on the server")
         chain = records(objects)
+        for rec in chain:  # the server reads a tape object's records for the client: to it, a range of bytes
+            rec.tape_location = None
         driver = ServerDriver(None, opened.movers, opened.devices, session=session)  # type: ignore[arg-type]
         io = driver.io(dest_name)
         offset = vsite.offset if dest_name == vsite.device else 0

@@ -23,7 +23,9 @@ from orchestrator import compose
 from orchestrator.drivers.real import RealDriver
 from orchestrator.job import DeviceSpec, backup_job, restore_job, run_job
 from orchestrator.server import messages as m
+from orchestrator.server import serverfree_tape
 from orchestrator.server.resume import HeldObject
+from orchestrator.server.tape import tape_pool
 
 MOVER_TIMEOUT = 60.0
 
@@ -95,10 +97,11 @@ class ServerFree:
         return {"type": "serverfree_result", "ok": False, "reason": why}, b""
 
     def _run(self, ops: Any, what: str, movers: list[str], volumes: list[str], job: Any,
-             intercept: Any = None) -> Any:
+             intercept: Any = None, devices: dict | None = None) -> Any:
         """Run a job with the server's movers and pool volumes (as in-process block LUNs).
 
-        ``intercept(op)`` sees every operation first; a result it returns is the job's answer."""
+        ``intercept(op)`` sees every operation first; a result it returns is the job's answer.
+        ``devices`` (tape drives) joins the driver's devices, and may still grow while the job runs."""
         from orchestrator.drivers.site import LazyMover
         from scsi.devices import InProcessDevice
         from scsi.luns.file import FileBlockLun
@@ -110,7 +113,9 @@ class ServerFree:
         cat = self.server.pools.catalogue()
         self.server.pools.process_started(-ops.session.id, f"Server-free {what}")
         try:
-            driver = RealDriver(cat, movers_open, {v: InProcessDevice(BlockLunDevice(lun)) for v, lun in luns.items()})
+            devs = devices if devices is not None else {}
+            devs.update({v: InProcessDevice(BlockLunDevice(lun)) for v, lun in luns.items()})
+            driver = RealDriver(cat, movers_open, devs)
             execute = driver.execute if intercept is None else (lambda op: intercept(op) or driver.execute(op))
             report = run_job(job, execute)
         finally:
@@ -135,7 +140,7 @@ class ServerFree:
                 "report": json.loads(json.dumps(report.as_dict(), default=str))}, b""
 
     def _start(self, ops: Any, what: str, pool: str, volume_id: str = "",
-               designator: str = "") -> tuple[list[str], dict[str, str], str]:
+               designator: str = "", disk_pool: bool = True) -> tuple[list[str], dict[str, str], str]:
         """(movers, pool volume -> designator, why not) for a copy of node ``ops.node`` with ``pool``."""
         store = self.server.store
         if self.fabric and volume_id:
@@ -147,7 +152,7 @@ class ServerFree:
         desig = {v["name"]: store.setting_or(designator_key(v["name"])) for v in self.server.pools.volumes()
                  if not pool or v["pool"] == pool}
         desig = {v: d for v, d in desig.items() if d}
-        if movers and not desig:
+        if movers and not desig and disk_pool:
             movers, why = [], f"no volume of pool {pool} has a DESIGNATOR= the data mover can name"
         return movers, desig, why
 
@@ -158,16 +163,21 @@ class ServerFree:
                                postsnapshotcmd="", snapshotcachesize=100, snapshotcachelocation="",
                                snapshotfsidleretries=0, snapshotfsidlewait=0.0)
 
-    def _plan(self, vopts: Any, fs: str, movers: list[str], desig: dict[str, str]) -> tuple[Any, Any]:
+    def _plan(self, vopts: Any, fs: str, movers: list[str], desig: dict[str, str],
+              tape: Any = None) -> tuple[Any, Any]:
         verdict = SimpleNamespace(server_free=True, lan_free=False, lan=False, reasons={}, route=None)
         elig = compose.start_path(vopts, file_system=fs, paths=verdict, movers=movers, lan_available=False)
         plan = compose.path_plan(elig, server="", pool_designators=desig,
-                                 batch_mb=int(self.server.store.setting("serverfree_batchsize")), lan_free=False)
+                                 batch_mb=int(self.server.store.setting("serverfree_batchsize")), lan_free=False,
+                                 tape=tape)
         return elig, plan
 
     def backup(self, ops: Any, req: m.ServerFreeBackup) -> tuple[dict, bytes]:
         what = f"backup of {ops.node}:{req.filespace}"
         mgmtclass, pool = self.server.store.destination(ops.node, req.management_class)
+        tp = tape_pool(self.server.store, pool)  # the pool's kind, decided as the LAN grant decides it
+        if tp is not None:
+            return serverfree_tape.backup(self, ops, req, mgmtclass, tp)
         movers, desig, why = self._start(ops, what, pool, req.topology_volume or f"{ops.node}:{req.filespace}",
                                          req.source_designator)
         if not movers:
@@ -192,6 +202,8 @@ class ServerFree:
         with self.server.pools.catalogue() as cat:
             chain = cat.restore_chain(ops.node, req.filespace)
         obj = chain[0]
+        if obj.tape_location:
+            return serverfree_tape.restore(self, ops, req, obj)
         movers, desig, why = self._start(ops, what, obj.pool, req.topology_volume or f"{ops.node}:{req.filespace}",
                                          "")  # a restore may go to another disk than the backed-up LUN
         if movers and obj.pool_device not in desig:

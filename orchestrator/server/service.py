@@ -88,6 +88,7 @@ class BackupServer:
             self.tls_fingerprint = tlsmod.fingerprint(self.data / tlsmod.CERT_FILE)
         self.node_handler = node_handler
         self.pools: Any = None
+        self.drives: Any = None  # orchestrator.server.tape.Drives: which job holds which tape drive
         self.metrics: Any = None
         self.serverfree: Any = None  # orchestrator.server.serverfree.ServerFree when movers are configured
         self.sessions: dict[int, Session] = {}
