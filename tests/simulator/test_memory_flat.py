@@ -104,3 +104,31 @@ def test_running_totals_are_the_sums_of_the_per_job_records():
     assert summary.timeline.counts == {k: len(detail.timeline.events_of(k))
                                        for k in {e.kind for e in detail.timeline.events}}
     assert summary.env.now == detail.env.now
+
+
+def test_jobs_admitted_on_a_drive_end_as_jobs_started_at_once():
+    """DrivePool.admit (a waiting job is one event) gives the outcomes, in order, of a process per job."""
+    def outcomes(admit: bool) -> tuple[list, float, int]:
+        spec = DualFabricSpec(clients=150, drives=4, movers=2)
+        san = dual_fabric(spec, Calibration(tape_mount_s=30.0), detail=False)
+        names = [f"J{c:03d}" for c in range(150)]
+        FaultInjector(san, random_faults(5, 150, san, horizon_s=150 * (64 << 30) / (4 * 120e6), jobs=names,
+                                         duration_range=(1.0, 60.0))).arm()
+        pool, movers, seen = DrivePool(san, sorted(san.dev.drives)), sorted(san.dev.movers), []
+        for c in range(150):
+            disk = f"ARR{c % spec.arrays}:{c // spec.arrays}"
+            if admit:
+                pool.admit(lambda drive, c=c, disk=disk, t=san.env.now: san.env.process(image_backup(
+                    san, names[c], disk, 64 << 30, pool, movers, sink=seen.append, drive=drive, queued_s=t)))
+            else:
+                san.env.process(image_backup(san, names[c], disk, 64 << 30, pool, movers, sink=seen.append))
+        san.run()
+        return seen, san.env.now, san.env.events_processed
+
+    logging.disable(logging.WARNING)
+    try:
+        started, admitted = outcomes(False), outcomes(True)
+    finally:
+        logging.disable(logging.NOTSET)
+    assert len(started[0]) == 150 and {o.path for o in started[0]} > {"server-free"}  # faults made failovers
+    assert admitted == started
