@@ -63,7 +63,7 @@ class ServerFree:
     def __init__(self, server: Any, movers: dict[str, str], fabric: str | None = None):
         self.server, self.urls, self.fabric = server, dict(movers), fabric
 
-    def topology_movers(self, volume_id: str, designator: str) -> tuple[list[str], str]:
+    def topology_movers(self, volume_id: str, designator: str) -> tuple[list[str], str, Any]:
         """With a fabric file: the SAN (fabric + every definition) verified for the client's volume.
 
         The movers are those :func:`orchestrator.compose.volume_paths` finds serving the volume on
@@ -78,19 +78,38 @@ class ServerFree:
             topo = current_topology(self.server.store, load_topology(self.fabric, check=False))
             paths = compose.volume_paths(topo, volume_id)
         except (TopologyError, LookupError, ValueError) as exc:
-            return [], f"the SAN topology cannot be judged: {exc}"
+            return [], f"the SAN topology cannot be judged: {exc}", None
         v = paths.verdict
         if not v.server_free:
-            return [], f"the topology has no server-free path for {volume_id}: {v.reason or 'no reason given'}"
+            return [], f"the topology has no server-free path for {volume_id}: {v.reason or 'no reason given'}", None
         lun = next((x for a in topo.arrays for x in a.luns if f"{a.name}:{x.number}" == v.lun), None)
         naa = (getattr(lun, "naa", None) or "").lower()
         if naa and designator and naa != designator.lower():
             return [], f"volume {volume_id} is LUN {v.lun} ({naa}) in the topology, but the client names disk " \
-                       f"{designator.lower()}"
+                       f"{designator.lower()}", None
         movers = [m for m in paths.movers if m in self.urls]
         if not movers:
-            return [], f"the movers that serve {volume_id} ({', '.join(paths.movers) or 'none'}) have no --mover address"
-        return movers, ""
+            return [], f"the movers that serve {volume_id} ({', '.join(paths.movers) or 'none'}) have no --mover " \
+                       "address", None
+        return movers, "", paths.pool  # and the pool the verdict judged the path to (checked against the policy)
+
+    @staticmethod
+    def _same_destination(judged: Any, volume_id: str, pool: str, desig: dict[str, str]) -> str:
+        """"" when the pool the topology verdict judged is the one the server's policy sends the data to.
+
+        The server's policy (node -> domain -> management class -> pool) decides the destination; the
+        topology's volumes name a management class of their own.  A verdict about another pool's LUNs
+        proves nothing about this copy, so the server's pool volumes must be LUNs of the judged pool.
+        """
+        if judged is None:
+            return ""
+        theirs = {d.lower() for d in judged.designators.values() if d}
+        off = sorted(v for v, d in desig.items() if d.lower() not in theirs)
+        if not off:
+            return ""
+        return (f"the SAN topology judged the path of {volume_id} to pool {judged.name} "
+                f"({', '.join(judged.devices) or 'no LUNs'}), but the server's policy sends it to pool {pool}, whose "
+                f"volume(s) {', '.join(off)} are not LUNs of that pool in the topology")
 
     def movers_for(self, node: str) -> tuple[list[str], str]:
         """Movers in definition order that are online, reachable and have a PATH to a disk of ``node``."""
@@ -167,7 +186,7 @@ class ServerFree:
         """(movers, pool volume -> designator, why not) for a copy of node ``ops.node`` with ``pool``."""
         store = self.server.store
         if self.fabric and volume_id:
-            movers, why = self.topology_movers(volume_id, designator)
+            movers, why, judged = self.topology_movers(volume_id, designator)
         else:
             movers, why = self.movers_for(ops.node)
         if store.setting("serverfree_status") != "ON":
@@ -177,6 +196,10 @@ class ServerFree:
         desig = {v: d for v, d in desig.items() if d}
         if movers and not desig and disk_pool:
             movers, why = [], f"no volume of pool {pool} has a DESIGNATOR= the data mover can name"
+        if movers and self.fabric and volume_id and disk_pool:
+            differs = self._same_destination(judged, volume_id, pool, desig)
+            if differs:
+                movers, why = [], differs
         return movers, desig, why
 
     @staticmethod

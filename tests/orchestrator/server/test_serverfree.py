@@ -218,3 +218,20 @@ def test_incremental_chains_and_point_in_time_restore_server_free(lab, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["path_used"] == "server-free", report
     assert (tmp / "dest.img").read_bytes() == original
+
+
+def test_a_topology_verdict_about_another_pool_does_not_count(fabric_lab, capsys):
+    """The server's policy decides the destination: a fabric whose volume's class sends it to other LUNs
+    proves no path to the pool the data goes to, so the copy is not server-free and the report says why."""
+    import yaml
+
+    tmp, srv, built, url = fabric_lab
+    fabric = yaml.safe_load((tmp / "fabric.yaml").read_text())
+    fabric_file(tmp / "fabric.yaml", fabric["arrays"][0]["luns"][0]["naa"], "600140500000000000000000000000ff")
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json"]
+    assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "lan", report
+    assert "judged the path of NODEA:E: to pool SFPOOL" in json.dumps(report)
+    assert "the server's policy sends it to pool POOL1" in json.dumps(report)
+    assert built.counters().get("xcopy.copies", 0) == 0
