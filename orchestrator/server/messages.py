@@ -74,6 +74,7 @@ class BeginBackup(Msg):
     management_class: Name | None = None
     base_object_id: int | None = None
     lan_free: bool = False  # the client (a storage agent) asks to write the granted range over the SAN itself
+    tape_lan_free: bool = False  # on a tape pool: the storage agent writes the records on the drive itself
 
 
 class ServerFreeBackup(Msg):
@@ -136,6 +137,13 @@ class Commit(Msg):
     digests: list[tuple[int, Annotated[str, Field(max_length=128)]]] = []
     failovers: list[Annotated[str, Field(max_length=64)]] = []  # reasons the client's job failed over
     chunk_size: Annotated[int, Field(ge=0, le=1 << 30)] = 0      # of ``digests`` (needed for LAN-free data)
+    tape_location: Annotated[str, Field(max_length=1024)] = ""   # LAN-free to tape: where the client wrote it
+
+
+class Destination(Msg):
+    """Where the node's policy sends a backup (its management class, else the domain's default)."""
+    type: Literal["destination"]
+    management_class: Name | None = None
 
 
 class Abandon(Msg):
@@ -169,7 +177,7 @@ class Bye(Msg):
     type: Literal["bye"]
 
 
-Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup, ServerFreeRestore, RestoreGrant, Put, Commit, Abandon, Get, Digest, Delete,
+Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup, ServerFreeRestore, RestoreGrant, Destination, Put, Commit, Abandon, Get, Digest, Delete,
                           Bye], Field(discriminator="type")]
 _REQUEST = TypeAdapter(Request)
 

@@ -21,7 +21,7 @@ from typing import Any
 from orchestrator import compose
 from orchestrator.drivers.site import OpenSite
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, restore_job, run_job
-from orchestrator.job.spec import ResumePoint
+from orchestrator.job.spec import ResumePoint, TapePlan
 from orchestrator.job.digest import chunk_digests, view_coverage
 from orchestrator.ops import StoredPiece, chunks_touched, pieces_from_extents
 from orchestrator.server.node_client import NodeSession
@@ -97,6 +97,19 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
             driver.resume = resume
             reasons = [f"server-free through the backup server stopped at image byte {resume['image_offset']} "
                        f"of {resume['image_size']}: the client moves the rest into the same object"]
+        if lan_free and vopts.enablelanfree and mode == "selective" and not resume:
+            tape = session.destination(None if vopts.mgmtclass in (None, "", "DEFAULT") else vopts.mgmtclass)["tape"]
+            if tape and any(d in site.storage_agent for d in tape["drives"]):
+                agent = {"vopts": vopts, "fs": fs, "vsite": vsite, "io": io, "size": size, "reasons": reasons,
+                         "extents": extents, "options": options, "volume": volume}
+                done = lan_free_to_tape(driver, tape, agent, progress)
+                if done.ok:
+                    return done
+                reasons = [*reasons, f"LAN-free to tape pool failed ({done.message}); the image goes over the LAN"]
+                driver.tape_agent, driver.last_object, driver.tape_source = False, None, ()
+            elif tape:
+                reasons = [*reasons, f"LAN-free: storage_agent in the site file maps none of the tape pool's drives "
+                                     f"({', '.join(tape['drives'])})"]
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
                                  batch_mb=options.serverfreebatchsize, lan_free=lan_free,
                                  reasons=[*elig.reasons, *reasons])
@@ -108,6 +121,23 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
                                    resume=ResumePoint(image_offset=resume["image_offset"], reason=resume["reason"],
                                                       mover=resume["mover"]) if resume else None)
         return run_job(backup_job(spec), progress(driver.execute))
+
+
+def lan_free_to_tape(driver: Any, tape: dict, a: dict, progress: Any) -> JobReport:
+    """The storage agent writes a tape pool's records on the drive the server holds for its session.
+
+    No LAN rung: a failure ends this job (its object abandoned) and the caller sends the image over the LAN.
+    """
+    verdict = SimpleNamespace(server_free=False, lan_free=True, lan=False, reasons={}, route=None)
+    elig = compose.start_path(a["vopts"], file_system=a["fs"], paths=verdict, movers=[], lan_available=False)
+    plan = compose.path_plan(elig, server="", pool_designators={}, batch_mb=a["options"].serverfreebatchsize,
+                             tape=TapePlan(record_bytes=int(tape["record_bytes"])), reasons=[*a["reasons"]])
+    spec = compose.backup_spec(node=a["options"].node, filespace=a["volume"], vopts=a["vopts"], elig=elig,
+                               source=DeviceSpec(name=a["vsite"].device, designator="", block_size=a["io"].block_size),
+                               volume_offset=a["vsite"].offset, volume_size=a["size"], file_system=a["fs"],
+                               extents=a["extents"], pool="", paths=plan)
+    driver.tape_agent = True
+    return run_job(backup_job(spec), progress(driver.execute))
 
 
 class RemoteReport:
@@ -197,6 +227,7 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
             when = f" at or before {pit.isoformat()}" if pit else ""
             raise LookupError(f"no restorable image of {options.node}:{args.volume}{when} on the server")
         chain = records(objects)
+        on_tape = any(rec.tape_location for rec in chain)
         for rec in chain:  # the server reads a tape object's records for the client: to it, a range of bytes
             rec.tape_location = None
         driver = ServerDriver(None, opened.movers, opened.devices, session=session)  # type: ignore[arg-type]
@@ -216,7 +247,9 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
                 return RemoteReport(reply["report"])  # type: ignore[return-value]
             reasons = [f"server-free through the backup server: {reply.get('reason') or 'the movers did not finish'}"]
         vopts = options.for_volume(args.volume)
-        lan_free = bool(site.storage_agent) and site.lan_free and bool(vopts.enablelanfree) and \
+        if on_tape and site.storage_agent and vopts.enablelanfree:
+            reasons.append("LAN-free: the image lies on tape; the server reads its records (it owns the drive)")
+        lan_free = bool(site.storage_agent) and site.lan_free and bool(vopts.enablelanfree) and not on_tape and \
             lan_free_grants(session, driver, chain, dict(site.storage_agent), reasons)
         verdict = SimpleNamespace(server_free=False, lan_free=lan_free, lan=True, reasons={}, route=None)
         elig = compose.start_path(vopts, file_system=chain[0].file_system, paths=verdict, movers=[],

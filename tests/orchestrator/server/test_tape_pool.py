@@ -190,3 +190,73 @@ def test_tape_definitions_refused_with_one_line(tape_lab):
         assert not ok and "DISKPOOL is a disk pool" in out
         for line in (out,):
             assert "\n" not in line
+
+
+def agent_site(tmp, url) -> None:
+    """The client as a storage agent: it reaches the server's drive DRV1 over the SAN as its device tape1."""
+    (tmp / "site.yaml").write_text(textwrap.dedent(f"""
+        devices: {{disk0: "{url(0)}", disk1: "{url(1)}", tape1: "{url(2)}"}}
+        storage_agent: {{DRV1: tape1}}
+        volumes: {{"E:": {{device: disk0}}}}
+    """))
+
+
+def test_lan_free_backup_to_tape_by_a_storage_agent(tape_lab, capsys, monkeypatch):
+    from orchestrator.server.node_ops import NodeOps
+
+    tmp, srv, built, url = tape_lab
+    agent_site(tmp, url)
+    puts: list[int] = []
+    real_put = NodeOps.put
+    monkeypatch.setattr(NodeOps, "put", lambda self, req, data: puts.append(len(data)) or real_put(self, req, data))
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "-enablelanfree=yes"]
+    run(["backup", "image", "E:", *opts], capsys)  # a LAN object first: the agent's lands after its filemark
+    before = len(puts)
+    report = run(["backup", "image", "E:", *opts, "-enablelanfree=yes"], capsys)
+    assert report["outcome"] == "completed" and report["path_used"] == "lan-free", report
+    assert len(puts) == before  # no byte crossed the LAN
+    objs = sorted(tape_objects(srv), key=lambda o: o.id)
+    first, agent = (TapeLocation.decode(o.tape_location) for o in objs)
+    assert agent.drive == "DRV1" and agent.volume == "VOL001" and agent.first_object == first.end_object
+    assert "lan-free)" in actlog(srv)
+    report = run(["restore", "image", "E:", "disk1", *opts], capsys)  # the server reads the agent's records
+    assert report["object_id"] == objs[1].id
+    assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
+
+
+def test_a_storage_agent_commit_the_tape_does_not_back_is_refused(tape_lab):
+    from orchestrator.ops import StoredPiece
+    from orchestrator.server.client import ServerRefused
+    from orchestrator.server.node_client import NodeSession
+
+    tmp, srv, built, url = tape_lab
+    with NodeSession(*hostport(srv), "NODEA", NODE_PW["NODEA"]) as n:
+        g = n.begin("E:", 1 * MIB, 1 * MIB, lan_free=True, tape_lan_free=True)
+        assert g["lan_free"] == {"tape_drive": "DRV1", "pool_volume": "VOL001"}
+        loc = TapeLocation(volume="VOL001", drive="tape1", file_number=0, first_object=0, records=4,
+                           record_bytes=256 * 1024).encode()
+        # nothing was written on the tape; the client claims it wrote 1 MiB at the beginning
+        with pytest.raises(ServerRefused, match="cannot be read back|not the data the client's digests"):
+            n.commit(g["object_id"], [StoredPiece(0, 0, 1 * MIB)], "lan-free", [(0, "00" * 32)], [], 1 * MIB,
+                     tape_location=loc)
+    assert drives_free(srv)
+    with srv.pools.catalogue() as cat:
+        assert set(cat.states().values()) == {"abandoned"}
+
+
+def test_a_storage_agent_that_cannot_write_the_drive_falls_back_to_the_lan(tape_lab, capsys):
+    tmp, srv, built, url = tape_lab
+    agent_site(tmp, url)
+    # the agent's "drive" is a disk LUN: SPACE to end of data is refused before a record is written
+    (tmp / "site.yaml").write_text((tmp / "site.yaml").read_text().replace(url(2), url(3)))
+    pool_before = (tmp / "pool.img").read_bytes()
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "-enablelanfree=yes"]
+    report = run(["backup", "image", "E:", *opts], capsys)
+    assert report["outcome"] == "completed" and report["path_used"] == "lan", report
+    assert "LAN-free to tape pool failed" in json.dumps(report), report
+    assert (tmp / "pool.img").read_bytes() == pool_before
+    with srv.pools.catalogue() as cat:
+        assert sorted(cat.states().values()) == ["abandoned", "active"]
+    assert drives_free(srv)
+    report = run(["restore", "image", "E:", "disk1", *opts], capsys)
+    assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
