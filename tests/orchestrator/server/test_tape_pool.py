@@ -146,6 +146,9 @@ def test_one_job_per_drive(tape_lab, capsys):
         g = first.begin("F:", 1 * MIB, 1 * MIB)
         assert g["pool"] == "TAPEPOOL" and g["tape"]
         assert list(srv.drives.held()) == ["DRV1"]
+        with admin(srv) as a:
+            ok, out = a.command("query drive")
+            assert ok and "LIB1 DRV1" in out and "In Use By" in out and "(node NODEA)" in out, out
         opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "-enableserverfree=yes"]
         rc = main(["backup", "image", "E:", *opts])
         err = capsys.readouterr().err
@@ -260,3 +263,26 @@ def test_a_storage_agent_that_cannot_write_the_drive_falls_back_to_the_lan(tape_
     assert drives_free(srv)
     report = run(["restore", "image", "E:", "disk1", *opts], capsys)
     assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
+
+
+def test_a_drive_the_server_cannot_open_is_one_line(server, tmp_path, capsys):
+    """No iSCSI here: the drive's DEVICE= names a file that is not there."""
+    with admin(server) as a:
+        for c in ["define library LIB1 libtype=manual", "define drive LIB1 DRV1 wwn=50:01:04:f0:00:00:00:01",
+                  f"define path SERVER1 DRV1 srctype=server desttype=drive library=LIB1 device={tmp_path}/no.tape",
+                  "define devclass LTOCLASS devtype=lto library=LIB1", "define stgpool TAPEPOOL LTOCLASS",
+                  "define volume TAPEPOOL VOL001 drive=DRV1",
+                  "define mgmtclass STANDARD STANDARD destination=TAPEPOOL"]:
+            ok, out = a.command(c)
+            assert ok, f"{c}: {out}"
+    (tmp_path / "e.img").write_bytes(b"\x01" * (1 << 20))
+    (tmp_path / "site.yaml").write_text("devices: {disk0: e.img}\nvolumes:\n  'E:': {device: disk0, filesystem: raw}\n")
+    host, port = hostport(server)
+    rc = main(["backup", "image", "E:", f"-tcpserveraddress={host}", f"-tcpport={port}", "-nodename=NODEA",
+               f"-password={NODE_PW['NODEA']}", "--site", str(tmp_path / "site.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "drive DRV1: DEVICE=" in err and "no.tape" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    with server.pools.catalogue() as cat:
+        assert set(cat.states().values()) == {"abandoned"}
+    assert server.drives.held() == {}
