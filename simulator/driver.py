@@ -127,6 +127,7 @@ class SimDriver:
                 op = job.send(result)
         except StopIteration as stop:
             self.san.attribution.job_span(name, t0, self.san.env.now)
+            self.san.end_job(name, t0, self.san.env.now)
             return stop.value
 
     # -- operations ---------------------------------------------------------------------

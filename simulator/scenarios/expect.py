@@ -49,7 +49,7 @@ class ScenarioRun:
     def summary(self) -> dict:
         cpu = {h: round(self.san.net.work_done(host.cpu), 4) for h, host in self.san.dev.hosts.items()}
         return {"simulated_seconds": round(self.san.env.now, 3), "cpu_seconds": cpu,
-                "shoeshine_events": len(self.san.timeline.events_of("shoeshine")),
+                "shoeshine_events": self.san.timeline.count("shoeshine"),
                 "completed_jobs": sum(1 for j in self.jobs if j.report.ok), "jobs": len(self.jobs)}
 
 

@@ -138,7 +138,7 @@ class SimRun:
             "events": getattr(self.san.env, "events_processed", None),
             "faults": [f.describe() for f in self.faults],
             "cpu_seconds": cpu,
-            "shoeshine_events": len(self.san.timeline.events_of("shoeshine")),
+            "shoeshine_events": self.san.timeline.count("shoeshine"),
             "jobs": [{"job": f"{r.node}:{r.filespace}", "outcome": r.outcome, "path": r.path_used,
                       "bytes_by_path": r.bytes_by_path, "failovers": [f.reason for f in r.failovers],
                       "message": r.message,

@@ -51,3 +51,23 @@ def test_a_copy_that_stops_midway_is_finished_by_the_client_without_copying_agai
     # the object restores identically (the fault fired once; the mover copies the restore)
     assert main(["restore", "image", "E:", "disk1", *opts]) == 0, capsys.readouterr()
     assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
+
+
+def test_a_storage_agent_finishes_the_held_object_lan_free(faulty_lab, capsys, monkeypatch):
+    tmp, srv, built, url = faulty_lab
+    puts: list[int] = []
+    real_put = NodeOps.put
+    monkeypatch.setattr(NodeOps, "put", lambda self, req, data: puts.append(len(data)) or real_put(self, req, data))
+    (tmp / "site.yaml").write_text(
+        f'devices: {{disk0: "{url(0)}", disk1: "{url(2)}", pool1: "{url(1)}"}}\n'
+        f'storage_agent: {{"{tmp / "pool.img"}": pool1}}\n'
+        'volumes: {"E:": {device: disk0}}\n')
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json", "-enablelanfree=yes"]
+    assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["outcome"] == "completed" and report["path_used"] == "server-free+lan-free", report
+    done = report["bytes_by_path"]["server-free"]
+    assert 0 < done and report["bytes_by_path"]["lan-free"] == report["image_size"] - done
+    assert puts == []  # nothing crossed the LAN: the rest went over the SAN into the granted range
+    assert main(["restore", "image", "E:", "disk1", *opts]) == 0, capsys.readouterr()
+    assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
