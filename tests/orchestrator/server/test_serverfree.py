@@ -55,7 +55,9 @@ def fabric_file(path, disk_naa: str, pool_naa: str, mover_zoned: bool = True):
     return path
 
 
-def make_lab(tmp_path, chap: bool = False, fabric: bool = False, faults: list[str] | None = None):
+def make_lab(tmp_path, chap: bool = False, fabric: bool = False, faults: list[str] | None = None,
+             raw_mib: int = 0):
+    """The lab; ``raw_mib``: the client's volume is that many MiB of random bytes (a raw volume) instead of NTFS."""
     try:
         from scsi.devices.iscsi import LibiscsiDevice  # noqa: F401 - needs libiscsi's shared library
     except (ImportError, OSError) as exc:
@@ -68,7 +70,13 @@ def make_lab(tmp_path, chap: bool = False, fabric: bool = False, faults: list[st
     from orchestrator.drivers.real_devices import BlockIO
     from orchestrator.volume.samples import bundled_ntfs_image
 
-    vol = bundled_ntfs_image(tmp_path / "vol.img")
+    if raw_mib:
+        import random
+
+        vol = tmp_path / "vol.img"
+        vol.write_bytes(random.Random(5).randbytes(raw_mib * MIB))
+    else:
+        vol = bundled_ntfs_image(tmp_path / "vol.img")
     size = vol.stat().st_size
     (tmp_path / "dest.img").write_bytes(bytes(size))
     (tmp_path / "pool.img").write_bytes(bytes(2 * size + 8 * MIB))
@@ -102,7 +110,7 @@ def make_lab(tmp_path, chap: bool = False, fabric: bool = False, faults: list[st
             assert ok, f"{c}: {out}"
     (tmp_path / "site.yaml").write_text(textwrap.dedent(f"""
         devices: {{disk0: "{url(0)}", disk1: "{url(2)}"}}
-        volumes: {{"E:": {{device: disk0}}}}
+        volumes: {{"E:": {{device: disk0{", filesystem: raw" if raw_mib else ""}}}}}
     """))
     host, port = hostport(srv)
     (tmp_path / "dsm.opt").write_text(f"nodename NODEA\nenableserverfree yes\nimagetype static\n"
