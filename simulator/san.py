@@ -29,7 +29,7 @@ from simulator.timeline import Timeline
 log = logging.getLogger(__name__)
 
 Path = list[tuple[Resource, float]]
-ROUTE_CACHE_PAIRS = 4096  # device pairs whose computed routes are kept (far more than one run's working set)
+ROUTE_CACHE_PAIRS = 1024  # device pairs whose computed routes are kept (a run's working set is its running jobs' few)
 
 
 @dataclass
