@@ -78,7 +78,8 @@ def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, touched: Itera
             moved = np.abs(new - old) > _REL * np.maximum(np.abs(old), 1.0)
             if moved.any():  # (a)
                 hit = used.compress(np.bincount(local.compress(moved.take(fi)), minlength=len(used)))
-                for r in hit.compress(held.count.take(hit)).tolist():
+                count = held.count
+                for r in [r for r in hit.tolist() if count[r]]:
                     m = held.members(r)
                     if not mark.take(m).all():
                         mark[m] = grew = True

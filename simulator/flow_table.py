@@ -43,37 +43,38 @@ class RowBuckets:
 
     def __init__(self) -> None:
         self.rows: list[np.ndarray] = []
-        self.tags: list[np.ndarray] = []
-        self.count = np.zeros(0, dtype=np.intp)
+        self.tags: list[list[int]] = []
+        self.count: list[int] = []
 
     def grow_to(self, keys: int) -> None:
-        if keys > len(self.count):
-            for _ in range(keys - len(self.rows)):
-                self.rows.append(np.empty(8, dtype=np.intp))
-                self.tags.append(np.empty(8, dtype=np.intp))
-            self.count = np.concatenate((self.count, np.zeros(keys - len(self.count), dtype=np.intp)))
+        for _ in range(keys - len(self.rows)):
+            self.rows.append(np.empty(8, dtype=np.intp))
+            self.tags.append([])
+            self.count.append(0)
 
     def add(self, key: int, row: int, tag: int) -> int:
         """Append; returns the entry's position."""
-        c = int(self.count[key])
+        c = self.count[key]
         buf = self.rows[key]
         if c == len(buf):
             self.rows[key] = buf = np.concatenate((buf, np.empty(c, dtype=np.intp)))
-            self.tags[key] = np.concatenate((self.tags[key], np.empty(c, dtype=np.intp)))
         buf[c] = row
-        self.tags[key][c] = tag
+        self.tags[key].append(tag)
         self.count[key] = c + 1
         return c
 
     def remove(self, key: int, pos: int) -> tuple[int, int] | None:
         """Drop the entry at ``pos``; returns (row, tag) of the entry moved into its place, if any."""
-        last = int(self.count[key]) - 1
+        last = self.count[key] - 1
         self.count[key] = last
+        tags = self.tags[key]
+        tag = tags.pop()
         if pos == last:
             return None
-        buf, tags = self.rows[key], self.tags[key]
-        row, tag = int(buf[last]), int(tags[last])
-        buf[pos], tags[pos] = row, tag
+        buf = self.rows[key]
+        row = int(buf[last])
+        buf[pos] = row
+        tags[pos] = tag
         return row, tag
 
     def members(self, key: int) -> np.ndarray:
@@ -151,8 +152,12 @@ class FlowTable:
         self.bneck[i] = f._bneck
         self.bres[i] = -2
         self.alive[i] = True
-        self.ri[i, :k], self.ri[i, k:] = f._ri, -1
-        self.wi[i, :k], self.wi[i, k:] = f._wi, 0.0
+        self.ri[i, :k] = f._ri
+        if k < width:
+            self.ri[i, k:] = -1
+        self.wi[i, :k] = f._wi
+        if k < width:
+            self.wi[i, k:] = 0.0
         add = self.cross.add
         self._cpos[i] = [add(r, i, h) for h, r in enumerate(f._ri.tolist())]
         self.streamers += s is not None
@@ -221,17 +226,31 @@ class FlowTable:
         self.done[rows] += self.rate[rows] * (now - self.t0[rows])
         self.t0[rows] = now
 
+    def retime(self, rows: np.ndarray, rate: np.ndarray, now: float) -> None:
+        """Settle the rows at ``now``, give them new rates and plan their next events (:meth:`plan`)."""
+        done = self.done.take(rows) + self.rate.take(rows) * (now - self.t0.take(rows))
+        self.done[rows] = done
+        self.t0[rows] = now
+        self.rate[rows] = rate
+        self._plan(rows, rate, now, done)
+
     def done_at(self, i: int, now: float) -> float:
         return float(self.done[i] + self.rate[i] * (now - self.t0[i]))
 
-    def plan(self, rows: np.ndarray) -> None:
-        """Each settled row's next event time at its rate (after :meth:`settle` and a rate change)."""
-        rate, t0 = self.rate[rows], self.t0[rows]
-        nxt = self.next[rows]
-        left = nxt - self.done[rows]
+    def plan(self, rows: np.ndarray, now: float) -> None:
+        """Each row's next event time at its rate (rows settled at ``now``: :meth:`settle`)."""
+        self._plan(rows, self.rate.take(rows), now, self.done.take(rows))
+
+    def _plan(self, rows: np.ndarray, rate: np.ndarray, now: float, done: np.ndarray) -> None:
+        nxt = self.next.take(rows)
+        left = nxt - done
         slack = left - completion_tolerance(nxt)
+        if rate.min() > 0:  # the common case: every row moving
+            self.eta[rows] = now + left / rate
+            self.etol[rows] = now + slack / rate
+            return
         moving = rate > 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            self.eta[rows] = np.where(moving, t0 + left / rate, np.inf)
+            self.eta[rows] = np.where(moving, now + left / rate, np.inf)
             # a flow standing still within the tolerance of its mark is due at the next event, as it always was
-            self.etol[rows] = np.where(moving, t0 + slack / rate, np.where(slack <= 0, -np.inf, np.inf))
+            self.etol[rows] = np.where(moving, now + slack / rate, np.where(slack <= 0, -np.inf, np.inf))

@@ -65,6 +65,7 @@ class FlowNetwork:
         self._capacity = np.zeros(0)
         self._last = env.now
         self._gen = 0
+        self._timer_at = np.inf  # when the pending timer fires (inf: none pending)
         self._pending = False
         self.reallocations = 0
 
@@ -149,7 +150,7 @@ class FlowNetwork:
         row = np.array([flow._slot])
         self._t.settle(row, self.env.now)
         self._t.next[row] = min(flow._marks[0][0], flow.total)
-        self._t.plan(row)
+        self._t.plan(row, self.env.now)
         self._request()
 
     def bytes_done(self, flow: Flow) -> float:
@@ -174,9 +175,12 @@ class FlowNetwork:
         """Take a running flow's row out; the load it put on its resources goes with it."""
         i = flow._slot
         r = float(self._t.rate[i])
+        hops = flow._ri.tolist()
         if r:
-            np.subtract.at(self._load, flow._ri, flow._wi * r)
-        self._touched.update(flow._ri.tolist())
+            load = self._load
+            for k, w in zip(hops, flow._wi.tolist()):
+                load[k] -= w * r
+        self._touched.update(hops)
         self._t.remove(i)
 
     def _finish(self, flow: Flow, end: FlowEnd) -> None:
@@ -226,15 +230,15 @@ class FlowNetwork:
             rate, bres = self._fill(rows)
         else:
             rows, rate, bres = part
-            t.settle(rows, now)
-        old = t.rate[rows]
-        t.rate[rows] = rate
-        t.set_bottlenecks(rows, bres)
-        self._note_bottlenecks(rows, np.where(rate > 0, bres, STALLED))
         if self.timeline.record_rates:
-            for k in np.flatnonzero(rate != old):
+            for k in np.flatnonzero(rate != t.rate[rows]):
                 self.timeline.rate(now, t.flows[rows[k]].id, float(rate[k]))
-        t.plan(rows)
+        if len(rows):
+            t.retime(rows, rate, now)
+            t.set_bottlenecks(rows, bres)
+            self._note_bottlenecks(rows, np.where(rate > 0, bres, STALLED))
+        else:
+            t.new.clear()
         self._schedule()
 
     def _fill(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -309,11 +313,12 @@ class FlowNetwork:
 
     def _schedule(self) -> None:
         """One timer for the earliest next event of any flow (completion or byte mark)."""
-        self._gen += 1
         t = self._t
-        if not t.n:
-            return
-        at = float(t.eta[:t.hi].min())
+        at = float(t.eta[:t.hi].min()) if t.n else np.inf
+        if at == self._timer_at:
+            return  # the pending timer is the right one
+        self._gen += 1
+        self._timer_at = at
         if not at < np.inf:
             return
         gen = self._gen
@@ -323,6 +328,7 @@ class FlowNetwork:
     def _on_timer(self, gen: int, at: float) -> None:
         if gen != self._gen:
             return  # superseded by a later reallocation
+        self._timer_at = np.inf
         self._settle()
         t, now = self._t, self.env.now
         hit = np.flatnonzero(t.etol[:t.hi] <= max(now, at))  # ``at`` itself: env.now may round below it
@@ -344,7 +350,7 @@ class FlowNetwork:
                 t.next[i] = min(f._marks[0][0], f.total) if f._marks else f.total
                 going.append(i)
         if going:
-            t.plan(np.array(going))
+            t.plan(np.array(going), now)
         for f in finished:
             del self.active[f.id]
             self._drop(f)
