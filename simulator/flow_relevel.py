@@ -35,12 +35,13 @@ _REL = 1e-9
 _MAX_ROUNDS = 12
 
 
-def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, touched: Iterable[int],
+def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndarray, touched: Iterable[int],
             cut: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """New rates for some rows, or None when the whole fill is the cheaper way.
 
     ``load`` is each resource's work per second at the current rates of the
-    current rows; ``touched`` the resources changed since the last allocation;
+    current rows, ``slack`` how far below zero a resource's residual capacity
+    may go before it counts as overloaded (float noise); ``touched`` the resources changed since the last allocation;
     ``cut`` those whose capacity changed (every row crossing one is
     re-levelled, whatever its bottleneck).  Returns (rows, their rates, their
     bottleneck resources) and updates ``load``.
@@ -64,41 +65,47 @@ def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, touched: Itera
         for _ in range(_MAX_ROUNDS):
             if len(rows) * 2 > t.n:
                 return None
+            # Resources are numbered as in the network: only those F crosses get a finite residual.
             fi, ri, wi = t.entries(rows)
-            used = np.bincount(ri, minlength=n_res).nonzero()[0]
-            remap = np.empty(n_res, dtype=np.intp)
-            remap[used] = np.arange(len(used))
-            local = remap.take(ri)
+            crossed = np.bincount(ri, minlength=n_res)
             old = rate.take(rows)
-            f_old = np.bincount(local, weights=wi * old.take(fi), minlength=len(used))
-            residual = capacity.take(used) - (load.take(used) - f_old)
+            f_old = np.bincount(ri, weights=wi * old.take(fi), minlength=n_res)
+            residual = capacity - load + f_old
+            over = residual < slack
+            if over.any():  # (c) the others overload a resource
+                over &= crossed > 0
+                if over.any():
+                    for r in over.nonzero()[0].tolist():
+                        mark[cross.members(r)] = True
+                    rows = mark[:t.hi].nonzero()[0]
+                    continue
             b = np.empty(len(rows), dtype=np.intp)
-            new = progressive_fill(fi, local, wi, np.maximum(residual, 0.0), len(rows), t.caps.take(rows), b)
+            # a resource F does not cross takes no part: any capacity above zero will do
+            new = progressive_fill(fi, ri, wi, np.where(crossed > 0, np.maximum(residual, 0.0), 1.0),
+                                   len(rows), t.caps.take(rows), b)
             grew = False
-            moved = np.abs(new - old) > _REL * np.maximum(np.abs(old), 1.0)
+            moved = np.abs(new - old) > _REL * np.maximum(old, 1.0)
             if moved.any():  # (a)
-                hit = used.compress(np.bincount(local.compress(moved.take(fi)), minlength=len(used)))
-                count = held.count
-                for r in [r for r in hit.tolist() if count[r]]:
+                hit = np.bincount(ri.compress(moved.take(fi)), minlength=n_res)
+                hit *= t.nheld[:n_res]  # resources holding rows back
+                for r in hit.nonzero()[0].tolist():
                     m = held.members(r)
                     if not mark.take(m).all():
                         mark[m] = grew = True
             froze = b >= 0
             if froze.any():  # (b): the level each saturated resource froze F flows at
-                level = np.full(len(used), np.inf)
+                level = np.full(n_res, np.inf)
                 level[b.compress(froze)] = new.compress(froze)
-                for k in (level < np.inf).nonzero()[0].tolist():
-                    m = cross.members(int(used[k]))
-                    faster = m.compress(rate.take(m) > level[k] * (1 + _REL) + 1e-12)
+                for r in (level < np.inf).nonzero()[0].tolist():
+                    if cross.count[r] == crossed[r]:
+                        continue  # every row crossing r is in F
+                    m = cross.members(r)
+                    faster = m.compress(rate.take(m) > level[r] * (1 + _REL) + 1e-12)
                     if len(faster) and not mark.take(faster).all():
                         mark[faster] = grew = True
-            over = residual < -_REL * np.maximum(capacity.take(used), 1.0)
-            if over.any():  # (c)
-                for r in used.compress(over).tolist():
-                    mark[cross.members(r)] = grew = True
             if not grew:
-                load[used] += np.bincount(local, weights=wi * new.take(fi), minlength=len(used)) - f_old
-                return rows, new, np.where(froze, used.take(np.maximum(b, 0)), -1)
+                load += np.bincount(ri, weights=wi * new.take(fi), minlength=n_res) - f_old
+                return rows, new, np.where(froze, b, -1)
             rows = mark[:t.hi].nonzero()[0]
         return None
     finally:

@@ -102,6 +102,7 @@ class FlowTable:
         self._fi = np.zeros(0, dtype=np.intp)
         self.cross = RowBuckets()
         self.held = RowBuckets()
+        self.nheld = np.zeros(0, dtype=np.intp)  # rows each resource holds back (held's counts, as an array)
         self._cpos: list[list[int]] = [[] for _ in range(rows)]  # row -> position of each hop in cross
         self._hpos = [0] * rows  # row -> position in held[bres]
 
@@ -109,6 +110,8 @@ class FlowTable:
         """Make room in the indexes for ``count`` resources."""
         self.cross.grow_to(count)
         self.held.grow_to(count)
+        if count > len(self.nheld):
+            self.nheld = np.concatenate((self.nheld, np.zeros(max(count, 64), dtype=np.intp)))
 
     def _grow(self, rows: int, width: int) -> None:
         old_rows, old_width = self.ri.shape
@@ -189,6 +192,7 @@ class FlowTable:
 
     def _unhold(self, i: int, r: int) -> None:
         if r >= 0:
+            self.nheld[r] -= 1
             moved = self.held.remove(r, self._hpos[i])
             if moved is not None:
                 self._hpos[moved[0]] = self._hpos[i]
@@ -202,6 +206,7 @@ class FlowTable:
                 self._unhold(i, was)
                 if now >= 0:
                     self._hpos[i] = self.held.add(now, i, 0)
+                    self.nheld[now] += 1
             self.bres[rows] = bres
         self.new.clear()
 

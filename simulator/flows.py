@@ -44,6 +44,11 @@ __all__ = ["CountingEnvironment", "Flow", "FlowEnd", "FlowNetwork", "Resource", 
 _LATE = 2  # event priority after simpy's URGENT (0) and NORMAL (1)
 
 
+def _overload(capacity: float) -> float:
+    """A resource whose residual capacity is below this is overloaded, not just carrying float noise."""
+    return -1e-9 * max(capacity, 1.0)
+
+
 class FlowNetwork:
     """Resources, the flows over them, and the simpy process that moves bytes."""
 
@@ -63,6 +68,7 @@ class FlowNetwork:
         self._work = np.zeros(0)  # integral of each resource's load (bytes, CPU seconds)
         self._load = np.zeros(0)
         self._capacity = np.zeros(0)
+        self._slack = np.zeros(0)  # residual capacity below which a resource counts as overloaded
         self._last = env.now
         self._gen = 0
         self._timer_at = np.inf  # when the pending timer fires (inf: none pending)
@@ -84,7 +90,9 @@ class FlowNetwork:
             self._work = np.concatenate((self._work, np.zeros(extra)))
             self._load = np.concatenate((self._load, np.zeros(extra)))
             self._capacity = np.concatenate((self._capacity, np.zeros(extra)))
+            self._slack = np.concatenate((self._slack, np.zeros(extra)))
         self._capacity[res.index] = res.capacity
+        self._slack[res.index] = _overload(res.capacity)
         self._t.resources(len(self.resources))
         return res
 
@@ -99,6 +107,7 @@ class FlowNetwork:
         self._settle()
         res.capacity = max(0.0, float(capacity))
         self._capacity[res.index] = res.capacity
+        self._slack[res.index] = _overload(res.capacity)
         self._touched.add(res.index)
         self._cut.add(res.index)
         self._request()
@@ -221,7 +230,9 @@ class FlowNetwork:
         t, now = self._t, self.env.now
         part = None
         if t.n and self.incremental and not t.streamers:
-            part = relevel(t, self._capacity, self._load, self._touched, self._cut)
+            n_res = len(self.resources)
+            part = relevel(t, self._capacity[:n_res], self._load[:n_res], self._slack[:n_res], self._touched,
+                           self._cut)
         self._touched.clear()
         self._cut.clear()
         if part is None:
