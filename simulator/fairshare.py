@@ -20,6 +20,8 @@ condition that characterises a max-min fair allocation, Bertsekas & Gallager,
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # A resource counts as saturated when less than this fraction of its capacity is left.
@@ -55,32 +57,39 @@ def max_min_rates(
     if not np.all(crossing | np.isfinite(caps)):
         bad = int(np.flatnonzero(~(crossing | np.isfinite(caps)))[0])
         raise ValueError(f"flow {bad} crosses no resource and has no rate cap: its rate would be unbounded")
-    return progressive_fill(flow_idx, res_idx, weight, np.asarray(capacity, dtype=float), n_flows, caps,
+    return progressive_fill(flow_idx, res_idx, weight, np.array(capacity, dtype=float), n_flows, caps,
                             bottleneck)
 
 
 def progressive_fill(flow_idx: np.ndarray, res_idx: np.ndarray, weight: np.ndarray, capacity: np.ndarray,
-                     n_flows: int, caps: np.ndarray, bottleneck: np.ndarray) -> np.ndarray:
+                     n_flows: int, caps: np.ndarray, bottleneck: np.ndarray,
+                     saturations: list[tuple[np.ndarray, float]] | None = None) -> np.ndarray:
     """The water-filling of :func:`max_min_rates` for input already checked (every flow crosses a
-    resource or has a finite cap; ``n_flows`` > 0); ``bottleneck`` is filled.
+    resource or has a finite cap; ``n_flows`` > 0).  ``capacity`` is used up (pass a copy to keep
+    it); ``bottleneck`` is filled; ``saturations``, when given, gets (resources, level) for each
+    level at which resources saturated and froze flows (a dead resource at level 0).
 
     The incremental re-levelling calls it at every event on a hundred-odd flows,
-    where numpy's per-call cost dominates: hence ``take``/``compress`` and no
-    pass that the common case (no dead resource, no cap) does not need.
+    where numpy's per-call cost, not the arithmetic, is the time: hence
+    ``take``/``compress``, index arrays rather than masks, and no pass that the
+    common case (no dead resource, no cap, one or two levels) does not need.
     """
     rate = np.zeros(n_flows)
     bottleneck.fill(-1)
-    n_res = len(capacity)
-    remaining = capacity.copy()
+    remaining = capacity
     threshold = np.maximum(remaining * _REL_EPS, 1e-12)
     f_e, r_e, w_e = flow_idx, res_idx, weight
     left = n_flows
+    capped = bool(caps.min() < np.inf)
+    open_ids = None  # unfrozen flows, for their caps (all of them until one freezes)
     # A resource with no capacity freezes its flows at zero straight away.
     dead = remaining <= threshold
-    if dead.any():
+    if np.count_nonzero(dead):
         at_dead = dead.take(res_idx)
         stalled = flow_idx.compress(at_dead)
-        bottleneck[stalled] = res_idx.compress(at_dead)
+        bottleneck[stalled] = dead_res = res_idx.compress(at_dead)
+        if saturations is not None and len(dead_res):
+            saturations.append((dead_res, 0.0))
         frozen = np.zeros(n_flows, dtype=bool)
         frozen[stalled] = True
         left -= int(np.count_nonzero(frozen))
@@ -88,33 +97,36 @@ def progressive_fill(flow_idx: np.ndarray, res_idx: np.ndarray, weight: np.ndarr
             return rate
         keep = ~frozen.take(flow_idx)
         f_e, r_e, w_e = flow_idx.compress(keep), res_idx.compress(keep), weight.compress(keep)
-        open_ids = (~frozen).nonzero()[0]  # unfrozen flows (their caps)
-    else:
-        open_ids = np.arange(n_flows)
+        open_ids = (~frozen).nonzero()[0]
     level = 0.0
-    capped = bool(caps.min() < np.inf)
-    headroom = np.empty(n_res)
+    headroom = np.empty(len(remaining))
     # The entries of unfrozen flows only: each level's passes shrink as flows freeze.
     while True:
-        wsum = np.bincount(r_e, weights=w_e, minlength=n_res)
+        wsum = np.bincount(r_e, weights=w_e, minlength=len(remaining))
         used = wsum > 0
         headroom.fill(np.inf)
         np.divide(remaining, wsum, out=headroom, where=used)
-        step = headroom.min() if n_res else np.inf
+        step = float(headroom.min()) if len(remaining) else math.inf
         if capped:
-            step = min(step, caps.take(open_ids).min() - level)
+            if open_ids is None:
+                open_ids = np.arange(n_flows)
+            step = min(step, float(caps.take(open_ids).min()) - level)
         step = max(step, 0.0)
-        if not np.isfinite(step):  # pragma: no cover - excluded by the check in max_min_rates
+        if not math.isfinite(step):  # pragma: no cover - excluded by the check in max_min_rates
             raise ValueError("unbounded flow rate")
         level += step
         remaining -= step * wsum
         saturated = used & (remaining <= threshold)
+        if saturations is not None:
+            saturations.append((saturated.nonzero()[0], level))
         at_saturated = saturated.take(r_e)
         hit = f_e.compress(at_saturated)
+        bottleneck[hit] = r_e.compress(at_saturated)
         newly = np.zeros(n_flows, dtype=bool)
         newly[hit] = True
-        bottleneck[hit] = r_e.compress(at_saturated)
         if capped:
+            if open_ids is None:
+                open_ids = np.arange(n_flows)
             newly[open_ids.compress(caps.take(open_ids) <= level * (1 + _REL_EPS) + 1e-12)] = True
         count = int(np.count_nonzero(newly))
         if not count:  # numerical corner: freeze the tightest resource's flows
@@ -129,7 +141,10 @@ def progressive_fill(flow_idx: np.ndarray, res_idx: np.ndarray, weight: np.ndarr
             break
         keep = ~newly.take(f_e)
         f_e, r_e, w_e = f_e.compress(keep), r_e.compress(keep), w_e.compress(keep)
-        open_ids = open_ids.compress(~newly.take(open_ids))
+        if open_ids is not None:
+            open_ids = open_ids.compress(~newly.take(open_ids))
+        elif capped:
+            open_ids = (~newly).nonzero()[0]
     return rate
 
 

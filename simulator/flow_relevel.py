@@ -35,7 +35,7 @@ _REL = 1e-9
 _MAX_ROUNDS = 12
 
 
-def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndarray, touched: Iterable[int],
+def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndarray, touched: set[int],
             cut: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """New rates for some rows, or None when the whole fill is the cheaper way.
 
@@ -52,7 +52,8 @@ def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndar
     """
     n_res = len(capacity)
     rate, mark, held, cross = t.rate, t.mark, t.held, t.cross
-    mark[list(t.new)] = True
+    if t.new:
+        mark[list(t.new)] = True
     for r in touched:
         if held.count[r]:
             mark[held.members(r)] = True
@@ -72,40 +73,44 @@ def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndar
             f_old = np.bincount(ri, weights=wi * old.take(fi), minlength=n_res)
             residual = capacity - load + f_old
             over = residual < slack
-            if over.any():  # (c) the others overload a resource
+            if np.count_nonzero(over):  # (c) the others overload a resource
                 over &= crossed > 0
-                if over.any():
+                if np.count_nonzero(over):
                     for r in over.nonzero()[0].tolist():
                         mark[cross.members(r)] = True
                     rows = mark[:t.hi].nonzero()[0]
                     continue
             b = np.empty(len(rows), dtype=np.intp)
+            sats: list[tuple[np.ndarray, float]] = []
             # a resource F does not cross takes no part: any capacity above zero will do
             new = progressive_fill(fi, ri, wi, np.where(crossed > 0, np.maximum(residual, 0.0), 1.0),
-                                   len(rows), t.caps.take(rows), b)
+                                   len(rows), t.caps.take(rows), b, sats)
             grew = False
             moved = np.abs(new - old) > _REL * np.maximum(old, 1.0)
-            if moved.any():  # (a)
-                hit = np.bincount(ri.compress(moved.take(fi)), minlength=n_res)
-                hit *= t.nheld[:n_res]  # resources holding rows back
+            n_moved = np.count_nonzero(moved)
+            if n_moved:  # (a)
+                hit = crossed if n_moved == len(rows) else np.bincount(ri.compress(moved.take(fi)), minlength=n_res)
+                hit = hit * t.nheld[:n_res]  # resources holding rows back
                 for r in hit.nonzero()[0].tolist():
+                    if r in touched:
+                        continue  # its rows were put in F at the start
                     m = held.members(r)
                     if not mark.take(m).all():
                         mark[m] = grew = True
-            froze = b >= 0
-            if froze.any():  # (b): the level each saturated resource froze F flows at
-                level = np.full(n_res, np.inf)
-                level[b.compress(froze)] = new.compress(froze)
-                for r in (level < np.inf).nonzero()[0].tolist():
+            for saturated, level in sats:  # (b): each resource that froze F flows, at their level
+                limit = level * (1 + _REL) + 1e-12
+                for r in saturated.tolist():
                     if cross.count[r] == crossed[r]:
                         continue  # every row crossing r is in F
                     m = cross.members(r)
-                    faster = m.compress(rate.take(m) > level[r] * (1 + _REL) + 1e-12)
-                    if len(faster) and not mark.take(faster).all():
-                        mark[faster] = grew = True
+                    their = rate.take(m)
+                    if their.max() > limit:
+                        faster = m.compress(their > limit)
+                        if not mark.take(faster).all():
+                            mark[faster] = grew = True
             if not grew:
                 load += np.bincount(ri, weights=wi * new.take(fi), minlength=n_res) - f_old
-                return rows, new, np.where(froze, b, -1)
+                return rows, new, b
             rows = mark[:t.hi].nonzero()[0]
         return None
     finally:

@@ -100,6 +100,7 @@ class FlowTable:
         self.ri = np.full((rows, width), -1, dtype=np.intp)
         self.wi = np.zeros((rows, width))
         self._fi = np.zeros(0, dtype=np.intp)
+        self.full = 0  # running flows whose path fills the whole width (no padding)
         self.cross = RowBuckets()
         self.held = RowBuckets()
         self.nheld = np.zeros(0, dtype=np.intp)  # rows each resource holds back (held's counts, as an array)
@@ -131,6 +132,8 @@ class FlowTable:
         wi[:old_rows, :old_width] = self.wi
         self.ri, self.wi = ri, wi
         self._fi = np.zeros(0, dtype=np.intp)  # rows' positions repeated per hop (entries), for this width
+        if width > old_width:
+            self.full = 0
         self.flows += [None] * (rows - old_rows)
         self._cpos += [[] for _ in range(rows - old_rows)]
         self._hpos += [0] * (rows - old_rows)
@@ -164,6 +167,7 @@ class FlowTable:
         add = self.cross.add
         self._cpos[i] = [add(r, i, h) for h, r in enumerate(f._ri.tolist())]
         self.streamers += s is not None
+        self.full += k == self.ri.shape[1]
         self.flows[i] = f
         self.new.add(i)
         f._slot = i
@@ -174,6 +178,7 @@ class FlowTable:
         """Free row ``i`` and take it out of the indexes."""
         f = self.flows[i]
         self.streamers -= f.streaming is not None
+        self.full -= len(f._ri) == self.ri.shape[1]
         cpos = self._cpos
         for h, r in enumerate(f._ri.tolist()):
             moved = self.cross.remove(r, cpos[i][h])
@@ -197,18 +202,32 @@ class FlowTable:
             if moved is not None:
                 self._hpos[moved[0]] = self._hpos[i]
 
-    def set_bottlenecks(self, rows: np.ndarray, bres: np.ndarray) -> None:
-        """Record the resource that froze each row (-1: its cap), keeping ``held`` in step."""
-        old = self.bres[rows]
-        changed = np.flatnonzero(old != bres)
-        if len(changed):
-            for i, was, now in zip(rows[changed].tolist(), old[changed].tolist(), bres[changed].tolist()):
+    def set_bottlenecks(self, rows: np.ndarray, bres: np.ndarray, key: np.ndarray) -> list[tuple[int, int]]:
+        """Record the resource that froze each row (-1: its cap), keeping ``held`` in step, and its
+        attribution key; returns (row, new key) where the key changed."""
+        old, was_key = self.bres.take(rows), self.bneck.take(rows)
+        changed = ((old != bres) | (was_key != key)).nonzero()[0]
+        self.new.clear()
+        if not len(changed):
+            return []
+        keys = []
+        if len(changed) < 8:  # the usual few: scalar reads cost less than five gathers
+            picked = [(int(rows[c]), int(old[c]), int(bres[c]), int(was_key[c]), int(key[c]))
+                      for c in changed.tolist()]
+        else:
+            picked = zip(rows.take(changed).tolist(), old.take(changed).tolist(), bres.take(changed).tolist(),
+                         was_key.take(changed).tolist(), key.take(changed).tolist())
+        for i, was, now, k0, k1 in picked:
+            if was != now:
                 self._unhold(i, was)
                 if now >= 0:
                     self._hpos[i] = self.held.add(now, i, 0)
                     self.nheld[now] += 1
-            self.bres[rows] = bres
-        self.new.clear()
+            if k0 != k1:
+                keys.append((i, k1))
+        self.bres[rows] = bres
+        self.bneck[rows] = key
+        return keys
 
     def live(self) -> np.ndarray:
         """The running flows' rows, in row order."""
@@ -221,9 +240,9 @@ class FlowTable:
         if len(self._fi) < need:
             self._fi = np.repeat(np.arange(2 * len(rows)), width)
         fi, ri, wi = self._fi[:need], self.ri.take(rows, 0).ravel(), self.wi.take(rows, 0).ravel()
-        keep = ri >= 0
-        if keep.all():  # no padding (every path as long as the longest)
+        if self.full == self.n:  # no padding: every running flow's path is as long as the longest
             return fi, ri, wi
+        keep = ri >= 0
         return fi.compress(keep), ri.compress(keep), wi.compress(keep)
 
     def settle(self, rows: np.ndarray, now: float) -> None:

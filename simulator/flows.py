@@ -246,8 +246,7 @@ class FlowNetwork:
                 self.timeline.rate(now, t.flows[rows[k]].id, float(rate[k]))
         if len(rows):
             t.retime(rows, rate, now)
-            t.set_bottlenecks(rows, bres)
-            self._note_bottlenecks(rows, np.where(rate > 0, bres, STALLED))
+            self._note_bottlenecks(t.set_bottlenecks(rows, bres, np.where(rate > 0, bres, STALLED)))
         else:
             t.new.clear()
         self._schedule()
@@ -276,15 +275,14 @@ class FlowNetwork:
             self._load[used] = np.bincount(local, weights=wi * rate[fi], minlength=len(used))
         return rate, bres
 
-    def _note_bottlenecks(self, rows: np.ndarray, new: np.ndarray) -> None:
+    def _note_bottlenecks(self, changes: list[tuple[int, int]]) -> None:
         """Close the bottleneck interval of every flow whose bottleneck changed at this allocation."""
-        t, now = self._t, self.env.now
-        for k in np.flatnonzero(new != t.bneck[rows]):
-            f = t.flows[rows[k]]
+        flows, now = self._t.flows, self.env.now
+        for row, key in changes:
+            f = flows[row]
             if f._bneck != -2:
                 f.bottleneck_s[f._bneck] = f.bottleneck_s.get(f._bneck, 0.0) + (now - f._bsince)
-            f._bneck, f._bsince = int(new[k]), now
-        t.bneck[rows] = new
+            f._bneck, f._bsince = key, now
 
     def _apply_streaming(self, rows: np.ndarray, rate: np.ndarray, system: tuple,
                          bneck: np.ndarray) -> np.ndarray:
@@ -342,7 +340,7 @@ class FlowNetwork:
         self._timer_at = np.inf
         self._settle()
         t, now = self._t, self.env.now
-        hit = np.flatnonzero(t.etol[:t.hi] <= max(now, at))  # ``at`` itself: env.now may round below it
+        hit = (t.etol[:t.hi] <= max(now, at)).nonzero()[0]  # ``at`` itself: env.now may round below it
         t.settle(hit, now)
         nxt, done_a = t.next[hit], t.done[hit]
         tol = completion_tolerance(nxt)
