@@ -104,6 +104,11 @@ class FlowTable:
         self.cross = RowBuckets()
         self.held = RowBuckets()
         self.nheld = np.zeros(0, dtype=np.intp)  # rows each resource holds back (held's counts, as an array)
+        # Where each row would stand in a table packed by arrival with the last row moved into each
+        # hole: the order in which flows due at one instant are finished and whole fills list them,
+        # kept so that simultaneous events resolve as they always have.
+        self.order = np.zeros(rows, dtype=np.intp)
+        self._by_order: list[int] = []
         self._cpos: list[list[int]] = [[] for _ in range(rows)]  # row -> position of each hop in cross
         self._hpos = [0] * rows  # row -> position in held[bres]
 
@@ -121,7 +126,8 @@ class FlowTable:
             a = np.full(rows, _NONE.get(name, 0.0))
             a[:old_rows] = getattr(self, name)
             setattr(self, name, a)
-        for name, fill, dtype in (("bneck", -2, np.intp), ("bres", -2, np.intp), ("sstate", False, bool),
+        for name, fill, dtype in (("bneck", -2, np.intp), ("bres", -2, np.intp), ("order", 0, np.intp),
+                                  ("sstate", False, bool),
                                   ("alive", False, bool), ("mark", False, bool)):
             b = np.full(rows, fill, dtype=dtype)
             b[:old_rows] = getattr(self, name)
@@ -169,6 +175,8 @@ class FlowTable:
         self.streamers += s is not None
         self.full += k == self.ri.shape[1]
         self.flows[i] = f
+        self.order[i] = len(self._by_order)
+        self._by_order.append(i)
         self.new.add(i)
         f._slot = i
         self.n += 1
@@ -190,6 +198,11 @@ class FlowTable:
         self.eta[i] = self.etol[i] = np.inf
         self.bres[i] = -2
         self.flows[i] = None
+        last = self._by_order.pop()
+        if last != i:
+            p = int(self.order[i])
+            self._by_order[p] = last
+            self.order[last] = p
         self.new.discard(i)
         self.free.append(i)
         f._slot = -1
@@ -229,9 +242,9 @@ class FlowTable:
         self.bneck[rows] = key
         return keys
 
-    def live(self) -> np.ndarray:
-        """The running flows' rows, in row order."""
-        return np.flatnonzero(self.alive[:self.hi])
+    def in_order(self) -> np.ndarray:
+        """The running flows' rows in :attr:`order`."""
+        return np.array(self._by_order, dtype=np.intp)
 
     def entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(position in ``rows``, resource, weight) of every hop of the given rows."""

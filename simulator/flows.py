@@ -236,7 +236,7 @@ class FlowNetwork:
         self._touched.clear()
         self._cut.clear()
         if part is None:
-            rows = t.live()
+            rows = t.in_order()
             t.settle(rows, now)  # the streaming pass reads the bytes moved
             rate, bres = self._fill(rows)
         else:
@@ -341,6 +341,8 @@ class FlowNetwork:
         self._settle()
         t, now = self._t, self.env.now
         hit = (t.etol[:t.hi] <= max(now, at)).nonzero()[0]  # ``at`` itself: env.now may round below it
+        if len(hit) > 1:  # flows due together are handled in arrival order (see FlowTable.order)
+            hit = hit.take(np.argsort(t.order.take(hit), kind="stable"))
         t.settle(hit, now)
         nxt, done_a = t.next[hit], t.done[hit]
         tol = completion_tolerance(nxt)
@@ -360,7 +362,7 @@ class FlowNetwork:
                 going.append(i)
         if going:
             t.plan(np.array(going), now)
-        for f in finished:
+        for f in sorted(finished, key=lambda x: -t.order[x._slot]):  # last first, as arrival order is kept
             del self.active[f.id]
             self._drop(f)
         for f in finished:
