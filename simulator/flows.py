@@ -69,6 +69,9 @@ class FlowNetwork:
         self._load = np.zeros(0)
         self._capacity = np.zeros(0)
         self._slack = np.zeros(0)  # residual capacity below which a resource counts as overloaded
+        # Resources whose load may be non-zero: the only ones a settle integrates and a fill clears,
+        # so an instant costs O(running flows' hops), not O(resources in the SAN).
+        self._hot = np.zeros(0, dtype=np.intp)
         self._last = env.now
         self._gen = 0
         self._timer_at = np.inf  # when the pending timer fires (inf: none pending)
@@ -208,7 +211,8 @@ class FlowNetwork:
         now = self.env.now
         dt = now - self._last
         if dt > 0:  # the flows' bytes are kept lazily (FlowTable.settle); the resources' work here
-            self._work += self._load * dt
+            hot = self._hot
+            self._work[hot] += self._load[hot] * dt
         self._last = now
 
     def _request(self) -> None:
@@ -241,6 +245,8 @@ class FlowNetwork:
             rate, bres = self._fill(rows)
         else:
             rows, rate, bres = part
+            # the re-levelling works over every resource (a dense pass), so the loaded ones are one more
+            self._hot = self._load[:len(self.resources)].nonzero()[0]
         if self.timeline.record_rates:
             for k in np.flatnonzero(rate != t.rate[rows]):
                 self.timeline.rate(now, t.flows[rows[k]].id, float(rate[k]))
@@ -259,20 +265,19 @@ class FlowNetwork:
         self.full_fills += 1
         t, n = self._t, len(rows)
         fi, ri, wi = t.entries(rows)
-        # only the resources some flow crosses take part in the allocation
-        used = np.flatnonzero(np.bincount(ri, minlength=len(self._capacity)))
-        remap = np.empty(len(self._capacity), dtype=np.intp)
-        remap[used] = np.arange(len(used))
-        local = remap[ri]
+        # only the resources some flow crosses take part in the allocation (sorted, as their indices)
+        used, local = np.unique(ri, return_inverse=True)
+        local = local.reshape(-1).astype(np.intp, copy=False)
         capacity = self._capacity[used]
         bneck = np.empty(n, dtype=np.intp)
         rate = max_min_rates(fi, local, wi, capacity, n, t.caps[rows], bneck)
         if t.streamers:
             rate = self._apply_streaming(rows, rate, (fi, local, wi, capacity), bneck)
         bres = np.where(bneck >= 0, used[np.maximum(bneck, 0)], -1) if n else bneck
-        self._load = np.zeros(len(self._capacity))
+        self._load[self._hot] = 0.0  # every other resource's load is zero already
         if n:
             self._load[used] = np.bincount(local, weights=wi * rate[fi], minlength=len(used))
+        self._hot = used
         return rate, bres
 
     def _note_bottlenecks(self, changes: list[tuple[int, int]]) -> None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 
 from orchestrator.job.digest import changed_pieces, covered
-from orchestrator.job.ladder import Endpoints, JobFailed, MoveState
+from orchestrator.job.ladder import Endpoints, JobFailed, MoveState, before, remaining
 from orchestrator.job.move import move
-from orchestrator.job.report import JobReport
+from orchestrator.job.report import FailoverEvent, JobReport
 from orchestrator.job.spec import BackupSpec, DeviceSpec
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, DigestResult,
                               DigestVolume, Job, ObjectStarted, PathKind, ReleaseSnapshot, RunCommand,
@@ -107,7 +107,7 @@ def backup_job(spec: BackupSpec) -> Job:
                 reason = "the snapshot lives on the client; a data mover cannot read it"
                 report.reasons.append(reason)
                 if not (paths.lan_free or paths.lan):
-                    raise JobFailed(f"{reason}, and neither a LAN-free path nor a LAN server address is "
+                    raise JobFailed(f"{reason}, and neither a LAN-free path nor a LAN path is "
                                     "configured; use -imagetype=static for a server-free image")
                 state.path = PathKind.LAN_FREE if paths.lan_free else PathKind.LAN
                 report.start_path = state.path.value
@@ -143,7 +143,18 @@ def backup_job(spec: BackupSpec) -> Job:
         if spec.compression and state.path == PathKind.SERVER_FREE:
             report.warnings.append("compression yes is not applied: server-free data (and data after a "
                                    "server-free failover) stays uncompressed for a server-free restore")
-        stored = yield from move(ends, state, paths, report, pieces)
+        done: list[StoredPiece] = []
+        if spec.resume is not None:  # the server-free copy of this object stopped here: move only the rest
+            at = spec.resume.image_offset
+            done = before(pieces, at)
+            pieces = remaining(pieces, at)
+            report.add_bytes(PathKind.SERVER_FREE.value, at)
+            report.failovers.append(FailoverEvent(PathKind.SERVER_FREE.value, state.path.value,
+                                                  spec.resume.reason or "server-free copy stopped", at,
+                                                  spec.resume.mover))
+            state.accounted.append((0, at))  # vouched for by the mover's COPY STATUS where it ran
+            state.server_free_failed = True
+        stored = done + (yield from move(ends, state, paths, report, pieces))
 
         if paths.tape is not None and not state.tape_location:
             raise JobFailed("the tape object was never closed with its filemark; it is not restorable")
