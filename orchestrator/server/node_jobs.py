@@ -7,8 +7,12 @@ SERVERFREE_PASSWORD, tlsfingerprint).  The sans-I/O job runs here with
 :class:`~orchestrator.server.node_driver.ServerDriver`; data moves over the
 LAN into the server's grant, or -- with ``storage_agent`` in the site file
 mapping the server's pool volumes to this client's devices -- LAN-free into
-the granted range, failing over to the LAN.  Server-free copies initiated by
-the server are not built yet: the job says so in its reasons.
+the granted range, failing over to the LAN.  With ``enableserverfree yes``
+the client first asks the server to copy the volume through a data mover
+(:func:`server_free`): the server runs that job; when it stops midway the
+client finishes the object the server holds for it.  A tape pool's records
+are written by the server (LAN) or by this client as a storage agent
+(:func:`lan_free_to_tape`).
 """
 from __future__ import annotations
 
@@ -27,8 +31,8 @@ from orchestrator.ops import StoredPiece, chunks_touched, pieces_from_extents
 from orchestrator.server.node_client import NodeSession
 from orchestrator.server.node_driver import ServerDriver, object_volume
 
-NO_SERVER_FREE = ("the backup server owns the pools and server-initiated server-free copies are not built yet: "
-                  "this client writes its grant LAN-free (storage_agent in the site file) or sends it over the LAN")
+NO_SERVER_FREE = ("enableserverfree is no: this client "
+                  "writes its grant LAN-free (storage_agent in the site file) or sends it over the LAN")
 NOT_SERVER_FREE_RESTORE = ("enableserverfree is no: this restore goes LAN-free (storage_agent) or over the LAN")
 
 
