@@ -10,9 +10,9 @@ mapping the server's pool volumes to this client's devices -- LAN-free into
 the granted range, failing over to the LAN.  With ``enableserverfree yes``
 the client first asks the server to copy the volume through a data mover
 (:func:`server_free`): the server runs that job; when it stops midway the
-client finishes the object the server holds for it.  A tape pool's records
-are written by the server (LAN) or by this client as a storage agent
-(:func:`lan_free_to_tape`).
+client finishes the object the server holds for it, and the answer goes into
+the job's reasons.  A tape pool's records are written by the server (LAN) or
+by this client as a storage agent (:func:`lan_free_to_tape`).
 """
 from __future__ import annotations
 
@@ -31,8 +31,7 @@ from orchestrator.ops import StoredPiece, chunks_touched, pieces_from_extents
 from orchestrator.server.node_client import NodeSession
 from orchestrator.server.node_driver import ServerDriver, object_volume
 
-NO_SERVER_FREE = ("enableserverfree is no: this client "
-                  "writes its grant LAN-free (storage_agent in the site file) or sends it over the LAN")
+NO_SERVER_FREE = "enableserverfree is no: this client writes its grant LAN-free (storage_agent) or sends it over the LAN"
 NOT_SERVER_FREE_RESTORE = ("enableserverfree is no: this restore goes LAN-free (storage_agent) or over the LAN")
 
 
@@ -116,7 +115,7 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
                                      f"({', '.join(tape['drives'])})"]
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
                                  batch_mb=options.serverfreebatchsize, lan_free=lan_free,
-                                 reasons=[*elig.reasons, *reasons])
+                                 reasons=[*local_reasons(elig), *reasons])
         spec = compose.backup_spec(node=options.node, filespace=volume, vopts=vopts, elig=elig,
                                    source=DeviceSpec(name=vsite.device, designator="", block_size=io.block_size),
                                    volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
@@ -214,6 +213,12 @@ def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size
     return None, str(reply.get("reason") or "the data movers did not finish"), reply.get("resume"), extents
 
 
+def local_reasons(elig: Any) -> list[str]:
+    """The client's own eligibility reasons that still hold: its LAN-free and LAN ones (the server judges
+    server-free, and says why in the reasons it gives)."""
+    return [r for r in elig.reasons if r.startswith(("LAN-free:", "LAN:"))]
+
+
 def records(objects: list[dict]) -> list[Any]:
     """The server's object dicts as the record shape the job and the listing read."""
     from orchestrator.catalogue import ObjectRecord
@@ -266,7 +271,7 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
                                   encryption=False)
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
                                  batch_mb=options.serverfreebatchsize, lan_free=lan_free,
-                                 reasons=[*elig.reasons, *reasons])
+                                 reasons=[*local_reasons(elig), *reasons])
         spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=chain,
                                     destination=DeviceSpec(name=dest_name, designator="", block_size=io.block_size),
                                     destination_offset=offset, destination_size=io.size - offset,
