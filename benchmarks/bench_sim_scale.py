@@ -7,11 +7,14 @@ the dual-fabric world of ``bench_simulator`` with one client volume per job
 running totals only (``detail=False``: no per-flow timeline, no per-job
 attribution or outcome records; :class:`simulator.outcome_stats.OutcomeStats`
 takes each outcome as its job ends, ``--outcomes FILE`` writes them as JSON
-lines).  ``--detail`` runs as before, keeping every record, for comparison.
+lines) and the jobs waiting for a drive are one entry of its queue, not a
+process each (``DrivePool.admit_many``; same outcomes, in the same order).  ``--detail`` runs as
+before -- a process per job from the start, every record kept -- for comparison.
 
 Printed per job count: wall and CPU seconds, peak RSS of the whole process,
 the RSS the world takes (its clients, disks and links: one of each per job
-here) and what the run adds over it, each per job, and the load average.
+here; ``--clients N`` fixes the site at N volumes, backed up again and again)
+and what the run adds over it, each per job, and the load average.
 The last line compares CPU seconds and run bytes per job of the largest and
 smallest counts (flat memory and linear CPU: both ratios near 1 and 10).
 
@@ -39,7 +42,7 @@ def rss_bytes() -> int:
 
 
 def run_one(jobs: int, size: int, extents: int, faults: int, seed: int, detail: bool,
-            outcomes: str | None) -> dict:
+            outcomes: str | None, clients: int = 0) -> dict:
     """One run, in this process; returns its figures (the caller runs it in a child)."""
     from simulator.calibration import Calibration
     from simulator.faults import FaultInjector, random_faults
@@ -50,7 +53,7 @@ def run_one(jobs: int, size: int, extents: int, faults: int, seed: int, detail: 
     logging.disable(logging.WARNING)  # one shoe-shine warning per drive per job would swamp the output
     rss0 = rss_bytes()
     t0, c0 = time.perf_counter(), time.process_time()
-    spec = DualFabricSpec(clients=jobs)
+    spec = DualFabricSpec(clients=clients or jobs)
     san = dual_fabric(spec, Calibration(tape_mount_s=30.0), detail=detail)
     rss_world = rss_bytes()
     drives, movers = sorted(san.dev.drives), sorted(san.dev.movers)
@@ -61,12 +64,17 @@ def run_one(jobs: int, size: int, extents: int, faults: int, seed: int, detail: 
     pool = DrivePool(san, drives)
     writer = open(outcomes, "w") if outcomes else None
     stats = OutcomeStats(writer)
-    kept = []
-    for c in range(jobs):
-        proc = san.env.process(image_backup(san, names[c], f"ARR{c % spec.arrays}:{c // spec.arrays}", size, pool,
-                                            movers, extents=extents, sink=stats))
-        if detail:
-            kept.append(proc)  # as bench_simulator does: every process and its outcome stay
+    kept: list = []  # detail: every process, with its outcome
+
+    def start(c: int, drive: str | None = None, t: float = san.env.now):
+        k = c % spec.clients
+        return san.env.process(image_backup(san, f"J{c:05d}", f"ARR{k % spec.arrays}:{k // spec.arrays}", size, pool,
+                                            movers, extents=extents, sink=stats, drive=drive, queued_s=t))
+
+    if detail:  # as bench_simulator does: a process per job from the start, every process and outcome kept
+        kept = [start(c) for c in range(jobs)]
+    else:  # the jobs waiting for a drive are one entry of its queue; a job's process starts on its drive
+        pool.admit_many(jobs, start)
     del names
     san.run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -75,7 +83,7 @@ def run_one(jobs: int, size: int, extents: int, faults: int, seed: int, detail: 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     return {"jobs": jobs, "wall_s": wall, "cpu_s": cpu, "peak_rss": peak, "rss_start": rss0,
             "world_bytes_per_job": (rss_world - rss0) / jobs, "run_bytes_per_job": (peak - rss_world) / jobs,
-            "bytes_per_job": (peak - rss0) / jobs, "simulated_days": san.env.now / 86400,
+            "bytes_per_job": (peak - rss0) / jobs, "clients": spec.clients, "simulated_days": san.env.now / 86400,
             "events": san.env.events_processed, "reallocations": san.net.reallocations,
             "flows": san.timeline.flows_started, "outcomes": stats.summary(), "detail": detail,
             "load": os.getloadavg()}
@@ -88,6 +96,8 @@ def main() -> None:
     ap.add_argument("--extents", type=int, default=FRAGMENTED_16TIB_EXTENTS)
     ap.add_argument("--faults", type=int, default=50)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--clients", type=int, default=0,
+                    help="client volumes in the site (default: one per job); jobs beyond it back the same ones up again")
     ap.add_argument("--detail", action="store_true", help="keep every per-flow and per-job record (as before)")
     ap.add_argument("--outcomes", metavar="FILE", help="write each job's outcome as a JSON line (one file per count: "
                                                        "FILE.<jobs>)")
@@ -99,14 +109,18 @@ def main() -> None:
     size = int(args.size_tib * TiB)
     if args.child is not None:
         out = f"{args.outcomes}.{args.child}" if args.outcomes else None
-        print(json.dumps(run_one(args.child, size, args.extents, args.faults, args.seed, args.detail, out)))
+        print(json.dumps(run_one(args.child, size, args.extents, args.faults, args.seed, args.detail, out,
+                                 args.clients)))
         return
-    print(f"fluid mode, {args.size_tib:g} TiB volumes of {args.extents:,} extents, 8 movers, 16 drives, "
+    if args.clients < 0:
+        ap.error(f"--clients: {args.clients} is negative")
+    site = f"{args.clients:,} client volumes" if args.clients else "one client volume per job"
+    print(f"fluid mode, {site}, {args.size_tib:g} TiB volumes of {args.extents:,} extents, 8 movers, 16 drives, "
           f"{args.faults} faults (seed {args.seed}); {'per-job detail kept' if args.detail else 'running totals only'}")
     results = []
     for n in args.jobs:
         cmd = [sys.executable, __file__, "--child", str(n), "--size-tib", str(args.size_tib), "--extents",
-               str(args.extents), "--faults", str(args.faults), "--seed", str(args.seed)]
+               str(args.extents), "--faults", str(args.faults), "--seed", str(args.seed), "--clients", str(args.clients)]
         cmd += ["--detail"] if args.detail else []
         cmd += ["--outcomes", args.outcomes] if args.outcomes else []
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -124,9 +138,11 @@ def main() -> None:
               + "/".join(f"{x:.2f}" for x in r["load"]))
     if len(results) > 1:
         a, b = results[0], results[-1]
+        more = b["jobs"] - a["jobs"]
         print(f"jobs x{b['jobs'] / a['jobs']:g}: CPU x{b['cpu_s'] / a['cpu_s']:.2f}, wall x{b['wall_s'] / a['wall_s']:.2f}, "
-              f"run bytes per job x{b['run_bytes_per_job'] / max(a['run_bytes_per_job'], 1):.2f}, "
-              f"peak RSS {a['peak_rss'] / 2**20:.0f} -> {b['peak_rss'] / 2**20:.0f} MiB; load "
+              f"peak RSS {a['peak_rss'] / 2**20:.0f} -> {b['peak_rss'] / 2**20:.0f} MiB: "
+              f"{(b['peak_rss'] - a['peak_rss']) / more:,.0f} B per further job (site "
+              f"{(b['world_bytes_per_job'] * b['jobs'] - a['world_bytes_per_job'] * a['jobs']) / more:,.0f} B); load "
               + "/".join(f"{x:.2f}" for x in os.getloadavg()))
 
 

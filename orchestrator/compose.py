@@ -134,7 +134,7 @@ def tape_limits(fixed: bool, elig: Eligibility) -> Eligibility:
         return elig.model_copy(update={"lan_free": False, "notes": [*elig.notes, FIXED_NO_LAN_FREE]})
     if not elig.lan:
         raise ValueError(f"{FIXED_NO_LAN_FREE}, server-free is not possible ({'; '.join(elig.reasons) or 'no reason'})"
-                         " and no LAN server is configured (lan_server in the site file, or tcpserveraddress)")
+                         " and no LAN path is configured (lan_pool in the site file)")
     return elig.model_copy(update={"start": PathKind.LAN, "lan_free": False,
                                    "reasons": [*elig.reasons, FIXED_NO_LAN_FREE]})
 

@@ -29,7 +29,7 @@ from simulator.timeline import Timeline
 log = logging.getLogger(__name__)
 
 Path = list[tuple[Resource, float]]
-ROUTE_CACHE_PAIRS = 4096  # device pairs whose computed routes are kept (far more than one run's working set)
+ROUTE_CACHE_PAIRS = 1024  # device pairs whose computed routes are kept (a run's working set is its running jobs' few)
 
 
 @dataclass
@@ -344,13 +344,15 @@ class SimSAN:
             listener(job, prog)
         return prog
 
-    def end_job(self, job: str, start: float, end: float) -> None:
+    def end_job(self, job: str, start: float, end: float, *, attribution: bool = True) -> None:
         """A job ended.  With ``detail=False`` its bottleneck report is folded into
-        ``attribution.totals`` and its byte count is dropped (unless a fault still waits for its bytes),
-        so a run of any number of jobs keeps nothing per finished job; with detail both stay for reports."""
+        ``attribution.totals`` (``attribution=False``: the caller takes the report itself) and its byte
+        count is dropped (unless a fault still waits for its bytes), so a run of any number of jobs
+        keeps nothing per finished job; with detail both stay for reports."""
         if self.detail:
             return
-        self.attribution.close(job, start, end)
+        if attribution:
+            self.attribution.close(job, start, end)
         prog = self.jobs.get(job)
         if prog is not None and not prog.running and not prog.watchers:
             del self.jobs[job]

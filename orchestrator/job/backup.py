@@ -107,7 +107,7 @@ def backup_job(spec: BackupSpec) -> Job:
                 reason = "the snapshot lives on the client; a data mover cannot read it"
                 report.reasons.append(reason)
                 if not (paths.lan_free or paths.lan):
-                    raise JobFailed(f"{reason}, and neither a LAN-free path nor a LAN server address is "
+                    raise JobFailed(f"{reason}, and neither a LAN-free path nor a LAN path is "
                                     "configured; use -imagetype=static for a server-free image")
                 state.path = PathKind.LAN_FREE if paths.lan_free else PathKind.LAN
                 report.start_path = state.path.value

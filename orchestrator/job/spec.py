@@ -69,7 +69,7 @@ class PathPlan(BaseModel):
     movers: list[str] = Field(default_factory=list)  # server-free data movers in configured order
     lan_free: bool = False  # a verified client -> pool device path exists
     lan: bool = True  # the backup server is reachable over the LAN
-    server: str = ""  # LAN server address (host:port) as the driver understands it
+    server: str = ""  # the LAN path as the driver understands it (local mode: local:N; the backup server's: host:port)
     pool_designators: dict[str, str] = Field(default_factory=dict)  # pool device -> designator hex
     batch_mb: int = Field(DEFAULT_BATCH_MB, ge=MIN_BATCH_MB, le=MAX_BATCH_MB)
     max_lan_piece: int = Field(8 * MIB, gt=0)  # LAN(-free) resumption granularity

@@ -16,8 +16,12 @@ from typing import Any
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.real_devices import failure_from
 from orchestrator.job.digest import chunk_digests
+from orchestrator.ops.tape import TapeClientWrite
 from orchestrator.ops import (AbandonObject, BeginObject, CatalogueDone, CommitObject, Failure, LanFreeRead,
                               LanReceive, LanSend, ObjectStarted, TransferResult, VerifyPool, VerifyResult)
+
+
+TAPE_CHUNK = 1 << 20  # chunk size of the digests a LAN-free tape commit carries
 
 
 def object_volume(object_id: int) -> str:
@@ -38,6 +42,8 @@ class ServerDriver(RealDriver):
     storage_agent: dict = None  # type: ignore[assignment]  # server pool volume -> this client's device (LAN-free)
     chunk_size: int = 0
     tape: bool = False
+    tape_agent: bool = False  # this client writes a tape pool's records itself (LAN-free to tape)
+    tape_source: tuple = ()  # (device, offset) the LAN-free tape records were read from, digested at commit
     resume: dict = None  # type: ignore[assignment]  # an object the server's copy left half done (server/resume.py)
     read_grants: dict = None  # type: ignore[assignment]  # device -> [(start, end)] the server granted for reading
 
@@ -74,14 +80,26 @@ class ServerDriver(RealDriver):
             g = self.session.begin(op.filespace, op.image_size, op.volume_size, file_system=op.file_system,
                                    mode=op.mode, image_type=op.image_type, base_object_id=op.base_object_id,
                                    management_class=None if op.management_class in ("", "DEFAULT")
-                                   else op.management_class, lan_free=bool(self.storage_agent) or None)
+                                   else op.management_class, lan_free=bool(self.storage_agent) or None,
+                                   tape_lan_free=self.tape_agent or None)
             self.last_object = int(g["object_id"])
             self.tape = bool(g.get("tape"))  # the server lays the pieces as tape records: uncompressed, in order
             grant = g.get("lan_free") or {}
+            if grant.get("tape_drive"):  # the drive this storage agent writes itself, under its own device name
+                return ObjectStarted(self.last_object, str(grant["pool_volume"]),
+                                     (self.storage_agent or {}).get(grant["tape_drive"], ""), 0)
             device = (self.storage_agent or {}).get(grant.get("pool_volume", ""), "")
             # no device for the granted volume: LAN-free writes fail at once and the job fails over to the LAN
             return ObjectStarted(self.last_object, object_volume(self.last_object), device,
                                  int(grant.get("pool_offset", 0)) if device else 0)
+        if isinstance(op, CommitObject) and op.tape_location and self.tape_source:
+            # LAN-free to tape: the server reads the records back and compares them with the source's digests
+            source, offset = self.tape_source
+            src = self.io(source)
+            digests = chunk_digests(op.pieces, lambda p: src.read(offset + p.volume_offset, p.length), TAPE_CHUNK)
+            self.session.commit(op.object_id, op.pieces, op.path_used, digests, self.failovers or [], TAPE_CHUNK,
+                                tape_location=op.tape_location)
+            return CatalogueDone(op.object_id)
         if isinstance(op, CommitObject):
             self.session.commit(op.object_id, op.pieces, op.path_used, op.digests, self.failovers or [],
                                 self.chunk_size)
@@ -99,6 +117,10 @@ class ServerDriver(RealDriver):
         if failure is not None:
             self.failovers = [*(self.failovers or []), str(failure.kind)]
         return result
+
+    def _TapeClientWrite(self, op: TapeClientWrite) -> TransferResult:
+        self.tape_source = (op.source, op.source_offset)
+        return super()._TapeClientWrite(op)
 
     def _LanSend(self, op: LanSend) -> TransferResult:
         try:

@@ -31,6 +31,7 @@ class Grant:
     process: int = 0
     lan_free: bool = False  # the client may write the range over the SAN; commit proves it by digests
     tape: Any = None  # a tape pool's object: the server's TapeWriter on the drive it holds (server/tape.py)
+    tape_drive: str = ""  # a tape pool's object the storage agent writes itself, on this drive the session holds
     written: list[tuple[int, int]] = field(default_factory=list)  # (image offset, stored end)
 
     def covers(self, start: int, end: int) -> bool:
@@ -64,7 +65,7 @@ class NodeOps(TapeOps):
         handler = {m.QueryBackup: self.query, m.RestoreChain: self.chain, m.BeginBackup: self.begin, m.Put: self.put, m.Commit: self.commit,
                    m.Abandon: self.abandon, m.Get: self.get, m.Digest: self.digest, m.Delete: self.delete,
                    m.ServerFreeBackup: self.serverfree, m.ServerFreeRestore: self.serverfree,
-                   m.RestoreGrant: self.restore_grant}[type(req)]
+                   m.RestoreGrant: self.restore_grant, m.Destination: self.destination}[type(req)]
         return handler(req, data)
 
     def close(self) -> None:
@@ -137,15 +138,17 @@ class NodeOps(TapeOps):
                 req.file_system, req.base_object_id, mgmtclass, pool))
         except (CatalogueError, ValueError) as exc:
             raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
+        agent = bool(tape_pool) and req.lan_free and req.tape_lan_free
         try:
-            writer = self._tape_writer(pool, started) if tape_pool else None
+            writer = self._tape_writer(pool, started) if tape_pool and not agent else None
+            drive = self._tape_agent_drive(pool, started) if agent else ""
         except (tape.DriveBusy, LookupError, OSError, ValueError) as exc:
             self.cat.abandon_object(AbandonObject(started.object_id, str(exc)))
             self.pools.reclaim()
             raise Refused("ANR8447E", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
-        fd = -1 if writer else os.open(started.pool_device, os.O_RDWR)
+        fd = -1 if tape_pool else os.open(started.pool_device, os.O_RDWR)
         g = Grant(started.object_id, fd, started.pool_offset, req.image_size, process=started.object_id,
-                  lan_free=req.lan_free and not writer, tape=writer)
+                  lan_free=req.lan_free and not writer, tape=writer, tape_drive=drive)
         self.grants[started.object_id] = g
         self.pools.process_started(g.process, f"Image backup of {self.node}:{req.filespace} (object "
                                               f"{started.object_id}, session {self.session.id})")
@@ -154,10 +157,22 @@ class NodeOps(TapeOps):
                                           f"(management class {mgmtclass}).", self.session.id)
         reply = {"type": "granted", "object_id": started.object_id, "image_size": req.image_size,
                  "pool": pool, "management_class": mgmtclass, **({"tape": True} if writer else {})}
-        if g.lan_free:  # the range the storage agent may write itself: this object's slot, nothing else
+        if drive:  # the drive the storage agent may write itself, at its end of data, for this object only
+            reply["lan_free"] = {"tape_drive": drive, "pool_volume": started.pool_volume}
+        elif g.lan_free:  # the range the storage agent may write itself: this object's slot, nothing else
             reply["lan_free"] = {"pool_volume": started.pool_volume, "pool_offset": started.pool_offset,
                                  "length": req.image_size}
         return reply, b""
+
+    def destination(self, req: m.Destination, data: bytes) -> tuple[dict, bytes]:
+        """The pool the node's policy names, and whether it is a tape pool (the same decision BEGIN makes)."""
+        try:
+            mgmtclass, pool = self.server.store.destination(self.node, req.management_class)
+            tp = tape.tape_pool(self.server.store, pool)
+        except LookupError as exc:
+            raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
+        return {"type": "destination", "pool": pool, "management_class": mgmtclass,
+                "tape": {"drives": list(tp.drives), "record_bytes": tape.RECORD_BYTES} if tp else None}, b""
 
     def serverfree(self, req: Any, data: bytes) -> tuple[dict, bytes]:
         if self.server.serverfree is None:
@@ -184,6 +199,9 @@ class NodeOps(TapeOps):
         if req.image_offset + req.length > g.size:
             raise self.refuse(f"PUT at image offset {req.image_offset} ({req.length} bytes) lies outside the "
                               f"{g.size} bytes granted for object {g.object_id}")
+        if g.tape_drive:
+            raise self.refuse(f"PUT of object {g.object_id}: the storage agent writes this tape object itself",
+                              "ANR0440W")
         if g.tape is not None:
             if req.compressed:
                 raise self.refuse(f"PUT at image offset {req.image_offset}: a tape object takes uncompressed pieces",
@@ -205,12 +223,15 @@ class NodeOps(TapeOps):
         pieces = tuple(StoredPiece(p.image_offset, p.volume_offset, p.length, p.compressed,
                                    p.stored if p.compressed else 0) for p in req.pieces)
         unseen = [p for p in pieces if not self._written(g, p.image_offset, p.image_offset + p.stored)]
-        if unseen and not g.lan_free:
+        if unseen and not g.lan_free and not g.tape_drive:
             p = unseen[0]
             raise self.refuse(f"COMMIT of object {g.object_id} names image bytes {p.image_offset}-"
                               f"{p.image_offset + p.stored} that this session never wrote")
         location = None
-        if g.tape is not None:
+        if g.tape_drive:  # written by the storage agent: the server reads the records back before it commits
+            location = self._commit_agent_tape(g, req, pieces)
+            unseen = []
+        elif g.tape is not None:
             try:
                 location = g.tape.close(pieces)
             except ValueError as exc:
@@ -266,6 +287,8 @@ class NodeOps(TapeOps):
         if g.tape is not None:
             tape.close_drive(g.tape.dev)
             self.server.drives.release(g.tape.drive, self.who)
+        elif g.tape_drive:
+            self.server.drives.release(g.tape_drive, self.who)
         else:
             os.close(g.fd)
         self.grants.pop(g.object_id, None)

@@ -39,7 +39,7 @@ class HeldObject:
         server = ops.server
         with server.pools.catalogue() as cat:
             rec = cat.get(self.object_id, with_pieces=False)
-            if at <= 0 or at >= rec.image_size or rec.state != "pending":
+            if at <= 0 or at >= rec.image_size or rec.state != "pending" or rec.mode != "selective":
                 cat.abandon_object(AbandonObject(self.object_id, self.reason))
                 return reply
         from orchestrator.server.node_ops import Grant

@@ -173,7 +173,8 @@ class BackupServer:
         return AdminContext(self.store, s.name, s.id, sessions=lambda: [x.as_row() for x in self.sessions.values()],
                             cancel=self.cancel, processes=lambda: self.pools.processes() if self.pools else [],
                             pools=self.pools, extra={"status": {"TLS fingerprint (SHA-256)": self.tls_fingerprint
-                                                                or "TLS off"}})
+                                                                or "TLS off"},
+                                                     "drives": self.drives.held() if self.drives else {}})
 
     # -- authentication ------------------------------------------------------------------------
     def authenticate(self, s: Session, sock: Any) -> None:

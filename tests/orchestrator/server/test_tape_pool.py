@@ -146,6 +146,9 @@ def test_one_job_per_drive(tape_lab, capsys):
         g = first.begin("F:", 1 * MIB, 1 * MIB)
         assert g["pool"] == "TAPEPOOL" and g["tape"]
         assert list(srv.drives.held()) == ["DRV1"]
+        with admin(srv) as a:
+            ok, out = a.command("query drive")
+            assert ok and "LIB1 DRV1" in out and "In Use By" in out and "(node NODEA)" in out, out
         opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "-enableserverfree=yes"]
         rc = main(["backup", "image", "E:", *opts])
         err = capsys.readouterr().err
@@ -190,3 +193,96 @@ def test_tape_definitions_refused_with_one_line(tape_lab):
         assert not ok and "DISKPOOL is a disk pool" in out
         for line in (out,):
             assert "\n" not in line
+
+
+def agent_site(tmp, url) -> None:
+    """The client as a storage agent: it reaches the server's drive DRV1 over the SAN as its device tape1."""
+    (tmp / "site.yaml").write_text(textwrap.dedent(f"""
+        devices: {{disk0: "{url(0)}", disk1: "{url(1)}", tape1: "{url(2)}"}}
+        storage_agent: {{DRV1: tape1}}
+        volumes: {{"E:": {{device: disk0}}}}
+    """))
+
+
+def test_lan_free_backup_to_tape_by_a_storage_agent(tape_lab, capsys, monkeypatch):
+    from orchestrator.server.node_ops import NodeOps
+
+    tmp, srv, built, url = tape_lab
+    agent_site(tmp, url)
+    puts: list[int] = []
+    real_put = NodeOps.put
+    monkeypatch.setattr(NodeOps, "put", lambda self, req, data: puts.append(len(data)) or real_put(self, req, data))
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "-enablelanfree=yes"]
+    run(["backup", "image", "E:", *opts], capsys)  # a LAN object first: the agent's lands after its filemark
+    before = len(puts)
+    report = run(["backup", "image", "E:", *opts, "-enablelanfree=yes"], capsys)
+    assert report["outcome"] == "completed" and report["path_used"] == "lan-free", report
+    assert len(puts) == before  # no byte crossed the LAN
+    objs = sorted(tape_objects(srv), key=lambda o: o.id)
+    first, agent = (TapeLocation.decode(o.tape_location) for o in objs)
+    assert agent.drive == "DRV1" and agent.volume == "VOL001" and agent.first_object == first.end_object
+    assert "lan-free)" in actlog(srv)
+    report = run(["restore", "image", "E:", "disk1", *opts], capsys)  # the server reads the agent's records
+    assert report["object_id"] == objs[1].id
+    assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
+
+
+def test_a_storage_agent_commit_the_tape_does_not_back_is_refused(tape_lab):
+    from orchestrator.ops import StoredPiece
+    from orchestrator.server.client import ServerRefused
+    from orchestrator.server.node_client import NodeSession
+
+    tmp, srv, built, url = tape_lab
+    with NodeSession(*hostport(srv), "NODEA", NODE_PW["NODEA"]) as n:
+        g = n.begin("E:", 1 * MIB, 1 * MIB, lan_free=True, tape_lan_free=True)
+        assert g["lan_free"] == {"tape_drive": "DRV1", "pool_volume": "VOL001"}
+        loc = TapeLocation(volume="VOL001", drive="tape1", file_number=0, first_object=0, records=4,
+                           record_bytes=256 * 1024).encode()
+        # nothing was written on the tape; the client claims it wrote 1 MiB at the beginning
+        with pytest.raises(ServerRefused, match="cannot be read back|not the data the client's digests"):
+            n.commit(g["object_id"], [StoredPiece(0, 0, 1 * MIB)], "lan-free", [(0, "00" * 32)], [], 1 * MIB,
+                     tape_location=loc)
+    assert drives_free(srv)
+    with srv.pools.catalogue() as cat:
+        assert set(cat.states().values()) == {"abandoned"}
+
+
+def test_a_storage_agent_that_cannot_write_the_drive_falls_back_to_the_lan(tape_lab, capsys):
+    tmp, srv, built, url = tape_lab
+    agent_site(tmp, url)
+    # the agent's "drive" is a disk LUN: SPACE to end of data is refused before a record is written
+    (tmp / "site.yaml").write_text((tmp / "site.yaml").read_text().replace(url(2), url(3)))
+    pool_before = (tmp / "pool.img").read_bytes()
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "-enablelanfree=yes"]
+    report = run(["backup", "image", "E:", *opts], capsys)
+    assert report["outcome"] == "completed" and report["path_used"] == "lan", report
+    assert "LAN-free to tape pool failed" in json.dumps(report), report
+    assert (tmp / "pool.img").read_bytes() == pool_before
+    with srv.pools.catalogue() as cat:
+        assert sorted(cat.states().values()) == ["abandoned", "active"]
+    assert drives_free(srv)
+    report = run(["restore", "image", "E:", "disk1", *opts], capsys)
+    assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
+
+
+def test_a_drive_the_server_cannot_open_is_one_line(server, tmp_path, capsys):
+    """No iSCSI here: the drive's DEVICE= names a file that is not there."""
+    with admin(server) as a:
+        for c in ["define library LIB1 libtype=manual", "define drive LIB1 DRV1 wwn=50:01:04:f0:00:00:00:01",
+                  f"define path SERVER1 DRV1 srctype=server desttype=drive library=LIB1 device={tmp_path}/no.tape",
+                  "define devclass LTOCLASS devtype=lto library=LIB1", "define stgpool TAPEPOOL LTOCLASS",
+                  "define volume TAPEPOOL VOL001 drive=DRV1",
+                  "define mgmtclass STANDARD STANDARD destination=TAPEPOOL"]:
+            ok, out = a.command(c)
+            assert ok, f"{c}: {out}"
+    (tmp_path / "e.img").write_bytes(b"\x01" * (1 << 20))
+    (tmp_path / "site.yaml").write_text("devices: {disk0: e.img}\nvolumes:\n  'E:': {device: disk0, filesystem: raw}\n")
+    host, port = hostport(server)
+    rc = main(["backup", "image", "E:", f"-tcpserveraddress={host}", f"-tcpport={port}", "-nodename=NODEA",
+               f"-password={NODE_PW['NODEA']}", "--site", str(tmp_path / "site.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "drive DRV1: DEVICE=" in err and "no.tape" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    with server.pools.catalogue() as cat:
+        assert set(cat.states().values()) == {"abandoned"}
+    assert server.drives.held() == {}
