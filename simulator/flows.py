@@ -136,7 +136,7 @@ class FlowNetwork:
                 raise ValueError(f"flow {label!r}: weight on {res.name} must be > 0, got {w}")
         if not path and not np.isfinite(cap):
             raise ValueError(f"flow {label!r} crosses no resource and has no rate cap")
-        self._settle()
+        # no settle: a new flow moves nothing and loads nothing until the reallocation, which settles
         flow = Flow(next(self._ids), label, job, float(total), path, float(cap), streaming,
                     self.env.event(), self.env.now, dict(meta or {}))
         flow._ri = np.fromiter((r.index for r, _ in path), dtype=np.intp, count=len(path))
