@@ -71,7 +71,8 @@ class FlowNetwork:
         self._slack = np.zeros(0)  # residual capacity below which a resource counts as overloaded
         # Resources whose load may be non-zero: the only ones a settle integrates and a fill clears,
         # so an instant costs O(running flows' hops), not O(resources in the SAN).
-        self._hot = np.zeros(0, dtype=np.intp)
+        # (None: every resource, after a re-levelling, which passes over all of them anyway)
+        self._hot: np.ndarray | None = np.zeros(0, dtype=np.intp)
         self._last = env.now
         self._gen = 0
         self._timer_at = np.inf  # when the pending timer fires (inf: none pending)
@@ -211,8 +212,11 @@ class FlowNetwork:
         now = self.env.now
         dt = now - self._last
         if dt > 0:  # the flows' bytes are kept lazily (FlowTable.settle); the resources' work here
-            hot = self._hot
-            self._work[hot] += self._load[hot] * dt
+            if self._hot is None:  # the re-levelling's dense passes: a dense settle costs no more
+                self._work += self._load * dt
+            else:
+                hot = self._hot
+                self._work[hot] += self._load[hot] * dt
         self._last = now
 
     def _request(self) -> None:
@@ -245,8 +249,8 @@ class FlowNetwork:
             rate, bres = self._fill(rows)
         else:
             rows, rate, bres = part
-            # the re-levelling works over every resource (a dense pass), so the loaded ones are one more
-            self._hot = self._load[:len(self.resources)].nonzero()[0]
+            # the re-levelling made dense passes over every resource; a settle may as well
+            self._hot = None
         if self.timeline.record_rates:
             for k in np.flatnonzero(rate != t.rate[rows]):
                 self.timeline.rate(now, t.flows[rows[k]].id, float(rate[k]))
@@ -274,7 +278,10 @@ class FlowNetwork:
         if t.streamers:
             rate = self._apply_streaming(rows, rate, (fi, local, wi, capacity), bneck)
         bres = np.where(bneck >= 0, used[np.maximum(bneck, 0)], -1) if n else bneck
-        self._load[self._hot] = 0.0  # every other resource's load is zero already
+        if self._hot is None:
+            self._load.fill(0.0)
+        else:
+            self._load[self._hot] = 0.0  # every other resource's load is zero already
         if n:
             self._load[used] = np.bincount(local, weights=wi * rate[fi], minlength=len(used))
         self._hot = used
