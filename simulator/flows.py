@@ -180,6 +180,11 @@ class FlowNetwork:
         self._finish(flow, FlowEnd(False, done, self.env.now, reason, cause))
         self._request()
 
+    @property
+    def shortcuts(self) -> int:
+        """Re-levellings done by the one-holder shortcut (:mod:`simulator.flow_held`)."""
+        return self._t.shortcuts
+
     def flows_through(self, res: Resource) -> list[Flow]:
         return [f for f in self.active.values() if f.crosses(res)]
 
