@@ -35,6 +35,10 @@ def completion_tolerance(next_bytes: np.ndarray) -> np.ndarray:
     return 1e-9 * next_bytes + 1e-6
 
 
+_NO_ROWS = np.empty(0, dtype=np.intp)  # shared by every empty bucket: never written (add copies it first)
+_NO_TAGS: list[int] = []  # shared likewise: add replaces it before appending
+
+
 class RowBuckets:
     """Rows grouped by resource, each resource's rows contiguous in its own array (append, swap-remove).
 
@@ -48,19 +52,25 @@ class RowBuckets:
         self.count: list[int] = []
 
     def grow_to(self, keys: int) -> None:
-        for _ in range(keys - len(self.rows)):
-            self.rows.append(np.empty(8, dtype=np.intp))
-            self.tags.append([])
-            self.count.append(0)
+        # a resource no flow has crossed yet shares one empty array and list (a large SAN has tens of
+        # thousands of resources, most never in a bucket at once: memory per resource, not per entry)
+        extra = keys - len(self.rows)
+        if extra > 0:
+            self.rows += [_NO_ROWS] * extra
+            self.tags += [_NO_TAGS] * extra
+            self.count += [0] * extra
 
     def add(self, key: int, row: int, tag: int) -> int:
         """Append; returns the entry's position."""
         c = self.count[key]
         buf = self.rows[key]
         if c == len(buf):
-            self.rows[key] = buf = np.concatenate((buf, np.empty(c, dtype=np.intp)))
+            self.rows[key] = buf = np.concatenate((buf, np.empty(max(c, 8), dtype=np.intp)))
         buf[c] = row
-        self.tags[key].append(tag)
+        tags = self.tags[key]
+        if tags is _NO_TAGS:
+            tags = self.tags[key] = []
+        tags.append(tag)
         self.count[key] = c + 1
         return c
 
@@ -70,6 +80,9 @@ class RowBuckets:
         self.count[key] = last
         tags = self.tags[key]
         tag = tags.pop()
+        if last == 0:  # empty again: back to the shared empties, so finished flows leave nothing behind
+            self.rows[key], self.tags[key] = _NO_ROWS, _NO_TAGS
+            return None
         if pos == last:
             return None
         buf = self.rows[key]
