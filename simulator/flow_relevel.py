@@ -33,6 +33,67 @@ from simulator.flow_table import FlowTable
 
 _REL = 1e-9
 _MAX_ROUNDS = 12
+_GENERAL = object()  # the shortcut does not apply: take the general way
+
+
+def _one_holder(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndarray, r0: int):
+    """The general re-levelling's answer when F is the rows one resource r0 holds back (all at one
+    rate) plus new rows crossing r0, and the fill ends in one level at r0 with no row joining F;
+    otherwise ``_GENERAL``.  Works on dense per-resource vectors (:mod:`simulator.flow_held`)."""
+    n_res = len(capacity)
+    members, new = t.held.members(r0), list(t.new)
+    if (len(members) + len(new)) * 2 > t.n:
+        return None
+    flows = t.flows
+    if any(r0 not in flows[i]._ri.tolist() for i in new):
+        return _GENERAL
+    theirs = t.rate.take(members)
+    was = float(theirs[0])
+    if theirs.min() != theirs.max():
+        return _GENERAL
+    held_w = t.weights.of[r0][:n_res]
+    new_w = None
+    if new:
+        new_w = np.zeros(n_res)
+        for i in new:
+            np.add.at(new_w, flows[i]._ri, flows[i]._wi)
+        weight = held_w + new_w
+    else:
+        weight = held_w
+    crossed = weight > 0
+    residual = capacity - load + was * held_w
+    if np.count_nonzero((residual < slack) & crossed):  # (c)
+        return _GENERAL
+    remaining = np.where(crossed, np.maximum(residual, 0.0), 1.0)
+    threshold = np.maximum(remaining * _REL, 1e-12)
+    if np.count_nonzero(remaining <= threshold):  # a dead resource: frozen at zero
+        return _GENERAL
+    headroom = np.full(n_res, np.inf)
+    np.divide(remaining, weight, out=headroom, where=crossed)
+    level = max(float(headroom.min()), 0.0)
+    saturated = crossed & (remaining - level * weight <= threshold)
+    if np.count_nonzero(saturated) != 1 or not saturated[r0]:
+        return _GENERAL  # more than one level, or another resource saturates
+    if abs(level - was) > _REL * max(was, 1.0):  # (a): they all moved
+        touched_w = crossed
+    elif new and level > _REL:
+        touched_w = new_w > 0
+    else:
+        touched_w = None
+    if touched_w is not None:
+        holding = touched_w & (t.nheld[:n_res] > 0)
+        holding[r0] = False
+        if np.count_nonzero(holding):
+            return _GENERAL
+    limit = level * (1 + _REL) + 1e-12
+    if t.cross.count[r0] != len(members) + len(new):  # (b): rows crossing r0 held elsewhere, faster
+        m = t.cross.members(r0)
+        their = t.rate.take(m)
+        if their.max() > limit and not (t.bres.take(m.compress(their > limit)) == r0).all():
+            return _GENERAL
+    load += level * weight - was * held_w
+    rows = np.concatenate((members, np.array(new, dtype=np.intp)))
+    return rows, np.full(len(rows), level), np.full(len(rows), r0, dtype=np.intp)
 
 
 def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndarray, touched: set[int],
@@ -52,6 +113,13 @@ def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndar
     """
     n_res = len(capacity)
     rate, mark, held, cross = t.rate, t.mark, t.held, t.cross
+    if t.weights is not None and not t.capped and not cut:
+        holders = [r for r in touched if held.count[r]]
+        if len(holders) == 1:
+            done = _one_holder(t, capacity, load, slack, holders[0])
+            if done is not _GENERAL:
+                t.shortcuts += done is not None
+                return done
     if t.new:
         mark[list(t.new)] = True
     for r in touched:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.flow_held import HeldWeights
 from simulator.flow_parts import Flow
 
 _FLOATS = ("done", "t0", "rate", "total", "caps", "next", "eta", "etol", "smin", "sbuf", "srep")
@@ -117,6 +118,9 @@ class FlowTable:
         self.cross = RowBuckets()
         self.held = RowBuckets()
         self.nheld = np.zeros(0, dtype=np.intp)  # rows each resource holds back (held's counts, as an array)
+        self.weights: HeldWeights | None = HeldWeights()  # None in a SAN too large for it
+        self.capped = 0  # running flows with a rate cap of their own
+        self.shortcuts = 0  # re-levellings done by the one-holder shortcut (simulator.flow_held)
         # Where each row would stand in a table packed by arrival with the last row moved into each
         # hole: the order in which flows due at one instant are finished and whole fills list them,
         # kept so that simultaneous events resolve as they always have.
@@ -129,6 +133,8 @@ class FlowTable:
         """Make room in the indexes for ``count`` resources."""
         self.cross.grow_to(count)
         self.held.grow_to(count)
+        if self.weights is not None and not self.weights.resize(count):
+            self.weights = None
         if count > len(self.nheld):
             self.nheld = np.concatenate((self.nheld, np.zeros(max(count, 64), dtype=np.intp)))
 
@@ -186,6 +192,7 @@ class FlowTable:
         add = self.cross.add
         self._cpos[i] = [add(r, i, h) for h, r in enumerate(f._ri.tolist())]
         self.streamers += s is not None
+        self.capped += f.cap < np.inf
         self.full += k == self.ri.shape[1]
         self.flows[i] = f
         self.order[i] = len(self._by_order)
@@ -199,6 +206,7 @@ class FlowTable:
         """Free row ``i`` and take it out of the indexes."""
         f = self.flows[i]
         self.streamers -= f.streaming is not None
+        self.capped -= f.cap < np.inf
         self.full -= len(f._ri) == self.ri.shape[1]
         cpos = self._cpos
         for h, r in enumerate(f._ri.tolist()):
@@ -227,6 +235,17 @@ class FlowTable:
             moved = self.held.remove(r, self._hpos[i])
             if moved is not None:
                 self._hpos[moved[0]] = self._hpos[i]
+            if self.weights is not None:
+                f = self.flows[i]
+                self.weights.release(r, f._ri, f._wi, len(self._cpos[i]) == len(set(f._ri.tolist())),
+                                     self.held.count[r])
+
+    def _hold(self, i: int, r: int) -> None:
+        self._hpos[i] = self.held.add(r, i, 0)
+        self.nheld[r] += 1
+        if self.weights is not None:
+            f = self.flows[i]
+            self.weights.hold(r, f._ri, f._wi, len(self._cpos[i]) == len(set(f._ri.tolist())))
 
     def set_bottlenecks(self, rows: np.ndarray, bres: np.ndarray, key: np.ndarray) -> list[tuple[int, int]]:
         """Record the resource that froze each row (-1: its cap), keeping ``held`` in step, and its
@@ -247,8 +266,7 @@ class FlowTable:
             if was != now:
                 self._unhold(i, was)
                 if now >= 0:
-                    self._hpos[i] = self.held.add(now, i, 0)
-                    self.nheld[now] += 1
+                    self._hold(i, now)
             if k0 != k1:
                 keys.append((i, k1))
         self.bres[rows] = bres
@@ -294,7 +312,7 @@ class FlowTable:
     def _plan(self, rows: np.ndarray, rate: np.ndarray, now: float, done: np.ndarray) -> None:
         nxt = self.next.take(rows)
         left = nxt - done
-        slack = left - completion_tolerance(nxt)
+        slack = left - (nxt * 1e-9 + 1e-6)  # completion_tolerance, inlined: this runs at every event
         if rate.min() > 0:  # the common case: every row moving
             self.eta[rows] = now + left / rate
             self.etol[rows] = now + slack / rate

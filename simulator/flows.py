@@ -71,7 +71,8 @@ class FlowNetwork:
         self._slack = np.zeros(0)  # residual capacity below which a resource counts as overloaded
         # Resources whose load may be non-zero: the only ones a settle integrates and a fill clears,
         # so an instant costs O(running flows' hops), not O(resources in the SAN).
-        self._hot = np.zeros(0, dtype=np.intp)
+        # (None: every resource, after a re-levelling, which passes over all of them anyway)
+        self._hot: np.ndarray | None = np.zeros(0, dtype=np.intp)
         self._last = env.now
         self._gen = 0
         self._timer_at = np.inf  # when the pending timer fires (inf: none pending)
@@ -136,7 +137,7 @@ class FlowNetwork:
                 raise ValueError(f"flow {label!r}: weight on {res.name} must be > 0, got {w}")
         if not path and not np.isfinite(cap):
             raise ValueError(f"flow {label!r} crosses no resource and has no rate cap")
-        self._settle()
+        # no settle: a new flow moves nothing and loads nothing until the reallocation, which settles
         flow = Flow(next(self._ids), label, job, float(total), path, float(cap), streaming,
                     self.env.event(), self.env.now, dict(meta or {}))
         flow._ri = np.fromiter((r.index for r, _ in path), dtype=np.intp, count=len(path))
@@ -179,6 +180,11 @@ class FlowNetwork:
         self._finish(flow, FlowEnd(False, done, self.env.now, reason, cause))
         self._request()
 
+    @property
+    def shortcuts(self) -> int:
+        """Re-levellings done by the one-holder shortcut (:mod:`simulator.flow_held`)."""
+        return self._t.shortcuts
+
     def flows_through(self, res: Resource) -> list[Flow]:
         return [f for f in self.active.values() if f.crosses(res)]
 
@@ -211,8 +217,11 @@ class FlowNetwork:
         now = self.env.now
         dt = now - self._last
         if dt > 0:  # the flows' bytes are kept lazily (FlowTable.settle); the resources' work here
-            hot = self._hot
-            self._work[hot] += self._load[hot] * dt
+            if self._hot is None:  # the re-levelling's dense passes: a dense settle costs no more
+                self._work += self._load * dt
+            else:
+                hot = self._hot
+                self._work[hot] += self._load[hot] * dt
         self._last = now
 
     def _request(self) -> None:
@@ -245,8 +254,8 @@ class FlowNetwork:
             rate, bres = self._fill(rows)
         else:
             rows, rate, bres = part
-            # the re-levelling works over every resource (a dense pass), so the loaded ones are one more
-            self._hot = self._load[:len(self.resources)].nonzero()[0]
+            # the re-levelling made dense passes over every resource; a settle may as well
+            self._hot = None
         if self.timeline.record_rates:
             for k in np.flatnonzero(rate != t.rate[rows]):
                 self.timeline.rate(now, t.flows[rows[k]].id, float(rate[k]))
@@ -274,7 +283,10 @@ class FlowNetwork:
         if t.streamers:
             rate = self._apply_streaming(rows, rate, (fi, local, wi, capacity), bneck)
         bres = np.where(bneck >= 0, used[np.maximum(bneck, 0)], -1) if n else bneck
-        self._load[self._hot] = 0.0  # every other resource's load is zero already
+        if self._hot is None:
+            self._load.fill(0.0)
+        else:
+            self._load[self._hot] = 0.0  # every other resource's load is zero already
         if n:
             self._load[used] = np.bincount(local, weights=wi * rate[fi], minlength=len(used))
         self._hot = used
