@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Iterator
 from orchestrator.ops import (AbandonObject, BeginObject, CatalogueDone, CommitObject, ObjectStarted,
                               StoredPiece)
 from orchestrator.piece_blocks import PieceBlock, blocks_of
+from orchestrator.piece_stream import PieceStream
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ class Catalogue:
                 raise CatalogueError(f"object {op.object_id}: extents cover {pos} of "
                                      f"{obj['image_size']} image bytes; not all data is on the pool")
             self.db.executemany("INSERT INTO digests VALUES (?,?,?)",
-                                [(op.object_id, c, d) for c, d in op.digests])
+                                ((op.object_id, c, d) for c, d in op.digests))  # may be a stream
             if obj["mode"] == "selective":
                 # a new full image makes the previous generation (full + incrementals) inactive
                 self.db.execute("UPDATE objects SET state='inactive' WHERE filespace_id=? AND "
@@ -279,7 +280,13 @@ class Catalogue:
 
     @staticmethod
     def _blocks(op: CommitObject) -> Iterator[PieceBlock]:
-        if isinstance(op.pieces, (tuple, list)):
+        if isinstance(op.pieces, PieceStream):  # a job's stream: its blocks, each must tile the image
+            for block in op.pieces.blocks():
+                if not block.tiles:
+                    raise CatalogueError(f"object {op.object_id}: extents after image offset "
+                                         f"{block.image_offset} leave a gap")
+                yield block
+        elif isinstance(op.pieces, (tuple, list)):
             pieces = sorted(op.pieces, key=lambda p: p.image_offset)
             try:
                 yield from blocks_of(pieces)
