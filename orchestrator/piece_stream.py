@@ -133,28 +133,40 @@ class PieceStream(LazySeq[StoredPiece]):
         for block in self.blocks():
             yield from block.pieces()
 
+    def __len__(self) -> int:
+        if self._len is None:
+            self.span()
+        return self._len  # type: ignore[return-value]
+
+    def __bool__(self) -> bool:
+        return self.span() is not None
+
     def span(self) -> tuple[int, int] | None:
         """(image offset of the first piece, end of the last) or None when empty."""
         if self._span is None:
-            first = end = None
-            count = 0
-            for block in self.blocks():
-                first = block.image_offset if first is None else first
-                end = block.image_end
-                count += len(block)
-            self._len = count
-            self._span = (first, end) if first is not None and end is not None else (0, 0)
+            self.nbytes()
         return None if self._span == (0, 0) and not self._len else self._span
 
     def nbytes(self) -> int:
-        """Image bytes the pieces cover."""
-        return sum(int(b.length.sum()) for b in self.blocks())
+        """Image bytes the pieces cover (the same pass learns `span` and the count)."""
+        first = end = None
+        count = total = 0
+        for block in self.blocks():
+            first = block.image_offset if first is None else first
+            end = block.image_end
+            count += len(block)
+            total += int(block.length.sum())
+        self._len = count
+        self._span = (first, end) if first is not None and end is not None else (0, 0)
+        return total
 
-    def stored_bytes(self) -> int:
-        return sum(b.stored_bytes for b in self.blocks())
-
-    def any_compressed(self) -> bool:
-        return any(bool(b.compressed.any()) for b in self.blocks())
+    def stored(self) -> tuple[int, bool]:
+        """(bytes the pieces take where they are stored, whether any is compressed), in one pass."""
+        size, compressed = 0, False
+        for b in self.blocks():
+            size += b.stored_bytes
+            compressed = compressed or bool(b.compressed.any())
+        return size, compressed
 
     def volume_end(self) -> int:
         """Largest volume offset + length of any piece (0 when empty)."""

@@ -22,12 +22,12 @@ from orchestrator.job.spec import BackupSpec, DeviceSpec
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, DigestResult,
                               DigestVolume, Job, ObjectStarted, PathKind, ReleaseSnapshot, RunCommand,
                               SnapshotReleased, SnapshotResult, StoredPiece, TakeSnapshot, VerifyPool,
-                              VerifyResult, pieces_from_extents)
+                              UNREAD_DIGEST, VerifyResult, pieces_from_extents)
 from orchestrator.piece_stream import LazySeq, PieceStream, chunk_digests_with_unread, split_by_ranges
 
 log = logging.getLogger(__name__)
 
-UNREAD = "unread"  # digest of a chunk nobody read back: never equals a real digest, so it counts as changed
+UNREAD = UNREAD_DIGEST  # digest of a chunk nobody read back: never equals a real digest, so it counts as changed
 
 
 def split_accounted(pieces: Iterable[StoredPiece], ranges: list[tuple[int, int]],
@@ -161,8 +161,7 @@ def backup_job(spec: BackupSpec) -> Job:
                                 f"snapshotcachesize {spec.snapshot_cache_size}%); the image would be "
                                 "inconsistent and is discarded")
         kept = PieceStream.of(stored)
-        report.compressed = kept.any_compressed()
-        report.stored_size = kept.stored_bytes()
+        report.stored_size, report.compressed = kept.stored()
         yield CommitObject(object_id, kept, report.path_used, report.compressed, digests,
                            state.tape_location)
         report.outcome = "completed"
