@@ -384,13 +384,15 @@ class Catalogue:
         return self._record(row, with_pieces)
 
     def restore_chain(self, node: str, filespace: str, *, pitdate: datetime | None = None,
-                      incremental: bool = False) -> list[ObjectRecord]:
+                      incremental: bool = False, stream: bool = False) -> list[ObjectRecord]:
         """The full image to restore and, with ``incremental``, its incrementals in order.
 
         Without ``pitdate`` the active generation is used; with it, the newest
         full image backed up at or before that time and its incrementals up to it.
+        With ``stream`` each object's pieces are a `PieceStream` reading its
+        blocks from this catalogue on every pass (it must stay open meanwhile).
         """
-        objs = self.query(node, filespace, inactive=pitdate is not None, with_pieces=True)
+        objs = self.query(node, filespace, inactive=pitdate is not None, with_pieces=not stream)
         if pitdate is not None:
             limit = pitdate.astimezone(timezone.utc).isoformat(timespec="microseconds")
             objs = [o for o in objs if o.backup_date and o.backup_date <= limit]
@@ -402,6 +404,9 @@ class Catalogue:
         chain = [base]
         if incremental:
             chain += [o for o in objs if o.mode == "incremental" and o.base_id == base.id]
+        if stream:
+            for o in chain:
+                o.pieces = PieceStream(lambda oid=o.id: self.iter_blocks(oid))  # type: ignore[misc]
         return chain
 
     def digests(self, chain: Iterable[ObjectRecord]) -> dict[int, str]:

@@ -182,5 +182,6 @@ def object_spec(record) -> ObjectSpec:
     """Build an ObjectSpec from a :class:`orchestrator.catalogue.ObjectRecord`."""
     return ObjectSpec(object_id=record.id, mode=record.mode, pool_volume=record.pool_volume,
                       pool_device=record.pool_device, pool_offset=record.pool_offset,
-                      volume_size=record.volume_size, pieces=list(record.pieces),
+                      volume_size=record.volume_size,
+                      pieces=record.pieces if isinstance(record.pieces, PieceStream) else list(record.pieces),
                       tape_location=getattr(record, "tape_location", None) or "")
