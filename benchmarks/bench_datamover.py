@@ -84,7 +84,7 @@ def clear(path: Path, size: int) -> None:
 
 
 def start_mover(work: Path, remotes: dict[str, str], sessions: int, depth: int,
-                chunk: int) -> tuple[subprocess.Popen, str, Path]:
+                chunk: int, flush_behind: int | None = None) -> tuple[subprocess.Popen, str, Path]:
     """`serverfree datamover serve --config` reaching the tgtd LUNs {name: URL}; returns (process, LUN 0 URL, log)."""
     gateway = work / "gateway.img"
     with open(gateway, "wb") as f:
@@ -97,6 +97,8 @@ def start_mover(work: Path, remotes: dict[str, str], sessions: int, depth: int,
            "acl": [{"initiator": "*", "luns": "all"}],
            "limits": {"chunk_bytes": chunk, "io_depth": depth, "io_workers": 2 * sessions + 2,
                       "total_concurrent_copies": 16, "max_concurrent_copies": 8}}
+    if flush_behind is not None:
+        cfg["limits"]["flush_behind_bytes"] = flush_behind
     path = work / "mover.yaml"
     path.write_text(yaml.safe_dump(cfg))
     log_path = work / "mover.log"
@@ -147,12 +149,11 @@ def mover_copy(mover_url: str, src_url: str, dst_url: str, size: int, poll: floa
         t0 = time.perf_counter()
         copy = dev.submit(ExtendedCopy(None, pl))
         polls, last = 0, -1
-        while not copy.done:
-            time.sleep(poll)
+        # keep the session serviced between polls: the list goes out at once and its status is
+        # read the moment it arrives (a sleep here would delay both by up to one poll interval)
+        while not dev.wait(copy, timeout=poll):
             status = dev.submit(ReceiveCopyResults(None, RcrServiceAction.COPY_STATUS, list_id=1))
             dev.wait(status)
-            if copy.done:
-                break
             if status.error is None and status.result is not None and status.result.ok:
                 st = ReceiveCopyResults.unmarshall_datain(status.result.data, RcrServiceAction.COPY_STATUS)
                 done = st.bytes_transferred << (10 * int(st.transfer_count_units))
@@ -161,9 +162,6 @@ def mover_copy(mover_url: str, src_url: str, dst_url: str, size: int, poll: floa
                     last = done * 10 // size
                     print(f"  progress {done / (1 << 20):.0f} MiB ({st.segments_processed} segments)",
                           file=sys.stderr, flush=True)
-                rate = done / max(time.perf_counter() - t0, 1e-6)
-                if rate and (size - done) / rate < 2 * poll:
-                    break  # nearly done: wait for the status itself so the timing is not rounded to a poll
         dev.wait(copy)
         elapsed = time.perf_counter() - t0
         if copy.error is not None:
@@ -193,6 +191,22 @@ def process_cpu(pid: int) -> float:
     """utime + stime of a process, all its threads, in seconds (/proc/PID/stat fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tgtd_cpu(pid: int, since: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(all threads, event-loop thread) CPU seconds of tgtd, or their growth ``since`` an earlier reading.
+
+    tgtd's main thread (TID = PID) runs its iSCSI event loop -- every PDU
+    either peer sends or receives passes through it -- while its bs_rdwr
+    worker threads do the pread/pwrite; on two cores that loop is what both
+    copies wait on, so its seconds per GiB show which peer costs the target less.
+    """
+    total = process_cpu(pid)
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    main = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if since is None:
+        return total, main
+    return total - since[0], main - since[1]
 
 
 def loadavg() -> float:
@@ -242,14 +256,17 @@ def run_size(size: int, args: argparse.Namespace) -> dict:
         want = digest(src_path, size)
         load_before = loadavg()
         proc, mover_url, log_path = start_mover(Path(tmp), {"client": target.url(1), "pool": target.url(2)},
-                                                args.sessions, args.depth, parse_size(args.chunk))
+                                                args.sessions, args.depth, parse_size(args.chunk),
+                                                None if args.flush_behind is None else parse_size(args.flush_behind))
         try:
             profiler = Profiler(args.with_tool, args.profile, proc.pid, f"{size >> 20}M")
             cpu0 = process_cpu(proc.pid)
+            tgtd0 = tgtd_cpu(tgtd.proc.pid)
             try:
                 mover_s, polls = mover_copy(mover_url, target.url(1), target.url(2), size, args.poll)
             finally:
                 mover_cpu = process_cpu(proc.pid) - cpu0
+                mover_tgtd = tgtd_cpu(tgtd.proc.pid, tgtd0)
                 profiler.stop()
         finally:
             stop(proc)
@@ -258,14 +275,18 @@ def run_size(size: int, args: argparse.Namespace) -> dict:
             raise SystemExit("the mover did not log the EXTENDED COPY")
         pipeline = [line.split("block copy of", 1)[1].strip() for line in mover_log.splitlines()
                     if "block copy of" in line]
+        phases = [line.split("bytes, GOOD in", 1)[1].strip() for line in mover_log.splitlines()
+                  if "EXTENDED COPY list id 1 " in line and "bytes, GOOD in" in line]
         if digest(dst_path, size) != want:
             raise SystemExit("mover copy is not byte-identical")
         clear(dst_path, size)
+        tgtd0 = tgtd_cpu(tgtd.proc.pid)
         qemu_s, qemu_cpu = qemu_copy(target.url(1), target.url(2))
+        qemu_tgtd = tgtd_cpu(tgtd.proc.pid, tgtd0)
         if digest(dst_path, size) != want:
             raise SystemExit("qemu-img copy is not byte-identical")
-    return {"pipeline": pipeline, "size": size, "mover_s": mover_s, "polls": polls, "mover_cpu": mover_cpu, "qemu_s": qemu_s,
-            "qemu_cpu": qemu_cpu, "load_before": load_before, "load_after": loadavg()}
+    return {"pipeline": pipeline, "phases": phases, "size": size, "mover_s": mover_s, "polls": polls, "mover_cpu": mover_cpu, "qemu_s": qemu_s,
+            "qemu_cpu": qemu_cpu, "mover_tgtd": mover_tgtd, "qemu_tgtd": qemu_tgtd, "load_before": load_before, "load_after": loadavg()}
 
 
 def report(r: dict, args: argparse.Namespace) -> str:
@@ -281,7 +302,11 @@ def report(r: dict, args: argparse.Namespace) -> str:
           f"{r['polls']} COPY STATUS polls) mover_cpu_s_per_gib={r['mover_cpu'] / gib:.2f}")
     for line in r["pipeline"]:
         print(f"  mover pipeline: block copy of {line}")
+    for line in r["phases"]:
+        print(f"  mover phases: GOOD in {line} (the rest of the wall time is iSCSI to and from the mover)")
     print(f"qemu_img_convert_mib_s={qemu_rate:.1f} ({r['qemu_s']:.2f} s) qemu_img_cpu_s_per_gib={r['qemu_cpu'] / gib:.2f}")
+    print(f"tgtd_cpu_s_per_gib: mover copy {r['mover_tgtd'][0] / gib:.2f} (event loop {r['mover_tgtd'][1] / gib:.2f}), "
+          f"qemu-img copy {r['qemu_tgtd'][0] / gib:.2f} (event loop {r['qemu_tgtd'][1] / gib:.2f})")
     print(f"cpu_ratio_mover_vs_qemu={r['mover_cpu'] / max(r['qemu_cpu'], 1e-9):.2f} (target <= 1)")
     worst = max(r["load_before"], r["load_after"])
     if worst > cores:
@@ -296,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sessions", type=int, default=2, help="iSCSI sessions per remote LUN for the mover")
     ap.add_argument("--depth", type=int, default=16, help="most chunks in flight per copy (the mover adapts below it)")
     ap.add_argument("--chunk", default="1M", help="bytes per read/write request (capped by the LUNs' Block Limits VPD)")
+    ap.add_argument("--flush-behind", help="the mover's flush_behind_bytes (default its own, 64M; 0: none)")
     ap.add_argument("--poll", type=float, default=0.5, help="seconds between COPY STATUS polls")
     ap.add_argument("--target-mrdsl", type=int, default=0,
                     help="tgtd's MaxRecvDataSegmentLength for both peers (default: tgtd's own, 8192)")

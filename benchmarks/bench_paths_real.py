@@ -45,6 +45,7 @@ from orchestrator.catalogue import Catalogue
 from orchestrator.ops import PathKind
 from scsi.commands import extended_copy
 from orchestrator.lan.client import LanClient
+from orchestrator.lan.local_pool import LocalPool
 from orchestrator.ops import StoredPiece
 from scsi.devices import LibiscsiDevice
 from scsi.luns.remote import RemoteLun
@@ -127,8 +128,7 @@ def measure_rates_once(lab: SanLab, client: LabClient, nbytes: int, scratch: lis
         out["mover_copy"] = nbytes / copy_s
     finally:
         dev.close()
-    assert lab.lanserver is not None
-    with LanClient(lab.lanserver.address, "VOL1", scratch[2] * 512, "read") as server:
+    with LocalPool(lab.lan_pool) as pool, LanClient(pool.address, "VOL1", scratch[2] * 512, "read") as server:
         t0 = time.monotonic()
         server.digest([StoredPiece(0, 0, nbytes)], MIB)  # what VerifyPool asks of the backup server
         out["verify"] = nbytes / (time.monotonic() - t0)

@@ -1,14 +1,15 @@
-"""The LAN path through the authenticated backup server vs the old open LAN data process.
+"""The LAN path through the authenticated backup server vs local mode's in-process pool (no network).
 
 Workload: one image of SIZE MiB (random bytes) sent in 8 MiB pieces, then read
 back, over 127.0.0.1.  Ours: ``serverfree server`` (a node session: SCRAM login,
-BEGIN grant, PUT, COMMIT, GET).  Peer, in the same run on the same machine:
-``python -m orchestrator.lan.server`` (no login, OPEN at a pool offset, PUT,
-SYNC, GET), i.e. what the LAN path cost before it was authenticated and
-granted.  Both servers run as their own processes; CPU seconds are read from
-/proc for the server and from this process for the client.
+BEGIN grant, PUT, COMMIT, GET), its own process; CPU seconds are read from
+/proc for the server and from this process for the client.  Peer, in the same
+run on the same machine: local mode's LAN path (:mod:`orchestrator.lan.local_pool`:
+the same frames over a socket pair to a thread of this process, no login, no
+grant; the open TCP LAN data process it replaced is retired), whose client
+and server CPU are both this process's.
 
-Last line: ``server_lan_mib_s=X client_login_cpu_s=Y cpu_ratio_vs_lanserver=Z load=L``
+Last line: ``server_lan_mib_s=X client_login_cpu_s=Y cpu_ratio_vs_local_pool=Z load=L``
 (ratio = (client + server CPU seconds) of ours / of the peer).
 
     .venv/bin/python benchmarks/bench_server_lan.py [--size 256]
@@ -24,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestrator.lan.server import LanClient
+from orchestrator.lan.client import LanClient
+from orchestrator.lan.local_pool import LocalPool
 from orchestrator.ops import StoredPiece
 from orchestrator.server.client import ServerSession
 from orchestrator.server.node_client import NodeSession
@@ -75,10 +77,9 @@ def ours(tmp: Path, data: bytes) -> tuple[float, float, float, float]:
 
 def peer(tmp: Path, data: bytes) -> tuple[float, float, float]:
     (tmp / "peer.img").write_bytes(bytes(len(data)))
-    p, addr = start([sys.executable, "-m", "orchestrator.lan.server", "--listen", "127.0.0.1:0",
-                     "--volume", f"V={tmp / 'peer.img'}"])
-    try:
-        srv0, c0, t0 = proc_cpu(p.pid), time.process_time(), time.monotonic()
+    with LocalPool({"V": tmp / "peer.img"}) as pool:
+        addr = pool.address
+        c0, t0 = time.process_time(), time.monotonic()
         with LanClient(addr, "V", 0) as c:
             for o in range(0, len(data), PIECE):
                 c.put(o, PIECE, data[o:o + PIECE])
@@ -87,10 +88,7 @@ def peer(tmp: Path, data: bytes) -> tuple[float, float, float]:
             back = b"".join(c.get(o, PIECE, PIECE) for o in range(0, len(data), PIECE))
         wall = time.monotonic() - t0
         assert back == data
-        return wall, time.process_time() - c0, proc_cpu(p.pid) - srv0
-    finally:
-        os.kill(p.pid, signal.SIGTERM)
-        p.wait(10)
+        return wall, time.process_time() - c0, 0.0  # the pool's thread is in this process's CPU
 
 
 def main() -> None:
@@ -104,9 +102,9 @@ def main() -> None:
         pw, pc, ps = peer(tmp, data)
     load = os.getloadavg()[0]
     print(f"ours: wall {w:.2f} s, client CPU {cc:.2f} s (login {login:.3f} s), server CPU {sc:.2f} s")
-    print(f"peer (open LAN server): wall {pw:.2f} s, client CPU {pc:.2f} s, server CPU {ps:.2f} s")
+    print(f"peer (local mode's in-process pool): wall {pw:.2f} s, client + pool CPU {pc + ps:.2f} s")
     print(f"server_lan_mib_s={2 * size / (1 << 20) / w:.0f} client_login_cpu_s={login:.3f} "
-          f"cpu_ratio_vs_lanserver={(cc + sc) / max(pc + ps, 1e-9):.2f} load={load:.2f}")
+          f"cpu_ratio_vs_local_pool={(cc + sc) / max(pc + ps, 1e-9):.2f} load={load:.2f}")
 
 
 if __name__ == "__main__":

@@ -137,7 +137,7 @@ def main() -> None:
           f"{dict(sorted(Counter(f.kind for f in faults).items()))}")
     print(f"  simulated time {san.env.now / 86400:.2f} days (drive-bound ideal {ideal_days:.2f} days)")
     print(f"  events processed {san.env.events_processed}, reallocations {san.net.reallocations}, "
-          f"flows {len(san.timeline.flows)}")
+          f"flows {san.timeline.flows_started}")
     print(f"  wall seconds {sim_wall:.3f} (CPU seconds {sim_cpu:.3f}; the machine may be shared); "
           f"{args.extents} extents per volume; peak RSS {flow_rss:.0f} MiB; load "
           + "/".join(f"{x:.2f}" for x in os.getloadavg()))

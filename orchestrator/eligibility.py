@@ -57,8 +57,8 @@ def _lan_free_cause(verdict: Any, enablelanfree: bool) -> str:
 def _lan_cause(verdict: Any, lan_available: bool) -> str:
     """Why the LAN is out: no server address to send to, else the topology's LAN problem."""
     if not lan_available:
-        return ("LAN: no LAN server address is configured (set lan_server in the site file, "
-                "or tcpserveraddress/tcpport in dsm.opt)")
+        return ("LAN: no LAN path is configured (local mode: lan_pool in the site file; or leave out pool: and "
+                "back up through the backup server, serverfree server)")
     return "LAN: " + _problem(verdict, "lan")
 
 

@@ -29,6 +29,10 @@ starts -- timeouts, remounts and the retry's set-up included.  The stopped
 flow's bottleneck seconds past that moment move to the loss, so nothing is
 counted twice.  What is neither (tape mounts, waiting for a drive, commands)
 is ``waiting``.
+
+Thousands of jobs need not each keep a record once they end: :meth:`Attribution.close`
+folds a finished job's report into :class:`AttributionTotals` (running sums, the
+same numbers :func:`shares_of` would read from every report) and forgets it.
 """
 from __future__ import annotations
 
@@ -50,6 +54,33 @@ class JobTimes:
     span: tuple[float, float] | None = None  # the job's own start and end
 
 
+@dataclass
+class AttributionTotals:
+    """Running sums over the jobs closed so far: what a capacity run reports instead of every job's record."""
+
+    jobs: int = 0
+    bottleneck_s: dict[str, float] = field(default_factory=dict)
+    failover_s: float = 0.0
+    waiting_s: float = 0.0
+    elapsed_s: float = 0.0
+    main: dict[str, int] = field(default_factory=dict)  # jobs per main bottleneck
+
+    def add(self, report: dict[str, Any]) -> None:
+        self.jobs += 1
+        for c, s in report["bottleneck_seconds"].items():
+            self.bottleneck_s[c] = self.bottleneck_s.get(c, 0.0) + s
+        self.failover_s += report["failover_seconds"]
+        self.waiting_s += report["waiting_seconds"]
+        self.elapsed_s += report["elapsed_s"]
+        key = report["main_bottleneck"] or "none"
+        self.main[key] = self.main.get(key, 0) + 1
+
+    def shares(self) -> dict[str, float]:
+        """Bottleneck seconds as shares of all closed jobs' flow time (as :func:`shares_of` of their reports)."""
+        whole = sum(self.bottleneck_s.values())
+        return {c: s / whole for c, s in sorted(self.bottleneck_s.items())} if whole > 0 else {}
+
+
 class Attribution:
     """Per-job bottleneck and failover seconds, fed by the SAN as flows start and end."""
 
@@ -57,6 +88,7 @@ class Attribution:
         self._resources = resources  # the flow network's list: index -> Resource
         self._client_disks = client_disks  # disk LUN name -> owning client (the SAN's owners table)
         self.jobs: dict[str, JobTimes] = {}
+        self.totals = AttributionTotals()
 
     def category(self, index: int) -> str:
         if index == STALLED:
@@ -130,6 +162,13 @@ class Attribution:
         return {"elapsed_s": round(elapsed, 6), "ended_s": round(end, 6), "bottleneck_seconds": seconds, "bottleneck_share": share,
                 "failover_seconds": round(failover, 6), "waiting_seconds": round(waiting, 6),
                 "main_bottleneck": max(seconds, key=seconds.__getitem__) if seconds else ""}
+
+
+    def close(self, job: str, start: float, end: float) -> dict[str, Any]:
+        """The job ended: its report, added to :attr:`totals`; its record is forgotten."""
+        rep = self.report(job, start, end, forget=True)
+        self.totals.add(rep)
+        return rep
 
 
 def describe(att: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ def queued_commands(nbytes: float, chunk: int, depth: int, extents: int = 1) -> 
     return commands / max(1, depth)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per client: no per-instance dict
 class DiskLun:
     name: str
     resource: Resource
@@ -105,7 +105,7 @@ class TapeDrive:
                          reposition_s=self.reposition_s, device=self.name)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per client: no per-instance dict
 class Host:
     """A client, the backup server or a storage-agent host: CPU and a LAN port."""
 
@@ -115,7 +115,7 @@ class Host:
     online: bool = True
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # one per client: no per-instance dict
 class StorageAgent:
     name: str
     resource: Resource

@@ -127,6 +127,8 @@ class SimDriver:
                 op = job.send(result)
         except StopIteration as stop:
             self.san.attribution.job_span(name, t0, self.san.env.now)
+            self.san.end_job(name, t0, self.san.env.now, attribution=False)  # whoever runs it reports it
+            self._last_failed.pop(name, None)  # the job's COPY STATUS answers end with it
             return stop.value
 
     # -- operations ---------------------------------------------------------------------

@@ -29,7 +29,7 @@ class CountingEnvironment(simpy.Environment):
         super().step()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # several per client in a large SAN: no per-instance dict
 class Resource:
     """Something with a capacity in work units per second (bytes/s, CPU s/s)."""
 

@@ -60,6 +60,9 @@ class FlowNetwork:
         self._work = np.zeros(0)  # integral of each resource's load (bytes, CPU seconds)
         self._load = np.zeros(0)
         self._capacity = np.zeros(0)
+        # Resources whose load may be non-zero: the only ones a settle integrates and a fill clears,
+        # so an instant costs O(running flows' hops), not O(resources in the SAN).
+        self._hot = np.zeros(0, dtype=np.intp)
         self._last = env.now
         self._gen = 0
         self._pending = False
@@ -191,7 +194,8 @@ class FlowNetwork:
             n = self._t.n
             if n:
                 self._t.done[:n] += self._t.rate[:n] * dt
-            self._work += self._load * dt
+            hot = self._hot
+            self._work[hot] += self._load[hot] * dt
         self._last = now
 
     def _request(self) -> None:
@@ -223,6 +227,10 @@ class FlowNetwork:
             rows, rate, bres = np.arange(n), self._fill(), t.bres[:n]
         else:
             rows, rate, bres = part
+            # the re-levelled rows' resources took new loads; those that fell to zero need no settling
+            hot = self._hot[self._load[self._hot] != 0]
+            new = t.ri[rows].ravel()
+            self._hot = np.union1d(hot, new[new >= 0])
         old = t.rate[rows].copy()
         t.rate[rows], t.bres[rows] = rate, bres
         self._note_bottlenecks(rows, np.where(rate > 0, bres, STALLED))
@@ -237,20 +245,19 @@ class FlowNetwork:
         self.full_fills += 1
         t, n = self._t, self._t.n
         fi, ri, wi = t.entries()
-        # only the resources some flow crosses take part in the allocation
-        used = np.flatnonzero(np.bincount(ri, minlength=len(self._capacity)))
-        remap = np.empty(len(self._capacity), dtype=np.intp)
-        remap[used] = np.arange(len(used))
-        local = remap[ri]
+        # only the resources some flow crosses take part in the allocation (sorted, as their indices)
+        used, local = np.unique(ri, return_inverse=True)
+        local = local.reshape(-1).astype(np.intp, copy=False)
         capacity = self._capacity[used]
         bneck = np.empty(n, dtype=np.intp)
         rate = max_min_rates(fi, local, wi, capacity, n, t.caps[:n], bneck)
         if t.streamers:
             rate = self._apply_streaming(rate, (fi, local, wi, capacity), bneck)
         t.bres[:n] = np.where(bneck >= 0, used[np.maximum(bneck, 0)], -1) if n else bneck
-        self._load = np.zeros(len(self._capacity))
+        self._load[self._hot] = 0.0  # every other resource's load is zero already
         if n:
             self._load[used] = np.bincount(local, weights=wi * rate[fi], minlength=len(used))
+        self._hot = used
         return rate
 
     def _note_bottlenecks(self, rows: np.ndarray, new: np.ndarray) -> None:

@@ -66,11 +66,11 @@ def check_calibration(topo: Topology, cal: Calibration) -> None:
 
 
 def san_from_topology(topo: Topology, calibration: Calibration | None = None, *,
-                      record_rates: bool = True) -> SimSAN:
+                      record_rates: bool = True, detail: bool = True) -> SimSAN:
     """The simulated SAN of a topology; figures the topology leaves unset come from the calibration."""
     cal = calibration or Calibration()
     check_calibration(topo, cal)
-    san = SimSAN(cal, record_rates=record_rates)
+    san = SimSAN(cal, record_rates=record_rates, detail=detail)
     ix = TopologyIndex.build(topo)
     graph = build_graph(topo, ix)
     state = SanState.build(topo, graph=graph, index=ix)

@@ -29,6 +29,7 @@ from simulator.timeline import Timeline
 log = logging.getLogger(__name__)
 
 Path = list[tuple[Resource, float]]
+ROUTE_CACHE_PAIRS = 4096  # device pairs whose computed routes are kept (far more than one run's working set)
 
 
 @dataclass
@@ -45,10 +46,12 @@ class SimSAN:
     """Devices + links + routes + jobs on a :class:`FlowNetwork` in a simpy environment."""
 
     def __init__(self, calibration: Calibration | None = None, *, env: simpy.Environment | None = None,
-                 record_rates: bool = True):
+                 record_rates: bool = True, detail: bool = True):
         self.cal = calibration or Calibration()
         self.env = env or CountingEnvironment()
-        self.timeline = Timeline(record_rates=record_rates)
+        # detail=False (capacity runs): no per-flow timeline, no per-job record kept after a job ends
+        self.detail = detail
+        self.timeline = Timeline(record_rates=record_rates, detail=detail)
         self.net = FlowNetwork(self.env, self.timeline)
         self.dev = Components()
         self.links: dict[str, tuple[Resource, Resource]] = {}
@@ -58,6 +61,10 @@ class SimSAN:
         self._route_res: dict[tuple[str, str], list[tuple[Resource, ...]]] = {}
         # Optional: computes a pair's routes on first use (large worlds need not list them all).
         self.route_factory: Callable[[str, str], list[list[tuple[str, bool]]]] | None = None
+        # Pairs whose routes were computed on use (factory, or reversed): at most ROUTE_CACHE_PAIRS are
+        # kept, oldest dropped first -- they are computed again, the same, if asked for again.
+        self._derived: dict[tuple[str, str], None] = {}
+        self.route_cache_pairs = ROUTE_CACHE_PAIRS
         self.jobs: dict[str, JobProgress] = {}
         self.server: str | None = None
         self._route_use: dict[int, int] = {}  # flows per resource, for route choice
@@ -131,6 +138,7 @@ class SimSAN:
             raise LookupError(f"route {a} -> {b}: no link named {exc.args[0]!r}") from None
         self.routes.setdefault((a, b), []).append(hops)
         self._route_res.setdefault((a, b), []).append(res)
+        self._derived.pop((a, b), None)  # given: kept for good (_options marks the pairs it computes)
 
     def alias(self, name: str, link: str) -> None:
         """Let faults name a link by another name (a switch port, a WWPN)."""
@@ -186,13 +194,25 @@ class SimSAN:
                 for hops in self.routes[(b, a)]:
                     self.add_route(a, b, [(name, not fwd) for name, fwd in reversed(hops)])
             opts = self._route_res.setdefault((a, b), [])
+            self._computed((a, b))
         return opts
 
     def _options_known(self, a: str, b: str) -> bool:
         if (a, b) not in self._route_res and self.route_factory is not None:
             for hops in self.route_factory(a, b) or []:
                 self.add_route(a, b, hops)
+            if (a, b) in self._route_res:
+                self._computed((a, b))
         return bool(self._route_res.get((a, b)))
+
+    def _computed(self, pair: tuple[str, str]) -> None:
+        """Remember a pair whose routes were computed on use; forget the oldest beyond the bound."""
+        self._derived[pair] = None
+        while len(self._derived) > self.route_cache_pairs:
+            old = next(iter(self._derived))
+            del self._derived[old]
+            self.routes.pop(old, None)
+            self._route_res.pop(old, None)
 
     def route(self, a: str, b: str) -> tuple[Resource, ...]:
         """Resources of the best live route from ``a`` to ``b`` (fewest flows, then declaration order)."""
@@ -323,6 +343,19 @@ class SimSAN:
         for listener in list(self.job_listeners):
             listener(job, prog)
         return prog
+
+    def end_job(self, job: str, start: float, end: float, *, attribution: bool = True) -> None:
+        """A job ended.  With ``detail=False`` its bottleneck report is folded into
+        ``attribution.totals`` (``attribution=False``: the caller takes the report itself) and its byte
+        count is dropped (unless a fault still waits for its bytes), so a run of any number of jobs
+        keeps nothing per finished job; with detail both stay for reports."""
+        if self.detail:
+            return
+        if attribution:
+            self.attribution.close(job, start, end)
+        prog = self.jobs.get(job)
+        if prog is not None and not prog.running and not prog.watchers:
+            del self.jobs[job]
 
     def watch_job(self, job: str, at_bytes: float, action: Callable[[], Any]) -> None:
         """Run ``action`` when the job has moved ``at_bytes`` bytes (over any of its flows)."""

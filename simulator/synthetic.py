@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Generator
+from typing import Any, Callable, Generator
 
 import simpy
 
@@ -44,6 +44,23 @@ class DrivePool:
                 return drive
             self.san.env.process(self._recheck(drive))
 
+    def admit(self, start: Callable[[str], Any]) -> None:
+        """Queue for a drive now, as :meth:`acquire` would; ``start(drive)`` is called once one is ours.
+
+        A job waiting this way is one pending event, not a suspended process: 10,000 jobs queued
+        for 16 drives need not each hold a generator and its records until their turn.  Order and
+        timing are those of :meth:`acquire` (a process started on the drive runs at once, ahead
+        of anything else at that instant, as the resumed process would)."""
+        def got(ev: simpy.Event) -> None:
+            drive = ev.value
+            if self.san.drive(drive).failed:
+                self.san.env.process(self._recheck(drive))
+                self.admit(start)  # to the back of the queue, as acquire's loop does
+            else:
+                start(drive)
+
+        self.store.get().callbacks.append(got)
+
     def _recheck(self, drive: str):
         yield self.san.env.timeout(self.recheck_s)
         self.store.put(drive)
@@ -67,14 +84,20 @@ class BackupOutcome:
 def image_backup(san: SimSAN, job: str, disk: str, size: int, pool: DrivePool, movers: list[str], *,
                  batch_bytes: int = 80 * MiB, segment_bytes: int = MiB, extents: int = 1,
                  server_free_tries: int = 3, other_tries: int = 2, retry_delay_s: float = 60.0,
-                 piece_bytes: int = GiB) -> Generator[simpy.Event, object, BackupOutcome]:
-    """Back up ``size`` bytes of ``disk``; returns a :class:`BackupOutcome`."""
+                 piece_bytes: int = GiB, sink: Callable[[BackupOutcome], Any] | None = None,
+                 drive: str | None = None, queued_s: float | None = None
+                 ) -> Generator[simpy.Event, object, BackupOutcome]:
+    """Back up ``size`` bytes of ``disk``; returns a :class:`BackupOutcome`, also handed to ``sink``
+    when given (e.g. :class:`simulator.outcome_stats.OutcomeStats`), so a caller need not keep the process.
+
+    ``drive``: already acquired for this job (:meth:`DrivePool.admit`), which queued at ``queued_s``."""
     env = san.env
-    out = BackupOutcome(job, False, size, env.now)
+    out = BackupOutcome(job, False, size, env.now if queued_s is None else queued_s)
     san.register_job(job, size)
     client = san.owners[disk]
     pos = 0  # image bytes known to be on the pool
-    drive = yield from pool.acquire()
+    if drive is None:
+        drive = yield from pool.acquire()
     if san.cal.tape_mount_s:
         yield env.timeout(san.cal.tape_mount_s)
     try:
@@ -122,3 +145,6 @@ def image_backup(san: SimSAN, job: str, disk: str, size: int, pool: DrivePool, m
         out.end = env.now
         pool.release(drive)
         san.timeline.event(env.now, "job-end", job, ok=out.ok, path=out.path, attempts=out.attempts)
+        san.end_job(job, out.start, env.now)
+        if sink is not None:
+            sink(out)

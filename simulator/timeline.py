@@ -3,10 +3,15 @@
 Rates are recorded only when they change (at a flow start, end or capacity
 change), so the record grows with events, not with bytes.  The timeline can be
 written as JSON and is what the plots are drawn from.
+
+Capacity runs of thousands of jobs need none of that per flow: with
+``detail=False`` only running counts are kept (events per kind, flows started
+and ended), so memory stays flat however many jobs run.
 """
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,18 +51,31 @@ class Event:
 
 
 class Timeline:
-    """Collects events and flow rate steps; ``record_rates=False`` keeps only events."""
+    """Collects events and flow rate steps; ``record_rates=False`` keeps only events and flow records,
+    ``detail=False`` only counts (events per kind, flows started and ended)."""
 
-    def __init__(self, record_rates: bool = True):
-        self.record_rates = record_rates
+    def __init__(self, record_rates: bool = True, *, detail: bool = True):
+        self.detail = detail
+        self.record_rates = record_rates and detail
         self.events: list[Event] = []
         self.flows: dict[int, FlowRecord] = {}
+        self.counts: Counter[str] = Counter()  # events per kind, in both modes
+        self.flows_started = 0
+        self.flows_ended: Counter[str] = Counter()  # "done", or why flows stopped
 
     def event(self, time: float, kind: str, subject: str, **detail: Any) -> None:
-        self.events.append(Event(time, kind, subject, detail))
+        self.counts[kind] += 1
+        if self.detail:
+            self.events.append(Event(time, kind, subject, detail))
+
+    def count(self, kind: str) -> int:
+        """Events of ``kind`` so far (kept in both modes)."""
+        return self.counts[kind]
 
     def flow_started(self, time: float, flow_id: int, label: str, job: str, total: float) -> None:
-        self.flows[flow_id] = FlowRecord(flow_id, label, job, total, time)
+        self.flows_started += 1
+        if self.detail:
+            self.flows[flow_id] = FlowRecord(flow_id, label, job, total, time)
 
     def rate(self, time: float, flow_id: int, rate: float) -> None:
         if not self.record_rates:
@@ -69,15 +87,24 @@ class Timeline:
             steps.append((time, rate))
 
     def flow_ended(self, time: float, flow_id: int, outcome: str) -> None:
+        self.flows_ended[outcome] += 1
+        if not self.detail:
+            return
         rec = self.flows[flow_id]
         rec.end, rec.outcome = time, outcome
         if self.record_rates:
             self.rate(time, flow_id, 0.0)
 
     def events_of(self, kind: str) -> list[Event]:
+        if not self.detail:
+            raise ValueError(f"the timeline kept counts only (detail=False): no {kind!r} events to list; "
+                             f"count('{kind}') gives their number")
         return [e for e in self.events if e.kind == kind]
 
     def to_dict(self) -> dict[str, Any]:
+        if not self.detail:
+            return {"events": [], "flows": [], "event_counts": dict(sorted(self.counts.items())),
+                    "flows_started": self.flows_started, "flows_ended": dict(sorted(self.flows_ended.items()))}
         return {
             "events": [{"time": e.time, "kind": e.kind, "subject": e.subject, **e.detail} for e in self.events],
             "flows": [

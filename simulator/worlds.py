@@ -34,9 +34,10 @@ class DualFabricSpec:
 
 
 def dual_fabric(spec: DualFabricSpec = DualFabricSpec(), calibration: Calibration | None = None, *,
-                record_rates: bool = True) -> SimSAN:
-    """Clients ``C0000..`` with disks ``ARRk:i``, movers ``DM1..``, drives ``DRV01..``, server ``SRV``."""
-    san = SimSAN(calibration, record_rates=record_rates)
+                record_rates: bool = True, detail: bool = True) -> SimSAN:
+    """Clients ``C0000..`` with disks ``ARRk:i``, movers ``DM1..``, drives ``DRV01..``, server ``SRV``
+    (``detail=False``: keep running totals, not per-flow and per-job records; see :class:`SimSAN`)."""
+    san = SimSAN(calibration, record_rates=record_rates, detail=detail)
     fc = san.cal.fc_bytes_s
     for f in FABRICS:
         for i in range(spec.isls_per_fabric):

@@ -16,7 +16,7 @@ CONTRACTS = {
     "scsi and topology are independent of each other": "independence",
     "the orchestrator outside its CLI never imports the simulator": "forbidden",
     "the simulator core imports only the orchestrator's operation vocabulary": "forbidden",
-    "orchestrator layers: cli > drivers > lan > compose > job > plan > ops": "layers",
+    "orchestrator layers: cli > server > drivers > lan > compose > job > plan > ops": "layers",
     "no import cycles between sibling modules or packages": "acyclic_siblings",
 }
 

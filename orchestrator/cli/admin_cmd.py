@@ -55,8 +55,13 @@ def run(args: argparse.Namespace) -> int:
     command = " ".join(args.command).strip()
     todo = expand(command) if command else None
     status = 0
-    with ServerSession(args.tcpserveraddress, args.tcpport, role="admin", name=args.id, password=password or "",
-                       tls_fingerprint=args.tlsfingerprint) as session:
+    try:
+        session = ServerSession(args.tcpserveraddress, args.tcpport, role="admin", name=args.id,
+                                password=password or "", tls_fingerprint=args.tlsfingerprint)
+    except (ConnectionError, TimeoutError, OSError) as exc:  # exit 2: no session (unreachable, TLS, refused)
+        print(f"serverfree: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    with session:
         if todo is not None:
             for text in todo:
                 ok, out = session.command(text)

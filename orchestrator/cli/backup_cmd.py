@@ -64,9 +64,13 @@ def open_catalogue(site: SiteConfig, options: Any) -> Catalogue:
     return cat
 
 
-def lan_server(site: SiteConfig, options: Any) -> str:
-    """The LAN backup server: the site file's ``lan_server``, else dsm.opt's tcpserveraddress:tcpport."""
-    return site.lan_server or options.lan_server_address()
+def lan_server(site: SiteConfig, options: Any = None) -> str:
+    """Local mode's LAN path, when the site file has ``lan_pool`` ("lan_pool"), else "" (no LAN path).
+
+    Eligibility needs only whether there is one; the job names the in-process pool OpenSite opened
+    (``opened.lan_address``).  Over the network, data moves only through the backup server.
+    """
+    return "lan_pool" if site.lan_pool is not None else ""
 
 
 def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None,
@@ -74,11 +78,11 @@ def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None,
     """The volume's :class:`~orchestrator.compose.VolumePaths` from the site's topology, movers limited to
     the site's; a verdict-like object for a site verified without a topology; None without either.
 
-    ``server`` is the LAN server address in force (default: the site's ``lan_server``).
+    ``server`` says whether the LAN path is there (default: the site's ``lan_pool``).
     """
     if site.topology is None:
         if site.verified_without_topology:
-            server = site.lan_server if server is None else server
+            server = lan_server(site) if server is None else server
             return SimpleNamespace(server_free=bool(site.movers), lan_free=site.lan_free, lan=bool(server),
                                    reasons={}, route=None, movers=list(site.movers))
         return None
@@ -126,11 +130,11 @@ def pool_designators(site_file: str, site: SiteConfig, opened: OpenSite, driver:
 
 
 def check_lan_drive(site_file: str, site: SiteConfig, drives: list[str], what: str) -> None:
-    """A job starting on the LAN path reaches tape only through the drive the LAN server serves."""
+    """A job starting on the LAN path reaches tape only through the drive of ``lan_pool.tapes`` (pool.lan_drive)."""
     want = site.pool.lan_drive
     other = sorted(set(drives) - {want}) if want is not None and drives else []
     if other:
-        raise ValueError(f"{site_file}: pool.lan_drive: the LAN server serves drive {want!r}, but {what} drive "
+        raise ValueError(f"{site_file}: pool.lan_drive: the LAN path reaches drive {want!r}, but {what} drive "
                          f"{', '.join(other)}; the LAN path cannot reach it")
 
 
@@ -291,7 +295,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         if mode == "incremental":
             base_id, digests = chain[0].id, cat.digests(chain)
             coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
-        plan = compose.path_plan(elig, server=server, pool_designators=pool_desig,
+        plan = compose.path_plan(elig, server=opened.lan_address, pool_designators=pool_desig,
                                  batch_mb=options.serverfreebatchsize, tape=site.pool.tape_plan(),
                                  lan_free=site.lan_free)
         spec = compose.backup_spec(node=options.node, filespace=volume, vopts=vopts, elig=elig, source=source,

@@ -1,25 +1,35 @@
-"""`serverfree demo`: the main job with nothing to configure.
+"""`serverfree demo`: the main job with nothing to configure, through the backup server.
 
-An embedded scenario: a small simulated SAN (one client, a disk array with
-two LUNs, data mover DM1, a NONBLOCK disk storage pool on a second array, a
-storage agent, the LAN) and two real NTFS volumes (made with mkntfs and filled
-with files where ntfs-3g is installed, else the small bundled image).  Volume
-H: is backed up server-free by the copy manager engine; during the backup of
-I: the data mover's switch port fails mid-copy, the engine answers COPY
-ABORTED and the job fails over to LAN-free, sending the rest uncompressed
-although compression is yes -- so that both can be restored server-free onto
-their zeroed LUNs (the seed's reason), where they are compared byte for byte
-(and file by file with ntfscat where it exists).  Exit 0 only if both
-restores are byte-identical.
+Everything a site has, each its own process on 127.0.0.1: the software data
+mover (``serverfree datamover serve``) serving two real NTFS volumes (made
+with mkntfs where ntfs-3g is installed, else the small bundled image), the
+pool volume and two blank restore LUNs over iSCSI, with the designators of
+the embedded SAN topology; the backup server (``serverfree server``, its own
+--data directory, the administrator's password from a generated file, the
+topology as --fabric); the site defined through ``serverfree admin ...
+macro``; and the client commands (``backup image``, ``query backup``,
+``restore image``) with a dsm.opt naming the server.  H: is copied
+server-free, the server commanding the mover; during I: the mover answers
+COPY ABORTED (its fault injection), the server keeps what the mover committed
+and the client moves the rest LAN-free (its storage-agent map); H: restores
+server-free; I:'s server-free restore is aborted by the mover too and the
+client restores it over the LAN.  Both restores are compared byte for byte over every used
+cluster and file by file with ntfscat.  Exit 0 only if both are identical;
+the server and the mover are stopped by PID.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
+
+from orchestrator.cli.demo_lab import NODE, POOL_SIZE
 
 WWPN = {"client": "10:00:00:00:c9:00:00:01", "server": "10:00:00:00:c9:00:00:02",
         "array": "20:00:00:a0:b8:00:00:01", "mover": "21:00:00:e0:8b:05:05:04", "pool": "20:00:00:a0:b8:00:00:02"}
@@ -63,30 +73,15 @@ DEMO_TOPOLOGY: dict[str, Any] = {
     ],
 }
 
-#: When the SAN error strikes, in simulated seconds after the backup of I: starts.  The demo moves it to
-#: FAULT_AT_FRACTION of the time H: (a volume of the same make) took, so it lands mid-copy whichever
-#: NTFS image the machine could make (copy then verification: the copy is the first ~half).
-FAULT_AFTER_S = 1.2
-FAULT_AT_FRACTION = 0.25
-#: ... and the port is repaired after this fraction, before the restores (the job does not fail back).
-REPAIR_FRACTION = 0.3
-
-DEMO_SCENARIO: dict[str, Any] = {
-    "name": "demo",
-    "description": "server-free backup of H:, SAN error mid-copy on I: with failover to LAN-free, restore both",
-    "topology": DEMO_TOPOLOGY,
-    "mode": "exact",
-    "seed": 6,
-    "options": {"enableserverfree": True, "enablelanfree": True, "compression": True},
-    "volumes": [{"id": "CLIENT1:H:", "sample_ntfs": True}, {"id": "CLIENT1:I:", "sample_ntfs": True}],
-    "jobs": [
-        {"backup": "CLIENT1:H:"},
-        {"backup": "CLIENT1:I:", "faults": [{"kind": "switch_port_down", "target": "SW1/3", "at_s": FAULT_AFTER_S,
-                                             "duration_s": 3600}]},
-        {"restore": "CLIENT1:H:", "expect": {"byte_identical": True}},
-        {"restore": "CLIENT1:I:", "expect": {"byte_identical": True}},
-    ],
-}
+#: The demo's steps: (kind, volume, restore destination, the client's site file) -- the client commands it runs.
+#: I: is restored with the site file that has no storage-agent map (the client's SAN path to the pool is down):
+#: when the mover aborts that restore too, the LAN is all that is left.
+DEMO_JOBS: list[tuple[str, str, str, str]] = [
+    ("backup", "H:", "", "site.yaml"), ("backup", "I:", "", "site.yaml"), ("query", "", "", ""),
+    ("restore", "H:", "H-restore", "site.yaml"), ("restore", "I:", "I-restore", "site-no-agent.yaml")]
+#: Where the data mover's injected COPY ABORTED strikes the backup of I: (after H:'s image and this fraction of
+#: I:'s); a second one strikes the restore of I: half-way.
+FAULT_AT_FRACTION = 1 / 3
 
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
@@ -94,6 +89,8 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--keep", metavar="DIR", help="keep the work directory (volumes, pool, server data, logs, "
+                                                 "site file, dsm.opt, macro) in a new folder under DIR")
     p.set_defaults(func=run)
 
 
@@ -124,38 +121,102 @@ def progress_bar(enabled: bool) -> Callable[[str, float], None]:
     return show
 
 
-def run_demo(progress: Callable[[str, float], None] = lambda label, frac: None) -> dict:
-    """Run the embedded scenario; a dict with every job, the summary and the verdict."""
-    from simulator.scenarios.run import ScenarioRunner
-    from orchestrator.volume.samples import ntfs_tools_available
-    from simulator.scenarios.load import CiScenario
+def _blank(path: Path, size: int) -> None:
+    with open(path, "wb") as f:
+        f.truncate(size)
+
+
+def _volumes(work: Path) -> tuple[dict, str]:
+    """Two filled NTFS volumes (mkntfs where ntfs-3g is installed, else the bundled image), as ScenarioVolumes."""
+    from orchestrator.volume import read_used_extents
+    from orchestrator.volume.samples import ntfs_tools_available, sample_ntfs_image
+    from simulator.scenarios.volumes import ScenarioVolume
+
+    source = "mkntfs (ntfs-3g)" if ntfs_tools_available() else "the bundled NTFS image"
+    vols = {}
+    for n, (mount, lun) in enumerate((("H:", "ARR1:5"), ("I:", "ARR1:6"))):
+        image, files = sample_ntfs_image(work / f"{mount[0]}.img", size=32 << 20, seed=6 + n)
+        layout = read_used_extents(image, mount)
+        vols[mount] = ScenarioVolume(f"{NODE}:{mount}", NODE, mount, lun, "", 0, layout.size, "ntfs",
+                                     layout=layout, files=files)
+        vols[mount].buf = bytearray(image.read_bytes())
+        # compared over every used cluster (gaps of less than a cluster coalesce: none)
+        vols[mount].record_backup(vols[mount].extents(vols[mount].cluster_size), full=True)
+        _blank(work / f"{mount[0]}-restore.img", layout.size)  # a blank LUN to restore onto
+    return vols, source
+
+
+def _ladder(report: dict) -> list[dict]:
+    """The failover steps of a job: the client's own, and a server-free copy the server could not finish."""
+    steps = [dict(f) for f in report.get("failovers", [])]
+    prefix = "server-free through the backup server: "
+    for r in report.get("reasons", []):
+        if r.startswith(prefix):
+            steps.insert(0, {"from_path": "server-free", "to_path": (report.get("path_used") or "-").split("+")[0],
+                             "mover": "", "image_offset": None, "reason": r[len(prefix):]})
+    return steps
+
+
+def run_demo(progress: Callable[[str, float], None] = lambda label, frac: None,
+             keep: Path | None = None) -> dict:
+    """Start mover and server, define the site, run the client commands; a dict with every job and the verdict."""
+    from orchestrator.cli.demo_lab import DemoLab
+    from orchestrator.options.model import DEFAULT_GAPSIZE_SERVERFREE
 
     t0 = time.perf_counter()
-    scen = CiScenario.model_validate(DEMO_SCENARIO)
-    source = "mkntfs (ntfs-3g)" if ntfs_tools_available() else "the bundled NTFS image"
-    progress(f"making two NTFS volumes with {source}", 0.02)
-    steps = ["backup H: server-free", "backup I: (SAN error mid-copy)", "restore H:", "restore I:"]
-
-    def phase_done(label: str, frac: float) -> None:
-        n = round(frac * len(steps))
-        if n == 1:  # H: is backed up: strike I: mid-copy, timed from how long H: took
-            step = runner.scen.jobs[1]
-            took = runner.san.env.now
-            step.faults = [f.model_copy(update={"at_s": FAULT_AT_FRACTION * took,
-                                                "duration_s": REPAIR_FRACTION * took}) for f in step.faults]
-        nxt = f", now {steps[n]}" if n < len(steps) else ""
-        progress(f"{steps[n - 1]} done{nxt}", 0.1 + 0.9 * frac)
-
-    runner = ScenarioRunner(scen, source="demo", progress=phase_done)
+    work = Path(tempfile.mkdtemp(prefix="serverfree-demo-", dir=keep))
+    progress("making two NTFS volumes", 0.02)
+    vols, source = _volumes(work)
+    _blank(work / "pool.img", POOL_SIZE)
+    sizes = {m: sum(n for _, n in v.extents(DEFAULT_GAPSIZE_SERVERFREE)) for m, v in vols.items()}
+    # the mover counts the bytes its copies wrote since it started: H:'s backup, part of I:'s, H:'s restore
+    backup_fault = sizes["H:"] + int(sizes["I:"] * FAULT_AT_FRACTION)
+    lab = DemoLab(work, DEMO_TOPOLOGY, [backup_fault, backup_fault + sizes["H:"] + sizes["I:"] // 2])
+    jobs: list[dict] = []
+    setup: list[str] = []
     try:
-        progress(f"{steps[0]} ...", 0.1)
-        run = runner.execute()
+        progress("starting the data mover", 0.05)
+        setup.append(lab.start_mover())
+        progress("starting the backup server", 0.08)
+        setup.append("serverfree server: " + lab.start_server())
+        progress("defining node, pool, policy, mover, disks and paths (serverfree admin macro)", 0.12)
+        lab.admin("macro", str(lab.macro()))
+        setup.append(f"serverfree admin: macro {lab.work / 'demo.mac'} (node {NODE}, pool SFPOOL, mover DM1, "
+                     "disks, paths)")
+        lab.client_files()
+        for n, (kind, volume, dest, site) in enumerate(DEMO_JOBS):
+            progress(f"{kind} {volume}".strip(), 0.15 + 0.85 * n / len(DEMO_JOBS))
+            if kind == "query":
+                out, cpu, scpu, _ = lab.client("query", "backup")
+                jobs.append({"kind": "query", "objects": [{"filespace": o["filespace"], "id": o["id"],
+                                                           "image_size": o["image_size"]} for o in out],
+                             "client_cpu_seconds": round(cpu, 3), "server_cpu_seconds": round(scpu, 3)})
+                continue
+            argv = ["backup", "image", volume] if kind == "backup" else ["restore", "image", volume, dest]
+            out, cpu, scpu, _ = lab.client(*argv, "--site", str(work / site))
+            job = dict(out[0] if isinstance(out, list) else out)
+            job.update(ladder=_ladder(job), client_cpu_seconds=round(cpu, 3), server_cpu_seconds=round(scpu, 3),
+                       site=site)
+            if kind == "restore":
+                vol = vols[volume]
+                vol.buf = bytearray((work / f"{dest}.img").read_bytes())
+                job["byte_identical"], job["compare"] = vol.compare(False)
+            jobs.append(job)
+        progress("done", 1.0)
+        fault = [ln.split("fault injected: ", 1)[1] for ln in (work / "mover.log").read_text().splitlines()
+                 if "fault injected: " in ln]
+        cpu = {"server": round(lab.server.cpu_seconds, 3) if lab.server else 0.0,
+               "mover": round(lab.mover.cpu_seconds, 3) if lab.mover else 0.0}
+        pids = {"server": lab.server.proc.pid if lab.server else 0, "mover": lab.mover.proc.pid if lab.mover else 0}
     finally:
-        runner.close()
-    restores = [j for j in run.jobs if j.kind == "restore"]
-    ok = len(restores) == 2 and all(j.report.ok and j.byte_identical for j in restores)
-    return {"ok": ok, "volumes_from": source, "summary": run.summary(),
-            "wall_seconds": round(time.perf_counter() - t0, 2), "jobs": [j.as_dict() for j in run.jobs]}
+        lab.stop()
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    restores = [j for j in jobs if j["kind"] == "restore"]
+    ok = len(restores) == 2 and all(j.get("outcome") == "completed" and j["byte_identical"] for j in restores)
+    return {"ok": ok, "volumes_from": source, "setup": setup, "fault": fault, "process_cpu_seconds": cpu, "pids": pids,
+            "work_dir": str(work) if keep is not None else "",
+            "wall_seconds": round(time.perf_counter() - t0, 2), "jobs": jobs}
 
 
 def _mb(n: int) -> str:
@@ -164,34 +225,56 @@ def _mb(n: int) -> str:
 
 def report_text(result: dict) -> str:
     """The short report a person reads at the end."""
-    lines = [(f"serverfree demo: simulated SAN (client CLIENT1, array ARR1, data mover DM1, disk storage pool "
-              f"on POOLARR:1, storage agent, LAN); two NTFS volumes from {result['volumes_from']}")]
+    lines = [f"serverfree demo: data mover DM1, backup server and client {NODE} as processes on 127.0.0.1 "
+             f"(iSCSI); the SAN fabric is the demo topology; two NTFS volumes from {result['volumes_from']}"]
+    lines += [f"  {s}" for s in result["setup"]]
     for j in result["jobs"]:
-        moved = ", ".join(f"{p} {_mb(n)}" for p, n in j["bytes_by_path"].items() if n) or "nothing moved"
-        cpu = j["phase_cpu_seconds"]
+        cpu = f"CPU client {j['client_cpu_seconds']:.3f} s, server {j['server_cpu_seconds']:.3f} s"
+        if j["kind"] == "query":
+            objs = ", ".join(f"{o['filespace']} object {o['id']} {_mb(o['image_size'])}" for o in j["objects"])
+            lines.append(f"  query   backup: {objs or 'no objects'}; {cpu}")
+            continue
+        moved = ", ".join(f"{p} {_mb(n)}" for p, n in j.get("bytes_by_path", {}).items() if n) or "nothing moved"
         lines.append(f"  {j['kind']:7s} {j['filespace']:3s} {j['outcome']:9s} path {j['path_used'] or '-':22s} "
-                     f"{moved}; {j['ended_s'] - j['started_s']:.2f} s simulated; CPU client "
-                     f"{cpu.get('CLIENT1', 0):.3f} s, server {cpu.get('TSMSRV', 0):.3f} s")
-        for f in j["failovers"]:
-            mover = f" ({f['mover']})" if f["mover"] else ""
-            lines.append(f"      failover {f['from_path']}{mover} -> {f['to_path']} at image byte "
-                         f"{f['image_offset']}: {f['reason']}")
-        for r in j["reasons"]:
-            lines.append(f"      not server-free: {r}")
-        for w in j["warnings"]:
+                     f"{moved}; {cpu}")
+        if j.get("site") == "site-no-agent.yaml":
+            lines.append("      (--site site-no-agent.yaml: no storage-agent map, the client has no SAN path to the pool)")
+        for f in j["ladder"]:
+            mover = f" ({f['mover']})" if f.get("mover") else ""
+            at = f" at image byte {f['image_offset']}" if f.get("image_offset") is not None else ""
+            lines.append(f"      failover {f['from_path']}{mover} -> {f['to_path']}{at}: {f['reason']}")
+        # the server judged the server-free path: its words stand for the client's local eligibility notes
+        server_said = any("through the backup server" in r for r in j.get("reasons", []))
+        for r in j.get("reasons", []):
+            if not server_said:
+                lines.append(f"      not server-free: {r}")
+            elif "through the backup server" in r and not r.startswith("server-free through the backup server: "):
+                lines.append(f"      note: {r}")
+        for w in j.get("warnings", []):
             lines.append(f"      note: {w}")
         if j["kind"] == "restore":
             lines.append(f"      byte-identical: {'yes' if j['byte_identical'] else 'NO'} ({j['compare']})")
-        if j["outcome"] != "completed" and j["message"]:
+        if j["outcome"] != "completed" and j.get("message"):
             lines.append(f"      error: {j['message']}")
-    s = result["summary"]
-    lines.append(f"  simulated {s['simulated_seconds']:.2f} s in {result['wall_seconds']:.1f} s; "
+    for f in result["fault"]:
+        lines.append(f"  the data mover's injected fault: {f}")
+    cpu = result["process_cpu_seconds"]
+    lines.append(f"  {result['wall_seconds']:.1f} s; CPU server {cpu['server']:.2f} s, data mover {cpu['mover']:.2f} s; "
                  f"{'both restores byte-identical' if result['ok'] else 'RESTORE MISMATCH: see above'}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = run_demo(progress_bar(not args.no_progress and not args.json))
+    from orchestrator.cli.demo_lab import DemoError
+
+    keep = Path(args.keep) if args.keep else None
+    if keep is not None and not keep.is_dir():
+        raise FileNotFoundError(f"--keep {keep}: no such directory")
+    try:
+        result = run_demo(progress_bar(not args.no_progress and not args.json), keep)
+    except DemoError as exc:
+        print(f"serverfree demo: error: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result, indent=1, default=str))
     else:

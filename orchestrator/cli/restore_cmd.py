@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             pool_desig = {o.pool_device: driver.io(o.pool_device).designator()
                           for o in chain if not o.tape_location}
             pool_desig.update(opened.tape_designators(drives) if drives else {})
-        plan = compose.path_plan(elig, server=server, pool_designators=pool_desig,
+        plan = compose.path_plan(elig, server=opened.lan_address, pool_designators=pool_desig,
                                  batch_mb=options.serverfreebatchsize, tape=site.pool.tape_plan(),
                                  lan_free=site.lan_free)
         offset = vsite.offset if dest_name == vsite.device else 0

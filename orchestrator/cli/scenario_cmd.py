@@ -51,6 +51,9 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     r.add_argument("--junit", metavar="FILE", help="write JUnit XML: one testcase per scenario")
     r.add_argument("--json", action="store_true", help="print the results as JSON")
     r.add_argument("--seed", type=_seed, help="override every scenario's seed (synthetic data, random faults)")
+    r.add_argument("--job-records", metavar="FILE",
+                   help="write every job's record as a JSON line (scenarios that keep totals only write them "
+                        "as the jobs end)")
     r.set_defaults(func=run)
     s = what.add_parser("schema", help="print the JSON Schema of scenario files")
     s.set_defaults(func=schema)
@@ -86,8 +89,9 @@ def _seed(text: str) -> int:
     return value
 
 
-def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignore[no-untyped-def]
-    """Load, run and check one scenario file; a bad file raises ValueError naming it."""
+def run_file(path: Path, seed: int | None = None, progress=None, sink=None):  # type: ignore[no-untyped-def]
+    """Load, run and check one scenario file; a bad file raises ValueError naming it.  ``sink`` takes each
+    job's record as it ends when the run keeps totals only (``detail``)."""
     from simulator.scenarios.expect import ScenarioResult, check_run
     from simulator.scenarios.run import run_ci_scenario
     from simulator.scenarios.load import load_ci_scenario
@@ -96,7 +100,7 @@ def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignor
     result = ScenarioResult(scen.name or path.stem, str(path))
     t0 = time.perf_counter()
     try:
-        run = run_ci_scenario(scen, path.parent, seed=seed, source=str(path), progress=progress)
+        run = run_ci_scenario(scen, path.parent, seed=seed, source=str(path), progress=progress, sink=sink)
     except (ValueError, LookupError, OSError) as exc:  # bad references inside a valid file: the file's fault
         raise ValueError(f"{path}: {exc}" if str(path) not in str(exc) else str(exc)) from None
     except Exception as exc:  # a crash inside the system under test fails this scenario, not the run
@@ -108,20 +112,38 @@ def run_file(path: Path, seed: int | None = None, progress=None):  # type: ignor
     result.failures = check_run(run)
     result.summary = run.summary()
     result.jobs = [j.as_dict() for j in run.jobs]
+    if run.tally is not None:
+        result.totals = run.tally.summary()
     return result
 
 
 def run(args: argparse.Namespace) -> int:
     """Run every file; a bad file is an errored testcase (JUnit and JSON), the others still run."""
+    files = scenario_files(args.paths)
+    try:
+        records = open(args.job_records, "w", encoding="utf-8") if args.job_records else None
+    except OSError as exc:
+        raise OSError(f"--job-records {args.job_records}: {exc.strerror or exc}") from None
+
+    def sink(record: dict) -> None:
+        records.write(json.dumps(record, default=str) + "\n")  # type: ignore[union-attr]
+
+    try:
+        return _run_files(args, files, records and sink)
+    finally:
+        if records is not None:
+            records.close()
+
+
+def _run_files(args: argparse.Namespace, files: list[Path], sink) -> int:  # type: ignore[no-untyped-def]
     from simulator.attribution import describe, shares_of
     from simulator.scenarios.expect import ScenarioResult, write_junit
 
-    files = scenario_files(args.paths)
     results = []
     bad_results: list = []  # ScenarioResults of files that could not be loaded
     for path in files:
         try:
-            res = run_file(path, args.seed)
+            res = run_file(path, args.seed, sink=sink)
         except (ValueError, LookupError, OSError) as exc:  # a bad file: record it, go on with the others
             message = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             print(f"serverfree: error: {message}", file=sys.stderr)
@@ -136,8 +158,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"{head} {res.name} ({path}) {figures}")
             for line in ([res.error] if res.error else []) + res.failures:
                 print(f"    {line}")
+            if sink is not None:
+                for job in res.jobs:
+                    sink(job)
             timed = [j for j in res.jobs if j.get("bottlenecks")]
-            if len(timed) > 8:  # a capacity run: one line for all its jobs
+            if res.totals:  # a run that kept totals only
+                t = res.totals
+                print(f"    {t['jobs']} jobs: bottleneck " + ", ".join(
+                    f"{c} {s:.0%}" for c, s in sorted(t["bottleneck_share"].items(), key=lambda kv: -kv[1])) +
+                    f"; failover {t['failover_seconds']:.1f} s in all")
+            elif len(timed) > 8:  # a capacity run: one line for all its jobs
                 shares = shares_of(j["bottlenecks"] for j in timed)
                 lost = sum(j["bottlenecks"]["failover_seconds"] for j in timed)
                 print(f"    {len(timed)} jobs: bottleneck " + ", ".join(

@@ -1,7 +1,8 @@
 """The real driver's LAN-free and LAN transfers: pieces between a volume and a pool device or the backup server.
 
 Disks and pool devices are read and written with READ(16)/WRITE(16) for the
-LAN-free path; the LAN path streams to :mod:`orchestrator.lan.server` over TCP.
+LAN-free path; in local mode the LAN path streams to the in-process pool of the site's ``lan_pool``
+(:mod:`orchestrator.lan.local_pool`, no network listener).
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ or a file (an image file or block device, served in-process through the
 project's own block LUN emulation) -- and which copy managers move data::
 
     catalogue: /var/lib/serverfree/catalog.sqlite   # optional, else dsm.opt 'catalog'
-    lan_server: 127.0.0.1:1500                       # the LAN backup server (orchestrator/lan/server.py)
+    lan_pool:                                        # local mode's LAN path: the pool as the server sees it
+      volumes: {VOL1: /srv/pool/vol1.img}            # pool volume name -> file or block device
     lan_free: true                                   # the client may write the pool devices itself
     topology: san.yaml                               # optional: verifies server-free paths
     devices:
@@ -30,7 +31,7 @@ the record format; its volumes are cartridges in those drives::
       record_size: 256k          # bytes per record (variable) or per WRITE (fixed)
       block_mode: variable       # or fixed, with block_length: the drives' block length
       drives: [drv1, {device: drv2, designator: "600140511111..."}]   # designator: else VPD 83h
-      lan_drive: drv1            # optional: the one drive the LAN server serves (its --tape NAME)
+      lan_drive: drv1            # optional: the one drive the LAN path reaches (lan_pool.tapes: {drv1: ...})
       volumes: [{name: VOL001, device: drv1, capacity: 800g}]
 
 Without a topology no server-free path counts as verified, unless
@@ -166,10 +167,28 @@ class MoverSite(BaseModel):
     command_timeout: float | None = Field(None, gt=0, le=3600)
 
 
+class LanPoolSite(BaseModel):
+    """Local mode's LAN path: the pool volumes and tape drives as the backup server opens them.
+
+    In local mode the process running the job is client and server in one; its LAN path writes these
+    (in-process, no network listener: :mod:`orchestrator.lan.local_pool`), not the client's SAN path.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    volumes: dict[str, str] = Field(default_factory=dict)  # pool volume name -> file or block device
+    tapes: dict[str, str] = Field(default_factory=dict)  # tape drive name -> emulated tape file or device URL
+
+
+RETIRED_LAN_SERVER = ("lan_server: the open LAN data process is retired (anything reaching its port could write "
+                      "any pool volume); in local mode give lan_pool: {volumes: {VOLUME: PATH}} (this process "
+                      "writes the pool itself), or leave out pool: and use the backup server (serverfree server)")
+
+
 class SiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     catalogue: str | None = None
-    lan_server: str = ""
+    lan_server: Any = Field(None, exclude=True)  # retired: refused with the way out
+    lan_pool: LanPoolSite | None = None
     lan_free: bool = True
     topology: str | None = None
     verified_without_topology: bool = False
@@ -181,6 +200,13 @@ class SiteConfig(BaseModel):
     storage_agent: dict[str, str] = Field(default_factory=dict)  # server pool volume -> device (LAN-free)
     volumes: dict[str, VolumeSite]
     base_dir: Path = Path(".")
+
+    @field_validator("lan_server")
+    @classmethod
+    def _retired(cls, v: Any) -> Any:
+        if v is not None:
+            raise ValueError(RETIRED_LAN_SERVER)
+        return v
 
     def volume(self, name: str) -> VolumeSite:
         for key, v in self.volumes.items():
@@ -213,6 +239,8 @@ def load_site(path: str | Path) -> SiteConfig:
         raise ValueError(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{p}: expected a mapping at the top level")
+    if "lan_server" in data:
+        raise ValueError(f"{p}: {RETIRED_LAN_SERVER}")
     site = _validated(lambda: SiteConfig(**data, base_dir=p.parent), p)
     pool_refs = [v.device for v in site.pool.volumes] + site.pool.drive_names() if site.pool else []
     for ref in [v.device for v in site.volumes.values()] + pool_refs + list(site.storage_agent.values()):
@@ -220,6 +248,10 @@ def load_site(path: str | Path) -> SiteConfig:
             raise ValueError(f"{p}: device {ref!r} is used but not listed under devices")
     if site.pool is not None:
         _check_pool(site.pool, p)
+        lan_drive = site.pool.lan_drive
+        if lan_drive is not None and site.lan_pool is not None and lan_drive not in site.lan_pool.tapes:
+            raise ValueError(f"{p}: pool.lan_drive: {lan_drive!r} is not in lan_pool.tapes (the drive as the "
+                             "LAN path opens it)")
         if not site.pool.is_tape:
             for i, v in enumerate(site.pool.volumes):
                 check_pool_capacity(f"{p}: pool.volumes[{i}].capacity", v, _local_size(site.path(site.devices[v.device])))
@@ -315,8 +347,14 @@ class OpenSite:
         self.devices: dict[str, Any] = {}
         self.movers: dict[str, Any] = {}
         self._copy_manager = None
+        self.lan: Any = None  # local mode's in-process LAN pool (lan_pool in the site file)
         drives = set(site.pool.drive_names()) if site.pool else set()
         try:
+            if site.lan_pool is not None:
+                from orchestrator.lan.local_pool import LocalPool
+
+                self.lan = LocalPool({n: site.path(v) for n, v in site.lan_pool.volumes.items()},
+                                     {n: site.path(t) for n, t in site.lan_pool.tapes.items()})
             for name, ref in site.devices.items():
                 target = site.path(ref)
                 if "://" in target or target.startswith("/dev/sg"):
@@ -384,7 +422,14 @@ class OpenSite:
             self._copy_manager = CopyManager({**self.luns, **self.tape_luns}, name="in-process data mover")
         return self._copy_manager
 
+    @property
+    def lan_address(self) -> str:
+        """What the job's LAN operations name (``local:N``), or "" without ``lan_pool``."""
+        return self.lan.address if self.lan is not None else ""
+
     def close(self) -> None:
+        if self.lan is not None:
+            self.lan.close()
         for d in list(self.devices.values()) + list(self.movers.values()):
             try:
                 d.close()

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from itertools import chain
 
 from orchestrator.job.digest import changed_pieces, covered
 from orchestrator.job.ladder import Endpoints, JobFailed, MoveState
 from orchestrator.job.move import move
-from orchestrator.job.report import JobReport
+from orchestrator.job.report import FailoverEvent, JobReport
 from orchestrator.job.spec import BackupSpec, DeviceSpec
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, DigestResult,
                               DigestVolume, Job, ObjectStarted, PathKind, ReleaseSnapshot, RunCommand,
@@ -87,7 +88,7 @@ def backup_job(spec: BackupSpec) -> Job:
                 reason = "the snapshot lives on the client; a data mover cannot read it"
                 report.reasons.append(reason)
                 if not (paths.lan_free or paths.lan):
-                    raise JobFailed(f"{reason}, and neither a LAN-free path nor a LAN server address is "
+                    raise JobFailed(f"{reason}, and neither a LAN-free path nor a LAN path is "
                                     "configured; use -imagetype=static for a server-free image")
                 state.path = PathKind.LAN_FREE if paths.lan_free else PathKind.LAN
                 report.start_path = state.path.value
@@ -128,7 +129,22 @@ def backup_job(spec: BackupSpec) -> Job:
         if spec.compression and state.path == PathKind.SERVER_FREE:
             report.warnings.append("compression yes is not applied: server-free data (and data after a "
                                    "server-free failover) stays uncompressed for a server-free restore")
-        stored = yield from move(ends, state, paths, report, stream)
+        moving = stream
+        if spec.resume is not None:  # the server-free copy of this object stopped here: move only the rest
+            at = spec.resume.image_offset
+            if at > image_size:
+                raise JobFailed(f"resume: image offset {at} is past the image's {image_size} bytes")
+            moving = PieceStream(lambda: stream.blocks(at))
+            report.add_bytes(PathKind.SERVER_FREE.value, at)
+            report.failovers.append(FailoverEvent(PathKind.SERVER_FREE.value, state.path.value,
+                                                  spec.resume.reason or "server-free copy stopped", at,
+                                                  spec.resume.mover))
+            state.accounted.append((0, at))  # vouched for by the mover's COPY STATUS where it ran
+            state.server_free_failed = True
+        stored = yield from move(ends, state, paths, report, moving)
+        if spec.resume is not None:  # the pieces the earlier copy moved, then this job's
+            moved, at = PieceStream.of(stored), spec.resume.image_offset
+            stored = PieceStream(lambda: chain(stream.blocks(0, at), moved.blocks()))
 
         if paths.tape is not None and not state.tape_location:
             raise JobFailed("the tape object was never closed with its filemark; it is not restorable")

@@ -74,6 +74,17 @@ def remaining(pieces: Sequence[AnyPiece], pos: int, max_piece: int = 0) -> list[
     return out
 
 
+def before(pieces: Sequence[AnyPiece], pos: int) -> list[StoredPiece]:
+    """The pieces (or their heads) at image offsets below ``pos``, as stored (uncompressed) pieces."""
+    out: list[StoredPiece] = []
+    for p in pieces:
+        if p.image_offset >= pos:
+            break
+        n = min(p.length, pos - p.image_offset)
+        out.append(StoredPiece(p.image_offset, p.volume_offset, n) if n < p.length else stored_piece(p))
+    return out
+
+
 def next_path(current: PathKind, paths: PathPlan) -> PathKind | None:
     if current == PathKind.SERVER_FREE and paths.lan_free:
         return PathKind.LAN_FREE

@@ -40,8 +40,13 @@ class JobReport:
 
     @property
     def path_used(self) -> str:
-        """The paths that moved data, in order, e.g. ``server-free+lan-free``."""
-        return "+".join(p for p, n in self.bytes_by_path.items() if n) or self.start_path
+        """The paths that moved data, in order, e.g. ``server-free+lan-free``.
+
+        A job that moved nothing reports the path it started on, unless it
+        failed: then no path carried the image and it says ``none``.
+        """
+        moved = "+".join(p for p, n in self.bytes_by_path.items() if n)
+        return moved or (self.start_path if self.outcome != "failed" else "none")
 
     def add_bytes(self, path: str, n: int) -> None:
         self.bytes_by_path[path] = self.bytes_by_path.get(path, 0) + n

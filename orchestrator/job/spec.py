@@ -71,7 +71,7 @@ class PathPlan(BaseModel):
     movers: list[str] = Field(default_factory=list)  # server-free data movers in configured order
     lan_free: bool = False  # a verified client -> pool device path exists
     lan: bool = True  # the backup server is reachable over the LAN
-    server: str = ""  # LAN server address (host:port) as the driver understands it
+    server: str = ""  # the LAN path as the driver understands it (local mode: local:N; the backup server's: host:port)
     pool_designators: dict[str, str] = Field(default_factory=dict)  # pool device -> designator hex
     batch_mb: int = Field(DEFAULT_BATCH_MB, ge=MIN_BATCH_MB, le=MAX_BATCH_MB)
     max_lan_piece: int = Field(8 * MIB, gt=0)  # LAN(-free) resumption granularity
@@ -82,6 +82,18 @@ class PathPlan(BaseModel):
         if self.start == PathKind.SERVER_FREE and not self.movers:
             raise ValueError("server-free start needs at least one data mover")
         return self
+
+
+class ResumePoint(BaseModel):
+    """Where an earlier server-free copy of this very object stopped: its image bytes below
+    ``image_offset`` are on the pool already (batches the mover's COPY STATUS vouched for), so the
+    job moves only the rest and records the earlier copy as a failover."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_offset: int = Field(gt=0)
+    reason: str = ""  # why the server-free copy stopped
+    mover: str = ""
 
 
 class BackupSpec(BaseModel):
@@ -120,6 +132,7 @@ class BackupSpec(BaseModel):
     base_digests: dict[int, str] = Field(default_factory=dict)
     base_coverage: list[tuple[int, int]] = Field(default_factory=list)  # volume ranges base_digests cover
     paths: PathPlan = Field(default_factory=PathPlan)
+    resume: ResumePoint | None = None  # continue an object a server-free copy left half done
 
     @model_validator(mode="after")
     def _check(self) -> "BackupSpec":
@@ -136,6 +149,9 @@ class BackupSpec(BaseModel):
                 raise ValueError(f"extents[{i}] ends at {prev}, past the volume size {self.volume_size}")
         if self.mode == "incremental" and self.base_object_id is None:
             raise ValueError("mode incremental needs the base (full) image object; none was given")
+        if self.resume is not None and (self.mode != "selective" or self.paths.tape is not None or (
+                self.extent_stream is None and self.resume.image_offset > sum(n for _, n in self.extents))):
+            raise ValueError("resume: only a full image on a disk pool resumes, inside its image")
         return self
 
 

@@ -1,5 +1,10 @@
-"""The LAN data path: the frame protocol, the backup server that writes the pool, and its client.
+"""Local mode's LAN data path: the frame protocol, the in-process pool and its client.
 
-server       frames, the server (disk pools) and the client
-tape_server  the tape-pool side of the server: pieces laid as tape records on the server's drive
+frames       the frame layout (also read by the backup server's wire protocol)
+endpoints    where an in-process pool is found by its address (local:N); no listener
+local_pool   the pool volumes and tape drives as the server side of local mode opens them
+client       the job's end of a session
+tape_server  the tape side: pieces laid as tape records on the pool's drive
+
+Over the network, data moves only through the authenticated backup server (orchestrator.server).
 """

@@ -1,23 +1,21 @@
-"""The client end of the LAN data path: one session (write or read) with the backup server."""
+"""The client end of local mode's LAN data path: one session (write or read) with the in-process pool."""
 from __future__ import annotations
 
 import json
 import socket
 
+from orchestrator.lan import endpoints
 from orchestrator.lan.frames import (OP_ACK, OP_DATA, OP_DIGEST, OP_ERROR, OP_GET, OP_NAMES, OP_OPEN, OP_PUT, OP_SYNC,
                                      Frame, LanProtocolError, LanRemoteError, read_frame)
 
 
 def connect(address: str, timeout: float) -> socket.socket:
-    """A TCP connection to the backup server at ``HOST:PORT``."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"LAN server address {address!r} is not HOST:PORT")
-    return socket.create_connection((host, int(port)), timeout=timeout)
+    """A session with the in-process pool at ``address`` (``local:N``; see :mod:`orchestrator.lan.local_pool`)."""
+    return endpoints.connect(address, timeout)
 
 
 class LanClient:
-    """The client end of one session (write or read) with the backup server."""
+    """The client end of one session (write or read) with the in-process pool."""
 
     def __init__(self, address: str, pool_volume: str, pool_offset: int, mode: str = "write",
                  timeout: float = 30.0):
@@ -29,7 +27,7 @@ class LanClient:
         self.sock.sendall(frame.encode())
         reply = read_frame(self.sock)
         if reply.op == OP_ERROR:
-            raise LanRemoteError(f"backup server: {reply.payload.decode(errors='replace')}")
+            raise LanRemoteError(f"LAN pool: {reply.payload.decode(errors='replace')}")
         if reply.op != expect:
             raise LanProtocolError(f"expected {OP_NAMES[expect]}, got {OP_NAMES.get(reply.op, reply.op)}")
         return reply

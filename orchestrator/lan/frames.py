@@ -5,7 +5,7 @@ Every message is one frame (declared with :mod:`scsi.layout`)::
     magic "SFL1" | op | flags (bit 0 compressed) | reserved(2) | image offset (8)
     | length (8, raw bytes of the piece) | payload length (4) | payload
 
-The operations and their payloads are described in :mod:`orchestrator.lan.server`.
+The operations and their payloads are described in :mod:`orchestrator.lan.local_pool`.
 """
 from __future__ import annotations
 

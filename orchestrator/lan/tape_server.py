@@ -1,7 +1,8 @@
 """The LAN path to a tape pool: the backup server owns the drive and lays the client's pieces as records.
 
 On the LAN path the client cannot (or may not) drive the tape: it streams the
-pieces to :mod:`orchestrator.lan.server`, which writes them on its drive as the
+pieces to the pool's side (:mod:`orchestrator.lan.local_pool`, in-process in local
+mode), which writes them on its drive as the
 very records a data mover or a LAN-free client would write
 (:mod:`orchestrator.ops.tape_records`), so an object stays restorable by any path.
 A tape session on the wire is the disk session's frames with a different

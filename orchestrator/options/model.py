@@ -163,16 +163,6 @@ class ClientOptions(BaseModel):
         """Where option ``name`` was set (``dsm.opt:12``, ``command line``) or ``default``."""
         return self._sources.get(name, "default")
 
-    def lan_server_address(self) -> str:
-        """``tcpserveraddress:tcpport`` when either was set (dsm.opt or command line), else ``""``.
-
-        The built-in defaults alone do not name a server: a site without
-        ``lan_server`` and without these options has no LAN path.
-        """
-        if "tcpserveraddress" not in self._sources and "tcpport" not in self._sources:
-            return ""
-        return f"{self.tcpserveraddress}:{self.tcpport}"  # HOST:PORT as lanserver.LanClient splits it
-
     def domain_volumes(self) -> list[str]:
         """domain.image volumes in the order written, each once, minus those exclude.image excludes."""
         seen: dict[str, str] = {}

@@ -7,6 +7,7 @@ from orchestrator.server.metrics import ServerMetrics
 from orchestrator.server.node_ops import NodeOps
 from orchestrator.server.pools import Pools
 from orchestrator.server.serverfree import ServerFree
+from orchestrator.server.tape import Drives
 from orchestrator.server.tls import CERT_FILE, KEY_FILE
 from orchestrator.server.service import BackupServer
 
@@ -20,6 +21,7 @@ def open_server(data: str | Path, host: str = "127.0.0.1", port: int = 0, *, tls
                           node_handler=NodeOps)
     try:
         server.pools = Pools(server.data, server.store)
+        server.drives = Drives()
         server.serverfree = ServerFree(server, movers or {}, fabric)
         if metrics_port is not None:
             cert = (str(server.data / CERT_FILE), str(server.data / KEY_FILE)) if tls else None

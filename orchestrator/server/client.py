@@ -42,7 +42,16 @@ class ServerSession:
                 from orchestrator.server.tls import wrap_client
 
                 self.sock = wrap_client(raw, tls_fingerprint)
+        except BaseException:
+            raw.close()
+            raise
+        try:
             self.session = self._login(role, name, password)
+        except ConnectionError as exc:  # reset or closed before a session: say what a plain client misses
+            self.sock.close()
+            hint = "" if tls_fingerprint else " (a server started with --tls answers only TLS: give tlsfingerprint)"
+            raise ConnectionError(f"the server at {addr[0]}:{addr[1]} ended the connection before login: "
+                                  f"{exc.strerror or exc}{hint}") from None
         except BaseException:
             self.sock.close()
             raise
@@ -83,7 +92,10 @@ class ServerSession:
         reply, _ = self.call({"type": "command", "text": text})
         return bool(reply.get("ok")), str(reply.get("text", ""))
 
+    closed = False
+
     def close(self) -> None:
+        self.closed = True
         try:
             wire.send(self.sock, {"type": "bye"})
         except OSError:

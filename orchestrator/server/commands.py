@@ -197,9 +197,11 @@ def _define(ctx: AdminContext, what: str, pos: list[str], params: dict) -> str:
             if ctx.pools is None:
                 raise CommandError("ANR2000E DEFINE VOLUME: this server has no pool manager.")
             msg = ctx.pools.define_volume(pos, params)
-    except (ValueError, LookupError) as exc:
+    except (ValueError, LookupError, OSError) as exc:
         if isinstance(exc, CommandError):
             raise
+        if isinstance(exc, OSError) and exc.strerror:  # the server cannot create or open the volume's file
+            raise CommandError(f"ANR2020E DEFINE {kind}: {exc.filename or ''}: {exc.strerror}.") from None
         raise CommandError(f"ANR2020E DEFINE {kind}: {exc}.") from None
     ctx.store.log(msg.split()[0], msg[9:], ctx.session)
     return msg

@@ -74,6 +74,7 @@ class BeginBackup(Msg):
     management_class: Name | None = None
     base_object_id: int | None = None
     lan_free: bool = False  # the client (a storage agent) asks to write the granted range over the SAN itself
+    tape_lan_free: bool = False  # on a tape pool: the storage agent writes the records on the drive itself
 
 
 class ServerFreeBackup(Msg):
@@ -87,14 +88,20 @@ class ServerFreeBackup(Msg):
                                                                                             max_length=10000)]
     source_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
     block_size: Annotated[int, Field(ge=512, le=1 << 20)] = 512
-    mode: Literal["selective"] = "selective"
+    mode: Literal["selective", "incremental"] = "selective"
     image_type: Literal["static"] = "static"
     management_class: Name | None = None
     topology_volume: Annotated[str, Field(max_length=256)] | None = None  # the volume's id in the SAN topology
+    # an image incremental: the full image it builds on and the client's scan of its volume (chunk digests over
+    # what the chain's digests cover), so that the server, which cannot read the volume, finds what changed
+    base_object_id: int | None = None
+    scan_digests: Annotated[list[tuple[Offset, Annotated[str, Field(max_length=128)]]], Field(max_length=3000)] = []
+    lan_free: bool = False  # if the copy stops midway, the client (a storage agent) writes the rest itself
 
 
 class ServerFreeRestore(Msg):
-    """Restore the node's active full image onto the client disk named by its designator, through a mover."""
+    """Restore the node's image chain (active, or in force at ``pitdate``) onto the client disk named by its
+    designator, through a mover."""
     type: Literal["serverfree_restore"]
     filespace: Annotated[str, Field(min_length=1, max_length=1024)]
     destination_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
@@ -102,6 +109,14 @@ class ServerFreeRestore(Msg):
     destination_offset: Offset = 0
     destination_size: Annotated[int, Field(gt=0, le=1 << 52)]
     topology_volume: Annotated[str, Field(max_length=256)] | None = None
+    incremental: bool = False  # the full image and its incrementals, as the restore chain gives them
+    pitdate: Annotated[str, Field(max_length=40)] | None = None  # the chain in force at that time
+
+
+class RestoreGrant(Msg):
+    """LAN-free restore: ask for this session's right to read one of the node's own objects on its pool volume."""
+    type: Literal["restore_grant"]
+    object_id: int
 
 
 class Put(Msg):
@@ -117,10 +132,18 @@ class Commit(Msg):
     type: Literal["commit"]
     object_id: int
     pieces: list[Piece]
-    path_used: Literal["server-free", "lan-free", "lan"] = "lan"
+    # the paths that moved data, in order (a resumed server-free copy: "server-free+lan")
+    path_used: Annotated[str, Field(max_length=40, pattern=r"^(server-free|lan-free|lan)(\+(lan-free|lan))*$")] = "lan"
     digests: list[tuple[int, Annotated[str, Field(max_length=128)]]] = []
     failovers: list[Annotated[str, Field(max_length=64)]] = []  # reasons the client's job failed over
     chunk_size: Annotated[int, Field(ge=0, le=1 << 30)] = 0      # of ``digests`` (needed for LAN-free data)
+    tape_location: Annotated[str, Field(max_length=1024)] = ""   # LAN-free to tape: where the client wrote it
+
+
+class Destination(Msg):
+    """Where the node's policy sends a backup (its management class, else the domain's default)."""
+    type: Literal["destination"]
+    management_class: Name | None = None
 
 
 class Abandon(Msg):
@@ -154,7 +177,7 @@ class Bye(Msg):
     type: Literal["bye"]
 
 
-Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup, ServerFreeRestore, Put, Commit, Abandon, Get, Digest, Delete,
+Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup, ServerFreeRestore, RestoreGrant, Destination, Put, Commit, Abandon, Get, Digest, Delete,
                           Bye], Field(discriminator="type")]
 _REQUEST = TypeAdapter(Request)
 

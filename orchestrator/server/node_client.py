@@ -34,10 +34,12 @@ class NodeSession(ServerSession):
                        "length": len(part)}, bytes(part))
 
     def commit(self, object_id: int, pieces: Iterable[Any], path_used: str = "lan",
-               digests: Iterable[tuple[int, str]] = (), failovers: Iterable[str] = (), chunk_size: int = 0) -> dict:
+               digests: Iterable[tuple[int, str]] = (), failovers: Iterable[str] = (), chunk_size: int = 0,
+               tape_location: str = "") -> dict:
         reply, _ = self.call({"type": "commit", "object_id": object_id, "pieces": [_piece(p) for p in pieces],
                               "path_used": path_used, "digests": [list(d) for d in digests],
-                              "failovers": [f[:64] for f in failovers], "chunk_size": chunk_size})
+                              "failovers": [f[:64] for f in failovers], "chunk_size": chunk_size,
+                              **({"tape_location": tape_location} if tape_location else {})})
         return reply
 
     def abandon(self, object_id: int, reason: str) -> None:
@@ -63,6 +65,17 @@ class NodeSession(ServerSession):
         reply, _ = self.call({"type": "restore_chain", "filespace": filespace, "incremental": incremental,
                               "pitdate": pitdate})
         return reply["objects"], {int(c): str(d) for c, d in reply["digests"]}
+
+    def restore_grant(self, object_id: int) -> dict:
+        """This session's LAN-free read range of one of the node's objects (pool_volume, pool_offset, length)."""
+        reply, _ = self.call({"type": "restore_grant", "object_id": object_id})
+        return reply
+
+    def destination(self, management_class: str | None = None) -> dict:
+        """The pool this node's policy sends a backup to: {pool, management_class, tape: {drives, record_bytes}|None}."""
+        reply, _ = self.call({"type": "destination", **({"management_class": management_class}
+                                                        if management_class else {})})
+        return reply
 
     def call_long(self, message: dict) -> dict:
         """A request the server answers only when a whole copy is done (server-free): no read timeout."""

@@ -17,8 +17,12 @@ from typing import Any
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.real_devices import failure_from
 from orchestrator.job.digest import chunk_digests
-from orchestrator.ops import (AbandonObject, BeginObject, CatalogueDone, CommitObject, LanReceive, LanSend,
-                              ObjectStarted, TransferResult, VerifyPool, VerifyResult)
+from orchestrator.ops.tape import TapeClientWrite
+from orchestrator.ops import (AbandonObject, BeginObject, CatalogueDone, CommitObject, Failure, LanFreeRead,
+                              LanReceive, LanSend, ObjectStarted, TransferResult, VerifyPool, VerifyResult)
+
+
+TAPE_CHUNK = 1 << 20  # chunk size of the digests a LAN-free tape commit carries
 
 
 def object_volume(object_id: int) -> str:
@@ -38,19 +42,65 @@ class ServerDriver(RealDriver):
     failovers: list = None  # type: ignore[assignment]  # failure kinds seen by this job (reported at commit)
     storage_agent: dict = None  # type: ignore[assignment]  # server pool volume -> this client's device (LAN-free)
     chunk_size: int = 0
+    tape: bool = False
+    tape_agent: bool = False  # this client writes a tape pool's records itself (LAN-free to tape)
+    tape_source: tuple = ()  # (device, offset) the LAN-free tape records were read from, digested at commit
+    resume: dict = None  # type: ignore[assignment]  # an object the server's copy left half done (server/resume.py)
+    read_grants: dict = None  # type: ignore[assignment]  # device -> [(start, end)] the server granted for reading
+
+    def grant_read(self, device: str, start: int, length: int) -> None:
+        """Record a LAN-free read range the server granted this session (pool bytes on this client's device)."""
+        self.read_grants = self.read_grants or {}
+        self.read_grants.setdefault(device, []).append((start, start + length))
+
+    def _granted(self, device: str, start: int, end: int) -> str:
+        """"" when [start, end) of ``device`` lies in a live grant of this session; else why not."""
+        if self.session is None or getattr(self.session, "closed", False):
+            return "the session that held the read grant has ended"
+        if not any(a <= start and end <= b for a, b in (self.read_grants or {}).get(device, [])):
+            return f"pool bytes {start}-{end} of {device} lie outside the range the backup server granted"
+        return ""
+
+    def _LanFreeRead(self, op: LanFreeRead) -> TransferResult:
+        """A LAN-free restore reads only inside what the server granted this session (the storage agent's rule)."""
+        for p in op.pieces:
+            why = self._granted(op.pool_device, op.pool_offset + p.image_offset,
+                                op.pool_offset + p.image_offset + p.stored)
+            if why:
+                return TransferResult(0, failure=Failure("error", f"LAN-free read refused: {why}", op.pool_device))
+        return super()._LanFreeRead(op)
 
     def execute(self, op):  # type: ignore[no-untyped-def]
+        if isinstance(op, BeginObject) and self.resume:  # the object the server's copy left half done
+            grant = self.resume.get("lan_free") or {}
+            device = (self.storage_agent or {}).get(grant.get("pool_volume", ""), "")
+            self.last_object = int(self.resume["object_id"])
+            return ObjectStarted(self.last_object, object_volume(self.last_object), device,
+                                 int(grant.get("pool_offset", 0)) if device else 0)
         if isinstance(op, BeginObject):
             g = self.session.begin(op.filespace, op.image_size, op.volume_size, file_system=op.file_system,
                                    mode=op.mode, image_type=op.image_type, base_object_id=op.base_object_id,
                                    management_class=None if op.management_class in ("", "DEFAULT")
-                                   else op.management_class, lan_free=bool(self.storage_agent) or None)
+                                   else op.management_class, lan_free=bool(self.storage_agent) or None,
+                                   tape_lan_free=self.tape_agent or None)
             self.last_object = int(g["object_id"])
+            self.tape = bool(g.get("tape"))  # the server lays the pieces as tape records: uncompressed, in order
             grant = g.get("lan_free") or {}
+            if grant.get("tape_drive"):  # the drive this storage agent writes itself, under its own device name
+                return ObjectStarted(self.last_object, str(grant["pool_volume"]),
+                                     (self.storage_agent or {}).get(grant["tape_drive"], ""), 0)
             device = (self.storage_agent or {}).get(grant.get("pool_volume", ""), "")
             # no device for the granted volume: LAN-free writes fail at once and the job fails over to the LAN
             return ObjectStarted(self.last_object, object_volume(self.last_object), device,
                                  int(grant.get("pool_offset", 0)) if device else 0)
+        if isinstance(op, CommitObject) and op.tape_location and self.tape_source:
+            # LAN-free to tape: the server reads the records back and compares them with the source's digests
+            source, offset = self.tape_source
+            src = self.io(source)
+            digests = chunk_digests(op.pieces, lambda p: src.read(offset + p.volume_offset, p.length), TAPE_CHUNK)
+            self.session.commit(op.object_id, op.pieces, op.path_used, digests, self.failovers or [], TAPE_CHUNK,
+                                tape_location=op.tape_location)
+            return CatalogueDone(op.object_id)
         if isinstance(op, CommitObject):
             self.session.commit(op.object_id, op.pieces, op.path_used, op.digests, self.failovers or [],
                                 self.chunk_size)
@@ -69,6 +119,10 @@ class ServerDriver(RealDriver):
             self.failovers = [*(self.failovers or []), str(failure.kind)]
         return result
 
+    def _TapeClientWrite(self, op: TapeClientWrite) -> TransferResult:
+        self.tape_source = (op.source, op.source_offset)
+        return super()._TapeClientWrite(op)
+
     def _LanSend(self, op: LanSend) -> TransferResult:
         try:
             src = self.io(op.source)
@@ -77,7 +131,7 @@ class ServerDriver(RealDriver):
         oid = object_of(op.pool_volume)
         return self._pieces(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
                             lambda p, d: self.session.put(oid, p.image_offset, p.length, d, len(d) < p.length),
-                            op.compress, "LAN transfer failed", op.server, source=op.source)
+                            op.compress and not self.tape, "LAN transfer failed", op.server, source=op.source)
 
     def _LanReceive(self, op: LanReceive) -> TransferResult:
         try:

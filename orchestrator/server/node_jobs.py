@@ -7,8 +7,9 @@ SERVERFREE_PASSWORD, tlsfingerprint).  The sans-I/O job runs here with
 :class:`~orchestrator.server.node_driver.ServerDriver`; data moves over the
 LAN into the server's grant, or -- with ``storage_agent`` in the site file
 mapping the server's pool volumes to this client's devices -- LAN-free into
-the granted range, failing over to the LAN.  Server-free copies initiated by
-the server are not built yet: the job says so in its reasons.
+the granted range, failing over to the LAN.  With ``enableserverfree yes``
+the server is asked first to copy the volume through a data mover; its answer
+(done, why not, or where its copy stopped) goes into the job's reasons.
 """
 from __future__ import annotations
 
@@ -21,14 +22,14 @@ from typing import Any
 from orchestrator import compose
 from orchestrator.drivers.site import OpenSite
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, restore_job, run_job
-from orchestrator.job.digest import view_coverage
-from orchestrator.ops import StoredPiece
+from orchestrator.job.spec import ResumePoint, TapePlan
+from orchestrator.job.digest import chunk_digests, view_coverage
+from orchestrator.ops import StoredPiece, chunks_touched, pieces_from_extents
 from orchestrator.server.node_client import NodeSession
 from orchestrator.server.node_driver import ServerDriver, object_volume
 
-NO_SERVER_FREE = ("the backup server owns the pools and server-initiated server-free copies are not built yet: "
-                  "this client writes its grant LAN-free (storage_agent in the site file) or sends it over the LAN")
-LAN_ONLY = ("the backup server owns the pools; restores through it move over the LAN")
+NO_SERVER_FREE = "enableserverfree is no: this client writes its grant LAN-free (storage_agent) or sends it over the LAN"
+NOT_SERVER_FREE_RESTORE = ("enableserverfree is no: this restore goes LAN-free (storage_agent) or over the LAN")
 
 
 def password_of(options: Any) -> str | None:
@@ -79,24 +80,64 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
         size = vsite.size or (io.size - vsite.offset)
         layout = read_used_extents(device_volume(io, vsite.offset, size), volume)
         fs = vsite.filesystem or layout.filesystem.value
-        reasons = [NO_SERVER_FREE]
-        if vopts.enableserverfree and mode == "selective":
-            done, why = server_free(session, vopts, volume, vsite, io, size, fs, layout)
+        reasons, resume, sent = [NO_SERVER_FREE], None, None
+        if vopts.enableserverfree:
+            scan = {"mode": mode, "base_object_id": base_id, "coverage": coverage} if mode == "incremental" else None
+            done, why, resume, sent = server_free(session, vopts, volume, vsite, io, size, fs, layout, lan_free,
+                                                  scan)
             if done is not None:
                 return done
             reasons = [f"server-free through the backup server: {why}"]
         verdict = SimpleNamespace(server_free=False, lan_free=lan_free, lan=True, reasons={}, route=None)
         elig = compose.start_path(vopts, file_system=fs, paths=verdict, movers=[])
-        extents = [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
+        # a resumed object keeps the image layout the server's copy planned (the server-free gap size)
+        extents = [tuple(e) for e in sent] if resume else \
+            [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
+        if resume:
+            driver.resume = resume
+            reasons = [f"server-free through the backup server stopped at image byte {resume['image_offset']} "
+                       f"of {resume['image_size']}: the client moves the rest into the same object"]
+        if lan_free and vopts.enablelanfree and mode == "selective" and not resume:
+            tape = session.destination(None if vopts.mgmtclass in (None, "", "DEFAULT") else vopts.mgmtclass)["tape"]
+            if tape and any(d in site.storage_agent for d in tape["drives"]):
+                agent = {"vopts": vopts, "fs": fs, "vsite": vsite, "io": io, "size": size, "reasons": reasons,
+                         "extents": extents, "options": options, "volume": volume}
+                done = lan_free_to_tape(driver, tape, agent, progress)
+                if done.ok:
+                    return done
+                reasons = [*reasons, f"LAN-free to tape pool failed ({done.message}); the image goes over the LAN"]
+                driver.tape_agent, driver.last_object, driver.tape_source = False, None, ()
+            elif tape:
+                reasons = [*reasons, f"LAN-free: storage_agent in the site file maps none of the tape pool's drives "
+                                     f"({', '.join(tape['drives'])})"]
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
                                  batch_mb=options.serverfreebatchsize, lan_free=lan_free,
-                                 reasons=[*elig.reasons, *reasons])
+                                 reasons=[*local_reasons(elig), *reasons])
         spec = compose.backup_spec(node=options.node, filespace=volume, vopts=vopts, elig=elig,
                                    source=DeviceSpec(name=vsite.device, designator="", block_size=io.block_size),
                                    volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
                                    pool="", paths=plan, base_object_id=base_id, base_digests=digests,
-                                   base_coverage=coverage, mode=mode)
+                                   base_coverage=coverage, mode=mode,
+                                   resume=ResumePoint(image_offset=resume["image_offset"], reason=resume["reason"],
+                                                      mover=resume["mover"]) if resume else None)
         return run_job(backup_job(spec), progress(driver.execute))
+
+
+def lan_free_to_tape(driver: Any, tape: dict, a: dict, progress: Any) -> JobReport:
+    """The storage agent writes a tape pool's records on the drive the server holds for its session.
+
+    No LAN rung: a failure ends this job (its object abandoned) and the caller sends the image over the LAN.
+    """
+    verdict = SimpleNamespace(server_free=False, lan_free=True, lan=False, reasons={}, route=None)
+    elig = compose.start_path(a["vopts"], file_system=a["fs"], paths=verdict, movers=[], lan_available=False)
+    plan = compose.path_plan(elig, server="", pool_designators={}, batch_mb=a["options"].serverfreebatchsize,
+                             tape=TapePlan(record_bytes=int(tape["record_bytes"])), reasons=[*a["reasons"]])
+    spec = compose.backup_spec(node=a["options"].node, filespace=a["volume"], vopts=a["vopts"], elig=elig,
+                               source=DeviceSpec(name=a["vsite"].device, designator="", block_size=a["io"].block_size),
+                               volume_offset=a["vsite"].offset, volume_size=a["size"], file_system=a["fs"],
+                               extents=a["extents"], pool="", paths=plan)
+    driver.tape_agent = True
+    return run_job(backup_job(spec), progress(driver.execute))
 
 
 class RemoteReport:
@@ -121,28 +162,52 @@ class RemoteReport:
 
 
 def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size: int, fs: str,
-                layout: Any) -> tuple[RemoteReport | None, str]:
-    """Ask the server to copy the volume through a data mover: (its report, "") or (None, why not)."""
+                layout: Any, lan_free: bool = False, scan: dict | None = None,
+                ) -> tuple[RemoteReport | None, str, dict | None, list | None]:
+    """Ask the server to copy the volume through a data mover.
+
+    (its report, "", None, extents) when it did; (None, why not, None, None) when it could not start;
+    (None, why, resume, extents) when it stopped midway and holds the object for this client to finish.
+    """
     if fs not in ("ntfs", "raw"):
-        return None, f"{fs} volumes are not eligible (NTFS and raw only)"
-    if str(vopts.imagetype) != "static" or str(vopts.mode) != "selective":
-        return None, "the server copies offline (imagetype static) full images only"
+        return None, f"{fs} volumes are not eligible (NTFS and raw only)", None, None
+    if str(vopts.imagetype) != "static":
+        return None, "the server copies offline (imagetype static) images only", None, None
+    incremental: dict = {}
+    if scan is not None:  # the client scans its own volume; the server decides what changed against the chain
+        chunk = BackupSpec.model_fields["chunk_size"].default
+        if len(chunks_touched(pieces_from_extents(scan["coverage"]), chunk)) > 3000:
+            return None, "the incremental scan has more chunk digests than one request carries (3000)", None, None
+        try:
+            ours = chunk_digests(pieces_from_extents(scan["coverage"]),
+                                 lambda p: io.read(vsite.offset + p.volume_offset, p.length), chunk)
+        except Exception as exc:  # noqa: BLE001 - the LAN path's scan says it again, as a failure
+            return None, f"the incremental scan of the volume failed: {exc}", None, None
+        incremental = {"mode": "incremental", "base_object_id": scan["base_object_id"],
+                       "scan_digests": [list(d) for d in ours]}
     extents = [[int(a), int(b)] for a, b in layout.extents(vopts.gap_size("serverfree")).tolist()]
     if len(extents) > 10000:
-        return None, f"{len(extents)} extents are more than one request carries (10000)"
+        return None, f"{len(extents)} extents are more than one request carries (10000)", None, None
     try:
         designator = io.designator()
     except Exception as exc:  # noqa: BLE001 - the reason goes into the report
-        return None, f"the volume's designator (VPD 83h) cannot be read: {exc}"
+        return None, f"the volume's designator (VPD 83h) cannot be read: {exc}", None, None
     reply = session.call_long({"type": "serverfree_backup", "filespace": volume, "volume_size": size,
                              "volume_offset": vsite.offset, "file_system": fs, "extents": extents,
                              "source_designator": designator, "block_size": io.block_size,
                              **({"topology_volume": vsite.topology_volume} if vsite.topology_volume else {}),
+                             **({"lan_free": True} if lan_free else {}), **incremental,
                              **({"management_class": vopts.mgmtclass} if vopts.mgmtclass not in (None, "", "DEFAULT")
                                 else {})})
     if reply.get("ok"):
-        return RemoteReport(reply["report"]), ""
-    return None, str(reply.get("reason") or "the data movers did not finish")
+        return RemoteReport(reply["report"]), "", None, extents
+    return None, str(reply.get("reason") or "the data movers did not finish"), reply.get("resume"), extents
+
+
+def local_reasons(elig: Any) -> list[str]:
+    """The client's own eligibility reasons that still hold: its LAN-free and LAN ones (the server judges
+    server-free, and says why in the reasons it gives)."""
+    return [r for r in elig.reasons if r.startswith(("LAN-free:", "LAN:"))]
 
 
 def records(objects: list[dict]) -> list[Any]:
@@ -168,30 +233,56 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
             when = f" at or before {pit.isoformat()}" if pit else ""
             raise LookupError(f"no restorable image of {options.node}:{args.volume}{when} on the server")
         chain = records(objects)
+        on_tape = any(rec.tape_location for rec in chain)
+        for rec in chain:  # the server reads a tape object's records for the client: to it, a range of bytes
+            rec.tape_location = None
         driver = ServerDriver(None, opened.movers, opened.devices, session=session)  # type: ignore[arg-type]
         io = driver.io(dest_name)
         offset = vsite.offset if dest_name == vsite.device else 0
-        reasons = [LAN_ONLY]
-        if options.for_volume(args.volume).enableserverfree and len(chain) == 1 and pit is None:
+        reasons = [NOT_SERVER_FREE_RESTORE]
+        if options.for_volume(args.volume).enableserverfree:
             try:
                 reply = session.call_long({"type": "serverfree_restore", "filespace": args.volume,
-                                         "destination_designator": io.designator(), "block_size": io.block_size,
-                                         "destination_offset": offset, "destination_size": io.size - offset})
+                                           "destination_designator": io.designator(), "block_size": io.block_size,
+                                           "destination_offset": offset, "destination_size": io.size - offset,
+                                           "incremental": bool(args.incremental),
+                                           "pitdate": pit.isoformat() if pit else None})
             except OSError as exc:  # the designator could not be read: the LAN restore says why
                 reply = {"ok": False, "reason": f"the destination's designator (VPD 83h) cannot be read: {exc}"}
             if reply.get("ok"):
                 return RemoteReport(reply["report"])  # type: ignore[return-value]
             reasons = [f"server-free through the backup server: {reply.get('reason') or 'the movers did not finish'}"]
-        elig = compose.start_path(options.for_volume(args.volume), file_system=chain[0].file_system, paths=None,
-                                  movers=[], encryption=False)
+        vopts = options.for_volume(args.volume)
+        if on_tape and site.storage_agent and vopts.enablelanfree:
+            reasons.append("LAN-free: the image lies on tape; the server reads its records (it owns the drive)")
+        lan_free = bool(site.storage_agent) and site.lan_free and bool(vopts.enablelanfree) and not on_tape and \
+            lan_free_grants(session, driver, chain, dict(site.storage_agent), reasons)
+        verdict = SimpleNamespace(server_free=False, lan_free=lan_free, lan=True, reasons={}, route=None)
+        elig = compose.start_path(vopts, file_system=chain[0].file_system, paths=verdict, movers=[],
+                                  encryption=False)
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
-                                 batch_mb=options.serverfreebatchsize, lan_free=False,
-                                 reasons=[*elig.reasons, *reasons])
+                                 batch_mb=options.serverfreebatchsize, lan_free=lan_free,
+                                 reasons=[*local_reasons(elig), *reasons])
         spec = compose.restore_spec(node=options.node, filespace=args.volume, chain=chain,
                                     destination=DeviceSpec(name=dest_name, designator="", block_size=io.block_size),
                                     destination_offset=offset, destination_size=io.size - offset,
                                     incremental=args.incremental, deletefiles=args.deletefiles, paths=plan)
         return run_job(restore_job(spec), progress(driver.execute))
+
+
+def lan_free_grants(session: Any, driver: Any, chain: list[Any], agent: dict[str, str], reasons: list[str]) -> bool:
+    """Ask the server for this session's read range of every object of ``chain`` and point the records at
+    this client's devices for those pool volumes; False (and why, in ``reasons``) when one is out of reach."""
+    for rec in chain:
+        g = session.restore_grant(rec.id)
+        device = agent.get(g["pool_volume"], "")
+        if not device:
+            reasons.append(f"LAN-free: the server holds object {rec.id} on volume {g['pool_volume']}, which "
+                           "storage_agent in the site file does not map to a device of this client")
+            return False
+        rec.pool_device, rec.pool_offset = device, int(g["pool_offset"])
+        driver.grant_read(device, int(g["pool_offset"]), int(g["length"]))
+    return True
 
 
 def query(options: Any, volume: str | None, inactive: bool) -> list[Any]:

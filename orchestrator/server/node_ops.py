@@ -15,6 +15,8 @@ from orchestrator.catalogue import CatalogueError
 from orchestrator.job.digest import ChunkDigester
 from orchestrator.ops import AbandonObject, BeginObject, CommitObject, StoredPiece
 from orchestrator.server import messages as m
+from orchestrator.server import tape
+from orchestrator.server.node_tape import TapeOps
 from orchestrator.server.service import Refused
 
 
@@ -28,19 +30,24 @@ class Grant:
     size: int
     process: int = 0
     lan_free: bool = False  # the client may write the range over the SAN; commit proves it by digests
+    tape: Any = None  # a tape pool's object: the server's TapeWriter on the drive it holds (server/tape.py)
+    tape_drive: str = ""  # a tape pool's object the storage agent writes itself, on this drive the session holds
     written: list[tuple[int, int]] = field(default_factory=list)  # (image offset, stored end)
 
     def covers(self, start: int, end: int) -> bool:
         return any(a <= start and end <= b for a, b in self.written)
 
 
-class NodeOps:
+class NodeOps(TapeOps):
     def __init__(self, server: Any, session: Any):
         self.server, self.session, self.node = server, session, session.name
         self.pools = server.pools
         self.cat = self.pools.catalogue()
         self.grants: dict[int, Grant] = {}
+        self.read_grants: dict[int, tuple[str, int, int]] = {}  # object -> (pool volume, offset, length)
         self._read_fds: dict[str, int] = {}
+        self._tape_reads: dict[str, tuple[Any, list[int]]] = {}  # drive -> (device, [logical object])
+        self.who = f"session {session.id} (node {self.node})"
 
     def refuse(self, what: str, msgno: str = "ANR0425W") -> Refused:
         return Refused(msgno, f"Session {self.session.id} for node {self.node} refused - {what}; nothing written.",
@@ -57,7 +64,8 @@ class NodeOps:
     def _handle(self, req: Any, data: bytes) -> tuple[dict, bytes]:
         handler = {m.QueryBackup: self.query, m.RestoreChain: self.chain, m.BeginBackup: self.begin, m.Put: self.put, m.Commit: self.commit,
                    m.Abandon: self.abandon, m.Get: self.get, m.Digest: self.digest, m.Delete: self.delete,
-                   m.ServerFreeBackup: self.serverfree, m.ServerFreeRestore: self.serverfree}[type(req)]
+                   m.ServerFreeBackup: self.serverfree, m.ServerFreeRestore: self.serverfree,
+                   m.RestoreGrant: self.restore_grant, m.Destination: self.destination}[type(req)]
         return handler(req, data)
 
     def close(self) -> None:
@@ -65,6 +73,13 @@ class NodeOps:
             self._abandon(g, "session ended before the object was committed")
         for fd in self._read_fds.values():
             os.close(fd)
+        for drive, (dev, _) in self._tape_reads.items():
+            tape.close_drive(dev)
+            self.server.drives.release(drive, self.who)
+        if self.read_grants:
+            self.server.store.log("ANR0514I", f"Session {self.session.id}: LAN-free read grant(s) of node {self.node} "
+                                              f"for object(s) {', '.join(map(str, sorted(self.read_grants)))} ended "
+                                              "with the session.", self.session.id)
         self.cat.close()
 
     # -- reading the catalogue -----------------------------------------------------------------
@@ -117,14 +132,23 @@ class NodeOps:
         if req.base_object_id is not None:
             self._own(req.base_object_id)
         try:
+            tape_pool = tape.tape_pool(self.server.store, pool)
             started = self.cat.begin_object(BeginObject(
                 self.node, req.filespace, req.mode, req.image_type, req.image_size, req.volume_size,
                 req.file_system, req.base_object_id, mgmtclass, pool))
         except (CatalogueError, ValueError) as exc:
             raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
-        fd = os.open(started.pool_device, os.O_RDWR)
+        agent = bool(tape_pool) and req.lan_free and req.tape_lan_free
+        try:
+            writer = self._tape_writer(pool, started) if tape_pool and not agent else None
+            drive = self._tape_agent_drive(pool, started) if agent else ""
+        except (tape.DriveBusy, LookupError, OSError, ValueError) as exc:
+            self.cat.abandon_object(AbandonObject(started.object_id, str(exc)))
+            self.pools.reclaim()
+            raise Refused("ANR8447E", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
+        fd = -1 if tape_pool else os.open(started.pool_device, os.O_RDWR)
         g = Grant(started.object_id, fd, started.pool_offset, req.image_size, process=started.object_id,
-                  lan_free=req.lan_free)
+                  lan_free=req.lan_free and not writer, tape=writer, tape_drive=drive)
         self.grants[started.object_id] = g
         self.pools.process_started(g.process, f"Image backup of {self.node}:{req.filespace} (object "
                                               f"{started.object_id}, session {self.session.id})")
@@ -132,11 +156,23 @@ class NodeOps:
                                           f"{self.node} granted {req.image_size} bytes in pool {pool} "
                                           f"(management class {mgmtclass}).", self.session.id)
         reply = {"type": "granted", "object_id": started.object_id, "image_size": req.image_size,
-                 "pool": pool, "management_class": mgmtclass}
-        if req.lan_free:  # the range the storage agent may write itself: this object's slot, nothing else
+                 "pool": pool, "management_class": mgmtclass, **({"tape": True} if writer else {})}
+        if drive:  # the drive the storage agent may write itself, at its end of data, for this object only
+            reply["lan_free"] = {"tape_drive": drive, "pool_volume": started.pool_volume}
+        elif g.lan_free:  # the range the storage agent may write itself: this object's slot, nothing else
             reply["lan_free"] = {"pool_volume": started.pool_volume, "pool_offset": started.pool_offset,
                                  "length": req.image_size}
         return reply, b""
+
+    def destination(self, req: m.Destination, data: bytes) -> tuple[dict, bytes]:
+        """The pool the node's policy names, and whether it is a tape pool (the same decision BEGIN makes)."""
+        try:
+            mgmtclass, pool = self.server.store.destination(self.node, req.management_class)
+            tp = tape.tape_pool(self.server.store, pool)
+        except LookupError as exc:
+            raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
+        return {"type": "destination", "pool": pool, "management_class": mgmtclass,
+                "tape": {"drives": list(tp.drives), "record_bytes": tape.RECORD_BYTES} if tp else None}, b""
 
     def serverfree(self, req: Any, data: bytes) -> tuple[dict, bytes]:
         if self.server.serverfree is None:
@@ -163,7 +199,19 @@ class NodeOps:
         if req.image_offset + req.length > g.size:
             raise self.refuse(f"PUT at image offset {req.image_offset} ({req.length} bytes) lies outside the "
                               f"{g.size} bytes granted for object {g.object_id}")
-        os.pwrite(g.fd, data, g.base + req.image_offset)
+        if g.tape_drive:
+            raise self.refuse(f"PUT of object {g.object_id}: the storage agent writes this tape object itself",
+                              "ANR0440W")
+        if g.tape is not None:
+            if req.compressed:
+                raise self.refuse(f"PUT at image offset {req.image_offset}: a tape object takes uncompressed pieces",
+                                  "ANR0440W")
+            try:
+                g.tape.put(req.image_offset, data)
+            except ValueError as exc:
+                raise self.refuse(f"PUT of object {g.object_id}: {exc}", "ANR0440W") from None
+        else:
+            os.pwrite(g.fd, data, g.base + req.image_offset)
         g.written.append((req.image_offset, req.image_offset + stored))
         self.session.stored = getattr(self.session, "stored", 0) + stored
         if self.server.metrics is not None:
@@ -175,11 +223,21 @@ class NodeOps:
         pieces = tuple(StoredPiece(p.image_offset, p.volume_offset, p.length, p.compressed,
                                    p.stored if p.compressed else 0) for p in req.pieces)
         unseen = [p for p in pieces if not self._written(g, p.image_offset, p.image_offset + p.stored)]
-        if unseen and not g.lan_free:
+        if unseen and not g.lan_free and not g.tape_drive:
             p = unseen[0]
             raise self.refuse(f"COMMIT of object {g.object_id} names image bytes {p.image_offset}-"
                               f"{p.image_offset + p.stored} that this session never wrote")
-        os.fsync(g.fd)
+        location = None
+        if g.tape_drive:  # written by the storage agent: the server reads the records back before it commits
+            location = self._commit_agent_tape(g, req, pieces)
+            unseen = []
+        elif g.tape is not None:
+            try:
+                location = g.tape.close(pieces)
+            except ValueError as exc:
+                raise self.refuse(f"COMMIT of object {g.object_id}: {exc}", "ANR0440W") from None
+        else:
+            os.fsync(g.fd)
         if unseen:  # written over the SAN by the storage agent: the pool must hold what the client digested
             theirs = dict(req.digests)
             ours = self._digests(g.fd, g.base, unseen, req.chunk_size) if req.chunk_size else ()
@@ -188,7 +246,7 @@ class NodeOps:
                                   "client's digests describe")
         try:
             self.cat.commit_object(CommitObject(g.object_id, pieces, req.path_used,
-                                                any(p.compressed for p in pieces), tuple(req.digests)))
+                                                any(p.compressed for p in pieces), tuple(req.digests), location))
         except CatalogueError as exc:
             raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
         self._release(g)
@@ -226,15 +284,39 @@ class NodeOps:
 
     def _release(self, g: Grant) -> None:
         self.pools.process_ended(g.process)
-        os.close(g.fd)
+        if g.tape is not None:
+            tape.close_drive(g.tape.dev)
+            self.server.drives.release(g.tape.drive, self.who)
+        elif g.tape_drive:
+            self.server.drives.release(g.tape_drive, self.who)
+        else:
+            os.close(g.fd)
         self.grants.pop(g.object_id, None)
 
     # -- reading -------------------------------------------------------------------------------
+    def restore_grant(self, req: m.RestoreGrant, data: bytes) -> tuple[dict, bytes]:
+        """The node's own object's range on its pool volume, readable LAN-free for this session only."""
+        rec = self._own(req.object_id)
+        if rec.tape_location:
+            raise self.refuse(f"object {rec.id} lies on tape; tape objects are read by the server's drive, not "
+                              "LAN-free", "ANR0440W")
+        self.read_grants[rec.id] = (rec.pool_volume, rec.pool_offset, rec.image_size)
+        self.server.store.log("ANR0513I", f"Session {self.session.id}: node {self.node} granted LAN-free read of "
+                                          f"object {rec.id}: {rec.image_size} bytes at offset {rec.pool_offset} of "
+                                          f"volume {rec.pool_volume}, for this session.", self.session.id)
+        return {"type": "read_granted", "object_id": rec.id, "pool_volume": rec.pool_volume,
+                "pool_offset": rec.pool_offset, "length": rec.image_size}, b""
+
     def get(self, req: m.Get, data: bytes) -> tuple[dict, bytes]:
         rec = self._own(req.object_id)
         stored = req.length if req.stored is None else req.stored
         if req.image_offset + max(req.length, stored) > rec.image_size:
             raise self.refuse(f"GET at image offset {req.image_offset} lies outside object {rec.id}")
+        if rec.tape_location:
+            out = self._tape_get(rec, req.image_offset, stored)
+            if self.server.metrics is not None:
+                self.server.metrics.bytes_moved("lan-restore", len(out))
+            return {"type": "data", "image_offset": req.image_offset}, out
         fd = self._read_fds.get(rec.pool_device)
         if fd is None:
             fd = self._read_fds[rec.pool_device] = os.open(rec.pool_device, os.O_RDONLY)
@@ -253,9 +335,17 @@ class NodeOps:
                 if p.image_offset + p.stored > g.size or \
                         (not g.lan_free and not self._written(g, p.image_offset, p.image_offset + p.stored)):
                     raise self.refuse(f"DIGEST of object {g.object_id} names bytes this session never wrote")
+            if g.tape is not None:
+                try:
+                    return {"type": "digests", "digests": [list(d) for d in g.tape.digests(pieces, req.chunk_size)]}, b""
+                except ValueError as exc:
+                    raise self.refuse(f"DIGEST of object {g.object_id}: {exc}", "ANR0440W") from None
             fd, base, close = g.fd, g.base, False
         else:
             rec = self._own(req.object_id)
+            if rec.tape_location:
+                raise self.refuse(f"DIGEST of object {rec.id}: a tape object is verified when it is written",
+                                  "ANR0440W")
             pieces, base = rec.pieces, rec.pool_offset
             fd, close = os.open(rec.pool_device, os.O_RDONLY), True
         try:

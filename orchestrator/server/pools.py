@@ -47,6 +47,14 @@ class Pools:
         pool, path = pos[0].upper(), Path(pos[1])
         if not self.store.defined("STGPOOL", pool):
             raise LookupError(f"storage pool {pool} is not defined (DEFINE STGPOOL {pool} DEVCLASS)")
+        from orchestrator.server.tape import tape_pool
+
+        tp = tape_pool(self.store, pool)
+        if tp is not None:
+            return self._define_cartridge(tp, pos[1].upper(), params)
+        if "DRIVE" in params:
+            raise ValueError(f"DRIVE={params['DRIVE']}: storage pool {pool} is a disk pool; DRIVE= names the "
+                             "drive a tape pool's cartridge sits in")
         if not path.is_absolute():
             raise ValueError(f"volume {path}: give an absolute path on the server")
         if "CAPACITY" in params:
@@ -70,6 +78,24 @@ class Pools:
         if designator:  # server-free copies name this volume by it in their target descriptors
             self.store.set_setting(f"designator:{path}", designator)
         return f"ANR2206I Volume {path} defined in storage pool {pool} ({capacity} bytes)."
+
+    def _define_cartridge(self, tp: Any, name: str, params: dict) -> str:
+        """A tape pool's volume: a cartridge in one of the pool's drives (a manual library)."""
+        drive = params.get("DRIVE", "").upper()
+        if not drive:
+            raise ValueError(f"volume {name} of tape pool {tp.name}: give DRIVE= (the drive it sits in: "
+                             f"{', '.join(tp.drives)})")
+        if drive not in tp.drives:
+            raise LookupError(f"DRIVE={drive}: not a drive of tape pool {tp.name} with an online PATH from the "
+                              f"server ({', '.join(tp.drives)})")
+        capacity = parse_size(params.get("CAPACITY", "800g"), default_unit="m")
+        with self.catalogue() as cat:
+            if cat.db.execute("SELECT 1 FROM pool_volumes WHERE name=?", (name,)).fetchone():
+                raise ValueError(f"volume {name} is already defined")
+            if cat.db.execute("SELECT 1 FROM pool_volumes WHERE device=?", (drive,)).fetchone():
+                raise ValueError(f"drive {drive} already holds a volume")
+            cat.add_pool_volume(tp.name, name, drive, capacity)
+        return f"ANR2206I Volume {name} defined in tape storage pool {tp.name} (in drive {drive}, {capacity} bytes)."
 
     def volumes(self) -> list[dict]:
         with self.catalogue() as cat:

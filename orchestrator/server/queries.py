@@ -19,7 +19,7 @@ def query(ctx: AdminContext, what: str, pos: list[str], params: dict) -> str:
     if kind is None:
         raise CommandError(f"ANR2000E Unknown command - QUERY {what.upper()}.")
     if kind in SAN_QUERY:
-        return _san(ctx.store, kind, pos[0] if pos else None)
+        return _san(ctx.store, kind, pos[0] if pos else None, ctx.extra.get("drives") if kind == "DRIVE" else None)
     return _QUERIES[kind](ctx, pos, params)
 
 
@@ -27,7 +27,8 @@ def _none(what: str) -> str:
     return f"ANR2034E QUERY {what}: No match found using this criteria."
 
 
-def _san(store: Any, noun: str, pattern: str | None) -> str:
+def _san(store: Any, noun: str, pattern: str | None, held: dict | None = None) -> str:
+    """The stored definitions of ``noun``; for drives (``held``) also which job holds each now."""
     merged: dict[str, dict] = {}
     for row in store.definitions(noun):
         merged.setdefault(row["name"], {}).update(json.loads(row["params"]))
@@ -35,6 +36,10 @@ def _san(store: Any, noun: str, pattern: str | None) -> str:
             if pattern is None or n.upper().startswith(pattern.rstrip("*").upper())]
     if not rows:
         raise CommandError(_none(noun))
+    if held is not None:
+        return table(["Name", "Parameters", "In Use By"],
+                     [[n, " ".join(f"{k}={v}" for k, v in p.items()), held.get(n.split()[-1].upper(), "-")]
+                      for n, p in rows])
     return table(["Name", "Parameters"],
                  [[n, " ".join(f"{k}={v}" for k, v in p.items())] for n, p in rows])
 

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
 from orchestrator import compose
 from orchestrator.drivers.real import RealDriver
 from orchestrator.job import DeviceSpec, backup_job, restore_job, run_job
+from orchestrator.ops import DigestResult, DigestVolume, Failure, VerifyPool, VerifyResult, chunks_touched
 from orchestrator.server import messages as m
+from orchestrator.server import serverfree_tape
+from orchestrator.server.resume import HeldObject
+from orchestrator.server.tape import tape_pool
 
 MOVER_TIMEOUT = 60.0
 
@@ -31,13 +36,34 @@ def designator_key(volume: str) -> str:
     return f"designator:{volume}"
 
 
+def pool_view(op: VerifyPool) -> VerifyResult:
+    """The server owns the pool: it digests what the mover wrote there itself, so the object gets real chunk
+    digests (an image incremental then compares against them) without a byte crossing the LAN."""
+    import os
+
+    from orchestrator.server.node_ops import NodeOps
+
+    try:
+        fd = os.open(op.pool_device, os.O_RDONLY)
+    except OSError as exc:
+        return VerifyResult(False, f"pool volume {op.pool_device}: {exc}")
+    try:
+        return VerifyResult(True, "", NodeOps._digests(fd, op.pool_offset, sorted(op.accounted,
+                                                                                   key=lambda q: q.image_offset),
+                                                       op.chunk_size))
+    except OSError as exc:
+        return VerifyResult(False, f"reading pool volume {op.pool_device} failed: {exc}")
+    finally:
+        os.close(fd)
+
+
 class ServerFree:
     """The server's movers (name -> URL, given at start) and the copies it initiates."""
 
     def __init__(self, server: Any, movers: dict[str, str], fabric: str | None = None):
         self.server, self.urls, self.fabric = server, dict(movers), fabric
 
-    def topology_movers(self, volume_id: str, designator: str) -> tuple[list[str], str]:
+    def topology_movers(self, volume_id: str, designator: str) -> tuple[list[str], str, Any]:
         """With a fabric file: the SAN (fabric + every definition) verified for the client's volume.
 
         The movers are those :func:`orchestrator.compose.volume_paths` finds serving the volume on
@@ -52,19 +78,38 @@ class ServerFree:
             topo = current_topology(self.server.store, load_topology(self.fabric, check=False))
             paths = compose.volume_paths(topo, volume_id)
         except (TopologyError, LookupError, ValueError) as exc:
-            return [], f"the SAN topology cannot be judged: {exc}"
+            return [], f"the SAN topology cannot be judged: {exc}", None
         v = paths.verdict
         if not v.server_free:
-            return [], f"the topology has no server-free path for {volume_id}: {v.reason or 'no reason given'}"
+            return [], f"the topology has no server-free path for {volume_id}: {v.reason or 'no reason given'}", None
         lun = next((x for a in topo.arrays for x in a.luns if f"{a.name}:{x.number}" == v.lun), None)
         naa = (getattr(lun, "naa", None) or "").lower()
         if naa and designator and naa != designator.lower():
             return [], f"volume {volume_id} is LUN {v.lun} ({naa}) in the topology, but the client names disk " \
-                       f"{designator.lower()}"
+                       f"{designator.lower()}", None
         movers = [m for m in paths.movers if m in self.urls]
         if not movers:
-            return [], f"the movers that serve {volume_id} ({', '.join(paths.movers) or 'none'}) have no --mover address"
-        return movers, ""
+            return [], f"the movers that serve {volume_id} ({', '.join(paths.movers) or 'none'}) have no --mover " \
+                       "address", None
+        return movers, "", paths.pool  # and the pool the verdict judged the path to (checked against the policy)
+
+    @staticmethod
+    def _same_destination(judged: Any, volume_id: str, pool: str, desig: dict[str, str]) -> str:
+        """"" when the pool the topology verdict judged is the one the server's policy sends the data to.
+
+        The server's policy (node -> domain -> management class -> pool) decides the destination; the
+        topology's volumes name a management class of their own.  A verdict about another pool's LUNs
+        proves nothing about this copy, so the server's pool volumes must be LUNs of the judged pool.
+        """
+        if judged is None:
+            return ""
+        theirs = {d.lower() for d in judged.designators.values() if d}
+        off = sorted(v for v, d in desig.items() if d.lower() not in theirs)
+        if not off:
+            return ""
+        return (f"the SAN topology judged the path of {volume_id} to pool {judged.name} "
+                f"({', '.join(judged.devices) or 'no LUNs'}), but the server's policy sends it to pool {pool}, whose "
+                f"volume(s) {', '.join(off)} are not LUNs of that pool in the topology")
 
     def movers_for(self, node: str) -> tuple[list[str], str]:
         """Movers in definition order that are online, reachable and have a PATH to a disk of ``node``."""
@@ -93,8 +138,12 @@ class ServerFree:
                               ops.session.id)
         return {"type": "serverfree_result", "ok": False, "reason": why}, b""
 
-    def _run(self, ops: Any, what: str, movers: list[str], volumes: list[str], job: Any) -> Any:
-        """Run a job with the server's movers and pool volumes (as in-process block LUNs)."""
+    def _run(self, ops: Any, what: str, movers: list[str], volumes: list[str], job: Any,
+             intercept: Any = None, devices: dict | None = None) -> Any:
+        """Run a job with the server's movers and pool volumes (as in-process block LUNs).
+
+        ``intercept(op)`` sees every operation first; a result it returns is the job's answer.
+        ``devices`` (tape drives) joins the driver's devices, and may still grow while the job runs."""
         from orchestrator.drivers.site import LazyMover
         from scsi.devices import InProcessDevice
         from scsi.luns.file import FileBlockLun
@@ -106,8 +155,11 @@ class ServerFree:
         cat = self.server.pools.catalogue()
         self.server.pools.process_started(-ops.session.id, f"Server-free {what}")
         try:
-            driver = RealDriver(cat, movers_open, {v: InProcessDevice(BlockLunDevice(lun)) for v, lun in luns.items()})
-            report = run_job(job, driver.execute)
+            devs = devices if devices is not None else {}
+            devs.update({v: InProcessDevice(BlockLunDevice(lun)) for v, lun in luns.items()})
+            driver = RealDriver(cat, movers_open, devs)
+            execute = driver.execute if intercept is None else (lambda op: intercept(op) or driver.execute(op))
+            report = run_job(job, execute)
         finally:
             self.server.pools.process_ended(-ops.session.id)
             cat.close()
@@ -130,11 +182,11 @@ class ServerFree:
                 "report": json.loads(json.dumps(report.as_dict(), default=str))}, b""
 
     def _start(self, ops: Any, what: str, pool: str, volume_id: str = "",
-               designator: str = "") -> tuple[list[str], dict[str, str], str]:
+               designator: str = "", disk_pool: bool = True) -> tuple[list[str], dict[str, str], str]:
         """(movers, pool volume -> designator, why not) for a copy of node ``ops.node`` with ``pool``."""
         store = self.server.store
         if self.fabric and volume_id:
-            movers, why = self.topology_movers(volume_id, designator)
+            movers, why, judged = self.topology_movers(volume_id, designator)
         else:
             movers, why = self.movers_for(ops.node)
         if store.setting("serverfree_status") != "ON":
@@ -142,8 +194,12 @@ class ServerFree:
         desig = {v["name"]: store.setting_or(designator_key(v["name"])) for v in self.server.pools.volumes()
                  if not pool or v["pool"] == pool}
         desig = {v: d for v, d in desig.items() if d}
-        if movers and not desig:
+        if movers and not desig and disk_pool:
             movers, why = [], f"no volume of pool {pool} has a DESIGNATOR= the data mover can name"
+        if movers and self.fabric and volume_id and disk_pool:
+            differs = self._same_destination(judged, volume_id, pool, desig)
+            if differs:
+                movers, why = [], differs
         return movers, desig, why
 
     @staticmethod
@@ -153,16 +209,28 @@ class ServerFree:
                                postsnapshotcmd="", snapshotcachesize=100, snapshotcachelocation="",
                                snapshotfsidleretries=0, snapshotfsidlewait=0.0)
 
-    def _plan(self, vopts: Any, fs: str, movers: list[str], desig: dict[str, str]) -> tuple[Any, Any]:
+    def _plan(self, vopts: Any, fs: str, movers: list[str], desig: dict[str, str],
+              tape: Any = None) -> tuple[Any, Any]:
         verdict = SimpleNamespace(server_free=True, lan_free=False, lan=False, reasons={}, route=None)
         elig = compose.start_path(vopts, file_system=fs, paths=verdict, movers=movers, lan_available=False)
         plan = compose.path_plan(elig, server="", pool_designators=desig,
-                                 batch_mb=int(self.server.store.setting("serverfree_batchsize")), lan_free=False)
+                                 batch_mb=int(self.server.store.setting("serverfree_batchsize")), lan_free=False,
+                                 tape=tape)
         return elig, plan
 
     def backup(self, ops: Any, req: m.ServerFreeBackup) -> tuple[dict, bytes]:
         what = f"backup of {ops.node}:{req.filespace}"
         mgmtclass, pool = self.server.store.destination(ops.node, req.management_class)
+        tp = tape_pool(self.server.store, pool)  # the pool's kind, decided as the LAN grant decides it
+        if tp is not None and req.mode == "incremental":
+            return self._refuse(ops, what, f"image incrementals to tape pool {tp.name} go over the LAN")
+        if tp is not None:
+            return serverfree_tape.backup(self, ops, req, mgmtclass, tp)
+        base: dict = {}
+        if req.mode == "incremental":
+            base, why = self._incremental_base(ops, req)
+            if not base:
+                return self._refuse(ops, what, why)
         movers, desig, why = self._start(ops, what, pool, req.topology_volume or f"{ops.node}:{req.filespace}",
                                          req.source_designator)
         if not movers:
@@ -174,29 +242,71 @@ class ServerFree:
                                                      block_size=req.block_size),
                                    volume_offset=req.volume_offset, volume_size=req.volume_size,
                                    file_system=req.file_system, extents=[tuple(e) for e in req.extents],
-                                   pool=pool, paths=plan)
-        result = self._run(ops, what, movers, list(desig), backup_job(spec))
+                                   pool=pool, paths=plan, mode=req.mode, **base)
+        hold = HeldObject()
+        scan = dict(req.scan_digests)
+
+        def intercept(op: Any) -> Any:
+            if isinstance(op, DigestVolume):  # the client scanned its volume; the server cannot read it
+                if set(scan) != chunks_touched(op.pieces, op.chunk_size):
+                    return DigestResult((), Failure("error", "the client's incremental scan does not cover the "
+                                                             "chunks the image's digests cover"))
+                return DigestResult(tuple(sorted(scan.items())))
+            if isinstance(op, VerifyPool) and op.accounted and not op.pieces:
+                return pool_view(op)
+            return hold.intercept(op)
+
+        result = self._run(ops, what, movers, list(desig), backup_job(spec), intercept)
+        if not result[0]["ok"] and hold.object_id is not None:
+            result = hold.settle(ops, req, result[0]), b""
         self.server.pools.reclaim()
         return result
 
+    def _incremental_base(self, ops: Any, req: m.ServerFreeBackup) -> tuple[dict, str]:
+        """The chain an image incremental builds on: its full image, the view's digests and what they cover."""
+        from orchestrator.catalogue import CatalogueError
+        from orchestrator.job.digest import view_coverage
+        from orchestrator.job.spec import BackupSpec
+
+        try:
+            with self.server.pools.catalogue() as cat:
+                chain = cat.restore_chain(ops.node, req.filespace, incremental=True)
+                digests = cat.digests(chain)
+        except CatalogueError as exc:
+            return {}, str(exc)
+        if chain[0].id != req.base_object_id:
+            return {}, f"the incremental names base object {req.base_object_id}, but the active full image is " \
+                       f"object {chain[0].id}"
+        coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
+        return {"base_object_id": chain[0].id, "base_digests": digests, "base_coverage": coverage}, ""
+
     def restore(self, ops: Any, req: m.ServerFreeRestore) -> tuple[dict, bytes]:
         what = f"restore of {ops.node}:{req.filespace}"
-        with self.server.pools.catalogue() as cat:
-            chain = cat.restore_chain(ops.node, req.filespace)
+        try:
+            pit = datetime.fromisoformat(req.pitdate) if req.pitdate else None
+        except ValueError:
+            raise LookupError(f"pitdate {req.pitdate!r} is not an ISO date") from None
+        with self.server.pools.catalogue() as cat:  # the very chain the client was given (NodeOps.chain)
+            chain = cat.restore_chain(ops.node, req.filespace, incremental=req.incremental,
+                                      pitdate=pit if pit is None or pit.tzinfo else pit.replace(tzinfo=timezone.utc))
         obj = chain[0]
+        if obj.tape_location and len(chain) == 1:
+            return serverfree_tape.restore(self, ops, req, obj)
         movers, desig, why = self._start(ops, what, obj.pool, req.topology_volume or f"{ops.node}:{req.filespace}",
                                          "")  # a restore may go to another disk than the backed-up LUN
-        if movers and obj.pool_device not in desig:
-            movers, why = [], f"pool volume {obj.pool_volume} has no DESIGNATOR= the data mover can name"
-        if movers and any(p.compressed for p in obj.pieces):
+        off = next((o for o in chain if o.pool_device not in desig or o.tape_location), None)
+        if movers and off is not None:
+            movers, why = [], (f"object {off.id} lies on tape behind a chain of several objects" if off.tape_location
+                               else f"pool volume {off.pool_volume} has no DESIGNATOR= the data mover can name")
+        if movers and any(p.compressed for o in chain for p in o.pieces):
             movers, why = [], "the image holds compressed pieces, which only the client can restore"
         if not movers:
             return self._refuse(ops, what, why)
         elig, plan = self._plan(self._options(obj.management_class), obj.file_system, movers, desig)
-        spec = compose.restore_spec(node=ops.node, filespace=req.filespace, chain=[obj],
+        spec = compose.restore_spec(node=ops.node, filespace=req.filespace, chain=chain,
                                     destination=DeviceSpec(name="client-volume", designator=req.destination_designator,
                                                            block_size=req.block_size),
                                     destination_offset=req.destination_offset,
-                                    destination_size=req.destination_size, incremental=False, deletefiles=False,
-                                    paths=plan)
+                                    destination_size=req.destination_size, incremental=req.incremental,
+                                    deletefiles=False, paths=plan)
         return self._run(ops, what, movers, list(desig), restore_job(spec))

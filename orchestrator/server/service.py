@@ -88,6 +88,7 @@ class BackupServer:
             self.tls_fingerprint = tlsmod.fingerprint(self.data / tlsmod.CERT_FILE)
         self.node_handler = node_handler
         self.pools: Any = None
+        self.drives: Any = None  # orchestrator.server.tape.Drives: which job holds which tape drive
         self.metrics: Any = None
         self.serverfree: Any = None  # orchestrator.server.serverfree.ServerFree when movers are configured
         self.sessions: dict[int, Session] = {}
@@ -172,7 +173,8 @@ class BackupServer:
         return AdminContext(self.store, s.name, s.id, sessions=lambda: [x.as_row() for x in self.sessions.values()],
                             cancel=self.cancel, processes=lambda: self.pools.processes() if self.pools else [],
                             pools=self.pools, extra={"status": {"TLS fingerprint (SHA-256)": self.tls_fingerprint
-                                                                or "TLS off"}})
+                                                                or "TLS off"},
+                                                     "drives": self.drives.held() if self.drives else {}})
 
     # -- authentication ------------------------------------------------------------------------
     def authenticate(self, s: Session, sock: Any) -> None:

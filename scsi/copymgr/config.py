@@ -35,6 +35,9 @@ class CopyLimits(BaseModel):
     chunk_bytes: int = Field(1 << 20, ge=4096, le=1 << 26, description="bytes per read/write request")
     io_depth: int = Field(4, ge=1, le=64, description="chunks in flight per copy")
     io_workers: int = Field(8, ge=1, le=256, description="threads executing I/O requests")
+    flush_behind_bytes: int = Field(64 << 20, ge=0, le=1 << 40,
+                                    description="bytes written to a destination between background SYNCHRONIZE "
+                                    "CACHE commands during a block copy (0: only the closing flush)")
 
     @model_validator(mode="after")
     def _lists_fit(self) -> "CopyLimits":

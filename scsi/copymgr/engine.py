@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Generator, Sequence
 
@@ -88,6 +89,8 @@ class CopyEngine:
         self.touched: dict[int, object] = {}
         self.block_copy = block_copy  # the driver pipelines runs of plain 02h segments itself
         self.merge_segments = merge_segments  # one BlockCopy per run of them (else one per segment)
+        #: seconds spent in pipelined block copies and in the closing SYNCHRONIZE CACHE (for the mover's log)
+        self.phases = {"block copy": 0.0, "flush": 0.0}
 
     # -- driver -------------------------------------------------------------------------
     def run(self) -> Batch:
@@ -108,7 +111,9 @@ class CopyEngine:
                                    "after the last segment", segment=last.number, field=1, bit=0, sd=True)
         flushes = [Flush(lun) for lun in self.touched.values()]
         if flushes:
+            t0 = time.perf_counter()
             results = yield flushes
+            self.phases["flush"] += time.perf_counter() - t0
             for req, res in zip(flushes, results):
                 if not res.ok:
                     raise device_failure(res.error, segment=last.number if last else 0, role="destination")
@@ -150,7 +155,9 @@ class CopyEngine:
                 self.progress.finish_segment()
 
         written(0, 0)  # leading empty segments are done at once
+        t0 = time.perf_counter()
         results = yield [BlockCopy(extents, self.chunk, self.depth, written)]
+        self.phases["block copy"] += time.perf_counter() - t0
         res = results[0]
         if not res.ok:
             err = res.error

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Generator, Iterable, Mapping, Protocol, Sequence, Union
 
 from scsi import asc as A
@@ -64,19 +65,26 @@ class CopyJob:
     plist: ParameterList
     record: CopyRecord
     result: ScsiResult | None = None
+    #: seconds per phase (resolve, block copy, flush), in the log line that ends the copy
+    phases: dict = field(default_factory=dict)
 
     def run(self) -> Generator[list[IoRequest], list[IoResult], ScsiResult]:
         """Resolve, then yield I/O batches until the copy ends; returns the command's result."""
         m = self.manager
+        t0 = time.perf_counter()
         try:
             steps = build_steps(self.plist, m.resolver_for(self.nexus), m.limits)
+            self.phases["resolve"] = time.perf_counter() - t0
             engine = CopyEngine(steps, self.record.progress, inline=bytes.fromhex(self.plist.inline_data),
                                 chunk=m.limits.chunk_bytes, depth=m.limits.io_depth,
                                 held_limit=m.limits.held_data_limit,
                                 block_copy=getattr(m.driver, "copies_blocks", False),
                                 # a fault plan judges segment= rules between segments: keep them apart
                                 merge_segments=m.faults is None)
-            yield from engine.run()
+            try:
+                yield from engine.run()
+            finally:
+                self.phases.update(engine.phases)
         except CopyError as e:
             self.result = _check(e.sense)
             if isinstance(e, CopyAborted):
@@ -126,7 +134,8 @@ class CopyManager:
                 raise ValueError(f"FC map names unknown LUN {e.lun}")
         self.fc_map = tuple(FcAddress(e.lun, e.lun_number, e.wwpn_bytes(), e.port_id) for e in entries)
         self._own_driver = driver is None
-        self.driver: Driver = driver or ThreadedDriver(self.limits.io_workers, share_budget=2 * self.limits.io_depth)
+        self.driver: Driver = driver or ThreadedDriver(self.limits.io_workers, share_budget=2 * self.limits.io_depth,
+                                                         flush_every=self.limits.flush_behind_bytes)
         self.records = RecordStore(self.limits.total_concurrent_copies, self.limits.max_concurrent_copies)
         self._lock = threading.Lock()
         self.counters = {"copies": 0, "completed": 0, "failed": 0, "rejected": 0, "refused": 0,
@@ -296,8 +305,10 @@ class CopyManager:
             self.counters["completed" if result.ok else "failed"] += 1
             self.counters["bytes"] += nbytes
             self.counters["segments"] += segs
-        log.info("EXTENDED COPY list id %d from %s: %d/%d segments, %d bytes, %s", rec.list_id,
-                 job.nexus.initiator, segs, rec.segments, nbytes, "GOOD" if result.ok else "CHECK CONDITION")
+        took = " ".join(f"{name} {s:.3f} s," for name, s in job.phases.items()).rstrip(",")
+        log.info("EXTENDED COPY list id %d from %s: %d/%d segments, %d bytes, %s in %.3f s (%s)", rec.list_id,
+                 job.nexus.initiator, segs, rec.segments, nbytes, "GOOD" if result.ok else "CHECK CONDITION",
+                 (rec.finished or rec.started) - rec.started, took or "not started")
 
     def _count(self, name: str) -> None:
         with self._lock:

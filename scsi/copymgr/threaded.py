@@ -12,6 +12,7 @@ from typing import Sequence
 
 from scsi.copymgr.blockcopy import BufferPool, DepthMemory, FairShare, run_block_copy
 from scsi.copymgr.io import BlockCopy, IoRequest, IoResult, capture, perform
+from scsi.copymgr.writebehind import FLUSH_BEHIND_BYTES
 from scsi.luns.base import StreamLun
 
 
@@ -25,14 +26,16 @@ class ThreadedDriver:
 
     copies_blocks = True
 
-    def __init__(self, workers: int = 8, share_budget: int = 32):
+    def __init__(self, workers: int = 8, share_budget: int = 32, flush_every: int = FLUSH_BEHIND_BYTES):
+        self.flush_every = flush_every
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copymgr-io")
         self.share = FairShare(share_budget)
         self.depths = DepthMemory()
         self.buffers = BufferPool()
 
     def _block_copy(self, req: BlockCopy) -> IoResult:
-        return capture(lambda: run_block_copy(req, self.share, self._pool, self.depths, self.buffers))
+        return capture(lambda: run_block_copy(req, self.share, self._pool, self.depths, self.buffers,
+                                                    self.flush_every))
 
     def run_batch(self, batch: Sequence[IoRequest]) -> list[IoResult]:
         if not batch:

@@ -221,15 +221,28 @@ class LibiscsiDevice(PyscsiDevice):
                 raise DeviceConnectionError(f"{self.url.display()}: cannot queue command: {self._error_text()}")
             return pending
 
-    def wait(self, pendings: Iterable[Pending] | Pending, *, any_one: bool = False) -> None:
-        """Drive the session until the given commands (or ``any_one`` of them) completed."""
+    def wait(self, pendings: Iterable[Pending] | Pending, *, any_one: bool = False,
+             timeout: float | None = None) -> bool:
+        """Drive the session until the given commands (or ``any_one`` of them) completed.
+
+        With ``timeout`` (seconds) it returns after at most that long, True only
+        if they completed: a caller that watches a long command (EXTENDED COPY)
+        keeps its session serviced -- its PDUs sent, its status read the moment
+        it arrives -- instead of sleeping between polls.
+        """
         items = [pendings] if isinstance(pendings, Pending) else list(pendings)
+        end = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while True:
                 done = [p for p in items if p.done]
                 if (any_one and done) or len(done) == len(items):
-                    return
-                self._service_once()
+                    return True
+                left_ms = None
+                if end is not None:
+                    left_ms = int((end - time.monotonic()) * 1000)
+                    if left_ms <= 0:
+                        return False
+                self._service_once(left_ms)
 
     def _check_usable(self) -> None:
         if self._ctx == L.ffi.NULL:
@@ -237,8 +250,10 @@ class LibiscsiDevice(PyscsiDevice):
         if self._broken is not None:
             raise DeviceConnectionError(f"{self.url.display()}: session lost earlier: {self._broken}")
 
-    def _service_once(self) -> None:
+    def _service_once(self, most_ms: int | None = None) -> None:
         fd, events, wait_ms = self.poll_request()
+        if most_ms is not None:
+            wait_ms = max(0, min(wait_ms, most_ms))
         if fd < 0 or events == 0:  # libiscsi asks us to come back later
             if wait_ms:
                 time.sleep(min(wait_ms, 100) / 1000)

@@ -25,13 +25,12 @@ from pyscsi.pyscsi.scsi_cdb_inquiry import Inquiry
 from pyscsi.pyscsi.scsi_cdb_read16 import Read16
 from pyscsi.pyscsi.scsi_cdb_testunitready import TestUnitReady
 from pyscsi.pyscsi.scsi_cdb_write16 import Write16
-from pyscsi.pyscsi.scsi_command import SCSICommand
 from pyscsi.pyscsi.scsi_enum_command import sbc
 
 from scsi.designators import choose_lu_designator, parse_vpd83, read_capacity, read_vpd83
 from scsi.devices import DeviceCheckCondition, open_device
 from scsi.luns.base import BlockLun, Designator, LunError
-from scsi.luns.remote_async import AsyncSession, lun_error
+from scsi.luns.remote_async import AsyncSession, SynchronizeCache10, lun_error
 from scsi.vpd import BLOCK_LIMITS
 
 log = logging.getLogger(__name__)
@@ -73,16 +72,6 @@ class UnitAttentionRetry:
 
     def __getattr__(self, attr: str) -> Any:  # close(), timeouts ... of the wrapped device
         return getattr(self.device, attr)
-
-
-class SynchronizeCache10(SCSICommand):
-    """SYNCHRONIZE CACHE(10) for the whole LU (pyscsi has no class for it); no data either way."""
-
-    _cdb_bits: dict = {"opcode": [0xFF, 0]}
-
-    def __init__(self) -> None:
-        SCSICommand.__init__(self, sbc.SYNCHRONIZE_CACHE_10, 0, 0)  # pyscsi's metaclass breaks super()
-        self.cdb = bytearray([0x35]) + bytearray(9)
 
 
 class RemoteLun(BlockLun):

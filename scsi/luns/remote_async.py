@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from pyscsi.pyscsi.scsi_command import SCSICommand
+from pyscsi.pyscsi.scsi_enum_command import sbc
+
 from scsi.devices import DeviceCheckCondition
 from scsi.devices.libiscsi_poll import service_sessions
 from scsi.luns.base import LunError
@@ -19,6 +22,16 @@ from scsi.sense import Sense, SenseError
 
 RETRY = "retry"
 UNIT_ATTENTION = 0x6
+
+
+class SynchronizeCache10(SCSICommand):
+    """SYNCHRONIZE CACHE(10) for the whole LU (SBC-3 5.22; pyscsi has no class for it); no data either way."""
+
+    _cdb_bits: dict = {"opcode": [0xFF, 0]}
+
+    def __init__(self) -> None:
+        SCSICommand.__init__(self, sbc.SYNCHRONIZE_CACHE_10, 0, 0)  # pyscsi's metaclass breaks super()
+        self.cdb = bytearray([0x35]) + bytearray(9)
 
 
 def lun_error(name: str, what: str, err: DeviceCheckCondition) -> LunError:
@@ -47,6 +60,10 @@ class AsyncSession:
     def write_from(self, lba: int, blocks: int, buf: Any) -> Any:
         self.lun.check_range(lba, blocks)
         return self.device.submit_block_io(True, lba, blocks, self.block_size, buf)
+
+    def flush(self) -> Any:
+        """Queue SYNCHRONIZE CACHE(10) for the whole LU on this session (complete it by servicing)."""
+        return self.device.submit(SynchronizeCache10())
 
     def outcome(self, pending: Any, what: str) -> BaseException | str | None:
         """How a completed command ended: None (GOOD), RETRY, or the error to report (a LunError

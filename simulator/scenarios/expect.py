@@ -13,6 +13,7 @@ from simulator.scenarios.volumes import ScenarioVolume
 from orchestrator.job import JobReport
 from simulator.san import SimSAN
 from simulator.scenarios.load import Bounds, CiScenario, JobExpect
+from simulator.scenarios.tally import JobTally
 
 
 @dataclass
@@ -45,12 +46,15 @@ class ScenarioRun:
     san: SimSAN
     jobs: list[JobOutcome] = field(default_factory=list)
     volumes: dict[str, ScenarioVolume] = field(default_factory=dict)
+    tally: JobTally | None = None  # detail totals: the jobs' running totals (jobs stays empty)
 
     def summary(self) -> dict:
         cpu = {h: round(self.san.net.work_done(host.cpu), 4) for h, host in self.san.dev.hosts.items()}
+        t = self.tally
+        completed = t.completed if t else sum(1 for j in self.jobs if j.report.ok)
         return {"simulated_seconds": round(self.san.env.now, 3), "cpu_seconds": cpu,
-                "shoeshine_events": len(self.san.timeline.events_of("shoeshine")),
-                "completed_jobs": sum(1 for j in self.jobs if j.report.ok), "jobs": len(self.jobs)}
+                "shoeshine_events": self.san.timeline.count("shoeshine"),
+                "completed_jobs": completed, "jobs": t.jobs if t else len(self.jobs)}
 
 
 @dataclass
@@ -64,15 +68,19 @@ class ScenarioResult:
     summary: dict = field(default_factory=dict)
     jobs: list[dict] = field(default_factory=list)
     wall_seconds: float = 0.0
+    totals: dict = field(default_factory=dict)  # detail totals: the jobs' running totals (jobs stays empty)
 
     @property
     def ok(self) -> bool:
         return not self.failures and not self.error
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "file": self.file, "ok": self.ok, "failures": self.failures,
-                "error": self.error, "summary": self.summary, "jobs": self.jobs,
-                "wall_seconds": round(self.wall_seconds, 3)}
+        out = {"name": self.name, "file": self.file, "ok": self.ok, "failures": self.failures,
+               "error": self.error, "summary": self.summary, "jobs": self.jobs,
+               "wall_seconds": round(self.wall_seconds, 3)}
+        if self.totals:
+            out["job_totals"] = self.totals
+        return out
 
 
 def _bounds(what: str, value: float, b: Bounds | None) -> list[str]:
@@ -145,13 +153,17 @@ def check_job(job: JobOutcome, e: JobExpect) -> list[str]:
     return out
 
 
+def job_problems(scenario: CiScenario, job: JobOutcome) -> list[str]:
+    """A job's unmet expectations, each naming the job: ``job 2 'C1:H:' (restore): ...``."""
+    return [f"job {job.index + 1} {job.name!r} ({job.kind}): {problem}"
+            for problem in check_job(job, scenario.jobs[job.index].expect)]
+
+
 def check_run(run: ScenarioRun) -> list[str]:
     """Every unmet expectation of a run: per job (``job 2 'C1:H:' (restore): ...``), then scenario-wide."""
-    out: list[str] = []
+    out: list[str] = run.tally.problem_lines() if run.tally else []
     for job in run.jobs:
-        step = run.scenario.jobs[job.index]
-        for problem in check_job(job, step.expect):
-            out.append(f"job {job.index + 1} {job.name!r} ({job.kind}): {problem}")
+        out += job_problems(run.scenario, job)
     s = run.summary()
     e = run.scenario.expect
     out += _bounds("simulated seconds", s["simulated_seconds"], e.simulated_seconds)

@@ -138,7 +138,7 @@ class SimRun:
             "events": getattr(self.san.env, "events_processed", None),
             "faults": [f.describe() for f in self.faults],
             "cpu_seconds": cpu,
-            "shoeshine_events": len(self.san.timeline.events_of("shoeshine")),
+            "shoeshine_events": self.san.timeline.count("shoeshine"),
             "jobs": [{"job": f"{r.node}:{r.filespace}", "outcome": r.outcome, "path": r.path_used,
                       "bytes_by_path": r.bytes_by_path, "failovers": [f.reason for f in r.failovers],
                       "message": r.message,
@@ -201,6 +201,7 @@ def setup_scenario(scen: Scenario, base: Path = Path(".")) -> SimSetup:
 # (backups and restores) and what must come out.  Only data lives here; the command line composes
 # the orchestrator's options, analysis, eligibility and jobs with this simulator to run it.
 OptionValue = str | int | float | bool
+AUTO_JOBS = 1000  # detail: auto keeps every job's record up to this many jobs
 
 
 class VolumeSpec(BaseModel):
@@ -312,6 +313,19 @@ class CiScenario(BaseModel):
     jobs: list[JobStep] = Field(min_length=1)
     expect: ScenarioExpect = Field(default_factory=ScenarioExpect)
     tape: TapeScenario | None = Field(None, description="the drives form a tape pool with tape semantics")
+    detail: Literal["auto", "jobs", "totals"] = Field(
+        "auto", description="jobs: keep every job's record and the per-flow timeline; totals: check each job "
+                            "as it ends and keep running totals only (flat memory for capacity runs); "
+                            f"auto: jobs up to {AUTO_JOBS:,} jobs, else totals")
+
+    @property
+    def job_count(self) -> int:
+        return sum(s.count for s in self.jobs)
+
+    @property
+    def keeps_jobs(self) -> bool:
+        """Whether the run keeps every job's record (``detail``)."""
+        return self.detail == "jobs" or (self.detail == "auto" and self.job_count <= AUTO_JOBS)
 
     @model_validator(mode="after")
     def _volumes_known(self) -> CiScenario:

@@ -27,7 +27,8 @@ from orchestrator.drivers.memory_tape import MemoryTapeLun, MemoryTapes
 from scsi.copymgr.config import CopyLimits
 from scsi.luns.memory import BytearrayLun
 from simulator.exact import ExactMover
-from simulator.scenarios.expect import JobOutcome, ScenarioRun
+from simulator.scenarios.expect import JobOutcome, ScenarioRun, job_problems
+from simulator.scenarios.tally import JobTally
 from simulator.scenarios.volumes import ScenarioVolume, build_volume
 from orchestrator.drivers.memory import MemoryDriver
 from simulator.scenarios.jobs import ScenarioJobs
@@ -59,8 +60,9 @@ class ScenarioRunner(ScenarioJobs):
 
     def __init__(self, scen: CiScenario, base_dir: Path = Path("."), *, seed: int | None = None,
                  source: str = "scenario", workdir: Path | None = None,
-                 progress: Callable[[str, float], None] | None = None):
+                 progress: Callable[[str, float], None] | None = None, sink: Callable[[dict], Any] | None = None):
         self.scen, self.base_dir, self.source = scen, base_dir, source
+        self.sink = sink  # detail totals: each finished job's record (JobOutcome.as_dict), instead of keeping it
         self.seed = scen.seed if seed is None else seed
         self.progress = progress
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="serverfree-scenario-")
@@ -76,7 +78,7 @@ class ScenarioRunner(ScenarioJobs):
         scen, source = self.scen, self.source
         self.topology = self._topology()
         self.index = TopologyIndex.build(self.topology)
-        self.san = san_from_topology(self.topology, scen.calibration)
+        self.san = san_from_topology(self.topology, scen.calibration, detail=scen.keeps_jobs)
         self.with_bytes = scen.mode == "exact" or scen.tape is not None or any(
             s.restore or s.mode == "incremental" or s.change or
             str(s.options.get("mode", scen.options.get("mode", ""))).lower() == "incremental" for s in scen.jobs)
@@ -94,7 +96,8 @@ class ScenarioRunner(ScenarioJobs):
             self.designators.update({d: n for d, n in pool.designators.items() if n and d not in self.drives})
         self.memory: MemoryDriver | None = None
         self.driver = self._driver()
-        self.run = ScenarioRun(scen, self.san, volumes=self.volumes)
+        self.run = ScenarioRun(scen, self.san, volumes=self.volumes,
+                               tally=None if scen.keeps_jobs else JobTally(self.sink))
 
     # -- setup ------------------------------------------------------------------------------
     def _topology(self) -> Topology:
@@ -250,7 +253,7 @@ class ScenarioRunner(ScenarioJobs):
                         job = self.restore(step)
                     kind = "backup" if step.backup else "restore"
                     if isinstance(job, JobReport):
-                        self.run.jobs.append(JobOutcome(i, c, kind, name, job))
+                        self._finished(JobOutcome(i, c, kind, name, job))
                         continue
                     proc = self.driver.process(job, name=name, client=vol.client)
                     procs.append((i, c, kind, name, proc))
@@ -271,11 +274,19 @@ class ScenarioRunner(ScenarioJobs):
                         outcome.byte_identical, outcome.compare_note = vol.compare(self.scen.jobs[i].incremental)
                     else:
                         outcome.byte_identical, outcome.compare_note = False, "restore failed"
-                self.run.jobs.append(outcome)
+                self._finished(outcome)
+            del procs  # a phase's jobs are not kept past it (detail totals)
             if self.progress:
                 self.progress(f"{self.scen.name}: step {n + 1}/{len(phases)}", (n + 1) / len(phases))
         self.run.jobs.sort(key=lambda j: (j.index, j.copy))
         return self.run
+
+    def _finished(self, outcome: JobOutcome) -> None:
+        """Keep the job's record (detail jobs), or check it now and add it to the running totals."""
+        if self.run.tally is None:
+            self.run.jobs.append(outcome)
+        else:
+            self.run.tally.add(outcome, job_problems(self.scen, outcome))
 
     def cpu(self) -> dict[str, float]:
         return {h: self.san.net.work_done(host.cpu) for h, host in self.san.dev.hosts.items()}
@@ -297,9 +308,11 @@ class ScenarioRunner(ScenarioJobs):
 
 
 def run_ci_scenario(scen: CiScenario, base_dir: Path = Path("."), *, seed: int | None = None,
-                    source: str = "scenario", progress: Callable[[str, float], None] | None = None) -> ScenarioRun:
-    """Build and run one scenario; the run holds every job's report and the SAN for the summary."""
-    runner = ScenarioRunner(scen, base_dir, seed=seed, source=source, progress=progress)
+                    source: str = "scenario", progress: Callable[[str, float], None] | None = None,
+                    sink: Callable[[dict], Any] | None = None) -> ScenarioRun:
+    """Build and run one scenario; the run holds every job's report (or, detail totals, their running
+    totals: each record goes to ``sink``) and the SAN for the summary."""
+    runner = ScenarioRunner(scen, base_dir, seed=seed, source=source, progress=progress, sink=sink)
     try:
         return runner.execute()
     finally:

@@ -42,6 +42,8 @@ def row_of(run: Run, result: ScenarioRun, wall: float) -> dict[str, Any]:
     """Flatten one run: outcome, backup window, failovers and bottleneck seconds summed over its jobs."""
     row = empty_row(run)
     problems = check_run(result)
+    if result.tally is not None:  # a run that kept totals only
+        return _row_of_totals(row, result, problems, wall)
     jobs = result.jobs
     backups = [j for j in jobs if j.kind == "backup"]
     atts = [j.bottlenecks for j in jobs if j.bottlenecks]
@@ -60,6 +62,22 @@ def row_of(run: Run, result: ScenarioRun, wall: float) -> dict[str, Any]:
                main_bottleneck=max(seconds, key=seconds.__getitem__) if any(seconds.values()) else "",
                paths="+".join(sorted({j.report.path_used for j in jobs if j.report.path_used})),
                wall_seconds=round(wall, 4))
+    row.update({f"bottleneck_{c}_s": round(s, 6) for c, s in seconds.items()})
+    return row
+
+
+def _row_of_totals(row: dict[str, Any], result: ScenarioRun, problems: list[str], wall: float) -> dict[str, Any]:
+    t = result.tally
+    assert t is not None
+    seconds = {c: t.bottleneck_s.get(c, 0.0) for c in CATEGORIES}
+    failures = len(problems) - len(t.problem_lines()) + t.problem_count  # the job lines kept are a sample
+    row.update(ok=not problems, error="", failures=failures, first_failure=problems[0] if problems else "",
+               simulated_seconds=round(result.san.env.now, 6), backup_window_s=round(t.backup_window_s, 6),
+               jobs=t.jobs, completed_jobs=t.completed, failed_jobs=t.jobs - t.completed, failovers=t.failovers,
+               jobs_with_failover=t.jobs_with_failover, failover_path=t.first_failover,
+               failover_seconds=round(t.failover_s, 6), waiting_seconds=round(t.waiting_s, 6),
+               main_bottleneck=max(seconds, key=seconds.__getitem__) if any(seconds.values()) else "",
+               paths="+".join(sorted(t.paths)), wall_seconds=round(wall, 4))
     row.update({f"bottleneck_{c}_s": round(s, 6) for c, s in seconds.items()})
     return row
 

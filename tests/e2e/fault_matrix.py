@@ -8,12 +8,12 @@ finds identical, or exit 1 with one line naming the cause; never exit 2,
 never a traceback, never an active catalogue object that does not restore.
 
 Faults come from the mover's own injection (positions, not times: a seed
-repeats a cell exactly) or from the lab (process killed before the job, LAN
-server down).  The verification cells (run_verification_cell: pool LUN removed,
-backup server SIGKILLed, client SIGKILLed while the server digests the pool for
-a server-free backup) are timed by holding the backup server stopped until the
-client has connected to it.  Every injected fault is confirmed from the mover's log
-(``fault injected: ...``) or the process state, or the cell fails.
+repeats a cell exactly) or from the lab (process killed before the job, the
+LAN path's pool volume gone).  The verification cell (run_verification_cell)
+takes the LAN path's pool away, so the pool cannot be digested on the server's
+side for a server-free backup and the client must check it over the SAN.
+Every injected fault is confirmed from the mover's log (``fault injected: ...``)
+or the process state, or the cell fails.
 
 Run the whole matrix::
 
@@ -55,8 +55,8 @@ KINDS = {
     "busy": "busy=2s@{pos}",
     "copy-aborted": "copy-aborted=0D/02@{pos}",
     "not-ready": "check=02/04/01@{pos}",
-    "lan-server-down": None,
-    "every-path-down": None,  # mover killed, LAN server down, no LAN-free: the job must fail with exit 1
+    "lan-pool-gone": None,  # the LAN path's pool volume (the site's lan_pool) cannot be opened
+    "every-path-down": None,  # mover killed, LAN pool gone, no LAN-free: the job must fail with exit 1
     "source-offline": None,  # tgtd takes the client LUN offline (a backup's source; tgtd: removable LUs only)
     "pool-gone": None,  # tgtd removes the pool LUN
 }
@@ -113,9 +113,9 @@ class MatrixLab:
         self.log_mark = 0
         self.write_site()
 
-    def write_site(self, lan_server: str | None = None, lan_free: bool = True) -> None:
+    def write_site(self, lan_pool: dict[str, str] | None = None, lan_free: bool = True) -> None:
         lab = self.lab
-        site = {"catalogue": str(self.catalogue), "lan_server": lan_server or lab.lanserver.address,
+        site = {"catalogue": str(self.catalogue), "lan_pool": {"volumes": lan_pool or lab.lan_pool},
                 "lan_free": lan_free, "verified_without_topology": True,
                 "devices": {"disk0": lab.url(1), "pool0": lab.url(2), "restore0": lab.url(3)},
                 "movers": {"DM1": {"url": lab.mover_url, "command_timeout": MOVER_TIMEOUT}},
@@ -146,6 +146,10 @@ class MatrixLab:
         self.log_mark = log.stat().st_size if log.exists() else 0  # the log is appended across restarts
         self.lab.start_mover([rule] if rule else [])
         self.write_site()
+
+    def gone_pool(self) -> dict[str, str]:
+        """A lan_pool whose volume file does not exist: the LAN path cannot open the pool."""
+        return {"VOL1": str(self.workdir / "no-such-pool.img")}
 
     def mover_log(self) -> str:
         """What the mover started by the last restart_mover logged."""
@@ -179,10 +183,10 @@ def run_cell(m: MatrixLab, cell: Cell, image_bytes: int) -> dict:
         lab.mover.proc.wait(10)
         if lab.mover.proc.poll() is None:
             problems.append("the mover was not killed")
-    if cell.kind == "lan-server-down":
-        m.write_site(lan_server="127.0.0.1:9")  # discard port: nothing listens
+    if cell.kind == "lan-pool-gone":
+        m.write_site(lan_pool=m.gone_pool())
     if cell.kind == "every-path-down":
-        m.write_site(lan_server="127.0.0.1:9", lan_free=False)
+        m.write_site(lan_pool=m.gone_pool(), lan_free=False)
     if cell.kind == "source-offline":
         lab.set_source_online(False)
     if cell.kind == "pool-gone":
@@ -230,99 +234,42 @@ def run_cell(m: MatrixLab, cell: Cell, image_bytes: int) -> dict:
             "seconds": round(elapsed, 1), "problems": problems}
 
 
-#: faults while a server-free backup verifies (the backup server digests the pool): kind -> expected exit
-VERIFY_KINDS = {"pool-gone": 0, "lan-server-down": 0, "client-killed": None}
-
-
-def _connected_to(port: int) -> bool:
-    """An established TCP connection to 127.0.0.1:port (the kernel accepts it while the server is stopped)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            f = row.split()
-            if f[3] == "01" and int(f[2].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
+#: faults while a server-free backup verifies (the pool digested on the server's side): kind -> expected exit
+VERIFY_KINDS = {"lan-pool-gone": 0}
 
 
 def run_verification_cell(m: MatrixLab, kind: str) -> dict:
-    """A server-free backup with the fault while it verifies: the backup server is SIGSTOPped before the job
-    (a server-free copy needs it only to verify), the fault is applied once the client has connected to it,
-    then the server continues.  Verdicts as run_cell's; a killed client leaves no active object and the next
-    backup completes and restores."""
+    """A server-free backup whose pool cannot be digested on the server's side (the site's lan_pool names a
+    missing file): the copy completes, the client checks the pool over the SAN instead, commits, and the
+    object restores identically (judged by ntfs-3g)."""
     lab, problems = m.lab, []
     m.restart_mover(None)
-    server = lab.lanserver
-    port = int(server.address.rsplit(":", 1)[1])
-    before = _active_ids(m.catalogue)
-    server.signal(signal.SIGSTOP)
+    m.write_site(lan_pool=m.gone_pool())
     t0 = time.monotonic()
-    proc = subprocess.Popen([*CLI, "backup", "image", "E:", "-enableserverfree=yes", "-enablelanfree=yes",
-                             "-imagetype=static", "--json", "--site", str(m.site)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        while not _connected_to(port) and proc.poll() is None and time.monotonic() - t0 < 120:
-            time.sleep(0.02)
-        if proc.poll() is not None:
-            problems.append("the job ended before it verified through the backup server")
-        if kind == "pool-gone":
-            lab.remove_pool()
-        elif kind == "lan-server-down":
-            server.signal(signal.SIGKILL)
-        elif kind == "client-killed":
-            proc.kill()
-        server.signal(signal.SIGCONT)
-        out, err = proc.communicate(timeout=300)
+        res = m.backup()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        lab.restore_pool()
-        if server.proc is not None and server.proc.poll() is not None:
-            server.proc = None
-            server.start()
-        else:
-            server.signal(signal.SIGCONT)
         m.write_site()
     elapsed = time.monotonic() - t0
+    err, out = res.stderr, res.stdout
     if "Traceback" in err:
         problems.append(f"traceback: {err[-400:]}")
-    after = _active_ids(m.catalogue)
+    if "checking the pool device over the SAN" not in err:
+        problems.append(f"the client never lost the server's side while verifying: {err[-300:]}")
+    if res.returncode != VERIFY_KINDS[kind]:
+        problems.append(f"exit {res.returncode} (expected {VERIFY_KINDS[kind]}): {err.strip()[-300:]}")
     report = {}
-    if kind == "client-killed" and proc.returncode != -signal.SIGKILL:
-        problems.append(f"the client was not killed while verifying (exit {proc.returncode})")
-    if kind == "lan-server-down" and "checking the pool device over the SAN" not in err:
-        problems.append(f"the client never lost the backup server while verifying: {err[-300:]}")
-    if kind == "client-killed":
-        nxt = m.backup()  # the next start sweeps the killed job's object; nothing of it may stay active
-        if "marked abandoned" not in nxt.stderr:
-            problems.append(f"the next backup did not sweep the killed job's object: {nxt.stderr[-300:]}")
-        if after - before:
-            problems.append(f"the killed job left active object(s) {sorted(after - before)}")
-        res_code, out = nxt.returncode, nxt.stdout
-        if res_code != 0:
-            problems.append(f"the backup after the kill failed: {nxt.stderr[-300:]}")
-    else:
-        res_code = proc.returncode
-        if res_code != VERIFY_KINDS[kind]:
-            problems.append(f"exit {res_code} (expected {VERIFY_KINDS[kind]}): {err.strip()[-300:]}")
-        if res_code == 1 and (after - before):
-            problems.append(f"a failed backup left active object(s) {sorted(after - before)}")
     try:
         report = json.loads(out) if out.strip() else {}
     except json.JSONDecodeError:
         problems.append(f"--json output is not JSON: {out[:200]}")
-    if res_code == 0:
+    if res.returncode == 0:
         r = m.restore(serverfree=False)
         if r.returncode != 0:
             problems.append(f"the committed object does not restore: {r.stderr.strip()[-300:]}")
         else:
             problems += judge(lab.restore_img, lab.volume.files)
-    exit_code = proc.returncode if kind != "client-killed" else f"killed, next {res_code}"
-    return {"cell": f"backup/{kind}@verification", "rule": None, "exit": exit_code,
+    return {"cell": f"backup/{kind}@verification", "rule": None, "exit": res.returncode,
             "path": report.get("path_used", "-"), "seconds": round(elapsed, 1), "problems": problems}
 
 

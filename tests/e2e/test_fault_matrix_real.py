@@ -78,12 +78,12 @@ def test_busy_mover_is_retried_then_failed_over(matrix):
     m.restart_mover(None)
 
 
-def test_backup_server_lost_while_verifying(matrix):
-    """The backup server SIGKILLed while it digests the pool for a server-free backup: the client checks the
-    pool over the SAN instead, commits, and the object restores identically (judged by ntfs-3g)."""
+def test_the_pool_not_digestible_on_the_servers_side_while_verifying(matrix):
+    """The LAN path's pool gone when a server-free backup verifies: the client checks the pool over the SAN
+    instead, commits, and the object restores identically (judged by ntfs-3g)."""
     from tests.e2e.fault_matrix import run_verification_cell
 
     m, _ = matrix
-    row = run_verification_cell(m, "lan-server-down")
+    row = run_verification_cell(m, "lan-pool-gone")
     assert row["exit"] == 0 and not row["problems"], row
     assert row["seconds"] < 10, row

@@ -41,7 +41,7 @@ def test_up_then_down_stops_every_process_by_pid(tmp_path):
             time.sleep(0.05)
         assert state.exists(), up.stderr.read().decode() if up.poll() is not None else "lab.json never appeared"
         info = json.loads(state.read_text())
-        pids = [info[k] for k in ("pid", "tgtd_pid", "mover_pid", "lanserver_pid")]
+        pids = [info[k] for k in ("pid", "tgtd_pid", "mover_pid")]
         assert all(_alive(p) for p in pids), info
         assert info["mover_url"].startswith("iscsi://127.0.0.1:") and info["files"] > 10
         down = subprocess.run([PY, "-m", "tests.fixtures.sanlab", "down", "--dir", str(lab_dir)], cwd=ROOT,

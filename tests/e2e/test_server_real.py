@@ -39,12 +39,12 @@ def designator(url: str) -> str:
         dev.close()
 
 
-@pytest.fixture(scope="module")
-def server(sanlab, tmp_path_factory):
+def start_server(sanlab, data: Path) -> tuple[subprocess.Popen, int]:
+    """`serverfree server` with its own --data, the lab's mover as DM1, and the lab's pool, node, policy, mover,
+    disk and path defined by the administrator."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    data = tmp_path_factory.mktemp("server")
     proc = subprocess.Popen([SERVERFREE, "server", "--data", str(data), "--listen", f"127.0.0.1:{port}",
                              "--mover", f"DM1={sanlab.mover_url}"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "SERVERFREE_ADMIN_PASSWORD": ADMIN_PW})
@@ -61,10 +61,28 @@ def server(sanlab, tmp_path_factory):
                       "define path DM1 DISK1 srctype=datamover desttype=disk node=LABNODE lun=1"]:
                 ok, out = a.command(c)
                 assert ok, f"{c}: {out}"
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, port
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(15)
+    for f in (proc.stdout, proc.stderr):
+        if f is not None:
+            f.close()
+
+
+@pytest.fixture(scope="module")
+def server(sanlab, tmp_path_factory):
+    data = tmp_path_factory.mktemp("server")
+    proc, port = start_server(sanlab, data)
+    try:
         yield port, data
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(15)
+        stop(proc)
 
 
 def test_server_free_backup_and_restore_commanded_by_the_server(sanlab, server, tmp_path, capsys):
@@ -84,3 +102,38 @@ def test_server_free_backup_and_restore_commanded_by_the_server(sanlab, server, 
     report = json.loads(capsys.readouterr().out)
     assert report["path_used"] == "server-free", report
     assert judge(sanlab.restore_img, sanlab.volume.files) == []
+
+
+def test_the_failover_ladder_through_the_server_on_the_lab(sanlab, tmp_path, capsys):
+    """The mover aborts the server's copy (its own fault injection): the client moves the image LAN-free to the
+    pool LUN on tgtd (its storage-agent map); a client without that map restores it over the LAN through the
+    server.  Judged by ntfs-3g's tools on the restored LUN, and by the mover's log that the fault fired."""
+    sanlab.start_mover(["copy-aborted=0D/02@bytes=2M"])
+    proc, port = start_server(sanlab, tmp_path / "server")
+    try:
+        devices = f'disk0: "{sanlab.url(CLIENT_LUN)}", rest: "{sanlab.url(RESTORE_LUN)}", pool: "{sanlab.url(POOL_LUN)}"'
+        (tmp_path / "site.yaml").write_text(f'devices: {{{devices}}}\nvolumes: {{"E:": {{device: disk0}}}}\n'
+                                            f'storage_agent: {{"{sanlab.pool_img}": pool}}\n')
+        (tmp_path / "site-lan.yaml").write_text(f'devices: {{{devices}}}\nvolumes: {{"E:": {{device: disk0}}}}\n')
+        (tmp_path / "dsm.opt").write_text(f"nodename LABNODE\nenableserverfree yes\nenablelanfree yes\n"
+                                          f"imagetype static\ntcpserveraddress 127.0.0.1\ntcpport {port}\n"
+                                          f"password {NODE_PW}\n")
+        opts = ["--options", str(tmp_path / "dsm.opt"), "--json"]
+        assert main(["backup", "image", "E:", *opts, "--site", str(tmp_path / "site.yaml")]) == 0, \
+            capsys.readouterr()
+        report = json.loads(capsys.readouterr().out)
+        assert report["outcome"] == "completed" and report["path_used"].endswith("lan-free"), report
+        ladder = [(f["from_path"], f["to_path"]) for f in report["failovers"]] or \
+            [("server-free", "lan-free") for r in report["reasons"] if "through the backup server" in r]
+        assert ladder == [("server-free", "lan-free")], report
+        assert "COPY ABORTED" in json.dumps(report), report
+        assert "fault injected: copy-aborted=0D/02@bytes=2M" in (sanlab.workdir / "mover.log").read_text()
+        sanlab.blank_restore_lun()
+        assert main(["restore", "image", "E:", "rest", *opts, "-enableserverfree=no",
+                     "--site", str(tmp_path / "site-lan.yaml")]) == 0, capsys.readouterr()
+        report = json.loads(capsys.readouterr().out)
+        assert report["outcome"] == "completed" and report["path_used"] == "lan", report
+        assert judge(sanlab.restore_img, sanlab.volume.files) == []
+    finally:
+        stop(proc)
+        sanlab.start_mover()

@@ -73,14 +73,14 @@ def from_cli_composer(path: Path, volumes: list[str]) -> dict[str, tuple]:
     out = {}
     for vid in volumes:
         pool_name = next(m.destination for m in topo.mgmtclasses if m.name == vols[vid].mgmtclass)
-        site = SiteConfig(topology=str(path), devices={"d": "x.img"}, lan_server="127.0.0.1:1500",
+        site = SiteConfig(topology=str(path), devices={"d": "x.img"}, lan_pool={"volumes": {"V": "x.img"}},
                           movers={m.name: "inprocess" for m in topo.datamovers},
                           pool={"name": pool_name, "volumes": [{"name": "V", "device": "d", "capacity": "1m"}]},
                           volumes={vid: {"device": "d", "topology_volume": vid}})
         vopts = parse_options(OPTIONS, "dsm.opt").for_volume(vid)
         try:
             paths, elig = site_start("site.yaml", site, vopts, vid, vols[vid].filesystem.value.lower(),
-                                     site.lan_server)
+                                     "lan_pool")
         except NoPathError:
             out[vid] = (None, [], paths_pool(path, vid))
             continue

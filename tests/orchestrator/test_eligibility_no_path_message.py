@@ -19,20 +19,20 @@ def no_path_message(**kw) -> str:
     return str(exc.value)
 
 
-def test_enablelanfree_no_and_missing_lan_server_are_named():
+def test_enablelanfree_no_and_missing_lan_path_are_named():
     msg = no_path_message(verdict=healthy_but_not_server_free(), enablelanfree=False, lan_available=False)
     assert "LAN-free: enablelanfree is no" in msg
-    assert "LAN: no LAN server address is configured" in msg
+    assert "LAN: no LAN path is configured" in msg
     assert "no verified" not in msg
 
 
 def test_without_topology_both_causes_are_given():
     msg = no_path_message(verdict=None, enablelanfree=True, lan_available=False)
     assert "LAN-free: no SAN topology was given" in msg
-    assert "LAN: no LAN server address is configured" in msg
+    assert "LAN: no LAN path is configured" in msg
 
 
-def test_cli_names_the_missing_lan_server(tmp_path, capsys):
+def test_cli_names_the_missing_lan_path(tmp_path, capsys):
     from orchestrator.cli import main
     from orchestrator.volume.samples import bundled_ntfs_image
 
@@ -45,4 +45,4 @@ def test_cli_names_the_missing_lan_server(tmp_path, capsys):
     assert main(["backup", "image", "E:", "--site", str(tmp_path / "site.yaml"),
                  f"-catalog={tmp_path / 'cat.db'}", "-nodename=N1"]) == 2
     err = capsys.readouterr().err
-    assert "LAN-free: enablelanfree is no" in err and "LAN: no LAN server address is configured" in err
+    assert "LAN-free: enablelanfree is no" in err and "LAN: no LAN path is configured" in err

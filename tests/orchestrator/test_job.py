@@ -137,6 +137,9 @@ def test_failed_presnapshotcmd_moves_nothing(world):
                      world.execute)
     assert not report.ok and "presnapshotcmd exited with 3" in report.message
     assert "BeginObject" not in world.log and "TakeSnapshot" not in world.log
+    # no path carried the image, so the report must not name the one it would have started on
+    assert report.path_used == "none" and report.as_dict()["path_used"] == "none"
+    assert "path: none" in report.summary()
 
 
 def test_snapshot_cache_exhaustion_fails_clearly_and_leaves_no_object(world):

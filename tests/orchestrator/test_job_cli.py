@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.lan.server import LanServer
 
 MIB = 1 << 20
 
@@ -26,9 +25,8 @@ def site(tmp_path):
     size = vol.stat().st_size
     (tmp_path / "dest.img").write_bytes(bytes(size))
     (tmp_path / "pool.img").write_bytes(bytes(4 * size + 8 * MIB))
-    server = LanServer({"VOL1": tmp_path / "pool.img"}).start()
     (tmp_path / "site.yaml").write_text(textwrap.dedent(f"""
-        lan_server: {server.address}
+        lan_pool: {{volumes: {{VOL1: pool.img}}}}
         verified_without_topology: true
         devices: {{disk0: vol.img, disk1: dest.img, pool0: pool.img}}
         movers: {{DM1: inprocess}}
@@ -44,7 +42,6 @@ def site(tmp_path):
         catalog {tmp_path / 'cat.db'}
     """))
     yield tmp_path
-    server.close()
 
 
 def cli(tmp, *args):

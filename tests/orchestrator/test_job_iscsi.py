@@ -12,7 +12,6 @@ import textwrap
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.lan.server import LanServer
 
 MIB = 1 << 20
 TARGET = "iqn.2026-11.test.serverfree:job"
@@ -40,10 +39,9 @@ def iscsi_site(tmp_path):
                                                         "serial": "pool0"},
         {"id": 2, "path": str(tmp_path / "dest.img"), "serial": "dest0"}]}), with_copy_manager=True)
     target = ThreadedTarget([built.node]).start()
-    server = LanServer({"VOL1": tmp_path / "pool.img"}).start()
     url = lambda lun: target.url(TARGET, lun)  # noqa: E731
     (tmp_path / "site.yaml").write_text(textwrap.dedent(f"""
-        lan_server: {server.address}
+        lan_pool: {{volumes: {{VOL1: pool.img}}}}
         verified_without_topology: true
         devices: {{disk0: "{url(0)}", pool0: "{url(1)}", disk1: "{url(2)}"}}
         movers: {{DM1: "{url(1)}"}}
@@ -53,7 +51,6 @@ def iscsi_site(tmp_path):
     (tmp_path / "dsm.opt").write_text("nodename NODE1\nenableserverfree yes\nenablelanfree yes\n"
                                       f"imagetype static\ncatalog {tmp_path / 'cat.db'}\n")
     yield tmp_path, built
-    server.close()
     target.stop()
     built.close()
 

@@ -9,7 +9,7 @@ import pytest
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real import RealDriver
 from orchestrator.job import BackupSpec, DeviceSpec, PathPlan, backup_job, run_job
-from orchestrator.lan.server import LanServer
+from orchestrator.lan.local_pool import LocalPool
 from orchestrator.ops import LanFreeWrite, LanSend, PathKind, Piece, VerifyPool
 from scsi.copymgr import CopyLimits, CopyManager
 from scsi.devices import InProcessDevice
@@ -54,7 +54,7 @@ def san(tmp_path):
     cm = CopyManager(luns, limits=CopyLimits(max_segments=8, max_segment_length=MIB, chunk_bytes=256 * KIB))
     cat = Catalogue(tmp_path / "cat.db")
     cat.add_pool_volume("POOL1", "VOL1", "pool0", 32 * MIB)
-    server = LanServer({"VOL1": pool_file}).start()
+    server = LocalPool({"VOL1": pool_file})
     client, pool_side = Watched(BlockLunDevice(disk)), Watched(BlockLunDevice(pool))
     drv = RealDriver(cat, movers={"DM1": InProcessDevice(cm)},
                      devices={"disk0": InProcessDevice(client), "pool0": InProcessDevice(pool_side)})

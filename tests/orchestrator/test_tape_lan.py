@@ -1,4 +1,4 @@
-"""The LAN path to a tape pool with the real driver: the backup server (orchestrator.lan.server) owns the drive
+"""The LAN path to a tape pool with the real driver: the pool side (orchestrator.lan.local_pool) owns the drive
 and writes / reads the object's records; backup and restore jobs over it are byte-identical."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from orchestrator.job import (
 from orchestrator.job.spec import TapePlan
 from orchestrator.lan.client import LanClient
 from orchestrator.lan.frames import OP_ACK, OP_MARK, Frame, LanRemoteError, read_frame
-from orchestrator.lan.server import LanServer, main
+from orchestrator.lan.local_pool import LocalPool
 from orchestrator.ops import PathKind, Piece, pieces_from_extents, run_job
 from orchestrator.plan.tape import TapeFormat
 from orchestrator.lan.tape_server import TapeLanClient, server_read, server_write
@@ -56,7 +56,7 @@ def site(tmp_path):
     tape.write(b"an older object")
     tape.write_filemarks(1)
     drive = TapeLunDevice(tape)
-    server = LanServer({}, tapes={"DRV1": InProcessDevice(drive)}).start()
+    server = LocalPool({}, tapes={"DRV1": InProcessDevice(drive)})
     cat = Catalogue(":memory:")
     cat.add_pool_volume("TAPEPOOL", "VOL001", "DRV1", 1 << 30)
     devices = {"DISK": InProcessDevice(BlockLunDevice(disk)), "DEST": InProcessDevice(BlockLunDevice(dest)),
@@ -117,7 +117,7 @@ def test_a_failing_drive_stops_at_the_last_acknowledged_piece(tmp_path):
     small = TapeLun("DRV1", tmp_path / "small.tape", create=True, capacity=100 * KIB)
     src = random.Random(1).randbytes(192 * KIB)
     pieces = tuple(Piece(o, o, 64 * KIB) for o in range(0, 192 * KIB, 64 * KIB))
-    with LanServer({}, tapes={"DRV1": small}) as server:
+    with LocalPool({}, tapes={"DRV1": small}) as server:
         op = TapeServerWrite(server.address, "SRC", "DRV1", pieces, FMT, position=None)
         r = server_write(op, lambda p: src[p.volume_offset:p.image_end], classify, 10.0)
     assert r.pieces_done == 1 and len(r.stored) == 1
@@ -129,7 +129,7 @@ def test_a_tape_lun_file_owned_by_the_server_round_trips_and_reports_file_number
     TapeLun("X", path, create=True).close()
     data = random.Random(2).randbytes(100 * KIB)
     pieces = (Piece(0, 0, 40 * KIB), Piece(40 * KIB, 40 * KIB, 60 * KIB))
-    with LanServer({}, tapes={"DRV9": path}) as server:
+    with LocalPool({}, tapes={"DRV9": path}) as server:
         for _ in range(2):  # two objects: the second starts after the first one's filemark
             with TapeLanClient(server.address, "DRV9", "write", FMT, None) as c:
                 first, files = c.position, c.file_number
@@ -166,7 +166,7 @@ def _raw_open(address, payload):
 ])
 def test_bad_tape_open_payloads_get_an_error_naming_the_field(tmp_path, payload, words):
     tape = TapeLun("DRV1", tmp_path / "t.tape", create=True)
-    with LanServer({}, tapes={"DRV1": tape}) as server:
+    with LocalPool({}, tapes={"DRV1": tape}) as server:
         c, reply = _raw_open(server.address, payload)
         c.close()
     msg = reply.payload.decode()
@@ -175,7 +175,7 @@ def test_bad_tape_open_payloads_get_an_error_naming_the_field(tmp_path, payload,
 
 def test_protocol_misuse_in_a_tape_session_is_refused_clearly(tmp_path):
     tape = TapeLun("DRV1", tmp_path / "t.tape", create=True)
-    with LanServer({}, tapes={"DRV1": tape}) as server:
+    with LocalPool({}, tapes={"DRV1": tape}) as server:
         with TapeLanClient(server.address, "DRV1", "write", FMT, None) as c:
             with pytest.raises(LanRemoteError, match="busy"):
                 TapeLanClient(server.address, "DRV1", "write", FMT, None)
@@ -196,13 +196,7 @@ def test_protocol_misuse_in_a_tape_session_is_refused_clearly(tmp_path):
 def test_mark_outside_a_tape_session_is_refused(tmp_path):
     vol = tmp_path / "vol.img"
     vol.write_bytes(bytes(4096))
-    with LanServer({"VOL1": vol}) as server, LanClient(server.address, "VOL1", 0) as c:
+    with LocalPool({"VOL1": vol}) as server, LanClient(server.address, "VOL1", 0) as c:
         c.sock.sendall(Frame(OP_MARK).encode())
         reply = read_frame(c.sock)
     assert reply.op != OP_ACK and b"tape session" in reply.payload
-
-
-def test_lanserver_command_line_checks_its_tape_arguments(tmp_path, capsys):
-    assert main(["--tape", "DRV1=" + str(tmp_path / "missing.tape")]) == 2
-    assert "--tape" in capsys.readouterr().err
-    assert main(["--tape", "novalue"]) == 2

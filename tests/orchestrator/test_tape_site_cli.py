@@ -1,12 +1,10 @@
 """Tape pools in the site file: `serverfree backup image` / `restore image` to and from a tape pool on the
 project's own iSCSI target (a disk LUN with an NTFS volume, a tape LUN, a blank LUN and the data mover),
-server-free, LAN-free, and LAN through `python -m orchestrator.lan.server --tape`; bad tape entries are
-refused with the file and the field named."""
+server-free, LAN-free, and LAN through the site's lan_pool (the drive as local mode's server side opens it);
+bad tape entries are refused with the file and the field named."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -18,9 +16,10 @@ MIB = 1 << 20
 TARGET = "iqn.2026-11.test.serverfree:tapesite"
 
 
-def write_site(tmp, urls: dict[str, str], lan_server: str = "", pool_extra: str = "") -> str:
+def write_site(tmp, urls: dict[str, str], lan_tape: str = "", pool_extra: str = "") -> str:
+    lan = f'lan_pool: {{tapes: {{drv1: "{lan_tape}"}}}}' if lan_tape else ""
     (tmp / "site.yaml").write_text(textwrap.dedent(f"""
-        lan_server: "{lan_server}"
+        {lan}
         verified_without_topology: true
         devices: {{disk0: "{urls['disk0']}", drv1: "{urls['drv1']}", disk1: "{urls['disk1']}"}}
         movers: {{DM1: "{urls['mover']}"}}
@@ -114,29 +113,9 @@ def test_lan_free_backup_and_restore_with_a_tape_pool(tape_target, capsys):
     assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
 
 
-@pytest.fixture
-def lan_server_process(tape_target):
-    """`python -m orchestrator.lan.server --tape drv1=URL` owning the target's tape LUN."""
+def test_lan_backup_and_restore_through_the_lan_pool_owning_the_drive(tape_target, capsys):
     tmp, built, urls = tape_target
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.lan.server", "--listen", "127.0.0.1:0",
-                             "--tape", f"drv1={urls['drv1']}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("listening "), (line, proc.stderr.read() if proc.poll() is not None else "")
-        yield tmp, built, urls, line.split()[1]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def test_lan_backup_and_restore_through_the_lanserver_process_owning_the_drive(lan_server_process, capsys):
-    tmp, built, urls, address = lan_server_process
-    site = write_site(tmp, urls, lan_server=address, pool_extra="lan_drive: drv1")
+    site = write_site(tmp, urls, lan_tape=urls["drv1"], pool_extra="lan_drive: drv1")
     off = ["-enableserverfree=no", "-enablelanfree=no"]
     assert run_cli(tmp, site, "backup", "image", "E:", *off) == 0
     report = json.loads(capsys.readouterr().out)
@@ -238,8 +217,10 @@ def file_tape_site(tmp_path):
     (tmp_path / "dsm.opt").write_text("nodename NODE1\nenableserverfree yes\nenablelanfree yes\n"
                                       f"imagetype static\ncatalog {tmp_path / 'cat.db'}\n")
 
-    def site(pool: str, lan_server: str = "127.0.0.1:9") -> str:
-        (tmp_path / "site.yaml").write_text(f'lan_server: "{lan_server}"' + textwrap.dedent("""
+    gone = "lan_pool: {tapes: {drv1: gone.tape, drv2: gone.tape}}"  # a LAN path whose drives cannot be opened
+
+    def site(pool: str, lan: str = gone) -> str:
+        (tmp_path / "site.yaml").write_text(lan + textwrap.dedent("""
             verified_without_topology: true
             devices: {disk0: vol.img, drv1: drv1.tape, drv2: drv2.tape, disk1: dest.img}
             movers: {DM1: inprocess}
@@ -274,7 +255,7 @@ def test_fixed_block_tape_pool_on_emulated_tape_files_with_the_in_process_mover(
     assert (tmp / "dest.img").read_bytes() == (tmp / "vol.img").read_bytes()
 
 
-def test_a_lan_restore_of_an_image_on_a_drive_the_lan_server_does_not_serve_is_refused_up_front(
+def test_a_lan_restore_of_an_image_on_a_drive_the_lan_path_does_not_reach_is_refused_up_front(
         file_tape_site, capsys):
     tmp, make = file_tape_site
     site = make("drives: [drv1, drv2]\nlan_drive: drv2\n")
@@ -289,19 +270,19 @@ def test_a_lan_restore_of_an_image_on_a_drive_the_lan_server_does_not_serve_is_r
 def test_a_fixed_block_pool_takes_no_lan_free_path_and_says_why(file_tape_site, capsys):
     tmp, make = file_tape_site
     fixed = "record_size: 32k\nblock_mode: fixed\nblock_length: 512\ndrives: [drv1]\n"
-    site = make(fixed, lan_server="")
+    site = make(fixed, lan="")
     assert run_cli(tmp, site, "backup", "image", "E:", "-enableserverfree=no") == 2
     err = capsys.readouterr().err
-    assert "fixed-block tape pool has no LAN-free path" in err and "no LAN server" in err, err
-    site = make(fixed)  # a LAN server address that refuses: the job starts on the LAN path, not LAN-free
+    assert "fixed-block tape pool has no LAN-free path" in err and "no LAN path is configured" in err, err
+    site = make(fixed)  # a LAN path whose drive cannot be opened: the job starts on the LAN path, not LAN-free
     assert run_cli(tmp, site, "backup", "image", "E:", "-enableserverfree=no") == 1
     report = json.loads(capsys.readouterr().out)
     assert report["start_path"] == "lan" and report["outcome"] == "failed", report
     assert any("fixed-block tape pool has no LAN-free path" in r for r in report["reasons"])
-    assert "Connection refused" in report["message"]
+    assert "gone.tape" in report["message"]
 
 
-def test_a_lan_backup_needs_a_pool_volume_in_the_lan_servers_drive(file_tape_site, capsys):
+def test_a_lan_backup_needs_a_pool_volume_in_the_lan_drive(file_tape_site, capsys):
     tmp, make = file_tape_site
     site = make("drives: [drv1, drv2]\nlan_drive: drv2\n")
     assert run_cli(tmp, site, "backup", "image", "E:", "-enableserverfree=no", "-enablelanfree=no") == 2

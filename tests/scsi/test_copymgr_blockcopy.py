@@ -49,6 +49,21 @@ def test_depth_backs_off_when_a_deeper_queue_only_adds_latency():
     assert tuner.depth >= 2
 
 
+def test_noisy_windows_do_not_walk_the_depth_down_to_where_it_is_slow():
+    """tgtd-like devices: depth 2 is 40 % slower, 4 and up are equal, and windows vary by +-15 %."""
+    import random
+    rng = random.Random(11)
+    for seed in range(20):
+        rng.seed(seed)
+        clock = Clock()
+        tuner = DepthTuner(16, start=8, clock=clock)
+        for _ in range(64):  # a 1 GiB list in 1 MiB chunks
+            feed(tuner, clock, lambda d: (1.5e8 if d <= 2 else 2.5e8) * rng.uniform(0.85, 1.15))
+        at_two = sum(1 for d, _ in tuner.history if d <= 2)
+        assert at_two <= 8, (seed, tuner.history)  # only the odd probe of the shallow end
+        assert tuner.depth >= 4, (seed, tuner.history)
+
+
 def test_fair_share_splits_the_budget_among_running_copies():
     share = FairShare(32)
     share.join()

@@ -7,10 +7,13 @@ import pytest
 
 from scsi.luns.file import FileBlockLun
 from scsi.luns.memory import MemoryBlockLun
-from scsi.result import Nexus, ScsiResult, Status
+from scsi.result import Nexus, ScsiResult
 from scsi.sense import Sense, SenseKey
 from scsi.target.blockdev import BlockLunDevice
 from scsi.target.scsitarget import ScsiTarget
+from tests.fixtures import inproc_scsi
+from tests.fixtures.inproc_scsi import key_asc as asc
+from tests.fixtures.inproc_scsi import sense_of
 
 NEXUS = Nexus("iqn.2026-11.org.test:host", "iqn.2026-11.org.test:dm", 0)
 
@@ -29,34 +32,8 @@ class FakeCopyManager:
         return bytes([0x00, 0x8F, 0x00, 0x04, 0xDE, 0xAD, 0xBE, 0xEF])
 
 
-@pytest.fixture
-def lun(tmp_path):
-    path = tmp_path / "disk.img"
-    path.write_bytes(b"\0" * (2048 * 512))
-    lun = FileBlockLun("lun0", path, serial="SERIAL0001")
-    yield lun
-    lun.close()
-
-
-@pytest.fixture
-def dev(lun):
-    d = BlockLunDevice(lun)
-    yield d
-    d.close()
-
-
 def run(dev, cdb: bytes, data_out: bytes = b"", n: int = 4096, nexus: Nexus = NEXUS) -> ScsiResult:
-    return dev.execute(nexus, bytes(cdb), data_out, n)
-
-
-def sense_of(r: ScsiResult) -> Sense:
-    assert r.status == Status.CHECK_CONDITION, r
-    return Sense.decode(r.sense)
-
-
-def asc(r: ScsiResult) -> tuple[int, int, int]:
-    s = sense_of(r)
-    return int(s.key), s.asc, s.ascq
+    return inproc_scsi.run(dev, cdb, data_out, nexus, alloc=n)
 
 
 def test_standard_inquiry_spc4_sbc3_and_no_3pc_without_copy_manager(dev):

@@ -7,53 +7,15 @@ import struct
 import pytest
 
 from scsi.luns.file import FileBlockLun
-from scsi.luns.memory import MemoryBlockLun
-from scsi.result import Nexus, ScsiResult, Status
+from scsi.result import Nexus, ScsiResult
 from scsi.sense import Sense, SenseKey
 from scsi.target.blockdev import BlockLunDevice
 from scsi.target.scsitarget import ScsiTarget
+from tests.fixtures.inproc_scsi import A, B, run
+from tests.fixtures.inproc_scsi import key_asc as asc
+from tests.fixtures.inproc_scsi import sense_of as sense
 
-BLOCKS = 2048
-A = Nexus("iqn.2026-11.org.test:a,isid1", "iqn.2026-11.org.test:dm", 0)
-B = Nexus("iqn.2026-11.org.test:b,isid2", "iqn.2026-11.org.test:dm", 0)
-
-
-@pytest.fixture
-def lun(tmp_path):
-    path = tmp_path / "disk.img"
-    with open(path, "wb") as f:
-        f.truncate(BLOCKS * 512)
-    lun = FileBlockLun("lun0", path, serial="SERIAL0001")
-    yield lun
-    lun.close()
-
-
-@pytest.fixture
-def dev(lun):
-    d = BlockLunDevice(lun)
-    yield d
-    d.close()
-
-
-@pytest.fixture
-def mem_dev():
-    d = BlockLunDevice(MemoryBlockLun("m", num_blocks=64))
-    yield d
-    d.close()
-
-
-def run(dev, cdb: bytes, data_out: bytes = b"", nexus: Nexus = A) -> ScsiResult:
-    return dev.execute(nexus, bytes(cdb), data_out, 1 << 20)
-
-
-def sense(r: ScsiResult) -> Sense:
-    assert r.status == Status.CHECK_CONDITION, r
-    return Sense.decode(r.sense)
-
-
-def asc(r: ScsiResult) -> tuple[int, int, int]:
-    s = sense(r)
-    return int(s.key), s.asc, s.ascq
+BLOCKS = 2048  # sizes the conftest's file LUN
 
 
 def pointer(r: ScsiResult) -> tuple[int, int | None]:

@@ -9,13 +9,11 @@ import struct
 
 import pytest
 
-from scsi.luns.memory import MemoryBlockLun
 from scsi.result import Nexus, ScsiResult, Status
-from scsi.sense import Sense, SenseKey
-from scsi.target.blockdev import BlockLunDevice
+from scsi.sense import SenseKey
+from tests.fixtures.inproc_scsi import A, B, run, sense_of
+from tests.fixtures.inproc_scsi import key_asc as asc
 
-A = Nexus("iqn.2026-11.org.test:a,i,0x400001370001", "iqn.2026-11.org.test:dm", 0)
-B = Nexus("iqn.2026-11.org.test:b,i,0x400001370002", "iqn.2026-11.org.test:dm", 0)
 C = Nexus("iqn.2026-11.org.test:c,i,0x400001370003", "iqn.2026-11.org.test:dm", 0)
 WE, EA, WE_RO, EA_RO, WE_AR, EA_AR = 1, 3, 5, 6, 7, 8
 TUR = bytes(6)
@@ -24,14 +22,8 @@ WRITE10 = bytes([0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0])
 
 
 @pytest.fixture
-def dev():
-    d = BlockLunDevice(MemoryBlockLun("m", num_blocks=64))
-    yield d
-    d.close()
-
-
-def run(dev, cdb: bytes, data_out: bytes = b"", nexus: Nexus = A) -> ScsiResult:
-    return dev.execute(nexus, bytes(cdb), data_out, 1 << 20)
+def dev(mem_dev):
+    return mem_dev
 
 
 def prout(dev, nexus, sa, key=0, sa_key=0, type_=0, scope=0, flags=0, length=24) -> ScsiResult:
@@ -58,12 +50,6 @@ def reservation(dev) -> tuple[int, int] | None:
         return None
     assert len(data) == 24
     return struct.unpack(">Q", data[8:16])[0], data[21]
-
-
-def asc(r: ScsiResult) -> tuple[int, int, int]:
-    assert r.status == Status.CHECK_CONDITION, r
-    s = Sense.decode(r.sense)
-    return int(s.key), s.asc, s.ascq
 
 
 def ok(r: ScsiResult) -> None:
@@ -202,7 +188,7 @@ def test_bad_prout_cdbs_and_parameter_lists(dev):
     assert asc(prout(dev, A, 1, key=0xAA, type_=2)) == (SenseKey.ILLEGAL_REQUEST, 0x24, 0x00)  # bad type
     r = prout(dev, A, 1, key=0xAA, type_=WE, scope=1)
     assert asc(r) == (SenseKey.ILLEGAL_REQUEST, 0x24, 0x00)
-    assert Sense.decode(r.sense).sks.byte == 2
+    assert sense_of(r).sks.byte == 2
     assert asc(prout(dev, A, 7, key=0xAA)) == (SenseKey.ILLEGAL_REQUEST, 0x24, 0x00)  # REGISTER AND MOVE
     assert asc(prout(dev, A, 0, key=0xAA, sa_key=1, length=20)) == (SenseKey.ILLEGAL_REQUEST, 0x1A, 0x00)
     assert asc(prout(dev, A, 0, key=0xAA, sa_key=1, flags=0x01)) == (SenseKey.ILLEGAL_REQUEST, 0x26, 0x00)  # APTPL

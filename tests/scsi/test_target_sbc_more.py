@@ -8,41 +8,12 @@ import threading
 
 import pytest
 
-from scsi.luns.file import FileBlockLun
-from scsi.result import Nexus, ScsiResult, Status
+from scsi.result import Nexus, Status
 from scsi.sense import Sense
-from scsi.target.blockdev import BlockLunDevice
+from tests.fixtures.inproc_scsi import A, B, key_asc, run
 
-BLOCKS = 4096
-A = Nexus("iqn.2026-12.org.test:a,i,0x800000000001", "iqn.2026-12.org.test:dm", 0)
-B = Nexus("iqn.2026-12.org.test:b,i,0x800000000002", "iqn.2026-12.org.test:dm", 0)
-
-
-@pytest.fixture
-def lun(tmp_path):
-    path = tmp_path / "disk.img"
-    with open(path, "wb") as f:
-        f.truncate(BLOCKS * 512)
-    lun = FileBlockLun("lun0", path, serial="SBCMORE001")
-    yield lun
-    lun.close()
-
-
-@pytest.fixture
-def dev(lun):
-    d = BlockLunDevice(lun)
-    yield d
-    d.close()
-
-
-def run(dev, cdb: bytes, data_out: bytes = b"", nexus: Nexus = A) -> ScsiResult:
-    return dev.execute(nexus, bytes(cdb), data_out, 1 << 20)
-
-
-def key_asc(r: ScsiResult) -> tuple[int, int, int]:
-    assert r.status == Status.CHECK_CONDITION, r
-    s = Sense.decode(r.sense)
-    return int(s.key), s.asc, s.ascq
+BLOCKS = 4096  # sizes the conftest's file LUN
+SERIAL = "SBCMORE001"
 
 
 def cdb16(op: int, lba: int, n: int, byte1: int = 0) -> bytes:

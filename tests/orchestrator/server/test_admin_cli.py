@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,23 @@ def test_refused_commands_and_bad_logins_have_their_exit_status(server_process):
     assert r.returncode == 2 and "authentication failed" in r.stderr and "Traceback" not in r.stderr
     r = admin(port, "query actlog search=refused")
     assert "ANR0424W" in r.stdout
+    with socket.socket() as s:  # a port nothing listens on: no session, exit 2, one line
+        s.bind(("127.0.0.1", 0))
+        closed = str(s.getsockname()[1])
+    r = admin(closed, "query node")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot reach the server" in r.stderr, r.stderr
+
+
+def test_a_volume_the_server_cannot_create_is_refused_and_the_session_goes_on(server_process):
+    port, tmp = server_process
+    macro = tmp / "vol.mac"
+    macro.write_text("define devclass F devtype=file\ndefine stgpool P F\n"
+                     f"define volume P {tmp / 'no-such-dir' / 'v.img'} capacity=1m\n"
+                     "define mgmtclass STANDARD STANDARD destination=P\n")
+    r = admin(port, "macro", str(macro))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert "ANR2020E DEFINE VOLUME" in r.stdout and "No such file or directory" in r.stdout
+    assert "ANR1520I Management class STANDARD defined" in r.stdout.split("ANR2020E")[1]  # the same session
 
 
 def test_interactive_prompt(server_process):

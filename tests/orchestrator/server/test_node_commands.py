@@ -136,3 +136,74 @@ def test_incremental_and_point_in_time_through_the_server(client, capsys):
     assert (tmp / "r.img").read_bytes() == bytes(changed)
     assert main(["restore", "image", "E:", "disk1", pw, f"-pitdate={between}", *opts]) == 0, capsys.readouterr()
     assert (tmp / "r.img").read_bytes() == vol
+
+
+def test_lan_free_restore_reads_the_granted_range_of_the_pool(client, capsys):
+    srv, tmp, opts, vol = client
+    pw = f"-password={NODE_PW['NODEA']}"
+    assert main(["backup", "image", "E:", pw, "-imagegapsize=0", *opts]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    lan_free_site(tmp, tmp / "pool0.img")
+    rc = main(["restore", "image", "E:", "disk1", "--json", pw, "-enablelanfree=yes", *opts])
+    out = capsys.readouterr()
+    assert rc == 0, out.err + out.out
+    report = json.loads(out.out)
+    assert report["path_used"] == "lan-free" and not report["failovers"], report
+    assert (tmp / "r.img").read_bytes() == vol
+    assert "granted LAN-free read of object" in actlog(srv)
+    deadline = time.monotonic() + 10  # the server's session thread logs the end after the client's bye
+    while "ended with the session" not in actlog(srv) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "read grant(s) of node NODEA for object(s)" in actlog(srv)
+
+
+def test_a_lan_free_restore_to_an_unmapped_volume_goes_over_the_lan(client, capsys):
+    srv, tmp, opts, vol = client
+    pw = f"-password={NODE_PW['NODEA']}"
+    assert main(["backup", "image", "E:", pw, "-imagegapsize=0", *opts]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    lan_free_site(tmp, "/not/the/pool.img")
+    rc = main(["restore", "image", "E:", "disk1", "--json", pw, "-enablelanfree=yes", *opts])
+    out = capsys.readouterr()
+    assert rc == 0, out.err + out.out
+    report = json.loads(out.out)
+    assert report["path_used"] == "lan" and "does not map to a device of this client" in json.dumps(report)
+    assert (tmp / "r.img").read_bytes() == vol
+
+
+def test_read_grants_are_per_node_per_range_and_end_with_the_session(client, capsys):
+    from orchestrator.drivers.site import OpenSite, load_site
+    from orchestrator.ops import LanFreeRead, StoredPiece
+    from orchestrator.server.client import ServerRefused
+    from orchestrator.server.node_client import NodeSession
+    from orchestrator.server.node_driver import ServerDriver
+
+    srv, tmp, opts, vol = client
+    host, port = hostport(srv)
+    pw = f"-password={NODE_PW['NODEA']}"
+    assert main(["backup", "image", "E:", pw, "-imagegapsize=0", *opts]) == 0, capsys.readouterr()
+    with NodeSession(host, port, "NODEA", NODE_PW["NODEA"]) as a:
+        oid = a.query("E:")[0]["id"]
+    with NodeSession(host, port, "NODEB", NODE_PW["NODEB"]) as b, \
+            pytest.raises(ServerRefused, match=f"object {oid} is not an object of node NODEB"):
+        b.restore_grant(oid)
+    assert "NODEB refused - object" in actlog(srv)
+    lan_free_site(tmp, tmp / "pool0.img")
+    site = load_site(tmp / "site.yaml")
+    with OpenSite(site) as opened:
+        a = NodeSession(host, port, "NODEA", NODE_PW["NODEA"])
+        driver = ServerDriver(None, opened.movers, opened.devices, session=a)  # type: ignore[arg-type]
+        g = a.restore_grant(oid)
+        driver.grant_read("pooldev", g["pool_offset"], g["length"])
+
+        def read(image_offset: int, length: int):
+            piece = StoredPiece(image_offset, image_offset, length)
+            return driver.execute(LanFreeRead("pooldev", g["pool_offset"], "disk1", 0, (piece,)))
+
+        assert read(0, 4096).failure is None
+        outside = read(g["length"] - 4096, 8192)  # runs past the object into pool space not granted
+        assert outside.failure is not None and "outside the range the backup server granted" in \
+            outside.failure.message and outside.pieces_done == 0
+        a.close()
+        ended = read(0, 4096)
+        assert ended.failure is not None and "session that held the read grant has ended" in ended.failure.message

@@ -55,7 +55,9 @@ def fabric_file(path, disk_naa: str, pool_naa: str, mover_zoned: bool = True):
     return path
 
 
-def make_lab(tmp_path, chap: bool = False, fabric: bool = False):
+def make_lab(tmp_path, chap: bool = False, fabric: bool = False, faults: list[str] | None = None,
+             raw_mib: int = 0):
+    """The lab; ``raw_mib``: the client's volume is that many MiB of random bytes (a raw volume) instead of NTFS."""
     try:
         from scsi.devices.iscsi import LibiscsiDevice  # noqa: F401 - needs libiscsi's shared library
     except (ImportError, OSError) as exc:
@@ -68,11 +70,18 @@ def make_lab(tmp_path, chap: bool = False, fabric: bool = False):
     from orchestrator.drivers.real_devices import BlockIO
     from orchestrator.volume.samples import bundled_ntfs_image
 
-    vol = bundled_ntfs_image(tmp_path / "vol.img")
+    if raw_mib:
+        import random
+
+        vol = tmp_path / "vol.img"
+        vol.write_bytes(random.Random(5).randbytes(raw_mib * MIB))
+    else:
+        vol = bundled_ntfs_image(tmp_path / "vol.img")
     size = vol.stat().st_size
     (tmp_path / "dest.img").write_bytes(bytes(size))
     (tmp_path / "pool.img").write_bytes(bytes(2 * size + 8 * MIB))
-    built = build_target(parse_config({"target": TARGET, **({"chap": CHAP} if chap else {}), "luns": [
+    built = build_target(parse_config({"target": TARGET, **({"chap": CHAP} if chap else {}),
+                                       **({"faults": faults} if faults else {}), "luns": [
         {"id": 0, "path": str(vol), "serial": "vol0"}, {"id": 1, "path": str(tmp_path / "pool.img"), "serial": "pool0"},
         {"id": 2, "path": str(tmp_path / "dest.img"), "serial": "dest0"}]}), with_copy_manager=True)
     target = ThreadedTarget([built.node]).start()
@@ -101,7 +110,7 @@ def make_lab(tmp_path, chap: bool = False, fabric: bool = False):
             assert ok, f"{c}: {out}"
     (tmp_path / "site.yaml").write_text(textwrap.dedent(f"""
         devices: {{disk0: "{url(0)}", disk1: "{url(2)}"}}
-        volumes: {{"E:": {{device: disk0}}}}
+        volumes: {{"E:": {{device: disk0{", filesystem: raw" if raw_mib else ""}}}}}
     """))
     host, port = hostport(srv)
     (tmp_path / "dsm.opt").write_text(f"nodename NODEA\nenableserverfree yes\nimagetype static\n"
@@ -175,3 +184,62 @@ def test_with_a_fabric_the_server_verifies_the_san_path(fabric_lab, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["path_used"] == "lan", report
     assert "the topology has no server-free path for NODEA:E:" in json.dumps(report)
+
+
+def test_incremental_chains_and_point_in_time_restore_server_free(lab, capsys):
+    """The mover copies an image incremental (the client's scan decides what changed), and restores the full
+    image and its incrementals (or the chain in force at -pitdate)."""
+    import time
+    from datetime import datetime, timezone
+
+    tmp, srv, built, _ = lab
+    (tmp / "site.yaml").write_text((tmp / "site.yaml").read_text().replace("{device: disk0}",
+                                                                           "{device: disk0, filesystem: raw}"))
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json"]
+    original = (tmp / "vol.img").read_bytes()
+    assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
+    full = json.loads(capsys.readouterr().out)
+    assert full["path_used"] == "server-free"
+    time.sleep(0.05)
+    between = datetime.now(timezone.utc).isoformat()
+    changed = bytearray(original)
+    changed[4 * MIB + 300_000:4 * MIB + 305_000] = b"\x5a" * 5000  # inside used data
+    (tmp / "vol.img").write_bytes(bytes(changed))
+    assert main(["backup", "image", "E:", *opts, "-mode=incremental"]) == 0, capsys.readouterr()
+    incr = json.loads(capsys.readouterr().out)
+    assert incr["outcome"] == "completed" and incr["image_size"] < full["image_size"], incr
+    assert incr["path_used"] == "server-free", incr  # the client scanned its volume, the mover copied the change
+    with srv.pools.catalogue() as cat:
+        assert [(o.mode, o.base_id) for o in cat.query("NODEA", inactive=True)] == \
+            [("selective", None), ("incremental", full["object_id"])]
+    copies = built.counters()["xcopy.completed"]
+    assert main(["restore", "image", "E:", "disk1", *opts, "-incremental", "-enableserverfree=no"]) == 0
+    lanrep = json.loads(capsys.readouterr().out)
+    assert lanrep["path_used"] == "lan" and (tmp / "dest.img").read_bytes() == bytes(changed)  # the LAN's view
+    (tmp / "dest.img").write_bytes(bytes(len(original)))
+    assert main(["restore", "image", "E:", "disk1", *opts, "-incremental"]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "server-free", report
+    assert built.counters()["xcopy.completed"] > copies
+    assert (tmp / "dest.img").read_bytes() == bytes(changed)
+    assert main(["restore", "image", "E:", "disk1", *opts, f"-pitdate={between}"]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "server-free", report
+    assert (tmp / "dest.img").read_bytes() == original
+
+
+def test_a_topology_verdict_about_another_pool_does_not_count(fabric_lab, capsys):
+    """The server's policy decides the destination: a fabric whose volume's class sends it to other LUNs
+    proves no path to the pool the data goes to, so the copy is not server-free and the report says why."""
+    import yaml
+
+    tmp, srv, built, url = fabric_lab
+    fabric = yaml.safe_load((tmp / "fabric.yaml").read_text())
+    fabric_file(tmp / "fabric.yaml", fabric["arrays"][0]["luns"][0]["naa"], "600140500000000000000000000000ff")
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json"]
+    assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "lan", report
+    assert "judged the path of NODEA:E: to pool SFPOOL" in json.dumps(report)
+    assert "the server's policy sends it to pool POOL1" in json.dumps(report)
+    assert built.counters().get("xcopy.copies", 0) == 0

@@ -1,5 +1,5 @@
-"""tcpserveraddress/tcpport name the LAN server when the site file does not; domain.image drives
-`backup image` with no VOLUME (minus exclude.image), as dsmc does."""
+"""Local mode's LAN path is the site file's lan_pool (tcpserveraddress no longer names an open LAN data
+process); domain.image drives `backup image` with no VOLUME (minus exclude.image), as dsmc does."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,6 @@ import textwrap
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.lan.server import LanServer
-from orchestrator.options import parse_options
 
 MIB = 1 << 20
 
@@ -24,8 +22,8 @@ def lab(tmp_path):
     size = vol.stat().st_size
     cap = 6 * size + 8 * MIB
     (tmp_path / "pool.img").write_bytes(bytes(cap))
-    server = LanServer({"VOL1": tmp_path / "pool.img"}).start()
     body = textwrap.dedent(f"""
+        lan_pool: {{volumes: {{VOL1: pool.img}}}}
         verified_without_topology: true
         lan_free: false
         devices: {{disk0: e.img, disk1: f.img, pool0: pool.img}}
@@ -33,30 +31,20 @@ def lab(tmp_path):
         pool: {{name: POOL1, volumes: [{{name: VOL1, device: pool0, capacity: {cap}}}]}}
         volumes: {{"E:": {{device: disk0}}, "F:": {{device: disk1}}}}
     """)
-    (tmp_path / "site.yaml").write_text(body)  # no lan_server
-    host, _, port = server.address.rpartition(":")
+    (tmp_path / "site.yaml").write_text(body)
     (tmp_path / "dsm.opt").write_text(textwrap.dedent(f"""
         nodename NODE1
         imagetype static
         catalog {tmp_path / 'cat.db'}
-        tcpserveraddress {host}
-        tcpport {port}
     """))
     yield tmp_path
-    server.close()
 
 
 def backup(lab, *args):
     return main(["backup", "image", *args, "--site", str(lab / "site.yaml"), "--options", str(lab / "dsm.opt")])
 
 
-def test_default_tcp_options_name_no_server():
-    assert parse_options("").lan_server_address() == ""
-    assert parse_options("tcpport 1600").lan_server_address() == "127.0.0.1:1600"
-    assert parse_options("tcpserveraddress backup.example").lan_server_address() == "backup.example:1500"
-
-
-def test_tcpserveraddress_and_tcpport_are_the_lan_server(lab, capsys):
+def test_the_lan_path_of_local_mode_is_the_lan_pool(lab, capsys):
     assert backup(lab, "E:", "-enableserverfree=no", "--json") == 0
     report = json.loads(capsys.readouterr().out)
     assert report["outcome"] == "completed" and report["path_used"] == "lan"
@@ -64,6 +52,16 @@ def test_tcpserveraddress_and_tcpport_are_the_lan_server(lab, capsys):
                  "--options", str(lab / "dsm.opt"), "-enableserverfree=no"]) == 0
     assert "completed" in capsys.readouterr().out
     assert (lab / "e.img").read_bytes() == (lab / "f.img").read_bytes()
+
+
+def test_tcpserveraddress_names_no_lan_path_in_local_mode(lab, capsys):
+    site = (lab / "site.yaml").read_text().replace("lan_pool: {volumes: {VOL1: pool.img}}\n", "")
+    (lab / "site.yaml").write_text(site)
+    with open(lab / "dsm.opt", "a") as f:
+        f.write("tcpserveraddress 127.0.0.1\ntcpport 1500\n")
+    assert backup(lab, "E:", "-enableserverfree=no") == 2
+    err = capsys.readouterr().err
+    assert "LAN: no LAN path is configured (local mode: lan_pool in the site file" in err
 
 
 def test_no_volume_backs_up_every_domain_volume_but_excluded_ones(lab, capsys):

@@ -1,11 +1,13 @@
-"""The LAN backup server: frames, pool writes at fixed places, errors, robustness."""
+"""Local mode's LAN path (the in-process pool): frames, pool writes at fixed places, errors, robustness.
+
+The open LAN data process is retired: no module runs it, a LocalPool listens on no network port, and a
+site file naming lan_server is refused with one line.
+"""
 from __future__ import annotations
 
+import importlib.util
 import os
-import signal
 import socket
-import subprocess
-import sys
 import zlib
 
 import pytest
@@ -13,14 +15,14 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from orchestrator.lan.client import LanClient
 from orchestrator.lan.frames import FRAME, MAGIC, OP_PUT, Frame, LanRemoteError
-from orchestrator.lan.server import LanServer
+from orchestrator.lan.local_pool import LocalPool
 
 
 @pytest.fixture
 def server(tmp_path):
     pool = tmp_path / "pool.img"
     pool.write_bytes(bytes(1 << 20))
-    with LanServer({"VOL1": pool}) as srv:
+    with LocalPool({"VOL1": pool}) as srv:
         yield srv, pool
 
 
@@ -50,7 +52,7 @@ def test_put_get_sync_round_trip_at_fixed_places(server):
 
 def test_errors_name_what_is_wrong(server):
     srv, _ = server
-    with pytest.raises(LanRemoteError, match="pool volume 'NOPE' is not served here"):
+    with pytest.raises(LanRemoteError, match="pool volume 'NOPE' is not in lan_pool.volumes"):
         LanClient(srv.address, "NOPE", 0)
     with LanClient(srv.address, "VOL1", (1 << 20) - 4096) as c:
         with pytest.raises(LanRemoteError, match="runs past the end of the pool volume"):
@@ -58,14 +60,13 @@ def test_errors_name_what_is_wrong(server):
     with LanClient(srv.address, "VOL1", 0) as c:
         with pytest.raises(LanRemoteError, match="does not fit a piece of 100"):
             c.put(0, 100, bytes(50))
-    with pytest.raises(ValueError, match="not HOST:PORT"):
-        LanClient("localhost", "VOL1", 0)
+    with pytest.raises(ConnectionRefusedError, match="is not open in this process"):
+        LanClient("127.0.0.1:1500", "VOL1", 0)
 
 
-def raw_exchange(address: str, data: bytes) -> bytes:
-    host, port = address.rsplit(":", 1)
+def raw_exchange(srv: LocalPool, data: bytes) -> bytes:
     out = b""
-    with socket.create_connection((host, int(port)), timeout=5) as s:
+    with srv.connect(5) as s:
         try:  # the server may answer ERROR and close before we finish sending
             s.sendall(data)
             s.shutdown(socket.SHUT_WR)
@@ -81,11 +82,11 @@ def raw_exchange(address: str, data: bytes) -> bytes:
 
 def test_bad_magic_and_unknown_op_get_an_error_frame(server):
     srv, _ = server
-    reply = raw_exchange(srv.address, b"XXXX" + bytes(24))
+    reply = raw_exchange(srv, b"XXXX" + bytes(24))
     assert reply[4] == 0x8F and b"LAN frame.magic at byte 0" in reply
-    reply = raw_exchange(srv.address, MAGIC + bytes([0x33]) + bytes(23))
+    reply = raw_exchange(srv, MAGIC + bytes([0x33]) + bytes(23))
     assert b"LAN frame.op at byte 4: unknown operation 0x33" in reply
-    reply = raw_exchange(srv.address, Frame(OP_PUT, 0, 4, payload=b"abcd").encode())
+    reply = raw_exchange(srv, Frame(OP_PUT, 0, 4, payload=b"abcd").encode())
     assert b"PUT before OPEN" in reply
 
 
@@ -93,33 +94,52 @@ def test_bad_magic_and_unknown_op_get_an_error_frame(server):
 @given(st.binary(max_size=200), st.booleans())
 def test_fuzzed_streams_never_kill_the_server(server, junk, with_magic):
     srv, _ = server
-    raw_exchange(srv.address, (MAGIC + junk) if with_magic else junk)
+    raw_exchange(srv, (MAGIC + junk) if with_magic else junk)
     with LanClient(srv.address, "VOL1", 0) as c:  # still serving
         c.put(0, 512, bytes(512))
 
 
-def test_runs_as_a_process_and_stops_by_pid(tmp_path):
+def _listening_inodes() -> set[str]:
+    """Socket inodes in LISTEN state (TCP and TCP6) on this machine."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        out |= {cols[9] for cols in (ln.split() for ln in lines) if cols[3] == "0A"}
+    return out
+
+
+def _our_socket_inodes() -> set[str]:
+    fds = f"/proc/{os.getpid()}/fd"
+    links = (os.readlink(os.path.join(fds, fd)) for fd in os.listdir(fds) if os.path.exists(os.path.join(fds, fd)))
+    return {link[8:-1] for link in links if link.startswith("socket:[")}
+
+
+def test_the_pool_listens_on_no_network_port(tmp_path):
     pool = tmp_path / "p.img"
     pool.write_bytes(bytes(65536))
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.lan.server", "--listen", "127.0.0.1:0",
-                             "--volume", f"VOL1={pool}"], stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline().strip()
-        assert line.startswith("listening 127.0.0.1:")
-        with LanClient(line.split()[1], "VOL1", 0) as c:
-            c.put(512, 512, b"z" * 512)
-            c.sync()
-        assert pool.read_bytes()[512:1024] == b"z" * 512
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(10)
-        proc.stdout.close()
+    assert importlib.util.find_spec("orchestrator.lan.server") is None  # `python -m orchestrator.lan.server` is gone
+    before = _our_socket_inodes() & _listening_inodes()
+    with LocalPool({"VOL1": pool}) as srv, LanClient(srv.address, "VOL1", 0) as c:
+        c.put(512, 512, b"z" * 512)
+        c.sync()
+        assert _our_socket_inodes() & _listening_inodes() == before  # nothing of ours listens
+        assert c.sock.family == socket.AF_UNIX  # an anonymous socket pair
+    assert pool.read_bytes()[512:1024] == b"z" * 512
+    with pytest.raises(ConnectionRefusedError):  # closed: its address resolves no more
+        LanClient(srv.address, "VOL1", 0)
 
 
-def test_process_refuses_bad_arguments(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "orchestrator.lan.server", "--volume", "VOL1"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "must be NAME=PATH" in r.stderr
+def test_a_site_file_naming_lan_server_is_refused_with_the_way_out(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    (tmp_path / "site.yaml").write_text("lan_server: 127.0.0.1:1500\ndevices: {d: x.img}\nvolumes: {E: {device: d}}\n")
+    assert main(["backup", "image", "E", "--site", str(tmp_path / "site.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "lan_server: the open LAN data process is retired" in err
+    assert "lan_pool" in err and "serverfree server" in err
 
 
 def test_digest_matches_the_client_side_digest_of_the_same_pieces(server):

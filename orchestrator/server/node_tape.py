@@ -1,0 +1,114 @@
+"""A node session's tape side: the drive a LAN backup writes through, the drive a LAN restore reads from.
+
+Both hold the drive for the session (:class:`orchestrator.server.tape.Drives`):
+a backup from its BEGIN to its COMMIT or ABANDON, a restore from its first GET
+to the session's end.  Mixed into :class:`orchestrator.server.node_ops.NodeOps`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.server import tape
+from orchestrator.server.service import Refused
+
+
+class TapeOps:
+    server: Any
+    session: Any
+    node: str
+    who: str
+    _tape_reads: dict
+    refuse: Any  # NodeOps.refuse
+    cat: Any
+
+    def _tape_writer(self, pool: str, started: Any) -> Any:
+        """Hold the object's drive for this session and stand at the end of data (LookupError/DriveBusy: why not)."""
+        tp = tape.tape_pool(self.server.store, pool)
+        drive = started.pool_device
+        if drive not in tp.drives:
+            raise LookupError(f"volume {started.pool_volume} sits in drive {drive}, which has no online PATH from "
+                              "the server with DEVICE=")
+        self.server.drives.acquire(drive, self.who)
+        try:
+            dev = tape.open_drive(drive, tp.drives[drive])
+            try:
+                return tape.TapeWriter.at_end_of_data(drive, started.pool_volume, dev)
+            except BaseException:
+                tape.close_drive(dev)
+                raise
+        except BaseException:
+            self.server.drives.release(drive, self.who)
+            raise
+
+    def _tape_get(self, rec: Any, image_offset: int, length: int) -> bytes:
+        """A tape object's bytes: the drive is held by this session from its first read to its end."""
+        from orchestrator.plan.tape_position import TapeLocation
+
+        drive = TapeLocation.decode(rec.tape_location, f"object {rec.id}").drive or rec.pool_device
+        if drive not in self._tape_reads:
+            try:
+                tp = tape.tape_pool(self.server.store, rec.pool)
+                if tp is None or drive not in tp.drives:
+                    raise LookupError(f"drive {drive} of object {rec.id} has no online PATH from the server")
+                self.server.drives.acquire(drive, self.who)
+                try:
+                    self._tape_reads[drive] = (tape.open_drive(drive, tp.drives[drive]), [-1])
+                except BaseException:
+                    self.server.drives.release(drive, self.who)
+                    raise
+            except (LookupError, OSError) as exc:
+                raise Refused("ANR8447E", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
+        dev, at = self._tape_reads[drive]
+        try:
+            return tape.read_range(dev, drive, rec, image_offset, length, at)
+        except ValueError as exc:
+            raise self.refuse(f"GET of object {rec.id}: {exc}", "ANR0440W") from None
+
+    def _tape_agent_drive(self, pool: str, started: Any) -> str:
+        """LAN-free to tape: hold the object's drive for this session; the storage agent writes the records."""
+        tp = tape.tape_pool(self.server.store, pool)
+        drive = started.pool_device
+        if drive not in tp.drives:
+            raise LookupError(f"volume {started.pool_volume} sits in drive {drive}, which has no online PATH from "
+                              "the server with DEVICE=")
+        self.server.drives.acquire(drive, self.who)
+        return drive
+
+    def _commit_agent_tape(self, g: Any, req: Any, pieces: tuple) -> str:
+        """The tape location of an object the storage agent wrote, once the server has read its records back
+        from the drive it held and found the chunk digests the client sent (the source's)."""
+        from orchestrator.job.digest import ChunkDigester
+        from orchestrator.ops.tape_records import read_piece
+        from orchestrator.plan.tape_position import TapeLocation, object_records
+        from scsi import tape_client
+        from scsi.tape_client import TapeRecords
+
+        try:
+            loc = TapeLocation.decode(req.tape_location, "COMMIT tape_location")
+        except ValueError as exc:
+            raise self.refuse(f"COMMIT of object {g.object_id}: {exc}", "ANR0440W") from None
+        rec = self.cat.get(g.object_id, with_pieces=False)
+        why = ("the pieces are compressed" if any(p.compressed for p in pieces) else
+               "the tape location's record count is not the pieces'" if loc.records != object_records(pieces, loc.fmt)
+               else "the record format is not the pool's" if loc.fmt != tape.FORMAT else
+               "the client's chunk digests are missing" if not req.digests or not req.chunk_size else "")
+        if why:
+            raise self.refuse(f"COMMIT of object {g.object_id}: {why}", "ANR0440W")
+        tp = tape.tape_pool(self.server.store, rec.pool)
+        dev = None
+        try:
+            dev = tape.open_drive(g.tape_drive, tp.drives[g.tape_drive])
+            tape_client.position(dev, loc.first_object)
+            digester, records = ChunkDigester(req.chunk_size), TapeRecords(dev, g.tape_drive)
+            for p in sorted(pieces, key=lambda q: q.image_offset):
+                digester.update(p.volume_offset, read_piece(records, p.length, loc.fmt))
+            ours = dict(digester.digests())
+        except Exception as exc:  # noqa: BLE001 - a drive that cannot give the records back proves nothing
+            raise self.refuse(f"COMMIT of object {g.object_id}: the records cannot be read back from drive "
+                              f"{g.tape_drive}: {exc}", "ANR0440W") from None
+        finally:
+            tape.close_drive(dev)
+        if ours != dict(req.digests):
+            raise self.refuse(f"COMMIT of object {g.object_id}: the records on drive {g.tape_drive} at logical "
+                              f"object {loc.first_object} are not the data the client's digests describe")
+        return TapeLocation(**{**loc.model_dump(), "volume": rec.pool_volume, "drive": g.tape_drive}).encode()
