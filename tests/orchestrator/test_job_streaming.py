@@ -268,3 +268,22 @@ def test_memory_does_not_grow_with_the_extent_count():
     small, large = _backup_and_restore_peak(100_000), _backup_and_restore_peak(400_000)
     assert large - small < 4 * MIB, (small, large)
     assert large < 40 * MIB, large
+
+
+def test_a_streamed_backup_resumes_where_a_server_side_copy_stopped():
+    """The earlier copy's bytes are a range of the stream; only the rest moves; the same object as with a list."""
+    from orchestrator.job.spec import ResumePoint
+    got = []
+    for streaming in (False, True):
+        drv = world()
+        image = used(drv.devices["disk0"])
+        drv.devices["pool0"][:5 * MIB] = image[:5 * MIB]  # what the server-side copy wrote before it stopped
+        report, ops = backup(drv, streaming, paths=paths(start=PathKind.LAN_FREE, movers=[]),
+                             resume=ResumePoint(image_offset=5 * MIB, reason="mover gone", mover="DM9"))
+        assert report.ok, report.summary()
+        sent = [p for o, _ in ops if isinstance(o, LanFreeWrite) for p in o.pieces]
+        assert sent[0].image_offset == 5 * MIB
+        (obj,) = drv.catalogue.query(with_pieces=True)
+        assert bytes(drv.devices["pool0"][:obj.image_size]) == image
+        got.append((obj.pieces, report.bytes_by_path, [(f.from_path, f.image_offset) for f in report.failovers]))
+    assert got[0] == got[1]
