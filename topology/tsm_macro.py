@@ -46,7 +46,8 @@ PARAMS = {
                 "MAXSCRatch", "COLlocate", "REUsedelay", "POoltype", "MIGPRocess", "CAChe", "CRCData"],
     "SERVERFREE": ["STATus", "BATCHSize"],
     # TSM's DEFINE VOLUME parameters, plus CAPACITY= and DESIGNATOR= as `serverfree server` spells them
-    "VOLUME": ["ACCess", "LOcation", "FORMATSIZE", "NUMberofvolumes", "WAIT", "CAPacity", "DESIGNATOR"],
+    # (and DRIVE=: the drive a tape pool's cartridge sits in)
+    "VOLUME": ["ACCess", "LOcation", "FORMATSIZE", "NUMberofvolumes", "WAIT", "CAPacity", "DESIGNATOR", "DRIVE"],
 }
 POSITIONAL = {"DATAMOVER": 1, "DISK": 2, "PATH": 2, "LIBRARY": 1, "DRIVE": 2, "DEVCLASS": 1, "STGPOOL": 2,
               "VOLUME": 2}
@@ -321,9 +322,19 @@ class _Merger:
             raise LookupError(f"storage pool {poolname} is not defined (DEFINE STGPOOL {poolname} DISK first)")
         dc = next((d for d in self.topo.devclasses if d.name.upper() == pool.devclass.upper()), None)
         devtype = "DISK" if pool.devclass.upper() == "DISK" else (dc.devtype.upper() if dc else "")
+        if devtype not in ("DISK", "FILE") and "DRIVE" in st.params:
+            # a cartridge in one of the tape pool's drives: nothing on the SAN changes, the drive must exist
+            lib = next((x for x in self.topo.libraries if dc and dc.library and x.name.upper() == dc.library.upper()),
+                       None)
+            if lib is None or not any(d.name.upper() == st.params["DRIVE"].upper() for d in lib.drives):
+                raise LookupError(f"DRIVE={st.params['DRIVE']}: not a drive of the library of tape pool {pool.name}")
+            return
         if devtype not in ("DISK", "FILE"):
             raise ValueError(f"storage pool {pool.name} is a {devtype or pool.devclass} pool: DEFINE VOLUME "
-                             "here names disk-pool volumes (device class DISK or FILE)")
+                             "here names disk-pool volumes (device class DISK or FILE), or a cartridge with DRIVE=")
+        if "DRIVE" in st.params:
+            raise ValueError(f"DRIVE={st.params['DRIVE']}: storage pool {pool.name} is a disk pool; DRIVE= names "
+                             "the drive a tape pool's cartridge sits in")
         if "DESIGNATOR" in st.params:
             ref = parse_naa(st.params["DESIGNATOR"])
         elif ":" in volname or volname.lower().startswith("naa."):

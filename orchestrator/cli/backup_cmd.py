@@ -64,7 +64,7 @@ def open_catalogue(site: SiteConfig, options: Any) -> Catalogue:
     return cat
 
 
-def lan_server(site: SiteConfig, options: Any = None) -> str:
+def lan_path(site: SiteConfig, options: Any = None) -> str:
     """Local mode's LAN path, when the site file has ``lan_pool`` ("lan_pool"), else "" (no LAN path).
 
     Eligibility needs only whether there is one; the job names the in-process pool OpenSite opened
@@ -82,7 +82,7 @@ def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None,
     """
     if site.topology is None:
         if site.verified_without_topology:
-            server = lan_server(site) if server is None else server
+            server = lan_path(site) if server is None else server
             return SimpleNamespace(server_free=bool(site.movers), lan_free=site.lan_free, lan=bool(server),
                                    reasons={}, route=None, movers=list(site.movers))
         return None
@@ -257,7 +257,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         from orchestrator.server import node_jobs
 
         return node_jobs.backup_volume(args, options, volume, site, DeviceVolume, progress_printer(args.json))
-    server = lan_server(site, options)
+    server = lan_path(site, options)
     vsite = site.volume(volume)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
         # in-process volumes get copy-on-write snapshots (imagetype snapshot); others back up offline

@@ -14,7 +14,7 @@ import sys
 from datetime import datetime, timezone
 
 from orchestrator import compose
-from orchestrator.cli.backup_cmd import (check_lan_drive, lan_server, open_catalogue, print_report,
+from orchestrator.cli.backup_cmd import (check_lan_drive, lan_path, open_catalogue, print_report,
                                          progress_printer, site_start)
 from orchestrator.cli.progress import ProgressLine
 from orchestrator.drivers.real import RealDriver
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     pit = parse_pitdate(args.pitdate)
     site = load_site(args.site)
-    server = lan_server(site, options)
+    server = lan_path(site, options)
     vsite = site.volume(args.volume)
     dest_name = args.dest or vsite.device
     if dest_name not in site.devices:

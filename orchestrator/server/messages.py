@@ -89,7 +89,7 @@ class ServerFreeBackup(Msg):
     source_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
     block_size: Annotated[int, Field(ge=512, le=1 << 20)] = 512
     mode: Literal["selective", "incremental"] = "selective"
-    image_type: Literal["static"] = "static"
+    image_type: Literal["static", "dynamic"] = "static"  # dynamic: copied while in use, no snapshot (fuzzy)
     management_class: Name | None = None
     topology_volume: Annotated[str, Field(max_length=256)] | None = None  # the volume's id in the SAN topology
     # an image incremental: the full image it builds on and the client's scan of its volume (chunk digests over

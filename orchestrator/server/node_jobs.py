@@ -8,8 +8,11 @@ SERVERFREE_PASSWORD, tlsfingerprint).  The sans-I/O job runs here with
 LAN into the server's grant, or -- with ``storage_agent`` in the site file
 mapping the server's pool volumes to this client's devices -- LAN-free into
 the granted range, failing over to the LAN.  With ``enableserverfree yes``
-the server is asked first to copy the volume through a data mover; its answer
-(done, why not, or where its copy stopped) goes into the job's reasons.
+the client first asks the server to copy the volume through a data mover
+(:func:`server_free`): the server runs that job; when it stops midway the
+client finishes the object the server holds for it, and the answer goes into
+the job's reasons.  A tape pool's records are written by the server (LAN) or
+by this client as a storage agent (:func:`lan_free_to_tape`).
 """
 from __future__ import annotations
 
@@ -158,7 +161,8 @@ class RemoteReport:
         return (f"{d.get('kind', 'job')} {d.get('node')}:{d.get('filespace')}: {d.get('outcome')} "
                 f"(run by the backup server)\n"
                 f"  path: {d.get('path_used')}; image {d.get('image_size')} bytes, stored {d.get('stored_size')}"
-                f"{'; ' + d['message'] if d.get('message') else ''}")
+                f"{'; ' + d['message'] if d.get('message') else ''}"
+                + "".join(f"\n  warning: {w}" for w in d.get("warnings") or []))
 
 
 def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size: int, fs: str,
@@ -171,8 +175,11 @@ def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size
     """
     if fs not in ("ntfs", "raw"):
         return None, f"{fs} volumes are not eligible (NTFS and raw only)", None, None
-    if str(vopts.imagetype) != "static":
-        return None, "the server copies offline (imagetype static) images only", None, None
+    image_type, warnings = str(vopts.imagetype), []
+    if image_type == "snapshot":  # as the job does without a snapshot facility (a client of the server has none)
+        image_type = "static"
+        warnings = [f"no snapshot facility for {volume} (a copy-on-write snapshot lives on the client and a data "
+                    "mover cannot read it); backing up an offline (static) image instead"]
     incremental: dict = {}
     if scan is not None:  # the client scans its own volume; the server decides what changed against the chain
         chunk = BackupSpec.model_fields["chunk_size"].default
@@ -196,11 +203,13 @@ def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size
                              "volume_offset": vsite.offset, "file_system": fs, "extents": extents,
                              "source_designator": designator, "block_size": io.block_size,
                              **({"topology_volume": vsite.topology_volume} if vsite.topology_volume else {}),
-                             **({"lan_free": True} if lan_free else {}), **incremental,
+                             **({"lan_free": True} if lan_free else {}), **incremental, "image_type": image_type,
                              **({"management_class": vopts.mgmtclass} if vopts.mgmtclass not in (None, "", "DEFAULT")
                                 else {})})
     if reply.get("ok"):
-        return RemoteReport(reply["report"]), "", None, extents
+        report = reply["report"]
+        report["warnings"] = [*warnings, *(report.get("warnings") or [])]
+        return RemoteReport(report), "", None, extents
     return None, str(reply.get("reason") or "the data movers did not finish"), reply.get("resume"), extents
 
 

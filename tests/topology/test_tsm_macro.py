@@ -166,3 +166,19 @@ def test_define_volume_mistakes_are_named_by_line(topologies):
     with pytest.raises(TopologyError) as exc:
         parse_macro("define volume DISKPOOL /tsm/v.dsm colour=red\n", file="m.mac")
     assert "line 1: unknown parameter COLOUR= for DEFINE VOLUME" in "\n".join(exc.value.problems)
+
+
+def test_define_volume_of_a_tape_pool_names_its_drive(topologies):
+    """The backup server's cartridge spelling (DRIVE=) is one parser with `paths --macro`: accepted for a drive of
+    the pool's library, refused with one line otherwise; it changes no verdict."""
+    topo = load_topology(topologies / "tape-and-disk-pools.yaml")
+    lib = next(d for d in topo.devclasses if d.library)
+    pool = next(p for p in topo.stgpools if p.devclass.upper() == lib.name.upper())
+    drive = next(x for x in topo.libraries if x.name.upper() == lib.library.upper()).drives[0].name
+    want = [(v.volume, v.path) for v in verify(topo).volumes]
+    merged = merge_macro_text(topo, f"define volume {pool.name} VOL001 drive={drive}\n")
+    assert [(v.volume, v.path) for v in verify(merged).volumes] == want
+    with pytest.raises(TopologyError) as exc:
+        merge_macro_text(topo, f"define volume {pool.name} VOL002 drive=NODRIVE\n", file="m.mac")
+    assert f"line 1: DEFINE VOLUME: DRIVE=NODRIVE: not a drive of the library of tape pool {pool.name}" in \
+        "\n".join(exc.value.problems)

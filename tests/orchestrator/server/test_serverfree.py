@@ -243,3 +243,19 @@ def test_a_topology_verdict_about_another_pool_does_not_count(fabric_lab, capsys
     assert "judged the path of NODEA:E: to pool SFPOOL" in json.dumps(report)
     assert "the server's policy sends it to pool POOL1" in json.dumps(report)
     assert built.counters().get("xcopy.copies", 0) == 0
+
+
+def test_snapshot_and_dynamic_image_types_go_server_free_as_the_local_path_does(lab, capsys):
+    """imagetype snapshot (the default) has no snapshot facility here: an offline image, server-free, with the
+    job's warning; imagetype dynamic is copied as it is, server-free."""
+    tmp, srv, built, _ = lab
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml")]
+    assert main(["backup", "image", "E:", *opts, "-imagetype=snapshot", "--json"]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["path_used"] == "server-free", report
+    assert any("no snapshot facility for E:" in w for w in report["warnings"]), report
+    assert main(["backup", "image", "E:", *opts, "-imagetype=dynamic"]) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "path: server-free" in out, out
+    with srv.pools.catalogue() as cat:
+        assert [o.image_type for o in cat.query("NODEA", inactive=True)] == ["static", "dynamic"]
