@@ -90,13 +90,16 @@ def start_mover(work: Path, remotes: dict[str, str], sessions: int, depth: int,
     with open(gateway, "wb") as f:
         f.truncate(1 << 20)
     port = free_port()
+    limits = {"io_depth": depth, "io_workers": 2 * sessions + 2,
+              "total_concurrent_copies": 16, "max_concurrent_copies": 8}
+    if chunk:
+        limits["chunk_bytes"] = chunk
     cfg = {"portal": f"127.0.0.1:{port}", "target": MOVER_IQN,
            "luns": [{"id": 0, "path": str(gateway), "serial": "BENCHGW1"}],
            "remote": [{"name": name, "url": url, "sessions": sessions, "timeout": 600}
                       for name, url in remotes.items()],
            "acl": [{"initiator": "*", "luns": "all"}],
-           "limits": {"chunk_bytes": chunk, "io_depth": depth, "io_workers": 2 * sessions + 2,
-                      "total_concurrent_copies": 16, "max_concurrent_copies": 8}}
+           "limits": limits}
     if flush_behind is not None:
         cfg["limits"]["flush_behind_bytes"] = flush_behind
     path = work / "mover.yaml"
@@ -193,20 +196,22 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tgtd_cpu(pid: int, since: tuple[float, float] | None = None) -> tuple[float, float]:
-    """(all threads, event-loop thread) CPU seconds of tgtd, or their growth ``since`` an earlier reading.
+def tgtd_cpu(pid: int, since: tuple[float, ...] | None = None) -> tuple[float, ...]:
+    """(all threads, event-loop thread) CPU seconds and minor page faults of tgtd, or their growth ``since``.
 
     tgtd's main thread (TID = PID) runs its iSCSI event loop -- every PDU
     either peer sends or receives passes through it -- while its bs_rdwr
     worker threads do the pread/pwrite; on two cores that loop is what both
     copies wait on, so its seconds per GiB show which peer costs the target less.
+    The faults count buffers tgtd touches for the first time: it takes a fresh
+    mapping for each command of 1 MiB or more (two faults per 4 KiB page copied).
     """
     total = process_cpu(pid)
     fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     main = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    if since is None:
-        return total, main
-    return total - since[0], main - since[1]
+    faults = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+    now = (total, main, faults)
+    return now if since is None else tuple(a - b for a, b in zip(now, since))
 
 
 def loadavg() -> float:
@@ -256,7 +261,7 @@ def run_size(size: int, args: argparse.Namespace) -> dict:
         want = digest(src_path, size)
         load_before = loadavg()
         proc, mover_url, log_path = start_mover(Path(tmp), {"client": target.url(1), "pool": target.url(2)},
-                                                args.sessions, args.depth, parse_size(args.chunk),
+                                                args.sessions, args.depth, parse_size(args.chunk) if args.chunk else 0,
                                                 None if args.flush_behind is None else parse_size(args.flush_behind))
         try:
             profiler = Profiler(args.with_tool, args.profile, proc.pid, f"{size >> 20}M")
@@ -295,7 +300,7 @@ def report(r: dict, args: argparse.Namespace) -> str:
     mib = r["size"] / (1 << 20)
     mover_rate, qemu_rate = mib / r["mover_s"], mib / r["qemu_s"]
     cores = os.cpu_count() or 1
-    print(f"size_mib={mib:.0f} sessions={args.sessions} depth={args.depth} chunk={args.chunk} "
+    print(f"size_mib={mib:.0f} sessions={args.sessions} depth={args.depth} chunk={args.chunk or 'mover default'} "
           f"tgtd_mrdsl={args.target_mrdsl or 'default'} "
           f"loadavg_before={r['load_before']:.2f} loadavg_after={r['load_after']:.2f} cores={cores}")
     print(f"datamover_mib_s={mover_rate:.1f} ({r['mover_s']:.2f} s, EXTENDED COPY over iSCSI, "
@@ -307,6 +312,7 @@ def report(r: dict, args: argparse.Namespace) -> str:
     print(f"qemu_img_convert_mib_s={qemu_rate:.1f} ({r['qemu_s']:.2f} s) qemu_img_cpu_s_per_gib={r['qemu_cpu'] / gib:.2f}")
     print(f"tgtd_cpu_s_per_gib: mover copy {r['mover_tgtd'][0] / gib:.2f} (event loop {r['mover_tgtd'][1] / gib:.2f}), "
           f"qemu-img copy {r['qemu_tgtd'][0] / gib:.2f} (event loop {r['qemu_tgtd'][1] / gib:.2f})")
+    print(f"tgtd_minor_faults_per_gib: mover copy {r['mover_tgtd'][2] / gib:.0f}, qemu-img copy {r['qemu_tgtd'][2] / gib:.0f}")
     print(f"cpu_ratio_mover_vs_qemu={r['mover_cpu'] / max(r['qemu_cpu'], 1e-9):.2f} (target <= 1)")
     worst = max(r["load_before"], r["load_after"])
     if worst > cores:
@@ -320,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="1G,4G", help="comma-separated sizes to copy (default 1G,4G)")
     ap.add_argument("--sessions", type=int, default=2, help="iSCSI sessions per remote LUN for the mover")
     ap.add_argument("--depth", type=int, default=16, help="most chunks in flight per copy (the mover adapts below it)")
-    ap.add_argument("--chunk", default="1M", help="bytes per read/write request (capped by the LUNs' Block Limits VPD)")
+    ap.add_argument("--chunk", help="bytes per read/write request (default: the mover's own chunk_bytes; "
+                    "capped by the LUNs' Block Limits VPD)")
     ap.add_argument("--flush-behind", help="the mover's flush_behind_bytes (default its own, 64M; 0: none)")
     ap.add_argument("--poll", type=float, default=0.5, help="seconds between COPY STATUS polls")
     ap.add_argument("--target-mrdsl", type=int, default=0,

@@ -7,8 +7,8 @@ the dual-fabric world of ``bench_simulator`` with one client volume per job
 running totals only (``detail=False``: no per-flow timeline, no per-job
 attribution or outcome records; :class:`simulator.outcome_stats.OutcomeStats`
 takes each outcome as its job ends, ``--outcomes FILE`` writes them as JSON
-lines) and a job waiting for a drive is a pending event, not a process
-(``DrivePool.admit``; same outcomes, in the same order).  ``--detail`` runs as
+lines) and the jobs waiting for a drive are one entry of its queue, not a
+process each (``DrivePool.admit_many``; same outcomes, in the same order).  ``--detail`` runs as
 before -- a process per job from the start, every record kept -- for comparison.
 
 Printed per job count: wall and CPU seconds, peak RSS of the whole process,
@@ -64,16 +64,18 @@ def run_one(jobs: int, size: int, extents: int, faults: int, seed: int, detail: 
     pool = DrivePool(san, drives)
     writer = open(outcomes, "w") if outcomes else None
     stats = OutcomeStats(writer)
-    kept = []
-    for c in range(jobs):
+    kept: list = []  # detail: every process, with its outcome
+
+    def start(c: int, drive: str | None = None, t: float = san.env.now):
         k = c % spec.clients
-        disk = f"ARR{k % spec.arrays}:{k // spec.arrays}"
-        if detail:  # as bench_simulator does: a process per job from the start, every process and outcome kept
-            kept.append(san.env.process(image_backup(san, names[c], disk, size, pool, movers, extents=extents,
-                                                     sink=stats)))
-        else:  # a job waiting for a drive is one pending event; its process starts on the drive
-            pool.admit(lambda drive, c=c, disk=disk, t=san.env.now: san.env.process(image_backup(
-                san, names[c], disk, size, pool, movers, extents=extents, sink=stats, drive=drive, queued_s=t)))
+        return san.env.process(image_backup(san, f"J{c:05d}", f"ARR{k % spec.arrays}:{k // spec.arrays}", size, pool,
+                                            movers, extents=extents, sink=stats, drive=drive, queued_s=t))
+
+    if detail:  # as bench_simulator does: a process per job from the start, every process and outcome kept
+        kept = [start(c) for c in range(jobs)]
+    else:  # the jobs waiting for a drive are one entry of its queue; a job's process starts on its drive
+        pool.admit_many(jobs, start)
+    del names
     san.run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if writer is not None:

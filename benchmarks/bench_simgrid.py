@@ -40,7 +40,8 @@ def main() -> None:
     print(f"SimGrid {version} (CM02 max-min, zero latency): wall {peer.wall_s:.3f} s, CPU {peer.cpu_s:.3f} s")
     ours = run_ours(work)
     print(f"ours (simulator.flows): wall {ours.wall_s:.3f} s, CPU {ours.cpu_s:.3f} s, {ours.reallocations} "
-          f"reallocations ({ours.full_fills} of them whole fills), {ours.events} simpy events, at most "
+          f"reallocations ({ours.full_fills} of them whole fills, {ours.shortcuts} by the one-holder shortcut), "
+          f"{ours.events} simpy events, at most "
           f"{ours.max_active} flows at once")
     rel = relative_errors(work, ours.finish, peer.finish)
     worst = int(np.argmax(rel))

@@ -20,6 +20,8 @@ condition that characterises a max-min fair allocation, Bertsekas & Gallager,
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # A resource counts as saturated when less than this fraction of its capacity is left.
@@ -44,71 +46,105 @@ def max_min_rates(
     of ``n_flows``) is filled with the resource that froze each flow, or -1
     where the flow's own cap did.
     """
-    rate = np.zeros(n_flows)
-    if bottleneck is not None:
-        bottleneck.fill(-1)
+    if bottleneck is None:
+        bottleneck = np.empty(n_flows, dtype=np.intp)
+    flow_idx, res_idx = np.asarray(flow_idx, dtype=np.intp), np.asarray(res_idx, dtype=np.intp)
+    weight = np.asarray(weight, dtype=float)
     if n_flows == 0:
-        return rate
+        return np.zeros(0)
     caps = np.full(n_flows, np.inf) if flow_cap is None else np.asarray(flow_cap, dtype=float)
     crossing = np.bincount(flow_idx, minlength=n_flows) > 0
     if not np.all(crossing | np.isfinite(caps)):
         bad = int(np.flatnonzero(~(crossing | np.isfinite(caps)))[0])
         raise ValueError(f"flow {bad} crosses no resource and has no rate cap: its rate would be unbounded")
-    n_res = len(capacity)
-    remaining = np.asarray(capacity, dtype=float).copy()
+    return progressive_fill(flow_idx, res_idx, weight, np.array(capacity, dtype=float), n_flows, caps,
+                            bottleneck)
+
+
+def progressive_fill(flow_idx: np.ndarray, res_idx: np.ndarray, weight: np.ndarray, capacity: np.ndarray,
+                     n_flows: int, caps: np.ndarray, bottleneck: np.ndarray,
+                     saturations: list[tuple[np.ndarray, float]] | None = None) -> np.ndarray:
+    """The water-filling of :func:`max_min_rates` for input already checked (every flow crosses a
+    resource or has a finite cap; ``n_flows`` > 0).  ``capacity`` is used up (pass a copy to keep
+    it); ``bottleneck`` is filled; ``saturations``, when given, gets (resources, level) for each
+    level at which resources saturated and froze flows (a dead resource at level 0).
+
+    The incremental re-levelling calls it at every event on a hundred-odd flows,
+    where numpy's per-call cost, not the arithmetic, is the time: hence
+    ``take``/``compress``, index arrays rather than masks, and no pass that the
+    common case (no dead resource, no cap, one or two levels) does not need.
+    """
+    rate = np.zeros(n_flows)
+    bottleneck.fill(-1)
+    remaining = capacity
     threshold = np.maximum(remaining * _REL_EPS, 1e-12)
-    frozen = np.zeros(n_flows, dtype=bool)
+    f_e, r_e, w_e = flow_idx, res_idx, weight
+    left = n_flows
+    capped = bool(caps.min() < np.inf)
+    open_ids = None  # unfrozen flows, for their caps (all of them until one freezes)
     # A resource with no capacity freezes its flows at zero straight away.
     dead = remaining <= threshold
-    if dead.any():
-        at_dead = dead[res_idx]
-        frozen[flow_idx[at_dead]] = True
-        if bottleneck is not None:
-            bottleneck[flow_idx[at_dead]] = res_idx[at_dead]
-    if frozen.all():
-        return rate
+    if np.count_nonzero(dead):
+        at_dead = dead.take(res_idx)
+        stalled = flow_idx.compress(at_dead)
+        bottleneck[stalled] = dead_res = res_idx.compress(at_dead)
+        if saturations is not None and len(dead_res):
+            saturations.append((dead_res, 0.0))
+        frozen = np.zeros(n_flows, dtype=bool)
+        frozen[stalled] = True
+        left -= int(np.count_nonzero(frozen))
+        if left <= 0:
+            return rate
+        keep = ~frozen.take(flow_idx)
+        f_e, r_e, w_e = flow_idx.compress(keep), res_idx.compress(keep), weight.compress(keep)
+        open_ids = (~frozen).nonzero()[0]
     level = 0.0
-    capped = bool(np.isfinite(caps).any())
-    headroom = np.empty(n_res)
+    headroom = np.empty(len(remaining))
     # The entries of unfrozen flows only: each level's passes shrink as flows freeze.
-    keep = ~frozen[flow_idx]
-    f_e, r_e, w_e = flow_idx[keep], res_idx[keep], weight[keep]
-    open_ids = np.flatnonzero(~frozen)  # unfrozen flows (their caps)
-    left = len(open_ids)
     while True:
-        wsum = np.bincount(r_e, weights=w_e, minlength=n_res)
+        wsum = np.bincount(r_e, weights=w_e, minlength=len(remaining))
         used = wsum > 0
         headroom.fill(np.inf)
         np.divide(remaining, wsum, out=headroom, where=used)
-        step = headroom.min() if n_res else np.inf
+        step = float(headroom.min()) if len(remaining) else math.inf
         if capped:
-            step = min(step, caps[open_ids].min() - level)
+            if open_ids is None:
+                open_ids = np.arange(n_flows)
+            step = min(step, float(caps.take(open_ids).min()) - level)
         step = max(step, 0.0)
-        if not np.isfinite(step):  # pragma: no cover - excluded by the check above
+        if not math.isfinite(step):  # pragma: no cover - excluded by the check in max_min_rates
             raise ValueError("unbounded flow rate")
         level += step
         remaining -= step * wsum
         saturated = used & (remaining <= threshold)
-        at_saturated = saturated[r_e]
+        if saturations is not None:
+            saturations.append((saturated.nonzero()[0], level))
+        at_saturated = saturated.take(r_e)
+        hit = f_e.compress(at_saturated)
+        bottleneck[hit] = r_e.compress(at_saturated)
         newly = np.zeros(n_flows, dtype=bool)
-        newly[f_e[at_saturated]] = True
-        if bottleneck is not None:
-            bottleneck[f_e[at_saturated]] = r_e[at_saturated]
+        newly[hit] = True
         if capped:
-            newly[open_ids[caps[open_ids] <= level * (1 + _REL_EPS) + 1e-12]] = True
-        if not newly.any():  # numerical corner: freeze the tightest resource's flows
+            if open_ids is None:
+                open_ids = np.arange(n_flows)
+            newly[open_ids.compress(caps.take(open_ids) <= level * (1 + _REL_EPS) + 1e-12)] = True
+        count = int(np.count_nonzero(newly))
+        if not count:  # numerical corner: freeze the tightest resource's flows
             r = int(np.argmin(headroom))
             at_r = r_e == r
             newly[f_e[at_r]] = True
-            if bottleneck is not None:
-                bottleneck[f_e[at_r]] = r
+            bottleneck[f_e[at_r]] = r
+            count = int(np.count_nonzero(newly))
         rate[newly] = level
-        left -= int(np.count_nonzero(newly))
+        left -= count
         if left <= 0:
             break
-        keep = ~newly[f_e]
-        f_e, r_e, w_e = f_e[keep], r_e[keep], w_e[keep]
-        open_ids = open_ids[~newly[open_ids]]
+        keep = ~newly.take(f_e)
+        f_e, r_e, w_e = f_e.compress(keep), r_e.compress(keep), w_e.compress(keep)
+        if open_ids is not None:
+            open_ids = open_ids.compress(~newly.take(open_ids))
+        elif capped:
+            open_ids = (~newly).nonzero()[0]
     return rate
 
 

@@ -17,82 +17,169 @@ leave, and F grows until the others' conditions still hold:
 
 When F would hold most flows, the caller does the whole fill instead.  In a
 SAN the ports, ISLs and LUNs are rarely saturated, so a change re-levels the
-flows around one drive or mover, not every flow in the fabric.
+flows around one drive or mover, not every flow in the fabric.  Every lookup
+goes through the table's per-resource indexes (the rows crossing a resource,
+the rows it holds back), so the cost follows the size of F, not the number of
+running flows.
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 
-from simulator.fairshare import max_min_rates
+from simulator.fairshare import progressive_fill
 from simulator.flow_table import FlowTable
 
 _REL = 1e-9
 _MAX_ROUNDS = 12
+_GENERAL = object()  # the shortcut does not apply: take the general way
 
 
-def _rows_entries(t: FlowTable, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    width = t.ri.shape[1]
-    ri = t.ri[rows].ravel()
-    keep = ri >= 0
-    fi = np.repeat(np.arange(len(rows)), width)
-    return fi[keep], ri[keep], t.wi[rows].ravel()[keep]
+def _one_holder(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndarray, r0: int):
+    """The general re-levelling's answer when F is the rows one resource r0 holds back (all at one
+    rate) plus new rows crossing r0, and the fill ends in one level at r0 with no row joining F;
+    otherwise ``_GENERAL``.  Works on dense per-resource vectors (:mod:`simulator.flow_held`)."""
+    n_res = len(capacity)
+    members, new = t.held.members(r0), list(t.new)
+    if (len(members) + len(new)) * 2 > t.n:
+        return None
+    flows = t.flows
+    if any(r0 not in flows[i]._ri.tolist() for i in new):
+        return _GENERAL
+    theirs = t.rate.take(members)
+    was = float(theirs[0])
+    if theirs.min() != theirs.max():
+        return _GENERAL
+    held_w = t.weights.of[r0][:n_res]
+    new_w = None
+    if new:
+        new_w = np.zeros(n_res)
+        for i in new:
+            np.add.at(new_w, flows[i]._ri, flows[i]._wi)
+        weight = held_w + new_w
+    else:
+        weight = held_w
+    crossed = weight > 0
+    residual = capacity - load + was * held_w
+    if np.count_nonzero((residual < slack) & crossed):  # (c)
+        return _GENERAL
+    remaining = np.where(crossed, np.maximum(residual, 0.0), 1.0)
+    threshold = np.maximum(remaining * _REL, 1e-12)
+    if np.count_nonzero(remaining <= threshold):  # a dead resource: frozen at zero
+        return _GENERAL
+    headroom = np.full(n_res, np.inf)
+    np.divide(remaining, weight, out=headroom, where=crossed)
+    level = max(float(headroom.min()), 0.0)
+    saturated = crossed & (remaining - level * weight <= threshold)
+    if np.count_nonzero(saturated) != 1 or not saturated[r0]:
+        return _GENERAL  # more than one level, or another resource saturates
+    if abs(level - was) > _REL * max(was, 1.0):  # (a): they all moved
+        touched_w = crossed
+    elif new and level > _REL:
+        touched_w = new_w > 0
+    else:
+        touched_w = None
+    if touched_w is not None:
+        holding = touched_w & (t.nheld[:n_res] > 0)
+        holding[r0] = False
+        if np.count_nonzero(holding):
+            return _GENERAL
+    limit = level * (1 + _REL) + 1e-12
+    if t.cross.count[r0] != len(members) + len(new):  # (b): rows crossing r0 held elsewhere, faster
+        m = t.cross.members(r0)
+        their = t.rate.take(m)
+        if their.max() > limit and not (t.bres.take(m.compress(their > limit)) == r0).all():
+            return _GENERAL
+    load += level * weight - was * held_w
+    rows = np.concatenate((members, np.array(new, dtype=np.intp)))
+    return rows, np.full(len(rows), level), np.full(len(rows), r0, dtype=np.intp)
 
 
-def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, touched: np.ndarray,
-            crossing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndarray, touched: set[int],
+            cut: Iterable[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """New rates for some rows, or None when the whole fill is the cheaper way.
 
     ``load`` is each resource's work per second at the current rates of the
-    current rows; ``touched`` the resources changed since; ``crossing`` rows that
-    must be re-levelled whatever their bottleneck (a capacity fell under them).
-    Returns (rows, their rates, their bottleneck resources) and updates ``load``.
+    current rows, ``slack`` how far below zero a resource's residual capacity
+    may go before it counts as overloaded (float noise); ``touched`` the resources changed since the last allocation;
+    ``cut`` those whose capacity changed (every row crossing one is
+    re-levelled, whatever its bottleneck).  Returns (rows, their rates, their
+    bottleneck resources) and updates ``load``.
+
+    Called at every event on a hundred-odd rows, so numpy's per-call cost is
+    what counts: the set F is kept as marks in ``t.mark`` and read back sorted
+    by one ``nonzero`` over the rows in use.
     """
-    n = t.n
     n_res = len(capacity)
-    rate, bres = t.rate[:n], t.bres[:n]
-    paths = t.ri[:n]  # padded with -1: index -1 reads the extra last slot of the per-resource tables below
-
-    def marked(resources: np.ndarray) -> np.ndarray:
-        """Rows whose bottleneck is one of ``resources`` (a table lookup, no sort)."""
-        table = np.zeros(n_res + 3, dtype=bool)
-        table[resources + 2] = True
-        return table[bres + 2]  # bres -2 (new) and -1 (cap) land in slots 0 and 1
-
-    in_f = bres == -2  # rows started since the last fill
-    in_f |= marked(touched)
-    in_f[crossing] = True
-    for _ in range(_MAX_ROUNDS):
-        rows = np.flatnonzero(in_f)
-        if len(rows) * 2 > n:
-            return None
-        fi, ri, wi = _rows_entries(t, rows)
-        used = np.flatnonzero(np.bincount(ri, minlength=n_res))
-        remap = np.empty(n_res, dtype=np.intp)
-        remap[used] = np.arange(len(used))
-        local = remap[ri]
-        old = rate[rows]
-        f_old = np.bincount(local, weights=wi * old[fi], minlength=len(used))
-        residual = capacity[used] - (load[used] - f_old)
-        b = np.empty(len(rows), dtype=np.intp)
-        new = max_min_rates(fi, local, wi, np.maximum(residual, 0.0), len(rows), t.caps[rows], b)
-        moved = np.abs(new - old) > _REL * np.maximum(np.abs(old), 1.0)
-        grow = marked(ri[moved[fi]]) if moved.any() else np.zeros(n, dtype=bool)  # (a)
-        froze = b >= 0
-        if froze.any():  # (b): the level each saturated resource froze F flows at
-            level = np.full(n_res + 1, np.inf)
-            level[used[b[froze]]] = new[froze]
-            # only flows faster than the lowest such level can break one (a gather over their paths only)
-            cand = np.flatnonzero(rate > new[froze].min() * (1 + _REL) + 1e-12)
-            if len(cand):
-                grow[cand] |= (rate[cand, None] > level[paths[cand]] * (1 + _REL) + 1e-12).any(axis=1)
-        over = residual < -_REL * np.maximum(capacity[used], 1.0)
-        if over.any():  # (c)
-            bad = np.zeros(n_res + 1, dtype=bool)
-            bad[used[over]] = True
-            grow |= bad[paths].any(axis=1)
-        grow &= ~in_f
-        if not grow.any():
-            load[used] += np.bincount(local, weights=wi * new[fi], minlength=len(used)) - f_old
-            return rows, new, np.where(b >= 0, used[np.maximum(b, 0)], -1)
-        in_f |= grow
-    return None
+    rate, mark, held, cross = t.rate, t.mark, t.held, t.cross
+    if t.weights is not None and not t.capped and not cut:
+        holders = [r for r in touched if held.count[r]]
+        if len(holders) == 1:
+            done = _one_holder(t, capacity, load, slack, holders[0])
+            if done is not _GENERAL:
+                t.shortcuts += done is not None
+                return done
+    if t.new:
+        mark[list(t.new)] = True
+    for r in touched:
+        if held.count[r]:
+            mark[held.members(r)] = True
+    for r in cut:
+        mark[cross.members(r)] = True
+    rows = mark[:t.hi].nonzero()[0]
+    if not len(rows):  # a flow ended where it held nobody back: no other rate moves
+        return rows, np.zeros(0), rows
+    try:
+        for _ in range(_MAX_ROUNDS):
+            if len(rows) * 2 > t.n:
+                return None
+            # Resources are numbered as in the network: only those F crosses get a finite residual.
+            fi, ri, wi = t.entries(rows)
+            crossed = np.bincount(ri, minlength=n_res)
+            old = rate.take(rows)
+            f_old = np.bincount(ri, weights=wi * old.take(fi), minlength=n_res)
+            residual = capacity - load + f_old
+            over = residual < slack
+            if np.count_nonzero(over):  # (c) the others overload a resource
+                over &= crossed > 0
+                if np.count_nonzero(over):
+                    for r in over.nonzero()[0].tolist():
+                        mark[cross.members(r)] = True
+                    rows = mark[:t.hi].nonzero()[0]
+                    continue
+            b = np.empty(len(rows), dtype=np.intp)
+            sats: list[tuple[np.ndarray, float]] = []
+            # a resource F does not cross takes no part: any capacity above zero will do
+            new = progressive_fill(fi, ri, wi, np.where(crossed > 0, np.maximum(residual, 0.0), 1.0),
+                                   len(rows), t.caps.take(rows), b, sats)
+            grew = False
+            moved = np.abs(new - old) > _REL * np.maximum(old, 1.0)
+            n_moved = np.count_nonzero(moved)
+            if n_moved:  # (a)
+                hit = crossed if n_moved == len(rows) else np.bincount(ri.compress(moved.take(fi)), minlength=n_res)
+                hit = hit * t.nheld[:n_res]  # resources holding rows back
+                for r in hit.nonzero()[0].tolist():
+                    if r in touched:
+                        continue  # its rows were put in F at the start
+                    m = held.members(r)
+                    if not mark.take(m).all():
+                        mark[m] = grew = True
+            for saturated, level in sats:  # (b): each resource that froze F flows, at their level
+                limit = level * (1 + _REL) + 1e-12
+                for r in saturated.tolist():
+                    if cross.count[r] == crossed[r]:
+                        continue  # every row crossing r is in F
+                    m = cross.members(r)
+                    their = rate.take(m)
+                    if their.max() > limit:
+                        faster = m.compress(their > limit)
+                        if not mark.take(faster).all():
+                            mark[faster] = grew = True
+            if not grew:
+                load += np.bincount(ri, weights=wi * new.take(fi), minlength=n_res) - f_old
+                return rows, new, b
+            rows = mark[:t.hi].nonzero()[0]
+        return None
+    finally:
+        mark[rows] = False

@@ -105,6 +105,7 @@ class EngineRun:
     events: int
     max_active: int
     full_fills: int = 0  # allocations that re-filled every flow (the rest re-levelled only some)
+    shortcuts: int = 0  # re-levellings of one resource's held rows by the shortcut (simulator.flow_held)
 
 
 def run_ours(work: Workload) -> EngineRun:
@@ -132,7 +133,7 @@ def run_ours(work: Workload) -> EngineRun:
     env.run()
     net.timeline.flows.clear()
     return EngineRun(finish, time.perf_counter() - t0, time.process_time() - c0, net.reallocations,
-                     env.events_processed, peak[0], net.full_fills)
+                     env.events_processed, peak[0], net.full_fills, net.shortcuts)
 
 
 def simgrid_available(python: str = SIMGRID_PYTHON) -> bool:

@@ -13,9 +13,12 @@ Byte marks (``add_mark``) let callers act "after N bytes of this flow" (fault
 injection, progress) at the exact analytic time, again without per-byte events.
 
 The running flows live as rows of numpy arrays (:mod:`simulator.flow_table`),
-updated in place as flows start and end.  Each allocation also names every flow's bottleneck (the resource whose
-saturation froze it); the seconds each resource held a flow back accumulate in
-``Flow.bottleneck_s``, touched only for flows whose bottleneck changed.
+each with its bytes moved kept lazily and its next event time in absolute
+time, so an event costs work for the rows whose rate it changes, not for every
+running flow.  Each allocation also names every flow's bottleneck (the resource
+whose saturation froze it); the seconds each resource held a flow back
+accumulate in ``Flow.bottleneck_s``, touched only for flows whose bottleneck
+changed.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import simpy
 from simulator.fairshare import max_min_rates
 from simulator.flow_parts import STALLED, CountingEnvironment, Flow, FlowEnd, Resource, Streaming
 from simulator.flow_relevel import relevel
-from simulator.flow_table import FlowTable
+from simulator.flow_table import FlowTable, completion_tolerance
 from simulator.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,11 @@ __all__ = ["CountingEnvironment", "Flow", "FlowEnd", "FlowNetwork", "Resource", 
 
 
 _LATE = 2  # event priority after simpy's URGENT (0) and NORMAL (1)
+
+
+def _overload(capacity: float) -> float:
+    """A resource whose residual capacity is below this is overloaded, not just carrying float noise."""
+    return -1e-9 * max(capacity, 1.0)
 
 
 class FlowNetwork:
@@ -60,11 +68,14 @@ class FlowNetwork:
         self._work = np.zeros(0)  # integral of each resource's load (bytes, CPU seconds)
         self._load = np.zeros(0)
         self._capacity = np.zeros(0)
+        self._slack = np.zeros(0)  # residual capacity below which a resource counts as overloaded
         # Resources whose load may be non-zero: the only ones a settle integrates and a fill clears,
         # so an instant costs O(running flows' hops), not O(resources in the SAN).
-        self._hot = np.zeros(0, dtype=np.intp)
+        # (None: every resource, after a re-levelling, which passes over all of them anyway)
+        self._hot: np.ndarray | None = np.zeros(0, dtype=np.intp)
         self._last = env.now
         self._gen = 0
+        self._timer_at = np.inf  # when the pending timer fires (inf: none pending)
         self._pending = False
         self.reallocations = 0
 
@@ -83,7 +94,10 @@ class FlowNetwork:
             self._work = np.concatenate((self._work, np.zeros(extra)))
             self._load = np.concatenate((self._load, np.zeros(extra)))
             self._capacity = np.concatenate((self._capacity, np.zeros(extra)))
+            self._slack = np.concatenate((self._slack, np.zeros(extra)))
         self._capacity[res.index] = res.capacity
+        self._slack[res.index] = _overload(res.capacity)
+        self._t.resources(len(self.resources))
         return res
 
     def resource(self, name: str) -> Resource:
@@ -97,6 +111,7 @@ class FlowNetwork:
         self._settle()
         res.capacity = max(0.0, float(capacity))
         self._capacity[res.index] = res.capacity
+        self._slack[res.index] = _overload(res.capacity)
         self._touched.add(res.index)
         self._cut.add(res.index)
         self._request()
@@ -122,7 +137,7 @@ class FlowNetwork:
                 raise ValueError(f"flow {label!r}: weight on {res.name} must be > 0, got {w}")
         if not path and not np.isfinite(cap):
             raise ValueError(f"flow {label!r} crosses no resource and has no rate cap")
-        self._settle()
+        # no settle: a new flow moves nothing and loads nothing until the reallocation, which settles
         flow = Flow(next(self._ids), label, job, float(total), path, float(cap), streaming,
                     self.env.event(), self.env.now, dict(meta or {}))
         flow._ri = np.fromiter((r.index for r, _ in path), dtype=np.intp, count=len(path))
@@ -132,7 +147,7 @@ class FlowNetwork:
             self._finish(flow, FlowEnd(True, 0.0, self.env.now, "done"))
             return flow
         self.active[flow.id] = flow
-        self._t.add(flow)
+        self._t.add(flow, self.env.now)
         self._touched.update(flow._ri.tolist())
         self._request()
         return flow
@@ -145,12 +160,15 @@ class FlowNetwork:
             callback(flow)
             return
         heapq.heappush(flow._marks, (float(at_bytes), next(self._seq), callback))
-        self._t.next[flow._slot] = min(flow._marks[0][0], flow.total)
+        row = np.array([flow._slot])
+        self._t.settle(row, self.env.now)
+        self._t.next[row] = min(flow._marks[0][0], flow.total)
+        self._t.plan(row, self.env.now)
         self._request()
 
     def bytes_done(self, flow: Flow) -> float:
         self._settle()
-        return float(self._t.done[flow._slot]) if flow.id in self.active else flow.done
+        return self._t.done_at(flow._slot, self.env.now) if flow.id in self.active else flow.done
 
     def abort(self, flow: Flow, reason: str, cause: Any = None) -> None:
         """Stop a running flow now; its ``finished`` event reports the bytes moved."""
@@ -162,6 +180,11 @@ class FlowNetwork:
         self._finish(flow, FlowEnd(False, done, self.env.now, reason, cause))
         self._request()
 
+    @property
+    def shortcuts(self) -> int:
+        """Re-levellings done by the one-holder shortcut (:mod:`simulator.flow_held`)."""
+        return self._t.shortcuts
+
     def flows_through(self, res: Resource) -> list[Flow]:
         return [f for f in self.active.values() if f.crosses(res)]
 
@@ -170,9 +193,12 @@ class FlowNetwork:
         """Take a running flow's row out; the load it put on its resources goes with it."""
         i = flow._slot
         r = float(self._t.rate[i])
+        hops = flow._ri.tolist()
         if r:
-            np.subtract.at(self._load, flow._ri, flow._wi * r)
-        self._touched.update(flow._ri.tolist())
+            load = self._load
+            for k, w in zip(hops, flow._wi.tolist()):
+                load[k] -= w * r
+        self._touched.update(hops)
         self._t.remove(i)
 
     def _finish(self, flow: Flow, end: FlowEnd) -> None:
@@ -190,12 +216,12 @@ class FlowNetwork:
     def _settle(self) -> None:
         now = self.env.now
         dt = now - self._last
-        if dt > 0:
-            n = self._t.n
-            if n:
-                self._t.done[:n] += self._t.rate[:n] * dt
-            hot = self._hot
-            self._work[hot] += self._load[hot] * dt
+        if dt > 0:  # the flows' bytes are kept lazily (FlowTable.settle); the resources' work here
+            if self._hot is None:  # the re-levelling's dense passes: a dense settle costs no more
+                self._work += self._load * dt
+            else:
+                hot = self._hot
+                self._work[hot] += self._load[hot] * dt
         self._last = now
 
     def _request(self) -> None:
@@ -214,74 +240,80 @@ class FlowNetwork:
         self._pending = False
         self._settle()
         self.reallocations += 1
-        t, n = self._t, self._t.n
+        t, now = self._t, self.env.now
         part = None
-        if n and self.incremental and not t.streamers:
-            touched = np.fromiter(self._touched, dtype=np.intp, count=len(self._touched))
-            cut = np.fromiter(self._cut, dtype=np.intp, count=len(self._cut))
-            crossing = np.flatnonzero(np.isin(t.ri[:n], cut).any(axis=1)) if len(cut) else cut
-            part = relevel(t, self._capacity, self._load, touched, crossing)
+        if t.n and self.incremental and not t.streamers:
+            n_res = len(self.resources)
+            part = relevel(t, self._capacity[:n_res], self._load[:n_res], self._slack[:n_res], self._touched,
+                           self._cut)
         self._touched.clear()
         self._cut.clear()
         if part is None:
-            rows, rate, bres = np.arange(n), self._fill(), t.bres[:n]
+            rows = t.in_order()
+            t.settle(rows, now)  # the streaming pass reads the bytes moved
+            rate, bres = self._fill(rows)
         else:
             rows, rate, bres = part
-            # the re-levelled rows' resources took new loads; those that fell to zero need no settling
-            hot = self._hot[self._load[self._hot] != 0]
-            new = t.ri[rows].ravel()
-            self._hot = np.union1d(hot, new[new >= 0])
-        old = t.rate[rows].copy()
-        t.rate[rows], t.bres[rows] = rate, bres
-        self._note_bottlenecks(rows, np.where(rate > 0, bres, STALLED))
+            # the re-levelling made dense passes over every resource; a settle may as well
+            self._hot = None
         if self.timeline.record_rates:
-            now = self.env.now
-            for k in np.flatnonzero(rate != old):
+            for k in np.flatnonzero(rate != t.rate[rows]):
                 self.timeline.rate(now, t.flows[rows[k]].id, float(rate[k]))
+        if len(rows):
+            t.retime(rows, rate, now)
+            self._note_bottlenecks(t.set_bottlenecks(rows, bres, np.where(rate > 0, bres, STALLED)))
+        else:
+            t.new.clear()
         self._schedule()
 
-    def _fill(self) -> np.ndarray:
-        """The whole max-min fill (with the streaming pass); sets every row's bottleneck and the loads."""
+    def _fill(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The whole max-min fill of ``rows`` (every running flow, with the streaming pass) and the loads.
+
+        Returns the rows' rates and bottleneck resources.
+        """
         self.full_fills += 1
-        t, n = self._t, self._t.n
-        fi, ri, wi = t.entries()
+        t, n = self._t, len(rows)
+        fi, ri, wi = t.entries(rows)
         # only the resources some flow crosses take part in the allocation (sorted, as their indices)
         used, local = np.unique(ri, return_inverse=True)
         local = local.reshape(-1).astype(np.intp, copy=False)
         capacity = self._capacity[used]
         bneck = np.empty(n, dtype=np.intp)
-        rate = max_min_rates(fi, local, wi, capacity, n, t.caps[:n], bneck)
+        rate = max_min_rates(fi, local, wi, capacity, n, t.caps[rows], bneck)
         if t.streamers:
-            rate = self._apply_streaming(rate, (fi, local, wi, capacity), bneck)
-        t.bres[:n] = np.where(bneck >= 0, used[np.maximum(bneck, 0)], -1) if n else bneck
-        self._load[self._hot] = 0.0  # every other resource's load is zero already
+            rate = self._apply_streaming(rows, rate, (fi, local, wi, capacity), bneck)
+        bres = np.where(bneck >= 0, used[np.maximum(bneck, 0)], -1) if n else bneck
+        if self._hot is None:
+            self._load.fill(0.0)
+        else:
+            self._load[self._hot] = 0.0  # every other resource's load is zero already
         if n:
             self._load[used] = np.bincount(local, weights=wi * rate[fi], minlength=len(used))
         self._hot = used
-        return rate
+        return rate, bres
 
-    def _note_bottlenecks(self, rows: np.ndarray, new: np.ndarray) -> None:
+    def _note_bottlenecks(self, changes: list[tuple[int, int]]) -> None:
         """Close the bottleneck interval of every flow whose bottleneck changed at this allocation."""
-        t, now = self._t, self.env.now
-        for k in np.flatnonzero(new != t.bneck[rows]):
-            f = t.flows[rows[k]]
+        flows, now = self._t.flows, self.env.now
+        for row, key in changes:
+            f = flows[row]
             if f._bneck != -2:
                 f.bottleneck_s[f._bneck] = f.bottleneck_s.get(f._bneck, 0.0) + (now - f._bsince)
-            f._bneck, f._bsince = int(new[k]), now
-        t.bneck[rows] = new
+            f._bneck, f._bsince = key, now
 
-    def _apply_streaming(self, rate: np.ndarray, system: tuple, bneck: np.ndarray) -> np.ndarray:
+    def _apply_streaming(self, rows: np.ndarray, rate: np.ndarray, system: tuple,
+                         bneck: np.ndarray) -> np.ndarray:
         """Second pass: starved streaming devices fall into start/stop and slow further."""
-        t, n = self._t, self._t.n
-        smin, sbuf, srep, caps = t.smin[:n], t.sbuf[:n], t.srep[:n], t.caps[:n]
+        t, n = self._t, len(rows)
+        smin, sbuf, srep, caps = t.smin[rows], t.sbuf[rows], t.srep[rows], t.caps[rows]
         starved = (rate > 0) & (rate < smin * (1 - 1e-9))
-        flips = np.flatnonzero(starved != t.sstate[:n])
+        flips = np.flatnonzero(starved != t.sstate[rows])
         if len(flips):
             now = self.env.now
             for i in flips:
-                f = t.flows[i]
+                f = t.flows[rows[i]]
                 s = f.streaming
-                done = float(t.done[i])
+                done = float(t.done[rows[i]])
                 if starved[i]:
                     f._shoeshine_from = done
                     self.timeline.event(now, "shoeshine", s.device or f.label, flow=f.id, job=f.job,
@@ -292,7 +324,7 @@ class FlowNetwork:
                     f.stop_start_cycles += (done - f._shoeshine_from) / s.buffer
                     self.timeline.event(now, "streaming", s.device or f.label, flow=f.id, job=f.job)
                 f.shoeshine = bool(starved[i])
-            t.sstate[:n] = starved
+            t.sstate[rows] = starved
         if not starved.any():
             return rate
         # effective rate of a starved feed x: x / (1 + x * reposition / buffer)  (see Streaming)
@@ -306,42 +338,48 @@ class FlowNetwork:
         return rate
 
     def _schedule(self) -> None:
+        """One timer for the earliest next event of any flow (completion or byte mark)."""
+        t = self._t
+        at = float(t.eta[:t.hi].min()) if t.n else np.inf
+        if at == self._timer_at:
+            return  # the pending timer is the right one
         self._gen += 1
-        t, n = self._t, self._t.n
-        if not n:
+        self._timer_at = at
+        if not at < np.inf:
             return
-        rate = t.rate[:n]
-        moving = rate > 0
-        if not moving.any():
-            return
-        with np.errstate(divide="ignore", invalid="ignore"):
-            eta = np.where(moving, (t.next[:n] - t.done[:n]) / np.where(moving, rate, 1.0), np.inf)
-        dt = max(float(eta.min()), 0.0)
         gen = self._gen
-        ev = self.env.timeout(dt)
-        ev.callbacks.append(lambda _e: self._on_timer(gen))
+        ev = self.env.timeout(max(at - self.env.now, 0.0))
+        ev.callbacks.append(lambda _e: self._on_timer(gen, at))
 
-    def _on_timer(self, gen: int) -> None:
+    def _on_timer(self, gen: int, at: float) -> None:
         if gen != self._gen:
             return  # superseded by a later reallocation
+        self._timer_at = np.inf
         self._settle()
-        t, n = self._t, self._t.n
-        nxt, done_a = t.next[:n], t.done[:n]
-        tol = 1e-9 * nxt + 1e-6
-        hit = np.flatnonzero(done_a >= nxt - tol)
+        t, now = self._t, self.env.now
+        hit = (t.etol[:t.hi] <= max(now, at)).nonzero()[0]  # ``at`` itself: env.now may round below it
+        if len(hit) > 1:  # flows due together are handled in arrival order (see FlowTable.order)
+            hit = hit.take(np.argsort(t.order.take(hit), kind="stable"))
+        t.settle(hit, now)
+        nxt, done_a = t.next[hit], t.done[hit]
+        tol = completion_tolerance(nxt)
         fired: list[tuple[Callable[[Flow], Any], Flow]] = []
         finished: list[Flow] = []
-        for i in hit:
+        going: list[int] = []
+        for k, i in enumerate(hit.tolist()):
             f = t.flows[i]
-            done = float(done_a[i])
-            while f._marks and f._marks[0][0] <= done + tol[i]:
+            done = float(done_a[k])
+            while f._marks and f._marks[0][0] <= done + tol[k]:
                 fired.append((heapq.heappop(f._marks)[2], f))
-            if done >= f.total - tol[i]:
-                done_a[i] = f.total
+            if done >= f.total - tol[k]:
+                t.done[i] = f.total
                 finished.append(f)
             else:
-                nxt[i] = min(f._marks[0][0], f.total) if f._marks else f.total
-        for f in sorted(finished, key=lambda x: -x._slot):  # highest rows first: swap-remove keeps the rest
+                t.next[i] = min(f._marks[0][0], f.total) if f._marks else f.total
+                going.append(i)
+        if going:
+            t.plan(np.array(going), now)
+        for f in sorted(finished, key=lambda x: -t.order[x._slot]):  # last first, as arrival order is kept
             del self.active[f.id]
             self._drop(f)
         for f in finished:

@@ -24,12 +24,12 @@ from simulator.calibration import MB, MiB, Calibration
 from simulator.devices import (Components, DataMover, DiskLun, Host, Lan, StorageAgent, TapeDrive,
                                queued_commands, tape_drive)
 from simulator.flows import CountingEnvironment, Flow, FlowNetwork, Resource, Streaming
+from simulator.san_routes import ROUTE_CACHE_PAIRS, Routes
 from simulator.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
 Path = list[tuple[Resource, float]]
-ROUTE_CACHE_PAIRS = 4096  # device pairs whose computed routes are kept (far more than one run's working set)
 
 
 @dataclass
@@ -42,7 +42,7 @@ class JobProgress:
     watchers: list[tuple[float, Callable[[], Any]]] = field(default_factory=list)  # (job bytes, action)
 
 
-class SimSAN:
+class SimSAN(Routes):
     """Devices + links + routes + jobs on a :class:`FlowNetwork` in a simpy environment."""
 
     def __init__(self, calibration: Calibration | None = None, *, env: simpy.Environment | None = None,
@@ -129,17 +129,6 @@ class SimSAN:
             self.agent_of[client] = name
         return agent
 
-    def add_route(self, a: str, b: str, links: Iterable[str | tuple[str, bool]]) -> None:
-        """One alternative route from device ``a`` to device ``b`` (``(link, forward)`` or a link name)."""
-        hops = [(h, True) if isinstance(h, str) else (h[0], bool(h[1])) for h in links]
-        try:
-            res = tuple(self.links[name][0 if fwd else 1] for name, fwd in hops)
-        except KeyError as exc:
-            raise LookupError(f"route {a} -> {b}: no link named {exc.args[0]!r}") from None
-        self.routes.setdefault((a, b), []).append(hops)
-        self._route_res.setdefault((a, b), []).append(res)
-        self._derived.pop((a, b), None)  # given: kept for good (_options marks the pairs it computes)
-
     def alias(self, name: str, link: str) -> None:
         """Let faults name a link by another name (a switch port, a WWPN)."""
         if link not in self.links:
@@ -182,59 +171,6 @@ class SimSAN:
                 raise LookupError("the simulated SAN has no LAN")
             return next(iter(self.dev.lans.values()))
         return self._get(self.dev.lans, name, "LAN")
-
-    def _options(self, a: str, b: str) -> list[tuple[Resource, ...]]:
-        opts = self._route_res.get((a, b))
-        if opts is None:
-            if self.route_factory is not None:
-                for hops in self.route_factory(a, b) or []:
-                    self.add_route(a, b, hops)
-            if (a, b) not in self._route_res and self._options_known(b, a):
-                # links are full duplex: b -> a backwards, on the opposite direction of each link
-                for hops in self.routes[(b, a)]:
-                    self.add_route(a, b, [(name, not fwd) for name, fwd in reversed(hops)])
-            opts = self._route_res.setdefault((a, b), [])
-            self._computed((a, b))
-        return opts
-
-    def _options_known(self, a: str, b: str) -> bool:
-        if (a, b) not in self._route_res and self.route_factory is not None:
-            for hops in self.route_factory(a, b) or []:
-                self.add_route(a, b, hops)
-            if (a, b) in self._route_res:
-                self._computed((a, b))
-        return bool(self._route_res.get((a, b)))
-
-    def _computed(self, pair: tuple[str, str]) -> None:
-        """Remember a pair whose routes were computed on use; forget the oldest beyond the bound."""
-        self._derived[pair] = None
-        while len(self._derived) > self.route_cache_pairs:
-            old = next(iter(self._derived))
-            del self._derived[old]
-            self.routes.pop(old, None)
-            self._route_res.pop(old, None)
-
-    def route(self, a: str, b: str) -> tuple[Resource, ...]:
-        """Resources of the best live route from ``a`` to ``b`` (fewest flows, then declaration order)."""
-        options = self._options(a, b)
-        if not options:
-            raise LookupError(f"no route from {a} to {b} in the simulated SAN")
-        best: tuple[Resource, ...] | None = None
-        best_load = 0
-        for res in options:
-            if any(r.capacity <= 0 for r in res):
-                continue
-            load = max((self._route_use.get(r.index, 0) for r in res), default=0)
-            if best is None or load < best_load:
-                best, best_load = res, load
-        # every alternative has a dead hop: take the first, the flow will stall or be failed
-        return options[0] if best is None else best
-
-    def has_route(self, a: str, b: str) -> bool:
-        return bool(self._options(a, b))
-
-    def route_is_up(self, a: str, b: str) -> bool:
-        return any(all(r.capacity > 0 for r in res) for res in self._options(a, b))
 
     # -- paths ----------------------------------------------------------------------
     def _source(self, name: str, nbytes: float, extents: int, commands: float = 0.0) -> tuple[Path, Streaming | None]:

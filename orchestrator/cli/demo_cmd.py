@@ -85,7 +85,8 @@ FAULT_AT_FRACTION = 1 / 3
 
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
-    p = sub.add_parser("demo", help="run the built-in demonstration (simulated SAN, nothing to configure)",
+    p = sub.add_parser("demo", help="run the built-in demonstration (data mover, backup server and client on "
+                                    "127.0.0.1; nothing to configure)",
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -160,21 +161,23 @@ def _ladder(report: dict) -> list[dict]:
 def run_demo(progress: Callable[[str, float], None] = lambda label, frac: None,
              keep: Path | None = None) -> dict:
     """Start mover and server, define the site, run the client commands; a dict with every job and the verdict."""
-    from orchestrator.cli.demo_lab import DemoLab
+    from orchestrator.cli.demo_lab import DemoError, DemoLab
     from orchestrator.options.model import DEFAULT_GAPSIZE_SERVERFREE
 
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="serverfree-demo-", dir=keep))
-    progress("making two NTFS volumes", 0.02)
-    vols, source = _volumes(work)
-    _blank(work / "pool.img", POOL_SIZE)
-    sizes = {m: sum(n for _, n in v.extents(DEFAULT_GAPSIZE_SERVERFREE)) for m, v in vols.items()}
-    # the mover counts the bytes its copies wrote since it started: H:'s backup, part of I:'s, H:'s restore
-    backup_fault = sizes["H:"] + int(sizes["I:"] * FAULT_AT_FRACTION)
-    lab = DemoLab(work, DEMO_TOPOLOGY, [backup_fault, backup_fault + sizes["H:"] + sizes["I:"] // 2])
     jobs: list[dict] = []
     setup: list[str] = []
+    lab: DemoLab | None = None
+    failed = False  # a part did not start or answer: its log stays in the work directory
     try:
+        progress("making two NTFS volumes", 0.02)
+        vols, source = _volumes(work)
+        _blank(work / "pool.img", POOL_SIZE)
+        sizes = {m: sum(n for _, n in v.extents(DEFAULT_GAPSIZE_SERVERFREE)) for m, v in vols.items()}
+        # the mover counts the bytes its copies wrote since it started: H:'s backup, part of I:'s, H:'s restore
+        backup_fault = sizes["H:"] + int(sizes["I:"] * FAULT_AT_FRACTION)
+        lab = DemoLab(work, DEMO_TOPOLOGY, [backup_fault, backup_fault + sizes["H:"] + sizes["I:"] // 2])
         progress("starting the data mover", 0.05)
         setup.append(lab.start_mover())
         progress("starting the backup server", 0.08)
@@ -208,9 +211,13 @@ def run_demo(progress: Callable[[str, float], None] = lambda label, frac: None,
         cpu = {"server": round(lab.server.cpu_seconds, 3) if lab.server else 0.0,
                "mover": round(lab.mover.cpu_seconds, 3) if lab.mover else 0.0}
         pids = {"server": lab.server.proc.pid if lab.server else 0, "mover": lab.mover.proc.pid if lab.mover else 0}
+    except DemoError as exc:  # the logs stay for the reader: name the folder
+        failed = True
+        raise DemoError(f"{exc} (work directory kept: {work})") from None
     finally:
-        lab.stop()
-        if keep is None:
+        if lab is not None:
+            lab.stop()
+        if keep is None and not failed:
             shutil.rmtree(work, ignore_errors=True)
     restores = [j for j in jobs if j["kind"] == "restore"]
     ok = len(restores) == 2 and all(j.get("outcome") == "completed" and j["byte_identical"] for j in restores)

@@ -32,6 +32,7 @@ from scsi.luns.remote_async import RETRY, AsyncSession, service
 log = logging.getLogger(__name__)
 
 UNIT_ATTENTION_RETRIES = 5
+TUNER_WINDOW_BYTES = 16 << 20
 
 
 class FairShare:
@@ -215,6 +216,8 @@ def run_block_copy(req: BlockCopy, share: FairShare, pool: ThreadPoolExecutor | 
         return 0
     memory = memory or DepthMemory()
     tuner = memory.tuner(req)
+    # judge at least TUNER_WINDOW_BYTES per window: small chunks finish fast and their windows are noisy
+    tuner.window = max(tuner.window, TUNER_WINDOW_BYTES // chunk_size(req))
     behind = WriteBehind(flush_every)
     share.join()
     t0 = time.monotonic()

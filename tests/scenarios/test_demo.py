@@ -88,3 +88,21 @@ def test_demo_with_the_bundled_image_exits_non_zero_when_a_restore_differs(monke
     assert rh["byte_identical"] is True
     text = demo_cmd.report_text(out)
     assert "byte-identical: NO (corrupted on purpose)" in text and "RESTORE MISMATCH" in text
+
+
+def test_a_part_that_does_not_start_is_one_line_and_nothing_is_left_running(monkeypatch, capsys, tmp_path):
+    from orchestrator.cli import demo_lab
+
+    monkeypatch.setattr(demo_lab, "IQN", "not-an-iscsi-name")  # the mover refuses its configuration
+    started: list = []
+    real_init = demo_lab.Child.__init__
+
+    def remember(self, *a, **kw):
+        real_init(self, *a, **kw)
+        started.append(self.proc.pid)
+    monkeypatch.setattr(demo_lab.Child, "__init__", remember)
+    assert main(["demo", "--no-progress", "--keep", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "serverfree demo: error: the data mover did not start" in err, err
+    assert "not-an-iscsi-name" in err and "work directory kept" in err
+    assert started and all(_gone(pid) for pid in started)
