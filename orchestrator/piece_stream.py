@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -77,15 +77,25 @@ class LazySeq(Sequence[T]):
         return f"{type(self).__name__}({len(self)} items)"
 
 
+class StreamSummary(NamedTuple):
+    count: int  # pieces
+    first: int  # image offset of the first piece
+    end: int  # image end of the last
+    nbytes: int  # image bytes
+    stored: int  # bytes as stored (compressed pieces: their stored length)
+    compressed: int  # compressed pieces
+    volume_end: int  # largest volume offset + length
+
+
 class PieceStream(LazySeq[StoredPiece]):
     """Pieces in image order as blocks from ``blocks()`` (a fresh iterator per pass); see the module text."""
 
-    __slots__ = ("_blocks", "_span")
+    __slots__ = ("_blocks", "_summary")
 
     def __init__(self, blocks: Callable[[], Iterable[PieceBlock]], length: int | None = None):
         super().__init__(self._pieces, length)
         self._blocks = blocks
-        self._span: tuple[int, int] | None = None
+        self._summary: StreamSummary | None = None
 
     # -- sources ----------------------------------------------------------------------
     @classmethod
@@ -135,45 +145,55 @@ class PieceStream(LazySeq[StoredPiece]):
 
     def __len__(self) -> int:
         if self._len is None:
-            self.span()
+            self.summary()
         return self._len  # type: ignore[return-value]
 
     def __bool__(self) -> bool:
-        return self.span() is not None
+        return self.summary().count > 0
+
+    def summary(self) -> StreamSummary:
+        """Counts and bounds of the pieces, from one pass (then kept: the sources do not change)."""
+        if self._summary is None:
+            first = end = None
+            count = total = stored = compressed = volume_end = 0
+            for b in self.blocks():
+                first = b.image_offset if first is None else first
+                end = b.image_end
+                count += len(b)
+                total += int(b.length.sum())
+                stored += b.stored_bytes
+                compressed += int(b.compressed.sum())
+                volume_end = max(volume_end, int((b.volume_offset + b.length).max()))
+            self._len = count
+            self._summary = StreamSummary(count, first or 0, end or 0, total, stored, compressed, volume_end)
+        return self._summary
 
     def span(self) -> tuple[int, int] | None:
         """(image offset of the first piece, end of the last) or None when empty."""
-        if self._span is None:
-            self.nbytes()
-        return None if self._span == (0, 0) and not self._len else self._span
+        s = self.summary()
+        return (s.first, s.end) if s.count else None
 
     def nbytes(self) -> int:
-        """Image bytes the pieces cover (the same pass learns `span` and the count)."""
-        first = end = None
-        count = total = 0
-        for block in self.blocks():
-            first = block.image_offset if first is None else first
-            end = block.image_end
-            count += len(block)
-            total += int(block.length.sum())
-        self._len = count
-        self._span = (first, end) if first is not None and end is not None else (0, 0)
-        return total
+        """Image bytes the pieces cover."""
+        return self.summary().nbytes
 
     def stored(self) -> tuple[int, bool]:
-        """(bytes the pieces take where they are stored, whether any is compressed), in one pass."""
-        size, compressed = 0, False
-        for b in self.blocks():
-            size += b.stored_bytes
-            compressed = compressed or bool(b.compressed.any())
-        return size, compressed
+        """(bytes the pieces take where they are stored, whether any is compressed)."""
+        s = self.summary()
+        return s.stored, s.compressed > 0
 
     def volume_end(self) -> int:
         """Largest volume offset + length of any piece (0 when empty)."""
-        return max((int((b.volume_offset + b.length).max()) for b in self.blocks()), default=0)
+        return self.summary().volume_end
 
     def where_compressed(self, compressed: bool) -> PieceStream:
         """The pieces whose compressed flag is ``compressed`` (they leave gaps in the image)."""
+        s = self.summary()
+        if s.compressed == (s.count if compressed else 0):  # all of them: no filter, and no pass to count
+            return self
+        if s.compressed == (0 if compressed else s.count):
+            return PieceStream(tuple, 0)
+
         def blocks() -> Iterator[PieceBlock]:
             for b in self.blocks():
                 keep = b.compressed == compressed
