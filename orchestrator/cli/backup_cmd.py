@@ -64,7 +64,7 @@ def open_catalogue(site: SiteConfig, options: Any) -> Catalogue:
     return cat
 
 
-def lan_server(site: SiteConfig, options: Any = None) -> str:
+def lan_path(site: SiteConfig, options: Any = None) -> str:
     """Local mode's LAN path, when the site file has ``lan_pool`` ("lan_pool"), else "" (no LAN path).
 
     Eligibility needs only whether there is one; the job names the in-process pool OpenSite opened
@@ -82,7 +82,7 @@ def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None,
     """
     if site.topology is None:
         if site.verified_without_topology:
-            server = lan_server(site) if server is None else server
+            server = lan_path(site) if server is None else server
             return SimpleNamespace(server_free=bool(site.movers), lan_free=site.lan_free, lan=bool(server),
                                    reasons={}, route=None, movers=list(site.movers))
         return None
@@ -257,7 +257,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         from orchestrator.server import node_jobs
 
         return node_jobs.backup_volume(args, options, volume, site, DeviceVolume, progress_printer(args.json))
-    server = lan_server(site, options)
+    server = lan_path(site, options)
     vsite = site.volume(volume)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
         # in-process volumes get copy-on-write snapshots (imagetype snapshot); others back up offline
@@ -268,14 +268,14 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         check_volume_bounds(args.site, volume, vsite, io)
         size = vsite.size or (io.size - vsite.offset)
         with device_trouble(f"volume {volume} (device {vsite.device})"):
-            layout = read_used_extents(DeviceVolume(io, vsite.offset, size), volume)
+            layout = read_used_extents(DeviceVolume(io, vsite.offset, size), volume, vsite.filesystem)
         fs = vsite.filesystem or layout.filesystem.value
         _, elig = site_start(args.site, site, vopts, volume, fs, server,
                              fixed_tape=site.pool.is_tape and site.pool.block_mode == "fixed")
         if elig.start == PathKind.LAN and site.pool.is_tape and \
                 not any(v.device == site.pool.lan_drive for v in site.pool.volumes):
             check_lan_drive(args.site, site, [v.device for v in site.pool.volumes], "every pool volume is in")
-        extents = [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
+        extents = layout.extents(compose.gap_size(vopts, elig))  # (n, 2) int64: the job streams it
         with device_trouble(f"pool {site.pool.name}"):
             pool_desig = pool_designators(args.site, site, opened, driver) if elig.server_free else {}
         source = DeviceSpec(name=vsite.device, designator=io.designator() if elig.server_free else "",
@@ -302,7 +302,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
                                    volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
                                    pool=site.pool.name, paths=plan, base_object_id=base_id, base_digests=digests,
                                    base_coverage=coverage, mode=mode)
-        line = ProgressLine.for_terminal(f"backup {volume}", sum(n for _, n in extents), args.json)
+        line = ProgressLine.for_terminal(f"backup {volume}", int(extents[:, 1].sum()) if len(extents) else 0, args.json)
         driver.on_progress = line
         try:
             return run_job(backup_job(spec), progress_printer(args.json, line)(driver.execute))

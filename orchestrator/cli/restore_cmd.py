@@ -14,7 +14,7 @@ import sys
 from datetime import datetime, timezone
 
 from orchestrator import compose
-from orchestrator.cli.backup_cmd import (check_lan_drive, lan_server, open_catalogue, print_report,
+from orchestrator.cli.backup_cmd import (check_lan_drive, lan_path, open_catalogue, print_report,
                                          progress_printer, site_start)
 from orchestrator.cli.progress import ProgressLine
 from orchestrator.drivers.real import RealDriver
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     pit = parse_pitdate(args.pitdate)
     site = load_site(args.site)
-    server = lan_server(site, options)
+    server = lan_path(site, options)
     vsite = site.volume(args.volume)
     dest_name = args.dest or vsite.device
     if dest_name not in site.devices:
@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         return print_report(node_jobs.restore(args, options, site, dest_name, progress_printer(args.json), pit),
                             args.json)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
-        chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental)
+        # the pieces stay in the catalogue: the job reads them block by block while it runs
+        chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental, stream=True)
         driver = RealDriver(cat, opened.movers, opened.devices)
         io = driver.io(dest_name)
         locations = tape_locations(chain)

@@ -152,6 +152,18 @@ class VolumeSite(BaseModel):
 
     _s = field_validator("offset", "size", mode="before")(lambda v: None if v is None else _size(v))
 
+    @field_validator("filesystem")
+    @classmethod
+    def _known_filesystem(cls, v: str | None) -> str | None:
+        """A declared file system decides the extents (raw: every block), so it must be one we know."""
+        from orchestrator.volume.filesystem import FileSystem
+
+        if v is None:
+            return v
+        if v.lower() not in {f.value for f in FileSystem}:
+            raise ValueError(f"{v!r} is not one of {', '.join(f.value for f in FileSystem)}")
+        return v.lower()
+
 
 #: Seconds before a silent data mover counts as hung.  An EXTENDED COPY list is a
 #: few MiB (serverfreebatchsize), seconds at worst on a working SAN; 15 s, then
@@ -252,10 +264,29 @@ def load_site(path: str | Path) -> SiteConfig:
         if lan_drive is not None and site.lan_pool is not None and lan_drive not in site.lan_pool.tapes:
             raise ValueError(f"{p}: pool.lan_drive: {lan_drive!r} is not in lan_pool.tapes (the drive as the "
                              "LAN path opens it)")
+        _check_lan_pool(site, p)
         if not site.pool.is_tape:
             for i, v in enumerate(site.pool.volumes):
                 check_pool_capacity(f"{p}: pool.volumes[{i}].capacity", v, _local_size(site.path(site.devices[v.device])))
     return site
+
+
+def _check_lan_pool(site: SiteConfig, p: Path) -> None:
+    """lan_pool names the site's own pool volumes (disk) or drives (tape): an unknown name, or a disk volume the
+    LAN path could not reach, is refused before any job starts."""
+    if site.lan_pool is None or site.pool is None:
+        return
+    names = {v.name for v in site.pool.volumes}
+    for key, known in (("volumes", names), ("tapes", set(site.pool.drive_names()))):
+        for name in getattr(site.lan_pool, key):
+            if name not in known:
+                raise ValueError(f"{p}: lan_pool.{key}.{name}: not one of the pool's "
+                                 f"{'volumes' if key == 'volumes' else 'drives'} ({', '.join(sorted(known)) or 'none'})")
+    if not site.pool.is_tape:
+        missing = sorted(names - set(site.lan_pool.volumes))
+        if missing:
+            raise ValueError(f"{p}: lan_pool.volumes: no path for pool volume {', '.join(missing)} (the LAN path "
+                             "could not reach an image placed there)")
 
 
 def _local_size(target: str) -> int | None:

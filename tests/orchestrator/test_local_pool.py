@@ -160,3 +160,20 @@ def test_digest_matches_the_client_side_digest_of_the_same_pieces(server):
     with LanClient(srv.address, "VOL1", 4096) as c:
         with pytest.raises(LanRemoteError, match="DIGEST payload"):
             c._call(Frame(5, payload=b"{}"), 0x82)
+
+
+@pytest.mark.parametrize("lan_pool, words", [
+    ("{volumes: {VOL9: p.img}}", ["lan_pool.volumes.VOL9: not one of the pool's volumes (VOL1)"]),
+    ("{volumes: {}}", ["lan_pool.volumes: no path for pool volume VOL1"]),
+    ("{tapes: {drv1: t.tape}}", ["lan_pool.tapes.drv1: not one of the pool's drives (none)"]),
+])
+def test_lan_pool_names_only_the_pools_own_volumes(tmp_path, capsys, lan_pool, words):
+    from orchestrator.cli import main
+
+    (tmp_path / "p.img").write_bytes(bytes(1 << 20))
+    (tmp_path / "site.yaml").write_text(f"lan_pool: {lan_pool}\ndevices: {{d: p.img, pool0: p.img}}\n"
+                                        "pool: {volumes: [{name: VOL1, device: pool0, capacity: 1m}]}\n"
+                                        "volumes: {E: {device: d}}\n")
+    assert main(["backup", "image", "E", "--site", str(tmp_path / "site.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and all(w in err for w in words), err

@@ -274,7 +274,7 @@ def test_a_fixed_block_pool_takes_no_lan_free_path_and_says_why(file_tape_site, 
     assert run_cli(tmp, site, "backup", "image", "E:", "-enableserverfree=no") == 2
     err = capsys.readouterr().err
     assert "fixed-block tape pool has no LAN-free path" in err and "no LAN path is configured" in err, err
-    site = make(fixed)  # a LAN path whose drive cannot be opened: the job starts on the LAN path, not LAN-free
+    site = make(fixed, lan="lan_pool: {tapes: {drv1: gone.tape}}")  # a LAN path whose drive cannot be opened: the job starts on the LAN path, not LAN-free
     assert run_cli(tmp, site, "backup", "image", "E:", "-enableserverfree=no") == 1
     report = json.loads(capsys.readouterr().out)
     assert report["start_path"] == "lan" and report["outcome"] == "failed", report
