@@ -25,9 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from orchestrator.ops import (AbandonObject, BeginObject, CatalogueDone, CommitObject, ObjectStarted,
-                              StoredPiece)
+from orchestrator.ops import (UNREAD_DIGEST, AbandonObject, BeginObject, CatalogueDone, CommitObject,
+                              ObjectStarted, StoredPiece)
 from orchestrator.piece_blocks import PieceBlock, blocks_of
+from orchestrator.piece_stream import PieceStream
 
 log = logging.getLogger(__name__)
 
@@ -264,8 +265,7 @@ class Catalogue:
             if pos != obj["image_size"]:
                 raise CatalogueError(f"object {op.object_id}: extents cover {pos} of "
                                      f"{obj['image_size']} image bytes; not all data is on the pool")
-            self.db.executemany("INSERT INTO digests VALUES (?,?,?)",
-                                [(op.object_id, c, d) for c, d in op.digests])
+            self.db.executemany("INSERT INTO digests VALUES (?,?,?)", _digest_rows(op.object_id, op.digests))
             if obj["mode"] == "selective":
                 # a new full image makes the previous generation (full + incrementals) inactive
                 self.db.execute("UPDATE objects SET state='inactive' WHERE filespace_id=? AND "
@@ -279,7 +279,13 @@ class Catalogue:
 
     @staticmethod
     def _blocks(op: CommitObject) -> Iterator[PieceBlock]:
-        if isinstance(op.pieces, (tuple, list)):
+        if isinstance(op.pieces, PieceStream):  # a job's stream: its blocks, each must tile the image
+            for block in op.pieces.blocks():
+                if not block.tiles:
+                    raise CatalogueError(f"object {op.object_id}: extents after image offset "
+                                         f"{block.image_offset} leave a gap")
+                yield block
+        elif isinstance(op.pieces, (tuple, list)):
             pieces = sorted(op.pieces, key=lambda p: p.image_offset)
             try:
                 yield from blocks_of(pieces)
@@ -378,13 +384,15 @@ class Catalogue:
         return self._record(row, with_pieces)
 
     def restore_chain(self, node: str, filespace: str, *, pitdate: datetime | None = None,
-                      incremental: bool = False) -> list[ObjectRecord]:
+                      incremental: bool = False, stream: bool = False) -> list[ObjectRecord]:
         """The full image to restore and, with ``incremental``, its incrementals in order.
 
         Without ``pitdate`` the active generation is used; with it, the newest
         full image backed up at or before that time and its incrementals up to it.
+        With ``stream`` each object's pieces are a `PieceStream` reading its
+        blocks from this catalogue on every pass (it must stay open meanwhile).
         """
-        objs = self.query(node, filespace, inactive=pitdate is not None, with_pieces=True)
+        objs = self.query(node, filespace, inactive=pitdate is not None, with_pieces=not stream)
         if pitdate is not None:
             limit = pitdate.astimezone(timezone.utc).isoformat(timespec="microseconds")
             objs = [o for o in objs if o.backup_date and o.backup_date <= limit]
@@ -396,6 +404,9 @@ class Catalogue:
         chain = [base]
         if incremental:
             chain += [o for o in objs if o.mode == "incremental" and o.base_id == base.id]
+        if stream:
+            for o in chain:
+                o.pieces = PieceStream(lambda oid=o.id: self.iter_blocks(oid))  # type: ignore[misc]
         return chain
 
     def digests(self, chain: Iterable[ObjectRecord]) -> dict[int, str]:
@@ -403,12 +414,40 @@ class Catalogue:
         view: dict[int, str] = {}
         for o in chain:
             for r in self.db.execute("SELECT chunk, digest FROM digests WHERE object_id=?", (o.id,)):
-                view[r["chunk"]] = r["digest"]
+                chunk, digest = r["chunk"], r["digest"]
+                if digest.startswith(_UNREAD_RUN):  # n chunks nobody read back, from this one on
+                    view.update(dict.fromkeys(range(chunk, chunk + int(digest[len(_UNREAD_RUN):])), UNREAD_DIGEST))
+                else:
+                    view[chunk] = digest
         return view
 
     def states(self) -> dict[int, str]:
         """Every object's state (for tests and diagnostics)."""
         return {r["id"]: r["state"] for r in self.db.execute("SELECT id, state FROM objects")}
+
+
+_UNREAD_RUN = UNREAD_DIGEST + " "
+
+
+def _digest_rows(object_id: int, digests: Iterable[tuple[int, str]]) -> Iterator[tuple[int, int, str]]:
+    """Rows of the digests table: runs of consecutive unread chunks as one row (an image of millions of chunks
+    proven by its data mover has no digest to keep for any of them)."""
+    start = end = -1
+    for chunk, digest in digests:
+        if digest == UNREAD_DIGEST:
+            if chunk == end:
+                end += 1
+                continue
+            if end > start:
+                yield object_id, start, UNREAD_DIGEST if end - start == 1 else f"{_UNREAD_RUN}{end - start}"
+            start, end = chunk, chunk + 1
+            continue
+        if end > start:
+            yield object_id, start, UNREAD_DIGEST if end - start == 1 else f"{_UNREAD_RUN}{end - start}"
+            start = end = -1
+        yield object_id, chunk, digest
+    if end > start:
+        yield object_id, start, UNREAD_DIGEST if end - start == 1 else f"{_UNREAD_RUN}{end - start}"
 
 
 class _Transaction:

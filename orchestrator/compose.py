@@ -20,11 +20,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import ValidationError
 
 from orchestrator.eligibility import Eligibility, decide
 from orchestrator.job.spec import BackupSpec, DeviceSpec, PathPlan, RestoreSpec, TapePlan, object_spec
 from orchestrator.ops import PathKind
+from orchestrator.piece_stream import PieceStream
 from topology.graph import SanState
 from topology.index import index_of
 from topology.model import Topology
@@ -166,14 +168,20 @@ def path_plan(elig: Eligibility, *, server: str, pool_designators: dict[str, str
 
 
 def backup_spec(*, node: str, filespace: str, vopts: Any, elig: Eligibility, source: DeviceSpec, volume_offset: int,
-                volume_size: int, file_system: str, extents: list[tuple[int, int]], pool: str, paths: PathPlan,
-                base_object_id: int | None = None, base_digests: dict | None = None,
+                volume_size: int, file_system: str, extents: list[tuple[int, int]] | np.ndarray, pool: str,
+                paths: PathPlan, base_object_id: int | None = None, base_digests: dict | None = None,
                 base_coverage: list | None = None, mode: str | None = None, resume: Any = None) -> BackupSpec:
     """The BackupSpec of one volume: its per-volume options, the start path and the extents at its gap size.
 
-    ``mode`` overrides the options' (an incremental with no full image yet is taken as a full one)."""
+    ``mode`` overrides the options' (an incremental with no full image yet is taken as a full one).
+    ``extents`` as the analysis' (n, 2) array go to the job as a stream over that array (16 bytes an
+    extent, no Python object each; the job checks them as it reads them)."""
+    given: dict[str, Any] = {"extents": extents}
+    if isinstance(extents, np.ndarray):
+        held = extents
+        given = {"extent_stream": PieceStream.from_extents(lambda: (held,), volume_size)}
     return build(BackupSpec, node=node, filespace=filespace, source=source, volume_offset=volume_offset,
-                 volume_size=volume_size, file_system=file_system, extents=extents, mode=mode or str(vopts.mode),
+                 volume_size=volume_size, file_system=file_system, **given, mode=mode or str(vopts.mode),
                  image_type=str(vopts.imagetype), management_class=vopts.mgmtclass, pool=pool,
                  compression=vopts.compression, presnapshotcmd=vopts.presnapshotcmd or "",
                  postsnapshotcmd=vopts.postsnapshotcmd or "", snapshot_cache_size=vopts.snapshotcachesize,

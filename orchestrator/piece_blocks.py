@@ -32,12 +32,16 @@ class PieceBlock:
     length: np.ndarray
     stored_length: np.ndarray
     compressed: np.ndarray  # bool
+    # image offsets of each piece when they do not tile (a filtered or split stream); None: they tile
+    image: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.length.size)
 
     @property
     def image_end(self) -> int:
+        if self.image is not None:
+            return int(self.image[-1] + self.length[-1]) if self.length.size else self.image_offset
         return self.image_offset + int(self.length.sum())
 
     @property
@@ -45,6 +49,8 @@ class PieceBlock:
         return int(np.where(self.stored_length > 0, self.stored_length, self.length).sum())
 
     def image_offsets(self) -> np.ndarray:
+        if self.image is not None:
+            return self.image
         out = np.empty(self.length.size, dtype=np.int64)
         out[0:1] = self.image_offset
         np.cumsum(self.length[:-1], out=out[1:])
@@ -60,14 +66,30 @@ class PieceBlock:
 
     @classmethod
     def of(cls, image_offset: int, volume_offset: np.ndarray, length: np.ndarray,
-           stored_length: np.ndarray | None = None, compressed: np.ndarray | None = None) -> PieceBlock:
+           stored_length: np.ndarray | None = None, compressed: np.ndarray | None = None,
+           image: np.ndarray | None = None) -> PieceBlock:
+        """A block; ``image`` (each piece's image offset) is kept only where the pieces leave gaps."""
+        length = np.asarray(length, dtype=np.int64)
         n = length.size
-        return cls(image_offset, np.asarray(volume_offset, dtype=np.int64), np.asarray(length, dtype=np.int64),
+        if image is not None:
+            image = np.asarray(image, dtype=np.int64)
+            if n:
+                image_offset = int(image[0])
+            if n < 2 or np.array_equal(image[1:], image[:-1] + length[:-1]):
+                image = None  # they tile: the offsets follow from the lengths
+        return cls(image_offset, np.asarray(volume_offset, dtype=np.int64), length,
                    np.zeros(n, dtype=np.int64) if stored_length is None else np.asarray(stored_length, np.int64),
-                   np.zeros(n, dtype=bool) if compressed is None else np.asarray(compressed, dtype=bool))
+                   np.zeros(n, dtype=bool) if compressed is None else np.asarray(compressed, dtype=bool), image)
+
+    @property
+    def tiles(self) -> bool:
+        """Whether the pieces follow each other in the image with no gap (what a catalogue row holds)."""
+        return self.image is None
 
     def encode(self) -> bytes:
         """The columns, delta-encoded and zlib-compressed (one catalogue row)."""
+        if not self.tiles:
+            raise ValueError(f"extent block at image offset {self.image_offset} leaves gaps in the image")
         n = self.length.size
         cols = np.empty((_COLUMNS, n), dtype="<i8")
         cols[0, :1] = self.volume_offset[:1]

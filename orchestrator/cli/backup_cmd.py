@@ -268,14 +268,14 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         check_volume_bounds(args.site, volume, vsite, io)
         size = vsite.size or (io.size - vsite.offset)
         with device_trouble(f"volume {volume} (device {vsite.device})"):
-            layout = read_used_extents(DeviceVolume(io, vsite.offset, size), volume)
+            layout = read_used_extents(DeviceVolume(io, vsite.offset, size), volume, vsite.filesystem)
         fs = vsite.filesystem or layout.filesystem.value
         _, elig = site_start(args.site, site, vopts, volume, fs, server,
                              fixed_tape=site.pool.is_tape and site.pool.block_mode == "fixed")
         if elig.start == PathKind.LAN and site.pool.is_tape and \
                 not any(v.device == site.pool.lan_drive for v in site.pool.volumes):
             check_lan_drive(args.site, site, [v.device for v in site.pool.volumes], "every pool volume is in")
-        extents = [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
+        extents = layout.extents(compose.gap_size(vopts, elig))  # (n, 2) int64: the job streams it
         with device_trouble(f"pool {site.pool.name}"):
             pool_desig = pool_designators(args.site, site, opened, driver) if elig.server_free else {}
         source = DeviceSpec(name=vsite.device, designator=io.designator() if elig.server_free else "",
@@ -302,7 +302,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
                                    volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
                                    pool=site.pool.name, paths=plan, base_object_id=base_id, base_digests=digests,
                                    base_coverage=coverage, mode=mode)
-        line = ProgressLine.for_terminal(f"backup {volume}", sum(n for _, n in extents), args.json)
+        line = ProgressLine.for_terminal(f"backup {volume}", int(extents[:, 1].sum()) if len(extents) else 0, args.json)
         driver.on_progress = line
         try:
             return run_job(backup_job(spec), progress_printer(args.json, line)(driver.execute))

@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         return print_report(node_jobs.restore(args, options, site, dest_name, progress_printer(args.json), pit),
                             args.json)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:
-        chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental)
+        # the pieces stay in the catalogue: the job reads them block by block while it runs
+        chain = cat.restore_chain(options.node, args.volume, pitdate=pit, incremental=args.incremental, stream=True)
         driver = RealDriver(cat, opened.movers, opened.devices)
         io = driver.io(dest_name)
         locations = tape_locations(chain)

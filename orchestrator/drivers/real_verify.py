@@ -7,6 +7,7 @@ COPY STATUS, never read here.
 from __future__ import annotations
 
 import logging
+from itertools import chain
 import zlib
 from typing import Callable
 
@@ -47,7 +48,7 @@ class VerifyOps:
 
     def _server_view(self, op: VerifyPool) -> tuple[tuple[int, str], ...] | None:
         """Chunk digests of the whole object as the backup server reads it from the pool, or None."""
-        everything = sorted(op.pieces + op.accounted, key=lambda q: q.image_offset)
+        everything = sorted(chain(op.pieces, op.accounted), key=lambda q: q.image_offset)
         try:
             with LanClient(op.pool_server, self._pool_volume_of(op.pool_device), op.pool_offset, "read",
                            self.lan_timeout) as client:
@@ -66,7 +67,7 @@ class VerifyOps:
             pool.test_unit_ready()
         except Exception as exc:
             return VerifyResult(False, f"pool device {op.pool_device} does not answer: {exc}")
-        need = op.pool_offset + max((q.image_offset + q.stored for q in op.pieces + op.accounted), default=0)
+        need = op.pool_offset + max((q.image_offset + q.stored for q in chain(op.pieces, op.accounted)), default=0)
         if pool.size < need:
             return VerifyResult(False, f"pool device {op.pool_device} holds {pool.size} bytes, the object "
                                        f"needs {need}")

@@ -12,64 +12,45 @@ listed or restored.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
+from itertools import chain
 
 from orchestrator.job.digest import changed_pieces, covered
-from orchestrator.job.ladder import Endpoints, JobFailed, MoveState, before, remaining
+from orchestrator.job.ladder import Endpoints, JobFailed, MoveState
 from orchestrator.job.move import move
 from orchestrator.job.report import FailoverEvent, JobReport
 from orchestrator.job.spec import BackupSpec, DeviceSpec
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, DigestResult,
                               DigestVolume, Job, ObjectStarted, PathKind, ReleaseSnapshot, RunCommand,
                               SnapshotReleased, SnapshotResult, StoredPiece, TakeSnapshot, VerifyPool,
-                              VerifyResult, chunks_touched, pieces_from_extents)
+                              UNREAD_DIGEST, VerifyResult, pieces_from_extents)
+from orchestrator.piece_stream import LazySeq, PieceStream, chunk_digests_with_unread, split_by_ranges
 
 log = logging.getLogger(__name__)
 
-UNREAD = "unread"  # digest of a chunk nobody read back: never equals a real digest, so it counts as changed
+UNREAD = UNREAD_DIGEST  # digest of a chunk nobody read back: never equals a real digest, so it counts as changed
 
 
-def split_accounted(pieces: list[StoredPiece], ranges: list[tuple[int, int]],
-                    ) -> tuple[list[StoredPiece], list[StoredPiece]]:
-    """Cut ``pieces`` into (to compare byte for byte, proven by the mover) along image ``ranges``."""
-    by_bytes: list[StoredPiece] = []
-    by_mover: list[StoredPiece] = []
-    spans = sorted(ranges)
-    for p in pieces:
-        if p.compressed or not spans:  # compressed data never went server-free
-            by_bytes.append(p)
-            continue
-        pos, end = p.image_offset, p.image_offset + p.length
-        for lo, hi in spans:
-            lo, hi = max(lo, pos), min(hi, end)
-            if hi <= lo:
-                continue
-            if lo > pos:
-                by_bytes.append(_sub(p, pos, lo))
-            by_mover.append(_sub(p, lo, hi))
-            pos = hi
-        if pos < end:
-            by_bytes.append(_sub(p, pos, end))
-    return by_bytes, by_mover
+def split_accounted(pieces: Iterable[StoredPiece], ranges: list[tuple[int, int]],
+                    ) -> tuple[PieceStream, PieceStream]:
+    """Cut ``pieces`` into (to compare byte for byte, proven by the mover) along image ``ranges``.
+
+    Both are streams over ``pieces`` (see `orchestrator.piece_stream.split_by_ranges`): nothing is held.
+    """
+    return split_by_ranges(PieceStream.of(pieces), ranges)
 
 
-def _sub(p: StoredPiece, lo: int, hi: int) -> StoredPiece:
-    return StoredPiece(lo, p.volume_offset + lo - p.image_offset, hi - lo)
-
-
-def unread_chunks(digests: tuple[tuple[int, str], ...], unread: list[StoredPiece],
-                  chunk_size: int) -> tuple[tuple[int, str], ...]:
+def unread_chunks(digests: tuple[tuple[int, str], ...], unread: Iterable[StoredPiece],
+                  chunk_size: int) -> Sequence[tuple[int, str]]:
     """The object's chunk digests, with every chunk of ``unread`` the driver gave none for marked :data:`UNREAD`.
 
     The catalogue's view takes later objects' digests over earlier ones, so a
-    stale digest must never survive for a chunk this object rewrote.
+    stale digest must never survive for a chunk this object rewrote.  The
+    result is produced again on each pass, so an image of millions of chunks
+    is never held.
     """
-    have = {c for c, _ in digests}
-    marked = chunks_touched(unread, chunk_size) - have
-    if not marked:
-        return digests
-    out = {c: d for c, d in digests if c not in marked}
-    out.update((c, UNREAD) for c in marked)
-    return tuple(sorted(out.items()))
+    stream = PieceStream.of(unread)
+    return LazySeq(lambda: chunk_digests_with_unread(digests, stream, chunk_size, UNREAD))
 
 
 def backup_job(spec: BackupSpec) -> Job:
@@ -116,7 +97,8 @@ def backup_job(spec: BackupSpec) -> Job:
             if r.returncode != 0:
                 report.warnings.append(f"postsnapshotcmd exited with {r.returncode}")
 
-        pieces = pieces_from_extents(spec.extents)
+        pieces: Sequence = spec.extent_stream if spec.extent_stream is not None else \
+            pieces_from_extents(spec.extents)
         base_id = None
         if spec.mode == "incremental":
             # digest the volume over exactly what the stored digests cover (so a different gap size or
@@ -129,7 +111,11 @@ def backup_job(spec: BackupSpec) -> Job:
             fresh = covered(pieces, coverage, spec.chunk_size) if spec.base_coverage else set()
             pieces = changed_pieces(pieces, dict(d.digests), spec.base_digests, spec.chunk_size, fresh)
             base_id = spec.base_object_id
-        image_size = sum(p.length for p in pieces)
+        stream = PieceStream.of(pieces)
+        try:
+            image_size = stream.nbytes()  # a streamed source is checked here, on its first pass
+        except ValueError as exc:
+            raise JobFailed(f"extents: {exc}") from None
         report.image_size = image_size
 
         started: ObjectStarted = yield BeginObject(
@@ -143,25 +129,29 @@ def backup_job(spec: BackupSpec) -> Job:
         if spec.compression and state.path == PathKind.SERVER_FREE:
             report.warnings.append("compression yes is not applied: server-free data (and data after a "
                                    "server-free failover) stays uncompressed for a server-free restore")
-        done: list[StoredPiece] = []
+        moving = stream
         if spec.resume is not None:  # the server-free copy of this object stopped here: move only the rest
             at = spec.resume.image_offset
-            done = before(pieces, at)
-            pieces = remaining(pieces, at)
+            if at > image_size:
+                raise JobFailed(f"resume: image offset {at} is past the image's {image_size} bytes")
+            moving = PieceStream(lambda: stream.blocks(at))
             report.add_bytes(PathKind.SERVER_FREE.value, at)
             report.failovers.append(FailoverEvent(PathKind.SERVER_FREE.value, state.path.value,
                                                   spec.resume.reason or "server-free copy stopped", at,
                                                   spec.resume.mover))
             state.accounted.append((0, at))  # vouched for by the mover's COPY STATUS where it ran
             state.server_free_failed = True
-        stored = done + (yield from move(ends, state, paths, report, pieces))
+        stored = yield from move(ends, state, paths, report, moving)
+        if spec.resume is not None:  # the pieces the earlier copy moved, then this job's
+            moved, at = PieceStream.of(stored), spec.resume.image_offset
+            stored = PieceStream(lambda: chain(stream.blocks(0, at), moved.blocks()))
 
         if paths.tape is not None and not state.tape_location:
             raise JobFailed("the tape object was never closed with its filemark; it is not restorable")
         if paths.tape is not None:
             # a tape object is proven by the mover's COPY STATUS of every list and its closing filemark
             # (server-free) or by the client's acknowledged record writes (LAN-free); no chunk was read back
-            digests = unread_chunks((), list(stored), spec.chunk_size)
+            digests = unread_chunks((), stored, spec.chunk_size)
         else:
             if state.accounting_errors:
                 raise JobFailed("verification on the pool failed: the data mover's COPY STATUS does not match "
@@ -174,8 +164,8 @@ def backup_job(spec: BackupSpec) -> Job:
             lan_free_lost = any(f.from_path == PathKind.LAN_FREE.value for f in report.failovers)
             via_server = paths.server if (not paths.lan_free or lan_free_lost) else ""
             v: VerifyResult = yield VerifyPool(source.name, started.pool_device, started.pool_offset,
-                                               tuple(by_bytes), spec.chunk_size, spec.volume_offset, via_server,
-                                               tuple(by_mover), paths.server if by_mover else "")
+                                               by_bytes, spec.chunk_size, spec.volume_offset, via_server,
+                                               by_mover, paths.server if by_mover.span() else "")
             if not v.ok:
                 raise JobFailed(f"verification on the pool failed: {v.message}")
             digests = unread_chunks(v.digests, by_mover, spec.chunk_size)
@@ -186,9 +176,9 @@ def backup_job(spec: BackupSpec) -> Job:
                 raise JobFailed(f"snapshot cache exhausted ({rel.cache_used_bytes} bytes used, "
                                 f"snapshotcachesize {spec.snapshot_cache_size}%); the image would be "
                                 "inconsistent and is discarded")
-        report.compressed = any(p.compressed for p in stored)
-        report.stored_size = sum(p.stored for p in stored)
-        yield CommitObject(object_id, tuple(stored), report.path_used, report.compressed, digests,
+        kept = PieceStream.of(stored)
+        report.stored_size, report.compressed = kept.stored()
+        yield CommitObject(object_id, kept, report.path_used, report.compressed, digests,
                            state.tape_location)
         report.outcome = "completed"
     except JobFailed as exc:

@@ -17,6 +17,7 @@ from orchestrator.job.move import move
 from orchestrator.job.report import JobReport
 from orchestrator.job.spec import RestoreSpec
 from orchestrator.ops import Job, PathKind
+from orchestrator.piece_stream import PieceStream
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,8 @@ def restore_job(spec: RestoreSpec) -> Job:
                        reasons=list(paths.reasons), object_id=spec.chain[0].object_id)
     state = MoveState(paths.start, list(paths.movers))
     try:
-        needed = max(spec.chain[0].volume_size,
-                     max((p.volume_offset + p.length for o in spec.chain for p in o.pieces), default=0))
+        streams = [PieceStream.of(o.pieces) for o in spec.chain]  # columns, or the catalogue's blocks re-read
+        needed = max(spec.chain[0].volume_size, max(s.volume_end() for s in streams))
         if spec.destination_size < needed:
             raise JobFailed(f"out of space: {spec.destination.name} offers {spec.destination_size} bytes, "
                             f"the image needs {needed}")
@@ -41,12 +42,14 @@ def restore_job(spec: RestoreSpec) -> Job:
         if spec.incremental and len(spec.chain) > 1:
             report.warnings.append("incremental restore may bring back files deleted after the full image "
                                    "and may run out of space on a volume near capacity")
-        for obj in spec.chain:
+        for obj, pieces in zip(spec.chain, streams):
             ends = Endpoints("restore", spec.destination, spec.destination_offset, obj.pool_volume,
                              obj.pool_device, obj.pool_offset, tape_location=obj.tape_location)
-            plain = [p for p in obj.pieces if not p.compressed]
-            packed = [p for p in obj.pieces if p.compressed]
-            report.image_size += sum(p.length for p in obj.pieces)
+            plain = pieces.where_compressed(False)
+            packed = pieces.where_compressed(True)
+            report.image_size += pieces.nbytes()
+            if obj.tape_location:  # tape restores keep their lists (records are planned whole)
+                plain, packed = list(plain), list(packed)  # type: ignore[assignment]
             if plain:
                 yield from move(ends, state, paths, report, plain)
             if packed:

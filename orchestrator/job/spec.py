@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.piece_stream import PieceStream
+
 from orchestrator.ops import PathKind, StoredPiece
 from orchestrator.ops.tape import TapeFormat
 from orchestrator.ops.types import PlanError
@@ -95,9 +97,14 @@ class ResumePoint(BaseModel):
 
 
 class BackupSpec(BaseModel):
-    """One image backup of one volume."""
+    """One image backup of one volume.
 
-    model_config = ConfigDict(extra="forbid")
+    The used extents come as ``extents`` (pairs, checked here) or, for
+    millions of them, as ``extent_stream`` (a `PieceStream` read again on each
+    pass and checked by the job as it reads them).
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     node: str = Field(min_length=1)
     filespace: str = Field(min_length=1)
@@ -105,7 +112,8 @@ class BackupSpec(BaseModel):
     volume_offset: int = Field(0, ge=0)  # byte offset of the volume on the source LUN
     volume_size: int = Field(gt=0)
     file_system: str = "raw"
-    extents: list[tuple[int, int]]
+    extents: list[tuple[int, int]] = Field(default_factory=list)
+    extent_stream: PieceStream | None = Field(None, exclude=True)
     mode: Literal["selective", "incremental"] = "selective"
     image_type: Literal["static", "snapshot", "dynamic"] = "static"
     management_class: str = "DEFAULT"
@@ -128,6 +136,10 @@ class BackupSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "BackupSpec":
+        if self.extent_stream is None and "extents" not in self.model_fields_set:
+            raise ValueError("extents: field required (or an extent_stream)")
+        if self.extent_stream is not None and self.extents:
+            raise ValueError("give extents or an extent_stream, not both")
         prev = -1
         for i, (off, length) in enumerate(self.extents):
             if off < 0 or length <= 0 or off < prev:
@@ -137,8 +149,8 @@ class BackupSpec(BaseModel):
                 raise ValueError(f"extents[{i}] ends at {prev}, past the volume size {self.volume_size}")
         if self.mode == "incremental" and self.base_object_id is None:
             raise ValueError("mode incremental needs the base (full) image object; none was given")
-        if self.resume is not None and (self.mode != "selective" or self.paths.tape is not None
-                                        or self.resume.image_offset > sum(n for _, n in self.extents)):
+        if self.resume is not None and (self.mode != "selective" or self.paths.tape is not None or (
+                self.extent_stream is None and self.resume.image_offset > sum(n for _, n in self.extents))):
             raise ValueError("resume: only a full image on a disk pool resumes, inside its image")
         return self
 
@@ -154,7 +166,7 @@ class ObjectSpec(BaseModel):
     pool_device: str
     pool_offset: int = Field(ge=0)
     volume_size: int = Field(gt=0)
-    pieces: list[StoredPiece]
+    pieces: PieceStream | list[StoredPiece]  # a PieceStream reads the catalogue's blocks as the job goes
     tape_location: str = ""  # tape pools: TapeLocation.encode() (orchestrator.plan.tape_position)
 
 
@@ -186,5 +198,6 @@ def object_spec(record) -> ObjectSpec:
     """Build an ObjectSpec from a :class:`orchestrator.catalogue.ObjectRecord`."""
     return ObjectSpec(object_id=record.id, mode=record.mode, pool_volume=record.pool_volume,
                       pool_device=record.pool_device, pool_offset=record.pool_offset,
-                      volume_size=record.volume_size, pieces=list(record.pieces),
+                      volume_size=record.volume_size,
+                      pieces=record.pieces if isinstance(record.pieces, PieceStream) else list(record.pieces),
                       tape_location=getattr(record, "tape_location", None) or "")

@@ -249,6 +249,11 @@ def slice_pieces(pieces: tuple[Piece, ...] | list[Piece], start: int, end: int |
     return tuple(out)
 
 
+#: digest of a chunk nobody read back: never equals a real (hex) digest, so it counts as changed; the catalogue
+#: stores a run of n consecutive such chunks as one row "unread n"
+UNREAD_DIGEST = "unread"
+
+
 def chunks_touched(pieces: Any, chunk_size: int) -> set[int]:
     """Indices of the digest chunks (``volume_offset // chunk_size``) that ``pieces`` put bytes in."""
     out: set[int] = set()

@@ -152,7 +152,8 @@ class ParameterListPlan:
 
     @property
     def nbytes(self) -> int:
-        return sum(s.length for s in self.segments)
+        columns = getattr(self.segments, "nbytes", None)  # segments held as columns count themselves
+        return columns if columns is not None else sum(s.length for s in self.segments)
 
     @property
     def image_start(self) -> int:

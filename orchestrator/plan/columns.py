@@ -20,6 +20,7 @@ Batches are yielded as soon as their window is complete, so planning streams.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
 from typing import Literal, overload
 
 import numpy as np
@@ -42,6 +43,11 @@ class SegmentColumns(Sequence[CopySegment]):
     def __len__(self) -> int:
         return int(self._cols.shape[1])
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the segments copy (without making a `CopySegment` each)."""
+        return int(self._cols[4].sum())
+
     @overload
     def __getitem__(self, i: int) -> CopySegment: ...
 
@@ -51,7 +57,7 @@ class SegmentColumns(Sequence[CopySegment]):
     def __getitem__(self, i):  # type: ignore[no-untyped-def]
         if isinstance(i, slice):
             return tuple(self)[i]
-        return CopySegment(*(int(x) for x in self._cols[:, i]))
+        return CopySegment(*self._cols[:, i].tolist())
 
     def __iter__(self) -> Iterator[CopySegment]:
         for row in self._cols.T.tolist():
@@ -143,6 +149,7 @@ class _Emitter:
         self.src_base, self.dst_base, self.bs, self.per_list = src_base, dst_base, bs, per_list
         self.encoder, self.list_id, self.number = encoder, first_list_id, 0
         self.bulk = encoder is encode_block_list
+        self._cscds: bytes | None = None
 
     def batches(self, cols: np.ndarray) -> Iterator[Batch]:
         if not cols.shape[1]:
@@ -185,6 +192,13 @@ class _Emitter:
         return rows
 
     def _list_bytes(self, rows: np.ndarray) -> bytes:
-        cscds = _cscd_bytes(self.src, self.dst)
+        if self._cscds is None:
+            self._cscds = _cscd_bytes(self.src, self.dst)
         body = rows.tobytes()
-        return Header(list_id=self.list_id, list_id_usage=0).encode(len(cscds), len(body), 0) + cscds + body
+        return _header(self.list_id, len(self._cscds), len(body)) + self._cscds + body
+
+
+@lru_cache(maxsize=1024)
+def _header(list_id: int, cscd_bytes: int, segment_bytes: int) -> bytes:
+    """A list's 16-byte header (SPC-4 6.4.3): a few hundred distinct ones serve every list of a job."""
+    return Header(list_id=list_id, list_id_usage=0).encode(cscd_bytes, segment_bytes, 0)

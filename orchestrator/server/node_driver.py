@@ -11,6 +11,7 @@ data lies.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from orchestrator.drivers.real import RealDriver
@@ -157,7 +158,7 @@ class ServerDriver(RealDriver):
         return VerifyResult(True, "", theirs)
 
     def _server_view(self, op: VerifyPool):  # type: ignore[no-untyped-def]
-        everything = sorted(op.pieces + op.accounted, key=lambda q: q.image_offset)
+        everything = sorted(chain(op.pieces, op.accounted), key=lambda q: q.image_offset)
         return self.session.digest(self._object(op), op.chunk_size, everything)
 
     def _object(self, op: VerifyPool) -> int:

@@ -210,6 +210,8 @@ class NodeOps(TapeOps):
                 g.tape.put(req.image_offset, data)
             except ValueError as exc:
                 raise self.refuse(f"PUT of object {g.object_id}: {exc}", "ANR0440W") from None
+            except Exception as exc:  # noqa: BLE001 - the drive or its transport: named, the session ends
+                raise self.drive_failed(g.tape.drive, "WRITE", exc) from None
         else:
             os.pwrite(g.fd, data, g.base + req.image_offset)
         g.written.append((req.image_offset, req.image_offset + stored))
@@ -236,6 +238,8 @@ class NodeOps(TapeOps):
                 location = g.tape.close(pieces)
             except ValueError as exc:
                 raise self.refuse(f"COMMIT of object {g.object_id}: {exc}", "ANR0440W") from None
+            except Exception as exc:  # noqa: BLE001
+                raise self.drive_failed(g.tape.drive, "WRITE FILEMARKS", exc) from None
         else:
             os.fsync(g.fd)
         if unseen:  # written over the SAN by the storage agent: the pool must hold what the client digested
@@ -340,6 +344,8 @@ class NodeOps(TapeOps):
                     return {"type": "digests", "digests": [list(d) for d in g.tape.digests(pieces, req.chunk_size)]}, b""
                 except ValueError as exc:
                     raise self.refuse(f"DIGEST of object {g.object_id}: {exc}", "ANR0440W") from None
+                except Exception as exc:  # noqa: BLE001
+                    raise self.drive_failed(g.tape.drive, "reading the records back", exc) from None
             fd, base, close = g.fd, g.base, False
         else:
             rec = self._own(req.object_id)

@@ -63,6 +63,14 @@ class TapeOps:
             return tape.read_range(dev, drive, rec, image_offset, length, at)
         except ValueError as exc:
             raise self.refuse(f"GET of object {rec.id}: {exc}", "ANR0440W") from None
+        except Exception as exc:  # noqa: BLE001 - the drive or its transport: named, the session ends
+            at[0] = -1  # where the drive stands is unknown now
+            raise self.drive_failed(drive, "READ", exc) from None
+
+    def drive_failed(self, drive: str, what: str, exc: BaseException) -> Refused:
+        """A drive that failed a command: one line naming it, in the activity log; the session ends."""
+        text = f"drive {drive}: {what} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        return Refused("ANR8448E", f"Session {self.session.id} node {self.node}: {text}.", text)
 
     def _tape_agent_drive(self, pool: str, started: Any) -> str:
         """LAN-free to tape: hold the object's drive for this session; the storage agent writes the records."""

@@ -286,3 +286,24 @@ def test_a_drive_the_server_cannot_open_is_one_line(server, tmp_path, capsys):
     with server.pools.catalogue() as cat:
         assert set(cat.states().values()) == {"abandoned"}
     assert server.drives.held() == {}
+
+
+def test_a_drive_failing_a_write_is_named_and_frees_the_drive(tape_lab, capsys, monkeypatch):
+    from orchestrator.server import tape
+
+    tmp, srv, built, _ = tape_lab
+
+    def broken(self, image_offset, data):
+        raise OSError("SENSE KEY:MEDIUM_ERROR(3) (injected)")
+
+    monkeypatch.setattr(tape.TapeWriter, "put", broken)
+    opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json"]
+    rc = main(["backup", "image", "E:", *opts])
+    out = capsys.readouterr()
+    assert rc != 0 and "Traceback" not in out.err, out
+    report = json.loads(out.out)
+    assert report["outcome"] == "failed" and "drive DRV1: WRITE failed: SENSE KEY:MEDIUM_ERROR" in report["message"]
+    assert "ANR8448E" in actlog(srv) and "drive DRV1: WRITE failed: SENSE KEY:MEDIUM_ERROR" in actlog(srv)
+    assert drives_free(srv)
+    with srv.pools.catalogue() as cat:
+        assert set(cat.states().values()) == {"abandoned"}

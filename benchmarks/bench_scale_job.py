@@ -1,0 +1,134 @@
+"""A real backup job and its restore at 5,000,000 extents, in bounded memory.
+
+`bench_scale_plan` times the planner and the catalogue alone; this runs the
+jobs themselves (`orchestrator.job.backup_job`, `restore_job`): the extents
+come as a stream (`PieceStream.from_extents`, arrays generated batch by batch
+as a volume analysis yields them, never held whole), the job plans EXTENDED
+COPY lists window by window as it sends them, a mover fails part way through
+a list and the next mover resumes from the image position reached (not from
+a held list of pieces), verification splits the stored pieces into read-back
+and mover-proven parts, the commit writes compact blocks and the chunk
+digests in one transaction, and the restore job plans from the catalogue's
+blocks read back as a stream.  The driver is
+`orchestrator.drivers.acknowledging` (it reads every list's bytes and
+answers COPY STATUS, but moves no data: 5M extents through tgtd would take
+hours).  One measuring process; its peak RSS (the whole process, from
+os.wait4) is printed with CPU seconds and the load average.
+
+Targets: <= 10 s and <= 512 MiB for 5M extents.
+
+    .venv/bin/python benchmarks/bench_scale_job.py [--extents 5000000] [--fail-at-list 20000]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from bench_scale_plan import DISK, POOL, extent_blocks
+from orchestrator.catalogue import Catalogue
+from orchestrator.drivers.acknowledging import AcknowledgingDriver
+from orchestrator.job import BackupSpec, DeviceSpec, ObjectSpec, PathPlan, RestoreSpec, backup_job, restore_job
+from orchestrator.ops import PathKind, run_job
+from orchestrator.piece_stream import PieceStream
+
+
+def extent_arrays(count: int) -> Iterator[np.ndarray]:
+    """The volume's used extents as (offset, length) arrays, one batch at a time (as UsedExtents yields them)."""
+    for b in extent_blocks(count):
+        yield np.stack([b.volume_offset, b.length], axis=1)
+
+
+def measure(count: int, fail_at: int) -> dict[str, float | int | str]:
+    volume_size = 0
+    for a in extent_arrays(count):  # one pass to size the volume (the analysis knows it; here it is made up)
+        volume_size = int(a[-1, 0] + a[-1, 1])
+    paths = PathPlan(start=PathKind.SERVER_FREE, movers=["M1", "M2"], lan=False,
+                     pool_designators={"pool0": POOL.designator})
+    out: dict[str, float | int | str] = {}
+    with tempfile.TemporaryDirectory(prefix="serverfree-bench-") as tmp:
+        with Catalogue(Path(tmp) / "cat.db") as cat:
+            cat.add_pool_volume("POOL", "VOL1", "pool0", volume_size + (1 << 20))
+            driver = AcknowledgingDriver(cat, fail_at={"M1": fail_at} if fail_at else {})
+            spec = BackupSpec(node="NODE", filespace="VOL", source=DeviceSpec(name="disk0",
+                              designator=DISK.designator), volume_size=volume_size, file_system="NTFS",
+                              extent_stream=PieceStream.from_extents(lambda: extent_arrays(count), volume_size),
+                              pool="POOL", paths=paths)
+            c0, w0 = time.process_time(), time.perf_counter()
+            report = run_job(backup_job(spec), driver.execute)
+            c1, w1 = time.process_time(), time.perf_counter()
+            if report.outcome != "completed":
+                raise SystemExit(f"bench_scale_job: the backup failed: {report.message}")
+            (rec,) = cat.query("NODE", "VOL")
+            chain = [ObjectSpec(object_id=rec.id, pool_volume=rec.pool_volume, pool_device=rec.pool_device,
+                                pool_offset=rec.pool_offset, volume_size=rec.volume_size,
+                                pieces=PieceStream(lambda: cat.iter_blocks(rec.id)))]
+            restore = RestoreSpec(node="NODE", filespace="VOL", chain=chain, destination=DeviceSpec(
+                name="disk1", designator=DISK.designator), destination_size=volume_size, paths=PathPlan(
+                start=PathKind.SERVER_FREE, movers=["M2"], lan=False, pool_designators={"pool0": POOL.designator}))
+            backup_counts = dict(driver.counts)
+            driver.counts.clear()
+            c2, w2 = time.process_time(), time.perf_counter()
+            rreport = run_job(restore_job(restore), driver.execute)
+            c3, w3 = time.process_time(), time.perf_counter()
+            if rreport.outcome != "completed":
+                raise SystemExit(f"bench_scale_job: the restore failed: {rreport.message}")
+            digests = cat.db.execute("SELECT count(*) FROM digests").fetchone()[0]
+            blocks = cat.db.execute("SELECT count(*), sum(count) FROM extent_blocks").fetchone()
+        out.update(image_size=report.image_size, failovers=len(report.failovers),
+                   resumed_at=report.failovers[0].image_offset if report.failovers else -1,
+                   lists=sum(v for k, v in backup_counts.items() if k.startswith("lists:")),
+                   copy_ops=backup_counts.get("CopyBatches", 0), segments=backup_counts.get("segments", 0),
+                   list_bytes=backup_counts.get("list_bytes", 0),
+                   verify_accounted=backup_counts.get("verify_accounted_bytes", 0),
+                   verify_read=backup_counts.get("verify_read_bytes", 0),
+                   digest_rows=digests, block_rows=blocks[0], catalogue_extents=blocks[1],
+                   restore_segments=driver.counts.get("segments", 0), restore_copy_ops=driver.counts.get("CopyBatches", 0),
+                   backup_cpu=c1 - c0, backup_wall=w1 - w0, restore_cpu=c3 - c2, restore_wall=w3 - w2,
+                   total_cpu=(c1 - c0) + (c3 - c2), total_wall=(w1 - w0) + (w3 - w2))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--extents", type=int, default=5_000_000)
+    ap.add_argument("--fail-at-list", type=int, default=20_000,
+                    help="the first mover aborts its Nth list part way (0: no failover)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.extents < 1 or args.fail_at_list < 0:
+        raise SystemExit("bench_scale_job: --extents must be >= 1 and --fail-at-list >= 0")
+    if args.child:
+        print(json.dumps(measure(args.extents, args.fail_at_list)))
+        return
+    load = lambda: "load=" + "/".join(f"{x:.2f}" for x in os.getloadavg())  # noqa: E731
+    print(f"date={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} cpus={os.cpu_count()} {load()}")
+    child = subprocess.Popen([sys.executable, __file__, "--child", "--extents", str(args.extents),
+                              "--fail-at-list", str(args.fail_at_list)], stdout=subprocess.PIPE, text=True)
+    text = child.stdout.read() if child.stdout else ""
+    _, status, usage = os.wait4(child.pid, 0)
+    if status:
+        raise SystemExit(f"bench_scale_job: the measuring process failed (status {status})")
+    r = json.loads(text)
+    rss = usage.ru_maxrss / 1024
+    print(f"extents={args.extents} image_bytes={r['image_size']} copy_ops={r['copy_ops']} lists={r['lists']} "
+          f"segments={r['segments']} list_bytes={r['list_bytes']} failovers={r['failovers']} "
+          f"resumed_at={r['resumed_at']} verify_accounted_bytes={r['verify_accounted']} verify_read_bytes={r['verify_read']} "
+          f"catalogue_extents={r['catalogue_extents']} block_rows={r['block_rows']} digest_rows={r['digest_rows']} "
+          f"restore_copy_ops={r['restore_copy_ops']} restore_segments={r['restore_segments']} {load()}")
+    print(f"backup_job_cpu_seconds={r['backup_cpu']:.2f} backup_wall_seconds={r['backup_wall']:.2f} "
+          f"restore_job_cpu_seconds={r['restore_cpu']:.2f} restore_wall_seconds={r['restore_wall']:.2f} {load()}")
+    print(f"extents={args.extents} backup_plus_restore_cpu_seconds={r['total_cpu']:.2f} "
+          f"wall_seconds={r['total_wall']:.2f} peak_rss_mib={rss:.0f} {load()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""A driver that acknowledges every list without moving data: jobs of millions of extents, measured in-process.
+
+Copying 5,000,000 extents through a real mover (or the simulator's exact
+mode) takes far longer than the job's own work, so scale benchmarks and
+memory tests run the real backup and restore jobs against this driver.  It
+does what a driver must with every operation except the I/O: it reads each
+parameter list's encoded bytes and answers COPY STATUS for it as a mover
+would, walks the pieces a verification names (block by block), and carries
+the catalogue operations out on a real `Catalogue`.  ``fail_at`` makes a
+mover abort one list part way (COPY ABORTED with the failed segment), so
+failover resumption runs at scale too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.catalogue import Catalogue
+from orchestrator.ops import (AbandonObject, BeginObject, CommitObject, CopyBatches, CopyResult, Failure,
+                              ListAccount, MoverLimits, OperatingParametersResult, Operation,
+                              ReadOperatingParameters, Result, VerifyPool, VerifyResult)
+from orchestrator.piece_stream import PieceStream
+
+#: RECEIVE COPY RESULTS OPERATING PARAMETERS of a capable mover: 64 segments a list, 16 MiB a segment
+CAPABLE_MOVER = MoverLimits(max_segment_count=64, max_descriptor_list_length=4096, max_segment_length=16 << 20,
+                            implemented_codes=(0x00, 0x01, 0x02, 0x10, 0xE4))
+
+
+@dataclass
+class AcknowledgingDriver:
+    catalogue: Catalogue
+    movers: dict[str, MoverLimits] = field(default_factory=dict)
+    fail_at: dict[str, int] = field(default_factory=dict)  # mover -> list number (1-based, per mover) it aborts
+    counts: dict[str, int] = field(default_factory=dict)  # what was seen: lists, segments, list_bytes, ...
+
+    def _count(self, what: str, n: int = 1) -> None:
+        self.counts[what] = self.counts.get(what, 0) + n
+
+    def execute(self, op: Operation) -> Result:
+        self._count(type(op).__name__)
+        if isinstance(op, (BeginObject, CommitObject, AbandonObject)):
+            return self.catalogue.execute(op)
+        if isinstance(op, ReadOperatingParameters):
+            return OperatingParametersResult(self.movers.get(op.mover, CAPABLE_MOVER))
+        if isinstance(op, CopyBatches):
+            return self._copy(op)
+        if isinstance(op, VerifyPool):
+            # what a driver plans to read (pieces) and to check covered on the pool (accounted), block by block
+            for name, pieces in (("verify_read", op.pieces), ("verify_accounted", op.accounted)):
+                for block in PieceStream.of(pieces).blocks():
+                    self._count(name + "_bytes", int(block.length.sum()))
+            return VerifyResult(True)
+        raise TypeError(f"the acknowledging driver does not carry out {type(op).__name__}")
+
+    def _copy(self, op: CopyBatches) -> CopyResult:
+        accounts: list[ListAccount] = []
+        for bi, batch in enumerate(op.batches[op.first_batch:]):
+            for li, plist in enumerate(batch.lists):
+                self._count(f"lists:{op.mover}")
+                if self.counts[f"lists:{op.mover}"] == self.fail_at.get(op.mover):
+                    half = len(plist.segments) // 2
+                    return CopyResult(bi, Failure("sense", "EXTENDED COPY aborted (injected)", op.mover, b"", 2),
+                                      li, half, accounting=tuple(accounts))
+                self._count("list_bytes", len(plist.payload()))
+                self._count("segments", len(plist.segments))
+                accounts.append(ListAccount(plist.list_id, True, len(plist.segments), plist.nbytes))
+        return CopyResult(len(op.batches) - op.first_batch, accounting=tuple(accounts))
