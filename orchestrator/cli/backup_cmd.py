@@ -268,7 +268,7 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         check_volume_bounds(args.site, volume, vsite, io)
         size = vsite.size or (io.size - vsite.offset)
         with device_trouble(f"volume {volume} (device {vsite.device})"):
-            layout = read_used_extents(DeviceVolume(io, vsite.offset, size), volume)
+            layout = read_used_extents(DeviceVolume(io, vsite.offset, size), volume, vsite.filesystem)
         fs = vsite.filesystem or layout.filesystem.value
         _, elig = site_start(args.site, site, vopts, volume, fs, server,
                              fixed_tape=site.pool.is_tape and site.pool.block_mode == "fixed")

@@ -152,6 +152,18 @@ class VolumeSite(BaseModel):
 
     _s = field_validator("offset", "size", mode="before")(lambda v: None if v is None else _size(v))
 
+    @field_validator("filesystem")
+    @classmethod
+    def _known_filesystem(cls, v: str | None) -> str | None:
+        """A declared file system decides the extents (raw: every block), so it must be one we know."""
+        from orchestrator.volume.filesystem import FileSystem
+
+        if v is None:
+            return v
+        if v.lower() not in {f.value for f in FileSystem}:
+            raise ValueError(f"{v!r} is not one of {', '.join(f.value for f in FileSystem)}")
+        return v.lower()
+
 
 #: Seconds before a silent data mover counts as hung.  An EXTENDED COPY list is a
 #: few MiB (serverfreebatchsize), seconds at worst on a working SAN; 15 s, then

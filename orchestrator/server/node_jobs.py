@@ -81,7 +81,7 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
                               storage_agent=dict(site.storage_agent) if lan_free else {})
         io = driver.io(vsite.device)
         size = vsite.size or (io.size - vsite.offset)
-        layout = read_used_extents(device_volume(io, vsite.offset, size), volume)
+        layout = read_used_extents(device_volume(io, vsite.offset, size), volume, vsite.filesystem)
         fs = vsite.filesystem or layout.filesystem.value
         reasons, resume, sent = [NO_SERVER_FREE], None, None
         if vopts.enableserverfree:

@@ -52,6 +52,7 @@ class Session:
     sock: Any = None
     cancelled: bool = False
     extra: dict = field(default_factory=dict)
+    thread: Any = None  # the handler thread serving it: close() joins it before the store closes
 
     def as_row(self) -> dict:
         return {"id": self.id, "method": self.method, "state": self.state, "sent": self.sent,
@@ -125,10 +126,14 @@ class BackupServer:
         if self._served:  # shutdown() waits for a serve_forever loop that must have run
             self._tcp.shutdown()
         self._tcp.server_close()
-        for s in list(self.sessions.values()):
+        sessions = list(self.sessions.values())
+        for s in sessions:
             self._kill(s)
         if self._thread:
             self._thread.join(5)
+        for s in sessions:  # a session still logging must finish before the store closes under it
+            if s.thread is not None and s.thread is not threading.current_thread():
+                s.thread.join(5)
         if self.pools is not None:
             self.pools.close()
         if self.metrics is not None:
@@ -144,7 +149,8 @@ class BackupServer:
     # -- sessions ------------------------------------------------------------------------------
     def new_session(self, sock: Any, address: str) -> Session:
         with self._lock:
-            s = Session(next(self._ids), address, "TLS" if self.tls_context else "Tcp/Ip", sock=sock)
+            s = Session(next(self._ids), address, "TLS" if self.tls_context else "Tcp/Ip", sock=sock,
+                        thread=threading.current_thread())
             self.sessions[s.id] = s
         return s
 

@@ -12,6 +12,7 @@ transaction.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -51,6 +52,7 @@ class ServerStore:
     def __init__(self, path: str | Path):
         self.path = str(path)
         self.lock = threading.RLock()
+        self.closed = False
         self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode = WAL")
@@ -64,6 +66,7 @@ class ServerStore:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             self.db.close()
 
     def _one(self, sql: str, args: tuple = ()) -> sqlite3.Row | None:
@@ -211,8 +214,12 @@ class ServerStore:
     # -- activity log ------------------------------------------------------------------------
     def log(self, msgno: str, text: str, session: int | None = None) -> None:
         severity = {"I": "info", "W": "warning", "E": "error", "S": "severe"}.get(msgno[-1], "info")
-        self._run("INSERT INTO actlog(date, msgno, severity, session, text) VALUES (?,?,?,?,?)",
-                  (now(), msgno, severity, session, text))
+        with self.lock:
+            if self.closed:  # a session thread outliving close(): its last words go to the process log
+                logging.getLogger(__name__).info("%s %s (activity log closed)", msgno, text)
+                return
+            self._run("INSERT INTO actlog(date, msgno, severity, session, text) VALUES (?,?,?,?,?)",
+                      (now(), msgno, severity, session, text))
 
     def actlog(self, search: str = "", limit: int = 1000) -> list[sqlite3.Row]:
         return self._all("SELECT * FROM (SELECT * FROM actlog WHERE instr(upper(text), upper(?)) > 0 "

@@ -106,15 +106,33 @@ def _ntfs_bitmap(source: str | Path | VolumeReader | BlockDevice, name: str) -> 
             reader.close()
 
 
-def read_used_extents(source: str | Path | VolumeReader | BlockDevice, name: str | None = None) -> UsedExtents:
-    """Detect the file system and, for NTFS, the used clusters.  Raises VolumeError on damage."""
+def read_used_extents(source: str | Path | VolumeReader | BlockDevice, name: str | None = None,
+                      declared: str | None = None) -> UsedExtents:
+    """Detect the file system and, for NTFS, the used clusters.  Raises VolumeError on damage.
+
+    ``declared`` is the file system the site file names for the volume.  When it
+    differs from what the bytes say, the declaration wins and every block is
+    copied: a volume declared raw whose bytes happen to hold an NTFS boot sector
+    must not lose what its owner wrote into clusters that stale ``$Bitmap`` calls
+    free (data loss in full images and image incrementals alike).
+    """
     reader = open_volume(source)
     label = name or getattr(reader, "name", None) or str(source)
     try:
-        return _read(reader, label, source)
+        layout = _read(reader, label, source)
     finally:
         if isinstance(reader, FileVolume) and reader is not source:
             reader.close()
+    if declared is None:
+        return layout
+    try:
+        kind = FileSystem(declared.lower())
+    except ValueError:
+        choices = ", ".join(f.value for f in FileSystem)
+        raise VolumeError(f"{label}: filesystem {declared!r} is not one of {choices}") from None
+    if layout.uses_bitmap and kind is not FileSystem.NTFS:
+        return UsedExtents(name=label, size=layout.size, filesystem=kind)  # not NTFS's bitmap: every block
+    return layout  # the same file system, or bytes without a bitmap: every block already
 
 
 def _read(reader: VolumeReader, name: str, source: str | Path | VolumeReader | BlockDevice) -> UsedExtents:

@@ -207,3 +207,30 @@ def test_read_grants_are_per_node_per_range_and_end_with_the_session(client, cap
         a.close()
         ended = read(0, 4096)
         assert ended.failure is not None and "session that held the read grant has ended" in ended.failure.message
+
+
+def test_declared_raw_volume_keeps_a_write_into_zero_space_through_the_server(server, tmp_path, capsys):
+    """A volume the site declares raw is every block, even when its bytes hold an NTFS boot sector: a write
+    after the full into clusters that NTFS calls free (all zeros) comes back from full + incremental."""
+    from orchestrator.volume.samples import bundled_ntfs_image
+
+    with_pool(server, tmp_path / "", "32m")
+    vol = bundled_ntfs_image(tmp_path / "e.img")
+    (tmp_path / "r.img").write_bytes(bytes(vol.stat().st_size))
+    site = tmp_path / "site.yaml"
+    site.write_text("devices: {disk0: e.img, disk1: r.img}\nvolumes:\n  'E:': {device: disk0, filesystem: raw}\n")
+    host, port = hostport(server)
+    opts = [f"-tcpserveraddress={host}", f"-tcpport={port}", "-nodename=NODEA", "--site", str(site),
+            f"-password={NODE_PW['NODEA']}"]
+    assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
+    at = 2 * (1 << 20) + 4096
+    data = bytearray(vol.read_bytes())
+    assert not any(data[at:at + 70_000])
+    data[at:at + 70_000] = random.Random(4).randbytes(70_000)
+    vol.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["backup", "image", "E:", "--json", "-mode=incremental", *opts]) == 0, capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    assert report["outcome"] == "completed" and 0 < report["image_size"] <= 1 << 20, report
+    assert main(["restore", "image", "E:", "disk1", "-incremental", *opts]) == 0, capsys.readouterr()
+    assert (tmp_path / "r.img").read_bytes() == bytes(data)
