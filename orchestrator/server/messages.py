@@ -85,7 +85,7 @@ class ServerFreeBackup(Msg):
     volume_offset: Offset = 0
     file_system: Literal["ntfs", "raw"]
     extents: Annotated[list[tuple[Offset, Annotated[int, Field(gt=0, le=1 << 50)]]], Field(min_length=1,
-                                                                                            max_length=10000)]
+                                                                                            max_length=5_000_000)]
     source_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
     block_size: Annotated[int, Field(ge=512, le=1 << 20)] = 512
     mode: Literal["selective", "incremental"] = "selective"
@@ -95,7 +95,7 @@ class ServerFreeBackup(Msg):
     # an image incremental: the full image it builds on and the client's scan of its volume (chunk digests over
     # what the chain's digests cover), so that the server, which cannot read the volume, finds what changed
     base_object_id: int | None = None
-    scan_digests: Annotated[list[tuple[Offset, Annotated[str, Field(max_length=128)]]], Field(max_length=3000)] = []
+    scan_digests: Annotated[list[tuple[Offset, Annotated[str, Field(max_length=128)]]], Field(max_length=5_000_000)] = []  # paged (wire.py)
     lan_free: bool = False  # if the copy stops midway, the client (a storage agent) writes the rest itself
 
 

@@ -27,7 +27,7 @@ from orchestrator.drivers.site import OpenSite
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, restore_job, run_job
 from orchestrator.job.spec import ResumePoint, TapePlan
 from orchestrator.job.digest import chunk_digests, view_coverage
-from orchestrator.ops import StoredPiece, chunks_touched, pieces_from_extents
+from orchestrator.ops import StoredPiece, pieces_from_extents
 from orchestrator.server.node_client import NodeSession
 from orchestrator.server.node_driver import ServerDriver, object_volume
 
@@ -183,8 +183,6 @@ def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size
     incremental: dict = {}
     if scan is not None:  # the client scans its own volume; the server decides what changed against the chain
         chunk = BackupSpec.model_fields["chunk_size"].default
-        if len(chunks_touched(pieces_from_extents(scan["coverage"]), chunk)) > 3000:
-            return None, "the incremental scan has more chunk digests than one request carries (3000)", None, None
         try:
             ours = chunk_digests(pieces_from_extents(scan["coverage"]),
                                  lambda p: io.read(vsite.offset + p.volume_offset, p.length), chunk)
@@ -193,8 +191,6 @@ def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size
         incremental = {"mode": "incremental", "base_object_id": scan["base_object_id"],
                        "scan_digests": [list(d) for d in ours]}
     extents = [[int(a), int(b)] for a, b in layout.extents(vopts.gap_size("serverfree")).tolist()]
-    if len(extents) > 10000:
-        return None, f"{len(extents)} extents are more than one request carries (10000)", None, None
     try:
         designator = io.designator()
     except Exception as exc:  # noqa: BLE001 - the reason goes into the report

@@ -219,7 +219,8 @@ class BackupServer:
     def read(self, s: Session, sock: Any, max_message: int = wire.MAX_MESSAGE, max_data: int = wire.MAX_DATA,
              *, pre_auth: bool = False) -> tuple[Any, bytes]:
         try:
-            f = wire.read_frame(sock, max_message=max_message, max_data=max_data)
+            f = wire.read_frame(sock, max_message=max_message, max_data=max_data,
+                                max_paged=0 if pre_auth else wire.MAX_PAGED)
         except wire.FrameError as exc:
             raise Refused("ANR0440W", f"Session {s.id} ({s.address}{', ' + s.name if s.name and not pre_auth else ''})"
                           f" refused - protocol error: {exc}.") from None
@@ -234,7 +235,7 @@ class BackupServer:
         return req, f.data
 
     def send(self, s: Session, sock: Any, message: dict, data: bytes = b"") -> None:
-        frame = wire.Frame(message, data).encode()
+        frame = wire.encode(message, data)
         sock.sendall(frame)
         s.sent += len(frame)
 

@@ -10,6 +10,14 @@ limits before a byte of the body is read, so an oversized frame costs the
 server 16 bytes; a message that is not valid JSON, has an unknown ``type`` or
 a field of the wrong kind is refused by its pydantic model with the field
 named.  Every message class lives in :mod:`orchestrator.server.messages`.
+
+Paging, declared here once for every message in both directions: a JSON
+message longer than MAX_MESSAGE (an extent map, a commit's pieces and digests,
+a restore chain) travels as continuation frames ``{"type": "more", "final":
+false}`` whose data part carries the next PAGE bytes of the JSON text, ended by
+one with ``"final": true``.  Each frame stays under MAX_MESSAGE; the receiver
+checks the running total against its ``max_paged`` limit before it keeps a byte
+(0 before login), so a client cannot make the server buffer more than that.
 """
 from __future__ import annotations
 
@@ -31,6 +39,9 @@ MAGIC = b"SFS1"
 VERSION = 1
 MAX_MESSAGE = 256 << 10   # a JSON message (extent maps travel in pieces of this size at most)
 MAX_DATA = 64 << 20       # one PUT/DATA body (the LAN path's piece limit)
+PAGE = MAX_MESSAGE - 1024  # JSON bytes per continuation frame
+MAX_PAGED = 192 << 20     # one paged message in all (~1.5 million pieces of a commit, ~4 million extents)
+_MORE = "more"
 
 
 class FrameError(ValueError):
@@ -52,7 +63,55 @@ class Frame:
                              data_length=len(self.data)) + body + self.data
 
 
-def read_frame(sock: socket.socket, *, max_message: int = MAX_MESSAGE, max_data: int = MAX_DATA) -> Frame:
+def encode(message: dict, data: bytes = b"") -> bytes:
+    """The frames of one message: a single frame, or continuation frames when the JSON exceeds MAX_MESSAGE."""
+    body = json.dumps(message, separators=(",", ":")).encode()
+    if len(body) <= MAX_MESSAGE:
+        return Frame(message, data).encode()
+    if data:
+        raise FrameError(f"message of {len(body)} bytes with bulk data: only a message without data is paged")
+    view, out = memoryview(body), []
+    for o in range(0, len(body), PAGE):
+        part = view[o:o + PAGE]
+        out.append(HEADER.encode(magic=MAGIC, version=VERSION, message_length=len(_more(o + PAGE >= len(body))),
+                                 data_length=len(part)) + _more(o + PAGE >= len(body)) + part)
+    return b"".join(out)
+
+
+def _more(final: bool) -> bytes:
+    return b'{"type":"more","final":true}' if final else b'{"type":"more","final":false}'
+
+
+def read_frame(sock: socket.socket, *, max_message: int = MAX_MESSAGE, max_data: int = MAX_DATA,
+               max_paged: int = MAX_PAGED) -> Frame:
+    """One message (its continuation frames joined); FrameError when a frame breaks a rule or the paged
+    message would exceed ``max_paged`` bytes (checked before the bytes are kept)."""
+    f = _read_one(sock, max_message, max_data)
+    if f.message.get("type") != _MORE:
+        return f
+    parts, total = [], 0
+    while True:
+        if set(f.message) - {"type", "final"} or not isinstance(f.message.get("final"), bool):
+            raise FrameError("server frame: a continuation frame has only type 'more' and a boolean 'final'")
+        total += len(f.data)
+        if total > max_paged:
+            raise FrameError(f"paged message exceeds {max_paged} bytes")
+        parts.append(f.data)
+        if f.message["final"]:
+            break
+        f = _read_one(sock, max_message, max_data)
+        if f.message.get("type") != _MORE:
+            raise FrameError(f"server frame: a {f.message.get('type')!r} message inside a paged message")
+    try:
+        message = json.loads(b"".join(parts).decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FrameError(f"paged message is not UTF-8 JSON: {exc}") from None
+    if not isinstance(message, dict) or message.get("type") == _MORE:
+        raise FrameError("paged message is not a JSON object with a type")
+    return Frame(message)
+
+
+def _read_one(sock: socket.socket, max_message: int, max_data: int) -> Frame:
     """One frame; FrameError (nothing more read) when the header or message breaks a rule."""
     head = recv_exact(sock, HEADER.size, "frame header")
     try:
@@ -79,4 +138,4 @@ def read_frame(sock: socket.socket, *, max_message: int = MAX_MESSAGE, max_data:
 
 
 def send(sock: socket.socket, message: dict, data: bytes = b"") -> None:
-    sock.sendall(Frame(message, data).encode())
+    sock.sendall(encode(message, data))
