@@ -117,3 +117,26 @@ def test_no_paging_before_login(server):
     finally:
         s.close()
     assert "refused - protocol error" in actlog(server)
+
+
+def test_a_serverfree_request_of_20000_extents_and_4000_scan_digests_is_one_paged_message():
+    from orchestrator.server.messages import ServerFreeBackup, parse_request
+
+    message = {"type": "serverfree_backup", "filespace": "E:", "volume_size": 1 << 40, "file_system": "raw",
+               "extents": [[i * 4096, 512] for i in range(20_000)], "source_designator": "60014050abcdef01",
+               "mode": "incremental", "base_object_id": 1,
+               "scan_digests": [[c, f"{c:064x}"] for c in range(4000)]}
+    frames = wire.encode(message)
+    assert len(frames) > 2 * wire.MAX_MESSAGE  # once refused by the model (10,000 extents, 3,000 digests)
+    a, b = socket.socketpair()
+    try:
+        import threading
+
+        t = threading.Thread(target=a.sendall, args=(frames,))
+        t.start()
+        req = parse_request(wire.read_frame(b).message)
+        t.join()
+    finally:
+        a.close()
+        b.close()
+    assert isinstance(req, ServerFreeBackup) and len(req.extents) == 20_000 and len(req.scan_digests) == 4000
