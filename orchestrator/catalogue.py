@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Iterator
 
 from orchestrator.ops import (UNREAD_DIGEST, AbandonObject, BeginObject, CatalogueDone, CommitObject,
                               ObjectStarted, StoredPiece)
+from orchestrator.chunk_runs import as_runs
 from orchestrator.piece_blocks import PieceBlock, blocks_of
 from orchestrator.piece_stream import PieceStream
 
@@ -432,22 +433,8 @@ _UNREAD_RUN = UNREAD_DIGEST + " "
 def _digest_rows(object_id: int, digests: Iterable[tuple[int, str]]) -> Iterator[tuple[int, int, str]]:
     """Rows of the digests table: runs of consecutive unread chunks as one row (an image of millions of chunks
     proven by its data mover has no digest to keep for any of them)."""
-    start = end = -1
-    for chunk, digest in digests:
-        if digest == UNREAD_DIGEST:
-            if chunk == end:
-                end += 1
-                continue
-            if end > start:
-                yield object_id, start, UNREAD_DIGEST if end - start == 1 else f"{_UNREAD_RUN}{end - start}"
-            start, end = chunk, chunk + 1
-            continue
-        if end > start:
-            yield object_id, start, UNREAD_DIGEST if end - start == 1 else f"{_UNREAD_RUN}{end - start}"
-            start = end = -1
-        yield object_id, chunk, digest
-    if end > start:
-        yield object_id, start, UNREAD_DIGEST if end - start == 1 else f"{_UNREAD_RUN}{end - start}"
+    for chunk, digest, n in as_runs(digests, UNREAD_DIGEST):  # type: ignore[arg-type]
+        yield object_id, chunk, digest if n == 1 else f"{_UNREAD_RUN}{n}"
 
 
 class _Transaction:

@@ -16,7 +16,6 @@ iterate, count, index or compare it as a tuple; one that wants columns calls
 """
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, NamedTuple, TypeVar
@@ -337,36 +336,3 @@ def _split_block(b: PieceBlock, bounds: np.ndarray, inside: bool) -> PieceBlock 
     c = comp[which]
     stored = np.where(c, b.stored_length[which], 0)
     return PieceBlock.of(int(lo[0]), b.volume_offset[which] + (lo - image[which]), hi - lo, stored, c, image=lo)
-
-
-def touched_chunks(stream: PieceStream, chunk_size: int) -> Iterator[int]:
-    """Indices of the chunks (``volume_offset // chunk_size``) the pieces put bytes in, ascending, once each.
-
-    The pieces must lie in ascending volume order (an image's always do);
-    ValueError otherwise.
-    """
-    last = -1
-    for b in stream.blocks():
-        keep = b.length > 0
-        first = b.volume_offset[keep] // chunk_size
-        lastc = (b.volume_offset[keep] + b.length[keep] - 1) // chunk_size
-        counts = lastc - first + 1
-        idx = np.repeat(first, counts) + (np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts))
-        if idx.size and (int(idx[0]) < last or (np.diff(idx) < 0).any()):
-            raise ValueError("pieces are not in ascending volume order")
-        idx = idx[idx > last]
-        if idx.size:
-            idx = np.unique(idx)
-            last = int(idx[-1])
-            yield from idx.tolist()
-
-
-def chunk_digests_with_unread(digests: Sequence[tuple[int, str]], unread: PieceStream, chunk_size: int,
-                              marker: str) -> Iterator[tuple[int, str]]:
-    """``digests`` sorted, merged with (chunk, ``marker``) for every chunk of ``unread`` they do not cover."""
-    have = {c for c, _ in digests}
-    fresh = (c for c in touched_chunks(unread, chunk_size) if c not in have) if have else \
-        touched_chunks(unread, chunk_size)
-    if not have:
-        return ((c, marker) for c in fresh)
-    return heapq.merge(sorted(dict(digests).items()), ((c, marker) for c in fresh))

@@ -5,8 +5,10 @@ Modules, bottom up:
 * :mod:`simulator.fairshare` -- weighted max-min fair rates (progressive filling, numpy);
 * :mod:`simulator.flows` -- the flow engine: flows over capacity-limited resources, one simpy
   event per change, byte marks, per-flow rate timeline (:mod:`simulator.timeline`); running flows
-  as rows kept in place (:mod:`simulator.flow_table`); only the flows a change can move re-levelled
-  (:mod:`simulator.flow_relevel`); each flow's bottleneck, per job in :mod:`simulator.attribution`;
+  as stable rows with per-resource indexes, lazy bytes and absolute next-event times
+  (:mod:`simulator.flow_table`); only the flows a change can move re-levelled
+  (:mod:`simulator.flow_relevel`, with a one-holder shortcut on :mod:`simulator.flow_held`); each
+  flow's bottleneck, per job in :mod:`simulator.attribution`;
 * :mod:`simulator.flow_workload`, :mod:`simulator.simgrid_peer` -- the same random SAN-shaped flow
   workload on our engine and on SimGrid (the benchmark's peer);
 * :mod:`simulator.calibration`, :mod:`simulator.devices` -- device models and their defaults;

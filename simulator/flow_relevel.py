@@ -102,14 +102,15 @@ def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndar
 
     ``load`` is each resource's work per second at the current rates of the
     current rows, ``slack`` how far below zero a resource's residual capacity
-    may go before it counts as overloaded (float noise); ``touched`` the resources changed since the last allocation;
-    ``cut`` those whose capacity changed (every row crossing one is
-    re-levelled, whatever its bottleneck).  Returns (rows, their rates, their
+    may go before it counts as overloaded (float noise); ``touched`` the
+    resources changed since the last allocation; ``cut`` those whose capacity
+    changed (every row crossing one is re-levelled, whatever its bottleneck).  Returns (rows, their rates, their
     bottleneck resources) and updates ``load``.
 
     Called at every event on a hundred-odd rows, so numpy's per-call cost is
     what counts: the set F is kept as marks in ``t.mark`` and read back sorted
-    by one ``nonzero`` over the rows in use.
+    by one ``nonzero`` over the rows in use; the usual shape (one resource's
+    held rows) goes the shorter way of :func:`_one_holder`.
     """
     n_res = len(capacity)
     rate, mark, held, cross = t.rate, t.mark, t.held, t.cross
@@ -157,7 +158,8 @@ def relevel(t: FlowTable, capacity: np.ndarray, load: np.ndarray, slack: np.ndar
             moved = np.abs(new - old) > _REL * np.maximum(old, 1.0)
             n_moved = np.count_nonzero(moved)
             if n_moved:  # (a)
-                hit = crossed if n_moved == len(rows) else np.bincount(ri.compress(moved.take(fi)), minlength=n_res)
+                hit = crossed if n_moved == len(rows) else np.bincount(ri.compress(moved.take(fi)),
+                                                                       minlength=n_res)
                 hit = hit * t.nheld[:n_res]  # resources holding rows back
                 for r in hit.nonzero()[0].tolist():
                     if r in touched:

@@ -24,7 +24,8 @@ from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitO
                               DigestVolume, Job, ObjectStarted, PathKind, ReleaseSnapshot, RunCommand,
                               SnapshotReleased, SnapshotResult, StoredPiece, TakeSnapshot, VerifyPool,
                               UNREAD_DIGEST, VerifyResult, pieces_from_extents)
-from orchestrator.piece_stream import LazySeq, PieceStream, chunk_digests_with_unread, split_by_ranges
+from orchestrator.chunk_runs import ChunkDigests
+from orchestrator.piece_stream import PieceStream, split_by_ranges
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def unread_chunks(digests: tuple[tuple[int, str], ...], unread: Iterable[StoredP
     is never held.
     """
     stream = PieceStream.of(unread)
-    return LazySeq(lambda: chunk_digests_with_unread(digests, stream, chunk_size, UNREAD))
+    return ChunkDigests(digests, stream, chunk_size, UNREAD)
 
 
 def backup_job(spec: BackupSpec) -> Job:

@@ -198,6 +198,19 @@ def test_progress_line_on_a_terminal_and_none_with_json(site, monkeypatch, capsy
     assert "MiB/s" not in term3.getvalue()
 
 
+def _child_runs(pid: int, word: bytes) -> bool:
+    """Whether a child process of ``pid`` runs a command line containing ``word`` (Linux /proc)."""
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            cmdline = open(f"/proc/{d}/cmdline", "rb").read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and word in cmdline:
+            return True
+    return False
+
+
 def test_sigint_exits_130_and_the_next_start_sweeps_what_an_interrupted_job_left(site):
     import signal
     import time
@@ -207,7 +220,9 @@ def test_sigint_exits_130_and_the_next_start_sweeps_what_an_interrupted_job_left
            "backup", "image", "E:", "--site", s, "--options", str(site / "dsm.opt"), "-imagetype=snapshot",
            "-presnapshotcmd=sleep 30"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)  # start-up, then the presnapshotcmd is running
+    deadline = time.monotonic() + 60  # past start-up (a loaded machine takes seconds): the presnapshotcmd runs
+    while not _child_runs(proc.pid, b"sleep") and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (proc.returncode, err)

@@ -17,7 +17,8 @@ from orchestrator.job.backup import UNREAD
 from orchestrator.job.ladder import remaining
 from orchestrator.ops import (BeginObject, CommitObject, CopyBatches, LanFreeWrite, LanSend, MoverLimits, PathKind, StoredPiece,
                               chunks_touched)
-from orchestrator.piece_stream import PieceStream, blocks_from_pieces, clip, split_by_ranges, touched_chunks
+from orchestrator.chunk_runs import ChunkDigests, coalesce, touched_chunks
+from orchestrator.piece_stream import PieceStream, blocks_from_pieces, clip, split_by_ranges
 
 KIB, MIB = 1024, 1 << 20
 VOL_SIZE = 24 * MIB
@@ -200,6 +201,12 @@ def test_split_by_ranges_matches_the_piece_by_piece_split(case):
     assert _merge(outside) == _merge(old_out)
     for cs in (3, 16, 1000):
         assert list(touched_chunks(PieceStream(lambda: blocks), cs)) == sorted(chunks_touched(pieces, cs))
+        # the commit's digests: the driver's for some chunks, the rest marked; as pairs and as runs
+        have = [(c, f"d{c}") for c in sorted(chunks_touched(pieces, cs))[::3]]
+        digests = ChunkDigests(have, PieceStream(lambda: blocks), cs, "u")
+        assert [c for c, _ in digests] == sorted(chunks_touched(pieces, cs))
+        assert dict(digests) == {**{c: "u" for c in chunks_touched(pieces, cs)}, **dict(have)}
+        assert list(digests.runs()) == list(coalesce(((c, d, 1) for c, d in digests), "u"))
     plain = [p for p in pieces if not p.compressed]
     plain_blocks = list(blocks_from_pieces(plain, size=block))
     for lo in range(0, pieces[-1].image_offset + pieces[-1].length + 1, 5):

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -46,6 +48,15 @@ def test_quick_mode_serves_luns_and_stops_on_sigterm(images):
                              timeout=60).stdout
         assert f"Target:{IQN}" in out and "Lun:0" in out and "Lun:1" in out
         os.kill(proc.pid, signal.SIGUSR1)  # log counters, keep running
+        # SIGTERM only once SIGUSR1 is answered: sent back to back, the two may reach
+        # different threads and SIGTERM be handled first, leaving SIGUSR1 to a closed loop
+        lines = queue.SimpleQueue()
+        reader = threading.Thread(target=lambda: [lines.put(l) for l in proc.stderr], daemon=True)
+        reader.start()
+        seen = []
+        while not any("counters" in l for l in seen):
+            seen.append(lines.get(timeout=30))
+        assert proc.poll() is None, "SIGUSR1 stopped the mover"
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         try:
@@ -54,8 +65,11 @@ def test_quick_mode_serves_luns_and_stops_on_sigterm(images):
             if proc.poll() is None:
                 proc.kill()
     assert proc.returncode == 0
-    err = proc.stderr.read()
-    assert err.count("counters") == 2 and "'commands':" in err
+    reader.join(timeout=30)  # stderr is at its end once the process has exited
+    while not lines.empty():
+        seen.append(lines.get())
+    err = "".join(seen)
+    assert err.count("counters") == 2 and "'commands':" in err and "Traceback" not in err, err
 
 
 def test_bad_config_is_one_line_error_and_exit_2(tmp_path):
