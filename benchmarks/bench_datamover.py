@@ -176,13 +176,18 @@ def mover_copy(mover_url: str, src_url: str, dst_url: str, size: int, poll: floa
         dev.close()
 
 
-def qemu_copy(src_url: str, dst_url: str) -> tuple[float, float]:
-    """``qemu-img convert -n`` between the LUNs: (wall seconds, CPU seconds of qemu-img)."""
+def qemu_copy(src_url: str, dst_url: str, cache: str | None = None) -> tuple[float, float]:
+    """``qemu-img convert -n [-t CACHE]`` between the LUNs: (wall seconds, CPU seconds of qemu-img).
+
+    Without ``cache`` qemu-img converts with its default for convert, ``unsafe``: it never sends
+    SYNCHRONIZE CACHE, so what it wrote may still sit in the target's cache when it exits.
+    """
     qemu = shutil.which("qemu-img")
     if qemu is None:
         raise SystemExit("qemu-img is not installed (apt-get install qemu-utils qemu-block-extra)")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([qemu, "convert", "-n", "-f", "raw", "-O", "raw", src_url, dst_url])
+    proc = subprocess.Popen([qemu, "convert", "-n", *(["-t", cache] if cache else []),
+                             "-f", "raw", "-O", "raw", src_url, dst_url])
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
@@ -259,6 +264,7 @@ def run_size(size: int, args: argparse.Namespace) -> dict:
         src_path, dst_path = target.luns[1], target.luns[2]
         fill(src_path, size)
         want = digest(src_path, size)
+        os.sync()  # each copy starts with nothing dirty: the fill's writeback must not run under either copy
         load_before = loadavg()
         proc, mover_url, log_path = start_mover(Path(tmp), {"client": target.url(1), "pool": target.url(2)},
                                                 args.sessions, args.depth, parse_size(args.chunk) if args.chunk else 0,
@@ -285,12 +291,20 @@ def run_size(size: int, args: argparse.Namespace) -> dict:
         if digest(dst_path, size) != want:
             raise SystemExit("mover copy is not byte-identical")
         clear(dst_path, size)
+        os.sync()
         tgtd0 = tgtd_cpu(tgtd.proc.pid)
         qemu_s, qemu_cpu = qemu_copy(target.url(1), target.url(2))
         qemu_tgtd = tgtd_cpu(tgtd.proc.pid, tgtd0)
         if digest(dst_path, size) != want:
             raise SystemExit("qemu-img copy is not byte-identical")
-    return {"pipeline": pipeline, "phases": phases, "size": size, "mover_s": mover_s, "polls": polls, "mover_cpu": mover_cpu, "qemu_s": qemu_s,
+        durable_s = 0.0
+        if args.durable_peer:  # the same copy made durable before qemu-img exits, as the mover's GOOD is
+            clear(dst_path, size)
+            os.sync()
+            durable_s, _ = qemu_copy(target.url(1), target.url(2), cache="writeback")
+            if digest(dst_path, size) != want:
+                raise SystemExit("qemu-img -t writeback copy is not byte-identical")
+    return {"durable_s": durable_s, "pipeline": pipeline, "phases": phases, "size": size, "mover_s": mover_s, "polls": polls, "mover_cpu": mover_cpu, "qemu_s": qemu_s,
             "qemu_cpu": qemu_cpu, "mover_tgtd": mover_tgtd, "qemu_tgtd": qemu_tgtd, "load_before": load_before, "load_after": loadavg()}
 
 
@@ -314,6 +328,10 @@ def report(r: dict, args: argparse.Namespace) -> str:
           f"qemu-img copy {r['qemu_tgtd'][0] / gib:.2f} (event loop {r['qemu_tgtd'][1] / gib:.2f})")
     print(f"tgtd_minor_faults_per_gib: mover copy {r['mover_tgtd'][2] / gib:.0f}, qemu-img copy {r['qemu_tgtd'][2] / gib:.0f}")
     print(f"cpu_ratio_mover_vs_qemu={r['mover_cpu'] / max(r['qemu_cpu'], 1e-9):.2f} (target <= 1)")
+    if r["durable_s"]:
+        print(f"qemu_img_durable_mib_s={mib / r['durable_s']:.1f} ({r['durable_s']:.2f} s, -t writeback: flushed "
+              f"before it exits, as the mover flushes before GOOD) datamover_vs_durable_qemu_raw_ratio="
+              f"{mover_rate * r['durable_s'] / mib:.2f}")
     worst = max(r["load_before"], r["load_after"])
     if worst > cores:
         return (f"datamover_vs_qemu_ratio=none (load average {worst:.2f} above {cores} cores: the machine is "
@@ -329,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", help="bytes per read/write request (default: the mover's own chunk_bytes; "
                     "capped by the LUNs' Block Limits VPD)")
     ap.add_argument("--flush-behind", help="the mover's flush_behind_bytes (default its own, 64M; 0: none)")
+    ap.add_argument("--durable-peer", action="store_true",
+                    help="also time qemu-img convert -t writeback, which flushes before it exits (the default, "
+                         "unsafe, never flushes; the mover's GOOD means flushed)")
     ap.add_argument("--poll", type=float, default=0.5, help="seconds between COPY STATUS polls")
     ap.add_argument("--target-mrdsl", type=int, default=0,
                     help="tgtd's MaxRecvDataSegmentLength for both peers (default: tgtd's own, 8192)")

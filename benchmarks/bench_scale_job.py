@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_scale_plan import DISK, POOL, extent_blocks
+from bench_scale_plan import DISK, POOL, extent_blocks, load, measure_in_child
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.acknowledging import AcknowledgingDriver
 from orchestrator.job import BackupSpec, DeviceSpec, ObjectSpec, PathPlan, RestoreSpec, backup_job, restore_job
@@ -109,16 +107,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.extents, args.fail_at_list)))
         return
-    load = lambda: "load=" + "/".join(f"{x:.2f}" for x in os.getloadavg())  # noqa: E731
     print(f"date={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} cpus={os.cpu_count()} {load()}")
-    child = subprocess.Popen([sys.executable, __file__, "--child", "--extents", str(args.extents),
-                              "--fail-at-list", str(args.fail_at_list)], stdout=subprocess.PIPE, text=True)
-    text = child.stdout.read() if child.stdout else ""
-    _, status, usage = os.wait4(child.pid, 0)
-    if status:
-        raise SystemExit(f"bench_scale_job: the measuring process failed (status {status})")
-    r = json.loads(text)
-    rss = usage.ru_maxrss / 1024
+    r, rss = measure_in_child(__file__, ["--extents", str(args.extents), "--fail-at-list", str(args.fail_at_list)])
     print(f"extents={args.extents} image_bytes={r['image_size']} copy_ops={r['copy_ops']} lists={r['lists']} "
           f"segments={r['segments']} list_bytes={r['list_bytes']} failovers={r['failovers']} "
           f"resumed_at={r['resumed_at']} verify_accounted_bytes={r['verify_accounted']} verify_read_bytes={r['verify_read']} "

@@ -96,6 +96,23 @@ def measure(count: int) -> dict[str, float | int]:
     return out
 
 
+def load() -> str:
+    return "load=" + "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def measure_in_child(script: str, argv: list[str]) -> tuple[dict, float]:
+    """Run ``script --child ARGV`` in a fresh process: (the JSON it prints, its peak RSS in MiB).
+
+    A fresh process so that the peak RSS is the measured work's, not the parent's.
+    """
+    child = subprocess.Popen([sys.executable, script, "--child", *argv], stdout=subprocess.PIPE, text=True)
+    text = child.stdout.read() if child.stdout else ""
+    _, status, usage = os.wait4(child.pid, 0)
+    if status:
+        raise SystemExit(f"{Path(script).stem}: the measuring process failed (status {status})")
+    return json.loads(text), usage.ru_maxrss / 1024  # Linux: KiB
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--extents", type=int, default=5_000_000)
@@ -104,16 +121,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(args.extents)))
         return
-    load = lambda: "load=" + "/".join(f"{x:.2f}" for x in os.getloadavg())  # noqa: E731
     print(f"date={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} cpus={os.cpu_count()} {load()}")
-    child = subprocess.Popen([sys.executable, __file__, "--child", "--extents", str(args.extents)],
-                             stdout=subprocess.PIPE, text=True)
-    text = child.stdout.read() if child.stdout else ""
-    _, status, usage = os.wait4(child.pid, 0)
-    if status:
-        raise SystemExit(f"bench_scale_plan: the measuring process failed (status {status})")
-    r = json.loads(text)
-    rss = usage.ru_maxrss / 1024
+    r, rss = measure_in_child(__file__, ["--extents", str(args.extents)])
     print(f"extents={args.extents} image_bytes={r['image_size']} batches={r['batches']} lists={r['lists']} "
           f"segments={r['segments']} restore_segments={r['restore_segments']} "
           f"catalogue_bytes={r['catalogue_bytes']} {load()}")

@@ -141,7 +141,7 @@ class NodeOps(TapeOps):
         agent = bool(tape_pool) and req.lan_free and req.tape_lan_free
         try:
             writer = self._tape_writer(pool, started) if tape_pool and not agent else None
-            drive = self._tape_agent_drive(pool, started) if agent else ""
+            drive = self._hold_drive(pool, started) if agent else ""
         except (tape.DriveBusy, LookupError, OSError, ValueError) as exc:
             self.cat.abandon_object(AbandonObject(started.object_id, str(exc)))
             self.pools.reclaim()

@@ -23,14 +23,9 @@ class TapeOps:
 
     def _tape_writer(self, pool: str, started: Any) -> Any:
         """Hold the object's drive for this session and stand at the end of data (LookupError/DriveBusy: why not)."""
-        tp = tape.tape_pool(self.server.store, pool)
-        drive = started.pool_device
-        if drive not in tp.drives:
-            raise LookupError(f"volume {started.pool_volume} sits in drive {drive}, which has no online PATH from "
-                              "the server with DEVICE=")
-        self.server.drives.acquire(drive, self.who)
+        drive = self._hold_drive(pool, started)
         try:
-            dev = tape.open_drive(drive, tp.drives[drive])
+            dev = tape.open_drive(drive, tape.tape_pool(self.server.store, pool).drives[drive])
             try:
                 return tape.TapeWriter.at_end_of_data(drive, started.pool_volume, dev)
             except BaseException:
@@ -72,8 +67,9 @@ class TapeOps:
         text = f"drive {drive}: {what} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         return Refused("ANR8448E", f"Session {self.session.id} node {self.node}: {text}.", text)
 
-    def _tape_agent_drive(self, pool: str, started: Any) -> str:
-        """LAN-free to tape: hold the object's drive for this session; the storage agent writes the records."""
+    def _hold_drive(self, pool: str, started: Any) -> str:
+        """Hold the object's drive for this session (the server writes the records, or on LAN-free to tape the
+        storage agent does); LookupError when the server has no PATH to it, DriveBusy when another holds it."""
         tp = tape.tape_pool(self.server.store, pool)
         drive = started.pool_device
         if drive not in tp.drives:

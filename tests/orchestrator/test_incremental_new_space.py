@@ -207,3 +207,12 @@ def test_declared_raw_volume_with_ntfs_bytes_keeps_a_write_into_free_clusters(tm
     assert full["image_size"] == vol.stat().st_size, full  # a raw volume: every block
     assert 0 < inc["image_size"] <= MIB, inc
     assert (tmp_path / "dest.img").read_bytes() == vol.read_bytes()
+
+
+def test_unknown_declared_filesystem_is_one_line(tmp_path, capsys):
+    raw_volume(tmp_path)
+    site = tmp_path / "site.yaml"
+    site.write_text(site.read_text().replace("{device: disk0}", "{device: disk0, filesystem: ext4}"))
+    assert main(["backup", "image", "E:", "--site", str(site), "--options", str(tmp_path / "dsm.opt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "volumes.E:.filesystem: 'ext4' is not one of ntfs" in err, err
