@@ -6,6 +6,8 @@ session, a range outside the grant, a commit naming bytes never written.
 """
 from __future__ import annotations
 
+import bisect
+
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -83,9 +85,9 @@ class NodeOps(TapeOps):
         self.cat.close()
 
     # -- reading the catalogue -----------------------------------------------------------------
-    def _own(self, object_id: int, *, visible: bool = True):
+    def _own(self, object_id: int, *, visible: bool = True, with_pieces: bool = True):
         try:
-            rec = self.cat.get(object_id)
+            rec = self.cat.get(object_id, with_pieces=with_pieces)
         except CatalogueError:
             rec = None
         if rec is None or rec.node.upper() != self.node or (visible and rec.state not in ("active", "inactive")):
@@ -224,7 +226,7 @@ class NodeOps(TapeOps):
         g = self._grant(req.object_id)
         pieces = tuple(StoredPiece(p.image_offset, p.volume_offset, p.length, p.compressed,
                                    p.stored if p.compressed else 0) for p in req.pieces)
-        unseen = [p for p in pieces if not self._written(g, p.image_offset, p.image_offset + p.stored)]
+        unseen = self._unwritten(g, pieces)
         if unseen and not g.lan_free and not g.tape_drive:
             p = unseen[0]
             raise self.refuse(f"COMMIT of object {g.object_id} names image bytes {p.image_offset}-"
@@ -263,15 +265,22 @@ class NodeOps(TapeOps):
         return {"type": "committed", "object_id": g.object_id}, b""
 
     @staticmethod
-    def _written(g: Grant, start: int, end: int) -> bool:
-        """Is [start, end) inside the union of the written ranges?"""
-        pos = start
+    def _unwritten(g: Grant, pieces: Any) -> list:
+        """The pieces whose [image offset, + stored) is not inside the union of the written ranges (the union merged
+        once, then a bisection per piece: a commit of a million pieces after as many PUTs stays n log n)."""
+        union: list[list[int]] = []
         for a, b in sorted(g.written):
-            if a <= pos < b:
-                pos = b
-            if pos >= end:
-                return True
-        return pos >= end
+            if union and a <= union[-1][1]:
+                union[-1][1] = max(union[-1][1], b)
+            else:
+                union.append([a, b])
+        starts = [a for a, _ in union]
+        out = []
+        for p in pieces:
+            i = bisect.bisect_right(starts, p.image_offset) - 1
+            if i < 0 or p.image_offset + p.stored > union[i][1]:
+                out.append(p)
+        return out
 
     def abandon(self, req: m.Abandon, data: bytes) -> tuple[dict, bytes]:
         self._abandon(self._grant(req.object_id), req.reason)
@@ -312,7 +321,7 @@ class NodeOps(TapeOps):
                 "pool_offset": rec.pool_offset, "length": rec.image_size}, b""
 
     def get(self, req: m.Get, data: bytes) -> tuple[dict, bytes]:
-        rec = self._own(req.object_id)
+        rec = self._own(req.object_id, with_pieces=False)  # one GET per piece: never load the piece map per GET
         stored = req.length if req.stored is None else req.stored
         if req.image_offset + max(req.length, stored) > rec.image_size:
             raise self.refuse(f"GET at image offset {req.image_offset} lies outside object {rec.id}")
@@ -335,10 +344,9 @@ class NodeOps(TapeOps):
         if g is not None:
             pieces = [StoredPiece(p.image_offset, p.volume_offset, p.length, p.compressed,
                                   p.stored if p.compressed else 0) for p in req.pieces]
-            for p in pieces:
-                if p.image_offset + p.stored > g.size or \
-                        (not g.lan_free and not self._written(g, p.image_offset, p.image_offset + p.stored)):
-                    raise self.refuse(f"DIGEST of object {g.object_id} names bytes this session never wrote")
+            if any(p.image_offset + p.stored > g.size for p in pieces) or \
+                    (not g.lan_free and self._unwritten(g, pieces)):
+                raise self.refuse(f"DIGEST of object {g.object_id} names bytes this session never wrote")
             if g.tape is not None:
                 try:
                     return {"type": "digests", "digests": [list(d) for d in g.tape.digests(pieces, req.chunk_size)]}, b""

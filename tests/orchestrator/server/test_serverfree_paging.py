@@ -44,3 +44,20 @@ def test_server_free_backup_and_restore_of_12288_extents(tmp_path, capsys, monke
     finally:
         next(lab, None)
 
+
+def test_lan_backup_and_restore_of_24576_extents_through_the_server(tmp_path, capsys, monkeypatch):
+    lab, tmp, srv, built, vol, n = fragmented_lab(tmp_path, monkeypatch, 24)
+    try:
+        assert n == 24 * MIB // STRIDE > 20_000
+        opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json",
+                "-enableserverfree=no"]
+        assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
+        report = json.loads(capsys.readouterr().out)
+        assert report["outcome"] == "completed" and report["path_used"] == "lan", report
+        assert main(["restore", "image", "E:", "disk1", *opts]) == 0, capsys.readouterr()
+        report = json.loads(capsys.readouterr().out)
+        assert report["path_used"] == "lan", report
+        assert (tmp / "dest.img").read_bytes() == vol
+        assert "committed (" in actlog(srv)
+    finally:
+        next(lab, None)
