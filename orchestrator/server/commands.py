@@ -193,6 +193,9 @@ def _define(ctx: AdminContext, what: str, pos: list[str], params: dict) -> str:
                                        params.get("DEFAULT", "NO").upper().startswith("Y"))
             msg = f"ANR1520I Management class {pos[1].upper()} defined in {pos[0].upper()}, " \
                   f"destination {params['DESTINATION'].upper()}."
+            if not ctx.store.defined("STGPOOL", params["DESTINATION"].upper()):  # allowed, as in TSM; backups
+                msg += (f"\nANR1519W Destination {params['DESTINATION'].upper()} is not a defined storage pool: "
+                        "backups bound to this class are refused until DEFINE STGPOOL defines it.")
         else:
             if ctx.pools is None:
                 raise CommandError("ANR2000E DEFINE VOLUME: this server has no pool manager.")

@@ -85,6 +85,14 @@ def test_a_volume_the_server_cannot_create_is_refused_and_the_session_goes_on(se
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
     assert "ANR2020E DEFINE VOLUME" in r.stdout and "No such file or directory" in r.stdout
     assert "ANR1520I Management class STANDARD defined" in r.stdout.split("ANR2020E")[1]  # the same session
+    assert "ANR1519W" not in r.stdout  # P is a defined storage pool
+
+
+def test_a_class_whose_destination_is_not_a_pool_is_defined_with_a_warning(server_process):
+    port, _ = server_process
+    r = admin(port, "define mgmtclass STANDARD STANDARD destination=NOSUCHPOOL")
+    assert r.returncode == 0 and "ANR1520I" in r.stdout, r.stdout + r.stderr
+    assert "ANR1519W Destination NOSUCHPOOL is not a defined storage pool" in r.stdout
 
 
 def test_interactive_prompt(server_process):
