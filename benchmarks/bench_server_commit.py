@@ -23,11 +23,10 @@ import time
 from pathlib import Path
 
 from orchestrator.ops import StoredPiece
-from orchestrator.server.client import ServerSession
 from orchestrator.server.node_client import NodeSession
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_server_lan import EXE, proc_cpu, start  # noqa: E402
+from bench_server_lan import bench_server, proc_cpu  # noqa: E402
 
 RUN = 16
 
@@ -47,15 +46,8 @@ def main() -> None:
     pieces = [StoredPiece(i * RUN, i * 2 * RUN, RUN) for i in range(n_pieces)]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        p, addr = start([EXE, "server", "--data", str(tmp / "srv"), "--listen", "127.0.0.1:0"],
-                        {"SERVERFREE_ADMIN_PASSWORD": "bench-admin-pw"})
-        host, port = addr.rsplit(":", 1)
+        p, host, port = bench_server(tmp, len(image))
         try:
-            with ServerSession(host, port, role="admin", name="admin", password="bench-admin-pw") as a:
-                for c in ["define devclass F devtype=file", "define stgpool P F",
-                          f"define volume P {tmp / 'pool.img'} capacity={len(image) // (1 << 20) + 8}m",
-                          "define mgmtclass STANDARD STANDARD destination=P", "register node BENCH bench-node-pw"]:
-                    assert a.command(c)[0], c
             n = NodeSession(host, port, "BENCH", "bench-node-pw", timeout=3600)
             g = n.begin("E:", len(image), 2 * len(image))
             n.put(g["object_id"], 0, len(image), image)

@@ -47,16 +47,27 @@ def start(argv: list[str], env: dict | None = None) -> tuple[subprocess.Popen, s
     return p, line.split()[-1]
 
 
-def ours(tmp: Path, data: bytes) -> tuple[float, float, float, float]:
+def bench_server(tmp: Path, pool_bytes: int) -> tuple[subprocess.Popen, str, str]:
+    """``serverfree server`` on 127.0.0.1 with a file pool of ``pool_bytes`` and node BENCH: (process, host, port)."""
     p, addr = start([EXE, "server", "--data", str(tmp / "srv"), "--listen", "127.0.0.1:0"],
                     {"SERVERFREE_ADMIN_PASSWORD": "bench-admin-pw"})
     host, port = addr.rsplit(":", 1)
     try:
         with ServerSession(host, port, role="admin", name="admin", password="bench-admin-pw") as a:
             for c in ["define devclass F devtype=file", "define stgpool P F",
-                      f"define volume P {tmp / 'pool.img'} capacity={len(data) // (1 << 20) + 8}m",
+                      f"define volume P {tmp / 'pool.img'} capacity={pool_bytes // (1 << 20) + 8}m",
                       "define mgmtclass STANDARD STANDARD destination=P", "register node BENCH bench-node-pw"]:
                 assert a.command(c)[0], c
+    except BaseException:
+        os.kill(p.pid, signal.SIGTERM)
+        p.wait(10)
+        raise
+    return p, host, port
+
+
+def ours(tmp: Path, data: bytes) -> tuple[float, float, float, float]:
+    p, host, port = bench_server(tmp, len(data))
+    try:
         srv0, c0 = proc_cpu(p.pid), time.process_time()
         n = NodeSession(host, port, "BENCH", "bench-node-pw")
         login_cpu = time.process_time() - c0

@@ -15,6 +15,7 @@ import pytest
 from orchestrator.catalogue import Catalogue
 from orchestrator.cli import main
 from orchestrator.server.client import ServerSession
+from tests.fixtures.backup_server import run_commands
 
 SERVERFREE = str(Path(sys.executable).parent / "serverfree")
 ADMIN_PW = "admin-secret-1"
@@ -43,9 +44,7 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
 
 def admin(port: int, *commands: str) -> None:
     with ServerSession("127.0.0.1", port, role="admin", name="admin", password=ADMIN_PW) as a:
-        for c in commands:
-            ok, out = a.command(c)
-            assert ok, f"{c}: {out}"
+        run_commands(a, commands)
 
 
 def make_volume(path: Path, size: int, seed: int) -> bytes:

@@ -2,7 +2,6 @@
 thousands of pieces, and continuation sequences the server refuses."""
 from __future__ import annotations
 
-import json
 import random
 import socket
 

@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.server.app import open_server
-from tests.fixtures.backup_server import ADMIN_PW, NODE_PW, actlog, admin, hostport
+from tests.fixtures.backup_server import ADMIN_PW, NODE_PW, actlog, admin, hostport, run_commands
 
 TARGET = "iqn.2026-12.test.serverfree:server"
 MIB = 1 << 20
@@ -99,15 +99,13 @@ def make_lab(tmp_path, chap: bool = False, fabric: bool = False, faults: list[st
     srv = open_server(tmp_path / "srv", admin_password=ADMIN_PW, movers={"DM1": url(1)},
                       fabric=str(fabric_path) if fabric else None).start()
     with admin(srv) as a:
-        for c in ["register node NODEA " + NODE_PW["NODEA"], "define devclass FILECLASS devtype=file",
-                  "define stgpool POOL1 FILECLASS dataformat=nonblock",
-                  f"define volume POOL1 {tmp_path / 'pool.img'} designator={designator(1)}",
-                  "define mgmtclass STANDARD STANDARD destination=POOL1",
-                  "define datamover DM1 type=scsi wwn=21:00:00:e0:8b:05:05:04 dataformat=nonblock",
-                  f"define disk NODEA DISK1 wwn={designator(0)}",
-                  "define path DM1 DISK1 srctype=datamover desttype=disk node=NODEA lun=0"]:
-            ok, out = a.command(c)
-            assert ok, f"{c}: {out}"
+        run_commands(a, ["register node NODEA " + NODE_PW["NODEA"], "define devclass FILECLASS devtype=file",
+                         "define stgpool POOL1 FILECLASS dataformat=nonblock",
+                         f"define volume POOL1 {tmp_path / 'pool.img'} designator={designator(1)}",
+                         "define mgmtclass STANDARD STANDARD destination=POOL1",
+                         "define datamover DM1 type=scsi wwn=21:00:00:e0:8b:05:05:04 dataformat=nonblock",
+                         f"define disk NODEA DISK1 wwn={designator(0)}",
+                         "define path DM1 DISK1 srctype=datamover desttype=disk node=NODEA lun=0"])
     (tmp_path / "site.yaml").write_text(textwrap.dedent(f"""
         devices: {{disk0: "{url(0)}", disk1: "{url(2)}"}}
         volumes: {{"E:": {{device: disk0{", filesystem: raw" if raw_mib else ""}}}}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from orchestrator.cli import main
 from orchestrator.volume.used_extents import UsedExtents
@@ -28,36 +29,23 @@ def fragmented_lab(tmp_path, monkeypatch, mib: int):
     return lab, tmp, srv, built, bytes(vol), len(runs)
 
 
-def test_server_free_backup_and_restore_of_12288_extents(tmp_path, capsys, monkeypatch):
-    lab, tmp, srv, built, vol, n = fragmented_lab(tmp_path, monkeypatch, 12)
+@pytest.mark.parametrize("mib, more_than, options, path, logged", [
+    (12, 10_000, [], "server-free", "server-free backup of NODEA:E: completed"),  # 12,288 extents
+    (24, 20_000, ["-enableserverfree=no"], "lan", "committed ("),                  # 24,576 extents
+], ids=["server-free-12288-extents", "lan-24576-extents"])
+def test_backup_and_restore_of_a_fragmented_volume_through_the_server(tmp_path, capsys, monkeypatch, mib, more_than,
+                                                                     options, path, logged):
+    lab, tmp, srv, built, vol, n = fragmented_lab(tmp_path, monkeypatch, mib)
     try:
-        assert n == 12 * MIB // STRIDE > 10_000
-        opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json"]
+        assert n == mib * MIB // STRIDE > more_than
+        opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json", *options]
         assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
         report = json.loads(capsys.readouterr().out)
-        assert report["outcome"] == "completed" and report["path_used"] == "server-free", report
+        assert report["outcome"] == "completed" and report["path_used"] == path, report
         assert main(["restore", "image", "E:", "disk1", *opts]) == 0, capsys.readouterr()
         report = json.loads(capsys.readouterr().out)
-        assert report["path_used"] == "server-free", report
+        assert report["path_used"] == path, report
         assert (tmp / "dest.img").read_bytes() == vol
-        assert "server-free backup of NODEA:E: completed" in actlog(srv)
-    finally:
-        next(lab, None)
-
-
-def test_lan_backup_and_restore_of_24576_extents_through_the_server(tmp_path, capsys, monkeypatch):
-    lab, tmp, srv, built, vol, n = fragmented_lab(tmp_path, monkeypatch, 24)
-    try:
-        assert n == 24 * MIB // STRIDE > 20_000
-        opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "--json",
-                "-enableserverfree=no"]
-        assert main(["backup", "image", "E:", *opts]) == 0, capsys.readouterr()
-        report = json.loads(capsys.readouterr().out)
-        assert report["outcome"] == "completed" and report["path_used"] == "lan", report
-        assert main(["restore", "image", "E:", "disk1", *opts]) == 0, capsys.readouterr()
-        report = json.loads(capsys.readouterr().out)
-        assert report["path_used"] == "lan", report
-        assert (tmp / "dest.img").read_bytes() == vol
-        assert "committed (" in actlog(srv)
+        assert logged in actlog(srv)
     finally:
         next(lab, None)

@@ -16,7 +16,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.plan.tape_position import TapeLocation
 from orchestrator.server.app import open_server
-from tests.fixtures.backup_server import ADMIN_PW, NODE_PW, actlog, admin, hostport
+from tests.fixtures.backup_server import ADMIN_PW, NODE_PW, actlog, admin, hostport, run_commands
 
 TARGET = "iqn.2026-12.test.serverfree:tape"
 MIB = 1 << 20
@@ -52,24 +52,22 @@ def tape_lab(tmp_path):
         dev.close()
     srv = open_server(tmp_path / "srv", admin_password=ADMIN_PW, movers={"DM1": url(3)}).start()
     with admin(srv) as a:
-        for c in ["define domain TAPEDOM", "register node NODEA " + NODE_PW["NODEA"] + " domain=TAPEDOM",
-                  "register node NODEB " + NODE_PW["NODEB"],
-                  "define library LIB1 libtype=manual",
-                  "define drive LIB1 DRV1 wwn=50:01:04:f0:00:00:00:01",
-                  f"define path SERVER1 DRV1 srctype=server desttype=drive library=LIB1 device={url(2)}",
-                  "define devclass LTOCLASS devtype=lto library=LIB1",
-                  "define stgpool TAPEPOOL LTOCLASS dataformat=nonblock",
-                  "define volume TAPEPOOL VOL001 drive=DRV1",
-                  "define devclass FILECLASS devtype=file",
-                  "define stgpool DISKPOOL FILECLASS dataformat=nonblock",
-                  f"define volume DISKPOOL {tmp_path / 'pool.img'}",
-                  "define mgmtclass TAPEDOM TAPECLASS destination=TAPEPOOL",
-                  "define mgmtclass STANDARD STANDARD destination=DISKPOOL",
-                  "define datamover DM1 type=scsi wwn=21:00:00:e0:8b:05:05:04 dataformat=nonblock",
-                  f"define disk NODEA DISK1 wwn={disk_naa}",
-                  "define path DM1 DISK1 srctype=datamover desttype=disk node=NODEA lun=0"]:
-            ok, out = a.command(c)
-            assert ok, f"{c}: {out}"
+        run_commands(a, ["define domain TAPEDOM", "register node NODEA " + NODE_PW["NODEA"] + " domain=TAPEDOM",
+                         "register node NODEB " + NODE_PW["NODEB"],
+                         "define library LIB1 libtype=manual",
+                         "define drive LIB1 DRV1 wwn=50:01:04:f0:00:00:00:01",
+                         f"define path SERVER1 DRV1 srctype=server desttype=drive library=LIB1 device={url(2)}",
+                         "define devclass LTOCLASS devtype=lto library=LIB1",
+                         "define stgpool TAPEPOOL LTOCLASS dataformat=nonblock",
+                         "define volume TAPEPOOL VOL001 drive=DRV1",
+                         "define devclass FILECLASS devtype=file",
+                         "define stgpool DISKPOOL FILECLASS dataformat=nonblock",
+                         f"define volume DISKPOOL {tmp_path / 'pool.img'}",
+                         "define mgmtclass TAPEDOM TAPECLASS destination=TAPEPOOL",
+                         "define mgmtclass STANDARD STANDARD destination=DISKPOOL",
+                         "define datamover DM1 type=scsi wwn=21:00:00:e0:8b:05:05:04 dataformat=nonblock",
+                         f"define disk NODEA DISK1 wwn={disk_naa}",
+                         "define path DM1 DISK1 srctype=datamover desttype=disk node=NODEA lun=0"])
     (tmp_path / "site.yaml").write_text(textwrap.dedent(f"""
         devices: {{disk0: "{url(0)}", disk1: "{url(1)}"}}
         volumes: {{"E:": {{device: disk0}}}}
@@ -268,13 +266,11 @@ def test_a_storage_agent_that_cannot_write_the_drive_falls_back_to_the_lan(tape_
 def test_a_drive_the_server_cannot_open_is_one_line(server, tmp_path, capsys):
     """No iSCSI here: the drive's DEVICE= names a file that is not there."""
     with admin(server) as a:
-        for c in ["define library LIB1 libtype=manual", "define drive LIB1 DRV1 wwn=50:01:04:f0:00:00:00:01",
-                  f"define path SERVER1 DRV1 srctype=server desttype=drive library=LIB1 device={tmp_path}/no.tape",
-                  "define devclass LTOCLASS devtype=lto library=LIB1", "define stgpool TAPEPOOL LTOCLASS",
-                  "define volume TAPEPOOL VOL001 drive=DRV1",
-                  "define mgmtclass STANDARD STANDARD destination=TAPEPOOL"]:
-            ok, out = a.command(c)
-            assert ok, f"{c}: {out}"
+        run_commands(a, ["define library LIB1 libtype=manual", "define drive LIB1 DRV1 wwn=50:01:04:f0:00:00:00:01",
+                         f"define path SERVER1 DRV1 srctype=server desttype=drive library=LIB1 device={tmp_path}/no.tape",
+                         "define devclass LTOCLASS devtype=lto library=LIB1", "define stgpool TAPEPOOL LTOCLASS",
+                         "define volume TAPEPOOL VOL001 drive=DRV1",
+                         "define mgmtclass STANDARD STANDARD destination=TAPEPOOL"])
     (tmp_path / "e.img").write_bytes(b"\x01" * (1 << 20))
     (tmp_path / "site.yaml").write_text("devices: {disk0: e.img}\nvolumes:\n  'E:': {device: disk0, filesystem: raw}\n")
     host, port = hostport(server)
