@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.chunk_runs import DigestRuns
 from orchestrator.piece_stream import PieceStream
 
 from orchestrator.ops import PathKind, StoredPiece
@@ -129,8 +130,10 @@ class BackupSpec(BaseModel):
     # also read server-free bytes back on the client (off: the mover's COPY STATUS proves them)
     verify_server_free_data: bool = False
     base_object_id: int | None = None
-    base_digests: dict[int, str] = Field(default_factory=dict)
-    base_coverage: list[tuple[int, int]] = Field(default_factory=list)  # volume ranges base_digests cover
+    # the base view's chunk digests: a dict, or for millions of chunks the catalogue's runs as a stream
+    base_digests: dict[int, str] | DigestRuns = Field(default_factory=dict)
+    # volume ranges base_digests cover: pairs, or a stream (`orchestrator.job.incremental.coverage_stream`)
+    base_coverage: list[tuple[int, int]] | PieceStream = Field(default_factory=list)
     paths: PathPlan = Field(default_factory=PathPlan)
     resume: ResumePoint | None = None  # continue an object a server-free copy left half done
 
