@@ -131,9 +131,10 @@ class BackupSpec(BaseModel):
     verify_server_free_data: bool = False
     base_object_id: int | None = None
     # the base view's chunk digests: a dict, or for millions of chunks the catalogue's runs as a stream
-    base_digests: dict[int, str] | DigestRuns = Field(default_factory=dict)
+    # (a stream is tried first: validating one as a list would read all of it)
+    base_digests: DigestRuns | dict[int, str] = Field(default_factory=dict, union_mode="left_to_right")
     # volume ranges base_digests cover: pairs, or a stream (`orchestrator.job.incremental.coverage_stream`)
-    base_coverage: list[tuple[int, int]] | PieceStream = Field(default_factory=list)
+    base_coverage: PieceStream | list[tuple[int, int]] = Field(default_factory=list, union_mode="left_to_right")
     paths: PathPlan = Field(default_factory=PathPlan)
     resume: ResumePoint | None = None  # continue an object a server-free copy left half done
 
