@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import logging
 import select
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from typing import Any, Iterable, Iterator
 
 from scsi.devices import libiscsi_ffi as L
 from scsi.devices.base import PyscsiDevice, RawCommand, apply_result, command_buffers
-from scsi.devices.errors import DeviceConnectionError, DeviceError, DeviceLoginError, DeviceTimeout
+from scsi.devices.errors import DeviceConnectionError, DeviceError, DeviceTimeout
+from scsi.devices.iscsi_login import DIGESTS, chap_account, login
 from scsi.devices.iscsi_url import ChapCredentials, IscsiUrl, parse_iscsi_url
 from scsi.devices.libiscsi_completion import Pending, on_complete
 from scsi.result import ScsiResult
@@ -31,18 +31,6 @@ from scsi.result import ScsiResult
 log = logging.getLogger(__name__)
 
 DEFAULT_INITIATOR = "iqn.2026-11.org.serverfree:initiator"
-_DIGESTS = {"none": L.ISCSI_HEADER_DIGEST_NONE, "crc32c": L.ISCSI_HEADER_DIGEST_CRC32C,
-            "none,crc32c": L.ISCSI_HEADER_DIGEST_NONE_CRC32C,
-            "crc32c,none": L.ISCSI_HEADER_DIGEST_CRC32C_NONE}
-
-
-def _chap(value: ChapCredentials | tuple[str, str] | None) -> ChapCredentials | None:
-    if value is None or isinstance(value, ChapCredentials):
-        return value
-    user, secret = value
-    return ChapCredentials(username=user, secret=secret)
-
-
 @dataclass
 class CommandOutcome:
     """How one command of :meth:`LibiscsiDevice.execute_many` ended."""
@@ -54,15 +42,6 @@ class CommandOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def _portal_problem(u: IscsiUrl, timeout: float) -> str | None:
-    """libiscsi's words for an unreachable portal are cryptic; say it plainly."""
-    try:
-        with socket.create_connection((u.host, u.port), timeout=min(timeout, 5.0)):
-            return None
-    except OSError as exc:
-        return f"cannot reach portal {u.portal}: {exc.strerror or exc}"
 
 
 class LibiscsiDevice(PyscsiDevice):
@@ -84,12 +63,12 @@ class LibiscsiDevice(PyscsiDevice):
         self._lock = threading.RLock()
         self.url: IscsiUrl = parse_iscsi_url(url)
         self.initiator_iqn = initiator_iqn
-        self.chap = _chap(chap) or self.url.chap
-        self.mutual_chap = _chap(mutual_chap)
+        self.chap = chap_account(chap) or self.url.chap
+        self.mutual_chap = chap_account(mutual_chap)
         if self.mutual_chap is not None and self.chap is None:
             raise ValueError("mutual CHAP needs the initiator's own CHAP account too (chap=...)")
-        if header_digest not in _DIGESTS:
-            raise ValueError(f"header_digest must be one of {sorted(_DIGESTS)}, not {header_digest!r}")
+        if header_digest not in DIGESTS:
+            raise ValueError(f"header_digest must be one of {sorted(DIGESTS)}, not {header_digest!r}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout}")
         self.timeout = float(timeout)
@@ -115,43 +94,11 @@ class LibiscsiDevice(PyscsiDevice):
         return L.ffi.string(self._lib.iscsi_get_error(self._ctx)).decode(errors="replace")
 
     def _connect(self, header_digest: str) -> None:
-        lib, u = self._lib, self.url
-        ctx = lib.iscsi_create_context(self.initiator_iqn.encode())
-        if ctx == L.ffi.NULL:
-            raise DeviceConnectionError(f"libiscsi could not create a context for initiator {self.initiator_iqn!r}")
-        self._ctx = ctx
-        try:
-            checks = [
-                ("target name", lib.iscsi_set_targetname(ctx, u.target.encode())),
-                ("session type", lib.iscsi_set_session_type(ctx, L.ISCSI_SESSION_NORMAL)),
-                ("header digest", lib.iscsi_set_header_digest(ctx, _DIGESTS[header_digest])),
-                ("timeout", lib.iscsi_set_timeout(ctx, max(1, int(self.timeout + 0.999)))),
-            ]
-            if self.chap is not None:
-                checks.append(("CHAP account", lib.iscsi_set_initiator_username_pwd(
-                    ctx, self.chap.username.encode(), self.chap.secret.encode())))
-            if self.mutual_chap is not None:
-                checks.append(("mutual CHAP account", lib.iscsi_set_target_username_pwd(
-                    ctx, self.mutual_chap.username.encode(), self.mutual_chap.secret.encode())))
-            for what, rc in checks:
-                if rc != 0:
-                    raise DeviceConnectionError(f"{u.display()}: setting {what} failed: {self._error_text()}")
-            # A lost session must surface as an error, not as endless silent reconnects.
-            lib.iscsi_set_noautoreconnect(ctx, 1)
-            if lib.iscsi_full_connect_sync(ctx, u.portal.encode(), u.lun) != 0:
-                text = self._error_text().strip()
-                lowered = text.lower()
-                cls = DeviceLoginError if "log in" in lowered or "auth" in lowered else DeviceConnectionError
-                if cls is DeviceConnectionError:
-                    text = _portal_problem(u, self.timeout) or text
-                raise cls(f"{u.display()} as {self.initiator_iqn}"
-                          f"{' with CHAP user ' + self.chap.username if self.chap else ''}: {text}")
-        except BaseException:
-            self._destroy()
-            raise
+        self._ctx = login(self._lib, self.url, self.initiator_iqn, self.chap, self.mutual_chap, header_digest,
+                          self.timeout)
         # Commands: our own deadline fires first (then ABORT TASK / LUN RESET), libiscsi's only as a backstop.
-        lib.iscsi_set_timeout(ctx, int(self.timeout + 2 * self.tmf_wait + 2.999))
-        log.info("logged in to %s as %s", u.display(), self.initiator_iqn)
+        self._lib.iscsi_set_timeout(self._ctx, int(self.timeout + 2 * self.tmf_wait + 2.999))
+        log.info("logged in to %s as %s", self.url.display(), self.initiator_iqn)
 
     def _destroy(self) -> None:
         if self._ctx != L.ffi.NULL:
@@ -327,7 +274,7 @@ class LibiscsiDevice(PyscsiDevice):
 
     # -- zero-copy block I/O ------------------------------------------------------------
     def submit_block_io(self, write: bool, lba: int, blocks: int, block_size: int, buf: Any) -> Pending:
-        """READ(16) into / WRITE(16) from ``buf`` without a copy in Python (SBC-3 5.14, 5.38).
+        """READ(16) into / WRITE(16) from ``buf`` without a copy in Python (SBC-3).
 
         libiscsi reads the Data-In PDUs straight into ``buf`` and sends Data-Out
         straight from it (``iscsi_read16_iov_task`` / ``iscsi_write16_iov_task``
