@@ -302,7 +302,7 @@ class LibiscsiDevice(PyscsiDevice):
 
     # -- zero-copy block I/O ------------------------------------------------------------
     def submit_block_io(self, write: bool, lba: int, blocks: int, block_size: int, buf: Any) -> Pending:
-        """READ(16) into / WRITE(16) from ``buf`` without a copy in Python (SBC-3 5.14, 5.38).
+        """READ(16) into / WRITE(16) from ``buf`` without a copy in Python (SBC-3).
 
         libiscsi reads the Data-In PDUs straight into ``buf`` and sends Data-Out
         straight from it (``iscsi_read16_iov_task`` / ``iscsi_write16_iov_task``
