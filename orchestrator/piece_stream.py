@@ -318,14 +318,15 @@ def split_by_ranges(stream: PieceStream, ranges: Iterable[tuple[int, int]]) -> t
                 if not inside:
                     yield b
                 continue
-            part = _split_block(b, bounds, inside)
+            part = split_block(b, bounds, inside)
             if part is not None:
                 yield part
 
     return PieceStream(lambda: side(False)), PieceStream(lambda: side(True))
 
 
-def _split_block(b: PieceBlock, bounds: np.ndarray, inside: bool) -> PieceBlock | None:
+def split_block(b: PieceBlock, bounds: np.ndarray, inside: bool) -> PieceBlock | None:
+    """The parts of ``b``'s pieces inside (or outside) flat image ``bounds`` lo0, hi0, ...; None if none."""
     image = b.image_offsets()
     end = image + b.length
     comp = b.compressed

@@ -8,17 +8,23 @@ parameter list's encoded bytes and answers COPY STATUS for it as a mover
 would, walks the pieces a verification names (block by block), and carries
 the catalogue operations out on a real `Catalogue`.  ``fail_at`` makes a
 mover abort one list part way (COPY ABORTED with the failed segment), so
-failover resumption runs at scale too.
+failover resumption runs at scale too.  ``volume_digests`` answers an
+image incremental's scan (DigestVolume): it names the digest of each chunk
+the scan touches, produced as a stream in chunk order like a real scan's.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from orchestrator.catalogue import Catalogue
-from orchestrator.ops import (AbandonObject, BeginObject, CommitObject, CopyBatches, CopyResult, Failure,
-                              ListAccount, MoverLimits, OperatingParametersResult, Operation,
-                              ReadOperatingParameters, Result, VerifyPool, VerifyResult)
-from orchestrator.piece_stream import PieceStream
+from orchestrator.chunk_runs import touched_chunk_arrays
+from orchestrator.ops import (AbandonObject, BeginObject, CommitObject, CopyBatches, CopyResult, DigestResult,
+                              DigestVolume, Failure, ListAccount, MoverLimits, OperatingParametersResult,
+                              Operation, ReadOperatingParameters, Result, VerifyPool, VerifyResult)
+from orchestrator.piece_stream import LazySeq, PieceStream
 
 #: RECEIVE COPY RESULTS OPERATING PARAMETERS of a capable mover: 64 segments a list, 16 MiB a segment
 CAPABLE_MOVER = MoverLimits(max_segment_count=64, max_descriptor_list_length=4096, max_segment_length=16 << 20,
@@ -31,6 +37,7 @@ class AcknowledgingDriver:
     movers: dict[str, MoverLimits] = field(default_factory=dict)
     fail_at: dict[str, int] = field(default_factory=dict)  # mover -> list number (1-based, per mover) it aborts
     counts: dict[str, int] = field(default_factory=dict)  # what was seen: lists, segments, list_bytes, ...
+    volume_digests: Callable[[np.ndarray], list[str]] | None = None  # chunk indices -> the volume's digests
 
     def _count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -49,6 +56,8 @@ class AcknowledgingDriver:
                 for block in PieceStream.of(pieces).blocks():
                     self._count(name + "_bytes", int(block.length.sum()))
             return VerifyResult(True)
+        if isinstance(op, DigestVolume) and self.volume_digests is not None:
+            return DigestResult(LazySeq(lambda: self._scan(op)))  # type: ignore[arg-type]
         raise TypeError(f"the acknowledging driver does not carry out {type(op).__name__}")
 
     def _copy(self, op: CopyBatches) -> CopyResult:
@@ -64,3 +73,9 @@ class AcknowledgingDriver:
                 self._count("segments", len(plist.segments))
                 accounts.append(ListAccount(plist.list_id, True, len(plist.segments), plist.nbytes))
         return CopyResult(len(op.batches) - op.first_batch, accounting=tuple(accounts))
+
+    def _scan(self, op: DigestVolume) -> Iterator[tuple[int, str]]:
+        assert self.volume_digests is not None
+        for idx in touched_chunk_arrays(PieceStream.of(op.pieces), op.chunk_size):
+            self._count("scanned_chunks", int(idx.size))
+            yield from zip(idx.tolist(), self.volume_digests(idx))

@@ -96,37 +96,3 @@ def view_coverage(chain: Iterable[Iterable], chunk_size: int) -> list[tuple[int,
             mine.setdefault(chunk, []).append((sub.volume_offset, sub.length))
         newest.update(mine)
     return [r for c in sorted(newest) for r in newest[c]]
-
-
-def covered(pieces: Iterable, coverage: Iterable[tuple[int, int]], chunk_size: int) -> set[int]:
-    """Chunks where ``pieces`` hold bytes outside ``coverage`` (newly used space)."""
-    have: dict[int, list[tuple[int, int]]] = {}
-    for off, n in coverage:
-        have.setdefault(off // chunk_size, []).append((off, off + n))
-    fresh = set()
-    for chunk, sub in split_by_chunk(pieces, chunk_size):
-        lo, hi = sub.volume_offset, sub.volume_offset + sub.length
-        for a, b in sorted(have.get(chunk, [])):
-            if a <= lo < b:
-                lo = b
-        if lo < hi:
-            fresh.add(chunk)
-    return fresh
-
-
-def changed_pieces(pieces: Iterable, current: dict[int, str], previous: dict[int, str],
-                   chunk_size: int, also: set[int] = frozenset()) -> tuple[Piece, ...]:
-    """Sub-pieces in chunks whose digest differs from ``previous`` (or listed in ``also``), as a new image."""
-    out: list[Piece] = []
-    pos = 0
-    for chunk, sub in split_by_chunk(pieces, chunk_size):
-        if chunk not in also and current.get(chunk) == previous.get(chunk):
-            continue
-        if out and out[-1].volume_offset + out[-1].length == sub.volume_offset:
-            last = out.pop()
-            out.append(Piece(last.image_offset, last.volume_offset, last.length + sub.length))
-        else:
-            out.append(Piece(pos, sub.volume_offset, sub.length))
-        pos += sub.length
-    return tuple(out)
-
