@@ -92,11 +92,17 @@ class NodeSession(ServerSession):
                                  "object_id": object_id})
         return _objects(reply, rows)
 
-    def chain(self, filespace: str, incremental: bool = False, pitdate: str | None = None) -> tuple[list[dict], dict]:
-        """(objects of the restore chain, chunk -> digest of the view); ([], {}) when there is no full image."""
+    def chain(self, filespace: str, incremental: bool = False, pitdate: str | None = None) -> tuple[list[dict], Any]:
+        """(objects of the restore chain, the view's chunk digests as `DigestRuns`); ([], {}) when there is no
+        full image."""
         reply, rows = self.call({"type": "restore_chain", "filespace": filespace, "incremental": incremental,
                                  "pitdate": pitdate})
-        return _objects(reply, rows), {int(c): str(d) for c, d in reply["digests"]}
+        objects = _objects(reply, rows)
+        if "digests" in reply:  # (a digest no row holds)
+            return objects, {int(c): str(d) for c, d in reply["digests"]}
+        if isinstance(rows, bytes):  # no chain
+            return objects, {}
+        return objects, piece_rows.digest_runs_of(rows.pages("digest_runs"))
 
     def restore_grant(self, object_id: int) -> dict:
         """This session's LAN-free read range of one of the node's objects (pool_volume, pool_offset, length)."""

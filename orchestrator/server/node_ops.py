@@ -136,8 +136,15 @@ class NodeOps(TapeOps):
                                            stream=True)
         except CatalogueError as exc:
             return {"type": "chain", "objects": [], "digests": [], "reason": str(exc)}, b""
-        return self._with_rows({"type": "chain", "digests": sorted([c, d] for c, d in self.cat.digests(chain).items())},
-                               chain)
+        message, bulk = self._with_rows({"type": "chain"}, chain)
+        runs = self.cat.digest_runs(chain)  # read anew on each pass: counted, then sent
+        count, longest = 0, 0
+        for _, d, _ in runs:
+            count, longest = count + 1, max(longest, len(d))
+        if longest > m.DIGEST_RUN_ROW["digest"].itemsize:  # a digest the row does not hold: JSON, as before
+            return {**message, "digests": sorted([c, d] for c, d in self.cat.digests(chain).items())}, bulk
+        bulk["digest_runs"] = (m.DIGEST_RUN_ROW, count, piece_rows.digest_run_pages(runs))
+        return message, bulk
 
     # -- writing -------------------------------------------------------------------------------
     def begin(self, req: m.BeginBackup, data: bytes) -> tuple[dict, bytes]:

@@ -16,7 +16,8 @@ import numpy as np
 
 from orchestrator.piece_blocks import BLOCK_PIECES, PieceBlock
 from orchestrator.piece_stream import PieceStream
-from orchestrator.server.messages import EXTENT_ROW, PIECE_ROW
+from orchestrator.chunk_runs import DigestRuns
+from orchestrator.server.messages import DIGEST_RUN_ROW, EXTENT_ROW, PIECE_ROW
 
 OFFSET_MAX, LENGTH_MAX = 1 << 60, 1 << 50  # as messages.Offset and Piece.length say
 
@@ -217,3 +218,27 @@ def pieces_of_counts(pages: Iterable[np.ndarray], counts: list[int]) -> list[Pie
     for _ in it:  # nothing is left (the counts add up to the rows declared)
         pass
     return out
+
+
+def digest_run_pages(runs: Iterable[tuple[int, str, int]], page: int = 1 << 16) -> Iterator[np.ndarray]:
+    """DIGEST_RUN_ROW pages of (first chunk, digest, count) runs."""
+    buf: list[tuple[int, int, bytes]] = []
+    for c, d, n in runs:
+        buf.append((c, n, d.encode()))
+        if len(buf) == page:
+            yield np.array(buf, dtype=DIGEST_RUN_ROW)
+            buf.clear()
+    if buf:
+        yield np.array(buf, dtype=DIGEST_RUN_ROW)
+
+
+def digest_runs_of(pages: Iterable[np.ndarray]) -> DigestRuns:
+    """A view's digest runs from their rows, held as the rows (80 bytes a run; a server-free image's unread
+    chunks are a few runs)."""
+    held = [np.array(p) for p in pages]
+
+    def runs() -> Iterator[tuple[int, str, int]]:
+        for p in held:
+            for c, n, d in zip(p["chunk"].tolist(), p["count"].tolist(), p["digest"].tolist()):
+                yield c, d.decode(), n
+    return DigestRuns(runs)

@@ -57,8 +57,9 @@ def test_a_lan_backup_and_restore_of_25000_pieces_through_the_server(server, tmp
         assert len(digests) == PIECES * 1024 // (1 << 20) + 1  # chunks of the volume the pieces cover
         n.commit(g["object_id"], pieces, digests=digests, chunk_size=1 << 20)
     with node(server) as n:
-        objects, view = n.chain("E:")  # the chain's pieces come back paged too
-        assert len(objects) == 1 and len(objects[0]["pieces"]) == PIECES and view == dict(digests)
+        objects, view = n.chain("E:")  # the chain's pieces and digest runs come back as rows
+        assert len(objects) == 1 and len(objects[0]["pieces"]) == PIECES
+        assert [(c, d) for c, d, count in view] == list(digests) and {count for *_, count in view} == {1}
         assert [(p.image_offset, p.volume_offset, p.length) for p in objects[0]["pieces"][:2]] == \
             [(0, 0, 512), (512, 1024, 512)]
         assert n.get(g["object_id"], 0, len(image)) == image
