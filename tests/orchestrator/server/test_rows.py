@@ -211,3 +211,29 @@ def test_rows_frames_cut_pages_and_refuse_a_wrong_count():
     assert reader.done and (back == rows).all()
     with pytest.raises(wire.FrameError, match="199999 sent, 200000 declared"):
         list(wire.rows_frames("pieces", messages.PIECE_ROW, 200_000, [rows[1:]]))
+
+
+def test_a_lan_restore_reads_its_pieces_many_to_a_get_ranges(server, tmp_path, monkeypatch):
+    """5,000 pieces of a committed object come back in two GET_RANGES (4096 pieces at most each), in order,
+    through the driver's batched reads, not 5,000 GETs."""
+    from orchestrator.server import node_driver
+
+    n = 5000
+    with_pool(server, tmp_path, "64m")
+    image = np.random.default_rng(5).integers(0, 256, n * RUN, dtype=np.uint8).tobytes()
+    pieces = [StoredPiece(i * RUN, i * 3 * RUN, RUN) for i in range(n)]
+    with node(server) as s:
+        g = s.begin("E:", len(image), n * 3 * RUN)
+        s.put(g["object_id"], 0, len(image), image)
+        s.commit(g["object_id"], pieces)
+        calls = {"get_ranges": 0, "get": 0}
+        for name in calls:
+            real = getattr(s, name)
+            monkeypatch.setattr(s, name, lambda *a, real=real, name=name: calls.__setitem__(name, calls[name] + 1)
+                                or real(*a))
+        objects, _ = s.chain("E:")
+        read = node_driver.BatchedReads(s, g["object_id"], objects[0]["pieces"])
+        back = b"".join(read(p) for p in objects[0]["pieces"])
+    assert back == image and calls == {"get_ranges": 2, "get": 0}
+    with node(server) as s, pytest.raises(ServerRefused, match="lies outside object"):
+        s.get_ranges(g["object_id"], [(0, RUN), (len(image) - 8, RUN)])
