@@ -19,6 +19,7 @@ from orchestrator.job.ladder import AnyPiece, Endpoints, JobFailed, MoveState, s
 from orchestrator.job.report import FailoverEvent, JobReport
 from orchestrator.job.spec import PathPlan
 from orchestrator.ops import PathKind, StoredPiece
+from orchestrator.piece_stream import PieceStream
 from orchestrator.plan.disk import CscdRef
 from orchestrator.job.tape_move import (
     DriveRef,
@@ -34,8 +35,9 @@ log = logging.getLogger(__name__)
 
 
 def move_tape(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport, pieces: Sequence[AnyPiece],
-              *, server_free_ok: bool = True) -> Generator[object, object, list[StoredPiece]]:
-    """Move ``pieces`` to or from a tape pool, failing over as needed; returns what was moved."""
+              *, server_free_ok: bool = True) -> Generator[object, object, Sequence[StoredPiece]]:
+    """Move ``pieces`` to or from a tape pool, failing over as needed; returns what was moved (a backup's
+    pieces as a `PieceStream`)."""
     if ends.direction == "backup":
         return (yield from _backup(ends, state, paths, report, pieces, server_free_ok))
     return (yield from _restore(ends, state, paths, report, pieces, server_free_ok))
@@ -72,8 +74,8 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
     fmt = paths.tape.fmt()
     names = [ends.pool_device] + [d for d in paths.tape.drives if d != ends.pool_device]
     drives = [_drive(paths, n) for n in names]
-    start = pieces[0].image_offset if pieces else 0
-    end = pieces[-1].image_offset + pieces[-1].length if pieces else 0
+    pieces = PieceStream.of(pieces)  # read as a stream, block by block, on every pass
+    start, end = pieces.span() or (0, 0)
     if ends.compress:
         report.warnings.append("compression is not applied on a tape pool: records stay uncompressed so the "
                                "object can be restored server-free")
@@ -94,7 +96,7 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
             report.add_bytes(PathKind.SERVER_FREE.value, (end if m.ok else m.image_offset) - start)
             if m.ok:
                 state.tape_location = m.location.encode()
-                return [stored_piece(p) for p in pieces]
+                return pieces
             if m.fatal:
                 raise JobFailed(m.failure)
             step_down(state, paths, report, m.failure, m.image_offset, m.movers_used[-1] if m.movers_used else "")
@@ -110,7 +112,7 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
         report.add_bytes(path.value, m.image_offset - before)
         if m.ok:
             state.tape_location = m.location.encode()
-            return [stored_piece(p) for p in pieces]
+            return pieces
         state.path = path
         step_down(state, paths, report, m.failure, m.image_offset)  # raises when no path is left
 

@@ -127,8 +127,7 @@ def known_on_tape(batches: Sequence[Batch], fmt: TapeFormat, cr: CopyResult,
         done_lists = [pl for b in batches for pl in b.lists]
     elif cr.batches_done < len(batches):
         done_lists += list(batches[cr.batches_done].lists[:cr.lists_done])
-    for pl in done_lists:
-        pos = _after(pl.segments, fmt, pos)
+    pos = _after_lists(done_lists, fmt, pos)
     if cr.ok or cr.batches_done >= len(batches) or cr.lists_done >= len(batches[cr.batches_done].lists):
         return pos
     failed = batches[cr.batches_done].lists[cr.lists_done].segments
@@ -149,6 +148,15 @@ def known_on_tape(batches: Sequence[Batch], fmt: TapeFormat, cr: CopyResult,
                 pos = OnTape(s.image_offset + min(whole * fmt.unit, s.length), s.dst_lba + whole)
         return pos
     return _after(failed[:k], fmt, pos)
+
+
+def _after_lists(lists, fmt: TapeFormat, pos: OnTape) -> OnTape:
+    """`_after` every segment of ``lists``, reading only the last two segments of the last two lists: the
+    position follows from the last data segment, and a closing filemark can only come after it."""
+    for pl in lists[-2:]:
+        segs = pl.segments
+        pos = _after([segs[i] for i in range(max(0, len(segs) - 2), len(segs))], fmt, pos)
+    return pos
 
 
 def _after(segs, fmt: TapeFormat, pos: OnTape) -> OnTape:
