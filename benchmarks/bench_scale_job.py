@@ -25,7 +25,9 @@ pieces.  Targets: <= 10 s and <= 512 MiB for 5M extents.
 With ``--tape`` the backup goes to a tape pool (256 KiB records): the job
 plans 00h segments and the closing filemark with the numpy tape planner,
 window by window as it sends them; the first mover aborts a list part way and
-the next continues after the last record its COPY STATUS vouches for.
+the next continues after the last record its COPY STATUS vouches for.  The
+object is then restored from tape (01h segments, planned the same way from
+the catalogue's blocks), timed on its own; the peak RSS covers both.
 
     .venv/bin/python benchmarks/bench_scale_job.py [--extents 5000000] [--fail-at-list 20000] [--incremental|--tape]
 """
@@ -189,12 +191,25 @@ def measure_tape(count: int, fail_at: int) -> dict[str, float | int | str]:
                 raise SystemExit(f"bench_scale_job: the tape backup failed: {report.message}")
             blocks = cat.db.execute("SELECT sum(count) FROM extent_blocks").fetchone()[0]
             (rec,) = cat.query("NODE", "VOL")
-    c = driver.counts
+            c = dict(driver.counts)
+            driver.counts.clear()
+            chain = [ObjectSpec(object_id=rec.id, pool_volume=rec.pool_volume, pool_device=rec.pool_device,
+                                pool_offset=rec.pool_offset, volume_size=rec.volume_size,
+                                tape_location=rec.tape_location, pieces=PieceStream(lambda: cat.iter_blocks(rec.id)))]
+            restore = RestoreSpec(node="NODE", filespace="VOL", chain=chain, destination=DeviceSpec(
+                name="disk1", designator=DISK.designator), destination_size=volume_size,
+                paths=paths.model_copy(update={"movers": ["M2"]}))
+            c2, w2 = time.process_time(), time.perf_counter()
+            rreport = run_job(restore_job(restore), driver.execute)
+            c3, w3 = time.process_time(), time.perf_counter()
+            if rreport.outcome != "completed":
+                raise SystemExit(f"bench_scale_job: the restore from tape failed: {rreport.message}")
     return dict(image_size=report.image_size, failovers=len(report.failovers), catalogue_extents=blocks,
                 lists=sum(v for k, v in c.items() if k.startswith("lists:")), copy_ops=c.get("CopyBatches", 0),
                 segments=c.get("segments", 0), list_bytes=c.get("list_bytes", 0),
                 copy_status=c.get("ReadCopyStatus", 0), tape_location=rec.tape_location or "",
-                cpu=c1 - c0, wall=w1 - w0)
+                cpu=c1 - c0, wall=w1 - w0, restore_cpu=c3 - c2, restore_wall=w3 - w2,
+                restore_segments=driver.counts.get("segments", 0), restore_copy_ops=driver.counts.get("CopyBatches", 0))
 
 
 def main_tape(count: int, fail_at: int) -> None:
@@ -203,8 +218,10 @@ def main_tape(count: int, fail_at: int) -> None:
           f"segments={r['segments']} list_bytes={r['list_bytes']} copy_status_reads={r['copy_status']} "
           f"failovers={r['failovers']} catalogue_extents={r['catalogue_extents']} {load()}")
     print(f"tape_location={r['tape_location']}")
+    print(f"restore_from_tape: copy_ops={r['restore_copy_ops']} segments={r['restore_segments']} "
+          f"cpu_seconds={r['restore_cpu']:.2f} wall_seconds={r['restore_wall']:.2f} {load()}")
     print(f"extents={count} tape_backup_job_cpu_seconds={r['cpu']:.2f} wall_seconds={r['wall']:.2f} "
-          f"peak_rss_mib={rss:.0f} {load()}")
+          f"peak_rss_mib={rss:.0f} (backup and restore in one process) {load()}")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Sequence
 
-from orchestrator.job.ladder import AnyPiece, Endpoints, JobFailed, MoveState, step_down, stored_piece
+from orchestrator.job.ladder import AnyPiece, Endpoints, JobFailed, MoveState, step_down
 from orchestrator.job.report import FailoverEvent, JobReport
 from orchestrator.job.spec import PathPlan
 from orchestrator.ops import PathKind, StoredPiece
@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 def move_tape(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport, pieces: Sequence[AnyPiece],
               *, server_free_ok: bool = True) -> Generator[object, object, Sequence[StoredPiece]]:
-    """Move ``pieces`` to or from a tape pool, failing over as needed; returns what was moved (a backup's
-    pieces as a `PieceStream`)."""
+    """Move ``pieces`` to or from a tape pool, failing over as needed; returns what was moved (as a
+    `PieceStream`)."""
     if ends.direction == "backup":
         return (yield from _backup(ends, state, paths, report, pieces, server_free_ok))
     return (yield from _restore(ends, state, paths, report, pieces, server_free_ok))
@@ -118,14 +118,15 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
 
 
 def _restore(ends, state, paths, report, pieces, server_free_ok):
+    pieces = PieceStream.of(pieces)  # read as a stream, block by block, on every pass
     if not pieces:
-        return []
+        return pieces
     try:
         loc = TapeLocation.decode(ends.tape_location, f"object on {ends.pool_volume}")
     except ValueError as exc:
         raise JobFailed(str(exc)) from None
     drive = _drive(paths, loc.drive or ends.pool_device)
-    start, end = pieces[0].image_offset, pieces[-1].image_offset + pieces[-1].length
+    start, end = pieces.span()
     m: TapeMove | None = None
     if state.path == PathKind.SERVER_FREE and server_free_ok:
         disk = _disk(ends)
@@ -140,7 +141,7 @@ def _restore(ends, state, paths, report, pieces, server_free_ok):
             _server_free_report(m, state, report, start)
             report.add_bytes(PathKind.SERVER_FREE.value, m.image_offset - start)
             if m.ok:
-                return [stored_piece(p) for p in pieces]
+                return pieces
             step_down(state, paths, report, m.failure, m.image_offset, m.movers_used[-1] if m.movers_used else "")
     while True:  # LAN-free, then LAN: each goes on from the first record not yet restored
         path = _client_path(state, paths)
@@ -152,6 +153,6 @@ def _restore(ends, state, paths, report, pieces, server_free_ok):
         report.elapsed += m.elapsed
         report.add_bytes(path.value, m.image_offset - before)
         if m.ok and m.image_offset >= end:
-            return [stored_piece(p) for p in pieces]
+            return pieces
         state.path = path
         step_down(state, paths, report, m.failure or "restore stopped early", m.image_offset)

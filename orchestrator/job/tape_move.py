@@ -33,7 +33,7 @@ from orchestrator.ops import (
 )
 from orchestrator.plan.disk import CscdRef, PlanError, image_position
 from orchestrator.piece_stream import PieceStream
-from orchestrator.plan.tape import TapeFormat, TapeRef, plan_tape_batches
+from orchestrator.plan.tape import TapeFormat, TapeRef
 from orchestrator.plan.tape_columns import iter_tape_batches
 from orchestrator.ops.tape import (
     CopyStatusResult,
@@ -315,19 +315,19 @@ def lan_free_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dr
     return move
 
 
-def restore_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, drive: DriveRef, disk: CscdRef,
-                      disk_base: int, movers: Sequence[str], batch_bytes: int = 80 << 20,
+def restore_from_tape(pieces: Sequence[AnyPiece] | PieceStream, *, location: TapeLocation, drive: DriveRef,
+                      disk: CscdRef, disk_base: int, movers: Sequence[str], batch_bytes: int = 80 << 20,
                       max_transfer: int = 0) -> Generator[object, object, TapeMove]:
-    """Read the object at ``location`` back onto ``disk`` with 01h segments (server-free restore)."""
-    pieces = _plain(pieces)
+    """Read the object at ``location`` back onto ``disk`` with 01h segments (server-free restore), planned
+    window by window from the pieces read as a stream."""
+    stream = _plain_stream(pieces)
     movers = list(movers)
     fmt = location.fmt
-    pos = pieces[0].image_offset if pieces else 0
-    end = pieces[-1].image_end if pieces else 0
+    pos, end = stream.span() or (0, 0)
     move = TapeMove(drive.name, pos, first_object=location.first_object, file_number=location.file_number)
     ref = TapeRef(drive.name, drive.designator, fmt)
     while pos < end and movers:
-        record = record_of(pieces, fmt, pos)
+        record = record_of(stream, fmt, pos)
         if (yield from _locate(move, drive, location.first_object + record)) is None:
             return move
         mover = movers[0]
@@ -335,20 +335,26 @@ def restore_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dri
         if r is None:
             continue
         try:
-            batches = plan_tape_batches(slice_pieces(pieces, pos), direction="restore", disk=disk, tape=ref,
-                                        disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
-                                        max_transfer=_limits_stream(r, max_transfer), mover=mover,
-                                        first_record=record)
+            plan = iter_tape_batches(stream.blocks(pos), direction="restore", disk=disk, tape=ref,
+                                     disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
+                                     max_transfer=_limits_stream(r, max_transfer), mover=mover, first_record=record)
+            batches = _window(plan)
         except PlanError as exc:
             _leave(move, movers, str(exc))
             continue
-        cr: CopyResult = yield CopyBatches(mover, drive.name, disk.name, batches)  # type: ignore[misc]
-        _count_copy(move, mover, cr)
-        if cr.ok:
-            pos = end
-            break
-        pos = max(pos, image_position(batches, cr.batches_done, cr.lists_done, cr.segments_done))
-        _leave(move, movers, f"data mover {mover}: {cr.failure.describe() if cr.failure else 'copy failed'}")
+        while batches:
+            cr: CopyResult = yield CopyBatches(mover, drive.name, disk.name, batches)  # type: ignore[misc]
+            _count_copy(move, mover, cr)
+            if not cr.ok:
+                pos = max(pos, image_position(batches, cr.batches_done, cr.lists_done, cr.segments_done))
+                _leave(move, movers, f"data mover {mover}: {cr.failure.describe() if cr.failure else 'copy failed'}")
+                break
+            pos = batches[-1].lists[-1].image_end
+            try:
+                batches = _window(plan)
+            except PlanError as exc:  # a piece further on this mover cannot copy: the next goes on from here
+                _leave(move, movers, str(exc))
+                break
     move.image_offset = pos
     move.closed = pos >= end
     move.movers_left = list(movers)

@@ -21,9 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.ops import Batch, CopyResult, Failure, Piece, StoredPiece
+from orchestrator.piece_stream import PieceStream
 from orchestrator.plan.tape import TapeFormat, is_filemark
 from scsi.sense import Sense, SenseError
 
@@ -84,7 +86,11 @@ def object_records(pieces: Sequence[Piece | StoredPiece], fmt: TapeFormat) -> in
 
 
 def record_of(pieces: Sequence[Piece | StoredPiece], fmt: TapeFormat, image_offset: int) -> int:
-    """The record number (from the object's first) at which ``image_offset`` starts; ValueError off a boundary."""
+    """The record number (from the object's first) at which ``image_offset`` starts; ValueError off a boundary.
+
+    Pieces given as a `PieceStream` are counted block by block with numpy."""
+    if isinstance(pieces, PieceStream):
+        return _record_of_blocks(pieces, fmt, image_offset)
     n = 0
     for p in pieces:
         end = p.image_offset + p.length
@@ -96,6 +102,21 @@ def record_of(pieces: Sequence[Piece | StoredPiece], fmt: TapeFormat, image_offs
             raise ValueError(f"image offset {image_offset} falls inside a {fmt.unit}-byte tape record "
                              f"of the piece at {p.image_offset}")
         return n + inside // fmt.unit
+    return n
+
+
+def _record_of_blocks(stream: PieceStream, fmt: TapeFormat, image_offset: int) -> int:
+    n = 0
+    for b in stream.blocks():
+        image = b.image_offsets()
+        k = int(np.searchsorted(image + b.length, image_offset, "right"))  # pieces ending at or before it
+        n += int((-(-b.length[:k] // fmt.unit)).sum())
+        if k < len(b):
+            inside = max(0, image_offset - int(image[k]))
+            if inside % fmt.unit:
+                raise ValueError(f"image offset {image_offset} falls inside a {fmt.unit}-byte tape record "
+                                 f"of the piece at {int(image[k])}")
+            return n + inside // fmt.unit
     return n
 
 
