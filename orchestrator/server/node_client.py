@@ -10,9 +10,9 @@ from orchestrator.server.messages import EXTENT_ROW, PIECE_ROW
 PUT_CHUNK = 8 << 20
 
 
-def _piece_rows(pieces: Iterable[Any]) -> dict:
+def _piece_rows(pieces: Iterable[Any], count: int | None = None) -> dict:
     """A request's pieces as rows after the message (wire.py): a `PieceStream` goes block by block."""
-    count, pages = piece_rows.piece_pages(pieces)
+    count, pages = piece_rows.piece_pages(pieces, count)
     return {"pieces": (PIECE_ROW, count, pages)}
 
 
@@ -82,9 +82,11 @@ class NodeSession(ServerSession):
                              "stored": length if stored is None else stored})
         return data
 
-    def digest(self, object_id: int, chunk_size: int, pieces: Iterable[Any] = ()) -> tuple[tuple[int, str], ...]:
+    def digest(self, object_id: int, chunk_size: int, pieces: Iterable[Any] = (),
+               count: int | None = None) -> tuple[tuple[int, str], ...]:
+        """Chunk digests of what the pool holds; ``pieces`` (``count`` of them when an iterator) go as rows."""
         reply, _ = self.call({"type": "digest", "object_id": object_id, "chunk_size": chunk_size},
-                             bulk=_piece_rows(pieces))
+                             bulk=_piece_rows(pieces, count))
         return tuple((int(c), str(h)) for c, h in reply["digests"])
 
     def query(self, filespace: str | None = None, inactive: bool = False, object_id: int | None = None) -> list[dict]:

@@ -10,9 +10,9 @@ data lies.
 """
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 from orchestrator.drivers.real import RealDriver
@@ -196,8 +196,9 @@ class ServerDriver(RealDriver):
         return VerifyResult(True, "", theirs)
 
     def _server_view(self, op: VerifyPool):  # type: ignore[no-untyped-def]
-        everything = sorted(chain(op.pieces, op.accounted), key=lambda q: q.image_offset)
-        return self.session.digest(self._object(op), op.chunk_size, everything)
+        # both in image order (the job's streams): merged as they are sent as rows, never held as one list
+        everything = heapq.merge(op.pieces, op.accounted, key=lambda q: q.image_offset)
+        return self.session.digest(self._object(op), op.chunk_size, everything, len(op.pieces) + len(op.accounted))
 
     def _object(self, op: VerifyPool) -> int:
         if self.last_object is None:

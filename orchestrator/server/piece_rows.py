@@ -10,6 +10,7 @@ whole list and the rule -- and go straight into `PieceBlock` columns.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -79,18 +80,24 @@ def rows_of_block(block: PieceBlock) -> np.ndarray:
     return out
 
 
-def piece_pages(pieces: Any) -> tuple[int, Iterator[np.ndarray]]:
-    """(count, PIECE_ROW pages) of pieces given as a `PieceStream` or `StoredPiece`-like objects."""
+def piece_pages(pieces: Any, count: int | None = None) -> tuple[int, Iterator[np.ndarray]]:
+    """(count, PIECE_ROW pages) of pieces given as a `PieceStream` or `StoredPiece`-like objects (an iterator of
+    them with its ``count``: read a page at a time, never listed)."""
     if isinstance(pieces, PieceStream):
         return len(pieces), (rows_of_block(b) for b in pieces.blocks())
-    pieces = pieces if isinstance(pieces, (list, tuple)) else list(pieces)
+    if count is None:
+        pieces = pieces if isinstance(pieces, (list, tuple)) else list(pieces)
+        count = len(pieces)
+    it = iter(pieces)
 
     def pages() -> Iterator[np.ndarray]:
-        for o in range(0, len(pieces), BLOCK_PIECES):
-            part = pieces[o:o + BLOCK_PIECES]
+        while True:
+            part = list(islice(it, BLOCK_PIECES))
+            if not part:
+                return
             yield np.fromiter(((p.image_offset, p.volume_offset, p.length, bool(getattr(p, "compressed", False)),
                                 int(getattr(p, "stored", p.length))) for p in part), PIECE_ROW, len(part))
-    return len(pieces), pages()
+    return count, pages()
 
 
 def extent_pages(extents: Any) -> tuple[int, Iterator[np.ndarray]]:
