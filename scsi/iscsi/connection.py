@@ -273,7 +273,7 @@ class Connection(ScsiTaskMixin):
         for key, value in pairs:
             if key == "SendTargets":
                 answers += self.server.send_targets(self, value)
-        # Digests are fixed at login (LO keys, RFC 7143 13.1/13.2): not renegotiated here.
+        # Digests are fixed at login (IO keys, RFC 7143 13.1): not renegotiated here.
         answers += [(k, "Reject") for k, _ in pairs if k in ("HeaderDigest", "DataDigest")]
         others = [(k, v) for k, v in pairs if k not in ("SendTargets", "HeaderDigest", "DataDigest")]
         if others:
