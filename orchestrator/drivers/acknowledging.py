@@ -11,6 +11,9 @@ mover abort one list part way (COPY ABORTED with the failed segment), so
 failover resumption runs at scale too.  ``volume_digests`` answers an
 image incremental's scan (DigestVolume): it names the digest of each chunk
 the scan touches, produced as a stream in chunk order like a real scan's.
+For tape pools it answers LOCATE (end of data is logical object 0: every
+job starts a fresh tape) and COPY STATUS of an aborted list (the bytes of
+the segments it completed), so a tape backup resumes as with a real mover.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from orchestrator.chunk_runs import touched_chunk_arrays
 from orchestrator.ops import (AbandonObject, BeginObject, CommitObject, CopyBatches, CopyResult, DigestResult,
                               DigestVolume, Failure, ListAccount, MoverLimits, OperatingParametersResult,
                               Operation, ReadOperatingParameters, Result, VerifyPool, VerifyResult)
+from orchestrator.ops.tape import CopyStatusResult, LocateTape, ReadCopyStatus, TapePositioned
 from orchestrator.piece_stream import LazySeq, PieceStream
 
 #: RECEIVE COPY RESULTS OPERATING PARAMETERS of a capable mover: 64 segments a list, 16 MiB a segment
@@ -38,6 +42,7 @@ class AcknowledgingDriver:
     fail_at: dict[str, int] = field(default_factory=dict)  # mover -> list number (1-based, per mover) it aborts
     counts: dict[str, int] = field(default_factory=dict)  # what was seen: lists, segments, list_bytes, ...
     volume_digests: Callable[[np.ndarray], list[str]] | None = None  # chunk indices -> the volume's digests
+    aborted: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)  # (mover, list) -> segs, bytes
 
     def _count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -56,6 +61,11 @@ class AcknowledgingDriver:
                 for block in PieceStream.of(pieces).blocks():
                     self._count(name + "_bytes", int(block.length.sum()))
             return VerifyResult(True)
+        if isinstance(op, LocateTape):
+            return TapePositioned(op.position or 0, 0)
+        if isinstance(op, ReadCopyStatus):
+            segments, nbytes = self.aborted.get((op.mover, op.list_id), (0, 0))
+            return CopyStatusResult(segments, nbytes)
         if isinstance(op, DigestVolume) and self.volume_digests is not None:
             return DigestResult(LazySeq(lambda: self._scan(op)))  # type: ignore[arg-type]
         raise TypeError(f"the acknowledging driver does not carry out {type(op).__name__}")
@@ -67,6 +77,8 @@ class AcknowledgingDriver:
                 self._count(f"lists:{op.mover}")
                 if self.counts[f"lists:{op.mover}"] == self.fail_at.get(op.mover):
                     half = len(plist.segments) // 2
+                    self.aborted[(op.mover, plist.list_id)] = (half, sum(plist.segments[i].length
+                                                                         for i in range(half)))
                     return CopyResult(bi, Failure("sense", "EXTENDED COPY aborted (injected)", op.mover, b"", 2),
                                       li, half, accounting=tuple(accounts))
                 self._count("list_bytes", len(plist.payload()))

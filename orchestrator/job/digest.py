@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from orchestrator.ops import Piece
 
@@ -96,3 +96,21 @@ def view_coverage(chain: Iterable[Iterable], chunk_size: int) -> list[tuple[int,
             mine.setdefault(chunk, []).append((sub.volume_offset, sub.length))
         newest.update(mine)
     return [r for c in sorted(newest) for r in newest[c]]
+
+
+def digest_windows(pieces: Iterable, chunk_size: int, max_pieces: int) -> Iterator[list]:
+    """``pieces`` (ascending volume order) in lists of about ``max_pieces``, each cut where a chunk ends.
+
+    No chunk has bytes in two lists, so the chunk digests of the lists, one
+    after the other, are those of all the pieces at once: a digest request can
+    go in windows instead of one message holding every piece.
+    """
+    window: list = []
+    for p in pieces:
+        if len(window) >= max_pieces and p.volume_offset // chunk_size > \
+                (window[-1].volume_offset + window[-1].length - 1) // chunk_size:
+            yield window
+            window = []
+        window.append(p)
+    if window:
+        yield window

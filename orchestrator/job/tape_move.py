@@ -17,10 +17,11 @@ how far the tape got, for the caller's LAN-free/LAN failover.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.ops import (
+    Batch,
     CopyBatches,
     CopyResult,
     OperatingParametersResult,
@@ -31,7 +32,9 @@ from orchestrator.ops import (
     slice_pieces,
 )
 from orchestrator.plan.disk import CscdRef, PlanError, image_position
-from orchestrator.plan.tape import TapeFormat, TapeRef, plan_tape_batches
+from orchestrator.piece_stream import PieceStream
+from orchestrator.plan.tape import TapeFormat, TapeRef
+from orchestrator.plan.tape_columns import iter_tape_batches
 from orchestrator.ops.tape import (
     CopyStatusResult,
     LocateTape,
@@ -47,6 +50,9 @@ from orchestrator.plan.tape_position import OnTape, TapeLocation, known_on_tape,
 log = logging.getLogger(__name__)
 
 AnyPiece = Piece | StoredPiece
+
+# at most this many segments go to the driver in one CopyBatches of a tape backup (then the next are planned)
+WINDOW_SEGMENTS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -95,15 +101,20 @@ def _plain(pieces: Sequence[AnyPiece]) -> list[Piece]:
     return out
 
 
-def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int, drives: Sequence[DriveRef],
-                   fmt: TapeFormat, volume: str, movers: Sequence[str], batch_bytes: int = 80 << 20,
-                   max_transfer: int = 0) -> Generator[object, object, TapeMove]:
-    """Write ``pieces`` as one tape object; see the module doc for resumption."""
-    pieces = _plain(pieces)
+def backup_to_tape(pieces: Sequence[AnyPiece] | PieceStream, *, disk: CscdRef, disk_base: int,
+                   drives: Sequence[DriveRef], fmt: TapeFormat, volume: str, movers: Sequence[str],
+                   batch_bytes: int = 80 << 20, max_transfer: int = 0) -> Generator[object, object, TapeMove]:
+    """Write ``pieces`` as one tape object; see the module doc for resumption.
+
+    The pieces are read as a stream and planned window by window as the lists
+    are sent (`iter_tape_batches`), so memory does not grow with the extent count.
+    """
+    stream = _plain_stream(pieces)
     movers, drives = list(movers), list(drives)
     if not drives:
         raise PlanError("a tape backup needs at least one tape drive")
-    start = pieces[0].image_offset if pieces else 0
+    span = stream.span()
+    start = span[0] if span else 0
     drive = drives.pop(0)
     move = TapeMove(drive.name, start)
     on = OnTape(start, 0)
@@ -117,23 +128,36 @@ def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
             continue
         ref = TapeRef(drive.name, drive.designator, fmt)
         try:
-            batches = plan_tape_batches(slice_pieces(pieces, on.image_offset), direction="backup", disk=disk,
-                                        tape=ref, disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
-                                        max_transfer=_limits_stream(r, max_transfer), mover=mover,
-                                        first_record=on.next_record)
+            plan = iter_tape_batches(stream.blocks(on.image_offset), direction="backup", disk=disk, tape=ref,
+                                     disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
+                                     max_transfer=_limits_stream(r, max_transfer), mover=mover,
+                                     first_record=on.next_record)
+            batches = _window(plan)
         except PlanError as exc:
             _leave(move, movers, str(exc))
             continue
-        cr: CopyResult = yield CopyBatches(mover, disk.name, drive.name, batches)  # type: ignore[misc]
-        _count_copy(move, mover, cr)
-        lie = _mismatch(batches, cr, mover)
-        if lie:
-            move.fatal, move.failure = True, lie
-            move.events.append(lie)
-            return move
-        if cr.ok:
+        while True:
+            cr: CopyResult = yield CopyBatches(mover, disk.name, drive.name, batches)  # type: ignore[misc]
+            _count_copy(move, mover, cr)
+            lie = _mismatch(batches, cr, mover)
+            if lie:
+                move.fatal, move.failure = True, lie
+                move.events.append(lie)
+                return move
+            if not cr.ok:
+                break
             on = known_on_tape(batches, fmt, cr)
+            if on.closed:
+                break
+            try:
+                batches = _window(plan)
+            except PlanError as exc:  # a piece further on this mover cannot copy: the next goes on from here
+                _leave(move, movers, str(exc))
+                break
+        if on.closed:
             break
+        if cr.ok:  # left for a plan error: the tape stands right after the last list written
+            continue
         moved = None
         failed = _failed_list(batches, cr)
         if failed is not None and cr.failure is not None and cr.failure.kind == "sense":
@@ -167,6 +191,28 @@ def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
         return move
     move.location = _location(move, volume, fmt, on.next_record)
     return move
+
+
+def _plain_stream(pieces: Sequence[AnyPiece] | PieceStream) -> PieceStream:
+    """The pieces as a stream; PlanError if one is stored compressed (a mover moves records as they are)."""
+    stream = PieceStream.of(pieces)
+    if stream.summary().compressed:
+        p = next(q for q in stream if q.compressed)
+        raise PlanError(f"piece at image offset {p.image_offset} is stored compressed: a data mover "
+                        "cannot restore it server-free")
+    return stream
+
+
+def _window(plan: Iterator[Batch]) -> tuple[Batch, ...]:
+    """The next batches of ``plan`` up to `WINDOW_SEGMENTS` segments (at least one batch; () at the end)."""
+    out: list[Batch] = []
+    segments = 0
+    for batch in plan:
+        out.append(batch)
+        segments += sum(len(pl.segments) for pl in batch.lists)
+        if segments >= WINDOW_SEGMENTS:
+            break
+    return tuple(out)
 
 
 def _location(move: TapeMove, volume: str, fmt: TapeFormat, records: int) -> TapeLocation:
@@ -269,19 +315,19 @@ def lan_free_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dr
     return move
 
 
-def restore_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, drive: DriveRef, disk: CscdRef,
-                      disk_base: int, movers: Sequence[str], batch_bytes: int = 80 << 20,
+def restore_from_tape(pieces: Sequence[AnyPiece] | PieceStream, *, location: TapeLocation, drive: DriveRef,
+                      disk: CscdRef, disk_base: int, movers: Sequence[str], batch_bytes: int = 80 << 20,
                       max_transfer: int = 0) -> Generator[object, object, TapeMove]:
-    """Read the object at ``location`` back onto ``disk`` with 01h segments (server-free restore)."""
-    pieces = _plain(pieces)
+    """Read the object at ``location`` back onto ``disk`` with 01h segments (server-free restore), planned
+    window by window from the pieces read as a stream."""
+    stream = _plain_stream(pieces)
     movers = list(movers)
     fmt = location.fmt
-    pos = pieces[0].image_offset if pieces else 0
-    end = pieces[-1].image_end if pieces else 0
+    pos, end = stream.span() or (0, 0)
     move = TapeMove(drive.name, pos, first_object=location.first_object, file_number=location.file_number)
     ref = TapeRef(drive.name, drive.designator, fmt)
     while pos < end and movers:
-        record = record_of(pieces, fmt, pos)
+        record = record_of(stream, fmt, pos)
         if (yield from _locate(move, drive, location.first_object + record)) is None:
             return move
         mover = movers[0]
@@ -289,20 +335,26 @@ def restore_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dri
         if r is None:
             continue
         try:
-            batches = plan_tape_batches(slice_pieces(pieces, pos), direction="restore", disk=disk, tape=ref,
-                                        disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
-                                        max_transfer=_limits_stream(r, max_transfer), mover=mover,
-                                        first_record=record)
+            plan = iter_tape_batches(stream.blocks(pos), direction="restore", disk=disk, tape=ref,
+                                     disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
+                                     max_transfer=_limits_stream(r, max_transfer), mover=mover, first_record=record)
+            batches = _window(plan)
         except PlanError as exc:
             _leave(move, movers, str(exc))
             continue
-        cr: CopyResult = yield CopyBatches(mover, drive.name, disk.name, batches)  # type: ignore[misc]
-        _count_copy(move, mover, cr)
-        if cr.ok:
-            pos = end
-            break
-        pos = max(pos, image_position(batches, cr.batches_done, cr.lists_done, cr.segments_done))
-        _leave(move, movers, f"data mover {mover}: {cr.failure.describe() if cr.failure else 'copy failed'}")
+        while batches:
+            cr: CopyResult = yield CopyBatches(mover, drive.name, disk.name, batches)  # type: ignore[misc]
+            _count_copy(move, mover, cr)
+            if not cr.ok:
+                pos = max(pos, image_position(batches, cr.batches_done, cr.lists_done, cr.segments_done))
+                _leave(move, movers, f"data mover {mover}: {cr.failure.describe() if cr.failure else 'copy failed'}")
+                break
+            pos = batches[-1].lists[-1].image_end
+            try:
+                batches = _window(plan)
+            except PlanError as exc:  # a piece further on this mover cannot copy: the next goes on from here
+                _leave(move, movers, str(exc))
+                break
     move.image_offset = pos
     move.closed = pos >= end
     move.movers_left = list(movers)
