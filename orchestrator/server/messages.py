@@ -192,5 +192,5 @@ def parse_request(message: dict):
         raise ValueError(f"malformed request: {where}: {e['msg']}") from None
 
 
-def error(message: str) -> dict:
-    return {"type": "error", "message": message[:2000]}
+def error(message: str, *, server_fault: bool = False) -> dict:
+    return {"type": "error", "message": message[:2000], **({"fault": "server"} if server_fault else {})}
