@@ -22,7 +22,9 @@ from orchestrator import compose
 from orchestrator.catalogue import Catalogue
 from orchestrator.cli.progress import ProgressLine
 from orchestrator.drivers.real import RealDriver
-from orchestrator.drivers.site import OpenSite, SiteConfig, check_pool_capacity, load_site
+from orchestrator.drivers.open_site import OpenSite
+from orchestrator.drivers.pool_site import check_pool_capacity
+from orchestrator.drivers.site import SiteConfig, load_site
 from orchestrator.drivers.snapshot import CowSnapshots
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, run_job
 from orchestrator.job.digest import view_coverage

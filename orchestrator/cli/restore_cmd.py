@@ -18,7 +18,8 @@ from orchestrator.cli.backup_cmd import (check_lan_drive, lan_path, open_catalog
                                          progress_printer, site_start)
 from orchestrator.cli.progress import ProgressLine
 from orchestrator.drivers.real import RealDriver
-from orchestrator.drivers.site import OpenSite, load_site
+from orchestrator.drivers.open_site import OpenSite
+from orchestrator.drivers.site import load_site
 from orchestrator.job import DeviceSpec, restore_job, run_job
 from orchestrator.ops import PathKind
 

@@ -23,8 +23,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from orchestrator import compose
-from orchestrator.drivers.site import OpenSite
+from orchestrator.drivers.open_site import OpenSite
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, restore_job, run_job
+from orchestrator.job.restore import DELETEFILES_IGNORED
 from orchestrator.job.spec import ResumePoint, TapePlan
 from orchestrator.job.digest import chunk_digests, view_coverage
 from orchestrator.ops import StoredPiece, pieces_from_extents
@@ -255,7 +256,10 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
             except OSError as exc:  # the designator could not be read: the LAN restore says why
                 reply = {"ok": False, "reason": f"the destination's designator (VPD 83h) cannot be read: {exc}"}
             if reply.get("ok"):
-                return RemoteReport(reply["report"])  # type: ignore[return-value]
+                report = dict(reply["report"])
+                if args.deletefiles and len(chain) > 1:  # the client's own flag: the server restored the chain
+                    report["warnings"] = [*report.get("warnings", []), DELETEFILES_IGNORED]
+                return RemoteReport(report)  # type: ignore[return-value]
             reasons = [f"server-free through the backup server: {reply.get('reason') or 'the movers did not finish'}"]
         vopts = options.for_volume(args.volume)
         if on_tape and site.storage_agent and vopts.enablelanfree:

@@ -146,7 +146,7 @@ class ServerFree:
 
         ``intercept(op)`` sees every operation first; a result it returns is the job's answer.
         ``devices`` (tape drives) joins the driver's devices, and may still grow while the job runs."""
-        from orchestrator.drivers.site import LazyMover
+        from orchestrator.drivers.lazy_mover import LazyMover
         from scsi.devices import InProcessDevice
         from scsi.luns.file import FileBlockLun
         from scsi.target.blockdev import BlockLunDevice
