@@ -22,6 +22,10 @@ from orchestrator.server.node_tape import TapeOps
 from orchestrator.server.service import Refused
 
 
+class VolumeUnavailable(OSError):
+    """The server cannot open one of its own pool volumes: its fault, not the node's request."""
+
+
 @dataclass
 class Grant:
     """One pending object's image range on a pool volume, for this session only."""
@@ -149,7 +153,7 @@ class NodeOps(TapeOps):
             self.cat.abandon_object(AbandonObject(started.object_id, str(exc)))
             self.pools.reclaim()
             raise Refused("ANR8447E", f"Session {self.session.id} node {self.node}: {exc}.", str(exc),
-                          server_fault=True) from None
+                          server_fault=isinstance(exc, VolumeUnavailable)) from None
         g = Grant(started.object_id, fd, started.pool_offset, req.image_size, process=started.object_id,
                   lan_free=req.lan_free and not writer, tape=writer, tape_drive=drive)
         self.grants[started.object_id] = g
@@ -173,7 +177,7 @@ class NodeOps(TapeOps):
         try:
             return os.open(path, os.O_RDWR)
         except OSError as exc:
-            raise OSError(f"pool volume {path} cannot be opened: {exc.strerror}") from None
+            raise VolumeUnavailable(f"pool volume {path} cannot be opened: {exc.strerror}") from None
 
     def destination(self, req: m.Destination, data: bytes) -> tuple[dict, bytes]:
         """The pool the node's policy names, and whether it is a tape pool (the same decision BEGIN makes)."""
