@@ -88,6 +88,7 @@ def _counts(srv: LabServer) -> tuple[int, int]:
 
 def test_server_killed_mid_copy_then_started_again(sanlab, server):
     swept, reclaimed = _counts(server)
+    used = server.volume_used_mb()
     mark = (sanlab.workdir / "mover.log").stat().st_size
     sanlab.start_mover([f"stall=60s@bytes={8 << 20}"])  # the mover holds in the middle of the server's copy
     proc = server.popen("backup", "image", "E:", "--json")
@@ -109,12 +110,17 @@ def test_server_killed_mid_copy_then_started_again(sanlab, server):
     server.start()
     assert "pending" not in server.states().values()
     assert _counts(server) == (swept + 1, reclaimed + 1), server.actlog()[-2000:]  # swept, reclaimed once
+    assert server.volume_used_mb() == used  # the pending object's space is free again (QUERY VOLUME)
+    listed = len(server.query("-inactive"))
+    assert server.occupancy_objects() == listed  # QUERY OCCUPANCY counts only complete objects
     res = server.backup()  # the client's retry
     assert res.returncode == 0, res.stdout[-1000:] + res.stderr[-1000:]
     assert json.loads(res.stdout)["path_used"] == "server-free"
     _restores_identical(sanlab, server)
-    occupancy = server.occupancy()
-    assert "LABNODE" in occupancy and "POOL1" in occupancy, occupancy
+    assert server.occupancy_objects() == listed + 1
+    grown = server.volume_used_mb()
+    assert grown > used
     server.kill()
     server.start()  # a second start sweeps and reclaims nothing more
     assert _counts(server) == (swept + 1, reclaimed + 1), server.actlog()[-2000:]
+    assert server.volume_used_mb() == grown

@@ -90,3 +90,37 @@ def test_busy_mover_is_retried_then_failed_over(matrix):
     assert "answered BUSY: retrying" in said and "still answers BUSY" in said, said[-2000:]
     assert elapsed < MOVER_TIMEOUT + 25, elapsed  # the timeout plus the LAN-free copy, not the 60 s
     m.restart_mover(None)
+
+
+def test_a_copy_aborted_late_is_resumed_by_the_client(matrix):
+    """The mover aborts the server's copy near its end: the server keeps the batches the mover committed
+    (ANR0539I), the client moves only the rest LAN-free into the same object, and the occupancy grows by the one
+    object.  Judged by ntfs-3g on the restored LUN."""
+    import re
+
+    m, size = matrix
+    late = size - 2 * MIB
+    m.restart_mover(f"copy-aborted=0D/02@bytes={late}")
+    objects_before = len(m.server.query("-inactive"))
+    assert m.server.occupancy_objects() == objects_before
+    res = m.backup()
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stdout[-1500:] + res.stderr[-1500:]
+    rep = json.loads(res.stdout)
+    assert f"fault injected: copy-aborted=0D/02@bytes={late}" in m.mover_log()
+    assert rep["path_used"] == "server-free+lan-free", rep
+    said = re.search(r"stopped at image byte (\d+) of (\d+)", " ".join(rep["reasons"]))
+    assert said, rep["reasons"]
+    kept, whole = int(said.group(1)), int(said.group(2))
+    assert 0 < kept <= late and whole == rep["image_size"], (kept, late, rep)
+    assert rep["bytes_by_path"].get("lan-free") == whole - kept, rep  # only the rest crossed the client
+    log = m.server.actlog()
+    assert f"object {rep['object_id']} of node LABNODE kept: {kept} of {whole} bytes are on the pool" in log, log
+    assert m.server.states()[rep["object_id"]] == "active"
+    assert len(m.server.query("-inactive")) == objects_before + 1
+    assert m.server.occupancy_objects() == objects_before + 1  # one object, the mover's part and the client's
+    m.restart_mover(None)
+    r = m.restore(serverfree=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["path_used"] == "server-free", r.stdout + r.stderr
+    from tests.fixtures.sanlab_volume import judge
+
+    assert judge(m.lab.restore_img, m.lab.volume.files) == []

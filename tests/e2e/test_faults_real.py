@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -213,8 +214,10 @@ def test_random_faults_fail_over_or_fail_clearly(small_lab, server, record_prope
         mark = (lab.workdir / "mover.log").stat().st_size
         before = srv.active()
         fault.arm(lab, mark)
+        t0 = time.monotonic()
         try:
             res = srv.backup()
+            took = time.monotonic() - t0
             missing = fault.confirm(lab, mark)
         finally:
             fault.recover(lab)
@@ -236,17 +239,21 @@ def test_random_faults_fail_over_or_fail_clearly(small_lab, server, record_prope
             path = rep["path_used"]
             if path.startswith("server-free+"):  # the server kept what the mover committed; the client the rest
                 resumed += 1
-                said = json.dumps(rep)
-                assert "at image byte" in said or "image byte" in said, f"{where}: {rep}"
-            lab.start_mover()
-            r = _report(srv.restore(serverfree=n % 2 == 0), where + " restore")
+                said = re.search(r"stopped at image byte (\d+) of (\d+)", " ".join(rep["reasons"]))
+                assert said and 0 < int(said.group(1)) < int(said.group(2)), f"{where}: {rep}"
+                rest = sum(n for p, n in rep["bytes_by_path"].items() if p != "server-free")
+                assert rest == int(said.group(2)) - int(said.group(1)), f"{where}: the client moved more than the rest"
+            serverfree = n % 2 == 0  # every other restore server-free (a healthy mover), else LAN-free (none)
+            if serverfree:
+                lab.start_mover()
+            r = _report(srv.restore(serverfree=serverfree), where + " restore")
             assert r["outcome"] == "completed", f"{where}: restore failed: {r.get('message')}"
             problems = judge(lab.restore_img, lab.volume.files)
             assert problems == [], f"{where}: ntfs-3g finds the restored volume wrong: {problems}"
             judged += 1
         path = rep.get("path_used") or "-"
         outcomes[(kind, rep["outcome"], path)] += 1
-        lines.append(f"  {n:2d} {kind:15s} at {at / MIB:6.2f} MiB (outage {fault.outage or 0:.2f}) -> "
+        lines.append(f"  {n:2d} {kind:15s} at {at / MIB:6.2f} MiB (outage {fault.outage or 0:.2f}) {took:4.1f} s -> "
                      f"{rep['outcome']:9s} {path:20s} {'failed over' if forced else 'rode it out'} "
                      f"{' | '.join(r[:90] for r in rep.get('reasons', []))} {rep.get('message', '')}")
     print("\n".join(lines))
