@@ -6,6 +6,7 @@ in-process LAN pool, and closes them together.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,13 @@ class OpenSite:
 
     File devices are served in-process: block images through the block LUN
     emulation, and a tape pool's file drives through the tape LUN emulation
-    (an emulated tape file; it must already exist).
+    (an emulated tape file; it must already exist).  A device named in
+    ``optional`` (a storage agent's way to the pool, when the backup server is
+    the other way) that cannot be opened is left out, its reason kept in
+    ``unavailable``: the job then does without it instead of failing.
     """
 
-    def __init__(self, site: SiteConfig):
+    def __init__(self, site: SiteConfig, optional: Iterable[str] = ()):
         from scsi.devices import InProcessDevice, open_device
         from scsi.luns.file import FileBlockLun
         from scsi.target.blockdev import BlockLunDevice
@@ -41,6 +45,7 @@ class OpenSite:
         self.luns: dict[str, Any] = {}  # in-process block LUNs (snapshots apply to these)
         self.tape_luns: dict[str, Any] = {}  # in-process tape LUNs
         self.devices: dict[str, Any] = {}
+        self.unavailable: dict[str, str] = {}  # optional device -> why it could not be opened
         self.movers: dict[str, Any] = {}
         self._copy_manager = None
         self.lan: Any = None  # local mode's in-process LAN pool (lan_pool in the site file)
@@ -54,7 +59,12 @@ class OpenSite:
             for name, ref in site.devices.items():
                 target = site.path(ref)
                 if "://" in target or target.startswith("/dev/sg"):
-                    self.devices[name] = open_device(target)
+                    try:
+                        self.devices[name] = open_device(target)
+                    except Exception as exc:  # noqa: BLE001 - any failure to open an optional device is reported
+                        if name not in optional:
+                            raise
+                        self.unavailable[name] = " ".join(str(exc).split()) or type(exc).__name__
                 elif name in drives or _is_tape_file(target):
                     self.devices[name] = InProcessDevice(self._file_tape(name, target))
                 else:

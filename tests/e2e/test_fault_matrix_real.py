@@ -3,7 +3,9 @@
 The edge cells always run: the mover killed before the backup and before the
 restore, OPERATING PARAMETERS answered NOT READY, the mover hung at its first
 list (the server's --mover-timeout, then failover), the backup server down when
-the job starts, its pool volume gone, every path down; a seeded sample of the
+the job starts, its pool volume gone, every path down, the pool LUN gone (the
+mover's and the storage agent's way to the pool: the image goes over the LAN to
+the server); a seeded sample of the
 other cells joins them.  The seed is printed; ``SANLAB_SEED=<seed>`` reruns the
 same cells, and ``python -m tests.e2e.fault_matrix`` runs all of them.
 """
@@ -22,7 +24,7 @@ from tests.fixtures.sanlab import MIB, SanLab, missing_reason
 ALWAYS = [Cell("mover-killed", "connect", "backup"), Cell("mover-killed", "connect", "restore"),
           Cell("not-ready", "operating-parameters", "backup"), Cell("mover-stopped", "first-list", "backup"),
           Cell("server-down", "connect", "backup"), Cell("server-pool-gone", "connect", "backup"),
-          Cell("every-path-down", "connect", "backup")]
+          Cell("every-path-down", "connect", "backup"), Cell("pool-gone", "connect", "backup")]
 SAMPLED = int(os.environ.get("SANLAB_MATRIX_CELLS", "2"))
 
 
@@ -69,6 +71,9 @@ def test_fault_matrix_sample(matrix, record_property):
     assert killed["path"] == "lan-free" and "DM1" in " ".join(killed["report"]["reasons"]), killed
     gone = row["backup/server-pool-gone@connect"]
     assert gone["exit"] == 1 or "cannot open its pool volume" in " ".join(gone["report"].get("reasons", [])), gone
+    lun_gone = row["backup/pool-gone@connect"]  # neither the mover nor the storage agent reaches the pool
+    assert lun_gone["path"] == "lan", lun_gone
+    assert "LAN-free: storage agent device pool0" in " ".join(lun_gone["report"]["reasons"]), lun_gone
     log = m.server.actlog()
     assert "server-free backup of LABNODE:E: not possible: the server cannot open its pool volume" in log, log[-2000:]
 
