@@ -16,8 +16,15 @@ core count (a loaded machine slows the two unequally); otherwise the line
 says why.  The LAST line is ``datamover_vs_qemu_ratio=X`` for the largest size
 (targets on a quiet machine: X >= 1.2, mover CPU s/GiB <= qemu-img's).
 
+Where the LUNs' backing files live decides what is compared.  On a disk the
+mover's GOOD waits for the medium (it flushes before GOOD) while qemu-img's
+default leaves its writes in the page cache, so the run first measures the
+medium's durable write rate beside the LUNs and prints it; ``--backing-dir
+/dev/shm`` keeps both LUNs in RAM, where neither peer waits on a disk and the
+two copy engines (and the target's work for each) are what differ.
+
     .venv/bin/python benchmarks/bench_datamover.py [--sizes 1G,4G] [--sessions 2] [--depth 16] [--chunk 1M]
-        [--profile DIR]   (py-spy and strace -c of the mover, written to DIR)
+        [--backing-dir /dev/shm] [--durable-peer] [--profile DIR --with py-spy|strace|perf]
 """
 from __future__ import annotations
 
@@ -81,6 +88,34 @@ def clear(path: Path, size: int) -> None:
     with open(path, "r+b") as f:
         f.truncate(0)
         f.truncate(size)
+
+
+def backing_fs(path: Path) -> str:
+    """The file system type and device holding ``path`` (its longest mount point in /proc/mounts)."""
+    best, found = "", "unknown"
+    for line in Path("/proc/mounts").read_text().splitlines():
+        dev, mnt, fstype = line.split()[:3]
+        if str(path.resolve()).startswith(mnt.rstrip("/") + "/") and len(mnt) > len(best):
+            best, found = mnt, f"{fstype} on {dev} ({mnt})"
+    return found
+
+
+def medium_rate(work: Path, size: int) -> float:
+    """MiB/s of writing ``size`` bytes to a file beside the LUNs and fdatasync-ing it.
+
+    The mover's GOOD comes after SYNCHRONIZE CACHE, so on a disk its rate can
+    be no better than this; qemu-img's default (cache=unsafe) never flushes.
+    """
+    path = work / "medium-rate.tmp"
+    chunk = os.urandom(4 << 20)
+    t0 = time.perf_counter()
+    with open(path, "wb") as f:
+        for off in range(0, size, len(chunk)):
+            f.write(chunk[:min(len(chunk), size - off)])
+        os.fdatasync(f.fileno())
+    elapsed = time.perf_counter() - t0
+    path.unlink()
+    return size / (1 << 20) / elapsed
 
 
 def start_mover(work: Path, remotes: dict[str, str], sessions: int, depth: int,
@@ -256,12 +291,14 @@ class Profiler:
 
 def run_size(size: int, args: argparse.Namespace) -> dict:
     """One size: the mover's copy, then qemu-img's, between the same two tgtd LUNs."""
-    with tempfile.TemporaryDirectory(prefix="bench-datamover-") as tmp, Tgtd(Path(tmp)) as tgtd:
+    with tempfile.TemporaryDirectory(prefix="bench-datamover-", dir=args.backing_dir) as tmp, Tgtd(Path(tmp)) as tgtd:
         target = tgtd.new_target("bench", {1: size, 2: size})
         if args.target_mrdsl:  # both peers log in after this, so both get the same PDU size
             tgtd.tgtadm("--op", "update", "--mode", "target", "--tid", str(target.tid),
                         "--name", "MaxRecvDataSegmentLength", "--value", str(args.target_mrdsl))
         src_path, dst_path = target.luns[1], target.luns[2]
+        backing = backing_fs(Path(tmp))
+        medium = 0.0 if backing.startswith("tmpfs") else medium_rate(Path(tmp), size)
         fill(src_path, size)
         want = digest(src_path, size)
         os.sync()  # each copy starts with nothing dirty: the fill's writeback must not run under either copy
@@ -304,7 +341,7 @@ def run_size(size: int, args: argparse.Namespace) -> dict:
             durable_s, _ = qemu_copy(target.url(1), target.url(2), cache="writeback")
             if digest(dst_path, size) != want:
                 raise SystemExit("qemu-img -t writeback copy is not byte-identical")
-    return {"durable_s": durable_s, "pipeline": pipeline, "phases": phases, "size": size, "mover_s": mover_s, "polls": polls, "mover_cpu": mover_cpu, "qemu_s": qemu_s,
+    return {"backing": backing, "medium": medium, "durable_s": durable_s, "pipeline": pipeline, "phases": phases, "size": size, "mover_s": mover_s, "polls": polls, "mover_cpu": mover_cpu, "qemu_s": qemu_s,
             "qemu_cpu": qemu_cpu, "mover_tgtd": mover_tgtd, "qemu_tgtd": qemu_tgtd, "load_before": load_before, "load_after": loadavg()}
 
 
@@ -317,6 +354,8 @@ def report(r: dict, args: argparse.Namespace) -> str:
     print(f"size_mib={mib:.0f} sessions={args.sessions} depth={args.depth} chunk={args.chunk or 'mover default'} "
           f"tgtd_mrdsl={args.target_mrdsl or 'default'} "
           f"loadavg_before={r['load_before']:.2f} loadavg_after={r['load_after']:.2f} cores={cores}")
+    print(f"luns_backed_by={r['backing']}" + (f" medium_durable_write_mib_s={r['medium']:.1f} (write + fdatasync of "
+          f"{mib:.0f} MiB beside the LUNs: the most a copy that is durable at GOOD can reach)" if r["medium"] else ""))
     print(f"datamover_mib_s={mover_rate:.1f} ({r['mover_s']:.2f} s, EXTENDED COPY over iSCSI, "
           f"{r['polls']} COPY STATUS polls) mover_cpu_s_per_gib={r['mover_cpu'] / gib:.2f}")
     for line in r["pipeline"]:
@@ -350,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--durable-peer", action="store_true",
                     help="also time qemu-img convert -t writeback, which flushes before it exits (the default, "
                          "unsafe, never flushes; the mover's GOOD means flushed)")
+    ap.add_argument("--backing-dir", type=Path,
+                    help="directory for both LUNs' backing files (default: the temp dir; /dev/shm keeps them "
+                         "in RAM, so neither peer waits on the disk and the copy engines are compared)")
     ap.add_argument("--poll", type=float, default=0.5, help="seconds between COPY STATUS polls")
     ap.add_argument("--target-mrdsl", type=int, default=0,
                     help="tgtd's MaxRecvDataSegmentLength for both peers (default: tgtd's own, 8192)")

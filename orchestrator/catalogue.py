@@ -17,107 +17,23 @@ before that keep their one-row-per-extent ``extents`` table, still read.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sqlite3
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from orchestrator.ops import (UNREAD_DIGEST, AbandonObject, BeginObject, CatalogueDone, CommitObject,
-                              ObjectStarted, StoredPiece)
-from orchestrator.chunk_runs import as_runs
+from orchestrator.catalogue_digests import digest_rows, view_dict, view_runs
+from orchestrator.catalogue_owners import Transaction, owner_alive, owner_note
+from orchestrator.catalogue_records import CatalogueError, ObjectRecord
+from orchestrator.catalogue_schema import SCHEMA, VISIBLE
+from orchestrator.chunk_runs import DigestRuns
+from orchestrator.ops import AbandonObject, BeginObject, CatalogueDone, CommitObject, ObjectStarted, StoredPiece
 from orchestrator.piece_blocks import PieceBlock, blocks_of
 from orchestrator.piece_stream import PieceStream
 
+__all__ = ["SCHEMA", "VISIBLE", "Catalogue", "CatalogueError", "ObjectRecord"]
+
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS nodes (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE);
-CREATE TABLE IF NOT EXISTS filespaces (
-    id INTEGER PRIMARY KEY, node_id INTEGER NOT NULL REFERENCES nodes(id),
-    name TEXT NOT NULL, UNIQUE (node_id, name));
-CREATE TABLE IF NOT EXISTS pool_volumes (
-    id INTEGER PRIMARY KEY, pool TEXT NOT NULL, name TEXT NOT NULL UNIQUE, device TEXT NOT NULL,
-    capacity INTEGER NOT NULL CHECK (capacity >= 0), next_offset INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS objects (
-    id INTEGER PRIMARY KEY,
-    filespace_id INTEGER NOT NULL REFERENCES filespaces(id),
-    mode TEXT NOT NULL CHECK (mode IN ('selective', 'incremental')),
-    image_type TEXT NOT NULL,
-    management_class TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'inactive', 'abandoned')),
-    base_id INTEGER REFERENCES objects(id),
-    pool_volume_id INTEGER NOT NULL REFERENCES pool_volumes(id),
-    pool_offset INTEGER NOT NULL,
-    image_size INTEGER NOT NULL,
-    volume_size INTEGER NOT NULL,
-    file_system TEXT NOT NULL,
-    path_used TEXT,
-    compressed INTEGER NOT NULL DEFAULT 0,
-    stored_size INTEGER,
-    started TEXT NOT NULL,
-    backup_date TEXT,
-    note TEXT,
-    tape_location TEXT);
-CREATE INDEX IF NOT EXISTS objects_fs ON objects(filespace_id, state);
-CREATE TABLE IF NOT EXISTS extents (
-    object_id INTEGER NOT NULL REFERENCES objects(id), idx INTEGER NOT NULL,
-    image_offset INTEGER NOT NULL, volume_offset INTEGER NOT NULL, length INTEGER NOT NULL,
-    compressed INTEGER NOT NULL, stored_length INTEGER NOT NULL,
-    PRIMARY KEY (object_id, idx));
-CREATE TABLE IF NOT EXISTS extent_blocks (
-    object_id INTEGER NOT NULL REFERENCES objects(id), block INTEGER NOT NULL,
-    image_offset INTEGER NOT NULL, count INTEGER NOT NULL CHECK (count > 0), data BLOB NOT NULL,
-    PRIMARY KEY (object_id, block));
-CREATE TABLE IF NOT EXISTS digests (
-    object_id INTEGER NOT NULL REFERENCES objects(id), chunk INTEGER NOT NULL, digest TEXT NOT NULL,
-    PRIMARY KEY (object_id, chunk));
-"""
-
-VISIBLE = ("active", "inactive")
-
-
-class CatalogueError(LookupError):
-    """A catalogue request that cannot be honoured (unknown object, no pool space, ...)."""
-
-
-@dataclass
-class ObjectRecord:
-    """One image object as queries return it."""
-
-    id: int
-    node: str
-    filespace: str
-    mode: str
-    image_type: str
-    management_class: str
-    state: str
-    base_id: int | None
-    pool: str
-    pool_volume: str
-    pool_device: str
-    pool_offset: int
-    image_size: int
-    volume_size: int
-    file_system: str
-    path_used: str | None
-    compressed: bool
-    stored_size: int | None
-    backup_date: str | None
-    pieces: list[StoredPiece] = field(default_factory=list)
-    tape_location: str | None = None  # tape pools: where the object lies (orchestrator.plan.tape_position)
-
-    @property
-    def active(self) -> bool:
-        return self.state == "active"
-
-    def as_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "pieces"}
-        d["extents"] = [[p.volume_offset, p.length] for p in self.pieces]
-        return d
 
 
 def _now() -> datetime:
@@ -162,7 +78,7 @@ class Catalogue:
 
     # -- transactions -----------------------------------------------------------------
     def _tx(self):
-        return _Transaction(self.db)
+        return Transaction(self.db)
 
     def _stamp(self) -> str:
         return self.clock().astimezone(timezone.utc).isoformat(timespec="microseconds")
@@ -231,7 +147,7 @@ class Catalogue:
                 " pool_volume_id, pool_offset, image_size, volume_size, file_system, started, note)"
                 " VALUES (?,?,?,?, 'pending', ?,?,?,?,?,?,?,?)",
                 (fs_id, op.mode, op.image_type, op.management_class, op.base_object_id, vol["id"], start,
-                 op.image_size, op.volume_size, op.file_system, self._stamp(), _owner())).lastrowid
+                 op.image_size, op.volume_size, op.file_system, self._stamp(), owner_note())).lastrowid
         log.info("object %d pending on %s at %d (%d bytes)", oid, vol["name"], start, op.image_size)
         return ObjectStarted(oid, vol["name"], vol["device"], start)
 
@@ -266,7 +182,7 @@ class Catalogue:
             if pos != obj["image_size"]:
                 raise CatalogueError(f"object {op.object_id}: extents cover {pos} of "
                                      f"{obj['image_size']} image bytes; not all data is on the pool")
-            self.db.executemany("INSERT INTO digests VALUES (?,?,?)", _digest_rows(op.object_id, op.digests))
+            self.db.executemany("INSERT INTO digests VALUES (?,?,?)", digest_rows(op.object_id, op.digests))
             if obj["mode"] == "selective":
                 # a new full image makes the previous generation (full + incrementals) inactive
                 self.db.execute("UPDATE objects SET state='inactive' WHERE filespace_id=? AND "
@@ -314,7 +230,7 @@ class Catalogue:
         runs (an interrupted or killed client), or with no owner recorded.  Jobs still running -- here or
         on another host -- keep theirs.  Returns how many were abandoned."""
         gone = [r["id"] for r in self.db.execute("SELECT id, note FROM objects WHERE state='pending'")
-                if not _owner_alive(r["note"])]
+                if not owner_alive(r["note"])]
         if gone:
             with self._tx():
                 self.db.executemany("UPDATE objects SET state='abandoned', note='its job was interrupted' "
@@ -411,63 +327,14 @@ class Catalogue:
         return chain
 
     def digests(self, chain: Iterable[ObjectRecord]) -> dict[int, str]:
-        """Chunk digests of the volume as the chain restores it (later objects win)."""
-        view: dict[int, str] = {}
-        for o in chain:
-            for r in self.db.execute("SELECT chunk, digest FROM digests WHERE object_id=?", (o.id,)):
-                chunk, digest = r["chunk"], r["digest"]
-                if digest.startswith(_UNREAD_RUN):  # n chunks nobody read back, from this one on
-                    view.update(dict.fromkeys(range(chunk, chunk + int(digest[len(_UNREAD_RUN):])), UNREAD_DIGEST))
-                else:
-                    view[chunk] = digest
-        return view
+        """Chunk digests of the volume as the chain restores it (later objects win), as a dict."""
+        return view_dict(self.db, [o.id for o in chain])
+
+    def digest_runs(self, chain: Iterable[ObjectRecord]) -> DigestRuns:
+        """The same view as (first chunk, digest, count) runs in chunk order, read from the catalogue on every
+        pass (it must stay open meanwhile): what an incremental of millions of chunks compares with."""
+        return view_runs(self.db, [o.id for o in chain])
 
     def states(self) -> dict[int, str]:
         """Every object's state (for tests and diagnostics)."""
         return {r["id"]: r["state"] for r in self.db.execute("SELECT id, state FROM objects")}
-
-
-_UNREAD_RUN = UNREAD_DIGEST + " "
-
-
-def _digest_rows(object_id: int, digests: Iterable[tuple[int, str]]) -> Iterator[tuple[int, int, str]]:
-    """Rows of the digests table: runs of consecutive unread chunks as one row (an image of millions of chunks
-    proven by its data mover has no digest to keep for any of them)."""
-    for chunk, digest, n in as_runs(digests, UNREAD_DIGEST):  # type: ignore[arg-type]
-        yield object_id, chunk, digest if n == 1 else f"{_UNREAD_RUN}{n}"
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
-
-
-def _owner() -> str:
-    """Who began a pending object: 'owner HOST pid N' (so a later start can tell a dead job from a live one)."""
-    return f"owner {socket.gethostname()} pid {os.getpid()}"
-
-
-def _owner_alive(note: str | None) -> bool:
-    parts = (note or "").split()
-    if len(parts) != 4 or parts[0] != "owner" or parts[2] != "pid" or not parts[3].isdigit():
-        return False
-    if parts[1] != socket.gethostname():
-        return True  # another host's job: not ours to judge
-    try:
-        os.kill(int(parts[3]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -98,3 +98,11 @@ def as_runs(digests: Sequence[tuple[int, str]] | ChunkDigests, marker: str) -> I
     if isinstance(digests, ChunkDigests):
         return digests.runs()
     return coalesce(((c, d, 1) for c, d in digests), marker)
+
+
+class DigestRuns(LazySeq[tuple[int, str, int]]):
+    """A view's chunk digests as (first chunk, digest, count) runs, ascending and disjoint, read anew each pass.
+
+    Only runs of unread chunks (`orchestrator.ops.UNREAD_DIGEST`) have a count above 1;
+    the catalogue produces them from its rows without expanding them.
+    """

@@ -169,8 +169,8 @@ def path_plan(elig: Eligibility, *, server: str, pool_designators: dict[str, str
 
 def backup_spec(*, node: str, filespace: str, vopts: Any, elig: Eligibility, source: DeviceSpec, volume_offset: int,
                 volume_size: int, file_system: str, extents: list[tuple[int, int]] | np.ndarray, pool: str,
-                paths: PathPlan, base_object_id: int | None = None, base_digests: dict | None = None,
-                base_coverage: list | None = None, mode: str | None = None, resume: Any = None) -> BackupSpec:
+                paths: PathPlan, base_object_id: int | None = None, base_digests: Any = None,
+                base_coverage: Any = None, mode: str | None = None, resume: Any = None) -> BackupSpec:
     """The BackupSpec of one volume: its per-volume options, the start path and the extents at its gap size.
 
     ``mode`` overrides the options' (an incremental with no full image yet is taken as a full one).
@@ -188,7 +188,8 @@ def backup_spec(*, node: str, filespace: str, vopts: Any, elig: Eligibility, sou
                  snapshot_cache_location=vopts.snapshotcachelocation or "",
                  snapshot_fsidle_retries=vopts.snapshotfsidleretries,
                  snapshot_fsidle_wait=vopts.snapshotfsidlewait, base_object_id=base_object_id,
-                 base_digests=base_digests or {}, base_coverage=base_coverage or [], paths=paths, resume=resume)
+                 base_digests={} if base_digests is None else base_digests,
+                 base_coverage=[] if base_coverage is None else base_coverage, paths=paths, resume=resume)
 
 
 def restore_spec(*, node: str, filespace: str, chain: list, destination: DeviceSpec, destination_offset: int,

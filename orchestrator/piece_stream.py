@@ -76,6 +76,10 @@ class LazySeq(Sequence[T]):
         return f"{type(self).__name__}({len(self)} items)"
 
 
+def _no_items() -> Iterable:
+    raise AssertionError("a PieceStream iterates its blocks")  # PieceStream.__iter__ overrides LazySeq's
+
+
 class StreamSummary(NamedTuple):
     count: int  # pieces
     first: int  # image offset of the first piece
@@ -92,7 +96,9 @@ class PieceStream(LazySeq[StoredPiece]):
     __slots__ = ("_blocks", "_summary")
 
     def __init__(self, blocks: Callable[[], Iterable[PieceBlock]], length: int | None = None):
-        super().__init__(self._pieces, length)
+        # not ``self._pieces`` as the items: a bound method would make every stream a reference cycle, whose
+        # blocks (an object's millions of pieces) only the cyclic collector would free
+        super().__init__(_no_items, length)
         self._blocks = blocks
         self._summary: StreamSummary | None = None
 
@@ -141,6 +147,9 @@ class PieceStream(LazySeq[StoredPiece]):
     def _pieces(self) -> Iterator[StoredPiece]:
         for block in self.blocks():
             yield from block.pieces()
+
+    def __iter__(self) -> Iterator[StoredPiece]:
+        return self._pieces()
 
     def __len__(self) -> int:
         if self._len is None:
@@ -309,14 +318,15 @@ def split_by_ranges(stream: PieceStream, ranges: Iterable[tuple[int, int]]) -> t
                 if not inside:
                     yield b
                 continue
-            part = _split_block(b, bounds, inside)
+            part = split_block(b, bounds, inside)
             if part is not None:
                 yield part
 
     return PieceStream(lambda: side(False)), PieceStream(lambda: side(True))
 
 
-def _split_block(b: PieceBlock, bounds: np.ndarray, inside: bool) -> PieceBlock | None:
+def split_block(b: PieceBlock, bounds: np.ndarray, inside: bool) -> PieceBlock | None:
+    """The parts of ``b``'s pieces inside (or outside) flat image ``bounds`` lo0, hi0, ...; None if none."""
     image = b.image_offsets()
     end = image + b.length
     comp = b.compressed

@@ -1,7 +1,7 @@
 """Device designators: INQUIRY VPD 83h, choosing the LU's NAA, E4h CSCDs, WWN/WWPN strings.
 
 A parameter list names its LUNs by designator (E4h) or by FC port name (E0h);
-both come from here: the VPD 83h page a device reports (SPC-4 7.8.6) or the
+both come from here: the VPD 83h page a device reports (SPC-4 r36f 7.8.6) or the
 WWPN an administrator typed.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ DESIGNATOR_TYPES = {0: "vendor specific", 1: "T10 vendor ID", 2: "EUI-64", 3: "N
                     5: "target port group", 6: "logical unit group", 7: "MD5 logical unit identifier",
                     8: "SCSI name string", 9: "protocol specific port identifier", 0xA: "UUID"}
 ASSOCIATIONS = {0: "logical unit", 1: "target port", 2: "target device", 3: "reserved"}
-# Preference for the E4h CSCD: NAA over EUI-64 over T10 vendor ID over vendor specific (SPC-4 7.8.6, 6.3.6.13).
+# Preference for the E4h CSCD: NAA over EUI-64 over T10 vendor ID over vendor specific (SPC-4 r36f 7.8.6, 6.4.5.6).
 E4_PREFERENCE = (3, 2, 1, 0)
 
 
@@ -110,7 +110,7 @@ def choose_lu_designator(designators: list[Designator]) -> Designator:
 
 def cscd_for(designator: Designator, *, pdt: int = 0, block_length: int = 0, pad: bool = False,
              fixed: bool = False) -> IdentificationCscd:
-    """An E4h CSCD naming ``designator`` (PROTOCOL IDENTIFIER and PIV are not carried, SPC-4 6.3.6.13)."""
+    """An E4h CSCD naming ``designator`` (PROTOCOL IDENTIFIER and PIV are not carried, SPC-4 r36f 6.4.5.6)."""
     return IdentificationCscd(code_set=designator.code_set, association=designator.association,
                               designator_type=designator.designator_type, designator=designator.designator,
                               pdt=pdt, block_length=block_length, pad=pad, fixed=fixed)

@@ -2,8 +2,8 @@
 
 A copy manager answers bad parameter lists with ILLEGAL REQUEST and a field
 pointer, and failed segments with COPY ABORTED, the segment number in
-COMMAND-SPECIFIC INFORMATION bytes 2-3 and a segment pointer (SPC-4 4.5.2.4,
-6.5).  The initiator side decodes the same bytes to decide what failed.  Every
+COMMAND-SPECIFIC INFORMATION bytes 2-3 and a segment pointer (SPC-4 r36f 5.17.7.4,
+4.5.2.4.5).  The initiator side decodes the same bytes to decide what failed.  Every
 byte layout is declared once with :mod:`scsi.layout`; the sense-key-specific
 pointers live in :mod:`scsi.sense_sks` and are re-exported here.
 """
@@ -135,7 +135,7 @@ class Sense(BaseModel):
         return (self.asc, self.ascq)
 
     def forwarded(self) -> dict[str, tuple[int, "Sense"]]:
-        """Status and sense of the copy source/destination embedded by a copy manager (SPC-4 6.3.3, COPY ABORTED)."""
+        """Status and sense of the copy source/destination a copy manager embeds (SPC-4 r36f 5.17.7.4, COPY ABORTED)."""
         if self.key != SenseKey.COPY_ABORTED or self.descriptor_format:
             return {}
         full = self.encode()

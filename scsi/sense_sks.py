@@ -1,4 +1,4 @@
-"""Sense-key-specific bytes of sense data: field and segment pointers (SPC-4 4.5.2.4).
+"""Sense-key-specific bytes of sense data: field and segment pointers (SPC-4 r36f 4.5.2.4).
 
 ILLEGAL REQUEST carries a field pointer (byte and bit of the bad CDB or
 parameter-list field), COPY ABORTED a segment pointer; other keys' three bytes
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field as PField
 from scsi.asc import SenseKey
 from scsi.layout import Field, Layout, bits, flag, reserved
 
-# Sense-key-specific bytes (SPC-4 4.5.2.4).
+# Sense-key-specific bytes (SPC-4 r36f 4.5.2.4).
 FIELD_POINTER_SKS = Layout("field pointer", 3, [
     flag("sksv", 0, 7), flag("c_d", 0, 6), reserved(0, bit=4, width=2), flag("bpv", 0, 3),
     bits("bit_pointer", 0, 0, 3), Field("field_pointer", 1, size=2),

@@ -1,10 +1,10 @@
 """A tape drive driven through a pyscsi device: positioning and records as SSC-3 commands.
 
 Initiator side of the stream commands whose CDB layouts :mod:`scsi.target.tapedev`
-declares (one home for those bytes): LOCATE(10) (SSC-3 7.4), SPACE(6) to end of
-data (SSC-3 6.8), READ POSITION (SSC-3 7.7; the long form carries the file
-number, a drive refusing it is asked the short form), READ(6) / WRITE(6) in
-variable-block mode (SSC-3 6.4, 6.10) and WRITE FILEMARKS(6) (SSC-3 6.11).
+declares (one home for those bytes): LOCATE(10), SPACE(6) to end of data,
+READ POSITION (the long form carries the file number, a drive refusing it is
+asked the short form), READ(6) / WRITE(6) in variable-block mode and WRITE
+FILEMARKS(6), all as SSC-3 defines them.
 Errors are the device's own exceptions; callers decide what a failure means.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """VPD page layouts shared by the initiator side (reading a device's pages) and the LU emulation
-(serving them): the page header and designation descriptor of SPC-4 7.8, Device Identification 83h
-(SPC-4 7.8.6), Block Limits B0h (SBC-3 6.6.4) and Block Device Characteristics B1h (SBC-3 6.6.2).
+(serving them): the page header and designation descriptor of SPC-4 r36f 7.8, Device Identification 83h
+(SPC-4 r36f 7.8.6), Block Limits B0h (SBC-3; 6.5.3 in r22) and Block Device Characteristics B1h (SBC-3).
 Declared once here; :mod:`scsi.designators` reads them, :mod:`scsi.target.inquiry` writes them.
 """
 from __future__ import annotations

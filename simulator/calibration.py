@@ -92,7 +92,8 @@ class Calibration(BaseModel):
 
     def mover_chunk(self, block: int = 512) -> int:
         """Bytes per READ/WRITE of the mover: ``mover_chunk_kib`` lowered to the LUNs' maximum transfer and
-        rounded down to their optimal one (SBC-3 6.5.3), as scsi/copymgr/blockcopy.py ``chunk_size`` does."""
+        rounded down to their optimal one (Block Limits VPD, SBC-3 r22 6.5.3), as scsi/copymgr/blockcopy.py
+        ``chunk_size`` does."""
         size = self.mover_chunk_kib * 1024
         if self.lun_max_transfer_kib:
             size = min(size, self.lun_max_transfer_kib * 1024)

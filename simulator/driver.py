@@ -82,6 +82,7 @@ class SimDriver:
         self.drive_pool = drive_pool  # a simulator.synthetic.DrivePool: a drive is mounted per object
         self.tape_pools = None if tape_pools is None else set(tape_pools)  # pools it mounts for (None: every one)
         self._mounted: dict[str, str] = {}  # job -> drive it has mounted now
+        self._given: dict[str, str] = {}  # job -> drive it was given before it started (not mounted yet)
         self._alias: dict[str, dict[str, str]] = {}  # job -> {drive the job was given: drive mounted now}
         self.exact = dict(exact or {})  # mover name -> simulator.exact.ExactMover (exact mode)
         self.ops = 0
@@ -111,14 +112,20 @@ class SimDriver:
         self.san.timeline.event(self.san.env.now, "remount", job, failed=drive, drive=new)
 
     def process(self, job: Generator[Operation, Result, Any], *, name: str, client: str | None = None,
-                start: float = 0.0) -> simpy.Process:
-        """Run ``job`` from simulated time ``start``; the process's value is the job's report."""
-        return self.san.env.process(self._run(job, name, client, start))
+                start: float = 0.0, drive: str | None = None, since: float | None = None) -> simpy.Process:
+        """Run ``job`` from simulated time ``start``; the process's value is the job's report.
 
-    def _run(self, job, name: str, client: str | None, start: float = 0.0):
+        ``drive``: a drive of the drive pool this job was already given (it queued for one before its
+        job existed, `DrivePool.admit_many`); its object is mounted there instead of queueing again.
+        ``since``: when the job began to wait for it (its span, and waiting time, start there)."""
+        if drive is not None:
+            self._given[name] = drive
+        return self.san.env.process(self._run(job, name, client, start, since))
+
+    def _run(self, job, name: str, client: str | None, start: float = 0.0, since: float | None = None):
         if start > 0:
             yield self.san.env.timeout(start)
-        t0 = self.san.env.now
+        t0 = self.san.env.now if since is None else since
         try:
             op = next(job)
             while True:
@@ -126,6 +133,8 @@ class SimDriver:
                 result = yield from self._execute(op, name, client)
                 op = job.send(result)
         except StopIteration as stop:
+            if name in self._given:  # it ended before it mounted the drive it was given
+                self.drive_pool.release(self._given.pop(name))
             self.san.attribution.job_span(name, t0, self.san.env.now)
             self.san.end_job(name, t0, self.san.env.now, attribution=False)  # whoever runs it reports it
             self._last_failed.pop(name, None)  # the job's COPY STATUS answers end with it
@@ -137,7 +146,7 @@ class SimDriver:
         if isinstance(op, BeginObject):
             san.register_job(name, op.image_size)
             if self.drive_pool is not None and (self.tape_pools is None or op.pool in self.tape_pools):
-                drive = yield from self.drive_pool.acquire()
+                drive = self._given.pop(name, None) or (yield from self.drive_pool.acquire())
                 if san.cal.tape_mount_s:
                     yield san.env.timeout(san.cal.tape_mount_s)
                 self._mounted[name] = drive

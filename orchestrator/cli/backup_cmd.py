@@ -27,7 +27,7 @@ from orchestrator.drivers.pool_site import check_pool_capacity
 from orchestrator.drivers.site import SiteConfig, load_site
 from orchestrator.drivers.snapshot import CowSnapshots
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, run_job
-from orchestrator.job.digest import view_coverage
+from orchestrator.job.incremental import coverage_stream
 from orchestrator.ops import Operation, PathKind
 
 log = logging.getLogger(__name__)
@@ -288,15 +288,16 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
             from orchestrator.catalogue import CatalogueError
 
             try:
-                chain = cat.restore_chain(options.node, volume, incremental=True)
+                chain = cat.restore_chain(options.node, volume, incremental=True, stream=True)
             except CatalogueError:
                 # dsmc: an incremental image backup with no full image yet takes a full one, and says so
                 print(f"serverfree: no full image backup of {volume} yet: taking a full (selective) image "
                       "backup instead of an incremental one", file=sys.stderr)
                 mode, chain = "selective", []
         if mode == "incremental":
-            base_id, digests = chain[0].id, cat.digests(chain)
-            coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
+            # the base's digests and coverage stream from the catalogue (open for the whole job)
+            base_id, digests = chain[0].id, cat.digest_runs(chain)
+            coverage = coverage_stream([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
         plan = compose.path_plan(elig, server=opened.lan_address, pool_designators=pool_desig,
                                  batch_mb=options.serverfreebatchsize, tape=site.pool.tape_plan(),
                                  lan_free=site.lan_free)

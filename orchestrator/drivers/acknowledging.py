@@ -8,17 +8,27 @@ parameter list's encoded bytes and answers COPY STATUS for it as a mover
 would, walks the pieces a verification names (block by block), and carries
 the catalogue operations out on a real `Catalogue`.  ``fail_at`` makes a
 mover abort one list part way (COPY ABORTED with the failed segment), so
-failover resumption runs at scale too.
+failover resumption runs at scale too.  ``volume_digests`` answers an
+image incremental's scan (DigestVolume): it names the digest of each chunk
+the scan touches, produced as a stream in chunk order like a real scan's.
+For tape pools it answers LOCATE (end of data is logical object 0: every
+job starts a fresh tape) and COPY STATUS of an aborted list (the bytes of
+the segments it completed), so a tape backup resumes as with a real mover.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from orchestrator.catalogue import Catalogue
-from orchestrator.ops import (AbandonObject, BeginObject, CommitObject, CopyBatches, CopyResult, Failure,
-                              ListAccount, MoverLimits, OperatingParametersResult, Operation,
-                              ReadOperatingParameters, Result, VerifyPool, VerifyResult)
-from orchestrator.piece_stream import PieceStream
+from orchestrator.chunk_runs import touched_chunk_arrays
+from orchestrator.ops import (AbandonObject, BeginObject, CommitObject, CopyBatches, CopyResult, DigestResult,
+                              DigestVolume, Failure, ListAccount, MoverLimits, OperatingParametersResult,
+                              Operation, ReadOperatingParameters, Result, VerifyPool, VerifyResult)
+from orchestrator.ops.tape import CopyStatusResult, LocateTape, ReadCopyStatus, TapePositioned
+from orchestrator.piece_stream import LazySeq, PieceStream
 
 #: RECEIVE COPY RESULTS OPERATING PARAMETERS of a capable mover: 64 segments a list, 16 MiB a segment
 CAPABLE_MOVER = MoverLimits(max_segment_count=64, max_descriptor_list_length=4096, max_segment_length=16 << 20,
@@ -31,6 +41,8 @@ class AcknowledgingDriver:
     movers: dict[str, MoverLimits] = field(default_factory=dict)
     fail_at: dict[str, int] = field(default_factory=dict)  # mover -> list number (1-based, per mover) it aborts
     counts: dict[str, int] = field(default_factory=dict)  # what was seen: lists, segments, list_bytes, ...
+    volume_digests: Callable[[np.ndarray], list[str]] | None = None  # chunk indices -> the volume's digests
+    aborted: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)  # (mover, list) -> segs, bytes
 
     def _count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -49,6 +61,13 @@ class AcknowledgingDriver:
                 for block in PieceStream.of(pieces).blocks():
                     self._count(name + "_bytes", int(block.length.sum()))
             return VerifyResult(True)
+        if isinstance(op, LocateTape):
+            return TapePositioned(op.position or 0, 0)
+        if isinstance(op, ReadCopyStatus):
+            segments, nbytes = self.aborted.get((op.mover, op.list_id), (0, 0))
+            return CopyStatusResult(segments, nbytes)
+        if isinstance(op, DigestVolume) and self.volume_digests is not None:
+            return DigestResult(LazySeq(lambda: self._scan(op)))  # type: ignore[arg-type]
         raise TypeError(f"the acknowledging driver does not carry out {type(op).__name__}")
 
     def _copy(self, op: CopyBatches) -> CopyResult:
@@ -58,9 +77,17 @@ class AcknowledgingDriver:
                 self._count(f"lists:{op.mover}")
                 if self.counts[f"lists:{op.mover}"] == self.fail_at.get(op.mover):
                     half = len(plist.segments) // 2
+                    self.aborted[(op.mover, plist.list_id)] = (half, sum(plist.segments[i].length
+                                                                         for i in range(half)))
                     return CopyResult(bi, Failure("sense", "EXTENDED COPY aborted (injected)", op.mover, b"", 2),
                                       li, half, accounting=tuple(accounts))
                 self._count("list_bytes", len(plist.payload()))
                 self._count("segments", len(plist.segments))
                 accounts.append(ListAccount(plist.list_id, True, len(plist.segments), plist.nbytes))
         return CopyResult(len(op.batches) - op.first_batch, accounting=tuple(accounts))
+
+    def _scan(self, op: DigestVolume) -> Iterator[tuple[int, str]]:
+        assert self.volume_digests is not None
+        for idx in touched_chunk_arrays(PieceStream.of(op.pieces), op.chunk_size):
+            self._count("scanned_chunks", int(idx.size))
+            yield from zip(idx.tolist(), self.volume_digests(idx))

@@ -27,7 +27,7 @@ from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitO
 
 log = logging.getLogger(__name__)
 
-# fixed-format sense: COPY ABORTED, 0Dh/02h COPY TARGET DEVICE NOT REACHABLE (SPC-4 6.3.3)
+# fixed-format sense: COPY ABORTED, 0Dh/02h COPY TARGET DEVICE NOT REACHABLE (SPC-4 r36f 5.17.7.4)
 COPY_ABORTED_TARGET_UNREACHABLE = bytes.fromhex("70000A000000000A000000000D0200000000")
 
 

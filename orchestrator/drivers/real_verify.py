@@ -6,6 +6,7 @@ COPY STATUS, never read here.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 from itertools import chain
 import zlib
@@ -13,11 +14,13 @@ from typing import Callable
 
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real_devices import IO_CHUNK, BlockIO, failure_from
-from orchestrator.job.digest import ChunkDigester, chunk_digests
+from orchestrator.job.digest import ChunkDigester, chunk_digests, digest_windows
 from orchestrator.lan.client import LanClient
 from orchestrator.ops import DigestResult, DigestVolume, StoredPiece, VerifyPool, VerifyResult, without_chunks
 
 log = logging.getLogger(__name__)
+
+DIGEST_WINDOW_PIECES = 1 << 15  # pieces per digest request to the backup server (then the next window)
 
 
 class VerifyOps:
@@ -48,11 +51,13 @@ class VerifyOps:
 
     def _server_view(self, op: VerifyPool) -> tuple[tuple[int, str], ...] | None:
         """Chunk digests of the whole object as the backup server reads it from the pool, or None."""
-        everything = sorted(chain(op.pieces, op.accounted), key=lambda q: q.image_offset)
+        # both are in image order: merged as they are read, asked for in windows cut at chunk edges
+        everything = heapq.merge(op.pieces, op.accounted, key=lambda q: q.image_offset)
         try:
             with LanClient(op.pool_server, self._pool_volume_of(op.pool_device), op.pool_offset, "read",
                            self.lan_timeout) as client:
-                return client.digest(everything, op.chunk_size)
+                return tuple(d for window in digest_windows(everything, op.chunk_size, DIGEST_WINDOW_PIECES)
+                             for d in client.digest(window, op.chunk_size))
         except Exception as exc:
             log.warning("pool-side digests from the backup server %s failed (%s); checking the pool device "
                         "over the SAN instead", op.pool_server, exc)

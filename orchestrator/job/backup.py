@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from itertools import chain
 
-from orchestrator.job.digest import changed_pieces, covered
+from orchestrator.job.incremental import coverage_of, incremental_pieces
 from orchestrator.job.ladder import Endpoints, JobFailed, MoveState
 from orchestrator.job.move import move
 from orchestrator.job.report import FailoverEvent, JobReport
@@ -104,13 +104,21 @@ def backup_job(spec: BackupSpec) -> Job:
         if spec.mode == "incremental":
             # digest the volume over exactly what the stored digests cover (so a different gap size or
             # path than the base's changes nothing), and treat newly used space as changed
-            coverage = spec.base_coverage or [(p.volume_offset, p.length) for p in pieces]
-            scan = pieces_from_extents(coverage)
+            # (all as streams: see orchestrator.job.incremental)
+            whole = PieceStream.of(pieces)
+            try:
+                whole.summary()  # a streamed source is checked here, on its first pass
+            except ValueError as exc:
+                raise JobFailed(f"extents: {exc}") from None
+            known = coverage_of(spec.base_coverage)
+            scan = known if known is not None else whole
             d: DigestResult = yield DigestVolume(source.name, scan, spec.chunk_size, spec.volume_offset)
             if d.failure is not None:
                 raise JobFailed(f"incremental scan failed: {d.failure.describe()}")
-            fresh = covered(pieces, coverage, spec.chunk_size) if spec.base_coverage else set()
-            pieces = changed_pieces(pieces, dict(d.digests), spec.base_digests, spec.chunk_size, fresh)
+            try:
+                pieces = incremental_pieces(whole, d.digests, spec.base_digests, known, spec.chunk_size)
+            except ValueError as exc:
+                raise JobFailed(f"incremental scan: {exc}") from None
             base_id = spec.base_object_id
         stream = PieceStream.of(pieces)
         try:

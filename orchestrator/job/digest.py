@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from orchestrator.ops import Piece
 
@@ -98,35 +98,19 @@ def view_coverage(chain: Iterable[Iterable], chunk_size: int) -> list[tuple[int,
     return [r for c in sorted(newest) for r in newest[c]]
 
 
-def covered(pieces: Iterable, coverage: Iterable[tuple[int, int]], chunk_size: int) -> set[int]:
-    """Chunks where ``pieces`` hold bytes outside ``coverage`` (newly used space)."""
-    have: dict[int, list[tuple[int, int]]] = {}
-    for off, n in coverage:
-        have.setdefault(off // chunk_size, []).append((off, off + n))
-    fresh = set()
-    for chunk, sub in split_by_chunk(pieces, chunk_size):
-        lo, hi = sub.volume_offset, sub.volume_offset + sub.length
-        for a, b in sorted(have.get(chunk, [])):
-            if a <= lo < b:
-                lo = b
-        if lo < hi:
-            fresh.add(chunk)
-    return fresh
+def digest_windows(pieces: Iterable, chunk_size: int, max_pieces: int) -> Iterator[list]:
+    """``pieces`` (ascending volume order) in lists of about ``max_pieces``, each cut where a chunk ends.
 
-
-def changed_pieces(pieces: Iterable, current: dict[int, str], previous: dict[int, str],
-                   chunk_size: int, also: set[int] = frozenset()) -> tuple[Piece, ...]:
-    """Sub-pieces in chunks whose digest differs from ``previous`` (or listed in ``also``), as a new image."""
-    out: list[Piece] = []
-    pos = 0
-    for chunk, sub in split_by_chunk(pieces, chunk_size):
-        if chunk not in also and current.get(chunk) == previous.get(chunk):
-            continue
-        if out and out[-1].volume_offset + out[-1].length == sub.volume_offset:
-            last = out.pop()
-            out.append(Piece(last.image_offset, last.volume_offset, last.length + sub.length))
-        else:
-            out.append(Piece(pos, sub.volume_offset, sub.length))
-        pos += sub.length
-    return tuple(out)
-
+    No chunk has bytes in two lists, so the chunk digests of the lists, one
+    after the other, are those of all the pieces at once: a digest request can
+    go in windows instead of one message holding every piece.
+    """
+    window: list = []
+    for p in pieces:
+        if len(window) >= max_pieces and p.volume_offset // chunk_size > \
+                (window[-1].volume_offset + window[-1].length - 1) // chunk_size:
+            yield window
+            window = []
+        window.append(p)
+    if window:
+        yield window

@@ -83,13 +83,13 @@ def move(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport,
     ``pieces`` may be a `PieceStream`: then it is read block by block, the
     lists are planned window by window as they are sent, and a resumption
     starts from the image position reached, so memory does not grow with the
-    extent count.  The result is a `PieceStream` (a list for tape pools).
+    extent count.  The result is a `PieceStream`.
     """
     if ends.tape_location or (ends.direction == "backup" and paths.tape is not None):
         # tape pools: records, positions, no rewriting; even an empty object is written (its filemark
         # is what makes it exist on tape)
-        listed = list(pieces) if isinstance(pieces, PieceStream) else pieces
-        return (yield from move_tape(ends, state, paths, report, listed, server_free_ok=server_free_ok))
+        # the pieces go as a stream, planned window by window
+        return (yield from move_tape(ends, state, paths, report, pieces, server_free_ok=server_free_ok))
     stream = PieceStream.of(pieces)
     moved = Moved(stream)
     span = stream.span()

@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator, Sequence
 
-from orchestrator.job.ladder import AnyPiece, Endpoints, JobFailed, MoveState, step_down, stored_piece
+from orchestrator.job.ladder import AnyPiece, Endpoints, JobFailed, MoveState, step_down
 from orchestrator.job.report import FailoverEvent, JobReport
 from orchestrator.job.spec import PathPlan
 from orchestrator.ops import PathKind, StoredPiece
+from orchestrator.piece_stream import PieceStream
 from orchestrator.plan.disk import CscdRef
 from orchestrator.job.tape_move import (
     DriveRef,
@@ -34,8 +35,9 @@ log = logging.getLogger(__name__)
 
 
 def move_tape(ends: Endpoints, state: MoveState, paths: PathPlan, report: JobReport, pieces: Sequence[AnyPiece],
-              *, server_free_ok: bool = True) -> Generator[object, object, list[StoredPiece]]:
-    """Move ``pieces`` to or from a tape pool, failing over as needed; returns what was moved."""
+              *, server_free_ok: bool = True) -> Generator[object, object, Sequence[StoredPiece]]:
+    """Move ``pieces`` to or from a tape pool, failing over as needed; returns what was moved (as a
+    `PieceStream`)."""
     if ends.direction == "backup":
         return (yield from _backup(ends, state, paths, report, pieces, server_free_ok))
     return (yield from _restore(ends, state, paths, report, pieces, server_free_ok))
@@ -72,8 +74,8 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
     fmt = paths.tape.fmt()
     names = [ends.pool_device] + [d for d in paths.tape.drives if d != ends.pool_device]
     drives = [_drive(paths, n) for n in names]
-    start = pieces[0].image_offset if pieces else 0
-    end = pieces[-1].image_offset + pieces[-1].length if pieces else 0
+    pieces = PieceStream.of(pieces)  # read as a stream, block by block, on every pass
+    start, end = pieces.span() or (0, 0)
     if ends.compress:
         report.warnings.append("compression is not applied on a tape pool: records stay uncompressed so the "
                                "object can be restored server-free")
@@ -94,7 +96,7 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
             report.add_bytes(PathKind.SERVER_FREE.value, (end if m.ok else m.image_offset) - start)
             if m.ok:
                 state.tape_location = m.location.encode()
-                return [stored_piece(p) for p in pieces]
+                return pieces
             if m.fatal:
                 raise JobFailed(m.failure)
             step_down(state, paths, report, m.failure, m.image_offset, m.movers_used[-1] if m.movers_used else "")
@@ -110,20 +112,21 @@ def _backup(ends, state, paths, report, pieces, server_free_ok):
         report.add_bytes(path.value, m.image_offset - before)
         if m.ok:
             state.tape_location = m.location.encode()
-            return [stored_piece(p) for p in pieces]
+            return pieces
         state.path = path
         step_down(state, paths, report, m.failure, m.image_offset)  # raises when no path is left
 
 
 def _restore(ends, state, paths, report, pieces, server_free_ok):
+    pieces = PieceStream.of(pieces)  # read as a stream, block by block, on every pass
     if not pieces:
-        return []
+        return pieces
     try:
         loc = TapeLocation.decode(ends.tape_location, f"object on {ends.pool_volume}")
     except ValueError as exc:
         raise JobFailed(str(exc)) from None
     drive = _drive(paths, loc.drive or ends.pool_device)
-    start, end = pieces[0].image_offset, pieces[-1].image_offset + pieces[-1].length
+    start, end = pieces.span()
     m: TapeMove | None = None
     if state.path == PathKind.SERVER_FREE and server_free_ok:
         disk = _disk(ends)
@@ -138,7 +141,7 @@ def _restore(ends, state, paths, report, pieces, server_free_ok):
             _server_free_report(m, state, report, start)
             report.add_bytes(PathKind.SERVER_FREE.value, m.image_offset - start)
             if m.ok:
-                return [stored_piece(p) for p in pieces]
+                return pieces
             step_down(state, paths, report, m.failure, m.image_offset, m.movers_used[-1] if m.movers_used else "")
     while True:  # LAN-free, then LAN: each goes on from the first record not yet restored
         path = _client_path(state, paths)
@@ -150,6 +153,6 @@ def _restore(ends, state, paths, report, pieces, server_free_ok):
         report.elapsed += m.elapsed
         report.add_bytes(path.value, m.image_offset - before)
         if m.ok and m.image_offset >= end:
-            return [stored_piece(p) for p in pieces]
+            return pieces
         state.path = path
         step_down(state, paths, report, m.failure or "restore stopped early", m.image_offset)

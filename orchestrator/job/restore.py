@@ -51,8 +51,6 @@ def restore_job(spec: RestoreSpec) -> Job:
             plain = pieces.where_compressed(False)
             packed = pieces.where_compressed(True)
             report.image_size += pieces.nbytes()
-            if obj.tape_location:  # tape restores keep their lists (records are planned whole)
-                plain, packed = list(plain), list(packed)  # type: ignore[assignment]
             if plain:
                 yield from move(ends, state, paths, report, plain)
             if packed:

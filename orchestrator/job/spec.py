@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.chunk_runs import DigestRuns
 from orchestrator.piece_stream import PieceStream
 
 from orchestrator.ops import PathKind, StoredPiece
@@ -129,8 +130,11 @@ class BackupSpec(BaseModel):
     # also read server-free bytes back on the client (off: the mover's COPY STATUS proves them)
     verify_server_free_data: bool = False
     base_object_id: int | None = None
-    base_digests: dict[int, str] = Field(default_factory=dict)
-    base_coverage: list[tuple[int, int]] = Field(default_factory=list)  # volume ranges base_digests cover
+    # the base view's chunk digests: a dict, or for millions of chunks the catalogue's runs as a stream
+    # (a stream is tried first: validating one as a list would read all of it)
+    base_digests: DigestRuns | dict[int, str] = Field(default_factory=dict, union_mode="left_to_right")
+    # volume ranges base_digests cover: pairs, or a stream (`orchestrator.job.incremental.coverage_stream`)
+    base_coverage: PieceStream | list[tuple[int, int]] = Field(default_factory=list, union_mode="left_to_right")
     paths: PathPlan = Field(default_factory=PathPlan)
     resume: ResumePoint | None = None  # continue an object a server-free copy left half done
 

@@ -17,10 +17,12 @@ how far the tape got, for the caller's LAN-free/LAN failover.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from itertools import islice
 from dataclasses import dataclass, field
 
 from orchestrator.ops import (
+    Batch,
     CopyBatches,
     CopyResult,
     OperatingParametersResult,
@@ -28,10 +30,11 @@ from orchestrator.ops import (
     ReadOperatingParameters,
     StoredPiece,
     TransferResult,
-    slice_pieces,
 )
 from orchestrator.plan.disk import CscdRef, PlanError, image_position
-from orchestrator.plan.tape import TapeFormat, TapeRef, plan_tape_batches
+from orchestrator.piece_stream import PieceStream
+from orchestrator.plan.tape import TapeFormat, TapeRef
+from orchestrator.plan.tape_columns import iter_tape_batches
 from orchestrator.ops.tape import (
     CopyStatusResult,
     LocateTape,
@@ -47,6 +50,11 @@ from orchestrator.plan.tape_position import OnTape, TapeLocation, known_on_tape,
 log = logging.getLogger(__name__)
 
 AnyPiece = Piece | StoredPiece
+
+# at most this many segments go to the driver in one CopyBatches of a tape move (then the next are planned),
+# and at most this many pieces in one LAN-free or LAN tape write or read
+WINDOW_SEGMENTS = 1 << 16
+LAN_WINDOW_PIECES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -85,25 +93,20 @@ def _limits_stream(r: OperatingParametersResult, fallback: int) -> int:
     return int(getattr(r.limits, "max_stream_transfer", 0) or fallback)
 
 
-def _plain(pieces: Sequence[AnyPiece]) -> list[Piece]:
-    out = []
-    for p in pieces:
-        if isinstance(p, StoredPiece) and p.compressed:
-            raise PlanError(f"piece at image offset {p.image_offset} is stored compressed: a data mover "
-                            "cannot restore it server-free")
-        out.append(Piece(p.image_offset, p.volume_offset, p.length))
-    return out
+def backup_to_tape(pieces: Sequence[AnyPiece] | PieceStream, *, disk: CscdRef, disk_base: int,
+                   drives: Sequence[DriveRef], fmt: TapeFormat, volume: str, movers: Sequence[str],
+                   batch_bytes: int = 80 << 20, max_transfer: int = 0) -> Generator[object, object, TapeMove]:
+    """Write ``pieces`` as one tape object; see the module doc for resumption.
 
-
-def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int, drives: Sequence[DriveRef],
-                   fmt: TapeFormat, volume: str, movers: Sequence[str], batch_bytes: int = 80 << 20,
-                   max_transfer: int = 0) -> Generator[object, object, TapeMove]:
-    """Write ``pieces`` as one tape object; see the module doc for resumption."""
-    pieces = _plain(pieces)
+    The pieces are read as a stream and planned window by window as the lists
+    are sent (`iter_tape_batches`), so memory does not grow with the extent count.
+    """
+    stream = _plain_stream(pieces)
     movers, drives = list(movers), list(drives)
     if not drives:
         raise PlanError("a tape backup needs at least one tape drive")
-    start = pieces[0].image_offset if pieces else 0
+    span = stream.span()
+    start = span[0] if span else 0
     drive = drives.pop(0)
     move = TapeMove(drive.name, start)
     on = OnTape(start, 0)
@@ -117,23 +120,36 @@ def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
             continue
         ref = TapeRef(drive.name, drive.designator, fmt)
         try:
-            batches = plan_tape_batches(slice_pieces(pieces, on.image_offset), direction="backup", disk=disk,
-                                        tape=ref, disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
-                                        max_transfer=_limits_stream(r, max_transfer), mover=mover,
-                                        first_record=on.next_record)
+            plan = iter_tape_batches(stream.blocks(on.image_offset), direction="backup", disk=disk, tape=ref,
+                                     disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
+                                     max_transfer=_limits_stream(r, max_transfer), mover=mover,
+                                     first_record=on.next_record)
+            batches = _window(plan)
         except PlanError as exc:
             _leave(move, movers, str(exc))
             continue
-        cr: CopyResult = yield CopyBatches(mover, disk.name, drive.name, batches)  # type: ignore[misc]
-        _count_copy(move, mover, cr)
-        lie = _mismatch(batches, cr, mover)
-        if lie:
-            move.fatal, move.failure = True, lie
-            move.events.append(lie)
-            return move
-        if cr.ok:
+        while True:
+            cr: CopyResult = yield CopyBatches(mover, disk.name, drive.name, batches)  # type: ignore[misc]
+            _count_copy(move, mover, cr)
+            lie = _mismatch(batches, cr, mover)
+            if lie:
+                move.fatal, move.failure = True, lie
+                move.events.append(lie)
+                return move
+            if not cr.ok:
+                break
             on = known_on_tape(batches, fmt, cr)
+            if on.closed:
+                break
+            try:
+                batches = _window(plan)
+            except PlanError as exc:  # a piece further on this mover cannot copy: the next goes on from here
+                _leave(move, movers, str(exc))
+                break
+        if on.closed:
             break
+        if cr.ok:  # left for a plan error: the tape stands right after the last list written
+            continue
         moved = None
         failed = _failed_list(batches, cr)
         if failed is not None and cr.failure is not None and cr.failure.kind == "sense":
@@ -169,6 +185,28 @@ def backup_to_tape(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
     return move
 
 
+def _plain_stream(pieces: Sequence[AnyPiece] | PieceStream) -> PieceStream:
+    """The pieces as a stream; PlanError if one is stored compressed (a mover moves records as they are)."""
+    stream = PieceStream.of(pieces)
+    if stream.summary().compressed:
+        p = next(q for q in stream if q.compressed)
+        raise PlanError(f"piece at image offset {p.image_offset} is stored compressed: a data mover "
+                        "cannot restore it server-free")
+    return stream
+
+
+def _window(plan: Iterator[Batch]) -> tuple[Batch, ...]:
+    """The next batches of ``plan`` up to `WINDOW_SEGMENTS` segments (at least one batch; () at the end)."""
+    out: list[Batch] = []
+    segments = 0
+    for batch in plan:
+        out.append(batch)
+        segments += sum(len(pl.segments) for pl in batch.lists)
+        if segments >= WINDOW_SEGMENTS:
+            break
+    return tuple(out)
+
+
 def _location(move: TapeMove, volume: str, fmt: TapeFormat, records: int) -> TapeLocation:
     return TapeLocation(volume=volume, drive=move.drive, file_number=move.file_number,
                         first_object=move.first_object or 0,
@@ -176,17 +214,18 @@ def _location(move: TapeMove, volume: str, fmt: TapeFormat, records: int) -> Tap
                         block_length=fmt.block_length)
 
 
-def lan_free_to_tape(pieces: Sequence[AnyPiece], *, source: str, source_offset: int, drive: DriveRef,
-                     fmt: TapeFormat, volume: str, move: TapeMove | None = None, server: str = ""
+def lan_free_to_tape(pieces: Sequence[AnyPiece] | PieceStream, *, source: str, source_offset: int,
+                     drive: DriveRef, fmt: TapeFormat, volume: str, move: TapeMove | None = None, server: str = ""
                      ) -> Generator[object, object, TapeMove]:
     """The client writes the object's records itself (LAN-free), continuing ``move`` where the tape got.
 
     Without ``move`` (or before its object started) the object starts at end of data.  The client
     writes the same records a mover would, so the object stays restorable server-free.  With
     ``server`` the client streams over the LAN and that server writes the records (the LAN path).
+    The pieces go in writes of at most `LAN_WINDOW_PIECES`, the last one closing the object.
     """
-    pieces = _plain(pieces)
-    start = pieces[0].image_offset if pieces else 0
+    stream = _plain_stream(pieces)
+    start = (stream.span() or (0, 0))[0]
     if move is None or move.first_object is None:
         move = move or TapeMove(drive.name, start)
         move.image_offset, move.next_record, move.drive = start, 0, drive.name
@@ -196,25 +235,48 @@ def lan_free_to_tape(pieces: Sequence[AnyPiece], *, source: str, source_offset: 
     if at is None:
         return move
     move.failure = ""
-    rest = tuple(slice_pieces(pieces, move.image_offset))
-    if server:  # the server owns the drive: it LOCATEs to the same logical object itself
-        r: TransferResult = yield TapeServerWrite(server, source, drive.name, rest, fmt,  # type: ignore[misc]
-                                                  source_offset, position=at)
-    else:
-        r = yield TapeClientWrite(source, drive.name, rest, fmt, source_offset)  # type: ignore[misc]
-    move.elapsed += r.elapsed
-    move.paths.append("lan" if server else "lan-free")
-    done = max(0, min(r.pieces_done, len(rest)))
-    for p in rest[:done]:
-        move.image_offset, move.next_record = p.image_end, move.next_record + fmt.records(p.length)
-    if not r.ok:
-        move.failure = (f"{'LAN' if server else 'LAN-free'} write to {drive.name} failed: "
-                        f"{r.failure.describe() if r.failure else ''}")
-        move.events.append(move.failure)
-        return move
+    ahead = _windows(stream, move.image_offset)
+    rest, more = next(ahead)
+    first = True
+    while True:
+        if server:  # the server owns the drive: it LOCATEs to the same logical object itself
+            r: TransferResult = yield TapeServerWrite(server, source, drive.name, rest, fmt,  # type: ignore[misc]
+                                                      source_offset, close=not more, position=at)
+        else:
+            r = yield TapeClientWrite(source, drive.name, rest, fmt, source_offset,  # type: ignore[misc]
+                                      close=not more)
+        move.elapsed += r.elapsed
+        if first:
+            move.paths.append("lan" if server else "lan-free")
+            first = False
+        done = max(0, min(r.pieces_done, len(rest)))
+        for p in rest[:done]:
+            move.image_offset, move.next_record = p.image_end, move.next_record + fmt.records(p.length)
+        if not r.ok:
+            move.failure = (f"{'LAN' if server else 'LAN-free'} write to {drive.name} failed: "
+                            f"{r.failure.describe() if r.failure else ''}")
+            move.events.append(move.failure)
+            return move
+        if not more:
+            break
+        rest, more = next(ahead)
+        at = move.first_object + move.next_record  # (the client's drive stands there already)
     move.closed = True
     move.location = _location(move, volume, fmt, move.next_record)
     return move
+
+
+def _windows(stream: PieceStream, lo: int) -> Iterator[tuple[tuple[Piece, ...], bool]]:
+    """(the next `LAN_WINDOW_PIECES` pieces from image offset ``lo``, whether more follow); at least one,
+    possibly empty, window."""
+    it = (Piece(p.image_offset, p.volume_offset, p.length) for p in stream.pieces(lo))
+    window = tuple(islice(it, LAN_WINDOW_PIECES))
+    while True:
+        after = tuple(islice(it, LAN_WINDOW_PIECES))
+        yield window, bool(after)
+        if not after:
+            return
+        window = after
 
 
 def backup_to_tape_with_failover(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
@@ -236,32 +298,40 @@ def backup_to_tape_with_failover(pieces: Sequence[AnyPiece], *, disk: CscdRef, d
                                         volume=volume, move=move))
 
 
-def lan_free_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, drive: DriveRef, destination: str,
-                       destination_offset: int, move: TapeMove | None = None, server: str = ""
+def lan_free_from_tape(pieces: Sequence[AnyPiece] | PieceStream, *, location: TapeLocation, drive: DriveRef,
+                       destination: str, destination_offset: int, move: TapeMove | None = None, server: str = ""
                        ) -> Generator[object, object, TapeMove]:
     """The client reads the object's records itself (LAN-free restore), from where ``move`` stopped;
-    with ``server`` that server reads them and streams them to the client (the LAN path)."""
-    pieces = _plain(pieces)
+    with ``server`` that server reads them and streams them to the client (the LAN path).  The pieces
+    go in reads of at most `LAN_WINDOW_PIECES`."""
+    stream = _plain_stream(pieces)
     fmt = location.fmt
-    start = move.image_offset if move is not None else (pieces[0].image_offset if pieces else 0)
+    first, end = stream.span() or (0, 0)
+    start = move.image_offset if move is not None else first
     move = move or TapeMove(drive.name, start, first_object=location.first_object,
                             file_number=location.file_number)
-    end = pieces[-1].image_end if pieces else 0
-    at = location.first_object + record_of(pieces, fmt, start)
+    at = location.first_object + record_of(stream, fmt, start)
     if (yield from _locate(move, drive, at)) is None:
         return move
     move.failure = ""
-    rest = tuple(slice_pieces(pieces, start))
-    if server:  # the server owns the drive: it LOCATEs to the same logical object itself
-        r: TransferResult = yield TapeServerRead(server, drive.name, destination, rest, fmt,  # type: ignore[misc]
-                                                 destination_offset, position=at)
-    else:
-        r = yield TapeClientRead(drive.name, destination, rest, fmt, destination_offset)  # type: ignore[misc]
-    move.elapsed += r.elapsed
-    move.paths.append("lan" if server else "lan-free")
-    done = max(0, min(r.pieces_done, len(rest)))
-    if done:
-        move.image_offset = rest[done - 1].image_end
+    first = True
+    for rest, more in _windows(stream, start):
+        if server:  # the server owns the drive: it LOCATEs to the same logical object itself
+            r: TransferResult = yield TapeServerRead(server, drive.name, destination, rest, fmt,  # type: ignore[misc]
+                                                     destination_offset, position=at)
+        else:
+            r = yield TapeClientRead(drive.name, destination, rest, fmt, destination_offset)  # type: ignore[misc]
+        move.elapsed += r.elapsed
+        if first:
+            move.paths.append("lan" if server else "lan-free")
+            first = False
+        done = max(0, min(r.pieces_done, len(rest)))
+        if done:
+            move.image_offset = rest[done - 1].image_end
+        if not r.ok or done < len(rest):
+            break
+        if more:
+            at = location.first_object + record_of(stream, fmt, move.image_offset)
     move.closed = move.image_offset >= end
     if not r.ok or not move.closed:
         move.failure = (f"{'LAN' if server else 'LAN-free'} read of {drive.name} failed: "
@@ -269,19 +339,19 @@ def lan_free_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dr
     return move
 
 
-def restore_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, drive: DriveRef, disk: CscdRef,
-                      disk_base: int, movers: Sequence[str], batch_bytes: int = 80 << 20,
+def restore_from_tape(pieces: Sequence[AnyPiece] | PieceStream, *, location: TapeLocation, drive: DriveRef,
+                      disk: CscdRef, disk_base: int, movers: Sequence[str], batch_bytes: int = 80 << 20,
                       max_transfer: int = 0) -> Generator[object, object, TapeMove]:
-    """Read the object at ``location`` back onto ``disk`` with 01h segments (server-free restore)."""
-    pieces = _plain(pieces)
+    """Read the object at ``location`` back onto ``disk`` with 01h segments (server-free restore), planned
+    window by window from the pieces read as a stream."""
+    stream = _plain_stream(pieces)
     movers = list(movers)
     fmt = location.fmt
-    pos = pieces[0].image_offset if pieces else 0
-    end = pieces[-1].image_end if pieces else 0
+    pos, end = stream.span() or (0, 0)
     move = TapeMove(drive.name, pos, first_object=location.first_object, file_number=location.file_number)
     ref = TapeRef(drive.name, drive.designator, fmt)
     while pos < end and movers:
-        record = record_of(pieces, fmt, pos)
+        record = record_of(stream, fmt, pos)
         if (yield from _locate(move, drive, location.first_object + record)) is None:
             return move
         mover = movers[0]
@@ -289,20 +359,26 @@ def restore_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, dri
         if r is None:
             continue
         try:
-            batches = plan_tape_batches(slice_pieces(pieces, pos), direction="restore", disk=disk, tape=ref,
-                                        disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
-                                        max_transfer=_limits_stream(r, max_transfer), mover=mover,
-                                        first_record=record)
+            plan = iter_tape_batches(stream.blocks(pos), direction="restore", disk=disk, tape=ref,
+                                     disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
+                                     max_transfer=_limits_stream(r, max_transfer), mover=mover, first_record=record)
+            batches = _window(plan)
         except PlanError as exc:
             _leave(move, movers, str(exc))
             continue
-        cr: CopyResult = yield CopyBatches(mover, drive.name, disk.name, batches)  # type: ignore[misc]
-        _count_copy(move, mover, cr)
-        if cr.ok:
-            pos = end
-            break
-        pos = max(pos, image_position(batches, cr.batches_done, cr.lists_done, cr.segments_done))
-        _leave(move, movers, f"data mover {mover}: {cr.failure.describe() if cr.failure else 'copy failed'}")
+        while batches:
+            cr: CopyResult = yield CopyBatches(mover, drive.name, disk.name, batches)  # type: ignore[misc]
+            _count_copy(move, mover, cr)
+            if not cr.ok:
+                pos = max(pos, image_position(batches, cr.batches_done, cr.lists_done, cr.segments_done))
+                _leave(move, movers, f"data mover {mover}: {cr.failure.describe() if cr.failure else 'copy failed'}")
+                break
+            pos = batches[-1].lists[-1].image_end
+            try:
+                batches = _window(plan)
+            except PlanError as exc:  # a piece further on this mover cannot copy: the next goes on from here
+                _leave(move, movers, str(exc))
+                break
     move.image_offset = pos
     move.closed = pos >= end
     move.movers_left = list(movers)

@@ -200,5 +200,5 @@ class _Emitter:
 
 @lru_cache(maxsize=1 << 14)
 def _header(list_id: int, cscd_bytes: int, segment_bytes: int) -> bytes:
-    """A list's 16-byte header (SPC-4 6.4.3): a few thousand distinct ones (list id x length) serve a job."""
+    """A list's 16-byte header (SPC-4 r36f 6.5): a few thousand distinct ones (list id x length) serve a job."""
     return Header(list_id=list_id, list_id_usage=0).encode(cscd_bytes, segment_bytes, 0)

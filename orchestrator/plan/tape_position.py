@@ -21,9 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.ops import Batch, CopyResult, Failure, Piece, StoredPiece
+from orchestrator.piece_stream import PieceStream
 from orchestrator.plan.tape import TapeFormat, is_filemark
 from scsi.sense import Sense, SenseError
 
@@ -84,7 +86,11 @@ def object_records(pieces: Sequence[Piece | StoredPiece], fmt: TapeFormat) -> in
 
 
 def record_of(pieces: Sequence[Piece | StoredPiece], fmt: TapeFormat, image_offset: int) -> int:
-    """The record number (from the object's first) at which ``image_offset`` starts; ValueError off a boundary."""
+    """The record number (from the object's first) at which ``image_offset`` starts; ValueError off a boundary.
+
+    Pieces given as a `PieceStream` are counted block by block with numpy."""
+    if isinstance(pieces, PieceStream):
+        return _record_of_blocks(pieces, fmt, image_offset)
     n = 0
     for p in pieces:
         end = p.image_offset + p.length
@@ -96,6 +102,21 @@ def record_of(pieces: Sequence[Piece | StoredPiece], fmt: TapeFormat, image_offs
             raise ValueError(f"image offset {image_offset} falls inside a {fmt.unit}-byte tape record "
                              f"of the piece at {p.image_offset}")
         return n + inside // fmt.unit
+    return n
+
+
+def _record_of_blocks(stream: PieceStream, fmt: TapeFormat, image_offset: int) -> int:
+    n = 0
+    for b in stream.blocks():
+        image = b.image_offsets()
+        k = int(np.searchsorted(image + b.length, image_offset, "right"))  # pieces ending at or before it
+        n += int((-(-b.length[:k] // fmt.unit)).sum())
+        if k < len(b):
+            inside = max(0, image_offset - int(image[k]))
+            if inside % fmt.unit:
+                raise ValueError(f"image offset {image_offset} falls inside a {fmt.unit}-byte tape record "
+                                 f"of the piece at {int(image[k])}")
+            return n + inside // fmt.unit
     return n
 
 
@@ -127,8 +148,7 @@ def known_on_tape(batches: Sequence[Batch], fmt: TapeFormat, cr: CopyResult,
         done_lists = [pl for b in batches for pl in b.lists]
     elif cr.batches_done < len(batches):
         done_lists += list(batches[cr.batches_done].lists[:cr.lists_done])
-    for pl in done_lists:
-        pos = _after(pl.segments, fmt, pos)
+    pos = _after_lists(done_lists, fmt, pos)
     if cr.ok or cr.batches_done >= len(batches) or cr.lists_done >= len(batches[cr.batches_done].lists):
         return pos
     failed = batches[cr.batches_done].lists[cr.lists_done].segments
@@ -149,6 +169,15 @@ def known_on_tape(batches: Sequence[Batch], fmt: TapeFormat, cr: CopyResult,
                 pos = OnTape(s.image_offset + min(whole * fmt.unit, s.length), s.dst_lba + whole)
         return pos
     return _after(failed[:k], fmt, pos)
+
+
+def _after_lists(lists, fmt: TapeFormat, pos: OnTape) -> OnTape:
+    """`_after` every segment of ``lists``, reading only the last two segments of the last two lists: the
+    position follows from the last data segment, and a closing filemark can only come after it."""
+    for pl in lists[-2:]:
+        segs = pl.segments
+        pos = _after([segs[i] for i in range(max(0, len(segs) - 2), len(segs))], fmt, pos)
+    return pos
 
 
 def _after(segs, fmt: TapeFormat, pos: OnTape) -> OnTape:

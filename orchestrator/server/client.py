@@ -80,9 +80,14 @@ class ServerSession:
             raise ServerRefused("the server could not prove it knows this user's verifier; not trusting it")
         return int(welcome["session"])
 
-    def call(self, message: dict, data: bytes = b"") -> tuple[dict, bytes]:
-        """Send one request, return the answer; an ERROR answer raises ServerRefused."""
-        wire.send(self.sock, message, data)
+    def call(self, message: dict, data: bytes = b"", bulk: dict | None = None) -> tuple[dict, Any]:
+        """Send one request (with its rows: field -> (layout, count, pages)), return the answer; an ERROR answer
+        raises ServerRefused.  An answer with rows comes as (message, wire.RowReader): read them before the next
+        call."""
+        try:
+            wire.send_bulk(self.sock, message, bulk or {}, data)
+        except (BrokenPipeError, ConnectionResetError):  # the server refused part way through the rows: its ERROR says why
+            pass
         try:
             f = wire.read_frame(self.sock)
         except EOFError:
@@ -91,6 +96,13 @@ class ServerSession:
             if f.message.get("fault") == "server":
                 raise ServerFailed(f"server: {f.message.get('message', '')}")
             raise ServerRefused(f"server: {f.message.get('message', '')}")
+        if "bulk" in f.message:
+            from orchestrator.server.messages import bulk_of
+
+            try:
+                return f.message, wire.RowReader(self.sock, bulk_of(f.message))
+            except ValueError as exc:
+                raise ConnectionError(f"the server's answer is malformed: {exc}") from None
         return f.message, f.data
 
     def command(self, text: str) -> tuple[bool, str]:

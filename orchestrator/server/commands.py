@@ -27,7 +27,7 @@ NAME_WORDS = {"DATAMOVER": 1, "DISK": 2, "PATH": 2, "LIBRARY": 1, "DRIVE": 2, "D
 def _kw(token: str, spellings: list[str], what: str) -> str:
     k = match_keyword(token, spellings)
     if k is None:
-        raise CommandError(f"ANR2000E Unknown command - {what} {token.upper()}.")
+        raise CommandError(f"ANR2000E Unknown command - {f'{what} ' if what else ''}{token.upper()}.")
     return k
 
 
@@ -66,6 +66,10 @@ def current_topology(store: Any, fabric: Topology | None = None) -> Topology:
     return topo
 
 
+#: Words after a definition's name that QUERY shows as parameters (DEFINE STGPOOL name DEVCLASS ...).
+EXTRA_POSITIONAL = {"STGPOOL": ("DEVCLASS",)}
+
+
 def _san(ctx: AdminContext, verb: str, noun: str, text: str, tokens: list[str]) -> str:
     positional, _ = split_params(tokens[2:])
     want = NAME_WORDS[noun]
@@ -87,7 +91,8 @@ def _san(ctx: AdminContext, verb: str, noun: str, text: str, tokens: list[str]) 
             apply_macro_text(current_topology(ctx.store), text, file="command")
         except TopologyError as exc:
             raise CommandError(f"ANR2020E {verb} {noun}: {exc}") from None
-        ctx.store.add_definition(verb, noun, name, st.params, text.strip())
+        extra = dict(zip(EXTRA_POSITIONAL.get(noun, ()), positional[want:]))  # e.g. a pool's device class
+        ctx.store.add_definition(verb, noun, name, {**extra, **st.params}, text.strip())
     ctx.store.log("ANR2017I", f"Administrator {ctx.admin} issued command: {text.strip()}", ctx.session)
     return f"ANR2160I {noun} {name} {'defined' if verb == 'DEFINE' else 'updated'}."
 

@@ -8,11 +8,31 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
 B64 = Annotated[str, Field(min_length=4, max_length=128, pattern=r"^[A-Za-z0-9+/=]+$")]
 Offset = Annotated[int, Field(ge=0, le=1 << 60)]
+MAX_EXTENTS = 5_000_000   # one extent map
+MAX_RANGES = 4096         # pieces of one GET_RANGES
+
+# -- bulk rows: long lists of pieces and extents as fixed records after the message (wire.py) -----
+# A message names them in ``"bulk": {field: count}``; the rows follow it, checked page by page as they
+# arrive (orchestrator.server.piece_rows), so a million pieces are never a million Python objects.
+PIECE_ROW = np.dtype([("image_offset", "<i8"), ("volume_offset", "<i8"), ("length", "<i8"),
+                      ("compressed", "u1"), ("stored", "<i8")])  # packed: 33 bytes a piece
+EXTENT_ROW = np.dtype([("offset", "<i8"), ("length", "<i8")])
+# a restore chain's view of chunk digests as runs (first chunk, chunks, digest): sha256 hex, or a marker
+DIGEST_RUN_ROW = np.dtype([("chunk", "<i8"), ("count", "<i8"), ("digest", "S64")])
+MAX_PIECES = 32_000_000   # one object's pieces in a commit or an answer (~1 GiB of rows, streamed)
+BULK = {  # message type -> field -> (row layout, most rows)
+    "commit": {"pieces": (PIECE_ROW, MAX_PIECES)},
+    "digest": {"pieces": (PIECE_ROW, MAX_PIECES)},
+    "serverfree_backup": {"extents": (EXTENT_ROW, MAX_EXTENTS)},
+    "objects": {"pieces": (PIECE_ROW, MAX_PIECES)},  # answers: query_backup's and restore_chain's
+    "chain": {"pieces": (PIECE_ROW, MAX_PIECES), "digest_runs": (DIGEST_RUN_ROW, MAX_PIECES)},
+}
 
 
 class Msg(BaseModel):
@@ -84,8 +104,8 @@ class ServerFreeBackup(Msg):
     volume_size: Annotated[int, Field(gt=0, le=1 << 52)]
     volume_offset: Offset = 0
     file_system: Literal["ntfs", "raw"]
-    extents: Annotated[list[tuple[Offset, Annotated[int, Field(gt=0, le=1 << 50)]]], Field(min_length=1,
-                                                                                            max_length=5_000_000)]
+    # the extent map: as JSON pairs (a small map) or, for millions, as EXTENT_ROW rows after the message (BULK)
+    extents: Annotated[list[tuple[Offset, Annotated[int, Field(gt=0, le=1 << 50)]]], Field(max_length=MAX_EXTENTS)] = []
     source_designator: Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
     block_size: Annotated[int, Field(ge=512, le=1 << 20)] = 512
     mode: Literal["selective", "incremental"] = "selective"
@@ -131,7 +151,7 @@ class Put(Msg):
 class Commit(Msg):
     type: Literal["commit"]
     object_id: int
-    pieces: list[Piece]
+    pieces: list[Piece] = []  # or PIECE_ROW rows after the message (BULK)
     # the paths that moved data, in order (a resumed server-free copy: "server-free+lan")
     path_used: Annotated[str, Field(max_length=40, pattern=r"^(server-free|lan-free|lan)(\+(lan-free|lan))*$")] = "lan"
     digests: list[tuple[int, Annotated[str, Field(max_length=128)]]] = []
@@ -160,6 +180,14 @@ class Get(Msg):
     stored: Annotated[int, Field(ge=0, le=1 << 30)] | None = None
 
 
+class GetRanges(Msg):
+    """LAN restore: several pieces' stored bytes of one object in one answer (their data concatenated)."""
+    type: Literal["get_ranges"]
+    object_id: int
+    ranges: Annotated[list[tuple[Offset, Annotated[int, Field(gt=0, le=1 << 30)]]],
+                      Field(min_length=1, max_length=MAX_RANGES)]  # (image offset, stored length)
+
+
 class Digest(Msg):
     """Chunk digests of an object as the pool holds it: a granted one (``pieces`` as written) or a committed one."""
     type: Literal["digest"]
@@ -177,8 +205,9 @@ class Bye(Msg):
     type: Literal["bye"]
 
 
-Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup, ServerFreeRestore, RestoreGrant, Destination, Put, Commit, Abandon, Get, Digest, Delete,
-                          Bye], Field(discriminator="type")]
+Request = Annotated[Union[Hello, Proof, Command, QueryBackup, RestoreChain, BeginBackup, ServerFreeBackup,
+                          ServerFreeRestore, RestoreGrant, Destination, Put, Commit, Abandon, Get, GetRanges, Digest,
+                          Delete, Bye], Field(discriminator="type")]
 _REQUEST = TypeAdapter(Request)
 
 
@@ -190,6 +219,30 @@ def parse_request(message: dict):
         e = exc.errors()[0]
         where = ".".join(str(x) for x in e["loc"]) or "message"
         raise ValueError(f"malformed request: {where}: {e['msg']}") from None
+
+
+def bulk_of(message: dict) -> dict[str, tuple[int, np.dtype]]:
+    """The rows a message declares (``"bulk"`` removed from it): field -> (count, row layout), in order;
+    ValueError naming the field when the message type carries no such rows or the count is out of range."""
+    decl = message.pop("bulk", None)
+    if decl is None:
+        return {}
+    kinds = BULK.get(message.get("type"), {})  # type: ignore[arg-type]
+    if not isinstance(decl, dict):
+        raise ValueError("malformed request: bulk: Input should be an object of field: row count")
+    out = {}
+    for name, count in decl.items():
+        if name not in kinds:
+            raise ValueError(f"malformed request: bulk.{name}: a {message.get('type')!r} message carries no rows "
+                             f"named {name!r}")
+        dtype, most = kinds[name]
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= most:
+            raise ValueError(f"malformed request: bulk.{name}: Input should be a row count of 0 to {most}, "
+                             f"not {count!r}")
+        if message.get(name):
+            raise ValueError(f"malformed request: {name}: given both as JSON and as rows")
+        out[name] = (count, dtype)
+    return out
 
 
 def error(message: str, *, server_fault: bool = False) -> dict:

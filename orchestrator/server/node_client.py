@@ -3,14 +3,28 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from orchestrator.server import piece_rows
 from orchestrator.server.client import ServerSession
+from orchestrator.server.messages import EXTENT_ROW, PIECE_ROW
 
 PUT_CHUNK = 8 << 20
 
 
-def _piece(p: Any) -> dict:
-    return {"image_offset": p.image_offset, "volume_offset": p.volume_offset, "length": p.length,
-            "compressed": bool(getattr(p, "compressed", False)), "stored": int(getattr(p, "stored", p.length))}
+def _piece_rows(pieces: Iterable[Any], count: int | None = None) -> dict:
+    """A request's pieces as rows after the message (wire.py): a `PieceStream` goes block by block."""
+    count, pages = piece_rows.piece_pages(pieces, count)
+    return {"pieces": (PIECE_ROW, count, pages)}
+
+
+def _objects(reply: dict, rows: Any) -> list[dict]:
+    """The objects of a query or chain answer, each with its ``pieces`` as a `PieceStream` of compact blocks
+    (read from the answer's rows: ~25 bytes a piece)."""
+    objects = reply["objects"]
+    counts = [int(o.pop("piece_count")) for o in objects]
+    pages = rows.pages("pieces") if not isinstance(rows, bytes) else iter(())
+    for o, stream in zip(objects, piece_rows.pieces_of_counts(pages, counts)):
+        o["pieces"] = stream
+    return objects
 
 
 class NodeSession(ServerSession):
@@ -36,11 +50,29 @@ class NodeSession(ServerSession):
     def commit(self, object_id: int, pieces: Iterable[Any], path_used: str = "lan",
                digests: Iterable[tuple[int, str]] = (), failovers: Iterable[str] = (), chunk_size: int = 0,
                tape_location: str = "") -> dict:
-        reply, _ = self.call({"type": "commit", "object_id": object_id, "pieces": [_piece(p) for p in pieces],
+        reply, _ = self.call({"type": "commit", "object_id": object_id,
                               "path_used": path_used, "digests": [list(d) for d in digests],
                               "failovers": [f[:64] for f in failovers], "chunk_size": chunk_size,
-                              **({"tape_location": tape_location} if tape_location else {})})
+                              **({"tape_location": tape_location} if tape_location else {})},
+                             bulk=_piece_rows(pieces))
         return reply
+
+    def serverfree_backup(self, extents: Any, **fields: Any) -> dict:
+        """Ask the server to copy the volume through a data mover: ``extents`` (an (n, 2) array or pairs) go as
+        rows; the answer comes when the whole copy is done (no read timeout)."""
+        count, pages = piece_rows.extent_pages(extents)
+        return self.call_long({"type": "serverfree_backup", **fields}, {"extents": (EXTENT_ROW, count, pages)})
+
+    def get_ranges(self, object_id: int, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Several pieces' stored bytes ((image offset, stored length) each) in one answer."""
+        _, data = self.call({"type": "get_ranges", "object_id": object_id, "ranges": [list(r) for r in ranges]})
+        out, o = [], 0
+        for _, n in ranges:
+            out.append(data[o:o + n])
+            o += n
+        if o != len(data):
+            raise ConnectionError(f"GET_RANGES answer of {len(data)} bytes for {o} asked")
+        return out
 
     def abandon(self, object_id: int, reason: str) -> None:
         self.call({"type": "abandon", "object_id": object_id, "reason": reason[:500]})
@@ -50,21 +82,29 @@ class NodeSession(ServerSession):
                              "stored": length if stored is None else stored})
         return data
 
-    def digest(self, object_id: int, chunk_size: int, pieces: Iterable[Any] = ()) -> tuple[tuple[int, str], ...]:
-        reply, _ = self.call({"type": "digest", "object_id": object_id, "chunk_size": chunk_size,
-                              "pieces": [_piece(p) for p in pieces]})
+    def digest(self, object_id: int, chunk_size: int, pieces: Iterable[Any] = (),
+               count: int | None = None) -> tuple[tuple[int, str], ...]:
+        """Chunk digests of what the pool holds; ``pieces`` (``count`` of them when an iterator) go as rows."""
+        reply, _ = self.call({"type": "digest", "object_id": object_id, "chunk_size": chunk_size},
+                             bulk=_piece_rows(pieces, count))
         return tuple((int(c), str(h)) for c, h in reply["digests"])
 
     def query(self, filespace: str | None = None, inactive: bool = False, object_id: int | None = None) -> list[dict]:
-        reply, _ = self.call({"type": "query_backup", "filespace": filespace, "inactive": inactive,
-                              "object_id": object_id})
-        return reply["objects"]
+        reply, rows = self.call({"type": "query_backup", "filespace": filespace, "inactive": inactive,
+                                 "object_id": object_id})
+        return _objects(reply, rows)
 
-    def chain(self, filespace: str, incremental: bool = False, pitdate: str | None = None) -> tuple[list[dict], dict]:
-        """(objects of the restore chain, chunk -> digest of the view); ([], {}) when there is no full image."""
-        reply, _ = self.call({"type": "restore_chain", "filespace": filespace, "incremental": incremental,
-                              "pitdate": pitdate})
-        return reply["objects"], {int(c): str(d) for c, d in reply["digests"]}
+    def chain(self, filespace: str, incremental: bool = False, pitdate: str | None = None) -> tuple[list[dict], Any]:
+        """(objects of the restore chain, the view's chunk digests as `DigestRuns`); ([], {}) when there is no
+        full image."""
+        reply, rows = self.call({"type": "restore_chain", "filespace": filespace, "incremental": incremental,
+                                 "pitdate": pitdate})
+        objects = _objects(reply, rows)
+        if "digests" in reply:  # (a digest no row holds)
+            return objects, {int(c): str(d) for c, d in reply["digests"]}
+        if isinstance(rows, bytes):  # no chain
+            return objects, {}
+        return objects, piece_rows.digest_runs_of(rows.pages("digest_runs"))
 
     def restore_grant(self, object_id: int) -> dict:
         """This session's LAN-free read range of one of the node's objects (pool_volume, pool_offset, length)."""
@@ -77,12 +117,12 @@ class NodeSession(ServerSession):
                                                         if management_class else {})})
         return reply
 
-    def call_long(self, message: dict) -> dict:
+    def call_long(self, message: dict, bulk: dict | None = None) -> dict:
         """A request the server answers only when a whole copy is done (server-free): no read timeout."""
         previous = self.sock.gettimeout()
         self.sock.settimeout(None)
         try:
-            reply, _ = self.call(message)
+            reply, _ = self.call(message, bulk=bulk)
         finally:
             self.sock.settimeout(previous)
         return reply

@@ -10,8 +10,9 @@ data lies.
 """
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 from orchestrator.drivers.real import RealDriver
@@ -23,6 +24,40 @@ from orchestrator.ops import (AbandonObject, BeginObject, CatalogueDone, CommitO
 
 
 TAPE_CHUNK = 1 << 20  # chunk size of the digests a LAN-free tape commit carries
+BATCH_BYTES, BATCH_PIECES = 8 << 20, 4096  # a LAN restore reads up to this much in one GET_RANGES
+
+
+class BatchedReads:
+    """Stored bytes of a restore's pieces, read ahead many to a GET_RANGES (not one GET a piece).
+
+    The transfer asks for the pieces in the order of ``pieces``; a second pass over the same pieces runs
+    ahead, gathering up to BATCH_PIECES pieces or BATCH_BYTES for one request.
+    """
+
+    def __init__(self, session: Any, object_id: int, pieces: Any):
+        self.session, self.object_id = session, object_id
+        self.ahead = iter(pieces)
+        self.ready: deque = deque()
+
+    def __call__(self, p: Any) -> bytes:
+        if not self.ready:
+            self._fill()
+        while self.ready:
+            q, data = self.ready.popleft()
+            if (q.image_offset, q.stored) == (p.image_offset, p.stored):
+                return data
+        return self.session.get(self.object_id, p.image_offset, p.length, p.stored)  # out of step: one GET
+
+    def _fill(self) -> None:
+        batch, nbytes = [], 0
+        for q in self.ahead:
+            batch.append(q)
+            nbytes += q.stored
+            if len(batch) >= BATCH_PIECES or nbytes >= BATCH_BYTES:
+                break
+        if batch:
+            self.ready.extend(zip(batch, self.session.get_ranges(self.object_id,
+                                                                 [(q.image_offset, q.stored) for q in batch])))
 
 
 def object_volume(object_id: int) -> str:
@@ -47,6 +82,7 @@ class ServerDriver(RealDriver):
     tape_source: tuple = ()  # (device, offset) the LAN-free tape records were read from, digested at commit
     resume: dict = None  # type: ignore[assignment]  # an object the server's copy left half done (server/resume.py)
     read_grants: dict = None  # type: ignore[assignment]  # device -> [(start, end)] the server granted for reading
+    batched_get: bool = False  # LAN restores of disk objects read pieces many to a request (BatchedReads)
 
     def grant_read(self, device: str, start: int, length: int) -> None:
         """Record a LAN-free read range the server granted this session (pool bytes on this client's device)."""
@@ -139,7 +175,9 @@ class ServerDriver(RealDriver):
         except Exception as exc:
             return TransferResult(0, failure=failure_from(exc, "cannot open the restore destination", op.destination))
         oid = object_of(op.pool_volume)
-        return self._restore(op.pieces, lambda p: self.session.get(oid, p.image_offset, p.length, p.stored),
+        read = BatchedReads(self.session, oid, op.pieces) if self.batched_get else \
+            (lambda p: self.session.get(oid, p.image_offset, p.length, p.stored))
+        return self._restore(op.pieces, read,
                              dest, op.destination_offset, "LAN restore failed", op.server)
 
     def _verify_by_digest(self, op: VerifyPool) -> VerifyResult:
@@ -158,8 +196,9 @@ class ServerDriver(RealDriver):
         return VerifyResult(True, "", theirs)
 
     def _server_view(self, op: VerifyPool):  # type: ignore[no-untyped-def]
-        everything = sorted(chain(op.pieces, op.accounted), key=lambda q: q.image_offset)
-        return self.session.digest(self._object(op), op.chunk_size, everything)
+        # both in image order (the job's streams): merged as they are sent as rows, never held as one list
+        everything = heapq.merge(op.pieces, op.accounted, key=lambda q: q.image_offset)
+        return self.session.digest(self._object(op), op.chunk_size, everything, len(op.pieces) + len(op.accounted))
 
     def _object(self, op: VerifyPool) -> int:
         if self.last_object is None:

@@ -28,7 +28,7 @@ from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, rest
 from orchestrator.job.restore import DELETEFILES_IGNORED
 from orchestrator.job.spec import ResumePoint, TapePlan
 from orchestrator.job.digest import chunk_digests, view_coverage
-from orchestrator.ops import StoredPiece, pieces_from_extents
+from orchestrator.ops import pieces_from_extents
 from orchestrator.server.node_client import NodeSession
 from orchestrator.server.node_driver import ServerDriver, object_volume
 
@@ -95,9 +95,9 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
             reasons = [f"server-free through the backup server: {why}"]
         verdict = SimpleNamespace(server_free=False, lan_free=lan_free, lan=True, reasons={}, route=None)
         elig = compose.start_path(vopts, file_system=fs, paths=verdict, movers=[])
-        # a resumed object keeps the image layout the server's copy planned (the server-free gap size)
-        extents = [tuple(e) for e in sent] if resume else \
-            [(int(a), int(b)) for a, b in layout.extents(compose.gap_size(vopts, elig)).tolist()]
+        # a resumed object keeps the image layout the server's copy planned (the server-free gap size); the
+        # extents stay the analysis' (n, 2) array (16 bytes an extent; the job streams over it)
+        extents = sent if resume else layout.extents(compose.gap_size(vopts, elig))
         if resume:
             driver.resume = resume
             reasons = [f"server-free through the backup server stopped at image byte {resume['image_offset']} "
@@ -192,13 +192,13 @@ def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size
             return None, f"the incremental scan of the volume failed: {exc}", None, None
         incremental = {"mode": "incremental", "base_object_id": scan["base_object_id"],
                        "scan_digests": [list(d) for d in ours]}
-    extents = [[int(a), int(b)] for a, b in layout.extents(vopts.gap_size("serverfree")).tolist()]
+    extents = layout.extents(vopts.gap_size("serverfree"))
     try:
         designator = io.designator()
     except Exception as exc:  # noqa: BLE001 - the reason goes into the report
         return None, f"the volume's designator (VPD 83h) cannot be read: {exc}", None, None
-    reply = session.call_long({"type": "serverfree_backup", "filespace": volume, "volume_size": size,
-                             "volume_offset": vsite.offset, "file_system": fs, "extents": extents,
+    reply = session.serverfree_backup(extents, **{"filespace": volume, "volume_size": size,
+                             "volume_offset": vsite.offset, "file_system": fs,
                              "source_designator": designator, "block_size": io.block_size,
                              **({"topology_volume": vsite.topology_volume} if vsite.topology_volume else {}),
                              **({"lan_free": True} if lan_free else {}), **incremental, "image_type": image_type,
@@ -223,7 +223,7 @@ def records(objects: list[dict]) -> list[Any]:
 
     out = []
     for d in objects:
-        pieces = [StoredPiece(a, b, c, bool(e), f if e else 0) for a, b, c, e, f in d.pop("pieces")]
+        pieces = d.pop("pieces")  # a PieceStream over the answer's rows (NodeSession)
         d.pop("extents", None)
         rec = ObjectRecord(**{**d, "pool_volume": object_volume(d["id"]), "pool_device": "", "pool_offset": 0})
         rec.pieces = pieces
@@ -244,7 +244,8 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
         on_tape = any(rec.tape_location for rec in chain)
         for rec in chain:  # the server reads a tape object's records for the client: to it, a range of bytes
             rec.tape_location = None
-        driver = ServerDriver(None, opened.movers, opened.devices, session=session)  # type: ignore[arg-type]
+        driver = ServerDriver(None, opened.movers, opened.devices, session=session,  # type: ignore[arg-type]
+                              batched_get=not on_tape)  # a disk object's pieces are read many to a GET_RANGES
         io = driver.io(dest_name)
         offset = vsite.offset if dest_name == vsite.device else 0
         reasons = [NOT_SERVER_FREE_RESTORE, *agent_why]

@@ -6,18 +6,19 @@ session, a range outside the grant, a commit naming bytes never written.
 """
 from __future__ import annotations
 
-import bisect
-
 import os
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from orchestrator.catalogue import CatalogueError
 from orchestrator.job.digest import ChunkDigester
 from orchestrator.ops import AbandonObject, BeginObject, CommitObject, StoredPiece
+from orchestrator.piece_stream import PieceStream
 from orchestrator.server import messages as m
-from orchestrator.server import tape
+from orchestrator.server import piece_rows, tape, wire
 from orchestrator.server.node_tape import TapeOps
 from orchestrator.server.service import Refused
 
@@ -68,8 +69,9 @@ class NodeOps(TapeOps):
         return self._handle(req, data)
 
     def _handle(self, req: Any, data: bytes) -> tuple[dict, bytes]:
-        handler = {m.QueryBackup: self.query, m.RestoreChain: self.chain, m.BeginBackup: self.begin, m.Put: self.put, m.Commit: self.commit,
-                   m.Abandon: self.abandon, m.Get: self.get, m.Digest: self.digest, m.Delete: self.delete,
+        handler = {m.QueryBackup: self.query, m.RestoreChain: self.chain, m.BeginBackup: self.begin, m.Put: self.put,
+                   m.Commit: self.commit, m.Abandon: self.abandon, m.Get: self.get, m.GetRanges: self.get_ranges,
+                   m.Digest: self.digest, m.Delete: self.delete,
                    m.ServerFreeBackup: self.serverfree, m.ServerFreeRestore: self.serverfree,
                    m.RestoreGrant: self.restore_grant, m.Destination: self.destination}[type(req)]
         return handler(req, data)
@@ -98,19 +100,30 @@ class NodeOps(TapeOps):
             raise self.refuse(f"object {object_id} is not an object of node {self.node}")
         return rec
 
-    def query(self, req: m.QueryBackup, data: bytes) -> tuple[dict, bytes]:
+    def query(self, req: m.QueryBackup, data: bytes) -> tuple[dict, Any]:
         if req.object_id is not None:
-            objs = [self._own(req.object_id)]
+            objs = [self._own(req.object_id, with_pieces=False)]
         else:
-            objs = self.cat.query(self.node, req.filespace, inactive=req.inactive, with_pieces=True)
-        return {"type": "objects", "objects": [self._shown(o) for o in objs]}, b""
+            objs = self.cat.query(self.node, req.filespace, inactive=req.inactive, with_pieces=False)
+        return self._with_rows({"type": "objects"}, objs)
+
+    def _with_rows(self, message: dict, objs: list) -> tuple[dict, Any]:
+        """The objects (each with its ``piece_count``) and their pieces as rows, read from the catalogue's
+        blocks while they are sent: an object of millions of pieces is never held."""
+        counts = [self._piece_count(o.id) for o in objs]
+        shown = [{**self._shown(o), "piece_count": n} for o, n in zip(objs, counts)]
+        pages = (piece_rows.rows_of_block(b) for o in objs for b in self.cat.iter_blocks(o.id))
+        return {**message, "objects": shown}, {"pieces": (m.PIECE_ROW, sum(counts), pages)}
+
+    def _piece_count(self, object_id: int) -> int:
+        row = self.cat.db.execute("SELECT coalesce(sum(count), 0) FROM extent_blocks WHERE object_id=?",
+                                  (object_id,)).fetchone()
+        return int(row[0]) or sum(len(b) for b in self.cat.iter_blocks(object_id))  # (an older catalogue's rows)
 
     @staticmethod
     def _shown(o: Any) -> dict:
-        d = o.as_dict()
-        d.pop("pool_device", None)
-        d["pieces"] = [[p.image_offset, p.volume_offset, p.length, p.compressed, p.stored] for p in o.pieces]
-        return d
+        # as ObjectRecord.as_dict, without its extents (the pieces go as rows; a stream is not walked here)
+        return {k: v for k, v in o.__dict__.items() if k not in ("pieces", "pool_device")}
 
     def chain(self, req: m.RestoreChain, data: bytes) -> tuple[dict, bytes]:
         from datetime import datetime, timezone
@@ -123,11 +136,19 @@ class NodeOps(TapeOps):
                 raise self.refuse(f"pitdate {req.pitdate!r} is not an ISO date", "ANR0440W") from None
             pit = pit if pit.tzinfo else pit.replace(tzinfo=timezone.utc)
         try:
-            chain = self.cat.restore_chain(self.node, req.filespace, pitdate=pit, incremental=req.incremental)
+            chain = self.cat.restore_chain(self.node, req.filespace, pitdate=pit, incremental=req.incremental,
+                                           stream=True)
         except CatalogueError as exc:
             return {"type": "chain", "objects": [], "digests": [], "reason": str(exc)}, b""
-        return {"type": "chain", "objects": [self._shown(o) for o in chain],
-                "digests": sorted([c, d] for c, d in self.cat.digests(chain).items())}, b""
+        message, bulk = self._with_rows({"type": "chain"}, chain)
+        runs = self.cat.digest_runs(chain)  # read anew on each pass: counted, then sent
+        count, longest = 0, 0
+        for _, d, _ in runs:
+            count, longest = count + 1, max(longest, len(d))
+        if longest > m.DIGEST_RUN_ROW["digest"].itemsize:  # a digest the row does not hold: JSON, as before
+            return {**message, "digests": sorted([c, d] for c, d in self.cat.digests(chain).items())}, bulk
+        bulk["digest_runs"] = (m.DIGEST_RUN_ROW, count, piece_rows.digest_run_pages(runs))
+        return message, bulk
 
     # -- writing -------------------------------------------------------------------------------
     def begin(self, req: m.BeginBackup, data: bytes) -> tuple[dict, bytes]:
@@ -136,7 +157,7 @@ class NodeOps(TapeOps):
         except LookupError as exc:
             raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
         if req.base_object_id is not None:
-            self._own(req.base_object_id)
+            self._own(req.base_object_id, with_pieces=False)
         try:
             tape_pool = tape.tape_pool(self.server.store, pool)
             started = self.cat.begin_object(BeginObject(
@@ -189,13 +210,35 @@ class NodeOps(TapeOps):
         return {"type": "destination", "pool": pool, "management_class": mgmtclass,
                 "tape": {"drives": list(tp.drives), "record_bytes": tape.RECORD_BYTES} if tp else None}, b""
 
-    def serverfree(self, req: Any, data: bytes) -> tuple[dict, bytes]:
+    @staticmethod
+    def extents_in(req: m.ServerFreeBackup, data: Any) -> np.ndarray:
+        """The request's extent map as an (n, 2) array: its rows checked as they arrive, or its JSON pairs."""
+        if isinstance(data, wire.RowReader):
+            count = data.declared.get("extents", (0, None))[0]
+            extents = piece_rows.read_extents(data.pages("extents"), count)
+        else:
+            extents = np.array(req.extents, dtype=np.int64).reshape(-1, 2)
+        if not extents.shape[0]:
+            raise piece_rows.MalformedRows("malformed request: extents: List should have at least 1 item after "
+                                           "validation, not 0")
+        return extents
+
+    @staticmethod
+    def pieces_in(req: Any, data: Any) -> PieceStream:
+        """The request's pieces in image order, compact: its rows checked page by page, or its JSON list."""
+        if isinstance(data, wire.RowReader):
+            return piece_rows.spool_pieces(data.pages("pieces"))
+        return piece_rows.spool_pieces([piece_rows.json_piece_rows(req.pieces)])
+
+    def serverfree(self, req: Any, data: Any) -> tuple[dict, bytes]:
+        if isinstance(req, m.ServerFreeBackup):
+            extents = self.extents_in(req, data)  # read (and checked) whatever the answer will be
         if self.server.serverfree is None:
             return {"type": "serverfree_result", "ok": False, "reason": "this server has no data movers"}, b""
         try:
             if isinstance(req, m.ServerFreeRestore):
                 return self.server.serverfree.restore(self, req)
-            return self.server.serverfree.backup(self, req)
+            return self.server.serverfree.backup(self, req, extents)
         except LookupError as exc:
             raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
 
@@ -237,8 +280,7 @@ class NodeOps(TapeOps):
 
     def commit(self, req: m.Commit, data: bytes) -> tuple[dict, bytes]:
         g = self._grant(req.object_id)
-        pieces = tuple(StoredPiece(p.image_offset, p.volume_offset, p.length, p.compressed,
-                                   p.stored if p.compressed else 0) for p in req.pieces)
+        pieces = self.pieces_in(req, data)
         unseen = self._unwritten(g, pieces)
         if unseen and not g.lan_free and not g.tape_drive:
             p = unseen[0]
@@ -264,8 +306,13 @@ class NodeOps(TapeOps):
                 raise self.refuse(f"COMMIT of object {g.object_id}: the pool does not hold the LAN-free data the "
                                   "client's digests describe")
         try:
-            self.cat.commit_object(CommitObject(g.object_id, pieces, req.path_used,
-                                                any(p.compressed for p in pieces), tuple(req.digests), location))
+            gap = piece_rows.first_gap(pieces)
+            if gap is not None:  # as the catalogue words it
+                raise CatalogueError(f"object {g.object_id}: extent at image offset {gap[0]} leaves a gap or overlap "
+                                     f"at {gap[1]}")
+            compressed = any(bool(b.compressed.any()) for b in pieces.blocks())
+            self.cat.commit_object(CommitObject(g.object_id, pieces, req.path_used,  # type: ignore[arg-type]
+                                                compressed, tuple(req.digests), location))
         except CatalogueError as exc:
             raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
         self._release(g)
@@ -280,19 +327,25 @@ class NodeOps(TapeOps):
     @staticmethod
     def _unwritten(g: Grant, pieces: Any) -> list:
         """The pieces whose [image offset, + stored) is not inside the union of the written ranges (the union merged
-        once, then a bisection per piece: a commit of a million pieces after as many PUTs stays n log n)."""
+        once, then a vectorised bisection per block of pieces: a commit of millions stays n log n, no object each
+        but for the pieces found unwritten)."""
         union: list[list[int]] = []
         for a, b in sorted(g.written):
             if union and a <= union[-1][1]:
                 union[-1][1] = max(union[-1][1], b)
             else:
                 union.append([a, b])
-        starts = [a for a, _ in union]
+        starts = np.array([a for a, _ in union], dtype=np.int64)
+        ends = np.array([b for _, b in union], dtype=np.int64)
         out = []
-        for p in pieces:
-            i = bisect.bisect_right(starts, p.image_offset) - 1
-            if i < 0 or p.image_offset + p.stored > union[i][1]:
-                out.append(p)
+        for block in PieceStream.of(pieces).blocks():
+            image = block.image_offsets()
+            stored = np.where(block.stored_length > 0, block.stored_length, block.length)
+            i = np.searchsorted(starts, image, side="right") - 1
+            bad = (i < 0) | (image + stored > ends[np.maximum(i, 0)] if ends.size else True)
+            for k in np.flatnonzero(bad).tolist():
+                out.append(StoredPiece(int(image[k]), int(block.volume_offset[k]), int(block.length[k]),
+                                       bool(block.compressed[k]), int(block.stored_length[k])))
         return out
 
     def abandon(self, req: m.Abandon, data: bytes) -> tuple[dict, bytes]:
@@ -322,7 +375,7 @@ class NodeOps(TapeOps):
     # -- reading -------------------------------------------------------------------------------
     def restore_grant(self, req: m.RestoreGrant, data: bytes) -> tuple[dict, bytes]:
         """The node's own object's range on its pool volume, readable LAN-free for this session only."""
-        rec = self._own(req.object_id)
+        rec = self._own(req.object_id, with_pieces=False)
         if rec.tape_location:
             raise self.refuse(f"object {rec.id} lies on tape; tape objects are read by the server's drive, not "
                               "LAN-free", "ANR0440W")
@@ -353,12 +406,31 @@ class NodeOps(TapeOps):
             self.server.metrics.bytes_moved("lan-restore", len(out))
         return {"type": "data", "image_offset": req.image_offset}, out
 
+    def get_ranges(self, req: m.GetRanges, data: bytes) -> tuple[dict, bytes]:
+        """Several (image offset, stored length) ranges of a disk object in one DATA answer, in the order asked."""
+        rec = self._own(req.object_id, with_pieces=False)
+        if rec.tape_location:
+            raise self.refuse(f"GET_RANGES of object {rec.id}: a tape object is read one GET at a time", "ANR0440W")
+        total = sum(n for _, n in req.ranges)
+        if total > wire.MAX_DATA:
+            raise self.refuse(f"GET_RANGES of object {rec.id}: {total} bytes exceed one answer's {wire.MAX_DATA}",
+                              "ANR0440W")
+        bad = next(((o, n) for o, n in req.ranges if o + n > rec.image_size), None)
+        if bad is not None:
+            raise self.refuse(f"GET at image offset {bad[0]} lies outside object {rec.id}")
+        fd = self._read_fds.get(rec.pool_device)
+        if fd is None:
+            fd = self._read_fds[rec.pool_device] = os.open(rec.pool_device, os.O_RDONLY)
+        out = b"".join(os.pread(fd, n, rec.pool_offset + o) for o, n in req.ranges)
+        if self.server.metrics is not None:
+            self.server.metrics.bytes_moved("lan-restore", len(out))
+        return {"type": "data", "lengths": [n for _, n in req.ranges]}, out
+
     def digest(self, req: m.Digest, data: bytes) -> tuple[dict, bytes]:
         """Chunk digests of what the pool holds (verification without moving the image over the LAN)."""
         g = self.grants.get(req.object_id)
+        pieces = self.pieces_in(req, data)
         if g is not None:
-            pieces = [StoredPiece(p.image_offset, p.volume_offset, p.length, p.compressed,
-                                  p.stored if p.compressed else 0) for p in req.pieces]
             if any(p.image_offset + p.stored > g.size for p in pieces) or \
                     (not g.lan_free and self._unwritten(g, pieces)):
                 raise self.refuse(f"DIGEST of object {g.object_id} names bytes this session never wrote")
@@ -371,11 +443,11 @@ class NodeOps(TapeOps):
                     raise self.drive_failed(g.tape.drive, "reading the records back", exc) from None
             fd, base, close = g.fd, g.base, False
         else:
-            rec = self._own(req.object_id)
+            rec = self._own(req.object_id, with_pieces=False)
             if rec.tape_location:
                 raise self.refuse(f"DIGEST of object {rec.id}: a tape object is verified when it is written",
                                   "ANR0440W")
-            pieces, base = rec.pieces, rec.pool_offset
+            pieces, base = PieceStream(lambda: self.cat.iter_blocks(rec.id)), rec.pool_offset
             fd, close = os.open(rec.pool_device, os.O_RDONLY), True
         try:
             digests = self._digests(fd, base, pieces, req.chunk_size)
@@ -397,7 +469,7 @@ class NodeOps(TapeOps):
         return tuple(digester.digests())
 
     def delete(self, req: m.Delete, data: bytes) -> tuple[dict, bytes]:
-        rec = self._own(req.object_id)
+        rec = self._own(req.object_id, with_pieces=False)
         with self.cat.db:
             self.cat.db.execute("UPDATE objects SET state='abandoned', note='deleted by its node' WHERE id=?",
                                 (rec.id,))

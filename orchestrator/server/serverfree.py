@@ -24,6 +24,7 @@ from orchestrator import compose
 from orchestrator.drivers.real import RealDriver
 from orchestrator.job import DeviceSpec, backup_job, restore_job, run_job
 from orchestrator.ops import DigestResult, DigestVolume, Failure, VerifyPool, VerifyResult, chunks_touched
+from orchestrator.piece_stream import PieceStream
 from orchestrator.server import messages as m
 from orchestrator.server import serverfree_tape
 from orchestrator.server.resume import HeldObject
@@ -47,10 +48,10 @@ def pool_view(op: VerifyPool) -> VerifyResult:
         fd = os.open(op.pool_device, os.O_RDONLY)
     except OSError as exc:
         return VerifyResult(False, f"pool volume {op.pool_device}: {exc}")
+    accounted = op.accounted if isinstance(op.accounted, PieceStream) else \
+        sorted(op.accounted, key=lambda q: q.image_offset)  # a stream is in image order already (and not held)
     try:
-        return VerifyResult(True, "", NodeOps._digests(fd, op.pool_offset, sorted(op.accounted,
-                                                                                   key=lambda q: q.image_offset),
-                                                       op.chunk_size))
+        return VerifyResult(True, "", NodeOps._digests(fd, op.pool_offset, accounted, op.chunk_size))
     except OSError as exc:
         return VerifyResult(False, f"reading pool volume {op.pool_device} failed: {exc}")
     finally:
@@ -64,6 +65,8 @@ class ServerFree:
                  mover_timeout: float | None = None):
         self.server, self.urls, self.fabric = server, dict(movers), fabric
         self.mover_timeout = mover_timeout or MOVER_TIMEOUT
+
+    make_driver = staticmethod(RealDriver)  # (catalogue, movers, devices) -> the driver a copy job runs with
 
     def topology_movers(self, volume_id: str, designator: str) -> tuple[list[str], str, Any]:
         """With a fabric file: the SAN (fabric + every definition) verified for the client's volume.
@@ -166,7 +169,7 @@ class ServerFree:
         try:
             devs = devices if devices is not None else {}
             devs.update({v: InProcessDevice(BlockLunDevice(lun)) for v, lun in luns.items()})
-            driver = RealDriver(cat, movers_open, devs)
+            driver = self.make_driver(cat, movers_open, devs)
             execute = driver.execute if intercept is None else (lambda op: intercept(op) or driver.execute(op))
             report = run_job(job, execute)
         finally:
@@ -227,14 +230,15 @@ class ServerFree:
                                  tape=tape)
         return elig, plan
 
-    def backup(self, ops: Any, req: m.ServerFreeBackup) -> tuple[dict, bytes]:
+    def backup(self, ops: Any, req: m.ServerFreeBackup, extents: Any) -> tuple[dict, bytes]:
+        """``extents``: the request's extent map as an (n, 2) array (read from its rows by NodeOps)."""
         what = f"backup of {ops.node}:{req.filespace}"
         mgmtclass, pool = self.server.store.destination(ops.node, req.management_class)
         tp = tape_pool(self.server.store, pool)  # the pool's kind, decided as the LAN grant decides it
         if tp is not None and req.mode == "incremental":
             return self._refuse(ops, what, f"image incrementals to tape pool {tp.name} go over the LAN")
         if tp is not None:
-            return serverfree_tape.backup(self, ops, req, mgmtclass, tp)
+            return serverfree_tape.backup(self, ops, req, mgmtclass, tp, extents)
         base: dict = {}
         if req.mode == "incremental":
             base, why = self._incremental_base(ops, req)
@@ -250,7 +254,7 @@ class ServerFree:
                                    source=DeviceSpec(name="client-volume", designator=req.source_designator,
                                                      block_size=req.block_size),
                                    volume_offset=req.volume_offset, volume_size=req.volume_size,
-                                   file_system=req.file_system, extents=[tuple(e) for e in req.extents],
+                                   file_system=req.file_system, extents=extents,
                                    pool=pool, paths=plan, mode=req.mode, **base)
         hold = HeldObject()
         scan = dict(req.scan_digests)
@@ -296,8 +300,12 @@ class ServerFree:
         except ValueError:
             raise LookupError(f"pitdate {req.pitdate!r} is not an ISO date") from None
         with self.server.pools.catalogue() as cat:  # the very chain the client was given (NodeOps.chain)
-            chain = cat.restore_chain(ops.node, req.filespace, incremental=req.incremental,
+            # its pieces as streams of the catalogue's blocks, read again on each pass of the job (never held)
+            chain = cat.restore_chain(ops.node, req.filespace, incremental=req.incremental, stream=True,
                                       pitdate=pit if pit is None or pit.tzinfo else pit.replace(tzinfo=timezone.utc))
+            return self._restore(ops, req, what, chain)
+
+    def _restore(self, ops: Any, req: m.ServerFreeRestore, what: str, chain: list) -> tuple[dict, bytes]:
         obj = chain[0]
         if obj.tape_location and len(chain) == 1:
             return serverfree_tape.restore(self, ops, req, obj)
@@ -307,7 +315,7 @@ class ServerFree:
         if movers and off is not None:
             movers, why = [], (f"object {off.id} lies on tape behind a chain of several objects" if off.tape_location
                                else f"pool volume {off.pool_volume} has no DESIGNATOR= the data mover can name")
-        if movers and any(p.compressed for o in chain for p in o.pieces):
+        if movers and any(o.compressed for o in chain):  # recorded at commit: no pass over the pieces
             movers, why = [], "the image holds compressed pieces, which only the client can restore"
         if not movers:
             return self._refuse(ops, what, why)

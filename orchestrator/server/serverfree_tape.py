@@ -43,7 +43,8 @@ def _designators(server: Any, tp: tape.TapePool) -> dict[str, str]:
     return out
 
 
-def backup(sf: Any, ops: Any, req: Any, mgmtclass: str, tp: tape.TapePool) -> tuple[dict, bytes]:
+def backup(sf: Any, ops: Any, req: Any, mgmtclass: str, tp: tape.TapePool, extents: Any) -> tuple[dict, bytes]:
+    """``extents``: the extent map as an (n, 2) array (NodeOps read it from the request's rows)."""
     what = f"backup of {ops.node}:{req.filespace} to tape pool {tp.name}"
     movers, _, why = sf._start(ops, what, tp.name, req.topology_volume or f"{ops.node}:{req.filespace}",
                                req.source_designator, disk_pool=False)
@@ -58,7 +59,7 @@ def backup(sf: Any, ops: Any, req: Any, mgmtclass: str, tp: tape.TapePool) -> tu
                                source=DeviceSpec(name="client-volume", designator=req.source_designator,
                                                  block_size=req.block_size),
                                volume_offset=req.volume_offset, volume_size=req.volume_size,
-                               file_system=req.file_system, extents=[tuple(e) for e in req.extents],
+                               file_system=req.file_system, extents=[(int(a), int(b)) for a, b in extents.tolist()],
                                pool=tp.name, paths=plan)
     devices: dict[str, Any] = {}
     held: list[str] = []

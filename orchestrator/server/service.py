@@ -230,15 +230,24 @@ class BackupServer:
                           f" refused - protocol error: {exc}.") from None
         s.received += wire.HEADER.size + len(f.data)
         try:
+            declared = messages.bulk_of(f.message)
+            if declared and pre_auth:
+                raise ValueError("rows before login")
             req = messages.parse_request(f.message)
         except ValueError as exc:
             raise Refused("ANR0440W", f"Session {s.id} ({s.address}) refused - {exc}.") from None
         if f.data and not isinstance(req, messages.Put):
             raise Refused("ANR0440W", f"Session {s.id} ({s.address}) refused - data on a "
                           f"{type(req).__name__.lower()} message.")
+        if declared:  # its rows follow: the handler reads them as it goes (wire.RowReader)
+            return req, wire.RowReader(sock, declared)
         return req, f.data
 
-    def send(self, s: Session, sock: Any, message: dict, data: bytes = b"") -> None:
+    def send(self, s: Session, sock: Any, message: dict, data: Any = b"") -> None:
+        """One answer; ``data`` is its bytes, or its rows (field -> (layout, count, pages), sent as produced)."""
+        if isinstance(data, dict):
+            s.sent += wire.send_bulk(sock, message, data)
+            return
         frame = wire.encode(message, data)
         sock.sendall(frame)
         s.sent += len(frame)
@@ -268,11 +277,31 @@ class BackupServer:
                                   "command without administrator authority.", "not authorized")
                 if node_ops is None:
                     raise Refused("ANR0440W", f"Session {s.id} refused - this server keeps no backup objects.")
-                message, payload = node_ops.handle(req, data)
+                message, payload = self._handle(s, node_ops, req, data)
                 self.send(s, sock, message, payload)
         finally:
             if node_ops is not None:
                 node_ops.close()
+
+    def _handle(self, s: Session, node_ops: Any, req: Any, data: Any) -> tuple[dict, Any]:
+        """A node request; its rows (if any) are read as the handler consumes them and must all be read (a
+        handler that answers without them, e.g. a refusal, leaves them to be skipped here)."""
+        from orchestrator.server.piece_rows import MalformedRows
+
+        rows = data if isinstance(data, wire.RowReader) else None
+        try:
+            answer = node_ops.handle(req, data)
+            if rows is not None:
+                rows.drain()
+        except wire.FrameError as exc:
+            raise Refused("ANR0440W", f"Session {s.id} ({s.address}, {s.name}) refused - protocol error: {exc}.") \
+                from None
+        except MalformedRows as exc:
+            raise Refused("ANR0440W", f"Session {s.id} ({s.address}) refused - {exc}.") from None
+        finally:
+            if rows is not None:
+                s.received += rows.received
+        return answer
 
     def _command(self, s: Session, sock: Any, text: str) -> None:
         try:

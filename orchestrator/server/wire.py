@@ -18,12 +18,24 @@ false}`` whose data part carries the next PAGE bytes of the JSON text, ended by
 one with ``"final": true``.  Each frame stays under MAX_MESSAGE; the receiver
 checks the running total against its ``max_paged`` limit before it keeps a byte
 (0 before login), so a client cannot make the server buffer more than that.
+
+Rows, for lists of millions (a commit's pieces, an extent map, a restore
+chain's pieces): the message says ``"bulk": {field: count}`` and the rows
+follow it as frames ``{"type": "rows", "field": F}`` whose data part holds
+whole fixed-size records (their numpy layout is declared once, in
+:mod:`orchestrator.server.messages`), at most ROW_PAGE bytes a frame.  The
+receiver reads them as it consumes them (:class:`RowReader`): a page of
+records is checked and stored compactly before the next is read, so neither
+end holds the list as JSON or as Python objects.
 """
 from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+import numpy as np
 
 from orchestrator.lan.frames import recv_exact
 from scsi.layout import Field, Layout, LayoutError, raw, reserved
@@ -42,6 +54,8 @@ MAX_DATA = 64 << 20       # one PUT/DATA body (the LAN path's piece limit)
 PAGE = MAX_MESSAGE - 1024  # JSON bytes per continuation frame
 MAX_PAGED = 192 << 20     # one paged message in all (~1.5 million pieces of a commit, ~4 million extents)
 _MORE = "more"
+_ROWS = "rows"
+ROW_PAGE = 4 << 20        # bytes of records in one rows frame
 
 
 class FrameError(ValueError):
@@ -139,3 +153,87 @@ def _read_one(sock: socket.socket, max_message: int, max_data: int) -> Frame:
 
 def send(sock: socket.socket, message: dict, data: bytes = b"") -> None:
     sock.sendall(encode(message, data))
+
+
+# -- rows ----------------------------------------------------------------------------------------
+def rows_frames(name: str, dtype: np.dtype, count: int, pages: Iterable[np.ndarray]) -> Iterator[bytes]:
+    """The rows frames of one bulk field: ``pages`` (arrays of ``dtype``) cut to ROW_PAGE bytes; FrameError
+    when they hold other than ``count`` rows (the message declared ``count``)."""
+    head = json.dumps({"type": _ROWS, "field": name}, separators=(",", ":")).encode()
+    per = max(1, ROW_PAGE // dtype.itemsize)
+    sent = 0
+    for page in pages:
+        page = np.ascontiguousarray(page, dtype=dtype)
+        for o in range(0, page.size, per):
+            part = page[o:o + per]
+            sent += part.size
+            if sent > count:
+                raise FrameError(f"rows of {name}: more than the {count} declared")
+            data = part.tobytes()
+            yield HEADER.encode(magic=MAGIC, version=VERSION, message_length=len(head),
+                                data_length=len(data)) + head + data
+    if sent != count:
+        raise FrameError(f"rows of {name}: {sent} sent, {count} declared")
+
+
+def send_bulk(sock: socket.socket, message: dict, bulk: dict[str, tuple[np.dtype, int, Iterable[np.ndarray]]],
+              data: bytes = b"") -> int:
+    """A message and its rows (field -> (layout, count, pages)); returns the bytes sent."""
+    message = {**message, "bulk": {k: c for k, (_, c, _) in bulk.items()}} if bulk else message
+    frame = encode(message, data)
+    sock.sendall(frame)
+    n = len(frame)
+    for name, (dtype, count, pages) in bulk.items():
+        for f in rows_frames(name, dtype, count, pages):
+            sock.sendall(f)
+            n += len(f)
+    return n
+
+
+class RowReader:
+    """The rows that follow a message, read from the socket only as :meth:`pages` is consumed.
+
+    ``declared``: field -> (count, layout), in the order the rows come.  A rows frame for another field, a
+    data part that is not whole records, more rows than declared, or any other message before they are all
+    read is a FrameError naming it.
+    """
+
+    def __init__(self, sock: socket.socket, declared: dict[str, tuple[int, np.dtype]], max_message: int = MAX_MESSAGE):
+        self.sock, self.declared, self.max_message = sock, declared, max_message
+        self._left = [k for k, (c, _) in declared.items() if c]
+        self.received = 0  # bytes read
+
+    @property
+    def done(self) -> bool:
+        return not self._left
+
+    def pages(self, name: str) -> Iterator[np.ndarray]:
+        """The field's rows, page by page (read-only arrays of its layout)."""
+        count, dtype = self.declared.get(name, (0, None))
+        if not count:
+            return
+        if not self._left or self._left[0] != name:
+            raise FrameError(f"rows of {name} are not the next to read (expected {self._left[:1] or 'none'})")
+        got = 0
+        limit = max(ROW_PAGE, dtype.itemsize)
+        while got < count:
+            f = _read_one(self.sock, self.max_message, limit)
+            self.received += HEADER.size + len(f.data)
+            if f.message != {"type": _ROWS, "field": name}:
+                raise FrameError(f"server frame: {f.message.get('type')!r} {f.message.get('field', '')!r} where "
+                                 f"rows of {name} were expected ({got} of {count} read)")
+            if not f.data or len(f.data) % dtype.itemsize:
+                raise FrameError(f"rows of {name}: a frame of {len(f.data)} bytes is not whole {dtype.itemsize}-byte "
+                                 "records")
+            n = len(f.data) // dtype.itemsize
+            if got + n > count:
+                raise FrameError(f"rows of {name}: more than the {count} declared")
+            got += n
+            yield np.frombuffer(f.data, dtype=dtype)
+        self._left.pop(0)
+
+    def drain(self) -> None:
+        """Read (and drop) what is left."""
+        for name in list(self._left):
+            for _ in self.pages(name):
+                pass

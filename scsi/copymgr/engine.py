@@ -6,7 +6,7 @@ simpy model can carry it.  It keeps :class:`Progress` current after every
 batch (segments processed, bytes written to destinations) for COPY STATUS,
 pipelines chunks (``depth`` chunks of ``chunk`` bytes in flight, reads of the
 next chunks next to writes of the previous ones) and applies the CAT/PAD
-rules for inexact segments (SPC-4 6.3.7.1, the CAT bit):
+rules for inexact segments (SPC-4 r36f 5.17.7.2, the PAD and CAT bits):
 
 * CAT=1: a residue that does not fill a destination unit is kept and put in
   front of the next segment's data;

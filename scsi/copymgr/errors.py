@@ -3,7 +3,7 @@
 Two exceptions carry a ready :class:`scsi.sense.Sense`; the command layer
 turns either into CHECK CONDITION.  :func:`device_failure` maps an error a
 LUN raised mid-copy to the COPY ABORTED ASC/ASCQ and forwards the device's own
-status and sense inside the copy manager's sense (SPC-4 6.3.3).
+status and sense inside the copy manager's sense (SPC-4 r36f 5.17.7.4).
 """
 from __future__ import annotations
 

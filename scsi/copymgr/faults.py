@@ -22,7 +22,7 @@ rule answers instead of executing: ``xcopy`` (83h, the default), ``rcr-op``
 Every fault that fires is logged (``fault injected: ...``, WARNING) and kept
 in :attr:`FaultPlan.fired`, so a test can check that what it asked for
 happened.  Sense layouts follow SPC-4 (COPY ABORTED: key Ah, the segment
-number in COMMAND-SPECIFIC INFORMATION, SPC-4 6.3.3).
+number in COMMAND-SPECIFIC INFORMATION, SPC-4 r36f 5.17.7.4).
 """
 from __future__ import annotations
 

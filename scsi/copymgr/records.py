@@ -1,4 +1,5 @@
-"""Copy results kept per I_T nexus and list identifier (SPC-4 6.18.1, 6.3.1).
+"""Copy results kept per I_T nexus and list identifier (SPC-4 r36f 6.4.3.2, LIST ID USAGE;
+the LID1 RECEIVE COPY commands 6.21-6.23, 6.25).
 
 LIST ID USAGE 00b keeps status, failure details and held data; 10b keeps
 status and failure details but not held data; 11b keeps nothing (and needs

@@ -10,7 +10,8 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Sequence
 
-from scsi.copymgr.blockcopy import BufferPool, DepthMemory, FairShare, run_block_copy
+from scsi.copymgr.blockcopy import BufferPool, run_block_copy
+from scsi.copymgr.pacing import DepthMemory, FairShare
 from scsi.copymgr.io import BlockCopy, IoRequest, IoResult, capture, perform
 from scsi.copymgr.writebehind import FLUSH_BEHIND_BYTES
 from scsi.luns.base import StreamLun

@@ -1,6 +1,6 @@
 """VPD page 8Fh (third-party copy) for a copy manager, from its real configuration.
 
-Descriptors (SPC-4 7.8, Third-party Copy VPD page 8Fh): Supported Commands, Parameter Data, Supported
+Descriptors (SPC-4 r36f 7.8.17, Third-party Copy VPD page 8Fh): Supported Commands, Parameter Data, Supported
 Descriptors, Supported CSCD IDs (none above 07FFh), General Copy Operations, Stream Copy Operations (only with
 stream LUNs) and Held Data (only with a held data limit).  Each descriptor
 is a 4-byte header (type, length) and a body padded to a multiple of 4.

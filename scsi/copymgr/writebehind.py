@@ -1,6 +1,6 @@
 """Write-behind cache flushes during a pipelined block copy.
 
-A copy ends with SYNCHRONIZE CACHE on each destination (SBC-3 5.22) so its
+A copy ends with SYNCHRONIZE CACHE on each destination (SBC-3) so its
 data is on the medium when EXTENDED COPY returns GOOD.  A target with a
 write-back cache (tgtd over a file: its page cache) then writes everything
 the copy left dirty in one go -- 0.4 s per GiB on the benchmark machine, all

@@ -66,7 +66,7 @@ def raw_sense(task: Any) -> bytes:
     """Sense bytes from a CHECK CONDITION task.
 
     libiscsi leaves the iSCSI SCSI Response data segment in ``task->datain``:
-    a 2-byte big-endian SenseLength, then the sense itself (RFC 7143 11.4.7.2).
+    a 2-byte big-endian SenseLength, then the sense itself (RFC 7143 11.4.7.1-11.4.7.2).
     """
     size = task.datain.size
     if size < 2 or not task.datain.data:

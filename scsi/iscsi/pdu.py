@@ -201,7 +201,7 @@ class Pdu:
         if header_digest:
             parts.append(digest(parts[0]))
         parts += [self.data, pad]
-        if data_digest and self.data:  # no digest on an empty data segment (RFC 7143 11.2.2.1)
+        if data_digest and self.data:  # no digest on an empty data segment (RFC 7143 11.2)
             parts.append(digest(self.data, pad))
         return parts
 

@@ -197,7 +197,7 @@ class BlockLun(Lun):
             self.write_unlocked(lba, merged)
 
     def transfer_limits(self) -> tuple[int, int]:
-        """(maximum, optimal) bytes per READ/WRITE, 0 = not reported (Block Limits VPD B0h, SBC-3 6.5.3)."""
+        """(maximum, optimal) bytes per READ/WRITE, 0 = not reported (Block Limits VPD B0h, SBC-3 r22 6.5.3)."""
         return 0, 0
 
     def lease_async(self) -> Any:

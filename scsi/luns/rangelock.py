@@ -1,4 +1,4 @@
-"""Block-range locks of one LUN: what makes COMPARE AND WRITE and ORWRITE atomic (SBC-3 5.2, 5.9).
+"""Block-range locks of one LUN: what makes COMPARE AND WRITE and ORWRITE atomic (SBC-3).
 
 Every write to a LUN — from any session, WRITE/WRITE SAME/UNMAP or the copy
 manager's own writes — holds its block range *shared*; a read-modify-write

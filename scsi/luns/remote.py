@@ -131,7 +131,7 @@ class RemoteLun(BlockLun):
 
     @staticmethod
     def _block_limits(scsi: SCSI, block_size: int) -> tuple[int, int]:
-        """(maximum, optimal) transfer bytes from VPD B0h (SBC-3 6.5.3); (0, 0) when the page is absent."""
+        """(maximum, optimal) transfer bytes from Block Limits VPD B0h (SBC-3 r22 6.5.3); (0, 0) without the page."""
         try:
             inq = Inquiry(sbc.INQUIRY, evpd=1, page_code=0xB0, alloclen=BLOCK_LIMITS.size)
             scsi.execute(inq)

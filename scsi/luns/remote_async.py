@@ -25,7 +25,7 @@ UNIT_ATTENTION = 0x6
 
 
 class SynchronizeCache10(SCSICommand):
-    """SYNCHRONIZE CACHE(10) for the whole LU (SBC-3 5.22; pyscsi has no class for it); no data either way."""
+    """SYNCHRONIZE CACHE(10) for the whole LU (SBC-3; pyscsi has no class for it); no data either way."""
 
     _cdb_bits: dict = {"opcode": [0xFF, 0]}
 

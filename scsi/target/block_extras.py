@@ -1,4 +1,4 @@
-"""WRITE SAME(10/16) and VERIFY(10/12/16) for a block LUN (SBC-3 5.33-5.35, 5.42-5.43).
+"""WRITE SAME(10/16) and VERIFY(10/12/16) for a block LUN (SBC-3).
 
 WRITE SAME with UNMAP set on a thin LUN deallocates the range whatever the
 data-out block holds (unmapped blocks then read back as zeros, LBPRZ=1); this

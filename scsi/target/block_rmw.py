@@ -1,4 +1,5 @@
-"""Block commands that write and then check, or read-modify-write (SBC-3 5.2, 5.7-5.9, 5.46-5.48).
+"""Block commands that write and then check, or read-modify-write (SBC-3: COMPARE AND WRITE,
+ORWRITE(16), WRITE AND VERIFY, PRE-FETCH).
 
 COMPARE AND WRITE and ORWRITE(16) run under the LUN's exclusive range lock
 (:class:`scsi.luns.rangelock.RangeLock`), which every other write to the LUN
@@ -76,7 +77,7 @@ def compare_and_write(dev: Device, cdb: bytes, data_out: bytes) -> None:
     _writable(dev)
     bs = dev.lun.block_size
     if len(data_out) != 2 * count * bs:
-        # The Data-Out must carry exactly the verify and the write instance (SBC-3 5.2): a transfer
+        # The Data-Out must carry exactly the verify and the write instance (SBC-3 COMPARE AND WRITE): a transfer
         # length that disagrees with NUMBER OF LOGICAL BLOCKS is a bad CDB, and nothing is written.
         raise errors.invalid_field(COMPARE_AND_WRITE_CDB, "transfer_length",
                                    f"{len(data_out)} data-out bytes for {count} blocks (want {2 * count * bs})")

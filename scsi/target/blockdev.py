@@ -205,7 +205,7 @@ class BlockLunDevice:
     def _rw_fields(self, cdb: bytes) -> tuple[Layout, dict]:
         layout = RW_LAYOUTS[cdb[0]]
         c = layout.decode(cdb[:layout.size], strict=False)
-        if layout is READ_WRITE_6:  # 21-bit LBA; TRANSFER LENGTH 0 means 256 blocks (SBC-3 5.10)
+        if layout is READ_WRITE_6:  # 21-bit LBA; TRANSFER LENGTH 0 means 256 blocks (SBC-3 READ(6))
             c = {"lba": (c["lba_hi"] << 16) | c["lba_lo"], "transfer_length": c["transfer_length"] or 256,
                  "protect": 0, "fua": 0}
         if c["protect"]:
@@ -317,7 +317,7 @@ class BlockLunDevice:
             self.thin.close()
 
     _COMMANDS = (
-        # opcode, service action, CDB usage data (SPC-4 6.35.3; byte 0 is the opcode), handler, feature
+        # opcode, service action, CDB usage data (SPC-4 r36f 6.35.3; byte 0 is the opcode), handler, feature
         Command(cdbs.TEST_UNIT_READY, None, "00 00 00 00 00 00", _test_unit_ready),
         Command(cdbs.REQUEST_SENSE, None, "03 01 00 00 FF 00", _request_sense),
         Command(cdbs.READ_6, None, "08 1F FF FF FF 00", _read),

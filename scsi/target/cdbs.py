@@ -63,7 +63,7 @@ REQUEST_SENSE_CDB = Layout("REQUEST SENSE", 6, [
     Field("opcode", 0), flag("desc", 1, 0), Field("allocation_length", 4), Field("control", 5),
 ])
 
-# READ(6)/WRITE(6) (SBC-3 5.10, 5.38): a 21-bit LBA, and a TRANSFER LENGTH of 0 means 256 blocks.
+# READ(6)/WRITE(6) (SBC-3): a 21-bit LBA, and a TRANSFER LENGTH of 0 means 256 blocks.
 READ_WRITE_6 = Layout("READ/WRITE(6)", 6, [
     Field("opcode", 0), bits("lba_hi", 1, 0, 5), Field("lba_lo", 2, size=2), Field("transfer_length", 4),
     Field("control", 5),
@@ -88,7 +88,7 @@ READ_WRITE_12 = Layout("READ/WRITE(12)", 12, [
     Field("control", 11),
 ])
 
-# VERIFY (SBC-3 5.33-5.35): BYTCHK 0 = medium check only, 1 = compare the data-out with the
+# VERIFY (SBC-3): BYTCHK 0 = medium check only, 1 = compare the data-out with the
 # blocks, 3 = compare one data-out block with every block (2 is reserved).
 VERIFY_10_CDB = Layout("VERIFY(10)", 10, [
     Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), bits("bytchk", 1, 1, 2),
@@ -106,7 +106,7 @@ VERIFY_16_CDB = Layout("VERIFY(16)", 16, [
     bits("group", 14, 0, 5), Field("control", 15),
 ])
 
-# WRITE SAME (SBC-3 5.42-5.43): one data-out block (none with NDOB) written to, or with UNMAP
+# WRITE SAME (SBC-3): one data-out block (none with NDOB) written to, or with UNMAP
 # deallocated from, "transfer_length" blocks (0: up to the last LBA).
 WRITE_SAME_10_CDB = Layout("WRITE SAME(10)", 10, [
     Field("opcode", 0), bits("protect", 1, 5, 3), flag("anchor", 1, 4), flag("unmap", 1, 3),
@@ -119,7 +119,7 @@ WRITE_SAME_16_CDB = Layout("WRITE SAME(16)", 16, [
     Field("transfer_length", 10, size=4), bits("group", 14, 0, 5), Field("control", 15),
 ])
 
-# WRITE AND VERIFY (SBC-3 5.46-5.48): WRPROTECT, and BYTCHK (0: verify the medium, 1: compare
+# WRITE AND VERIFY (SBC-3): WRPROTECT, and BYTCHK (0: verify the medium, 1: compare
 # with the data-out just written); SBC-4 widened BYTCHK to bits 2-1, 10b/11b are reserved here.
 WRITE_VERIFY_10_CDB = Layout("WRITE AND VERIFY(10)", 10, [
     Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), bits("bytchk", 1, 1, 2),
@@ -134,19 +134,19 @@ WRITE_VERIFY_16_CDB = Layout("WRITE AND VERIFY(16)", 16, [
     Field("lba", 2, size=8), Field("transfer_length", 10, size=4), bits("group", 14, 0, 5), Field("control", 15),
 ])
 
-# ORWRITE(16) (SBC-3 5.9): the data-out is ORed into the blocks, atomically.
+# ORWRITE(16) (SBC-3): the data-out is ORed into the blocks, atomically.
 ORWRITE_16_CDB = Layout("ORWRITE(16)", 16, [
     Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), flag("fua", 1, 3), flag("fua_nv", 1, 1),
     Field("lba", 2, size=8), Field("transfer_length", 10, size=4), bits("group", 14, 0, 5), Field("control", 15),
 ])
 
-# COMPARE AND WRITE (SBC-3 5.2): 2 x NUMBER OF LOGICAL BLOCKS of data-out, the verify half then the write half.
+# COMPARE AND WRITE (SBC-3): 2 x NUMBER OF LOGICAL BLOCKS of data-out, the verify half then the write half.
 COMPARE_AND_WRITE_CDB = Layout("COMPARE AND WRITE", 16, [
     Field("opcode", 0), bits("protect", 1, 5, 3), flag("dpo", 1, 4), flag("fua", 1, 3), flag("fua_nv", 1, 1),
     Field("lba", 2, size=8), Field("transfer_length", 13), bits("group", 14, 0, 5), Field("control", 15),
 ])
 
-# PRE-FETCH (SBC-3 5.7-5.8): GOOD or CONDITION MET; nothing is cached ahead here.
+# PRE-FETCH (SBC-3): GOOD or CONDITION MET; nothing is cached ahead here.
 PRE_FETCH_10_CDB = Layout("PRE-FETCH(10)", 10, [
     Field("opcode", 0), flag("immed", 1, 1), Field("lba", 2, size=4), bits("group", 6, 0, 5),
     Field("transfer_length", 7, size=2), Field("control", 9),
@@ -156,7 +156,7 @@ PRE_FETCH_16_CDB = Layout("PRE-FETCH(16)", 16, [
     bits("group", 14, 0, 5), Field("control", 15),
 ])
 
-# PREVENT ALLOW MEDIUM REMOVAL (SBC-3 5.5); RESERVE(6)/RELEASE(6) (SPC-2 7.21, 7.16).
+# PREVENT ALLOW MEDIUM REMOVAL (SBC-3); RESERVE(6)/RELEASE(6) (SPC-2 7.21, 7.16).
 PREVENT_ALLOW_CDB = Layout("PREVENT ALLOW MEDIUM REMOVAL", 6, [
     Field("opcode", 0), bits("prevent", 4, 0, 2), Field("control", 5),
 ])

@@ -1,4 +1,4 @@
-"""REPORT SUPPORTED OPERATION CODES (SPC-4 6.35): the command table a LUN answers with.
+"""REPORT SUPPORTED OPERATION CODES (SPC-4 r36f 6.35): the command table a LUN answers with.
 
 Each supported command is listed once with its CDB usage data (which bits of
 each CDB byte the LUN looks at); the all-commands and one-command formats

@@ -139,7 +139,7 @@ class Provisioning:
             os.pwrite(self._fd, bytes(length), offset)  # no hole support: zeros keep LBPRZ true
 
     def get_lba_status(self, cdb: bytes) -> bytes:
-        """LBA status descriptors from the LBA asked for, as many as the allocation length holds (SBC-3 5.16).
+        """LBA status descriptors (SBC-3 GET LBA STATUS) from the LBA asked for, as many as the allocation length holds.
 
         The first descriptor starts at the STARTING LOGICAL BLOCK ADDRESS; each one covers an extent
         of mapped (data) or deallocated (hole) blocks, up to the last LBA.

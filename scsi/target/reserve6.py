@@ -8,9 +8,12 @@ reserve again.  The reservation ends with RELEASE from its holder, with the
 loss of its I_T nexus (logout, dropped connection) and with a LOGICAL UNIT
 RESET.  While persistent reservations are in use (a registration or a
 persistent reservation), RESERVE(6)/RELEASE(6) end in RESERVATION CONFLICT
-(SPC-4 5.12.3); extents and third-party reservations are refused.
+from every nexus (SPC-4 r36f 5.13.3 would have those from the persistent
+reservation holder, or from a registrant under a registrants-only or
+all-registrants reservation, complete with GOOD and no effect); extents and
+third-party reservations are refused.
 
-PREVENT ALLOW MEDIUM REMOVAL is kept per nexus (SBC-3 5.5) although the medium
+PREVENT ALLOW MEDIUM REMOVAL is kept per nexus (SBC-3) although the medium
 of these LUNs cannot be removed (RMB=0): the prevention is accepted, reported
 nowhere and ends with the nexus, the reset or ALLOW.
 """
@@ -83,7 +86,7 @@ class Reserve6:
             self.preventing = {it for it in self.preventing if it[0] != initiator}
 
     def reset(self) -> None:
-        """LOGICAL UNIT RESET: the reservation and every prevention are cleared (SPC-2 5.5.3, SBC-3 5.5)."""
+        """LOGICAL UNIT RESET: the reservation and every prevention are cleared (SPC-2 5.5.3, SBC-3)."""
         with self._lock:
             self.holder = None
             self.preventing.clear()

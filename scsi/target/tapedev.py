@@ -251,7 +251,7 @@ class TapeLunDevice:
         raise errors.invalid_opcode(cdb[0])
 
     _COMMANDS = (
-        # opcode, service action, CDB usage data (SPC-4 6.35.3), handler, feature
+        # opcode, service action, CDB usage data (SPC-4 r36f 6.35.3), handler, feature
         Command(cdbs.TEST_UNIT_READY, None, "00 00 00 00 00 00", _tur),
         Command(REWIND, None, "01 01 00 00 00 00", _rewind),
         Command(cdbs.REQUEST_SENSE, None, "03 01 00 00 FF 00", _request_sense),

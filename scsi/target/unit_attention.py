@@ -1,4 +1,4 @@
-"""Unit attention conditions of one logical unit, kept per I_T nexus (SAM-5 5.14, SPC-4 5.14).
+"""Unit attention conditions of one logical unit, kept per I_T nexus (SAM-5 5.14).
 
 A LOGICAL UNIT RESET establishes POWER ON, RESET, OR BUS DEVICE RESET OCCURRED /
 BUS DEVICE RESET FUNCTION OCCURRED (29h/03h) for every other I_T nexus that has

@@ -1,14 +1,15 @@
 """The parameter lists a planner sends, encoded from the layout tables of this package.
 
 A server-free copy list names two LUNs by identification target descriptors
-(E4h, SPC-4 6.3.6.13) and carries block->block (02h, SPC-4 6.3.7.5) or
-block<->stream (00h / 01h, SPC-4 6.3.7.3-4) segments, a tape backup closing
-with WRITE FILEMARKS (10h, SPC-4 6.3.7.10).  Planners cut millions of
+(E4h, SPC-4 r36f 6.4.5.6) and carries block->block (02h, 6.4.6.4) or
+block<->stream (00h / 01h, 6.4.6.2-3) segments, a tape backup closing
+with WRITE FILEMARKS (10h, 6.4.6.13).  Planners cut millions of
 segments, so a segment is encoded by writing its counts and LBAs into a
 template encoded once from the segment's layout; the field offsets and sizes
 come from that same layout, never from numbers of the planner's own.
 LIST ID USAGE 00b keeps COPY STATUS and FAILED SEGMENT DETAILS retrievable
-(SPC-4 6.18.3, 6.18.5), which is how a failed list tells the job how far it got.
+(SPC-4 r36f 6.4.3.2; RECEIVE COPY STATUS(LID1) 6.25, RECEIVE COPY FAILURE DETAILS(LID1)
+6.23), which is how a failed list tells the job how far it got.
 """
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""CDBs of EXTENDED COPY (83h) and RECEIVE COPY RESULTS (84h), SPC-4 6.3.1 and 6.18.1.
+"""CDBs of EXTENDED COPY (83h) and RECEIVE COPY RESULTS (84h): SPC-4 r36f 6.5 (EXTENDED COPY(LID1))
+and 6.21-6.23, 6.25 (SPC-4 splits SPC-3's four 84h service actions into RECEIVE COPY DATA(LID1),
+RECEIVE COPY OPERATING PARAMETERS, RECEIVE COPY FAILURE DETAILS(LID1) and RECEIVE COPY STATUS(LID1)).
 
 Declared once; the pyscsi command classes encode with them and the copy
 manager decodes incoming CDBs with them (a bad CDB byte -> 24h/00h with C/D=1).

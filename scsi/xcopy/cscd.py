@@ -1,4 +1,5 @@
-"""CSCD (target) descriptors: E0h, E1h, E2h (FC) and E4h (identification), SPC-4 6.3.6.
+"""CSCD (target) descriptors: E0h, E1h, E2h (FC) and E4h (identification), SPC-4 r36f 6.4.5
+(E4h: 6.4.5.6; E0h-E2h: 7.6.3.2-7.6.3.4).
 
 Every descriptor is 32 bytes: a common 4-byte header, type-specific bytes 4-27
 and device-type-specific parameters in bytes 28-31 whose meaning depends on the
@@ -45,7 +46,7 @@ E4_LAYOUT = Layout("CSCD E4h (identification)", CSCD_SIZE, _common(0xE4) + [
     reserved(5, bit=6, width=2), bits("association", 5, 4, 2), bits("designator_type", 5, 0, 4),
     reserved(6), Field("designator_length", 7), raw("designator", 8, 20), _DEV])
 
-# Device-type-specific parameters (bytes 28-31), by PDT family (SPC-4 6.3.6).
+# Device-type-specific parameters (bytes 28-31), by PDT family (SPC-4 r36f 6.4.5.3-6.4.5.5).
 BLOCK_PARAMS = Layout("block device parameters", 4, [
     reserved(0, bit=3, width=5), flag("pad", 0, 2), reserved(0, bit=0, width=2), Field("block_length", 1, size=3)])
 STREAM_PARAMS = Layout("sequential-access device parameters", 4, [

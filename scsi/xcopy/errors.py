@@ -1,7 +1,7 @@
 """Decode errors that carry what a copy manager must answer.
 
 Each :class:`ParameterListError` names the field, its byte offset in the
-parameter list (and bit), and the ASC/ASCQ SPC-4 6.3 assigns (checked in the
+parameter list (and bit), and the ASC/ASCQ SPC-4 r36f 6.4.3-6.4.6 assigns (checked in the
 order LIO and libiscsi's tests expect), so the copy manager turns it into sense with ``to_sense()``.
 """
 from __future__ import annotations

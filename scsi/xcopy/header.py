@@ -1,4 +1,4 @@
-"""EXTENDED COPY (LID1) parameter list header, 16 bytes (SPC-4 6.3.1)."""
+"""EXTENDED COPY (LID1) parameter list header, 16 bytes (SPC-4 r36f 6.5; fields in 6.4.3)."""
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field as PField

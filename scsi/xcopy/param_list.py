@@ -1,6 +1,6 @@
 """The whole EXTENDED COPY (LID1) parameter list: header, CSCDs, segments, inline data.
 
-``ParameterList.decode`` checks in the order LIO and libiscsi's tests expect (SPC-4 6.3):
+``ParameterList.decode`` checks in the order LIO and libiscsi's tests expect (SPC-4 r36f 6.4.3-6.4.6):
 length < 16 and truncation or lengths that disagree -> 1Ah/00h, then the
 descriptor-list-length limit, then per-descriptor counts and types (26h/06h,
 26h/07h, 26h/08h, 26h/09h), malformed fields (26h/00h with the byte), and

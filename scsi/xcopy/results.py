@@ -1,4 +1,4 @@
-"""RECEIVE COPY RESULTS data-in (SPC-4 6.18.2-6.18.5), declared once for both sides.
+"""RECEIVE COPY RESULTS data-in (SPC-4 r36f 6.21-6.23, 6.25), declared once for both sides.
 
 The initiator decodes what a copy manager answered; the copy manager encodes
 its answers with the very same layouts.  Answers may be cut short by the

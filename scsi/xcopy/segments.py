@@ -1,4 +1,4 @@
-"""Segment descriptors (SPC-4 6.3.7): what to move between which CSCDs.
+"""Segment descriptors (SPC-4 r36f 6.4.6): what to move between which CSCDs.
 
 One layout per shape; the held-data twins (0Bh-0Fh) share their base type's
 layout and model class (``type_code`` tells them apart, ``holds_data`` says so).

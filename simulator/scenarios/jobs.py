@@ -104,10 +104,10 @@ class ScenarioJobs:
             if self.catalogue is None:
                 raise ValueError(f"{self.source}: incremental backups need bytes (exact mode or a restore)")
             try:
-                chain = self.catalogue.restore_chain(vol.client, filespace, incremental=True)
+                chain = self.catalogue.restore_chain(vol.client, filespace, incremental=True, stream=True)
             except LookupError as exc:
                 return failed_report("backup", vol.client, filespace, f"mode incremental: {exc}")
-            base_id, digests = chain[0].id, self.catalogue.digests(chain)
+            base_id, digests = chain[0].id, self.catalogue.digest_runs(chain)
         plan = compose.path_plan(elig, server=SERVER, pool_designators=self.pool_designators(paths.pool),
                                  batch_mb=opts.serverfreebatchsize, tape=tape)
         return compose.backup_spec(node=vol.client, filespace=filespace, vopts=vopts, elig=elig,

@@ -63,6 +63,7 @@ class ScenarioRunner(ScenarioJobs):
                  progress: Callable[[str, float], None] | None = None, sink: Callable[[dict], Any] | None = None):
         self.scen, self.base_dir, self.source = scen, base_dir, source
         self.sink = sink  # detail totals: each finished job's record (JobOutcome.as_dict), instead of keeping it
+        self.lazy = True  # jobs waiting for a tape drive are made when they get one (False: all at the start)
         self.seed = scen.seed if seed is None else seed
         self.progress = progress
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="serverfree-scenario-")
@@ -238,6 +239,30 @@ class ScenarioRunner(ScenarioJobs):
             tape_restore = self.scen.tape is None and any(
                 self.scen.jobs[i].restore and self._pool_of(self.scen.jobs[i].volume).is_tape for i in phase)
             self.driver.exact = {} if tape_restore else self._exact
+            early: list[JobOutcome] = []  # jobs that could not start (a failed report instead of a job)
+            waiting = [sum(self.scen.jobs[i].count for i in phase)]  # jobs of the phase not ended yet
+            ended = self.san.env.event()
+
+            def one_ended(_: Any) -> None:
+                waiting[0] -= 1
+                if not waiting[0]:
+                    ended.succeed()
+
+            def start(i: int, c: int, name: str, client: str, drive: str | None = None) -> None:
+                step = self.scen.jobs[i]
+                job = self.backup(step, c)[0] if step.backup else self.restore(step)
+                kind = "backup" if step.backup else "restore"
+                if isinstance(job, JobReport):
+                    early.append(JobOutcome(i, c, kind, name, job))
+                    if drive is not None:
+                        self.driver.drive_pool.release(drive)
+                    one_ended(None)
+                    return
+                proc = self.driver.process(job, name=name, client=client, drive=drive,
+                                           since=None if drive is None else t0)
+                proc.callbacks.append(one_ended)
+                procs.append((i, c, kind, name, proc))
+
             for i in phase:
                 step = self.scen.jobs[i]
                 vol = self._volume(step.volume)
@@ -245,25 +270,29 @@ class ScenarioRunner(ScenarioJobs):
                     if vol.buf is None:
                         raise ValueError(f"{self.source}: jobs.{i}.change needs a volume with bytes")
                     vol.change(step.change, rng)
+                names = [(step.name or step.volume) + (f"#{c + 1}" if step.count > 1 else "")
+                         for c in range(step.count)]
+                if self._admitted_lazily(step):
+                    # every copy waits for a tape drive: as one entry of the drive pool's queue, its job made
+                    # only when it has a drive (a waiting job holds no spec, extents or plan)
+                    self.driver.drive_pool.admit_many(step.count, lambda c, drive, i=i, names=names, client=vol.client:
+                                                      start(i, c, names[c], client, drive))
+                    continue
                 for c in range(step.count):
-                    name = (step.name or step.volume) + (f"#{c + 1}" if step.count > 1 else "")
-                    if step.backup:
-                        job, _ = self.backup(step, c)
-                    else:
-                        job = self.restore(step)
-                    kind = "backup" if step.backup else "restore"
-                    if isinstance(job, JobReport):
-                        self._finished(JobOutcome(i, c, kind, name, job))
-                        continue
-                    proc = self.driver.process(job, name=name, client=vol.client)
-                    procs.append((i, c, kind, name, proc))
-            if procs:
+                    start(i, c, names[c], vol.client)
+            for outcome in sorted(early, key=lambda o: (o.index, o.copy)):
+                self._finished(outcome)
+            early.clear()
+            if waiting[0]:  # (ended triggers when the last one ends)
                 try:
-                    self.san.env.run(until=self.san.env.all_of([p for *_, p in procs]))
+                    self.san.env.run(until=ended)
                 except RuntimeError as exc:  # simpy: no events left while a job still waits
-                    stuck = [name for _, _, _, name, p in procs if not p.triggered]
+                    stuck = [name for _, _, _, name, p in procs if not p.triggered] or ["(jobs waiting for a drive)"]
                     raise StalledError(f"{self.source}: the simulation stalled at {self.san.env.now:.3f} s; "
                                        f"job(s) {', '.join(stuck)} never finished ({exc})") from None
+            for outcome in sorted(early, key=lambda o: (o.index, o.copy)):
+                self._finished(outcome)
+            procs.sort(key=lambda p: (p[0], p[1]))
             cpu = {h: round(v - cpu0.get(h, 0.0), 4) for h, v in self.cpu().items()}
             for i, c, kind, name, proc in procs:
                 outcome = JobOutcome(i, c, kind, name, proc.value, started_s=t0, ended_s=self.san.env.now,
@@ -280,6 +309,12 @@ class ScenarioRunner(ScenarioJobs):
                 self.progress(f"{self.scen.name}: step {n + 1}/{len(phases)}", (n + 1) / len(phases))
         self.run.jobs.sort(key=lambda j: (j.index, j.copy))
         return self.run
+
+    def _admitted_lazily(self, step: Any) -> bool:
+        """Whether the step's jobs queue for a tape drive before they exist: timing runs (nothing before the
+        mount takes simulated time) of backups to a tape pool mounted from the drive pool."""
+        return (self.lazy and not self.with_bytes and bool(step.backup) and self.driver.drive_pool is not None
+                and self._pool_of(step.volume).is_tape)
 
     def _finished(self, outcome: JobOutcome) -> None:
         """Keep the job's record (detail jobs), or check it now and add it to the running totals."""

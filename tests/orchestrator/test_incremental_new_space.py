@@ -20,6 +20,8 @@ import pytest
 
 import orchestrator.job.backup as backup_mod
 from orchestrator.cli import main
+from orchestrator.ops import StoredPiece
+from orchestrator.piece_stream import PieceStream
 from orchestrator.volume import read_used_extents
 from tests.fixtures.sanlab_volume import NtfsVolume, delete_files, judge, listing, tools_missing, write_files
 
@@ -108,18 +110,17 @@ def test_raw_write_into_zero_area_and_zeroing_are_restored(tmp_path, capsys, pat
 
 def test_raw_check_fails_when_the_incremental_skips_the_new_region(tmp_path, capsys, monkeypatch):
     """Mutation: an incremental that drops the chunk written after the full must make the check fail."""
-    real = backup_mod.changed_pieces
+    real = backup_mod.incremental_pieces
 
-    def skipping(pieces, current, previous, chunk_size, also=frozenset()):
-        kept = real(pieces, current, previous, chunk_size, also)
+    def skipping(*args, **kw):
         out, pos = [], 0
-        for p in kept:
+        for p in real(*args, **kw):
             if p.volume_offset + p.length <= 3 * MIB or p.volume_offset >= 4 * MIB:
-                out.append(type(p)(pos, p.volume_offset, p.length))
+                out.append(StoredPiece(pos, p.volume_offset, p.length))
                 pos += p.length
-        return tuple(out)
+        return PieceStream.of(out)
 
-    monkeypatch.setattr(backup_mod, "changed_pieces", skipping)
+    monkeypatch.setattr(backup_mod, "incremental_pieces", skipping)
     raw_volume(tmp_path)
     full_then_incremental(tmp_path, capsys, "lan", lambda: change_raw(tmp_path))
     assert (tmp_path / "dest.img").read_bytes() != (tmp_path / "vol.img").read_bytes()
@@ -175,7 +176,10 @@ def test_ntfs_new_file_in_free_clusters_and_deletion_are_restored(tmp_path, caps
 
 def test_ntfs_check_fails_when_new_space_is_not_sent(tmp_path, capsys, monkeypatch):
     """Mutation: without the 'newly used space' rule the new file's clusters stay stale, and the checks say so."""
-    monkeypatch.setattr(backup_mod, "covered", lambda pieces, coverage, chunk_size: set())
+    real = backup_mod.incremental_pieces
+    monkeypatch.setattr(backup_mod, "incremental_pieces",  # the base's coverage forgotten
+                        lambda pieces, current, previous, coverage, chunk_size: real(pieces, current, previous,
+                                                                                     None, chunk_size))
     vol = ntfs_volume(tmp_path)
     full_then_incremental(tmp_path, capsys, "lan-free", lambda: change_ntfs(vol))
     assert used_differences(vol.path, tmp_path / "dest.img") != []

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from scsi.copymgr.blockcopy import (BufferPool, DepthTuner, FairShare, chunk_size, run_block_copy,
-                                   supports_zero_copy)
+from scsi.copymgr.blockcopy import BufferPool, chunk_size, run_block_copy, supports_zero_copy
+from scsi.copymgr.pacing import DepthTuner, FairShare
 from scsi.copymgr.io import BlockCopy, BlockCopyFailed, Extent
 from scsi.copymgr.threaded import ThreadedDriver
 from scsi.luns import MemoryBlockLun
@@ -197,7 +197,7 @@ def test_check_ends_the_zero_copy_pipeline_after_the_chunks_in_flight(tgtd_pair)
 
 
 def test_the_next_list_between_the_same_luns_starts_at_the_depth_learned():
-    from scsi.copymgr.blockcopy import DepthMemory
+    from scsi.copymgr.pacing import DepthMemory
     a, b, c = (MemoryBlockLun(n, num_blocks=64) for n in "abc")
     memory = DepthMemory(start=4)
     first = BlockCopy((Extent(a, 0, b, 0, 8),), 4096, 32, lambda i, n: None)

@@ -8,7 +8,8 @@ import os
 from pyscsi.pyscsi.scsi_cdb_testunitready import TestUnitReady as Tur
 from pyscsi.pyscsi.scsi_enum_command import sbc
 
-from scsi.copymgr.blockcopy import FairShare, run_block_copy
+from scsi.copymgr.blockcopy import run_block_copy
+from scsi.copymgr.pacing import FairShare
 from scsi.copymgr.io import BlockCopy, Extent
 from scsi.copymgr.writebehind import WriteBehind
 from scsi.devices import LibiscsiDevice

@@ -304,3 +304,33 @@ def test_run_raw_bytes_returns_sense_instead_of_raising(dev):
     assert result.status == 0x02 and result.sense[12:14] == b"\x21\x00"
     good = dev.run(cdb[:2] + (0).to_bytes(8, "big") + cdb[10:], b"", BLOCK)
     assert good.ok and len(good.data) == BLOCK
+
+
+def test_write_passes_are_corked_and_nothing_is_left_corked(dev):
+    """Each write pass of libiscsi runs with TCP_CORK set and ends with it cleared (no PDU held back)."""
+    import select
+    import socket
+
+    sock = socket.socket(fileno=os.dup(dev._lib.iscsi_get_fd(dev._ctx)))  # our own fd on the same socket
+    seen: list[tuple[bool, int]] = []
+
+    class Lib:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def iscsi_service(self, ctx, revents):
+            seen.append((bool(revents & select.POLLOUT), sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)))
+            return real.iscsi_service(ctx, revents)
+
+    real, dev._lib = dev._lib, Lib()
+    try:
+        data = os.urandom(1 << 20)
+        SCSI(dev, BLOCK).write16(0, len(data) // BLOCK, data)
+        assert SCSI(dev, BLOCK).read16(0, len(data) // BLOCK).datain == data
+    finally:
+        dev._lib = real
+        corked_after = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)
+        sock.close()
+    assert any(out for out, _ in seen), seen
+    assert all(cork == (1 if out else 0) for out, cork in seen), seen
+    assert corked_after == 0

@@ -64,6 +64,8 @@ def test_refused_commands_and_bad_logins_have_their_exit_status(server_process):
     assert r.returncode == 1 and "TYPE=NAS is not supported" in r.stdout
     r = admin(port, "register node X short")
     assert r.returncode == 1 and "at least 8" in r.stdout
+    r = admin(port, "frobnicate x")
+    assert r.returncode == 1 and "ANR2000E Unknown command - FROBNICATE." in r.stdout, r.stdout
     r = admin(port, "query node", password="wrong-password")
     assert r.returncode == 2 and "authentication failed" in r.stderr and "Traceback" not in r.stderr
     r = admin(port, "query actlog search=refused")
@@ -86,6 +88,8 @@ def test_a_volume_the_server_cannot_create_is_refused_and_the_session_goes_on(se
     assert "ANR2020E DEFINE VOLUME" in r.stdout and "No such file or directory" in r.stdout
     assert "ANR1520I Management class STANDARD defined" in r.stdout.split("ANR2020E")[1]  # the same session
     assert "ANR1519W" not in r.stdout  # P is a defined storage pool
+    r = admin(port, "query stgpool P")
+    assert "DEVCLASS=F" in r.stdout, r.stdout  # the device class named after the pool's name is shown
 
 
 def test_a_class_whose_destination_is_not_a_pool_is_defined_with_a_warning(server_process):

@@ -57,9 +57,11 @@ def test_a_lan_backup_and_restore_of_25000_pieces_through_the_server(server, tmp
         assert len(digests) == PIECES * 1024 // (1 << 20) + 1  # chunks of the volume the pieces cover
         n.commit(g["object_id"], pieces, digests=digests, chunk_size=1 << 20)
     with node(server) as n:
-        objects, view = n.chain("E:")  # the chain's pieces come back paged too
-        assert len(objects) == 1 and len(objects[0]["pieces"]) == PIECES and view == dict(digests)
-        assert [tuple(p[:3]) for p in objects[0]["pieces"][:2]] == [(0, 0, 512), (512, 1024, 512)]
+        objects, view = n.chain("E:")  # the chain's pieces and digest runs come back as rows
+        assert len(objects) == 1 and len(objects[0]["pieces"]) == PIECES
+        assert [(c, d) for c, d, count in view] == list(digests) and {count for *_, count in view} == {1}
+        assert [(p.image_offset, p.volume_offset, p.length) for p in objects[0]["pieces"][:2]] == \
+            [(0, 0, 512), (512, 1024, 512)]
         assert n.get(g["object_id"], 0, len(image)) == image
     assert f"committed ({PIECES} extents, lan)" in actlog(server)
 
@@ -77,8 +79,8 @@ def test_an_oversized_continuation_sequence_is_refused_and_nothing_committed(ser
     n = node(server)
     g = n.begin("E:", len(image), len(image) * 2)
     n.put(g["object_id"], 0, len(image), image)
-    with pytest.raises((ServerRefused, ConnectionError)):
-        n.commit(g["object_id"], pieces)
+    with pytest.raises((ServerRefused, ConnectionError)):  # the pieces go as rows; 5000 digests as paged JSON
+        n.commit(g["object_id"], pieces, digests=[(c, f"{c:064x}") for c in range(5000)], chunk_size=1 << 20)
     n.sock.close()
     assert "refused - protocol error: paged message exceeds 307200 bytes" in actlog(server)
     with node(server) as again:

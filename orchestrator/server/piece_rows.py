@@ -1,0 +1,251 @@
+"""Pieces and extents as rows on the wire: checked page by page, kept as compact blocks, never one object each.
+
+A commit of a million pieces used to arrive as JSON, become a million
+dictionaries and then a million pydantic models (about 1.3 KB a piece).  Here
+the rows (``messages.PIECE_ROW`` / ``EXTENT_ROW``) are checked a page at a
+time with numpy -- the same limits the pydantic models state, and an error
+that names the same thing theirs would: the field, the piece's index in the
+whole list and the rule -- and go straight into `PieceBlock` columns.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+import numpy as np
+
+from orchestrator.piece_blocks import BLOCK_PIECES, PieceBlock
+from orchestrator.piece_stream import PieceStream
+from orchestrator.chunk_runs import DigestRuns
+from orchestrator.server.messages import DIGEST_RUN_ROW, EXTENT_ROW, PIECE_ROW
+
+OFFSET_MAX, LENGTH_MAX = 1 << 60, 1 << 50  # as messages.Offset and Piece.length say
+
+
+class MalformedRows(ValueError):
+    """A row breaks a rule of its message (the text is as the pydantic model's would be)."""
+
+
+def _ge(v: np.ndarray, lo: int) -> tuple[np.ndarray, str]:
+    return v < lo, f"Input should be greater than or equal to {lo}"
+
+
+def _gt(v: np.ndarray, lo: int) -> tuple[np.ndarray, str]:
+    return v <= lo, f"Input should be greater than {lo}"
+
+
+def _le(v: np.ndarray, hi: int) -> tuple[np.ndarray, str]:
+    return v > hi, f"Input should be less than or equal to {hi}"
+
+
+def _first_bad(field: str, first: int, checks: list[tuple[str, tuple[np.ndarray, str]]]) -> None:
+    """Raise for the first row breaking a rule (rules in the model's field order, as pydantic reports them)."""
+    bad = np.zeros(checks[0][1][0].shape, dtype=bool)
+    for _, (mask, _) in checks:
+        bad |= mask
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    for name, (mask, text) in checks:
+        if mask[i]:
+            raise MalformedRows(f"malformed request: {field}.{first + i}.{name}: {text}")
+
+
+def check_pieces(rows: np.ndarray, first: int, field: str = "pieces") -> None:
+    """The rules of `messages.Piece` on ``rows`` (PIECE_ROW), whose first row is ``first`` of the list."""
+    _first_bad(field, first, [
+        ("image_offset", _ge(rows["image_offset"], 0)), ("image_offset", _le(rows["image_offset"], OFFSET_MAX)),
+        ("volume_offset", _ge(rows["volume_offset"], 0)), ("volume_offset", _le(rows["volume_offset"], OFFSET_MAX)),
+        ("length", _gt(rows["length"], 0)), ("length", _le(rows["length"], LENGTH_MAX)),
+        ("compressed", (rows["compressed"] > 1, "Input should be a valid boolean")),
+        ("stored", _ge(rows["stored"], 0)), ("stored", _le(rows["stored"], LENGTH_MAX))])
+
+
+def check_extents(rows: np.ndarray, first: int, field: str = "extents") -> None:
+    """The rules of `messages.ServerFreeBackup.extents` ((offset, length) pairs) on EXTENT_ROW rows."""
+    _first_bad(field, first, [
+        ("0", _ge(rows["offset"], 0)), ("0", _le(rows["offset"], OFFSET_MAX)),
+        ("1", _gt(rows["length"], 0)), ("1", _le(rows["length"], LENGTH_MAX))])
+
+
+# -- to rows ---------------------------------------------------------------------------------------
+def rows_of_block(block: PieceBlock) -> np.ndarray:
+    out = np.empty(len(block), dtype=PIECE_ROW)
+    out["image_offset"] = block.image_offsets()
+    out["volume_offset"] = block.volume_offset
+    out["length"] = block.length
+    out["compressed"] = block.compressed
+    out["stored"] = np.where(block.stored_length > 0, block.stored_length, block.length)
+    return out
+
+
+def piece_pages(pieces: Any, count: int | None = None) -> tuple[int, Iterator[np.ndarray]]:
+    """(count, PIECE_ROW pages) of pieces given as a `PieceStream` or `StoredPiece`-like objects (an iterator of
+    them with its ``count``: read a page at a time, never listed)."""
+    if isinstance(pieces, PieceStream):
+        return len(pieces), (rows_of_block(b) for b in pieces.blocks())
+    if count is None:
+        pieces = pieces if isinstance(pieces, (list, tuple)) else list(pieces)
+        count = len(pieces)
+    it = iter(pieces)
+
+    def pages() -> Iterator[np.ndarray]:
+        while True:
+            part = list(islice(it, BLOCK_PIECES))
+            if not part:
+                return
+            yield np.fromiter(((p.image_offset, p.volume_offset, p.length, bool(getattr(p, "compressed", False)),
+                                int(getattr(p, "stored", p.length))) for p in part), PIECE_ROW, len(part))
+    return count, pages()
+
+
+def extent_pages(extents: Any) -> tuple[int, Iterator[np.ndarray]]:
+    """(count, EXTENT_ROW pages) of an (n, 2) array or (offset, length) pairs."""
+    arr = np.asarray(extents, dtype=np.int64).reshape(-1, 2)
+
+    def pages() -> Iterator[np.ndarray]:
+        for o in range(0, arr.shape[0], 1 << 18):
+            part = arr[o:o + (1 << 18)]
+            out = np.empty(part.shape[0], dtype=EXTENT_ROW)
+            out["offset"], out["length"] = part[:, 0], part[:, 1]
+            yield out
+    return int(arr.shape[0]), pages()
+
+
+def json_piece_rows(pieces: Iterable[Any]) -> np.ndarray:
+    """PIECE_ROW rows of pieces a (small) JSON message carried, already checked by their model."""
+    pieces = list(pieces)
+    return np.fromiter(((p.image_offset, p.volume_offset, p.length, p.compressed, p.stored) for p in pieces),
+                       PIECE_ROW, len(pieces))
+
+
+# -- from rows -------------------------------------------------------------------------------------
+def block_of_rows(rows: np.ndarray) -> PieceBlock:
+    """A block of its own columns (copies: the frame the rows came in is not kept alive by them)."""
+    compressed = rows["compressed"].astype(bool)
+    return PieceBlock.of(int(rows["image_offset"][0]), rows["volume_offset"].copy(), rows["length"].copy(),
+                         np.where(compressed, rows["stored"], 0), compressed, image=rows["image_offset"].copy())
+
+
+def spool_pieces(pages: Iterable[np.ndarray], field: str = "pieces") -> PieceStream:
+    """Pieces from rows, checked page by page, as a stream in image order over compact blocks (~25 bytes a
+    piece); pages out of order are sorted at the end (a commit may name its pieces in any order)."""
+    blocks: list[PieceBlock] = []
+    first, ordered, last = 0, True, -1
+    for rows in _reblocked(pages):
+        check_pieces(rows, first, field)
+        first += rows.size
+        image = rows["image_offset"]
+        if ordered and (image[0] < last or (image.size > 1 and bool((image[1:] < image[:-1]).any()))):
+            ordered = False
+        last = int(image[-1])
+        blocks.append(block_of_rows(rows))
+    if not ordered:
+        blocks = _sorted(blocks)
+    held = tuple(blocks)
+    return PieceStream(lambda: held, first)
+
+
+def _reblocked(pages: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The rows again, cut at every BLOCK_PIECES-th row of the whole list (the catalogue's rows stay as the
+    pieces' order makes them, however the sender cut its frames)."""
+    carry: list[np.ndarray] = []
+    held = 0
+    for rows in pages:
+        while rows.size:
+            take = min(rows.size, BLOCK_PIECES - held)
+            carry.append(rows[:take])
+            held += take
+            rows = rows[take:]
+            if held == BLOCK_PIECES:
+                yield carry[0] if len(carry) == 1 else np.concatenate(carry)
+                carry, held = [], 0
+    if held:
+        yield carry[0] if len(carry) == 1 else np.concatenate(carry)
+
+
+def _sorted(blocks: list[PieceBlock]) -> list[PieceBlock]:
+    image = np.concatenate([b.image_offsets() for b in blocks])
+    order = np.argsort(image, kind="stable")
+    cols = [np.concatenate([getattr(b, c) for b in blocks])[order]
+            for c in ("volume_offset", "length", "stored_length", "compressed")]
+    image = image[order]
+    return [PieceBlock.of(int(image[o]), *(c[o:o + BLOCK_PIECES] for c in cols), image=image[o:o + BLOCK_PIECES])
+            for o in range(0, image.size, BLOCK_PIECES)]
+
+
+def first_gap(stream: PieceStream) -> tuple[int, int] | None:
+    """(image offset of the first piece that does not follow the one before, where it should start), or None:
+    the pieces tile the image from 0."""
+    pos = 0
+    for block in stream.blocks():
+        image = block.image_offsets()
+        expect = np.empty_like(image)
+        expect[0] = pos
+        expect[1:] = image[:-1] + block.length[:-1]
+        bad = image != expect
+        if bad.any():
+            i = int(np.argmax(bad))
+            return int(image[i]), int(expect[i])
+        pos = int(image[-1] + block.length[-1])
+    return None
+
+
+def read_extents(pages: Iterable[np.ndarray], count: int, field: str = "extents") -> np.ndarray:
+    """An extent map's rows, checked page by page, as one (count, 2) int64 array (16 bytes an extent)."""
+    out = np.empty((count, 2), dtype=np.int64)
+    first = 0
+    for rows in pages:
+        check_extents(rows, first, field)
+        out[first:first + rows.size, 0] = rows["offset"]
+        out[first:first + rows.size, 1] = rows["length"]
+        first += rows.size
+    return out[:first]
+
+
+def pieces_of_counts(pages: Iterable[np.ndarray], counts: list[int]) -> list[PieceStream]:
+    """The pieces of several objects, sent one after the other (``counts`` of each), as one stream each."""
+    it = iter(pages)
+    rows = np.empty(0, dtype=PIECE_ROW)
+    out = []
+    for n in counts:
+        blocks: list[PieceBlock] = []
+        need = n
+        while need:
+            if not rows.size:
+                rows = next(it)
+                continue
+            part, rows = rows[:need], rows[need:]
+            for o in range(0, part.size, BLOCK_PIECES):
+                blocks.append(block_of_rows(part[o:o + BLOCK_PIECES]))
+            need -= part.size
+        held = tuple(blocks)
+        out.append(PieceStream(lambda held=held: held, n))
+    for _ in it:  # nothing is left (the counts add up to the rows declared)
+        pass
+    return out
+
+
+def digest_run_pages(runs: Iterable[tuple[int, str, int]], page: int = 1 << 16) -> Iterator[np.ndarray]:
+    """DIGEST_RUN_ROW pages of (first chunk, digest, count) runs."""
+    buf: list[tuple[int, int, bytes]] = []
+    for c, d, n in runs:
+        buf.append((c, n, d.encode()))
+        if len(buf) == page:
+            yield np.array(buf, dtype=DIGEST_RUN_ROW)
+            buf.clear()
+    if buf:
+        yield np.array(buf, dtype=DIGEST_RUN_ROW)
+
+
+def digest_runs_of(pages: Iterable[np.ndarray]) -> DigestRuns:
+    """A view's digest runs from their rows, held as the rows (80 bytes a run; a server-free image's unread
+    chunks are a few runs)."""
+    held = [np.array(p) for p in pages]
+
+    def runs() -> Iterator[tuple[int, str, int]]:
+        for p in held:
+            for c, n, d in zip(p["chunk"].tolist(), p["count"].tolist(), p["digest"].tolist()):
+                yield c, d.decode(), n
+    return DigestRuns(runs)
