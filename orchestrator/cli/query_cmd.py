@@ -6,11 +6,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import numpy as np
-
-from orchestrator.catalogue import Catalogue, ObjectRecord
+if TYPE_CHECKING:  # the catalogue (SQLite, numpy) loads when the command runs, not for the parser
+    from orchestrator.catalogue import Catalogue, ObjectRecord
 
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
@@ -61,6 +60,8 @@ def write_json(cat: Catalogue, objs: list[ObjectRecord], out: TextIO) -> None:
     The text is what ``json.dumps([o.as_dict() ...])`` gives, without ever
     holding an image's millions of extents as Python objects.
     """
+    import numpy as np
+
     out.write("[")
     for n, obj in enumerate(objs):
         head = json.dumps(obj.as_dict())
@@ -88,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     path = options.catalog
     if path != ":memory:" and not Path(path).exists():
         raise FileNotFoundError(f"catalogue {path} does not exist (no backup has been made with it)")
+    from orchestrator.catalogue import Catalogue
+
     node = options.node
     with Catalogue(path) as cat:
         objs = cat.query(node, args.volume, inactive=args.inactive)
