@@ -237,3 +237,24 @@ def test_a_lan_restore_reads_its_pieces_many_to_a_get_ranges(server, tmp_path, m
     assert back == image and calls == {"get_ranges": 2, "get": 0}
     with node(server) as s, pytest.raises(ServerRefused, match="lies outside object"):
         s.get_ranges(g["object_id"], [(0, RUN), (len(image) - 8, RUN)])
+
+
+def test_query_backup_json_through_the_server_writes_the_extents_from_the_rows(server, tmp_path, capsys, monkeypatch):
+    """`query backup --json` of a node whose catalogue is the server's: the same text as the record's as_dict gives
+    (the extents written block by block from the answer's rows)."""
+    import json
+
+    from orchestrator.cli import main
+
+    n = 70_000
+    with_pool(server, tmp_path, "64m")
+    oid = committed(server, n, pieces_of(n))
+    monkeypatch.setenv("SERVERFREE_PASSWORD", NODE_PW["NODEA"])
+    host, port = hostport(server)
+    assert main(["query", "backup", "E:", "--json", f"-tcpserveraddress={host}", f"-tcpport={port}",
+                 "-nodename=NODEA"]) == 0
+    [shown] = json.loads(capsys.readouterr().out)
+    with server.pools.catalogue() as cat:
+        rec = cat.get(oid)
+    assert shown["id"] == oid and shown["extents"] == rec.as_dict()["extents"] and len(shown["extents"]) == n
+    assert shown["image_size"] == rec.image_size and shown["pool_volume"] == f"object:{oid}"
