@@ -21,8 +21,10 @@ def digest_rows(object_id: int, digests: Iterable[tuple[int, str]]) -> Iterator[
 
 def object_runs(db: sqlite3.Connection, object_id: int) -> Iterator[tuple[int, str, int]]:
     """One object's digest rows in chunk order as (first chunk, digest, count)."""
-    for chunk, digest in db.execute("SELECT chunk, digest FROM digests WHERE object_id=? ORDER BY chunk",
-                                    (object_id,)):
+    cursor = db.cursor()
+    cursor.row_factory = None  # plain tuples: millions of rows
+    for chunk, digest in cursor.execute("SELECT chunk, digest FROM digests WHERE object_id=? ORDER BY chunk",
+                                        (object_id,)):
         if digest.startswith(_UNREAD_RUN):  # n chunks nobody read back, from this one on
             yield chunk, UNREAD_DIGEST, int(digest[len(_UNREAD_RUN):])
         else:

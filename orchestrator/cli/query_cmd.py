@@ -6,11 +6,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import numpy as np
-
-from orchestrator.catalogue import Catalogue, ObjectRecord
+if TYPE_CHECKING:  # the catalogue (SQLite, numpy) loads when the command runs, not for the parser
+    from orchestrator.catalogue import Catalogue, ObjectRecord
 
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
@@ -62,6 +61,8 @@ def write_json(cat: Catalogue | None, objs: list[ObjectRecord], out: TextIO) -> 
     holding an image's millions of extents as Python objects.  Without ``cat``
     the blocks are the objects' own pieces (streams: the backup server's answer).
     """
+    import numpy as np
+
     out.write("[")
     for n, obj in enumerate(objs):
         head = json.dumps({**{k: v for k, v in obj.__dict__.items() if k != "pieces"}, "extents": []})
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     path = options.catalog
     if path != ":memory:" and not Path(path).exists():
         raise FileNotFoundError(f"catalogue {path} does not exist (no backup has been made with it)")
+    from orchestrator.catalogue import Catalogue
+
     node = options.node
     with Catalogue(path) as cat:
         objs = cat.query(node, args.volume, inactive=args.inactive)

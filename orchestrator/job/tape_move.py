@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator, Iterator, Sequence
+from itertools import islice
 from dataclasses import dataclass, field
 
 from orchestrator.ops import (
@@ -29,7 +30,6 @@ from orchestrator.ops import (
     ReadOperatingParameters,
     StoredPiece,
     TransferResult,
-    slice_pieces,
 )
 from orchestrator.plan.disk import CscdRef, PlanError, image_position
 from orchestrator.piece_stream import PieceStream
@@ -51,8 +51,10 @@ log = logging.getLogger(__name__)
 
 AnyPiece = Piece | StoredPiece
 
-# at most this many segments go to the driver in one CopyBatches of a tape backup (then the next are planned)
+# at most this many segments go to the driver in one CopyBatches of a tape move (then the next are planned),
+# and at most this many pieces in one LAN-free or LAN tape write or read
 WINDOW_SEGMENTS = 1 << 16
+LAN_WINDOW_PIECES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -89,16 +91,6 @@ class TapeMove:
 
 def _limits_stream(r: OperatingParametersResult, fallback: int) -> int:
     return int(getattr(r.limits, "max_stream_transfer", 0) or fallback)
-
-
-def _plain(pieces: Sequence[AnyPiece]) -> list[Piece]:
-    out = []
-    for p in pieces:
-        if isinstance(p, StoredPiece) and p.compressed:
-            raise PlanError(f"piece at image offset {p.image_offset} is stored compressed: a data mover "
-                            "cannot restore it server-free")
-        out.append(Piece(p.image_offset, p.volume_offset, p.length))
-    return out
 
 
 def backup_to_tape(pieces: Sequence[AnyPiece] | PieceStream, *, disk: CscdRef, disk_base: int,
@@ -222,17 +214,18 @@ def _location(move: TapeMove, volume: str, fmt: TapeFormat, records: int) -> Tap
                         block_length=fmt.block_length)
 
 
-def lan_free_to_tape(pieces: Sequence[AnyPiece], *, source: str, source_offset: int, drive: DriveRef,
-                     fmt: TapeFormat, volume: str, move: TapeMove | None = None, server: str = ""
+def lan_free_to_tape(pieces: Sequence[AnyPiece] | PieceStream, *, source: str, source_offset: int,
+                     drive: DriveRef, fmt: TapeFormat, volume: str, move: TapeMove | None = None, server: str = ""
                      ) -> Generator[object, object, TapeMove]:
     """The client writes the object's records itself (LAN-free), continuing ``move`` where the tape got.
 
     Without ``move`` (or before its object started) the object starts at end of data.  The client
     writes the same records a mover would, so the object stays restorable server-free.  With
     ``server`` the client streams over the LAN and that server writes the records (the LAN path).
+    The pieces go in writes of at most `LAN_WINDOW_PIECES`, the last one closing the object.
     """
-    pieces = _plain(pieces)
-    start = pieces[0].image_offset if pieces else 0
+    stream = _plain_stream(pieces)
+    start = (stream.span() or (0, 0))[0]
     if move is None or move.first_object is None:
         move = move or TapeMove(drive.name, start)
         move.image_offset, move.next_record, move.drive = start, 0, drive.name
@@ -242,25 +235,48 @@ def lan_free_to_tape(pieces: Sequence[AnyPiece], *, source: str, source_offset: 
     if at is None:
         return move
     move.failure = ""
-    rest = tuple(slice_pieces(pieces, move.image_offset))
-    if server:  # the server owns the drive: it LOCATEs to the same logical object itself
-        r: TransferResult = yield TapeServerWrite(server, source, drive.name, rest, fmt,  # type: ignore[misc]
-                                                  source_offset, position=at)
-    else:
-        r = yield TapeClientWrite(source, drive.name, rest, fmt, source_offset)  # type: ignore[misc]
-    move.elapsed += r.elapsed
-    move.paths.append("lan" if server else "lan-free")
-    done = max(0, min(r.pieces_done, len(rest)))
-    for p in rest[:done]:
-        move.image_offset, move.next_record = p.image_end, move.next_record + fmt.records(p.length)
-    if not r.ok:
-        move.failure = (f"{'LAN' if server else 'LAN-free'} write to {drive.name} failed: "
-                        f"{r.failure.describe() if r.failure else ''}")
-        move.events.append(move.failure)
-        return move
+    ahead = _windows(stream, move.image_offset)
+    rest, more = next(ahead)
+    first = True
+    while True:
+        if server:  # the server owns the drive: it LOCATEs to the same logical object itself
+            r: TransferResult = yield TapeServerWrite(server, source, drive.name, rest, fmt,  # type: ignore[misc]
+                                                      source_offset, close=not more, position=at)
+        else:
+            r = yield TapeClientWrite(source, drive.name, rest, fmt, source_offset,  # type: ignore[misc]
+                                      close=not more)
+        move.elapsed += r.elapsed
+        if first:
+            move.paths.append("lan" if server else "lan-free")
+            first = False
+        done = max(0, min(r.pieces_done, len(rest)))
+        for p in rest[:done]:
+            move.image_offset, move.next_record = p.image_end, move.next_record + fmt.records(p.length)
+        if not r.ok:
+            move.failure = (f"{'LAN' if server else 'LAN-free'} write to {drive.name} failed: "
+                            f"{r.failure.describe() if r.failure else ''}")
+            move.events.append(move.failure)
+            return move
+        if not more:
+            break
+        rest, more = next(ahead)
+        at = move.first_object + move.next_record  # (the client's drive stands there already)
     move.closed = True
     move.location = _location(move, volume, fmt, move.next_record)
     return move
+
+
+def _windows(stream: PieceStream, lo: int) -> Iterator[tuple[tuple[Piece, ...], bool]]:
+    """(the next `LAN_WINDOW_PIECES` pieces from image offset ``lo``, whether more follow); at least one,
+    possibly empty, window."""
+    it = (Piece(p.image_offset, p.volume_offset, p.length) for p in stream.pieces(lo))
+    window = tuple(islice(it, LAN_WINDOW_PIECES))
+    while True:
+        after = tuple(islice(it, LAN_WINDOW_PIECES))
+        yield window, bool(after)
+        if not after:
+            return
+        window = after
 
 
 def backup_to_tape_with_failover(pieces: Sequence[AnyPiece], *, disk: CscdRef, disk_base: int,
@@ -282,32 +298,40 @@ def backup_to_tape_with_failover(pieces: Sequence[AnyPiece], *, disk: CscdRef, d
                                         volume=volume, move=move))
 
 
-def lan_free_from_tape(pieces: Sequence[AnyPiece], *, location: TapeLocation, drive: DriveRef, destination: str,
-                       destination_offset: int, move: TapeMove | None = None, server: str = ""
+def lan_free_from_tape(pieces: Sequence[AnyPiece] | PieceStream, *, location: TapeLocation, drive: DriveRef,
+                       destination: str, destination_offset: int, move: TapeMove | None = None, server: str = ""
                        ) -> Generator[object, object, TapeMove]:
     """The client reads the object's records itself (LAN-free restore), from where ``move`` stopped;
-    with ``server`` that server reads them and streams them to the client (the LAN path)."""
-    pieces = _plain(pieces)
+    with ``server`` that server reads them and streams them to the client (the LAN path).  The pieces
+    go in reads of at most `LAN_WINDOW_PIECES`."""
+    stream = _plain_stream(pieces)
     fmt = location.fmt
-    start = move.image_offset if move is not None else (pieces[0].image_offset if pieces else 0)
+    first, end = stream.span() or (0, 0)
+    start = move.image_offset if move is not None else first
     move = move or TapeMove(drive.name, start, first_object=location.first_object,
                             file_number=location.file_number)
-    end = pieces[-1].image_end if pieces else 0
-    at = location.first_object + record_of(pieces, fmt, start)
+    at = location.first_object + record_of(stream, fmt, start)
     if (yield from _locate(move, drive, at)) is None:
         return move
     move.failure = ""
-    rest = tuple(slice_pieces(pieces, start))
-    if server:  # the server owns the drive: it LOCATEs to the same logical object itself
-        r: TransferResult = yield TapeServerRead(server, drive.name, destination, rest, fmt,  # type: ignore[misc]
-                                                 destination_offset, position=at)
-    else:
-        r = yield TapeClientRead(drive.name, destination, rest, fmt, destination_offset)  # type: ignore[misc]
-    move.elapsed += r.elapsed
-    move.paths.append("lan" if server else "lan-free")
-    done = max(0, min(r.pieces_done, len(rest)))
-    if done:
-        move.image_offset = rest[done - 1].image_end
+    first = True
+    for rest, more in _windows(stream, start):
+        if server:  # the server owns the drive: it LOCATEs to the same logical object itself
+            r: TransferResult = yield TapeServerRead(server, drive.name, destination, rest, fmt,  # type: ignore[misc]
+                                                     destination_offset, position=at)
+        else:
+            r = yield TapeClientRead(drive.name, destination, rest, fmt, destination_offset)  # type: ignore[misc]
+        move.elapsed += r.elapsed
+        if first:
+            move.paths.append("lan" if server else "lan-free")
+            first = False
+        done = max(0, min(r.pieces_done, len(rest)))
+        if done:
+            move.image_offset = rest[done - 1].image_end
+        if not r.ok or done < len(rest):
+            break
+        if more:
+            at = location.first_object + record_of(stream, fmt, move.image_offset)
     move.closed = move.image_offset >= end
     if not r.ok or not move.closed:
         move.failure = (f"{'LAN' if server else 'LAN-free'} read of {drive.name} failed: "

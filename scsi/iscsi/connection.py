@@ -52,6 +52,8 @@ class Connection(ScsiTaskMixin):
         self.held: dict[int, Pdu] = {}  # commands that arrived ahead of ExpCmdSN
         self.next_ttt = 1
         self.closing = False
+        self.handler_calls = 0  # SCSI handler calls running in a thread (see ScsiTaskMixin._in_handler)
+        self.nexus_end_pending = False  # the session ended while handler_calls > 0
         # CRC32C digests (RFC 7143 13.1) start with the first PDU after the final Login Response.
         self.header_digest = False
         self.data_digest = False
@@ -102,18 +104,26 @@ class Connection(ScsiTaskMixin):
         for task in list(self.tasks.values()):
             self._abort(task)
         self.server.forget(self)
-        if self.node is not None and self.login.complete and not any(
-                c is not self and c.node is self.node and c.key == self.key
-                for c in self.server.connections):
-            try:
-                self.node.session_closed(self.port_name)  # the session's last connection: its nexus ends
-            except Exception:  # noqa: BLE001 - cleanup must not fail the close
-                log.exception("session-closed hook of %s failed", self.node.name)
+        if self.handler_calls:
+            self.nexus_end_pending = True  # after the handler calls already running (their effects are this nexus's)
+            self.server.ending.add(self)
+        else:
+            self._end_nexus()
         try:
             self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), 2.0)
         except (ConnectionError, asyncio.TimeoutError, OSError):
             pass
+
+    def _end_nexus(self) -> None:
+        """The session's last connection is gone: its I_T nexus ends (RESERVE(6), unit attentions, copy results)."""
+        if self.node is not None and self.login.complete and not any(
+                c is not self and c.node is self.node and c.key == self.key
+                for c in self.server.connections):
+            try:
+                self.node.session_closed(self.port_name)
+            except Exception:  # noqa: BLE001 - cleanup must not fail the close
+                log.exception("session-closed hook of %s failed", self.node.name)
 
     async def _login_phase(self) -> bool:
         while True:
@@ -329,6 +339,7 @@ class Connection(ScsiTaskMixin):
                     notify(self.nexus(lun))
                 log.info("LUN RESET of LUN %d on %s by %s: %d task(s) aborted", lun, self.node.name,
                          self.initiator, count)
+                self.server.counters["tmf.lun_reset"] += 1
                 response = TmfResponse.COMPLETE
         elif function in (6, 7) and self.node is not None \
                 and getattr(self.node.handler, "target_reset", None) is not None:
@@ -339,6 +350,7 @@ class Connection(ScsiTaskMixin):
             self.node.handler.target_reset(self.nexus(0))
             log.warning("TARGET %s RESET of %s by %s: %d task(s) aborted", "COLD" if function == 7 else "WARM",
                         self.node.name, self.initiator, count)
+            self.server.counters["tmf.target_cold_reset" if function == 7 else "tmf.target_warm_reset"] += 1
             response = TmfResponse.COMPLETE
         else:
             response = TmfResponse.NOT_SUPPORTED

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import Executor
 
 from scsi.iscsi.pdu import NO_TAG, Op, Pdu, PduError, Reject, decode_lun, extended_cdb, make
 from scsi.iscsi.tasks import Task
@@ -122,10 +123,9 @@ class ScsiTaskMixin:
             if task.digest_error:  # RFC 7143 7.8 option b: all data is in, end with PROTOCOL SERVICE CRC ERROR
                 await self._respond(task, ScsiResult(status=Status.CHECK_CONDITION, sense=_sense_crc_error()))
                 return
-            loop = asyncio.get_running_loop()
             # EXTENDED COPY can run for minutes: it gets its own threads so reads/writes never queue behind it.
             pool = self.server.copy_executor if task.cdb[:1] == b"\x83" else self.server.executor
-            result = await loop.run_in_executor(pool, self._execute, task)
+            result = await self._in_handler(pool, task)
             if not task.aborted:
                 await self._respond(task, result)
         except asyncio.CancelledError:
@@ -143,6 +143,33 @@ class ScsiTaskMixin:
         finally:
             if self.tasks.get(task.itt) is task:
                 del self.tasks[task.itt]
+
+    async def _in_handler(self, pool: Executor, task: Task) -> ScsiResult:
+        """Run the SCSI handler for ``task`` in ``pool``, counted in ``handler_calls`` until the thread is done.
+
+        Cancelling the task (abort, connection loss) cannot stop a handler call that has started: a
+        RESERVE(6) or an EXTENDED COPY still takes effect for its I_T nexus, so the nexus may only be
+        declared lost (:meth:`_handler_calls_done`) after the last such call has returned.
+        """
+        loop = asyncio.get_running_loop()
+        self.handler_calls += 1
+
+        def done(_: object) -> None:
+            try:
+                loop.call_soon_threadsafe(self._handler_call_done)
+            except RuntimeError:  # the loop is closed: the server is gone, nothing is left to end
+                pass
+
+        work = pool.submit(self._execute, task)
+        work.add_done_callback(done)
+        return await asyncio.wrap_future(work)
+
+    def _handler_call_done(self) -> None:
+        self.handler_calls -= 1
+        if self.handler_calls == 0 and self.nexus_end_pending:
+            self.nexus_end_pending = False
+            self.server.ending.discard(self)
+            self._end_nexus()
 
     def _data_out_length(self, task: Task) -> int | None:
         """Bytes the CDB itself asks to transfer out, when the handler can tell (for residuals)."""

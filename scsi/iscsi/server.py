@@ -38,6 +38,8 @@ class IscsiServer:
         self.copy_executor = ThreadPoolExecutor(max_workers=copy_threads, thread_name_prefix="iscsi-xcopy")
         self.sessions: dict[tuple[str, bytes], Connection] = {}
         self.connections: set[Connection] = set()
+        # Closed connections whose I_T nexus ends only when their running SCSI handler calls return.
+        self.ending: set[Connection] = set()
         self.counters: Counter[str] = Counter()
         self._tsih = itertools.count(1)
         self._server: asyncio.base_events.Server | None = None

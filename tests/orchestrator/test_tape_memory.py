@@ -196,3 +196,37 @@ def test_a_mover_whose_stream_transfers_are_too_small_is_passed_over(site):
     assert move.ok and move.movers_used == ["DM2"]
     assert "MAXIMUM STREAM DEVICE TRANSFER SIZE of 16384" in move.events[0]
     assert restore(mt, pieces, move, movers=("DM2",)).ok and identical(disk, dest)
+
+
+@pytest.mark.parametrize("window", [1, 2, 1 << 16])
+def test_lan_free_tape_writes_and_reads_go_in_windows_with_the_same_records(site, monkeypatch, window):
+    """LAN-free writes of at most ``window`` pieces (the last closing the object), after a server-free
+    failover, and reads back in windows: the tape holds the records of one write, the restore is identical."""
+    import orchestrator.job.tape_move as tape_move
+    from orchestrator.ops.tape import TapeClientRead, TapeClientWrite
+
+    monkeypatch.setattr(tape_move, "LAN_WINDOW_PIECES", window)
+    mt, disk, dest = site
+    mt.disk_faults["DISK"] = 100 * KIB  # the mover loses the volume in the first piece
+    fmt = TapeFormat(32 * KIB)
+    pieces = pieces_from_extents(EXTENTS)
+    sent = []
+
+    def counting(op):
+        if isinstance(op, (TapeClientWrite, TapeClientRead)):
+            sent.append((type(op).__name__, len(op.pieces), getattr(op, "close", None)))
+        return execute(mt)(op)
+
+    move = run_job(backup_to_tape_with_failover(pieces, disk=CscdRef("DISK", DESIG["DISK"], BS), disk_base=0,
+                                                drives=[DriveRef("DRV1", DESIG["DRV1"])], fmt=fmt, volume="VOL1",
+                                                movers=["DM1"]), counting)
+    assert move.ok and move.paths == ["server-free", "lan-free"], move.events
+    recs = mt.tapes["DRV1"].records
+    assert len(recs) == object_records(pieces, fmt) + 1 and recs.count(None) == 1 and recs[-1] is None
+    writes = [s for s in sent if s[0] == "TapeClientWrite"]
+    assert [c for *_, c in writes] == [False] * (len(writes) - 1) + [True]
+    assert max(n for _, n, _ in writes) <= window and len(writes) == -(-3 // window)
+    done = run_job(lan_free_from_tape(pieces, location=move.location, drive=DriveRef("DRV1", DESIG["DRV1"]),
+                                      destination="DEST", destination_offset=0), counting)
+    assert done.ok and done.paths == ["lan-free"] and identical(disk, dest)
+    assert len([s for s in sent if s[0] == "TapeClientRead"]) == -(-3 // window)

@@ -174,6 +174,9 @@ def test_a_timed_out_command_is_aborted_on_the_target(served):
             commands.extended_copy(SCSI(dst, 512), _list(s_src, SCSI(dst, 512), 2))
         assert "ABORT TASK: function complete" in str(info.value), info.value
         assert dst.connected
+        # The stall (3 s from segment 0) still holds every command: the next answers come only after it, about
+        # as long after the abort as the abort came after the copy, so they get time beyond the 1.5 s above.
+        dst.timeout = 10.0
         assert commands.operating_parameters(SCSI(dst, 512)).max_segment_count == 256  # answered after the hold
     finally:
         src.close()
