@@ -27,8 +27,9 @@ from orchestrator.drivers.open_site import OpenSite
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, restore_job, run_job
 from orchestrator.job.restore import DELETEFILES_IGNORED
 from orchestrator.job.spec import ResumePoint, TapePlan
-from orchestrator.job.digest import chunk_digests, view_coverage
-from orchestrator.ops import pieces_from_extents
+from orchestrator.job.digest import chunk_digests
+from orchestrator.job.incremental import coverage_stream
+from orchestrator.server import piece_rows
 from orchestrator.server.node_client import NodeSession
 from orchestrator.server.node_driver import ServerDriver, object_volume
 
@@ -77,7 +78,8 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
             else:
                 chain = records(objects)
                 base_id = chain[0].id
-                coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
+                # what the view's digests cover, as a stream over the chain's pieces (no pair per piece)
+                coverage = coverage_stream([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
         lan_free = bool(agent) and site.lan_free
         driver = ServerDriver(None, opened.movers, opened.devices, session=session,  # type: ignore[arg-type]
                               storage_agent=agent if lan_free else {})
@@ -183,21 +185,21 @@ def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size
         warnings = [f"no snapshot facility for {volume} (a copy-on-write snapshot lives on the client and a data "
                     "mover cannot read it); backing up an offline (static) image instead"]
     incremental: dict = {}
+    scanned = None
     if scan is not None:  # the client scans its own volume; the server decides what changed against the chain
         chunk = BackupSpec.model_fields["chunk_size"].default
         try:
-            ours = chunk_digests(pieces_from_extents(scan["coverage"]),
-                                 lambda p: io.read(vsite.offset + p.volume_offset, p.length), chunk)
+            ours = chunk_digests(scan["coverage"], lambda p: io.read(vsite.offset + p.volume_offset, p.length), chunk)
         except Exception as exc:  # noqa: BLE001 - the LAN path's scan says it again, as a failure
             return None, f"the incremental scan of the volume failed: {exc}", None, None
-        incremental = {"mode": "incremental", "base_object_id": scan["base_object_id"],
-                       "scan_digests": [list(d) for d in ours]}
+        incremental = {"mode": "incremental", "base_object_id": scan["base_object_id"]}
+        scanned = (len(ours), piece_rows.scan_pages(ours))  # as rows after the extent map
     extents = layout.extents(vopts.gap_size("serverfree"))
     try:
         designator = io.designator()
     except Exception as exc:  # noqa: BLE001 - the reason goes into the report
         return None, f"the volume's designator (VPD 83h) cannot be read: {exc}", None, None
-    reply = session.serverfree_backup(extents, **{"filespace": volume, "volume_size": size,
+    reply = session.serverfree_backup(extents, scanned, **{"filespace": volume, "volume_size": size,
                              "volume_offset": vsite.offset, "file_system": fs,
                              "source_designator": designator, "block_size": io.block_size,
                              **({"topology_volume": vsite.topology_volume} if vsite.topology_volume else {}),

@@ -233,12 +233,14 @@ class NodeOps(TapeOps):
     def serverfree(self, req: Any, data: Any) -> tuple[dict, bytes]:
         if isinstance(req, m.ServerFreeBackup):
             extents = self.extents_in(req, data)  # read (and checked) whatever the answer will be
+            scan = piece_rows.Scan.of_rows(data.pages("scan_digests")) if isinstance(data, wire.RowReader) \
+                and "scan_digests" in data.declared else piece_rows.Scan.of_pairs(req.scan_digests)
         if self.server.serverfree is None:
             return {"type": "serverfree_result", "ok": False, "reason": "this server has no data movers"}, b""
         try:
             if isinstance(req, m.ServerFreeRestore):
                 return self.server.serverfree.restore(self, req)
-            return self.server.serverfree.backup(self, req, extents)
+            return self.server.serverfree.backup(self, req, extents, scan)
         except LookupError as exc:
             raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
 

@@ -297,11 +297,26 @@ class BackupServer:
             raise Refused("ANR0440W", f"Session {s.id} ({s.address}, {s.name}) refused - protocol error: {exc}.") \
                 from None
         except MalformedRows as exc:
+            self._skip(rows)
             raise Refused("ANR0440W", f"Session {s.id} ({s.address}) refused - {exc}.") from None
+        except Refused:
+            self._skip(rows)
+            raise
         finally:
             if rows is not None:
                 s.received += rows.received
         return answer
+
+    @staticmethod
+    def _skip(rows: Any) -> None:
+        """Read (and drop) the rows left of a refused request, so that the client, still sending them, reads the
+        refusal rather than a reset connection; a broken frame among them ends that at once."""
+        if rows is None:
+            return
+        try:
+            rows.drain()
+        except (wire.FrameError, OSError, EOFError):
+            pass
 
     def _command(self, s: Session, sock: Any, text: str) -> None:
         try:
