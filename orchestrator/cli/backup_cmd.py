@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # the layers load when a command runs, not when the parser is
     from orchestrator.catalogue import Catalogue
     from orchestrator.cli.progress import ProgressLine
     from orchestrator.drivers.real import RealDriver
-    from orchestrator.drivers.site import OpenSite, SiteConfig
+    from orchestrator.drivers.open_site import OpenSite
+    from orchestrator.drivers.site import SiteConfig
     from orchestrator.job import JobReport
     from orchestrator.ops import Operation
 
@@ -125,7 +126,7 @@ def pool_designators(site_file: str, site: SiteConfig, opened: OpenSite, driver:
     """Pool device -> designator for the data mover's target descriptors (a tape pool: every drive).
 
     A remote pool LUN's size is known only now: its capacity is checked here (files were at load time)."""
-    from orchestrator.drivers.site import check_pool_capacity
+    from orchestrator.drivers.pool_site import check_pool_capacity
 
     if site.pool.is_tape:
         return opened.tape_designators()
@@ -251,7 +252,8 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
     from orchestrator import compose
     from orchestrator.cli.progress import ProgressLine
     from orchestrator.drivers.real import RealDriver
-    from orchestrator.drivers.site import OpenSite, load_site
+    from orchestrator.drivers.open_site import OpenSite
+    from orchestrator.drivers.site import load_site
     from orchestrator.drivers.snapshot import CowSnapshots
     from orchestrator.job import BackupSpec, DeviceSpec, backup_job, run_job
     from orchestrator.job.incremental import coverage_stream
