@@ -16,17 +16,16 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator import compose
-from orchestrator.catalogue import Catalogue
-from orchestrator.cli.progress import ProgressLine
-from orchestrator.drivers.real import RealDriver
-from orchestrator.drivers.site import OpenSite, SiteConfig, check_pool_capacity, load_site
-from orchestrator.drivers.snapshot import CowSnapshots
-from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, run_job
-from orchestrator.job.incremental import coverage_stream
-from orchestrator.ops import Operation, PathKind
+if TYPE_CHECKING:  # the layers load when a command runs, not when the parser is built (`--help`, other commands)
+    from orchestrator.catalogue import Catalogue
+    from orchestrator.cli.progress import ProgressLine
+    from orchestrator.drivers.real import RealDriver
+    from orchestrator.drivers.open_site import OpenSite
+    from orchestrator.drivers.site import SiteConfig
+    from orchestrator.job import JobReport
+    from orchestrator.ops import Operation
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,8 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
 
 # -- composition helpers shared with restore ---------------------------------------------------
 def open_catalogue(site: SiteConfig, options: Any) -> Catalogue:
+    from orchestrator.catalogue import Catalogue
+
     if site.pool is None:
         raise ValueError("the site file names no pool: give one, or back up through the backup server "
                          "(tcpserveraddress, tcpport, nodename and password)")
@@ -86,6 +87,7 @@ def topology_verdict(site: SiteConfig, volume: str, topology_volume: str | None,
             return SimpleNamespace(server_free=bool(site.movers), lan_free=site.lan_free, lan=bool(server),
                                    reasons={}, route=None, movers=list(site.movers))
         return None
+    from orchestrator import compose
     from topology.load import load_topology
 
     where = site.path(site.topology)
@@ -106,6 +108,8 @@ def site_start(site_file: str, site: SiteConfig, vopts: Any, volume: str, file_s
     With a topology, the volume's management class names its destination pool: it must be the site's
     pool (the one whose devices the site file lists), else the job would write where the class does not send it.
     """
+    from orchestrator import compose
+
     paths = topology_verdict(site, volume, site.volume(volume).topology_volume, server)
     pool = getattr(paths, "pool", None)
     if isinstance(paths, compose.VolumePaths) and pool is not None and pool.name != site.pool.name:
@@ -122,6 +126,8 @@ def pool_designators(site_file: str, site: SiteConfig, opened: OpenSite, driver:
     """Pool device -> designator for the data mover's target descriptors (a tape pool: every drive).
 
     A remote pool LUN's size is known only now: its capacity is checked here (files were at load time)."""
+    from orchestrator.drivers.pool_site import check_pool_capacity
+
     if site.pool.is_tape:
         return opened.tape_designators()
     for i, v in enumerate(site.pool.volumes):
@@ -200,9 +206,6 @@ def progress_printer(quiet: bool, line: ProgressLine | None = None):
     return wrap
 
 
-build = compose.build  # the restore command's name for it
-
-
 def print_report(report: JobReport, as_json: bool) -> int:
     if as_json:
         print(json.dumps(report.as_dict(), default=str))
@@ -246,6 +249,15 @@ def run(args: argparse.Namespace) -> int:
 
 def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobReport:
     """Back up one volume; bad input raises ValueError/LookupError/OSError."""
+    from orchestrator import compose
+    from orchestrator.cli.progress import ProgressLine
+    from orchestrator.drivers.real import RealDriver
+    from orchestrator.drivers.open_site import OpenSite
+    from orchestrator.drivers.site import load_site
+    from orchestrator.drivers.snapshot import CowSnapshots
+    from orchestrator.job import BackupSpec, DeviceSpec, backup_job, run_job
+    from orchestrator.job.incremental import coverage_stream
+    from orchestrator.ops import PathKind
     from orchestrator.volume import read_used_extents
 
     vopts = options.for_volume(volume)

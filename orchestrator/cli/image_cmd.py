@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from orchestrator.options import add_option_arguments, options_from_args
 from orchestrator.options.values import format_size
-from orchestrator.volume import VolumeReport, analyze_volume
+
+if TYPE_CHECKING:  # volume analysis (dissect, numpy) loads when the command runs, not for the parser
+    from orchestrator.volume import VolumeReport
 
 _PATH_LABELS = {"serverfree": "server-free", "lanfree": "LAN-free", "lan": "LAN"}
 
@@ -82,6 +85,8 @@ def client_snapshot_reason(volume: str, imagetype: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from orchestrator.volume import analyze_volume
+
     options = options_from_args(args)
     volume_options = options.for_volume(args.volume)
     _, report = analyze_volume(args.volume, volume_options, with_extents=args.json)

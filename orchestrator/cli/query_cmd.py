@@ -6,11 +6,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import numpy as np
-
-from orchestrator.catalogue import Catalogue, ObjectRecord
+if TYPE_CHECKING:  # the catalogue (SQLite, numpy) loads when the command runs, not for the parser
+    from orchestrator.catalogue import Catalogue, ObjectRecord
 
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
@@ -55,19 +54,22 @@ def render(objs: list[ObjectRecord]) -> str:
     return "\n".join(lines)
 
 
-def write_json(cat: Catalogue, objs: list[ObjectRecord], out: TextIO) -> None:
+def write_json(cat: Catalogue | None, objs: list[ObjectRecord], out: TextIO) -> None:
     """``[{...object..., "extents": [[volume offset, length], ...]}, ...]``, extents streamed block by block.
 
     The text is what ``json.dumps([o.as_dict() ...])`` gives, without ever
-    holding an image's millions of extents as Python objects.
+    holding an image's millions of extents as Python objects.  Without ``cat``
+    the blocks are the objects' own pieces (streams: the backup server's answer).
     """
+    import numpy as np
+
     out.write("[")
     for n, obj in enumerate(objs):
-        head = json.dumps(obj.as_dict())
+        head = json.dumps({**{k: v for k, v in obj.__dict__.items() if k != "pieces"}, "extents": []})
         assert head.endswith(', "extents": []}')
         out.write((", " if n else "") + head[: -len("[]}")] + "[")
         first = True
-        for block in cat.iter_blocks(obj.id):
+        for block in (cat.iter_blocks(obj.id) if cat is not None else obj.pieces.blocks()):
             pairs = np.stack([block.volume_offset, block.length], axis=1).tolist()
             text = json.dumps(pairs)[1:-1]
             if text:
@@ -84,10 +86,16 @@ def run(args: argparse.Namespace) -> int:
     if args.catalog is None and (options.password or os.environ.get("SERVERFREE_PASSWORD")):
         from orchestrator.server import node_jobs  # the backup server keeps the catalogue
 
-        return show(node_jobs.query(options, args.volume, args.inactive), options.node, args)
+        objs = node_jobs.query(options, args.volume, args.inactive)
+        if args.json:  # each object's pieces are a stream of the server's rows: written block by block
+            write_json(None, objs, sys.stdout)
+            return 0
+        return show(objs, options.node, args)
     path = options.catalog
     if path != ":memory:" and not Path(path).exists():
         raise FileNotFoundError(f"catalogue {path} does not exist (no backup has been made with it)")
+    from orchestrator.catalogue import Catalogue
+
     node = options.node
     with Catalogue(path) as cat:
         objs = cat.query(node, args.volume, inactive=args.inactive)

@@ -13,14 +13,8 @@ import argparse
 import sys
 from datetime import datetime, timezone
 
-from orchestrator import compose
 from orchestrator.cli.backup_cmd import (check_lan_drive, lan_path, open_catalogue, print_report,
                                          progress_printer, site_start)
-from orchestrator.cli.progress import ProgressLine
-from orchestrator.drivers.real import RealDriver
-from orchestrator.drivers.site import OpenSite, load_site
-from orchestrator.job import DeviceSpec, restore_job, run_job
-from orchestrator.ops import PathKind
 
 
 def register(sub) -> None:  # type: ignore[no-untyped-def]
@@ -88,6 +82,13 @@ def tape_locations(chain: list) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    from orchestrator import compose
+    from orchestrator.cli.progress import ProgressLine
+    from orchestrator.drivers.real import RealDriver
+    from orchestrator.drivers.open_site import OpenSite
+    from orchestrator.drivers.site import load_site
+    from orchestrator.job import DeviceSpec, restore_job, run_job
+    from orchestrator.ops import PathKind
     from orchestrator.options import options_from_args
 
     options = options_from_args(args)

@@ -25,11 +25,12 @@ PIECE_ROW = np.dtype([("image_offset", "<i8"), ("volume_offset", "<i8"), ("lengt
 EXTENT_ROW = np.dtype([("offset", "<i8"), ("length", "<i8")])
 # a restore chain's view of chunk digests as runs (first chunk, chunks, digest): sha256 hex, or a marker
 DIGEST_RUN_ROW = np.dtype([("chunk", "<i8"), ("count", "<i8"), ("digest", "S64")])
+SCAN_ROW = np.dtype([("chunk", "<i8"), ("digest", "S64")])  # an incremental's scan: a chunk's sha256 hex
 MAX_PIECES = 32_000_000   # one object's pieces in a commit or an answer (~1 GiB of rows, streamed)
 BULK = {  # message type -> field -> (row layout, most rows)
     "commit": {"pieces": (PIECE_ROW, MAX_PIECES)},
     "digest": {"pieces": (PIECE_ROW, MAX_PIECES)},
-    "serverfree_backup": {"extents": (EXTENT_ROW, MAX_EXTENTS)},
+    "serverfree_backup": {"extents": (EXTENT_ROW, MAX_EXTENTS), "scan_digests": (SCAN_ROW, MAX_PIECES)},
     "objects": {"pieces": (PIECE_ROW, MAX_PIECES)},  # answers: query_backup's and restore_chain's
     "chain": {"pieces": (PIECE_ROW, MAX_PIECES), "digest_runs": (DIGEST_RUN_ROW, MAX_PIECES)},
 }
@@ -245,5 +246,5 @@ def bulk_of(message: dict) -> dict[str, tuple[int, np.dtype]]:
     return out
 
 
-def error(message: str) -> dict:
-    return {"type": "error", "message": message[:2000]}
+def error(message: str, *, server_fault: bool = False) -> dict:
+    return {"type": "error", "message": message[:2000], **({"fault": "server"} if server_fault else {})}

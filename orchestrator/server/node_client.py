@@ -5,7 +5,7 @@ from typing import Any, Iterable
 
 from orchestrator.server import piece_rows
 from orchestrator.server.client import ServerSession
-from orchestrator.server.messages import EXTENT_ROW, PIECE_ROW
+from orchestrator.server.messages import EXTENT_ROW, PIECE_ROW, SCAN_ROW
 
 PUT_CHUNK = 8 << 20
 
@@ -57,11 +57,15 @@ class NodeSession(ServerSession):
                              bulk=_piece_rows(pieces))
         return reply
 
-    def serverfree_backup(self, extents: Any, **fields: Any) -> dict:
-        """Ask the server to copy the volume through a data mover: ``extents`` (an (n, 2) array or pairs) go as
-        rows; the answer comes when the whole copy is done (no read timeout)."""
+    def serverfree_backup(self, extents: Any, scan: tuple[int, Any] | None = None, **fields: Any) -> dict:
+        """Ask the server to copy the volume through a data mover: ``extents`` (an (n, 2) array or pairs) and an
+        incremental's ``scan`` ((count, SCAN_ROW pages)) go as rows; the answer comes when the whole copy is done
+        (no read timeout)."""
         count, pages = piece_rows.extent_pages(extents)
-        return self.call_long({"type": "serverfree_backup", **fields}, {"extents": (EXTENT_ROW, count, pages)})
+        bulk = {"extents": (EXTENT_ROW, count, pages)}
+        if scan is not None:
+            bulk["scan_digests"] = (SCAN_ROW, *scan)
+        return self.call_long({"type": "serverfree_backup", **fields}, bulk)
 
     def get_ranges(self, object_id: int, ranges: list[tuple[int, int]]) -> list[bytes]:
         """Several pieces' stored bytes ((image offset, stored length) each) in one answer."""

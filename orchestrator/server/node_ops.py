@@ -23,6 +23,10 @@ from orchestrator.server.node_tape import TapeOps
 from orchestrator.server.service import Refused
 
 
+class VolumeUnavailable(OSError):
+    """The server cannot open one of its own pool volumes: its fault, not the node's request."""
+
+
 @dataclass
 class Grant:
     """One pending object's image range on a pool volume, for this session only."""
@@ -165,11 +169,12 @@ class NodeOps(TapeOps):
         try:
             writer = self._tape_writer(pool, started) if tape_pool and not agent else None
             drive = self._hold_drive(pool, started) if agent else ""
+            fd = -1 if tape_pool else self._open_volume(started.pool_device)
         except (tape.DriveBusy, LookupError, OSError, ValueError) as exc:
             self.cat.abandon_object(AbandonObject(started.object_id, str(exc)))
             self.pools.reclaim()
-            raise Refused("ANR8447E", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
-        fd = -1 if tape_pool else os.open(started.pool_device, os.O_RDWR)
+            raise Refused("ANR8447E", f"Session {self.session.id} node {self.node}: {exc}.", str(exc),
+                          server_fault=isinstance(exc, VolumeUnavailable)) from None
         g = Grant(started.object_id, fd, started.pool_offset, req.image_size, process=started.object_id,
                   lan_free=req.lan_free and not writer, tape=writer, tape_drive=drive)
         self.grants[started.object_id] = g
@@ -186,6 +191,14 @@ class NodeOps(TapeOps):
             reply["lan_free"] = {"pool_volume": started.pool_volume, "pool_offset": started.pool_offset,
                                  "length": req.image_size}
         return reply, b""
+
+    @staticmethod
+    def _open_volume(path: str) -> int:
+        """The pool volume's file or device, opened for the grant; its absence is named (the object is abandoned)."""
+        try:
+            return os.open(path, os.O_RDWR)
+        except OSError as exc:
+            raise VolumeUnavailable(f"pool volume {path} cannot be opened: {exc.strerror}") from None
 
     def destination(self, req: m.Destination, data: bytes) -> tuple[dict, bytes]:
         """The pool the node's policy names, and whether it is a tape pool (the same decision BEGIN makes)."""
@@ -220,12 +233,14 @@ class NodeOps(TapeOps):
     def serverfree(self, req: Any, data: Any) -> tuple[dict, bytes]:
         if isinstance(req, m.ServerFreeBackup):
             extents = self.extents_in(req, data)  # read (and checked) whatever the answer will be
+            scan = piece_rows.Scan.of_rows(data.pages("scan_digests")) if isinstance(data, wire.RowReader) \
+                and "scan_digests" in data.declared else piece_rows.Scan.of_pairs(req.scan_digests)
         if self.server.serverfree is None:
             return {"type": "serverfree_result", "ok": False, "reason": "this server has no data movers"}, b""
         try:
             if isinstance(req, m.ServerFreeRestore):
                 return self.server.serverfree.restore(self, req)
-            return self.server.serverfree.backup(self, req, extents)
+            return self.server.serverfree.backup(self, req, extents, scan)
         except LookupError as exc:
             raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
 

@@ -14,10 +14,21 @@ QUERIES = ["NOde", "ADmin", "DOmain", "MGmtclass", "SEssion", "PROCess", "ACTlog
            "VOLume", *SAN_QUERY.values()]
 
 
+#: Parameters each QUERY reads; FORMAT= (STANDARD or DETAILED, as dsmadmc users type f=d) is taken by all.
+QUERY_PARAMS = {"ACTLOG": {"SEARCH", "COUNT"}}
+
+
 def query(ctx: AdminContext, what: str, pos: list[str], params: dict) -> str:
     kind = match_keyword(what, QUERIES)
     if kind is None:
         raise CommandError(f"ANR2000E Unknown command - QUERY {what.upper()}.")
+    for key, value in params.items():
+        if key.startswith("F") and "FORMAT".startswith(key):
+            if match_keyword(value, ["Standard", "Detailed"]) is None:
+                raise CommandError(f"ANR2022E QUERY {kind} {key}={value}: FORMAT is STANDARD or DETAILED.")
+        elif key not in QUERY_PARAMS.get(kind, ()):
+            known = ", ".join(sorted(QUERY_PARAMS.get(kind, set()) | {"FORMAT"}))
+            raise CommandError(f"ANR2022E QUERY {kind}: parameter {key}= is not known here (known: {known}).")
     if kind in SAN_QUERY:
         return _san(ctx.store, kind, pos[0] if pos else None, ctx.extra.get("drives") if kind == "DRIVE" else None)
     return _QUERIES[kind](ctx, pos, params)

@@ -23,7 +23,8 @@ from typing import Any
 from orchestrator import compose
 from orchestrator.drivers.real import RealDriver
 from orchestrator.job import DeviceSpec, backup_job, restore_job, run_job
-from orchestrator.ops import DigestResult, DigestVolume, Failure, VerifyPool, VerifyResult, chunks_touched
+from orchestrator.chunk_runs import touched_chunk_arrays
+from orchestrator.ops import DigestResult, DigestVolume, Failure, VerifyPool, VerifyResult
 from orchestrator.piece_stream import PieceStream
 from orchestrator.server import messages as m
 from orchestrator.server import serverfree_tape
@@ -61,8 +62,10 @@ def pool_view(op: VerifyPool) -> VerifyResult:
 class ServerFree:
     """The server's movers (name -> URL, given at start) and the copies it initiates."""
 
-    def __init__(self, server: Any, movers: dict[str, str], fabric: str | None = None):
+    def __init__(self, server: Any, movers: dict[str, str], fabric: str | None = None,
+                 mover_timeout: float | None = None):
         self.server, self.urls, self.fabric = server, dict(movers), fabric
+        self.mover_timeout = mover_timeout or MOVER_TIMEOUT
 
     make_driver = staticmethod(RealDriver)  # (catalogue, movers, devices) -> the driver a copy job runs with
 
@@ -147,14 +150,21 @@ class ServerFree:
 
         ``intercept(op)`` sees every operation first; a result it returns is the job's answer.
         ``devices`` (tape drives) joins the driver's devices, and may still grow while the job runs."""
-        from orchestrator.drivers.site import LazyMover
+        from orchestrator.drivers.lazy_mover import LazyMover
         from scsi.devices import InProcessDevice
         from scsi.luns.file import FileBlockLun
         from scsi.target.blockdev import BlockLunDevice
 
         t0 = time.monotonic()
-        luns = {v: FileBlockLun(v, v) for v in volumes}
-        movers_open = {n: LazyMover(n, self.urls[n], MOVER_TIMEOUT) for n in movers}
+        luns: dict[str, FileBlockLun] = {}
+        try:
+            for v in volumes:
+                luns[v] = FileBlockLun(v, v)
+        except (OSError, ValueError) as exc:  # the pool volume's file or device is gone: the client moves it
+            for lun in luns.values():
+                lun.close()
+            return self._refuse(ops, what, f"the server cannot open its pool volume: {exc}")
+        movers_open = {n: LazyMover(n, self.urls[n], self.mover_timeout) for n in movers}
         cat = self.server.pools.catalogue()
         self.server.pools.process_started(-ops.session.id, f"Server-free {what}")
         try:
@@ -221,8 +231,13 @@ class ServerFree:
                                  tape=tape)
         return elig, plan
 
-    def backup(self, ops: Any, req: m.ServerFreeBackup, extents: Any) -> tuple[dict, bytes]:
-        """``extents``: the request's extent map as an (n, 2) array (read from its rows by NodeOps)."""
+    def backup(self, ops: Any, req: m.ServerFreeBackup, extents: Any, scan: Any = None) -> tuple[dict, bytes]:
+        """``extents``: the request's extent map as an (n, 2) array, ``scan`` an incremental's chunk digests
+        (`piece_rows.Scan`), both read from its rows by NodeOps."""
+        with self.server.pools.catalogue() as cat:  # an incremental's base view is read from it during the job
+            return self._backup(ops, req, extents, scan, cat)
+
+    def _backup(self, ops: Any, req: m.ServerFreeBackup, extents: Any, scan: Any, cat: Any) -> tuple[dict, bytes]:
         what = f"backup of {ops.node}:{req.filespace}"
         mgmtclass, pool = self.server.store.destination(ops.node, req.management_class)
         tp = tape_pool(self.server.store, pool)  # the pool's kind, decided as the LAN grant decides it
@@ -232,7 +247,7 @@ class ServerFree:
             return serverfree_tape.backup(self, ops, req, mgmtclass, tp, extents)
         base: dict = {}
         if req.mode == "incremental":
-            base, why = self._incremental_base(ops, req)
+            base, why = self._incremental_base(ops, req, cat)
             if not base:
                 return self._refuse(ops, what, why)
         movers, desig, why = self._start(ops, what, pool, req.topology_volume or f"{ops.node}:{req.filespace}",
@@ -248,14 +263,18 @@ class ServerFree:
                                    file_system=req.file_system, extents=extents,
                                    pool=pool, paths=plan, mode=req.mode, **base)
         hold = HeldObject()
-        scan = dict(req.scan_digests)
 
         def intercept(op: Any) -> Any:
             if isinstance(op, DigestVolume):  # the client scanned its volume; the server cannot read it
-                if set(scan) != chunks_touched(op.pieces, op.chunk_size):
+                try:
+                    covered = scan is not None and scan.covers_exactly(
+                        touched_chunk_arrays(PieceStream.of(op.pieces), op.chunk_size))
+                except ValueError:  # pieces out of volume order: the job says so
+                    covered = False
+                if not covered:
                     return DigestResult((), Failure("error", "the client's incremental scan does not cover the "
                                                              "chunks the image's digests cover"))
-                return DigestResult(tuple(sorted(scan.items())))
+                return DigestResult(scan.pairs())
             if isinstance(op, VerifyPool) and op.accounted and not op.pieces:
                 return pool_view(op)
             return hold.intercept(op)
@@ -266,22 +285,22 @@ class ServerFree:
         self.server.pools.reclaim()
         return result
 
-    def _incremental_base(self, ops: Any, req: m.ServerFreeBackup) -> tuple[dict, str]:
-        """The chain an image incremental builds on: its full image, the view's digests and what they cover."""
+    def _incremental_base(self, ops: Any, req: m.ServerFreeBackup, cat: Any) -> tuple[dict, str]:
+        """The chain an image incremental builds on: its full image, the view's digests and what they cover --
+        streams read from ``cat`` on each pass of the job (it stays open meanwhile), not held."""
         from orchestrator.catalogue import CatalogueError
-        from orchestrator.job.digest import view_coverage
+        from orchestrator.job.incremental import coverage_stream
         from orchestrator.job.spec import BackupSpec
 
         try:
-            with self.server.pools.catalogue() as cat:
-                chain = cat.restore_chain(ops.node, req.filespace, incremental=True)
-                digests = cat.digests(chain)
+            chain = cat.restore_chain(ops.node, req.filespace, incremental=True, stream=True)
+            digests = cat.digest_runs(chain)
         except CatalogueError as exc:
             return {}, str(exc)
         if chain[0].id != req.base_object_id:
             return {}, f"the incremental names base object {req.base_object_id}, but the active full image is " \
                        f"object {chain[0].id}"
-        coverage = view_coverage([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
+        coverage = coverage_stream([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
         return {"base_object_id": chain[0].id, "base_digests": digests, "base_coverage": coverage}, ""
 
     def restore(self, ops: Any, req: m.ServerFreeRestore) -> tuple[dict, bytes]:

@@ -201,6 +201,7 @@ class RowReader:
     def __init__(self, sock: socket.socket, declared: dict[str, tuple[int, np.dtype]], max_message: int = MAX_MESSAGE):
         self.sock, self.declared, self.max_message = sock, declared, max_message
         self._left = [k for k, (c, _) in declared.items() if c]
+        self._got = 0  # rows of the field at the head of _left read so far (a second pages() goes on from there)
         self.received = 0  # bytes read
 
     @property
@@ -214,9 +215,9 @@ class RowReader:
             return
         if not self._left or self._left[0] != name:
             raise FrameError(f"rows of {name} are not the next to read (expected {self._left[:1] or 'none'})")
-        got = 0
         limit = max(ROW_PAGE, dtype.itemsize)
-        while got < count:
+        while self._got < count:
+            got = self._got
             f = _read_one(self.sock, self.max_message, limit)
             self.received += HEADER.size + len(f.data)
             if f.message != {"type": _ROWS, "field": name}:
@@ -228,9 +229,13 @@ class RowReader:
             n = len(f.data) // dtype.itemsize
             if got + n > count:
                 raise FrameError(f"rows of {name}: more than the {count} declared")
-            got += n
+            self._got = got + n
+            if self._got == count:
+                self._left.pop(0)
+                self._got = 0
+                yield np.frombuffer(f.data, dtype=dtype)
+                return
             yield np.frombuffer(f.data, dtype=dtype)
-        self._left.pop(0)
 
     def drain(self) -> None:
         """Read (and drop) what is left."""

@@ -8,10 +8,11 @@ reserve again.  The reservation ends with RELEASE from its holder, with the
 loss of its I_T nexus (logout, dropped connection) and with a LOGICAL UNIT
 RESET.  While persistent reservations are in use (a registration or a
 persistent reservation), RESERVE(6)/RELEASE(6) end in RESERVATION CONFLICT
-from every nexus (SPC-4 r36f 5.13.3 would have those from the persistent
-reservation holder, or from a registrant under a registrants-only or
-all-registrants reservation, complete with GOOD and no effect); extents and
-third-party reservations are refused.
+from every nexus, as SPC-2 has it: SPC-4 r36f 5.13.3 lets the persistent
+reservation holder (or a registrant under a registrants-only or
+all-registrants reservation) complete them with GOOD and no effect only in a
+device server that sets CRH in REPORT CAPABILITIES, and ours reports CRH=0.
+Extents and third-party reservations are refused.
 
 PREVENT ALLOW MEDIUM REMOVAL is kept per nexus (SBC-3) although the medium
 of these LUNs cannot be removed (RMB=0): the prevention is accepted, reported

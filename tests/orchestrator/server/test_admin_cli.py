@@ -66,6 +66,12 @@ def test_refused_commands_and_bad_logins_have_their_exit_status(server_process):
     assert r.returncode == 1 and "at least 8" in r.stdout
     r = admin(port, "frobnicate x")
     assert r.returncode == 1 and "ANR2000E Unknown command - FROBNICATE." in r.stdout, r.stdout
+    r = admin(port, "query actlog begintime=garbage")
+    assert r.returncode == 1 and "ANR2022E QUERY ACTLOG: parameter BEGINTIME= is not known here" in r.stdout, r.stdout
+    r = admin(port, "q node f=d")  # dsmadmc habit: accepted
+    assert r.returncode in (0, 1) and "ANR2022E" not in r.stdout, r.stdout
+    r = admin(port, "q node f=x")
+    assert r.returncode == 1 and "FORMAT is STANDARD or DETAILED" in r.stdout, r.stdout
     r = admin(port, "query node", password="wrong-password")
     assert r.returncode == 2 and "authentication failed" in r.stderr and "Traceback" not in r.stderr
     r = admin(port, "query actlog search=refused")
