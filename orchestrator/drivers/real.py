@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from orchestrator.catalogue import Catalogue
+from orchestrator.drivers.coalesce import volume_reader
 from orchestrator.drivers.real_devices import IO_CHUNK, BlockIO, failure_from
 from orchestrator.drivers.real_mover import MoverOps
 from orchestrator.drivers.real_transfer import TransferOps
@@ -120,7 +121,7 @@ class RealDriver(MoverOps, TransferOps, VerifyOps):
         except LookupError as exc:
             return TransferResult(0, failure=Failure("lost-connection", str(exc), op.drive))
         t0 = time.monotonic()
-        r = client_write(op, lambda p: src.read(op.source_offset + p.volume_offset, p.length), tape,
+        r = client_write(op, volume_reader(src, op.source_offset, op.pieces), tape,
                          lambda exc, what, dev: failure_from(exc, what, dev))
         return TransferResult(r.pieces_done, r.stored, r.failure, time.monotonic() - t0)
 

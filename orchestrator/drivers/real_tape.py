@@ -17,6 +17,7 @@ import logging
 import time
 from typing import Any
 
+from orchestrator.drivers.coalesce import volume_reader
 from orchestrator.drivers.real_devices import failure_from
 from orchestrator.lan.tape_server import server_read, server_write
 from orchestrator.ops import Failure, TransferResult
@@ -68,7 +69,7 @@ def lan_write(driver: Any, op: TapeServerWrite) -> TransferResult:
     except Exception as exc:  # noqa: BLE001 - blamed on the source, as LAN writes are
         return TransferResult(0, failure=failure_from(exc, "cannot open the source", op.source))
     t0 = time.monotonic()
-    r = server_write(op, lambda p: src.read(op.source_offset + p.volume_offset, p.length), failure_from,
+    r = server_write(op, volume_reader(src, op.source_offset, op.pieces), failure_from,
                      driver.lan_timeout)
     return TransferResult(r.pieces_done, r.stored, r.failure, time.monotonic() - t0)
 

@@ -10,6 +10,7 @@ import time
 import zlib
 from typing import Any, Callable
 
+from orchestrator.drivers.coalesce import volume_reader
 from orchestrator.drivers.real_devices import BlockIO, failure_from
 from orchestrator.lan.client import LanClient
 from orchestrator.ops import (Failure, LanFreeRead, LanFreeWrite, LanReceive, LanSend, StoredPiece,
@@ -78,7 +79,7 @@ class TransferOps:
         except Exception as exc:
             return TransferResult(0, failure=failure_from(exc, "the client cannot open pool device "
                                                                 f"{op.pool_device}", op.pool_device))
-        return self._pieces(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
+        return self._pieces(op.pieces, volume_reader(src, op.source_offset, op.pieces),
                             lambda p, d: pool.write(op.pool_offset + p.image_offset, d), op.compress,
                             "LAN-free write failed", op.pool_device, source=op.source)
 
@@ -92,7 +93,7 @@ class TransferOps:
         except Exception as exc:
             return TransferResult(0, failure=failure_from(exc, "cannot reach the backup server", op.server))
         try:
-            return self._pieces(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
+            return self._pieces(op.pieces, volume_reader(src, op.source_offset, op.pieces),
                                 lambda p, d: client.put(p.image_offset, p.length, d, len(d) < p.length),
                                 op.compress, "LAN transfer failed", op.server, client.sync, op.source, "lan")
         finally:
@@ -117,7 +118,7 @@ class TransferOps:
             pool, dest = self.io(op.pool_device), self.io(op.destination)
         except Exception as exc:
             return TransferResult(0, failure=failure_from(exc, "LAN-free devices unavailable", op.pool_device))
-        return self._restore(op.pieces, lambda p: pool.read(op.pool_offset + p.image_offset, p.stored), dest,
+        return self._restore(op.pieces, volume_reader(pool, op.pool_offset, op.pieces, by_image=True), dest,
                              op.destination_offset, "LAN-free restore failed", op.pool_device)
 
     def _LanReceive(self, op: LanReceive) -> TransferResult:

@@ -13,6 +13,7 @@ import zlib
 from typing import Callable, Iterator
 
 from orchestrator.catalogue import Catalogue
+from orchestrator.drivers.coalesce import volume_reader
 from orchestrator.drivers.real_devices import IO_CHUNK, BlockIO, failure_from
 from orchestrator.job.digest import ChunkDigester, chunk_digests, digest_windows, iter_chunk_digests
 from orchestrator.lan.client import LanClient
@@ -85,15 +86,16 @@ class VerifyOps:
             return VerifyResult(False, f"cannot read the volume: {exc}")
         try:
             digester = ChunkDigester(op.chunk_size)
+            fetch = volume_reader(pool, op.pool_offset, op.pieces, by_image=True)
+            volume = volume_reader(src, op.source_offset, op.pieces)
             for p in op.pieces:
-                fetch = lambda q: pool.read(op.pool_offset + q.image_offset, q.stored)  # noqa: E731
                 steps = [(0, p.length)] if p.compressed else [
                     (o, min(IO_CHUNK, p.length - o)) for o in range(0, p.length, IO_CHUNK)]
                 whole = zlib.decompress(fetch(p)) if p.compressed else None
                 for o, n in steps:
                     data = whole if whole is not None else fetch(
                         StoredPiece(p.image_offset + o, p.volume_offset + o, n))
-                    if data != src.read(op.source_offset + p.volume_offset + o, n):
+                    if data != volume(StoredPiece(p.image_offset + o, p.volume_offset + o, n)):
                         return VerifyResult(False, f"pool data at image offset {p.image_offset + o} differs "
                                                    "from the volume")
                     digester.update(p.volume_offset + o, data)
@@ -110,7 +112,7 @@ class VerifyOps:
                            self.lan_timeout) as client:
                 theirs = client.digest(op.pieces, op.chunk_size)
             src = self.io(op.source)
-            ours = chunk_digests(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
+            ours = chunk_digests(op.pieces, volume_reader(src, op.source_offset, op.pieces),
                                  op.chunk_size)
         except Exception as exc:
             return VerifyResult(False, f"verification through the backup server failed: {exc}")
@@ -136,8 +138,8 @@ class VerifyOps:
 
         def scan() -> Iterator[tuple[int, str]]:
             try:
-                yield from iter_chunk_digests(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset,
-                                                                            p.length), op.chunk_size)
+                yield from iter_chunk_digests(op.pieces, volume_reader(src, op.source_offset, op.pieces),
+                                              op.chunk_size)
             except Exception as exc:
                 raise ValueError(failure_from(exc, "reading the volume failed", op.source).describe()) from None
         return DigestResult(LazySeq(scan))  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.drivers.real import RealDriver
+from orchestrator.drivers.coalesce import volume_reader
 from orchestrator.drivers.real_devices import failure_from
 from orchestrator.job.digest import chunk_digests
 from orchestrator.ops.tape import TapeClientWrite
@@ -133,7 +134,7 @@ class ServerDriver(RealDriver):
             # LAN-free to tape: the server reads the records back and compares them with the source's digests
             source, offset = self.tape_source
             src = self.io(source)
-            digests = chunk_digests(op.pieces, lambda p: src.read(offset + p.volume_offset, p.length), TAPE_CHUNK)
+            digests = chunk_digests(op.pieces, volume_reader(src, offset, op.pieces), TAPE_CHUNK)
             self.session.commit(op.object_id, op.pieces, op.path_used, digests, self.failovers or [], TAPE_CHUNK,
                                 tape_location=op.tape_location)
             return CatalogueDone(op.object_id)
@@ -165,7 +166,7 @@ class ServerDriver(RealDriver):
         except Exception as exc:
             return TransferResult(0, failure=self._client_source_failure(exc, op.source))
         oid = object_of(op.pool_volume)
-        return self._pieces(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
+        return self._pieces(op.pieces, volume_reader(src, op.source_offset, op.pieces),
                             lambda p, d: self.session.put(oid, p.image_offset, p.length, d, len(d) < p.length),
                             op.compress and not self.tape, "LAN transfer failed", op.server, source=op.source)
 
@@ -186,7 +187,7 @@ class ServerDriver(RealDriver):
         try:
             theirs = self.session.digest(self._object(op), op.chunk_size, op.pieces)
             src = self.io(op.source)
-            ours = chunk_digests(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset, p.length),
+            ours = chunk_digests(op.pieces, volume_reader(src, op.source_offset, op.pieces),
                                  op.chunk_size)
         except Exception as exc:
             return VerifyResult(False, f"verification through the backup server failed: {exc}")
