@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # the layers load when a command runs, not when the parser is
     from orchestrator.catalogue import Catalogue
     from orchestrator.cli.progress import ProgressLine
     from orchestrator.drivers.real import RealDriver
-    from orchestrator.drivers.site import OpenSite, SiteConfig
+    from orchestrator.drivers.open_site import OpenSite
+    from orchestrator.drivers.site import SiteConfig
     from orchestrator.job import JobReport
     from orchestrator.ops import Operation
 
@@ -125,7 +126,7 @@ def pool_designators(site_file: str, site: SiteConfig, opened: OpenSite, driver:
     """Pool device -> designator for the data mover's target descriptors (a tape pool: every drive).
 
     A remote pool LUN's size is known only now: its capacity is checked here (files were at load time)."""
-    from orchestrator.drivers.site import check_pool_capacity
+    from orchestrator.drivers.pool_site import check_pool_capacity
 
     if site.pool.is_tape:
         return opened.tape_designators()
@@ -248,15 +249,7 @@ def run(args: argparse.Namespace) -> int:
 
 def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobReport:
     """Back up one volume; bad input raises ValueError/LookupError/OSError."""
-    from orchestrator import compose
-    from orchestrator.cli.progress import ProgressLine
-    from orchestrator.drivers.real import RealDriver
-    from orchestrator.drivers.site import OpenSite, load_site
-    from orchestrator.drivers.snapshot import CowSnapshots
-    from orchestrator.job import BackupSpec, DeviceSpec, backup_job, run_job
-    from orchestrator.job.incremental import coverage_stream
-    from orchestrator.ops import PathKind
-    from orchestrator.volume import read_used_extents
+    from orchestrator.drivers.site import load_site
 
     vopts = options.for_volume(volume)
     if vopts.excluded:
@@ -267,6 +260,16 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         from orchestrator.server import node_jobs
 
         return node_jobs.backup_volume(args, options, volume, site, DeviceVolume, progress_printer(args.json))
+    # local mode: this process is client and server in one (its layers load only here)
+    from orchestrator import compose
+    from orchestrator.cli.progress import ProgressLine
+    from orchestrator.drivers.open_site import OpenSite
+    from orchestrator.drivers.real import RealDriver
+    from orchestrator.drivers.snapshot import CowSnapshots
+    from orchestrator.job import BackupSpec, DeviceSpec, backup_job, run_job
+    from orchestrator.job.incremental import coverage_stream
+    from orchestrator.ops import PathKind
+    from orchestrator.volume import read_used_extents
     server = lan_path(site, options)
     vsite = site.volume(volume)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:

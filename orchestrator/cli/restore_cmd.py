@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator import compose
     from orchestrator.cli.progress import ProgressLine
     from orchestrator.drivers.real import RealDriver
-    from orchestrator.drivers.site import OpenSite, load_site
+    from orchestrator.drivers.open_site import OpenSite
+    from orchestrator.drivers.site import load_site
     from orchestrator.job import DeviceSpec, restore_job, run_job
     from orchestrator.ops import PathKind
     from orchestrator.options import options_from_args

@@ -33,6 +33,9 @@ def register(sub) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("--mover", action="append", default=[], metavar="NAME=URL",
                    help="how the server reaches DATAMOVER NAME: iscsi://[user%%secret@]host[:port]/IQN/LUN (CHAP "
                         "when the URL carries an account) or /dev/sgN; repeatable")
+    p.add_argument("--mover-timeout", type=float, metavar="SECONDS",
+                   help="seconds a data mover may take to answer one command before the copy fails over "
+                        "(default 60)")
     p.set_defaults(func=run)
 
 
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     host, port = listen_address(args.listen)
     if args.fabric and not Path(args.fabric).is_file():
         raise FileNotFoundError(f"--fabric {args.fabric}: no such file")
+    if args.mover_timeout is not None and not 0 < args.mover_timeout <= 3600:
+        raise ValueError(f"--mover-timeout {args.mover_timeout:g}: give seconds between 0 and 3600")
     movers = {}
     for m in args.mover:
         name, sep, url = m.partition("=")
@@ -66,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         movers[name.upper()] = url
     server = open_server(args.data, host, port, tls=args.tls, admin=args.admin,
                          admin_password=admin_password(args), metrics_port=args.metrics_port, movers=movers,
-                         fabric=args.fabric)
+                         fabric=args.fabric, mover_timeout=args.mover_timeout)
     print(f"listening {server.address}", flush=True)
     if server.tls_fingerprint:
         print(f"tls-fingerprint {server.tls_fingerprint}", flush=True)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from orchestrator.catalogue import Catalogue
-from orchestrator.job.digest import ChunkDigester, chunk_digests
+from orchestrator.job.digest import ChunkDigester, iter_chunk_digests
+from orchestrator.piece_stream import LazySeq
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, CopyBatches,
                               CopyResult, DigestResult, DigestVolume, Failure, LanFreeRead, LanFreeWrite,
                               LanReceive, LanSend, ListAccount, MoverLimits, Operation,
@@ -240,7 +241,8 @@ class MemoryDriver:
                                                         op.accounted, op.chunk_size))
 
     def _DigestVolume(self, op: DigestVolume) -> DigestResult:
+        """The chunk digests as a stream the job reads once, in chunk order (as the real driver gives them)."""
         src, base = self._dev(op.source), op.source_offset
-        return DigestResult(chunk_digests(op.pieces, lambda p: bytes(src[base + p.volume_offset:
-                                                                          base + p.volume_offset + p.length]),
-                                          op.chunk_size))
+        return DigestResult(LazySeq(lambda: iter_chunk_digests(  # type: ignore[arg-type]
+            op.pieces, lambda p: bytes(src[base + p.volume_offset:base + p.volume_offset + p.length]),
+            op.chunk_size)))

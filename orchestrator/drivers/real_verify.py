@@ -10,12 +10,13 @@ import heapq
 import logging
 from itertools import chain
 import zlib
-from typing import Callable
+from typing import Callable, Iterator
 
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.real_devices import IO_CHUNK, BlockIO, failure_from
-from orchestrator.job.digest import ChunkDigester, chunk_digests, digest_windows
+from orchestrator.job.digest import ChunkDigester, chunk_digests, digest_windows, iter_chunk_digests
 from orchestrator.lan.client import LanClient
+from orchestrator.piece_stream import LazySeq
 from orchestrator.ops import DigestResult, DigestVolume, StoredPiece, VerifyPool, VerifyResult, without_chunks
 
 log = logging.getLogger(__name__)
@@ -125,9 +126,18 @@ class VerifyOps:
         return row["name"]
 
     def _DigestVolume(self, op: DigestVolume) -> DigestResult:
+        """The volume's chunk digests as a stream the job reads once, in chunk order: each chunk is read and
+        digested as the job comes to it (a scan of millions of chunks holds none of them).  A read that
+        fails on the way is a ValueError naming it, which fails the job."""
         try:
             src = self.io(op.source)
-            return DigestResult(chunk_digests(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset,
-                                                                            p.length), op.chunk_size))
         except Exception as exc:
             return DigestResult((), failure_from(exc, "reading the volume failed", op.source))
+
+        def scan() -> Iterator[tuple[int, str]]:
+            try:
+                yield from iter_chunk_digests(op.pieces, lambda p: src.read(op.source_offset + p.volume_offset,
+                                                                            p.length), op.chunk_size)
+            except Exception as exc:
+                raise ValueError(failure_from(exc, "reading the volume failed", op.source).describe()) from None
+        return DigestResult(LazySeq(scan))  # type: ignore[arg-type]

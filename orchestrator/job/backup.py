@@ -117,8 +117,8 @@ def backup_job(spec: BackupSpec) -> Job:
                 raise JobFailed(f"incremental scan failed: {d.failure.describe()}")
             try:
                 pieces = incremental_pieces(whole, d.digests, spec.base_digests, known, spec.chunk_size)
-            except ValueError as exc:
-                raise JobFailed(f"incremental scan: {exc}") from None
+            except ValueError as exc:  # (a driver's streamed scan that could not read on reports it so)
+                raise JobFailed(f"incremental scan failed: {exc}") from None
             base_id = spec.base_object_id
         stream = PieceStream.of(pieces)
         try:

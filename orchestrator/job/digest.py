@@ -61,11 +61,17 @@ class ChunkDigester:
             pos += n
 
     def digests(self) -> tuple[tuple[int, str], ...]:
-        out = []
-        for chunk, (runs, h) in sorted(self._chunks.items()):
-            head = b"".join(struct.pack(">QQ", s, n) for s, n in runs)
-            out.append((chunk, hashlib.sha256(head + h.digest()).hexdigest()))
-        return tuple(out)
+        return tuple((chunk, _final(runs, h)) for chunk, (runs, h) in sorted(self._chunks.items()))
+
+    def take_below(self, limit: int) -> list[tuple[int, str]]:
+        """The digests of the chunks below ``limit`` (no more data may come for them), forgotten here."""
+        done = sorted(c for c in self._chunks if c < limit)
+        return [(c, _final(*self._chunks.pop(c))) for c in done]
+
+
+def _final(runs: list[list[int]], h: "hashlib._Hash") -> str:
+    head = b"".join(struct.pack(">QQ", s, n) for s, n in runs)
+    return hashlib.sha256(head + h.digest()).hexdigest()
 
 
 def chunk_digests(pieces: Iterable, read: Callable[[Piece], bytes],
@@ -81,6 +87,28 @@ def chunk_digests(pieces: Iterable, read: Callable[[Piece], bytes],
                               f"{part.length} bytes")
             d.update(part.volume_offset, data)
     return d.digests()
+
+
+def iter_chunk_digests(pieces: Iterable, read: Callable[[Piece], bytes], chunk_size: int
+                       ) -> Iterator[tuple[int, str]]:
+    """`chunk_digests` of pieces in ascending volume order, each chunk's digest given (and forgotten) as soon
+    as the pieces have passed it: a scan of millions of chunks holds one or two open chunks, not all."""
+    d = ChunkDigester(chunk_size)
+    prev_end = -1
+    for p in pieces:
+        if p.volume_offset < prev_end:
+            raise ValueError(f"piece at volume offset {p.volume_offset} comes before the end of the previous "
+                             f"one ({prev_end}): the scan must be in ascending volume order")
+        for o in range(0, p.length, READ_STEP):
+            part = Piece(p.image_offset + o, p.volume_offset + o, min(READ_STEP, p.length - o))
+            data = read(part)
+            if len(data) != part.length:
+                raise OSError(f"short read at volume offset {part.volume_offset}: {len(data)} of "
+                              f"{part.length} bytes")
+            d.update(part.volume_offset, data)
+        prev_end = p.volume_offset + p.length
+        yield from d.take_below((prev_end - 1) // chunk_size)
+    yield from d.take_below(1 << 63)
 
 
 def view_coverage(chain: Iterable[Iterable], chunk_size: int) -> list[tuple[int, int]]:

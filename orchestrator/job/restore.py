@@ -21,6 +21,10 @@ from orchestrator.piece_stream import PieceStream
 
 log = logging.getLogger(__name__)
 
+#: the seed's rule: after image + image incremental the server knows no deleted files, so -deletefiles is ignored
+DELETEFILES_IGNORED = ("-deletefiles ignored: after image + image incremental the server is not aware of deleted "
+                       "files; deleted files may reappear")
+
 
 def restore_job(spec: RestoreSpec) -> Job:
     """Restore a volume from its catalogue chain; returns a :class:`JobReport`."""
@@ -35,8 +39,7 @@ def restore_job(spec: RestoreSpec) -> Job:
             raise JobFailed(f"out of space: {spec.destination.name} offers {spec.destination_size} bytes, "
                             f"the image needs {needed}")
         if spec.deletefiles and len(spec.chain) > 1:
-            report.warnings.append("-deletefiles ignored: after image + image incremental the server is "
-                                   "not aware of deleted files; deleted files may reappear")
+            report.warnings.append(DELETEFILES_IGNORED)
         if len(spec.chain) > 1 and not spec.incremental:
             raise JobFailed("the chain holds incrementals but -incremental was not given")
         if spec.incremental and len(spec.chain) > 1:

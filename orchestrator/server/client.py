@@ -17,6 +17,10 @@ class ServerRefused(PermissionError):
     """The server refused the session or a request (its message says why)."""
 
 
+class ServerFailed(RuntimeError):
+    """The server could not do what was asked for a reason of its own (a pool volume it cannot open)."""
+
+
 def parse_address(host: str, port: int | str) -> tuple[str, int]:
     p = str(port)
     if not host or not p.isdigit() or not 0 < int(p) < 65536:
@@ -89,6 +93,8 @@ class ServerSession:
         except EOFError:
             raise ConnectionError("the server closed the session") from None
         if f.message.get("type") == "error":
+            if f.message.get("fault") == "server":
+                raise ServerFailed(f"server: {f.message.get('message', '')}")
             raise ServerRefused(f"server: {f.message.get('message', '')}")
         if "bulk" in f.message:
             from orchestrator.server.messages import bulk_of

@@ -246,5 +246,5 @@ def bulk_of(message: dict) -> dict[str, tuple[int, np.dtype]]:
     return out
 
 
-def error(message: str) -> dict:
-    return {"type": "error", "message": message[:2000]}
+def error(message: str, *, server_fault: bool = False) -> dict:
+    return {"type": "error", "message": message[:2000], **({"fault": "server"} if server_fault else {})}

@@ -23,8 +23,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from orchestrator import compose
-from orchestrator.drivers.site import OpenSite
+from orchestrator.drivers.open_site import OpenSite
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, restore_job, run_job
+from orchestrator.job.restore import DELETEFILES_IGNORED
 from orchestrator.job.spec import ResumePoint, TapePlan
 from orchestrator.job.digest import chunk_digests
 from orchestrator.job.incremental import coverage_stream
@@ -65,7 +66,8 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
     if vopts.excluded:
         raise ValueError(f"volume {volume} is excluded from image backup by exclude.image at {vopts.excluded_by}")
     vsite = site.volume(volume)
-    with open_session(options) as session, OpenSite(site) as opened:
+    with open_session(options) as session, OpenSite(site, optional_agents(site, vsite.device)) as opened:
+        agent, agent_why = storage_agent(site, opened)
         mode, base_id, digests, coverage = str(vopts.mode), None, {}, []
         if mode == "incremental":
             objects, digests = session.chain(volume, incremental=True)
@@ -78,9 +80,9 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
                 base_id = chain[0].id
                 # what the view's digests cover, as a stream over the chain's pieces (no pair per piece)
                 coverage = coverage_stream([o.pieces for o in chain], BackupSpec.model_fields["chunk_size"].default)
-        lan_free = bool(site.storage_agent) and site.lan_free
+        lan_free = bool(agent) and site.lan_free
         driver = ServerDriver(None, opened.movers, opened.devices, session=session,  # type: ignore[arg-type]
-                              storage_agent=dict(site.storage_agent) if lan_free else {})
+                              storage_agent=agent if lan_free else {})
         io = driver.io(vsite.device)
         size = vsite.size or (io.size - vsite.offset)
         layout = read_used_extents(device_volume(io, vsite.offset, size), volume, vsite.filesystem)
@@ -104,7 +106,7 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
                        f"of {resume['image_size']}: the client moves the rest into the same object"]
         if lan_free and vopts.enablelanfree and mode == "selective" and not resume:
             tape = session.destination(None if vopts.mgmtclass in (None, "", "DEFAULT") else vopts.mgmtclass)["tape"]
-            if tape and any(d in site.storage_agent for d in tape["drives"]):
+            if tape and any(d in agent for d in tape["drives"]):
                 agent = {"vopts": vopts, "fs": fs, "vsite": vsite, "io": io, "size": size, "reasons": reasons,
                          "extents": extents, "options": options, "volume": volume}
                 done = lan_free_to_tape(driver, tape, agent, progress)
@@ -117,7 +119,7 @@ def backup_volume(args: Any, options: Any, volume: str, site: Any, device_volume
                                      f"({', '.join(tape['drives'])})"]
         plan = compose.path_plan(elig, server=server_address(options), pool_designators={},
                                  batch_mb=options.serverfreebatchsize, lan_free=lan_free,
-                                 reasons=[*local_reasons(elig), *reasons])
+                                 reasons=[*local_reasons(elig), *reasons, *agent_why])
         spec = compose.backup_spec(node=options.node, filespace=volume, vopts=vopts, elig=elig,
                                    source=DeviceSpec(name=vsite.device, designator="", block_size=io.block_size),
                                    volume_offset=vsite.offset, volume_size=size, file_system=fs, extents=extents,
@@ -234,7 +236,8 @@ def records(objects: list[dict]) -> list[Any]:
 def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, pit: Any = None) -> JobReport:
     """The node's image chain (active, or in force at ``pit``) onto ``dest_name``: server-free or over the LAN."""
     vsite = site.volume(args.volume)
-    with open_session(options) as session, OpenSite(site) as opened:
+    with open_session(options) as session, OpenSite(site, optional_agents(site, dest_name)) as opened:
+        agent, agent_why = storage_agent(site, opened)
         objects, _ = session.chain(args.volume, incremental=args.incremental, pitdate=pit.isoformat() if pit else None)
         if not objects:
             when = f" at or before {pit.isoformat()}" if pit else ""
@@ -247,7 +250,7 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
                               batched_get=not on_tape)  # a disk object's pieces are read many to a GET_RANGES
         io = driver.io(dest_name)
         offset = vsite.offset if dest_name == vsite.device else 0
-        reasons = [NOT_SERVER_FREE_RESTORE]
+        reasons = [NOT_SERVER_FREE_RESTORE, *agent_why]
         if options.for_volume(args.volume).enableserverfree:
             try:
                 reply = session.call_long({"type": "serverfree_restore", "filespace": args.volume,
@@ -258,13 +261,17 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
             except OSError as exc:  # the designator could not be read: the LAN restore says why
                 reply = {"ok": False, "reason": f"the destination's designator (VPD 83h) cannot be read: {exc}"}
             if reply.get("ok"):
-                return RemoteReport(reply["report"])  # type: ignore[return-value]
-            reasons = [f"server-free through the backup server: {reply.get('reason') or 'the movers did not finish'}"]
+                report = dict(reply["report"])
+                if args.deletefiles and len(chain) > 1:  # the client's own flag: the server restored the chain
+                    report["warnings"] = [*report.get("warnings", []), DELETEFILES_IGNORED]
+                return RemoteReport(report)  # type: ignore[return-value]
+            reasons = [f"server-free through the backup server: {reply.get('reason') or 'the movers did not finish'}",
+                       *agent_why]
         vopts = options.for_volume(args.volume)
-        if on_tape and site.storage_agent and vopts.enablelanfree:
+        if on_tape and agent and vopts.enablelanfree:
             reasons.append("LAN-free: the image lies on tape; the server reads its records (it owns the drive)")
-        lan_free = bool(site.storage_agent) and site.lan_free and bool(vopts.enablelanfree) and not on_tape and \
-            lan_free_grants(session, driver, chain, dict(site.storage_agent), reasons)
+        lan_free = bool(agent) and site.lan_free and bool(vopts.enablelanfree) and not on_tape and \
+            lan_free_grants(session, driver, chain, agent, reasons)
         verdict = SimpleNamespace(server_free=False, lan_free=lan_free, lan=True, reasons={}, route=None)
         elig = compose.start_path(vopts, file_system=chain[0].file_system, paths=verdict, movers=[],
                                   encryption=False)
@@ -276,6 +283,19 @@ def restore(args: Any, options: Any, site: Any, dest_name: str, progress: Any, p
                                     destination_offset=offset, destination_size=io.size - offset,
                                     incremental=args.incremental, deletefiles=args.deletefiles, paths=plan)
         return run_job(restore_job(spec), progress(driver.execute))
+
+
+def optional_agents(site: Any, needed: str) -> set[str]:
+    """The storage agent's devices the job can do without (the backup server is the other way to the pool)."""
+    return set(site.storage_agent.values()) - {needed}
+
+
+def storage_agent(site: Any, opened: Any) -> tuple[dict[str, str], list[str]]:
+    """``storage_agent`` of the site file without the devices this client could not open, and why."""
+    agent = {vol: dev for vol, dev in site.storage_agent.items() if dev not in opened.unavailable}
+    why = [f"LAN-free: storage agent device {dev} (pool volume {vol}) cannot be opened: {opened.unavailable[dev]}"
+           for vol, dev in site.storage_agent.items() if dev in opened.unavailable]
+    return agent, why
 
 
 def lan_free_grants(session: Any, driver: Any, chain: list[Any], agent: dict[str, str], reasons: list[str]) -> bool:

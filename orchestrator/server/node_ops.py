@@ -24,6 +24,10 @@ from orchestrator.server.node_tape import TapeOps
 from orchestrator.server.service import Refused
 
 
+class VolumeUnavailable(OSError):
+    """The server cannot open one of its own pool volumes: its fault, not the node's request."""
+
+
 @dataclass
 class Grant:
     """One pending object's image range on a pool volume, for this session only."""
@@ -116,11 +120,12 @@ class NodeOps(RowOps, TapeOps):
         try:
             writer = self._tape_writer(pool, started) if tape_pool and not agent else None
             drive = self._hold_drive(pool, started) if agent else ""
+            fd = -1 if tape_pool else self._open_volume(started.pool_device)
         except (tape.DriveBusy, LookupError, OSError, ValueError) as exc:
             self.cat.abandon_object(AbandonObject(started.object_id, str(exc)))
             self.pools.reclaim()
-            raise Refused("ANR8447E", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
-        fd = -1 if tape_pool else os.open(started.pool_device, os.O_RDWR)
+            raise Refused("ANR8447E", f"Session {self.session.id} node {self.node}: {exc}.", str(exc),
+                          server_fault=isinstance(exc, VolumeUnavailable)) from None
         g = Grant(started.object_id, fd, started.pool_offset, req.image_size, process=started.object_id,
                   lan_free=req.lan_free and not writer, tape=writer, tape_drive=drive)
         self.grants[started.object_id] = g
@@ -137,6 +142,14 @@ class NodeOps(RowOps, TapeOps):
             reply["lan_free"] = {"pool_volume": started.pool_volume, "pool_offset": started.pool_offset,
                                  "length": req.image_size}
         return reply, b""
+
+    @staticmethod
+    def _open_volume(path: str) -> int:
+        """The pool volume's file or device, opened for the grant; its absence is named (the object is abandoned)."""
+        try:
+            return os.open(path, os.O_RDWR)
+        except OSError as exc:
+            raise VolumeUnavailable(f"pool volume {path} cannot be opened: {exc.strerror}") from None
 
     def destination(self, req: m.Destination, data: bytes) -> tuple[dict, bytes]:
         """The pool the node's policy names, and whether it is a tape pool (the same decision BEGIN makes)."""

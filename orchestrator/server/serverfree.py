@@ -62,8 +62,10 @@ def pool_view(op: VerifyPool) -> VerifyResult:
 class ServerFree:
     """The server's movers (name -> URL, given at start) and the copies it initiates."""
 
-    def __init__(self, server: Any, movers: dict[str, str], fabric: str | None = None):
+    def __init__(self, server: Any, movers: dict[str, str], fabric: str | None = None,
+                 mover_timeout: float | None = None):
         self.server, self.urls, self.fabric = server, dict(movers), fabric
+        self.mover_timeout = mover_timeout or MOVER_TIMEOUT
 
     make_driver = staticmethod(RealDriver)  # (catalogue, movers, devices) -> the driver a copy job runs with
 
@@ -148,14 +150,21 @@ class ServerFree:
 
         ``intercept(op)`` sees every operation first; a result it returns is the job's answer.
         ``devices`` (tape drives) joins the driver's devices, and may still grow while the job runs."""
-        from orchestrator.drivers.site import LazyMover
+        from orchestrator.drivers.lazy_mover import LazyMover
         from scsi.devices import InProcessDevice
         from scsi.luns.file import FileBlockLun
         from scsi.target.blockdev import BlockLunDevice
 
         t0 = time.monotonic()
-        luns = {v: FileBlockLun(v, v) for v in volumes}
-        movers_open = {n: LazyMover(n, self.urls[n], MOVER_TIMEOUT) for n in movers}
+        luns: dict[str, FileBlockLun] = {}
+        try:
+            for v in volumes:
+                luns[v] = FileBlockLun(v, v)
+        except (OSError, ValueError) as exc:  # the pool volume's file or device is gone: the client moves it
+            for lun in luns.values():
+                lun.close()
+            return self._refuse(ops, what, f"the server cannot open its pool volume: {exc}")
+        movers_open = {n: LazyMover(n, self.urls[n], self.mover_timeout) for n in movers}
         cat = self.server.pools.catalogue()
         self.server.pools.process_started(-ops.session.id, f"Server-free {what}")
         try:

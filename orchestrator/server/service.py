@@ -32,11 +32,15 @@ PRE_AUTH_LIMIT = 4096
 
 
 class Refused(Exception):
-    """End the session: ``msgno``/``text`` go to the activity log, ``answer`` to the client."""
+    """End the session: ``msgno``/``text`` go to the activity log, ``answer`` to the client.
 
-    def __init__(self, msgno: str, text: str, answer: str | None = None):
+    ``server_fault``: the server's own trouble (a pool volume it cannot open), not the request's: the client
+    reports a failed job (exit 1), not bad input."""
+
+    def __init__(self, msgno: str, text: str, answer: str | None = None, *, server_fault: bool = False):
         super().__init__(text)
         self.msgno, self.text, self.answer = msgno, text, answer or text
+        self.server_fault = server_fault
 
 
 @dataclass
@@ -351,7 +355,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 owner.metrics.refusals.labels(exc.msgno).inc()
             log.warning("%s", exc.text)
             try:
-                owner.send(s, sock, messages.error(exc.answer))
+                owner.send(s, sock, messages.error(exc.answer, server_fault=exc.server_fault))
             except OSError:
                 pass
         except (OSError, EOFError, ssl.SSLError) as exc:

@@ -1,19 +1,21 @@
-"""The fault matrix on the real lab, through the command line a user runs.
+"""The fault matrix on the real lab, through the backup server and the command line a user runs.
 
 Each cell: a fault kind at a job phase, for a backup (then the object is
 restored to the blank LUN and judged by ntfs-3g: ``ntfsfix -n``, ``ntfsls``,
 ``ntfscat`` of every file against the bytes written when the volume was made)
-or for a restore.  The verdict of every cell: exit 0 and a volume ntfs-3g
-finds identical, or exit 1 with one line naming the cause; never exit 2,
-never a traceback, never an active catalogue object that does not restore.
+or for a restore.  The lab runs as an operator runs it
+(:mod:`tests.fixtures.lab_server`): ``serverfree server`` initiates the
+server-free copies through the mover (``serverfree datamover serve``), the
+client commands are processes with a dsm.opt naming the server.  The verdict of
+every cell: exit 0 and a volume ntfs-3g finds identical, or exit 1 with one
+line naming the cause; never exit 2, never a traceback, never an active
+catalogue object that does not restore, never a pending object left behind.
 
 Faults come from the mover's own injection (positions, not times: a seed
-repeats a cell exactly) or from the lab (process killed before the job, the
-LAN path's pool volume gone).  The verification cell (run_verification_cell)
-takes the LAN path's pool away, so the pool cannot be digested on the server's
-side for a server-free backup and the client must check it over the SAN.
-Every injected fault is confirmed from the mover's log (``fault injected: ...``)
-or the process state, or the cell fails.
+repeats a cell exactly) or from the lab (the mover or the server killed before
+the job, the pool LUN removed from tgtd, the client LUN offline, the server's
+pool volume file moved away).  Every injected fault is confirmed from the
+mover's log (``fault injected: ...``) or the process state, or the cell fails.
 
 Run the whole matrix::
 
@@ -33,11 +35,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.fixtures.sanlab import MIB, ROOT, SanLab
+from tests.fixtures.lab_server import LabServer
+from tests.fixtures.sanlab import MIB, SanLab
 from tests.fixtures.sanlab_volume import judge
 
-CLI = [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())"]
-MOVER_TIMEOUT = 3.0  # the site file's command timeout for DM1 (a stalled mover is noticed after this)
+MOVER_TIMEOUT = 3.0  # the server's --mover-timeout (a stalled mover is noticed after this)
 
 #: phase -> how the position is written in a rule (``{half}``/``{late}``: bytes of the image)
 PHASES = {
@@ -55,10 +57,11 @@ KINDS = {
     "busy": "busy=2s@{pos}",
     "copy-aborted": "copy-aborted=0D/02@{pos}",
     "not-ready": "check=02/04/01@{pos}",
-    "lan-pool-gone": None,  # the LAN path's pool volume (the site's lan_pool) cannot be opened
-    "every-path-down": None,  # mover killed, LAN pool gone, no LAN-free: the job must fail with exit 1
+    "server-down": None,  # the backup server SIGKILLed before the job (started again after it)
+    "server-pool-gone": None,  # the server's pool volume file moved away (tgtd still serves the pool LUN)
+    "every-path-down": None,  # mover killed, no LAN-free (no storage_agent), the server's pool volume gone: exit 1
     "source-offline": None,  # tgtd takes the client LUN offline (a backup's source; tgtd: removable LUs only)
-    "pool-gone": None,  # tgtd removes the pool LUN
+    "pool-gone": None,  # tgtd removes the pool LUN (the mover's and the storage agent's way to the pool)
 }
 
 
@@ -104,38 +107,22 @@ def all_cells() -> list[Cell]:
 
 
 class MatrixLab:
-    """The lab plus a site file for the command line."""
+    """The lab, its backup server, and the client commands run against it."""
 
     def __init__(self, lab: SanLab, workdir: Path):
         self.lab, self.workdir = lab, workdir
-        self.catalogue = workdir / "catalogue.db"
-        self.site = workdir / "site.yaml"
+        self.server = LabServer(lab, workdir / "server-lab", mover_timeout=MOVER_TIMEOUT).start()
         self.log_mark = 0
-        self.write_site()
+        self.server_mark = 0
 
-    def write_site(self, lan_pool: dict[str, str] | None = None, lan_free: bool = True) -> None:
-        lab = self.lab
-        site = {"catalogue": str(self.catalogue), "lan_pool": {"volumes": lan_pool or lab.lan_pool},
-                "lan_free": lan_free, "verified_without_topology": True,
-                "devices": {"disk0": lab.url(1), "pool0": lab.url(2), "restore0": lab.url(3)},
-                "movers": {"DM1": {"url": lab.mover_url, "command_timeout": MOVER_TIMEOUT}},
-                "pool": {"name": "POOL1", "volumes": [{"name": "VOL1", "device": "pool0",
-                                                        "capacity": lab.pool_size}]},
-                "volumes": {"E:": {"device": "disk0"}}}
-        self.site.write_text(json.dumps(site, indent=1))
-
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([*CLI, *args, "--site", str(self.site)], capture_output=True, text=True,
-                              timeout=timeout, cwd=ROOT)
+    def close(self) -> None:
+        self.server.stop()
 
     def backup(self) -> subprocess.CompletedProcess:
-        return self.cli("backup", "image", "E:", "-enableserverfree=yes", "-enablelanfree=yes",
-                        "-imagetype=static", "--json")
+        return self.server.backup()
 
     def restore(self, serverfree: bool = True) -> subprocess.CompletedProcess:
-        self.lab.blank_restore_lun()
-        return self.cli("restore", "image", "E:", "restore0", f"-enableserverfree={'yes' if serverfree else 'no'}",
-                        "-enablelanfree=yes", "--json")
+        return self.server.restore(serverfree=serverfree)
 
     def restart_mover(self, rule: str | None) -> None:
         m = self.lab.mover
@@ -144,12 +131,9 @@ class MatrixLab:
             m.signal(signal.SIGCONT)
         log = self.lab.workdir / "mover.log"
         self.log_mark = log.stat().st_size if log.exists() else 0  # the log is appended across restarts
-        self.lab.start_mover([rule] if rule else [])
-        self.write_site()
-
-    def gone_pool(self) -> dict[str, str]:
-        """A lan_pool whose volume file does not exist: the LAN path cannot open the pool."""
-        return {"VOL1": str(self.workdir / "no-such-pool.img")}
+        slog = self.server.workdir / "server.log"
+        self.server_mark = slog.stat().st_size if slog.exists() else 0
+        self.lab.start_mover([rule] if rule else [])  # on the same port: the server's --mover URL holds
 
     def mover_log(self) -> str:
         """What the mover started by the last restart_mover logged."""
@@ -157,18 +141,26 @@ class MatrixLab:
             f.seek(self.log_mark)
             return f.read().decode(errors="replace")
 
+    def server_log(self) -> str:
+        """What the server wrote to its stderr since the last restart_mover."""
+        with open(self.server.workdir / "server.log", "rb") as f:
+            f.seek(self.server_mark)
+            return f.read().decode(errors="replace")
 
-def _active_ids(catalogue: Path) -> set[int]:
-    from orchestrator.catalogue import Catalogue
+    def hide_server_pool(self) -> Path:
+        """Move the server's pool volume file away (tgtd keeps its open file: the pool LUN still answers)."""
+        away = self.lab.pool_img.with_suffix(".away")
+        os.rename(self.lab.pool_img, away)
+        return away
 
-    with Catalogue(catalogue) as cat:
-        return {o.id for o in cat.query(inactive=False)}
+    def unhide_server_pool(self, away: Path) -> None:
+        os.rename(away, self.lab.pool_img)
 
 
 def run_cell(m: MatrixLab, cell: Cell, image_bytes: int) -> dict:
     """Run one cell and judge it; returns its row (``problems`` empty when the cell holds)."""
     problems: list[str] = []
-    lab = m.lab
+    lab, srv = m.lab, m.server
     rule = cell.rule(image_bytes)
     if cell.job == "restore":
         m.restart_mover(None)
@@ -177,16 +169,19 @@ def run_cell(m: MatrixLab, cell: Cell, image_bytes: int) -> dict:
             return {"cell": str(cell), "rule": rule, "exit": base.returncode, "path": "-",
                     "problems": [f"clean backup before the restore failed: {base.stderr.strip()[-300:]}"]}
     m.restart_mover(rule)
-    before = _active_ids(m.catalogue)
+    before = srv.active()
+    away = None
     if cell.kind in ("mover-killed", "every-path-down"):
         lab.mover.signal(signal.SIGKILL)
         lab.mover.proc.wait(10)
         if lab.mover.proc.poll() is None:
             problems.append("the mover was not killed")
-    if cell.kind == "lan-pool-gone":
-        m.write_site(lan_pool=m.gone_pool())
+    if cell.kind in ("server-pool-gone", "every-path-down"):
+        away = m.hide_server_pool()
     if cell.kind == "every-path-down":
-        m.write_site(lan_pool=m.gone_pool(), lan_free=False)
+        srv.write_site(lan_free=False)
+    if cell.kind == "server-down":
+        srv.kill()
     if cell.kind == "source-offline":
         lab.set_source_online(False)
     if cell.kind == "pool-gone":
@@ -199,8 +194,13 @@ def run_cell(m: MatrixLab, cell: Cell, image_bytes: int) -> dict:
             lab.set_source_online(True)
         if cell.kind == "pool-gone":
             lab.restore_pool()
+        if away is not None:
+            m.unhide_server_pool(away)
+        if cell.kind == "every-path-down":
+            srv.write_site()
+        if cell.kind == "server-down":
+            srv.start()
     elapsed = time.monotonic() - t0
-    m.write_site()
     out = res.stdout.strip()
     report = {}
     try:
@@ -209,14 +209,19 @@ def run_cell(m: MatrixLab, cell: Cell, image_bytes: int) -> dict:
         problems.append(f"--json output is not JSON: {out[:200]}")
     if "Traceback" in res.stderr:
         problems.append(f"traceback: {res.stderr[-400:]}")
+    if "Traceback" in m.server_log():
+        problems.append(f"traceback in the server's log: {m.server_log()[-400:]}")
     if res.returncode not in (0, 1):
         problems.append(f"exit {res.returncode}: {res.stderr.strip()[-300:]}")
     if rule is not None:
         if "fault injected" not in m.mover_log():
             problems.append(f"the fault {rule} never fired (mover log has no 'fault injected')")
-    if cell.kind == "every-path-down" and res.returncode != 1:
-        problems.append(f"with every path down the job must fail with exit 1, not {res.returncode}")
-    after = _active_ids(m.catalogue)
+    if cell.kind in ("every-path-down", "server-down") and res.returncode != 1:
+        problems.append(f"with {cell.kind} the job must fail with exit 1, not {res.returncode}")
+    states = srv.states()
+    if "pending" in states.values():
+        problems.append(f"the job ended with a pending object left on the server: {states}")
+    after = {i for i, s in states.items() if s == "active"}
     if res.returncode == 1:
         message = report.get("message") or res.stderr.strip()
         if not message or "\n" in message.strip():
@@ -224,60 +229,21 @@ def run_cell(m: MatrixLab, cell: Cell, image_bytes: int) -> dict:
         if cell.job == "backup" and after - before:
             problems.append(f"a failed backup left active object(s) {sorted(after - before)}")
     elif res.returncode == 0 and cell.job == "backup":
-        m.restart_mover(None)  # judge the object with a healthy mover
-        r = m.restore(serverfree=False)
+        r = m.restore(serverfree=False)  # LAN-free: the pool LUN read by the client, whatever the mover's state
         if r.returncode != 0:
             problems.append(f"the committed object does not restore: {r.stderr.strip()[-300:]}")
     if res.returncode == 0:
         problems += judge(lab.restore_img, lab.volume.files) if cell.job == "restore" or not problems else []
     return {"cell": str(cell), "rule": rule, "exit": res.returncode, "path": report.get("path_used", "-"),
-            "seconds": round(elapsed, 1), "problems": problems}
-
-
-#: faults while a server-free backup verifies (the pool digested on the server's side): kind -> expected exit
-VERIFY_KINDS = {"lan-pool-gone": 0}
-
-
-def run_verification_cell(m: MatrixLab, kind: str) -> dict:
-    """A server-free backup whose pool cannot be digested on the server's side (the site's lan_pool names a
-    missing file): the copy completes, the client checks the pool over the SAN instead, commits, and the
-    object restores identically (judged by ntfs-3g)."""
-    lab, problems = m.lab, []
-    m.restart_mover(None)
-    m.write_site(lan_pool=m.gone_pool())
-    t0 = time.monotonic()
-    try:
-        res = m.backup()
-    finally:
-        m.write_site()
-    elapsed = time.monotonic() - t0
-    err, out = res.stderr, res.stdout
-    if "Traceback" in err:
-        problems.append(f"traceback: {err[-400:]}")
-    if "checking the pool device over the SAN" not in err:
-        problems.append(f"the client never lost the server's side while verifying: {err[-300:]}")
-    if res.returncode != VERIFY_KINDS[kind]:
-        problems.append(f"exit {res.returncode} (expected {VERIFY_KINDS[kind]}): {err.strip()[-300:]}")
-    report = {}
-    try:
-        report = json.loads(out) if out.strip() else {}
-    except json.JSONDecodeError:
-        problems.append(f"--json output is not JSON: {out[:200]}")
-    if res.returncode == 0:
-        r = m.restore(serverfree=False)
-        if r.returncode != 0:
-            problems.append(f"the committed object does not restore: {r.stderr.strip()[-300:]}")
-        else:
-            problems += judge(lab.restore_img, lab.volume.files)
-    return {"cell": f"backup/{kind}@verification", "rule": None, "exit": res.returncode,
-            "path": report.get("path_used", "-"), "seconds": round(elapsed, 1), "problems": problems}
+            "seconds": round(elapsed, 1), "problems": problems, "report": report}
 
 
 def image_bytes_of(m: MatrixLab) -> int:
-    res = m.cli("backup", "image", "E:", "-enableserverfree=yes", "-imagetype=static", "--json")
+    res = m.backup()
     if res.returncode != 0:
         raise RuntimeError(f"clean server-free backup failed: {res.stderr}")
     rep = json.loads(res.stdout)
+    assert rep["path_used"] == "server-free", rep
     return int(sum(rep.get("bytes_by_path", {}).values()) or 16 * MIB)
 
 
@@ -294,10 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         cells = cells[:a.cells]
     with SanLab(a.dir, volume_size=16 * MIB, volume_scale=0.3, mover_timeout=5.0) as lab:
         m = MatrixLab(lab, lab.workdir)
-        size = image_bytes_of(m)
-        rows = [run_cell(m, c, size) for c in cells]
-        if not a.cells:
-            rows += [run_verification_cell(m, kind) for kind in VERIFY_KINDS]
+        try:
+            size = image_bytes_of(m)
+            rows = [run_cell(m, c, size) for c in cells]
+        finally:
+            m.close()
     bad = [r for r in rows if r["problems"]]
     for r in rows:
         print(f"{r['cell']:45s} exit {r['exit']}  {r['path']:11s} {r.get('seconds', 0):5.1f}s  "

@@ -1,6 +1,8 @@
-"""Real faults at seeded byte positions of real server-free backups, each confirmed, each judged by ntfs-3g.
+"""Real faults at seeded byte positions of server-free backups the backup server initiates, each confirmed and judged.
 
-Each trial restarts the data mover with one fault rule of its own injection
+The lab runs as an operator runs it (:mod:`tests.fixtures.lab_server`):
+``serverfree server`` commands the mover, the client is a ``serverfree backup
+image`` process.  Each trial restarts the data mover with one fault rule of its own injection
 (scsi/copymgr/faults.py) at a seeded byte position B of the copy:
 
 * ``tcp-cut``: the mover closes every iSCSI connection once B bytes have moved
@@ -19,13 +21,18 @@ T, tgtd shows the LUN offline or gone -- or the trial fails.  Every completed
 backup is restored to the blank LUN and judged by ntfs-3g (``ntfsfix -n``,
 ``ntfsls``, ``ntfscat`` of every file against the bytes written when the
 volume was made), never through the catalogue.  Most faults must land
-mid-copy; the count is printed and recorded.  ``SANLAB_SEED=<seed>`` reruns a
+mid-copy; the count is printed and recorded.  Where the server kept what the
+mover committed (``ANR0539I``), the client's report must read
+``server-free+...`` and say from which image byte the client moved the rest;
+no trial may leave a pending object on the server.  ``SANLAB_SEED=<seed>`` reruns a
 run, ``SANLAB_FAULTS=<n>`` changes the number of trials.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -34,15 +41,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from orchestrator.catalogue import Catalogue
-from orchestrator.ops import PathKind
+from tests.fixtures.lab_server import LabServer
 from tests.fixtures.sanlab import CLIENT_LUN, POOL_LUN, SanLab, missing_reason
-from tests.fixtures.sanlab_client import LabClient
 from tests.fixtures.sanlab_volume import judge
 
 MIB = 1 << 20
 KINDS = ("mover-kill", "mover-stop", "tcp-cut", "copy-aborted", "source-offline", "pool-removed")
-MOVER_TIMEOUT = 4.0  # the client's command timeout for the mover: a stopped mover is noticed after this
+MOVER_TIMEOUT = 4.0  # the server's --mover-timeout: a stopped mover is noticed after this
 HOLD = {"mover-kill": 60, "mover-stop": 60, "source-offline": 1, "pool-removed": 1}  # stall seconds at B
 
 
@@ -170,78 +175,95 @@ def small_lab(tmp_path_factory):
         lab.stop()
 
 
-def _check_catalogue(cat: Catalogue, where: str) -> None:
-    states = cat.states()
-    assert "pending" not in states.values(), f"{where}: pending objects left behind: {states}"
+@pytest.fixture(scope="module")
+def server(small_lab):
+    srv = LabServer(small_lab, small_lab.workdir / "server-lab", mover_timeout=MOVER_TIMEOUT).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
-def test_random_faults_fail_over_or_fail_clearly(small_lab, tmp_path, record_property):
-    lab = small_lab
+def _report(res, where: str) -> dict:
+    assert "Traceback" not in res.stderr, f"{where}: {res.stderr[-1500:]}"
+    assert res.returncode in (0, 1), f"{where}: exit {res.returncode}: {res.stderr[-800:]}"
+    return json.loads(res.stdout) if res.stdout.strip() else {"outcome": "failed", "message": res.stderr.strip()}
+
+
+def test_random_faults_fail_over_or_fail_clearly(small_lab, server, record_property):
+    lab, srv = small_lab, server
     seed = int(os.environ.get("SANLAB_SEED", random.SystemRandom().randrange(1 << 32)))
-    trials = int(os.environ.get("SANLAB_FAULTS", "12"))
+    trials = int(os.environ.get("SANLAB_FAULTS", "8"))
     print(f"\nfault injection seed {seed} ({trials} trials); rerun with SANLAB_SEED={seed}")
     record_property("fault_seed", seed)
     rng = random.Random(seed)
-    cat = Catalogue(tmp_path / "catalogue.db")
-    client = LabClient(lab, cat, mover_timeout=MOVER_TIMEOUT)
-    try:
-        lab.start_mover()
-        clean = client.backup(PathKind.SERVER_FREE)
-        assert clean.report.outcome == "completed" and clean.report.path_used == "server-free"
-        image = clean.report.image_size
-        kinds = [KINDS[i % len(KINDS)] for i in range(trials)]
-        rng.shuffle(kinds)
-        outcomes: Counter = Counter()
-        lines, landed, moved_on, judged = [], 0, 0, 0
-        for n, kind in enumerate(kinds):
-            at = rng.randrange(1, image // (64 * 1024)) * 64 * 1024  # a 64 KiB boundary inside the image
-            # an outage outlasts the mover's hold at B, so the resumed copy meets the LUN offline
-            outage = rng.choice([None, rng.uniform(0.3, 1.5)]) if kind == "source-offline" else None
-            fault = Fault(kind, at, outage)
-            where = f"seed {seed} trial {n} {kind} at byte {at}"
-            mark = (lab.workdir / "mover.log").stat().st_size
-            fault.arm(lab, mark)
-            try:
-                run = client.backup(PathKind.SERVER_FREE)
-                missing = fault.confirm(lab, mark)
-            finally:
-                fault.recover(lab)
-            assert not missing, f"{where}: the fault did not happen: {missing}"
-            rep = run.report
-            # confirm() proved the mover was holding at byte B of its copy when the fault struck: mid-copy;
-            # whether the job then had to fail over (or fail) is counted apart
-            landed += 1
-            forced = rep.outcome == "failed" or bool(rep.failovers)
-            moved_on += forced
-            assert rep.outcome in ("completed", "failed"), where
-            _check_catalogue(cat, where)
-            states = cat.states()
-            if rep.outcome == "failed":
-                assert rep.message and "\n" not in rep.message.strip(), f"{where}: unclear failure {rep.message!r}"
-                assert states[rep.object_id] == "abandoned", where
-            else:
-                assert states[rep.object_id] == "active", where
+    lab.start_mover()
+    clean = _report(srv.backup(), "clean backup")
+    assert clean["outcome"] == "completed" and clean["path_used"] == "server-free", clean
+    image = clean["image_size"]
+    kinds = [KINDS[i % len(KINDS)] for i in range(trials)]
+    rng.shuffle(kinds)
+    outcomes: Counter = Counter()
+    lines, landed, moved_on, judged, resumed = [], 0, 0, 0, 0
+    for n, kind in enumerate(kinds):
+        at = rng.randrange(1, image // (64 * 1024)) * 64 * 1024  # a 64 KiB boundary inside the image
+        # an outage outlasts the mover's hold at B, so the resumed copy meets the LUN offline
+        outage = rng.choice([None, rng.uniform(0.3, 1.5)]) if kind == "source-offline" else None
+        fault = Fault(kind, at, outage)
+        where = f"seed {seed} trial {n} {kind} at byte {at}"
+        mark = (lab.workdir / "mover.log").stat().st_size
+        before = srv.active()
+        fault.arm(lab, mark)
+        t0 = time.monotonic()
+        try:
+            res = srv.backup()
+            took = time.monotonic() - t0
+            missing = fault.confirm(lab, mark)
+        finally:
+            fault.recover(lab)
+        assert not missing, f"{where}: the fault did not happen: {missing}"
+        rep = _report(res, where)
+        # confirm() proved the mover was holding at byte B of its copy when the fault struck: mid-copy;
+        # whether the job then had to fail over (or fail) is counted apart
+        landed += 1
+        forced = rep["outcome"] == "failed" or rep.get("path_used") != "server-free"
+        moved_on += forced
+        states = srv.states()
+        assert "pending" not in states.values(), f"{where}: pending objects left behind: {states}"
+        if rep["outcome"] == "failed":
+            assert res.returncode == 1 and rep["message"] and "\n" not in rep["message"].strip(), \
+                f"{where}: unclear failure {rep!r}"
+            assert srv.active() == before, f"{where}: a failed backup changed the active objects"
+        else:
+            assert res.returncode == 0 and states[rep["object_id"]] == "active", where
+            path = rep["path_used"]
+            if path.startswith("server-free+"):  # the server kept what the mover committed; the client the rest
+                resumed += 1
+                said = re.search(r"stopped at image byte (\d+) of (\d+)", " ".join(rep["reasons"]))
+                assert said and 0 < int(said.group(1)) < int(said.group(2)), f"{where}: {rep}"
+                rest = sum(n for p, n in rep["bytes_by_path"].items() if p != "server-free")
+                assert rest == int(said.group(2)) - int(said.group(1)), f"{where}: the client moved more than the rest"
+            serverfree = n % 2 == 0  # every other restore server-free (a healthy mover), else LAN-free (none)
+            if serverfree:
                 lab.start_mover()
-                lab.blank_restore_lun()
-                via = PathKind.SERVER_FREE if n % 2 == 0 else PathKind.LAN_FREE
-                r = client.restore(via)
-                assert r.report.outcome == "completed", f"{where}: restore failed: {r.report.message}"
-                problems = judge(lab.restore_img, lab.volume.files)
-                assert problems == [], f"{where}: ntfs-3g finds the restored volume wrong: {problems}"
-                judged += 1
-            path = rep.path_used or "-"
-            outcomes[(kind, rep.outcome, path)] += 1
-            lines.append(f"  {n:2d} {kind:15s} at {at / MIB:6.2f} MiB (outage {fault.outage or 0:.2f}) -> "
-                         f"{rep.outcome:9s} {path:11s} {'failed over' if forced else 'rode it out'} "
-                         f"{' | '.join(f.reason[:80] for f in rep.failovers)} {rep.message}")
-        print("\n".join(lines))
-        print(f"seed {seed}: {landed} of {trials} faults landed mid-copy (confirmed), {moved_on} made the job fail "
-              f"over or fail; {judged} completed backups restored and judged by ntfs-3g; {dict(outcomes)}")
-        record_property("faults_landed_mid_copy", landed)
-        record_property("faults_forcing_failover", moved_on)
-        record_property("trials_judged_by_ntfs3g", judged)
-        assert landed == trials, f"seed {seed}: only {landed} of {trials} faults landed mid-copy"
-        assert moved_on * 4 >= trials * 3, f"seed {seed}: only {moved_on} of {trials} faults reached the job"
-    finally:
-        client.close_devices()
-        cat.close()
+            r = _report(srv.restore(serverfree=serverfree), where + " restore")
+            assert r["outcome"] == "completed", f"{where}: restore failed: {r.get('message')}"
+            problems = judge(lab.restore_img, lab.volume.files)
+            assert problems == [], f"{where}: ntfs-3g finds the restored volume wrong: {problems}"
+            judged += 1
+        path = rep.get("path_used") or "-"
+        outcomes[(kind, rep["outcome"], path)] += 1
+        lines.append(f"  {n:2d} {kind:15s} at {at / MIB:6.2f} MiB (outage {fault.outage or 0:.2f}) {took:4.1f} s -> "
+                     f"{rep['outcome']:9s} {path:20s} {'failed over' if forced else 'rode it out'} "
+                     f"{' | '.join(r[:90] for r in rep.get('reasons', []))} {rep.get('message', '')}")
+    print("\n".join(lines))
+    log = srv.actlog()
+    print(f"seed {seed}: {landed} of {trials} faults landed mid-copy (confirmed), {moved_on} made the job fail "
+          f"over or fail, {resumed} resumed after the mover's part; {judged} completed backups restored and judged "
+          f"by ntfs-3g; {dict(outcomes)}")
+    record_property("faults_landed_mid_copy", landed)
+    record_property("faults_forcing_failover", moved_on)
+    record_property("trials_judged_by_ntfs3g", judged)
+    assert landed == trials, f"seed {seed}: only {landed} of {trials} faults landed mid-copy"
+    assert moved_on * 4 >= trials * 3, f"seed {seed}: only {moved_on} of {trials} faults reached the job"
+    assert log.count("ANR0539I") >= resumed, log[-3000:]  # each resume is the server's decision, logged

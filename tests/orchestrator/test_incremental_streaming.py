@@ -178,3 +178,95 @@ def test_an_incremental_of_many_extents_runs_in_bounded_memory():
     chunks_changed = len(range(7, (400_000 * 40960) // MIB + 1, 100))
     assert 0 < image <= chunks_changed * MIB
     assert peak < 24 * MIB, peak
+
+
+# -- the drivers' scan: each chunk digested as the job comes to it ------------------------------------------
+def test_a_streamed_scan_holds_open_chunks_only():
+    """50,000 chunks: digesting them all before answering held every chunk's hash (tracemalloc ~17 MiB);
+    the stream holds the chunk being read."""
+    from orchestrator.job.digest import chunk_digests, iter_chunk_digests
+    from orchestrator.ops import Piece
+
+    def pieces():
+        return (Piece(i * 16, i * 1024 + 8, 16) for i in range(50_000))
+
+    def read(p):
+        return bytes([p.volume_offset % 251]) * p.length
+
+    def peak(consume):
+        tracemalloc.start()
+        try:
+            consume()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    last = []
+    streamed = peak(lambda: last.append(sum(1 for _ in iter_chunk_digests(pieces(), read, 1024))))
+    whole = peak(lambda: chunk_digests(pieces(), read, 1024))
+    assert last == [50_000]
+    assert streamed < 1 * MIB < 8 * MIB < whole, (streamed, whole)
+
+
+def test_a_scan_that_cannot_read_on_fails_the_job_with_its_reason():
+    from orchestrator.drivers.memory import MemoryDriver
+    from orchestrator.ops import DigestResult, DigestVolume
+
+    volume = 8 * MIB
+    cat = Catalogue(":memory:")
+    cat.add_pool_volume("P", "V", "pool0", 4 * volume)
+    disk = bytearray(range(256)) * (volume // 256)
+    drv = MemoryDriver({"d": disk, "pool0": bytearray(4 * volume)}, cat, {})
+    plan = PathPlan(start=PathKind.LAN_FREE, lan_free=True, lan=False)
+    base = BackupSpec(node="N", filespace="F", source=DeviceSpec(name="d"), volume_size=volume, paths=plan,
+                      extents=[(0, 3 * MIB), (4 * MIB, 2 * MIB)])
+    assert run_job(backup_job(base), drv.execute).ok
+    (rec,) = cat.restore_chain("N", "F", incremental=True, stream=True)
+
+    def failing(op):
+        result = drv.execute(op)
+        if isinstance(op, DigestVolume):
+            def scan():
+                for n, pair in enumerate(result.digests):
+                    if n == 2:
+                        raise ValueError("reading the volume failed: unrecovered read error")
+                    yield pair
+            return DigestResult(LazySeq(scan))
+        return result
+
+    inc = base.model_copy(update={"mode": "incremental", "base_object_id": rec.id,
+                                  "base_digests": cat.digest_runs([rec]),
+                                  "base_coverage": coverage_stream([rec.pieces], MIB)})
+    report = run_job(backup_job(inc), failing)
+    assert report.outcome == "failed"
+    assert report.message == "incremental scan failed: reading the volume failed: unrecovered read error"
+    assert run_job(backup_job(inc), drv.execute).ok  # the same incremental with a scan that reads on
+
+
+def test_the_real_drivers_scan_names_a_read_that_fails_on_the_way():
+    from orchestrator.drivers.real_verify import VerifyOps
+    from orchestrator.ops import DigestVolume, Piece
+
+    class Disk:
+        reads = 0
+
+        def read(self, offset, n):
+            Disk.reads += 1
+            if Disk.reads == 3:
+                raise OSError("LUN d: unrecovered read error")
+            return bytes(n)
+
+    ops = VerifyOps()
+    ops.io = lambda name: Disk()  # type: ignore[method-assign]
+    pieces = tuple(Piece(i * 4096, i * MIB, 4096) for i in range(5))
+    result = ops._DigestVolume(DigestVolume("d", pieces, MIB))
+    assert result.failure is None and Disk.reads == 0  # nothing is read before the job asks
+    got = []
+    try:
+        for pair in result.digests:
+            got.append(pair)
+    except ValueError as exc:
+        assert "reading the volume failed: LUN d: unrecovered read error" in str(exc)
+    else:
+        raise AssertionError("the failed read was not reported")
+    assert [c for c, _ in got] == [0]  # (a chunk is given once the scan has passed it)

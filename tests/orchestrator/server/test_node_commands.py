@@ -172,7 +172,8 @@ def test_a_lan_free_restore_to_an_unmapped_volume_goes_over_the_lan(client, caps
 
 
 def test_read_grants_are_per_node_per_range_and_end_with_the_session(client, capsys):
-    from orchestrator.drivers.site import OpenSite, load_site
+    from orchestrator.drivers.open_site import OpenSite
+    from orchestrator.drivers.site import load_site
     from orchestrator.ops import LanFreeRead, StoredPiece
     from orchestrator.server.client import ServerRefused
     from orchestrator.server.node_client import NodeSession
