@@ -125,7 +125,7 @@ class NodeOps(RowOps, TapeOps):
             self.cat.abandon_object(AbandonObject(started.object_id, str(exc)))
             self.pools.reclaim()
             raise Refused("ANR8447E", f"Session {self.session.id} node {self.node}: {exc}.", str(exc),
-                          server_fault=isinstance(exc, VolumeUnavailable)) from None
+                          server_fault=isinstance(exc, (VolumeUnavailable, tape.DriveBusy))) from None
         g = Grant(started.object_id, fd, started.pool_offset, req.image_size, process=started.object_id,
                   lan_free=req.lan_free and not writer, tape=writer, tape_drive=drive)
         self.grants[started.object_id] = g
