@@ -27,11 +27,8 @@ from orchestrator.eligibility import Eligibility, decide
 from orchestrator.job.spec import BackupSpec, DeviceSpec, PathPlan, RestoreSpec, TapePlan, object_spec
 from orchestrator.ops import PathKind
 from orchestrator.piece_stream import PieceStream
-from topology.graph import SanState
-from topology.index import index_of
 from topology.model import Topology
 from topology.report import VolumeVerdict
-from topology.verify import verify
 
 PATH_KEY = {PathKind.SERVER_FREE: "serverfree", PathKind.LAN_FREE: "lanfree", PathKind.LAN: "lan"}
 FIXED_NO_LAN_FREE = ("a fixed-block tape pool has no LAN-free path: the client's tape I/O is variable-block "
@@ -71,6 +68,8 @@ def destination_pool(topology: Topology, volume_id: str) -> DestinationPool | No
     pool = next((p for p in topology.stgpools if mc is not None and p.name == mc.destination), None)
     if pool is None:
         return None
+    from topology.index import index_of  # the SAN graph layers load only where a topology is judged
+
     ix = index_of(topology)
     devices = ix.pool_devices(pool)
     designators: dict[str, str] = {}
@@ -86,6 +85,9 @@ def destination_pool(topology: Topology, volume_id: str) -> DestinationPool | No
 def domain_paths(topology: Topology, failed: Iterable[str] = ()) -> dict[str, VolumePaths]:
     """:class:`VolumePaths` of every volume with ``failed`` components down (names as `paths --fail`)."""
     failed = set(failed)
+    from topology.graph import SanState  # networkx: only where a topology is judged (not a client of the server)
+    from topology.verify import verify
+
     report = verify(topology, state=SanState.build(topology, failed), redundancy=False)
     names = [m.name for m in topology.movers_in_order()]
     serves: dict[str, list[str]] = {v.volume: [] for v in report.volumes}

@@ -249,16 +249,7 @@ def run(args: argparse.Namespace) -> int:
 
 def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobReport:
     """Back up one volume; bad input raises ValueError/LookupError/OSError."""
-    from orchestrator import compose
-    from orchestrator.cli.progress import ProgressLine
-    from orchestrator.drivers.real import RealDriver
-    from orchestrator.drivers.open_site import OpenSite
     from orchestrator.drivers.site import load_site
-    from orchestrator.drivers.snapshot import CowSnapshots
-    from orchestrator.job import BackupSpec, DeviceSpec, backup_job, run_job
-    from orchestrator.job.incremental import coverage_stream
-    from orchestrator.ops import PathKind
-    from orchestrator.volume import read_used_extents
 
     vopts = options.for_volume(volume)
     if vopts.excluded:
@@ -269,6 +260,16 @@ def backup_volume(args: argparse.Namespace, options: Any, volume: str) -> JobRep
         from orchestrator.server import node_jobs
 
         return node_jobs.backup_volume(args, options, volume, site, DeviceVolume, progress_printer(args.json))
+    # local mode: this process is client and server in one (its layers load only here)
+    from orchestrator import compose
+    from orchestrator.cli.progress import ProgressLine
+    from orchestrator.drivers.open_site import OpenSite
+    from orchestrator.drivers.real import RealDriver
+    from orchestrator.drivers.snapshot import CowSnapshots
+    from orchestrator.job import BackupSpec, DeviceSpec, backup_job, run_job
+    from orchestrator.job.incremental import coverage_stream
+    from orchestrator.ops import PathKind
+    from orchestrator.volume import read_used_extents
     server = lan_path(site, options)
     vsite = site.volume(volume)
     with OpenSite(site) as opened, open_catalogue(site, options) as cat:

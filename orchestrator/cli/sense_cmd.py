@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from scsi.asc import asc_name
-from scsi.sense import FieldPointer, SegmentPointer, Sense, SenseError
-from scsi.xcopy.hexfield import hex_to_bytes
+if TYPE_CHECKING:  # scsi.sense's tables load when a sense command runs, not for every command's parser
+    from scsi.sense import Sense
 
 
 def register(sub) -> None:
@@ -19,6 +19,9 @@ def register(sub) -> None:
 
 
 def describe(s: Sense) -> list[str]:
+    from scsi.asc import asc_name
+    from scsi.sense import FieldPointer, SegmentPointer
+
     fmt = "descriptor" if s.descriptor_format else "fixed"
     lines = [
         f"response code: {s.response_code:02X}h ({fmt}, {'deferred' if s.deferred else 'current'})",
@@ -47,6 +50,10 @@ def describe(s: Sense) -> list[str]:
 
 
 def run_decode(args) -> int:
+    from scsi.asc import asc_name
+    from scsi.sense import Sense, SenseError
+    from scsi.xcopy.hexfield import hex_to_bytes
+
     data = hex_to_bytes(" ".join(args.hex), "sense hex")
     try:
         s = Sense.decode(data)

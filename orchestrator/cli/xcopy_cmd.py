@@ -7,9 +7,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from scsi.xcopy import ParameterList, ParameterListError
-from scsi.xcopy.hexfield import hex_to_bytes
-from scsi.xcopy.listing import describe_list
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # scsi.xcopy loads when an xcopy command runs, not for every command's parser
+    from scsi.xcopy import ParameterList
 
 SAMPLES = Path(__file__).resolve().parents[2] / "scenarios" / "samples"
 HEX_TEXT_CHARS = set(b"0123456789abcdefABCDEFxX:,-# \t\r\n")
@@ -41,6 +42,8 @@ def _is_hex_text(raw: bytes) -> bool:
 
 def read_list_bytes(file: str | None, hex_text: str | None) -> tuple[bytes, str]:
     """The list's bytes and a name for messages, from --hex, a file (binary or hex text) or stdin."""
+    from scsi.xcopy.hexfield import hex_to_bytes
+
     if hex_text is not None:
         if file:
             raise ValueError("give either FILE or --hex, not both")
@@ -57,6 +60,8 @@ def read_list_bytes(file: str | None, hex_text: str | None) -> tuple[bytes, str]
 
 
 def decode_list(data: bytes, name: str) -> ParameterList:
+    from scsi.xcopy import ParameterList, ParameterListError
+
     try:
         return ParameterList.decode(data)
     except ParameterListError as err:
@@ -72,6 +77,8 @@ def list_to_json(pl: ParameterList) -> dict:
 
 
 def run_decode(args) -> int:
+    from scsi.xcopy.listing import describe_list
+
     data, name = read_list_bytes(args.file, args.hex_text)
     pl = decode_list(data, name)
     if args.json:
@@ -91,6 +98,8 @@ def validation_message(err: ValidationError) -> str:
 
 
 def run_encode(args) -> int:
+    from scsi.xcopy import ParameterList
+
     name = args.file
     text = sys.stdin.read() if name == "-" else Path(name).read_text()
     try:
@@ -115,6 +124,9 @@ def run_encode(args) -> int:
 
 def demo_listing() -> str:
     """The bundled FC-era tape mover list, decoded into the readable listing."""
+    from scsi.xcopy.hexfield import hex_to_bytes
+    from scsi.xcopy.listing import describe_list
+
     sample = SAMPLES / "tape_mover.hex"
     data = hex_to_bytes(sample.read_text(), str(sample))
     return f"Sample: {sample.name}\n" + describe_list(decode_list(data, str(sample)))

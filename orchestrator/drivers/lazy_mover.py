@@ -15,6 +15,12 @@ BUSY_STATUSES = {0x08: "BUSY", 0x28: "TASK SET FULL"}
 BUSY_FIRST_PAUSE, BUSY_MAX_PAUSE = 0.25, 2.0  # seconds between retries of a busy mover (doubling)
 
 
+def busy_at_login(exc: BaseException) -> str | None:
+    """BUSY or TASK SET FULL when a login failed on that status (libiscsi says so only in its text)."""
+    text = str(exc).rstrip(". ").upper()
+    return next((name for name in BUSY_STATUSES.values() if text.endswith(name)), None)
+
+
 class LazyMover:
     """A data mover's pyscsi device, opened on its first command with the site's command timeout.
 
@@ -57,27 +63,35 @@ class LazyMover:
 
     def execute(self, cmd: Any, *args: Any, **kw: Any) -> Any:
         """One command; BUSY / TASK SET FULL (SAM-5 5.3: not executed, so safe to resend) are retried with a
-        doubling pause for up to the mover's command timeout in all, then raised (the job fails over)."""
-        from scsi.devices.errors import DeviceStatusError
+        doubling pause for up to the mover's command timeout in all, then raised (the job fails over).
+
+        A mover busy when the session opens counts too: libiscsi's login ends with TEST UNIT READY, and a
+        BUSY answer to it fails the login with the status named in the error's text (nothing to resend but
+        the login)."""
+        from scsi.devices.errors import DeviceConnectionError, DeviceStatusError
 
         deadline, pause = time.monotonic() + self.timeout, BUSY_FIRST_PAUSE
         while True:
             try:
                 return self.device().execute(cmd, *args, **kw)
             except DeviceStatusError as exc:
-                if exc.status not in BUSY_STATUSES:
+                status, failure = BUSY_STATUSES.get(exc.status), exc
+                if status is None:
                     raise
-                left = deadline - time.monotonic()
-                status = BUSY_STATUSES[exc.status]
-                if left <= 0:
-                    print(f"serverfree: data mover {self.name} still answers {status} after {self.timeout:g} s: "
-                          "failing over", file=sys.stderr, flush=True)
+            except DeviceConnectionError as exc:
+                status, failure = busy_at_login(exc) if self._device is None else None, exc
+                if status is None:
                     raise
-                pause = min(pause, left)
-                print(f"serverfree: data mover {self.name} answered {status}: retrying in {pause:.2g} s "
-                      f"({self.timeout - left:.1f} s of {self.timeout:g} s)", file=sys.stderr, flush=True)
-                time.sleep(pause)
-                pause = min(pause * 2, BUSY_MAX_PAUSE)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                print(f"serverfree: data mover {self.name} still answers {status} after {self.timeout:g} s: "
+                      "failing over", file=sys.stderr, flush=True)
+                raise failure
+            pause = min(pause, left)
+            print(f"serverfree: data mover {self.name} answered {status}: retrying in {pause:.2g} s "
+                  f"({self.timeout - left:.1f} s of {self.timeout:g} s)", file=sys.stderr, flush=True)
+            time.sleep(pause)
+            pause = min(pause * 2, BUSY_MAX_PAUSE)
 
     def close(self) -> None:
         if self._device is not None:

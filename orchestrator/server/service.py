@@ -34,8 +34,8 @@ PRE_AUTH_LIMIT = 4096
 class Refused(Exception):
     """End the session: ``msgno``/``text`` go to the activity log, ``answer`` to the client.
 
-    ``server_fault``: the server's own trouble (a pool volume it cannot open), not the request's: the client
-    reports a failed job (exit 1), not bad input."""
+    ``server_fault``: the server's own trouble (a pool volume it cannot open, a drive another job holds), not the
+    request's: the client reports a failed job (exit 1), not bad input."""
 
     def __init__(self, msgno: str, text: str, answer: str | None = None, *, server_fault: bool = False):
         super().__init__(text)

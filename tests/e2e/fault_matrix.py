@@ -216,6 +216,9 @@ def run_cell(m: MatrixLab, cell: Cell, image_bytes: int) -> dict:
     if rule is not None:
         if "fault injected" not in m.mover_log():
             problems.append(f"the fault {rule} never fired (mover log has no 'fault injected')")
+    if cell.kind == "busy" and res.returncode == 0 and not report.get("path_used", "").startswith("server-free"):
+        problems.append(f"a mover BUSY for 2 s (less than its {MOVER_TIMEOUT:g} s timeout) was failed over, not "
+                        f"waited for: path {report.get('path_used')}")
     if cell.kind in ("every-path-down", "server-down") and res.returncode != 1:
         problems.append(f"with {cell.kind} the job must fail with exit 1, not {res.returncode}")
     states = srv.states()

@@ -67,3 +67,28 @@ def test_other_errors_are_not_retried():
     with pytest.raises(DeviceStatusError):
         mover(reserved, 5.0).execute(object())
     assert dev.calls == 1
+
+
+def test_a_mover_busy_at_login_is_retried_like_a_busy_command(capsys, monkeypatch):
+    """libiscsi's login ends with TEST UNIT READY; its BUSY fails the login (said only in the error's text)."""
+    from scsi.devices import errors
+    import scsi.devices
+
+    logins = []
+
+    def open_device(url, timeout=None):
+        logins.append(time.monotonic())
+        if len(logins) < 3:
+            raise errors.DeviceConnectionError(f"{url} as iqn.2026-01.x:client: BUSY")
+        return BusyFor(0)
+
+    monkeypatch.setattr(scsi.devices, "open_device", open_device)
+    m = LazyMover("DM1", "iscsi://127.0.0.1:9/iqn.2026-01.x:y/0", 3.0)
+    assert m.execute(object()) == "done"
+    assert len(logins) == 3 and "data mover DM1 answered BUSY: retrying" in capsys.readouterr().err
+
+    logins.clear()
+    monkeypatch.setattr(scsi.devices, "open_device", lambda url, timeout=None: (_ for _ in ()).throw(
+        errors.DeviceConnectionError(f"{url}: cannot reach portal 127.0.0.1:9: Connection refused")))
+    with pytest.raises(errors.DeviceConnectionError):  # a mover that is down is not retried: it fails over now
+        LazyMover("DM1", "iscsi://127.0.0.1:9/iqn.2026-01.x:y/0", 3.0).execute(object())

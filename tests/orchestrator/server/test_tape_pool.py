@@ -135,7 +135,7 @@ def test_lan_backup_to_tape_and_restore_over_the_lan(tape_lab, capsys):
 
 
 def test_one_job_per_drive(tape_lab, capsys):
-    from orchestrator.server.client import ServerRefused
+    from orchestrator.server.client import ServerFailed
     from orchestrator.server.node_client import NodeSession
 
     tmp, srv, built, _ = tape_lab
@@ -150,10 +150,10 @@ def test_one_job_per_drive(tape_lab, capsys):
         opts = ["--options", str(tmp / "dsm.opt"), "--site", str(tmp / "site.yaml"), "-enableserverfree=yes"]
         rc = main(["backup", "image", "E:", *opts])
         err = capsys.readouterr().err
-        assert rc == 2 and "drive DRV1 is in use by session" in err and "one job per drive" in err, err
+        assert rc == 1 and "drive DRV1 is in use by session" in err and "one job per drive" in err, err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
         with NodeSession(host, port, "NODEA", NODE_PW["NODEA"]) as second, \
-                pytest.raises(ServerRefused, match="drive DRV1 is in use"):
+                pytest.raises(ServerFailed, match="drive DRV1 is in use"):  # not bad input: a job failed
             second.begin("G:", 1 * MIB, 1 * MIB)
     assert "ANR8447E" in actlog(srv)
     # the first session ended: its object is abandoned and the drive free again
