@@ -9,11 +9,13 @@ import pytest
 from orchestrator.catalogue import Catalogue
 from orchestrator.drivers.coalesce import MAX_GAP, CoalescedReads, span_limit, volume_reader
 from orchestrator.drivers.real import RealDriver
-from orchestrator.job import BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec, restore_job, run_job
+from orchestrator.job import (BackupSpec, DeviceSpec, PathPlan, RestoreSpec, backup_job, object_spec, restore_job,
+                              run_job)
 from orchestrator.job.digest import chunk_digests
 from orchestrator.lan.local_pool import LocalPool
-from orchestrator.ops import PathKind, Piece
+from orchestrator.ops import LanFreeWrite, PathKind, Piece
 from scsi.devices import InProcessDevice
+from scsi.luns.base import LunError
 from scsi.luns.file import FileBlockLun
 from scsi.luns.memory import MemoryBlockLun
 from scsi.result import Nexus, ScsiResult
@@ -165,11 +167,22 @@ class Counted:
         return self.inner.execute(nexus, cdb, data_out, data_in_len)
 
 
+class BadBlockLun(MemoryBlockLun):
+    """A disk with one unreadable block (MEDIUM ERROR, UNRECOVERED READ ERROR 11h/00h)."""
+
+    bad_lba: int | None = None
+
+    def read(self, lba: int, count: int) -> bytes:
+        if self.bad_lba is not None and lba <= self.bad_lba < lba + count:
+            raise LunError(f"LUN {self.name}: unrecovered read error", key=0x3, asc=0x11, ascq=0x00)
+        return super().read(lba, count)
+
+
 @pytest.fixture
 def fragmented(tmp_path):
     pool_file = tmp_path / "pool.img"
     pool_file.write_bytes(bytes(8 * MIB))
-    disk = MemoryBlockLun("disk0", num_blocks=VOL // 512, serial="disk0-serial")
+    disk = BadBlockLun("disk0", num_blocks=VOL // 512, serial="disk0-serial")
     disk.write(0, DATA[:VOL])
     dest = MemoryBlockLun("disk1", num_blocks=VOL // 512, serial="disk1-serial")
     pool = FileBlockLun("pool0", pool_file, serial="pool0-serial")
@@ -215,3 +228,13 @@ def test_a_fragmented_volume_is_read_in_few_commands_and_restored_byte_for_byte(
     restored = luns["disk1"].read(0, VOL // 512)
     assert all(restored[o:o + n] == DATA[o:o + n] for o, n in FRAGMENTED)
     assert all(restored[o + n:o + KIB] == bytes(KIB - n) for o, n in FRAGMENTED)  # the gaps were not written
+
+
+def test_a_bad_block_fails_the_transfer_at_the_piece_that_holds_it(fragmented):
+    drv, luns, counted, _ = fragmented
+    pieces = tuple(Piece(i * 512, o, n) for i, (o, n) in enumerate(FRAGMENTED))
+    luns["disk0"].bad_lba = 700 * KIB // 512  # inside piece 700, in the middle of a coalesced span
+    r = drv.execute(LanFreeWrite("disk0", "pool0", 0, pieces))
+    assert r.failure is not None and r.failure.device == "disk0" and r.failure.kind == "sense", r.failure
+    assert r.pieces_done == 700 and [p.volume_offset for p in r.stored][-1] == 699 * KIB
+    assert counted["disk0"].reads == 1 + 701  # the failed span, then its pieces alone up to the bad one
