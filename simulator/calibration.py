@@ -59,7 +59,7 @@ class Calibration(BaseModel):
         16, ge=1, le=64, description="READ/WRITE commands the mover keeps in flight per copy on each device "
                                      "(datamover serve's io_depth)")
     mover_chunk_kib: int = Field(
-        1024, ge=4, description="bytes per READ/WRITE the mover asks for (chunk_bytes) before the LUNs' Block "
+        2048, ge=4, description="bytes per READ/WRITE the mover asks for (chunk_bytes) before the LUNs' Block "
                                 "Limits lower or round it")
     verify_mb_s: float = Field(
         0.0, ge=0, description="rate at which the backup server reads an object back from the pool and digests "

@@ -32,7 +32,7 @@ class CopyLimits(BaseModel):
     data_segment_granularity: int = Field(0, ge=0, le=31, description="log2 bytes")
     inline_data_granularity: int = Field(0, ge=0, le=31, description="log2 bytes")
     held_data_granularity: int = Field(0, ge=0, le=31, description="log2 bytes")
-    chunk_bytes: int = Field(1 << 20, ge=4096, le=1 << 26, description="bytes per read/write request")
+    chunk_bytes: int = Field(2 << 20, ge=4096, le=1 << 26, description="bytes per read/write request")
     io_depth: int = Field(4, ge=1, le=64, description="chunks in flight per copy")
     io_workers: int = Field(8, ge=1, le=256, description="threads executing I/O requests")
     flush_behind_bytes: int = Field(64 << 20, ge=0, le=1 << 40,

@@ -165,17 +165,22 @@ class ScenarioRunner(ScenarioJobs):
                 luns[dev] = BytearrayLun(dev, buf, naa=bytes.fromhex(self.designators[dev]))
             luns.update(tapes)  # a tape pool: the movers write and read the very tapes the catalogue points to
             # the mover's operating parameters as the topology declares them (segment length)
-            exact = {m: ExactMover(self.san, m, luns, limits=CopyLimits(max_segment_length=seg[m]) if m in seg
-                                   else None) for m in self.san.dev.movers}
+            exact = {m: ExactMover(self.san, m, luns, limits=self._engine_limits(seg, m)) for m in self.san.dev.movers}
         self._exact = exact or {}
         return SimDriver(self.san, self.memory.execute, devices=snaps, exact=exact)
+
+    def _engine_limits(self, seg: dict[str, int], mover: str) -> CopyLimits:
+        """A mover engine's limits: the segment length the topology declares, the chunk the calibration models
+        (so exact mode's engine and the flow model move the same chunks)."""
+        chunk = {"chunk_bytes": self.scen.calibration.mover_chunk_kib * 1024}
+        return CopyLimits(max_segment_length=seg[mover], **chunk) if mover in seg else CopyLimits(**chunk)
 
     def _tape_pool(self, seg: dict[str, int]) -> dict[str, Any]:
         """Tape semantics for the drives (scenario ``tape:``): record-list tapes the memory driver and the
         movers share, movers that implement the stream segments (00h, 01h, 10h)."""
         tapes = {d: MemoryTapeLun(d, naa=bytes.fromhex(self.designators[d])) for d in self.drives}
         disks = {v.disk: (v.buf, v.naa) for v in self.volumes.values() if v.buf is not None}
-        engines = {m: CopyLimits(max_segment_length=seg[m]) if m in seg else CopyLimits() for m in self.san.dev.movers}
+        engines = {m: self._engine_limits(seg, m) for m in self.san.dev.movers}
         self.memory.tapes = MemoryTapes(disks, tapes, engines)
         self.memory.movers = {m: self.memory.tapes.limits(m) for m in self.san.dev.movers}
         return tapes

@@ -267,7 +267,7 @@ def test_large_pipelined_copy_between_files(tmp_path):
     b = FileBlockLun("b", tmp_path / "b", size=n)
     data = os.urandom(n)
     a.write(0, data)
-    m = CopyManager({"a": a, "b": b})  # default 1 MiB chunks, 4 in flight
+    m = CopyManager({"a": a, "b": b})  # default 2 MiB chunks, 4 in flight
     segs = [BlockOffsetToBlockOffset(src=0, dst=1, byte_count=n, src_lba=0, dst_lba=0)]
     r = run(m, [cscd_for_lun(a), cscd_for_lun(b)], *segs)
     assert r.ok and b.read(0, n // 512) == data

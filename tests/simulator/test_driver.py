@@ -10,6 +10,7 @@ from orchestrator.job import (BackupSpec, DeviceSpec, PathPlan, RestoreSpec, bac
 from orchestrator.ops import MoverLimits, PathKind
 from simulator.calibration import Calibration
 from simulator.driver import SimDriver, TimingBackend
+from scsi.copymgr.config import CopyLimits
 from simulator.faults import FaultInjector, FaultSpec
 from simulator.san import SimSAN
 
@@ -101,7 +102,8 @@ def _exact(san, mem):
 
     luns = {"disk0": BytearrayLun("disk0", mem.devices["disk0"], naa=bytes.fromhex(DISK.designator)),
             "pool0": BytearrayLun("pool0", mem.devices["pool0"], naa=bytes.fromhex("6001405" + "2" * 25))}
-    return {"DM1": ExactMover(san, "DM1", luns)}
+    # 1 MiB chunks: the timings below (overlap, the segment a fault lands in) are worked out for them
+    return {"DM1": ExactMover(san, "DM1", luns, limits=CopyLimits(chunk_bytes=1 << 20))}
 
 
 def test_exact_mode_runs_the_copy_manager_engine_in_simulated_time():
