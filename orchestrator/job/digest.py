@@ -74,18 +74,22 @@ def _final(runs: list[list[int]], h: "hashlib._Hash") -> str:
     return hashlib.sha256(head + h.digest()).hexdigest()
 
 
+def _digest_piece(d: ChunkDigester, p: Piece, read: Callable[[Piece], bytes]) -> None:
+    """Feed one piece's bytes to ``d``, read in parts of at most READ_STEP bytes; a short read is an error."""
+    for o in range(0, p.length, READ_STEP):
+        part = Piece(p.image_offset + o, p.volume_offset + o, min(READ_STEP, p.length - o))
+        data = read(part)
+        if len(data) != part.length:
+            raise OSError(f"short read at volume offset {part.volume_offset}: {len(data)} of {part.length} bytes")
+        d.update(part.volume_offset, data)
+
+
 def chunk_digests(pieces: Iterable, read: Callable[[Piece], bytes],
                   chunk_size: int) -> tuple[tuple[int, str], ...]:
     """Chunk digests of the pieces' bytes; ``read(piece)`` returns a sub-piece's data."""
     d = ChunkDigester(chunk_size)
     for p in pieces:
-        for o in range(0, p.length, READ_STEP):
-            part = Piece(p.image_offset + o, p.volume_offset + o, min(READ_STEP, p.length - o))
-            data = read(part)
-            if len(data) != part.length:
-                raise OSError(f"short read at volume offset {part.volume_offset}: {len(data)} of "
-                              f"{part.length} bytes")
-            d.update(part.volume_offset, data)
+        _digest_piece(d, p, read)
     return d.digests()
 
 
@@ -99,13 +103,7 @@ def iter_chunk_digests(pieces: Iterable, read: Callable[[Piece], bytes], chunk_s
         if p.volume_offset < prev_end:
             raise ValueError(f"piece at volume offset {p.volume_offset} comes before the end of the previous "
                              f"one ({prev_end}): the scan must be in ascending volume order")
-        for o in range(0, p.length, READ_STEP):
-            part = Piece(p.image_offset + o, p.volume_offset + o, min(READ_STEP, p.length - o))
-            data = read(part)
-            if len(data) != part.length:
-                raise OSError(f"short read at volume offset {part.volume_offset}: {len(data)} of "
-                              f"{part.length} bytes")
-            d.update(part.volume_offset, data)
+        _digest_piece(d, p, read)
         prev_end = p.volume_offset + p.length
         yield from d.take_below((prev_end - 1) // chunk_size)
     yield from d.take_below(1 << 63)

@@ -27,6 +27,7 @@ from orchestrator.ops import (Batch, CopyBatches, CopyResult, LanFreeRead, LanFr
 from orchestrator.piece_blocks import PieceBlock
 from orchestrator.piece_stream import HalfMovedCompressed, PieceStream, blocks_from_pieces
 from orchestrator.plan.columns import iter_column_batches
+from orchestrator.plan.windows import next_window
 from orchestrator.plan.disk import CscdRef, PlanError, default_encoder, image_position
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def _server_free(ends: Endpoints, state: MoveState, paths: PathPlan, report: Job
                                            src_base=sbase, dst_base=dbase, limits=r.limits,
                                            batch_bytes=paths.batch_mb << 20, mover=mover,
                                            encoder=default_encoder())
-                batches = _window(plan)
+                batches = next_window(plan, WINDOW_SEGMENTS)
             except PlanError as exc:
                 reason = str(exc)
                 batches = ()
@@ -166,7 +167,7 @@ def _server_free(ends: Endpoints, state: MoveState, paths: PathPlan, report: Job
                     reason = cr.failure.describe() if cr.failure else "copy failed"
                     break
                 try:
-                    batches = _window(plan)
+                    batches = next_window(plan, WINDOW_SEGMENTS)
                 except PlanError as exc:  # a piece further on the mover cannot copy: the next one resumes here
                     reason = str(exc)
                     break
@@ -180,18 +181,6 @@ def _server_free(ends: Endpoints, state: MoveState, paths: PathPlan, report: Job
         else:
             step_down(state, paths, report, reason, pos, mover)
     return pos
-
-
-def _window(plan: Iterator[Batch]) -> tuple[Batch, ...]:
-    """The next batches of ``plan`` up to `WINDOW_SEGMENTS` segments (at least one batch; () at the end)."""
-    out: list[Batch] = []
-    segments = 0
-    for batch in plan:
-        out.append(batch)
-        segments += sum(len(pl.segments) for pl in batch.lists)
-        if segments >= WINDOW_SEGMENTS:
-            break
-    return tuple(out)
 
 
 def _account(state: MoveState, batches: Sequence[Batch], cr: CopyResult, mover: str) -> None:

@@ -22,7 +22,6 @@ from itertools import islice
 from dataclasses import dataclass, field
 
 from orchestrator.ops import (
-    Batch,
     CopyBatches,
     CopyResult,
     OperatingParametersResult,
@@ -31,6 +30,7 @@ from orchestrator.ops import (
     StoredPiece,
     TransferResult,
 )
+from orchestrator.plan.windows import next_window
 from orchestrator.plan.disk import CscdRef, PlanError, image_position
 from orchestrator.piece_stream import PieceStream
 from orchestrator.plan.tape import TapeFormat, TapeRef
@@ -124,7 +124,7 @@ def backup_to_tape(pieces: Sequence[AnyPiece] | PieceStream, *, disk: CscdRef, d
                                      disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
                                      max_transfer=_limits_stream(r, max_transfer), mover=mover,
                                      first_record=on.next_record)
-            batches = _window(plan)
+            batches = next_window(plan, WINDOW_SEGMENTS)
         except PlanError as exc:
             _leave(move, movers, str(exc))
             continue
@@ -142,7 +142,7 @@ def backup_to_tape(pieces: Sequence[AnyPiece] | PieceStream, *, disk: CscdRef, d
             if on.closed:
                 break
             try:
-                batches = _window(plan)
+                batches = next_window(plan, WINDOW_SEGMENTS)
             except PlanError as exc:  # a piece further on this mover cannot copy: the next goes on from here
                 _leave(move, movers, str(exc))
                 break
@@ -193,18 +193,6 @@ def _plain_stream(pieces: Sequence[AnyPiece] | PieceStream) -> PieceStream:
         raise PlanError(f"piece at image offset {p.image_offset} is stored compressed: a data mover "
                         "cannot restore it server-free")
     return stream
-
-
-def _window(plan: Iterator[Batch]) -> tuple[Batch, ...]:
-    """The next batches of ``plan`` up to `WINDOW_SEGMENTS` segments (at least one batch; () at the end)."""
-    out: list[Batch] = []
-    segments = 0
-    for batch in plan:
-        out.append(batch)
-        segments += sum(len(pl.segments) for pl in batch.lists)
-        if segments >= WINDOW_SEGMENTS:
-            break
-    return tuple(out)
 
 
 def _location(move: TapeMove, volume: str, fmt: TapeFormat, records: int) -> TapeLocation:
@@ -362,7 +350,7 @@ def restore_from_tape(pieces: Sequence[AnyPiece] | PieceStream, *, location: Tap
             plan = iter_tape_batches(stream.blocks(pos), direction="restore", disk=disk, tape=ref,
                                      disk_base=disk_base, limits=r.limits, batch_bytes=batch_bytes,
                                      max_transfer=_limits_stream(r, max_transfer), mover=mover, first_record=record)
-            batches = _window(plan)
+            batches = next_window(plan, WINDOW_SEGMENTS)
         except PlanError as exc:
             _leave(move, movers, str(exc))
             continue
@@ -375,7 +363,7 @@ def restore_from_tape(pieces: Sequence[AnyPiece] | PieceStream, *, location: Tap
                 break
             pos = batches[-1].lists[-1].image_end
             try:
-                batches = _window(plan)
+                batches = next_window(plan, WINDOW_SEGMENTS)
             except PlanError as exc:  # a piece further on this mover cannot copy: the next goes on from here
                 _leave(move, movers, str(exc))
                 break

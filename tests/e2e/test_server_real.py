@@ -21,22 +21,12 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.server.client import ServerSession
+from tests.fixtures.lab_server import designator
 from tests.fixtures.sanlab import CLIENT_LUN, POOL_LUN, RESTORE_LUN
 from tests.fixtures.sanlab_volume import judge
 
 ADMIN_PW, NODE_PW = "lab-admin-secret", "lab-node-secret"
 SERVERFREE = str(Path(sys.executable).parent / "serverfree")
-
-
-def designator(url: str) -> str:
-    from orchestrator.drivers.real_devices import BlockIO
-    from scsi.devices import open_device
-
-    dev = open_device(url)
-    try:
-        return BlockIO(dev, url).designator()
-    finally:
-        dev.close()
 
 
 def start_server(sanlab, data: Path) -> tuple[subprocess.Popen, int]:
