@@ -93,6 +93,26 @@ def check_tape_mover(limits: MoverLimits, fmt: TapeFormat, direction: Literal["b
     return per_list
 
 
+def segment_limits(limits: MoverLimits, fmt: TapeFormat, bs: int, direction: str, max_transfer: int,
+                   batch_bytes: int, mover: str) -> tuple[int, int, int, int]:
+    """(segments per list, the copy grain, the step every segment length is a multiple of, the longest segment).
+
+    Segment lengths inside a piece are whole records (whole transfers in fixed mode) and whole disk blocks.
+    """
+    per_list = check_tape_mover(limits, fmt, direction, max_transfer, mover)
+    grain = lcm(bs, 1 << limits.data_segment_granularity)
+    step = lcm(grain, fmt.record_bytes if fmt.fixed else fmt.unit)
+    max_seg = MAX_STREAM_BLOCKS * bs
+    if limits.max_segment_length:
+        max_seg = min(max_seg, limits.max_segment_length)
+    longest = min(max_seg, batch_bytes)
+    max_seg = longest // step * step
+    if max_seg <= 0:
+        raise PlanError(f"{mover}: a segment of at most {longest} bytes cannot hold whole tape transfers of "
+                        f"{step} bytes (records of {fmt.unit} bytes, disk blocks of {bs} bytes)")
+    return per_list, grain, step, max_seg
+
+
 def plan_tape_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "restore"], disk: CscdRef,
                       tape: TapeRef, disk_base: int, limits: MoverLimits, max_transfer: int = 0,
                       batch_bytes: int = DEFAULT_BATCH_MB * MIB, mover: str = "data mover",
@@ -107,18 +127,7 @@ def plan_tape_batches(pieces: Iterable[Piece], *, direction: Literal["backup", "
     """
     fmt = tape.fmt
     bs = disk.block_size
-    per_list = check_tape_mover(limits, fmt, direction, max_transfer, mover)
-    grain = lcm(bs, 1 << limits.data_segment_granularity)
-    # segment lengths inside a piece: whole records (whole transfers in fixed mode) and whole disk blocks
-    step = lcm(grain, fmt.record_bytes if fmt.fixed else fmt.unit)
-    max_seg = MAX_STREAM_BLOCKS * bs
-    if limits.max_segment_length:
-        max_seg = min(max_seg, limits.max_segment_length)
-    longest = min(max_seg, batch_bytes)
-    max_seg = longest // step * step
-    if max_seg <= 0:
-        raise PlanError(f"{mover}: a segment of at most {longest} bytes cannot hold whole tape transfers of "
-                        f"{step} bytes (records of {fmt.unit} bytes, disk blocks of {bs} bytes)")
+    per_list, grain, step, max_seg = segment_limits(limits, fmt, bs, direction, max_transfer, batch_bytes, mover)
 
     segments: list[CopySegment] = []
     record = first_record

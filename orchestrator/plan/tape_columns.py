@@ -22,7 +22,6 @@ sends lists while later ones are not planned yet.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from math import lcm
 from typing import Literal
 
 import numpy as np
@@ -31,9 +30,9 @@ from orchestrator.ops import Batch, MoverLimits, ParameterListPlan
 from orchestrator.piece_blocks import PieceBlock
 from orchestrator.plan.columns import SegmentColumns
 from orchestrator.plan.disk import DEFAULT_BATCH_MB, MIB, CscdRef, PlanError
-from orchestrator.plan.tape import STREAM_PDT, TapeRef, check_tape_mover
+from orchestrator.plan.tape import STREAM_PDT, TapeRef, segment_limits
 from scsi.xcopy import block_list
-from scsi.xcopy.block_list import MAX_STREAM_BLOCKS, SEG_BLOCK_TO_STREAM, SEG_STREAM_TO_BLOCK
+from scsi.xcopy.block_list import SEG_BLOCK_TO_STREAM, SEG_STREAM_TO_BLOCK
 from scsi.xcopy.segments import BLOCK_STREAM_LAYOUT
 
 
@@ -45,17 +44,7 @@ def iter_tape_batches(blocks: Iterable[PieceBlock], *, direction: Literal["backu
     """`orchestrator.plan.tape.plan_tape_batches` for pieces given as `PieceBlock` columns, as a stream."""
     fmt = tape.fmt
     bs = disk.block_size
-    per_list = check_tape_mover(limits, fmt, direction, max_transfer, mover)
-    grain = lcm(bs, 1 << limits.data_segment_granularity)
-    step = lcm(grain, fmt.record_bytes if fmt.fixed else fmt.unit)
-    max_seg = MAX_STREAM_BLOCKS * bs
-    if limits.max_segment_length:
-        max_seg = min(max_seg, limits.max_segment_length)
-    longest = min(max_seg, batch_bytes)
-    max_seg = longest // step * step
-    if max_seg <= 0:
-        raise PlanError(f"{mover}: a segment of at most {longest} bytes cannot hold whole tape transfers of "
-                        f"{step} bytes (records of {fmt.unit} bytes, disk blocks of {bs} bytes)")
+    per_list, grain, step, max_seg = segment_limits(limits, fmt, bs, direction, max_transfer, batch_bytes, mover)
     out = _Lists(direction, disk, tape, per_list, encode, first_list_id)
     record = first_record
     pending = np.empty((5, 0), dtype=np.int64)  # segments of the batch being filled
