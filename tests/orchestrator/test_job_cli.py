@@ -219,7 +219,10 @@ def test_sigint_exits_130_and_the_next_start_sweeps_what_an_interrupted_job_left
     cmd = [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main())",
            "backup", "image", "E:", "--site", s, "--options", str(site / "dsm.opt"), "-imagetype=snapshot",
            "-presnapshotcmd=sleep 30"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as Ctrl-C delivers it: a suite started in the background by a non-interactive shell (`cmd &`)
+    # runs with SIGINT ignored, which its children would inherit (and Python keeps an ignored SIGINT ignored)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60  # past start-up (a loaded machine takes seconds): the presnapshotcmd runs
     while not _child_runs(proc.pid, b"sleep") and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
