@@ -34,18 +34,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_server_lan import proc_cpu  # noqa: E402
 from tests.fixtures.lab_server import SERVERFREE, LabServer  # noqa: E402
 from tests.fixtures.sanlab import SanLab  # noqa: E402
 
 MIB = 1 << 20
 PATHS = (("server-free", []), ("lan-free", ["-enableserverfree=no"]),
          ("lan", ["-enableserverfree=no", "-enablelanfree=no"]))
-
-
-def process_cpu(pid: int) -> float:
-    """utime + stime of a process, all its threads, in seconds (/proc/PID/stat fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def version_cpu() -> float:
@@ -95,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, opts in PATHS:
                 runs = []
                 for _ in range(args.repeat):
-                    s0, m0 = process_cpu(server.pid), process_cpu(lab.mover.pid)
+                    s0, m0 = proc_cpu(server.pid), proc_cpu(lab.mover.pid)
                     wall, client_cpu, rep = run_client(server.argv("backup", "image", "E:", "--json", *opts))
-                    s1, m1 = process_cpu(server.pid), process_cpu(lab.mover.pid)
+                    s1, m1 = proc_cpu(server.pid), proc_cpu(lab.mover.pid)
                     if rep.get("outcome") != "completed" or rep.get("path_used") != name:
                         raise SystemExit(f"{name}: the backup did not complete on its path: {rep.get('outcome')} "
                                          f"{rep.get('path_used')} {rep.get('message', '')}")

@@ -63,10 +63,16 @@ def extent_arrays(count: int) -> Iterator[np.ndarray]:
         yield np.stack([b.volume_offset, b.length], axis=1)
 
 
-def measure(count: int, fail_at: int) -> dict[str, float | int | str]:
+def volume_size_of(count: int) -> int:
+    """The end of the last extent: one pass over the made-up layout (a real analysis knows the size)."""
     volume_size = 0
-    for a in extent_arrays(count):  # one pass to size the volume (the analysis knows it; here it is made up)
+    for a in extent_arrays(count):
         volume_size = int(a[-1, 0] + a[-1, 1])
+    return volume_size
+
+
+def measure(count: int, fail_at: int) -> dict[str, float | int | str]:
+    volume_size = volume_size_of(count)
     paths = PathPlan(start=PathKind.SERVER_FREE, movers=["M1", "M2"], lan=False,
                      pool_designators={"pool0": POOL.designator})
     out: dict[str, float | int | str] = {}
@@ -119,9 +125,7 @@ def chunk_digests(idx: np.ndarray, changed: bool) -> list[str]:
 
 
 def measure_incremental(count: int) -> dict[str, float | int | str]:
-    volume_size = 0
-    for a in extent_arrays(count):
-        volume_size = int(a[-1, 0] + a[-1, 1])
+    volume_size = volume_size_of(count)
     paths = PathPlan(start=PathKind.SERVER_FREE, movers=["M1", "M2"], lan=False,
                      pool_designators={"pool0": POOL.designator})
     full = PieceStream.from_extents(lambda: extent_arrays(count), volume_size)
@@ -171,9 +175,7 @@ def main_incremental(count: int) -> None:
 
 
 def measure_tape(count: int, fail_at: int) -> dict[str, float | int | str]:
-    volume_size = 0
-    for a in extent_arrays(count):
-        volume_size = int(a[-1, 0] + a[-1, 1])
+    volume_size = volume_size_of(count)
     paths = PathPlan(start=PathKind.SERVER_FREE, movers=["M1", "M2"], lan=False,
                      pool_designators={"DRV1": "6001405" + "1" * 25}, tape=TapePlan(record_bytes=256 * 1024))
     with tempfile.TemporaryDirectory(prefix="serverfree-bench-") as tmp:

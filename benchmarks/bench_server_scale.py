@@ -35,17 +35,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_scale_plan import extent_blocks, load  # noqa: E402
+from bench_server_commit import peak_rss_mib  # noqa: E402
 from bench_server_lan import proc_cpu  # noqa: E402
 
 NODE, NODE_PW, ADMIN_PW = "BENCH", "bench-node-pw", "bench-admin-pw"
 DISK_DESIG, POOL_DESIG, DEST_DESIG = "6001405" + "d" * 25, "6001405" + "b" * 25, "6001405" + "e" * 25
-
-
-def vm_hwm_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def extents_of(count: int) -> np.ndarray:
@@ -58,19 +52,13 @@ def serve(data: str) -> None:
     from orchestrator.drivers.acknowledging import AcknowledgingDriver
     from orchestrator.ops import VerifyResult
     from orchestrator.server import serverfree
-    from orchestrator.server.app import open_server
+    from orchestrator.server.app import open_server, serve_until_stopped
 
     serverfree.pool_view = lambda op: VerifyResult(True, "", ())  # nothing was written: nothing to read back
     server = open_server(data, admin_password=ADMIN_PW, movers={"DM1": "iscsi://127.0.0.1:9/iqn.2026-12.none:x/0"})
     server.serverfree.make_driver = lambda cat, movers, devices: AcknowledgingDriver(cat)
     print(f"listening {server.address}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    serve_until_stopped(server)
 
 
 # -- the client process --------------------------------------------------------------------------
@@ -86,7 +74,7 @@ def client(host: str, port: str, server_pid: int, count: int) -> None:
         c0, s0, w0 = time.process_time(), proc_cpu(server_pid), time.perf_counter()
         result = fn()
         out[name] = {"wall": time.perf_counter() - w0, "client_cpu": time.process_time() - c0,
-                     "server_cpu": proc_cpu(server_pid) - s0, "server_hwm": vm_hwm_mib(server_pid)}
+                     "server_cpu": proc_cpu(server_pid) - s0, "server_hwm": peak_rss_mib(server_pid)}
         return result
 
     with NodeSession(host, port, NODE, NODE_PW, timeout=3600) as n:
@@ -141,7 +129,7 @@ def measure(count: int) -> dict:
                 raise SystemExit(f"bench_server_scale: the client process failed (status {status})")
             out = json.loads(text)
             out["client_rss"] = usage.ru_maxrss / 1024
-            out["server_rss"] = vm_hwm_mib(srv.pid)
+            out["server_rss"] = peak_rss_mib(srv.pid)
         finally:
             srv.send_signal(signal.SIGTERM)
             srv.wait(60)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 from pathlib import Path
 
 
@@ -56,7 +55,7 @@ def listen_address(text: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.server.app import open_server
+    from orchestrator.server.app import open_server, serve_until_stopped
 
     host, port = listen_address(args.listen)
     if args.fabric and not Path(args.fabric).is_file():
@@ -77,12 +76,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"tls-fingerprint {server.tls_fingerprint}", flush=True)
     if server.metrics is not None:
         print(f"metrics {server.metrics.address}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
+    serve_until_stopped(server)
     return 0
 

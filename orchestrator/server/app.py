@@ -1,6 +1,7 @@
 """The server assembled: sessions, the pools and catalogue behind them, and optional metrics."""
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 from orchestrator.server.metrics import ServerMetrics
@@ -33,3 +34,14 @@ def open_server(data: str | Path, host: str = "127.0.0.1", port: int = 0, *, tls
         server.close()
         raise
     return server
+
+
+def serve_until_stopped(server: BackupServer) -> None:
+    """Serve until SIGTERM or Ctrl-C, then close the server (its sessions joined, its store closed)."""
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
