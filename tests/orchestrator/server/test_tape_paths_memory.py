@@ -99,3 +99,128 @@ def test_a_server_free_backup_to_tape_reads_the_extent_map_as_a_stream(tmp_path,
         assert sum(len(b) for b in cat.iter_blocks(obj.id)) == n
         assert sf.server.drives.held() == {}
     assert peak < 32 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+# ------------------------------------------------------------------ the LAN path's records writer
+class _Tape:
+    """A drive that keeps no bytes: it counts the records written and answers reads with zeros."""
+
+    def __init__(self):
+        self.written = self.filemarks = 0
+
+    def write_piece(self, records, data, fmt):
+        self.written += fmt.records(len(data))
+
+    def read_piece(self, records, length, fmt):
+        return bytes(length)
+
+
+@pytest.fixture
+def stand_in_drive(monkeypatch):
+    from scsi import tape_client
+
+    drive = _Tape()
+    monkeypatch.setattr(tape, "write_piece", drive.write_piece)
+    monkeypatch.setattr(tape, "read_piece", drive.read_piece)
+    monkeypatch.setattr(tape_client, "position", lambda dev, at: (at or 0, 0))
+
+    class Records:
+        def __init__(self, dev, name):
+            pass
+
+        def write_filemarks(self, n):
+            drive.filemarks += n
+
+    monkeypatch.setattr(tape_client, "TapeRecords", Records)
+    return drive
+
+
+def lan_pieces(n: int, length: int = 4096) -> PieceStream:
+    """``n`` pieces of ``length`` tiling the image from 0, every other ``length`` of the volume."""
+    def blocks():
+        for first in range(0, n, 1 << 16):
+            k = min(1 << 16, n - first)
+            idx = np.arange(first, first + k, dtype=np.int64)
+            yield PieceBlock.of(first * length, idx * 2 * length, np.full(k, length, np.int64))
+    return PieceStream(blocks)
+
+
+def test_the_lan_tape_writer_keeps_no_list_of_its_puts(stand_in_drive):
+    """120,000 PUTs, then the closing check names them all: the old list of (offset, length) pairs and the
+    check's second list peaked at 34.3 MiB; the writer now keeps counts and a digest of the lengths (4.1 MiB:
+    the check reads the pieces a block of 64 Ki at a time)."""
+    n, data = 120_000, bytes(4096)
+    w = tape.TapeWriter("DRV1", "VOL001", object(), 7, 1)
+
+    def write_and_close():
+        for i in range(n):
+            w.put(i * 4096, data)
+        return w.close(lan_pieces(n))
+
+    loc, peak = peak_of(write_and_close)
+    loc = TapeLocation.decode(loc)
+    assert (loc.first_object, loc.records, loc.file_number) == (7, n, 1)
+    assert stand_in_drive.written == n and stand_in_drive.filemarks == 1
+    assert peak < 8 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+def test_the_lan_tape_writer_digests_its_records_chunk_by_chunk(stand_in_drive):
+    """The read-back of 80,000 one-chunk pieces: the old code held a hasher per chunk and gave a list of
+    (chunk, hex) pairs, peaking at 47.2 MiB; now the digests go to a DigestSpool as each chunk is passed
+    (15.8 MiB: a block of pieces as Python values and the spool's in-memory page)."""
+    n = 80_000
+    w = tape.TapeWriter("DRV1", "VOL001", object(), 0, 0)
+    data = bytes(4096)
+    for i in range(n):
+        w.put(i * 4096, data)
+    digests, peak = peak_of(lambda: w.digests(lan_pieces(n), 4096))
+    assert peak < 24 * MIB, f"peak {peak / MIB:.1f} MiB"
+    one = ChunkDigester(4096)
+    one.update(0, data)
+    want = one.digests()[0][1]
+    assert len(digests) == n
+    got = list(digests)
+    assert [c for c, _ in got] == list(range(0, 2 * n, 2)) and {d for _, d in got} == {want}
+
+
+def test_read_back_digests_are_the_digests_of_the_whole_object():
+    """Chunk by chunk (pieces in volume order) or all at once (not): the digests of one ChunkDigester fed
+    everything, for pieces cut anywhere across chunks."""
+    import random
+
+    rng = random.Random(5)
+    data = rng.randbytes(1 << 20)
+    pieces, img, vol = [], 0, 0
+    while vol < (1 << 20) - 64:
+        vol += rng.randrange(0, 3000)
+        n = min(rng.randrange(1, 9000), (1 << 20) - vol)
+        if n <= 0:
+            break
+        pieces.append(StoredPiece(img, vol, n))
+        img, vol = img + n, vol + n
+    k = next(i for i in range(len(pieces) // 2, len(pieces))  # a piece starting a chunk the one before ends before
+             if pieces[i].volume_offset // 4096 > (pieces[i - 1].volume_offset + pieces[i - 1].length - 1) // 4096)
+    for order in (pieces, pieces[k:] + pieces[:k]):
+        whole = ChunkDigester(4096)
+        for p in order:
+            whole.update(p.volume_offset, data[p.volume_offset:p.volume_offset + p.length])
+        it = iter(order)
+        ascending = tape.volume_ascending(PieceStream.of(order))
+        assert ascending == (order is pieces)
+        read = lambda n: (lambda p: data[p.volume_offset:p.volume_offset + n])(next(it))  # noqa: E731
+        assert list(tape.read_back_digests(order, read, 4096, ascending)) == list(whole.digests())
+
+
+def test_the_writer_refuses_pieces_that_are_not_its_puts(stand_in_drive):
+    w = tape.TapeWriter("DRV1", "VOL001", object(), 0, 0)
+    for off, n in ((0, 4096), (4096, 100), (4196, 8192)):
+        w.put(off, bytes(n))
+    good = [StoredPiece(0, 0, 4096), StoredPiece(4096, 8192, 100), StoredPiece(4196, 9000, 8192)]
+    for bad in (good[:2], good + [StoredPiece(12388, 20000, 1)], [good[0], StoredPiece(4096, 8192, 101), good[2]],
+                [good[1], good[0], good[2]], [good[0], StoredPiece(4096, 8192, 100, True, 50), good[2]]):
+        with pytest.raises(ValueError, match="not the pieces written on tape"):
+            w.close(bad)
+        with pytest.raises(ValueError, match="digested as written"):
+            w.digests(bad, 4096)
+    assert [c for c, _ in w.digests(good, 4096)] == [0, 2, 3, 4]
+    assert TapeLocation.decode(w.close(tuple(good))).records == 3
