@@ -81,7 +81,10 @@ class TapeLocation(BaseModel):
 
 
 def object_records(pieces: Sequence[Piece | StoredPiece], fmt: TapeFormat) -> int:
-    """Records an object of ``pieces`` occupies (each piece starts a new record)."""
+    """Records an object of ``pieces`` occupies (each piece starts a new record); a `PieceStream` is counted
+    block by block with numpy."""
+    if isinstance(pieces, PieceStream):
+        return sum(int((-(-b.length // fmt.unit)).sum()) for b in pieces.blocks())
     return sum(fmt.records(p.length) for p in pieces)
 
 
