@@ -91,9 +91,9 @@ def measure_rates_once(lab: SanLab, client: LabClient, nbytes: int, scratch: lis
     try:
         (m1, o1), (m2, o2) = src_lun.transfer_limits(), pool_lun.transfer_limits()
         most, best = min(m1, m2) if m1 and m2 else m1 or m2, max(o1, o2)  # as blockcopy.chunk_size combines them
-        cal = Calibration(mover_chunk_kib=MIB // 1024, lun_max_transfer_kib=most // 1024,
+        cal = Calibration(mover_chunk_kib=lab.chunk_bytes // 1024, lun_max_transfer_kib=most // 1024,
                           lun_optimal_transfer_kib=best // 1024)
-        chunk = cal.mover_chunk()  # the mover's chunk_bytes (the lab's: 1 MiB) under the LUNs' Block Limits
+        chunk = cal.mover_chunk()  # the lab mover's chunk_bytes under the LUNs' Block Limits
         out.update(chunk=float(chunk), max_transfer=float(most), optimal_transfer=float(best))
         for key, lun, write, lba in (("disk_read", src_lun, False, 0), ("pool_write", pool_lun, True, scratch[0])):
             out[f"{key}_1"] = stream_rate(lun, write=write, depth=1, chunk=chunk, lba=lba, nbytes=nbytes)
