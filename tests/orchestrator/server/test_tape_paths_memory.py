@@ -353,3 +353,59 @@ def test_the_record_cursor_finds_what_record_of_finds():
         p = pieces[i]
         assert got[:2] == (p.image_offset, p.length), off
         assert got[2] == before[i]
+
+
+# ------------------------------------------------------------------ a LAN / LAN-free tape write's result
+def test_a_tape_writes_result_names_its_pieces_without_a_copy(monkeypatch):
+    """A window of 65,536 pieces written over the LAN (the backup server lays the records) and LAN-free (the
+    client writes them): the old results built a StoredPiece per piece, 5.5 MiB a window; now they read the
+    operation's own pieces again when asked, 0.0 MiB (the same values, a failure's as well)."""
+    from orchestrator.lan import tape_server
+    from orchestrator.ops import Failure, Piece
+    from orchestrator.ops.tape import TapeClientWrite, TapeServerWrite
+    from orchestrator.ops.tape_records import client_write
+
+    class Client:
+        def __init__(self, *a, **k):
+            self.puts = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def put(self, image_offset, length, data):
+            self.puts += 1
+
+        def mark(self):
+            pass
+
+        def sync(self):
+            pass
+
+    class Tape:
+        def write(self, data, fixed=False, block_size=0):
+            pass
+
+        def write_filemarks(self, n):
+            pass
+
+    monkeypatch.setattr(tape_server, "TapeLanClient", Client)
+    n = 1 << 16
+    pieces = tuple(Piece(i * 512, i * 1024, 512) for i in range(n))
+    data = bytes(512)
+    classify = lambda exc, what, dev: Failure("error", f"{what}: {exc}", dev)  # noqa: E731
+    fmt = tape.FORMAT
+    lan = TapeServerWrite("srv:1", "disk0", "DRV1", pieces, fmt)
+    lan_free = TapeClientWrite("disk0", "DRV1", pieces, fmt)
+    for write in (lambda: tape_server.server_write(lan, lambda p: data, classify),
+                  lambda: client_write(lan_free, lambda p: data, Tape(), classify)):
+        r, peak = peak_of(write)
+        assert r.ok and r.pieces_done == n and len(r.stored) == n
+        assert r.stored[n - 1] == StoredPiece(pieces[-1].image_offset, pieces[-1].volume_offset, 512)
+        assert peak < 2 * MIB, f"peak {peak / MIB:.1f} MiB"
+    failing = iter(range(n))
+    r = tape_server.server_write(lan, lambda p: data if next(failing) < 10 else 1 / 0, classify)
+    assert r.pieces_done == 10 and list(r.stored) == [StoredPiece(p.image_offset, p.volume_offset, p.length)
+                                                      for p in pieces[:10]] and "read failed" in r.failure.message
