@@ -6,7 +6,8 @@ to the session's end.  Mixed into :class:`orchestrator.server.node_ops.NodeOps`.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import Any
 
 from orchestrator.server import tape
@@ -38,7 +39,7 @@ class TapeOps:
 
     def _tape_get(self, rec: Any, image_offset: int, length: int) -> bytes:
         """A tape object's bytes: the drive is held by this session from its first read to its end."""
-        from orchestrator.plan.tape_position import TapeLocation
+        from orchestrator.plan.tape_position import RecordCursor, TapeLocation
 
         drive = TapeLocation.decode(rec.tape_location, f"object {rec.id}").drive or rec.pool_device
         if drive not in self._tape_reads:
@@ -55,13 +56,23 @@ class TapeOps:
             except (LookupError, OSError) as exc:
                 raise Refused("ANR8447E", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
         dev, at = self._tape_reads[drive]
+        if len(at) < 2 or at[1][0] != rec.id:  # the object's map, read a block at a time as the GETs go on
+            at[1:] = [(rec.id, RecordCursor(self._map_block(rec.id), TapeLocation.decode(
+                rec.tape_location, f"object {rec.id}").fmt))]
         try:
-            return tape.read_range(dev, drive, rec, image_offset, length, at)
+            return tape.read_range(dev, drive, rec, image_offset, length, at, at[1][1])
         except ValueError as exc:
             raise self.refuse(f"GET of object {rec.id}: {exc}", "ANR0440W") from None
         except Exception as exc:  # noqa: BLE001 - the drive or its transport: named, the session ends
             at[0] = -1  # where the drive stands is unknown now
             raise self.drive_failed(drive, "READ", exc) from None
+
+    def _map_block(self, object_id: int) -> Callable[[int], Any]:
+        """The k-th block of an object's map from the catalogue (None past the last): the blocks before it are
+        read over again, and the read ends there, so no statement stays open on the catalogue between GETs."""
+        def block_at(k: int) -> Any:
+            return next(islice(self.cat.iter_blocks(object_id), k, None), None)
+        return block_at
 
     def drive_failed(self, drive: str, what: str, exc: BaseException) -> Refused:
         """A drive that failed a command: one line naming it, in the activity log; the session ends."""

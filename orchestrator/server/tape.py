@@ -31,7 +31,7 @@ from orchestrator.job.digest import ChunkDigester
 from orchestrator.piece_stream import PieceStream
 from orchestrator.ops.tape import DEFAULT_RECORD_BYTES, TapeFormat
 from orchestrator.ops.tape_records import read_piece, write_piece
-from orchestrator.plan.tape_position import TapeLocation, record_of
+from orchestrator.plan.tape_position import RecordCursor, TapeLocation
 
 RECORD_BYTES = DEFAULT_RECORD_BYTES
 FORMAT = TapeFormat(RECORD_BYTES)
@@ -238,31 +238,46 @@ def read_back_digests(pieces: Iterable[Any], read: Callable[[int], bytes], chunk
     ascending chunk order.  Pieces in ascending volume order give each chunk's digest as soon as they have
     passed it (one or two open chunks, not a hasher per chunk of the image); others are digested whole first."""
     digester = ChunkDigester(chunk_size)
-    for p in pieces:
-        digester.update(p.volume_offset, read(p.length))
+    for volume_offset, length in _volume_ranges(pieces):
+        digester.update(volume_offset, read(length))
         if ascending:
-            yield from digester.take_below((p.volume_offset + p.length - 1) // chunk_size)
+            yield from digester.take_below((volume_offset + length - 1) // chunk_size)
     yield from digester.take_below(1 << 63)
 
 
-def read_range(dev: Any, drive: str, rec: Any, image_offset: int, length: int, at: list[int]) -> bytes:
+def _volume_ranges(pieces: Iterable[Any]) -> Iterator[tuple[int, int]]:
+    """(volume offset, length) of each piece; a stream's from its columns, two of them at a time."""
+    if not isinstance(pieces, PieceStream):
+        yield from ((p.volume_offset, p.length) for p in pieces)
+        return
+    for b in pieces.blocks():
+        yield from zip(b.volume_offset.tolist(), b.length.tolist())
+
+
+def read_range(dev: Any, drive: str, rec: Any, image_offset: int, length: int, at: list[int],
+               pieces: RecordCursor) -> bytes:
     """``length`` image bytes of tape object ``rec`` from ``image_offset`` (a record boundary, inside one piece).
 
-    ``at`` holds the drive's logical object after the previous read of this session (LOCATE only when needed).
+    ``at`` holds the drive's logical object after the previous read of this session (LOCATE only when needed);
+    ``pieces`` finds the piece and its record in the object's map (a cursor: the map is not listed).
     """
     from scsi import tape_client
     from scsi.tape_client import TapeRecords
 
     loc = TapeLocation.decode(rec.tape_location, f"object {rec.id}")
-    piece = next((p for p in rec.pieces if p.image_offset <= image_offset < p.image_offset + p.length), None)
-    if piece is None or image_offset + length > piece.image_offset + piece.length:
+    piece = pieces.piece(image_offset)
+    if piece is None or image_offset + length > piece[0] + piece[1]:
         raise ValueError(f"image bytes {image_offset}-{image_offset + length} are not inside one piece of "
                          f"object {rec.id}")
-    first = loc.first_object + record_of(rec.pieces, loc.fmt, image_offset)
+    start, size, record = piece
+    inside = image_offset - start
+    if inside % loc.fmt.unit:
+        raise ValueError(f"image offset {image_offset} falls inside a {loc.fmt.unit}-byte tape record "
+                         f"of the piece at {start}")
+    first = loc.first_object + record + inside // loc.fmt.unit
     if at[0] != first:
         tape_client.position(dev, first)
-    data = read_piece(TapeRecords(dev, drive), length, loc.fmt) if (image_offset - piece.image_offset +
-                                                                     length == piece.length or
+    data = read_piece(TapeRecords(dev, drive), length, loc.fmt) if (inside + length == size or
                                                                      length % loc.fmt.unit == 0) else None
     if data is None:
         raise ValueError(f"a read of {length} bytes at image offset {image_offset} ends inside a tape record")
