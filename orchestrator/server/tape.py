@@ -238,11 +238,20 @@ def read_back_digests(pieces: Iterable[Any], read: Callable[[int], bytes], chunk
     ascending chunk order.  Pieces in ascending volume order give each chunk's digest as soon as they have
     passed it (one or two open chunks, not a hasher per chunk of the image); others are digested whole first."""
     digester = ChunkDigester(chunk_size)
-    for p in pieces:
-        digester.update(p.volume_offset, read(p.length))
+    for volume_offset, length in _volume_ranges(pieces):
+        digester.update(volume_offset, read(length))
         if ascending:
-            yield from digester.take_below((p.volume_offset + p.length - 1) // chunk_size)
+            yield from digester.take_below((volume_offset + length - 1) // chunk_size)
     yield from digester.take_below(1 << 63)
+
+
+def _volume_ranges(pieces: Iterable[Any]) -> Iterator[tuple[int, int]]:
+    """(volume offset, length) of each piece; a stream's from its columns, two of them at a time."""
+    if not isinstance(pieces, PieceStream):
+        yield from ((p.volume_offset, p.length) for p in pieces)
+        return
+    for b in pieces.blocks():
+        yield from zip(b.volume_offset.tolist(), b.length.tolist())
 
 
 def read_range(dev: Any, drive: str, rec: Any, image_offset: int, length: int, at: list[int],
