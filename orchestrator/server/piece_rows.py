@@ -9,7 +9,7 @@ whole list and the rule -- and go straight into `PieceBlock` columns.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from itertools import islice
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 from orchestrator.piece_blocks import BLOCK_PIECES, PieceBlock
 from orchestrator.piece_stream import PieceStream
 from orchestrator.chunk_runs import DigestRuns
+from orchestrator.digest_spool import DIGEST_ROW, SPOOL_ROWS, DigestSpool
 from orchestrator.piece_stream import LazySeq
 from orchestrator.server.messages import DIGEST_RUN_ROW, EXTENT_ROW, PIECE_ROW, SCAN_ROW
 
@@ -40,7 +41,8 @@ def _le(v: np.ndarray, hi: int) -> tuple[np.ndarray, str]:
     return v > hi, f"Input should be less than or equal to {hi}"
 
 
-def _first_bad(field: str, first: int, checks: list[tuple[str, tuple[np.ndarray, str]]]) -> None:
+def _first_bad(field: str, first: int, checks: list[tuple[str, tuple[np.ndarray, str]]],
+               what: str = "malformed request") -> None:
     """Raise for the first row breaking a rule (rules in the model's field order, as pydantic reports them)."""
     bad = np.zeros(checks[0][1][0].shape, dtype=bool)
     for _, (mask, _) in checks:
@@ -50,7 +52,7 @@ def _first_bad(field: str, first: int, checks: list[tuple[str, tuple[np.ndarray,
     i = int(np.argmax(bad))
     for name, (mask, text) in checks:
         if mask[i]:
-            raise MalformedRows(f"malformed request: {field}.{first + i}.{name}: {text}")
+            raise MalformedRows(f"{what}: {field}.{first + i}.{name}: {text}")
 
 
 def check_pieces(rows: np.ndarray, first: int, field: str = "pieces") -> None:
@@ -304,3 +306,57 @@ class Scan:
             for o in range(0, chunks.size, 1 << 16):
                 yield from zip(chunks[o:o + (1 << 16)].tolist(), (d.decode() for d in digests[o:o + (1 << 16)]))
         return LazySeq(each, int(chunks.size))
+
+
+# -- chunk digests (a DIGEST answer, a commit's digests) -------------------------------------------
+def digest_pages(digests: Iterable[tuple[int, str]]) -> tuple[int, Iterator[np.ndarray]]:
+    """(count, DIGEST_ROW pages) of (chunk, digest) pairs: a `DigestSpool`'s own pages, else the pairs read a
+    page at a time (counted first by a pass of their own when they are a sequence, else spooled)."""
+    if not isinstance(digests, Sized):
+        digests = DigestSpool(digests)  # an iterator: one pass only, so kept (in bounded memory) to be counted
+    if isinstance(digests, DigestSpool):
+        return len(digests), digests.pages()
+
+    def pages() -> Iterator[np.ndarray]:
+        it = iter(digests)
+        while part := list(islice(it, SPOOL_ROWS)):
+            yield np.array([(c, d.encode()) for c, d in part], dtype=DIGEST_ROW)
+    return len(digests), pages()
+
+
+def check_digests(rows: np.ndarray, first: int, last_chunk: int, field: str, what: str) -> None:
+    """DIGEST_ROW rules on ``rows`` (row ``first`` of the list on): chunks ascending from above ``last_chunk``,
+    each once, none negative; a digest of printable ASCII (a sha256 hex or a marker), NUL-padded."""
+    chunks = rows["chunk"]
+    prev = np.concatenate(([last_chunk], chunks[:-1]))
+    text = np.ascontiguousarray(rows["digest"]).view(np.uint8).reshape(rows.size, DIGEST_ROW["digest"].itemsize)
+    nul = text == 0
+    bad_text = nul[:, 0] | ~(nul | ((text > 0x20) & (text < 0x7f))).all(axis=1) | (nul[:, :-1] & ~nul[:, 1:]).any(axis=1)
+    _first_bad(field, first, [
+        ("0", _ge(chunks, 0)),
+        ("0", (chunks <= prev, "chunks go in ascending order, each once, and this one is not above the one before")),
+        ("1", (bad_text, "a digest is 1-64 printable ASCII characters (a sha256 hex or a marker)"))], what)
+
+
+def read_digests(pages: Iterable[np.ndarray], field: str = "digests", what: str = "malformed request") -> DigestSpool:
+    """(chunk, digest) rows, checked page by page (MalformedRows naming ``field`` and the row), into a spool."""
+    spool = DigestSpool()
+    last = -1
+    for rows in pages:
+        if not rows.size:
+            continue
+        check_digests(rows, len(spool), last, field, what)
+        spool.add_rows(rows)
+        last = int(rows["chunk"][-1])
+    return spool
+
+
+def json_digests(pairs: Iterable[tuple[int, str]], field: str = "digests") -> DigestSpool:
+    """The (small) JSON digests of a request, put in chunk order and checked as rows are."""
+    ordered = sorted(pairs, key=lambda p: p[0])
+    too_long = next((i for i, (_, d) in enumerate(ordered) if len(d.encode()) > DIGEST_ROW["digest"].itemsize), None)
+    if too_long is not None:
+        raise MalformedRows(f"malformed request: {field}.{too_long}.1: a digest is at most "
+                            f"{DIGEST_ROW['digest'].itemsize} characters")
+    rows = np.array([(c, d.encode()) for c, d in ordered], dtype=DIGEST_ROW)
+    return read_digests([rows], field)
