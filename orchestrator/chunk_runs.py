@@ -4,8 +4,9 @@ A server-free image's chunks are proven by the data mover's COPY STATUS, so
 nobody digests them: each is marked unread (the next image incremental
 counts it as changed).  A fragmented 2 TiB image touches two million 1 MiB
 chunks; `ChunkDigests` is the sequence of (chunk, digest) pairs the commit
-operation carries -- the driver's digests merged with the unread chunks of a
-`PieceStream` -- produced again on each pass, and `ChunkDigests.runs` gives
+operation carries -- the driver's digests (a `DigestSpool`: a read-back of
+every chunk is millions of them) merged page by page with the unread chunks
+of a `PieceStream` -- produced again on each pass, and `ChunkDigests.runs` gives
 the same content as (first chunk, digest, count) runs computed with numpy, so
 the catalogue writes a run of unread chunks as one row without visiting each.
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
+from orchestrator.digest_spool import DIGEST_ROW, DigestSpool
 from orchestrator.piece_stream import LazySeq, PieceStream
 
 
@@ -44,39 +47,87 @@ def touched_chunks(stream: PieceStream, chunk_size: int) -> Iterator[int]:
         yield from idx.tolist()
 
 
-class ChunkDigests(LazySeq[tuple[int, str]]):
-    """``digests`` (sorted), plus (chunk, ``marker``) for every chunk of ``unread`` they do not cover."""
+def aligned(left: Iterable[np.ndarray], right: Iterable[np.ndarray], left_dtype: np.dtype | type = np.int64,
+            ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Walk two ascending streams of arrays side by side -- chunk indices, or (left, of ``left_dtype``) rows with
+    a ``chunk`` field such as a spool's pages -- as (left part, right part) pairs cut at the same chunk, so a
+    part of one is only ever compared with the matching part of the other: a page of each is held."""
+    def key(a: np.ndarray) -> np.ndarray:
+        return a["chunk"] if a.dtype.names else a
 
-    __slots__ = ("_digests", "_have", "_unread", "_chunk_size", "_marker")
+    its = [iter(left), iter(right)]
+    held: list[np.ndarray | None] = [None, None]  # None: that stream has ended
+    more = [True, True]
+    while True:
+        for k in (0, 1):
+            while more[k] and (held[k] is None or not held[k].size):
+                nxt = next(its[k], None)
+                more[k] = nxt is not None
+                if nxt is not None:
+                    held[k] = nxt
+        parts = [h if h is not None else np.empty(0, dtype=d) for h, d in zip(held, (left_dtype, np.int64))]
+        if not parts[0].size and not parts[1].size:
+            return
+        limit = min(int(key(h)[-1]) for h in parts if h.size)  # neither stream has more at or below it
+        cut = [int(np.searchsorted(key(h), limit, "right")) for h in parts]
+        yield parts[0][:cut[0]], parts[1][:cut[1]]
+        held = [parts[0][cut[0]:], parts[1][cut[1]:]]
+
+
+class ChunkDigests(LazySeq[tuple[int, str]]):
+    """``digests`` (ascending: a `DigestSpool`, or pairs made one), plus (chunk, ``marker``) for every chunk of
+    ``unread`` they do not cover; both are walked page by page on every pass, so no pair is held."""
+
+    __slots__ = ("_digests", "_unread", "_chunk_size", "_marker")
 
     def __init__(self, digests: Iterable[tuple[int, str]], unread: PieceStream, chunk_size: int, marker: str):
         super().__init__(self._pairs)
-        self._digests = sorted(dict(digests).items())
-        self._have = np.array([c for c, _ in self._digests], dtype=np.int64)
+        self._digests = DigestSpool.of(digests)
         self._unread, self._chunk_size, self._marker = unread, chunk_size, marker
 
-    def _fresh(self) -> Iterator[np.ndarray]:
-        for idx in touched_chunk_arrays(self._unread, self._chunk_size):
-            if self._have.size:
-                idx = idx[~np.isin(idx, self._have)]
-            if idx.size:
-                yield idx
+    def _parts(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(digest rows, unread chunks without a digest), part after part in chunk order."""
+        for rows, idx in aligned(self._digests.pages(), touched_chunk_arrays(self._unread, self._chunk_size),
+                                 DIGEST_ROW):
+            if rows.size and idx.size:
+                idx = idx[~np.isin(idx, rows["chunk"], assume_unique=True)]  # the digest wins
+            yield rows, idx
 
     def _pairs(self) -> Iterator[tuple[int, str]]:
-        marked = ((c, self._marker) for idx in self._fresh() for c in idx.tolist())
-        return heapq.merge(self._digests, marked) if self._digests else marked
+        mark = self._marker
+        for rows, idx in self._parts():
+            have = zip(rows["chunk"].tolist(), (d.decode() for d in rows["digest"].tolist()))
+            if not idx.size:
+                yield from have
+            else:
+                yield from heapq.merge(have, ((c, mark) for c in idx.tolist()))
 
     def runs(self) -> Iterator[tuple[int, str, int]]:
         """The same content as (first chunk, digest, count): consecutive marked chunks are one run."""
-        def marked() -> Iterator[tuple[int, str, int]]:
-            for idx in self._fresh():
-                breaks = np.flatnonzero(np.diff(idx) != 1) + 1
-                starts = idx[np.concatenate(([0], breaks))]
-                counts = np.diff(np.concatenate(([0], breaks, [idx.size])))
-                for c, n in zip(starts.tolist(), counts.tolist()):
-                    yield c, self._marker, n
-        merged = heapq.merge(((c, d, 1) for c, d in self._digests), marked())
-        return coalesce(merged, self._marker)
+        def parts() -> Iterator[tuple[int, str, int]]:
+            for rows, idx in self._parts():
+                have = ((c, d.decode(), 1) for c, d in zip(rows["chunk"].tolist(), rows["digest"].tolist()))
+                yield from heapq.merge(have, _marked_runs(idx, self._marker)) if idx.size else have
+        return coalesce(parts(), self._marker)
+
+
+def _marked_runs(idx: np.ndarray, marker: str) -> Iterator[tuple[int, str, int]]:
+    """Ascending chunk indices as (first, ``marker``, count) runs of consecutive chunks."""
+    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+    starts = idx[np.concatenate(([0], breaks))]
+    counts = np.diff(np.concatenate(([0], breaks, [idx.size])))
+    for c, n in zip(starts.tolist(), counts.tolist()):
+        yield c, marker, n
+
+
+def without_chunks(digests: Iterable[tuple[int, str]], pieces: Any, chunk_size: int) -> DigestSpool:
+    """``digests`` (ascending) minus every chunk ``pieces`` (ascending volume order) touch -- a digest of part of
+    a chunk's runs is no digest -- as a spool, both walked a page at a time."""
+    out = DigestSpool()
+    touched = touched_chunk_arrays(PieceStream.of(pieces), chunk_size)
+    for rows, idx in aligned(DigestSpool.of(digests).pages(), touched, DIGEST_ROW):
+        out.add_rows(rows[~np.isin(rows["chunk"], idx, assume_unique=True)] if idx.size else rows)
+    return out
 
 
 def coalesce(runs: Iterable[tuple[int, str, int]], marker: str) -> Iterator[tuple[int, str, int]]:

@@ -11,6 +11,10 @@ mover abort one list part way (COPY ABORTED with the failed segment), so
 failover resumption runs at scale too.  ``volume_digests`` answers an
 image incremental's scan (DigestVolume): it names the digest of each chunk
 the scan touches, produced as a stream in chunk order like a real scan's.
+``pool_digests`` answers verification (VerifyPool) as the backup server's
+read-back of the pool does: a digest for every chunk the object's pieces
+touch (both those to compare and those the mover vouches for), in a
+`DigestSpool` built page by page, so the job's commit handles a full read-back.
 For tape pools it answers LOCATE (end of data is logical object 0: every
 job starts a fresh tape) and COPY STATUS of an aborted list (the bytes of
 the segments it completed), so a tape backup resumes as with a real mover.
@@ -23,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from orchestrator.catalogue import Catalogue
-from orchestrator.chunk_runs import touched_chunk_arrays
+from orchestrator.chunk_runs import aligned, touched_chunk_arrays
+from orchestrator.digest_spool import DIGEST_ROW, SPOOL_ROWS, DigestSpool
 from orchestrator.ops import (AbandonObject, BeginObject, CommitObject, CopyBatches, CopyResult, DigestResult,
                               DigestVolume, Failure, ListAccount, MoverLimits, OperatingParametersResult,
                               Operation, ReadOperatingParameters, Result, VerifyPool, VerifyResult)
@@ -43,6 +48,7 @@ class AcknowledgingDriver:
     counts: dict[str, int] = field(default_factory=dict)  # what was seen: lists, segments, list_bytes, ...
     volume_digests: Callable[[np.ndarray], list[str]] | None = None  # chunk indices -> the volume's digests
     aborted: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)  # (mover, list) -> segs, bytes
+    pool_digests: Callable[[np.ndarray], list[str]] | None = None  # chunk indices -> the pool's digests
 
     def _count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -60,7 +66,7 @@ class AcknowledgingDriver:
             for name, pieces in (("verify_read", op.pieces), ("verify_accounted", op.accounted)):
                 for block in PieceStream.of(pieces).blocks():
                     self._count(name + "_bytes", int(block.length.sum()))
-            return VerifyResult(True)
+            return VerifyResult(True, "", self._read_back(op) if self.pool_digests is not None else ())
         if isinstance(op, LocateTape):
             return TapePositioned(op.position or 0, 0)
         if isinstance(op, ReadCopyStatus):
@@ -85,6 +91,21 @@ class AcknowledgingDriver:
                 self._count("segments", len(plist.segments))
                 accounts.append(ListAccount(plist.list_id, True, len(plist.segments), plist.nbytes))
         return CopyResult(len(op.batches) - op.first_batch, accounting=tuple(accounts))
+
+    def _read_back(self, op: VerifyPool) -> DigestSpool:
+        """The pool's digest of every chunk the object touches, chunk arrays of both streams merged page by page."""
+        assert self.pool_digests is not None
+        spool = DigestSpool()
+        for a, b in aligned(touched_chunk_arrays(PieceStream.of(op.pieces), op.chunk_size),
+                            touched_chunk_arrays(PieceStream.of(op.accounted), op.chunk_size)):
+            both = np.union1d(a, b)
+            for first in range(0, both.size, SPOOL_ROWS):  # a page of digests at a time
+                idx = both[first:first + SPOOL_ROWS]
+                rows = np.empty(idx.size, dtype=DIGEST_ROW)
+                rows["chunk"], rows["digest"] = idx, self.pool_digests(idx)
+                spool.add_rows(rows)
+            self._count("read_back_chunks", int(both.size))
+        return spool
 
     def _scan(self, op: DigestVolume) -> Iterator[tuple[int, str]]:
         assert self.volume_digests is not None

@@ -10,13 +10,16 @@ real driver so both answer the job identically.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import zlib
+from itertools import chain
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from orchestrator.catalogue import Catalogue
-from orchestrator.job.digest import ChunkDigester, iter_chunk_digests
+from orchestrator.chunk_runs import without_chunks
+from orchestrator.job.digest import SpoolingDigester, iter_chunk_digests
 from orchestrator.piece_stream import LazySeq
 from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitObject, CopyBatches,
                               CopyResult, DigestResult, DigestVolume, Failure, LanFreeRead, LanFreeWrite,
@@ -24,7 +27,7 @@ from orchestrator.ops import (AbandonObject, BeginObject, CommandResult, CommitO
                               OperatingParametersResult, ParameterListPlan,
                               ReadOperatingParameters, ReleaseSnapshot, Result, RunCommand,
                               SnapshotReleased, SnapshotResult, StoredPiece, TakeSnapshot, TransferResult,
-                              VerifyPool, VerifyResult, without_chunks)
+                              VerifyPool, VerifyResult)
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +223,7 @@ class MemoryDriver:
     def _VerifyPool(self, op: VerifyPool) -> VerifyResult:
         """Compare what the client moved; ``accounted`` pieces are never read on the client's side."""
         pool = self._dev(op.pool_device)
-        everything = sorted(op.pieces + op.accounted, key=lambda p: p.image_offset)
-        need = op.pool_offset + max((p.image_offset + p.stored for p in everything), default=0)
+        need = op.pool_offset + max((p.image_offset + p.stored for p in chain(op.pieces, op.accounted)), default=0)
         if need > len(pool):
             return VerifyResult(False, f"pool device {op.pool_device} holds {len(pool)} bytes, the object "
                                        f"needs {need}")
@@ -232,13 +234,15 @@ class MemoryDriver:
                         bytes(src[base + p.volume_offset:base + p.volume_offset + p.length]):
                     return VerifyResult(False, f"pool data at image offset {p.image_offset} differs from the "
                                                "volume")
-        # the backup server digests the whole view on the pool side; without one, only the client's pieces
-        digested = everything if op.pool_server or not op.accounted else list(op.pieces)
-        digester = ChunkDigester(op.chunk_size)
+        # the backup server digests the whole view on the pool side (both streams merged in image order, as the
+        # real driver asks it); without one, only the client's pieces, digested into a spool as they come
+        whole = bool(op.pool_server) or not op.accounted
+        digested = heapq.merge(op.pieces, op.accounted, key=lambda q: q.image_offset) if whole else op.pieces
+        digester = SpoolingDigester(op.chunk_size)
         for p in digested:
             digester.update(p.volume_offset, self.read_stored(op.pool_device, op.pool_offset, p))
-        return VerifyResult(True, "", without_chunks(digester.digests(), [] if op.pool_server else
-                                                        op.accounted, op.chunk_size))
+        spool = digester.digests()
+        return VerifyResult(True, "", spool if whole else without_chunks(spool, op.accounted, op.chunk_size))
 
     def _DigestVolume(self, op: DigestVolume) -> DigestResult:
         """The chunk digests as a stream the job reads once, in chunk order (as the real driver gives them)."""

@@ -10,15 +10,17 @@ import heapq
 import logging
 from itertools import chain
 import zlib
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from orchestrator.catalogue import Catalogue
+from orchestrator.chunk_runs import without_chunks
+from orchestrator.digest_spool import DigestSpool
 from orchestrator.drivers.coalesce import volume_reader
 from orchestrator.drivers.real_devices import IO_CHUNK, BlockIO, failure_from
-from orchestrator.job.digest import ChunkDigester, chunk_digests, digest_windows, iter_chunk_digests
+from orchestrator.job.digest import SpoolingDigester, digest_windows, first_difference, iter_chunk_digests
 from orchestrator.lan.client import LanClient
 from orchestrator.piece_stream import LazySeq
-from orchestrator.ops import DigestResult, DigestVolume, StoredPiece, VerifyPool, VerifyResult, without_chunks
+from orchestrator.ops import DigestResult, DigestVolume, StoredPiece, VerifyPool, VerifyResult
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +53,13 @@ class VerifyOps:
                                        "gave no digests and the client has no path to the pool device")
         return VerifyResult(True, "", without_chunks(r.digests, op.accounted, op.chunk_size))
 
-    def _server_view(self, op: VerifyPool) -> tuple[tuple[int, str], ...] | None:
-        """Chunk digests of the whole object as the backup server reads it from the pool, or None."""
+    def _server_view(self, op: VerifyPool) -> DigestSpool | None:
+        """Chunk digests of the whole object as the backup server reads it from the pool (a spool: one a chunk of
+        the image), or None."""
         # both are in image order: merged as they are read, asked for in windows cut at chunk edges
         everything = heapq.merge(op.pieces, op.accounted, key=lambda q: q.image_offset)
         try:
-            with LanClient(op.pool_server, self._pool_volume_of(op.pool_device), op.pool_offset, "read",
-                           self.lan_timeout) as client:
-                return tuple(d for window in digest_windows(everything, op.chunk_size, DIGEST_WINDOW_PIECES)
-                             for d in client.digest(window, op.chunk_size))
+            return self._pool_digests(op.pool_server, op, everything)
         except Exception as exc:
             log.warning("pool-side digests from the backup server %s failed (%s); checking the pool device "
                         "over the SAN instead", op.pool_server, exc)
@@ -85,7 +85,7 @@ class VerifyOps:
         except Exception as exc:
             return VerifyResult(False, f"cannot read the volume: {exc}")
         try:
-            digester = ChunkDigester(op.chunk_size)
+            digester = SpoolingDigester(op.chunk_size)  # image order is volume order: chunks finish as we go
             fetch = volume_reader(pool, op.pool_offset, op.pieces, by_image=True)
             volume = volume_reader(src, op.source_offset, op.pieces)
             for p in op.pieces:
@@ -108,18 +108,26 @@ class VerifyOps:
         if not op.pieces:
             return VerifyResult(True)
         try:
-            with LanClient(op.server, self._pool_volume_of(op.pool_device), op.pool_offset, "read",
-                           self.lan_timeout) as client:
-                theirs = client.digest(op.pieces, op.chunk_size)
+            theirs = self._pool_digests(op.server, op, op.pieces)
             src = self.io(op.source)
-            ours = chunk_digests(op.pieces, volume_reader(src, op.source_offset, op.pieces),
-                                 op.chunk_size)
+            # ours as a stream, compared pair by pair with the spool of theirs: neither is held whole
+            bad = first_difference(iter_chunk_digests(op.pieces, volume_reader(src, op.source_offset, op.pieces),
+                                                      op.chunk_size), theirs)
         except Exception as exc:
             return VerifyResult(False, f"verification through the backup server failed: {exc}")
-        if ours != theirs:
-            bad = next((c for (c, a), (_, b) in zip(ours, theirs) if a != b), None)
+        if bad is not None:
             return VerifyResult(False, f"pool and volume differ in chunk {bad} (digests from the backup server)")
         return VerifyResult(True, "", theirs)
+
+    def _pool_digests(self, server: str, op: VerifyPool, pieces: Iterable[StoredPiece]) -> DigestSpool:
+        """The chunk digests the backup server computes from the pool for ``pieces`` (image order), asked for in
+        windows cut at chunk edges, its answers' rows gathered in one spool."""
+        spool = DigestSpool()
+        with LanClient(server, self._pool_volume_of(op.pool_device), op.pool_offset, "read",
+                       self.lan_timeout) as client:
+            for window in digest_windows(pieces, op.chunk_size, DIGEST_WINDOW_PIECES):
+                client.digest(window, op.chunk_size, into=spool)
+        return spool
 
     def _pool_volume_of(self, device: str) -> str:
         row = self.catalogue.db.execute("SELECT name FROM pool_volumes WHERE device=?", (device,)).fetchone()

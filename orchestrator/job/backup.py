@@ -41,14 +41,15 @@ def split_accounted(pieces: Iterable[StoredPiece], ranges: list[tuple[int, int]]
     return split_by_ranges(PieceStream.of(pieces), ranges)
 
 
-def unread_chunks(digests: tuple[tuple[int, str], ...], unread: Iterable[StoredPiece],
+def unread_chunks(digests: Iterable[tuple[int, str]], unread: Iterable[StoredPiece],
                   chunk_size: int) -> Sequence[tuple[int, str]]:
     """The object's chunk digests, with every chunk of ``unread`` the driver gave none for marked :data:`UNREAD`.
 
     The catalogue's view takes later objects' digests over earlier ones, so a
-    stale digest must never survive for a chunk this object rewrote.  The
-    result is produced again on each pass, so an image of millions of chunks
-    is never held.
+    stale digest must never survive for a chunk this object rewrote.
+    ``digests`` come in ascending chunk order (a driver's `DigestSpool` when it
+    read back every chunk); the result merges them with ``unread`` page by page
+    on each pass, so an image of millions of chunks is never held.
     """
     stream = PieceStream.of(unread)
     return ChunkDigests(digests, stream, chunk_size, UNREAD)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from itertools import zip_longest
 from typing import Callable, Iterable, Iterator
 
+from orchestrator.digest_spool import DigestSpool
 from orchestrator.ops import Piece
 
 READ_STEP = 1 << 20
@@ -69,6 +71,34 @@ class ChunkDigester:
         return [(c, _final(*self._chunks.pop(c))) for c in done]
 
 
+class SpoolingDigester:
+    """A `ChunkDigester` for data in ascending volume order (an image's pieces read in image order): each chunk's
+    digest goes to a `DigestSpool` as soon as the data has passed it, so a read-back of millions of chunks holds
+    one open hasher, not one per chunk until the end."""
+
+    def __init__(self, chunk_size: int):
+        self._open = ChunkDigester(chunk_size)
+        self._spool = DigestSpool()
+        self._end = 0
+
+    def update(self, volume_offset: int, data: bytes) -> None:
+        if not data:
+            return
+        if volume_offset < self._end:
+            raise ValueError(f"volume offset {volume_offset} comes before the end of the data before it "
+                             f"({self._end}): the pieces must come in ascending volume order")
+        for c, d in self._open.take_below(volume_offset // self._open.chunk_size):
+            self._spool.add(c, d)
+        self._open.update(volume_offset, data)
+        self._end = volume_offset + len(data)
+
+    def digests(self) -> DigestSpool:
+        """Every chunk's digest, in chunk order (the last ones finished now)."""
+        for c, d in self._open.take_below(1 << 63):
+            self._spool.add(c, d)
+        return self._spool
+
+
 def _final(runs: list[list[int]], h: "hashlib._Hash") -> str:
     head = b"".join(struct.pack(">QQ", s, n) for s, n in runs)
     return hashlib.sha256(head + h.digest()).hexdigest()
@@ -107,6 +137,15 @@ def iter_chunk_digests(pieces: Iterable, read: Callable[[Piece], bytes], chunk_s
         prev_end = p.volume_offset + p.length
         yield from d.take_below((prev_end - 1) // chunk_size)
     yield from d.take_below(1 << 63)
+
+
+def first_difference(ours: Iterable[tuple[int, str]], theirs: Iterable[tuple[int, str]]) -> int | None:
+    """The first chunk where two ascending (chunk, digest) streams differ (a digest, or a chunk only one has),
+    or None; compared pair by pair, so neither is held."""
+    for a, b in zip_longest(ours, theirs):
+        if a != b:
+            return min(x[0] for x in (a, b) if x is not None)
+    return None
 
 
 def view_coverage(chain: Iterable[Iterable], chunk_size: int) -> list[tuple[int, int]]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import socket
 
+import numpy as np
+
+from orchestrator.digest_spool import DIGEST_ROW, DigestSpool
 from orchestrator.lan import endpoints
 from orchestrator.lan.frames import (OP_ACK, OP_DATA, OP_DIGEST, OP_ERROR, OP_GET, OP_NAMES, OP_OPEN, OP_PUT, OP_SYNC,
                                      Frame, LanProtocolError, LanRemoteError, read_frame)
@@ -23,9 +26,15 @@ class LanClient:
         self._call(Frame(OP_OPEN, payload=json.dumps(
             {"pool_volume": pool_volume, "pool_offset": pool_offset, "mode": mode}).encode()), OP_ACK)
 
-    def _call(self, frame: Frame, expect: int) -> Frame:
+    def _send(self, frame: Frame) -> None:
         self.sock.sendall(frame.encode())
-        reply = read_frame(self.sock)
+
+    def _receive(self) -> Frame:
+        return read_frame(self.sock)
+
+    def _call(self, frame: Frame, expect: int) -> Frame:
+        self._send(frame)
+        reply = self._receive()
         if reply.op == OP_ERROR:
             raise LanRemoteError(f"LAN pool: {reply.payload.decode(errors='replace')}")
         if reply.op != expect:
@@ -48,12 +57,36 @@ class LanClient:
     def sync(self) -> None:
         self._call(Frame(OP_SYNC), OP_ACK)
 
-    def digest(self, pieces, chunk_size: int) -> tuple[tuple[int, str], ...]:
-        """Chunk digests the server computes from the pool (StoredPiece-like objects)."""
+    def digest(self, pieces, chunk_size: int, into: DigestSpool | None = None) -> DigestSpool:
+        """Chunk digests the server computes from the pool (StoredPiece-like objects, ascending volume order).
+
+        The answer comes as DATA frames of `DIGEST_ROW` rows, then an ACK counting them; the rows go to ``into``
+        (a new spool if None) as they arrive, so a read-back of millions of chunks is never one message or one
+        list.  Windows asked one after the other may share one spool (ascending across them)."""
+        spool = DigestSpool() if into is None else into
         req = {"chunk_size": chunk_size, "pieces": [[p.image_offset, p.volume_offset, p.length,
                                                       bool(p.compressed), p.stored] for p in pieces]}
-        reply = self._call(Frame(OP_DIGEST, payload=json.dumps(req).encode()), OP_DATA)
-        return tuple((int(c), str(h)) for c, h in json.loads(reply.payload.decode()))
+        self._send(Frame(OP_DIGEST, payload=json.dumps(req).encode()))
+        got = 0
+        while True:
+            reply = self._receive()
+            if reply.op == OP_ERROR:
+                raise LanRemoteError(f"LAN pool: {reply.payload.decode(errors='replace')}")
+            if reply.op == OP_ACK:
+                if reply.length != got:
+                    raise LanProtocolError(f"DIGEST: the pool counted {reply.length} digest rows, {got} came")
+                return spool
+            if reply.op != OP_DATA:
+                raise LanProtocolError(f"expected DATA or ACK after DIGEST, got {OP_NAMES.get(reply.op, reply.op)}")
+            if len(reply.payload) % DIGEST_ROW.itemsize:
+                raise LanProtocolError(f"DIGEST: a DATA frame of {len(reply.payload)} bytes is not whole "
+                                       f"{DIGEST_ROW.itemsize}-byte digest rows")
+            rows = np.frombuffer(reply.payload, dtype=DIGEST_ROW)
+            try:
+                spool.add_rows(rows)
+            except ValueError as exc:
+                raise LanProtocolError(f"DIGEST: {exc}") from None
+            got += rows.size
 
     def close(self) -> None:
         self.sock.close()

@@ -14,8 +14,10 @@ Ops: OPEN (payload: JSON {"pool_volume", "pool_offset", "mode"}), PUT (a
 piece; payload = stored bytes), GET (ask for a piece; payload = its stored
 length as 8 bytes; the answer is a PUT-shaped DATA frame), SYNC (fsync, ends a
 write session), DIGEST (payload: JSON {"chunk_size", "pieces": [[image offset,
-volume offset, length, compressed, stored length], ...]}; the answer is a DATA
-frame with the JSON chunk digests of what the pool holds), MARK (tape
+volume offset, length, compressed, stored length], ...]} in ascending volume
+order; the answer is DATA frames of `DIGEST_ROW` rows -- the chunk digests of
+what the pool holds, each sent as soon as the pieces have passed its chunk, at
+most `DIGEST_FRAME_ROWS` a frame -- then an ACK whose length counts the rows), MARK (tape
 sessions: the closing filemark).  An OPEN naming a ``tape_drive`` instead of a
 ``pool_volume`` starts a tape session on a drive of ``lan_pool.tapes`` (see
 :mod:`orchestrator.lan.tape_server`).  Answers: ACK, DATA, ERROR (payload: a
@@ -30,9 +32,13 @@ import os
 import socket
 import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from orchestrator.digest_spool import DIGEST_ROW
 from orchestrator.job.digest import ChunkDigester
 from orchestrator.lan import endpoints
 from orchestrator.lan.frames import (OP_ACK, OP_DATA, OP_DIGEST, OP_ERROR, OP_GET, OP_MARK, OP_NAMES, OP_OPEN, OP_PUT,
@@ -40,6 +46,8 @@ from orchestrator.lan.frames import (OP_ACK, OP_DATA, OP_DIGEST, OP_ERROR, OP_GE
 from orchestrator.lan.tape_server import TapeDrives, TapeSession, is_tape_open
 
 log = logging.getLogger(__name__)
+
+DIGEST_FRAME_ROWS = 1 << 13  # digest rows in one DATA frame of a DIGEST answer (576 KiB)
 
 # ------------------------------------------------------------------------------------- sessions
 class _Session:
@@ -92,8 +100,11 @@ class _Session:
                     os.fsync(fd)
                     sock.sendall(Frame(OP_ACK).encode())
                 elif f.op == OP_DIGEST:
-                    digests = self._digest(fd, base, size, f.payload)
-                    sock.sendall(Frame(OP_DATA, payload=json.dumps(digests).encode()).encode())
+                    sent = 0
+                    for rows in self._digest(fd, base, size, f.payload):
+                        sock.sendall(Frame(OP_DATA, payload=rows.tobytes()).encode())
+                        sent += rows.size
+                    sock.sendall(Frame(OP_ACK, length=sent).encode())
                 elif f.op == OP_MARK:
                     raise LanProtocolError("MARK is only part of a tape session")
                 else:
@@ -112,7 +123,9 @@ class _Session:
             sock.close()
 
     @staticmethod
-    def _digest(fd: int, base: int, size: int, payload: bytes) -> list:
+    def _digest(fd: int, base: int, size: int, payload: bytes) -> Iterator[np.ndarray]:
+        """The request's chunk digests as `DIGEST_ROW` pages: a chunk's row is made once the pieces have passed
+        it (they come in ascending volume order), so one hasher is open at a time."""
         try:
             req = json.loads(payload.decode())
             digester = ChunkDigester(int(req["chunk_size"]))
@@ -120,16 +133,28 @@ class _Session:
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise LanProtocolError(f"DIGEST payload is not {{chunk_size, pieces: [[5 numbers], ...]}}: {exc}") \
                 from None
+        done: list[tuple[int, bytes]] = []
+        end = 0
         for img, vol, length, compressed, stored in pieces:
             if img < 0 or base + img + max(length, stored) > size:
                 raise LanProtocolError(f"DIGEST: piece at image offset {img} lies outside the pool volume")
+            if vol < end:
+                raise LanProtocolError(f"DIGEST: piece at image offset {img} (volume offset {vol}) comes before "
+                                       f"the end of the previous one ({end}): pieces must be in volume order")
+            done.extend((c, d.encode()) for c, d in digester.take_below(vol // digester.chunk_size))
+            if len(done) >= DIGEST_FRAME_ROWS:
+                yield np.array(done, dtype=DIGEST_ROW)
+                done.clear()
+            end = vol + length
             if compressed:
                 digester.update(vol, zlib.decompress(os.pread(fd, stored, base + img)))
                 continue
             for o in range(0, length, 1 << 20):
                 n = min(1 << 20, length - o)
                 digester.update(vol + o, os.pread(fd, n, base + img + o))
-        return [list(d) for d in digester.digests()]
+        done.extend((c, d.encode()) for c, d in digester.take_below(1 << 63))
+        for first in range(0, len(done), DIGEST_FRAME_ROWS):
+            yield np.array(done[first:first + DIGEST_FRAME_ROWS], dtype=DIGEST_ROW)
 
     @staticmethod
     def _check_range(base: int, size: int, f: Frame) -> None:

@@ -36,9 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orchestrator.lan.client import LanClient, connect
 from orchestrator.lan.frames import (OP_ACK, OP_DATA, OP_GET, OP_MARK, OP_NAMES, OP_OPEN, OP_PUT, OP_SYNC, Frame,
                                      LanProtocolError)
-from orchestrator.ops import Piece, StoredPiece, TransferResult
+from orchestrator.ops import Piece, TransferResult
 from orchestrator.ops.tape import TapeFormat, TapeServerRead, TapeServerWrite
-from orchestrator.ops.tape_records import Classify, read_piece, restore_pieces, write_piece
+from orchestrator.ops.tape_records import Classify, acknowledged, read_piece, restore_pieces, write_piece
 from scsi import tape_client
 from scsi.devices import open_device
 from scsi.luns.base import SpaceCode
@@ -310,29 +310,31 @@ def server_write(op: TapeServerWrite, read: Callable[[Piece], bytes], classify: 
     Only acknowledged pieces count; a source failure is blamed on the source,
     anything else on the server.
     """
-    stored: list[StoredPiece] = []
     try:
         client = TapeLanClient(op.server, op.drive, "write", op.fmt, op.position, timeout)
     except Exception as exc:  # noqa: BLE001 - no session: nothing moved
         return TransferResult(0, failure=classify(exc, "LAN tape session could not start", op.server))
+    done = 0
     with client:
-        for i, p in enumerate(op.pieces):
+        for p in op.pieces:
             try:
                 data = read(p)
             except Exception as exc:  # noqa: BLE001
-                return TransferResult(i, tuple(stored), classify(exc, "read failed", op.source))
+                return TransferResult(done, acknowledged(op.pieces, done), classify(exc, "read failed", op.source))
             try:
                 client.put(p.image_offset, p.length, data)
             except Exception as exc:  # noqa: BLE001
-                return TransferResult(i, tuple(stored), classify(exc, "LAN tape write failed", op.server))
-            stored.append(StoredPiece(p.image_offset, p.volume_offset, p.length))
+                return TransferResult(done, acknowledged(op.pieces, done),
+                                      classify(exc, "LAN tape write failed", op.server))
+            done += 1
         try:
             if op.close:
                 client.mark()
             client.sync()
         except Exception as exc:  # noqa: BLE001 - not closed: the caller must not catalogue the object
-            return TransferResult(len(stored), tuple(stored), classify(exc, "closing filemark failed", op.server))
-    return TransferResult(len(stored), tuple(stored))
+            return TransferResult(done, acknowledged(op.pieces, done),
+                                  classify(exc, "closing filemark failed", op.server))
+    return TransferResult(done, acknowledged(op.pieces, done))
 
 
 def server_read(op: TapeServerRead, write: Callable[[Piece, bytes], None], classify: Classify,

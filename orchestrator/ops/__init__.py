@@ -263,12 +263,5 @@ def chunks_touched(pieces: Any, chunk_size: int) -> set[int]:
     return out
 
 
-def without_chunks(digests: tuple[tuple[int, str], ...], pieces: Any,
-                   chunk_size: int) -> tuple[tuple[int, str], ...]:
-    """``digests`` minus every chunk ``pieces`` touch (a digest of part of a chunk's runs is no digest)."""
-    drop = chunks_touched(pieces, chunk_size)
-    return tuple((c, d) for c, d in digests if c not in drop) if drop else digests
-
-
 __all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "dataclass", "Any", "Callable",
                                                                   "Generator", "Literal", "Union")]

@@ -5,6 +5,7 @@ Kept apart from the operations only for size; import them from
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
 
@@ -94,7 +95,9 @@ class TransferResult:
 class VerifyResult:
     ok: bool
     message: str = ""
-    digests: tuple[tuple[int, str], ...] = ()
+    #: (chunk, digest) pairs in ascending chunk order; a read-back of a whole image is a
+    #: `orchestrator.digest_spool.DigestSpool` (one per chunk, held on file past a page)
+    digests: Sequence[tuple[int, str]] = ()
 
 
 @dataclass(frozen=True, slots=True)

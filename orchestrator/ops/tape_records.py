@@ -9,10 +9,12 @@ with a short last one; fixed mode, ``block_length`` blocks written
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import Any
 
 from orchestrator.ops import Failure, Piece, StoredPiece, TransferResult
 from orchestrator.ops.tape import TapeClientRead, TapeClientWrite, TapeFormat
+from orchestrator.piece_stream import LazySeq
 
 
 def transfers(data: bytes, fmt: TapeFormat) -> list[bytes]:
@@ -47,6 +49,12 @@ def read_piece(tape: Any, length: int, fmt: TapeFormat) -> bytes:
 Classify = Callable[[BaseException, str, str], Failure]  # (error, what failed, device) -> Failure
 
 
+def acknowledged(pieces: Sequence[Piece], n: int) -> LazySeq[StoredPiece]:
+    """The first ``n`` pieces as written (StoredPiece each), produced again on every pass from the operation's
+    own pieces: a transfer's result holds no second copy of its window."""
+    return LazySeq(lambda: (StoredPiece(p.image_offset, p.volume_offset, p.length) for p in islice(pieces, n)), n)
+
+
 def client_write(op: TapeClientWrite, read: Callable[[Piece], bytes], tape: Any, classify: Classify
                  ) -> TransferResult:
     """Carry out a :class:`TapeClientWrite`: read each piece, lay it on ``tape``, then the filemark.
@@ -54,23 +62,24 @@ def client_write(op: TapeClientWrite, read: Callable[[Piece], bytes], tape: Any,
     A failure stops at the piece it hit: only whole pieces count (their
     records are known written); a source failure is blamed on the source.
     """
-    stored: list[StoredPiece] = []
-    for i, p in enumerate(op.pieces):
+    done = 0
+    for p in op.pieces:
         try:
             data = read(p)
         except Exception as exc:  # noqa: BLE001 - any read trouble stops the transfer, blamed on the source
-            return TransferResult(i, tuple(stored), classify(exc, "read failed", op.source))
+            return TransferResult(done, acknowledged(op.pieces, done), classify(exc, "read failed", op.source))
         try:
             write_piece(tape, data, op.fmt)
         except Exception as exc:  # noqa: BLE001 - any drive or transport trouble stops it here
-            return TransferResult(i, tuple(stored), classify(exc, "tape write failed", op.drive))
-        stored.append(StoredPiece(p.image_offset, p.volume_offset, p.length))
+            return TransferResult(done, acknowledged(op.pieces, done), classify(exc, "tape write failed", op.drive))
+        done += 1
     if op.close:
         try:
             tape.write_filemarks(1)
         except Exception as exc:  # noqa: BLE001 - the object is not closed: the caller must not catalogue it
-            return TransferResult(len(stored), tuple(stored), classify(exc, "WRITE FILEMARKS failed", op.drive))
-    return TransferResult(len(stored), tuple(stored))
+            return TransferResult(done, acknowledged(op.pieces, done),
+                                  classify(exc, "WRITE FILEMARKS failed", op.drive))
+    return TransferResult(done, acknowledged(op.pieces, done))
 
 
 def client_read(op: TapeClientRead, write: Callable[[Piece, bytes], None], tape: Any, classify: Classify

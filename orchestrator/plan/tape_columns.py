@@ -22,6 +22,7 @@ sends lists while later ones are not planned yet.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -127,6 +128,9 @@ def _check_transfers(seg_img: np.ndarray, seg_len: np.ndarray, fmt, max_transfer
                         f"fixed-mode transfer within the MAXIMUM STREAM DEVICE TRANSFER SIZE {max_transfer}")
 
 
+# a list's 16-byte header (SPC-4 6.5): a few thousand distinct ones (list id x length) serve a whole job
+_header = lru_cache(maxsize=1 << 14)(block_list.header)
+
 _FIELDS = {n: (BLOCK_STREAM_LAYOUT.field(n).offset, BLOCK_STREAM_LAYOUT.field(n).size)
            for n in ("block_count", "lba", "stream_transfer_length")}
 
@@ -160,7 +164,7 @@ class _Lists:
                 cols = np.concatenate([cols, np.array(filemark, dtype=np.int64).reshape(5, 1)], axis=1)
                 body += block_list.filemark_bytes() if self.encode else b""
             count = cols.shape[1] - (1 if last and filemark is not None else 0)
-            data = (block_list.header(self.list_id, len(self.cscds), len(body)) + self.cscds + body) \
+            data = (_header(self.list_id, len(self.cscds), len(body)) + self.cscds + body) \
                 if self.encode and (count or filemark is not None) else b""
             lists.append(ParameterListPlan(SegmentColumns(cols), data, self.list_id))  # type: ignore[arg-type]
             self.list_id = self.list_id % 255 + 1
@@ -184,6 +188,5 @@ class _Lists:
             if size < 8 and (values >= 1 << (8 * size)).any():
                 bad = int(values[values >= 1 << (8 * size)][0])
                 raise PlanError(f"segment value {bad} does not fit {size} bytes at descriptor byte {at}")
-            for k in range(size):
-                rows[:, at + k] = (values >> (8 * (size - 1 - k))) & 0xFF
+            rows[:, at:at + size] = values.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - size:]  # big-endian
         return rows

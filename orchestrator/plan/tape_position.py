@@ -16,10 +16,11 @@ everything after it.  After a failure the job therefore either
 """
 from __future__ import annotations
 
+import bisect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -81,7 +82,10 @@ class TapeLocation(BaseModel):
 
 
 def object_records(pieces: Sequence[Piece | StoredPiece], fmt: TapeFormat) -> int:
-    """Records an object of ``pieces`` occupies (each piece starts a new record)."""
+    """Records an object of ``pieces`` occupies (each piece starts a new record); a `PieceStream` is counted
+    block by block with numpy."""
+    if isinstance(pieces, PieceStream):
+        return sum(int((-(-b.length // fmt.unit)).sum()) for b in pieces.blocks())
     return sum(fmt.records(p.length) for p in pieces)
 
 
@@ -118,6 +122,51 @@ def _record_of_blocks(stream: PieceStream, fmt: TapeFormat, image_offset: int) -
                                  f"of the piece at {int(image[k])}")
             return n + inside // fmt.unit
     return n
+
+
+class RecordCursor:
+    """Which piece of a tape object holds an image offset, and the record it starts at, for reads that mostly
+    go forward (a LAN restore's GETs): one block of the object's map is held, the next read from
+    ``block_at(k)`` (the k-th block, None past the last) when the reads pass it, and each block's first image
+    offset and records before it are remembered, so a read back in the object loads one block again.
+    No list of the object's pieces is held, and reads in image order cost a search in one block each."""
+
+    def __init__(self, block_at: Callable[[int], Any], fmt: TapeFormat):
+        self._block_at, self.fmt = block_at, fmt
+        self._starts: list[int] = []  # first image offset of blocks 0..k seen
+        self._before: list[int] = []  # records before each of them
+        self._k, self._records = -1, 0  # the block held, and its records
+        self._image = self._end = self._first = np.empty(0, np.int64)
+
+    def _load(self, k: int) -> bool:
+        b = self._block_at(k)
+        if b is None or not len(b):
+            return False
+        image = b.image_offsets()
+        records = -(-b.length // self.fmt.unit)
+        if k == len(self._starts):
+            self._starts.append(int(image[0]))
+            self._before.append(0 if k == 0 else self._before[k - 1] + self._records)
+        self._k, self._image, self._end = k, image, image + b.length
+        self._first = np.concatenate(([0], np.cumsum(records[:-1]))) + self._before[k]
+        self._records = int(records.sum())
+        return True
+
+    def piece(self, image_offset: int) -> tuple[int, int, int] | None:
+        """(image offset, length, first record from the object's first) of the piece holding ``image_offset``;
+        None when no piece does."""
+        seen_further = self._k + 1 < len(self._starts) and image_offset >= self._starts[self._k + 1]
+        if self._k < 0 or image_offset < int(self._image[0]) or seen_further:
+            # to the last block seen that starts at or before it (the first block when none)
+            if not self._load(max(0, bisect.bisect_right(self._starts, image_offset) - 1)):
+                return None
+        while image_offset >= int(self._end[-1]):
+            if not self._load(self._k + 1):
+                return None
+        i = int(np.searchsorted(self._end, image_offset, "right"))
+        if image_offset < int(self._image[i]):
+            return None
+        return int(self._image[i]), int(self._end[i] - self._image[i]), int(self._first[i])
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from orchestrator.drivers.open_site import OpenSite
 from orchestrator.job import BackupSpec, DeviceSpec, JobReport, backup_job, restore_job, run_job
 from orchestrator.job.restore import DELETEFILES_IGNORED
 from orchestrator.job.spec import ResumePoint, TapePlan
-from orchestrator.job.digest import chunk_digests
+from orchestrator.digest_spool import DigestSpool
+from orchestrator.job.digest import iter_chunk_digests
 from orchestrator.job.incremental import coverage_stream
-from orchestrator.server import piece_rows
 from orchestrator.server.node_client import NodeSession
 from orchestrator.server.node_driver import ServerDriver, object_volume
 
@@ -188,12 +188,13 @@ def server_free(session: Any, vopts: Any, volume: str, vsite: Any, io: Any, size
     scanned = None
     if scan is not None:  # the client scans its own volume; the server decides what changed against the chain
         chunk = BackupSpec.model_fields["chunk_size"].default
-        try:
-            ours = chunk_digests(scan["coverage"], lambda p: io.read(vsite.offset + p.volume_offset, p.length), chunk)
+        try:  # digested chunk by chunk into a spool (the coverage is in volume order): no pair per chunk held
+            ours = DigestSpool(iter_chunk_digests(scan["coverage"],
+                                                  lambda p: io.read(vsite.offset + p.volume_offset, p.length), chunk))
         except Exception as exc:  # noqa: BLE001 - the LAN path's scan says it again, as a failure
             return None, f"the incremental scan of the volume failed: {exc}", None, None
         incremental = {"mode": "incremental", "base_object_id": scan["base_object_id"]}
-        scanned = (len(ours), piece_rows.scan_pages(ours))  # as rows after the extent map
+        scanned = (len(ours), ours.pages())  # as rows after the extent map (the spool's rows are SCAN_ROW's)
     extents = layout.extents(vopts.gap_size("serverfree"))
     try:
         designator = io.designator()

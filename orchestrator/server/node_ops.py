@@ -290,9 +290,7 @@ class NodeOps(RowOps, DigestOps, TapeOps):
                 "pool_offset": rec.pool_offset, "length": rec.image_size}, b""
 
     def get(self, req: m.Get, data: bytes) -> tuple[dict, bytes]:
-        rec = self._own(req.object_id, with_pieces=False)  # one GET per piece: a disk object's map is not needed
-        if rec.tape_location:  # a tape object's GET is checked against its pieces (records)
-            rec = self._own(req.object_id)
+        rec = self._own(req.object_id, with_pieces=False)  # one GET per piece: the map is not read for each
         stored = req.length if req.stored is None else req.stored
         if req.image_offset + max(req.length, stored) > rec.image_size:
             raise self.refuse(f"GET at image offset {req.image_offset} lies outside object {rec.id}")

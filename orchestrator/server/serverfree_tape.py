@@ -44,7 +44,8 @@ def _designators(server: Any, tp: tape.TapePool) -> dict[str, str]:
 
 
 def backup(sf: Any, ops: Any, req: Any, mgmtclass: str, tp: tape.TapePool, extents: Any) -> tuple[dict, bytes]:
-    """``extents``: the extent map as an (n, 2) array (NodeOps read it from the request's rows)."""
+    """``extents``: the extent map as an (n, 2) array (NodeOps read it from the request's rows); the job reads it
+    as a stream, block by block (no Python pair per extent: 5M extents would be 5M tuples)."""
     what = f"backup of {ops.node}:{req.filespace} to tape pool {tp.name}"
     movers, _, why = sf._start(ops, what, tp.name, req.topology_volume or f"{ops.node}:{req.filespace}",
                                req.source_designator, disk_pool=False)
@@ -59,7 +60,7 @@ def backup(sf: Any, ops: Any, req: Any, mgmtclass: str, tp: tape.TapePool, exten
                                source=DeviceSpec(name="client-volume", designator=req.source_designator,
                                                  block_size=req.block_size),
                                volume_offset=req.volume_offset, volume_size=req.volume_size,
-                               file_system=req.file_system, extents=[(int(a), int(b)) for a, b in extents.tolist()],
+                               file_system=req.file_system, extents=extents,
                                pool=tp.name, paths=plan)
     devices: dict[str, Any] = {}
     held: list[str] = []

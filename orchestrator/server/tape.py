@@ -20,15 +20,18 @@ by :mod:`orchestrator.server.serverfree` with the drive held.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.digest_spool import DigestSpool
 from orchestrator.job.digest import ChunkDigester
-from orchestrator.ops import StoredPiece
+from orchestrator.piece_stream import PieceStream
 from orchestrator.ops.tape import DEFAULT_RECORD_BYTES, TapeFormat
 from orchestrator.ops.tape_records import read_piece, write_piece
-from orchestrator.plan.tape_position import TapeLocation, object_records, record_of
+from orchestrator.plan.tape_position import RecordCursor, TapeLocation
 
 RECORD_BYTES = DEFAULT_RECORD_BYTES
 FORMAT = TapeFormat(RECORD_BYTES)
@@ -144,7 +147,10 @@ class Drives:
 
 @dataclass
 class TapeWriter:
-    """A LAN backup's records on the drive the server holds: pieces in image order, then the filemark."""
+    """A LAN backup's records on the drive the server holds: pieces in image order, then the filemark.
+
+    The PUTs tile the image from 0, so what the closing check needs of them is their count, their records
+    and a digest of their lengths in order -- not a list of millions of (offset, length) pairs."""
 
     drive: str
     volume: str
@@ -152,7 +158,9 @@ class TapeWriter:
     first_object: int
     file_number: int | None
     next_offset: int = 0
-    puts: list[tuple[int, int]] = field(default_factory=list)  # (image offset, length) of each PUT = a piece
+    pieces: int = 0  # PUTs so far (one PUT = one piece)
+    records: int = 0  # records they occupy
+    _lengths: Any = field(default_factory=lambda: hashlib.blake2b(digest_size=16), repr=False)
 
     @classmethod
     def at_end_of_data(cls, drive: str, volume: str, dev: Any) -> "TapeWriter":
@@ -161,10 +169,6 @@ class TapeWriter:
         pos, file_number = tape_client.position(dev, None)
         return cls(drive, volume, dev, pos, file_number)
 
-    @property
-    def records(self) -> int:
-        return sum(FORMAT.records(n) for _, n in self.puts)
-
     def put(self, image_offset: int, data: bytes) -> None:
         from scsi.tape_client import TapeRecords
 
@@ -172,26 +176,37 @@ class TapeWriter:
             raise ValueError(f"a tape object is written in image order: the next piece starts at image offset "
                              f"{self.next_offset}, not {image_offset}")
         write_piece(TapeRecords(self.dev, self.drive), data, FORMAT)
-        self.puts.append((image_offset, len(data)))
+        self._lengths.update(len(data).to_bytes(8, "little"))
+        self.pieces += 1
+        self.records += FORMAT.records(len(data))
         self.next_offset = image_offset + len(data)
 
     def _same(self, pieces: Any) -> bool:
-        return [(p.image_offset, p.length) for p in pieces] == self.puts and not any(p.compressed for p in pieces)
+        """Whether ``pieces`` are the PUTs: the same lengths in order, tiling the image from 0, none compressed
+        (read block by block)."""
+        lengths, pos, count = hashlib.blake2b(digest_size=16), 0, 0
+        for b in PieceStream.of(pieces).blocks():
+            if b.image_offset != pos or not b.tiles or b.compressed.any():
+                return False
+            lengths.update(b.length.astype("<i8").tobytes())
+            pos, count = b.image_end, count + len(b)
+        return (count, pos, lengths.digest()) == (self.pieces, self.next_offset, self._lengths.digest())
 
-    def digests(self, pieces: Any, chunk_size: int) -> list[tuple[int, str]]:
-        """Chunk digests of the records read back from the tape (``pieces``: the PUTs with their volume offsets)."""
+    def digests(self, pieces: Any, chunk_size: int) -> DigestSpool:
+        """Chunk digests of the records read back from the tape (``pieces``: the PUTs with their volume offsets),
+        in ascending chunk order, each kept as soon as the pieces have passed its chunk."""
         from scsi import tape_client
         from scsi.tape_client import TapeRecords
 
         if not self._same(pieces):
             raise ValueError("a tape object is digested as written: name every piece PUT, in image order")
         tape_client.position(self.dev, self.first_object)
-        digester, tape = ChunkDigester(chunk_size), TapeRecords(self.dev, self.drive)
-        for p in pieces:
-            digester.update(p.volume_offset, read_piece(tape, p.length, FORMAT))
-        return list(digester.digests())
+        tape = TapeRecords(self.dev, self.drive)
+        stream = PieceStream.of(pieces)
+        return DigestSpool(read_back_digests(stream, lambda n: read_piece(tape, n, FORMAT), chunk_size,
+                                             volume_ascending(stream)))
 
-    def close(self, pieces: tuple[StoredPiece, ...]) -> str:
+    def close(self, pieces: Any) -> str:
         """Write the closing filemark after the last record; the catalogue's tape location."""
         from scsi import tape_client
         from scsi.tape_client import TapeRecords
@@ -202,28 +217,67 @@ class TapeWriter:
         tape_client.position(self.dev, self.first_object + self.records)  # a read-back may have moved it
         TapeRecords(self.dev, self.drive).write_filemarks(1)
         return TapeLocation(volume=self.volume, drive=self.drive, file_number=self.file_number,
-                            first_object=self.first_object, records=object_records(pieces, FORMAT),
+                            first_object=self.first_object, records=self.records,
                             record_bytes=FORMAT.record_bytes).encode()
 
 
-def read_range(dev: Any, drive: str, rec: Any, image_offset: int, length: int, at: list[int]) -> bytes:
+def volume_ascending(pieces: PieceStream) -> bool:
+    """Whether each piece starts at or after the end of the one before it in the volume (what an image's
+    pieces do), checked block by block."""
+    end = -1
+    for b in pieces.blocks():
+        if int(b.volume_offset[0]) < end or not (b.volume_offset[1:] >= b.volume_offset[:-1] + b.length[:-1]).all():
+            return False
+        end = int(b.volume_offset[-1] + b.length[-1])
+    return True
+
+
+def read_back_digests(pieces: Iterable[Any], read: Callable[[int], bytes], chunk_size: int,
+                      ascending: bool) -> Iterator[tuple[int, str]]:
+    """Chunk digests of pieces read back from tape in order (``read(length)``: the next piece's bytes), in
+    ascending chunk order.  Pieces in ascending volume order give each chunk's digest as soon as they have
+    passed it (one or two open chunks, not a hasher per chunk of the image); others are digested whole first."""
+    digester = ChunkDigester(chunk_size)
+    for volume_offset, length in _volume_ranges(pieces):
+        digester.update(volume_offset, read(length))
+        if ascending:
+            yield from digester.take_below((volume_offset + length - 1) // chunk_size)
+    yield from digester.take_below(1 << 63)
+
+
+def _volume_ranges(pieces: Iterable[Any]) -> Iterator[tuple[int, int]]:
+    """(volume offset, length) of each piece; a stream's from its columns, two of them at a time."""
+    if not isinstance(pieces, PieceStream):
+        yield from ((p.volume_offset, p.length) for p in pieces)
+        return
+    for b in pieces.blocks():
+        yield from zip(b.volume_offset.tolist(), b.length.tolist())
+
+
+def read_range(dev: Any, drive: str, rec: Any, image_offset: int, length: int, at: list[int],
+               pieces: RecordCursor) -> bytes:
     """``length`` image bytes of tape object ``rec`` from ``image_offset`` (a record boundary, inside one piece).
 
-    ``at`` holds the drive's logical object after the previous read of this session (LOCATE only when needed).
+    ``at`` holds the drive's logical object after the previous read of this session (LOCATE only when needed);
+    ``pieces`` finds the piece and its record in the object's map (a cursor: the map is not listed).
     """
     from scsi import tape_client
     from scsi.tape_client import TapeRecords
 
     loc = TapeLocation.decode(rec.tape_location, f"object {rec.id}")
-    piece = next((p for p in rec.pieces if p.image_offset <= image_offset < p.image_offset + p.length), None)
-    if piece is None or image_offset + length > piece.image_offset + piece.length:
+    piece = pieces.piece(image_offset)
+    if piece is None or image_offset + length > piece[0] + piece[1]:
         raise ValueError(f"image bytes {image_offset}-{image_offset + length} are not inside one piece of "
                          f"object {rec.id}")
-    first = loc.first_object + record_of(rec.pieces, loc.fmt, image_offset)
+    start, size, record = piece
+    inside = image_offset - start
+    if inside % loc.fmt.unit:
+        raise ValueError(f"image offset {image_offset} falls inside a {loc.fmt.unit}-byte tape record "
+                         f"of the piece at {start}")
+    first = loc.first_object + record + inside // loc.fmt.unit
     if at[0] != first:
         tape_client.position(dev, first)
-    data = read_piece(TapeRecords(dev, drive), length, loc.fmt) if (image_offset - piece.image_offset +
-                                                                     length == piece.length or
+    data = read_piece(TapeRecords(dev, drive), length, loc.fmt) if (inside + length == size or
                                                                      length % loc.fmt.unit == 0) else None
     if data is None:
         raise ValueError(f"a read of {length} bytes at image offset {image_offset} ends inside a tape record")

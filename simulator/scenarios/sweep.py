@@ -53,10 +53,11 @@ class SweepOutcome:
     wall_s: float
 
 
-def result_format(path: Path) -> str:
+def result_format(path: Path, what: str = "-o") -> str:
+    """The result's format from its suffix; ``what`` names the option or argument that gave the path."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise SweepSpecError(f"-o {path}: the result is Parquet (.parquet) or CSV (.csv)")
+        raise SweepSpecError(f"{what} {path}: a sweep result is Parquet (.parquet) or CSV (.csv)")
     return fmt
 
 
@@ -245,7 +246,7 @@ def write_result(rows: list[dict[str, Any]], columns: list[str], out: Path, meta
 
 def read_result(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows and the sweep's metadata from a Parquet result, or a CSV one with its ``.sweep.json``."""
-    fmt = result_format(path)
+    fmt = result_format(path, "RESULT")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such sweep result")
     if fmt == "parquet":

@@ -63,7 +63,7 @@ def test_the_model_assumes_the_chunk_and_depth_the_real_mover_uses(sanlab, clien
     try:
         (m1, o1), (m2, o2) = (lun.transfer_limits() for lun in luns)
         most = min(m1, m2) if m1 and m2 else m1 or m2
-        cal = Calibration(mover_chunk_kib=MIB // 1024, lun_max_transfer_kib=most // 1024,
+        cal = Calibration(mover_chunk_kib=sanlab.chunk_bytes // 1024, lun_max_transfer_kib=most // 1024,
                           lun_optimal_transfer_kib=max(o1, o2) // 1024, mover_io_depth=sanlab.io_depth)
         assert {chunk for chunk, _, _ in copies} == {cal.mover_chunk()}, copies
         assert all(2 <= min(a, b) and max(a, b) <= cal.mover_io_depth for _, a, b in copies), copies

@@ -162,6 +162,32 @@ def test_digest_matches_the_client_side_digest_of_the_same_pieces(server):
             c._call(Frame(5, payload=b"{}"), 0x82)
 
 
+def test_digest_answers_come_in_frames_of_rows_into_one_spool(server, monkeypatch):
+    """Five chunks' digests two rows a frame, two windows into one spool; pieces out of volume order refused."""
+    import orchestrator.lan.local_pool as local_pool
+    from orchestrator.digest_spool import DigestSpool
+    from orchestrator.job.digest import chunk_digests
+    from orchestrator.ops import StoredPiece
+
+    monkeypatch.setattr(local_pool, "DIGEST_FRAME_ROWS", 2)
+    srv, pool = server
+    data = os.urandom(5 * 4096)
+    pool.write_bytes(data + bytes((1 << 20) - len(data)))
+    pieces = [StoredPiece(i * 4096, i * 8192 + 100, 4096) for i in range(5)]  # chunk size 8 KiB: chunks 0..4
+    frames = []
+    with LanClient(srv.address, "VOL1", 0, "read") as c:
+        receive = c._receive
+        c._receive = lambda: frames.append(receive()) or frames[-1]  # type: ignore[method-assign]
+        spool = DigestSpool()
+        c.digest(pieces[:3], 8192, into=spool)
+        c.digest(pieces[3:], 8192, into=spool)
+        with pytest.raises(LanRemoteError, match=r"volume offset 100\) comes before the end of the previous one"):
+            c.digest([pieces[1], pieces[0]], 8192)
+    volume = {p.volume_offset: data[p.image_offset:p.image_offset + 4096] for p in pieces}
+    assert spool == chunk_digests(pieces, lambda p: volume[p.volume_offset][:p.length], 8192)
+    assert [(f.op, len(f.payload) // 72, f.length) for f in frames[:3]] == [(0x82, 2, 0), (0x82, 1, 0), (0x81, 0, 3)]
+
+
 @pytest.mark.parametrize("lan_pool, words", [
     ("{volumes: {VOL9: p.img}}", ["lan_pool.volumes.VOL9: not one of the pool's volumes (VOL1)"]),
     ("{volumes: {}}", ["lan_pool.volumes: no path for pool volume VOL1"]),

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import orchestrator.drivers.real_verify as real_verify
 from orchestrator.job.digest import chunk_digests, digest_windows
 from orchestrator.lan.client import LanClient
-from orchestrator.lan.frames import OP_DATA, Frame
+from orchestrator.lan.frames import OP_ACK, Frame
 from orchestrator.ops import StoredPiece, VerifyPool
 from orchestrator.piece_stream import PieceStream, split_by_ranges
 
@@ -42,9 +42,11 @@ class _Counting(LanClient):
     def __init__(self, *args, **kw):  # noqa: D107 - no session to open
         pass
 
-    def _call(self, frame: Frame, expect: int) -> Frame:
+    def _send(self, frame: Frame) -> None:
         self.sent.append(len(json.loads(frame.payload)["pieces"]))
-        return Frame(OP_DATA, payload=b"[]")
+
+    def _receive(self) -> Frame:
+        return Frame(OP_ACK, length=0)  # no digest rows
 
     def close(self) -> None:
         pass

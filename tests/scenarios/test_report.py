@@ -117,3 +117,10 @@ def test_bad_result_is_one_line(tmp_path, capsys):
     junk.write_text("not parquet")
     assert main(["report", str(junk), "-o", str(tmp_path / "x.html")]) == 2
     assert "junk.parquet: not a Parquet file" in capsys.readouterr().err
+
+
+def test_result_of_unknown_format_names_the_argument(tmp_path, capsys):
+    assert main(["report", "/etc/hostname", "-o", str(tmp_path / "x.html")]) == 2
+    err = capsys.readouterr().err
+    # the path is the RESULT argument, not the -o option (which names the page)
+    assert "RESULT /etc/hostname: a sweep result is Parquet (.parquet) or CSV (.csv)" in err and "-o" not in err

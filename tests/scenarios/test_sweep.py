@@ -138,4 +138,4 @@ def test_bad_scheduler_address_is_one_line(tmp_path, capsys):
 
 def test_unknown_result_format_is_refused(tmp_path, capsys):
     assert main(["scenario", "sweep", str(_scenario(tmp_path)), "-o", str(tmp_path / "r.xlsx")]) == 2
-    assert "Parquet (.parquet) or CSV (.csv)" in capsys.readouterr().err
+    assert "-o " + str(tmp_path / "r.xlsx") + ": a sweep result is Parquet (.parquet) or CSV (.csv)" in capsys.readouterr().err

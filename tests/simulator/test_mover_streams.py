@@ -73,3 +73,11 @@ def test_the_lab_calibration_recovers_rate_and_latency_from_two_depths():
     assert device_model(sync, queued, chunk, depth) == (200.0, 4.0)
     # a queue measured no faster than one command (load noise): no latency, the better rate
     assert device_model(150 * MB, 140 * MB, chunk, depth) == (150.0, 0.0)
+
+
+def test_the_default_simulated_chunk_is_the_real_movers_default():
+    """Exact mode's engines take the calibration's chunk, the flow model queues it: both must be the mover's."""
+    from scsi.copymgr.config import CopyLimits, MoverLimits
+
+    assert Calibration().mover_chunk_kib * KIB == CopyLimits().chunk_bytes == MoverLimits().chunk_bytes
+    assert Calibration().mover_io_depth == MoverLimits().io_depth  # datamover serve's depth (exact mode keeps 4)
