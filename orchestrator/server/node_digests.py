@@ -106,18 +106,25 @@ def _slices(fd: int, base: int, stream: PieceStream, rows: int = 4096) -> Iterat
             yield tuple(c.tolist() for c in cols), read
 
 
-def same_digests(ours: Iterable[tuple[int, str]], theirs: Iterable[tuple[int, str]]) -> bool:
-    """Whether every (chunk, digest) of ``ours`` (at least one) is in ``theirs``; both ascending by chunk, walked
-    side by side."""
-    it = iter(theirs)
-    cur = next(it, None)
-    seen = False
-    for c, h in ours:
-        seen = True
-        while cur is not None and cur[0] < c:
-            cur = next(it, None)
-        if cur is None or cur[0] != c or cur[1] != h:
-            return False
+def same_digests(ours: Iterable[np.ndarray], theirs: Iterable[np.ndarray]) -> bool:
+    """Whether every row of ``ours`` (at least one) is in ``theirs``: DIGEST_ROW pages, both ascending by chunk,
+    walked side by side a page at a time (theirs may name more chunks than ours)."""
+    it, page, seen = iter(theirs), np.empty(0, dtype=DIGEST_ROW), False
+    for rows in ours:
+        i = 0
+        seen = seen or bool(rows.size)
+        while i < rows.size:
+            page = page[np.searchsorted(page["chunk"], rows["chunk"][i]):]  # theirs below ours: not compared
+            if not page.size:
+                page = next(it, None)
+                if page is None:
+                    return False
+                continue
+            j = i + int(np.searchsorted(rows["chunk"][i:], page["chunk"][-1], side="right"))  # ours in this page
+            part, at = rows[i:j], np.searchsorted(page["chunk"], rows["chunk"][i:j])
+            if not ((page["chunk"][at] == part["chunk"]).all() and (page["digest"][at] == part["digest"]).all()):
+                return False
+            i = j
     return seen
 
 
@@ -203,7 +210,8 @@ class DigestOps:
         pieces out of volume order refuse the request (``what``: "DIGEST of object 7")."""
         try:
             if theirs is not None:
-                return same_digests(pool_digest_stream(fd, base, pieces, chunk_size), theirs)
+                ours = (np.array(b, dtype=DIGEST_ROW) for b in _digest_batches(fd, base, pieces, chunk_size))
+                return same_digests(ours, theirs.pages())
             return pool_digests(fd, base, pieces, chunk_size)
         except ValueError as exc:
             raise self.refuse(f"{what}: {exc}", "ANR0440W") from None

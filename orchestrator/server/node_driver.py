@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import zip_longest
 from typing import Any
 
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.coalesce import volume_reader
 from orchestrator.drivers.real_devices import failure_from
 from orchestrator.digest_spool import DigestSpool
-from orchestrator.job.digest import iter_chunk_digests
+from orchestrator.job.digest import first_difference, iter_chunk_digests
 from orchestrator.ops.tape import TapeClientWrite
 from orchestrator.ops import (AbandonObject, BeginObject, CatalogueDone, CommitObject, Failure, LanFreeRead,
                               LanReceive, LanSend, ObjectStarted, TransferResult, VerifyPool, VerifyResult)
@@ -62,14 +60,6 @@ class BatchedReads:
         if batch:
             self.ready.extend(zip(batch, self.session.get_ranges(self.object_id,
                                                                  [(q.image_offset, q.stored) for q in batch])))
-
-
-def first_difference(ours: Iterable[tuple[int, str]], theirs: Iterable[tuple[int, str]]) -> int | None:
-    """The first chunk whose (chunk, digest) pairs differ (or that only one side has); None when all agree."""
-    for a, b in zip_longest(ours, theirs):
-        if a != b:
-            return (a or b)[0] if a is None or b is None else min(a[0], b[0])
-    return None
 
 
 def object_volume(object_id: int) -> str:

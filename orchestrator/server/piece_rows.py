@@ -255,16 +255,6 @@ def digest_runs_of(pages: Iterable[np.ndarray]) -> DigestRuns:
 
 
 # -- an incremental's scan -------------------------------------------------------------------------
-def scan_pages(digests: Iterable[tuple[int, str]], page: int = 1 << 16) -> Iterator[np.ndarray]:
-    """SCAN_ROW pages of (chunk, digest) pairs."""
-    it = iter(digests)
-    while True:
-        part = list(islice(it, page))
-        if not part:
-            return
-        yield np.array([(c, d.encode()) for c, d in part], dtype=SCAN_ROW)
-
-
 class Scan:
     """The chunk digests a client's incremental scan sent: two columns in chunk order, the last digest of a chunk
     winning (72 bytes a chunk, not a dict entry and a model each)."""
