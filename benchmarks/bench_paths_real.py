@@ -9,7 +9,10 @@ NTFS volume up over each path and prints, per path: wall time, throughput,
 client CPU seconds and client bytes read (all of the job, and during data
 movement alone).  Then it writes the calibration scenario for this very
 set-up with the rates just measured, runs the simulator on it (the engine of
-``serverfree sim run``) and prints predicted vs measured server-free duration.
+``serverfree sim run``) and prints predicted vs measured server-free duration,
+per phase and per term of the model (device streams alone, the mover's copy),
+the old derivation's prediction (device streams as probed) beside it, and the
+mover's copy probed again right after the server-free backup (the load's drift).
 
     .venv/bin/python benchmarks/bench_paths_real.py [--size-mib 48] [--scale 1.0]
         [--write-scenario scenarios/calibration/sanlab.yaml]
@@ -105,6 +108,17 @@ def measure_rates_once(lab: SanLab, client: LabClient, nbytes: int, scratch: lis
     finally:
         src_lun.close()
         pool_lun.close()
+    out["mover_command_s"], out["mover_copy"] = measure_mover(lab, client, nbytes, scratch[2])
+    with LocalPool(lab.lan_pool) as pool, LanClient(pool.address, "VOL1", scratch[2] * 512, "read") as server:
+        t0 = time.monotonic()
+        server.digest([StoredPiece(0, 0, nbytes)], MIB)  # what VerifyPool asks of the backup server
+        out["verify"] = nbytes / (time.monotonic() - t0)
+    return out
+
+
+def measure_mover(lab: SanLab, client: LabClient, nbytes: int, dst_lba: int) -> tuple[float, float]:
+    """(seconds per EXTENDED COPY handshake, copy bytes/s net of them) of the mover: 20 one-block lists, then
+    the client volume's first ``nbytes`` copied to the pool at ``dst_lba`` in lists of the backup's size."""
     src = IdentificationCscd(designator=client.designators["client"], pdt=0, block_length=512)
     dst = IdentificationCscd(designator=client.designators["pool"], pdt=0, block_length=512)
     dev, s = _scsi(lab.mover_url)
@@ -113,28 +127,23 @@ def measure_rates_once(lab: SanLab, client: LabClient, nbytes: int, scratch: lis
         step = client.batch_mb * MIB
         plists = [ParameterList(header=Header(list_id=1 + n, list_id_usage=0), cscds=(src, dst), segments=tuple(
             BlockToBlock(src=0, dst=1, block_count=min(8192, (end - o) // 512), src_lba=o // 512,
-                         dst_lba=scratch[2] + o // 512) for o in range(start, end, 8192 * 512))).encode()
+                         dst_lba=dst_lba + o // 512) for o in range(start, end, 8192 * 512))).encode()
                   for n, (start, end) in enumerate((a, min(nbytes, a + step)) for a in range(0, nbytes, step))]
         tiny = ParameterList(header=Header(list_id=0, list_id_usage=0), cscds=(src, dst),
                              segments=(BlockToBlock(src=0, dst=1, block_count=1, src_lba=0,
-                                                    dst_lba=scratch[2]),)).encode()
+                                                    dst_lba=dst_lba),)).encode()
         t0 = time.monotonic()
         for _ in range(20):
             extended_copy(s, tiny)
-        out["mover_command_s"] = (time.monotonic() - t0) / 20
+        command_s = (time.monotonic() - t0) / 20
         t0 = time.monotonic()
         for plist in plists:
             extended_copy(s, plist)
         # the model adds each list's handshake itself (mover_command_ms): count it once, not twice
-        copy_s = max(time.monotonic() - t0 - len(plists) * out["mover_command_s"], 1e-6)
-        out["mover_copy"] = nbytes / copy_s
+        copy_s = max(time.monotonic() - t0 - len(plists) * command_s, 1e-6)
+        return command_s, nbytes / copy_s
     finally:
         dev.close()
-    with LocalPool(lab.lan_pool) as pool, LanClient(pool.address, "VOL1", scratch[2] * 512, "read") as server:
-        t0 = time.monotonic()
-        server.digest([StoredPiece(0, 0, nbytes)], MIB)  # what VerifyPool asks of the backup server
-        out["verify"] = nbytes / (time.monotonic() - t0)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--size-mib must be at least 16 and --repeat at least 1")
     logging.basicConfig(level=logging.ERROR)
     load_before = float(Path("/proc/loadavg").read_text().split()[0])
-    pool = max(2048, (3 * args.repeat + 4) * args.size_mib) * MIB  # room for the rate probes' scratch areas
+    pool = max(2048, (4 * args.repeat + 4) * args.size_mib) * MIB  # room for the rate probes' scratch areas
     with SanLab(volume_size=args.size_mib * MIB, volume_scale=args.scale * args.size_mib / 48, pool_size=pool,
                 io_depth=args.depth) as lab, \
             tempfile.TemporaryDirectory(prefix="bench-paths-") as tmp:
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         client = LabClient(lab, cat, mover_timeout=30.0, batch_mb=args.batch_mb)
         extents, _ = client.extents()
         image = sum(n for _, n in extents)
-        rate_runs = []
+        rate_runs, copy_after = [], []
         print(f"lab: {args.size_mib} MiB NTFS volume, {len(lab.volume.files)} files, {len(extents)} extents, "
               f"image {image / MIB:.1f} MiB ({100 * image / lab.volume_size:.0f} % used)")
         results = {}
@@ -174,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
                 mover_cpu0 = process_cpu(lab.mover.pid)
                 run = client.backup(start, extents=extents)
                 run.mover_cpu = process_cpu(lab.mover.pid) - mover_cpu0
+                if start == PathKind.SERVER_FREE:  # the mover probed again right after: the load's drift
+                    after = (lab.pool_size - (2 + 3 * args.repeat + i) * lab.volume_size) // 512
+                    copy_after.append(measure_mover(lab, client, lab.volume_size, after)[1])
                 rep = run.report
                 if rep.outcome != "completed" or rep.path_used != start.value:
                     print(f"{start.value}: backup did not complete on its path: {rep.outcome} {rep.path_used} "
@@ -218,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
         alone = write_scenario(scen_path.with_name("devices-only.yaml"), lab.volume_size, rates, extents,
                                client.batch_mb, devices_only=True)
         _, copy_devices = predict(alone)
+        after = statistics.median(copy_after)
+        _, copy_later = predict(write_scenario(scen_path.with_name("probed-after.yaml"), lab.volume_size,
+                                               {**rates, "mover_copy": after}, extents, client.batch_mb))
+        print(f"the mover's copy probed {rates['mover_copy'] / MB:.1f} MB/s before the server-free backup and "
+              f"{after / MB:.1f} MB/s right after it (the load's drift); with the later probe the copy is "
+              f"predicted {copy_later:.2f} s, /measured {copy_later / copy_measured:.2f}")
         as_probed = write_scenario(scen_path.with_name("as-probed.yaml"), lab.volume_size, rates, extents,
                                    client.batch_mb, consistent=False)
         predicted_old, copy_old = predict(as_probed)

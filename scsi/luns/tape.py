@@ -67,18 +67,18 @@ class TapeLun(StreamLun):
         """Filemarks before ``position`` (the current one by default): the SSC logical file identifier."""
         with self._lock:
             end = self._pos if position is None else max(0, min(position, len(self._entries)))
-            return sum(1 for e in self._entries[:end] if e.kind == FILEMARK)
+            return self._entries.filemarks(end)
 
     def objects(self) -> list[bytes | None]:
         """Every record's data (None for a filemark), in tape order -- for tests and tools."""
         with self._lock:
-            return [None if e.kind == FILEMARK else self._data(e) for e in self._entries]
+            return [None if e.kind == FILEMARK else self._data(e, i) for i, e in enumerate(self._entries)]
 
-    def _data(self, e: Entry) -> bytes:
+    def _data(self, e: Entry, index: int) -> bytes:
         data = os.pread(self._fd, e.length, e.data_offset)
         if len(data) != e.length or zlib.crc32(data) != e.crc32:
-            raise medium_error(self.name, f"record at object {self._entries.index(e)} (byte {e.offset}) "
-                               "fails its CRC check", information=self._entries.index(e))
+            raise medium_error(self.name, f"record at object {index} (byte {e.offset}) fails its CRC check",
+                               information=index)
         return data
 
     # -- reading -----------------------------------------------------------------------
@@ -111,7 +111,7 @@ class TapeLun(StreamLun):
         self._pos += 1
         if e.kind == FILEMARK:
             raise _filemark(self.name, self._pos - 1, partial)
-        data = self._data(e)
+        data = self._data(e, self._pos - 1)
         if len(data) > length:
             raise LunError(f"tape {self.name}: record of {len(data)} bytes is longer than the "
                            f"{length} requested", key=0x0, asc=0x00, ascq=0x00, ili=True,
@@ -130,7 +130,7 @@ class TapeLun(StreamLun):
         cut = self._offset_here()
         if self._pos < len(self._entries):
             os.ftruncate(self._fd, cut)
-            del self._entries[self._pos:]
+            self._entries.truncate(self._pos)
         return cut
 
     def _append(self, kind: int, records: list[bytes]) -> None:
@@ -150,7 +150,7 @@ class TapeLun(StreamLun):
             view = view[n:]
             off += n
         for r in records:
-            self._entries.append(Entry(at, kind, len(r), zlib.crc32(r)))
+            self._entries.append(at, kind, len(r), zlib.crc32(r))
             at += ENTRY_HEADER.size + len(r)
         self._pos = len(self._entries)
 
@@ -202,14 +202,14 @@ class TapeLun(StreamLun):
         step = 1 if count >= 0 else -1
         for _ in range(abs(count)):
             nxt = self._step(step)
-            if self._entries[nxt].kind == FILEMARK:
+            if self._entries.kind[nxt] == FILEMARK:
                 raise _filemark(self.name, nxt)
 
     def _space_filemarks(self, count: int) -> None:
         step = 1 if count >= 0 else -1
         left = abs(count)
         while left:
-            if self._entries[self._step(step)].kind == FILEMARK:
+            if self._entries.kind[self._step(step)] == FILEMARK:
                 left -= 1
 
     def locate(self, position: int) -> None:

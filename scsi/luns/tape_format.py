@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import zlib
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from scsi.layout import Field, Layout, LayoutError, raw, reserved
@@ -61,6 +63,43 @@ class Entry:
         return self.data_offset + self.length
 
 
+class EntryIndex:
+    """A tape's entries in order as four compact columns: 17 bytes an entry instead of an `Entry` object each
+    (a tape holding a 16 TiB image as 256 KiB records has 64 Mi of them).  Indexing gives an `Entry`."""
+
+    __slots__ = ("offset", "length", "crc32", "kind")
+
+    def __init__(self) -> None:
+        self.offset = array("q")  # of each entry header in the file
+        self.length = array("I")  # 4 bytes (the entry header holds 4)
+        self.crc32 = array("I")
+        self.kind = bytearray()
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def __getitem__(self, i: int) -> Entry:
+        return Entry(self.offset[i], self.kind[i], self.length[i], self.crc32[i])
+
+    def __iter__(self) -> Iterator[Entry]:
+        return (self[i] for i in range(len(self)))
+
+    def append(self, offset: int, kind: int, length: int, crc32: int) -> None:
+        self.offset.append(offset)
+        self.length.append(length)
+        self.crc32.append(crc32)
+        self.kind.append(kind)
+
+    def truncate(self, n: int) -> None:
+        """Forget the entries from ``n`` on (the tape was overwritten there)."""
+        for column in (self.offset, self.length, self.crc32, self.kind):
+            del column[n:]
+
+    def filemarks(self, end: int) -> int:
+        """Filemarks among the first ``end`` entries."""
+        return self.kind.count(FILEMARK, 0, end)
+
+
 def new_header(capacity: int = 0) -> bytes:
     return TAPE_HEADER.encode(magic=MAGIC, version=VERSION, capacity=capacity)
 
@@ -69,7 +108,7 @@ def encode_entry(kind: int, data: bytes = b"") -> bytes:
     return ENTRY_HEADER.encode(kind=kind, length=len(data), crc32=zlib.crc32(data)) + data
 
 
-def scan(fd: int, path: str) -> tuple[int, list[Entry]]:
+def scan(fd: int, path: str) -> tuple[int, EntryIndex]:
     """Read the header and index every entry; raise TapeFormatError on damage."""
     size = os.fstat(fd).st_size
     head = os.pread(fd, TAPE_HEADER.size, 0)
@@ -84,7 +123,7 @@ def scan(fd: int, path: str) -> tuple[int, list[Entry]]:
         raise TapeFormatError(path, 0, f"magic {h['magic']!r} is not {MAGIC!r}: not an emulated tape")
     if h["version"] != VERSION:
         raise TapeFormatError(path, 8, f"format version {h['version']} is not supported (only {VERSION})")
-    entries: list[Entry] = []
+    entries = EntryIndex()
     pos = TAPE_HEADER.size
     while pos < size:
         raw_head = os.pread(fd, ENTRY_HEADER.size, pos)
@@ -103,6 +142,6 @@ def scan(fd: int, path: str) -> tuple[int, list[Entry]]:
         if entry.end > size:
             raise TapeFormatError(path, pos + 4, f"entry {len(entries)} claims {entry.length} bytes but "
                                   f"only {size - entry.data_offset} remain")
-        entries.append(entry)
+        entries.append(pos, entry.kind, entry.length, entry.crc32)
         pos = entry.end
     return h["capacity"], entries
