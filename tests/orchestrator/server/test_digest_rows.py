@@ -101,9 +101,8 @@ def test_a_commit_of_300k_digests_goes_as_rows_into_the_catalogue_in_bounded_mem
         s.put(g["object_id"], 0, len(image), image)
         _, peak = _peak(lambda: s.commit(g["object_id"], spread(N), digests=digests, chunk_size=CHUNK))
     with server.pools.catalogue() as cat:
-        rows = cat.db.execute("SELECT chunk, digest FROM digests WHERE object_id=? ORDER BY chunk",
-                              (g["object_id"],)).fetchall()
-    assert len(rows) == N and [tuple(rows[i]) for i in (0, N - 1)] == [digests[0], digests[N - 1]]
+        view = cat.digests([cat.get(g["object_id"], with_pieces=False)])
+    assert len(view) == N and [(c, view[c]) for c in (0, N - 1)] == [digests[0], digests[N - 1]]
     print(f"commit of {N} digests: tracemalloc peak {peak / MIB:.1f} MiB")
     assert peak < 32 * MIB, peak  # the old code: see the module docstring
 
@@ -159,7 +158,7 @@ def test_malformed_digest_rows_of_a_commit_are_refused_by_row_and_nothing_is_com
     assert f"refused - malformed request: {why}" in actlog(server)
     with server.pools.catalogue() as cat:
         assert cat.states() == {g["object_id"]: "abandoned"}
-        assert cat.db.execute("SELECT count(*) FROM digests").fetchone()[0] == 0
+        assert cat.digests([cat.get(g["object_id"], with_pieces=False)]) == {}
 
 
 @pytest.mark.parametrize("declared, sent, why", [
@@ -182,7 +181,7 @@ def test_a_commit_whose_digest_rows_are_not_the_count_declared_is_refused(server
     assert answer.message["type"] == "error"
     assert why in actlog(server)
     with server.pools.catalogue() as cat:
-        assert cat.db.execute("SELECT count(*) FROM digests").fetchone()[0] == 0
+        assert cat.digests([cat.get(g["object_id"], with_pieces=False)]) == {}
 
 
 def test_digests_a_commit_carries_as_json_are_still_stored_in_chunk_order(server, tmp_path):
@@ -194,8 +193,7 @@ def test_digests_a_commit_carries_as_json_are_still_stored_in_chunk_order(server
                 "digests": [[1, "b" * 64], [0, "a" * 64]]},
                bulk={"pieces": (messages.PIECE_ROW, 1, piece_rows.piece_pages([StoredPiece(0, 0, 4096)])[1])})
     with server.pools.catalogue() as cat:
-        assert [tuple(r) for r in cat.db.execute("SELECT chunk, digest FROM digests ORDER BY chunk")] == \
-            [(0, "a" * 64), (1, "b" * 64)]
+        assert cat.digests([cat.get(g["object_id"], with_pieces=False)]) == {0: "a" * 64, 1: "b" * 64}
 
 
 def answering(frames: list[bytes]) -> NodeSession:
@@ -335,3 +333,21 @@ def test_a_lan_free_check_walks_both_sides_in_step(ours, theirs, same):
     for a in (1, 2, 5):
         for b in (1, 3, 5):
             assert node_digests.same_digests(pages(ours, a), pages(theirs, b)) is same, (a, b)
+
+
+def test_an_incremental_scan_is_a_spool_checked_by_row(monkeypatch):
+    from orchestrator import digest_spool
+
+    monkeypatch.setattr(digest_spool, "SPOOL_ROWS", 100)  # most of it on the spool's file
+    rows = digest_rows(list(range(0, 3000, 3)), [f"{c:064x}".encode() for c in range(0, 3000, 3)])
+    scan = piece_rows.Scan.of_rows([rows[:7], rows[7:]])
+    assert scan.spool._on_file and list(scan.pairs())[:2] == [(0, "0" * 64), (3, f"{3:064x}")]
+    assert scan.covers_exactly([np.arange(0, 1500, 3), np.arange(1500, 3000, 3)])
+    assert not scan.covers_exactly([np.arange(0, 2997, 3)]) and not scan.covers_exactly([np.arange(0, 3003, 3)])
+    assert not scan.covers_exactly([np.arange(1, 3000, 3)])
+    bad = rows.copy()
+    bad["chunk"][500] = bad["chunk"][499]
+    with pytest.raises(piece_rows.MalformedRows, match="malformed request: scan_digests.500.0: chunks go in "
+                                                       "ascending order"):
+        piece_rows.Scan.of_rows([bad[:300], bad[300:]])
+    assert list(piece_rows.Scan.of_pairs([(5, "b"), (2, "a"), (5, "c")]).pairs()) == [(2, "a"), (5, "c")]
