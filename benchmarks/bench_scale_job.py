@@ -76,6 +76,16 @@ def volume_size_of(count: int) -> int:
     return volume_size
 
 
+def stored_digests(cat: Catalogue, object_id: int | None = None) -> tuple[int, int]:
+    """(catalogue rows holding digests, chunks they cover): record blocks and rows of single digests or unread runs."""
+    where, args = ("WHERE object_id=?", (object_id,)) if object_id is not None else ("", ())
+    blocks, in_blocks = cat.db.execute(f"SELECT count(*), coalesce(sum(count), 0) FROM digest_blocks {where}",
+                                       args).fetchone()
+    rows = cat.db.execute(f"SELECT digest FROM digests {where}", args).fetchall()
+    in_rows = sum(int(d[0][len("unread "):]) if d[0].startswith("unread ") else 1 for d in rows)
+    return blocks + len(rows), in_blocks + in_rows
+
+
 def pool_digests(idx: np.ndarray) -> list[str]:
     """The pool-side read-back's digest of chunks ``idx`` (64 hex characters, one per chunk)."""
     return [f"{c:064x}" for c in idx.tolist()]
@@ -114,7 +124,7 @@ def measure(count: int, fail_at: int, read_back: bool = True) -> dict[str, float
             c3, w3 = time.process_time(), time.perf_counter()
             if rreport.outcome != "completed":
                 raise SystemExit(f"bench_scale_job: the restore failed: {rreport.message}")
-            digests = cat.db.execute("SELECT count(*) FROM digests").fetchone()[0]
+            digests = stored_digests(cat)
             blocks = cat.db.execute("SELECT count(*), sum(count) FROM extent_blocks").fetchone()
         out.update(image_size=report.image_size, failovers=len(report.failovers),
                    resumed_at=report.failovers[0].image_offset if report.failovers else -1,
@@ -124,7 +134,7 @@ def measure(count: int, fail_at: int, read_back: bool = True) -> dict[str, float
                    verify_accounted=backup_counts.get("verify_accounted_bytes", 0),
                    verify_read=backup_counts.get("verify_read_bytes", 0),
                    read_back_chunks=backup_counts.get("read_back_chunks", 0),
-                   digest_rows=digests, block_rows=blocks[0], catalogue_extents=blocks[1],
+                   digest_rows=digests[0], chunk_digests=digests[1], block_rows=blocks[0], catalogue_extents=blocks[1],
                    restore_segments=driver.counts.get("segments", 0), restore_copy_ops=driver.counts.get("CopyBatches", 0),
                    backup_cpu=c1 - c0, backup_wall=w1 - w0, restore_cpu=c3 - c2, restore_wall=w3 - w2,
                    total_cpu=(c1 - c0) + (c3 - c2), total_wall=(w1 - w0) + (w3 - w2))
@@ -165,8 +175,7 @@ def measure_incremental(count: int) -> dict[str, float | int | str]:
             c2, w2 = time.process_time(), time.perf_counter()
             if report.outcome != "completed":
                 raise SystemExit(f"bench_scale_job: the incremental failed: {report.message}")
-            digests_stored = cat.db.execute("SELECT count(*) FROM digests WHERE object_id=?",
-                                            (started.object_id,)).fetchone()[0]
+            digests_stored = stored_digests(cat, started.object_id)[1]
             moved = cat.db.execute("SELECT sum(count) FROM extent_blocks WHERE object_id=?",
                                    (report.object_id,)).fetchone()[0]
         out.update(full_image=full.nbytes(), image_size=report.image_size, base_digests=digests_stored,
@@ -273,6 +282,7 @@ def main() -> None:
           f"resumed_at={r['resumed_at']} verify_accounted_bytes={r['verify_accounted']} verify_read_bytes={r['verify_read']} "
           f"read_back_chunks={r['read_back_chunks']} "
           f"catalogue_extents={r['catalogue_extents']} block_rows={r['block_rows']} digest_rows={r['digest_rows']} "
+          f"chunk_digests={r['chunk_digests']} "
           f"restore_copy_ops={r['restore_copy_ops']} restore_segments={r['restore_segments']} {load()}")
     print(f"backup_job_cpu_seconds={r['backup_cpu']:.2f} backup_wall_seconds={r['backup_wall']:.2f} "
           f"restore_job_cpu_seconds={r['restore_cpu']:.2f} restore_wall_seconds={r['restore_wall']:.2f} {load()}")

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from orchestrator.catalogue_digests import digest_rows, view_dict, view_runs
+from orchestrator.catalogue_digests import view_dict, view_runs, write_digests
 from orchestrator.catalogue_owners import Transaction, owner_alive, owner_note
 from orchestrator.catalogue_records import CatalogueError, ObjectRecord
 from orchestrator.catalogue_schema import SCHEMA, VISIBLE
@@ -182,7 +182,7 @@ class Catalogue:
             if pos != obj["image_size"]:
                 raise CatalogueError(f"object {op.object_id}: extents cover {pos} of "
                                      f"{obj['image_size']} image bytes; not all data is on the pool")
-            self.db.executemany("INSERT INTO digests VALUES (?,?,?)", digest_rows(op.object_id, op.digests))
+            write_digests(self.db, op.object_id, op.digests)
             if obj["mode"] == "selective":
                 # a new full image makes the previous generation (full + incrementals) inactive
                 self.db.execute("UPDATE objects SET state='inactive' WHERE filespace_id=? AND "

@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS extent_blocks (
 CREATE TABLE IF NOT EXISTS digests (
     object_id INTEGER NOT NULL REFERENCES objects(id), chunk INTEGER NOT NULL, digest TEXT NOT NULL,
     PRIMARY KEY (object_id, chunk));
+CREATE TABLE IF NOT EXISTS digest_blocks (
+    object_id INTEGER NOT NULL REFERENCES objects(id), block INTEGER NOT NULL,
+    first_chunk INTEGER NOT NULL, count INTEGER NOT NULL CHECK (count > 0), data BLOB NOT NULL,
+    PRIMARY KEY (object_id, block));
 """
 
 VISIBLE = ("active", "inactive")  # states a query lists: restorable objects

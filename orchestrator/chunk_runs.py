@@ -85,8 +85,9 @@ class ChunkDigests(LazySeq[tuple[int, str]]):
         self._digests = DigestSpool.of(digests)
         self._unread, self._chunk_size, self._marker = unread, chunk_size, marker
 
-    def _parts(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(digest rows, unread chunks without a digest), part after part in chunk order."""
+    def parts(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(digest rows, unread chunks without a digest), part after part in chunk order: what the catalogue
+        stores as record blocks and unread runs without a Python object per chunk."""
         for rows, idx in aligned(self._digests.pages(), touched_chunk_arrays(self._unread, self._chunk_size),
                                  DIGEST_ROW):
             if rows.size and idx.size:
@@ -95,7 +96,7 @@ class ChunkDigests(LazySeq[tuple[int, str]]):
 
     def _pairs(self) -> Iterator[tuple[int, str]]:
         mark = self._marker
-        for rows, idx in self._parts():
+        for rows, idx in self.parts():
             have = zip(rows["chunk"].tolist(), (d.decode() for d in rows["digest"].tolist()))
             if not idx.size:
                 yield from have
@@ -105,13 +106,13 @@ class ChunkDigests(LazySeq[tuple[int, str]]):
     def runs(self) -> Iterator[tuple[int, str, int]]:
         """The same content as (first chunk, digest, count): consecutive marked chunks are one run."""
         def parts() -> Iterator[tuple[int, str, int]]:
-            for rows, idx in self._parts():
+            for rows, idx in self.parts():
                 have = ((c, d.decode(), 1) for c, d in zip(rows["chunk"].tolist(), rows["digest"].tolist()))
-                yield from heapq.merge(have, _marked_runs(idx, self._marker)) if idx.size else have
+                yield from heapq.merge(have, marked_runs(idx, self._marker)) if idx.size else have
         return coalesce(parts(), self._marker)
 
 
-def _marked_runs(idx: np.ndarray, marker: str) -> Iterator[tuple[int, str, int]]:
+def marked_runs(idx: np.ndarray, marker: str) -> Iterator[tuple[int, str, int]]:
     """Ascending chunk indices as (first, ``marker``, count) runs of consecutive chunks."""
     breaks = np.flatnonzero(np.diff(idx) != 1) + 1
     starts = idx[np.concatenate(([0], breaks))]

@@ -166,7 +166,7 @@ def incremental_peak(n: int) -> tuple[int, int]:
             tracemalloc.stop()
         assert report.ok, report.summary()
         assert drv.counts["scanned_chunks"] == cat.db.execute(
-            "SELECT count(*) FROM digests WHERE object_id=?", (base.id,)).fetchone()[0]
+            "SELECT sum(count) FROM digest_blocks WHERE object_id=?", (base.id,)).fetchone()[0]
     return peak, report.image_size
 
 

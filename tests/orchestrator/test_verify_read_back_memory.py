@@ -56,10 +56,13 @@ def test_a_read_back_of_every_chunk_reaches_the_catalogue_in_bounded_memory(tmp_
     read-back peaks at ~5 MiB); now they stay in the spool and go to SQLite a page at a time (~6 MiB)."""
     peak, cat, oid = backup_peak(tmp_path)
     with cat:
-        rows = cat.db.execute("SELECT chunk, digest FROM digests WHERE object_id=? ORDER BY chunk",
-                              (oid,)).fetchall()
-        chunks = np.array([r[0] for r in rows])
+        (rec,) = cat.query("N", "F")
+        runs = list(cat.digest_runs([rec]))
         want = (np.arange(EXTENTS)[:, None] * EVERY_MIB + np.arange(EXTENT_MIB)[None, :]).ravel()
-        assert np.array_equal(chunks, want)  # every chunk once, each its own row: none marked unread
-        assert [r[1] for r in rows[:3] + rows[-2:]] == pool_digest(np.concatenate((want[:3], want[-2:])))
+        assert np.array_equal(np.array([c for c, _, _ in runs]), want)  # every chunk once, none marked unread
+        assert {n for _, _, n in runs} == {1}
+        assert [d for _, d, _ in runs[:3] + runs[-2:]] == pool_digest(np.concatenate((want[:3], want[-2:])))
+        # stored as record blocks, not a row per chunk
+        assert cat.db.execute("SELECT count(*) FROM digests").fetchone()[0] == 0
+        assert cat.db.execute("SELECT count(*) FROM digest_blocks").fetchone()[0] == -(-want.size // (1 << 14))
     assert peak < 16 * MIB, peak
