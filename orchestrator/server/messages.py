@@ -11,6 +11,8 @@ from typing import Annotated, Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from orchestrator.digest_spool import DIGEST_ROW
+
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
 B64 = Annotated[str, Field(min_length=4, max_length=128, pattern=r"^[A-Za-z0-9+/=]+$")]
 Offset = Annotated[int, Field(ge=0, le=1 << 60)]
@@ -27,9 +29,10 @@ EXTENT_ROW = np.dtype([("offset", "<i8"), ("length", "<i8")])
 DIGEST_RUN_ROW = np.dtype([("chunk", "<i8"), ("count", "<i8"), ("digest", "S64")])
 SCAN_ROW = np.dtype([("chunk", "<i8"), ("digest", "S64")])  # an incremental's scan: a chunk's sha256 hex
 MAX_PIECES = 32_000_000   # one object's pieces in a commit or an answer (~1 GiB of rows, streamed)
-BULK = {  # message type -> field -> (row layout, most rows)
-    "commit": {"pieces": (PIECE_ROW, MAX_PIECES)},
+BULK = {  # message type -> field -> (row layout, most rows); fields come in the order the sender declares them
+    "commit": {"pieces": (PIECE_ROW, MAX_PIECES), "digests": (DIGEST_ROW, MAX_PIECES)},  # digests: chunk order
     "digest": {"pieces": (PIECE_ROW, MAX_PIECES)},
+    "digests": {"digests": (DIGEST_ROW, MAX_PIECES)},  # the DIGEST answer: what the pool holds, in chunk order
     "serverfree_backup": {"extents": (EXTENT_ROW, MAX_EXTENTS), "scan_digests": (SCAN_ROW, MAX_PIECES)},
     "objects": {"pieces": (PIECE_ROW, MAX_PIECES)},  # answers: query_backup's and restore_chain's
     "chain": {"pieces": (PIECE_ROW, MAX_PIECES), "digest_runs": (DIGEST_RUN_ROW, MAX_PIECES)},
@@ -155,7 +158,7 @@ class Commit(Msg):
     pieces: list[Piece] = []  # or PIECE_ROW rows after the message (BULK)
     # the paths that moved data, in order (a resumed server-free copy: "server-free+lan")
     path_used: Annotated[str, Field(max_length=40, pattern=r"^(server-free|lan-free|lan)(\+(lan-free|lan))*$")] = "lan"
-    digests: list[tuple[int, Annotated[str, Field(max_length=128)]]] = []
+    digests: list[tuple[int, Annotated[str, Field(max_length=128)]]] = []  # or DIGEST_ROW rows (BULK)
     failovers: list[Annotated[str, Field(max_length=64)]] = []  # reasons the client's job failed over
     chunk_size: Annotated[int, Field(ge=0, le=1 << 30)] = 0      # of ``digests`` (needed for LAN-free data)
     tape_location: Annotated[str, Field(max_length=1024)] = ""   # LAN-free to tape: where the client wrote it

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from orchestrator.digest_spool import DIGEST_ROW, DigestSpool
 from orchestrator.server import piece_rows
 from orchestrator.server.client import ServerSession
 from orchestrator.server.messages import EXTENT_ROW, PIECE_ROW, SCAN_ROW
+from orchestrator.server.wire import FrameError
 
 PUT_CHUNK = 8 << 20
 
@@ -50,11 +52,13 @@ class NodeSession(ServerSession):
     def commit(self, object_id: int, pieces: Iterable[Any], path_used: str = "lan",
                digests: Iterable[tuple[int, str]] = (), failovers: Iterable[str] = (), chunk_size: int = 0,
                tape_location: str = "") -> dict:
+        """Make the object restorable: its pieces and its chunk digests (ascending by chunk) go as rows."""
+        count, pages = piece_rows.digest_pages(digests)
         reply, _ = self.call({"type": "commit", "object_id": object_id,
-                              "path_used": path_used, "digests": [list(d) for d in digests],
+                              "path_used": path_used,
                               "failovers": [f[:64] for f in failovers], "chunk_size": chunk_size,
                               **({"tape_location": tape_location} if tape_location else {})},
-                             bulk=_piece_rows(pieces))
+                             bulk={**_piece_rows(pieces), "digests": (DIGEST_ROW, count, pages)})
         return reply
 
     def serverfree_backup(self, extents: Any, scan: tuple[int, Any] | None = None, **fields: Any) -> dict:
@@ -87,11 +91,21 @@ class NodeSession(ServerSession):
         return data
 
     def digest(self, object_id: int, chunk_size: int, pieces: Iterable[Any] = (),
-               count: int | None = None) -> tuple[tuple[int, str], ...]:
-        """Chunk digests of what the pool holds; ``pieces`` (``count`` of them when an iterator) go as rows."""
-        reply, _ = self.call({"type": "digest", "object_id": object_id, "chunk_size": chunk_size},
-                             bulk=_piece_rows(pieces, count))
-        return tuple((int(c), str(h)) for c, h in reply["digests"])
+               count: int | None = None) -> DigestSpool:
+        """Chunk digests of what the pool holds, in chunk order, read from the answer's rows into a spool (a
+        malformed row: ConnectionError naming it); ``pieces`` (``count`` of them when an iterator) go as rows."""
+        _, rows = self.call({"type": "digest", "object_id": object_id, "chunk_size": chunk_size},
+                            bulk=_piece_rows(pieces, count))
+        if isinstance(rows, bytes):
+            raise ConnectionError("the server's DIGEST answer is malformed: it carries no digest rows")
+        try:
+            return piece_rows.read_digests(rows.pages("digests"), what="the server's DIGEST answer is malformed")
+        except FrameError as exc:
+            raise ConnectionError(f"the server's DIGEST answer is malformed: {exc}") from None
+        except EOFError:
+            raise ConnectionError("the server closed the session within the DIGEST answer's rows") from None
+        except piece_rows.MalformedRows as exc:
+            raise ConnectionError(str(exc)) from None
 
     def query(self, filespace: str | None = None, inactive: bool = False, object_id: int | None = None) -> list[dict]:
         reply, rows = self.call({"type": "query_backup", "filespace": filespace, "inactive": inactive,

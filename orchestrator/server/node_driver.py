@@ -18,7 +18,8 @@ from typing import Any
 from orchestrator.drivers.real import RealDriver
 from orchestrator.drivers.coalesce import volume_reader
 from orchestrator.drivers.real_devices import failure_from
-from orchestrator.job.digest import chunk_digests
+from orchestrator.digest_spool import DigestSpool
+from orchestrator.job.digest import first_difference, iter_chunk_digests
 from orchestrator.ops.tape import TapeClientWrite
 from orchestrator.ops import (AbandonObject, BeginObject, CatalogueDone, CommitObject, Failure, LanFreeRead,
                               LanReceive, LanSend, ObjectStarted, TransferResult, VerifyPool, VerifyResult)
@@ -134,7 +135,7 @@ class ServerDriver(RealDriver):
             # LAN-free to tape: the server reads the records back and compares them with the source's digests
             source, offset = self.tape_source
             src = self.io(source)
-            digests = chunk_digests(op.pieces, volume_reader(src, offset, op.pieces), TAPE_CHUNK)
+            digests = DigestSpool(iter_chunk_digests(op.pieces, volume_reader(src, offset, op.pieces), TAPE_CHUNK))
             self.session.commit(op.object_id, op.pieces, op.path_used, digests, self.failovers or [], TAPE_CHUNK,
                                 tape_location=op.tape_location)
             return CatalogueDone(op.object_id)
@@ -187,12 +188,11 @@ class ServerDriver(RealDriver):
         try:
             theirs = self.session.digest(self._object(op), op.chunk_size, op.pieces)
             src = self.io(op.source)
-            ours = chunk_digests(op.pieces, volume_reader(src, op.source_offset, op.pieces),
-                                 op.chunk_size)
+            ours = iter_chunk_digests(op.pieces, volume_reader(src, op.source_offset, op.pieces), op.chunk_size)
+            bad = first_difference(ours, theirs)  # pair by pair, as ours are read: neither side held as a tuple
         except Exception as exc:
             return VerifyResult(False, f"verification through the backup server failed: {exc}")
-        if ours != theirs:
-            bad = next((c for (c, a), (_, b) in zip(ours, theirs) if a != b), None)
+        if bad is not None:
             return VerifyResult(False, f"pool and volume differ in chunk {bad} (digests from the backup server)")
         return VerifyResult(True, "", theirs)
 

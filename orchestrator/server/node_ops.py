@@ -7,18 +7,14 @@ session, a range outside the grant, a commit naming bytes never written.
 from __future__ import annotations
 
 import os
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from orchestrator.catalogue import CatalogueError
-from orchestrator.job.digest import ChunkDigester
-from orchestrator.ops import AbandonObject, BeginObject, CommitObject, StoredPiece
-from orchestrator.piece_stream import PieceStream
+from orchestrator.ops import AbandonObject, BeginObject, CommitObject
 from orchestrator.server import messages as m
 from orchestrator.server import piece_rows, tape, wire
+from orchestrator.server.node_digests import DigestOps, unwritten
 from orchestrator.server.node_rows import RowOps
 from orchestrator.server.node_tape import TapeOps
 from orchestrator.server.service import Refused
@@ -46,7 +42,7 @@ class Grant:
         return any(a <= start and end <= b for a, b in self.written)
 
 
-class NodeOps(RowOps, TapeOps):
+class NodeOps(RowOps, DigestOps, TapeOps):
     def __init__(self, server: Any, session: Any):
         self.server, self.session, self.node = server, session, session.name
         self.pools = server.pools
@@ -213,16 +209,16 @@ class NodeOps(RowOps, TapeOps):
 
     def commit(self, req: m.Commit, data: bytes) -> tuple[dict, bytes]:
         g = self._grant(req.object_id)
-        pieces = self.pieces_in(req, data)
-        unseen = self._unwritten(g, pieces)
+        pieces, theirs = self.commit_rows(req, data)
+        unseen = unwritten(g.written, pieces)
         if unseen and not g.lan_free and not g.tape_drive:
-            p = unseen[0]
+            p = next(iter(unseen))
             raise self.refuse(f"COMMIT of object {g.object_id} names image bytes {p.image_offset}-"
                               f"{p.image_offset + p.stored} that this session never wrote")
         location = None
         if g.tape_drive:  # written by the storage agent: the server reads the records back before it commits
-            location = self._commit_agent_tape(g, req, pieces)
-            unseen = []
+            location = self._commit_agent_tape(g, req.model_copy(update={"digests": theirs}), pieces)
+            unseen = None
         elif g.tape is not None:
             try:
                 location = g.tape.close(pieces)
@@ -233,9 +229,7 @@ class NodeOps(RowOps, TapeOps):
         else:
             os.fsync(g.fd)
         if unseen:  # written over the SAN by the storage agent: the pool must hold what the client digested
-            theirs = dict(req.digests)
-            ours = self._digests(g.fd, g.base, unseen, req.chunk_size) if req.chunk_size else ()
-            if not ours or any(theirs.get(c) != h for c, h in ours):
+            if not self.lan_free_matches(g, unseen, theirs, req.chunk_size):
                 raise self.refuse(f"COMMIT of object {g.object_id}: the pool does not hold the LAN-free data the "
                                   "client's digests describe")
         try:
@@ -245,7 +239,7 @@ class NodeOps(RowOps, TapeOps):
                                      f"at {gap[1]}")
             compressed = any(bool(b.compressed.any()) for b in pieces.blocks())
             self.cat.commit_object(CommitObject(g.object_id, pieces, req.path_used,  # type: ignore[arg-type]
-                                                compressed, tuple(req.digests), location))
+                                                compressed, theirs, location))  # type: ignore[arg-type]
         except CatalogueError as exc:
             raise Refused("ANR0522W", f"Session {self.session.id} node {self.node}: {exc}.", str(exc)) from None
         self._release(g)
@@ -256,30 +250,6 @@ class NodeOps(RowOps, TapeOps):
         self.server.store.log("ANR0511I", f"Session {self.session.id}: object {g.object_id} of node {self.node} "
                                           f"committed ({len(pieces)} extents, {req.path_used}).", self.session.id)
         return {"type": "committed", "object_id": g.object_id}, b""
-
-    @staticmethod
-    def _unwritten(g: Grant, pieces: Any) -> list:
-        """The pieces whose [image offset, + stored) is not inside the union of the written ranges (the union merged
-        once, then a vectorised bisection per block of pieces: a commit of millions stays n log n, no object each
-        but for the pieces found unwritten)."""
-        union: list[list[int]] = []
-        for a, b in sorted(g.written):
-            if union and a <= union[-1][1]:
-                union[-1][1] = max(union[-1][1], b)
-            else:
-                union.append([a, b])
-        starts = np.array([a for a, _ in union], dtype=np.int64)
-        ends = np.array([b for _, b in union], dtype=np.int64)
-        out = []
-        for block in PieceStream.of(pieces).blocks():
-            image = block.image_offsets()
-            stored = np.where(block.stored_length > 0, block.stored_length, block.length)
-            i = np.searchsorted(starts, image, side="right") - 1
-            bad = (i < 0) | (image + stored > ends[np.maximum(i, 0)] if ends.size else True)
-            for k in np.flatnonzero(bad).tolist():
-                out.append(StoredPiece(int(image[k]), int(block.volume_offset[k]), int(block.length[k]),
-                                       bool(block.compressed[k]), int(block.stored_length[k])))
-        return out
 
     def abandon(self, req: m.Abandon, data: bytes) -> tuple[dict, bytes]:
         self._abandon(self._grant(req.object_id), req.reason)
@@ -336,48 +306,6 @@ class NodeOps(RowOps, TapeOps):
         if self.server.metrics is not None:
             self.server.metrics.bytes_moved("lan-restore", len(out))
         return {"type": "data", "image_offset": req.image_offset}, out
-
-    def digest(self, req: m.Digest, data: bytes) -> tuple[dict, bytes]:
-        """Chunk digests of what the pool holds (verification without moving the image over the LAN)."""
-        g = self.grants.get(req.object_id)
-        pieces = self.pieces_in(req, data)
-        if g is not None:
-            if any(p.image_offset + p.stored > g.size for p in pieces) or \
-                    (not g.lan_free and self._unwritten(g, pieces)):
-                raise self.refuse(f"DIGEST of object {g.object_id} names bytes this session never wrote")
-            if g.tape is not None:
-                try:
-                    return {"type": "digests", "digests": [list(d) for d in g.tape.digests(pieces, req.chunk_size)]}, b""
-                except ValueError as exc:
-                    raise self.refuse(f"DIGEST of object {g.object_id}: {exc}", "ANR0440W") from None
-                except Exception as exc:  # noqa: BLE001
-                    raise self.drive_failed(g.tape.drive, "reading the records back", exc) from None
-            fd, base, close = g.fd, g.base, False
-        else:
-            rec = self._own(req.object_id, with_pieces=False)
-            if rec.tape_location:
-                raise self.refuse(f"DIGEST of object {rec.id}: a tape object is verified when it is written",
-                                  "ANR0440W")
-            pieces, base = PieceStream(lambda: self.cat.iter_blocks(rec.id)), rec.pool_offset
-            fd, close = os.open(rec.pool_device, os.O_RDONLY), True
-        try:
-            digests = self._digests(fd, base, pieces, req.chunk_size)
-        finally:
-            if close:
-                os.close(fd)
-        return {"type": "digests", "digests": [list(d) for d in digests]}, b""
-
-    @staticmethod
-    def _digests(fd: int, base: int, pieces: Any, chunk_size: int) -> tuple:
-        digester = ChunkDigester(chunk_size)
-        for p in pieces:
-            if p.compressed:
-                digester.update(p.volume_offset, zlib.decompress(os.pread(fd, p.stored, base + p.image_offset)))
-                continue
-            for o in range(0, p.length, 1 << 20):
-                n = min(1 << 20, p.length - o)
-                digester.update(p.volume_offset + o, os.pread(fd, n, base + p.image_offset + o))
-        return tuple(digester.digests())
 
     def delete(self, req: m.Delete, data: bytes) -> tuple[dict, bytes]:
         rec = self._own(req.object_id, with_pieces=False)

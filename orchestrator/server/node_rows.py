@@ -92,7 +92,7 @@ class RowOps:
     @staticmethod
     def pieces_in(req: Any, data: Any) -> PieceStream:
         """The request's pieces in image order, compact: its rows checked page by page, or its JSON list."""
-        if isinstance(data, wire.RowReader):
+        if isinstance(data, wire.RowReader) and "pieces" in data.declared:
             return piece_rows.spool_pieces(data.pages("pieces"))
         return piece_rows.spool_pieces([piece_rows.json_piece_rows(req.pieces)])
 

@@ -9,7 +9,7 @@ whole list and the rule -- and go straight into `PieceBlock` columns.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from itertools import islice
 from typing import Any
 
@@ -18,8 +18,9 @@ import numpy as np
 from orchestrator.piece_blocks import BLOCK_PIECES, PieceBlock
 from orchestrator.piece_stream import PieceStream
 from orchestrator.chunk_runs import DigestRuns
+from orchestrator.digest_spool import DIGEST_ROW, SPOOL_ROWS, DigestSpool
 from orchestrator.piece_stream import LazySeq
-from orchestrator.server.messages import DIGEST_RUN_ROW, EXTENT_ROW, PIECE_ROW, SCAN_ROW
+from orchestrator.server.messages import DIGEST_RUN_ROW, EXTENT_ROW, PIECE_ROW
 
 OFFSET_MAX, LENGTH_MAX = 1 << 60, 1 << 50  # as messages.Offset and Piece.length say
 
@@ -40,7 +41,8 @@ def _le(v: np.ndarray, hi: int) -> tuple[np.ndarray, str]:
     return v > hi, f"Input should be less than or equal to {hi}"
 
 
-def _first_bad(field: str, first: int, checks: list[tuple[str, tuple[np.ndarray, str]]]) -> None:
+def _first_bad(field: str, first: int, checks: list[tuple[str, tuple[np.ndarray, str]]],
+               what: str = "malformed request") -> None:
     """Raise for the first row breaking a rule (rules in the model's field order, as pydantic reports them)."""
     bad = np.zeros(checks[0][1][0].shape, dtype=bool)
     for _, (mask, _) in checks:
@@ -50,7 +52,7 @@ def _first_bad(field: str, first: int, checks: list[tuple[str, tuple[np.ndarray,
     i = int(np.argmax(bad))
     for name, (mask, text) in checks:
         if mask[i]:
-            raise MalformedRows(f"malformed request: {field}.{first + i}.{name}: {text}")
+            raise MalformedRows(f"{what}: {field}.{first + i}.{name}: {text}")
 
 
 def check_pieces(rows: np.ndarray, first: int, field: str = "pieces") -> None:
@@ -253,54 +255,105 @@ def digest_runs_of(pages: Iterable[np.ndarray]) -> DigestRuns:
 
 
 # -- an incremental's scan -------------------------------------------------------------------------
-def scan_pages(digests: Iterable[tuple[int, str]], page: int = 1 << 16) -> Iterator[np.ndarray]:
-    """SCAN_ROW pages of (chunk, digest) pairs."""
-    it = iter(digests)
-    while True:
-        part = list(islice(it, page))
-        if not part:
-            return
-        yield np.array([(c, d.encode()) for c, d in part], dtype=SCAN_ROW)
-
-
 class Scan:
-    """The chunk digests a client's incremental scan sent: two columns in chunk order, the last digest of a chunk
-    winning (72 bytes a chunk, not a dict entry and a model each)."""
+    """The chunk digests a client's incremental scan sent, ascending by chunk, each chunk once, in a `DigestSpool`
+    (past 16 Ki rows on a temporary file): a 16 TiB volume's 16 M chunks are not held in memory."""
 
-    def __init__(self, chunks: np.ndarray, digests: np.ndarray):
-        order = np.argsort(chunks, kind="stable")
-        chunks, digests = chunks[order], digests[order]
-        last = np.ones(chunks.size, dtype=bool)
-        last[:-1] = chunks[1:] != chunks[:-1]
-        self.chunks, self.digests = chunks[last], digests[last]
+    def __init__(self, spool: DigestSpool):
+        self.spool = spool
 
     @classmethod
     def of_rows(cls, pages: Iterable[np.ndarray], field: str = "scan_digests") -> "Scan":
-        held = [np.array(p) for p in pages]
-        rows = np.concatenate(held) if held else np.empty(0, dtype=SCAN_ROW)
-        bad = np.flatnonzero(rows["chunk"] < 0)
-        if bad.size:
-            raise MalformedRows(f"malformed request: {field}.{int(bad[0])}.0: Input should be greater than or equal "
-                                "to 0")
-        return cls(rows["chunk"], rows["digest"])
+        return cls(read_digests(pages, field))
 
     @classmethod
     def of_pairs(cls, pairs: Iterable[tuple[int, str]]) -> "Scan":
-        pairs = list(pairs)
-        return cls(np.array([c for c, _ in pairs], dtype=np.int64), np.array([d.encode() for _, d in pairs],
-                                                                             dtype="S128"))
+        """A (small) JSON scan: in any order, the last digest of a chunk counting."""
+        return cls(json_digests(dict(pairs).items(), "scan_digests"))
 
     def covers_exactly(self, touched: Iterable[np.ndarray]) -> bool:
-        """Whether the scan's chunks are exactly ``touched`` (ascending arrays of chunk indices)."""
-        parts = list(touched)
-        want = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-        return bool(np.array_equal(self.chunks, want))
+        """Whether the scan's chunks are exactly ``touched`` (ascending arrays of chunk indices), walked in step."""
+        return equal_streams(self.spool.chunk_pages(), touched)
 
     def pairs(self) -> LazySeq:
         """(chunk, digest) pairs in chunk order, produced on each pass."""
-        chunks, digests = self.chunks, self.digests
+        return self.spool
 
-        def each() -> Iterator[tuple[int, str]]:
-            for o in range(0, chunks.size, 1 << 16):
-                yield from zip(chunks[o:o + (1 << 16)].tolist(), (d.decode() for d in digests[o:o + (1 << 16)]))
-        return LazySeq(each, int(chunks.size))
+
+def equal_streams(a: Iterable[np.ndarray], b: Iterable[np.ndarray]) -> bool:
+    """Whether two streams of arrays hold the same values in the same order, however each is cut."""
+    ia, ib = iter(a), iter(b)
+    x: np.ndarray | None = np.empty(0, dtype=np.int64)
+    y: np.ndarray | None = np.empty(0, dtype=np.int64)
+    while True:
+        while x is not None and not x.size:
+            x = next(ia, None)
+        while y is not None and not y.size:
+            y = next(ib, None)
+        if x is None or y is None:
+            return x is None and y is None
+        n = min(x.size, y.size)
+        if not np.array_equal(x[:n], y[:n]):
+            return False
+        x, y = x[n:], y[n:]
+
+
+# -- chunk digests (a DIGEST answer, a commit's digests) -------------------------------------------
+def digest_pages(digests: Iterable[tuple[int, str]]) -> tuple[int, Iterator[np.ndarray]]:
+    """(count, DIGEST_ROW pages) of (chunk, digest) pairs: a `DigestSpool`'s own pages, else the pairs read a
+    page at a time (counted first by a pass of their own when they are a sequence, else spooled)."""
+    if not isinstance(digests, Sized):
+        digests = DigestSpool(digests)  # an iterator: one pass only, so kept (in bounded memory) to be counted
+    if isinstance(digests, DigestSpool):
+        return len(digests), digests.pages()
+
+    def pages() -> Iterator[np.ndarray]:
+        it = iter(digests)
+        while part := list(islice(it, SPOOL_ROWS)):
+            yield np.array([(c, d.encode()) for c, d in part], dtype=DIGEST_ROW)
+    return len(digests), pages()
+
+
+_PRINTABLE = np.zeros(256, dtype=bool)
+_PRINTABLE[0x21:0x7f] = True  # what a digest (sha256 hex, or a marker such as "unread") is made of
+
+
+def check_digests(rows: np.ndarray, first: int, last_chunk: int, field: str, what: str) -> None:
+    """DIGEST_ROW rules on ``rows`` (row ``first`` of the list on): chunks ascending from above ``last_chunk``,
+    each once, none negative; a digest of printable ASCII (a sha256 hex or a marker), NUL-padded."""
+    chunks = rows["chunk"]
+    prev = np.concatenate(([last_chunk], chunks[:-1]))
+    bad_text = np.empty(rows.size, dtype=bool)
+    for o in range(0, rows.size, 4096):  # a few hundred KB of temporaries at a time, whatever the page
+        text = np.ascontiguousarray(rows["digest"][o:o + 4096]).view(np.uint8).reshape(-1, DIGEST_ROW["digest"].itemsize)
+        nul = text == 0
+        bad_text[o:o + 4096] = ~(_PRINTABLE[text[:, 0]] & (nul | _PRINTABLE[text]).all(axis=1)) | \
+            (nul[:, :-1] & ~nul[:, 1:]).any(axis=1)
+    _first_bad(field, first, [
+        ("0", _ge(chunks, 0)),
+        ("0", (chunks <= prev, "chunks go in ascending order, each once, and this one is not above the one before")),
+        ("1", (bad_text, "a digest is 1-64 printable ASCII characters (a sha256 hex or a marker)"))], what)
+
+
+def read_digests(pages: Iterable[np.ndarray], field: str = "digests", what: str = "malformed request") -> DigestSpool:
+    """(chunk, digest) rows, checked page by page (MalformedRows naming ``field`` and the row), into a spool."""
+    spool = DigestSpool()
+    last = -1
+    for rows in pages:
+        if not rows.size:
+            continue
+        check_digests(rows, len(spool), last, field, what)
+        spool.add_rows(rows)
+        last = int(rows["chunk"][-1])
+    return spool
+
+
+def json_digests(pairs: Iterable[tuple[int, str]], field: str = "digests") -> DigestSpool:
+    """The (small) JSON digests of a request, put in chunk order and checked as rows are."""
+    ordered = sorted(pairs, key=lambda p: p[0])
+    too_long = next((i for i, (_, d) in enumerate(ordered) if len(d.encode()) > DIGEST_ROW["digest"].itemsize), None)
+    if too_long is not None:
+        raise MalformedRows(f"malformed request: {field}.{too_long}.1: a digest is at most "
+                            f"{DIGEST_ROW['digest'].itemsize} characters")
+    rows = np.array([(c, d.encode()) for c, d in ordered], dtype=DIGEST_ROW)
+    return read_digests([rows], field)

@@ -43,7 +43,7 @@ def pool_view(op: VerifyPool) -> VerifyResult:
     digests (an image incremental then compares against them) without a byte crossing the LAN."""
     import os
 
-    from orchestrator.server.node_ops import NodeOps
+    from orchestrator.server.node_digests import pool_digests
 
     try:
         fd = os.open(op.pool_device, os.O_RDONLY)
@@ -51,10 +51,12 @@ def pool_view(op: VerifyPool) -> VerifyResult:
         return VerifyResult(False, f"pool volume {op.pool_device}: {exc}")
     accounted = op.accounted if isinstance(op.accounted, PieceStream) else \
         sorted(op.accounted, key=lambda q: q.image_offset)  # a stream is in image order already (and not held)
-    try:
-        return VerifyResult(True, "", NodeOps._digests(fd, op.pool_offset, accounted, op.chunk_size))
+    try:  # chunk by chunk into a spool (pieces in image order are in volume order): not a hasher a chunk
+        return VerifyResult(True, "", pool_digests(fd, op.pool_offset, accounted, op.chunk_size))
     except OSError as exc:
         return VerifyResult(False, f"reading pool volume {op.pool_device} failed: {exc}")
+    except ValueError as exc:
+        return VerifyResult(False, f"digesting pool volume {op.pool_device}: {exc}")
     finally:
         os.close(fd)
 

@@ -108,6 +108,36 @@ def encode_entry(kind: int, data: bytes = b"") -> bytes:
     return ENTRY_HEADER.encode(kind=kind, length=len(data), crc32=zlib.crc32(data)) + data
 
 
+SCAN_READ = 64 << 10  # bytes read at once while indexing a tape of small entries
+_KIND, _LENGTH, _CRC = (ENTRY_HEADER.field(n) for n in ("kind", "length", "crc32"))
+_RESERVED = tuple((f.offset, f.offset + f.size) for f in ENTRY_HEADER.fields if f.reserved)
+
+
+def _plain_entry(buf: bytes, i: int) -> tuple[int, int, int] | None:
+    """(kind, length, CRC) of a well-formed entry header at ``buf[i:]``; None when it is short or unusual."""
+    if len(buf) - i < ENTRY_HEADER.size or any(buf[i + a:i + b].count(0) != b - a for a, b in _RESERVED):
+        return None
+    kind = buf[i + _KIND.offset]
+    length = int.from_bytes(buf[i + _LENGTH.offset:i + _LENGTH.offset + _LENGTH.size], "big")
+    if kind != RECORD and (kind != FILEMARK or length):
+        return None
+    return kind, length, int.from_bytes(buf[i + _CRC.offset:i + _CRC.offset + _CRC.size], "big")
+
+
+def _check_entry(raw_head: bytes, pos: int, index: int, path: str) -> None:
+    """Raise the TapeFormatError that names what is wrong with the entry header ``raw_head`` at ``pos``."""
+    if len(raw_head) < ENTRY_HEADER.size:
+        raise TapeFormatError(path, pos, f"entry {index} header is torn ({len(raw_head)} of {ENTRY_HEADER.size} "
+                              "bytes)")
+    try:
+        e = ENTRY_HEADER.unpack_from(raw_head, 0, pos=pos)
+    except LayoutError as err:
+        raise TapeFormatError(path, err.offset or pos, f"entry {index}: {err.message}") from err
+    if e["kind"] not in (RECORD, FILEMARK):
+        raise TapeFormatError(path, pos, f"entry {index} has unknown kind {e['kind']:#04x}")
+    raise TapeFormatError(path, pos + 4, f"filemark entry {index} claims {e['length']} data bytes")
+
+
 def scan(fd: int, path: str) -> tuple[int, EntryIndex]:
     """Read the header and index every entry; raise TapeFormatError on damage."""
     size = os.fstat(fd).st_size
@@ -124,24 +154,20 @@ def scan(fd: int, path: str) -> tuple[int, EntryIndex]:
     if h["version"] != VERSION:
         raise TapeFormatError(path, 8, f"format version {h['version']} is not supported (only {VERSION})")
     entries = EntryIndex()
-    pos = TAPE_HEADER.size
+    pos, buf, at = TAPE_HEADER.size, b"", 0  # buf holds the file's bytes from offset ``at``
     while pos < size:
-        raw_head = os.pread(fd, ENTRY_HEADER.size, pos)
-        if len(raw_head) < ENTRY_HEADER.size:
-            raise TapeFormatError(path, pos, f"entry {len(entries)} header is torn "
-                                  f"({len(raw_head)} of {ENTRY_HEADER.size} bytes)")
-        try:
-            e = ENTRY_HEADER.unpack_from(raw_head, 0, pos=pos)
-        except LayoutError as err:
-            raise TapeFormatError(path, err.offset or pos, f"entry {len(entries)}: {err.message}") from err
-        if e["kind"] not in (RECORD, FILEMARK):
-            raise TapeFormatError(path, pos, f"entry {len(entries)} has unknown kind {e['kind']:#04x}")
-        if e["kind"] == FILEMARK and e["length"]:
-            raise TapeFormatError(path, pos + 4, f"filemark entry {len(entries)} claims {e['length']} data bytes")
-        entry = Entry(pos, e["kind"], e["length"], e["crc32"])
-        if entry.end > size:
-            raise TapeFormatError(path, pos + 4, f"entry {len(entries)} claims {entry.length} bytes but "
-                                  f"only {size - entry.data_offset} remain")
-        entries.append(pos, entry.kind, entry.length, entry.crc32)
-        pos = entry.end
+        if not at <= pos <= at + len(buf) - ENTRY_HEADER.size:
+            # small entries: read ahead, many headers a read; a large one: just the next header
+            want = ENTRY_HEADER.size if entries.length and entries.length[-1] >= SCAN_READ else SCAN_READ
+            buf, at = os.pread(fd, want, pos), pos
+        fast = _plain_entry(buf, pos - at)
+        if fast is None:  # short, or anything unusual: decoded strictly, which names the damage
+            _check_entry(buf[pos - at:pos - at + ENTRY_HEADER.size], pos, len(entries), path)
+        kind, length, crc32 = fast  # type: ignore[misc]
+        end = pos + ENTRY_HEADER.size + length
+        if end > size:
+            raise TapeFormatError(path, pos + 4, f"entry {len(entries)} claims {length} bytes but "
+                                  f"only {size - pos - ENTRY_HEADER.size} remain")
+        entries.append(pos, kind, length, crc32)
+        pos = end
     return h["capacity"], entries

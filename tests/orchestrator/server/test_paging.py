@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from orchestrator.ops import StoredPiece
-from orchestrator.server import wire
+from orchestrator.server import node_client, wire
 from orchestrator.server.client import ServerRefused
 from orchestrator.server.node_client import NodeSession
 from tests.fixtures.backup_server import NODE_PW, actlog, hostport, with_pool
@@ -79,8 +79,9 @@ def test_an_oversized_continuation_sequence_is_refused_and_nothing_committed(ser
     n = node(server)
     g = n.begin("E:", len(image), len(image) * 2)
     n.put(g["object_id"], 0, len(image), image)
-    with pytest.raises((ServerRefused, ConnectionError)):  # the pieces go as rows; 5000 digests as paged JSON
-        n.commit(g["object_id"], pieces, digests=[(c, f"{c:064x}") for c in range(5000)], chunk_size=1 << 20)
+    with pytest.raises((ServerRefused, ConnectionError)):  # NodeSession sends digests as rows; JSON ones still page
+        n.call({"type": "commit", "object_id": g["object_id"], "chunk_size": 1 << 20,
+                "digests": [[c, f"{c:064x}"] for c in range(5000)]}, bulk=node_client._piece_rows(pieces))
     n.sock.close()
     assert "refused - protocol error: paged message exceeds 307200 bytes" in actlog(server)
     with node(server) as again:
