@@ -7,13 +7,14 @@ chunks; `ChunkDigests` is the sequence of (chunk, digest) pairs the commit
 operation carries -- the driver's digests (a `DigestSpool`: a read-back of
 every chunk is millions of them) merged page by page with the unread chunks
 of a `PieceStream` -- produced again on each pass, and `ChunkDigests.runs` gives
-the same content as (first chunk, digest, count) runs computed with numpy, so
-the catalogue writes a run of unread chunks as one row without visiting each.
+the same content as (first chunk, digest, count) runs computed with numpy;
+the catalogue stores `ChunkDigests.parts` -- record pages and unread chunk
+arrays -- as record blocks and one row per unread run, visiting no chunk.
 """
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -143,13 +144,6 @@ def coalesce(runs: Iterable[tuple[int, str, int]], marker: str) -> Iterator[tupl
         pending = (c, d, n)
     if pending is not None:
         yield pending
-
-
-def as_runs(digests: Sequence[tuple[int, str]] | ChunkDigests, marker: str) -> Iterator[tuple[int, str, int]]:
-    """Any (chunk, digest) sequence as runs (a `ChunkDigests` computes them without visiting each chunk)."""
-    if isinstance(digests, ChunkDigests):
-        return digests.runs()
-    return coalesce(((c, d, 1) for c, d in digests), marker)
 
 
 class DigestRuns(LazySeq[tuple[int, str, int]]):
