@@ -102,7 +102,7 @@ class VerifyResult:
 
 @dataclass(frozen=True, slots=True)
 class DigestResult:
-    digests: tuple[tuple[int, str], ...]
+    digests: Sequence[tuple[int, str]]  # in chunk order; drivers give a stream read once (a scan of every chunk)
     failure: Failure | None = None
 
 
