@@ -1,7 +1,7 @@
 """Chunk digests on the server: what a pool holds, digested chunk by chunk, and the client's, read as rows.
 
-A mixin of :class:`orchestrator.server.node_ops.NodeOps` (it needs ``cat``, ``grants``, ``refuse``, ``_own``,
-``pieces_in`` and ``drive_failed`` from it).  Nothing here holds one Python object a chunk: the pool's
+A mixin of :class:`orchestrator.server.node_ops.NodeOps` (it needs ``cat``, ``grants``, ``session``, ``node``,
+``refuse``, ``_own``, ``pieces_in`` and ``drive_failed`` from it).  Nothing here holds one Python object a chunk: the pool's
 digests are produced as the pieces pass (pieces of an image come in image order, which is ascending volume
 order, so a chunk is final once the pieces have left it) into a `DigestSpool`; the client's come as
 DIGEST_ROW rows into another; a LAN-free commit compares the two streams side by side.

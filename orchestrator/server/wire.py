@@ -126,8 +126,9 @@ def read_frame(sock: socket.socket, *, max_message: int = MAX_MESSAGE, max_data:
     return Frame(message)
 
 
-def _read_one(sock: socket.socket, max_message: int, max_data: int) -> Frame:
-    """One frame; FrameError (nothing more read) when the header or message breaks a rule."""
+def _read_one(sock: socket.socket, max_message: int, max_data: int, in_place: bool = False) -> Frame:
+    """One frame; FrameError (nothing more read) when the header or message breaks a rule.  ``in_place``: the
+    data part is read into one buffer of its size (a bytearray: rows are viewed there, never copied)."""
     head = recv_exact(sock, HEADER.size, "frame header")
     try:
         v = HEADER.decode(head)
@@ -148,8 +149,21 @@ def _read_one(sock: socket.socket, max_message: int, max_data: int) -> Frame:
         raise FrameError(f"server frame message is not UTF-8 JSON: {exc}") from None
     if not isinstance(message, dict):
         raise FrameError("server frame message is not a JSON object")
-    data = recv_exact(sock, v["data_length"], "data") if v["data_length"] else b""
-    return Frame(message, data)
+    n = v["data_length"]
+    data = (_recv_buffer(sock, n) if in_place else recv_exact(sock, n, "data")) if n else b""
+    return Frame(message, data)  # type: ignore[arg-type]
+
+
+def _recv_buffer(sock: socket.socket, n: int) -> bytearray:
+    """Exactly ``n`` bytes received into one buffer (recv_exact would join its parts, then copy them)."""
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if not k:
+            raise ConnectionError(f"connection closed after {got} of {n} bytes of the data")
+        got += k
+    return buf
 
 
 def send(sock: socket.socket, message: dict, data: bytes = b"") -> None:
@@ -240,7 +254,7 @@ class RowReader:
         limit = max(ROW_PAGE, dtype.itemsize)
         while self._got < count:
             got = self._got
-            f = _read_one(self.sock, self.max_message, limit)
+            f = _read_one(self.sock, self.max_message, limit, in_place=True)
             self.received += HEADER.size + len(f.data)
             if f.message != {"type": _ROWS, "field": name}:
                 raise FrameError(f"server frame: {f.message.get('type')!r} {f.message.get('field', '')!r} where "
@@ -252,12 +266,14 @@ class RowReader:
             if got + n > count:
                 raise FrameError(f"rows of {name}: more than the {count} declared")
             self._got = got + n
+            rows = np.frombuffer(f.data, dtype=dtype)
+            rows.flags.writeable = False
             if self._got == count:
                 self._left.pop(0)
                 self._got = 0
-                yield np.frombuffer(f.data, dtype=dtype)
+                yield rows
                 return
-            yield np.frombuffer(f.data, dtype=dtype)
+            yield rows
 
     def drain(self) -> None:
         """Read (and drop) what is left."""
