@@ -9,8 +9,10 @@ with a short last one; fixed mode, ``block_length`` blocks written
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import Any
 
+from orchestrator.lazy_seq import LazySeq
 from orchestrator.ops import Failure, Piece, StoredPiece, TransferResult
 from orchestrator.ops.tape import TapeClientRead, TapeClientWrite, TapeFormat
 
@@ -47,38 +49,27 @@ def read_piece(tape: Any, length: int, fmt: TapeFormat) -> bytes:
 Classify = Callable[[BaseException, str, str], Failure]  # (error, what failed, device) -> Failure
 
 
-class Acknowledged(Sequence[StoredPiece]):
+class Acknowledged(LazySeq[StoredPiece]):
     """The first ``n`` pieces of a transfer as written (a StoredPiece each), made on each access from the
     operation's own pieces: a transfer's result holds no second copy of its window.  Compares as a tuple."""
 
-    __slots__ = ("_pieces", "_n")
+    __slots__ = ("_pieces",)
 
     def __init__(self, pieces: Sequence[Piece], n: int):
-        self._pieces, self._n = pieces, n
-
-    def __len__(self) -> int:
-        return self._n
+        super().__init__(lambda: (StoredPiece(p.image_offset, p.volume_offset, p.length)
+                                  for p in islice(pieces, n)), n)
+        self._pieces = pieces  # (the closure holds the pieces, not the result: no reference cycle)
 
     def __getitem__(self, i):  # type: ignore[no-untyped-def,override]
+        n = len(self)
         if isinstance(i, slice):
-            return tuple(self[k] for k in range(*i.indices(self._n)))
+            return tuple(self[k] for k in range(*i.indices(n)))
         if i < 0:
-            i += self._n
-        if not 0 <= i < self._n:
+            i += n
+        if not 0 <= i < n:
             raise IndexError("piece index out of range")
         p = self._pieces[i]
         return StoredPiece(p.image_offset, p.volume_offset, p.length)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
-    def __repr__(self) -> str:
-        return f"Acknowledged({self._n} pieces)"
 
 
 def acknowledged(pieces: Sequence[Piece], n: int) -> Acknowledged:
