@@ -36,10 +36,17 @@ class Grant:
     lan_free: bool = False  # the client may write the range over the SAN; commit proves it by digests
     tape: Any = None  # a tape pool's object: the server's TapeWriter on the drive it holds (server/tape.py)
     tape_drive: str = ""  # a tape pool's object the storage agent writes itself, on this drive the session holds
-    written: list[tuple[int, int]] = field(default_factory=list)  # (image offset, stored end)
+    written: list[tuple[int, int]] = field(default_factory=list)  # (image offset, stored end) ranges
 
-    def covers(self, start: int, end: int) -> bool:
-        return any(a <= start and end <= b for a, b in self.written)
+    def wrote(self, start: int, end: int) -> None:
+        """Count ``[start, end)`` written.  A PUT that starts inside or right at the end of the last range
+        extends it: a LAN backup's PUTs tile the image in order, so millions of them stay one range (a pair
+        each was ~100 bytes a piece for the whole object); others are kept as they come (`unwritten` merges)."""
+        if self.written and self.written[-1][0] <= start <= self.written[-1][1]:
+            last = self.written[-1]
+            self.written[-1] = (last[0], max(last[1], end))
+        else:
+            self.written.append((start, end))
 
 
 class NodeOps(RowOps, DigestOps, TapeOps):
@@ -201,7 +208,7 @@ class NodeOps(RowOps, DigestOps, TapeOps):
                 raise self.drive_failed(g.tape.drive, "WRITE", exc) from None
         else:
             os.pwrite(g.fd, data, g.base + req.image_offset)
-        g.written.append((req.image_offset, req.image_offset + stored))
+        g.wrote(req.image_offset, req.image_offset + stored)
         self.session.stored = getattr(self.session, "stored", 0) + stored
         if self.server.metrics is not None:
             self.server.metrics.bytes_moved("lan", stored)
