@@ -13,8 +13,12 @@ set-up with the rates just measured, runs the simulator on it (the engine of
 per phase and per term of the model (device streams alone, the mover's copy),
 the old derivation's prediction (device streams as probed) beside it, and the
 mover's copy probed again right after the server-free backup (the load's drift).
+With ``--backing-dir /dev/shm`` the lab's LUN files are in RAM: on this
+machine's disk the copy rate moved with the disk's pace between probe and
+backup (quiet, 2026-12-06: the same copy 227-296 MB/s from one run to the
+next), so the prediction is checked with the LUNs in RAM.
 
-    .venv/bin/python benchmarks/bench_paths_real.py [--size-mib 48] [--scale 1.0]
+    .venv/bin/python benchmarks/bench_paths_real.py [--size-mib 48] [--scale 1.0] [--backing-dir /dev/shm]
         [--write-scenario scenarios/calibration/sanlab.yaml]
 
 For the mover's throughput target run it on a 1 GiB volume filled to about
@@ -156,15 +160,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-mb", type=int, default=10,
                     help="MiB per EXTENDED COPY list (SERVERFREEBATCHSIZE; default 10, the lab's, which the "
                          "calibration check assumes; the product's default is 80)")
+    ap.add_argument("--backing-dir", type=Path,
+                    help="directory for the lab's LUN files (/dev/shm: in RAM; default: the temporary directory). "
+                         "A disk-backed lab's copy rate follows the disk's pace from minute to minute, which a "
+                         "probe taken once cannot predict: the calibration check wants the LUNs in RAM")
     args = ap.parse_args(argv)
+    if args.backing_dir is not None and not args.backing_dir.is_dir():
+        raise SystemExit(f"--backing-dir {args.backing_dir}: no such directory")
     if args.size_mib < 16 or args.repeat < 1:
         raise SystemExit("--size-mib must be at least 16 and --repeat at least 1")
     logging.basicConfig(level=logging.ERROR)
     load_before = float(Path("/proc/loadavg").read_text().split()[0])
     pool = max(2048, (4 * args.repeat + 4) * args.size_mib) * MIB  # room for the rate probes' scratch areas
-    with SanLab(volume_size=args.size_mib * MIB, volume_scale=args.scale * args.size_mib / 48, pool_size=pool,
-                io_depth=args.depth) as lab, \
-            tempfile.TemporaryDirectory(prefix="bench-paths-") as tmp:
+    print(f"LUN files in {args.backing_dir or tempfile.gettempdir()}")
+    with tempfile.TemporaryDirectory(prefix="bench-paths-", dir=args.backing_dir) as tmp, \
+            SanLab(Path(tmp) / "lab", volume_size=args.size_mib * MIB, volume_scale=args.scale * args.size_mib / 48,
+                   pool_size=pool, io_depth=args.depth) as lab:
         cat = Catalogue(Path(tmp) / "catalogue.db")
         client = LabClient(lab, cat, mover_timeout=30.0, batch_mb=args.batch_mb)
         extents, _ = client.extents()
