@@ -51,7 +51,10 @@ class ChunkDigester:
             off = volume_offset + pos
             chunk = off // cs
             n = min(len(data) - pos, (chunk + 1) * cs - off)
-            runs, h = self._chunks.setdefault(chunk, ([], hashlib.sha256()))
+            entry = self._chunks.get(chunk)
+            if entry is None:  # (not setdefault: that would make a hasher on every call)
+                entry = self._chunks[chunk] = ([], hashlib.sha256())
+            runs, h = entry
             rel = off - chunk * cs
             if runs and runs[-1][0] + runs[-1][1] == rel:
                 runs[-1][1] += n
