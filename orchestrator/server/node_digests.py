@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Iterable, Iterator
+from hashlib import sha256
 from typing import Any
 
 import numpy as np
 
 from orchestrator.digest_spool import DIGEST_ROW, DigestSpool
 from orchestrator.drivers.coalesce import CoalescedReads
-from orchestrator.job.digest import READ_STEP, ChunkDigester
+from orchestrator.job.digest import READ_STEP, _final  # the chunk digest's formula, declared there once
 from orchestrator.piece_blocks import PieceBlock
 from orchestrator.piece_stream import PieceStream
 from orchestrator.server import messages as m
@@ -47,8 +48,13 @@ def pool_digests(fd: int, base: int, pieces: Iterable[Any], chunk_size: int) -> 
 
 
 def _digest_batches(fd: int, base: int, pieces: Iterable[Any], chunk_size: int) -> Iterator[list[tuple[int, str]]]:
-    """`pool_digest_stream`'s pairs, a list per slice of pieces (a few thousand)."""
-    digester, prev_end = ChunkDigester(chunk_size), -1
+    """`pool_digest_stream`'s pairs, a list per slice of pieces (a few thousand).
+
+    The open chunk's runs and hash are kept here, not in a `ChunkDigester` fed with ``take_below`` (which gives
+    the same digests through `_final`): going through it cost 44 % more server CPU on bench_server_digests'
+    one-small-piece-per-chunk DIGEST (2.96 -> 4.25 s at 1M chunks, 2026-12-06 01:14 UTC, load 1.35)."""
+    cs, prev_end = chunk_size, -1
+    chunk, rel_end, runs, h = -1, -1, [], None  # the open chunk: its runs [start, length] and hash of bytes
     for cols, read in _slices(fd, base, PieceStream.of(pieces)):
         out: list[tuple[int, str]] = []
         for image, volume, length, packed, stored in zip(*cols):
@@ -57,13 +63,30 @@ def _digest_batches(fd: int, base: int, pieces: Iterable[Any], chunk_size: int) 
                                  f"end of the one before it ({prev_end}): pieces go in ascending volume order")
             prev_end = volume + length
             if packed:
-                digester.update(volume, zlib.decompress(read(image, stored or length)))
+                parts: Iterable[tuple[int, Any]] = ((volume, zlib.decompress(read(image, stored or length))),)
+            elif length <= READ_STEP:
+                parts = ((volume, read(image, length)),)
             else:
-                for o in range(0, length, READ_STEP):
-                    digester.update(volume + o, read(image + o, min(READ_STEP, length - o)))
-            out += digester.take_below((prev_end - 1) // chunk_size)  # chunks the pieces have left
+                parts = ((volume + o, read(image + o, min(READ_STEP, length - o))) for o in range(0, length, READ_STEP))
+            for off, data in parts:
+                pos, left = 0, len(data)
+                while left:
+                    c, rel = divmod(off + pos, cs)
+                    n = min(left, cs - rel)
+                    if c != chunk:
+                        if h is not None:
+                            out.append((chunk, _final(runs, h)))
+                        chunk, runs, h = c, [[rel, n]], sha256()
+                    elif rel == rel_end:
+                        runs[-1][1] += n
+                    else:
+                        runs.append([rel, n])
+                    rel_end = rel + n
+                    h.update(data[pos:pos + n] if n != left or pos else data)
+                    pos, left = pos + n, left - n
         yield out
-    yield digester.take_below(1 << 63)
+    if h is not None:
+        yield [(chunk, _final(runs, h))]
 
 
 def _slices(fd: int, base: int, stream: PieceStream, rows: int = 4096) -> Iterator[tuple[tuple[list, ...], Any]]:
